@@ -1,0 +1,19 @@
+//! Every decoder of stored bytes returns an error on garbage; none panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use stickydb::codec;
+use stickydb::keys::{self, EventKey};
+use stickydb::store::merge::{decode_bitmap, decode_counter, BitmapDelta};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = codec::decode::<(u32, String, Option<i64>, Vec<(String, u64)>)>(data);
+    let _ = codec::decode::<stickydb::Tag>(data);
+    let _ = BitmapDelta::decode(data);
+    let _ = decode_bitmap(data);
+    let _ = decode_counter(data);
+    let _ = EventKey::decode("events", data);
+    let _ = keys::split_tag_expiry("tag_expiry", data);
+    let _ = keys::split_user_and_name("tags", data);
+    let _ = stickydb::Segment::parse(&String::from_utf8_lossy(data));
+});

@@ -1,0 +1,305 @@
+//! `stickydb demo`: synthetic e-commerce behaviour, ingested and summarised.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::Cli;
+use crate::time::{format_day, DAY_MS};
+use crate::{Db, Error, Event, Options, ProfileUpdate, RecordOutcome, Segment, Sensitive, TagSource};
+
+/// Simulated days start here (2024-01-01 00:00 UTC) so the demo is reproducible.
+const START_MS: i64 = 1_704_067_200_000;
+/// Events per write batch.
+const BATCH_EVENTS: usize = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Persona {
+    /// Looks a lot, rarely buys.
+    Browser,
+    /// Buys regularly.
+    Buyer,
+    /// Comes daily, signs in, buys often.
+    Loyal,
+    /// Active for a while, then gone.
+    Churner,
+}
+
+struct SimUser {
+    name: String,
+    persona: Persona,
+    signup_day: u32,
+    churn_day: u32,
+}
+
+fn persona(rng: &mut StdRng) -> Persona {
+    match rng.random_range(0..100) {
+        0..45 => Persona::Browser,
+        45..70 => Persona::Buyer,
+        70..80 => Persona::Loyal,
+        _ => Persona::Churner,
+    }
+}
+
+fn daily_visit_probability(p: Persona, weekday: u8) -> f64 {
+    let base = match p {
+        Persona::Browser => 0.12,
+        Persona::Buyer => 0.2,
+        Persona::Loyal => 0.6,
+        Persona::Churner => 0.3,
+    };
+    // Weekend rhythm: more shopping on Saturday and Sunday.
+    if weekday >= 5 {
+        base * 1.4
+    } else {
+        base
+    }
+}
+
+/// One session of a user on one day: browse → maybe cart → maybe purchase.
+fn session(rng: &mut StdRng, u: &SimUser, day: u32, session_no: u32, out: &mut Vec<Event>) {
+    let start = START_MS
+        + i64::from(day) * DAY_MS
+        + rng.random_range(7..23) * 3_600_000
+        + rng.random_range(0..3_600_000);
+    let sid = format!("{}-{day}-{session_no}", u.name);
+    let mut t = start;
+    let mut n = 0u32;
+    let mut push = |kind: &str, t: i64, amount: Option<i64>, out: &mut Vec<Event>| {
+        let mut e = Event::new(u.name.as_str(), kind, t)
+            .with_session(sid.as_str())
+            .with_id(format!("{sid}-{n}"));
+        e.amount_minor = amount;
+        out.push(e);
+        n += 1;
+    };
+    if matches!(u.persona, Persona::Loyal) || rng.random_bool(0.3) {
+        push("sign_in", t, None, out);
+    }
+    let views = rng.random_range(1..8);
+    for _ in 0..views {
+        t += rng.random_range(5_000..120_000);
+        let kind = if rng.random_bool(0.25) { "search" } else { "view" };
+        push(kind, t, None, out);
+    }
+    let cart_p = match u.persona {
+        Persona::Browser => 0.08,
+        Persona::Buyer => 0.45,
+        Persona::Loyal => 0.5,
+        Persona::Churner => 0.25,
+    };
+    if rng.random_bool(cart_p) {
+        t += rng.random_range(5_000..60_000);
+        push("add_to_cart", t, None, out);
+        if rng.random_bool(0.55) {
+            t += rng.random_range(30_000..600_000);
+            let amount = rng.random_range(500..25_000);
+            push("purchase", t, Some(amount), out);
+            if rng.random_bool(0.04) {
+                push("refund", t + 3 * DAY_MS, Some(amount), out);
+            } else if rng.random_bool(0.15) {
+                push("review", t + DAY_MS, None, out);
+            }
+        }
+    }
+    if rng.random_bool(0.03) {
+        t += 10_000;
+        push("share", t, None, out);
+    }
+}
+
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} events ({per_sec}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+pub(super) fn run(cli: &Cli, users: u32, days: u32, seed: u64) -> Result<(), Error> {
+    let users = users.clamp(1, 5_000_000);
+    let days = days.clamp(1, 3_650);
+    let db = Db::open(&cli.db, Options::default())?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+
+    let sim: Vec<SimUser> = (0..users)
+        .map(|i| {
+            let persona = persona(&mut rng);
+            let signup_day = rng.random_range(0..days);
+            let churn_day = match persona {
+                Persona::Churner => signup_day + rng.random_range(3..30),
+                _ => u32::MAX,
+            };
+            SimUser {
+                name: format!("user-{i:07}"),
+                persona,
+                signup_day,
+                churn_day,
+            }
+        })
+        .collect();
+
+    // Profiles: attributes, one sensitive, and model/rule/manual tags.
+    let regions = ["north", "south", "east", "west", "central"];
+    for (i, u) in sim.iter().enumerate() {
+        let signup_ms = START_MS + i64::from(u.signup_day) * DAY_MS;
+        let mut up = ProfileUpdate::new()
+            .set("region", regions[i % regions.len()])
+            .set("age", rng.random_range(18..70i64))
+            .set_sensitive("phone", format!("+1-555-{:04}", i % 10_000))
+            .tag(
+                if i % 2 == 0 { "exp:a" } else { "exp:b" },
+                TagSource::Manual,
+                signup_ms,
+                None,
+            );
+        if matches!(u.persona, Persona::Loyal) {
+            up = up.tag("vip", TagSource::Rule, signup_ms, None);
+        }
+        if matches!(u.persona, Persona::Churner) {
+            let until = START_MS + i64::from(u.churn_day) * DAY_MS;
+            up = up.tag("churn_risk", TagSource::Model, signup_ms, Some(until));
+        }
+        db.update_profile(&u.name, &up)?;
+    }
+
+    // Events, generated day by day and written in batches.
+    let estimate = u64::from(users) * u64::from(days) / 2;
+    let bar = progress(estimate);
+    let (mut recorded, mut duplicates) = (0u64, 0u64);
+    let mut pending: Vec<Event> = Vec::with_capacity(BATCH_EVENTS * 2);
+    for day in 0..days {
+        let weekday = crate::time::weekday(crate::time::local_day(
+            START_MS + i64::from(day) * DAY_MS,
+            0,
+        ));
+        for u in &sim {
+            if day < u.signup_day || day >= u.churn_day {
+                continue;
+            }
+            if day == u.signup_day {
+                pending.push(
+                    Event::new(u.name.as_str(), "signup", START_MS + i64::from(day) * DAY_MS + 1)
+                        .with_id(format!("{}-signup", u.name)),
+                );
+            }
+            if rng.random_bool(daily_visit_probability(u.persona, weekday)) {
+                let sessions = rng.random_range(1..3);
+                for s in 0..sessions {
+                    session(&mut rng, u, day, s, &mut pending);
+                }
+            }
+            // At-least-once delivery upstream: re-send a few events.
+            if rng.random_bool(0.01) {
+                if let Some(e) = pending.last().cloned() {
+                    pending.push(e);
+                }
+            }
+            if pending.len() >= BATCH_EVENTS {
+                let (r, d) = flush(&db, &mut pending)?;
+                recorded += r;
+                duplicates += d;
+                bar.set_position(recorded + duplicates);
+            }
+        }
+    }
+    let (r, d) = flush(&db, &mut pending)?;
+    recorded += r;
+    duplicates += d;
+    bar.finish_and_clear();
+    let ingest_secs = started.elapsed().as_secs_f64();
+    db.flush()?;
+
+    summary(&db, &sim, days, recorded, duplicates, ingest_secs)
+}
+
+fn flush(db: &Db, pending: &mut Vec<Event>) -> Result<(u64, u64), Error> {
+    let outcomes = db.record_batch(pending)?;
+    pending.clear();
+    let dup = outcomes
+        .iter()
+        .filter(|o| matches!(o, RecordOutcome::Duplicate))
+        .count() as u64;
+    Ok((outcomes.len() as u64 - dup, dup))
+}
+
+fn summary(
+    db: &Db,
+    sim: &[SimUser],
+    days: u32,
+    recorded: u64,
+    duplicates: u64,
+    ingest_secs: f64,
+) -> Result<(), Error> {
+    let stats = db.stats()?;
+    let end_ms = START_MS + i64::from(days) * DAY_MS;
+    println!("stickydb demo — store at {}", db.path().display());
+    println!(
+        "simulated {} users over {days} days ({} .. {})",
+        sim.len(),
+        format_day(db.local_day(START_MS)),
+        format_day(db.local_day(end_ms - 1)),
+    );
+    println!(
+        "ingested {recorded} events ({duplicates} duplicate deliveries ignored) in {ingest_secs:.1} s = {:.0} events/s",
+        (recorded + duplicates) as f64 / ingest_secs.max(1e-9)
+    );
+    println!("\nevents by kind:");
+    for (kind, n) in &stats.events_by_kind {
+        println!("  {kind:<12} {n:>10}");
+    }
+    let disk: u64 = stats.column_families.values().map(|c| c.sst_bytes).sum();
+    println!(
+        "\non disk: {:.1} MiB, {:.1} bytes per event (all column families)",
+        disk as f64 / (1 << 20) as f64,
+        disk as f64 / stats.events.max(1) as f64
+    );
+
+    println!("\nsegments at the end of the simulation:");
+    for expr in [
+        "tag:vip",
+        "tag:churn_risk",
+        "tag:vip and tag:exp:a",
+        "not tag:vip and not tag:churn_risk",
+    ] {
+        let seg = Segment::parse(expr)?;
+        println!("  {expr:<40} {:>8} users", db.segment(&seg, end_ms)?.len());
+    }
+
+    if let Some(u) = sim.iter().find(|u| matches!(u.persona, Persona::Loyal)) {
+        println!("\na loyal user, {}:", u.name);
+        if let Some(p) = db.profile(&u.name, Sensitive::Exclude)? {
+            let attrs: Vec<String> = p
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            println!("  attributes: {}", attrs.join(", "));
+            println!("  withheld (sensitive): {}", p.withheld.join(", "));
+            println!("  tags: {}", p.tags.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+        for e in db.newest(&u.name, 5)? {
+            println!(
+                "  {} {:<12} {}",
+                format_day(db.local_day(e.event.ts_ms)),
+                e.event.kind.as_str(),
+                e.event.amount_minor.map(|a| format!("{:.2}", a as f64 / 100.0)).unwrap_or_default()
+            );
+        }
+    }
+
+    let verify_started = Instant::now();
+    let report = db.verify()?;
+    println!(
+        "\nverify: {} problem(s) in {:.1} s",
+        report.problem_count,
+        verify_started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Value codec: serde + bincode behind one door, with a format byte in front.
+//!
+//! Owns the byte layout of every stored value. Every value starts with a
+//! format-version byte so that a later release can read old values and refuse
+//! unknown ones; decoding is bounded by a size limit so corrupted length
+//! fields cannot make us allocate gigabytes. Must not touch RocksDB or keys.
+
+use bincode::Options as _;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Format byte of every value written by this release.
+pub const FORMAT_V1: u8 = 1;
+
+/// Format byte a merge operator writes when its inputs did not decode.
+///
+/// A merge operator must never fail (RocksDB would stop accepting writes), so it
+/// records the damage in the value instead and readers report it as corruption.
+pub const POISONED: u8 = 0xff;
+
+/// Default decode limit: no single stored value is allowed to be larger.
+pub const MAX_VALUE_BYTES: u64 = 16 << 20;
+
+fn options(limit_bytes: u64) -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_limit(limit_bytes)
+        .with_little_endian()
+        .with_varint_encoding()
+        .reject_trailing_bytes()
+}
+
+/// Why a value did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The value is empty (not even a format byte).
+    Empty,
+    /// The format byte is one this build does not know.
+    UnknownFormat(u8),
+    /// A merge operator met undecodable input and poisoned the value.
+    Poisoned,
+    /// The body did not decode.
+    Body(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Empty => write!(f, "empty value"),
+            DecodeError::UnknownFormat(b) => write!(f, "unknown format byte {b:#04x}"),
+            DecodeError::Poisoned => write!(f, "a merge operator met undecodable input"),
+            DecodeError::Body(e) => write!(f, "body does not decode: {e}"),
+        }
+    }
+}
+
+/// Encodes `value` as `FORMAT_V1 | bincode(value)`.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    // Serialising our own derive(Serialize) types into a Vec cannot fail: they
+    // hold no maps of unknown length and the limit is far above any value we
+    // build (inputs are bounded before they get here). Should it ever fail, the
+    // value is written poisoned so that the damage is reported, not hidden.
+    if options(MAX_VALUE_BYTES)
+        .serialize_into(&mut out, value)
+        .is_err()
+    {
+        debug_assert!(false, "encoding a stored value failed");
+        return vec![POISONED];
+    }
+    out
+}
+
+/// Decodes a value written by [`encode`], refusing bodies over `limit_bytes`.
+pub fn decode_limited<T: DeserializeOwned>(bytes: &[u8], limit_bytes: u64) -> Result<T, DecodeError> {
+    let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    match format {
+        FORMAT_V1 => options(limit_bytes)
+            .deserialize(body)
+            .map_err(|e| DecodeError::Body(e.to_string())),
+        POISONED => Err(DecodeError::Poisoned),
+        other => Err(DecodeError::UnknownFormat(other)),
+    }
+}
+
+/// Decodes a value written by [`encode`] with the default limit.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    decode_limited(bytes, MAX_VALUE_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_format_byte() {
+        let v = (42u32, String::from("vip"), Some(-7i64));
+        let bytes = encode(&v);
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode::<(u32, String, Option<i64>)>(&bytes), Ok(v));
+    }
+
+    #[test]
+    fn rejects_unknown_format_and_garbage() {
+        assert_eq!(decode::<u32>(&[]), Err(DecodeError::Empty));
+        assert_eq!(decode::<u32>(&[9, 1]), Err(DecodeError::UnknownFormat(9)));
+        assert_eq!(decode::<u32>(&[POISONED]), Err(DecodeError::Poisoned));
+        assert!(matches!(decode::<u32>(&[FORMAT_V1]), Err(DecodeError::Body(_))));
+        // trailing bytes are corruption, not ignorable padding
+        assert!(matches!(decode::<u8>(&[FORMAT_V1, 1, 2]), Err(DecodeError::Body(_))));
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // a string claiming u64::MAX bytes must fail on the limit, not on OOM
+        let mut bytes = vec![FORMAT_V1, 0xff];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode_limited::<String>(&bytes, 1024), Err(DecodeError::Body(_))));
+    }
+}

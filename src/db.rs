@@ -1,0 +1,286 @@
+//! The [`Db`] handle: the public face of a store, delegating to subsystems.
+//!
+//! Owns the wiring of subsystems (store, user allocation, locks, kinds) and
+//! nothing else: no key layouts, no value formats, no metric logic.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use roaring::RoaringBitmap;
+
+use crate::error::{Error, InputError, Result};
+use crate::metrics;
+use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
+use crate::segments::Segment;
+use crate::store::{Cf, Options, Settings, Store};
+use crate::timeline::{self, Event, EventKind, KindRegistry, RecordOutcome, StoredEvent};
+use crate::users::{self, Allocator, LockStripes};
+use crate::verify::{self, VerifyReport};
+
+/// Number of per-user lock stripes. Enough that two writers of different
+/// users rarely share one, few enough that a batch locking many stays cheap.
+const LOCK_STRIPES: usize = 1024;
+
+/// An open stickydb store. `Send + Sync`: share it between threads by reference
+/// or in an `Arc`.
+///
+/// ```
+/// # fn main() -> Result<(), stickydb::Error> {
+/// let dir = tempfile::tempdir()?;
+/// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+/// db.record(&stickydb::Event::new("alice", "view", 1_700_000_000_000))?;
+/// assert_eq!(db.user_count()?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Db {
+    store: Store,
+    allocator: Allocator,
+    stripes: LockStripes,
+    kinds: KindRegistry,
+}
+
+/// Sizes and counts of a store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stats {
+    /// Users in the store.
+    pub users: u64,
+    /// Events in the store (duplicates excluded).
+    pub events: u64,
+    /// Events per kind name.
+    pub events_by_kind: BTreeMap<String, u64>,
+    /// Per column family: estimated keys, live SST bytes, memtable bytes.
+    pub column_families: BTreeMap<String, CfStats>,
+}
+
+/// Size figures of one column family, as RocksDB estimates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CfStats {
+    /// Estimated number of keys.
+    pub estimated_keys: u64,
+    /// Bytes in SST files.
+    pub sst_bytes: u64,
+    /// Bytes in memtables.
+    pub memtable_bytes: u64,
+}
+
+impl Db {
+    /// Opens the store at `path`, creating it when `options.create_if_missing`.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let store = Store::open(path.as_ref(), &options)?;
+        let allocator = Allocator::recover(&store)?;
+        let kinds = KindRegistry::load(&store)?;
+        Ok(Self {
+            store,
+            allocator,
+            stripes: LockStripes::new(LOCK_STRIPES),
+            kinds,
+        })
+    }
+
+    /// The settings the store was created with.
+    pub fn settings(&self) -> &Settings {
+        self.store.settings()
+    }
+
+    /// The local day (SPEC §2) of a timestamp under this store's offset.
+    pub fn local_day(&self, ts_ms: i64) -> i32 {
+        crate::time::local_day(ts_ms, self.settings().utc_offset_minutes)
+    }
+
+    fn timeline_writer(&self) -> timeline::Writer<'_> {
+        timeline::Writer {
+            store: &self.store,
+            allocator: &self.allocator,
+            stripes: &self.stripes,
+            kinds: &self.kinds,
+        }
+    }
+
+    /// Records one event. A repeated `(user, event_id)` is reported as
+    /// [`RecordOutcome::Duplicate`] and changes nothing.
+    pub fn record(&self, event: &Event) -> Result<RecordOutcome> {
+        let mut out = self.timeline_writer().record_batch(std::slice::from_ref(event))?;
+        out.pop().ok_or(Error::LimitReached {
+            what: "outcomes of a one-event batch",
+            max: 1,
+        })
+    }
+
+    /// Records events as one atomic write: either every valid, non-duplicate
+    /// event is stored, or (on any bad event) none is. Outcomes are in input order.
+    pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
+        self.timeline_writer().record_batch(events)
+    }
+
+    /// `user`'s events with `from_ms <= ts_ms < to_ms`, newest first, at most
+    /// `limit`. Ties in time come newest-arrival first.
+    pub fn timeline(
+        &self,
+        user: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        timeline::timeline(&self.store, &self.kinds, user, from_ms, to_ms, limit)
+    }
+
+    /// `user`'s newest `limit` events.
+    pub fn newest(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.timeline(user, i64::MIN, i64::MAX, limit)
+    }
+
+    /// Applies a profile update (attributes and tags) as one atomic write.
+    pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        profiles::Writer {
+            store: &self.store,
+            allocator: &self.allocator,
+            stripes: &self.stripes,
+        }
+        .update(user, update)
+    }
+
+    /// `user`'s profile, or `None` when the user does not exist.
+    pub fn profile(&self, user: &str, sensitive: Sensitive) -> Result<Option<Profile>> {
+        profiles::profile(&self.store, user, sensitive)
+    }
+
+    /// Users holding `tag`: at `now_ms` (expired holders left out), or every
+    /// holder not yet purged when `now_ms` is `None`.
+    pub fn users_with_tag(&self, tag: &str, now_ms: Option<i64>) -> Result<RoaringBitmap> {
+        profiles::users_with_tag(&self.store, tag, now_ms)
+    }
+
+    /// Removes tags that expired at or before `now_ms`; returns how many.
+    /// Deterministic for a given `now_ms` and safe to re-run.
+    pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
+        profiles::Writer {
+            store: &self.store,
+            allocator: &self.allocator,
+            stripes: &self.stripes,
+        }
+        .purge_expired_tags(now_ms)
+    }
+
+    /// The users in `segment` at `now_ms`, as internal ids.
+    pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
+        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let universe = users::all_users(&self.store)?;
+        segment.eval(&universe, &mut |atom| match atom {
+            Segment::Tag(t) => self.users_with_tag(t, Some(now_ms)),
+            _ => Ok(universe.clone()),
+        })
+    }
+
+    /// The internal id of an external user id.
+    pub fn user_id(&self, user: &str) -> Result<Option<u32>> {
+        users::id_of(&self.store, user)
+    }
+
+    /// The external id of an internal user id.
+    pub fn user_name(&self, user_id: u32) -> Result<Option<String>> {
+        Ok(users::record_of(&self.store, user_id)?.map(|r| r.name))
+    }
+
+    /// Every user, as internal ids.
+    pub fn all_users(&self) -> Result<RoaringBitmap> {
+        users::all_users(&self.store)
+    }
+
+    /// Number of users in the store.
+    pub fn user_count(&self) -> Result<u64> {
+        Ok(self.all_users()?.len())
+    }
+
+    /// Number of events in the store (duplicates excluded).
+    pub fn event_count(&self) -> Result<u64> {
+        Ok(metrics::events_total(&self.store)?.max(0) as u64)
+    }
+
+    /// Number of events of `kind` in the store.
+    pub fn event_count_of(&self, kind: &EventKind) -> Result<u64> {
+        match self.kinds.id(kind) {
+            None => Ok(0),
+            Some(id) => Ok(metrics::events_of_kind(&self.store, id)?.max(0) as u64),
+        }
+    }
+
+    /// Every kind the store has an id for: the known kinds, then custom ones.
+    pub fn kinds(&self) -> Vec<(u32, EventKind)> {
+        let mut v: Vec<(u32, EventKind)> = EventKind::known()
+            .filter_map(|k| k.known_id().map(|id| (id, k)))
+            .collect();
+        v.extend(
+            self.kinds
+                .custom()
+                .into_iter()
+                .map(|(id, n)| (id, EventKind::Custom(n))),
+        );
+        v
+    }
+
+    /// Sizes and counts.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut events_by_kind = BTreeMap::new();
+        for (id, kind) in self.kinds() {
+            let n = metrics::events_of_kind(&self.store, id)?;
+            if n > 0 {
+                events_by_kind.insert(kind.to_string(), n as u64);
+            }
+        }
+        let mut column_families = BTreeMap::new();
+        for cf in Cf::ALL {
+            let get = |p: &str| -> Result<u64> { Ok(self.store.int_property(cf, p)?.unwrap_or(0)) };
+            column_families.insert(
+                cf.name().to_owned(),
+                CfStats {
+                    estimated_keys: get("rocksdb.estimate-num-keys")?,
+                    sst_bytes: get("rocksdb.total-sst-files-size")?,
+                    memtable_bytes: get("rocksdb.cur-size-all-mem-tables")?,
+                },
+            );
+        }
+        Ok(Stats {
+            users: self.user_count()?,
+            events: self.event_count()?,
+            events_by_kind,
+            column_families,
+        })
+    }
+
+    /// Recomputes every maintained structure from the raw records and reports
+    /// each difference. A healthy store reports none.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::run(&self.store, &self.kinds)
+    }
+
+    /// Writes a consistent copy of the store, openable with [`Db::open`], into
+    /// `dir` (which must not exist yet). Safe while writers run.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.store.checkpoint(dir.as_ref())
+    }
+
+    /// Flushes memtables to SST files.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Every key and value of every column family, in order. For tests that
+    /// assert "nothing changed"; reads the whole store.
+    #[doc(hidden)]
+    pub fn raw_dump(&self) -> Result<Vec<(&'static str, Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for cf in Cf::ALL {
+            for item in self.store.range(cf, &[], None)? {
+                let (k, v) = item?;
+                out.push((cf.name(), k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,223 @@
+//! Errors: one enum per kind of failure, all folding into the umbrella [`Error`].
+//!
+//! Owns the error vocabulary of the crate. Must not depend on any subsystem
+//! module: every other module depends on this one.
+
+use std::fmt;
+
+/// Everything a stickydb operation can fail with.
+///
+/// Callers that only care whether an operation worked use `Error`; callers that
+/// react to specific failures match on the operation-specific enums inside.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened or created.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The caller's input was rejected; nothing was written.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Bytes on disk did not decode; the store itself is damaged.
+    #[error(transparent)]
+    Corruption(#[from] CorruptionError),
+    /// A user named by the caller does not exist in the store.
+    #[error("unknown user {user:?}")]
+    UnknownUser {
+        /// The external user id that was asked for.
+        user: String,
+    },
+    /// A limit of the store (not of one input) was reached.
+    #[error("limit reached: {what} (at most {max})")]
+    LimitReached {
+        /// What ran out.
+        what: &'static str,
+        /// The limit.
+        max: u64,
+    },
+    /// The store was opened read-only and the operation writes.
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    /// RocksDB reported an error.
+    #[error("storage engine error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// A file-system error outside RocksDB (checkpoints, directories).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why [`crate::Db::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory holds a store written by an unknown format version.
+    #[error("store format version {found} is not supported (this build reads {supported})")]
+    UnsupportedFormat {
+        /// Version found on disk.
+        found: u32,
+        /// Version this build understands.
+        supported: u32,
+    },
+    /// The store was created with one UTC offset and reopened with another.
+    #[error(
+        "store was created with UTC offset {stored_minutes} min; reopened with {requested_minutes} min"
+    )]
+    OffsetMismatch {
+        /// Offset persisted at creation.
+        stored_minutes: i32,
+        /// Offset asked for by this open.
+        requested_minutes: i32,
+    },
+    /// The requested UTC offset lies outside −14h..=+14h.
+    #[error("UTC offset {minutes} min is outside -840..=840")]
+    OffsetOutOfRange {
+        /// The offending offset in minutes.
+        minutes: i32,
+    },
+    /// The directory holds no store and creation was not allowed.
+    #[error("no stickydb store at {path} (create_if_missing is off)")]
+    Missing {
+        /// The directory that was opened.
+        path: String,
+    },
+    /// The directory holds a RocksDB database that is not a stickydb store.
+    #[error("{path} is a RocksDB database without stickydb metadata")]
+    NotAStore {
+        /// The directory that was opened.
+        path: String,
+    },
+    /// An option is out of its allowed range.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's field name.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Bad caller input: says what is wrong and where. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}{}: {problem}", Position(*.index))]
+pub struct InputError {
+    /// Position of the offending item in a batch call, when the call took a batch.
+    pub index: Option<usize>,
+    /// The field (or argument) at fault, e.g. `"event.user"`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+impl InputError {
+    /// An error about `field` of a single-item call.
+    pub fn new(field: &'static str, problem: Problem) -> Self {
+        Self {
+            index: None,
+            field,
+            problem,
+        }
+    }
+
+    /// The same error, located at item `index` of a batch.
+    pub fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+}
+
+struct Position(Option<usize>);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(i) => write!(f, " at item {i}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What is wrong with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The field must not be empty.
+    #[error("must not be empty")]
+    Empty,
+    /// The field is longer than allowed.
+    #[error("is {len_bytes} bytes long; at most {max_bytes} allowed")]
+    TooLong {
+        /// Actual length in bytes.
+        len_bytes: usize,
+        /// Allowed maximum in bytes.
+        max_bytes: usize,
+    },
+    /// The field holds a control character.
+    #[error("contains a control character at byte {offset}")]
+    ControlCharacter {
+        /// Byte offset of the first control character.
+        offset: usize,
+    },
+    /// A number is outside its allowed range.
+    #[error("value {value} is outside {min}..={max}")]
+    OutOfRange {
+        /// The offending value.
+        value: i64,
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// A float is NaN or infinite.
+    #[error("must be a finite number")]
+    NotFinite,
+    /// Too many items in a bounded collection.
+    #[error("has {count} items; at most {max} allowed")]
+    TooMany {
+        /// Actual count.
+        count: usize,
+        /// Allowed maximum.
+        max: usize,
+    },
+    /// The same name appears twice where names must be unique.
+    #[error("names {name:?} twice")]
+    Repeated {
+        /// The repeated name.
+        name: String,
+    },
+    /// A value could not be parsed.
+    #[error("cannot be parsed: {reason}")]
+    Unparsable {
+        /// Why parsing failed.
+        reason: String,
+    },
+}
+
+/// Bytes read from disk did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupted {what} in column family {cf} at key {}: {reason}", Hex(.key))]
+pub struct CorruptionError {
+    /// Column family the bytes came from.
+    pub cf: &'static str,
+    /// What was being decoded (`"key"`, `"value"`).
+    pub what: &'static str,
+    /// The key under which the bytes were found.
+    pub key: Vec<u8>,
+    /// Why decoding failed.
+    pub reason: String,
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Long keys are cut so that one corrupted record cannot flood a log.
+        const MAX_SHOWN_BYTES: usize = 64;
+        for b in self.0.iter().take(MAX_SHOWN_BYTES) {
+            write!(f, "{b:02x}")?;
+        }
+        if self.0.len() > MAX_SHOWN_BYTES {
+            write!(f, "…")?;
+        }
+        Ok(())
+    }
+}
+
+/// Shorthand for results of stickydb operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,63 @@
+//! # stickydb
+//!
+//! An embedded storage engine on RocksDB for e-commerce **user profiles**
+//! (typed attributes and tags), **event timelines** and (soon) **loyalty
+//! ledgers**, with aggregates kept exact on every write instead of computed by
+//! scanning events at query time.
+//!
+//! ```
+//! use stickydb::{Db, Event, Options, ProfileUpdate, Segment, Sensitive, TagSource};
+//!
+//! # fn main() -> Result<(), stickydb::Error> {
+//! let dir = tempfile::tempdir()?;
+//! let db = Db::open(dir.path(), Options::default())?;
+//! let t0 = 1_700_000_000_000;
+//! db.record(&Event::new("alice", "view", t0).with_id("e1"))?;
+//! db.record(&Event::new("alice", "purchase", t0 + 60_000).with_amount(4_990))?;
+//! db.update_profile("alice", &ProfileUpdate::new().set("region", "EU")
+//!     .tag("vip", TagSource::Manual, t0, None))?;
+//!
+//! let newest = db.newest("alice", 10)?;
+//! assert_eq!(newest[0].event.kind.as_str(), "purchase");
+//! let vips = db.segment(&Segment::parse("tag:vip")?, t0)?;
+//! assert_eq!(vips.len(), 1);
+//! assert!(db.verify()?.is_clean());
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/architecture.md` for column families, key layouts and the path
+//! of one write.
+
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod codec;
+mod db;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod profiles;
+pub mod segments;
+pub mod store;
+pub mod time;
+pub mod timeline;
+pub mod users;
+mod verify;
+
+pub use db::{CfStats, Db, Stats};
+pub use error::{CorruptionError, Error, InputError, OpenError, Problem, Result};
+pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
+pub use segments::Segment;
+pub use store::{Options, Settings};
+pub use timeline::{Event, EventKind, PropValue, RecordOutcome, StoredEvent};
+pub use verify::VerifyReport;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

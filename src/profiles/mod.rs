@@ -1,0 +1,478 @@
+//! Profiles and tags (SPEC §1, §5): typed attributes set and unset
+//! atomically, tags with source, freshness and expiry, and the tag index.
+//!
+//! Owns the `profiles`, `tags`, `tag_index` and `tag_expiry` column families.
+//! The tag index (tag → user bitmap) is updated by merge operands in the same
+//! batch as the tag change, so it never disagrees with the tags after a crash.
+//! Expiring tags are also kept ordered by expiry so that "holders as of now"
+//! and purging never scan every user. Must not touch events.
+
+use std::collections::{BTreeMap, HashSet};
+
+use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{CorruptionError, InputError, Problem, Result};
+use crate::keys;
+use crate::store::merge::{self, BitmapDelta};
+use crate::store::{decode_value, Cf, Store};
+use crate::time;
+use crate::users::{self, Allocator, LockStripes, UserWrites};
+
+/// Longest attribute name, in bytes.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 64;
+/// Longest string attribute value, in bytes.
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
+/// Longest tag name, in bytes (it must fit the one-byte length in expiry keys).
+pub const MAX_TAG_BYTES: usize = 128;
+/// Most changes one profile update may carry.
+pub const MAX_UPDATE_OPS: usize = 1024;
+/// Most expired tags one purge call removes; call again for the rest.
+pub const MAX_PURGE_PER_CALL: usize = 100_000;
+
+/// A typed profile attribute value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AttrValue {
+    /// Text (≤ 4 KiB).
+    Str(String),
+    /// A signed integer.
+    Int(i64),
+    /// A finite float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A moment, ms since the Unix epoch.
+    Timestamp(i64),
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> Self {
+        AttrValue::Str(s.to_owned())
+    }
+}
+impl From<String> for AttrValue {
+    fn from(s: String) -> Self {
+        AttrValue::Str(s)
+    }
+}
+impl From<i64> for AttrValue {
+    fn from(n: i64) -> Self {
+        AttrValue::Int(n)
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(f: f64) -> Self {
+        AttrValue::Float(f)
+    }
+}
+impl From<bool> for AttrValue {
+    fn from(b: bool) -> Self {
+        AttrValue::Bool(b)
+    }
+}
+
+/// Who assigned a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TagSource {
+    /// An operator, by hand.
+    Manual,
+    /// A rule over the user's data.
+    Rule,
+    /// A model's prediction.
+    Model,
+}
+
+/// A tag as held by one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Who assigned it.
+    pub source: TagSource,
+    /// When it was assigned or last confirmed (freshness), ms since epoch.
+    pub updated_at_ms: i64,
+    /// When it stops holding, if ever; at and after this moment it is expired.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Tag {
+    /// Whether the tag still holds at `now_ms`.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredAttr {
+    value: AttrValue,
+    sensitive: bool,
+}
+
+/// A set of changes to one user's profile, applied atomically.
+///
+/// ```
+/// use stickydb::{ProfileUpdate, TagSource};
+/// let update = ProfileUpdate::new()
+///     .set("region", "EU")
+///     .set("age", 31)
+///     .set_sensitive("phone", "+49 30 1234")
+///     .unset("occupation")
+///     .tag("vip", TagSource::Manual, 1_700_000_000_000, None)
+///     .untag("trial");
+/// assert_eq!(update.len(), 6);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileUpdate {
+    set: Vec<(String, AttrValue, bool)>,
+    unset: Vec<String>,
+    tags: Vec<(String, Tag)>,
+    untags: Vec<String>,
+}
+
+impl ProfileUpdate {
+    /// An empty update.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets attribute `name`.
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+        self.set.push((name.into(), value.into(), false));
+        self
+    }
+
+    /// Sets attribute `name` and marks it sensitive: it is returned only to
+    /// callers that ask for sensitive attributes.
+    pub fn set_sensitive(mut self, name: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+        self.set.push((name.into(), value.into(), true));
+        self
+    }
+
+    /// Removes attribute `name` (no-op when absent).
+    pub fn unset(mut self, name: impl Into<String>) -> Self {
+        self.unset.push(name.into());
+        self
+    }
+
+    /// Gives the user tag `name` (or refreshes it).
+    pub fn tag(
+        mut self,
+        name: impl Into<String>,
+        source: TagSource,
+        updated_at_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Self {
+        self.tags.push((
+            name.into(),
+            Tag {
+                source,
+                updated_at_ms,
+                expires_at_ms,
+            },
+        ));
+        self
+    }
+
+    /// Takes tag `name` from the user (no-op when absent).
+    pub fn untag(mut self, name: impl Into<String>) -> Self {
+        self.untags.push(name.into());
+        self
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.set.len() + self.unset.len() + self.tags.len() + self.untags.len()
+    }
+
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn creates(&self) -> bool {
+        !self.set.is_empty() || !self.tags.is_empty()
+    }
+
+    /// Checks every change against the bounds above.
+    pub fn validate(&self) -> Result<(), InputError> {
+        let err = InputError::new;
+        if self.len() > MAX_UPDATE_OPS {
+            return Err(err(
+                "profile_update",
+                Problem::TooMany {
+                    count: self.len(),
+                    max: MAX_UPDATE_OPS,
+                },
+            ));
+        }
+        let mut attr_names = HashSet::new();
+        for (i, (name, value, _)) in self.set.iter().enumerate() {
+            users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)
+                .map_err(|p| err("attribute.name", p).at(i))?;
+            check_attr_value(value).map_err(|p| err("attribute.value", p).at(i))?;
+            if !attr_names.insert(name.as_str()) {
+                return Err(err("attribute.name", Problem::Repeated { name: name.clone() }).at(i));
+            }
+        }
+        for (i, name) in self.unset.iter().enumerate() {
+            users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)
+                .map_err(|p| err("unset.name", p).at(i))?;
+            if !attr_names.insert(name.as_str()) {
+                return Err(err("unset.name", Problem::Repeated { name: name.clone() }).at(i));
+            }
+        }
+        let mut tag_names = HashSet::new();
+        for (i, (name, tag)) in self.tags.iter().enumerate() {
+            users::check_name(name, MAX_TAG_BYTES).map_err(|p| err("tag.name", p).at(i))?;
+            time::check_ts(tag.updated_at_ms).map_err(|p| err("tag.updated_at_ms", p).at(i))?;
+            if let Some(e) = tag.expires_at_ms {
+                time::check_ts(e).map_err(|p| err("tag.expires_at_ms", p).at(i))?;
+            }
+            if !tag_names.insert(name.as_str()) {
+                return Err(err("tag.name", Problem::Repeated { name: name.clone() }).at(i));
+            }
+        }
+        for (i, name) in self.untags.iter().enumerate() {
+            users::check_name(name, MAX_TAG_BYTES).map_err(|p| err("untag.name", p).at(i))?;
+            if !tag_names.insert(name.as_str()) {
+                return Err(err("untag.name", Problem::Repeated { name: name.clone() }).at(i));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_attr_value(v: &AttrValue) -> Result<(), Problem> {
+    match v {
+        AttrValue::Str(s) if s.len() > MAX_ATTRIBUTE_VALUE_BYTES => Err(Problem::TooLong {
+            len_bytes: s.len(),
+            max_bytes: MAX_ATTRIBUTE_VALUE_BYTES,
+        }),
+        AttrValue::Float(f) if !f.is_finite() => Err(Problem::NotFinite),
+        AttrValue::Timestamp(t) => time::check_ts(*t),
+        _ => Ok(()),
+    }
+}
+
+/// Whether sensitive attributes are returned (SPEC §5: only on explicit ask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sensitive {
+    /// Leave sensitive attributes out (the default).
+    #[default]
+    Exclude,
+    /// Return them too.
+    Include,
+}
+
+/// One user's profile.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Profile {
+    /// Attributes by name.
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// Names of sensitive attributes that were left out of `attributes`.
+    pub withheld: Vec<String>,
+    /// Tags by name, expired ones included (see [`Tag::is_live`]).
+    pub tags: BTreeMap<String, Tag>,
+}
+
+pub(crate) struct Writer<'a> {
+    pub store: &'a Store,
+    pub allocator: &'a Allocator,
+    pub stripes: &'a LockStripes,
+}
+
+impl Writer<'_> {
+    /// Applies `update` to `user` as one atomic write.
+    pub fn update(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        update.validate()?;
+        let _guard = self.stripes.lock([user]);
+        let user_id = match users::id_of(self.store, user)? {
+            Some(id) => id,
+            // Removing from a user that does not exist is a no-op, and must
+            // not create the user.
+            None if !update.creates() => return Ok(()),
+            None => 0, // allocated below
+        };
+        let mut users_w = UserWrites::new(self.store, self.allocator);
+        let user_id = if update.creates() {
+            users_w.id(user)?
+        } else {
+            user_id
+        };
+        let mut batch = WriteBatch::default();
+        let profiles = self.store.cf(Cf::Profiles)?;
+        let tags_cf = self.store.cf(Cf::Tags)?;
+        let index = self.store.cf(Cf::TagIndex)?;
+        let expiry = self.store.cf(Cf::TagExpiry)?;
+        for (name, value, sensitive) in &update.set {
+            let stored = StoredAttr {
+                value: value.clone(),
+                sensitive: *sensitive,
+            };
+            batch.put_cf(profiles, keys::user_and_name(user_id, name), codec::encode(&stored));
+        }
+        for name in &update.unset {
+            batch.delete_cf(profiles, keys::user_and_name(user_id, name));
+        }
+        for (name, tag) in &update.tags {
+            let key = keys::user_and_name(user_id, name);
+            let old: Option<Tag> = self.store.get(Cf::Tags, &key)?;
+            match old {
+                None => batch.merge_cf(index, name.as_bytes(), BitmapDelta::add(user_id).encode()),
+                Some(Tag {
+                    expires_at_ms: Some(e),
+                    ..
+                }) => batch.delete_cf(expiry, keys::tag_expiry(name, e, user_id)),
+                Some(_) => {}
+            }
+            if let Some(e) = tag.expires_at_ms {
+                batch.put_cf(expiry, keys::tag_expiry(name, e, user_id), []);
+            }
+            batch.put_cf(tags_cf, key, codec::encode(tag));
+        }
+        for name in &update.untags {
+            let key = keys::user_and_name(user_id, name);
+            let old: Option<Tag> = self.store.get(Cf::Tags, &key)?;
+            if let Some(old) = old {
+                remove_tag(&mut batch, self.store, user_id, name, &old)?;
+            }
+        }
+        users_w.finish(&mut batch)?;
+        self.store.write(batch)
+    }
+
+    /// Removes every tag that expired at or before `now_ms`; returns how many.
+    pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
+        self.store.check_writable()?;
+        time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let mut removed = 0usize;
+        for tag in tag_names(self.store)? {
+            for (user_id, expires_at_ms) in expired_holders(self.store, &tag, now_ms)? {
+                if removed >= MAX_PURGE_PER_CALL {
+                    return Ok(removed);
+                }
+                let Some(record) = users::record_of(self.store, user_id)? else {
+                    continue;
+                };
+                let _guard = self.stripes.lock([record.name.as_str()]);
+                // Re-read under the lock: the tag may have been refreshed.
+                let key = keys::user_and_name(user_id, &tag);
+                let current: Option<Tag> = self.store.get(Cf::Tags, &key)?;
+                if let Some(t) = current {
+                    if t.expires_at_ms == Some(expires_at_ms) {
+                        let mut batch = WriteBatch::default();
+                        remove_tag(&mut batch, self.store, user_id, &tag, &t)?;
+                        self.store.write(batch)?;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn remove_tag(batch: &mut WriteBatch, store: &Store, user_id: u32, name: &str, old: &Tag) -> Result<()> {
+    batch.delete_cf(store.cf(Cf::Tags)?, keys::user_and_name(user_id, name));
+    if let Some(e) = old.expires_at_ms {
+        batch.delete_cf(store.cf(Cf::TagExpiry)?, keys::tag_expiry(name, e, user_id));
+    }
+    batch.merge_cf(
+        store.cf(Cf::TagIndex)?,
+        name.as_bytes(),
+        BitmapDelta::remove(user_id).encode(),
+    );
+    Ok(())
+}
+
+/// Checks that a stored attribute value decodes (for `verify`).
+pub(crate) fn check_attr_bytes(key: &[u8], value: &[u8]) -> Result<()> {
+    decode_value::<StoredAttr>(Cf::Profiles, key, value).map(|_| ())
+}
+
+/// A user's profile (`None` when the user does not exist).
+pub(crate) fn profile(store: &Store, user: &str, sensitive: Sensitive) -> Result<Option<Profile>> {
+    let Some(user_id) = users::id_of(store, user)? else {
+        return Ok(None);
+    };
+    let prefix = keys::user(user_id);
+    let mut p = Profile::default();
+    for item in store.prefix(Cf::Profiles, &prefix)? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+        let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+        if a.sensitive && sensitive == Sensitive::Exclude {
+            p.withheld.push(name);
+        } else {
+            p.attributes.insert(name, a.value);
+        }
+    }
+    for item in store.prefix(Cf::Tags, &prefix)? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
+        p.tags.insert(name, decode_value(Cf::Tags, &k, &v)?);
+    }
+    Ok(Some(p))
+}
+
+/// Every tag some user holds or held (an emptied tag may linger with an
+/// empty set until compaction).
+pub(crate) fn tag_names(store: &Store) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in store.range(Cf::TagIndex, &[], None)? {
+        let (k, _) = item?;
+        let name = std::str::from_utf8(&k).map_err(|_| CorruptionError {
+            cf: Cf::TagIndex.name(),
+            what: "key",
+            key: k.to_vec(),
+            reason: "tag name is not UTF-8".into(),
+        })?;
+        out.push(name.to_owned());
+    }
+    Ok(out)
+}
+
+/// Users holding `tag` per the index, expired or not.
+pub(crate) fn tag_index(store: &Store, tag: &str) -> Result<RoaringBitmap> {
+    match store.get_raw(Cf::TagIndex, tag.as_bytes())? {
+        None => Ok(RoaringBitmap::new()),
+        Some(bytes) => merge::decode_bitmap(&bytes).ok_or_else(|| {
+            CorruptionError {
+                cf: Cf::TagIndex.name(),
+                what: "value",
+                key: tag.as_bytes().to_vec(),
+                reason: "user set does not decode".into(),
+            }
+            .into()
+        }),
+    }
+}
+
+/// `(user, expires_at_ms)` of holders of `tag` whose tag expired by `now_ms`.
+pub(crate) fn expired_holders(store: &Store, tag: &str, now_ms: i64) -> Result<Vec<(u32, i64)>> {
+    let prefix = keys::tag_expiry_prefix(tag);
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::TagExpiry, &prefix)? {
+        let (k, _) = item?;
+        let (_, expires_at_ms, user_id) = keys::split_tag_expiry(Cf::TagExpiry.name(), &k)?;
+        if expires_at_ms > now_ms {
+            break;
+        }
+        out.push((user_id, expires_at_ms));
+    }
+    Ok(out)
+}
+
+/// Users holding `tag` at `now_ms` (expired holders excluded), or every
+/// holder in the index when `now_ms` is `None`.
+pub(crate) fn users_with_tag(store: &Store, tag: &str, now_ms: Option<i64>) -> Result<RoaringBitmap> {
+    let mut set = tag_index(store, tag)?;
+    if let Some(now) = now_ms {
+        for (user_id, _) in expired_holders(store, tag, now)? {
+            set.remove(user_id);
+        }
+    }
+    Ok(set)
+}

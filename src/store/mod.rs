@@ -1,0 +1,452 @@
+//! Store: RocksDB, its column families, their options and merge operators,
+//! and the persisted store metadata (format version, settings).
+//!
+//! Owns the RocksDB handle and every column family's tuning. Subsystems read
+//! and write through [`Store`] and build their own `WriteBatch`es; this module
+//! must not know what an event, a tag or a profile is.
+
+pub mod merge;
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    IteratorMode, ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{CorruptionError, Error, OpenError, Result};
+
+/// Version of the on-disk layout this build writes and reads.
+///
+/// Bump it when a key layout or value format changes incompatibly, and keep a
+/// reader (or a migration) for every older version still in the field.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
+pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
+
+/// The column families of a store, one per data family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cf {
+    /// Store metadata: format version, settings, custom-kind registry.
+    Meta,
+    /// External user id → internal id.
+    UserByName,
+    /// Internal id → user record (external id, timeline sequence).
+    UserById,
+    /// `user | attribute` → attribute value.
+    Profiles,
+    /// `user | tag` → tag record.
+    Tags,
+    /// `tag` → bitmap of users holding it (merge operator).
+    TagIndex,
+    /// `tag | expires_at | user` → empty; tags ordered by expiry.
+    TagExpiry,
+    /// `user | ts desc | seq desc` → event record.
+    Events,
+    /// `user | event_id` → event key (idempotency index).
+    EventIds,
+    /// Aggregates: counters and user sets (merge operator).
+    Metrics,
+}
+
+impl Cf {
+    /// Every column family, in creation order.
+    pub const ALL: [Cf; 10] = [
+        Cf::Meta,
+        Cf::UserByName,
+        Cf::UserById,
+        Cf::Profiles,
+        Cf::Tags,
+        Cf::TagIndex,
+        Cf::TagExpiry,
+        Cf::Events,
+        Cf::EventIds,
+        Cf::Metrics,
+    ];
+
+    /// The RocksDB name of the column family.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::UserByName => "user_by_name",
+            Cf::UserById => "user_by_id",
+            Cf::Profiles => "profiles",
+            Cf::Tags => "tags",
+            Cf::TagIndex => "tag_index",
+            Cf::TagExpiry => "tag_expiry",
+            Cf::Events => "events",
+            Cf::EventIds => "event_ids",
+            Cf::Metrics => "metrics",
+        }
+    }
+
+    /// Whether keys start with a 4-byte user id and are scanned per user, so a
+    /// prefix extractor and prefix bloom filter pay off.
+    const fn per_user(self) -> bool {
+        matches!(self, Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds)
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The store's fixed UTC offset in minutes (−840..=840). `None` means "the
+    /// stored one" when reopening and 0 when creating; `Some` must match the
+    /// stored one on reopen.
+    pub utc_offset_minutes: Option<i32>,
+    /// Create the store when the directory holds none.
+    pub create_if_missing: bool,
+    /// Open without write access. Writers get [`Error::ReadOnly`].
+    pub read_only: bool,
+    /// fsync the WAL on every write: no acknowledged write is lost on power
+    /// failure, at the cost of write latency.
+    pub sync_writes: bool,
+    /// Size of the block cache shared by all column families, in bytes.
+    pub block_cache_bytes: usize,
+    /// Size of each column family's memtable, in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            utc_offset_minutes: None,
+            create_if_missing: true,
+            read_only: false,
+            sync_writes: false,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Settings fixed when a store is created and persisted in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The store's local calendar offset from UTC, in minutes.
+    pub utc_offset_minutes: i32,
+}
+
+const META_FORMAT_VERSION: &[u8] = b"format_version";
+const META_SETTINGS: &[u8] = b"settings";
+
+/// An open RocksDB database with stickydb's column families.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    read_only: bool,
+    write_options: WriteOptions,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::Options {
+    let mut o = rocksdb::Options::default();
+    o.set_write_buffer_size(options.write_buffer_bytes);
+    // lz4 is cheap enough for every level; zstd only where data settles.
+    o.set_compression_type(DBCompressionType::Lz4);
+    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    if cf.per_user() {
+        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(crate::keys::USER_BYTES));
+        o.set_memtable_prefix_bloom_ratio(0.1);
+        // Point lookups (profile attribute, event-id dedup) still use the
+        // whole-key filter; prefix scans use the prefix filter.
+        table.set_whole_key_filtering(true);
+    }
+    o.set_block_based_table_factory(&table);
+    match cf {
+        Cf::TagIndex => {
+            o.set_merge_operator(
+                "stickydb.bitmap.v1",
+                merge::bitmap_full_merge,
+                merge::bitmap_partial_merge,
+            );
+        }
+        Cf::Metrics => {
+            o.set_merge_operator(
+                "stickydb.metrics.v1",
+                merge::metrics_full_merge,
+                merge::metrics_partial_merge,
+            );
+        }
+        _ => {}
+    }
+    o
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, options: &Options) -> Result<Self> {
+        if let Some(m) = options.utc_offset_minutes {
+            if !(-MAX_UTC_OFFSET_MINUTES..=MAX_UTC_OFFSET_MINUTES).contains(&m) {
+                return Err(OpenError::OffsetOutOfRange { minutes: m }.into());
+            }
+        }
+        if options.block_cache_bytes < (1 << 20) {
+            return Err(OpenError::InvalidOption {
+                option: "block_cache_bytes",
+                reason: "must be at least 1 MiB".into(),
+            }
+            .into());
+        }
+        if options.write_buffer_bytes < (1 << 20) {
+            return Err(OpenError::InvalidOption {
+                option: "write_buffer_bytes",
+                reason: "must be at least 1 MiB".into(),
+            }
+            .into());
+        }
+        let exists = path.join("CURRENT").exists();
+        if !exists && (options.read_only || !options.create_if_missing) {
+            return Err(OpenError::Missing {
+                path: path.display().to_string(),
+            }
+            .into());
+        }
+
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut db_options = rocksdb::Options::default();
+        db_options.create_if_missing(options.create_if_missing);
+        db_options.create_missing_column_families(true);
+        db_options.set_max_background_jobs(2);
+        db_options.set_bytes_per_sync(1 << 20);
+        db_options.set_keep_log_file_num(4);
+        // A store is shared by every column family: cap the WAL so old logs go.
+        db_options.set_max_total_wal_size(256 << 20);
+
+        let descriptors: Vec<ColumnFamilyDescriptor> = Cf::ALL
+            .iter()
+            .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, options, &cache)))
+            .collect();
+        let db = if options.read_only {
+            // Merge operators are registered here too: a read-only open still
+            // merges operands that were not compacted yet.
+            DB::open_cf_descriptors_read_only(&db_options, path, descriptors, false)?
+        } else {
+            DB::open_cf_descriptors(&db_options, path, descriptors)?
+        };
+
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(options.sync_writes);
+
+        let mut store = Self {
+            db,
+            path: path.to_path_buf(),
+            read_only: options.read_only,
+            write_options,
+            settings: Settings {
+                utc_offset_minutes: 0,
+            },
+        };
+        store.settings = store.load_or_init_meta(exists, options)?;
+        Ok(store)
+    }
+
+    fn load_or_init_meta(&self, existed: bool, options: &Options) -> Result<Settings> {
+        let version: Option<u32> = self.get(Cf::Meta, META_FORMAT_VERSION)?;
+        match version {
+            None if existed => Err(OpenError::NotAStore {
+                path: self.path.display().to_string(),
+            }
+            .into()),
+            None => {
+                let settings = Settings {
+                    utc_offset_minutes: options.utc_offset_minutes.unwrap_or(0),
+                };
+                let mut batch = WriteBatch::default();
+                let meta = self.cf(Cf::Meta)?;
+                batch.put_cf(meta, META_FORMAT_VERSION, codec::encode(&FORMAT_VERSION));
+                batch.put_cf(meta, META_SETTINGS, codec::encode(&settings));
+                // Creation is always synced: a store must never exist without
+                // its settings.
+                let mut sync = WriteOptions::default();
+                sync.set_sync(true);
+                self.db.write_opt(batch, &sync)?;
+                Ok(settings)
+            }
+            Some(found) if found != FORMAT_VERSION => Err(OpenError::UnsupportedFormat {
+                found,
+                supported: FORMAT_VERSION,
+            }
+            .into()),
+            Some(_) => {
+                let settings: Settings =
+                    self.get(Cf::Meta, META_SETTINGS)?
+                        .ok_or_else(|| CorruptionError {
+                            cf: Cf::Meta.name(),
+                            what: "value",
+                            key: META_SETTINGS.to_vec(),
+                            reason: "format version present but settings missing".into(),
+                        })?;
+                if let Some(requested) = options.utc_offset_minutes {
+                    if requested != settings.utc_offset_minutes {
+                        return Err(OpenError::OffsetMismatch {
+                            stored_minutes: settings.utc_offset_minutes,
+                            requested_minutes: requested,
+                        }
+                        .into());
+                    }
+                }
+                Ok(settings)
+            }
+        }
+    }
+
+    /// The persisted store settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw RocksDB handle, for subsystems that iterate.
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// A column family handle.
+    pub fn cf(&self, cf: Cf) -> Result<&ColumnFamily> {
+        self.db.cf_handle(cf.name()).ok_or_else(|| {
+            CorruptionError {
+                cf: cf.name(),
+                what: "column family",
+                key: Vec::new(),
+                reason: "column family missing from an open store".into(),
+            }
+            .into()
+        })
+    }
+
+    /// Reads and decodes one value.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get_pinned_cf(self.cf(cf)?, key)? {
+            None => Ok(None),
+            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
+        }
+    }
+
+    /// Whether a key exists.
+    pub fn contains(&self, cf: Cf, key: &[u8]) -> Result<bool> {
+        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.is_some())
+    }
+
+    /// Reads the raw bytes of one value.
+    pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Commits a batch atomically, honouring the sync setting.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.db.write_opt(batch, &self.write_options)?;
+        Ok(())
+    }
+
+    /// Fails with [`Error::ReadOnly`] when the store cannot be written.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Iterates `(key, value)` over keys in `[from, until)` (`until = None`: to
+    /// the end), in key order, ignoring prefix-extractor shortcuts.
+    pub fn range(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_> {
+        let mut ro = ReadOptions::default();
+        ro.set_total_order_seek(true);
+        if let Some(u) = until {
+            ro.set_iterate_upper_bound(u);
+        }
+        let it = self.db.iterator_cf_opt(
+            self.cf(cf)?,
+            ro,
+            IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        Ok(it.map(|r| r.map_err(Error::from)))
+    }
+
+    /// Iterates every key starting with `prefix`, in key order.
+    pub fn prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_> {
+        self.range(cf, prefix, crate::keys::prefix_successor(prefix))
+    }
+
+    /// The last key of a column family, if any.
+    pub fn last_key(&self, cf: Cf) -> Result<Option<Box<[u8]>>> {
+        let mut ro = ReadOptions::default();
+        ro.set_total_order_seek(true);
+        let mut it = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(r) => Ok(Some(r?.0)),
+        }
+    }
+
+    /// A RocksDB property of one column family, as an integer.
+    pub fn int_property(&self, cf: Cf, name: &str) -> Result<Option<u64>> {
+        Ok(self.db.property_int_value_cf(self.cf(cf)?, name)?)
+    }
+
+    /// Flushes every memtable to disk (tests and benchmarks use it to measure
+    /// on-disk size).
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.cf(cf)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent, openable copy of the store into `dir` (which must
+    /// not exist), using hard links where the file system allows.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        cp.create_checkpoint(dir)?;
+        Ok(())
+    }
+}
+
+/// Decodes a stored value, naming where it came from when it does not decode.
+pub fn decode_value<T: serde::de::DeserializeOwned>(cf: Cf, key: &[u8], bytes: &[u8]) -> Result<T> {
+    codec::decode(bytes).map_err(|e| {
+        CorruptionError {
+            cf: cf.name(),
+            what: "value",
+            key: key.to_vec(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}

@@ -1,0 +1,185 @@
+//! The custom event-kind registry: names ↔ dense ids, persisted in `meta`.
+//!
+//! A custom kind is registered atomically with the first write that uses it:
+//! the writer holds the allocation mutex until that write commits, then
+//! publishes the name. Known kinds never touch the registry.
+
+use std::collections::HashMap;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use rocksdb::WriteBatch;
+
+use super::event::{EventKind, FIRST_CUSTOM_KIND_ID};
+use crate::codec;
+use crate::error::{CorruptionError, Error, Result};
+use crate::store::{decode_value, Cf, Store};
+
+/// Most custom kinds a store may register.
+pub const MAX_CUSTOM_KINDS: u32 = 4096;
+
+const NAME_PREFIX: &[u8] = b"kind:";
+const ID_PREFIX: &[u8] = b"kind_id:";
+
+#[derive(Debug, Default)]
+struct Maps {
+    by_name: HashMap<String, u32>,
+    by_id: HashMap<u32, String>,
+}
+
+/// Custom kinds known to the store.
+#[derive(Debug, Default)]
+pub struct KindRegistry {
+    maps: RwLock<Maps>,
+    alloc: Mutex<()>,
+}
+
+/// Kinds reserved by an in-flight write; published once the write commits.
+pub struct Reservation<'a> {
+    registry: &'a KindRegistry,
+    _alloc: Option<MutexGuard<'a, ()>>,
+    fresh: Vec<(String, u32)>,
+}
+
+impl Reservation<'_> {
+    /// The id of `kind`, including kinds reserved by this write.
+    pub fn id(&self, kind: &EventKind) -> Result<u32> {
+        if let Some(id) = kind.known_id() {
+            return Ok(id);
+        }
+        let name = kind.as_str();
+        if let Some((_, id)) = self.fresh.iter().find(|(n, _)| n == name) {
+            return Ok(*id);
+        }
+        self.registry
+            .maps
+            .read()
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::LimitReached {
+                what: "custom kind reserved outside its write",
+                max: 0,
+            })
+    }
+
+    /// Makes this write's new kinds visible; call after the write committed.
+    pub fn publish(self) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let mut maps = self.registry.maps.write();
+        for (name, id) in self.fresh {
+            maps.by_id.insert(id, name.clone());
+            maps.by_name.insert(name, id);
+        }
+    }
+}
+
+impl KindRegistry {
+    /// Loads every registered custom kind.
+    pub fn load(store: &Store) -> Result<Self> {
+        let mut maps = Maps::default();
+        for item in store.prefix(Cf::Meta, NAME_PREFIX)? {
+            let (k, v) = item?;
+            let name = std::str::from_utf8(&k[NAME_PREFIX.len()..]).map_err(|_| CorruptionError {
+                cf: Cf::Meta.name(),
+                what: "key",
+                key: k.to_vec(),
+                reason: "kind name is not UTF-8".into(),
+            })?;
+            let id: u32 = decode_value(Cf::Meta, &k, &v)?;
+            maps.by_id.insert(id, name.to_owned());
+            maps.by_name.insert(name.to_owned(), id);
+        }
+        Ok(Self {
+            maps: RwLock::new(maps),
+            alloc: Mutex::new(()),
+        })
+    }
+
+    /// The kind with id `id`.
+    pub fn kind(&self, id: u32) -> Option<EventKind> {
+        EventKind::from_known_id(id).or_else(|| {
+            self.maps
+                .read()
+                .by_id
+                .get(&id)
+                .map(|n| EventKind::Custom(n.clone()))
+        })
+    }
+
+    /// The id of `kind`, if it is known or registered.
+    pub fn id(&self, kind: &EventKind) -> Option<u32> {
+        kind.known_id()
+            .or_else(|| self.maps.read().by_name.get(kind.as_str()).copied())
+    }
+
+    /// Every registered custom kind with its id.
+    pub fn custom(&self) -> Vec<(u32, String)> {
+        let mut v: Vec<(u32, String)> = self
+            .maps
+            .read()
+            .by_id
+            .iter()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Reserves ids for every unregistered kind in `kinds`, putting their
+    /// registry entries into `batch`. Holds the allocation lock (only when
+    /// something is new) until the returned reservation is dropped.
+    pub fn reserve<'a, 'k>(
+        &'a self,
+        store: &Store,
+        kinds: impl IntoIterator<Item = &'k EventKind>,
+        batch: &mut WriteBatch,
+    ) -> Result<Reservation<'a>> {
+        let unknown: Vec<&EventKind> = {
+            let maps = self.maps.read();
+            kinds
+                .into_iter()
+                .filter(|k| k.known_id().is_none() && !maps.by_name.contains_key(k.as_str()))
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(Reservation {
+                registry: self,
+                _alloc: None,
+                fresh: Vec::new(),
+            });
+        }
+        let guard = self.alloc.lock();
+        let maps = self.maps.read();
+        let mut next = FIRST_CUSTOM_KIND_ID + maps.by_id.len() as u32;
+        let mut fresh: Vec<(String, u32)> = Vec::new();
+        for k in unknown {
+            let name = k.as_str();
+            if maps.by_name.contains_key(name) || fresh.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if next >= FIRST_CUSTOM_KIND_ID + MAX_CUSTOM_KINDS {
+                return Err(Error::LimitReached {
+                    what: "custom event kinds",
+                    max: u64::from(MAX_CUSTOM_KINDS),
+                });
+            }
+            let meta = store.cf(Cf::Meta)?;
+            let mut name_key = NAME_PREFIX.to_vec();
+            name_key.extend_from_slice(name.as_bytes());
+            let mut id_key = ID_PREFIX.to_vec();
+            id_key.extend_from_slice(&next.to_be_bytes());
+            batch.put_cf(meta, name_key, codec::encode(&next));
+            batch.put_cf(meta, id_key, codec::encode(&name.to_owned()));
+            fresh.push((name.to_owned(), next));
+            next += 1;
+        }
+        drop(maps);
+        Ok(Reservation {
+            registry: self,
+            _alloc: Some(guard),
+            fresh,
+        })
+    }
+}

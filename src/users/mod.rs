@@ -1,0 +1,254 @@
+//! User identities (SPEC §2): external UTF-8 ids mapped once to dense `u32`s,
+//! per-user write serialisation, and the per-user record every writer shares.
+//!
+//! Owns the `user_by_name` and `user_by_id` column families and the
+//! "all users" set. Allocation is durable and atomic with the first write that
+//! names a user, because the mapping rides in that write's batch. Must not
+//! touch profiles, tags or events.
+
+mod locks;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+pub use locks::{LockStripes, StripeGuards};
+
+use crate::error::{CorruptionError, Error, Problem, Result};
+use crate::keys;
+use crate::store::merge::{self, metric_space, BitmapDelta};
+use crate::store::{Cf, Store};
+
+/// Longest accepted external user id, in bytes.
+pub const MAX_USER_BYTES: usize = 128;
+
+/// Highest internal id ever handed out; keeps `next + 1` from overflowing.
+pub const MAX_USER_ID: u32 = u32::MAX - 1;
+
+/// Metrics key of the set of every existing user.
+pub const ALL_USERS_KEY: &[u8] = &[metric_space::USER_SET, b'u', b's', b'e', b'r', b's'];
+
+/// Checks an external user id: 1..=128 bytes of UTF-8 without control characters.
+pub fn check_user(user: &str) -> Result<(), Problem> {
+    check_name(user, MAX_USER_BYTES)
+}
+
+/// Checks a bounded, non-empty name without control characters.
+pub fn check_name(name: &str, max_bytes: usize) -> Result<(), Problem> {
+    if name.is_empty() {
+        return Err(Problem::Empty);
+    }
+    if name.len() > max_bytes {
+        return Err(Problem::TooLong {
+            len_bytes: name.len(),
+            max_bytes,
+        });
+    }
+    if let Some((offset, _)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(Problem::ControlCharacter { offset });
+    }
+    Ok(())
+}
+
+/// What is stored per internal id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The external user id.
+    pub name: String,
+    /// Sequence number the user's next event gets; breaks timestamp ties.
+    pub next_event_seq: u32,
+}
+
+/// Allocates internal ids. The next id is recovered on open from the largest
+/// id on disk, so an id is never reused even after a crash; an allocation whose
+/// batch failed leaves a gap, which costs nothing in a bitmap.
+#[derive(Debug)]
+pub struct Allocator {
+    next: AtomicU32,
+}
+
+impl Allocator {
+    /// Recovers the allocator from the store.
+    pub fn recover(store: &Store) -> Result<Self> {
+        let next = match store.last_key(Cf::UserById)? {
+            None => 0,
+            Some(k) => keys::user_of(Cf::UserById.name(), &k)?.saturating_add(1),
+        };
+        Ok(Self {
+            next: AtomicU32::new(next),
+        })
+    }
+
+    fn allocate(&self) -> Result<u32> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if id > MAX_USER_ID {
+            // Undo so the counter cannot wrap on repeated attempts.
+            self.next.store(MAX_USER_ID + 1, Ordering::Relaxed);
+            return Err(Error::LimitReached {
+                what: "internal user ids",
+                max: u64::from(MAX_USER_ID),
+            });
+        }
+        Ok(id)
+    }
+
+    /// One past the largest id handed out so far.
+    pub fn high_water(&self) -> u32 {
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
+/// Looks up the internal id of an external user id.
+pub fn id_of(store: &Store, user: &str) -> Result<Option<u32>> {
+    store.get(Cf::UserByName, user.as_bytes())
+}
+
+/// Looks up the record of an internal id.
+pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
+    store.get(Cf::UserById, &keys::user(user_id))
+}
+
+/// The set of every existing user.
+pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
+    match store.get_raw(Cf::Metrics, ALL_USERS_KEY)? {
+        None => Ok(RoaringBitmap::new()),
+        Some(bytes) => merge::decode_bitmap(&bytes).ok_or_else(|| {
+            CorruptionError {
+                cf: Cf::Metrics.name(),
+                what: "value",
+                key: ALL_USERS_KEY.to_vec(),
+                reason: "user set does not decode".into(),
+            }
+            .into()
+        }),
+    }
+}
+
+struct Slot {
+    user_id: u32,
+    record: UserRecord,
+    dirty: bool,
+    created: bool,
+}
+
+/// The user side of one logical write: resolves names to ids (allocating new
+/// ones), hands out event sequence numbers, and writes changed user records
+/// into the write's batch. Callers hold the stripe locks of every user named.
+pub struct UserWrites<'a> {
+    store: &'a Store,
+    allocator: &'a Allocator,
+    slots: HashMap<String, Slot>,
+    created: Vec<u32>,
+}
+
+impl<'a> UserWrites<'a> {
+    /// Starts the user side of one write.
+    pub fn new(store: &'a Store, allocator: &'a Allocator) -> Self {
+        Self {
+            store,
+            allocator,
+            slots: HashMap::new(),
+            created: Vec::new(),
+        }
+    }
+
+    /// Loads `user`'s slot if the user exists (in the store or earlier in
+    /// this write); never allocates.
+    fn load(&mut self, user: &str) -> Result<Option<&mut Slot>> {
+        if !self.slots.contains_key(user) {
+            let Some(user_id) = id_of(self.store, user)? else {
+                return Ok(None);
+            };
+            let record = record_of(self.store, user_id)?.ok_or_else(|| CorruptionError {
+                cf: Cf::UserById.name(),
+                what: "value",
+                key: keys::user(user_id).to_vec(),
+                reason: format!("user {user:?} maps to id {user_id} which has no record"),
+            })?;
+            self.slots.insert(
+                user.to_owned(),
+                Slot {
+                    user_id,
+                    record,
+                    dirty: false,
+                    created: false,
+                },
+            );
+        }
+        Ok(self.slots.get_mut(user))
+    }
+
+    fn slot(&mut self, user: &str) -> Result<&mut Slot> {
+        if self.load(user)?.is_none() {
+            let user_id = self.allocator.allocate()?;
+            self.created.push(user_id);
+            self.slots.insert(
+                user.to_owned(),
+                Slot {
+                    user_id,
+                    record: UserRecord {
+                        name: user.to_owned(),
+                        next_event_seq: 0,
+                    },
+                    dirty: true,
+                    created: true,
+                },
+            );
+        }
+        self.slots.get_mut(user).ok_or_else(|| Error::UnknownUser {
+            user: user.to_owned(),
+        })
+    }
+
+    /// The internal id of `user` if the user exists already (in the store or
+    /// earlier in this write).
+    pub fn existing_id(&mut self, user: &str) -> Result<Option<u32>> {
+        Ok(self.load(user)?.map(|s| s.user_id))
+    }
+
+    /// The internal id of `user`, allocating one when the user is new.
+    pub fn id(&mut self, user: &str) -> Result<u32> {
+        Ok(self.slot(user)?.user_id)
+    }
+
+    /// The internal id of `user` and the next event sequence number.
+    pub fn next_event_seq(&mut self, user: &str) -> Result<(u32, u32)> {
+        let slot = self.slot(user)?;
+        let seq = slot.record.next_event_seq;
+        slot.record.next_event_seq = seq.checked_add(1).ok_or(Error::LimitReached {
+            what: "events per user",
+            max: u64::from(u32::MAX),
+        })?;
+        slot.dirty = true;
+        Ok((slot.user_id, seq))
+    }
+
+    /// Ids allocated by this write.
+    pub fn created(&self) -> &[u32] {
+        &self.created
+    }
+
+    /// Puts every changed user record (and every new mapping) into `batch`.
+    pub fn finish(self, batch: &mut WriteBatch) -> Result<()> {
+        let by_name = self.store.cf(Cf::UserByName)?;
+        let by_id = self.store.cf(Cf::UserById)?;
+        let metrics = self.store.cf(Cf::Metrics)?;
+        for (name, slot) in &self.slots {
+            if slot.dirty {
+                batch.put_cf(by_id, keys::user(slot.user_id), crate::codec::encode(&slot.record));
+            }
+            if slot.created {
+                batch.put_cf(by_name, name.as_bytes(), crate::codec::encode(&slot.user_id));
+            }
+        }
+        if !self.created.is_empty() {
+            let mut delta = BitmapDelta::default();
+            delta.adds.extend(self.created.iter().copied());
+            batch.merge_cf(metrics, ALL_USERS_KEY, delta.encode());
+        }
+        Ok(())
+    }
+}

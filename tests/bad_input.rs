@@ -1,0 +1,59 @@
+//! Bad input gets a typed error naming what and where, and writes nothing.
+
+mod common;
+use common::*;
+use stickydb::{Error, Event, InputError, Problem, PropValue, Segment};
+
+fn input_err(r: stickydb::Result<impl std::fmt::Debug>) -> InputError {
+    match r {
+        Err(Error::Input(e)) => e,
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_bad_event_is_rejected_with_field_and_index() {
+    let (_dir, db) = open_temp();
+    db.record(&Event::new("ann", "view", T0)).unwrap();
+    let before = db.raw_dump().unwrap();
+    let good = Event::new("bob", "view", T0);
+    let many_props = (0..65).fold(Event::new("u", "view", T0), |e, i| e.with_property(format!("k{i}"), PropValue::Int(i)));
+    let cases: Vec<(Event, &str)> = vec![
+        (Event::new("", "view", T0), "event.user"),
+        (Event::new("x".repeat(129), "view", T0), "event.user"),
+        (Event::new("a\u{0}b", "view", T0), "event.user"),
+        (Event::new("u", "view", -1), "event.ts_ms"),
+        (Event::new("u", "view", i64::MAX), "event.ts_ms"),
+        (Event::new("u", "k".repeat(65).as_str(), T0), "event.kind"),
+        (Event::new("u", "", T0), "event.kind"),
+        (Event::new("u", "purchase", T0).with_amount(-1), "event.amount_minor"),
+        (Event::new("u", "view", T0).with_id("i".repeat(129)), "event.event_id"),
+        (Event::new("u", "view", T0).with_session(""), "event.session_id"),
+        (many_props, "event.properties"),
+        (Event::new("u", "view", T0).with_property("big", PropValue::Str("x".repeat(5000))), "event.properties"),
+        (Event::new("u", "view", T0).with_property("f", PropValue::Float(f64::INFINITY)), "event.properties.value"),
+    ];
+    for (bad, field) in cases {
+        // the bad event sits at index 1 of a batch whose other events are fine
+        let err = input_err(db.record_batch(&[good.clone(), bad, good.clone()]));
+        assert_eq!(err.field, field, "{err}");
+        assert_eq!(err.index, Some(1), "{err}");
+        assert!(err.to_string().contains("at item 1"), "{err}");
+    }
+    assert_eq!(db.raw_dump().unwrap(), before, "a rejected batch wrote something");
+    assert_eq!(db.user_id("bob").unwrap(), None);
+    assert_eq!(db.kinds().len(), 10, "no custom kind was registered");
+}
+
+#[test]
+fn problems_are_specific() {
+    let (_dir, db) = open_temp();
+    let e = input_err(db.record(&Event::new("x".repeat(200), "view", T0)));
+    assert_eq!(e.problem, Problem::TooLong { len_bytes: 200, max_bytes: 128 });
+    let e = input_err(db.record(&Event::new("u", "purchase", T0).with_amount(-5)));
+    assert!(matches!(e.problem, Problem::OutOfRange { value: -5, .. }));
+    let e = input_err(Segment::parse("tag:vip and").map(|_| ()).map_err(Error::from));
+    assert_eq!(e.field, "segment");
+    let e = input_err(db.segment(&Segment::All, -7));
+    assert_eq!(e.field, "now_ms");
+}
