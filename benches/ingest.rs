@@ -22,9 +22,13 @@ fn events(round: usize) -> Vec<Event> {
         .map(|i| {
             let n = round * BATCH + i;
             let kind = ["view", "view", "search", "add_to_cart", "purchase"][n % 5];
-            let mut e = Event::new(format!("user-{}", (n * 7919) % USERS), kind, T0 + (n as i64) * 1_000)
-                .with_id(format!("e{n}"))
-                .with_session(format!("s{}", n / 20));
+            let mut e = Event::new(
+                format!("user-{}", (n * 7919) % USERS),
+                kind,
+                T0 + (n as i64) * 1_000,
+            )
+            .with_id(format!("e{n}"))
+            .with_session(format!("s{}", n / 20));
             if kind == "purchase" {
                 e.amount_minor = Some(1_000 + (n as i64 % 9_000));
             }

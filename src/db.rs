@@ -40,6 +40,9 @@ pub struct Db {
     kinds: KindRegistry,
 }
 
+/// One raw record: column family name, key, value.
+pub type RawEntry = (&'static str, Vec<u8>, Vec<u8>);
+
 /// Sizes and counts of a store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Stats {
@@ -100,7 +103,9 @@ impl Db {
     /// Records one event. A repeated `(user, event_id)` is reported as
     /// [`RecordOutcome::Duplicate`] and changes nothing.
     pub fn record(&self, event: &Event) -> Result<RecordOutcome> {
-        let mut out = self.timeline_writer().record_batch(std::slice::from_ref(event))?;
+        let mut out = self
+            .timeline_writer()
+            .record_batch(std::slice::from_ref(event))?;
         out.pop().ok_or(Error::LimitReached {
             what: "outcomes of a one-event batch",
             max: 1,
@@ -273,7 +278,7 @@ impl Db {
     /// Every key and value of every column family, in order. For tests that
     /// assert "nothing changed"; reads the whole store.
     #[doc(hidden)]
-    pub fn raw_dump(&self) -> Result<Vec<(&'static str, Vec<u8>, Vec<u8>)>> {
+    pub fn raw_dump(&self) -> Result<Vec<RawEntry>> {
         let mut out = Vec::new();
         for cf in Cf::ALL {
             for item in self.store.range(cf, &[], None)? {

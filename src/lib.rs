@@ -49,7 +49,7 @@ pub mod timeline;
 pub mod users;
 mod verify;
 
-pub use db::{CfStats, Db, Stats};
+pub use db::{CfStats, Db, RawEntry, Stats};
 pub use error::{CorruptionError, Error, InputError, OpenError, Problem, Result};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;

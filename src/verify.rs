@@ -276,9 +276,7 @@ fn check_events(
         Err(e) => r.problem(e.to_string()),
     }
     let mut all_kinds: BTreeSet<u32> = per_kind.keys().copied().collect();
-    all_kinds.extend(
-        crate::timeline::EventKind::known().filter_map(|k| k.known_id()),
-    );
+    all_kinds.extend(crate::timeline::EventKind::known().filter_map(|k| k.known_id()));
     all_kinds.extend(kinds.custom().into_iter().map(|(id, _)| id));
     for id in all_kinds {
         let want = per_kind.get(&id).copied().unwrap_or(0);

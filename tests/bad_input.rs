@@ -17,7 +17,9 @@ fn each_bad_event_is_rejected_with_field_and_index() {
     db.record(&Event::new("ann", "view", T0)).unwrap();
     let before = db.raw_dump().unwrap();
     let good = Event::new("bob", "view", T0);
-    let many_props = (0..65).fold(Event::new("u", "view", T0), |e, i| e.with_property(format!("k{i}"), PropValue::Int(i)));
+    let many_props = (0..65).fold(Event::new("u", "view", T0), |e, i| {
+        e.with_property(format!("k{i}"), PropValue::Int(i))
+    });
     let cases: Vec<(Event, &str)> = vec![
         (Event::new("", "view", T0), "event.user"),
         (Event::new("x".repeat(129), "view", T0), "event.user"),
@@ -26,12 +28,27 @@ fn each_bad_event_is_rejected_with_field_and_index() {
         (Event::new("u", "view", i64::MAX), "event.ts_ms"),
         (Event::new("u", "k".repeat(65).as_str(), T0), "event.kind"),
         (Event::new("u", "", T0), "event.kind"),
-        (Event::new("u", "purchase", T0).with_amount(-1), "event.amount_minor"),
-        (Event::new("u", "view", T0).with_id("i".repeat(129)), "event.event_id"),
-        (Event::new("u", "view", T0).with_session(""), "event.session_id"),
+        (
+            Event::new("u", "purchase", T0).with_amount(-1),
+            "event.amount_minor",
+        ),
+        (
+            Event::new("u", "view", T0).with_id("i".repeat(129)),
+            "event.event_id",
+        ),
+        (
+            Event::new("u", "view", T0).with_session(""),
+            "event.session_id",
+        ),
         (many_props, "event.properties"),
-        (Event::new("u", "view", T0).with_property("big", PropValue::Str("x".repeat(5000))), "event.properties"),
-        (Event::new("u", "view", T0).with_property("f", PropValue::Float(f64::INFINITY)), "event.properties.value"),
+        (
+            Event::new("u", "view", T0).with_property("big", PropValue::Str("x".repeat(5000))),
+            "event.properties",
+        ),
+        (
+            Event::new("u", "view", T0).with_property("f", PropValue::Float(f64::INFINITY)),
+            "event.properties.value",
+        ),
     ];
     for (bad, field) in cases {
         // the bad event sits at index 1 of a batch whose other events are fine
@@ -40,7 +57,11 @@ fn each_bad_event_is_rejected_with_field_and_index() {
         assert_eq!(err.index, Some(1), "{err}");
         assert!(err.to_string().contains("at item 1"), "{err}");
     }
-    assert_eq!(db.raw_dump().unwrap(), before, "a rejected batch wrote something");
+    assert_eq!(
+        db.raw_dump().unwrap(),
+        before,
+        "a rejected batch wrote something"
+    );
     assert_eq!(db.user_id("bob").unwrap(), None);
     assert_eq!(db.kinds().len(), 10, "no custom kind was registered");
 }
@@ -49,10 +70,20 @@ fn each_bad_event_is_rejected_with_field_and_index() {
 fn problems_are_specific() {
     let (_dir, db) = open_temp();
     let e = input_err(db.record(&Event::new("x".repeat(200), "view", T0)));
-    assert_eq!(e.problem, Problem::TooLong { len_bytes: 200, max_bytes: 128 });
+    assert_eq!(
+        e.problem,
+        Problem::TooLong {
+            len_bytes: 200,
+            max_bytes: 128
+        }
+    );
     let e = input_err(db.record(&Event::new("u", "purchase", T0).with_amount(-5)));
     assert!(matches!(e.problem, Problem::OutOfRange { value: -5, .. }));
-    let e = input_err(Segment::parse("tag:vip and").map(|_| ()).map_err(Error::from));
+    let e = input_err(
+        Segment::parse("tag:vip and")
+            .map(|_| ())
+            .map_err(Error::from),
+    );
     assert_eq!(e.field, "segment");
     let e = input_err(db.segment(&Segment::All, -7));
     assert_eq!(e.field, "now_ms");

@@ -30,16 +30,32 @@ fn racing_writers_keep_every_event_and_tag() {
                     if i % 7 == 0 {
                         // a batch naming several users, to race multi-stripe locking
                         let batch: Vec<Event> = (0..USERS)
-                            .map(|u| Event::new(format!("shared-{u}"), "view", T0).with_id(format!("t{t}-{i}-b{u}")))
+                            .map(|u| {
+                                Event::new(format!("shared-{u}"), "view", T0)
+                                    .with_id(format!("t{t}-{i}-b{u}"))
+                            })
                             .collect();
                         db.record_batch(&batch).unwrap();
                     }
-                    assert!(matches!(db.record(&e).unwrap(), RecordOutcome::Recorded { .. }));
+                    assert!(matches!(
+                        db.record(&e).unwrap(),
+                        RecordOutcome::Recorded { .. }
+                    ));
                     // everyone also races to record the same shared event id
-                    let _ = db.record(&Event::new(user.as_str(), "sign_in", T0).with_id(format!("shared-{i}")));
+                    let _ = db.record(
+                        &Event::new(user.as_str(), "sign_in", T0).with_id(format!("shared-{i}")),
+                    );
                     let tag = format!("t{t}");
-                    db.update_profile(&user, &ProfileUpdate::new().tag(tag, TagSource::Rule, T0, None)).unwrap();
-                    db.update_profile(&format!("fresh-{t}-{i}"), &ProfileUpdate::new().set("n", i as i64)).unwrap();
+                    db.update_profile(
+                        &user,
+                        &ProfileUpdate::new().tag(tag, TagSource::Rule, T0, None),
+                    )
+                    .unwrap();
+                    db.update_profile(
+                        &format!("fresh-{t}-{i}"),
+                        &ProfileUpdate::new().set("n", i as i64),
+                    )
+                    .unwrap();
                 }
             });
         }
@@ -48,20 +64,33 @@ fn racing_writers_keep_every_event_and_tag() {
     let batches_per_thread = PER_THREAD.div_ceil(7);
     let expected_views = THREADS * (PER_THREAD + batches_per_thread * USERS);
     let expected_shared = PER_THREAD; // each shared id recorded exactly once
-    assert_eq!(db.event_count().unwrap() as usize, expected_views + expected_shared);
+    assert_eq!(
+        db.event_count().unwrap() as usize,
+        expected_views + expected_shared
+    );
     let mut seqs_seen = 0;
     for u in 0..USERS {
         let events = db.newest(&format!("shared-{u}"), 100_000).unwrap();
         let seqs: BTreeSet<u32> = events.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs.len(), events.len(), "sequence numbers repeat for shared-{u}");
+        assert_eq!(
+            seqs.len(),
+            events.len(),
+            "sequence numbers repeat for shared-{u}"
+        );
         seqs_seen += events.len();
     }
     assert_eq!(seqs_seen, expected_views + expected_shared);
     for t in 0..THREADS {
-        assert_eq!(db.users_with_tag(&format!("t{t}"), None).unwrap().len() as usize, USERS);
+        assert_eq!(
+            db.users_with_tag(&format!("t{t}"), None).unwrap().len() as usize,
+            USERS
+        );
     }
     // new users allocated concurrently got distinct ids
-    assert_eq!(db.user_count().unwrap() as usize, USERS + THREADS * PER_THREAD);
+    assert_eq!(
+        db.user_count().unwrap() as usize,
+        USERS + THREADS * PER_THREAD
+    );
     assert_clean(&db);
     drop(db);
     assert_clean(&reopen(&dir));

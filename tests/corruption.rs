@@ -4,32 +4,40 @@ mod common;
 use common::*;
 use stickydb::{Db, Error, Event, Options, ProfileUpdate, Sensitive, TagSource};
 
-fn raw(path: &std::path::Path) -> rocksdb::DB {
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), path, names).unwrap()
-}
-
 #[test]
 fn corrupted_values_surface_as_corruption_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    db.record(&Event::new("ann", "view", T0).with_id("e1")).unwrap();
-    db.update_profile("ann", &ProfileUpdate::new().set("age", 3).tag("vip", TagSource::Manual, T0, None)).unwrap();
+    db.record(&Event::new("ann", "view", T0).with_id("e1"))
+        .unwrap();
+    db.update_profile(
+        "ann",
+        &ProfileUpdate::new()
+            .set("age", 3)
+            .tag("vip", TagSource::Manual, T0, None),
+    )
+    .unwrap();
     let ann = db.user_id("ann").unwrap().unwrap();
     drop(db);
     {
-        let r = raw(dir.path());
+        let r = raw_open(dir.path());
         // overwrite every event value and the profile attribute with garbage
         let events = r.cf_handle("events").unwrap();
-        let keys: Vec<Box<[u8]>> = r.iterator_cf(events, rocksdb::IteratorMode::Start).map(|kv| kv.unwrap().0).collect();
+        let keys: Vec<Box<[u8]>> = r
+            .iterator_cf(events, rocksdb::IteratorMode::Start)
+            .map(|kv| kv.unwrap().0)
+            .collect();
         for k in keys {
-            r.put_cf(events, k, [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+            r.put_cf(events, k, [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .unwrap();
         }
         let mut pk = ann.to_be_bytes().to_vec();
         pk.extend_from_slice(b"age");
-        r.put_cf(r.cf_handle("profiles").unwrap(), pk, [7u8, 1, 2]).unwrap();
+        r.put_cf(r.cf_handle("profiles").unwrap(), pk, [7u8, 1, 2])
+            .unwrap();
         // a tag index value that is not a bitmap
-        r.put_cf(r.cf_handle("tag_index").unwrap(), b"vip", [1u8, 9, 9, 9]).unwrap();
+        r.put_cf(r.cf_handle("tag_index").unwrap(), b"vip", [1u8, 9, 9, 9])
+            .unwrap();
     }
     let db = Db::open(dir.path(), Options::default()).unwrap();
     match db.newest("ann", 10) {
@@ -43,7 +51,10 @@ fn corrupted_values_surface_as_corruption_errors() {
         }
         other => panic!("expected corruption, got {other:?}"),
     }
-    assert!(matches!(db.users_with_tag("vip", None), Err(Error::Corruption(_))));
+    assert!(matches!(
+        db.users_with_tag("vip", None),
+        Err(Error::Corruption(_))
+    ));
     let report = db.verify().unwrap();
     assert!(report.problem_count >= 3, "{:#?}", report.problems);
 }
@@ -52,26 +63,24 @@ fn corrupted_values_surface_as_corruption_errors() {
 fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    db.update_profile("ann", &ProfileUpdate::new().tag("vip", TagSource::Manual, T0, None)).unwrap();
+    db.update_profile(
+        "ann",
+        &ProfileUpdate::new().tag("vip", TagSource::Manual, T0, None),
+    )
+    .unwrap();
     drop(db);
     {
-        // merge needs the operator registered: open through stickydb's own
-        // options by reopening the store, then inject via a raw handle with a
-        // merge operator that only forwards.
-        let mut cf_opts = rocksdb::Options::default();
-        cf_opts.set_merge_operator_associative("stickydb.bitmap.v1", |_, _, _| None);
-        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
-        let cfs = names.into_iter().map(|n| {
-            let o = if n == "tag_index" { cf_opts.clone() } else { rocksdb::Options::default() };
-            rocksdb::ColumnFamilyDescriptor::new(n, o)
-        });
-        let r = rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), dir.path(), cfs).unwrap();
-        r.merge_cf(r.cf_handle("tag_index").unwrap(), b"vip", [0xde, 0xad]).unwrap();
+        let r = raw_open(dir.path());
+        r.merge_cf(r.cf_handle("tag_index").unwrap(), b"vip", [0xde, 0xad])
+            .unwrap();
     }
     let db = Db::open(dir.path(), Options::default()).unwrap();
     // the store keeps working: reads of the poisoned key are typed errors,
     // other writes go on, and a flush (which runs the merge) succeeds
-    assert!(matches!(db.users_with_tag("vip", None), Err(Error::Corruption(_))));
+    assert!(matches!(
+        db.users_with_tag("vip", None),
+        Err(Error::Corruption(_))
+    ));
     db.record(&Event::new("bob", "view", T0)).unwrap();
     db.flush().unwrap();
     db.record(&Event::new("bob", "view", T0 + 1)).unwrap();

@@ -15,8 +15,12 @@ const EVENTS_PER_BATCH: usize = 50;
 fn batch(i: usize) -> Vec<Event> {
     (0..EVENTS_PER_BATCH)
         .map(|j| {
-            Event::new(format!("u{}", (i * 7 + j) % USERS), if j % 5 == 0 { "purchase" } else { "view" }, T0 + (i * 1000 + j) as i64)
-                .with_id(format!("b{i}-{j}"))
+            Event::new(
+                format!("u{}", (i * 7 + j) % USERS),
+                if j % 5 == 0 { "purchase" } else { "view" },
+                T0 + (i * 1000 + j) as i64,
+            )
+            .with_id(format!("b{i}-{j}"))
         })
         .collect()
 }
@@ -25,10 +29,22 @@ fn batch(i: usize) -> Vec<Event> {
 #[test]
 #[ignore]
 fn crash_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let db = Db::open(&dir, Options { sync_writes: true, ..Options::default() }).unwrap();
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = Db::open(
+        &dir,
+        Options {
+            sync_writes: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     // Continue where the previous (killed) child stopped.
-    let start: usize = std::env::var("STICKYDB_CRASH_START").unwrap().parse().unwrap();
+    let start: usize = std::env::var("STICKYDB_CRASH_START")
+        .unwrap()
+        .parse()
+        .unwrap();
     for i in start.. {
         db.record_batch(&batch(i)).unwrap();
         let user = format!("u{}", i % USERS);
@@ -36,7 +52,12 @@ fn crash_child_writer() {
         let update = if i % 4 == 0 {
             ProfileUpdate::new().untag(tag)
         } else {
-            ProfileUpdate::new().set("i", i as i64).tag(tag, TagSource::Rule, T0, Some(T0 + i as i64))
+            ProfileUpdate::new().set("i", i as i64).tag(
+                tag,
+                TagSource::Rule,
+                T0,
+                Some(T0 + i as i64),
+            )
         };
         db.update_profile(&user, &update).unwrap();
         println!("ACK {i}");
@@ -50,7 +71,13 @@ fn killed_writer_leaves_consistent_store() {
     let mut acked = 0usize;
     for round in 0..4 {
         let mut child = Command::new(&exe)
-            .args(["crash_child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("STICKYDB_CRASH_START", acked.to_string())
             .stdout(Stdio::piped())
@@ -80,12 +107,21 @@ fn killed_writer_leaves_consistent_store() {
         // every acknowledged batch is there: re-sending it is all duplicates
         for i in 0..acked {
             let out = db.record_batch(&batch(i)).unwrap();
-            assert!(out.iter().all(|o| *o == RecordOutcome::Duplicate), "batch {i} lost");
+            assert!(
+                out.iter().all(|o| *o == RecordOutcome::Duplicate),
+                "batch {i} lost"
+            );
         }
         // the batch in flight at the kill is all-or-nothing
         let in_flight = db.record_batch(&batch(acked)).unwrap();
-        let dups = in_flight.iter().filter(|o| **o == RecordOutcome::Duplicate).count();
-        assert!(dups == 0 || dups == EVENTS_PER_BATCH, "batch {acked} half-written: {dups}");
+        let dups = in_flight
+            .iter()
+            .filter(|o| **o == RecordOutcome::Duplicate)
+            .count();
+        assert!(
+            dups == 0 || dups == EVENTS_PER_BATCH,
+            "batch {acked} half-written: {dups}"
+        );
         acked += 1;
         assert_clean(&db);
     }

@@ -7,11 +7,23 @@ use stickydb::{Event, RecordOutcome};
 #[test]
 fn duplicates_change_nothing_and_are_reported() {
     let (dir, db) = open_temp();
-    let first = db.record(&Event::new("ann", "purchase", T0).with_id("o-1").with_amount(500)).unwrap();
+    let first = db
+        .record(
+            &Event::new("ann", "purchase", T0)
+                .with_id("o-1")
+                .with_amount(500),
+        )
+        .unwrap();
     assert!(matches!(first, RecordOutcome::Recorded { .. }));
     let before = db.raw_dump().unwrap();
     // same id, even with a different payload, is a duplicate
-    let again = db.record(&Event::new("ann", "purchase", T0 + 5).with_id("o-1").with_amount(999)).unwrap();
+    let again = db
+        .record(
+            &Event::new("ann", "purchase", T0 + 5)
+                .with_id("o-1")
+                .with_amount(999),
+        )
+        .unwrap();
     assert_eq!(again, RecordOutcome::Duplicate);
     assert_eq!(db.raw_dump().unwrap(), before);
     drop(db);

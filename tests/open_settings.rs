@@ -5,7 +5,10 @@ use common::*;
 use stickydb::{Db, Error, Event, OpenError, Options};
 
 fn with_offset(m: Option<i32>) -> Options {
-    Options { utc_offset_minutes: m, ..Options::default() }
+    Options {
+        utc_offset_minutes: m,
+        ..Options::default()
+    }
 }
 
 #[test]
@@ -22,7 +25,10 @@ fn utc_offset_is_fixed_at_creation() {
     drop(db);
     assert!(Db::open(dir.path(), with_offset(Some(480))).is_ok());
     match Db::open(dir.path(), with_offset(Some(0))) {
-        Err(Error::Open(OpenError::OffsetMismatch { stored_minutes: 480, requested_minutes: 0 })) => {}
+        Err(Error::Open(OpenError::OffsetMismatch {
+            stored_minutes: 480,
+            requested_minutes: 0,
+        })) => {}
         other => panic!("expected offset mismatch, got {other:?}"),
     }
 }
@@ -35,10 +41,22 @@ fn out_of_range_offsets_and_missing_stores() {
         Err(Error::Open(OpenError::OffsetOutOfRange { minutes: 900 }))
     ));
     let missing = dir.path().join("nope");
-    let opts = Options { create_if_missing: false, ..Options::default() };
-    assert!(matches!(Db::open(&missing, opts), Err(Error::Open(OpenError::Missing { .. }))));
-    let ro = Options { read_only: true, ..Options::default() };
-    assert!(matches!(Db::open(&missing, ro), Err(Error::Open(OpenError::Missing { .. }))));
+    let opts = Options {
+        create_if_missing: false,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(&missing, opts),
+        Err(Error::Open(OpenError::Missing { .. }))
+    ));
+    let ro = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(&missing, ro),
+        Err(Error::Open(OpenError::Missing { .. }))
+    ));
 }
 
 #[test]
@@ -46,19 +64,28 @@ fn read_only_opens_read_merged_state_and_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
     db.record(&Event::new("ann", "view", T0)).unwrap();
-    db.update_profile("ann", &stickydb::ProfileUpdate::new().tag("vip", stickydb::TagSource::Manual, T0, None)).unwrap();
+    db.update_profile(
+        "ann",
+        &stickydb::ProfileUpdate::new().tag("vip", stickydb::TagSource::Manual, T0, None),
+    )
+    .unwrap();
     drop(db);
-    let ro = Db::open(dir.path(), Options { read_only: true, ..Options::default() }).unwrap();
+    let ro = Db::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     // merge operands (tag index, counters) are resolved in a read-only open too
     assert_eq!(ro.users_with_tag("vip", None).unwrap().len(), 1);
     assert_eq!(ro.event_count().unwrap(), 1);
-    assert!(matches!(ro.record(&Event::new("bob", "view", T0)), Err(Error::ReadOnly)));
+    assert!(matches!(
+        ro.record(&Event::new("bob", "view", T0)),
+        Err(Error::ReadOnly)
+    ));
     assert_clean(&ro);
-}
-
-fn raw_cfs(path: &std::path::Path) -> rocksdb::DB {
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), path, names).unwrap()
 }
 
 #[test]
@@ -66,14 +93,17 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Db::open(dir.path(), Options::default()).unwrap());
     {
-        let raw = raw_cfs(dir.path());
+        let raw = raw_open(dir.path());
         let meta = raw.cf_handle("meta").unwrap();
         // format byte 1, then bincode varint 99
         raw.put_cf(meta, b"format_version", [1u8, 99]).unwrap();
     }
     assert!(matches!(
         Db::open(dir.path(), Options::default()),
-        Err(Error::Open(OpenError::UnsupportedFormat { found: 99, supported: 1 }))
+        Err(Error::Open(OpenError::UnsupportedFormat {
+            found: 99,
+            supported: 1
+        }))
     ));
 
     let foreign = tempfile::tempdir().unwrap();

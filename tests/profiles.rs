@@ -17,8 +17,11 @@ fn set_unset_and_types_round_trip() {
             .set("birthday", AttrValue::Timestamp(T0)),
     )
     .unwrap();
-    db.update_profile("ann", &ProfileUpdate::new().unset("newsletter").set("age", 32))
-        .unwrap();
+    db.update_profile(
+        "ann",
+        &ProfileUpdate::new().unset("newsletter").set("age", 32),
+    )
+    .unwrap();
     drop(db);
     let db = reopen(&dir);
     let p = db.profile("ann", Sensitive::Exclude).unwrap().unwrap();
@@ -52,7 +55,8 @@ fn sensitive_attributes_only_on_explicit_request() {
 #[test]
 fn one_bad_change_rejects_the_whole_update() {
     let (_dir, db) = open_temp();
-    db.update_profile("ann", &ProfileUpdate::new().set("age", 31)).unwrap();
+    db.update_profile("ann", &ProfileUpdate::new().set("age", 31))
+        .unwrap();
     let before = db.raw_dump().unwrap();
     let bad = [
         ProfileUpdate::new().set("age", 40).set("score", f64::NAN),
@@ -63,13 +67,19 @@ fn one_bad_change_rejects_the_whole_update() {
             .set("age", 40)
             .tag("vip", TagSource::Manual, -5, None),
         ProfileUpdate::new().tag("v".repeat(200), TagSource::Rule, T0, None),
-        ProfileUpdate::new().tag("vip", TagSource::Rule, T0, None).untag("vip"),
+        ProfileUpdate::new()
+            .tag("vip", TagSource::Rule, T0, None)
+            .untag("vip"),
     ];
     for update in bad {
         let err = db.update_profile("ann", &update).unwrap_err();
         assert!(matches!(err, Error::Input(_)), "{err}");
     }
-    assert_eq!(db.raw_dump().unwrap(), before, "a rejected update wrote something");
+    assert_eq!(
+        db.raw_dump().unwrap(),
+        before,
+        "a rejected update wrote something"
+    );
     let p = db.profile("ann", Sensitive::Exclude).unwrap().unwrap();
     assert_eq!(p.attributes["age"], AttrValue::Int(31));
 }

@@ -13,9 +13,18 @@ const TAGS: [&str; 3] = ["vip", "vi", "exp:a"]; // "vi" is a prefix of "vip" on 
 
 #[derive(Debug, Clone)]
 enum Op {
-    Tag { user: u32, tag: usize, expires: Option<i64> },
-    Untag { user: u32, tag: usize },
-    Purge { now: i64 },
+    Tag {
+        user: u32,
+        tag: usize,
+        expires: Option<i64>,
+    },
+    Untag {
+        user: u32,
+        tag: usize,
+    },
+    Purge {
+        now: i64,
+    },
     Reopen,
 }
 

@@ -12,7 +12,9 @@ fn newest_first_with_bounds_and_limit() {
     let events: Vec<Event> = ts
         .iter()
         .enumerate()
-        .map(|(i, t)| Event::new("ann", "view", T0 + t * 1000).with_property("i", PropValue::Int(i as i64)))
+        .map(|(i, t)| {
+            Event::new("ann", "view", T0 + t * 1000).with_property("i", PropValue::Int(i as i64))
+        })
         .collect();
     db.record_batch(&events).unwrap();
     db.record(&Event::new("bob", "view", T0 + 4000)).unwrap();
@@ -31,7 +33,10 @@ fn newest_first_with_bounds_and_limit() {
 
     let top2 = db.timeline("ann", T0, T0 + 100_000, 2).unwrap();
     assert_eq!(top2.len(), 2);
-    assert!(db.timeline("ann", T0 + 5000, T0 + 5000, 10).unwrap().is_empty());
+    assert!(db
+        .timeline("ann", T0 + 5000, T0 + 5000, 10)
+        .unwrap()
+        .is_empty());
     assert!(db.timeline("ann", T0, T0 + 1, 0).unwrap().is_empty());
     // other users never leak in
     assert!(all.iter().all(|e| e.event.user == "ann"));
@@ -49,13 +54,18 @@ fn fields_round_trip_including_custom_kinds() {
         .with_property("gift", PropValue::Bool(true))
         .with_property("w", PropValue::Float(1.5));
     db.record(&e).unwrap();
-    db.record(&Event::new("ann", "wishlist_add", T0 + 1)).unwrap();
+    db.record(&Event::new("ann", "wishlist_add", T0 + 1))
+        .unwrap();
     drop(db);
     let db = reopen(&dir);
     let got = db.newest("ann", 10).unwrap();
     assert_eq!(got[1].event, e);
     assert_eq!(got[0].event.kind, EventKind::Custom("wishlist_add".into()));
-    assert_eq!(db.event_count_of(&EventKind::Custom("wishlist_add".into())).unwrap(), 1);
+    assert_eq!(
+        db.event_count_of(&EventKind::Custom("wishlist_add".into()))
+            .unwrap(),
+        1
+    );
     assert_eq!(db.event_count_of(&EventKind::Purchase).unwrap(), 1);
     assert_eq!(db.event_count().unwrap(), 2);
     assert_clean(&db);
@@ -64,7 +74,10 @@ fn fields_round_trip_including_custom_kinds() {
 #[test]
 fn unknown_user_and_bad_limit_are_typed_errors() {
     let (_dir, db) = open_temp();
-    assert!(matches!(db.newest("nobody", 10), Err(Error::UnknownUser { .. })));
+    assert!(matches!(
+        db.newest("nobody", 10),
+        Err(Error::UnknownUser { .. })
+    ));
     db.record(&Event::new("ann", "view", T0)).unwrap();
     assert!(matches!(db.newest("ann", 10_000_000), Err(Error::Input(_))));
 }

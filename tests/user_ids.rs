@@ -8,7 +8,8 @@ use stickydb::{Event, ProfileUpdate};
 fn ids_are_dense_and_survive_reopen() {
     let (dir, db) = open_temp();
     for (i, name) in ["ann", "bob", "cy"].iter().enumerate() {
-        db.record(&Event::new(*name, "view", T0 + i as i64)).unwrap();
+        db.record(&Event::new(*name, "view", T0 + i as i64))
+            .unwrap();
     }
     db.record(&Event::new("ann", "view", T0 + 9)).unwrap();
     assert_eq!(db.user_id("ann").unwrap(), Some(0));
@@ -32,7 +33,8 @@ fn a_profile_write_allocates_but_a_pure_removal_does_not() {
     db.update_profile("ghost", &ProfileUpdate::new().unset("age").untag("vip"))
         .unwrap();
     assert_eq!(db.user_id("ghost").unwrap(), None);
-    db.update_profile("real", &ProfileUpdate::new().set("age", 30)).unwrap();
+    db.update_profile("real", &ProfileUpdate::new().set("age", 30))
+        .unwrap();
     assert_eq!(db.user_id("real").unwrap(), Some(0));
     assert_eq!(db.user_count().unwrap(), 1);
     assert_clean(&db);

@@ -8,7 +8,9 @@ use rand::{RngExt, SeedableRng};
 
 use super::Cli;
 use crate::time::{format_day, DAY_MS};
-use crate::{Db, Error, Event, Options, ProfileUpdate, RecordOutcome, Segment, Sensitive, TagSource};
+use crate::{
+    Db, Error, Event, Options, ProfileUpdate, RecordOutcome, Segment, Sensitive, TagSource,
+};
 
 /// Simulated days start here (2024-01-01 00:00 UTC) so the demo is reproducible.
 const START_MS: i64 = 1_704_067_200_000;
@@ -81,7 +83,11 @@ fn session(rng: &mut StdRng, u: &SimUser, day: u32, session_no: u32, out: &mut V
     let views = rng.random_range(1..8);
     for _ in 0..views {
         t += rng.random_range(5_000..120_000);
-        let kind = if rng.random_bool(0.25) { "search" } else { "view" };
+        let kind = if rng.random_bool(0.25) {
+            "search"
+        } else {
+            "view"
+        };
         push(kind, t, None, out);
     }
     let cart_p = match u.persona {
@@ -185,8 +191,12 @@ pub(super) fn run(cli: &Cli, users: u32, days: u32, seed: u64) -> Result<(), Err
             }
             if day == u.signup_day {
                 pending.push(
-                    Event::new(u.name.as_str(), "signup", START_MS + i64::from(day) * DAY_MS + 1)
-                        .with_id(format!("{}-signup", u.name)),
+                    Event::new(
+                        u.name.as_str(),
+                        "signup",
+                        START_MS + i64::from(day) * DAY_MS + 1,
+                    )
+                    .with_id(format!("{}-signup", u.name)),
                 );
             }
             if rng.random_bool(daily_visit_probability(u.persona, weekday)) {
@@ -282,14 +292,20 @@ fn summary(
                 .collect();
             println!("  attributes: {}", attrs.join(", "));
             println!("  withheld (sensitive): {}", p.withheld.join(", "));
-            println!("  tags: {}", p.tags.keys().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "  tags: {}",
+                p.tags.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
         for e in db.newest(&u.name, 5)? {
             println!(
                 "  {} {:<12} {}",
                 format_day(db.local_day(e.event.ts_ms)),
                 e.event.kind.as_str(),
-                e.event.amount_minor.map(|a| format!("{:.2}", a as f64 / 100.0)).unwrap_or_default()
+                e.event
+                    .amount_minor
+                    .map(|a| format!("{:.2}", a as f64 / 100.0))
+                    .unwrap_or_default()
             );
         }
     }

@@ -125,8 +125,8 @@ fn open_existing(cli: &Cli, read_only: bool) -> Result<Db, Error> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::Io(std::io::Error::other(e)))?;
     println!("{text}");
     Ok(())
 }
@@ -162,7 +162,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             for (kind, n) in &stats.events_by_kind {
                 println!("  {kind:<14} {n}");
             }
-            println!("{:<14} {:>12} {:>14} {:>14}", "column family", "keys", "sst bytes", "memtable");
+            println!(
+                "{:<14} {:>12} {:>14} {:>14}",
+                "column family", "keys", "sst bytes", "memtable"
+            );
             for (name, cf) in &stats.column_families {
                 println!(
                     "{name:<14} {:>12} {:>14} {:>14}",
@@ -239,7 +242,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                     "  {} {:<12} {}",
                     e.event.ts_ms,
                     e.event.kind.as_str(),
-                    e.event.amount_minor.map(|a| a.to_string()).unwrap_or_default()
+                    e.event
+                        .amount_minor
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
                 );
             }
             Ok(())

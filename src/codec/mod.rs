@@ -70,7 +70,10 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`encode`], refusing bodies over `limit_bytes`.
-pub fn decode_limited<T: DeserializeOwned>(bytes: &[u8], limit_bytes: u64) -> Result<T, DecodeError> {
+pub fn decode_limited<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit_bytes: u64,
+) -> Result<T, DecodeError> {
     let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     match format {
         FORMAT_V1 => options(limit_bytes)
@@ -103,9 +106,15 @@ mod tests {
         assert_eq!(decode::<u32>(&[]), Err(DecodeError::Empty));
         assert_eq!(decode::<u32>(&[9, 1]), Err(DecodeError::UnknownFormat(9)));
         assert_eq!(decode::<u32>(&[POISONED]), Err(DecodeError::Poisoned));
-        assert!(matches!(decode::<u32>(&[FORMAT_V1]), Err(DecodeError::Body(_))));
+        assert!(matches!(
+            decode::<u32>(&[FORMAT_V1]),
+            Err(DecodeError::Body(_))
+        ));
         // trailing bytes are corruption, not ignorable padding
-        assert!(matches!(decode::<u8>(&[FORMAT_V1, 1, 2]), Err(DecodeError::Body(_))));
+        assert!(matches!(
+            decode::<u8>(&[FORMAT_V1, 1, 2]),
+            Err(DecodeError::Body(_))
+        ));
     }
 
     #[test]
@@ -113,6 +122,9 @@ mod tests {
         // a string claiming u64::MAX bytes must fail on the limit, not on OOM
         let mut bytes = vec![FORMAT_V1, 0xff];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode_limited::<String>(&bytes, 1024), Err(DecodeError::Body(_))));
+        assert!(matches!(
+            decode_limited::<String>(&bytes, 1024),
+            Err(DecodeError::Body(_))
+        ));
     }
 }

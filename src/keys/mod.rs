@@ -27,7 +27,7 @@ pub fn ts_from_asc(bytes: [u8; 8]) -> i64 {
 /// a forward iterator then meets the newest entry first, which RocksDB serves
 /// faster than a reverse scan.
 pub fn ts_desc(ts_ms: i64) -> [u8; 8] {
-    (!(((ts_ms as u64) ^ (1 << 63)))).to_be_bytes()
+    (!((ts_ms as u64) ^ (1 << 63))).to_be_bytes()
 }
 
 /// Inverse of [`ts_desc`].
@@ -69,10 +69,7 @@ pub fn user_and_name(user_id: u32, name: &str) -> Vec<u8> {
 }
 
 /// Splits a [`user_and_name`] key.
-pub fn split_user_and_name(
-    cf: &'static str,
-    key: &[u8],
-) -> Result<(u32, String), CorruptionError> {
+pub fn split_user_and_name(cf: &'static str, key: &[u8]) -> Result<(u32, String), CorruptionError> {
     let user_id = user_of(cf, key)?;
     let name = std::str::from_utf8(&key[USER_BYTES..]).map_err(|e| CorruptionError {
         cf,
@@ -136,7 +133,10 @@ pub fn tag_expiry(tag: &str, expires_at_ms: i64, user_id: u32) -> Vec<u8> {
 
 /// The prefix shared by all expiry entries of one tag.
 pub fn tag_expiry_prefix(tag: &str) -> Vec<u8> {
-    debug_assert!(tag.len() <= u8::MAX as usize, "tag names are validated to fit");
+    debug_assert!(
+        tag.len() <= u8::MAX as usize,
+        "tag names are validated to fit"
+    );
     let mut k = Vec::with_capacity(1 + tag.len() + 12);
     k.push(tag.len() as u8);
     k.extend_from_slice(tag.as_bytes());

@@ -311,7 +311,11 @@ impl Writer<'_> {
                 value: value.clone(),
                 sensitive: *sensitive,
             };
-            batch.put_cf(profiles, keys::user_and_name(user_id, name), codec::encode(&stored));
+            batch.put_cf(
+                profiles,
+                keys::user_and_name(user_id, name),
+                codec::encode(&stored),
+            );
         }
         for name in &update.unset {
             batch.delete_cf(profiles, keys::user_and_name(user_id, name));
@@ -374,7 +378,13 @@ impl Writer<'_> {
     }
 }
 
-fn remove_tag(batch: &mut WriteBatch, store: &Store, user_id: u32, name: &str, old: &Tag) -> Result<()> {
+fn remove_tag(
+    batch: &mut WriteBatch,
+    store: &Store,
+    user_id: u32,
+    name: &str,
+    old: &Tag,
+) -> Result<()> {
     batch.delete_cf(store.cf(Cf::Tags)?, keys::user_and_name(user_id, name));
     if let Some(e) = old.expires_at_ms {
         batch.delete_cf(store.cf(Cf::TagExpiry)?, keys::tag_expiry(name, e, user_id));
@@ -467,7 +477,11 @@ pub(crate) fn expired_holders(store: &Store, tag: &str, now_ms: i64) -> Result<V
 
 /// Users holding `tag` at `now_ms` (expired holders excluded), or every
 /// holder in the index when `now_ms` is `None`.
-pub(crate) fn users_with_tag(store: &Store, tag: &str, now_ms: Option<i64>) -> Result<RoaringBitmap> {
+pub(crate) fn users_with_tag(
+    store: &Store,
+    tag: &str,
+    now_ms: Option<i64>,
+) -> Result<RoaringBitmap> {
     let mut set = tag_index(store, tag)?;
     if let Some(now) = now_ms {
         for (user_id, _) in expired_holders(store, tag, now)? {

@@ -217,7 +217,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_token() {
-        for bad in ["", "tag:", "tag:a and", "(tag:a", "tag:a)", "stage:new", "tag:a tag:b"] {
+        for bad in [
+            "",
+            "tag:",
+            "tag:a and",
+            "(tag:a",
+            "tag:a)",
+            "stage:new",
+            "tag:a tag:b",
+        ] {
             assert!(Segment::parse(bad).is_err(), "{bad:?} should not parse");
         }
         let deep = format!("{}tag:a{}", "(".repeat(200), ")".repeat(200));

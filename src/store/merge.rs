@@ -232,7 +232,9 @@ mod tests {
 
     #[test]
     fn delta_round_trip_and_compose() {
-        let d = BitmapDelta::add(3).then(&BitmapDelta::remove(3)).then(&BitmapDelta::add(5));
+        let d = BitmapDelta::add(3)
+            .then(&BitmapDelta::remove(3))
+            .then(&BitmapDelta::add(5));
         assert_eq!(BitmapDelta::decode(&d.encode()), Some(d.clone()));
         let mut set: RoaringBitmap = [3u32, 4].into_iter().collect();
         d.apply(&mut set);

@@ -133,6 +133,9 @@ pub struct Settings {
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_SETTINGS: &[u8] = b"settings";
 
+/// A raw key and value read from a column family.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// An open RocksDB database with stickydb's column families.
 pub struct Store {
     db: DB,
@@ -380,7 +383,7 @@ impl Store {
         cf: Cf,
         from: &[u8],
         until: Option<Vec<u8>>,
-    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_> {
+    ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
         let mut ro = ReadOptions::default();
         ro.set_total_order_seek(true);
         if let Some(u) = until {
@@ -399,7 +402,7 @@ impl Store {
         &self,
         cf: Cf,
         prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_> {
+    ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
         self.range(cf, prefix, crate::keys::prefix_successor(prefix))
     }
 

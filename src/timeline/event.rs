@@ -95,12 +95,18 @@ impl EventKind {
 
     /// The fixed id of a known kind; `None` for custom kinds.
     pub fn known_id(&self) -> Option<u32> {
-        KNOWN.iter().find(|(k, _, _)| k == self).map(|(_, _, id)| *id)
+        KNOWN
+            .iter()
+            .find(|(k, _, _)| k == self)
+            .map(|(_, _, id)| *id)
     }
 
     /// The known kind with fixed id `id`.
     pub fn from_known_id(id: u32) -> Option<Self> {
-        KNOWN.iter().find(|(_, _, i)| *i == id).map(|(k, _, _)| k.clone())
+        KNOWN
+            .iter()
+            .find(|(_, _, i)| *i == id)
+            .map(|(k, _, _)| k.clone())
     }
 
     /// Every known kind.
@@ -217,8 +223,7 @@ impl Event {
             users::check_name(id, MAX_EVENT_ID_BYTES).map_err(|p| err("event.event_id", p))?;
         }
         if let Some(id) = &self.session_id {
-            users::check_name(id, MAX_SESSION_ID_BYTES)
-                .map_err(|p| err("event.session_id", p))?;
+            users::check_name(id, MAX_SESSION_ID_BYTES).map_err(|p| err("event.session_id", p))?;
         }
         if let Some(a) = self.amount_minor {
             if !(0..=MAX_AMOUNT_MINOR).contains(&a) {

@@ -56,7 +56,7 @@ impl Reservation<'_> {
             .by_name
             .get(name)
             .copied()
-            .ok_or_else(|| Error::LimitReached {
+            .ok_or(Error::LimitReached {
                 what: "custom kind reserved outside its write",
                 max: 0,
             })
@@ -81,12 +81,13 @@ impl KindRegistry {
         let mut maps = Maps::default();
         for item in store.prefix(Cf::Meta, NAME_PREFIX)? {
             let (k, v) = item?;
-            let name = std::str::from_utf8(&k[NAME_PREFIX.len()..]).map_err(|_| CorruptionError {
-                cf: Cf::Meta.name(),
-                what: "key",
-                key: k.to_vec(),
-                reason: "kind name is not UTF-8".into(),
-            })?;
+            let name =
+                std::str::from_utf8(&k[NAME_PREFIX.len()..]).map_err(|_| CorruptionError {
+                    cf: Cf::Meta.name(),
+                    what: "key",
+                    key: k.to_vec(),
+                    reason: "kind name is not UTF-8".into(),
+                })?;
             let id: u32 = decode_value(Cf::Meta, &k, &v)?;
             maps.by_id.insert(id, name.to_owned());
             maps.by_name.insert(name.to_owned(), id);

@@ -64,9 +64,9 @@ impl Writer<'_> {
 
         let _guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
         let mut batch = WriteBatch::default();
-        let reservation = self
-            .kinds
-            .reserve(self.store, events.iter().map(|e| &e.kind), &mut batch)?;
+        let reservation =
+            self.kinds
+                .reserve(self.store, events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users = UserWrites::new(self.store, self.allocator);
         let events_cf = self.store.cf(Cf::Events)?;
         let ids_cf = self.store.cf(Cf::EventIds)?;

@@ -238,10 +238,18 @@ impl<'a> UserWrites<'a> {
         let metrics = self.store.cf(Cf::Metrics)?;
         for (name, slot) in &self.slots {
             if slot.dirty {
-                batch.put_cf(by_id, keys::user(slot.user_id), crate::codec::encode(&slot.record));
+                batch.put_cf(
+                    by_id,
+                    keys::user(slot.user_id),
+                    crate::codec::encode(&slot.record),
+                );
             }
             if slot.created {
-                batch.put_cf(by_name, name.as_bytes(), crate::codec::encode(&slot.user_id));
+                batch.put_cf(
+                    by_name,
+                    name.as_bytes(),
+                    crate::codec::encode(&slot.user_id),
+                );
             }
         }
         if !self.created.is_empty() {

@@ -1,0 +1,83 @@
+//! The real `stickydb` binary: demo, stats, verify, user, segment, init.
+
+mod common;
+use std::process::Command;
+
+use stickydb::{Db, Options, Segment};
+
+fn stickydb(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stickydb"))
+        .args(args)
+        .output()
+        .expect("run stickydb")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn demo_then_queries_agree_with_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_dir = dir.path().join("store");
+    let db_arg = db_dir.to_str().unwrap();
+    let out = stickydb(&["--db", db_arg, "demo", "--users", "60", "--days", "10"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verify: 0 problem(s)"), "{stdout}");
+
+    let out = stickydb(&["--db", db_arg, "--json", "stats"]);
+    assert!(out.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = stickydb(&["--db", db_arg, "--json", "segment", "tag:vip or tag:exp:a"]);
+    assert!(out.status.success());
+    let seg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stickydb(&["--db", db_arg, "verify"]).status.success());
+    assert!(stickydb(&["--db", db_arg, "user", "user-0000001"])
+        .status
+        .success());
+
+    let db = Db::open(&db_dir, Options::default()).unwrap();
+    assert_eq!(stats["users"].as_u64().unwrap(), 60);
+    assert_eq!(stats["events"].as_u64().unwrap(), db.event_count().unwrap());
+    let want = db
+        .segment(&Segment::parse("tag:vip or tag:exp:a").unwrap(), now_ms())
+        .unwrap();
+    assert_eq!(seg["count"].as_u64().unwrap(), want.len());
+}
+
+#[test]
+fn init_persists_the_offset_and_bad_arguments_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_dir = dir.path().join("s");
+    let db_arg = db_dir.to_str().unwrap();
+    assert!(
+        stickydb(&["--db", db_arg, "init", "--utc-offset", "+08:00"])
+            .status
+            .success()
+    );
+    let db = Db::open(&db_dir, Options::default()).unwrap();
+    assert_eq!(db.settings().utc_offset_minutes, 480);
+    drop(db);
+    let out = stickydb(&["--db", db_arg, "init", "--utc-offset", "-05:00"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTC offset"));
+    let out = stickydb(&["--db", db_arg, "init", "--utc-offset", "8"]);
+    assert!(!out.status.success());
+    let out = stickydb(&["--db", db_arg, "segment", "tag:vip and"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("segment"));
+    let out = stickydb(&[
+        "--db",
+        dir.path().join("missing").to_str().unwrap(),
+        "stats",
+    ]);
+    assert!(!out.status.success());
+}
