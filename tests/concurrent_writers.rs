@@ -95,3 +95,9 @@ fn racing_writers_keep_every_event_and_tag() {
     drop(db);
     assert_clean(&reopen(&dir));
 }
+
+#[test]
+fn db_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<stickydb::Db>();
+}
