@@ -8,7 +8,7 @@
 
 use rocksdb::WriteBatch;
 
-use crate::error::{CorruptionError, Result};
+use crate::error::Result;
 use crate::store::merge::{self, metric_space};
 use crate::store::{Cf, Store};
 
@@ -23,6 +23,7 @@ fn events_kind_key(kind_id: u32) -> Vec<u8> {
 }
 
 /// Adds `delta` events of kind `kind_id` to the store totals, in `batch`.
+/// Callers sum per batch first: one operand per kind, not per event.
 pub fn count_events(store: &Store, batch: &mut WriteBatch, kind_id: u32, delta: i64) -> Result<()> {
     let cf = store.cf(Cf::Metrics)?;
     batch.merge_cf(cf, events_total_key(), merge::encode_counter(delta));
@@ -31,18 +32,7 @@ pub fn count_events(store: &Store, batch: &mut WriteBatch, kind_id: u32, delta: 
 }
 
 fn read_counter(store: &Store, key: &[u8]) -> Result<i64> {
-    match store.get_raw(Cf::Metrics, key)? {
-        None => Ok(0),
-        Some(bytes) => merge::decode_counter(&bytes).ok_or_else(|| {
-            CorruptionError {
-                cf: Cf::Metrics.name(),
-                what: "value",
-                key: key.to_vec(),
-                reason: "counter does not decode".into(),
-            }
-            .into()
-        }),
-    }
+    store.get_counter(Cf::Metrics, key)
 }
 
 /// Events recorded in the store (duplicates excluded).

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::error::{CorruptionError, InputError, Problem, Result};
 use crate::keys;
-use crate::store::merge::{self, BitmapDelta};
+use crate::store::merge::BitmapDelta;
 use crate::store::{decode_value, Cf, Store};
 use crate::time;
 use crate::users::{self, Allocator, LockStripes, UserWrites};
@@ -288,18 +288,16 @@ impl Writer<'_> {
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         update.validate()?;
         let _guard = self.stripes.lock([user]);
-        let user_id = match users::id_of(self.store, user)? {
-            Some(id) => id,
-            // Removing from a user that does not exist is a no-op, and must
-            // not create the user.
-            None if !update.creates() => return Ok(()),
-            None => 0, // allocated below
-        };
         let mut users_w = UserWrites::new(self.store, self.allocator);
         let user_id = if update.creates() {
             users_w.id(user)?
         } else {
-            user_id
+            match users_w.existing_id(user)? {
+                Some(id) => id,
+                // Removing from a user that does not exist is a no-op, and
+                // must not create the user.
+                None => return Ok(()),
+            }
         };
         let mut batch = WriteBatch::default();
         let profiles = self.store.cf(Cf::Profiles)?;
@@ -446,18 +444,7 @@ pub(crate) fn tag_names(store: &Store) -> Result<Vec<String>> {
 
 /// Users holding `tag` per the index, expired or not.
 pub(crate) fn tag_index(store: &Store, tag: &str) -> Result<RoaringBitmap> {
-    match store.get_raw(Cf::TagIndex, tag.as_bytes())? {
-        None => Ok(RoaringBitmap::new()),
-        Some(bytes) => merge::decode_bitmap(&bytes).ok_or_else(|| {
-            CorruptionError {
-                cf: Cf::TagIndex.name(),
-                what: "value",
-                key: tag.as_bytes().to_vec(),
-                reason: "user set does not decode".into(),
-            }
-            .into()
-        }),
-    }
+    store.get_bitmap(Cf::TagIndex, tag.as_bytes())
 }
 
 /// `(user, expires_at_ms)` of holders of `tag` whose tag expired by `now_ms`.

@@ -348,6 +348,24 @@ impl Store {
         }
     }
 
+    /// Reads a user-set value kept by a merge operator (absent = empty set).
+    pub fn get_bitmap(&self, cf: Cf, key: &[u8]) -> Result<roaring::RoaringBitmap> {
+        match self.get_raw(cf, key)? {
+            None => Ok(roaring::RoaringBitmap::new()),
+            Some(bytes) => merge::decode_bitmap(&bytes)
+                .ok_or_else(|| merged_corruption(cf, key, "user set does not decode")),
+        }
+    }
+
+    /// Reads a counter kept by a merge operator (absent = 0).
+    pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
+        match self.get_raw(cf, key)? {
+            None => Ok(0),
+            Some(bytes) => merge::decode_counter(&bytes)
+                .ok_or_else(|| merged_corruption(cf, key, "counter does not decode")),
+        }
+    }
+
     /// Whether a key exists.
     pub fn contains(&self, cf: Cf, key: &[u8]) -> Result<bool> {
         Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.is_some())
@@ -439,6 +457,16 @@ impl Store {
         cp.create_checkpoint(dir)?;
         Ok(())
     }
+}
+
+fn merged_corruption(cf: Cf, key: &[u8], reason: &str) -> Error {
+    CorruptionError {
+        cf: cf.name(),
+        what: "value",
+        key: key.to_vec(),
+        reason: reason.to_owned(),
+    }
+    .into()
 }
 
 /// Decodes a stored value, naming where it came from when it does not decode.

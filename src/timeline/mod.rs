@@ -9,7 +9,7 @@
 mod event;
 mod kinds;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use rocksdb::WriteBatch;
 
@@ -72,6 +72,7 @@ impl Writer<'_> {
         let ids_cf = self.store.cf(Cf::EventIds)?;
         let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut recorded_per_kind: BTreeMap<u32, i64> = BTreeMap::new();
 
         for e in events {
             if let Some(event_id) = &e.event_id {
@@ -113,8 +114,11 @@ impl Writer<'_> {
                     codec::encode(&(e.ts_ms, seq)),
                 );
             }
-            metrics::count_events(self.store, &mut batch, kind_id, 1)?;
+            *recorded_per_kind.entry(kind_id).or_insert(0) += 1;
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
+        }
+        for (kind_id, n) in recorded_per_kind {
+            metrics::count_events(self.store, &mut batch, kind_id, n)?;
         }
         users.finish(&mut batch)?;
         self.store.write(batch)?;

@@ -19,7 +19,7 @@ pub use locks::{LockStripes, StripeGuards};
 
 use crate::error::{CorruptionError, Error, Problem, Result};
 use crate::keys;
-use crate::store::merge::{self, metric_space, BitmapDelta};
+use crate::store::merge::{metric_space, BitmapDelta};
 use crate::store::{Cf, Store};
 
 /// Longest accepted external user id, in bytes.
@@ -113,18 +113,7 @@ pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
 
 /// The set of every existing user.
 pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
-    match store.get_raw(Cf::Metrics, ALL_USERS_KEY)? {
-        None => Ok(RoaringBitmap::new()),
-        Some(bytes) => merge::decode_bitmap(&bytes).ok_or_else(|| {
-            CorruptionError {
-                cf: Cf::Metrics.name(),
-                what: "value",
-                key: ALL_USERS_KEY.to_vec(),
-                reason: "user set does not decode".into(),
-            }
-            .into()
-        }),
-    }
+    store.get_bitmap(Cf::Metrics, ALL_USERS_KEY)
 }
 
 struct Slot {
