@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
 
 use crate::error::{Error, InputError, Result};
-use crate::metrics;
+use crate::metrics::{self, MetricSettings, Metrics, StageModel};
 use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
@@ -38,6 +40,11 @@ pub struct Db {
     allocator: Allocator,
     stripes: LockStripes,
     kinds: KindRegistry,
+    /// Fixed at creation; the write path reads it without a lock.
+    non_activity_kinds: Vec<String>,
+    metric_settings: RwLock<MetricSettings>,
+    /// Erasures update one shared meta key; they are rare, so one at a time.
+    erase_lock: Mutex<()>,
 }
 
 /// One raw record: column family name, key, value.
@@ -73,11 +80,15 @@ impl Db {
         let store = Store::open(path.as_ref(), &options)?;
         let allocator = Allocator::recover(&store)?;
         let kinds = KindRegistry::load(&store)?;
+        let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
         Ok(Self {
             store,
             allocator,
             stripes: LockStripes::new(LOCK_STRIPES),
             kinds,
+            non_activity_kinds: metric_settings.non_activity_kinds.clone(),
+            metric_settings: RwLock::new(metric_settings),
+            erase_lock: Mutex::new(()),
         })
     }
 
@@ -97,7 +108,74 @@ impl Db {
             allocator: &self.allocator,
             stripes: &self.stripes,
             kinds: &self.kinds,
+            non_activity_kinds: &self.non_activity_kinds,
         }
+    }
+
+    /// The metrics of this store (SPEC §3), answered from state kept on write.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let day = 19_800; // a local day number
+    /// let ts = day as i64 * 86_400_000;
+    /// db.record(&stickydb::Event::new("alice", "view", ts))?;
+    /// db.record(&stickydb::Event::new("bob", "view", ts + 86_400_000))?;
+    /// let rows = db.metrics().active(None, day, day + 1, None)?;
+    /// assert_eq!((rows[1].dau, rows[1].mau), (1, 2));
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics {
+            store: &self.store,
+            kinds: &self.kinds,
+            settings: self.metric_settings.read().clone(),
+        }
+    }
+
+    /// The metric settings in force.
+    pub fn metric_settings(&self) -> MetricSettings {
+        self.metric_settings.read().clone()
+    }
+
+    /// Replaces the lifecycle-stage model (persisted). Stages are computed at
+    /// query time, so this takes effect at once and rewrites nothing else.
+    pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
+        self.store.check_writable()?;
+        model.validate()?;
+        let mut guard = self.metric_settings.write();
+        let mut next = guard.clone();
+        next.stage_model = model;
+        metrics::save_settings(&self.store, &next)?;
+        *guard = next;
+        Ok(())
+    }
+
+    /// Erases `user` (SPEC §5): profile, tags, events and every maintained
+    /// set and counter forget the user in one atomic write, as if it never
+    /// existed. Its internal id is never reused. Returns whether it existed.
+    pub fn erase_user(&self, user: &str) -> Result<bool> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        let _erasing = self.erase_lock.lock();
+        let _guard = self.stripes.lock([user]);
+        let Some(user_id) = users::id_of(&self.store, user)? else {
+            return Ok(false);
+        };
+        let mut batch = WriteBatch::default();
+        profiles::erase(&self.store, &mut batch, user_id)?;
+        let events = timeline::erase(&self.store, &mut batch, user_id)?;
+        metrics::state::erase(
+            &self.store,
+            &mut batch,
+            self.settings().utc_offset_minutes,
+            user_id,
+            &events,
+        )?;
+        users::erase(&self.store, &mut batch, user_id, user)?;
+        self.store.write(batch)?;
+        Ok(true)
     }
 
     /// Records one event. A repeated `(user, event_id)` is reported as
@@ -167,12 +245,28 @@ impl Db {
         .purge_expired_tags(now_ms)
     }
 
-    /// The users in `segment` at `now_ms`, as internal ids.
+    /// The users in `segment` at `now_ms`, as internal ids. Time-relative
+    /// atoms (stage, RFM, activity windows) are evaluated as of the local day
+    /// of `now_ms`.
     pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let universe = users::all_users(&self.store)?;
+        let today = self.local_day(now_ms);
+        let m = self.metrics();
         segment.eval(&universe, &mut |atom| match atom {
             Segment::Tag(t) => self.users_with_tag(t, Some(now_ms)),
+            Segment::Attr { name, value } => profiles::users_with_attr(&self.store, name, value),
+            Segment::Stage(s) => m.users_in_stage(s, today),
+            Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
+            Segment::ActiveWithin(n) => m.active_within(*n, today),
+            Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
+            Segment::Did { kind, days } => {
+                let kind = EventKind::from_name(kind);
+                match days {
+                    Some((from, to)) => m.active_users(Some(&kind), *from, *to, None),
+                    None => m.ever_did(&kind),
+                }
+            }
             _ => Ok(universe.clone()),
         })
     }
@@ -256,7 +350,8 @@ impl Db {
     /// Recomputes every maintained structure from the raw records and reports
     /// each difference. A healthy store reports none.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::run(&self.store, &self.kinds)
+        let non_activity = metrics::non_activity_ids(&self.metric_settings.read(), &self.kinds);
+        verify::run(&self.store, &self.kinds, &non_activity)
     }
 
     /// Writes a consistent copy of the store, openable with [`Db::open`], into

@@ -66,6 +66,16 @@ pub enum OpenError {
         /// Offset asked for by this open.
         requested_minutes: i32,
     },
+    /// A creation-time setting other than the offset differs from the stored one.
+    #[error("store was created with {setting} = {stored}; reopened with {requested}")]
+    SettingMismatch {
+        /// The setting's name.
+        setting: &'static str,
+        /// The stored value, printed.
+        stored: String,
+        /// The requested value, printed.
+        requested: String,
+    },
     /// The requested UTC offset lies outside −14h..=+14h.
     #[error("UTC offset {minutes} min is outside -840..=840")]
     OffsetOutOfRange {

@@ -5,7 +5,7 @@
 //! crash tests and operators rely on, so it re-derives each structure in the
 //! plainest way possible rather than reusing the write path's code.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::keys::{self, EventKey};
 use crate::metrics;
 use crate::profiles::{self, Tag};
+use crate::store::merge::{self, metric_space};
 use crate::store::{decode_value, Cf, Store};
 use crate::timeline::{self, KindRegistry};
 use crate::users::{self, UserRecord};
@@ -50,13 +51,236 @@ impl VerifyReport {
     }
 }
 
-pub(crate) fn run(store: &Store, kinds: &KindRegistry) -> Result<VerifyReport> {
+pub(crate) fn run(
+    store: &Store,
+    kinds: &KindRegistry,
+    non_activity: &HashSet<u32>,
+) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
     check_profiles(store, &mut r)?;
     check_tags(store, &mut r)?;
-    check_events(store, kinds, &records, &mut r)?;
+    let events = check_events(store, kinds, &records, &mut r)?;
+    check_metrics(store, non_activity, &events, &mut r)?;
     Ok(r)
+}
+
+/// What the aggregates are derived from, per stored event.
+struct RawEvent {
+    user_id: u32,
+    kind_id: u32,
+    ts_ms: i64,
+    amount_minor: i64,
+    session_id: Option<String>,
+}
+
+/// The per-user state, re-derived with plain collections.
+#[derive(Default)]
+struct ExpectedUser {
+    days: BTreeMap<u32, BTreeSet<i32>>,
+    money: BTreeMap<i32, metrics::DayMoney>,
+    hours: [u64; 24],
+    weekdays: [u64; 7],
+    sessions: BTreeMap<String, i32>,
+    state_seen: bool,
+}
+
+fn check_metrics(
+    store: &Store,
+    non_activity: &HashSet<u32>,
+    events: &[RawEvent],
+    r: &mut VerifyReport,
+) -> Result<()> {
+    use metrics::keys as mk;
+    const PURCHASE: u32 = 5;
+    const REFUND: u32 = 6;
+    let offset = store.settings().utc_offset_minutes;
+    let mut users: BTreeMap<u32, ExpectedUser> = BTreeMap::new();
+    let mut counters: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+    let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
+    for e in events {
+        let day = crate::time::local_day(e.ts_ms, offset);
+        let hour = crate::time::local_hour(e.ts_ms, offset);
+        let wd = crate::time::weekday(day);
+        let u = users.entry(e.user_id).or_default();
+        u.days.entry(e.kind_id).or_default().insert(day);
+        if !non_activity.contains(&e.kind_id) {
+            u.days.entry(metrics::ACTIVITY).or_default().insert(day);
+        }
+        u.hours[usize::from(hour)] += 1;
+        u.weekdays[usize::from(wd)] += 1;
+        add(mk::events_total(), 1);
+        add(mk::events_of_kind(e.kind_id), 1);
+        add(mk::kind_day(day, e.kind_id), 1);
+        add(mk::hour(hour), 1);
+        add(mk::weekday(wd), 1);
+        if e.kind_id == PURCHASE {
+            let m = u.money.entry(day).or_default();
+            m.orders += 1;
+            m.purchase_minor += e.amount_minor;
+            add(mk::money(day, metrics::MoneyField::Orders), 1);
+            add(mk::money(day, metrics::MoneyField::Gmv), e.amount_minor);
+        }
+        if e.kind_id == REFUND {
+            let m = u.money.entry(day).or_default();
+            m.refunds += 1;
+            m.refund_minor += e.amount_minor;
+            add(mk::money(day, metrics::MoneyField::Refunds), 1);
+            add(
+                mk::money(day, metrics::MoneyField::RefundMinor),
+                e.amount_minor,
+            );
+        }
+        if let Some(s) = &e.session_id {
+            let first = u.sessions.entry(s.clone()).or_insert(day);
+            *first = (*first).min(day);
+        }
+    }
+    let mut sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
+    for (user_id, u) in &users {
+        for (kind, days) in &u.days {
+            for d in days {
+                sets.entry(mk::day_users(*kind, *d))
+                    .or_default()
+                    .insert(*user_id);
+            }
+            if let Some(first) = days.first() {
+                sets.entry(mk::first_users(*kind, *first))
+                    .or_default()
+                    .insert(*user_id);
+            }
+        }
+        for first in u.sessions.values() {
+            add(mk::money(*first, metrics::MoneyField::Sessions), 1);
+        }
+    }
+
+    // Every stored aggregate must equal its re-derivation; absent = 0 / empty.
+    for item in store.range(Cf::Metrics, &[], None)? {
+        let (k, v) = item?;
+        r.count(Cf::Metrics);
+        match k.first() {
+            Some(&metric_space::COUNTER) => {
+                let want = counters.remove(&k[..]).unwrap_or(0);
+                match merge::decode_counter(&v) {
+                    Some(n) if n == want => {}
+                    Some(n) => {
+                        r.problem(format!("metrics: counter {k:?} is {n}, events give {want}"))
+                    }
+                    None => r.problem(format!("metrics: counter {k:?} does not decode")),
+                }
+            }
+            Some(&metric_space::USER_SET) if &k[..] == users::ALL_USERS_KEY => {}
+            Some(&metric_space::USER_SET) => {
+                let want = sets.remove(&k[..]).unwrap_or_default();
+                match merge::decode_bitmap(&v) {
+                    Some(set) if set == want => {}
+                    Some(set) => r.problem(format!(
+                        "metrics: user set {k:?} has {} users, events give {} ({} differ)",
+                        set.len(),
+                        want.len(),
+                        (&set ^ &want).len()
+                    )),
+                    None => r.problem(format!("metrics: user set {k:?} does not decode")),
+                }
+            }
+            _ => r.problem(format!("metrics: key {k:?} in no known key space")),
+        }
+    }
+    for (k, n) in counters {
+        if n != 0 {
+            r.problem(format!("metrics: counter {k:?} missing, events give {n}"));
+        }
+    }
+    for (k, set) in sets {
+        if !set.is_empty() {
+            r.problem(format!(
+                "metrics: user set {k:?} missing, events give {} users",
+                set.len()
+            ));
+        }
+    }
+
+    for item in store.range(Cf::Activity, &[], None)? {
+        let (k, v) = item?;
+        r.count(Cf::Activity);
+        let user_id = match keys::user_of(Cf::Activity.name(), &k) {
+            Ok(u) => u,
+            Err(e) => {
+                r.problem(e.to_string());
+                continue;
+            }
+        };
+        let Some(want) = users.get_mut(&user_id) else {
+            r.problem(format!("activity: entry {k:?} of a user without events"));
+            continue;
+        };
+        if k.len() == keys::USER_BYTES {
+            let state: metrics::UserActivity = match decode_value(Cf::Activity, &k, &v) {
+                Ok(s) => s,
+                Err(e) => {
+                    r.problem(e.to_string());
+                    continue;
+                }
+            };
+            let days: BTreeMap<u32, BTreeSet<i32>> = state
+                .days
+                .iter()
+                .map(|(kind, set)| (*kind, set.iter().collect()))
+                .collect();
+            if days != want.days {
+                r.problem(format!(
+                    "activity: user {user_id} day sets differ from its events"
+                ));
+            }
+            if state.money != want.money {
+                r.problem(format!(
+                    "activity: user {user_id} money differs from its events"
+                ));
+            }
+            if state.hours != want.hours || state.weekdays != want.weekdays {
+                r.problem(format!(
+                    "activity: user {user_id} habits differ from its events"
+                ));
+            }
+            want.state_seen = true;
+        } else {
+            let (_, session) = match keys::split_user_and_name(Cf::Activity.name(), &k) {
+                Ok(x) => x,
+                Err(e) => {
+                    r.problem(e.to_string());
+                    continue;
+                }
+            };
+            let stored: i32 = match decode_value(Cf::Activity, &k, &v) {
+                Ok(d) => d,
+                Err(e) => {
+                    r.problem(e.to_string());
+                    continue;
+                }
+            };
+            match want.sessions.remove(&session) {
+                Some(d) if d == stored => {}
+                Some(d) => r.problem(format!(
+                    "activity: session {session:?} of user {user_id} starts on day {stored}, events give {d}"
+                )),
+                None => r.problem(format!(
+                    "activity: session {session:?} of user {user_id} has no events"
+                )),
+            }
+        }
+    }
+    for (user_id, u) in users {
+        if !u.state_seen {
+            r.problem(format!("activity: user {user_id} has events but no state"));
+        }
+        for s in u.sessions.keys() {
+            r.problem(format!(
+                "activity: session {s:?} of user {user_id} not tracked"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_users(store: &Store, r: &mut VerifyReport) -> Result<HashMap<u32, UserRecord>> {
@@ -196,9 +420,8 @@ fn check_events(
     kinds: &KindRegistry,
     records: &HashMap<u32, UserRecord>,
     r: &mut VerifyReport,
-) -> Result<()> {
-    let mut total = 0i64;
-    let mut per_kind: BTreeMap<u32, i64> = BTreeMap::new();
+) -> Result<Vec<RawEvent>> {
+    let mut raw = Vec::new();
     let mut max_seq: HashMap<u32, u32> = HashMap::new();
     let mut with_ids: BTreeMap<(u32, String), (i64, u32)> = BTreeMap::new();
     for item in store.range(Cf::Events, &[], None)? {
@@ -217,9 +440,14 @@ fn check_events(
         };
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
-                total += 1;
                 if let Some(id) = kinds.id(&e.event.kind) {
-                    *per_kind.entry(id).or_default() += 1;
+                    raw.push(RawEvent {
+                        user_id: key.user_id,
+                        kind_id: id,
+                        ts_ms: key.ts_ms,
+                        amount_minor: e.event.amount_minor.unwrap_or(0),
+                        session_id: e.event.session_id.clone(),
+                    });
                 }
                 let m = max_seq.entry(key.user_id).or_insert(0);
                 *m = (*m).max(key.seq);
@@ -270,21 +498,5 @@ fn check_events(
     for ((user_id, eid), _) in with_ids {
         r.problem(format!("event id {eid:?} of user {user_id} not indexed"));
     }
-    match metrics::events_total(store) {
-        Ok(n) if n == total => {}
-        Ok(n) => r.problem(format!("event counter says {n}, events hold {total}")),
-        Err(e) => r.problem(e.to_string()),
-    }
-    let mut all_kinds: BTreeSet<u32> = per_kind.keys().copied().collect();
-    all_kinds.extend(crate::timeline::EventKind::known().filter_map(|k| k.known_id()));
-    all_kinds.extend(kinds.custom().into_iter().map(|(id, _)| id));
-    for id in all_kinds {
-        let want = per_kind.get(&id).copied().unwrap_or(0);
-        match metrics::events_of_kind(store, id) {
-            Ok(n) if n == want => {}
-            Ok(n) => r.problem(format!("kind {id} counter says {n}, events hold {want}")),
-            Err(e) => r.problem(e.to_string()),
-        }
-    }
-    Ok(())
+    Ok(raw)
 }

@@ -66,6 +66,7 @@ fn model_eval(seg: &Segment, model: &Model, users: &BTreeSet<u32>, now: i64) -> 
         Segment::And(a, b) => &model_eval(a, model, users, now) & &model_eval(b, model, users, now),
         Segment::Or(a, b) => &model_eval(a, model, users, now) | &model_eval(b, model, users, now),
         Segment::Not(a) => users - &model_eval(a, model, users, now),
+        other => unreachable!("the strategy generates only tag atoms, got {other}"),
     }
 }
 

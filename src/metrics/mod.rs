@@ -1,46 +1,156 @@
-//! Aggregates kept exact on write.
+//! The incremental aggregation engine (SPEC §3): engagement metrics kept
+//! exact on write.
 //!
-//! Owns the `metrics` column family's counters (user sets are shared with the
-//! users module through [`crate::users::ALL_USERS_KEY`]). Today it keeps the
-//! store-wide event totals, per kind; the SPEC §3 engine grows here. Every
-//! update is a merge operand in the same batch as the write that causes it,
-//! so no global key is ever read-modified-written. Must not read events.
+//! Owns the `metrics` column family (counters and user-set bitmaps, updated
+//! only through merge operands) and the `activity` column family (per-user
+//! state, read-modified-written under the user's stripe lock). Every delta
+//! rides in the WriteBatch of the write that causes it. Queries answer from
+//! this state, never by scanning events — except funnels, which read the
+//! events of the few users the bitmaps cannot rule out (see docs/metrics.md).
+//! Must not write events, profiles or user records.
+
+mod days;
+pub(crate) mod keys;
+mod query;
+mod rules;
+pub(crate) mod state;
+mod user;
+
+use std::collections::HashSet;
 
 use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::store::merge::{self, metric_space};
+pub use days::{DaySet, Period};
+pub use keys::MoneyField;
+pub use query::{
+    ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
+    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
+    MAX_FUNNEL_STEPS, MAX_RANGE_DAYS,
+};
+pub use rules::{Condition, StageInput, StageModel, StageRule, MAX_STAGE_RULES};
+pub use state::{DayMoney, UserActivity, ACTIVITY};
+pub use user::{Clv, UserMetrics};
+
+use crate::error::{CorruptionError, OpenError, Result};
 use crate::store::{Cf, Store};
 
-fn events_total_key() -> Vec<u8> {
-    vec![metric_space::COUNTER, b'e', b'v']
+/// Metric settings persisted in the store (SPEC §3 "store settings").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSettings {
+    /// Kinds that do not count as activity, by name (default: none — every
+    /// kind counts). Fixed at creation: activity sets are built with it.
+    pub non_activity_kinds: Vec<String>,
+    /// The lifecycle-stage model; query-time only, so it may be replaced.
+    pub stage_model: StageModel,
 }
 
-fn events_kind_key(kind_id: u32) -> Vec<u8> {
-    let mut k = vec![metric_space::COUNTER, b'e', b'k'];
-    k.extend_from_slice(&kind_id.to_be_bytes());
-    k
+impl Default for MetricSettings {
+    fn default() -> Self {
+        Self {
+            non_activity_kinds: Vec::new(),
+            stage_model: StageModel::standard(),
+        }
+    }
 }
 
-/// Adds `delta` events of kind `kind_id` to the store totals, in `batch`.
-/// Callers sum per batch first: one operand per kind, not per event.
-pub fn count_events(store: &Store, batch: &mut WriteBatch, kind_id: u32, delta: i64) -> Result<()> {
-    let cf = store.cf(Cf::Metrics)?;
-    batch.merge_cf(cf, events_total_key(), merge::encode_counter(delta));
-    batch.merge_cf(cf, events_kind_key(kind_id), merge::encode_counter(delta));
-    Ok(())
+impl MetricSettings {
+    /// Whether an event of kind `name` counts as activity.
+    pub fn is_activity(&self, name: &str) -> bool {
+        !self.non_activity_kinds.iter().any(|k| k == name)
+    }
 }
 
-fn read_counter(store: &Store, key: &[u8]) -> Result<i64> {
-    store.get_counter(Cf::Metrics, key)
+const META_METRIC_SETTINGS: &[u8] = b"metric_settings";
+
+/// Loads the metric settings, writing them on first open. `requested` is the
+/// caller's non-activity list: it must match a stored one.
+pub(crate) fn load_settings(
+    store: &Store,
+    requested: Option<&Vec<String>>,
+) -> Result<MetricSettings> {
+    let stored: Option<MetricSettings> = store.get(Cf::Meta, META_METRIC_SETTINGS)?;
+    match stored {
+        Some(s) => {
+            if let Some(req) = requested {
+                let mut a: Vec<&String> = req.iter().collect();
+                let mut b: Vec<&String> = s.non_activity_kinds.iter().collect();
+                a.sort();
+                a.dedup();
+                b.sort();
+                if a != b {
+                    return Err(OpenError::SettingMismatch {
+                        setting: "non_activity_kinds",
+                        stored: format!("{:?}", s.non_activity_kinds),
+                        requested: format!("{req:?}"),
+                    }
+                    .into());
+                }
+            }
+            Ok(s)
+        }
+        None => {
+            let mut s = MetricSettings::default();
+            if let Some(req) = requested {
+                for k in req {
+                    crate::users::check_name(k, crate::timeline::MAX_KIND_BYTES).map_err(|p| {
+                        OpenError::InvalidOption {
+                            option: "non_activity_kinds",
+                            reason: format!("{k:?}: {p}"),
+                        }
+                    })?;
+                }
+                let mut v = req.clone();
+                v.sort();
+                v.dedup();
+                s.non_activity_kinds = v;
+            }
+            if store.check_writable().is_ok() {
+                save_settings(store, &s)?;
+            }
+            Ok(s)
+        }
+    }
+}
+
+/// Persists the metric settings.
+pub(crate) fn save_settings(store: &Store, settings: &MetricSettings) -> Result<()> {
+    let mut batch = WriteBatch::default();
+    batch.put_cf(
+        store.cf(Cf::Meta)?,
+        META_METRIC_SETTINGS,
+        crate::codec::encode(settings),
+    );
+    store.write(batch)
+}
+
+/// Kind ids that do not count as activity, resolved against the registry.
+pub(crate) fn non_activity_ids(
+    settings: &MetricSettings,
+    kinds: &crate::timeline::KindRegistry,
+) -> HashSet<u32> {
+    settings
+        .non_activity_kinds
+        .iter()
+        .filter_map(|n| kinds.id(&crate::timeline::EventKind::from_name(n)))
+        .collect()
 }
 
 /// Events recorded in the store (duplicates excluded).
 pub fn events_total(store: &Store) -> Result<i64> {
-    read_counter(store, &events_total_key())
+    store.get_counter(Cf::Metrics, &keys::events_total())
 }
 
 /// Events of kind `kind_id` recorded in the store.
 pub fn events_of_kind(store: &Store, kind_id: u32) -> Result<i64> {
-    read_counter(store, &events_kind_key(kind_id))
+    store.get_counter(Cf::Metrics, &keys::events_of_kind(kind_id))
+}
+
+pub(crate) fn corrupt(cf: Cf, key: &[u8], reason: &str) -> CorruptionError {
+    CorruptionError {
+        cf: cf.name(),
+        what: "value",
+        key: key.to_vec(),
+        reason: reason.to_owned(),
+    }
 }

@@ -376,6 +376,24 @@ impl Writer<'_> {
     }
 }
 
+/// Deletes every attribute and tag of `user_id` (erasure, SPEC §5), in `batch`.
+/// The caller holds the user's stripe lock.
+pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Result<()> {
+    let prefix = keys::user(user_id);
+    let profiles = store.cf(Cf::Profiles)?;
+    for item in store.prefix(Cf::Profiles, &prefix)? {
+        let (k, _) = item?;
+        batch.delete_cf(profiles, k);
+    }
+    for item in store.prefix(Cf::Tags, &prefix)? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
+        let tag: Tag = decode_value(Cf::Tags, &k, &v)?;
+        remove_tag(batch, store, user_id, &name, &tag)?;
+    }
+    Ok(())
+}
+
 fn remove_tag(
     batch: &mut WriteBatch,
     store: &Store,
@@ -393,6 +411,35 @@ fn remove_tag(
         BitmapDelta::remove(user_id).encode(),
     );
     Ok(())
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Str(s) => f.write_str(s),
+            AttrValue::Int(n) | AttrValue::Timestamp(n) => write!(f, "{n}"),
+            AttrValue::Float(x) => write!(f, "{x}"),
+            AttrValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Users whose attribute `name` prints as `value`. Sensitive attributes never
+/// match: a segment would reveal them. Scans every profile.
+pub(crate) fn users_with_attr(store: &Store, name: &str, value: &str) -> Result<RoaringBitmap> {
+    let mut out = RoaringBitmap::new();
+    for item in store.range(Cf::Profiles, &[], None)? {
+        let (k, v) = item?;
+        let (user_id, attr) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+        if attr != name {
+            continue;
+        }
+        let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+        if !a.sensitive && a.value.to_string() == value {
+            out.insert(user_id);
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that a stored attribute value decodes (for `verify`).

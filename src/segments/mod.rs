@@ -1,9 +1,9 @@
 //! Segments: boolean expressions over user sets, evaluated by bitmap algebra.
 //!
 //! Owns the segment expression type, its text grammar and its evaluation.
-//! Today the atoms are tags and "every user"; later atoms (stage, RFM, tier,
-//! activity windows) plug into [`Segment`] and [`Segment::parse`]. Must not
-//! write anything.
+//! Atoms are resolved to user sets by the caller ([`crate::Db::segment`]),
+//! which evaluates time-relative atoms as of the local day of its `now`.
+//! Must not write anything.
 //!
 //! Grammar (case-sensitive keywords, whitespace-separated):
 //!
@@ -12,8 +12,18 @@
 //! or     := and ("or" and)*
 //! and    := unary ("and" unary)*
 //! unary  := "not" unary | atom
-//! atom   := "(" expr ")" | "all" | "tag:" NAME
+//! atom   := "(" expr ")" | "all"
+//!         | "tag:" NAME                  live tag
+//!         | "attr:" NAME "=" VALUE       profile attribute equals (as printed)
+//!         | "stage:" NAME                lifecycle stage as of today
+//!         | "rfm:" NAME                  RFM segment as of today
+//!         | "active_within:" N "d"       ≥ 1 activity in the last N days
+//!         | "inactive_for:" N "d"        no activity in the last N days
+//!         | "did:" KIND                  ≥ 1 event of KIND, ever
+//!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
 //! ```
+//!
+//! Tokens are whitespace-separated, so names and values cannot hold spaces.
 //!
 //! `not` binds tightest, then `and`, then `or`.
 
@@ -39,6 +49,28 @@ pub enum Segment {
     All,
     /// Users holding a live tag.
     Tag(String),
+    /// Users whose profile attribute `name` prints as `value`.
+    Attr {
+        /// Attribute name.
+        name: String,
+        /// Expected value, as printed (`true`, `42`, `EU`).
+        value: String,
+    },
+    /// Users in a lifecycle stage.
+    Stage(String),
+    /// Users in an RFM segment.
+    Rfm(String),
+    /// Users with activity in the last N days (today included).
+    ActiveWithin(u32),
+    /// Users without activity in the last N days (today included).
+    InactiveFor(u32),
+    /// Users with an event of a kind, ever or in a local-day range.
+    Did {
+        /// The kind's name.
+        kind: String,
+        /// Inclusive local-day range; `None` = ever.
+        days: Option<(i32, i32)>,
+    },
     /// Users in both.
     And(Box<Segment>, Box<Segment>),
     /// Users in either.
@@ -98,10 +130,10 @@ impl Segment {
     ) -> Result<RoaringBitmap, E> {
         Ok(match self {
             Segment::All => universe.clone(),
-            Segment::Tag(_) => atoms(self)? & universe,
             Segment::And(a, b) => a.eval(universe, atoms)? & b.eval(universe, atoms)?,
             Segment::Or(a, b) => a.eval(universe, atoms)? | b.eval(universe, atoms)?,
             Segment::Not(a) => universe - a.eval(universe, atoms)?,
+            _ => atoms(self)? & universe,
         })
     }
 }
@@ -111,6 +143,21 @@ impl std::fmt::Display for Segment {
         match self {
             Segment::All => write!(f, "all"),
             Segment::Tag(t) => write!(f, "tag:{t}"),
+            Segment::Attr { name, value } => write!(f, "attr:{name}={value}"),
+            Segment::Stage(s) => write!(f, "stage:{s}"),
+            Segment::Rfm(s) => write!(f, "rfm:{s}"),
+            Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
+            Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
+            Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
+            Segment::Did {
+                kind,
+                days: Some((a, b)),
+            } => write!(
+                f,
+                "did:{kind}@{}..{}",
+                crate::time::format_day(*a),
+                crate::time::format_day(*b)
+            ),
             Segment::And(a, b) => write!(f, "({a} and {b})"),
             Segment::Or(a, b) => write!(f, "({a} or {b})"),
             Segment::Not(a) => write!(f, "not {a}"),
@@ -142,6 +189,15 @@ impl<'t> Parser<'t> {
             Err(self.error(format!("nesting deeper than {MAX_EXPR_DEPTH}")))
         } else {
             Ok(())
+        }
+    }
+
+    /// `N` followed by `d`, 1..=3660.
+    fn days(&self, text: &str) -> Result<u32, InputError> {
+        let n: Option<u32> = text.strip_suffix('d').and_then(|n| n.parse().ok());
+        match n {
+            Some(n) if (1..=3660).contains(&n) => Ok(n),
+            _ => Err(self.error(format!("{text:?} is not a day count like 30d (1..=3660)"))),
         }
     }
 
@@ -197,6 +253,52 @@ impl<'t> Parser<'t> {
                 .map_err(|p| InputError::new("segment.tag", p))?;
             return Ok(Segment::tag(name));
         }
+        if let Some(rest) = tok.strip_prefix("attr:") {
+            let Some((name, value)) = rest.split_once('=') else {
+                return Err(self.error(format!("{tok:?} needs NAME=VALUE")));
+            };
+            crate::users::check_name(name, crate::profiles::MAX_ATTRIBUTE_NAME_BYTES)
+                .map_err(|p| InputError::new("segment.attr", p))?;
+            return Ok(Segment::Attr {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+        }
+        if let Some(name) = tok.strip_prefix("stage:") {
+            crate::users::check_name(name, 64).map_err(|p| InputError::new("segment.stage", p))?;
+            return Ok(Segment::Stage(name.to_owned()));
+        }
+        if let Some(name) = tok.strip_prefix("rfm:") {
+            crate::users::check_name(name, 64).map_err(|p| InputError::new("segment.rfm", p))?;
+            return Ok(Segment::Rfm(name.to_owned()));
+        }
+        if let Some(n) = tok.strip_prefix("active_within:") {
+            return Ok(Segment::ActiveWithin(self.days(n)?));
+        }
+        if let Some(n) = tok.strip_prefix("inactive_for:") {
+            return Ok(Segment::InactiveFor(self.days(n)?));
+        }
+        if let Some(rest) = tok.strip_prefix("did:") {
+            let (kind, days) = match rest.split_once('@') {
+                None => (rest, None),
+                Some((kind, range)) => {
+                    let Some((a, b)) = range.split_once("..") else {
+                        return Err(self.error(format!("{tok:?} needs KIND@DAY..DAY")));
+                    };
+                    let a =
+                        crate::time::parse_day(a).map_err(|p| InputError::new("segment.did", p))?;
+                    let b =
+                        crate::time::parse_day(b).map_err(|p| InputError::new("segment.did", p))?;
+                    (kind, Some((a, b)))
+                }
+            };
+            crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
+                .map_err(|p| InputError::new("segment.did", p))?;
+            return Ok(Segment::Did {
+                kind: kind.to_owned(),
+                days,
+            });
+        }
         self.pos -= 1;
         Err(self.error(format!("unknown atom {tok:?}")))
     }
@@ -223,10 +325,24 @@ mod tests {
             "tag:a and",
             "(tag:a",
             "tag:a)",
-            "stage:new",
+            "stage:",
+            "active_within:0d",
+            "active_within:30",
+            "did:view@2024-01-01",
+            "attr:region",
             "tag:a tag:b",
         ] {
             assert!(Segment::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        for good in [
+            "stage:new and rfm:champions",
+            "active_within:30d or inactive_for:7d",
+            "did:purchase@2024-01-01..2024-01-31 and attr:region=EU",
+        ] {
+            let s = Segment::parse(good);
+            assert!(s.is_ok(), "{good:?} should parse: {s:?}");
+            let again = Segment::parse(&s.map(|s| s.to_string()).unwrap_or_default());
+            assert!(again.is_ok(), "display of {good:?} should parse back");
         }
         let deep = format!("{}tag:a{}", "(".repeat(200), ")".repeat(200));
         assert!(Segment::parse(&deep).is_err());

@@ -50,11 +50,13 @@ pub enum Cf {
     EventIds,
     /// Aggregates: counters and user sets (merge operator).
     Metrics,
+    /// `user` → per-user activity state; `user | session` → session's first day.
+    Activity,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Meta,
         Cf::UserByName,
         Cf::UserById,
@@ -65,6 +67,7 @@ impl Cf {
         Cf::Events,
         Cf::EventIds,
         Cf::Metrics,
+        Cf::Activity,
     ];
 
     /// The RocksDB name of the column family.
@@ -80,13 +83,17 @@ impl Cf {
             Cf::Events => "events",
             Cf::EventIds => "event_ids",
             Cf::Metrics => "metrics",
+            Cf::Activity => "activity",
         }
     }
 
     /// Whether keys start with a 4-byte user id and are scanned per user, so a
     /// prefix extractor and prefix bloom filter pay off.
     const fn per_user(self) -> bool {
-        matches!(self, Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds)
+        matches!(
+            self,
+            Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds | Cf::Activity
+        )
     }
 }
 
@@ -108,6 +115,10 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// Size of each column family's memtable, in bytes.
     pub write_buffer_bytes: usize,
+    /// Event kinds that do not count as activity (SPEC §2), by name. Fixed
+    /// when the store is created: `None` means "the stored list" on reopen
+    /// and "every kind counts" on creation; `Some` must match on reopen.
+    pub non_activity_kinds: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -119,6 +130,7 @@ impl Default for Options {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
+            non_activity_kinds: None,
         }
     }
 }

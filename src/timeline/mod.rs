@@ -9,7 +9,7 @@
 mod event;
 mod kinds;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use rocksdb::WriteBatch;
 
@@ -40,6 +40,8 @@ pub(crate) struct Writer<'a> {
     pub allocator: &'a Allocator,
     pub stripes: &'a LockStripes,
     pub kinds: &'a KindRegistry,
+    /// Kinds that do not count as activity, by name.
+    pub non_activity_kinds: &'a [String],
 }
 
 impl Writer<'_> {
@@ -72,7 +74,7 @@ impl Writer<'_> {
         let ids_cf = self.store.cf(Cf::EventIds)?;
         let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut recorded_per_kind: BTreeMap<u32, i64> = BTreeMap::new();
+        let mut contributions: Vec<metrics::state::Contribution<'_>> = Vec::new();
 
         for e in events {
             if let Some(event_id) = &e.event_id {
@@ -114,12 +116,22 @@ impl Writer<'_> {
                     codec::encode(&(e.ts_ms, seq)),
                 );
             }
-            *recorded_per_kind.entry(kind_id).or_insert(0) += 1;
+            contributions.push(metrics::state::Contribution {
+                user_id,
+                kind_id,
+                is_activity: !self.non_activity_kinds.iter().any(|k| k == e.kind.as_str()),
+                ts_ms: e.ts_ms,
+                amount_minor: e.amount_minor,
+                session_id: e.session_id.as_deref(),
+            });
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
-        for (kind_id, n) in recorded_per_kind {
-            metrics::count_events(self.store, &mut batch, kind_id, n)?;
-        }
+        metrics::state::apply(
+            self.store,
+            &mut batch,
+            self.store.settings().utc_offset_minutes,
+            &contributions,
+        )?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
         reservation.publish();
@@ -208,6 +220,67 @@ pub(crate) fn timeline(
         if out.len() == limit {
             break;
         }
+    }
+    Ok(out)
+}
+
+/// `(ts_ms, kind_id)` of every event of `user_id` with `from_ms <= ts_ms <
+/// to_ms`, oldest first. For metrics that need event times (funnels).
+pub(crate) fn kinds_and_times(
+    store: &Store,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<(i64, u32)>> {
+    let mut out = Vec::new();
+    if from_ms >= to_ms {
+        return Ok(out);
+    }
+    let start = EventKey {
+        user_id,
+        ts_ms: to_ms - 1,
+        seq: u32::MAX,
+    }
+    .encode();
+    let until = keys::prefix_successor(&keys::user(user_id));
+    for item in store.range(Cf::Events, &start, until)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        if key.user_id != user_id || key.ts_ms < from_ms {
+            break;
+        }
+        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
+        out.push((key.ts_ms, value.kind_id));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Deletes every event of `user_id` and its event-id index entries (erasure,
+/// SPEC §5), in `batch`; returns what the aggregates must forget.
+pub(crate) fn erase(
+    store: &Store,
+    batch: &mut WriteBatch,
+    user_id: u32,
+) -> Result<Vec<metrics::state::ErasedEvent>> {
+    let prefix = keys::user(user_id);
+    let events_cf = store.cf(Cf::Events)?;
+    let ids_cf = store.cf(Cf::EventIds)?;
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::Events, &prefix)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
+        out.push(metrics::state::ErasedEvent {
+            kind_id: value.kind_id,
+            ts_ms: key.ts_ms,
+            amount_minor: value.amount_minor,
+        });
+        batch.delete_cf(events_cf, k);
+    }
+    for item in store.prefix(Cf::EventIds, &prefix)? {
+        let (k, _) = item?;
+        batch.delete_cf(ids_cf, k);
     }
     Ok(out)
 }

@@ -73,10 +73,14 @@ pub struct Allocator {
 impl Allocator {
     /// Recovers the allocator from the store.
     pub fn recover(store: &Store) -> Result<Self> {
-        let next = match store.last_key(Cf::UserById)? {
+        let after_last = match store.last_key(Cf::UserById)? {
             None => 0,
             Some(k) => keys::user_of(Cf::UserById.name(), &k)?.saturating_add(1),
         };
+        // Erasing the newest user removes its record; the mark keeps its id
+        // from being handed out again.
+        let erased_mark: u32 = store.get(Cf::Meta, META_NEXT_ID_FLOOR)?.unwrap_or(0);
+        let next = after_last.max(erased_mark);
         Ok(Self {
             next: AtomicU32::new(next),
         })
@@ -99,6 +103,29 @@ impl Allocator {
     pub fn high_water(&self) -> u32 {
         self.next.load(Ordering::Relaxed)
     }
+}
+
+/// Meta key: the lowest id the allocator may hand out, raised by erasure.
+const META_NEXT_ID_FLOOR: &[u8] = b"next_user_id_floor";
+
+/// Deletes the user's id mappings and record and removes it from the
+/// all-users set (erasure, SPEC §5), in `batch`. The id is never reused.
+pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32, name: &str) -> Result<()> {
+    batch.delete_cf(store.cf(Cf::UserByName)?, name.as_bytes());
+    batch.delete_cf(store.cf(Cf::UserById)?, keys::user(user_id));
+    batch.merge_cf(
+        store.cf(Cf::Metrics)?,
+        ALL_USERS_KEY,
+        BitmapDelta::remove(user_id).encode(),
+    );
+    let floor: u32 = store.get(Cf::Meta, META_NEXT_ID_FLOOR)?.unwrap_or(0);
+    let wanted = user_id.saturating_add(1).max(floor);
+    batch.put_cf(
+        store.cf(Cf::Meta)?,
+        META_NEXT_ID_FLOOR,
+        crate::codec::encode(&wanted),
+    );
+    Ok(())
 }
 
 /// Looks up the internal id of an external user id.

@@ -52,3 +52,4 @@ pub fn raw_open(path: &std::path::Path) -> rocksdb::DB {
     });
     rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), path, cfs).expect("raw open")
 }
+pub mod model;

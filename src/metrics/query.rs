@@ -1,0 +1,1041 @@
+//! Queries over the maintained state. Nothing here writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use super::days::Period;
+use super::keys::{self, MoneyField, DAY_USERS, FIRST_USERS};
+use super::rules::StageModel;
+use super::state::{kind_ids, UserActivity, ACTIVITY};
+use super::user::{quintile_scores, rfm_segment, UserMetrics, RFM_SEGMENTS};
+use super::{corrupt, MetricSettings};
+use crate::error::{InputError, Problem, Result};
+use crate::keys::day_from_asc;
+use crate::store::merge::{decode_bitmap, decode_counter};
+use crate::store::{Cf, Store};
+use crate::time::DAY_MS;
+use crate::timeline::{EventKind, KindRegistry};
+
+/// Longest day range one query may span (about ten years).
+pub const MAX_RANGE_DAYS: i32 = 3660;
+/// Most steps in one funnel.
+pub const MAX_FUNNEL_STEPS: usize = 16;
+/// Longest funnel window: 90 days.
+const MAX_FUNNEL_WINDOW_MS: i64 = 90 * DAY_MS;
+/// Filters smaller than this are read user by user instead of by a full scan.
+const POINT_READ_FILTER_USERS: u64 = 4096;
+
+/// Read access to the metrics of one store. Get one from [`crate::Db::metrics`].
+///
+/// Every query takes an optional `filter`: a user set (e.g. from
+/// [`crate::Db::segment`]) that restricts the metric to those users.
+pub struct Metrics<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) kinds: &'a KindRegistry,
+    pub(crate) settings: MetricSettings,
+}
+
+/// DAU/WAU/MAU of one day (rolling windows ending that day).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ActiveRow {
+    /// The local day.
+    pub day: i32,
+    /// Users active that day.
+    pub dau: u64,
+    /// Users active in the 7 days ending that day.
+    pub wau: u64,
+    /// Users active in the 30 days ending that day.
+    pub mau: u64,
+    /// DAU ÷ MAU (0 when MAU is 0).
+    pub stickiness: f64,
+}
+
+/// One row of a stickiness distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DistributionRow {
+    /// Number of distinct active days in the range.
+    pub days_active: u32,
+    /// Users active on exactly that many days.
+    pub users: u64,
+    /// Users active on at least that many days.
+    pub users_at_least: u64,
+}
+
+/// How a retention cell counts returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReturnMode {
+    /// A return event in period c+n.
+    On,
+    /// A return event in any period from c+n to the last period of the range.
+    OnOrAfter,
+}
+
+/// A retention query (SPEC §3).
+#[derive(Debug, Clone)]
+pub struct RetentionQuery {
+    /// Cohort and return period.
+    pub period: Period,
+    /// First day of the range (its period is the first cohort).
+    pub from_day: i32,
+    /// Last day of the range (its period is the last cohort and the last
+    /// period a return is looked for in).
+    pub to_day: i32,
+    /// Most offsets per cohort (cells 0..=max_offset).
+    pub max_offset: u32,
+    /// Start event: `None` = first activity.
+    pub start_kind: Option<EventKind>,
+    /// Return event: `None` = any activity.
+    pub return_kind: Option<EventKind>,
+    /// On or on-or-after.
+    pub mode: ReturnMode,
+}
+
+impl RetentionQuery {
+    /// First-activity cohorts, any-activity returns, "on" mode.
+    pub fn new(period: Period, from_day: i32, to_day: i32) -> Self {
+        Self {
+            period,
+            from_day,
+            to_day,
+            max_offset: u32::MAX,
+            start_kind: None,
+            return_kind: None,
+            mode: ReturnMode::On,
+        }
+    }
+}
+
+/// One cohort row of a retention matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionCohort {
+    /// First day of the cohort's period.
+    pub cohort: i32,
+    /// Users in the cohort.
+    pub size: u64,
+    /// `counts[n]` = users of the cohort returning in period c+n (or later).
+    pub counts: Vec<u64>,
+}
+
+impl RetentionCohort {
+    /// `counts[n] / size` (0 for an empty cohort).
+    pub fn ratios(&self) -> Vec<f64> {
+        self.counts.iter().map(|c| ratio(*c, self.size)).collect()
+    }
+}
+
+/// A retention matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionMatrix {
+    /// The period.
+    pub period: Period,
+    /// The mode.
+    pub mode: ReturnMode,
+    /// One row per cohort period in the range, oldest first.
+    pub cohorts: Vec<RetentionCohort>,
+}
+
+/// Activation of one cohort (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ActivationRow {
+    /// First day of the cohort period.
+    pub cohort: i32,
+    /// Users whose first start event fell in the period.
+    pub size: u64,
+    /// Of those, users with an activation event within the window.
+    pub activated: u64,
+    /// `activated / size`.
+    pub rate: f64,
+}
+
+/// Lifecycle counts of one period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LifecycleRow {
+    /// First day of the period.
+    pub period: i32,
+    /// Active in the period, first activity in the period.
+    pub new: u64,
+    /// Active in the period and the one before, not new.
+    pub returning: u64,
+    /// Active in the period, not in the one before, not new.
+    pub resurrecting: u64,
+    /// Active in the period before, not in this one (reported negative).
+    pub dormant: i64,
+}
+
+/// Store-wide counters of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyRow {
+    /// The local day.
+    pub day: i32,
+    /// Every event that day.
+    pub events: u64,
+    /// Events per kind name.
+    pub events_by_kind: BTreeMap<String, u64>,
+    /// Purchase events.
+    pub orders: u64,
+    /// Sum of purchase amounts, minor units.
+    pub gmv_minor: i64,
+    /// Refund events.
+    pub refunds: u64,
+    /// Sum of refund amounts, minor units.
+    pub refund_minor: i64,
+    /// GMV ÷ orders; `None` without orders.
+    pub aov_minor: Option<f64>,
+    /// Users whose first activity fell on the day.
+    pub new_users: u64,
+    /// Sessions whose first event fell on the day.
+    pub sessions: u64,
+}
+
+/// Events by local hour and weekday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Habits {
+    /// Events per local hour of day.
+    pub hours: [u64; 24],
+    /// Events per local weekday, Monday first.
+    pub weekdays: [u64; 7],
+}
+
+/// Repurchase rate over a range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RepurchaseRate {
+    /// Users with purchases on ≥ 2 distinct days in the range.
+    pub repeat_purchasers: u64,
+    /// Users with ≥ 1 purchase in the range.
+    pub purchasers: u64,
+    /// `repeat_purchasers / purchasers` (0 without purchasers).
+    pub rate: f64,
+}
+
+/// One purchaser's RFM values and scores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRfm {
+    /// Internal user id.
+    pub user_id: u32,
+    /// Days since the last purchase.
+    pub recency_days: i64,
+    /// Purchase events.
+    pub orders: u64,
+    /// Distinct purchase days.
+    pub purchase_days: u64,
+    /// Purchases minus refunds, minor units.
+    pub net_spend_minor: i64,
+    /// Recency score, 5 = most recent.
+    pub r_score: u8,
+    /// Frequency (orders) score.
+    pub f_score: u8,
+    /// Monetary (net spend) score.
+    pub m_score: u8,
+    /// Named segment.
+    pub segment: &'static str,
+}
+
+/// RFM of every purchaser as of a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RfmReport {
+    /// The day.
+    pub as_of_day: i32,
+    /// One row per purchaser (restricted to the filter), by user id.
+    pub users: Vec<UserRfm>,
+    /// Users per segment name (restricted to the filter).
+    pub segments: BTreeMap<&'static str, u64>,
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+fn check_range(from: i32, to: i32) -> Result<()> {
+    if from > to || i64::from(to) - i64::from(from) >= i64::from(MAX_RANGE_DAYS) {
+        return Err(InputError::new(
+            "to_day",
+            Problem::OutOfRange {
+                value: i64::from(to),
+                min: i64::from(from),
+                max: i64::from(from) + i64::from(MAX_RANGE_DAYS) - 1,
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn union_range(sets: &BTreeMap<i32, RoaringBitmap>, from: i32, to: i32) -> RoaringBitmap {
+    let mut u = RoaringBitmap::new();
+    if from <= to {
+        for s in sets.range(from..=to).map(|(_, s)| s) {
+            u |= s;
+        }
+    }
+    u
+}
+
+fn restrict(set: RoaringBitmap, filter: Option<&RoaringBitmap>) -> RoaringBitmap {
+    match filter {
+        Some(f) => set & f,
+        None => set,
+    }
+}
+
+impl Metrics<'_> {
+    /// The id a kind selection reads: `None` = activity; `Some(None)` = a
+    /// kind the store has never seen (no data).
+    fn kind_id(&self, kind: Option<&EventKind>) -> Option<u32> {
+        match kind {
+            None => Some(ACTIVITY),
+            Some(k) => self.kinds.id(k),
+        }
+    }
+
+    /// User sets under `tag` for `kind` and days `from..=to`, by day.
+    fn sets(
+        &self,
+        tag: u8,
+        kind: Option<u32>,
+        from: i32,
+        to: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        let mut out = BTreeMap::new();
+        let Some(kind) = kind else { return Ok(out) };
+        if from > to {
+            return Ok(out);
+        }
+        let (start, end) = keys::day_users_range(tag, kind, from, to);
+        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let day_bytes: [u8; 4] = k
+                .get(6..10)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "user-set key too short"))?;
+            let set = decode_bitmap(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "user set does not decode"))?;
+            let set = restrict(set, filter);
+            if !set.is_empty() {
+                out.insert(day_from_asc(day_bytes), set);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Users with at least one event of `kind` (`None`: any activity) in
+    /// `from..=to`. A calendar week or month is the range of its days.
+    pub fn active_users(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<RoaringBitmap> {
+        check_range(from_day, to_day)?;
+        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        Ok(union_range(&sets, from_day, to_day))
+    }
+
+    /// DAU, rolling WAU and MAU, and stickiness for every day in `from..=to`.
+    pub fn active(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<ActiveRow>> {
+        check_range(from_day, to_day)?;
+        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day - 29, to_day, filter)?;
+        Ok((from_day..=to_day)
+            .map(|d| {
+                let dau = sets.get(&d).map_or(0, RoaringBitmap::len);
+                let wau = union_range(&sets, d - 6, d).len();
+                let mau = union_range(&sets, d - 29, d).len();
+                ActiveRow {
+                    day: d,
+                    dau,
+                    wau,
+                    mau,
+                    stickiness: ratio(dau, mau),
+                }
+            })
+            .collect())
+    }
+
+    /// Mean DAU over `from..=to` ÷ users active anywhere in the range.
+    pub fn average_stickiness(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<f64> {
+        check_range(from_day, to_day)?;
+        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        let days = f64::from(to_day - from_day + 1);
+        let dau_sum: u64 = sets.values().map(RoaringBitmap::len).sum();
+        let all = union_range(&sets, from_day, to_day).len();
+        Ok(if all == 0 {
+            0.0
+        } else {
+            dau_sum as f64 / days / all as f64
+        })
+    }
+
+    fn day_counts(sets: &BTreeMap<i32, RoaringBitmap>) -> HashMap<u32, u32> {
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for s in sets.values() {
+            for u in s {
+                *counts.entry(u).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Users by number of distinct active days in `from..=to`: one row per
+    /// n = 1..=days in range.
+    pub fn stickiness_distribution(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<DistributionRow>> {
+        check_range(from_day, to_day)?;
+        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        let days = (to_day - from_day + 1) as usize;
+        let mut exactly = vec![0u64; days + 1];
+        for n in Self::day_counts(&sets).into_values() {
+            if let Some(slot) = exactly.get_mut(n as usize) {
+                *slot += 1;
+            }
+        }
+        let mut rows = Vec::with_capacity(days);
+        let mut at_least = 0u64;
+        for n in (1..=days).rev() {
+            at_least += exactly[n];
+            rows.push(DistributionRow {
+                days_active: n as u32,
+                users: exactly[n],
+                users_at_least: at_least,
+            });
+        }
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The retention matrix of `q` (SPEC §3): cohort c = users whose first
+    /// start event fell in period c; cell (c, n) = cohort users with a return
+    /// event in period c+n (mode `On`) or in any period from c+n to the last
+    /// period of the range (`OnOrAfter`). Cells past the range are left out.
+    pub fn retention(
+        &self,
+        q: &RetentionQuery,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<RetentionMatrix> {
+        check_range(q.from_day, q.to_day)?;
+        let periods = q.period.starts(q.from_day, q.to_day);
+        let (Some(&first), Some(&last)) = (periods.first(), periods.last()) else {
+            return Ok(RetentionMatrix {
+                period: q.period,
+                mode: q.mode,
+                cohorts: Vec::new(),
+            });
+        };
+        let end = q.period.end(last);
+        let starts = self.sets(
+            FIRST_USERS,
+            self.kind_id(q.start_kind.as_ref()),
+            first,
+            end,
+            filter,
+        )?;
+        let returns = self.sets(
+            DAY_USERS,
+            self.kind_id(q.return_kind.as_ref()),
+            first,
+            end,
+            None,
+        )?;
+        let mut per_period: Vec<RoaringBitmap> = periods
+            .iter()
+            .map(|p| union_range(&returns, *p, q.period.end(*p)))
+            .collect();
+        if q.mode == ReturnMode::OnOrAfter {
+            for j in (0..per_period.len().saturating_sub(1)).rev() {
+                let later = per_period[j + 1].clone();
+                per_period[j] |= later;
+            }
+        }
+        let cohorts = periods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let cohort = union_range(&starts, *p, q.period.end(*p));
+                let offsets = (periods.len() - i).min(q.max_offset.saturating_add(1) as usize);
+                RetentionCohort {
+                    cohort: *p,
+                    size: cohort.len(),
+                    counts: (0..offsets)
+                        .map(|n| cohort.intersection_len(&per_period[i + n]))
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(RetentionMatrix {
+            period: q.period,
+            mode: q.mode,
+            cohorts,
+        })
+    }
+
+    /// Activation per cohort period: of the users whose first `start_kind`
+    /// event fell in the period, those with an `activation_kind` event on the
+    /// start day or within `within_days` days after it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn activation(
+        &self,
+        start_kind: &EventKind,
+        activation_kind: &EventKind,
+        within_days: u32,
+        period: Period,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<ActivationRow>> {
+        check_range(from_day, to_day)?;
+        let within = i32::try_from(within_days.min(MAX_RANGE_DAYS as u32)).unwrap_or(0);
+        let periods = period.starts(from_day, to_day);
+        let (Some(&first), Some(&last)) = (periods.first(), periods.last()) else {
+            return Ok(Vec::new());
+        };
+        let end = period.end(last);
+        let starts = self.sets(FIRST_USERS, self.kinds.id(start_kind), first, end, filter)?;
+        let acts = self.sets(
+            DAY_USERS,
+            self.kinds.id(activation_kind),
+            first,
+            end + within,
+            None,
+        )?;
+        Ok(periods
+            .iter()
+            .map(|p| {
+                let mut size = 0;
+                let mut activated = 0;
+                for (day, users) in starts.range(*p..=period.end(*p)) {
+                    size += users.len();
+                    activated += users.intersection_len(&union_range(&acts, *day, day + within));
+                }
+                ActivationRow {
+                    cohort: *p,
+                    size,
+                    activated,
+                    rate: ratio(activated, size),
+                }
+            })
+            .collect())
+    }
+
+    /// New / returning / resurrecting / dormant users per period touching
+    /// `from..=to`.
+    pub fn lifecycle(
+        &self,
+        period: Period,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<LifecycleRow>> {
+        check_range(from_day, to_day)?;
+        let periods = period.starts(from_day, to_day);
+        let (Some(&first), Some(&last)) = (periods.first(), periods.last()) else {
+            return Ok(Vec::new());
+        };
+        let before = period.prev(first);
+        let end = period.end(last);
+        let active = self.sets(DAY_USERS, Some(ACTIVITY), before, end, filter)?;
+        let firsts = self.sets(FIRST_USERS, Some(ACTIVITY), first, end, filter)?;
+        let mut prev = union_range(&active, before, first - 1);
+        let mut rows = Vec::with_capacity(periods.len());
+        for p in periods {
+            let cur = union_range(&active, p, period.end(p));
+            let new = union_range(&firsts, p, period.end(p));
+            let not_new = &cur - &new;
+            rows.push(LifecycleRow {
+                period: p,
+                new: new.len(),
+                returning: not_new.intersection_len(&prev),
+                resurrecting: (&not_new - &prev).len(),
+                dormant: -((&prev - &cur).len() as i64),
+            });
+            prev = cur;
+        }
+        Ok(rows)
+    }
+
+    /// Store-wide daily counters for every day in `from..=to`.
+    pub fn daily(&self, from_day: i32, to_day: i32) -> Result<Vec<DailyRow>> {
+        check_range(from_day, to_day)?;
+        let mut rows: BTreeMap<i32, DailyRow> = (from_day..=to_day)
+            .map(|d| {
+                (
+                    d,
+                    DailyRow {
+                        day: d,
+                        events: 0,
+                        events_by_kind: BTreeMap::new(),
+                        orders: 0,
+                        gmv_minor: 0,
+                        refunds: 0,
+                        refund_minor: 0,
+                        aov_minor: None,
+                        new_users: 0,
+                        sessions: 0,
+                    },
+                )
+            })
+            .collect();
+        let start = keys::kind_day(from_day, 0);
+        let end = keys::kind_day(to_day.saturating_add(1), 0);
+        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let (day, kind) = match (k.get(2..6), k.get(6..10)) {
+                (Some(d), Some(kd)) if k.len() == 10 => (
+                    day_from_asc(d.try_into().unwrap_or([0; 4])),
+                    u32::from_be_bytes(kd.try_into().unwrap_or([0; 4])),
+                ),
+                _ => return Err(corrupt(Cf::Metrics, &k, "malformed kind-day counter key").into()),
+            };
+            let n = decode_counter(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "counter does not decode"))?;
+            if let Some(row) = rows.get_mut(&day) {
+                if n != 0 {
+                    row.events += n.max(0) as u64;
+                    let name = self
+                        .kinds
+                        .kind(kind)
+                        .map_or_else(|| format!("kind#{kind}"), |k| k.to_string());
+                    row.events_by_kind.insert(name, n.max(0) as u64);
+                }
+            }
+        }
+        let start = keys::money(from_day, MoneyField::Orders);
+        let end = keys::money(to_day.saturating_add(1), MoneyField::Orders);
+        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let (day, field) = match (
+                k.get(2..6),
+                k.get(6).copied().and_then(MoneyField::from_byte),
+            ) {
+                (Some(d), Some(f)) if k.len() == 7 => {
+                    (day_from_asc(d.try_into().unwrap_or([0; 4])), f)
+                }
+                _ => return Err(corrupt(Cf::Metrics, &k, "malformed money counter key").into()),
+            };
+            let n = decode_counter(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "counter does not decode"))?;
+            if let Some(row) = rows.get_mut(&day) {
+                match field {
+                    MoneyField::Orders => row.orders = n.max(0) as u64,
+                    MoneyField::Gmv => row.gmv_minor = n,
+                    MoneyField::Refunds => row.refunds = n.max(0) as u64,
+                    MoneyField::RefundMinor => row.refund_minor = n,
+                    MoneyField::Sessions => row.sessions = n.max(0) as u64,
+                }
+            }
+        }
+        for (day, set) in self.sets(FIRST_USERS, Some(ACTIVITY), from_day, to_day, None)? {
+            if let Some(row) = rows.get_mut(&day) {
+                row.new_users = set.len();
+            }
+        }
+        Ok(rows
+            .into_values()
+            .map(|mut r| {
+                if r.orders > 0 {
+                    r.aov_minor = Some(r.gmv_minor as f64 / r.orders as f64);
+                }
+                r
+            })
+            .collect())
+    }
+
+    /// Events by local hour and weekday: store-wide counters, or summed over
+    /// the users of `filter`.
+    pub fn habits(&self, filter: Option<&RoaringBitmap>) -> Result<Habits> {
+        let mut h = Habits {
+            hours: [0; 24],
+            weekdays: [0; 7],
+        };
+        match filter {
+            None => {
+                for (i, slot) in h.hours.iter_mut().enumerate() {
+                    *slot = self
+                        .store
+                        .get_counter(Cf::Metrics, &keys::hour(i as u8))?
+                        .max(0) as u64;
+                }
+                for (i, slot) in h.weekdays.iter_mut().enumerate() {
+                    *slot = self
+                        .store
+                        .get_counter(Cf::Metrics, &keys::weekday(i as u8))?
+                        .max(0) as u64;
+                }
+            }
+            Some(f) => self.for_each_user(Some(f), |_, s| {
+                for i in 0..24 {
+                    h.hours[i] += s.hours[i];
+                }
+                for i in 0..7 {
+                    h.weekdays[i] += s.weekdays[i];
+                }
+            })?,
+        }
+        Ok(h)
+    }
+
+    /// Calls `f` with the state of every user with activity state, restricted
+    /// to `filter`, in user-id order.
+    fn for_each_user(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        mut f: impl FnMut(u32, &UserActivity),
+    ) -> Result<()> {
+        match filter {
+            Some(set) if set.len() < POINT_READ_FILTER_USERS => {
+                for u in set {
+                    if let Some(s) = self.state(u)? {
+                        f(u, &s);
+                    }
+                }
+            }
+            _ => {
+                for item in self.store.range(Cf::Activity, &[], None)? {
+                    let (k, v) = item?;
+                    if k.len() != crate::keys::USER_BYTES {
+                        continue; // a session entry
+                    }
+                    let u = crate::keys::user_of(Cf::Activity.name(), &k)?;
+                    if filter.is_some_and(|set| !set.contains(u)) {
+                        continue;
+                    }
+                    let s: UserActivity = crate::store::decode_value(Cf::Activity, &k, &v)?;
+                    f(u, &s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self, user_id: u32) -> Result<Option<UserActivity>> {
+        self.store.get(Cf::Activity, &keys::user_state(user_id))
+    }
+
+    /// One user's maintained state, as stored.
+    pub fn user_state(&self, user_id: u32) -> Result<Option<UserActivity>> {
+        self.state(user_id)
+    }
+
+    /// The stage model in force.
+    pub fn stage_model(&self) -> &StageModel {
+        &self.settings.stage_model
+    }
+
+    /// One user's metrics as of `as_of_day`; `None` for a user without events.
+    pub fn user(&self, user_id: u32, as_of_day: i32) -> Result<Option<UserMetrics>> {
+        Ok(self
+            .state(user_id)?
+            .map(|s| UserMetrics::derive(user_id, &s, as_of_day, &self.settings.stage_model)))
+    }
+
+    /// Metrics of every user with events (restricted to `filter`), by user id.
+    pub fn users(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<UserMetrics>> {
+        let mut out = Vec::new();
+        let model = &self.settings.stage_model;
+        self.for_each_user(filter, |u, s| {
+            out.push(UserMetrics::derive(u, s, as_of_day, model))
+        })?;
+        Ok(out)
+    }
+
+    /// Users per lifecycle stage as of `as_of_day`; every stage of the model
+    /// is listed, with 0 when empty. Users without activity by then are left out.
+    pub fn stages(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<String, u64>> {
+        let model = &self.settings.stage_model;
+        let mut counts: BTreeMap<String, u64> = model
+            .stages()
+            .into_iter()
+            .map(|s| (s.to_owned(), 0))
+            .collect();
+        self.for_each_user(filter, |u, s| {
+            if let Some(stage) = UserMetrics::derive(u, s, as_of_day, model).stage {
+                *counts.entry(stage).or_default() += 1;
+            }
+        })?;
+        Ok(counts)
+    }
+
+    /// Users in lifecycle stage `stage` as of `as_of_day`.
+    pub fn users_in_stage(&self, stage: &str, as_of_day: i32) -> Result<RoaringBitmap> {
+        let model = &self.settings.stage_model;
+        let mut out = RoaringBitmap::new();
+        self.for_each_user(None, |u, s| {
+            if UserMetrics::derive(u, s, as_of_day, model).stage.as_deref() == Some(stage) {
+                out.insert(u);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// RFM values, scores and segments of every purchaser as of `as_of_day`.
+    /// Scores are quintiles among all purchasers; `filter` restricts the rows
+    /// and counts, not the population the scores are ranked in.
+    pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
+        let model = &self.settings.stage_model;
+        let mut rows: Vec<UserMetrics> = Vec::new();
+        self.for_each_user(None, |u, s| {
+            let m = UserMetrics::derive(u, s, as_of_day, model);
+            if m.purchase_days > 0 {
+                rows.push(m);
+            }
+        })?;
+        let r = quintile_scores(
+            &rows
+                .iter()
+                .map(|m| {
+                    -(i64::from(as_of_day) - i64::from(m.last_purchase_day.unwrap_or(as_of_day)))
+                })
+                .collect::<Vec<_>>(),
+        );
+        let f = quintile_scores(
+            &rows
+                .iter()
+                .map(|m| m.purchase_count as i64)
+                .collect::<Vec<_>>(),
+        );
+        let mv = quintile_scores(&rows.iter().map(|m| m.net_spend_minor).collect::<Vec<_>>());
+        let mut segments: BTreeMap<&'static str, u64> =
+            RFM_SEGMENTS.iter().map(|s| (*s, 0)).collect();
+        let mut users = Vec::new();
+        for (i, m) in rows.iter().enumerate() {
+            if filter.is_some_and(|set| !set.contains(m.user_id)) {
+                continue;
+            }
+            let segment = rfm_segment(r[i], f[i]);
+            *segments.entry(segment).or_default() += 1;
+            users.push(UserRfm {
+                user_id: m.user_id,
+                recency_days: i64::from(as_of_day)
+                    - i64::from(m.last_purchase_day.unwrap_or(as_of_day)),
+                orders: m.purchase_count,
+                purchase_days: m.purchase_days,
+                net_spend_minor: m.net_spend_minor,
+                r_score: r[i],
+                f_score: f[i],
+                m_score: mv[i],
+                segment,
+            });
+        }
+        Ok(RfmReport {
+            as_of_day,
+            users,
+            segments,
+        })
+    }
+
+    /// Users with purchases on ≥ 2 distinct days in `from..=to` ÷ users with
+    /// at least one.
+    pub fn repurchase_rate(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<RepurchaseRate> {
+        check_range(from_day, to_day)?;
+        let sets = self.sets(
+            DAY_USERS,
+            Some(kind_ids::PURCHASE),
+            from_day,
+            to_day,
+            filter,
+        )?;
+        let counts = Self::day_counts(&sets);
+        let purchasers = counts.len() as u64;
+        let repeat_purchasers = counts.values().filter(|n| **n >= 2).count() as u64;
+        Ok(RepurchaseRate {
+            repeat_purchasers,
+            purchasers,
+            rate: ratio(repeat_purchasers, purchasers),
+        })
+    }
+
+    /// An ordered funnel: `counts[i]` = users who did `steps[0]` on a day in
+    /// `from..=to` and then `steps[1]`, … `steps[i]`, each at or after the one
+    /// before (distinct events), all within `window_ms` of the first step.
+    ///
+    /// Bitmaps decide step 1 and rule out users missing a step kind; only the
+    /// remaining users' events in the window are read.
+    pub fn funnel(
+        &self,
+        steps: &[EventKind],
+        window_ms: i64,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<u64>> {
+        check_range(from_day, to_day)?;
+        if steps.is_empty() || steps.len() > MAX_FUNNEL_STEPS {
+            return Err(InputError::new(
+                "steps",
+                Problem::OutOfRange {
+                    value: steps.len() as i64,
+                    min: 1,
+                    max: MAX_FUNNEL_STEPS as i64,
+                },
+            )
+            .into());
+        }
+        if !(0..=MAX_FUNNEL_WINDOW_MS).contains(&window_ms) {
+            return Err(InputError::new(
+                "window_ms",
+                Problem::OutOfRange {
+                    value: window_ms,
+                    min: 0,
+                    max: MAX_FUNNEL_WINDOW_MS,
+                },
+            )
+            .into());
+        }
+        let ids: Vec<Option<u32>> = steps.iter().map(|k| self.kinds.id(k)).collect();
+        let mut counts = vec![0u64; steps.len()];
+        let Some(first_id) = ids[0] else {
+            return Ok(counts);
+        };
+        let window_days = i32::try_from(window_ms / DAY_MS + 1).unwrap_or(i32::MAX);
+        let starters = union_range(
+            &self.sets(DAY_USERS, Some(first_id), from_day, to_day, filter)?,
+            from_day,
+            to_day,
+        );
+        // Users who did each later step kind somewhere the funnel could reach.
+        let mut later: Vec<RoaringBitmap> = Vec::new();
+        for id in &ids[1..] {
+            let sets = self.sets(
+                DAY_USERS,
+                *id,
+                from_day,
+                to_day.saturating_add(window_days),
+                Some(&starters),
+            )?;
+            later.push(union_range(
+                &sets,
+                from_day,
+                to_day.saturating_add(window_days),
+            ));
+        }
+        let offset_ms = i64::from(self.store.settings().utc_offset_minutes) * 60_000;
+        let from_ms = i64::from(from_day) * DAY_MS - offset_ms;
+        let to_ms = (i64::from(to_day) + 1) * DAY_MS - offset_ms; // exclusive, for step 1
+        for u in &starters {
+            let possible = 1 + later.iter().take_while(|s| s.contains(u)).count();
+            let reached = if possible == 1 {
+                1
+            } else {
+                let events = crate::timeline::kinds_and_times(
+                    self.store,
+                    u,
+                    from_ms,
+                    to_ms + window_ms + 1,
+                )?;
+                funnel_steps(&events, &ids, from_ms, to_ms, window_ms).max(1)
+            };
+            for c in counts.iter_mut().take(reached) {
+                *c += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Users of `segment`-style atoms: active within `days` days ending at `as_of_day`.
+    pub fn active_within(&self, days: u32, as_of_day: i32) -> Result<RoaringBitmap> {
+        let days = i32::try_from(days.clamp(1, MAX_RANGE_DAYS as u32)).unwrap_or(1);
+        self.active_users(None, as_of_day - days + 1, as_of_day, None)
+    }
+
+    /// Users with at least one event of `kind`, ever: the union of the kind's
+    /// first-day sets, which hold each such user exactly once.
+    pub fn ever_did(&self, kind: &EventKind) -> Result<RoaringBitmap> {
+        let sets = self.sets(
+            FIRST_USERS,
+            self.kinds.id(kind),
+            i32::MIN,
+            i32::MAX - 1,
+            None,
+        )?;
+        Ok(union_range(&sets, i32::MIN, i32::MAX))
+    }
+
+    /// Users whose RFM segment as of `as_of_day` is `segment`.
+    pub fn users_in_rfm_segment(&self, segment: &str, as_of_day: i32) -> Result<RoaringBitmap> {
+        Ok(self
+            .rfm(as_of_day, None)?
+            .users
+            .into_iter()
+            .filter(|u| u.segment == segment)
+            .map(|u| u.user_id)
+            .collect())
+    }
+}
+
+/// Steps one user reached: events are `(ts_ms, kind_id)` sorted by time.
+/// Tries every step-1 event in `[from_ms, to_ms)` and, for each, takes the
+/// earliest unused event of each next kind at or after the previous step and
+/// within the window — earliest is never worse, so the greedy is exact.
+fn funnel_steps(
+    events: &[(i64, u32)],
+    ids: &[Option<u32>],
+    from_ms: i64,
+    to_ms: i64,
+    window_ms: i64,
+) -> usize {
+    let mut best = 0;
+    for (s, (t0, k0)) in events.iter().enumerate() {
+        if Some(*k0) != ids[0] || *t0 < from_ms || *t0 >= to_ms {
+            continue;
+        }
+        let deadline = t0.saturating_add(window_ms);
+        let mut used = vec![s];
+        let mut prev = *t0;
+        let mut reached = 1;
+        for id in &ids[1..] {
+            let lo = events.partition_point(|(t, _)| *t < prev);
+            let next = (lo..events.len())
+                .take_while(|j| events[*j].0 <= deadline)
+                .find(|j| Some(events[*j].1) == *id && !used.contains(j));
+            match next {
+                Some(j) => {
+                    used.push(j);
+                    prev = events[j].0;
+                    reached += 1;
+                }
+                None => break,
+            }
+        }
+        best = best.max(reached);
+        if best == ids.len() {
+            break;
+        }
+    }
+    best
+}

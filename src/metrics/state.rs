@@ -1,0 +1,286 @@
+//! Per-user activity state and the deltas one write makes to shared aggregates.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use super::days::DaySet;
+use super::keys;
+use crate::codec;
+use crate::error::Result;
+use crate::store::merge::{self, BitmapDelta};
+use crate::store::{Cf, Store};
+use crate::time::{local_day, local_hour, weekday};
+
+/// Pseudo kind id of "any activity" in day sets and first-day sets. Real kind
+/// ids start at 1.
+pub const ACTIVITY: u32 = 0;
+
+/// Known kind ids the engine gives meaning to.
+pub(crate) mod kind_ids {
+    pub const PURCHASE: u32 = 5;
+    pub const REFUND: u32 = 6;
+    pub const SIGN_IN: u32 = 7;
+}
+
+/// Money on one local day of one user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayMoney {
+    /// Purchase events.
+    pub orders: u32,
+    /// Sum of purchase amounts, minor units.
+    pub purchase_minor: i64,
+    /// Refund events.
+    pub refunds: u32,
+    /// Sum of refund amounts, minor units.
+    pub refund_minor: i64,
+}
+
+/// Everything the engine keeps per user, in one value (key: the user id).
+/// Field order is the wire order: append only, behind a new format byte.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserActivity {
+    /// Kind id → local days with at least one event of that kind;
+    /// [`ACTIVITY`] → days with at least one activity event.
+    pub days: BTreeMap<u32, DaySet>,
+    /// Local day → purchases and refunds that day (only days with money events).
+    pub money: BTreeMap<i32, DayMoney>,
+    /// Events by local hour of day.
+    pub hours: [u64; 24],
+    /// Events by local weekday, Monday first.
+    pub weekdays: [u64; 7],
+}
+
+impl UserActivity {
+    /// The days of `kind_id` (empty when none).
+    pub fn days_of(&self, kind_id: u32) -> Option<&DaySet> {
+        self.days.get(&kind_id)
+    }
+}
+
+/// What one event contributes to the aggregates, as the write path sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Contribution<'a> {
+    pub user_id: u32,
+    pub kind_id: u32,
+    pub is_activity: bool,
+    pub ts_ms: i64,
+    pub amount_minor: Option<i64>,
+    pub session_id: Option<&'a str>,
+}
+
+/// Changes to shared keys collected over one write, emitted as one merge
+/// operand per key so a batch never carries two operands for one key.
+#[derive(Debug, Default)]
+pub(crate) struct Deltas {
+    sets: BTreeMap<Vec<u8>, BitmapDelta>,
+    counters: BTreeMap<Vec<u8>, i64>,
+}
+
+impl Deltas {
+    pub fn add_user(&mut self, key: Vec<u8>, user_id: u32) {
+        let d = self.sets.remove(&key).unwrap_or_default();
+        self.sets.insert(key, d.then(&BitmapDelta::add(user_id)));
+    }
+
+    pub fn remove_user(&mut self, key: Vec<u8>, user_id: u32) {
+        let d = self.sets.remove(&key).unwrap_or_default();
+        self.sets.insert(key, d.then(&BitmapDelta::remove(user_id)));
+    }
+
+    pub fn count(&mut self, key: Vec<u8>, delta: i64) {
+        let c = self.counters.entry(key).or_insert(0);
+        *c = c.saturating_add(delta);
+    }
+
+    /// Puts one merge operand per changed key into `batch`.
+    pub fn write(self, store: &Store, batch: &mut WriteBatch) -> Result<()> {
+        let cf = store.cf(Cf::Metrics)?;
+        for (k, d) in self.sets {
+            if !d.adds.is_empty() || !d.removes.is_empty() {
+                batch.merge_cf(cf, k, d.encode());
+            }
+        }
+        for (k, n) in self.counters {
+            if n != 0 {
+                batch.merge_cf(cf, k, merge::encode_counter(n));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds `sign` × the event's contribution to the store-wide counters.
+fn count_event(deltas: &mut Deltas, c: &Contribution<'_>, day: i32, hour: u8, sign: i64) {
+    deltas.count(keys::events_total(), sign);
+    deltas.count(keys::events_of_kind(c.kind_id), sign);
+    deltas.count(keys::kind_day(day, c.kind_id), sign);
+    deltas.count(keys::hour(hour), sign);
+    deltas.count(keys::weekday(weekday(day)), sign);
+    let amount = c.amount_minor.unwrap_or(0);
+    match c.kind_id {
+        kind_ids::PURCHASE => {
+            deltas.count(keys::money(day, keys::MoneyField::Orders), sign);
+            deltas.count(keys::money(day, keys::MoneyField::Gmv), sign * amount);
+        }
+        kind_ids::REFUND => {
+            deltas.count(keys::money(day, keys::MoneyField::Refunds), sign);
+            deltas.count(
+                keys::money(day, keys::MoneyField::RefundMinor),
+                sign * amount,
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Applies one write's events to the per-user state of every user they name
+/// and collects the shared deltas. Callers hold the stripe locks of these
+/// users, so the read-modify-write of per-user state is race-free; shared keys
+/// are only ever merged.
+pub(crate) fn apply(
+    store: &Store,
+    batch: &mut WriteBatch,
+    utc_offset_minutes: i32,
+    contributions: &[Contribution<'_>],
+) -> Result<()> {
+    let mut deltas = Deltas::default();
+    let mut by_user: BTreeMap<u32, Vec<&Contribution<'_>>> = BTreeMap::new();
+    for c in contributions {
+        by_user.entry(c.user_id).or_default().push(c);
+    }
+    let activity_cf = store.cf(Cf::Activity)?;
+    for (user_id, list) in by_user {
+        let state_key = keys::user_state(user_id);
+        let mut state: UserActivity = store.get(Cf::Activity, &state_key)?.unwrap_or_default();
+        let mut firsts_before: HashMap<u32, Option<i32>> = HashMap::new();
+        // Session id → (stored first day, first day after this write).
+        let mut sessions: BTreeMap<&str, (Option<i32>, i32)> = BTreeMap::new();
+        for c in list {
+            let day = local_day(c.ts_ms, utc_offset_minutes);
+            let hour = local_hour(c.ts_ms, utc_offset_minutes);
+            count_event(&mut deltas, c, day, hour, 1);
+            state.hours[usize::from(hour) % 24] += 1;
+            state.weekdays[usize::from(weekday(day)) % 7] += 1;
+            let mut kinds = vec![c.kind_id];
+            if c.is_activity {
+                kinds.push(ACTIVITY);
+            }
+            for kind in kinds {
+                let set = state.days.entry(kind).or_default();
+                firsts_before.entry(kind).or_insert_with(|| set.first());
+                // Once per (user, kind, day): later events that day touch nothing shared.
+                if set.insert(day) {
+                    deltas.add_user(keys::day_users(kind, day), user_id);
+                }
+            }
+            let amount = c.amount_minor.unwrap_or(0);
+            match c.kind_id {
+                kind_ids::PURCHASE => {
+                    let m = state.money.entry(day).or_default();
+                    m.orders = m.orders.saturating_add(1);
+                    m.purchase_minor = m.purchase_minor.saturating_add(amount);
+                }
+                kind_ids::REFUND => {
+                    let m = state.money.entry(day).or_default();
+                    m.refunds = m.refunds.saturating_add(1);
+                    m.refund_minor = m.refund_minor.saturating_add(amount);
+                }
+                _ => {}
+            }
+            if let Some(s) = c.session_id {
+                match sessions.get_mut(s) {
+                    Some(entry) => entry.1 = entry.1.min(day),
+                    None => {
+                        let stored: Option<i32> =
+                            store.get(Cf::Activity, &keys::session(user_id, s))?;
+                        let first = stored.map_or(day, |d| d.min(day));
+                        sessions.insert(s, (stored, first));
+                    }
+                }
+            }
+        }
+        for (kind, before) in firsts_before {
+            let after = state.days.get(&kind).and_then(DaySet::first);
+            if before != after {
+                // A late event moved the user's first day: move the cohort membership.
+                if let Some(b) = before {
+                    deltas.remove_user(keys::first_users(kind, b), user_id);
+                }
+                if let Some(a) = after {
+                    deltas.add_user(keys::first_users(kind, a), user_id);
+                }
+            }
+        }
+        for (s, (stored, first)) in sessions {
+            if stored != Some(first) {
+                if let Some(old) = stored {
+                    deltas.count(keys::money(old, keys::MoneyField::Sessions), -1);
+                }
+                deltas.count(keys::money(first, keys::MoneyField::Sessions), 1);
+                batch.put_cf(
+                    activity_cf,
+                    keys::session(user_id, s),
+                    codec::encode(&first),
+                );
+            }
+        }
+        batch.put_cf(activity_cf, state_key, codec::encode(&state));
+    }
+    deltas.write(store, batch)
+}
+
+/// One stored event reduced to what erasure must subtract.
+pub(crate) struct ErasedEvent {
+    pub kind_id: u32,
+    pub ts_ms: i64,
+    pub amount_minor: Option<i64>,
+}
+
+/// Removes every trace of `user_id` from the shared aggregates and deletes
+/// its per-user state, given all of its stored events. The caller deletes the
+/// events themselves and holds the user's stripe lock.
+pub(crate) fn erase(
+    store: &Store,
+    batch: &mut WriteBatch,
+    utc_offset_minutes: i32,
+    user_id: u32,
+    events: &[ErasedEvent],
+) -> Result<()> {
+    let mut deltas = Deltas::default();
+    for e in events {
+        let day = local_day(e.ts_ms, utc_offset_minutes);
+        let hour = local_hour(e.ts_ms, utc_offset_minutes);
+        let c = Contribution {
+            user_id,
+            kind_id: e.kind_id,
+            is_activity: false,
+            ts_ms: e.ts_ms,
+            amount_minor: e.amount_minor,
+            session_id: None,
+        };
+        count_event(&mut deltas, &c, day, hour, -1);
+    }
+    let state: UserActivity = store
+        .get(Cf::Activity, &keys::user_state(user_id))?
+        .unwrap_or_default();
+    for (kind, days) in &state.days {
+        for day in days.iter() {
+            deltas.remove_user(keys::day_users(*kind, day), user_id);
+        }
+        if let Some(first) = days.first() {
+            deltas.remove_user(keys::first_users(*kind, first), user_id);
+        }
+    }
+    let cf = store.cf(Cf::Activity)?;
+    for item in store.prefix(Cf::Activity, &crate::keys::user(user_id))? {
+        let (k, v) = item?;
+        if k.len() > crate::keys::USER_BYTES {
+            let first: i32 = crate::store::decode_value(Cf::Activity, &k, &v)?;
+            deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
+        }
+        batch.delete_cf(cf, k);
+    }
+    deltas.write(store, batch)
+}
