@@ -53,3 +53,96 @@ pub fn raw_open(path: &std::path::Path) -> rocksdb::DB {
     rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), path, cfs).expect("raw open")
 }
 pub mod model;
+
+/// Answers of many metrics over `from..=to`, with users named by their
+/// external ids so that stores with different id assignment compare equal.
+pub fn metric_snapshot(db: &Db, from: i32, to: i32) -> String {
+    use stickydb::metrics::{Period, RetentionQuery, ReturnMode};
+    let m = db.metrics();
+    let name = |id: u32| db.user_name(id).unwrap().unwrap();
+    let mut out = String::new();
+    let mut push = |label: &str, v: String| {
+        out.push_str(label);
+        out.push_str(": ");
+        out.push_str(&v);
+        out.push('\n');
+    };
+    push(
+        "active",
+        format!("{:?}", m.active(None, from, to, None).unwrap()),
+    );
+    push(
+        "active purchase",
+        format!(
+            "{:?}",
+            m.active(Some(&stickydb::EventKind::Purchase), from, to, None)
+                .unwrap()
+        ),
+    );
+    push(
+        "dist",
+        format!(
+            "{:?}",
+            m.stickiness_distribution(None, from, to, None).unwrap()
+        ),
+    );
+    for p in [Period::Day, Period::Week, Period::Month] {
+        let mut q = RetentionQuery::new(p, from, to);
+        push("retention", format!("{:?}", m.retention(&q, None).unwrap()));
+        q.mode = ReturnMode::OnOrAfter;
+        push(
+            "retention oa",
+            format!("{:?}", m.retention(&q, None).unwrap()),
+        );
+        push(
+            "lifecycle",
+            format!("{:?}", m.lifecycle(p, from, to, None).unwrap()),
+        );
+    }
+    push("daily", format!("{:?}", m.daily(from, to).unwrap()));
+    push("habits", format!("{:?}", m.habits(None).unwrap()));
+    push("stages", format!("{:?}", m.stages(to, None).unwrap()));
+    let rfm = m.rfm(to, None).unwrap();
+    let mut rows: Vec<String> = rfm
+        .users
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:?}",
+                name(r.user_id),
+                (
+                    r.recency_days,
+                    r.orders,
+                    r.net_spend_minor,
+                    r.r_score,
+                    r.f_score,
+                    r.m_score,
+                    r.segment
+                )
+            )
+        })
+        .collect();
+    rows.sort();
+    push("rfm", format!("{rows:?} {:?}", rfm.segments));
+    let mut users: Vec<String> = m
+        .users(to, None)
+        .unwrap()
+        .into_iter()
+        .map(|mut u| {
+            let n = name(u.user_id);
+            u.user_id = 0;
+            format!("{n} {u:?}")
+        })
+        .collect();
+    users.sort();
+    push("users", format!("{users:?}"));
+    push(
+        "repurchase",
+        format!("{:?}", m.repurchase_rate(from, to, None).unwrap()),
+    );
+    push(
+        "events",
+        format!("{} {}", db.event_count().unwrap(), db.user_count().unwrap()),
+    );
+    out
+}

@@ -341,7 +341,11 @@ impl Model {
         let score = |vals: Vec<i64>| -> Vec<u8> {
             let n = vals.len();
             vals.iter()
-                .map(|v| (1 + 5 * vals.iter().filter(|x| *x < v).count() / n) as u8)
+                .map(|v| {
+                    let at_or_below = vals.iter().filter(|x| *x <= v).count();
+                    // ceil(5 * k / n) by plain arithmetic
+                    ((5 * at_or_below + n - 1) / n) as u8
+                })
                 .collect()
         };
         let r = score(buyers.iter().map(|b| b.1).collect());

@@ -1,0 +1,96 @@
+//! Erasing a user (SPEC §5) leaves every metric as if the user never existed.
+
+mod common;
+use common::*;
+use stickydb::{Event, ProfileUpdate, Sensitive, TagSource};
+
+fn events_of(user: &str, salt: i64) -> Vec<Event> {
+    let kinds = [
+        "signup",
+        "view",
+        "add_to_cart",
+        "purchase",
+        "sign_in",
+        "refund",
+        "view",
+    ];
+    (0..40)
+        .map(|i| {
+            let kind = kinds[(i as usize + salt as usize) % kinds.len()];
+            let mut e = Event::new(user, kind, T0 + (i * 17 + salt) % 50 * DAY + i * 3_600_000)
+                .with_session(format!("s{}", i % 5))
+                .with_id(format!("{user}-{i}"));
+            if kind == "purchase" || kind == "refund" {
+                e = e.with_amount(100 + i * 7);
+            }
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn erased_user_leaves_no_trace_in_metrics() {
+    let (dir, with) = open_temp();
+    let (_dir2, without) = open_temp();
+    let day = with.local_day(T0);
+    for (i, u) in ["keep-1", "gone", "keep-2"].iter().enumerate() {
+        let evs = events_of(u, i as i64 * 5);
+        with.record_batch(&evs).unwrap();
+        if *u != "gone" {
+            without.record_batch(&evs).unwrap();
+        }
+        with.update_profile(
+            u,
+            &ProfileUpdate::new().set("region", "EU").tag(
+                "vip",
+                TagSource::Manual,
+                T0,
+                Some(T0 + 5 * DAY),
+            ),
+        )
+        .unwrap();
+        if *u != "gone" {
+            without
+                .update_profile(
+                    u,
+                    &ProfileUpdate::new().set("region", "EU").tag(
+                        "vip",
+                        TagSource::Manual,
+                        T0,
+                        Some(T0 + 5 * DAY),
+                    ),
+                )
+                .unwrap();
+        }
+    }
+    let gone_id = with.user_id("gone").unwrap().unwrap();
+    assert!(with.erase_user("gone").unwrap());
+    assert!(
+        !with.erase_user("gone").unwrap(),
+        "second erasure finds nobody"
+    );
+    assert_eq!(with.profile("gone", Sensitive::Include).unwrap(), None);
+    assert!(
+        with.newest("gone", 10).is_err(),
+        "timeline of an erased user is unknown"
+    );
+    assert!(!with.users_with_tag("vip", None).unwrap().contains(gone_id));
+    assert_eq!(
+        metric_snapshot(&with, day - 1, day + 60),
+        metric_snapshot(&without, day - 1, day + 60)
+    );
+    assert_clean(&with);
+
+    // the erased (newest-but-one) id is never handed out again, even after reopen
+    assert!(with.erase_user("keep-2").unwrap());
+    let top = gone_id + 1;
+    drop(with);
+    let with = reopen(&dir);
+    with.record(&Event::new("newcomer", "view", T0)).unwrap();
+    assert!(with.user_id("newcomer").unwrap().unwrap() > top);
+    assert_clean(&with);
+
+    // re-recording an erased user's id starts from nothing
+    with.record_batch(&events_of("gone", 5)).unwrap();
+    assert_clean(&with);
+}
