@@ -343,8 +343,7 @@ impl Model {
             vals.iter()
                 .map(|v| {
                     let at_or_below = vals.iter().filter(|x| *x <= v).count();
-                    // ceil(5 * k / n) by plain arithmetic
-                    ((5 * at_or_below + n - 1) / n) as u8
+                    (5 * at_or_below).div_ceil(n) as u8
                 })
                 .collect()
         };
