@@ -128,7 +128,7 @@ impl Db {
     /// ```
     pub fn metrics(&self) -> Metrics<'_> {
         Metrics {
-            store: &self.store,
+            view: self.store.snapshot(),
             kinds: &self.kinds,
             settings: self.metric_settings.read().clone(),
         }

@@ -31,7 +31,8 @@ fn non_activity_kinds_are_fixed_at_creation() {
         1,
         "but it is a kind of its own"
     );
-    assert_eq!(db.metrics().daily(day, day).unwrap()[0].new_users, 1);
+    assert_eq!(m.daily(day, day).unwrap()[0].new_users, 1);
+    drop(m);
     drop(db);
 
     // same list in another order, or no list: fine

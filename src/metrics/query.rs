@@ -14,7 +14,7 @@ use super::{corrupt, MetricSettings};
 use crate::error::{InputError, Problem, Result};
 use crate::keys::day_from_asc;
 use crate::store::merge::{decode_bitmap, decode_counter};
-use crate::store::{Cf, Store};
+use crate::store::{Cf, Snapshot};
 use crate::time::DAY_MS;
 use crate::timeline::{EventKind, KindRegistry};
 
@@ -29,10 +29,15 @@ const POINT_READ_FILTER_USERS: u64 = 4096;
 
 /// Read access to the metrics of one store. Get one from [`crate::Db::metrics`].
 ///
+/// A handle reads the store as of the moment it was made (a RocksDB
+/// snapshot): its answers are consistent with each other while writers run.
+/// Make a new handle to see newer writes.
+///
 /// Every query takes an optional `filter`: a user set (e.g. from
 /// [`crate::Db::segment`]) that restricts the metric to those users.
 pub struct Metrics<'a> {
-    pub(crate) store: &'a Store,
+    /// Every query reads one consistent view, taken when the handle was made.
+    pub(crate) view: Snapshot<'a>,
     pub(crate) kinds: &'a KindRegistry,
     pub(crate) settings: MetricSettings,
 }
@@ -309,7 +314,7 @@ impl Metrics<'_> {
             return Ok(out);
         }
         let (start, end) = keys::day_users_range(tag, kind, from, to);
-        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
             let (k, v) = item?;
             let day_bytes: [u8; 4] = k
                 .get(6..10)
@@ -600,7 +605,7 @@ impl Metrics<'_> {
             .collect();
         let start = keys::kind_day(from_day, 0);
         let end = keys::kind_day(to_day.saturating_add(1), 0);
-        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
             let (k, v) = item?;
             let (day, kind) = match (k.get(2..6), k.get(6..10)) {
                 (Some(d), Some(kd)) if k.len() == 10 => (
@@ -624,7 +629,7 @@ impl Metrics<'_> {
         }
         let start = keys::money(from_day, MoneyField::Orders);
         let end = keys::money(to_day.saturating_add(1), MoneyField::Orders);
-        for item in self.store.range(Cf::Metrics, &start, Some(end))? {
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
             let (k, v) = item?;
             let (day, field) = match (
                 k.get(2..6),
@@ -674,13 +679,13 @@ impl Metrics<'_> {
             None => {
                 for (i, slot) in h.hours.iter_mut().enumerate() {
                     *slot = self
-                        .store
+                        .view
                         .get_counter(Cf::Metrics, &keys::hour(i as u8))?
                         .max(0) as u64;
                 }
                 for (i, slot) in h.weekdays.iter_mut().enumerate() {
                     *slot = self
-                        .store
+                        .view
                         .get_counter(Cf::Metrics, &keys::weekday(i as u8))?
                         .max(0) as u64;
                 }
@@ -713,7 +718,7 @@ impl Metrics<'_> {
                 }
             }
             _ => {
-                for item in self.store.range(Cf::Activity, &[], None)? {
+                for item in self.view.range(Cf::Activity, &[], None)? {
                     let (k, v) = item?;
                     if k.len() != crate::keys::USER_BYTES {
                         continue; // a session entry
@@ -731,7 +736,7 @@ impl Metrics<'_> {
     }
 
     fn state(&self, user_id: u32) -> Result<Option<UserActivity>> {
-        self.store.get(Cf::Activity, &keys::user_state(user_id))
+        self.view.get(Cf::Activity, &keys::user_state(user_id))
     }
 
     /// One user's maintained state, as stored.
@@ -944,7 +949,7 @@ impl Metrics<'_> {
                 to_day.saturating_add(window_days),
             ));
         }
-        let offset_ms = i64::from(self.store.settings().utc_offset_minutes) * 60_000;
+        let offset_ms = i64::from(self.view.store().settings().utc_offset_minutes) * 60_000;
         let from_ms = i64::from(from_day) * DAY_MS - offset_ms;
         let to_ms = (i64::from(to_day) + 1) * DAY_MS - offset_ms; // exclusive, for step 1
         for u in &starters {
@@ -953,7 +958,7 @@ impl Metrics<'_> {
                 1
             } else {
                 let events = crate::timeline::kinds_and_times(
-                    self.store,
+                    &self.view,
                     u,
                     from_ms,
                     to_ms + window_ms + 1,

@@ -227,7 +227,7 @@ pub(crate) fn timeline(
 /// `(ts_ms, kind_id)` of every event of `user_id` with `from_ms <= ts_ms <
 /// to_ms`, oldest first. For metrics that need event times (funnels).
 pub(crate) fn kinds_and_times(
-    store: &Store,
+    store: &crate::store::Snapshot<'_>,
     user_id: u32,
     from_ms: i64,
     to_ms: i64,
