@@ -60,8 +60,14 @@ pub(crate) fn run(
     let records = check_users(store, &mut r)?;
     check_profiles(store, &mut r)?;
     check_tags(store, &mut r)?;
-    let events = check_events(store, kinds, &records, &mut r)?;
-    check_metrics(store, non_activity, &events, &mut r)?;
+    let mut expected = Expected {
+        offset: store.settings().utc_offset_minutes,
+        non_activity,
+        users: BTreeMap::new(),
+        counters: BTreeMap::new(),
+    };
+    check_events(store, kinds, &records, &mut expected, &mut r)?;
+    check_metrics(store, expected, &mut r)?;
     Ok(r)
 }
 
@@ -85,20 +91,25 @@ struct ExpectedUser {
     state_seen: bool,
 }
 
-fn check_metrics(
-    store: &Store,
-    non_activity: &HashSet<u32>,
-    events: &[RawEvent],
-    r: &mut VerifyReport,
-) -> Result<()> {
-    use metrics::keys as mk;
-    const PURCHASE: u32 = 5;
-    const REFUND: u32 = 6;
-    let offset = store.settings().utc_offset_minutes;
-    let mut users: BTreeMap<u32, ExpectedUser> = BTreeMap::new();
-    let mut counters: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-    let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
-    for e in events {
+/// Aggregates re-derived from events, one event at a time (events are never
+/// all held in memory).
+struct Expected<'a> {
+    offset: i32,
+    non_activity: &'a HashSet<u32>,
+    users: BTreeMap<u32, ExpectedUser>,
+    counters: BTreeMap<Vec<u8>, i64>,
+}
+
+impl Expected<'_> {
+    fn add(&mut self, e: RawEvent) {
+        use metrics::keys as mk;
+        const PURCHASE: u32 = 5;
+        const REFUND: u32 = 6;
+        let offset = self.offset;
+        let non_activity = self.non_activity;
+        let counters = &mut self.counters;
+        let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
+        let users = &mut self.users;
         let day = crate::time::local_day(e.ts_ms, offset);
         let hour = crate::time::local_hour(e.ts_ms, offset);
         let wd = crate::time::weekday(day);
@@ -131,11 +142,21 @@ fn check_metrics(
                 e.amount_minor,
             );
         }
-        if let Some(s) = &e.session_id {
-            let first = u.sessions.entry(s.clone()).or_insert(day);
+        if let Some(s) = e.session_id {
+            let first = u.sessions.entry(s).or_insert(day);
             *first = (*first).min(day);
         }
     }
+}
+
+fn check_metrics(store: &Store, expected: Expected<'_>, r: &mut VerifyReport) -> Result<()> {
+    use metrics::keys as mk;
+    let Expected {
+        mut users,
+        mut counters,
+        ..
+    } = expected;
+    let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
     let mut sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
     for (user_id, u) in &users {
         for (kind, days) in &u.days {
@@ -419,9 +440,9 @@ fn check_events(
     store: &Store,
     kinds: &KindRegistry,
     records: &HashMap<u32, UserRecord>,
+    expected: &mut Expected<'_>,
     r: &mut VerifyReport,
-) -> Result<Vec<RawEvent>> {
-    let mut raw = Vec::new();
+) -> Result<()> {
     let mut max_seq: HashMap<u32, u32> = HashMap::new();
     let mut with_ids: BTreeMap<(u32, String), (i64, u32)> = BTreeMap::new();
     for item in store.range(Cf::Events, &[], None)? {
@@ -441,7 +462,7 @@ fn check_events(
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
                 if let Some(id) = kinds.id(&e.event.kind) {
-                    raw.push(RawEvent {
+                    expected.add(RawEvent {
                         user_id: key.user_id,
                         kind_id: id,
                         ts_ms: key.ts_ms,
@@ -498,5 +519,5 @@ fn check_events(
     for ((user_id, eid), _) in with_ids {
         r.problem(format!("event id {eid:?} of user {user_id} not indexed"));
     }
-    Ok(raw)
+    Ok(())
 }
