@@ -87,3 +87,95 @@ fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
     assert_eq!(db.event_count().unwrap(), 2);
     assert!(!db.verify().unwrap().is_clean());
 }
+
+/// verify notices each kind of damage to the maintained aggregates, and
+/// queries report a damaged per-user state as corruption, not a panic.
+#[test]
+fn verify_catches_tampered_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let day = db.local_day(T0);
+    db.record_batch(&[
+        Event::new("ann", "view", T0).with_session("s1"),
+        Event::new("ann", "purchase", T0 + DAY).with_amount(700),
+        Event::new("bob", "view", T0),
+    ])
+    .unwrap();
+    let ann = db.user_id("ann").unwrap().unwrap();
+    let bob = db.user_id("bob").unwrap().unwrap();
+    assert_clean(&db);
+    drop(db);
+
+    // each tamper on a fresh copy of the healthy store
+    let tampers: Vec<(&str, Box<dyn Fn(&rocksdb::DB)>)> = vec![
+        (
+            "a user dropped from a day set",
+            Box::new(move |r: &rocksdb::DB| {
+                let mut k = vec![0x02, b'd'];
+                k.extend_from_slice(&0u32.to_be_bytes());
+                k.extend_from_slice(&stickydb::keys::day_asc(day));
+                let d = stickydb::store::merge::BitmapDelta::remove(bob);
+                r.merge_cf(r.cf_handle("metrics").unwrap(), k, d.encode())
+                    .unwrap();
+            }),
+        ),
+        (
+            "a GMV counter bumped",
+            Box::new(move |r: &rocksdb::DB| {
+                let mut k = vec![0x01, b'm'];
+                k.extend_from_slice(&stickydb::keys::day_asc(day + 1));
+                k.push(2);
+                r.merge_cf(
+                    r.cf_handle("metrics").unwrap(),
+                    k,
+                    stickydb::store::merge::encode_counter(5),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "a per-user state garbled",
+            Box::new(move |r: &rocksdb::DB| {
+                r.put_cf(
+                    r.cf_handle("activity").unwrap(),
+                    ann.to_be_bytes(),
+                    [1u8, 0xff, 3],
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "a session entry removed",
+            Box::new(move |r: &rocksdb::DB| {
+                let mut k = ann.to_be_bytes().to_vec();
+                k.extend_from_slice(b"s1");
+                r.delete_cf(r.cf_handle("activity").unwrap(), k).unwrap();
+            }),
+        ),
+    ];
+    for (what, tamper) in tampers {
+        let copy = tempfile::tempdir().unwrap();
+        let target = copy.path().join("db");
+        {
+            let db = Db::open(dir.path(), Options::default()).unwrap();
+            db.checkpoint(&target).unwrap();
+        }
+        {
+            let r = raw_open(&target);
+            tamper(&r);
+        }
+        let db = Db::open(&target, Options::default()).unwrap();
+        let report = db.verify().unwrap();
+        assert!(!report.is_clean(), "verify missed: {what}");
+        if what == "a per-user state garbled" {
+            assert!(matches!(
+                db.metrics().user(ann, day),
+                Err(Error::Corruption(_))
+            ));
+            // a write touching the damaged user fails whole, changing nothing
+            let before = db.raw_dump().unwrap();
+            assert!(db.record(&Event::new("ann", "view", T0)).is_err());
+            assert_eq!(db.raw_dump().unwrap(), before);
+        }
+    }
+}
