@@ -360,6 +360,12 @@ impl Db {
         self.store.checkpoint(dir.as_ref())
     }
 
+    /// Compacts every column family: merge operands are folded into values,
+    /// so reads of aggregates stop paying for them. Safe while writers run.
+    pub fn compact(&self) -> Result<()> {
+        self.store.compact()
+    }
+
     /// Flushes memtables to SST files.
     pub fn flush(&self) -> Result<()> {
         self.store.flush()

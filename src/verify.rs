@@ -165,6 +165,18 @@ fn check_metrics(store: &Store, expected: Expected<'_>, r: &mut VerifyReport) ->
                     .or_default()
                     .insert(*user_id);
             }
+            for w in mk::WINDOWS_DAYS {
+                let covered: BTreeSet<i32> = days
+                    .iter()
+                    .flat_map(|a| (0..i32::from(w)).map(move |i| a + i))
+                    .collect();
+                for d in covered {
+                    add(mk::rolling(*kind, w, d), 1);
+                }
+            }
+            if let (Some(first), true) = (days.first(), *kind == metrics::ACTIVITY) {
+                add(mk::money(*first, metrics::MoneyField::NewUsers), 1);
+            }
             if let Some(first) = days.first() {
                 sets.entry(mk::first_users(*kind, *first))
                     .or_default()

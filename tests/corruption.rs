@@ -107,7 +107,8 @@ fn verify_catches_tampered_aggregates() {
     drop(db);
 
     // each tamper on a fresh copy of the healthy store
-    let tampers: Vec<(&str, Box<dyn Fn(&rocksdb::DB)>)> = vec![
+    type Tamper = Box<dyn Fn(&rocksdb::DB)>;
+    let tampers: Vec<(&str, Tamper)> = vec![
         (
             "a user dropped from a day set",
             Box::new(move |r: &rocksdb::DB| {

@@ -239,6 +239,92 @@ fn flush(db: &Db, pending: &mut Vec<Event>) -> Result<(u64, u64), Error> {
     Ok((outcomes.len() as u64 - dup, dup))
 }
 
+/// The engagement metrics of the last simulated day, straight from the
+/// metrics API.
+fn engagement(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
+    let m = db.metrics();
+    let last = db.local_day(end_ms - 1);
+    let first = db.local_day(START_MS);
+    let t = Instant::now();
+    if let Some(r) = m.active(None, last, last, None)?.first() {
+        println!(
+            "\nengagement on {} (answered in {:.2} ms):",
+            format_day(last),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        println!(
+            "  DAU {}  WAU {}  MAU {}  stickiness {:.3}",
+            r.dau, r.wau, r.mau, r.stickiness
+        );
+    }
+    let window = (days.min(30) as i32).max(1);
+    println!(
+        "  average stickiness over the last {window} days: {:.3}",
+        m.average_stickiness(None, last - window + 1, last, None)?
+    );
+    let t = Instant::now();
+    let q = crate::metrics::RetentionQuery::new(crate::metrics::Period::Day, first, last);
+    let matrix = m.retention(&q, None)?;
+    let (mut size, mut d1, mut d7, mut d30) = (0u64, [0u64; 2], [0u64; 2], [0u64; 2]);
+    for c in &matrix.cohorts {
+        for (n, acc) in [(1usize, &mut d1), (7, &mut d7), (30, &mut d30)] {
+            if let Some(x) = c.counts.get(n) {
+                acc[0] += x;
+                acc[1] += c.size;
+            }
+        }
+        size += c.size;
+    }
+    let pct = |a: [u64; 2]| {
+        if a[1] == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}%", 100.0 * a[0] as f64 / a[1] as f64)
+        }
+    };
+    println!(
+        "  retention of {} daily cohorts ({size} users): D1 {}  D7 {}  D30 {} (in {:.1} ms)",
+        matrix.cohorts.len(),
+        pct(d1),
+        pct(d7),
+        pct(d30),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let stages = m.stages(last, None)?;
+    let list: Vec<String> = stages.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "  stages: {} (in {:.0} ms)",
+        list.join(", "),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let rfm = m.rfm(last, None)?;
+    let list: Vec<String> = rfm
+        .segments
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "  RFM segments: {} (in {:.0} ms)",
+        list.join(", "),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    if let Some(row) = m.daily(last, last)?.first() {
+        println!(
+            "  last day: {} orders, GMV {:.2}, AOV {}, {} new users, {} sessions",
+            row.orders,
+            row.gmv_minor as f64 / 100.0,
+            row.aov_minor
+                .map(|a| format!("{:.2}", a / 100.0))
+                .unwrap_or_else(|| "-".into()),
+            row.new_users,
+            row.sessions
+        );
+    }
+    Ok(())
+}
+
 fn summary(
     db: &Db,
     sim: &[SimUser],
@@ -270,6 +356,8 @@ fn summary(
         disk as f64 / (1 << 20) as f64,
         disk as f64 / stats.events.max(1) as f64
     );
+
+    engagement(db, days, end_ms)?;
 
     println!("\nsegments at the end of the simulation:");
     for expr in [

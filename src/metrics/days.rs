@@ -51,6 +51,12 @@ impl DaySet {
         }
     }
 
+    /// The earliest day `> day`.
+    pub fn first_after(&self, day: i32) -> Option<i32> {
+        let rank = self.0.rank(day_bit(day));
+        self.0.select(rank as u32).map(bit_day)
+    }
+
     /// Number of days `<= day`.
     pub fn count_at_or_before(&self, day: i32) -> u64 {
         self.0.rank(day_bit(day))
@@ -220,6 +226,9 @@ mod tests {
         assert_eq!(s.first(), Some(-1));
         assert_eq!(s.last_at_or_before(8), Some(5));
         assert_eq!(s.last_at_or_before(-2), None);
+        assert_eq!(s.first_after(3), Some(5));
+        assert_eq!(s.first_after(-2), Some(-1));
+        assert_eq!(s.first_after(9), None);
         assert_eq!(s.count_between(0, 9), 3);
         assert_eq!(s.range(3, 5).collect::<Vec<_>>(), vec![3, 5]);
         let back: DaySet = crate::codec::decode(&crate::codec::encode(&s)).unwrap_or_default();

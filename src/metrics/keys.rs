@@ -14,6 +14,40 @@ pub const FIRST_USERS: u8 = b'f';
 pub const KIND_DAY: u8 = b'k';
 /// Tag of per-day money and session counters: `COUNTER 'm' day field`.
 pub const MONEY: u8 = b'm';
+/// Tag of rolling active-user counters: `COUNTER 'r' kind window day`.
+pub const ROLLING: u8 = b'r';
+
+/// The rolling windows kept as counters: DAU, WAU, MAU.
+pub const WINDOWS_DAYS: [u8; 3] = [1, 7, 30];
+
+/// Users with an event of `kind` (0 = activity) in the `window_days` days
+/// ending at `day`.
+pub fn rolling(kind: u32, window_days: u8, day: i32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(11);
+    k.push(COUNTER);
+    k.push(ROLLING);
+    k.extend_from_slice(&kind.to_be_bytes());
+    k.push(window_days);
+    k.extend_from_slice(&day_asc(day));
+    k
+}
+
+/// The days `window_days`-window counters gain when a user's day set gains
+/// `day`, given its nearest other days before (`prev`) and after (`next`):
+/// the windows ending in `day ..= day + w − 1` that no other day covers.
+pub fn newly_covered(
+    day: i32,
+    prev: Option<i32>,
+    next: Option<i32>,
+    window_days: u8,
+) -> (i32, i32) {
+    let w = i32::from(window_days);
+    let lo = prev.map_or(day, |p| day.max(p.saturating_add(w)));
+    let hi = next.map_or(day.saturating_add(w - 1), |n| {
+        (day.saturating_add(w - 1)).min(n - 1)
+    });
+    (lo, hi)
+}
 
 /// The per-day counters besides events per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,16 +63,19 @@ pub enum MoneyField {
     RefundMinor = 4,
     /// Sessions whose first event fell on the day.
     Sessions = 5,
+    /// Users whose first activity fell on the day.
+    NewUsers = 6,
 }
 
 impl MoneyField {
     /// Every field.
-    pub const ALL: [MoneyField; 5] = [
+    pub const ALL: [MoneyField; 6] = [
         MoneyField::Orders,
         MoneyField::Gmv,
         MoneyField::Refunds,
         MoneyField::RefundMinor,
         MoneyField::Sessions,
+        MoneyField::NewUsers,
     ];
 
     /// The field with byte `b`.

@@ -345,6 +345,9 @@ impl Metrics<'_> {
     }
 
     /// DAU, rolling WAU and MAU, and stickiness for every day in `from..=to`.
+    ///
+    /// Unfiltered, the answer comes from counters kept on write (three range
+    /// reads, whatever the number of users); with a filter, from the day sets.
     pub fn active(
         &self,
         kind: Option<&EventKind>,
@@ -353,21 +356,64 @@ impl Metrics<'_> {
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<ActiveRow>> {
         check_range(from_day, to_day)?;
-        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day - 29, to_day, filter)?;
+        let row = |d: i32, dau: u64, wau: u64, mau: u64| ActiveRow {
+            day: d,
+            dau,
+            wau,
+            mau,
+            stickiness: ratio(dau, mau),
+        };
+        let Some(filter) = filter else {
+            let kind = self.kind_id(kind);
+            let [dau, wau, mau] =
+                keys::WINDOWS_DAYS.map(|w| self.rolling(kind, w, from_day, to_day));
+            let (dau, wau, mau) = (dau?, wau?, mau?);
+            let get =
+                |m: &BTreeMap<i32, i64>, d: i32| m.get(&d).copied().unwrap_or(0).max(0) as u64;
+            return Ok((from_day..=to_day)
+                .map(|d| row(d, get(&dau, d), get(&wau, d), get(&mau, d)))
+                .collect());
+        };
+        let sets = self.sets(
+            DAY_USERS,
+            self.kind_id(kind),
+            from_day - 29,
+            to_day,
+            Some(filter),
+        )?;
         Ok((from_day..=to_day)
             .map(|d| {
                 let dau = sets.get(&d).map_or(0, RoaringBitmap::len);
                 let wau = union_range(&sets, d - 6, d).len();
                 let mau = union_range(&sets, d - 29, d).len();
-                ActiveRow {
-                    day: d,
-                    dau,
-                    wau,
-                    mau,
-                    stickiness: ratio(dau, mau),
-                }
+                row(d, dau, wau, mau)
             })
             .collect())
+    }
+
+    /// Rolling active-user counters of `kind` for `window_days`, by day.
+    fn rolling(
+        &self,
+        kind: Option<u32>,
+        window_days: u8,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<BTreeMap<i32, i64>> {
+        let mut out = BTreeMap::new();
+        let Some(kind) = kind else { return Ok(out) };
+        let start = keys::rolling(kind, window_days, from_day);
+        let end = keys::rolling(kind, window_days, to_day.saturating_add(1));
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let day: [u8; 4] = k
+                .get(7..11)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "rolling counter key too short"))?;
+            let n = decode_counter(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, "counter does not decode"))?;
+            out.insert(day_from_asc(day), n);
+        }
+        Ok(out)
     }
 
     /// Mean DAU over `from..=to` ÷ users active anywhere in the range.
@@ -649,12 +695,8 @@ impl Metrics<'_> {
                     MoneyField::Refunds => row.refunds = n.max(0) as u64,
                     MoneyField::RefundMinor => row.refund_minor = n,
                     MoneyField::Sessions => row.sessions = n.max(0) as u64,
+                    MoneyField::NewUsers => row.new_users = n.max(0) as u64,
                 }
-            }
-        }
-        for (day, set) in self.sets(FIRST_USERS, Some(ACTIVITY), from_day, to_day, None)? {
-            if let Some(row) = rows.get_mut(&day) {
-                row.new_users = set.len();
             }
         }
         Ok(rows

@@ -173,6 +173,14 @@ pub(crate) fn apply(
                 // Once per (user, kind, day): later events that day touch nothing shared.
                 if set.insert(day) {
                     deltas.add_user(keys::day_users(kind, day), user_id);
+                    let prev = set.last_at_or_before(day - 1);
+                    let next = set.first_after(day);
+                    for w in keys::WINDOWS_DAYS {
+                        let (lo, hi) = keys::newly_covered(day, prev, next, w);
+                        for d in lo..=hi {
+                            deltas.count(keys::rolling(kind, w, d), 1);
+                        }
+                    }
                 }
             }
             let amount = c.amount_minor.unwrap_or(0);
@@ -207,9 +215,15 @@ pub(crate) fn apply(
                 // A late event moved the user's first day: move the cohort membership.
                 if let Some(b) = before {
                     deltas.remove_user(keys::first_users(kind, b), user_id);
+                    if kind == ACTIVITY {
+                        deltas.count(keys::money(b, keys::MoneyField::NewUsers), -1);
+                    }
                 }
                 if let Some(a) = after {
                     deltas.add_user(keys::first_users(kind, a), user_id);
+                    if kind == ACTIVITY {
+                        deltas.count(keys::money(a, keys::MoneyField::NewUsers), 1);
+                    }
                 }
             }
         }
@@ -229,6 +243,16 @@ pub(crate) fn apply(
         batch.put_cf(activity_cf, state_key, codec::encode(&state));
     }
     deltas.write(store, batch)
+}
+
+/// Every day whose `window_days` window ending there holds a day of `days`.
+fn covered_days(days: &DaySet, window_days: u8) -> Vec<i32> {
+    let mut out: Vec<i32> = Vec::new();
+    for a in days.iter() {
+        let from = out.last().map_or(a, |l| a.max(l + 1));
+        out.extend(from..=a.saturating_add(i32::from(window_days) - 1));
+    }
+    out
 }
 
 /// One stored event reduced to what erasure must subtract.
@@ -269,8 +293,16 @@ pub(crate) fn erase(
         for day in days.iter() {
             deltas.remove_user(keys::day_users(*kind, day), user_id);
         }
+        for w in keys::WINDOWS_DAYS {
+            for d in covered_days(days, w) {
+                deltas.count(keys::rolling(*kind, w, d), -1);
+            }
+        }
         if let Some(first) = days.first() {
             deltas.remove_user(keys::first_users(*kind, first), user_id);
+            if *kind == ACTIVITY {
+                deltas.count(keys::money(first, keys::MoneyField::NewUsers), -1);
+            }
         }
     }
     let cf = store.cf(Cf::Activity)?;

@@ -462,6 +462,16 @@ impl Store {
         Ok(())
     }
 
+    /// Compacts every column family over its whole key range.
+    pub fn compact(&self) -> Result<()> {
+        self.check_writable()?;
+        for cf in Cf::ALL {
+            self.db
+                .compact_range_cf(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
     /// Writes a consistent, openable copy of the store into `dir` (which must
     /// not exist), using hard links where the file system allows.
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
