@@ -9,7 +9,9 @@ use super::days::Period;
 use super::keys::{self, MoneyField, DAY_USERS, FIRST_USERS};
 use super::rules::StageModel;
 use super::state::{kind_ids, UserActivity, ACTIVITY};
-use super::user::{quintile_scores, rfm_segment, UserMetrics, RFM_SEGMENTS};
+use super::user::{
+    quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
+};
 use super::{corrupt, MetricSettings};
 use crate::error::{InputError, Problem, Result};
 use crate::keys::day_from_asc;
@@ -777,6 +779,63 @@ impl Metrics<'_> {
         Ok(())
     }
 
+    /// Folds `f` over the state of every user (restricted to `filter`), on
+    /// two threads over two halves of the id space; returns both partial
+    /// results. Per-user rules over a million users are the slowest queries,
+    /// and the machines we target have two cores.
+    fn fold_users<T: Send>(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, u32, &UserActivity) + Sync,
+    ) -> Result<Vec<T>> {
+        if let Some(set) = filter.filter(|s| s.len() < POINT_READ_FILTER_USERS) {
+            let mut acc = init();
+            for u in set {
+                if let Some(s) = self.state(u)? {
+                    f(&mut acc, u, &s);
+                }
+            }
+            return Ok(vec![acc]);
+        }
+        let top = match self.view.store().last_key(Cf::Activity)? {
+            Some(k) => crate::keys::user_of(Cf::Activity.name(), &k)?,
+            None => return Ok(vec![init()]),
+        };
+        let mid = top / 2 + 1;
+        let scan = |lo: u32, hi: Option<u32>| -> Result<T> {
+            let mut acc = init();
+            let until = hi.map(keys::user_state);
+            for item in self
+                .view
+                .range(Cf::Activity, &keys::user_state(lo), until)?
+            {
+                let (k, v) = item?;
+                if k.len() != crate::keys::USER_BYTES {
+                    continue; // a session entry
+                }
+                let u = crate::keys::user_of(Cf::Activity.name(), &k)?;
+                if filter.is_some_and(|set| !set.contains(u)) {
+                    continue;
+                }
+                let s: UserActivity = crate::store::decode_value(Cf::Activity, &k, &v)?;
+                f(&mut acc, u, &s);
+            }
+            Ok(acc)
+        };
+        std::thread::scope(|sc| {
+            let other = sc.spawn(|| scan(mid, None));
+            let mine = scan(0, Some(mid));
+            let theirs = other.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::LimitReached {
+                    what: "a scan thread panicked",
+                    max: 0,
+                })
+            });
+            Ok(vec![mine?, theirs?])
+        })
+    }
+
     fn state(&self, user_id: u32) -> Result<Option<UserActivity>> {
         self.view.get(Cf::Activity, &keys::user_state(user_id))
     }
@@ -820,74 +879,69 @@ impl Metrics<'_> {
         filter: Option<&RoaringBitmap>,
     ) -> Result<BTreeMap<String, u64>> {
         let model = &self.settings.stage_model;
-        let mut counts: BTreeMap<String, u64> = model
-            .stages()
-            .into_iter()
-            .map(|s| (s.to_owned(), 0))
-            .collect();
-        self.for_each_user(filter, |u, s| {
-            if let Some(stage) = UserMetrics::derive(u, s, as_of_day, model).stage {
-                *counts.entry(stage).or_default() += 1;
-            }
-        })?;
-        Ok(counts)
+        let names = model.stages();
+        let parts = self.fold_users(
+            filter,
+            || vec![0u64; names.len()],
+            |acc, _, s| {
+                if let Some(x) = stage_inputs(s, as_of_day) {
+                    let stage = model.classify(&x);
+                    if let Some(i) = names.iter().position(|n| *n == stage) {
+                        acc[i] += 1;
+                    }
+                }
+            },
+        )?;
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_owned(), parts.iter().map(|p| p[i]).sum()))
+            .collect())
     }
 
     /// Users in lifecycle stage `stage` as of `as_of_day`.
     pub fn users_in_stage(&self, stage: &str, as_of_day: i32) -> Result<RoaringBitmap> {
         let model = &self.settings.stage_model;
-        let mut out = RoaringBitmap::new();
-        self.for_each_user(None, |u, s| {
-            if UserMetrics::derive(u, s, as_of_day, model).stage.as_deref() == Some(stage) {
-                out.insert(u);
+        let parts = self.fold_users(None, RoaringBitmap::new, |acc, u, s| {
+            if stage_inputs(s, as_of_day).is_some_and(|x| model.classify(&x) == stage) {
+                acc.insert(u);
             }
         })?;
-        Ok(out)
+        Ok(parts.into_iter().fold(RoaringBitmap::new(), |a, b| a | b))
     }
 
     /// RFM values, scores and segments of every purchaser as of `as_of_day`.
     /// Scores are quintiles among all purchasers; `filter` restricts the rows
     /// and counts, not the population the scores are ranked in.
     pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
-        let model = &self.settings.stage_model;
-        let mut rows: Vec<UserMetrics> = Vec::new();
-        self.for_each_user(None, |u, s| {
-            let m = UserMetrics::derive(u, s, as_of_day, model);
-            if m.purchase_days > 0 {
-                rows.push(m);
+        // (user, last purchase day, orders, purchase days, net spend)
+        type Row = (u32, i32, u64, u64, i64);
+        let parts = self.fold_users(None, Vec::<Row>::new, |acc, u, s| {
+            if let Some((last, orders, days, net)) = rfm_inputs(s, as_of_day) {
+                acc.push((u, last, orders, days, net));
             }
         })?;
-        let r = quintile_scores(
-            &rows
-                .iter()
-                .map(|m| {
-                    -(i64::from(as_of_day) - i64::from(m.last_purchase_day.unwrap_or(as_of_day)))
-                })
-                .collect::<Vec<_>>(),
-        );
-        let f = quintile_scores(
-            &rows
-                .iter()
-                .map(|m| m.purchase_count as i64)
-                .collect::<Vec<_>>(),
-        );
-        let mv = quintile_scores(&rows.iter().map(|m| m.net_spend_minor).collect::<Vec<_>>());
+        let mut rows: Vec<Row> = parts.into_iter().flatten().collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let recency = |r: &Row| i64::from(as_of_day) - i64::from(r.1);
+        let r = quintile_scores(&rows.iter().map(|x| -recency(x)).collect::<Vec<_>>());
+        let f = quintile_scores(&rows.iter().map(|x| x.2 as i64).collect::<Vec<_>>());
+        let mv = quintile_scores(&rows.iter().map(|x| x.4).collect::<Vec<_>>());
         let mut segments: BTreeMap<&'static str, u64> =
             RFM_SEGMENTS.iter().map(|s| (*s, 0)).collect();
         let mut users = Vec::new();
-        for (i, m) in rows.iter().enumerate() {
-            if filter.is_some_and(|set| !set.contains(m.user_id)) {
+        for (i, x) in rows.iter().enumerate() {
+            if filter.is_some_and(|set| !set.contains(x.0)) {
                 continue;
             }
             let segment = rfm_segment(r[i], f[i]);
             *segments.entry(segment).or_default() += 1;
             users.push(UserRfm {
-                user_id: m.user_id,
-                recency_days: i64::from(as_of_day)
-                    - i64::from(m.last_purchase_day.unwrap_or(as_of_day)),
-                orders: m.purchase_count,
-                purchase_days: m.purchase_days,
-                net_spend_minor: m.net_spend_minor,
+                user_id: x.0,
+                recency_days: recency(x),
+                orders: x.2,
+                purchase_days: x.3,
+                net_spend_minor: x.4,
                 r_score: r[i],
                 f_score: f[i],
                 m_score: mv[i],

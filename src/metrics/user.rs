@@ -88,6 +88,46 @@ fn streaks(state: &UserActivity, d: i32) -> (u64, u64) {
     (current, longest)
 }
 
+/// The stage-rule inputs of a user as of `d`; `None` without activity by then.
+pub(crate) fn stage_inputs(state: &UserActivity, d: i32) -> Option<Inputs> {
+    let active = state.days_of(ACTIVITY)?;
+    let first = active.first().filter(|f| *f <= d)?;
+    let last = active.last_at_or_before(d)?;
+    let (_, net_spend_minor) = money_up_to(state, d);
+    Some(Inputs {
+        days_since_first: i64::from(d) - i64::from(first),
+        days_since_last: i64::from(d) - i64::from(last),
+        active_last30: active.count_between(d - 29, d) as i64,
+        active_prev30: active.count_between(d - 59, d - 30) as i64,
+        purchase_days: state
+            .days_of(kind_ids::PURCHASE)
+            .map_or(0, |p| p.count_at_or_before(d)) as i64,
+        net_spend_minor,
+    })
+}
+
+/// Orders and net spend (purchases − refunds) up to `d`.
+fn money_up_to(state: &UserActivity, d: i32) -> (u64, i64) {
+    let mut orders = 0u64;
+    let mut net = 0i64;
+    for m in state.money.range(..=d).map(|(_, m)| m) {
+        orders += u64::from(m.orders);
+        net = net
+            .saturating_add(m.purchase_minor)
+            .saturating_sub(m.refund_minor);
+    }
+    (orders, net)
+}
+
+/// RFM inputs as of `d`: (last purchase day, orders, purchase days, net
+/// spend); `None` for a user without a purchase by then.
+pub(crate) fn rfm_inputs(state: &UserActivity, d: i32) -> Option<(i32, u64, u64, i64)> {
+    let purchases = state.days_of(kind_ids::PURCHASE)?;
+    let last = purchases.last_at_or_before(d)?;
+    let (orders, net) = money_up_to(state, d);
+    Some((last, orders, purchases.count_at_or_before(d), net))
+}
+
 impl UserMetrics {
     /// Derives a user's metrics as of day `d`.
     pub(crate) fn derive(user_id: u32, state: &UserActivity, d: i32, model: &StageModel) -> Self {
@@ -131,21 +171,7 @@ impl UserMetrics {
         };
         let active_days_last30 = active.count_between(d - 29, d);
         let active_days_prev30 = active.count_between(d - 59, d - 30);
-        let stage = match (first_seen_day, last_seen_day) {
-            (Some(first), Some(last)) => Some(
-                model
-                    .classify(&Inputs {
-                        days_since_first: i64::from(d) - i64::from(first),
-                        days_since_last: i64::from(d) - i64::from(last),
-                        active_last30: active_days_last30 as i64,
-                        active_prev30: active_days_prev30 as i64,
-                        purchase_days: purchase_days as i64,
-                        net_spend_minor,
-                    })
-                    .to_owned(),
-            ),
-            _ => None,
-        };
+        let stage = stage_inputs(state, d).map(|x| model.classify(&x).to_owned());
         let (sign_in_streak_current, sign_in_streak_longest) = streaks(state, d);
         Self {
             user_id,
