@@ -162,6 +162,19 @@ fn check(db: &Db, model: &Model, filter_names: &BTreeSet<String>) {
                     .map(|c| (c.cohort, c.size, c.counts))
                     .collect();
                 assert_eq!(got, want, "{period} {start:?}->{ret:?} {mode:?}");
+                q.max_offset = 2;
+                let capped: Vec<Vec<u64>> = m
+                    .retention(&q, None)
+                    .unwrap()
+                    .cohorts
+                    .into_iter()
+                    .map(|c| c.counts)
+                    .collect();
+                let want_capped: Vec<Vec<u64>> = want
+                    .iter()
+                    .map(|(_, _, c)| c.iter().take(3).copied().collect())
+                    .collect();
+                assert_eq!(capped, want_capped, "capped {period} {mode:?}");
             }
         }
         // lifecycle

@@ -513,29 +513,76 @@ impl Metrics<'_> {
             end,
             None,
         )?;
-        let mut per_period: Vec<RoaringBitmap> = periods
-            .iter()
-            .map(|p| union_range(&returns, *p, q.period.end(*p)))
+        // One pass over users instead of a bitmap intersection per cell:
+        // tag every cohort user with its cohort, then walk each period's
+        // returners once. Cost grows with users per period, not with cells.
+        const NONE: u16 = u16::MAX;
+        let offsets_max = q.max_offset.saturating_add(1) as usize;
+        let top = starts.values().filter_map(RoaringBitmap::max).max();
+        let mut cohort_of: Vec<u16> = vec![NONE; top.map_or(0, |t| t as usize + 1)];
+        let mut sizes = vec![0u64; periods.len()];
+        for (i, p) in periods.iter().enumerate() {
+            for (_, set) in starts.range(*p..=q.period.end(*p)) {
+                sizes[i] += set.len();
+                for u in set {
+                    cohort_of[u as usize] = i as u16;
+                }
+            }
+        }
+        let mut counts: Vec<Vec<u64>> = (0..periods.len())
+            .map(|i| vec![0u64; (periods.len() - i).min(offsets_max)])
             .collect();
+        // on-or-after: the last period each cohort user returned in
+        let mut last_return: Vec<u16> = Vec::new();
         if q.mode == ReturnMode::OnOrAfter {
-            for j in (0..per_period.len().saturating_sub(1)).rev() {
-                let later = per_period[j + 1].clone();
-                per_period[j] |= later;
+            last_return = vec![NONE; cohort_of.len()];
+        }
+        for (pi, p) in periods.iter().enumerate() {
+            let returners = union_range(&returns, *p, q.period.end(*p));
+            for u in &returners {
+                let Some(&c) = cohort_of.get(u as usize) else {
+                    continue;
+                };
+                if c == NONE || usize::from(c) > pi {
+                    continue;
+                }
+                match q.mode {
+                    ReturnMode::On => {
+                        if let Some(cell) = counts[usize::from(c)].get_mut(pi - usize::from(c)) {
+                            *cell += 1;
+                        }
+                    }
+                    ReturnMode::OnOrAfter => last_return[u as usize] = pi as u16,
+                }
+            }
+        }
+        if q.mode == ReturnMode::OnOrAfter {
+            // a user last seen at offset k counts in cells 0..=k
+            for (u, &c) in cohort_of.iter().enumerate() {
+                let r = last_return[u];
+                if c == NONE || r == NONE {
+                    continue;
+                }
+                let row = &mut counts[usize::from(c)];
+                let k = usize::from(r - c).min(row.len().saturating_sub(1));
+                if let Some(cell) = row.get_mut(k) {
+                    *cell += 1;
+                }
+            }
+            for row in &mut counts {
+                for n in (0..row.len().saturating_sub(1)).rev() {
+                    row[n] += row[n + 1];
+                }
             }
         }
         let cohorts = periods
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let cohort = union_range(&starts, *p, q.period.end(*p));
-                let offsets = (periods.len() - i).min(q.max_offset.saturating_add(1) as usize);
-                RetentionCohort {
-                    cohort: *p,
-                    size: cohort.len(),
-                    counts: (0..offsets)
-                        .map(|n| cohort.intersection_len(&per_period[i + n]))
-                        .collect(),
-                }
+            .zip(sizes)
+            .zip(counts)
+            .map(|((p, size), counts)| RetentionCohort {
+                cohort: *p,
+                size,
+                counts,
             })
             .collect();
         Ok(RetentionMatrix {
