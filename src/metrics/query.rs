@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::days::Period;
 use super::keys::{self, MoneyField, DAY_USERS, FIRST_USERS};
-use super::rules::StageModel;
+use super::rules::{Inputs, StageModel};
 use super::state::{kind_ids, UserActivity, ACTIVITY};
 use super::user::{
     quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
@@ -927,34 +927,115 @@ impl Metrics<'_> {
     ) -> Result<BTreeMap<String, u64>> {
         let model = &self.settings.stage_model;
         let names = model.stages();
-        let parts = self.fold_users(
-            filter,
-            || vec![0u64; names.len()],
-            |acc, _, s| {
-                if let Some(x) = stage_inputs(s, as_of_day) {
-                    let stage = model.classify(&x);
-                    if let Some(i) = names.iter().position(|n| *n == stage) {
-                        acc[i] += 1;
-                    }
-                }
-            },
-        )?;
+        let mut counts = vec![0u64; names.len()];
+        self.classify_users(as_of_day, filter, |_, stage| {
+            if let Some(i) = names.iter().position(|n| *n == stage) {
+                counts[i] += 1;
+            }
+        })?;
         Ok(names
             .iter()
-            .enumerate()
-            .map(|(i, n)| ((*n).to_owned(), parts.iter().map(|p| p[i]).sum()))
+            .zip(counts)
+            .map(|(n, c)| ((*n).to_owned(), c))
             .collect())
     }
 
     /// Users in lifecycle stage `stage` as of `as_of_day`.
     pub fn users_in_stage(&self, stage: &str, as_of_day: i32) -> Result<RoaringBitmap> {
-        let model = &self.settings.stage_model;
-        let parts = self.fold_users(None, RoaringBitmap::new, |acc, u, s| {
-            if stage_inputs(s, as_of_day).is_some_and(|x| model.classify(&x) == stage) {
-                acc.insert(u);
+        let mut out = RoaringBitmap::new();
+        self.classify_users(as_of_day, None, |u, s| {
+            if s == stage {
+                out.insert(u);
             }
         })?;
-        Ok(parts.into_iter().fold(RoaringBitmap::new(), |a, b| a | b))
+        Ok(out)
+    }
+
+    /// Calls `f(user, stage)` for every user with activity by `as_of_day`.
+    ///
+    /// When the model reads only activity and purchase days (the standard
+    /// model does), the inputs come from the day sets by bitmap iteration into
+    /// dense per-user arrays — no per-user value is decoded. A model reading
+    /// net spend needs the per-user money, so it scans the per-user states.
+    fn classify_users(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+        mut f: impl FnMut(u32, &str),
+    ) -> Result<()> {
+        let model = &self.settings.stage_model;
+        let d = as_of_day;
+        if model.uses(super::rules::StageInput::NetSpendMinor) {
+            let parts = self.fold_users(filter, Vec::<(u32, Inputs)>::new, |acc, u, s| {
+                if let Some(x) = stage_inputs(s, d) {
+                    acc.push((u, x));
+                }
+            })?;
+            for (u, x) in parts.into_iter().flatten() {
+                f(u, model.classify(&x));
+            }
+            return Ok(());
+        }
+        let firsts = self.sets(FIRST_USERS, Some(ACTIVITY), i32::MIN, d, filter)?;
+        let top = firsts.values().filter_map(RoaringBitmap::max).max();
+        let Some(top) = top else { return Ok(()) };
+        let n = top as usize + 1;
+        let mut first = vec![i32::MIN; n];
+        for (day, set) in &firsts {
+            for u in set {
+                first[u as usize] = *day;
+            }
+        }
+        drop(firsts);
+        let mut last = vec![i32::MIN; n];
+        let mut last30 = vec![0u16; n];
+        let mut prev30 = vec![0u16; n];
+        for (day, set) in self
+            .sets(DAY_USERS, Some(ACTIVITY), i32::MIN, d, filter)?
+            .iter()
+            .rev()
+        {
+            for u in set {
+                let u = u as usize;
+                if u >= n {
+                    continue;
+                }
+                if last[u] == i32::MIN {
+                    last[u] = *day;
+                }
+                if *day > d - 30 {
+                    last30[u] += 1;
+                } else if *day > d - 60 {
+                    prev30[u] += 1;
+                }
+            }
+        }
+        let mut purchase_days = vec![0u32; n];
+        for set in self
+            .sets(DAY_USERS, Some(kind_ids::PURCHASE), i32::MIN, d, filter)?
+            .values()
+        {
+            for u in set {
+                if let Some(p) = purchase_days.get_mut(u as usize) {
+                    *p += 1;
+                }
+            }
+        }
+        for u in 0..n {
+            if first[u] == i32::MIN || last[u] == i32::MIN {
+                continue;
+            }
+            let x = Inputs {
+                days_since_first: i64::from(d) - i64::from(first[u]),
+                days_since_last: i64::from(d) - i64::from(last[u]),
+                active_last30: i64::from(last30[u]),
+                active_prev30: i64::from(prev30[u]),
+                purchase_days: i64::from(purchase_days[u]),
+                net_spend_minor: 0,
+            };
+            f(u as u32, model.classify(&x));
+        }
+        Ok(())
     }
 
     /// RFM values, scores and segments of every purchaser as of `as_of_day`.

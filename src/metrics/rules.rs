@@ -202,6 +202,19 @@ impl StageModel {
         v
     }
 
+    /// Whether any rule reads `input`.
+    pub(crate) fn uses(&self, input: StageInput) -> bool {
+        self.rules
+            .iter()
+            .flat_map(|r| r.any_of.iter().flatten())
+            .any(|c| match *c {
+                Condition::AtMost(i, _) | Condition::AtLeast(i, _) => i == input,
+                Condition::BelowPercentOf {
+                    input: a, of: b, ..
+                } => a == input || b == input,
+            })
+    }
+
     pub(crate) fn classify(&self, x: &Inputs) -> &str {
         self.rules
             .iter()
