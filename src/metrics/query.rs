@@ -1044,7 +1044,18 @@ impl Metrics<'_> {
     pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
         // (user, last purchase day, orders, purchase days, net spend)
         type Row = (u32, i32, u64, u64, i64);
-        let parts = self.fold_users(None, Vec::<Row>::new, |acc, u, s| {
+        // Only purchasers have RFM values: the purchase first-day sets name
+        // them, so the scan decodes no one else's state.
+        let firsts = self.sets(
+            FIRST_USERS,
+            Some(kind_ids::PURCHASE),
+            i32::MIN,
+            as_of_day,
+            None,
+        )?;
+        let purchasers = union_range(&firsts, i32::MIN, as_of_day);
+        drop(firsts);
+        let parts = self.fold_users(Some(&purchasers), Vec::<Row>::new, |acc, u, s| {
             if let Some((last, orders, days, net)) = rfm_inputs(s, as_of_day) {
                 acc.push((u, last, orders, days, net));
             }
