@@ -158,10 +158,10 @@ fn clv_stage_and_rfm_examples() {
         got,
         vec![
             (5, 5, "champions"),
-            (4, 2, "potential"),
+            (4, 1, "new_customers"),
             (3, 4, "loyal"),
             (2, 3, "at_risk"),
-            (1, 2, "lost")
+            (1, 1, "lost")
         ]
     );
 }

@@ -239,9 +239,10 @@ pub const RFM_SEGMENTS: [&str; 7] = [
 ];
 
 /// Quintile scores 1..=5 for `values`: a value's score is
-/// `ceil(5 × (values at or below it) / n)` — its percentile rank, counted so
-/// that ties share the higher score, the best value always scores 5 and the
-/// order of users does not matter.
+/// `1 + floor(5 × (values strictly below it) / n)` — the quintile its
+/// group of equal values starts in. Ties share a score and the order of users
+/// does not matter; the many users tied at the minimum (one order, say) score
+/// 1, as RFM segment rules expect. When every value is equal, every score is 1.
 pub(crate) fn quintile_scores(values: &[i64]) -> Vec<u8> {
     let n = values.len();
     let mut sorted = values.to_vec();
@@ -249,8 +250,8 @@ pub(crate) fn quintile_scores(values: &[i64]) -> Vec<u8> {
     values
         .iter()
         .map(|v| {
-            let at_or_below = sorted.partition_point(|x| x <= v);
-            (5 * at_or_below).div_ceil(n.max(1)).clamp(1, 5) as u8
+            let below = sorted.partition_point(|x| x < v);
+            (1 + (5 * below) / n.max(1)).clamp(1, 5) as u8
         })
         .collect()
 }
@@ -262,10 +263,15 @@ mod tests {
     #[test]
     fn quintiles_share_ties() {
         assert_eq!(quintile_scores(&[1, 2, 3, 4, 5]), vec![1, 2, 3, 4, 5]);
-        assert_eq!(quintile_scores(&[7, 7, 7]), vec![5, 5, 5]);
-        assert_eq!(quintile_scores(&[1, 1, 9, 9]), vec![3, 3, 5, 5]);
-        assert_eq!(quintile_scores(&[4]), vec![5]);
-        assert_eq!(quintile_scores(&[3, 1, 2]), vec![5, 2, 4]);
+        assert_eq!(quintile_scores(&[7, 7, 7]), vec![1, 1, 1]);
+        assert_eq!(quintile_scores(&[1, 1, 9, 9]), vec![1, 1, 3, 3]);
+        assert_eq!(quintile_scores(&[4]), vec![1]);
+        assert_eq!(quintile_scores(&[3, 1, 2]), vec![4, 1, 2]);
+        // six one-order buyers of ten all score 1
+        assert_eq!(
+            quintile_scores(&[1, 1, 1, 1, 1, 1, 2, 3, 5, 9]),
+            vec![1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+        );
     }
 
     #[test]

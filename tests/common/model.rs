@@ -341,10 +341,7 @@ impl Model {
         let score = |vals: Vec<i64>| -> Vec<u8> {
             let n = vals.len();
             vals.iter()
-                .map(|v| {
-                    let at_or_below = vals.iter().filter(|x| *x <= v).count();
-                    (5 * at_or_below).div_ceil(n) as u8
-                })
+                .map(|v| (1 + 5 * vals.iter().filter(|x| *x < v).count() / n) as u8)
                 .collect()
         };
         let r = score(buyers.iter().map(|b| b.1).collect());
