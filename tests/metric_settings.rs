@@ -113,4 +113,15 @@ fn query_ranges_are_bounded() {
     assert!(matches!(m.active(None, 10, 9, None), Err(Error::Input(_))));
     assert!(matches!(m.daily(0, 100_000), Err(Error::Input(_))));
     assert!(m.daily(0, 10).unwrap().iter().all(|r| r.events == 0));
+    // days far outside any timestamp are typed errors, never overflow panics
+    for d in [i32::MIN, i32::MAX, stickydb::metrics::MAX_QUERY_DAY + 1] {
+        assert!(matches!(m.active(None, d, d, None), Err(Error::Input(_))));
+        assert!(matches!(m.stages(d, None), Err(Error::Input(_))));
+        assert!(matches!(m.rfm(d, None), Err(Error::Input(_))));
+        assert!(matches!(m.user(0, d), Err(Error::Input(_))));
+        assert!(matches!(m.users(d, None), Err(Error::Input(_))));
+        assert!(matches!(m.active_within(7, d), Err(Error::Input(_))));
+    }
+    let edge = stickydb::metrics::MAX_QUERY_DAY;
+    assert_eq!(m.active(None, edge, edge, None).unwrap()[0].dau, 0);
 }

@@ -26,7 +26,7 @@ pub use keys::MoneyField;
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
     RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
-    MAX_FUNNEL_STEPS, MAX_RANGE_DAYS,
+    MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
 pub use rules::{Condition, StageInput, StageModel, StageRule, MAX_STAGE_RULES};
 pub use state::{DayMoney, UserActivity, ACTIVITY};

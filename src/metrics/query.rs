@@ -259,7 +259,32 @@ fn ratio(n: u64, d: u64) -> f64 {
     }
 }
 
+/// Earliest and latest local day a query may name: a margin around the days
+/// timestamps can fall on (−1 ..= 9999-12-31), so window arithmetic
+/// (`d − 59`, `d + window`) can never overflow.
+pub const MIN_QUERY_DAY: i32 = -100_000;
+/// See [`MIN_QUERY_DAY`].
+pub const MAX_QUERY_DAY: i32 = 3_100_000;
+
+/// Checks a day argument against [`MIN_QUERY_DAY`]..=[`MAX_QUERY_DAY`].
+fn check_day(field: &'static str, day: i32) -> Result<()> {
+    if !(MIN_QUERY_DAY..=MAX_QUERY_DAY).contains(&day) {
+        return Err(InputError::new(
+            field,
+            Problem::OutOfRange {
+                value: i64::from(day),
+                min: i64::from(MIN_QUERY_DAY),
+                max: i64::from(MAX_QUERY_DAY),
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn check_range(from: i32, to: i32) -> Result<()> {
+    check_day("from_day", from)?;
+    check_day("to_day", to)?;
     if from > to || i64::from(to) - i64::from(from) >= i64::from(MAX_RANGE_DAYS) {
         return Err(InputError::new(
             "to_day",
@@ -899,6 +924,7 @@ impl Metrics<'_> {
 
     /// One user's metrics as of `as_of_day`; `None` for a user without events.
     pub fn user(&self, user_id: u32, as_of_day: i32) -> Result<Option<UserMetrics>> {
+        check_day("as_of_day", as_of_day)?;
         Ok(self
             .state(user_id)?
             .map(|s| UserMetrics::derive(user_id, &s, as_of_day, &self.settings.stage_model)))
@@ -910,6 +936,7 @@ impl Metrics<'_> {
         as_of_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<UserMetrics>> {
+        check_day("as_of_day", as_of_day)?;
         let mut out = Vec::new();
         let model = &self.settings.stage_model;
         self.for_each_user(filter, |u, s| {
@@ -925,6 +952,7 @@ impl Metrics<'_> {
         as_of_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<BTreeMap<String, u64>> {
+        check_day("as_of_day", as_of_day)?;
         let model = &self.settings.stage_model;
         let names = model.stages();
         let mut counts = vec![0u64; names.len()];
@@ -942,6 +970,7 @@ impl Metrics<'_> {
 
     /// Users in lifecycle stage `stage` as of `as_of_day`.
     pub fn users_in_stage(&self, stage: &str, as_of_day: i32) -> Result<RoaringBitmap> {
+        check_day("as_of_day", as_of_day)?;
         let mut out = RoaringBitmap::new();
         self.classify_users(as_of_day, None, |u, s| {
             if s == stage {
@@ -1042,6 +1071,7 @@ impl Metrics<'_> {
     /// Scores are quintiles among all purchasers; `filter` restricts the rows
     /// and counts, not the population the scores are ranked in.
     pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
+        check_day("as_of_day", as_of_day)?;
         // (user, last purchase day, orders, purchase days, net spend)
         type Row = (u32, i32, u64, u64, i64);
         // Only purchasers have RFM values: the purchase first-day sets name
@@ -1209,6 +1239,7 @@ impl Metrics<'_> {
 
     /// Users of `segment`-style atoms: active within `days` days ending at `as_of_day`.
     pub fn active_within(&self, days: u32, as_of_day: i32) -> Result<RoaringBitmap> {
+        check_day("as_of_day", as_of_day)?;
         let days = i32::try_from(days.clamp(1, MAX_RANGE_DAYS as u32)).unwrap_or(1);
         self.active_users(None, as_of_day - days + 1, as_of_day, None)
     }
