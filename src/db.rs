@@ -77,10 +77,25 @@ pub struct CfStats {
 impl Db {
     /// Opens the store at `path`, creating it when `options.create_if_missing`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let store = Store::open(path.as_ref(), &options)?;
+        let mut store = Store::open(path.as_ref(), &options)?;
+        let found = store.format_found();
+        if found < crate::store::FORMAT_VERSION && options.read_only {
+            return Err(crate::error::OpenError::NeedsMigration {
+                found,
+                current: crate::store::FORMAT_VERSION,
+            }
+            .into());
+        }
         let allocator = Allocator::recover(&store)?;
         let kinds = KindRegistry::load(&store)?;
         let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
+        if found < crate::store::FORMAT_VERSION {
+            // Format 1 predates the aggregation engine: derive every
+            // aggregate from the events, then stamp the current version. No
+            // other handle can write yet, so no lock is needed.
+            metrics::rebuild::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
+            store.stamp_format_version()?;
+        }
         Ok(Self {
             store,
             allocator,
@@ -358,6 +373,16 @@ impl Db {
     /// `dir` (which must not exist yet). Safe while writers run.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.store.checkpoint(dir.as_ref())
+    }
+
+    /// Rebuilds every aggregate from the raw events, with all writers held
+    /// off: the repair for a store whose `verify` reports aggregate damage.
+    /// Returns the number of events replayed. Profiles, tags and events are
+    /// untouched.
+    pub fn rebuild_aggregates(&self) -> Result<u64> {
+        self.store.check_writable()?;
+        let _all = self.stripes.lock_all();
+        metrics::rebuild::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
     }
 
     /// Compacts every column family: merge operands are folded into values,

@@ -56,6 +56,15 @@ pub enum OpenError {
         /// Version this build understands.
         supported: u32,
     },
+    /// The store holds an older format that a writable open migrates; it was
+    /// opened read-only.
+    #[error("store format version {found} must be migrated to {current}: open it once writable")]
+    NeedsMigration {
+        /// Version found on disk.
+        found: u32,
+        /// Version this build writes.
+        current: u32,
+    },
     /// The store was created with one UTC offset and reopened with another.
     #[error(
         "store was created with UTC offset {stored_minutes} min; reopened with {requested_minutes} min"

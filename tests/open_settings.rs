@@ -102,7 +102,7 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
         Db::open(dir.path(), Options::default()),
         Err(Error::Open(OpenError::UnsupportedFormat {
             found: 99,
-            supported: 1
+            supported: stickydb::store::FORMAT_VERSION
         }))
     ));
 

@@ -12,6 +12,7 @@
 mod days;
 pub(crate) mod keys;
 mod query;
+pub(crate) mod rebuild;
 mod rules;
 pub(crate) mod state;
 mod user;

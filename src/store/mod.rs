@@ -22,7 +22,14 @@ use crate::error::{CorruptionError, Error, OpenError, Result};
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Older versions this build can migrate on a writable open.
+///
+/// Version 1 stores (before the aggregation engine) hold events without the
+/// per-user activity state and aggregates: opening one rebuilds them from the
+/// events, then stamps the current version.
+pub const MIGRATABLE_FORMATS: [u32; 1] = [1];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
@@ -155,6 +162,7 @@ pub struct Store {
     read_only: bool,
     write_options: WriteOptions,
     settings: Settings,
+    format_found: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -269,12 +277,17 @@ impl Store {
             settings: Settings {
                 utc_offset_minutes: 0,
             },
+            format_found: FORMAT_VERSION,
         };
-        store.settings = store.load_or_init_meta(exists, options)?;
+        let (settings, found) = store.load_or_init_meta(exists, options)?;
+        store.settings = settings;
+        store.format_found = found;
         Ok(store)
     }
 
-    fn load_or_init_meta(&self, existed: bool, options: &Options) -> Result<Settings> {
+    /// Reads (or, for a new store, writes) the format version and settings.
+    /// Returns the settings and the format version found on disk.
+    fn load_or_init_meta(&self, existed: bool, options: &Options) -> Result<(Settings, u32)> {
         let version: Option<u32> = self.get(Cf::Meta, META_FORMAT_VERSION)?;
         match version {
             None if existed => Err(OpenError::NotAStore {
@@ -294,14 +307,9 @@ impl Store {
                 let mut sync = WriteOptions::default();
                 sync.set_sync(true);
                 self.db.write_opt(batch, &sync)?;
-                Ok(settings)
+                Ok((settings, FORMAT_VERSION))
             }
-            Some(found) if found != FORMAT_VERSION => Err(OpenError::UnsupportedFormat {
-                found,
-                supported: FORMAT_VERSION,
-            }
-            .into()),
-            Some(_) => {
+            Some(found) if found == FORMAT_VERSION || MIGRATABLE_FORMATS.contains(&found) => {
                 let settings: Settings =
                     self.get(Cf::Meta, META_SETTINGS)?
                         .ok_or_else(|| CorruptionError {
@@ -319,9 +327,37 @@ impl Store {
                         .into());
                     }
                 }
-                Ok(settings)
+                Ok((settings, found))
             }
+            Some(found) => Err(OpenError::UnsupportedFormat {
+                found,
+                supported: FORMAT_VERSION,
+            }
+            .into()),
         }
+    }
+
+    /// The format version found on disk when the store was opened; lower than
+    /// [`FORMAT_VERSION`] until a migration stamps the current one.
+    pub fn format_found(&self) -> u32 {
+        self.format_found
+    }
+
+    /// Records that the store now holds the current format (after a
+    /// migration). Synced: a migration must not be redone or lost silently.
+    pub fn stamp_format_version(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(Cf::Meta)?,
+            META_FORMAT_VERSION,
+            codec::encode(&FORMAT_VERSION),
+        );
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        self.format_found = FORMAT_VERSION;
+        Ok(())
     }
 
     /// The persisted store settings.

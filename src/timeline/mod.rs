@@ -284,3 +284,34 @@ pub(crate) fn erase(
     }
     Ok(out)
 }
+
+/// What the aggregates need from one stored event.
+/// See [`for_each_event`].
+pub(crate) struct EventFacts {
+    pub user_id: u32,
+    pub ts_ms: i64,
+    pub kind_id: u32,
+    pub amount_minor: Option<i64>,
+    pub session_id: Option<String>,
+}
+
+/// Calls `f` with every stored event in key order (user by user), for
+/// rebuilding aggregates. Stops at the first error.
+pub(crate) fn for_each_event(
+    store: &Store,
+    mut f: impl FnMut(EventFacts) -> Result<()>,
+) -> Result<()> {
+    for item in store.range(Cf::Events, &[], None)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
+        f(EventFacts {
+            user_id: key.user_id,
+            ts_ms: key.ts_ms,
+            kind_id: value.kind_id,
+            amount_minor: value.amount_minor,
+            session_id: value.session_id,
+        })?;
+    }
+    Ok(())
+}

@@ -38,6 +38,14 @@ impl LockStripes {
         (h.finish() % self.stripes.len() as u64) as usize
     }
 
+    /// Locks every stripe, in ascending order: no other write can run until
+    /// the guards drop (aggregate rebuilds need the store to themselves).
+    pub fn lock_all(&self) -> StripeGuards<'_> {
+        StripeGuards {
+            _guards: self.stripes.iter().map(|m| m.lock()).collect(),
+        }
+    }
+
     /// Locks the stripes of every user in `users`, in ascending stripe order.
     pub fn lock<'a, I, S>(&'a self, users: I) -> StripeGuards<'a>
     where
