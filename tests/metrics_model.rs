@@ -96,6 +96,19 @@ fn check(db: &Db, model: &Model, filter_names: &BTreeSet<String>) {
             );
         }
     }
+    // calendar weeks and months, across the new year
+    for day in [first_day, first_day + 21, first_day + 25, last_day] {
+        for (period, p) in [("week", Period::Week), ("month", Period::Month)] {
+            let start = common::model::period_of(period, day);
+            let end = common::model::next_period(period, start) - 1;
+            assert_eq!(
+                m.calendar_active(None, p, day, None).unwrap(),
+                model.active_between(None, start, end).len() as u64,
+                "calendar {period} of {day}"
+            );
+        }
+    }
+
     // the same through a filter
     let filter = users_by_name(db, filter_names);
     let sub = Model {
@@ -393,6 +406,7 @@ fn run(
     offset_min: i32,
     share_inactive: bool,
     filter_users: Vec<u8>,
+    erase: Option<(u8, usize)>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let non_activity: Vec<&'static str> = if share_inactive {
@@ -417,7 +431,19 @@ fn run(
     let mut seen_ids: BTreeSet<(String, String)> = BTreeSet::new();
     let mut rest = &stream[..];
     let mut sizes = batch_sizes.iter().cycle();
+    let mut batches_done = 0usize;
     while !rest.is_empty() {
+        // erasure midway: the user's events go, its later events re-create it
+        if let Some((user, after)) = erase {
+            if batches_done == after {
+                let name = format!("u{user}");
+                let existed = db.erase_user(&name).unwrap();
+                assert_eq!(existed, model.events.iter().any(|e| e.user == name));
+                model.events.retain(|e| e.user != name);
+                seen_ids.retain(|(u, _)| *u != name);
+            }
+        }
+        batches_done += 1;
         let n = (*sizes.next().unwrap()).clamp(1, rest.len());
         let (batch, tail) = rest.split_at(n);
         rest = tail;
@@ -466,8 +492,9 @@ proptest! {
         offset_min in prop::sample::select(vec![0, 480, -330, 840, -840]),
         share_inactive in any::<bool>(),
         filter_users in prop::collection::vec(0u8..8, 0..4),
+        erase in prop::option::weighted(0.5, (0u8..8, 0usize..6)),
     ) {
-        run(stream, batch_sizes, offset_min, share_inactive, filter_users);
+        run(stream, batch_sizes, offset_min, share_inactive, filter_users, erase);
     }
 }
 
@@ -488,6 +515,6 @@ fn late_arrivals_equal_in_order_ingestion() {
     stream.sort_by_key(|g| g.minute);
     let in_order = stream.clone();
     stream.reverse();
-    run(in_order, vec![7], 480, false, vec![1, 2]);
-    run(stream, vec![1, 50], 480, false, vec![1, 2]);
+    run(in_order, vec![7], 480, false, vec![1, 2], None);
+    run(stream, vec![1, 50], 480, false, vec![1, 2], None);
 }

@@ -371,6 +371,36 @@ impl Metrics<'_> {
         Ok(union_range(&sets, from_day, to_day))
     }
 
+    /// Calendar active users: users with an event of `kind` (`None`: any
+    /// activity) in the day, ISO week or calendar month holding `day`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// use stickydb::metrics::Period;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let monday = 19_779; // 2024-02-26
+    /// db.record(&stickydb::Event::new("a", "view", monday as i64 * 86_400_000))?;
+    /// db.record(&stickydb::Event::new("b", "view", (monday as i64 + 6) * 86_400_000))?;
+    /// let m = db.metrics();
+    /// assert_eq!(m.calendar_active(None, Period::Week, monday + 3, None)?, 2);
+    /// assert_eq!(m.calendar_active(None, Period::Month, monday, None)?, 1); // b is in March
+    /// # Ok(()) }
+    /// ```
+    pub fn calendar_active(
+        &self,
+        kind: Option<&EventKind>,
+        period: Period,
+        day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<u64> {
+        check_day("day", day)?;
+        let start = period.start(day);
+        Ok(self
+            .active_users(kind, start, period.end(start), filter)?
+            .len())
+    }
+
     /// DAU, rolling WAU and MAU, and stickiness for every day in `from..=to`.
     ///
     /// Unfiltered, the answer comes from counters kept on write (three range
