@@ -40,6 +40,14 @@ fn demo_then_queries_agree_with_the_library() {
     assert!(out.status.success());
     let seg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(stickydb(&["--db", db_arg, "verify"]).status.success());
+    assert!(
+        stdout.contains("DAU"),
+        "the demo shows engagement: {stdout}"
+    );
+    let out = stickydb(&["--db", db_arg, "--json", "rebuild-aggregates"]);
+    assert!(out.status.success());
+    let rebuilt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rebuilt["verify_problems"].as_u64(), Some(0));
     assert!(stickydb(&["--db", db_arg, "user", "user-0000001"])
         .status
         .success());
@@ -47,6 +55,10 @@ fn demo_then_queries_agree_with_the_library() {
     let db = Db::open(&db_dir, Options::default()).unwrap();
     assert_eq!(stats["users"].as_u64().unwrap(), 60);
     assert_eq!(stats["events"].as_u64().unwrap(), db.event_count().unwrap());
+    assert_eq!(
+        rebuilt["events_replayed"].as_u64().unwrap(),
+        db.event_count().unwrap()
+    );
     let want = db
         .segment(&Segment::parse("tag:vip or tag:exp:a").unwrap(), now_ms())
         .unwrap();

@@ -53,6 +53,9 @@ pub enum Command {
     Stats,
     /// Recompute every maintained structure and report differences.
     Verify,
+    /// Rebuild every aggregate from the raw events (the repair when verify
+    /// reports aggregate damage); writers are held off meanwhile.
+    RebuildAggregates,
     /// Show one user's profile and newest events.
     User {
         /// External user id.
@@ -198,6 +201,25 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                     reason: format!("verify found {} problem(s)", report.problem_count),
                 }))
             }
+        }
+        Command::RebuildAggregates => {
+            let db = open_existing(cli, false)?;
+            let started = std::time::Instant::now();
+            let replayed = db.rebuild_aggregates()?;
+            let report = db.verify()?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "events_replayed": replayed,
+                    "verify_problems": report.problem_count,
+                }))?;
+            } else {
+                println!(
+                    "rebuilt aggregates from {replayed} events in {:.1} s; verify: {} problem(s)",
+                    started.elapsed().as_secs_f64(),
+                    report.problem_count
+                );
+            }
+            Ok(())
         }
         Command::User {
             id,
