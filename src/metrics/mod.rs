@@ -6,7 +6,8 @@
 //! state, read-modified-written under the user's stripe lock). Every delta
 //! rides in the WriteBatch of the write that causes it. Queries answer from
 //! this state, never by scanning events — except funnels, which read the
-//! events of the few users the bitmaps cannot rule out (see docs/metrics.md).
+//! events of the users the bitmaps cannot rule out (see docs/metrics.md), and
+//! `rebuild`, which replays every event to re-derive the aggregates.
 //! Must not write events, profiles or user records.
 
 mod days;
