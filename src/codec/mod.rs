@@ -84,6 +84,24 @@ pub fn decode_limited<T: DeserializeOwned>(
     }
 }
 
+/// Decodes the leading fields of a value written by [`encode`]: `T` must be a
+/// struct whose fields are the first fields of the stored type, in order.
+/// Lets a scan read a small head of a large value without decoding the rest.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    match format {
+        FORMAT_V1 => bincode::DefaultOptions::new()
+            .with_limit(MAX_VALUE_BYTES)
+            .with_little_endian()
+            .with_varint_encoding()
+            .allow_trailing_bytes()
+            .deserialize(body)
+            .map_err(|e| DecodeError::Body(e.to_string())),
+        POISONED => Err(DecodeError::Poisoned),
+        other => Err(DecodeError::UnknownFormat(other)),
+    }
+}
+
 /// Decodes a value written by [`encode`] with the default limit.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     decode_limited(bytes, MAX_VALUE_BYTES)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::days::Period;
 use super::keys::{self, MoneyField, DAY_USERS, FIRST_USERS};
 use super::rules::{Inputs, StageModel};
-use super::state::{kind_ids, UserActivity, ACTIVITY};
+use super::state::{kind_ids, MoneyHead, UserActivity, ACTIVITY};
 use super::user::{
     quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
 };
@@ -885,17 +885,22 @@ impl Metrics<'_> {
     /// two threads over two halves of the id space; returns both partial
     /// results. Per-user rules over a million users are the slowest queries,
     /// and the machines we target have two cores.
-    fn fold_users<T: Send>(
+    fn fold_users<T: Send, V: serde::de::DeserializeOwned>(
         &self,
         filter: Option<&RoaringBitmap>,
         init: impl Fn() -> T + Sync,
-        f: impl Fn(&mut T, u32, &UserActivity) + Sync,
+        f: impl Fn(&mut T, u32, &V) + Sync,
     ) -> Result<Vec<T>> {
+        let decode = |k: &[u8], v: &[u8]| -> Result<V> {
+            crate::codec::decode_prefix(v)
+                .map_err(|e| corrupt(Cf::Activity, k, &e.to_string()).into())
+        };
         if let Some(set) = filter.filter(|s| s.len() < POINT_READ_FILTER_USERS) {
             let mut acc = init();
             for u in set {
-                if let Some(s) = self.state(u)? {
-                    f(&mut acc, u, &s);
+                let key = keys::user_state(u);
+                if let Some(bytes) = self.view.get_raw(Cf::Activity, &key)? {
+                    f(&mut acc, u, &decode(&key, &bytes)?);
                 }
             }
             return Ok(vec![acc]);
@@ -920,8 +925,7 @@ impl Metrics<'_> {
                 if filter.is_some_and(|set| !set.contains(u)) {
                     continue;
                 }
-                let s: UserActivity = crate::store::decode_value(Cf::Activity, &k, &v)?;
-                f(&mut acc, u, &s);
+                f(&mut acc, u, &decode(&k, &v)?);
             }
             Ok(acc)
         };
@@ -1025,11 +1029,15 @@ impl Metrics<'_> {
         let model = &self.settings.stage_model;
         let d = as_of_day;
         if model.uses(super::rules::StageInput::NetSpendMinor) {
-            let parts = self.fold_users(filter, Vec::<(u32, Inputs)>::new, |acc, u, s| {
-                if let Some(x) = stage_inputs(s, d) {
-                    acc.push((u, x));
-                }
-            })?;
+            let parts = self.fold_users(
+                filter,
+                Vec::<(u32, Inputs)>::new,
+                |acc, u, s: &UserActivity| {
+                    if let Some(x) = stage_inputs(s, d) {
+                        acc.push((u, x));
+                    }
+                },
+            )?;
             for (u, x) in parts.into_iter().flatten() {
                 f(u, model.classify(&x));
             }
@@ -1115,11 +1123,15 @@ impl Metrics<'_> {
         )?;
         let purchasers = union_range(&firsts, i32::MIN, as_of_day);
         drop(firsts);
-        let parts = self.fold_users(Some(&purchasers), Vec::<Row>::new, |acc, u, s| {
-            if let Some((last, orders, days, net)) = rfm_inputs(s, as_of_day) {
-                acc.push((u, last, orders, days, net));
-            }
-        })?;
+        let parts = self.fold_users(
+            Some(&purchasers),
+            Vec::<Row>::new,
+            |acc, u, s: &MoneyHead| {
+                if let Some((last, orders, days, net)) = rfm_inputs(&s.money, as_of_day) {
+                    acc.push((u, last, orders, days, net));
+                }
+            },
+        )?;
         let mut rows: Vec<Row> = parts.into_iter().flatten().collect();
         rows.sort_unstable_by_key(|r| r.0);
         let recency = |r: &Row| i64::from(as_of_day) - i64::from(r.1);

@@ -41,15 +41,24 @@ pub struct DayMoney {
 /// Field order is the wire order: append only, behind a new format byte.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserActivity {
+    /// Local day → purchases and refunds that day (only days with money
+    /// events). First on the wire so RFM scans decode only this
+    /// ([`MoneyHead`]).
+    pub money: BTreeMap<i32, DayMoney>,
     /// Kind id → local days with at least one event of that kind;
     /// [`ACTIVITY`] → days with at least one activity event.
     pub days: BTreeMap<u32, DaySet>,
-    /// Local day → purchases and refunds that day (only days with money events).
-    pub money: BTreeMap<i32, DayMoney>,
     /// Events by local hour of day.
     pub hours: [u64; 24],
     /// Events by local weekday, Monday first.
     pub weekdays: [u64; 7],
+}
+
+/// The first field of a stored [`UserActivity`], decodable on its own with
+/// [`crate::codec::decode_prefix`]. Must mirror `UserActivity`'s head.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub(crate) struct MoneyHead {
+    pub money: BTreeMap<i32, DayMoney>,
 }
 
 impl UserActivity {
@@ -315,4 +324,36 @@ pub(crate) fn erase(
         batch.delete_cf(cf, k);
     }
     deltas.write(store, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_head_decodes_from_a_full_state() {
+        let mut s = UserActivity::default();
+        s.money.insert(
+            -1,
+            DayMoney {
+                orders: 2,
+                purchase_minor: 300,
+                refunds: 1,
+                refund_minor: 50,
+            },
+        );
+        s.money.insert(
+            19_000,
+            DayMoney {
+                orders: 1,
+                purchase_minor: 7,
+                refunds: 0,
+                refund_minor: 0,
+            },
+        );
+        s.days.insert(ACTIVITY, [-1, 19_000].into_iter().collect());
+        s.hours[3] = 9;
+        let head: MoneyHead = crate::codec::decode_prefix(&codec::encode(&s)).unwrap_or_default();
+        assert_eq!(head.money, s.money);
+    }
 }

@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::rules::{Inputs, StageModel};
-use super::state::{kind_ids, UserActivity, ACTIVITY};
+use std::collections::BTreeMap;
+
+use super::state::{kind_ids, DayMoney, UserActivity, ACTIVITY};
 
 /// The buy-till-you-die summary of one purchaser (SPEC §3, CLV).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -119,13 +121,22 @@ fn money_up_to(state: &UserActivity, d: i32) -> (u64, i64) {
     (orders, net)
 }
 
-/// RFM inputs as of `d`: (last purchase day, orders, purchase days, net
-/// spend); `None` for a user without a purchase by then.
-pub(crate) fn rfm_inputs(state: &UserActivity, d: i32) -> Option<(i32, u64, u64, i64)> {
-    let purchases = state.days_of(kind_ids::PURCHASE)?;
-    let last = purchases.last_at_or_before(d)?;
-    let (orders, net) = money_up_to(state, d);
-    Some((last, orders, purchases.count_at_or_before(d), net))
+/// RFM inputs as of `d` from a user's money alone: (last purchase day,
+/// orders, purchase days, net spend); `None` without a purchase by then.
+pub(crate) fn rfm_inputs(money: &BTreeMap<i32, DayMoney>, d: i32) -> Option<(i32, u64, u64, i64)> {
+    let mut last = None;
+    let (mut orders, mut days, mut net) = (0u64, 0u64, 0i64);
+    for (day, m) in money.range(..=d) {
+        if m.orders > 0 {
+            last = Some(*day);
+            days += 1;
+        }
+        orders += u64::from(m.orders);
+        net = net
+            .saturating_add(m.purchase_minor)
+            .saturating_sub(m.refund_minor);
+    }
+    Some((last?, orders, days, net))
 }
 
 impl UserMetrics {
