@@ -592,8 +592,18 @@ impl Metrics<'_> {
         if q.mode == ReturnMode::OnOrAfter {
             last_return = vec![NONE; cohort_of.len()];
         }
+        // Cohort users seen so far: a return in period p can only count for
+        // cohorts up to p, so iterate returners ∩ those (a word-wise AND)
+        // instead of every returner.
+        let mut cohorts_so_far = RoaringBitmap::new();
         for (pi, p) in periods.iter().enumerate() {
-            let returners = union_range(&returns, *p, q.period.end(*p));
+            for (_, set) in starts.range(*p..=q.period.end(*p)) {
+                cohorts_so_far |= set;
+            }
+            let mut returners = RoaringBitmap::new();
+            for (_, set) in returns.range(*p..=q.period.end(*p)) {
+                returners |= set & &cohorts_so_far;
+            }
             for u in &returners {
                 let Some(&c) = cohort_of.get(u as usize) else {
                     continue;
