@@ -43,7 +43,7 @@ pub struct DayMoney {
 pub struct UserActivity {
     /// Local day → purchases and refunds that day (only days with money
     /// events). First on the wire so RFM scans decode only this
-    /// ([`MoneyHead`]).
+    /// (a private head type that mirrors this field).
     pub money: BTreeMap<i32, DayMoney>,
     /// Kind id → local days with at least one event of that kind;
     /// [`ACTIVITY`] → days with at least one activity event.
