@@ -341,20 +341,38 @@ impl Metrics<'_> {
             return Ok(out);
         }
         let (start, end) = keys::day_users_range(tag, kind, from, to);
-        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
-            let (k, v) = item?;
-            let day_bytes: [u8; 4] = k
-                .get(6..10)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| corrupt(Cf::Metrics, &k, "user-set key too short"))?;
-            let set = decode_bitmap(&v)
-                .ok_or_else(|| corrupt(Cf::Metrics, &k, "user set does not decode"))?;
+        self.scan_days(start, end, 6, "user set", decode_bitmap, |day, set| {
             let set = restrict(set, filter);
             if !set.is_empty() {
-                out.insert(day_from_asc(day_bytes), set);
+                out.insert(day, set);
             }
-        }
+        })?;
         Ok(out)
+    }
+
+    /// Scans metrics keys in `[start, end)` whose local day sits at byte
+    /// `day_at`, decoding each merged value with `decode` and handing
+    /// `(day, value)` to `f`. A short key or undecodable value is corruption.
+    fn scan_days<T>(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        day_at: usize,
+        what: &str,
+        decode: impl Fn(&[u8]) -> Option<T>,
+        mut f: impl FnMut(i32, T),
+    ) -> Result<()> {
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let day: [u8; 4] = k
+                .get(day_at..day_at + 4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, &format!("{what} key too short")))?;
+            let value = decode(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, &format!("{what} does not decode")))?;
+            f(day_from_asc(day), value);
+        }
+        Ok(())
     }
 
     /// Users with at least one event of `kind` (`None`: any activity) in
@@ -460,16 +478,16 @@ impl Metrics<'_> {
         let Some(kind) = kind else { return Ok(out) };
         let start = keys::rolling(kind, window_days, from_day);
         let end = keys::rolling(kind, window_days, to_day.saturating_add(1));
-        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
-            let (k, v) = item?;
-            let day: [u8; 4] = k
-                .get(7..11)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| corrupt(Cf::Metrics, &k, "rolling counter key too short"))?;
-            let n = decode_counter(&v)
-                .ok_or_else(|| corrupt(Cf::Metrics, &k, "counter does not decode"))?;
-            out.insert(day_from_asc(day), n);
-        }
+        self.scan_days(
+            start,
+            end,
+            7,
+            "rolling counter",
+            decode_counter,
+            |day, n| {
+                out.insert(day, n);
+            },
+        )?;
         Ok(out)
     }
 

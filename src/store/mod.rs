@@ -407,11 +407,7 @@ impl Store {
 
     /// Reads a counter kept by a merge operator (absent = 0).
     pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
-        match self.get_raw(cf, key)? {
-            None => Ok(0),
-            Some(bytes) => merge::decode_counter(&bytes)
-                .ok_or_else(|| merged_corruption(cf, key, "counter does not decode")),
-        }
+        counter_value(cf, key, self.get_raw(cf, key)?)
     }
 
     /// Whether a key exists.
@@ -450,14 +446,9 @@ impl Store {
         from: &[u8],
         until: Option<Vec<u8>>,
     ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
-        let mut ro = ReadOptions::default();
-        ro.set_total_order_seek(true);
-        if let Some(u) = until {
-            ro.set_iterate_upper_bound(u);
-        }
         let it = self.db.iterator_cf_opt(
             self.cf(cf)?,
-            ro,
+            range_options(ReadOptions::default(), until),
             IteratorMode::From(from, rocksdb::Direction::Forward),
         );
         Ok(it.map(|r| r.map_err(Error::from)))
@@ -565,11 +556,7 @@ impl Snapshot<'_> {
 
     /// Reads a counter kept by a merge operator (absent = 0).
     pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
-        match self.get_raw(cf, key)? {
-            None => Ok(0),
-            Some(bytes) => merge::decode_counter(&bytes)
-                .ok_or_else(|| merged_corruption(cf, key, "counter does not decode")),
-        }
+        counter_value(cf, key, self.get_raw(cf, key)?)
     }
 
     /// Iterates `(key, value)` over keys in `[from, until)` as of the view.
@@ -579,17 +566,30 @@ impl Snapshot<'_> {
         from: &[u8],
         until: Option<Vec<u8>>,
     ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
-        let mut ro = self.read_options();
-        ro.set_total_order_seek(true);
-        if let Some(u) = until {
-            ro.set_iterate_upper_bound(u);
-        }
         let it = self.store.db.iterator_cf_opt(
             self.store.cf(cf)?,
-            ro,
+            range_options(self.read_options(), until),
             IteratorMode::From(from, rocksdb::Direction::Forward),
         );
         Ok(it.map(|r| r.map_err(Error::from)))
+    }
+}
+
+/// Read options for a forward range scan that ignores prefix shortcuts.
+fn range_options(mut ro: ReadOptions, until: Option<Vec<u8>>) -> ReadOptions {
+    ro.set_total_order_seek(true);
+    if let Some(u) = until {
+        ro.set_iterate_upper_bound(u);
+    }
+    ro
+}
+
+/// A merged counter's value (absent = 0).
+fn counter_value(cf: Cf, key: &[u8], bytes: Option<Vec<u8>>) -> Result<i64> {
+    match bytes {
+        None => Ok(0),
+        Some(bytes) => merge::decode_counter(&bytes)
+            .ok_or_else(|| merged_corruption(cf, key, "counter does not decode")),
     }
 }
 

@@ -201,15 +201,7 @@ pub(crate) fn timeline(
     if from_ms >= to_ms || limit == 0 {
         return Ok(out);
     }
-    // Newest first: start at the newest possible key below `to_ms`. Keys carry
-    // the inverted time, so a forward scan walks back in time.
-    let start = EventKey {
-        user_id,
-        ts_ms: to_ms - 1,
-        seq: u32::MAX,
-    }
-    .encode();
-    let until = keys::prefix_successor(&keys::user(user_id));
+    let (start, until) = newest_first_bounds(user_id, to_ms);
     for item in store.range(Cf::Events, &start, until)? {
         let (k, v) = item?;
         let e = decode_event(kinds, user, &k, &v)?;
@@ -224,6 +216,19 @@ pub(crate) fn timeline(
     Ok(out)
 }
 
+/// Where a newest-first scan of `user_id`'s events before `to_ms` starts and
+/// ends: the newest possible key below `to_ms` (keys carry the inverted time,
+/// so a forward scan walks back in time) up to the end of the user's prefix.
+fn newest_first_bounds(user_id: u32, to_ms: i64) -> ([u8; keys::EVENT_KEY_BYTES], Option<Vec<u8>>) {
+    let start = EventKey {
+        user_id,
+        ts_ms: to_ms - 1,
+        seq: u32::MAX,
+    }
+    .encode();
+    (start, keys::prefix_successor(&keys::user(user_id)))
+}
+
 /// `(ts_ms, kind_id)` of every event of `user_id` with `from_ms <= ts_ms <
 /// to_ms`, oldest first. For metrics that need event times (funnels).
 pub(crate) fn kinds_and_times(
@@ -236,13 +241,7 @@ pub(crate) fn kinds_and_times(
     if from_ms >= to_ms {
         return Ok(out);
     }
-    let start = EventKey {
-        user_id,
-        ts_ms: to_ms - 1,
-        seq: u32::MAX,
-    }
-    .encode();
-    let until = keys::prefix_successor(&keys::user(user_id));
+    let (start, until) = newest_first_bounds(user_id, to_ms);
     for item in store.range(Cf::Events, &start, until)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
