@@ -13,14 +13,24 @@ const USERS: usize = 40;
 const EVENTS_PER_BATCH: usize = 50;
 
 fn batch(i: usize) -> Vec<Event> {
+    let kinds = ["view", "purchase", "sign_in", "refund", "add_to_cart"];
     (0..EVENTS_PER_BATCH)
         .map(|j| {
-            Event::new(
+            let kind = kinds[(i + j) % kinds.len()];
+            // days jump back and forth: many events arrive late, moving users
+            // between first-day cohorts and rolling windows
+            let day = ((i * 37 + j * 11) % 90) as i64;
+            let mut e = Event::new(
                 format!("u{}", (i * 7 + j) % USERS),
-                if j % 5 == 0 { "purchase" } else { "view" },
-                T0 + (i * 1000 + j) as i64,
+                kind,
+                T0 + day * DAY + (i * 1000 + j) as i64,
             )
             .with_id(format!("b{i}-{j}"))
+            .with_session(format!("s{}", (i + j) % 6));
+            if kind == "purchase" || kind == "refund" {
+                e = e.with_amount((i * 10 + j) as i64);
+            }
+            e
         })
         .collect()
 }
@@ -60,6 +70,21 @@ fn crash_child_writer() {
             )
         };
         db.update_profile(&user, &update).unwrap();
+        if i % 3 == 0 {
+            // a user that lives briefly: erasure may be what the kill interrupts
+            let gone = format!("gone-{i}");
+            db.record_batch(&[
+                Event::new(gone.as_str(), "view", T0 + (i % 50) as i64 * DAY).with_session("g"),
+                Event::new(gone.as_str(), "purchase", T0).with_amount(5),
+            ])
+            .unwrap();
+            db.update_profile(
+                &gone,
+                &ProfileUpdate::new().tag("t0", TagSource::Rule, T0, None),
+            )
+            .unwrap();
+            db.erase_user(&gone).unwrap();
+        }
         println!("ACK {i}");
     }
 }
@@ -104,6 +129,14 @@ fn killed_writer_leaves_consistent_store() {
 
         let db = Db::open(dir.path(), Options::default()).unwrap();
         assert_clean(&db);
+        // every acknowledged erasure held
+        for i in (0..acked).filter(|i| i % 3 == 0) {
+            assert_eq!(
+                db.user_id(&format!("gone-{i}")).unwrap(),
+                None,
+                "gone-{i} back"
+            );
+        }
         // every acknowledged batch is there: re-sending it is all duplicates
         for i in 0..acked {
             let out = db.record_batch(&batch(i)).unwrap();
