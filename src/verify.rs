@@ -61,9 +61,12 @@ pub(crate) fn run(
     check_profiles(store, &mut r)?;
     check_tags(store, &mut r)?;
     let mut expected = Expected {
+        store,
         offset: store.settings().utc_offset_minutes,
         non_activity,
-        users: BTreeMap::new(),
+        current: None,
+        seen: RoaringBitmap::new(),
+        sets: BTreeMap::new(),
         counters: BTreeMap::new(),
     };
     check_events(store, kinds, &records, &mut expected, &mut r)?;
@@ -88,34 +91,40 @@ struct ExpectedUser {
     hours: [u64; 24],
     weekdays: [u64; 7],
     sessions: BTreeMap<String, i32>,
-    state_seen: bool,
 }
 
-/// Aggregates re-derived from events, one event at a time (events are never
-/// all held in memory).
+/// Aggregates re-derived from events as they stream by. Events come
+/// user by user (their keys start with the user), so only the current user's
+/// state is held: when the user changes, it is compared with the stored state
+/// and folded into the shared sets and counters.
 struct Expected<'a> {
+    store: &'a Store,
     offset: i32,
     non_activity: &'a HashSet<u32>,
-    users: BTreeMap<u32, ExpectedUser>,
+    current: Option<(u32, ExpectedUser)>,
+    seen: RoaringBitmap,
+    sets: BTreeMap<Vec<u8>, RoaringBitmap>,
     counters: BTreeMap<Vec<u8>, i64>,
 }
 
 impl Expected<'_> {
-    fn add(&mut self, e: RawEvent) {
+    fn add(&mut self, e: RawEvent, r: &mut VerifyReport) -> Result<()> {
         use metrics::keys as mk;
         const PURCHASE: u32 = 5;
         const REFUND: u32 = 6;
-        let offset = self.offset;
-        let non_activity = self.non_activity;
+        if self.current.as_ref().is_some_and(|(u, _)| *u != e.user_id) {
+            self.finish_user(r)?;
+        }
+        let (_, u) = self
+            .current
+            .get_or_insert_with(|| (e.user_id, ExpectedUser::default()));
         let counters = &mut self.counters;
         let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
-        let users = &mut self.users;
-        let day = crate::time::local_day(e.ts_ms, offset);
-        let hour = crate::time::local_hour(e.ts_ms, offset);
+        let day = crate::time::local_day(e.ts_ms, self.offset);
+        let hour = crate::time::local_hour(e.ts_ms, self.offset);
         let wd = crate::time::weekday(day);
-        let u = users.entry(e.user_id).or_default();
         u.days.entry(e.kind_id).or_default().insert(day);
-        if !non_activity.contains(&e.kind_id) {
+        if !self.non_activity.contains(&e.kind_id) {
             u.days.entry(metrics::ACTIVITY).or_default().insert(day);
         }
         u.hours[usize::from(hour)] += 1;
@@ -146,24 +155,25 @@ impl Expected<'_> {
             let first = u.sessions.entry(s).or_insert(day);
             *first = (*first).min(day);
         }
+        Ok(())
     }
-}
 
-fn check_metrics(store: &Store, expected: Expected<'_>, r: &mut VerifyReport) -> Result<()> {
-    use metrics::keys as mk;
-    let Expected {
-        mut users,
-        mut counters,
-        ..
-    } = expected;
-    let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
-    let mut sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
-    for (user_id, u) in &users {
+    /// Compares the current user's stored state and sessions with what its
+    /// events give, and folds it into the shared expectations.
+    fn finish_user(&mut self, r: &mut VerifyReport) -> Result<()> {
+        use metrics::keys as mk;
+        let Some((user_id, mut u)) = self.current.take() else {
+            return Ok(());
+        };
+        self.seen.insert(user_id);
+        let counters = &mut self.counters;
+        let mut add = |k: Vec<u8>, n: i64| *counters.entry(k).or_default() += n;
         for (kind, days) in &u.days {
             for d in days {
-                sets.entry(mk::day_users(*kind, *d))
+                self.sets
+                    .entry(mk::day_users(*kind, *d))
                     .or_default()
-                    .insert(*user_id);
+                    .insert(user_id);
             }
             for w in mk::WINDOWS_DAYS {
                 let covered: BTreeSet<i32> = days
@@ -174,19 +184,95 @@ fn check_metrics(store: &Store, expected: Expected<'_>, r: &mut VerifyReport) ->
                     add(mk::rolling(*kind, w, d), 1);
                 }
             }
-            if let (Some(first), true) = (days.first(), *kind == metrics::ACTIVITY) {
-                add(mk::money(*first, metrics::MoneyField::NewUsers), 1);
-            }
             if let Some(first) = days.first() {
-                sets.entry(mk::first_users(*kind, *first))
+                if *kind == metrics::ACTIVITY {
+                    add(mk::money(*first, metrics::MoneyField::NewUsers), 1);
+                }
+                self.sets
+                    .entry(mk::first_users(*kind, *first))
                     .or_default()
-                    .insert(*user_id);
+                    .insert(user_id);
             }
         }
         for first in u.sessions.values() {
             add(mk::money(*first, metrics::MoneyField::Sessions), 1);
         }
+
+        let state_key = keys::user(user_id);
+        match self.store.get_raw(Cf::Activity, &state_key)? {
+            None => r.problem(format!("activity: user {user_id} has events but no state")),
+            Some(v) => match decode_value::<metrics::UserActivity>(Cf::Activity, &state_key, &v) {
+                Err(e) => r.problem(e.to_string()),
+                Ok(state) => {
+                    let days: BTreeMap<u32, BTreeSet<i32>> = state
+                        .days
+                        .iter()
+                        .map(|(kind, set)| (*kind, set.iter().collect()))
+                        .collect();
+                    if days != u.days {
+                        r.problem(format!(
+                            "activity: user {user_id} day sets differ from its events"
+                        ));
+                    }
+                    if state.money != u.money {
+                        r.problem(format!(
+                            "activity: user {user_id} money differs from its events"
+                        ));
+                    }
+                    if state.hours != u.hours || state.weekdays != u.weekdays {
+                        r.problem(format!(
+                            "activity: user {user_id} habits differ from its events"
+                        ));
+                    }
+                }
+            },
+        }
+        for item in self.store.prefix(Cf::Activity, &state_key)? {
+            let (k, v) = item?;
+            if k.len() == keys::USER_BYTES {
+                continue; // the state, compared above
+            }
+            let (_, session) = match keys::split_user_and_name(Cf::Activity.name(), &k) {
+                Ok(x) => x,
+                Err(e) => {
+                    r.problem(e.to_string());
+                    continue;
+                }
+            };
+            let stored: i32 = match decode_value(Cf::Activity, &k, &v) {
+                Ok(d) => d,
+                Err(e) => {
+                    r.problem(e.to_string());
+                    continue;
+                }
+            };
+            match u.sessions.remove(&session) {
+                Some(d) if d == stored => {}
+                Some(d) => r.problem(format!(
+                    "activity: session {session:?} of user {user_id} starts on day {stored}, events give {d}"
+                )),
+                None => r.problem(format!(
+                    "activity: session {session:?} of user {user_id} has no events"
+                )),
+            }
+        }
+        for s in u.sessions.keys() {
+            r.problem(format!(
+                "activity: session {s:?} of user {user_id} not tracked"
+            ));
+        }
+        Ok(())
     }
+}
+
+fn check_metrics(store: &Store, mut expected: Expected<'_>, r: &mut VerifyReport) -> Result<()> {
+    expected.finish_user(r)?;
+    let Expected {
+        mut sets,
+        mut counters,
+        seen,
+        ..
+    } = expected;
 
     // Every stored aggregate must equal its re-derivation; absent = 0 / empty.
     for item in store.range(Cf::Metrics, &[], None)? {
@@ -234,83 +320,14 @@ fn check_metrics(store: &Store, expected: Expected<'_>, r: &mut VerifyReport) ->
         }
     }
 
+    // Users with events were compared one by one; what is left must not exist.
     for item in store.range(Cf::Activity, &[], None)? {
-        let (k, v) = item?;
+        let (k, _) = item?;
         r.count(Cf::Activity);
-        let user_id = match keys::user_of(Cf::Activity.name(), &k) {
-            Ok(u) => u,
-            Err(e) => {
-                r.problem(e.to_string());
-                continue;
-            }
-        };
-        let Some(want) = users.get_mut(&user_id) else {
-            r.problem(format!("activity: entry {k:?} of a user without events"));
-            continue;
-        };
-        if k.len() == keys::USER_BYTES {
-            let state: metrics::UserActivity = match decode_value(Cf::Activity, &k, &v) {
-                Ok(s) => s,
-                Err(e) => {
-                    r.problem(e.to_string());
-                    continue;
-                }
-            };
-            let days: BTreeMap<u32, BTreeSet<i32>> = state
-                .days
-                .iter()
-                .map(|(kind, set)| (*kind, set.iter().collect()))
-                .collect();
-            if days != want.days {
-                r.problem(format!(
-                    "activity: user {user_id} day sets differ from its events"
-                ));
-            }
-            if state.money != want.money {
-                r.problem(format!(
-                    "activity: user {user_id} money differs from its events"
-                ));
-            }
-            if state.hours != want.hours || state.weekdays != want.weekdays {
-                r.problem(format!(
-                    "activity: user {user_id} habits differ from its events"
-                ));
-            }
-            want.state_seen = true;
-        } else {
-            let (_, session) = match keys::split_user_and_name(Cf::Activity.name(), &k) {
-                Ok(x) => x,
-                Err(e) => {
-                    r.problem(e.to_string());
-                    continue;
-                }
-            };
-            let stored: i32 = match decode_value(Cf::Activity, &k, &v) {
-                Ok(d) => d,
-                Err(e) => {
-                    r.problem(e.to_string());
-                    continue;
-                }
-            };
-            match want.sessions.remove(&session) {
-                Some(d) if d == stored => {}
-                Some(d) => r.problem(format!(
-                    "activity: session {session:?} of user {user_id} starts on day {stored}, events give {d}"
-                )),
-                None => r.problem(format!(
-                    "activity: session {session:?} of user {user_id} has no events"
-                )),
-            }
-        }
-    }
-    for (user_id, u) in users {
-        if !u.state_seen {
-            r.problem(format!("activity: user {user_id} has events but no state"));
-        }
-        for s in u.sessions.keys() {
-            r.problem(format!(
-                "activity: session {s:?} of user {user_id} not tracked"
-            ));
+        match keys::user_of(Cf::Activity.name(), &k) {
+            Ok(u) if seen.contains(u) => {}
+            Ok(_) => r.problem(format!("activity: entry {k:?} of a user without events")),
+            Err(e) => r.problem(e.to_string()),
         }
     }
     Ok(())
@@ -474,13 +491,16 @@ fn check_events(
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
                 if let Some(id) = kinds.id(&e.event.kind) {
-                    expected.add(RawEvent {
-                        user_id: key.user_id,
-                        kind_id: id,
-                        ts_ms: key.ts_ms,
-                        amount_minor: e.event.amount_minor.unwrap_or(0),
-                        session_id: e.event.session_id.clone(),
-                    });
+                    expected.add(
+                        RawEvent {
+                            user_id: key.user_id,
+                            kind_id: id,
+                            ts_ms: key.ts_ms,
+                            amount_minor: e.event.amount_minor.unwrap_or(0),
+                            session_id: e.event.session_id.clone(),
+                        },
+                        r,
+                    )?;
                 }
                 let m = max_seq.entry(key.user_id).or_insert(0);
                 *m = (*m).max(key.seq);
