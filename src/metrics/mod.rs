@@ -59,8 +59,13 @@ impl Default for MetricSettings {
 impl MetricSettings {
     /// Whether an event of kind `name` counts as activity.
     pub fn is_activity(&self, name: &str) -> bool {
-        !self.non_activity_kinds.iter().any(|k| k == name)
+        counts_as_activity(&self.non_activity_kinds, name)
     }
+}
+
+/// The one activity rule (SPEC §2): a kind counts unless it is listed.
+pub(crate) fn counts_as_activity(non_activity_kinds: &[String], kind: &str) -> bool {
+    !non_activity_kinds.iter().any(|k| k == kind)
 }
 
 const META_METRIC_SETTINGS: &[u8] = b"metric_settings";

@@ -375,6 +375,18 @@ impl Metrics<'_> {
         Ok(())
     }
 
+    /// The checked range's day sets of a kind id (`None`: no data).
+    fn day_sets_in(
+        &self,
+        kind: Option<u32>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        check_range(from_day, to_day)?;
+        self.sets(DAY_USERS, kind, from_day, to_day, filter)
+    }
+
     /// Users with at least one event of `kind` (`None`: any activity) in
     /// `from..=to`. A calendar week or month is the range of its days.
     pub fn active_users(
@@ -384,8 +396,7 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<RoaringBitmap> {
-        check_range(from_day, to_day)?;
-        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
         Ok(union_range(&sets, from_day, to_day))
     }
 
@@ -499,8 +510,7 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<f64> {
-        check_range(from_day, to_day)?;
-        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
         let days = f64::from(to_day - from_day + 1);
         let dau_sum: u64 = sets.values().map(RoaringBitmap::len).sum();
         let all = union_range(&sets, from_day, to_day).len();
@@ -530,8 +540,7 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<DistributionRow>> {
-        check_range(from_day, to_day)?;
-        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day, to_day, filter)?;
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
         let days = (to_day - from_day + 1) as usize;
         let mut exactly = vec![0u64; days + 1];
         for n in Self::day_counts(&sets).into_values() {
@@ -864,49 +873,30 @@ impl Metrics<'_> {
                         .max(0) as u64;
                 }
             }
-            Some(f) => self.for_each_user(Some(f), |_, s| {
-                for i in 0..24 {
-                    h.hours[i] += s.hours[i];
-                }
-                for i in 0..7 {
-                    h.weekdays[i] += s.weekdays[i];
-                }
-            })?,
-        }
-        Ok(h)
-    }
-
-    /// Calls `f` with the state of every user with activity state, restricted
-    /// to `filter`, in user-id order.
-    fn for_each_user(
-        &self,
-        filter: Option<&RoaringBitmap>,
-        mut f: impl FnMut(u32, &UserActivity),
-    ) -> Result<()> {
-        match filter {
-            Some(set) if set.len() < POINT_READ_FILTER_USERS => {
-                for u in set {
-                    if let Some(s) = self.state(u)? {
-                        f(u, &s);
+            Some(f) => {
+                let parts = self.fold_users(
+                    Some(f),
+                    || h,
+                    |acc, _, s: &UserActivity| {
+                        for i in 0..24 {
+                            acc.hours[i] += s.hours[i];
+                        }
+                        for i in 0..7 {
+                            acc.weekdays[i] += s.weekdays[i];
+                        }
+                    },
+                )?;
+                for p in parts {
+                    for i in 0..24 {
+                        h.hours[i] += p.hours[i];
                     }
-                }
-            }
-            _ => {
-                for item in self.view.range(Cf::Activity, &[], None)? {
-                    let (k, v) = item?;
-                    if k.len() != crate::keys::USER_BYTES {
-                        continue; // a session entry
+                    for i in 0..7 {
+                        h.weekdays[i] += p.weekdays[i];
                     }
-                    let u = crate::keys::user_of(Cf::Activity.name(), &k)?;
-                    if filter.is_some_and(|set| !set.contains(u)) {
-                        continue;
-                    }
-                    let s: UserActivity = crate::store::decode_value(Cf::Activity, &k, &v)?;
-                    f(u, &s);
                 }
             }
         }
-        Ok(())
+        Ok(h)
     }
 
     /// Folds `f` over the state of every user (restricted to `filter`), on
@@ -970,13 +960,9 @@ impl Metrics<'_> {
         })
     }
 
-    fn state(&self, user_id: u32) -> Result<Option<UserActivity>> {
-        self.view.get(Cf::Activity, &keys::user_state(user_id))
-    }
-
     /// One user's maintained state, as stored.
     pub fn user_state(&self, user_id: u32) -> Result<Option<UserActivity>> {
-        self.state(user_id)
+        self.view.get(Cf::Activity, &keys::user_state(user_id))
     }
 
     /// The stage model in force.
@@ -988,7 +974,7 @@ impl Metrics<'_> {
     pub fn user(&self, user_id: u32, as_of_day: i32) -> Result<Option<UserMetrics>> {
         check_day("as_of_day", as_of_day)?;
         Ok(self
-            .state(user_id)?
+            .user_state(user_id)?
             .map(|s| UserMetrics::derive(user_id, &s, as_of_day, &self.settings.stage_model)))
     }
 
@@ -999,12 +985,12 @@ impl Metrics<'_> {
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<UserMetrics>> {
         check_day("as_of_day", as_of_day)?;
-        let mut out = Vec::new();
         let model = &self.settings.stage_model;
-        self.for_each_user(filter, |u, s| {
-            out.push(UserMetrics::derive(u, s, as_of_day, model))
+        // the halves come back lowest ids first, so the result is in id order
+        let parts = self.fold_users(filter, Vec::new, |acc, u, s: &UserActivity| {
+            acc.push(UserMetrics::derive(u, s, as_of_day, model))
         })?;
-        Ok(out)
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Users per lifecycle stage as of `as_of_day`; every stage of the model
@@ -1202,14 +1188,7 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<RepurchaseRate> {
-        check_range(from_day, to_day)?;
-        let sets = self.sets(
-            DAY_USERS,
-            Some(kind_ids::PURCHASE),
-            from_day,
-            to_day,
-            filter,
-        )?;
+        let sets = self.day_sets_in(Some(kind_ids::PURCHASE), from_day, to_day, filter)?;
         let counts = Self::day_counts(&sets);
         let purchasers = counts.len() as u64;
         let repeat_purchasers = counts.values().filter(|n| **n >= 2).count() as u64;

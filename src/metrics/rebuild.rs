@@ -44,7 +44,7 @@ pub(crate) fn rebuild(
     let is_activity = |kind_id: u32| {
         kinds
             .kind(kind_id)
-            .is_none_or(|k| !non_activity_kinds.iter().any(|n| n == k.as_str()))
+            .is_none_or(|k| super::counts_as_activity(non_activity_kinds, k.as_str()))
     };
     let mut chunk: Vec<EventFacts> = Vec::with_capacity(REPLAY_BATCH_EVENTS);
     let mut replayed = 0u64;

@@ -119,7 +119,7 @@ impl Writer<'_> {
             contributions.push(metrics::state::Contribution {
                 user_id,
                 kind_id,
-                is_activity: !self.non_activity_kinds.iter().any(|k| k == e.kind.as_str()),
+                is_activity: metrics::counts_as_activity(self.non_activity_kinds, e.kind.as_str()),
                 ts_ms: e.ts_ms,
                 amount_minor: e.amount_minor,
                 session_id: e.session_id.as_deref(),
