@@ -35,32 +35,20 @@ fn erased_user_leaves_no_trace_in_metrics() {
     let day = with.local_day(T0);
     for (i, u) in ["keep-1", "gone", "keep-2"].iter().enumerate() {
         let evs = events_of(u, i as i64 * 5);
-        with.record_batch(&evs).unwrap();
-        if *u != "gone" {
-            without.record_batch(&evs).unwrap();
-        }
-        with.update_profile(
-            u,
-            &ProfileUpdate::new().set("region", "EU").tag(
-                "vip",
-                TagSource::Manual,
-                T0,
-                Some(T0 + 5 * DAY),
-            ),
-        )
-        .unwrap();
-        if *u != "gone" {
-            without
-                .update_profile(
-                    u,
-                    &ProfileUpdate::new().set("region", "EU").tag(
-                        "vip",
-                        TagSource::Manual,
-                        T0,
-                        Some(T0 + 5 * DAY),
-                    ),
-                )
-                .unwrap();
+        let profile = ProfileUpdate::new().set("region", "EU").tag(
+            "vip",
+            TagSource::Manual,
+            T0,
+            Some(T0 + 5 * DAY),
+        );
+        let stores: &[&stickydb::Db] = if *u == "gone" {
+            &[&with]
+        } else {
+            &[&with, &without]
+        };
+        for db in stores {
+            db.record_batch(&evs).unwrap();
+            db.update_profile(u, &profile).unwrap();
         }
     }
     let gone_id = with.user_id("gone").unwrap().unwrap();

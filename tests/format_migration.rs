@@ -64,14 +64,20 @@ fn downgrade_to_format_1(path: &std::path::Path) {
     r.flush_wal(true).unwrap();
 }
 
-#[test]
-fn a_format_1_store_is_migrated_on_open() {
+/// A closed store holding `fill`'s data, its first local day, and the metric
+/// answers it gave before anything was done to it.
+fn filled_store() -> (tempfile::TempDir, i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
     fill(&db);
     let day = db.local_day(T0);
     let before = metric_snapshot(&db, day - 1, day + 50);
-    drop(db);
+    (dir, day, before)
+}
+
+#[test]
+fn a_format_1_store_is_migrated_on_open() {
+    let (dir, day, before) = filled_store();
     downgrade_to_format_1(dir.path());
 
     let read_only = Options {
@@ -97,12 +103,7 @@ fn a_format_1_store_is_migrated_on_open() {
 
 #[test]
 fn rebuild_repairs_damaged_aggregates() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
-    fill(&db);
-    let day = db.local_day(T0);
-    let before = metric_snapshot(&db, day - 1, day + 50);
-    drop(db);
+    let (dir, day, before) = filled_store();
     {
         let r = raw_open(dir.path());
         let mut k = vec![0x01, b'm'];
