@@ -5,18 +5,23 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use rocksdb::WriteBatch;
 
 use crate::error::{Error, InputError, Result};
+use crate::ledger::{
+    self, session::Session, Account, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot,
+    PointsOp, PointsOutcome, TierChange,
+};
 use crate::metrics::{self, MetricSettings, Metrics, StageModel};
 use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
 use crate::timeline::{self, Event, EventKind, KindRegistry, RecordOutcome, StoredEvent};
-use crate::users::{self, Allocator, LockStripes};
+use crate::users::{self, Allocator, LockStripes, UserWrites};
 use crate::verify::{self, VerifyReport};
 
 /// Number of per-user lock stripes. Enough that two writers of different
@@ -43,6 +48,8 @@ pub struct Db {
     /// Fixed at creation; the write path reads it without a lock.
     non_activity_kinds: Vec<String>,
     metric_settings: RwLock<MetricSettings>,
+    /// Earning rules and tiers; writers take a cheap clone of the `Arc`.
+    ledger_settings: RwLock<Arc<LedgerSettings>>,
     /// Erasures update one shared meta key; they are rare, so one at a time.
     erase_lock: Mutex<()>,
 }
@@ -91,11 +98,15 @@ impl Db {
         let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
         if found < crate::store::FORMAT_VERSION {
             // Format 1 predates the aggregation engine: derive every
-            // aggregate from the events, then stamp the current version. No
-            // other handle can write yet, so no lock is needed.
-            metrics::rebuild::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
+            // aggregate from the events. Format 2 predates the ledger, whose
+            // column families the open just created empty. Then stamp the
+            // current version. No other handle can write yet: no lock.
+            if found < 2 {
+                metrics::rebuild::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
+            }
             store.stamp_format_version()?;
         }
+        let ledger_settings = ledger::rules::load(&store)?;
         Ok(Self {
             store,
             allocator,
@@ -103,6 +114,7 @@ impl Db {
             kinds,
             non_activity_kinds: metric_settings.non_activity_kinds.clone(),
             metric_settings: RwLock::new(metric_settings),
+            ledger_settings: RwLock::new(Arc::new(ledger_settings)),
             erase_lock: Mutex::new(()),
         })
     }
@@ -124,6 +136,7 @@ impl Db {
             stripes: &self.stripes,
             kinds: &self.kinds,
             non_activity_kinds: &self.non_activity_kinds,
+            ledger_settings: self.ledger_settings.read().clone(),
         }
     }
 
@@ -167,7 +180,7 @@ impl Db {
         Ok(())
     }
 
-    /// Erases `user` (SPEC §5): profile, tags, events and every maintained
+    /// Erases `user` (SPEC §5): profile, tags, events, ledger and every maintained
     /// set and counter forget the user in one atomic write, as if it never
     /// existed. Its internal id is never reused. Returns whether it existed.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
@@ -188,6 +201,7 @@ impl Db {
             user_id,
             &events,
         )?;
+        ledger::read::erase(&self.store, &mut batch, user_id)?;
         users::erase(&self.store, &mut batch, user_id, user)?;
         self.store.write(batch)?;
         Ok(true)
@@ -273,6 +287,7 @@ impl Db {
             Segment::Attr { name, value } => profiles::users_with_attr(&self.store, name, value),
             Segment::Stage(s) => m.users_in_stage(s, today),
             Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
+            Segment::Tier(t) => ledger::read::users_in_tier(&self.store, t),
             Segment::ActiveWithin(n) => m.active_within(*n, today),
             Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
             Segment::Did { kind, days } => {
@@ -366,7 +381,8 @@ impl Db {
     /// each difference. A healthy store reports none.
     pub fn verify(&self) -> Result<VerifyReport> {
         let non_activity = metrics::non_activity_ids(&self.metric_settings.read(), &self.kinds);
-        verify::run(&self.store, &self.kinds, &non_activity)
+        let ledger_settings = self.ledger_settings.read().clone();
+        verify::run(&self.store, &self.kinds, &non_activity, &ledger_settings)
     }
 
     /// Writes a consistent copy of the store, openable with [`Db::open`], into
@@ -383,6 +399,178 @@ impl Db {
         self.store.check_writable()?;
         let _all = self.stripes.lock_all();
         metrics::rebuild::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
+    }
+
+    // ---- loyalty ledger (SPEC §4) ----
+
+    /// Applies one points operation to `user`'s account as one atomic write
+    /// (docs/ledger.md). `txn_id` makes it idempotent: a replay with an equal
+    /// `op` returns the first call's outcome and writes nothing; a different
+    /// `op` under the same id is [`crate::LedgerError::TxnConflict`]. `at_ms`
+    /// is the operation's time: lots expiring at or before it cannot be drawn.
+    /// A refused operation changes nothing.
+    ///
+    /// ```
+    /// use stickydb::{Db, Options, PointsOp};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = 1_700_000_000_000;
+    /// db.points("alice", "t1", t, &PointsOp::earn(500, "welcome"))?;
+    /// let out = db.points("alice", "t2", t + 1, &PointsOp::redeem(200, "coupon"))?;
+    /// assert_eq!((out.amount, out.balance), (-200, 300));
+    /// // a retry of t2 answers from the record and moves nothing
+    /// let again = db.points("alice", "t2", t + 9, &PointsOp::redeem(200, "coupon"))?;
+    /// assert!(again.replayed && again.balance == 300);
+    /// assert!(db.points("alice", "t3", t + 2, &PointsOp::redeem(301, "")).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn points(
+        &self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        ledger::check_txn_id(txn_id)?;
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        op.validate()?;
+        let settings = self.ledger_settings.read().clone();
+        let _guard = self.stripes.lock([user]);
+        let mut users = UserWrites::new(&self.store, &self.allocator);
+        let credits = match op {
+            PointsOp::Earn { .. } => true,
+            PointsOp::Adjust { points, .. } => *points > 0,
+            _ => false,
+        };
+        let user_id = if credits {
+            users.id(user)?
+        } else {
+            users.existing_id(user)?.ok_or_else(|| Error::UnknownUser {
+                user: user.to_owned(),
+            })?
+        };
+        let mut session = Session::new(&self.store, &settings);
+        let outcome = session.apply(user_id, txn_id, at_ms, op)?;
+        if outcome.replayed {
+            return Ok(outcome);
+        }
+        let mut batch = WriteBatch::default();
+        session.finish(&mut batch)?;
+        users.finish(&mut batch)?;
+        self.store.write(batch)?;
+        Ok(outcome)
+    }
+
+    fn ledger_user(&self, user: &str) -> Result<u32> {
+        users::id_of(&self.store, user)?.ok_or_else(|| Error::UnknownUser {
+            user: user.to_owned(),
+        })
+    }
+
+    /// `user`'s points account; `None` when it never had an entry.
+    pub fn account(&self, user: &str) -> Result<Option<Account>> {
+        ledger::read::account(&self.store, self.ledger_user(user)?)
+    }
+
+    /// Every lot of `user`, oldest first (spent and expired ones included).
+    pub fn lots(&self, user: &str) -> Result<Vec<Lot>> {
+        ledger::read::lots(&self.store, self.ledger_user(user)?)
+    }
+
+    /// `user`'s open holds, oldest first.
+    pub fn holds(&self, user: &str) -> Result<Vec<Hold>> {
+        ledger::read::holds(&self.store, self.ledger_user(user)?)
+    }
+
+    /// `user`'s ledger entries with `from_ms <= at_ms < to_ms`, newest first,
+    /// at most `limit` ([`ledger::MAX_HISTORY_LIMIT`]).
+    pub fn ledger(
+        &self,
+        user: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>> {
+        ledger::read::history(&self.store, self.ledger_user(user)?, from_ms, to_ms, limit)
+    }
+
+    /// `user`'s current tier, as last recorded (by a write or an expiry run).
+    pub fn tier(&self, user: &str) -> Result<Option<String>> {
+        Ok(self.account(user)?.and_then(|a| a.tier))
+    }
+
+    /// `user`'s tier changes, newest first.
+    pub fn tier_history(&self, user: &str) -> Result<Vec<TierChange>> {
+        ledger::read::tier_history(&self.store, self.ledger_user(user)?)
+    }
+
+    /// `user`'s growth value (points earned in the tier window) as of the
+    /// local day of `at_ms`.
+    pub fn growth(&self, user: &str, at_ms: i64) -> Result<i64> {
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        let window = self.ledger_settings.read().tiers.window_days;
+        ledger::read::growth(
+            &self.store,
+            self.ledger_user(user)?,
+            self.local_day(at_ms),
+            window,
+        )
+    }
+
+    /// Users whose recorded tier is `tier`.
+    pub fn users_in_tier(&self, tier: &str) -> Result<RoaringBitmap> {
+        ledger::read::users_in_tier(&self.store, tier)
+    }
+
+    /// Settles everything due at or before `now_ms`: lots expire, holds past
+    /// their timeout are released, tiers whose growth left the window are
+    /// re-evaluated. Deterministic for a given `now_ms`, safe to re-run and to
+    /// run after a crash; each account is settled in one atomic write.
+    pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
+        self.store.check_writable()?;
+        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let settings = self.ledger_settings.read().clone();
+        ledger::expire::run(&self.store, &settings, &self.stripes, now_ms)
+    }
+
+    /// The ledger settings in force.
+    pub fn ledger_settings(&self) -> LedgerSettings {
+        LedgerSettings::clone(&self.ledger_settings.read())
+    }
+
+    /// Replaces the earning rules and tiers (persisted). New rules apply to
+    /// events recorded from now on. When the tiers change, every account's
+    /// tier is re-evaluated at its own clock, with all writers held off; a
+    /// crash midway leaves some accounts unevaluated, and calling this again
+    /// finishes the job.
+    pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
+        self.store.check_writable()?;
+        settings.validate()?;
+        let _all = self.stripes.lock_all();
+        let mut guard = self.ledger_settings.write();
+        let tiers_changed = guard.tiers != settings.tiers;
+        let mut batch = WriteBatch::default();
+        ledger::rules::save(&self.store, &mut batch, &settings)?;
+        self.store.write(batch)?;
+        let settings = Arc::new(settings);
+        *guard = settings.clone();
+        if tiers_changed {
+            const ACCOUNTS_PER_BATCH: usize = 1_000;
+            let all: Vec<u32> = users::all_users(&self.store)?.iter().collect();
+            for chunk in all.chunks(ACCOUNTS_PER_BATCH) {
+                let mut session = Session::new(&self.store, &settings);
+                for &user_id in chunk {
+                    session.retier(user_id)?;
+                }
+                let mut batch = WriteBatch::default();
+                session.finish(&mut batch)?;
+                self.store.write(batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// Compacts every column family: merge operands are folded into values,

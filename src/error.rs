@@ -26,6 +26,9 @@ pub enum Error {
         /// The external user id that was asked for.
         user: String,
     },
+    /// A points operation was refused by the ledger's rules; nothing was written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// A limit of the store (not of one input) was reached.
     #[error("limit reached: {what} (at most {max})")]
     LimitReached {
@@ -110,6 +113,70 @@ pub enum OpenError {
         option: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+}
+
+/// Why a points operation (SPEC §4) was refused. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The account's unexpired, unheld points do not cover the operation.
+    #[error("insufficient points: {requested} requested, {available} available")]
+    InsufficientPoints {
+        /// Points the operation needs.
+        requested: i64,
+        /// Points spendable at the operation's time.
+        available: i64,
+    },
+    /// The transaction id was used before with a different payload.
+    #[error("transaction {txn_id:?} was already used with a different payload")]
+    TxnConflict {
+        /// The reused id.
+        txn_id: String,
+    },
+    /// The transaction named by a reverse, capture or release does not exist
+    /// in this account.
+    #[error("unknown transaction {txn_id:?}")]
+    UnknownTxn {
+        /// The id asked for.
+        txn_id: String,
+    },
+    /// Only earns, redeems and captures can be reversed.
+    #[error("transaction {txn_id:?} is a {op} and cannot be reversed")]
+    NotReversible {
+        /// The id asked for.
+        txn_id: String,
+        /// What kind of operation it was.
+        op: &'static str,
+    },
+    /// The transaction was reversed already.
+    #[error("transaction {txn_id:?} was already reversed by {by:?}")]
+    AlreadyReversed {
+        /// The id asked for.
+        txn_id: String,
+        /// The reversing transaction.
+        by: String,
+    },
+    /// A capture or release named a transaction that is not a hold.
+    #[error("transaction {txn_id:?} is not a hold")]
+    NotAHold {
+        /// The id asked for.
+        txn_id: String,
+    },
+    /// The hold was captured, released or timed out already.
+    #[error("hold {txn_id:?} is no longer open")]
+    HoldNotOpen {
+        /// The hold's transaction id.
+        txn_id: String,
+    },
+    /// A capture came at or after the hold's deadline.
+    #[error("hold {txn_id:?} timed out at {deadline_ms} (capture at {at_ms})")]
+    HoldTimedOut {
+        /// The hold's transaction id.
+        txn_id: String,
+        /// When the hold timed out.
+        deadline_ms: i64,
+        /// When the capture was attempted.
+        at_ms: i64,
     },
 }
 

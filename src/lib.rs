@@ -1,7 +1,7 @@
 //! # stickydb
 //!
 //! An embedded storage engine on RocksDB for e-commerce **user profiles**
-//! (typed attributes and tags), **event timelines** and (soon) **loyalty
+//! (typed attributes and tags), **event timelines** and **loyalty-point
 //! ledgers**, with aggregates kept exact on every write instead of computed by
 //! scanning events at query time.
 //!
@@ -40,6 +40,7 @@ pub mod codec;
 mod db;
 pub mod error;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod profiles;
 pub mod segments;
@@ -50,7 +51,8 @@ pub mod users;
 mod verify;
 
 pub use db::{CfStats, Db, RawEntry, Stats};
-pub use error::{CorruptionError, Error, InputError, OpenError, Problem, Result};
+pub use error::{CorruptionError, Error, InputError, LedgerError, OpenError, Problem, Result};
+pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;
 pub use store::{Options, Settings};

@@ -15,8 +15,8 @@ const REPLAY_BATCH_EVENTS: usize = 10_000;
 /// Deletes per write batch while clearing.
 const CLEAR_BATCH_KEYS: usize = 10_000;
 
-/// Deletes every aggregate (keeping the all-users set, which the users module
-/// owns) and replays every event through the write path's own aggregate code.
+/// Deletes every aggregate (keeping the all-users set and the tier sets,
+/// which the users and ledger modules own) and replays every event through the write path's own aggregate code.
 /// The caller holds every stripe lock. Not atomic as a whole: a crash midway
 /// leaves partial aggregates, and the next rebuild (a migration re-runs until
 /// it stamps the new version) starts from scratch. Returns events replayed.
@@ -30,7 +30,12 @@ pub(crate) fn rebuild(
         let mut batch = WriteBatch::default();
         for item in store.range(cf, &[], None)? {
             let (k, _) = item?;
-            if cf == Cf::Metrics && &k[..] == ALL_USERS_KEY {
+            // The all-users set belongs to the users module and the tier
+            // sets to the ledger: neither is derived from events.
+            if cf == Cf::Metrics
+                && (&k[..] == ALL_USERS_KEY
+                    || k.starts_with(&crate::ledger::keys::tier_set_prefix()))
+            {
                 continue;
             }
             batch.delete_cf(handle, k);

@@ -17,6 +17,7 @@
 //!         | "attr:" NAME "=" VALUE       profile attribute equals (as printed)
 //!         | "stage:" NAME                lifecycle stage as of today
 //!         | "rfm:" NAME                  RFM segment as of today
+//!         | "tier:" NAME                 loyalty tier (as last recorded)
 //!         | "active_within:" N "d"       ≥ 1 activity in the last N days
 //!         | "inactive_for:" N "d"        no activity in the last N days
 //!         | "did:" KIND                  ≥ 1 event of KIND, ever
@@ -60,6 +61,8 @@ pub enum Segment {
     Stage(String),
     /// Users in an RFM segment.
     Rfm(String),
+    /// Users whose recorded loyalty tier is this one.
+    Tier(String),
     /// Users with activity in the last N days (today included).
     ActiveWithin(u32),
     /// Users without activity in the last N days (today included).
@@ -146,6 +149,7 @@ impl std::fmt::Display for Segment {
             Segment::Attr { name, value } => write!(f, "attr:{name}={value}"),
             Segment::Stage(s) => write!(f, "stage:{s}"),
             Segment::Rfm(s) => write!(f, "rfm:{s}"),
+            Segment::Tier(s) => write!(f, "tier:{s}"),
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
@@ -272,6 +276,11 @@ impl<'t> Parser<'t> {
             crate::users::check_name(name, 64).map_err(|p| InputError::new("segment.rfm", p))?;
             return Ok(Segment::Rfm(name.to_owned()));
         }
+        if let Some(name) = tok.strip_prefix("tier:") {
+            crate::users::check_name(name, crate::ledger::MAX_TIER_NAME_BYTES)
+                .map_err(|p| InputError::new("segment.tier", p))?;
+            return Ok(Segment::Tier(name.to_owned()));
+        }
         if let Some(n) = tok.strip_prefix("active_within:") {
             return Ok(Segment::ActiveWithin(self.days(n)?));
         }
@@ -336,6 +345,7 @@ mod tests {
         }
         for good in [
             "stage:new and rfm:champions",
+            "tier:gold or tier:platinum",
             "active_within:30d or inactive_for:7d",
             "did:purchase@2024-01-01..2024-01-31 and attr:region=EU",
         ] {

@@ -22,14 +22,17 @@ use crate::error::{CorruptionError, Error, OpenError, Result};
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Older versions this build can migrate on a writable open.
 ///
 /// Version 1 stores (before the aggregation engine) hold events without the
 /// per-user activity state and aggregates: opening one rebuilds them from the
-/// events, then stamps the current version.
-pub const MIGRATABLE_FORMATS: [u32; 1] = [1];
+/// events, then stamps the current version. Version 2 stores (before the
+/// ledger) only lack the ledger column families, which the open creates
+/// empty. Version 3 is stamped so that an older build refuses the store by
+/// its version instead of failing on column families it does not know.
+pub const MIGRATABLE_FORMATS: [u32; 2] = [1, 2];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
@@ -59,11 +62,16 @@ pub enum Cf {
     Metrics,
     /// `user` → per-user activity state; `user | session` → session's first day.
     Activity,
+    /// `user | tag | …` → points account, entries, lots, holds, transactions.
+    Ledger,
+    /// `tag | due time | user | seq` → empty: lot expiries, hold timeouts and
+    /// tier reviews in time order.
+    LedgerDue,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 11] = [
+    pub const ALL: [Cf; 13] = [
         Cf::Meta,
         Cf::UserByName,
         Cf::UserById,
@@ -75,6 +83,8 @@ impl Cf {
         Cf::EventIds,
         Cf::Metrics,
         Cf::Activity,
+        Cf::Ledger,
+        Cf::LedgerDue,
     ];
 
     /// The RocksDB name of the column family.
@@ -91,6 +101,8 @@ impl Cf {
             Cf::EventIds => "event_ids",
             Cf::Metrics => "metrics",
             Cf::Activity => "activity",
+            Cf::Ledger => "ledger",
+            Cf::LedgerDue => "ledger_due",
         }
     }
 
@@ -99,7 +111,7 @@ impl Cf {
     const fn per_user(self) -> bool {
         matches!(
             self,
-            Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds | Cf::Activity
+            Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds | Cf::Activity | Cf::Ledger
         )
     }
 }

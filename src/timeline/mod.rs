@@ -3,8 +3,9 @@
 //!
 //! Owns the `events` and `event_ids` column families and the custom-kind
 //! registry. One `record_batch` call is one atomic WriteBatch holding the
-//! events, their dedup entries, any new user ids and kinds, and every
-//! aggregate delta. Must not touch profiles or tags.
+//! events, their dedup entries, any new user ids and kinds, every
+//! aggregate delta and every rule-earned points credit (through the ledger's
+//! session). Must not touch profiles or tags.
 
 mod event;
 mod kinds;
@@ -42,6 +43,8 @@ pub(crate) struct Writer<'a> {
     pub kinds: &'a KindRegistry,
     /// Kinds that do not count as activity, by name.
     pub non_activity_kinds: &'a [String],
+    /// Earning rules: a rule credit rides in its event's batch.
+    pub ledger_settings: std::sync::Arc<crate::ledger::LedgerSettings>,
 }
 
 impl Writer<'_> {
@@ -75,6 +78,9 @@ impl Writer<'_> {
         let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut contributions: Vec<metrics::state::Contribution<'_>> = Vec::new();
+        // Only stores with earning rules pay for a ledger session.
+        let mut ledger = (!self.ledger_settings.rules.is_empty())
+            .then(|| crate::ledger::session::Session::new(self.store, &self.ledger_settings));
 
         for e in events {
             if let Some(event_id) = &e.event_id {
@@ -124,6 +130,9 @@ impl Writer<'_> {
                 amount_minor: e.amount_minor,
                 session_id: e.session_id.as_deref(),
             });
+            if let Some(ledger) = ledger.as_mut() {
+                ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
+            }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
         metrics::state::apply(
@@ -132,6 +141,9 @@ impl Writer<'_> {
             self.store.settings().utc_offset_minutes,
             &contributions,
         )?;
+        if let Some(ledger) = ledger {
+            ledger.finish(&mut batch)?;
+        }
         users.finish(&mut batch)?;
         self.store.write(batch)?;
         reservation.publish();

@@ -19,6 +19,8 @@ use crate::store::{decode_value, Cf, Store};
 use crate::timeline::{self, KindRegistry};
 use crate::users::{self, UserRecord};
 
+mod ledger;
+
 /// Most problems listed in one report; the count goes on past it.
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
@@ -55,18 +57,20 @@ pub(crate) fn run(
     store: &Store,
     kinds: &KindRegistry,
     non_activity: &HashSet<u32>,
+    ledger_settings: &crate::ledger::LedgerSettings,
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
     check_profiles(store, &mut r)?;
     check_tags(store, &mut r)?;
+    let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;
     let mut expected = Expected {
         store,
         offset: store.settings().utc_offset_minutes,
         non_activity,
         current: None,
         seen: RoaringBitmap::new(),
-        sets: BTreeMap::new(),
+        sets: tier_sets,
         counters: BTreeMap::new(),
     };
     check_events(store, kinds, &records, &mut expected, &mut r)?;

@@ -1,0 +1,144 @@
+//! The read side of the ledger: accounts, lots, holds, history, tiers.
+//! Reads only; every function takes the store as it is now.
+
+use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
+
+use super::keys as lk;
+use super::{Account, Hold, LedgerEntry, Lot, TierChange};
+use crate::error::{InputError, Problem, Result};
+use crate::keys::prefix_successor;
+use crate::store::merge::BitmapDelta;
+use crate::store::{decode_value, Cf, Store};
+
+/// Most entries one history call returns.
+pub const MAX_HISTORY_LIMIT: usize = 100_000;
+
+/// The account of `user_id`, if it ever had an entry.
+pub fn account(store: &Store, user_id: u32) -> Result<Option<Account>> {
+    store.get(Cf::Ledger, &lk::account(user_id))
+}
+
+fn family<T: serde::de::DeserializeOwned>(store: &Store, user_id: u32, tag: u8) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::Ledger, &lk::family(user_id, tag))? {
+        let (k, v) = item?;
+        out.push(decode_value(Cf::Ledger, &k, &v)?);
+    }
+    Ok(out)
+}
+
+/// Every lot of `user_id` (open or not), oldest first.
+pub fn lots(store: &Store, user_id: u32) -> Result<Vec<Lot>> {
+    family(store, user_id, lk::LOT)
+}
+
+/// The open holds of `user_id`, oldest first.
+pub fn holds(store: &Store, user_id: u32) -> Result<Vec<Hold>> {
+    family(store, user_id, lk::HOLD)
+}
+
+/// Tier changes of `user_id`, newest first.
+pub fn tier_history(store: &Store, user_id: u32) -> Result<Vec<TierChange>> {
+    family(store, user_id, lk::TIER)
+}
+
+/// Entries with `from_ms <= at_ms < to_ms`, newest first (ties: latest
+/// posted first), at most `limit`.
+pub fn history(
+    store: &Store,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+) -> Result<Vec<LedgerEntry>> {
+    if limit > MAX_HISTORY_LIMIT {
+        return Err(InputError::new(
+            "limit",
+            Problem::OutOfRange {
+                value: limit as i64,
+                min: 0,
+                max: MAX_HISTORY_LIMIT as i64,
+            },
+        )
+        .into());
+    }
+    let mut out = Vec::new();
+    if from_ms >= to_ms || limit == 0 {
+        return Ok(out);
+    }
+    let start = lk::timed(user_id, lk::ENTRY, to_ms - 1, u32::MAX);
+    let end = prefix_successor(&lk::family(user_id, lk::ENTRY));
+    for item in store.range(Cf::Ledger, &start, end)? {
+        let (k, v) = item?;
+        let e: LedgerEntry = decode_value(Cf::Ledger, &k, &v)?;
+        if e.at_ms < from_ms {
+            break;
+        }
+        out.push(e);
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Users whose recorded tier is `name`.
+pub fn users_in_tier(store: &Store, name: &str) -> Result<RoaringBitmap> {
+    store.get_bitmap(Cf::Metrics, &lk::tier_set(name))
+}
+
+/// Points earned in the tier window ending on local day `day`.
+pub fn growth(store: &Store, user_id: u32, day: i32, window_days: u32) -> Result<i64> {
+    let lo = day.saturating_sub(window_days as i32 - 1);
+    let mut sum = 0i64;
+    for item in store.range(
+        Cf::Ledger,
+        &lk::growth(user_id, lo),
+        Some(lk::growth(user_id, day.saturating_add(1))),
+    )? {
+        let (k, v) = item?;
+        let g: i64 = decode_value(Cf::Ledger, &k, &v)?;
+        sum += g;
+    }
+    Ok(sum)
+}
+
+/// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
+/// records, its due entries and its tier membership.
+pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Result<()> {
+    let ledger = store.cf(Cf::Ledger)?;
+    let due = store.cf(Cf::LedgerDue)?;
+    for item in store.prefix(Cf::Ledger, &crate::keys::user(user_id))? {
+        let (k, v) = item?;
+        match k.get(crate::keys::USER_BYTES) {
+            Some(&lk::ACCOUNT) => {
+                let a: Account = decode_value(Cf::Ledger, &k, &v)?;
+                if let Some(r) = a.review_at_ms {
+                    batch.delete_cf(due, lk::due(lk::DUE_REVIEW, r, user_id, 0));
+                }
+                if let Some(t) = &a.tier {
+                    batch.merge_cf(
+                        store.cf(Cf::Metrics)?,
+                        lk::tier_set(t),
+                        BitmapDelta::remove(user_id).encode(),
+                    );
+                }
+            }
+            Some(&lk::OPEN_LOT) => {
+                if let Some((exp, id)) = lk::open_lot_id(&k) {
+                    if exp != i64::MAX {
+                        batch.delete_cf(due, lk::due(lk::DUE_LOT, exp, user_id, id));
+                    }
+                }
+            }
+            Some(&lk::HOLD) => {
+                let h: Hold = decode_value(Cf::Ledger, &k, &v)?;
+                batch.delete_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq));
+            }
+            _ => {}
+        }
+        batch.delete_cf(ledger, k);
+    }
+    Ok(())
+}
