@@ -1,6 +1,8 @@
 //! Backward compatibility: a format-1 store (events without aggregates, as
-//! written before the aggregation engine) is migrated on a writable open, and
-//! `rebuild_aggregates` repairs damaged aggregates.
+//! written before the aggregation engine) and a format-2 store (before the
+//! ledger: no ledger column families) are migrated on a writable open and
+//! refused read-only with `NeedsMigration`; `rebuild_aggregates` repairs
+//! damaged aggregates and keeps the ledger's tier sets.
 
 mod common;
 use common::*;
@@ -40,8 +42,20 @@ fn fill(db: &Db) {
     }
 }
 
+/// Turns a current store into what format 2 left on disk: no ledger.
+fn downgrade_to_format_2(path: &std::path::Path) {
+    let mut r = raw_open(path);
+    r.drop_cf("ledger").unwrap();
+    r.drop_cf("ledger_due").unwrap();
+    let meta = r.cf_handle("meta").unwrap();
+    r.put_cf(meta, b"format_version", stickydb::codec::encode(&2u32))
+        .unwrap();
+    r.flush_wal(true).unwrap();
+}
+
 /// Turns a current store into what format 1 left on disk.
 fn downgrade_to_format_1(path: &std::path::Path) {
+    downgrade_to_format_2(path);
     let r = raw_open(path);
     for name in ["metrics", "activity"] {
         let cf = r.cf_handle(name).unwrap();
@@ -88,7 +102,7 @@ fn a_format_1_store_is_migrated_on_open() {
     match Db::open(dir.path(), read_only.clone()) {
         Err(Error::Open(OpenError::NeedsMigration {
             found: 1,
-            current: 2,
+            current: 3,
         })) => {}
         other => panic!("expected NeedsMigration, got {other:?}"),
     }
@@ -102,8 +116,49 @@ fn a_format_1_store_is_migrated_on_open() {
 }
 
 #[test]
+fn a_format_2_store_gains_a_ledger_on_open() {
+    let (dir, day, before) = filled_store();
+    downgrade_to_format_2(dir.path());
+    let read_only = Options {
+        read_only: true,
+        create_if_missing: false,
+        ..Options::default()
+    };
+    match Db::open(dir.path(), read_only.clone()) {
+        Err(Error::Open(OpenError::NeedsMigration {
+            found: 2,
+            current: 3,
+        })) => {}
+        other => panic!("expected NeedsMigration, got {other:?}"),
+    }
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
+    let out = db
+        .points("u1", "t1", T0, &stickydb::PointsOp::earn(10, "welcome"))
+        .unwrap();
+    assert_eq!(out.balance, 10);
+    assert_clean(&db);
+    drop(db);
+    let db = Db::open(dir.path(), read_only).unwrap();
+    assert_eq!(db.account("u1").unwrap().map(|a| a.balance), Some(10));
+}
+
+#[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
+    {
+        // a tier set in the metrics cf, which the rebuild must keep
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut s = db.ledger_settings();
+        s.tiers.levels = vec![stickydb::ledger::TierLevel {
+            name: "gold".into(),
+            min_growth: 5,
+        }];
+        db.set_ledger_settings(s).unwrap();
+        db.points("u2", "t1", T0, &stickydb::PointsOp::earn(10, ""))
+            .unwrap();
+        assert_eq!(db.users_in_tier("gold").unwrap().len(), 1);
+    }
     {
         let r = raw_open(dir.path());
         let mut k = vec![0x01, b'm'];
@@ -123,5 +178,6 @@ fn rebuild_repairs_damaged_aggregates() {
     assert!(!db.verify().unwrap().is_clean());
     assert_eq!(db.rebuild_aggregates().unwrap(), 25 * 30);
     assert_clean(&db);
+    assert_eq!(db.users_in_tier("gold").unwrap().len(), 1);
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
 }

@@ -266,8 +266,21 @@ impl Store {
         // A store is shared by every column family: cap the WAL so old logs go.
         db_options.set_max_total_wal_size(256 << 20);
 
+        // A read-only open cannot create the column families an older format
+        // lacks (format 2 had no ledger): it opens those that exist, reports
+        // NeedsMigration from the format check, and never reaches the others.
+        let existing: Option<Vec<String>> = if options.read_only {
+            Some(DB::list_cf(&rocksdb::Options::default(), path)?)
+        } else {
+            None
+        };
         let descriptors: Vec<ColumnFamilyDescriptor> = Cf::ALL
             .iter()
+            .filter(|cf| {
+                existing
+                    .as_ref()
+                    .is_none_or(|names| names.iter().any(|n| n == cf.name()))
+            })
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, options, &cache)))
             .collect();
         let db = if options.read_only {
