@@ -180,3 +180,129 @@ fn verify_catches_tampered_aggregates() {
         }
     }
 }
+
+#[test]
+fn verify_catches_tampered_ledgers() {
+    use stickydb::ledger::{Account, LedgerSettings, Lot, TierLevel, Tiers};
+    use stickydb::PointsOp;
+    // Each damage is applied to a fresh copy of one healthy store.
+    let healthy = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(healthy.path(), Options::default()).unwrap();
+        db.set_ledger_settings(LedgerSettings {
+            tiers: Tiers {
+                window_days: 30,
+                levels: vec![TierLevel {
+                    name: "gold".into(),
+                    min_growth: 10,
+                }],
+            },
+            ..LedgerSettings::default()
+        })
+        .unwrap();
+        let exp = PointsOp::Earn {
+            points: 100,
+            expires_at_ms: Some(T0 + DAY),
+            reason: String::new(),
+        };
+        db.points("ann", "e", T0, &exp).unwrap();
+        db.points("ann", "r", T0, &PointsOp::redeem(30, ""))
+            .unwrap();
+        assert_clean(&db);
+    }
+    fn key(tag: u8, rest: &[u8]) -> Vec<u8> {
+        let mut k = 0u32.to_be_bytes().to_vec(); // ann is user 0
+        k.push(tag);
+        k.extend_from_slice(rest);
+        k
+    }
+    type Damage = Box<dyn Fn(&rocksdb::DB)>;
+    let damages: Vec<(&str, Damage)> = vec![
+        (
+            "balance bumped",
+            Box::new(|r| {
+                let cf = r.cf_handle("ledger").unwrap();
+                let mut a: Account =
+                    stickydb::codec::decode(&r.get_cf(cf, key(1, &[])).unwrap().unwrap()).unwrap();
+                a.balance += 1;
+                r.put_cf(cf, key(1, &[]), stickydb::codec::encode(&a))
+                    .unwrap();
+            }),
+        ),
+        (
+            "lot remaining changed",
+            Box::new(|r| {
+                let cf = r.cf_handle("ledger").unwrap();
+                let k = key(3, &0u32.to_be_bytes());
+                let mut l: Lot =
+                    stickydb::codec::decode(&r.get_cf(cf, &k).unwrap().unwrap()).unwrap();
+                l.remaining -= 1;
+                r.put_cf(cf, k, stickydb::codec::encode(&l)).unwrap();
+            }),
+        ),
+        (
+            "due entry lost",
+            Box::new(|r| {
+                let cf = r.cf_handle("ledger_due").unwrap();
+                let k = r
+                    .iterator_cf(cf, rocksdb::IteratorMode::Start)
+                    .next()
+                    .unwrap()
+                    .unwrap()
+                    .0;
+                r.delete_cf(cf, k).unwrap();
+            }),
+        ),
+        (
+            "tier member dropped",
+            Box::new(|r| {
+                let cf = r.cf_handle("metrics").unwrap();
+                r.merge_cf(
+                    cf,
+                    b"\x02Tgold",
+                    stickydb::store::merge::BitmapDelta::remove(0).encode(),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "transaction record lost",
+            Box::new(|r| {
+                let cf = r.cf_handle("ledger").unwrap();
+                r.delete_cf(cf, key(6, b"r")).unwrap();
+            }),
+        ),
+    ];
+    for (what, damage) in damages {
+        let copy = tempfile::tempdir().unwrap();
+        let dst = copy.path().join("s");
+        {
+            let db = Db::open(healthy.path(), Options::default()).unwrap();
+            db.checkpoint(&dst).unwrap();
+        }
+        {
+            let r = raw_open(&dst);
+            damage(&r);
+            r.flush_wal(true).unwrap();
+        }
+        let db = Db::open(&dst, Options::default()).unwrap();
+        let report = db.verify().unwrap();
+        assert!(!report.is_clean(), "{what}: verify saw nothing");
+    }
+
+    // A garbled account is a typed error on the next operation, which writes nothing.
+    {
+        let r = raw_open(healthy.path());
+        let cf = r.cf_handle("ledger").unwrap();
+        r.put_cf(cf, key(1, &[]), [1u8, 0xff, 0xff]).unwrap();
+        r.flush_wal(true).unwrap();
+    }
+    let db = Db::open(healthy.path(), Options::default()).unwrap();
+    let before = db.raw_dump().unwrap();
+    let err = db
+        .points("ann", "n", T0, &PointsOp::earn(1, ""))
+        .unwrap_err();
+    assert!(matches!(err, Error::Corruption(_)), "{err}");
+    assert_eq!(before, db.raw_dump().unwrap());
+    assert!(!db.verify().unwrap().is_clean());
+}

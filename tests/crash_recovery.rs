@@ -1,12 +1,18 @@
 //! A writer killed with SIGKILL mid-stream leaves a store whose every
 //! maintained structure matches its records, and no acknowledged write is lost.
+//! The writer records events (earning rule credits in their batches), edits
+//! profiles, erases users, and runs the ledger: earns, holds captured or left
+//! to time out, redeems that may be refused, expiry runs.
 
 mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::*;
-use stickydb::{Db, Event, Options, ProfileUpdate, RecordOutcome, TagSource};
+use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
+use stickydb::{
+    Db, Error, Event, LedgerError, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource,
+};
 
 const CHILD_ENV: &str = "STICKYDB_CRASH_CHILD_DIR";
 const USERS: usize = 40;
@@ -33,6 +39,53 @@ fn batch(i: usize) -> Vec<Event> {
             e
         })
         .collect()
+}
+
+fn ledger_settings() -> LedgerSettings {
+    LedgerSettings {
+        rules: vec![
+            EarnRule {
+                kind: "purchase".into(),
+                points: RulePoints::PerAmount {
+                    points: 1,
+                    per_minor: 10,
+                },
+                daily_cap_points: None,
+                expires_after_days: Some(30),
+            },
+            EarnRule {
+                kind: "sign_in".into(),
+                points: RulePoints::Fixed(10),
+                daily_cap_points: Some(25),
+                expires_after_days: Some(10),
+            },
+        ],
+        tiers: Tiers {
+            window_days: 30,
+            levels: vec![
+                TierLevel {
+                    name: "silver".into(),
+                    min_growth: 100,
+                },
+                TierLevel {
+                    name: "gold".into(),
+                    min_growth: 400,
+                },
+            ],
+        },
+    }
+}
+
+fn at(i: usize) -> i64 {
+    T0 + i as i64 * 3_600_000
+}
+
+fn earn_op(i: usize) -> PointsOp {
+    PointsOp::Earn {
+        points: 50 + (i % 7) as i64,
+        expires_at_ms: Some(at(i) + 20 * DAY),
+        reason: "crash test".into(),
+    }
 }
 
 /// Not a test on its own: the body of the child process that gets killed.
@@ -70,6 +123,26 @@ fn crash_child_writer() {
             )
         };
         db.update_profile(&user, &update).unwrap();
+        db.points(&user, &format!("e{i}"), at(i), &earn_op(i))
+            .unwrap();
+        let hold = PointsOp::Hold {
+            points: 30,
+            timeout_ms: DAY,
+        };
+        if db.points(&user, &format!("h{i}"), at(i), &hold).is_ok() && i % 2 == 0 {
+            let capture = PointsOp::Capture {
+                hold_txn: format!("h{i}"),
+            };
+            db.points(&user, &format!("c{i}"), at(i) + 1, &capture)
+                .unwrap();
+        }
+        match db.points(&user, &format!("r{i}"), at(i), &PointsOp::redeem(40, "")) {
+            Ok(_) | Err(Error::Ledger(LedgerError::InsufficientPoints { .. })) => {}
+            Err(e) => panic!("redeem failed: {e}"),
+        }
+        if i % 5 == 0 {
+            db.expire_points(at(i) + 10 * DAY).unwrap();
+        }
         if i % 3 == 0 {
             // a user that lives briefly: erasure may be what the kill interrupts
             let gone = format!("gone-{i}");
@@ -83,6 +156,7 @@ fn crash_child_writer() {
                 &ProfileUpdate::new().tag("t0", TagSource::Rule, T0, None),
             )
             .unwrap();
+            db.points(&gone, "g", T0, &PointsOp::earn(500, "")).unwrap();
             db.erase_user(&gone).unwrap();
         }
         println!("ACK {i}");
@@ -92,8 +166,15 @@ fn crash_child_writer() {
 #[test]
 fn killed_writer_leaves_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
+    Db::open(dir.path(), Options::default())
+        .unwrap()
+        .set_ledger_settings(ledger_settings())
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut acked = 0usize;
+    // Iterations whose ACK was read; the one in flight at each kill is
+    // finished by the parent (its batch only) and skipped by the next child.
+    let mut acknowledged: Vec<usize> = Vec::new();
     for round in 0..4 {
         let mut child = Command::new(&exe)
             .args([
@@ -116,7 +197,9 @@ fn killed_writer_leaves_consistent_store() {
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
             if let Some(n) = line.strip_prefix("ACK ") {
-                acked = n.parse::<usize>().unwrap() + 1;
+                let n = n.parse::<usize>().unwrap();
+                acknowledged.push(n);
+                acked = n + 1;
                 seen += 1;
                 if seen == kill_after {
                     child.kill().unwrap(); // SIGKILL: no destructor, no flush
@@ -135,6 +218,18 @@ fn killed_writer_leaves_consistent_store() {
                 db.user_id(&format!("gone-{i}")).unwrap(),
                 None,
                 "gone-{i} back"
+            );
+        }
+        // every acknowledged earn is there: its retry is a replay
+        for &i in &acknowledged {
+            let user = format!("u{}", i % USERS);
+            let out = db
+                .points(&user, &format!("e{i}"), at(i), &earn_op(i))
+                .unwrap();
+            assert!(
+                out.replayed,
+                "earn e{i} lost: {out:?} {:#?}",
+                db.ledger(&user, i64::MIN, i64::MAX, 50).unwrap()
             );
         }
         // every acknowledged batch is there: re-sending it is all duplicates

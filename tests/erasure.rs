@@ -82,3 +82,61 @@ fn erased_user_leaves_no_trace_in_metrics() {
     with.record_batch(&events_of("gone", 5)).unwrap();
     assert_clean(&with);
 }
+
+#[test]
+fn erasure_removes_the_ledger_and_its_due_entries() {
+    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
+    use stickydb::PointsOp;
+    let (_d, db) = open_temp();
+    db.set_ledger_settings(LedgerSettings {
+        rules: vec![EarnRule {
+            kind: "purchase".into(),
+            points: RulePoints::Fixed(5),
+            daily_cap_points: None,
+            expires_after_days: Some(30),
+        }],
+        tiers: Tiers {
+            window_days: 30,
+            levels: vec![TierLevel {
+                name: "gold".into(),
+                min_growth: 10,
+            }],
+        },
+    })
+    .unwrap();
+    for u in ["keep", "gone"] {
+        db.record_batch(&events_of(u, 3)).unwrap();
+        let exp = PointsOp::Earn {
+            points: 100,
+            expires_at_ms: Some(T0 + 5 * DAY),
+            reason: String::new(),
+        };
+        db.points(u, "e", T0, &exp).unwrap();
+        let hold = PointsOp::Hold {
+            points: 20,
+            timeout_ms: DAY,
+        };
+        db.points(u, "h", T0, &hold).unwrap();
+    }
+    let gone = db.user_id("gone").unwrap().unwrap();
+    assert!(db.users_in_tier("gold").unwrap().contains(gone));
+    assert!(db.erase_user("gone").unwrap());
+
+    let dump = db.raw_dump().unwrap();
+    let of_gone = |(cf, k, _): &&(&str, Vec<u8>, Vec<u8>)| match *cf {
+        "ledger" => k.starts_with(&gone.to_be_bytes()),
+        "ledger_due" => k.len() == 17 && k[9..13] == gone.to_be_bytes(),
+        _ => false,
+    };
+    assert_eq!(
+        dump.iter().filter(of_gone).count(),
+        0,
+        "ledger records left"
+    );
+    assert!(!db.users_in_tier("gold").unwrap().contains(gone));
+    assert_clean(&db);
+    // the expiry run settles only the kept account
+    let r = db.expire_points(T0 + 40 * DAY).unwrap();
+    assert_eq!((r.accounts, r.holds_timed_out), (1, 1));
+    assert_clean(&db);
+}

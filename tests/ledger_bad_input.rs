@@ -1,0 +1,272 @@
+//! Refused points operations (SPEC §4, §5): every one returns a typed error
+//! naming what is wrong, and the store is byte-identical afterwards.
+
+mod common;
+use common::*;
+use stickydb::ledger::{MAX_HOLD_TIMEOUT_MS, MAX_POINTS};
+use stickydb::{Db, Error, InputError, LedgerError, Options, PointsOp, Problem};
+
+fn filled() -> (tempfile::TempDir, Db) {
+    let (dir, db) = open_temp();
+    db.points("ann", "e1", T0, &PointsOp::earn(100, "welcome"))
+        .unwrap();
+    let exp = PointsOp::Earn {
+        points: 50,
+        expires_at_ms: Some(T0 + DAY),
+        reason: String::new(),
+    };
+    db.points("ann", "e2", T0, &exp).unwrap();
+    let hold = PointsOp::Hold {
+        points: 30,
+        timeout_ms: 60_000,
+    };
+    db.points("ann", "h1", T0, &hold).unwrap();
+    db.points(
+        "ann",
+        "c1",
+        T0 + 1,
+        &PointsOp::Capture {
+            hold_txn: "h1".into(),
+        },
+    )
+    .unwrap();
+    db.points("ann", "h2", T0, &hold).unwrap();
+    db.points("ann", "x1", T0, &PointsOp::Reverse { txn: "c1".into() })
+        .unwrap();
+    (dir, db)
+}
+
+/// Runs `op` and checks it fails as `check` says, changing nothing.
+fn refused(db: &Db, user: &str, txn: &str, at: i64, op: PointsOp, check: impl Fn(&Error) -> bool) {
+    let before = db.raw_dump().unwrap();
+    let err = db.points(user, txn, at, &op).unwrap_err();
+    assert!(check(&err), "{txn} {op:?}: unexpected {err:?}");
+    assert_eq!(before, db.raw_dump().unwrap(), "{op:?} changed the store");
+}
+
+fn input(field: &'static str) -> impl Fn(&Error) -> bool {
+    move |e| matches!(e, Error::Input(InputError { field: f, .. }) if *f == field)
+}
+
+fn ledger(want: LedgerError) -> impl Fn(&Error) -> bool {
+    move |e| matches!(e, Error::Ledger(l) if *l == want)
+}
+
+#[test]
+fn bad_amounts_texts_and_times_are_input_errors() {
+    let (_d, db) = filled();
+    for p in [0, -5, MAX_POINTS + 1] {
+        refused(&db, "ann", "n", T0, PointsOp::earn(p, ""), input("points"));
+        refused(
+            &db,
+            "ann",
+            "n",
+            T0,
+            PointsOp::redeem(p, ""),
+            input("points"),
+        );
+    }
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Adjust {
+            points: 0,
+            reason: "x".into(),
+        },
+        input("points"),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Adjust {
+            points: 5,
+            reason: String::new(),
+        },
+        input("reason"),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::earn(5, "x".repeat(300)),
+        input("reason"),
+    );
+    for t in [0, MAX_HOLD_TIMEOUT_MS + 1] {
+        let op = PointsOp::Hold {
+            points: 1,
+            timeout_ms: t,
+        };
+        refused(&db, "ann", "n", T0, op, input("timeout_ms"));
+    }
+    let past = PointsOp::Earn {
+        points: 5,
+        expires_at_ms: Some(T0),
+        reason: String::new(),
+    };
+    refused(&db, "ann", "n", T0, past, input("expires_at_ms"));
+    refused(&db, "ann", "n", -1, PointsOp::earn(5, ""), input("at_ms"));
+    for txn in ["", "bad\nid", &"t".repeat(129), "event:1:0"] {
+        refused(&db, "ann", txn, T0, PointsOp::earn(5, ""), input("txn_id"));
+    }
+    refused(&db, "", "n", T0, PointsOp::earn(5, ""), input("user"));
+    let err = db
+        .points("ann", "", T0, &PointsOp::earn(5, ""))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Input(InputError {
+            problem: Problem::Empty,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn rule_violations_are_ledger_errors() {
+    let (_d, db) = filled();
+    // e2 expires first, so it is drawn first: h1 took 30 of it, c1 spent
+    // them, h2 took e2's last 20 and 10 of e1, x1 gave e2 its 30 back.
+    // Balance 150, held 30: 120 available now; once e2 expires, e1's 90.
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0 + 2,
+        PointsOp::redeem(121, ""),
+        ledger(LedgerError::InsufficientPoints {
+            requested: 121,
+            available: 120,
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0 + DAY,
+        PointsOp::redeem(91, ""),
+        ledger(LedgerError::InsufficientPoints {
+            requested: 91,
+            available: 90,
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Adjust {
+            points: -121,
+            reason: "x".into(),
+        },
+        |e| matches!(e, Error::Ledger(LedgerError::InsufficientPoints { .. })),
+    );
+    refused(
+        &db,
+        "ann",
+        "e1",
+        T0,
+        PointsOp::earn(101, "welcome"),
+        ledger(LedgerError::TxnConflict {
+            txn_id: "e1".into(),
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Reverse { txn: "zz".into() },
+        ledger(LedgerError::UnknownTxn {
+            txn_id: "zz".into(),
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Reverse { txn: "h2".into() },
+        ledger(LedgerError::NotReversible {
+            txn_id: "h2".into(),
+            op: "hold",
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Reverse { txn: "c1".into() },
+        ledger(LedgerError::AlreadyReversed {
+            txn_id: "c1".into(),
+            by: "x1".into(),
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Capture {
+            hold_txn: "e1".into(),
+        },
+        ledger(LedgerError::NotAHold {
+            txn_id: "e1".into(),
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0,
+        PointsOp::Release {
+            hold_txn: "h1".into(),
+        },
+        ledger(LedgerError::HoldNotOpen {
+            txn_id: "h1".into(),
+        }),
+    );
+    refused(
+        &db,
+        "ann",
+        "n",
+        T0 + 60_000,
+        PointsOp::Capture {
+            hold_txn: "h2".into(),
+        },
+        ledger(LedgerError::HoldTimedOut {
+            txn_id: "h2".into(),
+            deadline_ms: T0 + 60_000,
+            at_ms: T0 + 60_000,
+        }),
+    );
+    refused(&db, "nobody", "n", T0, PointsOp::redeem(1, ""), |e| {
+        matches!(e, Error::UnknownUser { .. })
+    });
+    assert_clean(&db);
+}
+
+#[test]
+fn a_read_only_store_refuses_every_operation() {
+    let (dir, db) = filled();
+    drop(db);
+    let db = Db::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        db.points("ann", "n", T0, &PointsOp::earn(1, "")),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(db.expire_points(T0), Err(Error::ReadOnly)));
+    assert_eq!(db.account("ann").unwrap().unwrap().balance, 150);
+}
