@@ -295,10 +295,11 @@ fn check_account(
                     },
                 );
             }
-            EntryKind::Capture | EntryKind::Release | EntryKind::HoldTimeout => {
-                if e.related.and_then(|h| holds.remove(&h)).is_none() {
-                    problem(format!("entry {} resolves a hold that is not open", e.seq));
-                }
+            // The guard closes the hold; the arm reports one that was not open.
+            EntryKind::Capture | EntryKind::Release | EntryKind::HoldTimeout
+                if e.related.and_then(|h| holds.remove(&h)).is_none() =>
+            {
+                problem(format!("entry {} resolves a hold that is not open", e.seq));
             }
             EntryKind::Reverse => {
                 let target = e.related.and_then(|t| by_seq.get(&t));
