@@ -4,7 +4,11 @@
 //! per-user locks, id allocation, dedup index, counters); `ingest/rocksdb_raw`
 //! writes the same records, bincode-encoded under the same keys, straight into
 //! one RocksDB column family with the same batch size and WAL settings. Their
-//! ratio is the cost of everything stickydb maintains.
+//! ratio is the cost of everything stickydb maintains. `ingest/stickydb_rules`
+//! is the full write path on a store with earning rules (one point per
+//! currency unit on purchases, 5 points per search capped at 20 a day): its
+//! ratio to `ingest/stickydb` is the cost of crediting points in the events'
+//! own batches.
 //!
 //! Run: `cargo bench --bench ingest`
 
@@ -60,6 +64,41 @@ fn bench_ingest(c: &mut Criterion) {
                 events(round)
             },
             |evs| black_box(db.record_batch(&evs).expect("record")),
+            BatchSize::LargeInput,
+        )
+    });
+
+    let ruled = Db::open(dir.path().join("r"), Options::default()).expect("open");
+    ruled
+        .set_ledger_settings(stickydb::LedgerSettings {
+            rules: vec![
+                stickydb::ledger::EarnRule {
+                    kind: "purchase".into(),
+                    points: stickydb::ledger::RulePoints::PerAmount {
+                        points: 1,
+                        per_minor: 100,
+                    },
+                    daily_cap_points: None,
+                    expires_after_days: Some(365),
+                },
+                stickydb::ledger::EarnRule {
+                    kind: "search".into(),
+                    points: stickydb::ledger::RulePoints::Fixed(5),
+                    daily_cap_points: Some(20),
+                    expires_after_days: None,
+                },
+            ],
+            ..Default::default()
+        })
+        .expect("rules");
+    let mut round = 0usize;
+    g.bench_function("stickydb_rules", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                events(round)
+            },
+            |evs| black_box(ruled.record_batch(&evs).expect("record")),
             BatchSize::LargeInput,
         )
     });

@@ -456,14 +456,9 @@ impl Ctx<'_> {
                 ids.insert((exp, lw.lot.id));
             }
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for (_, id) in ids {
-            // the stored index may list a lot this session closed
-            if self.lot(w, id)?.lot.is_open() {
-                out.push(id);
-            }
-        }
-        Ok(out)
+        // The stored index may list a lot this session closed: callers load
+        // each lot and look at its points before using it.
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Chooses lots for `points`: unexpired at `at_ms`, unheld points,
@@ -473,16 +468,21 @@ impl Ctx<'_> {
         let mut draws = Vec::new();
         let mut left = points;
         let mut available = 0i64;
+        // Lots are loaded in drawing order and only until the points are
+        // covered; a refusal has read them all, so its `available` is exact.
         for id in ids {
             let remaining = self.lot(w, id)?.lot.remaining;
             available = available.saturating_add(remaining);
-            if left > 0 && remaining > 0 {
+            if remaining > 0 {
                 let take = remaining.min(left);
                 draws.push(LotDraw {
                     lot: id,
                     points: take,
                 });
                 left -= take;
+                if left == 0 {
+                    break;
+                }
             }
         }
         if left > 0 {

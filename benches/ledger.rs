@@ -1,0 +1,101 @@
+//! Ledger benchmarks: one points operation end to end (validation, lock,
+//! replay lookup, lot draw, one synced-off WriteBatch), a replay, and an
+//! expiry run over many accounts.
+//!
+//! Run: `cargo bench --bench ledger`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use stickydb::{Db, Options, PointsOp};
+
+const T0: i64 = 1_709_251_200_000;
+const DAY: i64 = 86_400_000;
+const ACCOUNTS: usize = 10_000;
+/// Open lots on the account redeems draw from.
+const LOTS: usize = 100;
+
+fn earn(points: i64, expires_at_ms: Option<i64>) -> PointsOp {
+    PointsOp::Earn {
+        points,
+        expires_at_ms,
+        reason: "bench".into(),
+    }
+}
+
+fn bench_ops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ledger");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), Options::default()).expect("open");
+    for i in 0..LOTS {
+        let exp = Some(T0 + (1 + i as i64) * DAY);
+        db.points("rich", &format!("seed{i}"), T0, &earn(1_000_000, exp))
+            .expect("seed");
+    }
+    let mut n = 0usize;
+    g.bench_function("earn", |b| {
+        b.iter(|| {
+            n += 1;
+            let user = format!("u{}", n % ACCOUNTS);
+            black_box(db.points(&user, &format!("e{n}"), T0, &earn(10, Some(T0 + 30 * DAY))))
+        })
+    });
+    g.bench_function("redeem_100_open_lots", |b| {
+        b.iter(|| {
+            n += 1;
+            black_box(
+                db.points("rich", &format!("r{n}"), T0, &PointsOp::redeem(3, ""))
+                    .expect("redeem"),
+            )
+        })
+    });
+    g.bench_function("hold_then_capture", |b| {
+        b.iter(|| {
+            n += 1;
+            let hold = PointsOp::Hold {
+                points: 5,
+                timeout_ms: 60_000,
+            };
+            db.points("rich", &format!("h{n}"), T0, &hold)
+                .expect("hold");
+            let capture = PointsOp::Capture {
+                hold_txn: format!("h{n}"),
+            };
+            black_box(db.points("rich", &format!("c{n}"), T0 + 1, &capture))
+        })
+    });
+    g.bench_function("replay", |b| {
+        b.iter(|| black_box(db.points("rich", "seed0", T0, &earn(1_000_000, Some(T0 + DAY)))))
+    });
+    g.finish();
+}
+
+fn bench_expire(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ledger");
+    g.sample_size(10);
+    g.bench_function("expire_10k_accounts", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db = Db::open(dir.path(), Options::default()).expect("open");
+                for i in 0..ACCOUNTS {
+                    let user = format!("u{i}");
+                    db.points(&user, "a", T0, &earn(100, Some(T0 + DAY)))
+                        .expect("earn");
+                    db.points(&user, "b", T0, &earn(50, None)).expect("earn");
+                }
+                (dir, db)
+            },
+            |(dir, db)| {
+                let r = db.expire_points(T0 + 2 * DAY).expect("expire");
+                assert_eq!(r.lots_expired, ACCOUNTS as u64);
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ops, bench_expire);
+criterion_main!(benches);
