@@ -136,7 +136,7 @@ impl Db {
             stripes: &self.stripes,
             kinds: &self.kinds,
             non_activity_kinds: &self.non_activity_kinds,
-            ledger_settings: self.ledger_settings.read().clone(),
+            ledger_settings: &self.ledger_settings,
         }
     }
 
@@ -437,8 +437,9 @@ impl Db {
         ledger::check_txn_id(txn_id)?;
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
         op.validate()?;
-        let settings = self.ledger_settings.read().clone();
         let _guard = self.stripes.lock([user]);
+        // Read under the lock: a settings change holds every stripe.
+        let settings = self.ledger_settings.read().clone();
         let mut users = UserWrites::new(&self.store, &self.allocator);
         let credits = match op {
             PointsOp::Earn { .. } => true,
@@ -532,8 +533,7 @@ impl Db {
     pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
         self.store.check_writable()?;
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
-        let settings = self.ledger_settings.read().clone();
-        ledger::expire::run(&self.store, &settings, &self.stripes, now_ms)
+        ledger::expire::run(&self.store, &self.ledger_settings, &self.stripes, now_ms)
     }
 
     /// The ledger settings in force.

@@ -72,3 +72,58 @@ fn racing_redeems_never_overdraw() {
     }
     assert_clean(&db);
 }
+
+/// A settings change holds every stripe: a write racing it must use the
+/// settings in force once it holds its own stripes, or it evaluates tiers
+/// with settings that are gone. The two settings disagree on every account
+/// (gold from 1 point, or from 10^9), so one stale write after the last
+/// change leaves a tier verify rejects. Fails when writers read the
+/// settings before locking.
+#[test]
+fn settings_changes_and_rule_credits_race_cleanly() {
+    use std::sync::atomic::AtomicBool;
+    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
+    use stickydb::Event;
+    let settings = |gold: i64| LedgerSettings {
+        rules: vec![EarnRule {
+            kind: "sign_in".into(),
+            points: RulePoints::Fixed(10),
+            daily_cap_points: None,
+            expires_after_days: None,
+        }],
+        tiers: Tiers {
+            window_days: 365,
+            levels: vec![TierLevel {
+                name: "gold".into(),
+                min_growth: gold,
+            }],
+        },
+    };
+    let (_d, db) = open_temp();
+    db.set_ledger_settings(settings(1)).unwrap();
+    let flipping = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        for t in 0..THREADS - 1 {
+            let (db, flipping) = (&db, &flipping);
+            s.spawn(move || {
+                let mut i = 0i64;
+                // keep writing until the last change is made, then a bit more
+                while flipping.load(Ordering::Relaxed) || i < 100 {
+                    let user = format!("u{}", (i as usize + t) % 20);
+                    db.record(&Event::new(user, "sign_in", T0 + i * 60_000))
+                        .unwrap();
+                    i += 1;
+                }
+            });
+        }
+        let (db, flipping) = (&db, &flipping);
+        s.spawn(move || {
+            for i in 0..50 {
+                let gold = if i % 2 == 0 { 1_000_000_000 } else { 1 };
+                db.set_ledger_settings(settings(gold)).unwrap();
+            }
+            flipping.store(false, Ordering::Relaxed);
+        });
+    });
+    assert_clean(&db);
+}

@@ -11,6 +11,10 @@ use rocksdb::WriteBatch;
 
 use super::keys as lk;
 use super::session::Session;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
 use super::{ExpireReport, LedgerSettings};
 use crate::error::{CorruptionError, Result};
 use crate::keys::ts_asc;
@@ -43,7 +47,7 @@ fn due_accounts(store: &Store, now_ms: i64) -> Result<RoaringBitmap> {
 /// Settles everything due at or before `now_ms`.
 pub(crate) fn run(
     store: &Store,
-    settings: &LedgerSettings,
+    settings: &RwLock<Arc<LedgerSettings>>,
     stripes: &LockStripes,
     now_ms: i64,
 ) -> Result<ExpireReport> {
@@ -54,7 +58,9 @@ pub(crate) fn run(
             continue;
         };
         let _guard = stripes.lock([record.name.as_str()]);
-        let mut session = Session::new(store, settings);
+        // Read under the lock: a settings change holds every stripe.
+        let settings = settings.read().clone();
+        let mut session = Session::new(store, &settings);
         let mut one = ExpireReport::default();
         session.expire_account(user_id, now_ms, &mut one)?;
         let mut batch = WriteBatch::default();

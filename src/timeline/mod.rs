@@ -43,8 +43,10 @@ pub(crate) struct Writer<'a> {
     pub kinds: &'a KindRegistry,
     /// Kinds that do not count as activity, by name.
     pub non_activity_kinds: &'a [String],
-    /// Earning rules: a rule credit rides in its event's batch.
-    pub ledger_settings: std::sync::Arc<crate::ledger::LedgerSettings>,
+    /// Earning rules: a rule credit rides in its event's batch. Read once
+    /// the stripes are held, so a settings change (which holds them all) is
+    /// wholly before or after this write.
+    pub ledger_settings: &'a parking_lot::RwLock<std::sync::Arc<crate::ledger::LedgerSettings>>,
 }
 
 impl Writer<'_> {
@@ -79,8 +81,9 @@ impl Writer<'_> {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut contributions: Vec<metrics::state::Contribution<'_>> = Vec::new();
         // Only stores with earning rules pay for a ledger session.
-        let mut ledger = (!self.ledger_settings.rules.is_empty())
-            .then(|| crate::ledger::session::Session::new(self.store, &self.ledger_settings));
+        let ledger_settings = self.ledger_settings.read().clone();
+        let mut ledger = (!ledger_settings.rules.is_empty())
+            .then(|| crate::ledger::session::Session::new(self.store, &ledger_settings));
 
         for e in events {
             if let Some(event_id) = &e.event_id {
