@@ -6,7 +6,7 @@
 //! transaction records, growth per day, tier changes), the `ledger_due`
 //! column family (what falls due by time: lot expiries, hold timeouts, tier
 //! reviews) and the tier user sets in the `metrics` cf. Every operation is
-//! one WriteBatch built in a [`session::Session`] and written only when the
+//! one WriteBatch built in a session (a working copy) and written only when the
 //! whole operation succeeded, so a refused operation changes nothing. Must
 //! not touch events, profiles or metric aggregates other than the tier sets.
 //!
