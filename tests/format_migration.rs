@@ -78,6 +78,24 @@ fn downgrade_to_format_1(path: &std::path::Path) {
     r.flush_wal(true).unwrap();
 }
 
+/// Checks that a read-only open of a format-`found` store is refused with
+/// `NeedsMigration`; returns the read-only options for later opens.
+fn refused_read_only(path: &std::path::Path, found: u32) -> Options {
+    let read_only = Options {
+        read_only: true,
+        create_if_missing: false,
+        ..Options::default()
+    };
+    match Db::open(path, read_only.clone()) {
+        Err(Error::Open(OpenError::NeedsMigration {
+            found: f,
+            current: 3,
+        })) if f == found => {}
+        other => panic!("expected NeedsMigration from {found}, got {other:?}"),
+    }
+    read_only
+}
+
 /// A closed store holding `fill`'s data, its first local day, and the metric
 /// answers it gave before anything was done to it.
 fn filled_store() -> (tempfile::TempDir, i32, String) {
@@ -93,19 +111,7 @@ fn filled_store() -> (tempfile::TempDir, i32, String) {
 fn a_format_1_store_is_migrated_on_open() {
     let (dir, day, before) = filled_store();
     downgrade_to_format_1(dir.path());
-
-    let read_only = Options {
-        read_only: true,
-        create_if_missing: false,
-        ..Options::default()
-    };
-    match Db::open(dir.path(), read_only.clone()) {
-        Err(Error::Open(OpenError::NeedsMigration {
-            found: 1,
-            current: 3,
-        })) => {}
-        other => panic!("expected NeedsMigration, got {other:?}"),
-    }
+    let read_only = refused_read_only(dir.path(), 1);
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert_clean(&db);
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
@@ -119,18 +125,7 @@ fn a_format_1_store_is_migrated_on_open() {
 fn a_format_2_store_gains_a_ledger_on_open() {
     let (dir, day, before) = filled_store();
     downgrade_to_format_2(dir.path());
-    let read_only = Options {
-        read_only: true,
-        create_if_missing: false,
-        ..Options::default()
-    };
-    match Db::open(dir.path(), read_only.clone()) {
-        Err(Error::Open(OpenError::NeedsMigration {
-            found: 2,
-            current: 3,
-        })) => {}
-        other => panic!("expected NeedsMigration, got {other:?}"),
-    }
+    let read_only = refused_read_only(dir.path(), 2);
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
     let out = db

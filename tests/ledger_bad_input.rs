@@ -55,65 +55,41 @@ fn ledger(want: LedgerError) -> impl Fn(&Error) -> bool {
 #[test]
 fn bad_amounts_texts_and_times_are_input_errors() {
     let (_d, db) = filled();
-    for p in [0, -5, MAX_POINTS + 1] {
-        refused(&db, "ann", "n", T0, PointsOp::earn(p, ""), input("points"));
-        refused(
-            &db,
-            "ann",
-            "n",
-            T0,
-            PointsOp::redeem(p, ""),
-            input("points"),
-        );
-    }
-    refused(
-        &db,
-        "ann",
-        "n",
-        T0,
-        PointsOp::Adjust {
-            points: 0,
-            reason: "x".into(),
-        },
-        input("points"),
-    );
-    refused(
-        &db,
-        "ann",
-        "n",
-        T0,
-        PointsOp::Adjust {
-            points: 5,
-            reason: String::new(),
-        },
-        input("reason"),
-    );
-    refused(
-        &db,
-        "ann",
-        "n",
-        T0,
-        PointsOp::earn(5, "x".repeat(300)),
-        input("reason"),
-    );
-    for t in [0, MAX_HOLD_TIMEOUT_MS + 1] {
-        let op = PointsOp::Hold {
-            points: 1,
-            timeout_ms: t,
-        };
-        refused(&db, "ann", "n", T0, op, input("timeout_ms"));
-    }
-    let past = PointsOp::Earn {
+    let adjust = |points: i64, reason: &str| PointsOp::Adjust {
+        points,
+        reason: reason.into(),
+    };
+    let hold = |timeout_ms: i64| PointsOp::Hold {
+        points: 1,
+        timeout_ms,
+    };
+    let expired_earn = PointsOp::Earn {
         points: 5,
         expires_at_ms: Some(T0),
         reason: String::new(),
     };
-    refused(&db, "ann", "n", T0, past, input("expires_at_ms"));
-    refused(&db, "ann", "n", -1, PointsOp::earn(5, ""), input("at_ms"));
-    for txn in ["", "bad\nid", &"t".repeat(129), "event:1:0"] {
-        refused(&db, "ann", txn, T0, PointsOp::earn(5, ""), input("txn_id"));
+    let long_txn = "t".repeat(129);
+    // (user, txn id, at_ms, operation, the field the error must name)
+    let mut cases: Vec<(&str, &str, i64, PointsOp, &'static str)> = vec![
+        ("ann", "n", T0, adjust(0, "x"), "points"),
+        ("ann", "n", T0, adjust(5, ""), "reason"),
+        ("ann", "n", T0, PointsOp::earn(5, "x".repeat(300)), "reason"),
+        ("ann", "n", T0, hold(0), "timeout_ms"),
+        ("ann", "n", T0, hold(MAX_HOLD_TIMEOUT_MS + 1), "timeout_ms"),
+        ("ann", "n", T0, expired_earn, "expires_at_ms"),
+        ("ann", "n", -1, PointsOp::earn(5, ""), "at_ms"),
+        ("", "n", T0, PointsOp::earn(5, ""), "user"),
+    ];
+    for p in [0, -5, MAX_POINTS + 1] {
+        cases.push(("ann", "n", T0, PointsOp::earn(p, ""), "points"));
+        cases.push(("ann", "n", T0, PointsOp::redeem(p, ""), "points"));
     }
-    refused(&db, "", "n", T0, PointsOp::earn(5, ""), input("user"));
+    for txn in ["", "bad\nid", long_txn.as_str(), "event:1:0"] {
+        cases.push(("ann", txn, T0, PointsOp::earn(5, ""), "txn_id"));
+    }
+    for (user, txn, at, op, field) in cases {
+        refused(&db, user, txn, at, op, input(field));
+    }
     let err = db
         .points("ann", "", T0, &PointsOp::earn(5, ""))
         .unwrap_err();
