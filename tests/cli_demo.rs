@@ -24,7 +24,18 @@ fn demo_then_queries_agree_with_the_library() {
     let dir = tempfile::tempdir().unwrap();
     let db_dir = dir.path().join("store");
     let db_arg = db_dir.to_str().unwrap();
-    let out = stickydb(&["--db", db_arg, "demo", "--users", "60", "--days", "10"]);
+    let report = dir.path().join("report.html");
+    let out = stickydb(&[
+        "--db",
+        db_arg,
+        "demo",
+        "--users",
+        "60",
+        "--days",
+        "10",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -32,6 +43,9 @@ fn demo_then_queries_agree_with_the_library() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("verify: 0 problem(s)"), "{stdout}");
+    assert!(stdout.contains("loyalty tiers"), "{stdout}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("stickydb-data"));
 
     let out = stickydb(&["--db", db_arg, "--json", "stats"]);
     assert!(out.status.success());

@@ -127,10 +127,59 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-pub(super) fn run(cli: &Cli, users: u32, days: u32, seed: u64) -> Result<(), Error> {
+/// Loyalty programme of the demo shop: points for sign-ins (10 a day),
+/// reviews and shares, one point per currency unit spent (expiring after a
+/// year), and four tiers over a trailing year.
+fn loyalty() -> crate::LedgerSettings {
+    use crate::ledger::{EarnRule, RulePoints, TierLevel, Tiers};
+    let rule = |kind: &str, points, cap, expiry| EarnRule {
+        kind: kind.into(),
+        points,
+        daily_cap_points: cap,
+        expires_after_days: expiry,
+    };
+    let tier = |name: &str, min_growth| TierLevel {
+        name: name.into(),
+        min_growth,
+    };
+    crate::LedgerSettings {
+        rules: vec![
+            rule("sign_in", RulePoints::Fixed(10), Some(10), Some(90)),
+            rule("review", RulePoints::Fixed(50), Some(100), Some(365)),
+            rule("share", RulePoints::Fixed(20), Some(20), Some(365)),
+            rule(
+                "purchase",
+                RulePoints::PerAmount {
+                    points: 1,
+                    per_minor: 100,
+                },
+                None,
+                Some(365),
+            ),
+        ],
+        tiers: Tiers {
+            window_days: 365,
+            levels: vec![
+                tier("bronze", 100),
+                tier("silver", 500),
+                tier("gold", 1_500),
+                tier("platinum", 4_000),
+            ],
+        },
+    }
+}
+
+pub(super) fn run(
+    cli: &Cli,
+    users: u32,
+    days: u32,
+    seed: u64,
+    report_path: &std::path::Path,
+) -> Result<(), Error> {
     let users = users.clamp(1, 5_000_000);
     let days = days.clamp(1, 3_650);
     let db = Db::open(&cli.db, Options::default())?;
+    db.set_ledger_settings(loyalty())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
@@ -224,9 +273,42 @@ pub(super) fn run(cli: &Cli, users: u32, days: u32, seed: u64) -> Result<(), Err
     duplicates += d;
     bar.finish_and_clear();
     let ingest_secs = started.elapsed().as_secs_f64();
+
+    // Some loyal customers spend points at checkout: a hold, then a capture.
+    let end_ms = START_MS + i64::from(days) * DAY_MS;
+    for u in sim
+        .iter()
+        .filter(|u| matches!(u.persona, Persona::Loyal))
+        .step_by(3)
+    {
+        let available = db.account(&u.name)?.map_or(0, |a| a.available());
+        if available >= 200 {
+            let hold = crate::PointsOp::Hold {
+                points: 200,
+                timeout_ms: 15 * 60_000,
+            };
+            let at = end_ms - DAY_MS;
+            db.points(&u.name, "checkout-hold", at, &hold)?;
+            let capture = crate::PointsOp::Capture {
+                hold_txn: "checkout-hold".into(),
+            };
+            db.points(&u.name, "checkout-pay", at + 60_000, &capture)?;
+        }
+    }
+    db.expire_points(end_ms)?;
     db.flush()?;
 
-    summary(&db, &sim, days, recorded, duplicates, ingest_secs)
+    summary(&db, &sim, days, recorded, duplicates, ingest_secs)?;
+    let from = db.local_day(START_MS);
+    let to = db.local_day(end_ms - 1);
+    let data = super::report::data(&db, from, to)?;
+    std::fs::write(report_path, super::report::html(&data))?;
+    println!(
+        "
+report: {}",
+        report_path.display()
+    );
+    Ok(())
 }
 
 fn flush(db: &Db, pending: &mut Vec<Event>) -> Result<(u64, u64), Error> {
@@ -359,12 +441,22 @@ fn summary(
 
     engagement(db, days, end_ms)?;
 
+    println!("\nloyalty tiers at the end of the simulation:");
+    for level in db.ledger_settings().tiers.levels {
+        println!(
+            "  {:<10} {:>8} users",
+            level.name,
+            db.users_in_tier(&level.name)?.len()
+        );
+    }
+
     println!("\nsegments at the end of the simulation:");
     for expr in [
         "tag:vip",
         "tag:churn_risk",
         "tag:vip and tag:exp:a",
         "not tag:vip and not tag:churn_risk",
+        "tier:gold or tier:platinum",
     ] {
         let seg = Segment::parse(expr)?;
         println!("  {expr:<40} {:>8} users", db.segment(&seg, end_ms)?.len());
@@ -383,6 +475,14 @@ fn summary(
             println!(
                 "  tags: {}",
                 p.tags.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if let Some(a) = db.account(&u.name)? {
+            println!(
+                "  points: balance {}, available {}, tier {}",
+                a.balance,
+                a.available(),
+                a.tier.as_deref().unwrap_or("-")
             );
         }
         for e in db.newest(&u.name, 5)? {

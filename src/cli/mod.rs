@@ -5,12 +5,18 @@
 //! [`crate::Db`] call.
 
 mod demo;
+pub mod export;
+pub mod import;
+pub mod points;
+pub mod query;
+pub mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::metrics::{Period, ReturnMode};
 use crate::{Db, Error, Options, Sensitive};
 
 /// stickydb: profiles, timelines and engagement metrics kept exact on write.
@@ -37,6 +43,159 @@ pub enum Command {
         #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
         utc_offset: String,
     },
+    /// Import events (or profiles) from JSON-lines or CSV files.
+    Import {
+        /// Files to read, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// File format (default: by extension, .csv = csv, else jsonl).
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
+        /// What the records are.
+        #[arg(long, value_enum, default_value = "events")]
+        records: import::Records,
+        /// Stop at the first bad record, writing nothing of its batch (the default).
+        #[arg(long, conflicts_with = "skip_bad")]
+        strict: bool,
+        /// Leave out and report up to N bad records.
+        #[arg(long)]
+        skip_bad: Option<u64>,
+        /// Create the store with this UTC offset if it does not exist.
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset: Option<String>,
+    },
+    /// DAU/WAU/MAU/stickiness or daily counters.
+    Metrics {
+        /// Which metric.
+        #[command(subcommand)]
+        metric: MetricsCommand,
+    },
+    /// A retention matrix.
+    Retention {
+        /// Cohort period.
+        #[arg(long, value_enum, default_value = "day")]
+        period: PeriodArg,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Most offsets per cohort.
+        #[arg(long)]
+        max_offset: Option<u32>,
+        /// Cohorts by first event of this kind (default: first activity).
+        #[arg(long)]
+        start_kind: Option<String>,
+        /// Returns are events of this kind (default: any activity).
+        #[arg(long)]
+        return_kind: Option<String>,
+        /// Count returns in period c+n only, or in c+n or later.
+        #[arg(long, value_enum, default_value = "on")]
+        mode: ModeArg,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// New / returning / resurrecting / dormant users per period.
+    Lifecycle {
+        /// Period.
+        #[arg(long, value_enum, default_value = "week")]
+        period: PeriodArg,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Users per lifecycle stage.
+    Stages {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// RFM segments (and, with --list, per-purchaser scores).
+    Rfm {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Include the first N purchasers' rows.
+        #[arg(long)]
+        list: Option<usize>,
+    },
+    /// An ordered funnel, e.g. --steps view,add_to_cart,purchase --window 1d.
+    Funnel {
+        /// Step kinds, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        steps: Vec<String>,
+        /// Window from the first step: 30m, 12h, 1d, …
+        #[arg(long)]
+        window: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Users by number of active days in a range.
+    StickinessDist {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Events by local hour and weekday, store-wide or for one user.
+    Habits {
+        /// External user id.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Per-user exports.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// The loyalty ledger.
+    Points {
+        /// The operation.
+        #[command(subcommand)]
+        command: points::PointsCommand,
+    },
+    /// Write a self-contained HTML report with charts.
+    Report {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Output file.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Generate synthetic e-commerce behaviour, ingest it and show what is stored.
     Demo {
         /// Number of users to simulate.
@@ -48,6 +207,9 @@ pub enum Command {
         /// Random seed (the same seed gives the same store).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Where to write the HTML report.
+        #[arg(long, default_value = "report.html")]
+        report: PathBuf,
     },
     /// Sizes and counts of the store.
     Stats,
@@ -69,8 +231,11 @@ pub enum Command {
     },
     /// Count or list the users of a segment, e.g. "tag:vip and not tag:churn_risk".
     Segment {
-        /// The segment expression.
+        /// The segment expression (grammar: docs/architecture.md, "Segments").
         expr: String,
+        /// Print only the count (the default without --list).
+        #[arg(long, conflicts_with = "list")]
+        count: bool,
         /// List the users (external ids), at most this many.
         #[arg(long)]
         list: Option<usize>,
@@ -80,6 +245,82 @@ pub enum Command {
         /// Target directory (must not exist).
         dir: PathBuf,
     },
+}
+
+/// `metrics` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// One row per day: dau, wau, mau, stickiness.
+    Active {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// One row per day: events per kind, orders, gmv, refunds, aov, new users, sessions.
+    Daily {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// One row per user: activity, purchases, CLV summary, stage, RFM, tier, points.
+    Export {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::ExportFormat,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A calendar period argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeriodArg {
+    /// Local days.
+    Day,
+    /// ISO weeks, named by their Monday.
+    Week,
+    /// Calendar months, named by their first day.
+    Month,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Self {
+        match p {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+        }
+    }
+}
+
+/// A retention mode argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Returns in period c+n.
+    On,
+    /// Returns in period c+n or later.
+    OnOrAfter,
 }
 
 /// Parses the UTC offset syntax `±HH:MM`.
@@ -134,9 +375,211 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     Ok(())
 }
 
+/// Prints an answer: JSON with `--json`, else a table.
+fn answer(cli: &Cli, v: &serde_json::Value) -> Result<(), Error> {
+    if cli.json {
+        print_json(v)
+    } else {
+        query::print_table(v);
+        Ok(())
+    }
+}
+
+fn days(from: &str, to: &str) -> Result<(i32, i32), Error> {
+    Ok((query::day_arg("from", from)?, query::day_arg("to", to)?))
+}
+
 /// Runs one parsed command.
 pub fn run(cli: &Cli) -> Result<(), Error> {
+    let now = now_ms();
     match &cli.command {
+        Command::Import {
+            files,
+            format,
+            records,
+            strict: _,
+            skip_bad,
+            utc_offset,
+        } => {
+            let db = match utc_offset {
+                Some(o) => Db::open(
+                    &cli.db,
+                    Options {
+                        utc_offset_minutes: Some(parse_utc_offset(o)?),
+                        ..Options::default()
+                    },
+                )?,
+                None => open_existing(cli, false)?,
+            };
+            let summary = import::run(&db, files, *format, *records, skip_bad.unwrap_or(0), now)?;
+            if cli.json {
+                return print_json(&summary);
+            }
+            println!(
+                "imported {}, duplicates {}, rejected {}",
+                summary.imported, summary.duplicates, summary.rejected
+            );
+            Ok(())
+        }
+        Command::Metrics { metric } => {
+            let db = open_existing(cli, true)?;
+            let v = match metric {
+                MetricsCommand::Active {
+                    from,
+                    to,
+                    kind,
+                    segment,
+                } => {
+                    let (from, to) = days(from, to)?;
+                    let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+                    query::active(&db, from, to, kind.as_deref(), filter.as_ref())?
+                }
+                MetricsCommand::Daily { from, to } => {
+                    let (from, to) = days(from, to)?;
+                    query::daily(&db, from, to)?
+                }
+            };
+            answer(cli, &v)
+        }
+        Command::Retention {
+            period,
+            from,
+            to,
+            max_offset,
+            start_kind,
+            return_kind,
+            mode,
+            segment,
+        } => {
+            let db = open_existing(cli, true)?;
+            let (from, to) = days(from, to)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let a = query::Retention {
+                period: (*period).into(),
+                from,
+                to,
+                max_offset: *max_offset,
+                start_kind: start_kind.as_deref(),
+                return_kind: return_kind.as_deref(),
+                mode: match mode {
+                    ModeArg::On => ReturnMode::On,
+                    ModeArg::OnOrAfter => ReturnMode::OnOrAfter,
+                },
+            };
+            let v = query::retention(&db, &a, filter.as_ref())?;
+            if cli.json {
+                return print_json(&v);
+            }
+            for c in v["cohorts"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {:>7} {}",
+                    c["cohort"].as_str().unwrap_or(""),
+                    c["size"],
+                    c["counts"]
+                );
+            }
+            Ok(())
+        }
+        Command::Lifecycle {
+            period,
+            from,
+            to,
+            segment,
+        } => {
+            let db = open_existing(cli, true)?;
+            let (from, to) = days(from, to)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            answer(
+                cli,
+                &query::lifecycle(&db, (*period).into(), from, to, filter.as_ref())?,
+            )
+        }
+        Command::Stages { as_of, segment } => {
+            let db = open_existing(cli, true)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            answer(
+                cli,
+                &query::stages(&db, query::day_arg("as_of", as_of)?, filter.as_ref())?,
+            )
+        }
+        Command::Rfm {
+            as_of,
+            segment,
+            list,
+        } => {
+            let db = open_existing(cli, true)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let as_of = query::day_arg("as_of", as_of)?;
+            answer(cli, &query::rfm(&db, as_of, filter.as_ref(), *list)?)
+        }
+        Command::Funnel {
+            steps,
+            window,
+            from,
+            to,
+            segment,
+        } => {
+            let db = open_existing(cli, true)?;
+            let (from, to) = days(from, to)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let window_ms = query::duration_ms("window", window)?;
+            answer(
+                cli,
+                &query::funnel(&db, steps, window_ms, from, to, filter.as_ref())?,
+            )
+        }
+        Command::StickinessDist {
+            from,
+            to,
+            kind,
+            segment,
+        } => {
+            let db = open_existing(cli, true)?;
+            let (from, to) = days(from, to)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            answer(
+                cli,
+                &query::stickiness_dist(&db, from, to, kind.as_deref(), filter.as_ref())?,
+            )
+        }
+        Command::Habits { user } => {
+            let db = open_existing(cli, true)?;
+            let today = db.local_day(now);
+            answer(cli, &query::habits(&db, user.as_deref(), today)?)
+        }
+        Command::Users {
+            command: UsersCommand::Export { as_of, format, out },
+        } => {
+            let db = open_existing(cli, true)?;
+            let rows = export::rows(&db, query::day_arg("as_of", as_of)?)?;
+            match out {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+                    export::write(&rows, *format, &mut f)?;
+                    eprintln!("{} users written to {}", rows.len(), path.display());
+                }
+                None => export::write(&rows, *format, &mut std::io::stdout().lock())?,
+            }
+            Ok(())
+        }
+        Command::Points { command } => {
+            let read_only = matches!(command, points::PointsCommand::History { .. });
+            let db = open_existing(cli, read_only)?;
+            let v = points::run(&db, command, now)?;
+            if cli.json {
+                return print_json(&v);
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(())
+        }
+        Command::Report { from, to, out } => {
+            let db = open_existing(cli, true)?;
+            let (from, to) = days(from, to)?;
+            let data = report::data(&db, from, to)?;
+            std::fs::write(out, report::html(&data))?;
+            println!("report written to {}", out.display());
+            Ok(())
+        }
         Command::Init { utc_offset } => {
             let minutes = parse_utc_offset(utc_offset)?;
             let db = Db::open(
@@ -153,7 +596,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Demo { users, days, seed } => demo::run(cli, *users, *days, *seed),
+        Command::Demo {
+            users,
+            days,
+            seed,
+            report,
+        } => demo::run(cli, *users, *days, *seed, report),
         Command::Stats => {
             let db = open_existing(cli, true)?;
             let stats = db.stats()?;
@@ -236,8 +684,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                 return Err(Error::UnknownUser { user: id.clone() });
             };
             let newest = db.newest(id, *events)?;
+            let account = db.account(id)?;
+            let today = db.local_day(now);
+            let metrics = match db.user_id(id)? {
+                Some(uid) => db.metrics().user(uid, today)?,
+                None => None,
+            };
             if cli.json {
                 let v = serde_json::json!({
+                    "account": account,
+                    "metrics": metrics,
                     "user": id,
                     "attributes": profile.attributes.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect::<std::collections::BTreeMap<_, _>>(),
                     "withheld": profile.withheld,
@@ -259,6 +715,25 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             for (k, t) in &profile.tags {
                 println!("  tag {k} ({:?}, updated {})", t.source, t.updated_at_ms);
             }
+            if let Some(m) = &metrics {
+                println!(
+                    "  stage {}, active days {}, purchases {} ({} minor units), first seen {}, last seen {}",
+                    m.stage.as_deref().unwrap_or("-"),
+                    m.active_days,
+                    m.purchase_count,
+                    m.total_spend_minor,
+                    m.first_seen_day.map(crate::time::format_day).unwrap_or_default(),
+                    m.last_seen_day.map(crate::time::format_day).unwrap_or_default(),
+                );
+            }
+            if let Some(a) = &account {
+                println!(
+                    "  points: balance {}, held {}, tier {}",
+                    a.balance,
+                    a.held,
+                    a.tier.as_deref().unwrap_or("-")
+                );
+            }
             for e in &newest {
                 println!(
                     "  {} {:<12} {}",
@@ -272,7 +747,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Segment { expr, list } => {
+        Command::Segment { expr, list, .. } => {
             let db = open_existing(cli, true)?;
             let seg = crate::Segment::parse(expr)?;
             let users = db.segment(&seg, now_ms())?;

@@ -1,0 +1,408 @@
+//! `stickydb import`: events or profile records from JSON-lines or CSV files.
+//!
+//! Parsing only: every record becomes an [`Event`] or a [`ProfileUpdate`] and
+//! goes through the library's batch calls, which validate it again. A bad
+//! record is reported with its file and line. In strict mode (the default)
+//! the first bad record stops the import and nothing of its batch is
+//! written; with `--skip-bad N` up to N bad records are reported and left out.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    Db, Error, Event, InputError, Problem, ProfileUpdate, PropValue, RecordOutcome, TagSource,
+};
+
+/// Records per write batch.
+pub const IMPORT_BATCH: usize = 1_000;
+/// Longest accepted input line.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// File format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header line, then one record per line.
+    Csv,
+}
+
+/// What the records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Records {
+    /// Events: user, kind, ts, event_id, session_id, amount, properties.
+    Events,
+    /// Profiles: user, attributes, tags.
+    Profiles,
+}
+
+/// The closing summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Records written.
+    pub imported: u64,
+    /// Events already in the store (same user and event id).
+    pub duplicates: u64,
+    /// Bad records left out (`--skip-bad`).
+    pub rejected: u64,
+    /// Each rejected record: `file:line: why`.
+    pub problems: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    user: String,
+    kind: String,
+    ts: Value,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    properties: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    user: String,
+    #[serde(default)]
+    attributes: BTreeMap<String, Value>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// One parsed record.
+enum Record {
+    Event(Event),
+    Profile(String, ProfileUpdate),
+}
+
+fn unparsable(field: &'static str, reason: impl Into<String>) -> InputError {
+    InputError::new(
+        field,
+        Problem::Unparsable {
+            reason: reason.into(),
+        },
+    )
+}
+
+/// `ts`: RFC 3339 text or integer milliseconds.
+pub fn parse_ts(v: &Value) -> Result<i64, InputError> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| unparsable("ts", format!("{n} is not integer milliseconds"))),
+        Value::String(s) => {
+            if let Ok(ms) = s.parse::<i64>() {
+                return Ok(ms);
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| unparsable("ts", format!("{s:?}: {e}")))
+        }
+        other => Err(unparsable(
+            "ts",
+            format!("{other} is neither RFC 3339 nor ms"),
+        )),
+    }
+}
+
+fn prop(v: Value) -> Result<PropValue, InputError> {
+    Ok(match v {
+        Value::Bool(b) => PropValue::Bool(b),
+        Value::String(s) => PropValue::Str(s),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => PropValue::Int(i),
+            None => PropValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        other => return Err(unparsable("properties", format!("{other} is not a scalar"))),
+    })
+}
+
+fn event(raw: RawEvent) -> Result<Event, InputError> {
+    let mut e = Event::new(raw.user, raw.kind, parse_ts(&raw.ts)?);
+    e.event_id = raw.event_id;
+    e.session_id = raw.session_id;
+    e.amount_minor = raw.amount;
+    for (k, v) in raw.properties.unwrap_or_default() {
+        e.properties.insert(k, prop(v)?);
+    }
+    Ok(e)
+}
+
+fn profile(raw: RawProfile, now_ms: i64) -> Result<(String, ProfileUpdate), InputError> {
+    let mut u = ProfileUpdate::new();
+    for (k, v) in raw.attributes {
+        u = match v {
+            Value::Bool(b) => u.set(k, b),
+            Value::String(s) => u.set(k, s),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => u.set(k, i),
+                None => u.set(k, n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::Null => u.unset(k),
+            other => return Err(unparsable("attributes", format!("{other} is not a scalar"))),
+        };
+    }
+    for t in raw.tags {
+        u = u.tag(t, TagSource::Manual, now_ms, None);
+    }
+    u.validate()?;
+    Ok((raw.user, u))
+}
+
+fn from_json(records: Records, v: Value, now_ms: i64) -> Result<Record, InputError> {
+    let bad = |e: serde_json::Error| unparsable("record", e.to_string());
+    match records {
+        Records::Events => Ok(Record::Event(event(
+            serde_json::from_value(v).map_err(bad)?,
+        )?)),
+        Records::Profiles => {
+            let (user, update) = profile(serde_json::from_value(v).map_err(bad)?, now_ms)?;
+            Ok(Record::Profile(user, update))
+        }
+    }
+}
+
+/// A CSV row as the JSON object it stands for: empty cells are absent;
+/// `amount` is an integer; `ts` an integer when it looks like one;
+/// `properties`, `attributes` and `tags` hold JSON text.
+fn csv_row(header: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value, InputError> {
+    let mut obj = serde_json::Map::new();
+    for (name, cell) in header.iter().zip(row.iter()) {
+        if cell.is_empty() {
+            continue;
+        }
+        let v = match name {
+            "amount" => Value::from(
+                cell.parse::<i64>()
+                    .map_err(|e| unparsable("amount", format!("{cell:?}: {e}")))?,
+            ),
+            "properties" | "attributes" | "tags" => serde_json::from_str(cell)
+                .map_err(|e| unparsable("record", format!("{name}: {e}")))?,
+            _ => Value::from(cell),
+        };
+        obj.insert(name.to_owned(), v);
+    }
+    if row.len() != header.len() {
+        return Err(unparsable(
+            "record",
+            format!("{} cells for {} columns", row.len(), header.len()),
+        ));
+    }
+    Ok(Value::Object(obj))
+}
+
+/// Reads `path` and calls `each(line, parsed)` per record.
+fn read_file(
+    path: &Path,
+    format: Format,
+    records: Records,
+    now_ms: i64,
+    bar: &ProgressBar,
+    each: &mut dyn FnMut(u64, Result<Record, InputError>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let file = std::fs::File::open(path)?;
+    let reader = BufReader::new(bar.wrap_read(file));
+    match format {
+        Format::Jsonl => {
+            for (i, line) in reader.lines().enumerate() {
+                let line = line?;
+                let n = i as u64 + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let parsed = if line.len() > MAX_LINE_BYTES {
+                    Err(InputError::new(
+                        "record",
+                        Problem::TooLong {
+                            len_bytes: line.len(),
+                            max_bytes: MAX_LINE_BYTES,
+                        },
+                    ))
+                } else {
+                    serde_json::from_str::<Value>(&line)
+                        .map_err(|e| unparsable("record", e.to_string()))
+                        .and_then(|v| from_json(records, v, now_ms))
+                };
+                each(n, parsed)?;
+            }
+        }
+        Format::Csv => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(Box::new(reader) as Box<dyn Read>);
+            let header = rdr
+                .headers()
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
+                .clone();
+            for row in rdr.records() {
+                let (n, parsed) = match row {
+                    Ok(row) => {
+                        let n = row.position().map_or(0, |p| p.line());
+                        (
+                            n,
+                            csv_row(&header, &row).and_then(|v| from_json(records, v, now_ms)),
+                        )
+                    }
+                    Err(e) => {
+                        let n = e.position().map_or(0, |p| p.line());
+                        (n, Err(unparsable("record", e.to_string())))
+                    }
+                };
+                each(n, parsed)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pending record with where it came from.
+struct Pending {
+    at: String,
+    record: Record,
+}
+
+struct Importer<'a> {
+    db: &'a Db,
+    skip_bad: u64,
+    summary: Summary,
+    batch: Vec<Pending>,
+}
+
+impl Importer<'_> {
+    /// A bad record: reported and left out while `--skip-bad` allows, else
+    /// the import stops with nothing of the current batch written.
+    fn bad(&mut self, at: &str, why: &dyn std::fmt::Display) -> Result<(), Error> {
+        let text = format!("{at}: {why}");
+        if self.summary.rejected >= self.skip_bad {
+            return Err(unparsable("import", text).into());
+        }
+        eprintln!("skipped {text}");
+        self.summary.rejected += 1;
+        self.summary.problems.push(text);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        let pending = std::mem::take(&mut self.batch);
+        let (events, profiles): (Vec<Pending>, Vec<Pending>) = pending
+            .into_iter()
+            .partition(|p| matches!(p.record, Record::Event(_)));
+        let mut events: Vec<(String, Event)> = events
+            .into_iter()
+            .filter_map(|p| match p.record {
+                Record::Event(e) => Some((p.at, e)),
+                Record::Profile(..) => None,
+            })
+            .collect();
+        // The library validates the whole batch before writing; a record it
+        // refuses is reported by its position and the rest is retried.
+        loop {
+            let list: Vec<Event> = events.iter().map(|(_, e)| e.clone()).collect();
+            match self.db.record_batch(&list) {
+                Ok(outcomes) => {
+                    for o in outcomes {
+                        match o {
+                            RecordOutcome::Duplicate => self.summary.duplicates += 1,
+                            RecordOutcome::Recorded { .. } => self.summary.imported += 1,
+                        }
+                    }
+                    break;
+                }
+                Err(Error::Input(e)) if e.index.is_some_and(|i| i < events.len()) => {
+                    let i = e.index.unwrap_or(0);
+                    let (at, _) = events.remove(i);
+                    self.bad(&at, &InputError { index: None, ..e })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for p in profiles {
+            if let Record::Profile(user, update) = p.record {
+                match self.db.update_profile(&user, &update) {
+                    Ok(()) => self.summary.imported += 1,
+                    Err(Error::Input(e)) => self.bad(&p.at, &e)?,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn progress(total_bytes: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg} ({eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Imports `files`; returns the summary.
+pub fn run(
+    db: &Db,
+    files: &[PathBuf],
+    format: Option<Format>,
+    records: Records,
+    skip_bad: u64,
+    now_ms: i64,
+) -> Result<Summary, Error> {
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = progress(total);
+    let started = std::time::Instant::now();
+    let mut imp = Importer {
+        db,
+        skip_bad,
+        summary: Summary::default(),
+        batch: Vec::new(),
+    };
+    for path in files {
+        let format = format.unwrap_or_else(|| {
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                Format::Csv
+            } else {
+                Format::Jsonl
+            }
+        });
+        let name = path.display().to_string();
+        read_file(path, format, records, now_ms, &bar, &mut |line, parsed| {
+            let at = format!("{name}:{line}");
+            match parsed {
+                Ok(record) => {
+                    imp.batch.push(Pending { at, record });
+                    if imp.batch.len() >= IMPORT_BATCH {
+                        imp.flush()?;
+                        let secs = started.elapsed().as_secs_f64().max(1e-3);
+                        bar.set_message(format!(
+                            "{:.0} records/s",
+                            imp.summary.imported as f64 / secs
+                        ));
+                    }
+                    Ok(())
+                }
+                Err(e) => imp.bad(&at, &e),
+            }
+        })?;
+    }
+    imp.flush()?;
+    bar.finish_and_clear();
+    Ok(imp.summary)
+}

@@ -1,0 +1,272 @@
+//! Query commands: each turns one library answer into JSON (the shapes the
+//! CLI documents) or a table. Days print as `YYYY-MM-DD`; no metric is
+//! computed here.
+
+use roaring::RoaringBitmap;
+use serde_json::{json, Value};
+
+use crate::metrics::{Period, RetentionQuery, ReturnMode};
+use crate::time::format_day;
+use crate::{Db, Error, EventKind, InputError, Problem};
+
+/// Parses `YYYY-MM-DD` into a local day.
+pub fn day_arg(field: &'static str, text: &str) -> Result<i32, Error> {
+    crate::time::parse_day(text).map_err(|p| InputError::new(field, p).into())
+}
+
+/// Parses a duration like `90s`, `30m`, `12h`, `7d` into milliseconds.
+pub fn duration_ms(field: &'static str, text: &str) -> Result<i64, Error> {
+    let bad = || {
+        Error::from(InputError::new(
+            field,
+            Problem::Unparsable {
+                reason: format!("{text:?} is not N followed by s, m, h or d"),
+            },
+        ))
+    };
+    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => crate::time::DAY_MS,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(bad)
+}
+
+/// Four decimals, as the CLI prints ratios.
+pub fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// The users of `--segment EXPR` as of `now_ms`, if given.
+pub fn segment_filter(
+    db: &Db,
+    expr: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<RoaringBitmap>, Error> {
+    match expr {
+        None => Ok(None),
+        Some(e) => Ok(Some(db.segment(&crate::Segment::parse(e)?, now_ms)?)),
+    }
+}
+
+fn kind(k: Option<&str>) -> Option<EventKind> {
+    k.map(EventKind::from_name)
+}
+
+/// `metrics active`.
+pub fn active(
+    db: &Db,
+    from: i32,
+    to: i32,
+    kind_name: Option<&str>,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Value, Error> {
+    let k = kind(kind_name);
+    let rows = db.metrics().active(k.as_ref(), from, to, filter)?;
+    Ok(json!({ "rows": rows.iter().map(|r| json!({
+        "day": format_day(r.day), "dau": r.dau, "wau": r.wau, "mau": r.mau,
+        "stickiness": round4(r.stickiness),
+    })).collect::<Vec<_>>() }))
+}
+
+/// `metrics daily`.
+pub fn daily(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
+    let rows = db.metrics().daily(from, to)?;
+    Ok(json!({ "rows": rows.iter().map(|r| json!({
+        "day": format_day(r.day), "events": r.events, "events_by_kind": r.events_by_kind,
+        "orders": r.orders, "gmv": r.gmv_minor, "refunds": r.refunds,
+        "refund_amount": r.refund_minor, "aov": r.aov_minor.map(round4),
+        "new_users": r.new_users, "sessions": r.sessions,
+    })).collect::<Vec<_>>() }))
+}
+
+/// Arguments of `retention`.
+pub struct Retention<'a> {
+    /// Cohort period.
+    pub period: Period,
+    /// First day.
+    pub from: i32,
+    /// Last day.
+    pub to: i32,
+    /// Most offsets.
+    pub max_offset: Option<u32>,
+    /// Start kind (default: first activity).
+    pub start_kind: Option<&'a str>,
+    /// Return kind (default: any activity).
+    pub return_kind: Option<&'a str>,
+    /// On or on-or-after.
+    pub mode: ReturnMode,
+}
+
+/// `retention`.
+pub fn retention(
+    db: &Db,
+    a: &Retention<'_>,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Value, Error> {
+    let mut q = RetentionQuery::new(a.period, a.from, a.to);
+    q.max_offset = a.max_offset.unwrap_or(u32::MAX);
+    q.start_kind = kind(a.start_kind);
+    q.return_kind = kind(a.return_kind);
+    q.mode = a.mode;
+    let m = db.metrics().retention(&q, filter)?;
+    Ok(json!({
+        "period": m.period, "mode": m.mode,
+        "cohorts": m.cohorts.iter().map(|c| json!({
+            "cohort": format_day(c.cohort), "size": c.size, "counts": c.counts,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// `lifecycle`.
+pub fn lifecycle(
+    db: &Db,
+    period: Period,
+    from: i32,
+    to: i32,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Value, Error> {
+    let rows = db.metrics().lifecycle(period, from, to, filter)?;
+    Ok(
+        json!({ "period_kind": period, "rows": rows.iter().map(|r| json!({
+        "period": format_day(r.period), "new": r.new, "returning": r.returning,
+        "resurrecting": r.resurrecting, "dormant": r.dormant,
+    })).collect::<Vec<_>>() }),
+    )
+}
+
+/// `stages`.
+pub fn stages(db: &Db, as_of: i32, filter: Option<&RoaringBitmap>) -> Result<Value, Error> {
+    Ok(json!({ "as_of": format_day(as_of), "stages": db.metrics().stages(as_of, filter)? }))
+}
+
+/// `rfm`; per-user rows only when `list` asks for them.
+pub fn rfm(
+    db: &Db,
+    as_of: i32,
+    filter: Option<&RoaringBitmap>,
+    list: Option<usize>,
+) -> Result<Value, Error> {
+    let r = db.metrics().rfm(as_of, filter)?;
+    let mut users = Vec::new();
+    for u in r.users.iter().take(list.unwrap_or(0)) {
+        users.push(json!({
+            "user": db.user_name(u.user_id)?, "recency_days": u.recency_days,
+            "orders": u.orders, "purchase_days": u.purchase_days,
+            "net_spend": u.net_spend_minor, "r": u.r_score, "f": u.f_score, "m": u.m_score,
+            "segment": u.segment,
+        }));
+    }
+    Ok(json!({
+        "as_of": format_day(as_of), "purchasers": r.users.len(),
+        "segments": r.segments, "users": users,
+    }))
+}
+
+/// `funnel`.
+pub fn funnel(
+    db: &Db,
+    steps: &[String],
+    window_ms: i64,
+    from: i32,
+    to: i32,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Value, Error> {
+    let kinds: Vec<EventKind> = steps.iter().map(|s| EventKind::from_name(s)).collect();
+    let counts = db.metrics().funnel(&kinds, window_ms, from, to, filter)?;
+    let first = counts.first().copied().unwrap_or(0);
+    let conversion: Vec<f64> = counts
+        .iter()
+        .map(|c| {
+            if first == 0 {
+                0.0
+            } else {
+                round4(*c as f64 / first as f64)
+            }
+        })
+        .collect();
+    Ok(
+        json!({ "steps": steps, "window_ms": window_ms, "from": format_day(from),
+        "to": format_day(to), "counts": counts, "conversion": conversion }),
+    )
+}
+
+/// `stickiness-dist`.
+pub fn stickiness_dist(
+    db: &Db,
+    from: i32,
+    to: i32,
+    kind_name: Option<&str>,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Value, Error> {
+    let k = kind(kind_name);
+    let rows = db
+        .metrics()
+        .stickiness_distribution(k.as_ref(), from, to, filter)?;
+    Ok(json!({ "from": format_day(from), "to": format_day(to), "rows": rows }))
+}
+
+/// `habits`, store-wide or for one user (all time).
+pub fn habits(db: &Db, user: Option<&str>, today: i32) -> Result<Value, Error> {
+    match user {
+        None => {
+            let h = db.metrics().habits(None)?;
+            Ok(json!({ "hours": h.hours, "weekdays": h.weekdays }))
+        }
+        Some(u) => {
+            let id = db
+                .user_id(u)?
+                .ok_or_else(|| Error::UnknownUser { user: u.to_owned() })?;
+            let m = db.metrics().user(id, today)?;
+            let (hours, weekdays) = m
+                .map(|m| (m.hours, m.weekdays))
+                .unwrap_or(([0; 24], [0; 7]));
+            Ok(json!({ "user": u, "hours": hours, "weekdays": weekdays }))
+        }
+    }
+}
+
+/// Prints a `{"rows": [...]}` answer as an aligned table (columns in the
+/// order of the first row's keys), any other answer as indented JSON.
+pub fn print_table(v: &Value) {
+    let Some(rows) = v.get("rows").and_then(Value::as_array) else {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    };
+    let Some(first) = rows.first().and_then(Value::as_object) else {
+        println!("(no rows)");
+        return;
+    };
+    let cols: Vec<&String> = first.keys().collect();
+    let cell = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let widths: Vec<usize> = cols
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .map(|r| cell(r.get(c.as_str())).len())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        println!("{}", parts.join("  "));
+    };
+    line(cols.iter().map(|c| c.to_string()).collect());
+    for r in rows {
+        line(cols.iter().map(|c| cell(r.get(c.as_str()))).collect());
+    }
+}
