@@ -131,6 +131,18 @@ fn every_query_equals_the_library() {
         "tier:gold",
     ]);
     let count = cli(&["segment", "did:purchase and tier:gold", "--count"]);
+    // time-relative atoms are evaluated at the end of the asked day
+    let recent = cli(&["segment", "active_within:3d", "--as-of", TO, "--count"]);
+    let recent_active = cli(&[
+        "metrics",
+        "active",
+        "--from",
+        TO,
+        "--to",
+        TO,
+        "--segment",
+        "active_within:3d",
+    ]);
 
     let db = Db::open(&path, Options::default()).unwrap();
     let (from, to) = days(&db);
@@ -156,6 +168,19 @@ fn every_query_equals_the_library() {
     assert_eq!(seg, rows(m.active(None, from, to, Some(&gold)).unwrap()));
     let purchasers = m.ever_did(&EventKind::Purchase).unwrap();
     assert_eq!(count["count"].as_u64(), Some((&purchasers & &gold).len()));
+    let end_of_to = (i64::from(to) + 1) * 86_400_000 - 1; // UTC store
+    let within = db
+        .segment(
+            &stickydb::Segment::parse("active_within:3d").unwrap(),
+            end_of_to,
+        )
+        .unwrap();
+    assert!(!within.is_empty());
+    assert_eq!(recent["count"].as_u64(), Some(within.len()));
+    assert_eq!(
+        recent_active,
+        rows(m.active(None, to, to, Some(&within)).unwrap())
+    );
 
     let lib_daily = m.daily(from, to).unwrap();
     assert_eq!(daily["rows"].as_array().unwrap().len(), lib_daily.len());

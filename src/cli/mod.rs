@@ -236,6 +236,10 @@ pub enum Command {
         /// Print only the count (the default without --list).
         #[arg(long, conflicts_with = "list")]
         count: bool,
+        /// Evaluate time-relative atoms (stage, rfm, active_within, …) as of
+        /// the end of this local day, YYYY-MM-DD (default: now).
+        #[arg(long)]
+        as_of: Option<String>,
         /// List the users (external ids), at most this many.
         #[arg(long)]
         list: Option<usize>,
@@ -431,7 +435,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                     segment,
                 } => {
                     let (from, to) = days(from, to)?;
-                    let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+                    let filter = query::segment_filter(&db, segment.as_deref(), to)?;
                     query::active(&db, from, to, kind.as_deref(), filter.as_ref())?
                 }
                 MetricsCommand::Daily { from, to } => {
@@ -453,7 +457,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => {
             let db = open_existing(cli, true)?;
             let (from, to) = days(from, to)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             let a = query::Retention {
                 period: (*period).into(),
                 from,
@@ -488,7 +492,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => {
             let db = open_existing(cli, true)?;
             let (from, to) = days(from, to)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             answer(
                 cli,
                 &query::lifecycle(&db, (*period).into(), from, to, filter.as_ref())?,
@@ -496,7 +500,8 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         Command::Stages { as_of, segment } => {
             let db = open_existing(cli, true)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let filter =
+                query::segment_filter(&db, segment.as_deref(), query::day_arg("as_of", as_of)?)?;
             answer(
                 cli,
                 &query::stages(&db, query::day_arg("as_of", as_of)?, filter.as_ref())?,
@@ -508,8 +513,8 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             list,
         } => {
             let db = open_existing(cli, true)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
             let as_of = query::day_arg("as_of", as_of)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), as_of)?;
             answer(cli, &query::rfm(&db, as_of, filter.as_ref(), *list)?)
         }
         Command::Funnel {
@@ -521,7 +526,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => {
             let db = open_existing(cli, true)?;
             let (from, to) = days(from, to)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             let window_ms = query::duration_ms("window", window)?;
             answer(
                 cli,
@@ -536,7 +541,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => {
             let db = open_existing(cli, true)?;
             let (from, to) = days(from, to)?;
-            let filter = query::segment_filter(&db, segment.as_deref(), now)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             answer(
                 cli,
                 &query::stickiness_dist(&db, from, to, kind.as_deref(), filter.as_ref())?,
@@ -747,10 +752,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Segment { expr, list, .. } => {
+        Command::Segment {
+            expr, list, as_of, ..
+        } => {
             let db = open_existing(cli, true)?;
             let seg = crate::Segment::parse(expr)?;
-            let users = db.segment(&seg, now_ms())?;
+            let at = match as_of {
+                Some(d) => query::day_end_ms(&db, query::day_arg("as_of", d)?),
+                None => now,
+            };
+            let users = db.segment(&seg, at)?;
             let mut names = Vec::new();
             if let Some(n) = list {
                 for id in users.iter().take(*n) {

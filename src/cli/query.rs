@@ -41,15 +41,25 @@ pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// The users of `--segment EXPR` as of `now_ms`, if given.
+/// The last millisecond of local day `day`.
+pub fn day_end_ms(db: &Db, day: i32) -> i64 {
+    let offset_ms = i64::from(db.settings().utc_offset_minutes) * 60_000;
+    (i64::from(day) + 1) * crate::time::DAY_MS - offset_ms - 1
+}
+
+/// The users of `--segment EXPR`, if given, evaluated at the end of local
+/// day `as_of` (a query's last day), so time-relative atoms such as
+/// `active_within:7d` mean "as of the data asked about", not "as of today".
 pub fn segment_filter(
     db: &Db,
     expr: Option<&str>,
-    now_ms: i64,
+    as_of: i32,
 ) -> Result<Option<RoaringBitmap>, Error> {
     match expr {
         None => Ok(None),
-        Some(e) => Ok(Some(db.segment(&crate::Segment::parse(e)?, now_ms)?)),
+        Some(e) => Ok(Some(
+            db.segment(&crate::Segment::parse(e)?, day_end_ms(db, as_of))?,
+        )),
     }
 }
 
