@@ -228,6 +228,9 @@ pub enum Command {
         /// Also show attributes marked sensitive.
         #[arg(long)]
         show_sensitive: bool,
+        /// Metrics as of this local day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Count or list the users of a segment, e.g. "tag:vip and not tag:churn_risk".
     Segment {
@@ -678,6 +681,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             id,
             events,
             show_sensitive,
+            as_of,
         } => {
             let db = open_existing(cli, true)?;
             let sensitive = if *show_sensitive {
@@ -690,9 +694,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             };
             let newest = db.newest(id, *events)?;
             let account = db.account(id)?;
-            let today = db.local_day(now);
+            let as_of = match as_of {
+                Some(d) => query::day_arg("as_of", d)?,
+                None => db.local_day(now),
+            };
             let metrics = match db.user_id(id)? {
-                Some(uid) => db.metrics().user(uid, today)?,
+                Some(uid) => db.metrics().user(uid, as_of)?,
                 None => None,
             };
             if cli.json {
@@ -742,7 +749,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             for e in &newest {
                 println!(
                     "  {} {:<12} {}",
-                    e.event.ts_ms,
+                    crate::time::format_day(db.local_day(e.event.ts_ms)),
                     e.event.kind.as_str(),
                     e.event
                         .amount_minor
