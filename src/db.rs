@@ -68,6 +68,11 @@ pub struct Stats {
     pub events_by_kind: BTreeMap<String, u64>,
     /// Per column family: estimated keys, live SST bytes, memtable bytes.
     pub column_families: BTreeMap<String, CfStats>,
+    /// RocksDB figures over the whole store (summed over column families
+    /// where they are per family): block cache usage and capacity, table
+    /// readers' memory, pending compaction bytes, running flushes and
+    /// compactions.
+    pub engine: BTreeMap<String, u64>,
 }
 
 /// Size figures of one column family, as RocksDB estimates them.
@@ -358,7 +363,27 @@ impl Db {
             }
         }
         let mut column_families = BTreeMap::new();
+        let mut engine: BTreeMap<String, u64> = BTreeMap::new();
+        // Cache and job figures are store-wide: read them once.
+        for p in [
+            "rocksdb.block-cache-usage",
+            "rocksdb.block-cache-capacity",
+            "rocksdb.num-running-flushes",
+            "rocksdb.num-running-compactions",
+        ] {
+            let v = self.store.int_property(Cf::Meta, p)?.unwrap_or(0);
+            engine.insert(p.trim_start_matches("rocksdb.").to_owned(), v);
+        }
         for cf in Cf::ALL {
+            for p in [
+                "rocksdb.estimate-table-readers-mem",
+                "rocksdb.estimate-pending-compaction-bytes",
+            ] {
+                let v = self.store.int_property(cf, p)?.unwrap_or(0);
+                *engine
+                    .entry(p.trim_start_matches("rocksdb.").to_owned())
+                    .or_default() += v;
+            }
             let get = |p: &str| -> Result<u64> { Ok(self.store.int_property(cf, p)?.unwrap_or(0)) };
             column_families.insert(
                 cf.name().to_owned(),
@@ -374,6 +399,7 @@ impl Db {
             events: self.event_count()?,
             events_by_kind,
             column_families,
+            engine,
         })
     }
 

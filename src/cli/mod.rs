@@ -631,6 +631,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                     cf.estimated_keys, cf.sst_bytes, cf.memtable_bytes
                 );
             }
+            for (name, v) in &stats.engine {
+                println!("{name:<36} {v:>14}");
+            }
             Ok(())
         }
         Command::Verify => {
