@@ -75,12 +75,9 @@ pub enum Command {
         /// Cohort period.
         #[arg(long, value_enum, default_value = "day")]
         period: PeriodArg,
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Most offsets per cohort.
         #[arg(long)]
         max_offset: Option<u32>,
@@ -102,12 +99,9 @@ pub enum Command {
         /// Period.
         #[arg(long, value_enum, default_value = "week")]
         period: PeriodArg,
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Restrict to a segment.
         #[arg(long)]
         segment: Option<String>,
@@ -141,24 +135,18 @@ pub enum Command {
         /// Window from the first step: 30m, 12h, 1d, …
         #[arg(long)]
         window: String,
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Restrict to a segment.
         #[arg(long)]
         segment: Option<String>,
     },
     /// Users by number of active days in a range.
     StickinessDist {
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Only events of this kind.
         #[arg(long)]
         kind: Option<String>,
@@ -186,12 +174,9 @@ pub enum Command {
     },
     /// Write a self-contained HTML report with charts.
     Report {
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Output file.
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
@@ -254,17 +239,35 @@ pub enum Command {
     },
 }
 
+/// `--from D --to D`: an inclusive range of local days.
+#[derive(Debug, clap::Args)]
+pub struct DayRange {
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+}
+
+impl DayRange {
+    /// The range as local day numbers.
+    pub fn days(&self) -> Result<(i32, i32), Error> {
+        Ok((
+            query::day_arg("from", &self.from)?,
+            query::day_arg("to", &self.to)?,
+        ))
+    }
+}
+
 /// `metrics` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MetricsCommand {
     /// One row per day: dau, wau, mau, stickiness.
     Active {
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
         /// Only events of this kind.
         #[arg(long)]
         kind: Option<String>,
@@ -274,12 +277,9 @@ pub enum MetricsCommand {
     },
     /// One row per day: events per kind, orders, gmv, refunds, aov, new users, sessions.
     Daily {
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
-        from: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
-        to: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
     },
 }
 
@@ -392,10 +392,6 @@ fn answer(cli: &Cli, v: &serde_json::Value) -> Result<(), Error> {
     }
 }
 
-fn days(from: &str, to: &str) -> Result<(i32, i32), Error> {
-    Ok((query::day_arg("from", from)?, query::day_arg("to", to)?))
-}
-
 /// Runs one parsed command.
 pub fn run(cli: &Cli) -> Result<(), Error> {
     let now = now_ms();
@@ -432,17 +428,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             let db = open_existing(cli, true)?;
             let v = match metric {
                 MetricsCommand::Active {
-                    from,
-                    to,
+                    range,
                     kind,
                     segment,
                 } => {
-                    let (from, to) = days(from, to)?;
+                    let (from, to) = range.days()?;
                     let filter = query::segment_filter(&db, segment.as_deref(), to)?;
                     query::active(&db, from, to, kind.as_deref(), filter.as_ref())?
                 }
-                MetricsCommand::Daily { from, to } => {
-                    let (from, to) = days(from, to)?;
+                MetricsCommand::Daily { range } => {
+                    let (from, to) = range.days()?;
                     query::daily(&db, from, to)?
                 }
             };
@@ -450,8 +445,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         Command::Retention {
             period,
-            from,
-            to,
+            range,
             max_offset,
             start_kind,
             return_kind,
@@ -459,7 +453,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             segment,
         } => {
             let db = open_existing(cli, true)?;
-            let (from, to) = days(from, to)?;
+            let (from, to) = range.days()?;
             let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             let a = query::Retention {
                 period: (*period).into(),
@@ -489,12 +483,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         Command::Lifecycle {
             period,
-            from,
-            to,
+            range,
             segment,
         } => {
             let db = open_existing(cli, true)?;
-            let (from, to) = days(from, to)?;
+            let (from, to) = range.days()?;
             let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             answer(
                 cli,
@@ -523,12 +516,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Funnel {
             steps,
             window,
-            from,
-            to,
+            range,
             segment,
         } => {
             let db = open_existing(cli, true)?;
-            let (from, to) = days(from, to)?;
+            let (from, to) = range.days()?;
             let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             let window_ms = query::duration_ms("window", window)?;
             answer(
@@ -537,13 +529,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             )
         }
         Command::StickinessDist {
-            from,
-            to,
+            range,
             kind,
             segment,
         } => {
             let db = open_existing(cli, true)?;
-            let (from, to) = days(from, to)?;
+            let (from, to) = range.days()?;
             let filter = query::segment_filter(&db, segment.as_deref(), to)?;
             answer(
                 cli,
@@ -580,9 +571,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(())
         }
-        Command::Report { from, to, out } => {
+        Command::Report { range, out } => {
             let db = open_existing(cli, true)?;
-            let (from, to) = days(from, to)?;
+            let (from, to) = range.days()?;
             let data = report::data(&db, from, to)?;
             std::fs::write(out, report::html(&data))?;
             println!("report written to {}", out.display());

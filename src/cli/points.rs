@@ -7,16 +7,27 @@ use serde_json::{json, Value};
 use crate::ledger::PointsOp;
 use crate::{Db, Error};
 
+/// The arguments every operation takes.
+#[derive(Debug, clap::Args)]
+pub struct OpArgs {
+    /// External user id.
+    pub user: String,
+    /// Transaction id (a retry with the same id is answered, not redone).
+    #[arg(long)]
+    pub txn: String,
+    /// The operation's time (default now): RFC 3339 or ms.
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
 /// A ledger operation.
 #[derive(Debug, Subcommand)]
 pub enum PointsCommand {
     /// Credit points as a new lot.
     Earn {
-        /// External user id.
-        user: String,
-        /// Transaction id (a retry with the same id is answered, not redone).
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// Points to credit.
         #[arg(long)]
         points: i64,
@@ -26,102 +37,69 @@ pub enum PointsCommand {
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
-        /// The operation's time (default now): RFC 3339 or ms.
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Debit points, soonest-expiring lots first.
     Redeem {
-        /// External user id.
-        user: String,
-        /// Transaction id.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// Points to debit.
         #[arg(long)]
         points: i64,
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Reserve points until captured, released or timed out.
     Hold {
-        /// External user id.
-        user: String,
-        /// Transaction id.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// Points to reserve.
         #[arg(long)]
         points: i64,
         /// Timeout, e.g. 15m, 2h, 1d.
         #[arg(long)]
         timeout: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Debit the points of an open hold.
     Capture {
-        /// External user id.
-        user: String,
-        /// Transaction id.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// The hold's transaction id.
         #[arg(long)]
         hold: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Return the points of an open hold.
     Release {
-        /// External user id.
-        user: String,
-        /// Transaction id.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// The hold's transaction id.
         #[arg(long)]
         hold: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Correct the balance (±points, reason required).
     Adjust {
-        /// External user id.
-        user: String,
-        /// Transaction id.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// Points, negative to debit.
         #[arg(long, allow_hyphen_values = true)]
         points: i64,
         /// Why.
         #[arg(long)]
         reason: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Undo an earn, redeem or capture.
     Reverse {
-        /// External user id.
-        user: String,
-        /// Transaction id of the reversal.
-        #[arg(long)]
-        txn: String,
+        /// Whose account, which transaction, when.
+        #[command(flatten)]
+        op: OpArgs,
         /// The transaction to undo.
         #[arg(long)]
         target: String,
-        /// The operation's time (default now).
-        #[arg(long)]
-        at: Option<String>,
     },
     /// Settle everything due: expired lots, timed-out holds, tier reviews.
     Expire {
@@ -149,95 +127,59 @@ fn time_arg(field: &'static str, text: Option<&str>, now_ms: i64) -> Result<i64,
 
 /// Runs one subcommand; returns its JSON answer.
 pub fn run(db: &Db, cmd: &PointsCommand, now_ms: i64) -> Result<Value, Error> {
-    let at = |t: &Option<String>| time_arg("at", t.as_deref(), now_ms);
-    let (user, txn, at_ms, op) = match cmd {
+    let (args, op) = match cmd {
         PointsCommand::Earn {
-            user,
-            txn,
+            op,
             points,
             expires_at,
             reason,
-            at: t,
         } => {
             let expires_at_ms = match expires_at {
                 None => None,
                 Some(e) => Some(time_arg("expires_at", Some(e), now_ms)?),
             };
-            let op = PointsOp::Earn {
+            let earn = PointsOp::Earn {
                 points: *points,
                 expires_at_ms,
                 reason: reason.clone(),
             };
-            (user, txn, at(t)?, op)
+            (op, earn)
         }
-        PointsCommand::Redeem {
-            user,
-            txn,
-            points,
-            reason,
-            at: t,
-        } => (user, txn, at(t)?, PointsOp::redeem(*points, reason.clone())),
+        PointsCommand::Redeem { op, points, reason } => {
+            (op, PointsOp::redeem(*points, reason.clone()))
+        }
         PointsCommand::Hold {
-            user,
-            txn,
+            op,
             points,
             timeout,
-            at: t,
         } => {
-            let op = PointsOp::Hold {
+            let hold = PointsOp::Hold {
                 points: *points,
                 timeout_ms: super::query::duration_ms("timeout", timeout)?,
             };
-            (user, txn, at(t)?, op)
+            (op, hold)
         }
-        PointsCommand::Capture {
-            user,
-            txn,
-            hold,
-            at: t,
-        } => (
-            user,
-            txn,
-            at(t)?,
+        PointsCommand::Capture { op, hold } => (
+            op,
             PointsOp::Capture {
                 hold_txn: hold.clone(),
             },
         ),
-        PointsCommand::Release {
-            user,
-            txn,
-            hold,
-            at: t,
-        } => (
-            user,
-            txn,
-            at(t)?,
+        PointsCommand::Release { op, hold } => (
+            op,
             PointsOp::Release {
                 hold_txn: hold.clone(),
             },
         ),
-        PointsCommand::Adjust {
-            user,
-            txn,
-            points,
-            reason,
-            at: t,
-        } => {
-            let op = PointsOp::Adjust {
+        PointsCommand::Adjust { op, points, reason } => (
+            op,
+            PointsOp::Adjust {
                 points: *points,
                 reason: reason.clone(),
-            };
-            (user, txn, at(t)?, op)
-        }
-        PointsCommand::Reverse {
-            user,
-            txn,
-            target,
-            at: t,
-        } => (
-            user,
-            txn,
-            at(t)?,
+            },
+        ),
+        PointsCommand::Reverse { op, target } => (
+            op,
             PointsOp::Reverse {
                 txn: target.clone(),
             },
@@ -260,6 +202,7 @@ pub fn run(db: &Db, cmd: &PointsCommand, now_ms: i64) -> Result<Value, Error> {
             }));
         }
     };
-    let out = db.points(user, txn, at_ms, &op)?;
+    let at_ms = time_arg("at", args.at.as_deref(), now_ms)?;
+    let out = db.points(&args.user, &args.txn, at_ms, &op)?;
     Ok(json!(out))
 }
