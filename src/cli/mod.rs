@@ -392,6 +392,19 @@ fn answer(cli: &Cli, v: &serde_json::Value) -> Result<(), Error> {
     }
 }
 
+/// The read-only store, the day range and the segment (evaluated at the
+/// range's last day) of a query over a range.
+fn ranged(
+    cli: &Cli,
+    range: &DayRange,
+    segment: Option<&str>,
+) -> Result<(Db, i32, i32, Option<roaring::RoaringBitmap>), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = range.days()?;
+    let filter = query::segment_filter(&db, segment, to)?;
+    Ok((db, from, to, filter))
+}
+
 /// Runs one parsed command.
 pub fn run(cli: &Cli) -> Result<(), Error> {
     let now = now_ms();
@@ -425,19 +438,17 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Metrics { metric } => {
-            let db = open_existing(cli, true)?;
             let v = match metric {
                 MetricsCommand::Active {
                     range,
                     kind,
                     segment,
                 } => {
-                    let (from, to) = range.days()?;
-                    let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+                    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
                     query::active(&db, from, to, kind.as_deref(), filter.as_ref())?
                 }
                 MetricsCommand::Daily { range } => {
-                    let (from, to) = range.days()?;
+                    let (db, from, to, _) = ranged(cli, range, None)?;
                     query::daily(&db, from, to)?
                 }
             };
@@ -452,9 +463,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             mode,
             segment,
         } => {
-            let db = open_existing(cli, true)?;
-            let (from, to) = range.days()?;
-            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
             let a = query::Retention {
                 period: (*period).into(),
                 from,
@@ -486,9 +495,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             range,
             segment,
         } => {
-            let db = open_existing(cli, true)?;
-            let (from, to) = range.days()?;
-            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
             answer(
                 cli,
                 &query::lifecycle(&db, (*period).into(), from, to, filter.as_ref())?,
@@ -496,12 +503,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         Command::Stages { as_of, segment } => {
             let db = open_existing(cli, true)?;
-            let filter =
-                query::segment_filter(&db, segment.as_deref(), query::day_arg("as_of", as_of)?)?;
-            answer(
-                cli,
-                &query::stages(&db, query::day_arg("as_of", as_of)?, filter.as_ref())?,
-            )
+            let as_of = query::day_arg("as_of", as_of)?;
+            let filter = query::segment_filter(&db, segment.as_deref(), as_of)?;
+            answer(cli, &query::stages(&db, as_of, filter.as_ref())?)
         }
         Command::Rfm {
             as_of,
@@ -519,9 +523,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             range,
             segment,
         } => {
-            let db = open_existing(cli, true)?;
-            let (from, to) = range.days()?;
-            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
             let window_ms = query::duration_ms("window", window)?;
             answer(
                 cli,
@@ -533,9 +535,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             kind,
             segment,
         } => {
-            let db = open_existing(cli, true)?;
-            let (from, to) = range.days()?;
-            let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
             answer(
                 cli,
                 &query::stickiness_dist(&db, from, to, kind.as_deref(), filter.as_ref())?,
