@@ -9,6 +9,10 @@ use stickydb::store::merge::{decode_bitmap, decode_counter, BitmapDelta};
 fuzz_target!(|data: &[u8]| {
     let _ = codec::decode::<(u32, String, Option<i64>, Vec<(String, u64)>)>(data);
     let _ = codec::decode::<stickydb::Tag>(data);
+    let _ = codec::decode::<stickydb::LedgerEntry>(data);
+    let _ = codec::decode::<stickydb::Account>(data);
+    let _ = codec::decode::<stickydb::ledger::Lot>(data);
+    let _ = codec::decode::<stickydb::ledger::Hold>(data);
     let _ = BitmapDelta::decode(data);
     let _ = decode_bitmap(data);
     let _ = decode_counter(data);
