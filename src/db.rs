@@ -7,22 +7,22 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-use roaring::RoaringBitmap;
-use rocksdb::WriteBatch;
-
 use crate::error::{Error, InputError, Result};
+use crate::kinds::{EventKind, KindRegistry};
 use crate::ledger::{
-    self, session::Session, Account, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot,
-    PointsOp, PointsOutcome, TierChange,
+    self, Account, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot, PointsOp, PointsOutcome,
+    TierChange,
 };
 use crate::metrics::{self, MetricSettings, Metrics, StageModel};
 use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
-use crate::timeline::{self, Event, EventKind, KindRegistry, RecordOutcome, StoredEvent};
-use crate::users::{self, Allocator, LockStripes, UserWrites};
+use crate::timeline::{self, Event, RecordOutcome, StoredEvent};
+use crate::users::{self, Allocator, LockStripes};
 use crate::verify::{self, VerifyReport};
+use crate::write::{self, Writer};
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
 
 /// Number of per-user lock stripes. Enough that two writers of different
 /// users rarely share one, few enough that a batch locking many stays cheap.
@@ -107,7 +107,7 @@ impl Db {
             // column families the open just created empty. Then stamp the
             // current version. No other handle can write yet: no lock.
             if found < 2 {
-                metrics::rebuild::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
+                write::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
             }
             store.stamp_format_version()?;
         }
@@ -134,14 +134,15 @@ impl Db {
         crate::time::local_day(ts_ms, self.settings().utc_offset_minutes)
     }
 
-    fn timeline_writer(&self) -> timeline::Writer<'_> {
-        timeline::Writer {
+    fn writer(&self) -> Writer<'_> {
+        Writer {
             store: &self.store,
             allocator: &self.allocator,
             stripes: &self.stripes,
             kinds: &self.kinds,
             non_activity_kinds: &self.non_activity_kinds,
             ledger_settings: &self.ledger_settings,
+            erase_lock: &self.erase_lock,
         }
     }
 
@@ -189,35 +190,13 @@ impl Db {
     /// set and counter forget the user in one atomic write, as if it never
     /// existed. Its internal id is never reused. Returns whether it existed.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
-        self.store.check_writable()?;
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        let _erasing = self.erase_lock.lock();
-        let _guard = self.stripes.lock([user]);
-        let Some(user_id) = users::id_of(&self.store, user)? else {
-            return Ok(false);
-        };
-        let mut batch = WriteBatch::default();
-        profiles::erase(&self.store, &mut batch, user_id)?;
-        let events = timeline::erase(&self.store, &mut batch, user_id)?;
-        metrics::state::erase(
-            &self.store,
-            &mut batch,
-            self.settings().utc_offset_minutes,
-            user_id,
-            &events,
-        )?;
-        ledger::read::erase(&self.store, &mut batch, user_id)?;
-        users::erase(&self.store, &mut batch, user_id, user)?;
-        self.store.write(batch)?;
-        Ok(true)
+        self.writer().erase_user(user)
     }
 
     /// Records one event. A repeated `(user, event_id)` is reported as
     /// [`RecordOutcome::Duplicate`] and changes nothing.
     pub fn record(&self, event: &Event) -> Result<RecordOutcome> {
-        let mut out = self
-            .timeline_writer()
-            .record_batch(std::slice::from_ref(event))?;
+        let mut out = self.writer().record_batch(std::slice::from_ref(event))?;
         out.pop().ok_or(Error::LimitReached {
             what: "outcomes of a one-event batch",
             max: 1,
@@ -227,7 +206,7 @@ impl Db {
     /// Records events as one atomic write: either every valid, non-duplicate
     /// event is stored, or (on any bad event) none is. Outcomes are in input order.
     pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
-        self.timeline_writer().record_batch(events)
+        self.writer().record_batch(events)
     }
 
     /// `user`'s events with `from_ms <= ts_ms < to_ms`, newest first, at most
@@ -249,12 +228,7 @@ impl Db {
 
     /// Applies a profile update (attributes and tags) as one atomic write.
     pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        profiles::Writer {
-            store: &self.store,
-            allocator: &self.allocator,
-            stripes: &self.stripes,
-        }
-        .update(user, update)
+        self.writer().update_profile(user, update)
     }
 
     /// `user`'s profile, or `None` when the user does not exist.
@@ -271,12 +245,7 @@ impl Db {
     /// Removes tags that expired at or before `now_ms`; returns how many.
     /// Deterministic for a given `now_ms` and safe to re-run.
     pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
-        profiles::Writer {
-            store: &self.store,
-            allocator: &self.allocator,
-            stripes: &self.stripes,
-        }
-        .purge_expired_tags(now_ms)
+        self.writer().purge_expired_tags(now_ms)
     }
 
     /// The users in `segment` at `now_ms`, as internal ids. Time-relative
@@ -424,7 +393,7 @@ impl Db {
     pub fn rebuild_aggregates(&self) -> Result<u64> {
         self.store.check_writable()?;
         let _all = self.stripes.lock_all();
-        metrics::rebuild::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
+        write::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
     }
 
     // ---- loyalty ledger (SPEC §4) ----
@@ -458,37 +427,7 @@ impl Db {
         at_ms: i64,
         op: &PointsOp,
     ) -> Result<PointsOutcome> {
-        self.store.check_writable()?;
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        ledger::check_txn_id(txn_id)?;
-        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
-        op.validate()?;
-        let _guard = self.stripes.lock([user]);
-        // Read under the lock: a settings change holds every stripe.
-        let settings = self.ledger_settings.read().clone();
-        let mut users = UserWrites::new(&self.store, &self.allocator);
-        let credits = match op {
-            PointsOp::Earn { .. } => true,
-            PointsOp::Adjust { points, .. } => *points > 0,
-            _ => false,
-        };
-        let user_id = if credits {
-            users.id(user)?
-        } else {
-            users.existing_id(user)?.ok_or_else(|| Error::UnknownUser {
-                user: user.to_owned(),
-            })?
-        };
-        let mut session = Session::new(&self.store, &settings);
-        let outcome = session.apply(user_id, txn_id, at_ms, op)?;
-        if outcome.replayed {
-            return Ok(outcome);
-        }
-        let mut batch = WriteBatch::default();
-        session.finish(&mut batch)?;
-        users.finish(&mut batch)?;
-        self.store.write(batch)?;
-        Ok(outcome)
+        self.writer().points(user, txn_id, at_ms, op)
     }
 
     fn ledger_user(&self, user: &str) -> Result<u32> {
@@ -557,9 +496,7 @@ impl Db {
     /// re-evaluated. Deterministic for a given `now_ms`, safe to re-run and to
     /// run after a crash; each account is settled in one atomic write.
     pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
-        self.store.check_writable()?;
-        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
-        ledger::expire::run(&self.store, &self.ledger_settings, &self.stripes, now_ms)
+        self.writer().expire_points(now_ms)
     }
 
     /// The ledger settings in force.
@@ -573,30 +510,7 @@ impl Db {
     /// crash midway leaves some accounts unevaluated, and calling this again
     /// finishes the job.
     pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
-        self.store.check_writable()?;
-        settings.validate()?;
-        let _all = self.stripes.lock_all();
-        let mut guard = self.ledger_settings.write();
-        let tiers_changed = guard.tiers != settings.tiers;
-        let mut batch = WriteBatch::default();
-        ledger::rules::save(&self.store, &mut batch, &settings)?;
-        self.store.write(batch)?;
-        let settings = Arc::new(settings);
-        *guard = settings.clone();
-        if tiers_changed {
-            const ACCOUNTS_PER_BATCH: usize = 1_000;
-            let all: Vec<u32> = users::all_users(&self.store)?.iter().collect();
-            for chunk in all.chunks(ACCOUNTS_PER_BATCH) {
-                let mut session = Session::new(&self.store, &settings);
-                for &user_id in chunk {
-                    session.retier(user_id)?;
-                }
-                let mut batch = WriteBatch::default();
-                session.finish(&mut batch)?;
-                self.store.write(batch)?;
-            }
-        }
-        Ok(())
+        self.writer().set_ledger_settings(settings)
     }
 
     /// Compacts every column family: merge operands are folded into values,

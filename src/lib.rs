@@ -35,11 +35,15 @@
 )]
 #![forbid(unsafe_code)]
 
+// Modules in dependency order: each may import only modules above it
+// (tests/architecture.rs checks this), so no two modules import each other.
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod codec;
 mod db;
 pub mod error;
 pub mod keys;
+pub mod kinds;
 pub mod ledger;
 pub mod metrics;
 pub mod profiles;
@@ -49,14 +53,16 @@ pub mod time;
 pub mod timeline;
 pub mod users;
 mod verify;
+mod write;
 
 pub use db::{CfStats, Db, RawEntry, Stats};
 pub use error::{CorruptionError, Error, InputError, LedgerError, OpenError, Problem, Result};
+pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;
 pub use store::{Options, Settings};
-pub use timeline::{Event, EventKind, PropValue, RecordOutcome, StoredEvent};
+pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
 pub use verify::VerifyReport;
 
 /// The README's example, compiled and run as a doctest.

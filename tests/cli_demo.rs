@@ -1,16 +1,10 @@
 //! The real `stickydb` binary: demo, stats, verify, user, segment, init.
 
 mod common;
-use std::process::Command;
 
 use stickydb::{Db, Options, Segment};
 
-fn stickydb(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stickydb"))
-        .args(args)
-        .output()
-        .expect("run stickydb")
-}
+use common::cli::run as stickydb;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -5,7 +5,7 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use stickydb::{Db, Options, Sensitive};
 
@@ -15,14 +15,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn stickydb(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stickydb"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run stickydb")
-}
+use common::cli::stickydb;
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(

@@ -4,21 +4,13 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use stickydb::metrics::{Period, RetentionQuery, ReturnMode};
 use stickydb::time::format_day;
 use stickydb::{Db, EventKind, Options, PointsOp};
 
-fn stickydb(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stickydb"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run stickydb")
-}
+use common::cli::stickydb;
 
 fn json_of(db: &Path, args: &[&str]) -> Value {
     let mut all = vec!["--json"];

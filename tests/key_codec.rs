@@ -74,3 +74,139 @@ proptest! {
         let _ = keys::split_user_and_name("tags", &bytes);
     }
 }
+
+// ---- the key registry: every layout of a shared column family round-trips
+// through one parser, so no two layouts can produce the same key ----
+
+use stickydb::keys::ledger::{self as lk, LedgerKey};
+use stickydb::keys::metrics::{MetricKey, MoneyField};
+
+fn metric_key() -> impl Strategy<Value = MetricKey> {
+    let day = any::<i32>();
+    let kind = any::<u32>();
+    prop_oneof![
+        (kind, day).prop_map(|(kind, day)| MetricKey::DayUsers { kind, day }),
+        (kind, day).prop_map(|(kind, day)| MetricKey::FirstUsers { kind, day }),
+        Just(MetricKey::AllUsers),
+        "\\PC{0,40}".prop_map(|name| MetricKey::TierUsers { name }),
+        (day, kind).prop_map(|(day, kind)| MetricKey::KindDay { day, kind }),
+        (day, 0usize..6).prop_map(|(day, f)| MetricKey::Money {
+            day,
+            field: MoneyField::ALL[f]
+        }),
+        (kind, any::<u8>(), day).prop_map(|(kind, window_days, day)| MetricKey::Rolling {
+            kind,
+            window_days,
+            day
+        }),
+        any::<u8>().prop_map(MetricKey::Hour),
+        any::<u8>().prop_map(MetricKey::Weekday),
+        Just(MetricKey::EventsTotal),
+        kind.prop_map(MetricKey::EventsOfKind),
+    ]
+}
+
+fn ledger_key() -> impl Strategy<Value = LedgerKey> {
+    let u = any::<u32>();
+    let n = any::<u32>();
+    // Times a caller can give (checked against 0..=9999-12-31 on input).
+    let t = 0i64..=253_402_300_799_999;
+    prop_oneof![
+        u.prop_map(|user_id| LedgerKey::Account { user_id }),
+        (u, t.clone(), n).prop_map(|(user_id, at_ms, seq)| LedgerKey::Entry {
+            user_id,
+            at_ms,
+            seq
+        }),
+        (u, n).prop_map(|(user_id, lot)| LedgerKey::Lot { user_id, lot }),
+        (u, proptest::option::of(t.clone()), n).prop_map(|(user_id, expires_at_ms, lot)| {
+            LedgerKey::OpenLot {
+                user_id,
+                expires_at_ms,
+                lot,
+            }
+        }),
+        (u, n).prop_map(|(user_id, seq)| LedgerKey::Hold { user_id, seq }),
+        (u, "\\PC{1,40}").prop_map(|(user_id, txn_id)| LedgerKey::Txn { user_id, txn_id }),
+        (u, any::<i32>()).prop_map(|(user_id, day)| LedgerKey::Growth { user_id, day }),
+        (u, t, n).prop_map(|(user_id, at_ms, seq)| LedgerKey::Tier {
+            user_id,
+            at_ms,
+            seq
+        }),
+        (u, n).prop_map(|(user_id, seq)| LedgerKey::Reversed { user_id, seq }),
+        (u, any::<i32>(), any::<u16>()).prop_map(|(user_id, day, rule)| LedgerKey::Cap {
+            user_id,
+            day,
+            rule
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// Every metrics-cf layout decodes back to itself through the one
+    /// parser: were two layouts able to produce the same bytes, one of them
+    /// would decode as the other.
+    #[test]
+    fn metric_keys_round_trip_through_one_parser(k in metric_key()) {
+        prop_assert_eq!(MetricKey::parse(&k.encode()), Some(k.clone()));
+        // the space byte the merge operator dispatches on matches the shape
+        let is_set = matches!(k, MetricKey::DayUsers { .. } | MetricKey::FirstUsers { .. } | MetricKey::AllUsers | MetricKey::TierUsers { .. });
+        prop_assert_eq!(MetricKey::is_user_set(&k.encode()), is_set);
+    }
+
+    #[test]
+    fn distinct_metric_keys_never_collide(a in metric_key(), b in metric_key()) {
+        prop_assert_eq!(a == b, a.encode() == b.encode());
+    }
+
+    #[test]
+    fn ledger_keys_round_trip_through_one_parser(k in ledger_key()) {
+        prop_assert_eq!(LedgerKey::parse(&k.encode()), Some(k.clone()));
+    }
+
+    #[test]
+    fn distinct_ledger_keys_never_collide(a in ledger_key(), b in ledger_key()) {
+        prop_assert_eq!(a == b, a.encode() == b.encode());
+    }
+
+    /// Entries sort newest first within a user; open lots soonest expiry
+    /// first, undated last.
+    #[test]
+    fn ledger_families_sort_in_reading_order(u: u32, t1 in 0i64..1<<45, t2 in 0i64..1<<45, s1: u32, s2: u32) {
+        let e = |t, s| LedgerKey::Entry { user_id: u, at_ms: t, seq: s }.encode();
+        prop_assert_eq!(t2.cmp(&t1).then(s2.cmp(&s1)), e(t1, s1).cmp(&e(t2, s2)));
+        let o = |t: Option<i64>, l| lk::open_lot(u, t, l);
+        prop_assert!(o(Some(t1), s1) < o(None, s2));
+        prop_assert_eq!(t1.cmp(&t2).then(s1.cmp(&s2)), o(Some(t1), s1).cmp(&o(Some(t2), s2)));
+    }
+
+    #[test]
+    fn due_keys_round_trip(tag in 1u8..=3, at in 0i64..1<<45, u: u32, s: u32) {
+        prop_assert_eq!(lk::parse_due(&lk::due(tag, at, u, s)), Some((tag, at, u, s)));
+    }
+
+    #[test]
+    fn malformed_registry_keys_are_none_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let _ = MetricKey::parse(&bytes);
+        let _ = LedgerKey::parse(&bytes);
+        let _ = lk::parse_due(&bytes);
+    }
+
+    /// Custom-kind registry keys never meet the fixed meta keys.
+    #[test]
+    fn meta_registry_keys_avoid_fixed_keys(name in "\\PC{1,64}", id: u32) {
+        use stickydb::keys::meta;
+        for fixed in meta::FIXED {
+            prop_assert_ne!(&meta::kind_name(&name)[..], fixed);
+            prop_assert_ne!(&meta::kind_id(id)[..], fixed);
+            prop_assert!(!fixed.starts_with(meta::KIND_NAME_PREFIX));
+            prop_assert!(!fixed.starts_with(meta::KIND_ID_PREFIX));
+        }
+        let key = meta::kind_name(&name);
+        prop_assert_eq!(meta::kind_name_of(&key), Some(name.as_bytes()));
+        prop_assert!(!meta::kind_id(id).starts_with(meta::KIND_NAME_PREFIX));
+    }
+}

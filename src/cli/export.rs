@@ -8,6 +8,9 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::time::format_day;
+use std::path::PathBuf;
+
+use super::{open_existing, query, Cli};
 use crate::{Db, Error};
 
 /// Output format.
@@ -133,6 +136,28 @@ pub fn write(rows: &[UserRow], format: ExportFormat, out: &mut dyn Write) -> Res
             }
             w.flush()?;
         }
+    }
+    Ok(())
+}
+
+// ---- the command ----
+
+/// `stickydb users`.
+pub(super) fn export_cmd(
+    cli: &Cli,
+    as_of: &str,
+    format: &ExportFormat,
+    out: &Option<PathBuf>,
+) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let rows = rows(&db, query::day_arg("as_of", as_of)?)?;
+    match out {
+        Some(path) => {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+            write(&rows, *format, &mut f)?;
+            eprintln!("{} users written to {}", rows.len(), path.display());
+        }
+        None => write(&rows, *format, &mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -14,8 +14,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{
-    Db, Error, Event, InputError, Problem, ProfileUpdate, PropValue, RecordOutcome, TagSource,
+    Db, Error, Event, InputError, Options, Problem, ProfileUpdate, PropValue, RecordOutcome,
+    TagSource,
 };
 
 /// Records per write batch.
@@ -405,4 +407,37 @@ pub fn run(
     imp.flush()?;
     bar.finish_and_clear();
     Ok(imp.summary)
+}
+
+// ---- the command ----
+
+/// `stickydb import`.
+pub(super) fn import_cmd(
+    cli: &Cli,
+    files: &[PathBuf],
+    format: &Option<Format>,
+    records: &Records,
+    skip_bad: &Option<u64>,
+    utc_offset: &Option<String>,
+    now: i64,
+) -> Result<(), Error> {
+    let db = match utc_offset {
+        Some(o) => Db::open(
+            &cli.db,
+            Options {
+                utc_offset_minutes: Some(parse_utc_offset(o)?),
+                ..Options::default()
+            },
+        )?,
+        None => open_existing(cli, false)?,
+    };
+    let summary = run(&db, files, *format, *records, skip_bad.unwrap_or(0), now)?;
+    if cli.json {
+        return print_json(&summary);
+    }
+    println!(
+        "imported {}, duplicates {}, rejected {}",
+        summary.imported, summary.duplicates, summary.rejected
+    );
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use super::{open_existing, print_json, Cli};
 use crate::ledger::PointsOp;
 use crate::{Db, Error};
 
@@ -205,4 +206,18 @@ pub fn run(db: &Db, cmd: &PointsCommand, now_ms: i64) -> Result<Value, Error> {
     let at_ms = time_arg("at", args.at.as_deref(), now_ms)?;
     let out = db.points(&args.user, &args.txn, at_ms, &op)?;
     Ok(json!(out))
+}
+
+// ---- the command ----
+
+/// `stickydb points`.
+pub(super) fn points_cmd(cli: &Cli, command: &PointsCommand, now: i64) -> Result<(), Error> {
+    let read_only = matches!(command, PointsCommand::History { .. });
+    let db = open_existing(cli, read_only)?;
+    let v = run(&db, command, now)?;
+    if cli.json {
+        return print_json(&v);
+    }
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok(())
 }

@@ -5,6 +5,9 @@
 use roaring::RoaringBitmap;
 use serde_json::{json, Value};
 
+use super::{
+    answer, open_existing, print_json, ranged, Cli, DayRange, MetricsCommand, ModeArg, PeriodArg,
+};
 use crate::metrics::{Period, RetentionQuery, ReturnMode};
 use crate::time::format_day;
 use crate::{Db, Error, EventKind, InputError, Problem};
@@ -279,4 +282,137 @@ pub fn print_table(v: &Value) {
     for r in rows {
         line(cols.iter().map(|c| cell(r.get(c.as_str()))).collect());
     }
+}
+
+// ---- the command ----
+
+/// `stickydb metrics`.
+pub(super) fn metrics_cmd(cli: &Cli, metric: &MetricsCommand) -> Result<(), Error> {
+    let v = match metric {
+        MetricsCommand::Active {
+            range,
+            kind,
+            segment,
+        } => {
+            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+            active(&db, from, to, kind.as_deref(), filter.as_ref())?
+        }
+        MetricsCommand::Daily { range } => {
+            let (db, from, to, _) = ranged(cli, range, None)?;
+            daily(&db, from, to)?
+        }
+    };
+    answer(cli, &v)
+}
+
+/// `stickydb retention`.
+#[allow(clippy::too_many_arguments)] // one per flag of the `retention` command
+pub(super) fn retention_cmd(
+    cli: &Cli,
+    period: &PeriodArg,
+    range: &DayRange,
+    max_offset: &Option<u32>,
+    start_kind: &Option<String>,
+    return_kind: &Option<String>,
+    mode: &ModeArg,
+    segment: &Option<String>,
+) -> Result<(), Error> {
+    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+    let a = Retention {
+        period: (*period).into(),
+        from,
+        to,
+        max_offset: *max_offset,
+        start_kind: start_kind.as_deref(),
+        return_kind: return_kind.as_deref(),
+        mode: match mode {
+            ModeArg::On => ReturnMode::On,
+            ModeArg::OnOrAfter => ReturnMode::OnOrAfter,
+        },
+    };
+    let v = retention(&db, &a, filter.as_ref())?;
+    if cli.json {
+        return print_json(&v);
+    }
+    for c in v["cohorts"].as_array().into_iter().flatten() {
+        println!(
+            "{} {:>7} {}",
+            c["cohort"].as_str().unwrap_or(""),
+            c["size"],
+            c["counts"]
+        );
+    }
+    Ok(())
+}
+
+/// `stickydb lifecycle`.
+pub(super) fn lifecycle_cmd(
+    cli: &Cli,
+    period: &PeriodArg,
+    range: &DayRange,
+    segment: &Option<String>,
+) -> Result<(), Error> {
+    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+    answer(
+        cli,
+        &lifecycle(&db, (*period).into(), from, to, filter.as_ref())?,
+    )
+}
+
+/// `stickydb stages`.
+pub(super) fn stages_cmd(cli: &Cli, as_of: &str, segment: &Option<String>) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let as_of = day_arg("as_of", as_of)?;
+    let filter = segment_filter(&db, segment.as_deref(), as_of)?;
+    answer(cli, &stages(&db, as_of, filter.as_ref())?)
+}
+
+/// `stickydb rfm`.
+pub(super) fn rfm_cmd(
+    cli: &Cli,
+    as_of: &str,
+    segment: &Option<String>,
+    list: &Option<usize>,
+) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let as_of = day_arg("as_of", as_of)?;
+    let filter = segment_filter(&db, segment.as_deref(), as_of)?;
+    answer(cli, &rfm(&db, as_of, filter.as_ref(), *list)?)
+}
+
+/// `stickydb funnel`.
+pub(super) fn funnel_cmd(
+    cli: &Cli,
+    steps: &[String],
+    window: &str,
+    range: &DayRange,
+    segment: &Option<String>,
+) -> Result<(), Error> {
+    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+    let window_ms = duration_ms("window", window)?;
+    answer(
+        cli,
+        &funnel(&db, steps, window_ms, from, to, filter.as_ref())?,
+    )
+}
+
+/// `stickydb stickinessdist`.
+pub(super) fn stickiness_dist_cmd(
+    cli: &Cli,
+    range: &DayRange,
+    kind: &Option<String>,
+    segment: &Option<String>,
+) -> Result<(), Error> {
+    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+    answer(
+        cli,
+        &stickiness_dist(&db, from, to, kind.as_deref(), filter.as_ref())?,
+    )
+}
+
+/// `stickydb habits`.
+pub(super) fn habits_cmd(cli: &Cli, user: &Option<String>, now: i64) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let today = db.local_day(now);
+    answer(cli, &habits(&db, user.as_deref(), today)?)
 }

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use crate::metrics::{Period, ReturnMode};
 use crate::{Db, Error};
 
-use super::query;
+use std::path::PathBuf;
+
+use super::{open_existing, query, Cli, DayRange};
 
 /// The data of every chart.
 pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
@@ -328,4 +330,16 @@ pub fn html(data: &Value) -> String {
         "<script type=\"application/json\" id=\"stickydb-data\">{text}</script></body></html>"
     );
     page
+}
+
+// ---- the command ----
+
+/// `stickydb report`.
+pub(super) fn report_cmd(cli: &Cli, range: &DayRange, out: &PathBuf) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = range.days()?;
+    let data = data(&db, from, to)?;
+    std::fs::write(out, html(&data))?;
+    println!("report written to {}", out.display());
+    Ok(())
 }

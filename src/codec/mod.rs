@@ -20,12 +20,17 @@ pub const POISONED: u8 = 0xff;
 /// Default decode limit: no single stored value is allowed to be larger.
 pub const MAX_VALUE_BYTES: u64 = 16 << 20;
 
-fn options(limit_bytes: u64) -> impl bincode::Options {
+/// The one bincode configuration of stored values (varint, little-endian,
+/// size-limited); whole-value reads also reject trailing bytes.
+fn base_options(limit_bytes: u64) -> impl bincode::Options {
     bincode::DefaultOptions::new()
         .with_limit(limit_bytes)
         .with_little_endian()
         .with_varint_encoding()
-        .reject_trailing_bytes()
+}
+
+fn options(limit_bytes: u64) -> impl bincode::Options {
+    base_options(limit_bytes).reject_trailing_bytes()
 }
 
 /// Why a value did not decode.
@@ -90,10 +95,7 @@ pub fn decode_limited<T: DeserializeOwned>(
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     match format {
-        FORMAT_V1 => bincode::DefaultOptions::new()
-            .with_limit(MAX_VALUE_BYTES)
-            .with_little_endian()
-            .with_varint_encoding()
+        FORMAT_V1 => base_options(MAX_VALUE_BYTES)
             .allow_trailing_bytes()
             .deserialize(body)
             .map_err(|e| DecodeError::Body(e.to_string())),

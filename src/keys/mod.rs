@@ -1,9 +1,20 @@
 //! Key codec: hand-written, big-endian, order-preserving encodings.
 //!
-//! Owns every byte layout of every RocksDB key. Keys are never bincode: the
-//! byte order of an encoded key must equal the logical order we scan in, so
-//! signed numbers have their sign bit flipped and "newest first" components are
-//! stored bit-inverted. Must not touch RocksDB or value encodings.
+//! Owns every byte layout of every RocksDB key, in one place: the primitive
+//! encodings here, then one submodule per column family whose keys have more
+//! than one layout — [`meta`], [`metrics`] (every counter and user set,
+//! whichever module writes it), [`ledger`] (the `ledger` and `ledger_due`
+//! column families) and [`activity`]. Per-user keys of the other column
+//! families (`profiles`, `tags`, `events`, `event_ids`, `tag_expiry`) are the
+//! functions below. Keys are never bincode: the byte order of an encoded key
+//! must equal the logical order we scan in, so signed numbers have their sign
+//! bit flipped and "newest first" components are stored bit-inverted. Must not
+//! touch RocksDB or value encodings.
+
+pub mod activity;
+pub mod ledger;
+pub mod meta;
+pub mod metrics;
 
 use crate::error::CorruptionError;
 
@@ -35,14 +46,27 @@ pub fn ts_from_desc(bytes: [u8; 8]) -> i64 {
     ((!u64::from_be_bytes(bytes)) ^ (1 << 63)) as i64
 }
 
+/// A signed local day as an unsigned number in the same order: the sign
+/// bit flipped. Keys store it big-endian ([`day_asc`]); per-user day sets
+/// store it as a roaring bitmap member, so bitmap order is day order (a
+/// −14 h offset puts the epoch on day −1).
+pub fn day_bits(day: i32) -> u32 {
+    (day as u32) ^ (1 << 31)
+}
+
+/// Inverse of [`day_bits`].
+pub fn day_from_bits(bits: u32) -> i32 {
+    (bits ^ (1 << 31)) as i32
+}
+
 /// Encodes a signed local day number so that byte order equals numeric order.
 pub fn day_asc(day: i32) -> [u8; 4] {
-    ((day as u32) ^ (1 << 31)).to_be_bytes()
+    day_bits(day).to_be_bytes()
 }
 
 /// Inverse of [`day_asc`].
 pub fn day_from_asc(bytes: [u8; 4]) -> i32 {
-    (u32::from_be_bytes(bytes) ^ (1 << 31)) as i32
+    day_from_bits(u32::from_be_bytes(bytes))
 }
 
 /// Encodes an internal user id.

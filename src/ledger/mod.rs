@@ -12,14 +12,15 @@
 //!
 //! The rules, with examples, are in `docs/ledger.md`.
 
-pub(crate) mod expire;
-pub(crate) mod keys;
+mod expire;
 pub(crate) mod read;
 pub(crate) mod rules;
 pub(crate) mod session;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use expire::due_accounts;
+pub(crate) use read::erase;
 pub use read::MAX_HISTORY_LIMIT;
 pub use rules::{
     EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers, MAX_RULES, MAX_RULE_EXPIRY_DAYS,

@@ -4,9 +4,9 @@
 use roaring::RoaringBitmap;
 use rocksdb::WriteBatch;
 
-use super::keys as lk;
 use super::{Account, Hold, LedgerEntry, Lot, TierChange};
 use crate::error::{InputError, Problem, Result};
+use crate::keys::ledger as lk;
 use crate::keys::prefix_successor;
 use crate::store::merge::BitmapDelta;
 use crate::store::{decode_value, Cf, Store};
@@ -85,7 +85,7 @@ pub fn history(
 
 /// Users whose recorded tier is `name`.
 pub fn users_in_tier(store: &Store, name: &str) -> Result<RoaringBitmap> {
-    store.get_bitmap(Cf::Metrics, &lk::tier_set(name))
+    store.get_bitmap(Cf::Metrics, &crate::keys::metrics::tier_users(name))
 }
 
 /// Points earned in the tier window ending on local day `day`.
@@ -120,7 +120,7 @@ pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Resu
                 if let Some(t) = &a.tier {
                     batch.merge_cf(
                         store.cf(Cf::Metrics)?,
-                        lk::tier_set(t),
+                        crate::keys::metrics::tier_users(t),
                         BitmapDelta::remove(user_id).encode(),
                     );
                 }

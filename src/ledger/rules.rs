@@ -240,12 +240,10 @@ impl LedgerSettings {
     }
 }
 
-const META_LEDGER_SETTINGS: &[u8] = b"ledger_settings";
-
 /// Loads the ledger settings (defaults when none were saved).
 pub(crate) fn load(store: &Store) -> Result<LedgerSettings> {
     Ok(store
-        .get(Cf::Meta, META_LEDGER_SETTINGS)?
+        .get(Cf::Meta, crate::keys::meta::LEDGER_SETTINGS)?
         .unwrap_or_default())
 }
 
@@ -257,7 +255,7 @@ pub(crate) fn save(
 ) -> Result<()> {
     batch.put_cf(
         store.cf(Cf::Meta)?,
-        META_LEDGER_SETTINGS,
+        crate::keys::meta::LEDGER_SETTINGS,
         crate::codec::encode(settings),
     );
     Ok(())

@@ -5,16 +5,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::time::{month_start, week_start};
 
-/// Local days are signed (a −14 h offset puts the epoch on day −1); bitmaps
-/// hold `u32`. Flipping the sign bit keeps the order, so min/max and ranges
-/// over bits are min/max and ranges over days.
-pub(crate) fn day_bit(day: i32) -> u32 {
-    (day as u32) ^ (1 << 31)
-}
-
-pub(crate) fn bit_day(bit: u32) -> i32 {
-    (bit ^ (1 << 31)) as i32
-}
+// Local days are signed (a −14 h offset puts the epoch on day −1); bitmaps
+// hold `u32`. The keys module's order-keeping sign flip maps one to the
+// other, so min/max and ranges over bits are min/max and ranges over days.
+use crate::keys::{day_bits as day_bit, day_from_bits as bit_day};
 
 /// A set of local days, stored as a roaring bitmap.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,9 +11,7 @@
 //! Must not write events, profiles or user records.
 
 mod days;
-pub(crate) mod keys;
 mod query;
-pub(crate) mod rebuild;
 mod rules;
 pub(crate) mod state;
 mod user;
@@ -23,14 +21,16 @@ use std::collections::HashSet;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
+pub use crate::keys::metrics::MoneyField;
 pub use days::{DaySet, Period};
-pub use keys::MoneyField;
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
     RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
     MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
-pub use rules::{Condition, StageInput, StageModel, StageRule, MAX_STAGE_RULES};
+pub use rules::{
+    Condition, StageInput, StageModel, StageRule, MAX_STAGE_NAME_BYTES, MAX_STAGE_RULES,
+};
 pub use state::{DayMoney, UserActivity, ACTIVITY};
 pub use user::{Clv, UserMetrics};
 
@@ -68,15 +68,13 @@ pub(crate) fn counts_as_activity(non_activity_kinds: &[String], kind: &str) -> b
     !non_activity_kinds.iter().any(|k| k == kind)
 }
 
-const META_METRIC_SETTINGS: &[u8] = b"metric_settings";
-
 /// Loads the metric settings, writing them on first open. `requested` is the
 /// caller's non-activity list: it must match a stored one.
 pub(crate) fn load_settings(
     store: &Store,
     requested: Option<&Vec<String>>,
 ) -> Result<MetricSettings> {
-    let stored: Option<MetricSettings> = store.get(Cf::Meta, META_METRIC_SETTINGS)?;
+    let stored: Option<MetricSettings> = store.get(Cf::Meta, crate::keys::meta::METRIC_SETTINGS)?;
     match stored {
         Some(s) => {
             if let Some(req) = requested {
@@ -125,7 +123,7 @@ pub(crate) fn save_settings(store: &Store, settings: &MetricSettings) -> Result<
     let mut batch = WriteBatch::default();
     batch.put_cf(
         store.cf(Cf::Meta)?,
-        META_METRIC_SETTINGS,
+        crate::keys::meta::METRIC_SETTINGS,
         crate::codec::encode(settings),
     );
     store.write(batch)
@@ -145,12 +143,12 @@ pub(crate) fn non_activity_ids(
 
 /// Events recorded in the store (duplicates excluded).
 pub fn events_total(store: &Store) -> Result<i64> {
-    store.get_counter(Cf::Metrics, &keys::events_total())
+    store.get_counter(Cf::Metrics, &crate::keys::metrics::events_total())
 }
 
 /// Events of kind `kind_id` recorded in the store.
 pub fn events_of_kind(store: &Store, kind_id: u32) -> Result<i64> {
-    store.get_counter(Cf::Metrics, &keys::events_of_kind(kind_id))
+    store.get_counter(Cf::Metrics, &crate::keys::metrics::events_of_kind(kind_id))
 }
 
 pub(crate) fn corrupt(cf: Cf, key: &[u8], reason: &str) -> CorruptionError {

@@ -9,7 +9,7 @@ pub const MAX_STAGE_RULES: usize = 32;
 /// Most alternatives per rule and conditions per alternative.
 const MAX_CONDITIONS: usize = 16;
 /// Longest stage name, in bytes.
-const MAX_STAGE_NAME_BYTES: usize = 64;
+pub const MAX_STAGE_NAME_BYTES: usize = 64;
 
 /// A per-user input a stage rule can test, evaluated as of a day `d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

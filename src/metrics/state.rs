@@ -6,23 +6,16 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use super::days::DaySet;
-use super::keys;
 use crate::codec;
 use crate::error::Result;
+use crate::keys::activity;
+use crate::keys::metrics as keys;
 use crate::store::merge::{self, BitmapDelta};
 use crate::store::{Cf, Store};
 use crate::time::{local_day, local_hour, weekday};
 
-/// Pseudo kind id of "any activity" in day sets and first-day sets. Real kind
-/// ids start at 1.
-pub const ACTIVITY: u32 = 0;
-
-/// Known kind ids the engine gives meaning to.
-pub(crate) mod kind_ids {
-    pub const PURCHASE: u32 = 5;
-    pub const REFUND: u32 = 6;
-    pub const SIGN_IN: u32 = 7;
-}
+pub(crate) use crate::kinds::ids as kind_ids;
+pub use crate::kinds::ids::ACTIVITY;
 
 /// Money on one local day of one user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +154,7 @@ pub(crate) fn apply(
     }
     let activity_cf = store.cf(Cf::Activity)?;
     for (user_id, list) in by_user {
-        let state_key = keys::user_state(user_id);
+        let state_key = activity::user_state(user_id);
         let mut state: UserActivity = store.get(Cf::Activity, &state_key)?.unwrap_or_default();
         let mut firsts_before: HashMap<u32, Option<i32>> = HashMap::new();
         // Session id → (stored first day, first day after this write).
@@ -185,7 +178,7 @@ pub(crate) fn apply(
                     let prev = set.last_at_or_before(day - 1);
                     let next = set.first_after(day);
                     for w in keys::WINDOWS_DAYS {
-                        let (lo, hi) = keys::newly_covered(day, prev, next, w);
+                        let (lo, hi) = newly_covered(day, prev, next, w);
                         for d in lo..=hi {
                             deltas.count(keys::rolling(kind, w, d), 1);
                         }
@@ -211,7 +204,7 @@ pub(crate) fn apply(
                     Some(entry) => entry.1 = entry.1.min(day),
                     None => {
                         let stored: Option<i32> =
-                            store.get(Cf::Activity, &keys::session(user_id, s))?;
+                            store.get(Cf::Activity, &activity::session(user_id, s))?;
                         let first = stored.map_or(day, |d| d.min(day));
                         sessions.insert(s, (stored, first));
                     }
@@ -244,7 +237,7 @@ pub(crate) fn apply(
                 deltas.count(keys::money(first, keys::MoneyField::Sessions), 1);
                 batch.put_cf(
                     activity_cf,
-                    keys::session(user_id, s),
+                    activity::session(user_id, s),
                     codec::encode(&first),
                 );
             }
@@ -252,6 +245,18 @@ pub(crate) fn apply(
         batch.put_cf(activity_cf, state_key, codec::encode(&state));
     }
     deltas.write(store, batch)
+}
+
+/// The days `window_days`-window counters gain when a user's day set gains
+/// `day`, given its nearest other days before (`prev`) and after (`next`):
+/// the windows ending in `day ..= day + w − 1` that no other day covers.
+fn newly_covered(day: i32, prev: Option<i32>, next: Option<i32>, window_days: u8) -> (i32, i32) {
+    let w = i32::from(window_days);
+    let lo = prev.map_or(day, |p| day.max(p.saturating_add(w)));
+    let hi = next.map_or(day.saturating_add(w - 1), |n| {
+        (day.saturating_add(w - 1)).min(n - 1)
+    });
+    (lo, hi)
 }
 
 /// Every day whose `window_days` window ending there holds a day of `days`.
@@ -296,7 +301,7 @@ pub(crate) fn erase(
         count_event(&mut deltas, &c, day, hour, -1);
     }
     let state: UserActivity = store
-        .get(Cf::Activity, &keys::user_state(user_id))?
+        .get(Cf::Activity, &activity::user_state(user_id))?
         .unwrap_or_default();
     for (kind, days) in &state.days {
         for day in days.iter() {
@@ -324,6 +329,34 @@ pub(crate) fn erase(
         batch.delete_cf(cf, k);
     }
     deltas.write(store, batch)
+}
+
+/// Deletes every aggregate derived from events, in batches of bounded size
+/// (the first step of a rebuild): every `metrics` key but the all-users set
+/// (owned by the users module) and the tier sets (owned by the ledger), and
+/// the whole `activity` column family. Not atomic; the caller holds every
+/// stripe lock and replays the events afterwards.
+pub(crate) fn clear(store: &Store) -> Result<()> {
+    /// Deletes per write batch while clearing.
+    const CLEAR_BATCH_KEYS: usize = 10_000;
+    for cf in [Cf::Metrics, Cf::Activity] {
+        let handle = store.cf(cf)?;
+        let mut batch = WriteBatch::default();
+        for item in store.range(cf, &[], None)? {
+            let (k, _) = item?;
+            if cf == Cf::Metrics
+                && keys::MetricKey::parse(&k).is_some_and(|p| !p.derived_from_events())
+            {
+                continue;
+            }
+            batch.delete_cf(handle, k);
+            if batch.len() >= CLEAR_BATCH_KEYS {
+                store.write(std::mem::take(&mut batch))?;
+            }
+        }
+        store.write(batch)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

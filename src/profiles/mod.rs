@@ -19,7 +19,7 @@ use crate::keys;
 use crate::store::merge::BitmapDelta;
 use crate::store::{decode_value, Cf, Store};
 use crate::time;
-use crate::users::{self, Allocator, LockStripes, UserWrites};
+use crate::users;
 
 /// Longest attribute name, in bytes.
 pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 64;
@@ -189,7 +189,7 @@ impl ProfileUpdate {
         self.len() == 0
     }
 
-    fn creates(&self) -> bool {
+    pub(crate) fn creates(&self) -> bool {
         !self.set.is_empty() || !self.tags.is_empty()
     }
 
@@ -275,104 +275,77 @@ pub struct Profile {
     pub tags: BTreeMap<String, Tag>,
 }
 
-pub(crate) struct Writer<'a> {
-    pub store: &'a Store,
-    pub allocator: &'a Allocator,
-    pub stripes: &'a LockStripes,
+/// Puts `update`'s attribute and tag changes for `user_id` into `batch`:
+/// tag-index deltas only on first assignment or removal, expiry entries kept
+/// exact. Reads the user's old tags; the caller holds the user's lock.
+pub(crate) fn apply_update(
+    store: &Store,
+    batch: &mut WriteBatch,
+    user_id: u32,
+    update: &ProfileUpdate,
+) -> Result<()> {
+    let profiles = store.cf(Cf::Profiles)?;
+    let tags_cf = store.cf(Cf::Tags)?;
+    let index = store.cf(Cf::TagIndex)?;
+    let expiry = store.cf(Cf::TagExpiry)?;
+    for (name, value, sensitive) in &update.set {
+        let stored = StoredAttr {
+            value: value.clone(),
+            sensitive: *sensitive,
+        };
+        batch.put_cf(
+            profiles,
+            keys::user_and_name(user_id, name),
+            codec::encode(&stored),
+        );
+    }
+    for name in &update.unset {
+        batch.delete_cf(profiles, keys::user_and_name(user_id, name));
+    }
+    for (name, tag) in &update.tags {
+        let key = keys::user_and_name(user_id, name);
+        let old: Option<Tag> = store.get(Cf::Tags, &key)?;
+        match old {
+            None => batch.merge_cf(index, name.as_bytes(), BitmapDelta::add(user_id).encode()),
+            Some(Tag {
+                expires_at_ms: Some(e),
+                ..
+            }) => batch.delete_cf(expiry, keys::tag_expiry(name, e, user_id)),
+            Some(_) => {}
+        }
+        if let Some(e) = tag.expires_at_ms {
+            batch.put_cf(expiry, keys::tag_expiry(name, e, user_id), []);
+        }
+        batch.put_cf(tags_cf, key, codec::encode(tag));
+    }
+    for name in &update.untags {
+        let key = keys::user_and_name(user_id, name);
+        let old: Option<Tag> = store.get(Cf::Tags, &key)?;
+        if let Some(old) = old {
+            remove_tag(batch, store, user_id, name, &old)?;
+        }
+    }
+    Ok(())
 }
 
-impl Writer<'_> {
-    /// Applies `update` to `user` as one atomic write.
-    pub fn update(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        self.store.check_writable()?;
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        update.validate()?;
-        let _guard = self.stripes.lock([user]);
-        let mut users_w = UserWrites::new(self.store, self.allocator);
-        let user_id = if update.creates() {
-            users_w.id(user)?
-        } else {
-            match users_w.existing_id(user)? {
-                Some(id) => id,
-                // Removing from a user that does not exist is a no-op, and
-                // must not create the user.
-                None => return Ok(()),
-            }
-        };
-        let mut batch = WriteBatch::default();
-        let profiles = self.store.cf(Cf::Profiles)?;
-        let tags_cf = self.store.cf(Cf::Tags)?;
-        let index = self.store.cf(Cf::TagIndex)?;
-        let expiry = self.store.cf(Cf::TagExpiry)?;
-        for (name, value, sensitive) in &update.set {
-            let stored = StoredAttr {
-                value: value.clone(),
-                sensitive: *sensitive,
-            };
-            batch.put_cf(
-                profiles,
-                keys::user_and_name(user_id, name),
-                codec::encode(&stored),
-            );
+/// Puts the removal of `user_id`'s tag `tag` into `batch` if it still
+/// expires at `expires_at_ms` (it may have been refreshed since the expiry
+/// index was read); returns whether it did. The caller holds the user's lock.
+pub(crate) fn remove_expired_tag(
+    store: &Store,
+    batch: &mut WriteBatch,
+    user_id: u32,
+    tag: &str,
+    expires_at_ms: i64,
+) -> Result<bool> {
+    let key = keys::user_and_name(user_id, tag);
+    let current: Option<Tag> = store.get(Cf::Tags, &key)?;
+    match current {
+        Some(t) if t.expires_at_ms == Some(expires_at_ms) => {
+            remove_tag(batch, store, user_id, tag, &t)?;
+            Ok(true)
         }
-        for name in &update.unset {
-            batch.delete_cf(profiles, keys::user_and_name(user_id, name));
-        }
-        for (name, tag) in &update.tags {
-            let key = keys::user_and_name(user_id, name);
-            let old: Option<Tag> = self.store.get(Cf::Tags, &key)?;
-            match old {
-                None => batch.merge_cf(index, name.as_bytes(), BitmapDelta::add(user_id).encode()),
-                Some(Tag {
-                    expires_at_ms: Some(e),
-                    ..
-                }) => batch.delete_cf(expiry, keys::tag_expiry(name, e, user_id)),
-                Some(_) => {}
-            }
-            if let Some(e) = tag.expires_at_ms {
-                batch.put_cf(expiry, keys::tag_expiry(name, e, user_id), []);
-            }
-            batch.put_cf(tags_cf, key, codec::encode(tag));
-        }
-        for name in &update.untags {
-            let key = keys::user_and_name(user_id, name);
-            let old: Option<Tag> = self.store.get(Cf::Tags, &key)?;
-            if let Some(old) = old {
-                remove_tag(&mut batch, self.store, user_id, name, &old)?;
-            }
-        }
-        users_w.finish(&mut batch)?;
-        self.store.write(batch)
-    }
-
-    /// Removes every tag that expired at or before `now_ms`; returns how many.
-    pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
-        self.store.check_writable()?;
-        time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
-        let mut removed = 0usize;
-        for tag in tag_names(self.store)? {
-            for (user_id, expires_at_ms) in expired_holders(self.store, &tag, now_ms)? {
-                if removed >= MAX_PURGE_PER_CALL {
-                    return Ok(removed);
-                }
-                let Some(record) = users::record_of(self.store, user_id)? else {
-                    continue;
-                };
-                let _guard = self.stripes.lock([record.name.as_str()]);
-                // Re-read under the lock: the tag may have been refreshed.
-                let key = keys::user_and_name(user_id, &tag);
-                let current: Option<Tag> = self.store.get(Cf::Tags, &key)?;
-                if let Some(t) = current {
-                    if t.expires_at_ms == Some(expires_at_ms) {
-                        let mut batch = WriteBatch::default();
-                        remove_tag(&mut batch, self.store, user_id, &tag, &t)?;
-                        self.store.write(batch)?;
-                        removed += 1;
-                    }
-                }
-            }
-        }
-        Ok(removed)
+        _ => Ok(false),
     }
 }
 

@@ -269,11 +269,14 @@ impl<'t> Parser<'t> {
             });
         }
         if let Some(name) = tok.strip_prefix("stage:") {
-            crate::users::check_name(name, 64).map_err(|p| InputError::new("segment.stage", p))?;
+            crate::users::check_name(name, crate::metrics::MAX_STAGE_NAME_BYTES)
+                .map_err(|p| InputError::new("segment.stage", p))?;
             return Ok(Segment::Stage(name.to_owned()));
         }
         if let Some(name) = tok.strip_prefix("rfm:") {
-            crate::users::check_name(name, 64).map_err(|p| InputError::new("segment.rfm", p))?;
+            // RFM segment names are labels like stage names, with their bound.
+            crate::users::check_name(name, crate::metrics::MAX_STAGE_NAME_BYTES)
+                .map_err(|p| InputError::new("segment.rfm", p))?;
             return Ok(Segment::Rfm(name.to_owned()));
         }
         if let Some(name) = tok.strip_prefix("tier:") {

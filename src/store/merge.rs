@@ -11,6 +11,7 @@ use roaring::RoaringBitmap;
 use rocksdb::MergeOperands;
 
 use crate::codec::{FORMAT_V1, POISONED};
+use crate::keys::metrics::{COUNTER, USER_SET};
 
 /// Limit on the decoded size of one bitmap or delta, so a corrupted length
 /// field cannot make a merge allocate without bound.
@@ -192,23 +193,16 @@ pub fn counter_merge(
     Some(encode_counter(sum))
 }
 
-/// Key-space tags of the metrics column family, which holds both shapes.
-pub mod metric_space {
-    /// `COUNTER | name…`: i64 counters.
-    pub const COUNTER: u8 = 0x01;
-    /// `USER_SET | name…`: user-set bitmaps.
-    pub const USER_SET: u8 = 0x02;
-}
-
-/// Merge for the metrics column family: dispatches on the key-space tag.
+/// Merge for the metrics column family: dispatches on the key's space byte
+/// (layouts: [`crate::keys::metrics`]).
 pub fn metrics_full_merge(
     key: &[u8],
     existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
     match key.first() {
-        Some(&metric_space::USER_SET) => bitmap_full_merge(key, existing, operands),
-        Some(&metric_space::COUNTER) => counter_merge(key, existing, operands),
+        Some(&USER_SET) => bitmap_full_merge(key, existing, operands),
+        Some(&COUNTER) => counter_merge(key, existing, operands),
         _ => Some(vec![POISONED]),
     }
 }
@@ -220,8 +214,8 @@ pub fn metrics_partial_merge(
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
     match key.first() {
-        Some(&metric_space::USER_SET) => bitmap_partial_merge(key, existing, operands),
-        Some(&metric_space::COUNTER) => counter_merge(key, existing, operands),
+        Some(&USER_SET) => bitmap_partial_merge(key, existing, operands),
+        Some(&COUNTER) => counter_merge(key, existing, operands),
         _ => None,
     }
 }

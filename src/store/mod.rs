@@ -6,17 +6,23 @@
 //! must not know what an event, a tag or a profile is.
 
 pub mod merge;
+mod options;
+mod snapshot;
+
+use options::cf_options;
+pub use options::{Options, Settings};
+pub use snapshot::Snapshot;
 
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
-    IteratorMode, ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, OpenError, Result};
+use crate::keys::meta;
 
 /// Version of the on-disk layout this build writes and reads.
 ///
@@ -116,54 +122,6 @@ impl Cf {
     }
 }
 
-/// How to open a store.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The store's fixed UTC offset in minutes (−840..=840). `None` means "the
-    /// stored one" when reopening and 0 when creating; `Some` must match the
-    /// stored one on reopen.
-    pub utc_offset_minutes: Option<i32>,
-    /// Create the store when the directory holds none.
-    pub create_if_missing: bool,
-    /// Open without write access. Writers get [`Error::ReadOnly`].
-    pub read_only: bool,
-    /// fsync the WAL on every write: no acknowledged write is lost on power
-    /// failure, at the cost of write latency.
-    pub sync_writes: bool,
-    /// Size of the block cache shared by all column families, in bytes.
-    pub block_cache_bytes: usize,
-    /// Size of each column family's memtable, in bytes.
-    pub write_buffer_bytes: usize,
-    /// Event kinds that do not count as activity (SPEC §2), by name. Fixed
-    /// when the store is created: `None` means "the stored list" on reopen
-    /// and "every kind counts" on creation; `Some` must match on reopen.
-    pub non_activity_kinds: Option<Vec<String>>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            utc_offset_minutes: None,
-            create_if_missing: true,
-            read_only: false,
-            sync_writes: false,
-            block_cache_bytes: 64 << 20,
-            write_buffer_bytes: 32 << 20,
-            non_activity_kinds: None,
-        }
-    }
-}
-
-/// Settings fixed when a store is created and persisted in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settings {
-    /// The store's local calendar offset from UTC, in minutes.
-    pub utc_offset_minutes: i32,
-}
-
-const META_FORMAT_VERSION: &[u8] = b"format_version";
-const META_SETTINGS: &[u8] = b"settings";
-
 /// A raw key and value read from a column family.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
@@ -185,53 +143,6 @@ impl std::fmt::Debug for Store {
             .field("settings", &self.settings)
             .finish()
     }
-}
-
-fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::Options {
-    let mut o = rocksdb::Options::default();
-    o.set_write_buffer_size(options.write_buffer_bytes);
-    // lz4 is cheap enough for every level; zstd only where data settles.
-    o.set_compression_type(DBCompressionType::Lz4);
-    o.set_bottommost_compression_type(DBCompressionType::Zstd);
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    // Partitioned index and filters, top level pinned: memory stays bounded
-    // by the block cache, and a cache miss reads one small partition instead
-    // of a whole SST's filter or index block. Without this, once the data
-    // outgrew the cache, every point read re-read (and checksummed) whole
-    // filter blocks: earn 16 µs → 120 µs, redeem 0.3 → 13 ms (benches/ledger.rs).
-    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
-    table.set_partition_filters(true);
-    table.set_pin_top_level_index_and_filter(true);
-    if cf.per_user() {
-        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(crate::keys::USER_BYTES));
-        o.set_memtable_prefix_bloom_ratio(0.1);
-        // Point lookups (profile attribute, event-id dedup) still use the
-        // whole-key filter; prefix scans use the prefix filter.
-        table.set_whole_key_filtering(true);
-    }
-    o.set_block_based_table_factory(&table);
-    match cf {
-        Cf::TagIndex => {
-            o.set_merge_operator(
-                "stickydb.bitmap.v1",
-                merge::bitmap_full_merge,
-                merge::bitmap_partial_merge,
-            );
-        }
-        Cf::Metrics => {
-            o.set_merge_operator(
-                "stickydb.metrics.v1",
-                merge::metrics_full_merge,
-                merge::metrics_partial_merge,
-            );
-        }
-        _ => {}
-    }
-    o
 }
 
 impl Store {
@@ -321,7 +232,7 @@ impl Store {
     /// Reads (or, for a new store, writes) the format version and settings.
     /// Returns the settings and the format version found on disk.
     fn load_or_init_meta(&self, existed: bool, options: &Options) -> Result<(Settings, u32)> {
-        let version: Option<u32> = self.get(Cf::Meta, META_FORMAT_VERSION)?;
+        let version: Option<u32> = self.get(Cf::Meta, meta::FORMAT_VERSION)?;
         match version {
             None if existed => Err(OpenError::NotAStore {
                 path: self.path.display().to_string(),
@@ -333,8 +244,8 @@ impl Store {
                 };
                 let mut batch = WriteBatch::default();
                 let meta = self.cf(Cf::Meta)?;
-                batch.put_cf(meta, META_FORMAT_VERSION, codec::encode(&FORMAT_VERSION));
-                batch.put_cf(meta, META_SETTINGS, codec::encode(&settings));
+                batch.put_cf(meta, meta::FORMAT_VERSION, codec::encode(&FORMAT_VERSION));
+                batch.put_cf(meta, meta::SETTINGS, codec::encode(&settings));
                 // Creation is always synced: a store must never exist without
                 // its settings.
                 let mut sync = WriteOptions::default();
@@ -344,11 +255,11 @@ impl Store {
             }
             Some(found) if found == FORMAT_VERSION || MIGRATABLE_FORMATS.contains(&found) => {
                 let settings: Settings =
-                    self.get(Cf::Meta, META_SETTINGS)?
+                    self.get(Cf::Meta, meta::SETTINGS)?
                         .ok_or_else(|| CorruptionError {
                             cf: Cf::Meta.name(),
                             what: "value",
-                            key: META_SETTINGS.to_vec(),
+                            key: meta::SETTINGS.to_vec(),
                             reason: "format version present but settings missing".into(),
                         })?;
                 if let Some(requested) = options.utc_offset_minutes {
@@ -383,7 +294,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(Cf::Meta)?,
-            META_FORMAT_VERSION,
+            meta::FORMAT_VERSION,
             codec::encode(&FORMAT_VERSION),
         );
         let mut sync = WriteOptions::default();
@@ -541,74 +452,6 @@ impl Store {
     }
 }
 
-/// A consistent read-only view of the store at one instant: every read
-/// through it sees the same committed writes, so a query that reads many
-/// keys equals a read between two writes even while writers run.
-pub struct Snapshot<'a> {
-    store: &'a Store,
-    snap: rocksdb::SnapshotWithThreadMode<'a, DB>,
-}
-
-impl Store {
-    /// A consistent view of the store as of now.
-    pub fn snapshot(&self) -> Snapshot<'_> {
-        Snapshot {
-            store: self,
-            snap: self.db.snapshot(),
-        }
-    }
-}
-
-impl Snapshot<'_> {
-    fn read_options(&self) -> ReadOptions {
-        let mut ro = ReadOptions::default();
-        ro.set_snapshot(&self.snap);
-        ro
-    }
-
-    /// The store the view reads.
-    pub fn store(&self) -> &Store {
-        self.store
-    }
-
-    /// Reads the raw bytes of one value.
-    pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .store
-            .db
-            .get_cf_opt(self.store.cf(cf)?, key, &self.read_options())?)
-    }
-
-    /// Reads and decodes one value.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        match self.get_raw(cf, key)? {
-            None => Ok(None),
-            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
-        }
-    }
-
-    /// Reads a counter kept by a merge operator (absent = 0).
-    pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
-        counter_value(cf, key, self.get_raw(cf, key)?)
-    }
-
-    /// Iterates `(key, value)` over keys in `[from, until)` as of the view.
-    pub fn range(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        until: Option<Vec<u8>>,
-    ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
-        let it = self.store.db.iterator_cf_opt(
-            self.store.cf(cf)?,
-            range_options(self.read_options(), until),
-            IteratorMode::From(from, rocksdb::Direction::Forward),
-        );
-        Ok(it.map(|r| r.map_err(Error::from)))
-    }
-}
-
-/// Read options for a forward range scan that ignores prefix shortcuts.
 fn range_options(mut ro: ReadOptions, until: Option<Vec<u8>>) -> ReadOptions {
     ro.set_total_order_seek(true);
     if let Some(u) = until {

@@ -1,11 +1,11 @@
 //! Event types and their validation (SPEC §2).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, Problem};
+use crate::kinds::{EventKind, MAX_KIND_BYTES};
 use crate::time;
 use crate::users;
 
@@ -13,8 +13,6 @@ use crate::users;
 pub const MAX_EVENT_ID_BYTES: usize = 128;
 /// Longest accepted `session_id`, in bytes.
 pub const MAX_SESSION_ID_BYTES: usize = 128;
-/// Longest accepted custom kind name, in bytes.
-pub const MAX_KIND_BYTES: usize = 64;
 /// Most properties on one event.
 pub const MAX_PROPERTIES: usize = 64;
 /// Largest encoded properties map, in bytes.
@@ -24,120 +22,6 @@ pub const MAX_PROPERTY_KEY_BYTES: usize = 64;
 /// Largest accepted amount, in minor units: 10^15 keeps every sum over a
 /// store's lifetime far inside i64.
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
-
-/// What a user did. Known kinds have fixed ids; any other name is a custom
-/// kind, registered on first use.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(into = "String", from = "String")]
-pub enum EventKind {
-    /// Viewed or browsed a page or item.
-    View,
-    /// Searched.
-    Search,
-    /// Marked an item as a favourite.
-    Favorite,
-    /// Added an item to the cart.
-    AddToCart,
-    /// Placed an order.
-    Purchase,
-    /// Got money back for an order.
-    Refund,
-    /// Signed in.
-    SignIn,
-    /// Shared an item.
-    Share,
-    /// Wrote a review.
-    Review,
-    /// Created an account.
-    Signup,
-    /// Any other kind, by name.
-    Custom(String),
-}
-
-const KNOWN: [(EventKind, &str, u32); 10] = [
-    (EventKind::View, "view", 1),
-    (EventKind::Search, "search", 2),
-    (EventKind::Favorite, "favorite", 3),
-    (EventKind::AddToCart, "add_to_cart", 4),
-    (EventKind::Purchase, "purchase", 5),
-    (EventKind::Refund, "refund", 6),
-    (EventKind::SignIn, "sign_in", 7),
-    (EventKind::Share, "share", 8),
-    (EventKind::Review, "review", 9),
-    (EventKind::Signup, "signup", 10),
-];
-
-/// First id handed to a custom kind; ids below are reserved for known kinds.
-pub const FIRST_CUSTOM_KIND_ID: u32 = 1000;
-
-impl EventKind {
-    /// The kind's name as stored and printed.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EventKind::Custom(name) => name,
-            known => KNOWN
-                .iter()
-                .find(|(k, _, _)| k == known)
-                .map(|(_, name, _)| *name)
-                .unwrap_or("unknown"),
-        }
-    }
-
-    /// The kind named `name` (known or custom). Never fails; validity of a
-    /// custom name is checked when an event is recorded.
-    pub fn from_name(name: &str) -> Self {
-        KNOWN
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(k, _, _)| k.clone())
-            .unwrap_or_else(|| EventKind::Custom(name.to_owned()))
-    }
-
-    /// The fixed id of a known kind; `None` for custom kinds.
-    pub fn known_id(&self) -> Option<u32> {
-        KNOWN
-            .iter()
-            .find(|(k, _, _)| k == self)
-            .map(|(_, _, id)| *id)
-    }
-
-    /// The known kind with fixed id `id`.
-    pub fn from_known_id(id: u32) -> Option<Self> {
-        KNOWN
-            .iter()
-            .find(|(_, _, i)| *i == id)
-            .map(|(k, _, _)| k.clone())
-    }
-
-    /// Every known kind.
-    pub fn known() -> impl Iterator<Item = EventKind> {
-        KNOWN.iter().map(|(k, _, _)| k.clone())
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<String> for EventKind {
-    fn from(s: String) -> Self {
-        EventKind::from_name(&s)
-    }
-}
-
-impl From<EventKind> for String {
-    fn from(k: EventKind) -> Self {
-        k.as_str().to_owned()
-    }
-}
-
-impl From<&str> for EventKind {
-    fn from(s: &str) -> Self {
-        EventKind::from_name(s)
-    }
-}
 
 /// A property value on an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,33 +1,28 @@
-//! Event timelines (SPEC §2): recording events idempotently and reading a
-//! user's events newest-first.
+//! Event timelines (SPEC §2): the event records and their dedup index, and
+//! reading a user's events newest-first.
 //!
-//! Owns the `events` and `event_ids` column families and the custom-kind
-//! registry. One `record_batch` call is one atomic WriteBatch holding the
-//! events, their dedup entries, any new user ids and kinds, every
-//! aggregate delta and every rule-earned points credit (through the ledger's
-//! session). Must not touch profiles or tags.
+//! Owns the `events` and `event_ids` column families: what an event is, its
+//! validation, its stored form. The write path (`write`) puts events through
+//! `put` into the batch that also carries their aggregate deltas. Must not
+//! touch profiles, tags, aggregates or the ledger.
 
 mod event;
-mod kinds;
-
-use std::collections::HashSet;
 
 use rocksdb::WriteBatch;
 
+pub use crate::kinds::{EventKind, KindRegistry, MAX_CUSTOM_KINDS, MAX_KIND_BYTES};
 pub use event::{
-    Event, EventKind, PropValue, RecordOutcome, StoredEvent, MAX_AMOUNT_MINOR, MAX_EVENT_ID_BYTES,
-    MAX_KIND_BYTES, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, MAX_SESSION_ID_BYTES,
+    Event, PropValue, RecordOutcome, StoredEvent, MAX_AMOUNT_MINOR, MAX_EVENT_ID_BYTES,
+    MAX_PROPERTIES, MAX_PROPERTIES_BYTES, MAX_SESSION_ID_BYTES,
 };
-pub use kinds::{KindRegistry, MAX_CUSTOM_KINDS};
 
 use event::{EventValue, StoredProp};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, InputError, Problem, Result};
 use crate::keys::{self, EventKey};
-use crate::metrics;
 use crate::store::{decode_value, Cf, Store};
-use crate::users::{self, Allocator, LockStripes, UserWrites};
+use crate::users;
 
 /// Most events one `record_batch` call may carry.
 pub const MAX_BATCH_EVENTS: usize = 100_000;
@@ -35,123 +30,41 @@ pub const MAX_BATCH_EVENTS: usize = 100_000;
 /// Most events one `timeline` call returns.
 pub const MAX_TIMELINE_LIMIT: usize = 100_000;
 
-/// What the timeline needs from the store to write.
-pub(crate) struct Writer<'a> {
-    pub store: &'a Store,
-    pub allocator: &'a Allocator,
-    pub stripes: &'a LockStripes,
-    pub kinds: &'a KindRegistry,
-    /// Kinds that do not count as activity, by name.
-    pub non_activity_kinds: &'a [String],
-    /// Earning rules: a rule credit rides in its event's batch. Read once
-    /// the stripes are held, so a settings change (which holds them all) is
-    /// wholly before or after this write.
-    pub ledger_settings: &'a parking_lot::RwLock<std::sync::Arc<crate::ledger::LedgerSettings>>,
+/// Whether `user_id` already recorded an event with `event_id` (the dedup
+/// lookup of SPEC §2's idempotency).
+pub(crate) fn is_recorded(store: &Store, user_id: u32, event_id: &str) -> Result<bool> {
+    store.contains(Cf::EventIds, &keys::user_and_name(user_id, event_id))
 }
 
-impl Writer<'_> {
-    /// Records `events` as one atomic write.
-    pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
-        self.store.check_writable()?;
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(InputError::new(
-                "events",
-                Problem::TooMany {
-                    count: events.len(),
-                    max: MAX_BATCH_EVENTS,
-                },
-            )
-            .into());
-        }
-        // Validate everything before taking a lock or touching the store: a bad
-        // item rejects the whole batch and nothing is written.
-        for (i, e) in events.iter().enumerate() {
-            e.validate().map_err(|err| err.at(i))?;
-        }
-
-        let _guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
-        let mut batch = WriteBatch::default();
-        let reservation =
-            self.kinds
-                .reserve(self.store, events.iter().map(|e| &e.kind), &mut batch)?;
-        let mut users = UserWrites::new(self.store, self.allocator);
-        let events_cf = self.store.cf(Cf::Events)?;
-        let ids_cf = self.store.cf(Cf::EventIds)?;
-        let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut contributions: Vec<metrics::state::Contribution<'_>> = Vec::new();
-        // Only stores with earning rules pay for a ledger session.
-        let ledger_settings = self.ledger_settings.read().clone();
-        let mut ledger = (!ledger_settings.rules.is_empty())
-            .then(|| crate::ledger::session::Session::new(self.store, &ledger_settings));
-
-        for e in events {
-            if let Some(event_id) = &e.event_id {
-                if !seen_in_batch.insert((e.user.as_str(), event_id.as_str())) {
-                    outcomes.push(RecordOutcome::Duplicate);
-                    continue;
-                }
-                if let Some(user_id) = users.existing_id(&e.user)? {
-                    let key = keys::user_and_name(user_id, event_id);
-                    if self.store.contains(Cf::EventIds, &key)? {
-                        outcomes.push(RecordOutcome::Duplicate);
-                        continue;
-                    }
-                }
-            }
-            let kind_id = reservation.id(&e.kind)?;
-            let (user_id, seq) = users.next_event_seq(&e.user)?;
-            let key = EventKey {
-                user_id,
-                ts_ms: e.ts_ms,
-                seq,
-            };
-            let value = EventValue {
-                kind_id,
-                event_id: e.event_id.clone(),
-                session_id: e.session_id.clone(),
-                amount_minor: e.amount_minor,
-                properties: e
-                    .properties
-                    .iter()
-                    .map(|(k, v)| (k.clone(), StoredProp::from(v)))
-                    .collect(),
-            };
-            batch.put_cf(events_cf, key.encode(), codec::encode(&value));
-            if let Some(event_id) = &e.event_id {
-                batch.put_cf(
-                    ids_cf,
-                    keys::user_and_name(user_id, event_id),
-                    codec::encode(&(e.ts_ms, seq)),
-                );
-            }
-            contributions.push(metrics::state::Contribution {
-                user_id,
-                kind_id,
-                is_activity: metrics::counts_as_activity(self.non_activity_kinds, e.kind.as_str()),
-                ts_ms: e.ts_ms,
-                amount_minor: e.amount_minor,
-                session_id: e.session_id.as_deref(),
-            });
-            if let Some(ledger) = ledger.as_mut() {
-                ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
-            }
-            outcomes.push(RecordOutcome::Recorded { user_id, seq });
-        }
-        metrics::state::apply(
-            self.store,
-            &mut batch,
-            self.store.settings().utc_offset_minutes,
-            &contributions,
-        )?;
-        if let Some(ledger) = ledger {
-            ledger.finish(&mut batch)?;
-        }
-        users.finish(&mut batch)?;
-        self.store.write(batch)?;
-        reservation.publish();
-        Ok(outcomes)
+/// Puts one event under `key` and, when it has an id, its dedup entry, into
+/// `batch`.
+pub(crate) fn put(
+    store: &Store,
+    batch: &mut WriteBatch,
+    key: &EventKey,
+    kind_id: u32,
+    e: &Event,
+) -> Result<()> {
+    let value = EventValue {
+        kind_id,
+        event_id: e.event_id.clone(),
+        session_id: e.session_id.clone(),
+        amount_minor: e.amount_minor,
+        properties: e
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), StoredProp::from(v)))
+            .collect(),
+    };
+    batch.put_cf(store.cf(Cf::Events)?, key.encode(), codec::encode(&value));
+    if let Some(event_id) = &e.event_id {
+        batch.put_cf(
+            store.cf(Cf::EventIds)?,
+            keys::user_and_name(key.user_id, event_id),
+            codec::encode(&(e.ts_ms, key.seq)),
+        );
     }
+    Ok(())
 }
 
 /// Decodes one stored event.
@@ -271,12 +184,13 @@ pub(crate) fn kinds_and_times(
 }
 
 /// Deletes every event of `user_id` and its event-id index entries (erasure,
-/// SPEC §5), in `batch`; returns what the aggregates must forget.
+/// SPEC §5), in `batch`; returns the facts of every deleted event, which
+/// the aggregates must forget.
 pub(crate) fn erase(
     store: &Store,
     batch: &mut WriteBatch,
     user_id: u32,
-) -> Result<Vec<metrics::state::ErasedEvent>> {
+) -> Result<Vec<EventFacts>> {
     let prefix = keys::user(user_id);
     let events_cf = store.cf(Cf::Events)?;
     let ids_cf = store.cf(Cf::EventIds)?;
@@ -285,10 +199,12 @@ pub(crate) fn erase(
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
         let value: EventValue = decode_value(Cf::Events, &k, &v)?;
-        out.push(metrics::state::ErasedEvent {
-            kind_id: value.kind_id,
+        out.push(EventFacts {
+            user_id,
             ts_ms: key.ts_ms,
+            kind_id: value.kind_id,
             amount_minor: value.amount_minor,
+            session_id: value.session_id,
         });
         batch.delete_cf(events_cf, k);
     }
@@ -299,8 +215,8 @@ pub(crate) fn erase(
     Ok(out)
 }
 
-/// What the aggregates need from one stored event.
-/// See [`for_each_event`].
+/// What the aggregates need from one stored event (see [`for_each_event`]
+/// and [`erase`]).
 pub(crate) struct EventFacts {
     pub user_id: u32,
     pub ts_ms: i64,

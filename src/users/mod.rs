@@ -19,7 +19,8 @@ pub use locks::{LockStripes, StripeGuards};
 
 use crate::error::{CorruptionError, Error, Problem, Result};
 use crate::keys;
-use crate::store::merge::{metric_space, BitmapDelta};
+use crate::keys::{meta, metrics::ALL_USERS};
+use crate::store::merge::BitmapDelta;
 use crate::store::{Cf, Store};
 
 /// Longest accepted external user id, in bytes.
@@ -27,9 +28,6 @@ pub const MAX_USER_BYTES: usize = 128;
 
 /// Highest internal id ever handed out; keeps `next + 1` from overflowing.
 pub const MAX_USER_ID: u32 = u32::MAX - 1;
-
-/// Metrics key of the set of every existing user.
-pub const ALL_USERS_KEY: &[u8] = &[metric_space::USER_SET, b'u', b's', b'e', b'r', b's'];
 
 /// Checks an external user id: 1..=128 bytes of UTF-8 without control characters.
 pub fn check_user(user: &str) -> Result<(), Problem> {
@@ -79,7 +77,7 @@ impl Allocator {
         };
         // Erasing the newest user removes its record; the mark keeps its id
         // from being handed out again.
-        let erased_mark: u32 = store.get(Cf::Meta, META_NEXT_ID_FLOOR)?.unwrap_or(0);
+        let erased_mark: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
         let next = after_last.max(erased_mark);
         Ok(Self {
             next: AtomicU32::new(next),
@@ -105,9 +103,6 @@ impl Allocator {
     }
 }
 
-/// Meta key: the lowest id the allocator may hand out, raised by erasure.
-const META_NEXT_ID_FLOOR: &[u8] = b"next_user_id_floor";
-
 /// Deletes the user's id mappings and record and removes it from the
 /// all-users set (erasure, SPEC §5), in `batch`. The id is never reused.
 pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32, name: &str) -> Result<()> {
@@ -115,14 +110,14 @@ pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32, name: &
     batch.delete_cf(store.cf(Cf::UserById)?, keys::user(user_id));
     batch.merge_cf(
         store.cf(Cf::Metrics)?,
-        ALL_USERS_KEY,
+        ALL_USERS,
         BitmapDelta::remove(user_id).encode(),
     );
-    let floor: u32 = store.get(Cf::Meta, META_NEXT_ID_FLOOR)?.unwrap_or(0);
+    let floor: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
     let wanted = user_id.saturating_add(1).max(floor);
     batch.put_cf(
         store.cf(Cf::Meta)?,
-        META_NEXT_ID_FLOOR,
+        meta::NEXT_USER_ID_FLOOR,
         crate::codec::encode(&wanted),
     );
     Ok(())
@@ -140,7 +135,7 @@ pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
 
 /// The set of every existing user.
 pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
-    store.get_bitmap(Cf::Metrics, ALL_USERS_KEY)
+    store.get_bitmap(Cf::Metrics, ALL_USERS)
 }
 
 struct Slot {
@@ -271,7 +266,7 @@ impl<'a> UserWrites<'a> {
         if !self.created.is_empty() {
             let mut delta = BitmapDelta::default();
             delta.adds.extend(self.created.iter().copied());
-            batch.merge_cf(metrics, ALL_USERS_KEY, delta.encode());
+            batch.merge_cf(metrics, ALL_USERS, delta.encode());
         }
         Ok(())
     }

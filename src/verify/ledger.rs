@@ -11,8 +11,8 @@ use roaring::RoaringBitmap;
 
 use super::VerifyReport;
 use crate::error::Result;
-use crate::keys::{self, day_from_asc, ts_from_desc, USER_BYTES};
-use crate::ledger::keys as lk;
+use crate::keys::ledger as lk;
+use crate::keys::{self, ledger::LedgerKey};
 use crate::ledger::{
     Account, EntryKind, Hold, LedgerEntry, LedgerSettings, Lot, LotDraw, TierChange, TxnRecord,
 };
@@ -33,10 +33,6 @@ struct Stored {
     tiers: Vec<(u32, TierChange)>,
     reversed: BTreeMap<u32, String>,
     caps: BTreeMap<(i32, u16), i64>,
-}
-
-fn tail<const N: usize>(key: &[u8], at: usize) -> Option<[u8; N]> {
-    key.get(at..at + N)?.try_into().ok()
 }
 
 /// Checks every account; returns the tier sets the accounts imply, keyed as
@@ -96,80 +92,62 @@ pub(super) fn check(
 }
 
 fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), String> {
-    let at = USER_BYTES + 1;
     let decode_err = |e: crate::error::Error| e.to_string();
-    let timed = || -> Option<(i64, u32)> {
-        (k.len() == at + 12).then_some(())?;
-        Some((
-            ts_from_desc(tail(k, at)?),
-            !u32::from_be_bytes(tail(k, at + 8)?),
-        ))
+    let Some(key) = LedgerKey::parse(k) else {
+        return Err(format!("key {k:?} in no known record family"));
     };
-    let numbered = || -> Option<u32> {
-        (k.len() == at + 4).then_some(())?;
-        Some(u32::from_be_bytes(tail(k, at)?))
-    };
-    match k.get(USER_BYTES).copied() {
-        Some(lk::ACCOUNT) if k.len() == at => {
+    match key {
+        LedgerKey::Account { .. } => {
             s.account = Some(decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
-        Some(lk::ENTRY) => {
-            let (t, seq) = timed().ok_or("entry key does not decode")?;
+        LedgerKey::Entry { at_ms, seq, .. } => {
             let e: LedgerEntry = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
-            if (e.at_ms, e.seq) != (t, seq) {
-                return Err(format!("entry {} filed under ({t}, {seq})", e.seq));
+            if (e.at_ms, e.seq) != (at_ms, seq) {
+                return Err(format!("entry {} filed under ({at_ms}, {seq})", e.seq));
             }
             s.entries.push(e);
         }
-        Some(lk::LOT) => {
-            let id = numbered().ok_or("lot key does not decode")?;
+        LedgerKey::Lot { lot: id, .. } => {
             let lot: Lot = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
             if lot.id != id {
                 return Err(format!("lot {} filed under {id}", lot.id));
             }
             s.lots.insert(id, lot);
         }
-        Some(lk::OPEN_LOT) => {
-            let (exp, id) = lk::open_lot_id(k).ok_or("open-lot key does not decode")?;
-            s.open.insert((exp, id));
+        LedgerKey::OpenLot {
+            expires_at_ms, lot, ..
+        } => {
+            s.open.insert((expires_at_ms.unwrap_or(i64::MAX), lot));
         }
-        Some(lk::HOLD) => {
-            let seq = numbered().ok_or("hold key does not decode")?;
+        LedgerKey::Hold { seq, .. } => {
             let h: Hold = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
             if h.seq != seq {
                 return Err(format!("hold {} filed under {seq}", h.seq));
             }
             s.holds.insert(seq, h);
         }
-        Some(lk::TXN) => {
-            let id = std::str::from_utf8(&k[at..]).map_err(|e| e.to_string())?;
+        LedgerKey::Txn { txn_id, .. } => {
             let rec: TxnRecord = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
-            s.txns.insert(id.to_owned(), rec);
+            s.txns.insert(txn_id, rec);
         }
-        Some(lk::GROWTH) if k.len() == at + 4 => {
-            let day = day_from_asc(tail(k, at).ok_or("growth key does not decode")?);
+        LedgerKey::Growth { day, .. } => {
             s.growth
                 .insert(day, decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
-        Some(lk::TIER) => {
-            let (_, seq) = timed().ok_or("tier key does not decode")?;
+        LedgerKey::Tier { seq, .. } => {
             s.tiers
                 .push((seq, decode_value(Cf::Ledger, k, v).map_err(decode_err)?));
         }
-        Some(lk::REVERSED) => {
-            let seq = numbered().ok_or("reversal key does not decode")?;
+        LedgerKey::Reversed { seq, .. } => {
             s.reversed
                 .insert(seq, decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
-        Some(lk::CAP) if k.len() == at + 6 => {
-            let day = day_from_asc(tail(k, at).ok_or("cap key does not decode")?);
-            let rule = u16::from_be_bytes(tail(k, at + 4).ok_or("cap key does not decode")?);
+        LedgerKey::Cap { day, rule, .. } => {
             s.caps.insert(
                 (day, rule),
                 decode_value(Cf::Ledger, k, v).map_err(decode_err)?,
             );
         }
-        _ => return Err(format!("key {k:?} in no known record family")),
     }
     Ok(())
 }
@@ -421,7 +399,10 @@ fn check_account(
         ));
     }
     if let Some(t) = &account.tier {
-        tier_sets.entry(lk::tier_set(t)).or_default().insert(uid);
+        tier_sets
+            .entry(crate::keys::metrics::tier_users(t))
+            .or_default()
+            .insert(uid);
     }
 
     for l in lots.values().filter(|l| l.is_open()) {

@@ -11,10 +11,11 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::keys::metrics::MetricKey;
 use crate::keys::{self, EventKey};
 use crate::metrics;
 use crate::profiles::{self, Tag};
-use crate::store::merge::{self, metric_space};
+use crate::store::merge;
 use crate::store::{decode_value, Cf, Store};
 use crate::timeline::{self, KindRegistry};
 use crate::users::{self, UserRecord};
@@ -113,9 +114,8 @@ struct Expected<'a> {
 
 impl Expected<'_> {
     fn add(&mut self, e: RawEvent, r: &mut VerifyReport) -> Result<()> {
-        use metrics::keys as mk;
-        const PURCHASE: u32 = 5;
-        const REFUND: u32 = 6;
+        use crate::keys::metrics as mk;
+        use crate::kinds::ids::{PURCHASE, REFUND};
         if self.current.as_ref().is_some_and(|(u, _)| *u != e.user_id) {
             self.finish_user(r)?;
         }
@@ -165,7 +165,7 @@ impl Expected<'_> {
     /// Compares the current user's stored state and sessions with what its
     /// events give, and folds it into the shared expectations.
     fn finish_user(&mut self, r: &mut VerifyReport) -> Result<()> {
-        use metrics::keys as mk;
+        use crate::keys::metrics as mk;
         let Some((user_id, mut u)) = self.current.take() else {
             return Ok(());
         };
@@ -202,7 +202,7 @@ impl Expected<'_> {
             add(mk::money(*first, metrics::MoneyField::Sessions), 1);
         }
 
-        let state_key = keys::user(user_id);
+        let state_key = keys::activity::user_state(user_id);
         match self.store.get_raw(Cf::Activity, &state_key)? {
             None => r.problem(format!("activity: user {user_id} has events but no state")),
             Some(v) => match decode_value::<metrics::UserActivity>(Cf::Activity, &state_key, &v) {
@@ -233,7 +233,7 @@ impl Expected<'_> {
         }
         for item in self.store.prefix(Cf::Activity, &state_key)? {
             let (k, v) = item?;
-            if k.len() == keys::USER_BYTES {
+            if !keys::activity::is_session(&k) {
                 continue; // the state, compared above
             }
             let (_, session) = match keys::split_user_and_name(Cf::Activity.name(), &k) {
@@ -282,43 +282,49 @@ fn check_metrics(store: &Store, mut expected: Expected<'_>, r: &mut VerifyReport
     for item in store.range(Cf::Metrics, &[], None)? {
         let (k, v) = item?;
         r.count(Cf::Metrics);
-        match k.first() {
-            Some(&metric_space::COUNTER) => {
-                let want = counters.remove(&k[..]).unwrap_or(0);
-                match merge::decode_counter(&v) {
-                    Some(n) if n == want => {}
-                    Some(n) => {
-                        r.problem(format!("metrics: counter {k:?} is {n}, events give {want}"))
-                    }
-                    None => r.problem(format!("metrics: counter {k:?} does not decode")),
-                }
+        let Some(parsed) = MetricKey::parse(&k) else {
+            r.problem(format!("metrics: key {k:?} in no known layout"));
+            continue;
+        };
+        if parsed == MetricKey::AllUsers {
+            continue; // compared with the user records by check_users
+        }
+        if !MetricKey::is_user_set(&k) {
+            let want = counters.remove(&k[..]).unwrap_or(0);
+            match merge::decode_counter(&v) {
+                Some(n) if n == want => {}
+                Some(n) => r.problem(format!(
+                    "metrics: counter {parsed:?} is {n}, events give {want}"
+                )),
+                None => r.problem(format!("metrics: counter {parsed:?} does not decode")),
             }
-            Some(&metric_space::USER_SET) if &k[..] == users::ALL_USERS_KEY => {}
-            Some(&metric_space::USER_SET) => {
-                let want = sets.remove(&k[..]).unwrap_or_default();
-                match merge::decode_bitmap(&v) {
-                    Some(set) if set == want => {}
-                    Some(set) => r.problem(format!(
-                        "metrics: user set {k:?} has {} users, events give {} ({} differ)",
-                        set.len(),
-                        want.len(),
-                        (&set ^ &want).len()
-                    )),
-                    None => r.problem(format!("metrics: user set {k:?} does not decode")),
-                }
+        } else {
+            let want = sets.remove(&k[..]).unwrap_or_default();
+            match merge::decode_bitmap(&v) {
+                Some(set) if set == want => {}
+                Some(set) => r.problem(format!(
+                    "metrics: user set {parsed:?} has {} users, events give {} ({} differ)",
+                    set.len(),
+                    want.len(),
+                    (&set ^ &want).len()
+                )),
+                None => r.problem(format!("metrics: user set {parsed:?} does not decode")),
             }
-            _ => r.problem(format!("metrics: key {k:?} in no known key space")),
         }
     }
     for (k, n) in counters {
         if n != 0 {
-            r.problem(format!("metrics: counter {k:?} missing, events give {n}"));
+            r.problem(format!(
+                "metrics: counter {:?} missing, events give {n}",
+                MetricKey::parse(&k)
+            ));
         }
     }
     for (k, set) in sets {
         if !set.is_empty() {
             r.problem(format!(
-                "metrics: user set {k:?} missing, events give {} users",
+                "metrics: user set {:?} missing, events give {} users",
+                MetricKey::parse(&k),
                 set.len()
             ));
         }

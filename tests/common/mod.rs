@@ -52,6 +52,8 @@ pub fn raw_open(path: &std::path::Path) -> rocksdb::DB {
     });
     rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), path, cfs).expect("raw open")
 }
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod model;
 
 /// Answers of many metrics over `from..=to`, with users named by their

@@ -1,4 +1,5 @@
-//! The custom event-kind registry: names ↔ dense ids, persisted in `meta`.
+//! The custom event-kind registry: names ↔ dense ids, persisted in `meta`
+//! (key layouts: [`crate::keys::meta`]).
 //!
 //! A custom kind is registered atomically with the first write that uses it:
 //! the writer holds the allocation mutex until that write commits, then
@@ -9,16 +10,14 @@ use std::collections::HashMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use rocksdb::WriteBatch;
 
-use super::event::{EventKind, FIRST_CUSTOM_KIND_ID};
+use super::{EventKind, FIRST_CUSTOM_KIND_ID};
 use crate::codec;
 use crate::error::{CorruptionError, Error, Result};
+use crate::keys::meta;
 use crate::store::{decode_value, Cf, Store};
 
 /// Most custom kinds a store may register.
 pub const MAX_CUSTOM_KINDS: u32 = 4096;
-
-const NAME_PREFIX: &[u8] = b"kind:";
-const ID_PREFIX: &[u8] = b"kind_id:";
 
 #[derive(Debug, Default)]
 struct Maps {
@@ -79,14 +78,16 @@ impl KindRegistry {
     /// Loads every registered custom kind.
     pub fn load(store: &Store) -> Result<Self> {
         let mut maps = Maps::default();
-        for item in store.prefix(Cf::Meta, NAME_PREFIX)? {
+        for item in store.prefix(Cf::Meta, meta::KIND_NAME_PREFIX)? {
             let (k, v) = item?;
             let name =
-                std::str::from_utf8(&k[NAME_PREFIX.len()..]).map_err(|_| CorruptionError {
-                    cf: Cf::Meta.name(),
-                    what: "key",
-                    key: k.to_vec(),
-                    reason: "kind name is not UTF-8".into(),
+                std::str::from_utf8(meta::kind_name_of(&k).unwrap_or_default()).map_err(|_| {
+                    CorruptionError {
+                        cf: Cf::Meta.name(),
+                        what: "key",
+                        key: k.to_vec(),
+                        reason: "kind name is not UTF-8".into(),
+                    }
                 })?;
             let id: u32 = decode_value(Cf::Meta, &k, &v)?;
             maps.by_id.insert(id, name.to_owned());
@@ -166,13 +167,13 @@ impl KindRegistry {
                     max: u64::from(MAX_CUSTOM_KINDS),
                 });
             }
-            let meta = store.cf(Cf::Meta)?;
-            let mut name_key = NAME_PREFIX.to_vec();
-            name_key.extend_from_slice(name.as_bytes());
-            let mut id_key = ID_PREFIX.to_vec();
-            id_key.extend_from_slice(&next.to_be_bytes());
-            batch.put_cf(meta, name_key, codec::encode(&next));
-            batch.put_cf(meta, id_key, codec::encode(&name.to_owned()));
+            let meta_cf = store.cf(Cf::Meta)?;
+            batch.put_cf(meta_cf, meta::kind_name(name), codec::encode(&next));
+            batch.put_cf(
+                meta_cf,
+                meta::kind_id(next),
+                codec::encode(&name.to_owned()),
+            );
             fresh.push((name.to_owned(), next));
             next += 1;
         }

@@ -1,0 +1,109 @@
+//! Store administration commands: init, stats, verify, rebuild-aggregates,
+//! checkpoint.
+
+use std::path::PathBuf;
+
+use super::{open_existing, parse_utc_offset, print_json, Cli};
+use crate::{Db, Error, Options};
+
+/// `stickydb init`.
+pub(super) fn init(cli: &Cli, utc_offset: &str) -> Result<(), Error> {
+    let minutes = parse_utc_offset(utc_offset)?;
+    let db = Db::open(
+        &cli.db,
+        Options {
+            utc_offset_minutes: Some(minutes),
+            ..Options::default()
+        },
+    )?;
+    println!(
+        "store at {} (UTC offset {} min)",
+        db.path().display(),
+        db.settings().utc_offset_minutes
+    );
+    Ok(())
+}
+
+/// `stickydb stats`.
+pub(super) fn stats(cli: &Cli) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let stats = db.stats()?;
+    if cli.json {
+        return print_json(&stats);
+    }
+    println!("users  {}", stats.users);
+    println!("events {}", stats.events);
+    for (kind, n) in &stats.events_by_kind {
+        println!("  {kind:<14} {n}");
+    }
+    println!(
+        "{:<14} {:>12} {:>14} {:>14}",
+        "column family", "keys", "sst bytes", "memtable"
+    );
+    for (name, cf) in &stats.column_families {
+        println!(
+            "{name:<14} {:>12} {:>14} {:>14}",
+            cf.estimated_keys, cf.sst_bytes, cf.memtable_bytes
+        );
+    }
+    for (name, v) in &stats.engine {
+        println!("{name:<36} {v:>14}");
+    }
+    Ok(())
+}
+
+/// `stickydb verify`.
+pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let report = db.verify()?;
+    if cli.json {
+        print_json(&report)?;
+    } else {
+        for (cf, n) in &report.checked {
+            println!("checked {n:>10} records in {cf}");
+        }
+        for p in &report.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!("{} problem(s)", report.problem_count);
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(Error::Corruption(crate::CorruptionError {
+            cf: "*",
+            what: "store",
+            key: Vec::new(),
+            reason: format!("verify found {} problem(s)", report.problem_count),
+        }))
+    }
+}
+
+/// `stickydb rebuildaggregates`.
+pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
+    let db = open_existing(cli, false)?;
+    let started = std::time::Instant::now();
+    let replayed = db.rebuild_aggregates()?;
+    let report = db.verify()?;
+    if cli.json {
+        print_json(&serde_json::json!({
+            "events_replayed": replayed,
+            "verify_problems": report.problem_count,
+        }))?;
+    } else {
+        println!(
+            "rebuilt aggregates from {replayed} events in {:.1} s; verify: {} problem(s)",
+            started.elapsed().as_secs_f64(),
+            report.problem_count
+        );
+    }
+    Ok(())
+}
+
+/// `stickydb checkpoint`.
+pub(super) fn checkpoint(cli: &Cli, dir: &PathBuf) -> Result<(), Error> {
+    let db = open_existing(cli, false)?;
+    db.checkpoint(dir)?;
+    println!("checkpoint written to {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The command line's arguments (clap): every command and its flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::{export, import, points, query};
+use crate::metrics::Period;
+use crate::Error;
+
+/// stickydb: profiles, timelines and engagement metrics kept exact on write.
+#[derive(Debug, Parser)]
+#[command(name = "stickydb", version, about)]
+pub struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, default_value = "stickydb-data")]
+    pub db: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The CLI's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a store.
+    Init {
+        /// The store's fixed UTC offset, e.g. +08:00 or -05:30.
+        #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
+        utc_offset: String,
+    },
+    /// Import events (or profiles) from JSON-lines or CSV files.
+    Import {
+        /// Files to read, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// File format (default: by extension, .csv = csv, else jsonl).
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
+        /// What the records are.
+        #[arg(long, value_enum, default_value = "events")]
+        records: import::Records,
+        /// Stop at the first bad record, writing nothing of its batch (the default).
+        #[arg(long, conflicts_with = "skip_bad")]
+        strict: bool,
+        /// Leave out and report up to N bad records.
+        #[arg(long)]
+        skip_bad: Option<u64>,
+        /// Create the store with this UTC offset if it does not exist.
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset: Option<String>,
+    },
+    /// DAU/WAU/MAU/stickiness or daily counters.
+    Metrics {
+        /// Which metric.
+        #[command(subcommand)]
+        metric: MetricsCommand,
+    },
+    /// A retention matrix.
+    Retention {
+        /// Cohort period.
+        #[arg(long, value_enum, default_value = "day")]
+        period: PeriodArg,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Most offsets per cohort.
+        #[arg(long)]
+        max_offset: Option<u32>,
+        /// Cohorts by first event of this kind (default: first activity).
+        #[arg(long)]
+        start_kind: Option<String>,
+        /// Returns are events of this kind (default: any activity).
+        #[arg(long)]
+        return_kind: Option<String>,
+        /// Count returns in period c+n only, or in c+n or later.
+        #[arg(long, value_enum, default_value = "on")]
+        mode: ModeArg,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// New / returning / resurrecting / dormant users per period.
+    Lifecycle {
+        /// Period.
+        #[arg(long, value_enum, default_value = "week")]
+        period: PeriodArg,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Users per lifecycle stage.
+    Stages {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// RFM segments (and, with --list, per-purchaser scores).
+    Rfm {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Include the first N purchasers' rows.
+        #[arg(long)]
+        list: Option<usize>,
+    },
+    /// An ordered funnel, e.g. --steps view,add_to_cart,purchase --window 1d.
+    Funnel {
+        /// Step kinds, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        steps: Vec<String>,
+        /// Window from the first step: 30m, 12h, 1d, …
+        #[arg(long)]
+        window: String,
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Users by number of active days in a range.
+    StickinessDist {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Events by local hour and weekday, store-wide or for one user.
+    Habits {
+        /// External user id.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Per-user exports.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// The loyalty ledger.
+    Points {
+        /// The operation.
+        #[command(subcommand)]
+        command: points::PointsCommand,
+    },
+    /// Write a self-contained HTML report with charts.
+    Report {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Output file.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
+    /// Generate synthetic e-commerce behaviour, ingest it and show what is stored.
+    Demo {
+        /// Number of users to simulate.
+        #[arg(long, default_value_t = 20_000)]
+        users: u32,
+        /// Number of days to simulate.
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        /// Random seed (the same seed gives the same store).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where to write the HTML report.
+        #[arg(long, default_value = "report.html")]
+        report: PathBuf,
+    },
+    /// Sizes and counts of the store.
+    Stats,
+    /// Recompute every maintained structure and report differences.
+    Verify,
+    /// Rebuild every aggregate from the raw events (the repair when verify
+    /// reports aggregate damage); writers are held off meanwhile.
+    RebuildAggregates,
+    /// Show one user's profile and newest events.
+    User {
+        /// External user id.
+        id: String,
+        /// How many newest events to show.
+        #[arg(long, default_value_t = 10)]
+        events: usize,
+        /// Also show attributes marked sensitive.
+        #[arg(long)]
+        show_sensitive: bool,
+        /// Metrics as of this local day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Count or list the users of a segment, e.g. "tag:vip and not tag:churn_risk".
+    Segment {
+        /// The segment expression (grammar: docs/architecture.md, "Segments").
+        expr: String,
+        /// Print only the count (the default without --list).
+        #[arg(long, conflicts_with = "list")]
+        count: bool,
+        /// Evaluate time-relative atoms (stage, rfm, active_within, …) as of
+        /// the end of this local day, YYYY-MM-DD (default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// List the users (external ids), at most this many.
+        #[arg(long)]
+        list: Option<usize>,
+    },
+    /// Write a consistent copy of the store to DIR.
+    Checkpoint {
+        /// Target directory (must not exist).
+        dir: PathBuf,
+    },
+}
+
+/// `--from D --to D`: an inclusive range of local days.
+#[derive(Debug, clap::Args)]
+pub struct DayRange {
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+}
+
+impl DayRange {
+    /// The range as local day numbers.
+    pub fn days(&self) -> Result<(i32, i32), Error> {
+        Ok((
+            query::day_arg("from", &self.from)?,
+            query::day_arg("to", &self.to)?,
+        ))
+    }
+}
+
+/// `metrics` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// One row per day: dau, wau, mau, stickiness.
+    Active {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Restrict to a segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// One row per day: events per kind, orders, gmv, refunds, aov, new users, sessions.
+    Daily {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+    },
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// One row per user: activity, purchases, CLV summary, stage, RFM, tier, points.
+    Export {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::ExportFormat,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A calendar period argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeriodArg {
+    /// Local days.
+    Day,
+    /// ISO weeks, named by their Monday.
+    Week,
+    /// Calendar months, named by their first day.
+    Month,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Self {
+        match p {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+        }
+    }
+}
+
+/// A retention mode argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Returns in period c+n.
+    On,
+    /// Returns in period c+n or later.
+    OnOrAfter,
+}

@@ -1,0 +1,123 @@
+//! Looking at users: one user's profile, metrics and events; segments.
+
+use super::{open_existing, print_json, query, Cli};
+use crate::{Error, Sensitive};
+
+/// `stickydb user`.
+pub(super) fn user(
+    cli: &Cli,
+    id: &str,
+    events: &usize,
+    show_sensitive: &bool,
+    as_of: &Option<String>,
+    now: i64,
+) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let sensitive = if *show_sensitive {
+        Sensitive::Include
+    } else {
+        Sensitive::Exclude
+    };
+    let Some(profile) = db.profile(id, sensitive)? else {
+        return Err(Error::UnknownUser {
+            user: id.to_owned(),
+        });
+    };
+    let newest = db.newest(id, *events)?;
+    let account = db.account(id)?;
+    let as_of = match as_of {
+        Some(d) => query::day_arg("as_of", d)?,
+        None => db.local_day(now),
+    };
+    let metrics = match db.user_id(id)? {
+        Some(uid) => db.metrics().user(uid, as_of)?,
+        None => None,
+    };
+    if cli.json {
+        let v = serde_json::json!({
+            "account": account,
+            "metrics": metrics,
+            "user": id,
+            "attributes": profile.attributes.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect::<std::collections::BTreeMap<_, _>>(),
+            "withheld": profile.withheld,
+            "tags": profile.tags.keys().collect::<Vec<_>>(),
+            "events": newest.iter().map(|e| serde_json::json!({
+                "kind": e.event.kind.as_str(), "ts_ms": e.event.ts_ms,
+                "event_id": e.event.event_id, "amount_minor": e.event.amount_minor,
+            })).collect::<Vec<_>>(),
+        });
+        return print_json(&v);
+    }
+    println!("user {id}");
+    for (k, v) in &profile.attributes {
+        println!("  {k} = {v:?}");
+    }
+    for k in &profile.withheld {
+        println!("  {k} = (sensitive; --show-sensitive to see)");
+    }
+    for (k, t) in &profile.tags {
+        println!("  tag {k} ({:?}, updated {})", t.source, t.updated_at_ms);
+    }
+    if let Some(m) = &metrics {
+        println!(
+            "  stage {}, active days {}, purchases {} ({} minor units), first seen {}, last seen {}",
+            m.stage.as_deref().unwrap_or("-"),
+            m.active_days,
+            m.purchase_count,
+            m.total_spend_minor,
+            m.first_seen_day.map(crate::time::format_day).unwrap_or_default(),
+            m.last_seen_day.map(crate::time::format_day).unwrap_or_default(),
+        );
+    }
+    if let Some(a) = &account {
+        println!(
+            "  points: balance {}, held {}, tier {}",
+            a.balance,
+            a.held,
+            a.tier.as_deref().unwrap_or("-")
+        );
+    }
+    for e in &newest {
+        println!(
+            "  {} {:<12} {}",
+            crate::time::format_day(db.local_day(e.event.ts_ms)),
+            e.event.kind.as_str(),
+            e.event
+                .amount_minor
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `stickydb segment`.
+pub(super) fn segment(
+    cli: &Cli,
+    expr: &str,
+    list: &Option<usize>,
+    as_of: &Option<String>,
+    now: i64,
+) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let seg = crate::Segment::parse(expr)?;
+    let at = match as_of {
+        Some(d) => query::day_end_ms(&db, query::day_arg("as_of", d)?),
+        None => now,
+    };
+    let users = db.segment(&seg, at)?;
+    let mut names = Vec::new();
+    if let Some(n) = list {
+        for id in users.iter().take(*n) {
+            names.push(db.user_name(id)?.unwrap_or_default());
+        }
+    }
+    if cli.json {
+        return print_json(&serde_json::json!({"count": users.len(), "users": names}));
+    }
+    println!("{} users", users.len());
+    for n in names {
+        println!("  {n}");
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The write side of the ledger: a [`Session`] loads the accounts one logical
+//! write touches, applies operations to an in-memory working copy, and only
+//! when every operation succeeded puts the result into the write's batch.
+//! A refused operation therefore changes nothing: the caller drops the
+//! session. Callers hold the stripe locks of every user named.
+
+mod expiry;
+mod ops;
+mod persist;
+
+use std::collections::BTreeMap;
+
+use super::{
+    Account, EntryKind, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot, LotDraw, LotMove,
+    NewLot, PointsOp, PointsOutcome, TierChange, TxnRecord, MAX_BALANCE, RULE_TXN_PREFIX,
+};
+use crate::error::Result;
+use crate::store::Store;
+use crate::time::{local_day, DAY_MS};
+
+/// Most lots one draw may consider: bounds the work of one redeem.
+pub const MAX_LOTS_PER_DRAW: usize = 100_000;
+
+struct LotWork {
+    lot: Lot,
+    stored_open: bool,
+    dirty: bool,
+}
+
+struct HoldWork {
+    stored: Option<Hold>,
+    current: Option<Hold>,
+}
+
+/// One account's working copy.
+struct Work {
+    user_id: u32,
+    account: Account,
+    stored_review: Option<i64>,
+    stored_tier: Option<String>,
+    changed: bool,
+    lots: BTreeMap<u32, LotWork>,
+    holds: BTreeMap<u32, HoldWork>,
+    txns: BTreeMap<String, TxnRecord>,
+    growth: BTreeMap<i32, (i64, bool)>,
+    caps: BTreeMap<(i32, u16), i64>,
+    entries: Vec<LedgerEntry>,
+    tier_changes: Vec<(u32, TierChange)>,
+    reversed: BTreeMap<u32, String>,
+}
+
+/// An entry before it is posted.
+struct Draft {
+    at_ms: i64,
+    kind: EntryKind,
+    txn_id: Option<String>,
+    amount: i64,
+    held_delta: i64,
+    lots: Vec<LotMove>,
+    new_lot: Option<NewLot>,
+    reason: Option<String>,
+    related: Option<u32>,
+    rule: Option<u16>,
+    deadline_ms: Option<i64>,
+}
+
+impl Draft {
+    fn new(at_ms: i64, kind: EntryKind, amount: i64) -> Self {
+        Self {
+            at_ms,
+            kind,
+            txn_id: None,
+            amount,
+            held_delta: 0,
+            lots: Vec::new(),
+            new_lot: None,
+            reason: None,
+            related: None,
+            rule: None,
+            deadline_ms: None,
+        }
+    }
+}
+
+/// What the session needs from the store and the settings.
+struct Ctx<'a> {
+    store: &'a Store,
+    settings: &'a LedgerSettings,
+    offset_minutes: i32,
+}
+
+/// The ledger side of one logical write.
+pub(crate) struct Session<'a> {
+    ctx: Ctx<'a>,
+    users: BTreeMap<u32, Work>,
+}
+
+fn reason_of(r: &str) -> Option<String> {
+    (!r.is_empty()).then(|| r.to_owned())
+}
+
+impl<'a> Session<'a> {
+    /// Starts a session.
+    pub fn new(store: &'a Store, settings: &'a LedgerSettings) -> Self {
+        Self {
+            ctx: Ctx {
+                store,
+                settings,
+                offset_minutes: store.settings().utc_offset_minutes,
+            },
+            users: BTreeMap::new(),
+        }
+    }
+
+    fn with<T>(
+        &mut self,
+        user_id: u32,
+        f: impl FnOnce(&Ctx<'a>, &mut Work) -> Result<T>,
+    ) -> Result<T> {
+        let mut w = match self.users.remove(&user_id) {
+            Some(w) => w,
+            None => self.ctx.load(user_id)?,
+        };
+        let out = f(&self.ctx, &mut w);
+        self.users.insert(user_id, w);
+        out
+    }
+
+    /// Applies one caller operation (already validated) to `user_id`'s account.
+    pub fn apply(
+        &mut self,
+        user_id: u32,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        self.with(user_id, |ctx, w| ctx.run(w, txn_id, at_ms, op, None))
+    }
+
+    /// Credits what the earning rules give for one new event.
+    pub fn rule_credit(
+        &mut self,
+        user_id: u32,
+        event_seq: u32,
+        kind: &str,
+        ts_ms: i64,
+        amount_minor: Option<i64>,
+    ) -> Result<()> {
+        let rules = &self.ctx.settings.rules;
+        if !rules.iter().any(|r| r.kind == kind) {
+            return Ok(());
+        }
+        self.with(user_id, |ctx, w| {
+            let day = local_day(ts_ms, ctx.offset_minutes);
+            for (i, rule) in ctx.settings.rules.iter().enumerate() {
+                if rule.kind != kind {
+                    continue;
+                }
+                let rule_idx = i as u16;
+                let mut points = LedgerSettings::rule_points(rule, amount_minor);
+                if points <= 0 {
+                    continue;
+                }
+                // Every rule keeps its per-day total (capped or not), so a cap
+                // added later starts from the truth and verify has one rule.
+                let used = ctx.cap(w, day, rule_idx)?;
+                if let Some(cap) = rule.daily_cap_points {
+                    points = points.min(cap - used);
+                }
+                if points <= 0 {
+                    continue;
+                }
+                w.caps.insert((day, rule_idx), used + points);
+                let expires_at_ms = rule
+                    .expires_after_days
+                    .map(|d| ts_ms.saturating_add(i64::from(d) * DAY_MS));
+                let op = PointsOp::Earn {
+                    points,
+                    expires_at_ms,
+                    reason: format!("rule {i}: {kind}"),
+                };
+                let txn_id = format!("{RULE_TXN_PREFIX}{event_seq}:{i}");
+                ctx.run(w, &txn_id, ts_ms, &op, Some(rule_idx))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Everything due at or before `now_ms` in one account: timed-out holds,
+    /// expired lots, tier reviews. Adds what it did to `report`.
+    pub fn expire_account(
+        &mut self,
+        user_id: u32,
+        now_ms: i64,
+        report: &mut ExpireReport,
+    ) -> Result<()> {
+        self.with(user_id, |ctx, w| ctx.expire_account(w, now_ms, report))
+    }
+
+    /// Re-evaluates the account's tier under the (new) settings, at its clock.
+    pub fn retier(&mut self, user_id: u32) -> Result<()> {
+        self.with(user_id, |ctx, w| {
+            if w.account == Account::default() && w.entries.is_empty() {
+                return Ok(());
+            }
+            let clock = w.account.clock_ms;
+            ctx.evaluate_tier(w, clock)
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Loading an account's records into the working copy on first use, and
+//! putting every change of the session into the write's batch.
+
+use rocksdb::WriteBatch;
+
+use super::*;
+use crate::error::{CorruptionError, Error, Result};
+use crate::keys::ledger as lk;
+use crate::store::merge::BitmapDelta;
+use crate::store::Cf;
+
+impl Session<'_> {
+    /// Puts every change into `batch`.
+    pub fn finish(self, batch: &mut WriteBatch) -> Result<()> {
+        let store = self.ctx.store;
+        let ledger = store.cf(Cf::Ledger)?;
+        let due = store.cf(Cf::LedgerDue)?;
+        let metrics = store.cf(Cf::Metrics)?;
+        let enc = crate::codec::encode::<LedgerEntry>;
+        for (uid, w) in self.users {
+            if !w.changed {
+                continue;
+            }
+            batch.put_cf(ledger, lk::account(uid), crate::codec::encode(&w.account));
+            for e in &w.entries {
+                batch.put_cf(ledger, lk::timed(uid, lk::ENTRY, e.at_ms, e.seq), enc(e));
+            }
+            for (seq, t) in &w.tier_changes {
+                batch.put_cf(
+                    ledger,
+                    lk::timed(uid, lk::TIER, t.at_ms, *seq),
+                    crate::codec::encode(t),
+                );
+            }
+            for (id, lw) in &w.lots {
+                if !lw.dirty {
+                    continue;
+                }
+                let lot = &lw.lot;
+                batch.put_cf(
+                    ledger,
+                    lk::numbered(uid, lk::LOT, *id),
+                    crate::codec::encode(lot),
+                );
+                let open_key = lk::open_lot(uid, lot.expires_at_ms, *id);
+                let due_key = lot.expires_at_ms.map(|e| lk::due(lk::DUE_LOT, e, uid, *id));
+                match (lw.stored_open, lot.is_open()) {
+                    (false, true) => {
+                        batch.put_cf(ledger, open_key, []);
+                        if let Some(k) = due_key {
+                            batch.put_cf(due, k, []);
+                        }
+                    }
+                    (true, false) => {
+                        batch.delete_cf(ledger, open_key);
+                        if let Some(k) = due_key {
+                            batch.delete_cf(due, k);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (seq, hw) in &w.holds {
+                match (&hw.stored, &hw.current) {
+                    (None, Some(h)) => {
+                        batch.put_cf(
+                            ledger,
+                            lk::numbered(uid, lk::HOLD, *seq),
+                            crate::codec::encode(h),
+                        );
+                        batch.put_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq), []);
+                    }
+                    (Some(h), None) => {
+                        batch.delete_cf(ledger, lk::numbered(uid, lk::HOLD, *seq));
+                        batch.delete_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq));
+                    }
+                    _ => {}
+                }
+            }
+            for (txn_id, rec) in &w.txns {
+                batch.put_cf(ledger, lk::txn(uid, txn_id), crate::codec::encode(rec));
+            }
+            for (day, (v, dirty)) in &w.growth {
+                if !dirty {
+                    continue;
+                }
+                if *v == 0 {
+                    batch.delete_cf(ledger, lk::growth(uid, *day));
+                } else {
+                    batch.put_cf(ledger, lk::growth(uid, *day), crate::codec::encode(v));
+                }
+            }
+            for ((day, rule), v) in &w.caps {
+                batch.put_cf(ledger, lk::cap(uid, *day, *rule), crate::codec::encode(v));
+            }
+            for (seq, by) in &w.reversed {
+                batch.put_cf(
+                    ledger,
+                    lk::numbered(uid, lk::REVERSED, *seq),
+                    crate::codec::encode(by),
+                );
+            }
+            if w.stored_review != w.account.review_at_ms {
+                if let Some(r) = w.stored_review {
+                    batch.delete_cf(due, lk::due(lk::DUE_REVIEW, r, uid, 0));
+                }
+                if let Some(r) = w.account.review_at_ms {
+                    batch.put_cf(due, lk::due(lk::DUE_REVIEW, r, uid, 0), []);
+                }
+            }
+            if w.stored_tier != w.account.tier {
+                if let Some(t) = &w.stored_tier {
+                    batch.merge_cf(
+                        metrics,
+                        crate::keys::metrics::tier_users(t),
+                        BitmapDelta::remove(uid).encode(),
+                    );
+                }
+                if let Some(t) = &w.account.tier {
+                    batch.merge_cf(
+                        metrics,
+                        crate::keys::metrics::tier_users(t),
+                        BitmapDelta::add(uid).encode(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    pub(super) fn corrupt(&self, key: &[u8], reason: String) -> Error {
+        CorruptionError {
+            cf: Cf::Ledger.name(),
+            what: "value",
+            key: key.to_vec(),
+            reason,
+        }
+        .into()
+    }
+
+    pub(super) fn load(&self, user_id: u32) -> Result<Work> {
+        let account: Account = self
+            .store
+            .get(Cf::Ledger, &lk::account(user_id))?
+            .unwrap_or_default();
+        Ok(Work {
+            user_id,
+            stored_review: account.review_at_ms,
+            stored_tier: account.tier.clone(),
+            account,
+            changed: false,
+            lots: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            txns: BTreeMap::new(),
+            growth: BTreeMap::new(),
+            caps: BTreeMap::new(),
+            entries: Vec::new(),
+            tier_changes: Vec::new(),
+            reversed: BTreeMap::new(),
+        })
+    }
+
+    pub(super) fn lot<'w>(&self, w: &'w mut Work, id: u32) -> Result<&'w mut LotWork> {
+        if !w.lots.contains_key(&id) {
+            let key = lk::numbered(w.user_id, lk::LOT, id);
+            let lot: Lot = self
+                .store
+                .get(Cf::Ledger, &key)?
+                .ok_or_else(|| self.corrupt(&key, format!("lot {id} is referenced but missing")))?;
+            w.lots.insert(
+                id,
+                LotWork {
+                    stored_open: lot.is_open(),
+                    lot,
+                    dirty: false,
+                },
+            );
+        }
+        w.lots
+            .get_mut(&id)
+            .ok_or_else(|| self.corrupt(&[], format!("lot {id} vanished from the session")))
+    }
+
+    pub(super) fn hold<'w>(&self, w: &'w mut Work, seq: u32) -> Result<&'w mut HoldWork> {
+        if !w.holds.contains_key(&seq) {
+            let h: Option<Hold> = self
+                .store
+                .get(Cf::Ledger, &lk::numbered(w.user_id, lk::HOLD, seq))?;
+            w.holds.insert(
+                seq,
+                HoldWork {
+                    stored: h.clone(),
+                    current: h,
+                },
+            );
+        }
+        w.holds
+            .get_mut(&seq)
+            .ok_or_else(|| self.corrupt(&[], format!("hold {seq} vanished from the session")))
+    }
+
+    pub(super) fn txn(&self, w: &Work, txn_id: &str) -> Result<Option<TxnRecord>> {
+        if let Some(r) = w.txns.get(txn_id) {
+            return Ok(Some(r.clone()));
+        }
+        self.store.get(Cf::Ledger, &lk::txn(w.user_id, txn_id))
+    }
+
+    pub(super) fn reversed_by(&self, w: &Work, seq: u32) -> Result<Option<String>> {
+        if let Some(by) = w.reversed.get(&seq) {
+            return Ok(Some(by.clone()));
+        }
+        self.store
+            .get(Cf::Ledger, &lk::numbered(w.user_id, lk::REVERSED, seq))
+    }
+
+    pub(super) fn entry(&self, w: &Work, at_ms: i64, seq: u32) -> Result<LedgerEntry> {
+        if let Some(e) = w.entries.iter().find(|e| e.seq == seq) {
+            return Ok(e.clone());
+        }
+        let key = lk::timed(w.user_id, lk::ENTRY, at_ms, seq);
+        self.store
+            .get(Cf::Ledger, &key)?
+            .ok_or_else(|| self.corrupt(&key, format!("entry {seq} is referenced but missing")))
+    }
+
+    pub(super) fn cap(&self, w: &Work, day: i32, rule: u16) -> Result<i64> {
+        if let Some(v) = w.caps.get(&(day, rule)) {
+            return Ok(*v);
+        }
+        Ok(self
+            .store
+            .get(Cf::Ledger, &lk::cap(w.user_id, day, rule))?
+            .unwrap_or(0))
+    }
+}

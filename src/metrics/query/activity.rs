@@ -1,0 +1,210 @@
+//! Activity questions: active users over days and calendar periods, DAU/WAU/MAU
+//! and stickiness, the stickiness distribution, activity-window segments.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roaring::RoaringBitmap;
+
+use super::super::days::Period;
+use super::*;
+use crate::error::Result;
+use crate::keys::metrics::{self as keys, DAY_USERS, FIRST_USERS};
+use crate::kinds::EventKind;
+use crate::store::merge::decode_counter;
+
+impl Metrics<'_> {
+    /// Users with at least one event of `kind` (`None`: any activity) in
+    /// `from..=to`. A calendar week or month is the range of its days.
+    pub fn active_users(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<RoaringBitmap> {
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
+        Ok(union_range(&sets, from_day, to_day))
+    }
+
+    /// Calendar active users: users with an event of `kind` (`None`: any
+    /// activity) in the day, ISO week or calendar month holding `day`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// use stickydb::metrics::Period;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let monday = 19_779; // 2024-02-26
+    /// db.record(&stickydb::Event::new("a", "view", monday as i64 * 86_400_000))?;
+    /// db.record(&stickydb::Event::new("b", "view", (monday as i64 + 6) * 86_400_000))?;
+    /// let m = db.metrics();
+    /// assert_eq!(m.calendar_active(None, Period::Week, monday + 3, None)?, 2);
+    /// assert_eq!(m.calendar_active(None, Period::Month, monday, None)?, 1); // b is in March
+    /// # Ok(()) }
+    /// ```
+    pub fn calendar_active(
+        &self,
+        kind: Option<&EventKind>,
+        period: Period,
+        day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<u64> {
+        check_day("day", day)?;
+        let start = period.start(day);
+        Ok(self
+            .active_users(kind, start, period.end(start), filter)?
+            .len())
+    }
+
+    /// DAU, rolling WAU and MAU, and stickiness for every day in `from..=to`.
+    ///
+    /// Unfiltered, the answer comes from counters kept on write (three range
+    /// reads, whatever the number of users); with a filter, from the day sets.
+    pub fn active(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<ActiveRow>> {
+        check_range(from_day, to_day)?;
+        let row = |d: i32, dau: u64, wau: u64, mau: u64| ActiveRow {
+            day: d,
+            dau,
+            wau,
+            mau,
+            stickiness: ratio(dau, mau),
+        };
+        let Some(filter) = filter else {
+            let kind = self.kind_id(kind);
+            let [dau, wau, mau] =
+                keys::WINDOWS_DAYS.map(|w| self.rolling(kind, w, from_day, to_day));
+            let (dau, wau, mau) = (dau?, wau?, mau?);
+            let get =
+                |m: &BTreeMap<i32, i64>, d: i32| m.get(&d).copied().unwrap_or(0).max(0) as u64;
+            return Ok((from_day..=to_day)
+                .map(|d| row(d, get(&dau, d), get(&wau, d), get(&mau, d)))
+                .collect());
+        };
+        let sets = self.sets(
+            DAY_USERS,
+            self.kind_id(kind),
+            from_day - 29,
+            to_day,
+            Some(filter),
+        )?;
+        Ok((from_day..=to_day)
+            .map(|d| {
+                let dau = sets.get(&d).map_or(0, RoaringBitmap::len);
+                let wau = union_range(&sets, d - 6, d).len();
+                let mau = union_range(&sets, d - 29, d).len();
+                row(d, dau, wau, mau)
+            })
+            .collect())
+    }
+
+    /// Rolling active-user counters of `kind` for `window_days`, by day.
+    pub(super) fn rolling(
+        &self,
+        kind: Option<u32>,
+        window_days: u8,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<BTreeMap<i32, i64>> {
+        let mut out = BTreeMap::new();
+        let Some(kind) = kind else { return Ok(out) };
+        let start = keys::rolling(kind, window_days, from_day);
+        let end = keys::rolling(kind, window_days, to_day.saturating_add(1));
+        self.scan_days(
+            start,
+            end,
+            7,
+            "rolling counter",
+            decode_counter,
+            |day, n| {
+                out.insert(day, n);
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Mean DAU over `from..=to` ÷ users active anywhere in the range.
+    pub fn average_stickiness(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<f64> {
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
+        let days = f64::from(to_day - from_day + 1);
+        let dau_sum: u64 = sets.values().map(RoaringBitmap::len).sum();
+        let all = union_range(&sets, from_day, to_day).len();
+        Ok(if all == 0 {
+            0.0
+        } else {
+            dau_sum as f64 / days / all as f64
+        })
+    }
+
+    pub(super) fn day_counts(sets: &BTreeMap<i32, RoaringBitmap>) -> HashMap<u32, u32> {
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for s in sets.values() {
+            for u in s {
+                *counts.entry(u).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Users by number of distinct active days in `from..=to`: one row per
+    /// n = 1..=days in range.
+    pub fn stickiness_distribution(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<DistributionRow>> {
+        let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
+        let days = (to_day - from_day + 1) as usize;
+        let mut exactly = vec![0u64; days + 1];
+        for n in Self::day_counts(&sets).into_values() {
+            if let Some(slot) = exactly.get_mut(n as usize) {
+                *slot += 1;
+            }
+        }
+        let mut rows = Vec::with_capacity(days);
+        let mut at_least = 0u64;
+        for n in (1..=days).rev() {
+            at_least += exactly[n];
+            rows.push(DistributionRow {
+                days_active: n as u32,
+                users: exactly[n],
+                users_at_least: at_least,
+            });
+        }
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Users of `segment`-style atoms: active within `days` days ending at `as_of_day`.
+    pub fn active_within(&self, days: u32, as_of_day: i32) -> Result<RoaringBitmap> {
+        check_day("as_of_day", as_of_day)?;
+        let days = i32::try_from(days.clamp(1, MAX_RANGE_DAYS as u32)).unwrap_or(1);
+        self.active_users(None, as_of_day - days + 1, as_of_day, None)
+    }
+
+    /// Users with at least one event of `kind`, ever: the union of the kind's
+    /// first-day sets, which hold each such user exactly once.
+    pub fn ever_did(&self, kind: &EventKind) -> Result<RoaringBitmap> {
+        let sets = self.sets(
+            FIRST_USERS,
+            self.kinds.id(kind),
+            i32::MIN,
+            i32::MAX - 1,
+            None,
+        )?;
+        Ok(union_range(&sets, i32::MIN, i32::MAX))
+    }
+}

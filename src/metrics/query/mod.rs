@@ -1,0 +1,268 @@
+//! Queries over the maintained state, one file per kind of question. Nothing
+//! here writes.
+
+mod activity;
+mod cohorts;
+mod counters;
+mod funnel;
+mod per_user;
+mod results;
+
+pub use results::{
+    ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, RepurchaseRate,
+    RetentionCohort, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
+};
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use super::rules::StageModel;
+use super::state::UserActivity;
+use super::state::ACTIVITY;
+use super::{corrupt, MetricSettings};
+use crate::error::{InputError, Problem, Result};
+use crate::keys::activity as activity_keys;
+use crate::keys::day_from_asc;
+use crate::keys::metrics::{self as keys, DAY_USERS};
+use crate::kinds::{EventKind, KindRegistry};
+use crate::store::merge::decode_bitmap;
+use crate::store::{Cf, Snapshot};
+use crate::time::DAY_MS;
+
+/// Longest day range one query may span (about ten years).
+pub const MAX_RANGE_DAYS: i32 = 3660;
+/// Most steps in one funnel.
+pub const MAX_FUNNEL_STEPS: usize = 16;
+/// Longest funnel window: 90 days.
+pub(super) const MAX_FUNNEL_WINDOW_MS: i64 = 90 * DAY_MS;
+/// Filters smaller than this are read user by user instead of by a full scan.
+pub(super) const POINT_READ_FILTER_USERS: u64 = 4096;
+
+/// Read access to the metrics of one store. Get one from [`crate::Db::metrics`].
+///
+/// A handle reads the store as of the moment it was made (a RocksDB
+/// snapshot): its answers are consistent with each other while writers run.
+/// Make a new handle to see newer writes.
+///
+/// Every query takes an optional `filter`: a user set (e.g. from
+/// [`crate::Db::segment`]) that restricts the metric to those users.
+pub struct Metrics<'a> {
+    /// Every query reads one consistent view, taken when the handle was made.
+    pub(crate) view: Snapshot<'a>,
+    pub(crate) kinds: &'a KindRegistry,
+    pub(crate) settings: MetricSettings,
+}
+
+pub(super) fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+/// Earliest and latest local day a query may name: a margin around the days
+/// timestamps can fall on (−1 ..= 9999-12-31), so window arithmetic
+/// (`d − 59`, `d + window`) can never overflow.
+pub const MIN_QUERY_DAY: i32 = -100_000;
+/// See [`MIN_QUERY_DAY`].
+pub const MAX_QUERY_DAY: i32 = 3_100_000;
+
+/// Checks a day argument against [`MIN_QUERY_DAY`]..=[`MAX_QUERY_DAY`].
+pub(super) fn check_day(field: &'static str, day: i32) -> Result<()> {
+    if !(MIN_QUERY_DAY..=MAX_QUERY_DAY).contains(&day) {
+        return Err(InputError::new(
+            field,
+            Problem::OutOfRange {
+                value: i64::from(day),
+                min: i64::from(MIN_QUERY_DAY),
+                max: i64::from(MAX_QUERY_DAY),
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub(super) fn check_range(from: i32, to: i32) -> Result<()> {
+    check_day("from_day", from)?;
+    check_day("to_day", to)?;
+    if from > to || i64::from(to) - i64::from(from) >= i64::from(MAX_RANGE_DAYS) {
+        return Err(InputError::new(
+            "to_day",
+            Problem::OutOfRange {
+                value: i64::from(to),
+                min: i64::from(from),
+                max: i64::from(from) + i64::from(MAX_RANGE_DAYS) - 1,
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub(super) fn union_range(
+    sets: &BTreeMap<i32, RoaringBitmap>,
+    from: i32,
+    to: i32,
+) -> RoaringBitmap {
+    let mut u = RoaringBitmap::new();
+    if from <= to {
+        for s in sets.range(from..=to).map(|(_, s)| s) {
+            u |= s;
+        }
+    }
+    u
+}
+
+pub(super) fn restrict(set: RoaringBitmap, filter: Option<&RoaringBitmap>) -> RoaringBitmap {
+    match filter {
+        Some(f) => set & f,
+        None => set,
+    }
+}
+
+impl Metrics<'_> {
+    /// The id a kind selection reads: `None` = activity; `Some(None)` = a
+    /// kind the store has never seen (no data).
+    pub(super) fn kind_id(&self, kind: Option<&EventKind>) -> Option<u32> {
+        match kind {
+            None => Some(ACTIVITY),
+            Some(k) => self.kinds.id(k),
+        }
+    }
+
+    /// User sets under `tag` for `kind` and days `from..=to`, by day.
+    pub(super) fn sets(
+        &self,
+        tag: u8,
+        kind: Option<u32>,
+        from: i32,
+        to: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        let mut out = BTreeMap::new();
+        let Some(kind) = kind else { return Ok(out) };
+        if from > to {
+            return Ok(out);
+        }
+        let (start, end) = keys::day_users_range(tag, kind, from, to);
+        self.scan_days(start, end, 6, "user set", decode_bitmap, |day, set| {
+            let set = restrict(set, filter);
+            if !set.is_empty() {
+                out.insert(day, set);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Scans metrics keys in `[start, end)` whose local day sits at byte
+    /// `day_at`, decoding each merged value with `decode` and handing
+    /// `(day, value)` to `f`. A short key or undecodable value is corruption.
+    pub(super) fn scan_days<T>(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        day_at: usize,
+        what: &str,
+        decode: impl Fn(&[u8]) -> Option<T>,
+        mut f: impl FnMut(i32, T),
+    ) -> Result<()> {
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let day: [u8; 4] = k
+                .get(day_at..day_at + 4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, &format!("{what} key too short")))?;
+            let value = decode(&v)
+                .ok_or_else(|| corrupt(Cf::Metrics, &k, &format!("{what} does not decode")))?;
+            f(day_from_asc(day), value);
+        }
+        Ok(())
+    }
+
+    /// The checked range's day sets of a kind id (`None`: no data).
+    pub(super) fn day_sets_in(
+        &self,
+        kind: Option<u32>,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        check_range(from_day, to_day)?;
+        self.sets(DAY_USERS, kind, from_day, to_day, filter)
+    }
+
+    /// Folds `f` over the state of every user (restricted to `filter`), on
+    /// two threads over two halves of the id space; returns both partial
+    /// results. Per-user rules over a million users are the slowest queries,
+    /// and the machines we target have two cores.
+    pub(super) fn fold_users<T: Send, V: serde::de::DeserializeOwned>(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, u32, &V) + Sync,
+    ) -> Result<Vec<T>> {
+        let decode = |k: &[u8], v: &[u8]| -> Result<V> {
+            crate::codec::decode_prefix(v)
+                .map_err(|e| corrupt(Cf::Activity, k, &e.to_string()).into())
+        };
+        if let Some(set) = filter.filter(|s| s.len() < POINT_READ_FILTER_USERS) {
+            let mut acc = init();
+            for u in set {
+                let key = activity_keys::user_state(u);
+                if let Some(bytes) = self.view.get_raw(Cf::Activity, &key)? {
+                    f(&mut acc, u, &decode(&key, &bytes)?);
+                }
+            }
+            return Ok(vec![acc]);
+        }
+        let top = match self.view.store().last_key(Cf::Activity)? {
+            Some(k) => crate::keys::user_of(Cf::Activity.name(), &k)?,
+            None => return Ok(vec![init()]),
+        };
+        let mid = top / 2 + 1;
+        let scan = |lo: u32, hi: Option<u32>| -> Result<T> {
+            let mut acc = init();
+            let until = hi.map(activity_keys::user_state);
+            for item in self
+                .view
+                .range(Cf::Activity, &activity_keys::user_state(lo), until)?
+            {
+                let (k, v) = item?;
+                if k.len() != crate::keys::USER_BYTES {
+                    continue; // a session entry
+                }
+                let u = crate::keys::user_of(Cf::Activity.name(), &k)?;
+                if filter.is_some_and(|set| !set.contains(u)) {
+                    continue;
+                }
+                f(&mut acc, u, &decode(&k, &v)?);
+            }
+            Ok(acc)
+        };
+        std::thread::scope(|sc| {
+            let other = sc.spawn(|| scan(mid, None));
+            let mine = scan(0, Some(mid));
+            let theirs = other.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::LimitReached {
+                    what: "a scan thread panicked",
+                    max: 0,
+                })
+            });
+            Ok(vec![mine?, theirs?])
+        })
+    }
+
+    /// One user's maintained state, as stored.
+    pub fn user_state(&self, user_id: u32) -> Result<Option<UserActivity>> {
+        self.view
+            .get(Cf::Activity, &activity_keys::user_state(user_id))
+    }
+
+    /// The stage model in force.
+    pub fn stage_model(&self) -> &StageModel {
+        &self.settings.stage_model
+    }
+}

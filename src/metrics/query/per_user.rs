@@ -1,0 +1,257 @@
+//! Per-user rules over every user's state: one user's metrics, stage counts,
+//! RFM, repurchase rate and the stage/RFM segments.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use super::super::rules::Inputs;
+use super::super::state::{kind_ids, MoneyHead, UserActivity, ACTIVITY};
+use super::super::user::{
+    quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
+};
+use super::*;
+use crate::error::Result;
+use crate::keys::metrics::{DAY_USERS, FIRST_USERS};
+
+impl Metrics<'_> {
+    /// One user's metrics as of `as_of_day`; `None` for a user without events.
+    pub fn user(&self, user_id: u32, as_of_day: i32) -> Result<Option<UserMetrics>> {
+        check_day("as_of_day", as_of_day)?;
+        Ok(self
+            .user_state(user_id)?
+            .map(|s| UserMetrics::derive(user_id, &s, as_of_day, &self.settings.stage_model)))
+    }
+
+    /// Metrics of every user with events (restricted to `filter`), by user id.
+    pub fn users(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<UserMetrics>> {
+        check_day("as_of_day", as_of_day)?;
+        let model = &self.settings.stage_model;
+        // the halves come back lowest ids first, so the result is in id order
+        let parts = self.fold_users(filter, Vec::new, |acc, u, s: &UserActivity| {
+            acc.push(UserMetrics::derive(u, s, as_of_day, model))
+        })?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Users per lifecycle stage as of `as_of_day`; every stage of the model
+    /// is listed, with 0 when empty. Users without activity by then are left out.
+    pub fn stages(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<BTreeMap<String, u64>> {
+        check_day("as_of_day", as_of_day)?;
+        let model = &self.settings.stage_model;
+        let names = model.stages();
+        let mut counts = vec![0u64; names.len()];
+        self.classify_users(as_of_day, filter, |_, stage| {
+            if let Some(i) = names.iter().position(|n| *n == stage) {
+                counts[i] += 1;
+            }
+        })?;
+        Ok(names
+            .iter()
+            .zip(counts)
+            .map(|(n, c)| ((*n).to_owned(), c))
+            .collect())
+    }
+
+    /// Users in lifecycle stage `stage` as of `as_of_day`.
+    pub fn users_in_stage(&self, stage: &str, as_of_day: i32) -> Result<RoaringBitmap> {
+        check_day("as_of_day", as_of_day)?;
+        let mut out = RoaringBitmap::new();
+        self.classify_users(as_of_day, None, |u, s| {
+            if s == stage {
+                out.insert(u);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(user, stage)` for every user with activity by `as_of_day`.
+    ///
+    /// When the model reads only activity and purchase days (the standard
+    /// model does), the inputs come from the day sets by bitmap iteration into
+    /// dense per-user arrays — no per-user value is decoded. A model reading
+    /// net spend needs the per-user money, so it scans the per-user states.
+    pub(super) fn classify_users(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+        mut f: impl FnMut(u32, &str),
+    ) -> Result<()> {
+        let model = &self.settings.stage_model;
+        let d = as_of_day;
+        if model.uses(super::super::rules::StageInput::NetSpendMinor) {
+            let parts = self.fold_users(
+                filter,
+                Vec::<(u32, Inputs)>::new,
+                |acc, u, s: &UserActivity| {
+                    if let Some(x) = stage_inputs(s, d) {
+                        acc.push((u, x));
+                    }
+                },
+            )?;
+            for (u, x) in parts.into_iter().flatten() {
+                f(u, model.classify(&x));
+            }
+            return Ok(());
+        }
+        let firsts = self.sets(FIRST_USERS, Some(ACTIVITY), i32::MIN, d, filter)?;
+        let top = firsts.values().filter_map(RoaringBitmap::max).max();
+        let Some(top) = top else { return Ok(()) };
+        let n = top as usize + 1;
+        let mut first = vec![i32::MIN; n];
+        for (day, set) in &firsts {
+            for u in set {
+                first[u as usize] = *day;
+            }
+        }
+        drop(firsts);
+        let mut last = vec![i32::MIN; n];
+        let mut last30 = vec![0u16; n];
+        let mut prev30 = vec![0u16; n];
+        for (day, set) in self
+            .sets(DAY_USERS, Some(ACTIVITY), i32::MIN, d, filter)?
+            .iter()
+            .rev()
+        {
+            for u in set {
+                let u = u as usize;
+                if u >= n {
+                    continue;
+                }
+                if last[u] == i32::MIN {
+                    last[u] = *day;
+                }
+                if *day > d - 30 {
+                    last30[u] += 1;
+                } else if *day > d - 60 {
+                    prev30[u] += 1;
+                }
+            }
+        }
+        let mut purchase_days = vec![0u32; n];
+        for set in self
+            .sets(DAY_USERS, Some(kind_ids::PURCHASE), i32::MIN, d, filter)?
+            .values()
+        {
+            for u in set {
+                if let Some(p) = purchase_days.get_mut(u as usize) {
+                    *p += 1;
+                }
+            }
+        }
+        for u in 0..n {
+            if first[u] == i32::MIN || last[u] == i32::MIN {
+                continue;
+            }
+            let x = Inputs {
+                days_since_first: i64::from(d) - i64::from(first[u]),
+                days_since_last: i64::from(d) - i64::from(last[u]),
+                active_last30: i64::from(last30[u]),
+                active_prev30: i64::from(prev30[u]),
+                purchase_days: i64::from(purchase_days[u]),
+                net_spend_minor: 0,
+            };
+            f(u as u32, model.classify(&x));
+        }
+        Ok(())
+    }
+
+    /// RFM values, scores and segments of every purchaser as of `as_of_day`.
+    /// Scores are quintiles among all purchasers; `filter` restricts the rows
+    /// and counts, not the population the scores are ranked in.
+    pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
+        check_day("as_of_day", as_of_day)?;
+        // (user, last purchase day, orders, purchase days, net spend)
+        type Row = (u32, i32, u64, u64, i64);
+        // Only purchasers have RFM values: the purchase first-day sets name
+        // them, so the scan decodes no one else's state.
+        let firsts = self.sets(
+            FIRST_USERS,
+            Some(kind_ids::PURCHASE),
+            i32::MIN,
+            as_of_day,
+            None,
+        )?;
+        let purchasers = union_range(&firsts, i32::MIN, as_of_day);
+        drop(firsts);
+        let parts = self.fold_users(
+            Some(&purchasers),
+            Vec::<Row>::new,
+            |acc, u, s: &MoneyHead| {
+                if let Some((last, orders, days, net)) = rfm_inputs(&s.money, as_of_day) {
+                    acc.push((u, last, orders, days, net));
+                }
+            },
+        )?;
+        let mut rows: Vec<Row> = parts.into_iter().flatten().collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let recency = |r: &Row| i64::from(as_of_day) - i64::from(r.1);
+        let r = quintile_scores(&rows.iter().map(|x| -recency(x)).collect::<Vec<_>>());
+        let f = quintile_scores(&rows.iter().map(|x| x.2 as i64).collect::<Vec<_>>());
+        let mv = quintile_scores(&rows.iter().map(|x| x.4).collect::<Vec<_>>());
+        let mut segments: BTreeMap<&'static str, u64> =
+            RFM_SEGMENTS.iter().map(|s| (*s, 0)).collect();
+        let mut users = Vec::new();
+        for (i, x) in rows.iter().enumerate() {
+            if filter.is_some_and(|set| !set.contains(x.0)) {
+                continue;
+            }
+            let segment = rfm_segment(r[i], f[i]);
+            *segments.entry(segment).or_default() += 1;
+            users.push(UserRfm {
+                user_id: x.0,
+                recency_days: recency(x),
+                orders: x.2,
+                purchase_days: x.3,
+                net_spend_minor: x.4,
+                r_score: r[i],
+                f_score: f[i],
+                m_score: mv[i],
+                segment,
+            });
+        }
+        Ok(RfmReport {
+            as_of_day,
+            users,
+            segments,
+        })
+    }
+
+    /// Users with purchases on ≥ 2 distinct days in `from..=to` ÷ users with
+    /// at least one.
+    pub fn repurchase_rate(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<RepurchaseRate> {
+        let sets = self.day_sets_in(Some(kind_ids::PURCHASE), from_day, to_day, filter)?;
+        let counts = Self::day_counts(&sets);
+        let purchasers = counts.len() as u64;
+        let repeat_purchasers = counts.values().filter(|n| **n >= 2).count() as u64;
+        Ok(RepurchaseRate {
+            repeat_purchasers,
+            purchasers,
+            rate: ratio(repeat_purchasers, purchasers),
+        })
+    }
+
+    /// Users whose RFM segment as of `as_of_day` is `segment`.
+    pub fn users_in_rfm_segment(&self, segment: &str, as_of_day: i32) -> Result<RoaringBitmap> {
+        Ok(self
+            .rfm(as_of_day, None)?
+            .users
+            .into_iter()
+            .filter(|u| u.segment == segment)
+            .map(|u| u.user_id)
+            .collect())
+    }
+}

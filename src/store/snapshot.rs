@@ -1,0 +1,73 @@
+//! Consistent read-only views for queries that read many keys.
+
+use rocksdb::{IteratorMode, ReadOptions, DB};
+
+use super::{counter_value, decode_value, range_options, Cf, KeyValue, Store};
+use crate::error::{Error, Result};
+
+/// A consistent read-only view of the store at one instant: every read
+/// through it sees the same committed writes, so a query that reads many
+/// keys equals a read between two writes even while writers run.
+pub struct Snapshot<'a> {
+    store: &'a Store,
+    snap: rocksdb::SnapshotWithThreadMode<'a, DB>,
+}
+
+impl Store {
+    /// A consistent view of the store as of now.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        }
+    }
+}
+
+impl Snapshot<'_> {
+    fn read_options(&self) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snap);
+        ro
+    }
+
+    /// The store the view reads.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Reads the raw bytes of one value.
+    pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .db
+            .get_cf_opt(self.store.cf(cf)?, key, &self.read_options())?)
+    }
+
+    /// Reads and decodes one value.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        match self.get_raw(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
+        }
+    }
+
+    /// Reads a counter kept by a merge operator (absent = 0).
+    pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
+        counter_value(cf, key, self.get_raw(cf, key)?)
+    }
+
+    /// Iterates `(key, value)` over keys in `[from, until)` as of the view.
+    pub fn range(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
+        let it = self.store.db.iterator_cf_opt(
+            self.store.cf(cf)?,
+            range_options(self.read_options(), until),
+            IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        Ok(it.map(|r| r.map_err(Error::from)))
+    }
+}

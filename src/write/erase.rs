@@ -1,0 +1,45 @@
+//! Erasure (SPEC §5): one atomic write deletes a user's profile, tags,
+//! events, ledger and id mappings and takes every trace of the user out of
+//! the shared aggregates.
+
+use rocksdb::WriteBatch;
+
+use super::Writer;
+use crate::error::{InputError, Result};
+use crate::metrics::state::ErasedEvent;
+use crate::{ledger, metrics, profiles, timeline, users};
+
+impl Writer<'_> {
+    /// Erases `user`; returns whether it existed. Its internal id is never
+    /// reused.
+    pub fn erase_user(&self, user: &str) -> Result<bool> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        let _erasing = self.erase_lock.lock();
+        let _guard = self.stripes.lock([user]);
+        let Some(user_id) = users::id_of(self.store, user)? else {
+            return Ok(false);
+        };
+        let mut batch = WriteBatch::default();
+        profiles::erase(self.store, &mut batch, user_id)?;
+        let events: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, user_id)?
+            .into_iter()
+            .map(|e| ErasedEvent {
+                kind_id: e.kind_id,
+                ts_ms: e.ts_ms,
+                amount_minor: e.amount_minor,
+            })
+            .collect();
+        metrics::state::erase(
+            self.store,
+            &mut batch,
+            self.store.settings().utc_offset_minutes,
+            user_id,
+            &events,
+        )?;
+        ledger::erase(self.store, &mut batch, user_id)?;
+        users::erase(self.store, &mut batch, user_id, user)?;
+        self.store.write(batch)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,121 @@
+//! Ledger writes: one points operation is one atomic write; an expiry run
+//! settles each account with something due in its own write; a change of
+//! tiers re-evaluates every account in bounded batches.
+
+use std::sync::Arc;
+
+use rocksdb::WriteBatch;
+
+use super::Writer;
+use crate::error::{Error, InputError, Result};
+use crate::ledger::{
+    self, session::Session, ExpireReport, LedgerSettings, PointsOp, PointsOutcome,
+};
+use crate::users::{self, UserWrites};
+
+/// Accounts re-evaluated per write when the tiers change.
+const RETIER_ACCOUNTS_PER_BATCH: usize = 1_000;
+
+impl Writer<'_> {
+    /// Applies one points operation to `user`'s account as one atomic write.
+    pub fn points(
+        &self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        ledger::check_txn_id(txn_id)?;
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        op.validate()?;
+        let _guard = self.stripes.lock([user]);
+        // Read under the lock: a settings change holds every stripe.
+        let settings = self.ledger_settings.read().clone();
+        let mut users = UserWrites::new(self.store, self.allocator);
+        let credits = match op {
+            PointsOp::Earn { .. } => true,
+            PointsOp::Adjust { points, .. } => *points > 0,
+            _ => false,
+        };
+        let user_id = if credits {
+            users.id(user)?
+        } else {
+            users.existing_id(user)?.ok_or_else(|| Error::UnknownUser {
+                user: user.to_owned(),
+            })?
+        };
+        let mut session = Session::new(self.store, &settings);
+        let outcome = session.apply(user_id, txn_id, at_ms, op)?;
+        if outcome.replayed {
+            return Ok(outcome);
+        }
+        let mut batch = WriteBatch::default();
+        session.finish(&mut batch)?;
+        users.finish(&mut batch)?;
+        self.store.write(batch)?;
+        Ok(outcome)
+    }
+
+    /// Settles everything due at or before `now_ms`, one account per write
+    /// (see [`crate::ledger::due_accounts`]).
+    pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
+        self.store.check_writable()?;
+        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let mut report = ExpireReport::default();
+        for user_id in &ledger::due_accounts(self.store, now_ms)? {
+            // An erased user's due entries went with it; nothing to lock.
+            let Some(record) = users::record_of(self.store, user_id)? else {
+                continue;
+            };
+            let _guard = self.stripes.lock([record.name.as_str()]);
+            // Read under the lock: a settings change holds every stripe.
+            let settings = self.ledger_settings.read().clone();
+            let mut session = Session::new(self.store, &settings);
+            let mut one = ExpireReport::default();
+            session.expire_account(user_id, now_ms, &mut one)?;
+            let mut batch = WriteBatch::default();
+            session.finish(&mut batch)?;
+            if !batch.is_empty() {
+                self.store.write(batch)?;
+                report.accounts += 1;
+            }
+            report.lots_expired += one.lots_expired;
+            report.points_expired += one.points_expired;
+            report.holds_timed_out += one.holds_timed_out;
+            report.tier_changes += one.tier_changes;
+        }
+        Ok(report)
+    }
+
+    /// Replaces the earning rules and tiers (persisted); when the tiers
+    /// change, re-evaluates every account's tier at its own clock, with all
+    /// writers held off. A crash midway leaves some accounts unevaluated,
+    /// and calling this again finishes the job.
+    pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
+        self.store.check_writable()?;
+        settings.validate()?;
+        let _all = self.stripes.lock_all();
+        let mut guard = self.ledger_settings.write();
+        let tiers_changed = guard.tiers != settings.tiers;
+        let mut batch = WriteBatch::default();
+        ledger::rules::save(self.store, &mut batch, &settings)?;
+        self.store.write(batch)?;
+        let settings = Arc::new(settings);
+        *guard = settings.clone();
+        if tiers_changed {
+            let all: Vec<u32> = users::all_users(self.store)?.iter().collect();
+            for chunk in all.chunks(RETIER_ACCOUNTS_PER_BATCH) {
+                let mut session = Session::new(self.store, &settings);
+                for &user_id in chunk {
+                    session.retier(user_id)?;
+                }
+                let mut batch = WriteBatch::default();
+                session.finish(&mut batch)?;
+                self.store.write(batch)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! Profile writes: one update (attributes and tags) is one atomic write, and
+//! purging expired tags settles one holder per write.
+
+use rocksdb::WriteBatch;
+
+use super::Writer;
+use crate::error::{InputError, Result};
+use crate::profiles::{self, ProfileUpdate, MAX_PURGE_PER_CALL};
+use crate::time;
+use crate::users::{self, UserWrites};
+
+impl Writer<'_> {
+    /// Applies `update` to `user` as one atomic write.
+    pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        self.store.check_writable()?;
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        update.validate()?;
+        let _guard = self.stripes.lock([user]);
+        let mut users_w = UserWrites::new(self.store, self.allocator);
+        let user_id = if update.creates() {
+            users_w.id(user)?
+        } else {
+            match users_w.existing_id(user)? {
+                Some(id) => id,
+                // Removing from a user that does not exist is a no-op, and
+                // must not create the user.
+                None => return Ok(()),
+            }
+        };
+        let mut batch = WriteBatch::default();
+        profiles::apply_update(self.store, &mut batch, user_id, update)?;
+        users_w.finish(&mut batch)?;
+        self.store.write(batch)
+    }
+
+    /// Removes every tag that expired at or before `now_ms`; returns how many.
+    pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
+        self.store.check_writable()?;
+        time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let mut removed = 0usize;
+        for tag in profiles::tag_names(self.store)? {
+            for (user_id, expires_at_ms) in profiles::expired_holders(self.store, &tag, now_ms)? {
+                if removed >= MAX_PURGE_PER_CALL {
+                    return Ok(removed);
+                }
+                let Some(record) = users::record_of(self.store, user_id)? else {
+                    continue;
+                };
+                let _guard = self.stripes.lock([record.name.as_str()]);
+                let mut batch = WriteBatch::default();
+                if profiles::remove_expired_tag(
+                    self.store,
+                    &mut batch,
+                    user_id,
+                    &tag,
+                    expires_at_ms,
+                )? {
+                    self.store.write(batch)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
