@@ -519,6 +519,19 @@ impl Db {
         self.store.compact()
     }
 
+    /// Flushes every memtable and waits until no compaction is pending or
+    /// running (benchmarks use it so one store's background work does not
+    /// run during another's measurement).
+    pub fn wait_for_compact(&self) -> Result<()> {
+        self.store.wait_for_compact()
+    }
+
+    /// Bytes of write batches this handle committed since it was opened:
+    /// what went to the write-ahead log and the memtables.
+    pub fn bytes_written(&self) -> u64 {
+        self.store.bytes_written()
+    }
+
     /// Flushes memtables to SST files.
     pub fn flush(&self) -> Result<()> {
         self.store.flush()

@@ -40,6 +40,18 @@ pub enum Error {
     /// The store was opened read-only and the operation writes.
     #[error("the store was opened read-only")]
     ReadOnly,
+    /// A value the write would store is over the size cap of stored values
+    /// (SPEC §6: no stored value grows without bound); the whole write was
+    /// refused and nothing was written.
+    #[error("value too large: {what} would be {bytes} bytes (at most {max}); nothing was written")]
+    ValueTooLarge {
+        /// Which value: a column family and the key, or the value's type.
+        what: String,
+        /// Its encoded size.
+        bytes: u64,
+        /// The cap.
+        max: u64,
+    },
     /// RocksDB reported an error.
     #[error("storage engine error: {0}")]
     Storage(#[from] rocksdb::Error),

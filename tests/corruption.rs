@@ -225,7 +225,7 @@ fn verify_catches_tampered_ledgers() {
                 let mut a: Account =
                     stickydb::codec::decode(&r.get_cf(cf, key(1, &[])).unwrap().unwrap()).unwrap();
                 a.balance += 1;
-                r.put_cf(cf, key(1, &[]), stickydb::codec::encode(&a))
+                r.put_cf(cf, key(1, &[]), stickydb::codec::encode(&a).unwrap())
                     .unwrap();
             }),
         ),
@@ -237,7 +237,8 @@ fn verify_catches_tampered_ledgers() {
                 let mut l: Lot =
                     stickydb::codec::decode(&r.get_cf(cf, &k).unwrap().unwrap()).unwrap();
                 l.remaining -= 1;
-                r.put_cf(cf, k, stickydb::codec::encode(&l)).unwrap();
+                r.put_cf(cf, k, stickydb::codec::encode(&l).unwrap())
+                    .unwrap();
             }),
         ),
         (

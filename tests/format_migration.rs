@@ -48,8 +48,12 @@ fn downgrade_to_format_2(path: &std::path::Path) {
     r.drop_cf("ledger").unwrap();
     r.drop_cf("ledger_due").unwrap();
     let meta = r.cf_handle("meta").unwrap();
-    r.put_cf(meta, b"format_version", stickydb::codec::encode(&2u32))
-        .unwrap();
+    r.put_cf(
+        meta,
+        b"format_version",
+        stickydb::codec::encode(&2u32).unwrap(),
+    )
+    .unwrap();
     r.flush_wal(true).unwrap();
 }
 
@@ -73,8 +77,12 @@ fn downgrade_to_format_1(path: &std::path::Path) {
     }
     let meta = r.cf_handle("meta").unwrap();
     r.delete_cf(meta, b"metric_settings").unwrap();
-    r.put_cf(meta, b"format_version", stickydb::codec::encode(&1u32))
-        .unwrap();
+    r.put_cf(
+        meta,
+        b"format_version",
+        stickydb::codec::encode(&1u32).unwrap(),
+    )
+    .unwrap();
     r.flush_wal(true).unwrap();
 }
 

@@ -8,6 +8,8 @@
 use bincode::Options as _;
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::error::Error;
+
 /// Format byte of every value written by this release.
 pub const FORMAT_V1: u8 = 1;
 
@@ -17,7 +19,14 @@ pub const FORMAT_V1: u8 = 1;
 /// records the damage in the value instead and readers report it as corruption.
 pub const POISONED: u8 = 0xff;
 
-/// Default decode limit: no single stored value is allowed to be larger.
+/// Largest value a write may store, in bytes (SPEC §6: no stored value over
+/// 64 KiB). Writes over it fail with [`Error::ValueTooLarge`] and write
+/// nothing; the store checks every value of a batch against it at commit.
+pub const MAX_STORED_VALUE_BYTES: u64 = 64 << 10;
+
+/// Decode limit: no value is read if it claims to be larger. Above the
+/// write cap because stores written by older formats (before the cap) may
+/// hold values up to this size, and a migration must read them.
 pub const MAX_VALUE_BYTES: u64 = 16 << 20;
 
 /// The one bincode configuration of stored values (varint, little-endian,
@@ -58,20 +67,22 @@ impl std::fmt::Display for DecodeError {
 }
 
 /// Encodes `value` as `FORMAT_V1 | bincode(value)`.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+///
+/// Fails with [`Error::ValueTooLarge`] when the encoding would exceed
+/// [`MAX_STORED_VALUE_BYTES`] (bincode stops at the limit, so an oversized
+/// value is never built in full). The caller's write then fails whole.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = vec![FORMAT_V1];
-    // Serialising our own derive(Serialize) types into a Vec cannot fail: they
-    // hold no maps of unknown length and the limit is far above any value we
-    // build (inputs are bounded before they get here). Should it ever fail, the
-    // value is written poisoned so that the damage is reported, not hidden.
-    if options(MAX_VALUE_BYTES)
-        .serialize_into(&mut out, value)
-        .is_err()
-    {
-        debug_assert!(false, "encoding a stored value failed");
-        return vec![POISONED];
+    // The limit counts the body; the format byte is one more.
+    let body_limit = MAX_STORED_VALUE_BYTES - 1;
+    match options(body_limit).serialize_into(&mut out, value) {
+        Ok(()) => Ok(out),
+        Err(_) => Err(Error::ValueTooLarge {
+            what: std::any::type_name::<T>().to_owned(),
+            bytes: options(u64::MAX).serialized_size(value).unwrap_or(u64::MAX) + 1,
+            max: MAX_STORED_VALUE_BYTES,
+        }),
     }
-    out
 }
 
 /// Decodes a value written by [`encode`], refusing bodies over `limit_bytes`.
@@ -116,7 +127,7 @@ mod tests {
     #[test]
     fn round_trip_and_format_byte() {
         let v = (42u32, String::from("vip"), Some(-7i64));
-        let bytes = encode(&v);
+        let bytes = encode(&v).unwrap_or_default();
         assert_eq!(bytes[0], FORMAT_V1);
         assert_eq!(decode::<(u32, String, Option<i64>)>(&bytes), Ok(v));
     }
@@ -135,6 +146,20 @@ mod tests {
             decode::<u8>(&[FORMAT_V1, 1, 2]),
             Err(DecodeError::Body(_))
         ));
+    }
+
+    #[test]
+    fn oversized_values_are_a_typed_error() {
+        let big = vec![7u8; MAX_STORED_VALUE_BYTES as usize];
+        match encode(&big) {
+            Err(Error::ValueTooLarge { bytes, max, .. }) => {
+                assert!(bytes > max);
+                assert_eq!(max, MAX_STORED_VALUE_BYTES);
+            }
+            other => panic!("expected ValueTooLarge, got {other:?}"),
+        }
+        let fits = vec![7u8; MAX_STORED_VALUE_BYTES as usize - 16];
+        assert!(encode(&fits).is_ok());
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::Batch;
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use rocksdb::WriteBatch;
 
 use super::{EventKind, FIRST_CUSTOM_KIND_ID};
 use crate::codec;
@@ -134,9 +134,8 @@ impl KindRegistry {
     /// something is new) until the returned reservation is dropped.
     pub fn reserve<'a, 'k>(
         &'a self,
-        store: &Store,
         kinds: impl IntoIterator<Item = &'k EventKind>,
-        batch: &mut WriteBatch,
+        batch: &mut Batch,
     ) -> Result<Reservation<'a>> {
         let unknown: Vec<&EventKind> = {
             let maps = self.maps.read();
@@ -167,12 +166,11 @@ impl KindRegistry {
                     max: u64::from(MAX_CUSTOM_KINDS),
                 });
             }
-            let meta_cf = store.cf(Cf::Meta)?;
-            batch.put_cf(meta_cf, meta::kind_name(name), codec::encode(&next));
-            batch.put_cf(
-                meta_cf,
+            batch.put(Cf::Meta, meta::kind_name(name), codec::encode(&next)?);
+            batch.put(
+                Cf::Meta,
                 meta::kind_id(next),
-                codec::encode(&name.to_owned()),
+                codec::encode(&name.to_owned())?,
             );
             fresh.push((name.to_owned(), next));
             next += 1;

@@ -1,8 +1,8 @@
 //! The read side of the ledger: accounts, lots, holds, history, tiers.
 //! Reads only; every function takes the store as it is now.
 
+use crate::store::Batch;
 use roaring::RoaringBitmap;
-use rocksdb::WriteBatch;
 
 use super::{Account, Hold, LedgerEntry, Lot, TierChange};
 use crate::error::{InputError, Problem, Result};
@@ -106,20 +106,18 @@ pub fn growth(store: &Store, user_id: u32, day: i32, window_days: u32) -> Result
 
 /// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
 /// records, its due entries and its tier membership.
-pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Result<()> {
-    let ledger = store.cf(Cf::Ledger)?;
-    let due = store.cf(Cf::LedgerDue)?;
+pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     for item in store.prefix(Cf::Ledger, &crate::keys::user(user_id))? {
         let (k, v) = item?;
         match k.get(crate::keys::USER_BYTES) {
             Some(&lk::ACCOUNT) => {
                 let a: Account = decode_value(Cf::Ledger, &k, &v)?;
                 if let Some(r) = a.review_at_ms {
-                    batch.delete_cf(due, lk::due(lk::DUE_REVIEW, r, user_id, 0));
+                    batch.delete(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, user_id, 0));
                 }
                 if let Some(t) = &a.tier {
-                    batch.merge_cf(
-                        store.cf(Cf::Metrics)?,
+                    batch.merge(
+                        Cf::Metrics,
                         crate::keys::metrics::tier_users(t),
                         BitmapDelta::remove(user_id).encode(),
                     );
@@ -128,17 +126,20 @@ pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Resu
             Some(&lk::OPEN_LOT) => {
                 if let Some((exp, id)) = lk::open_lot_id(&k) {
                     if exp != i64::MAX {
-                        batch.delete_cf(due, lk::due(lk::DUE_LOT, exp, user_id, id));
+                        batch.delete(Cf::LedgerDue, lk::due(lk::DUE_LOT, exp, user_id, id));
                     }
                 }
             }
             Some(&lk::HOLD) => {
                 let h: Hold = decode_value(Cf::Ledger, &k, &v)?;
-                batch.delete_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq));
+                batch.delete(
+                    Cf::LedgerDue,
+                    lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq),
+                );
             }
             _ => {}
         }
-        batch.delete_cf(ledger, k);
+        batch.delete(Cf::Ledger, k);
     }
     Ok(())
 }

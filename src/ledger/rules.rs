@@ -248,15 +248,11 @@ pub(crate) fn load(store: &Store) -> Result<LedgerSettings> {
 }
 
 /// Persists the ledger settings into `batch`.
-pub(crate) fn save(
-    store: &Store,
-    batch: &mut rocksdb::WriteBatch,
-    settings: &LedgerSettings,
-) -> Result<()> {
-    batch.put_cf(
-        store.cf(Cf::Meta)?,
+pub(crate) fn save(batch: &mut crate::store::Batch, settings: &LedgerSettings) -> Result<()> {
+    batch.put(
+        Cf::Meta,
         crate::keys::meta::LEDGER_SETTINGS,
-        crate::codec::encode(settings),
+        crate::codec::encode(settings)?,
     );
     Ok(())
 }

@@ -225,7 +225,8 @@ mod tests {
         assert_eq!(s.first_after(9), None);
         assert_eq!(s.count_between(0, 9), 3);
         assert_eq!(s.range(3, 5).collect::<Vec<_>>(), vec![3, 5]);
-        let back: DaySet = crate::codec::decode(&crate::codec::encode(&s)).unwrap_or_default();
+        let back: DaySet =
+            crate::codec::decode(&crate::codec::encode(&s).unwrap_or_default()).unwrap_or_default();
         assert_eq!(back, s);
     }
 

@@ -18,7 +18,7 @@ mod user;
 
 use std::collections::HashSet;
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 use serde::{Deserialize, Serialize};
 
 pub use crate::keys::metrics::MoneyField;
@@ -120,11 +120,11 @@ pub(crate) fn load_settings(
 
 /// Persists the metric settings.
 pub(crate) fn save_settings(store: &Store, settings: &MetricSettings) -> Result<()> {
-    let mut batch = WriteBatch::default();
-    batch.put_cf(
-        store.cf(Cf::Meta)?,
+    let mut batch = Batch::new();
+    batch.put(
+        Cf::Meta,
         crate::keys::meta::METRIC_SETTINGS,
-        crate::codec::encode(settings),
+        crate::codec::encode(settings)?,
     );
     store.write(batch)
 }

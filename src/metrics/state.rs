@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 use serde::{Deserialize, Serialize};
 
 use super::days::DaySet;
@@ -97,16 +97,15 @@ impl Deltas {
     }
 
     /// Puts one merge operand per changed key into `batch`.
-    pub fn write(self, store: &Store, batch: &mut WriteBatch) -> Result<()> {
-        let cf = store.cf(Cf::Metrics)?;
+    pub fn write(self, batch: &mut Batch) -> Result<()> {
         for (k, d) in self.sets {
             if !d.adds.is_empty() || !d.removes.is_empty() {
-                batch.merge_cf(cf, k, d.encode());
+                batch.merge(Cf::Metrics, k, d.encode());
             }
         }
         for (k, n) in self.counters {
             if n != 0 {
-                batch.merge_cf(cf, k, merge::encode_counter(n));
+                batch.merge(Cf::Metrics, k, merge::encode_counter(n));
             }
         }
         Ok(())
@@ -143,7 +142,7 @@ fn count_event(deltas: &mut Deltas, c: &Contribution<'_>, day: i32, hour: u8, si
 /// are only ever merged.
 pub(crate) fn apply(
     store: &Store,
-    batch: &mut WriteBatch,
+    batch: &mut Batch,
     utc_offset_minutes: i32,
     contributions: &[Contribution<'_>],
 ) -> Result<()> {
@@ -152,7 +151,6 @@ pub(crate) fn apply(
     for c in contributions {
         by_user.entry(c.user_id).or_default().push(c);
     }
-    let activity_cf = store.cf(Cf::Activity)?;
     for (user_id, list) in by_user {
         let state_key = activity::user_state(user_id);
         let mut state: UserActivity = store.get(Cf::Activity, &state_key)?.unwrap_or_default();
@@ -235,16 +233,16 @@ pub(crate) fn apply(
                     deltas.count(keys::money(old, keys::MoneyField::Sessions), -1);
                 }
                 deltas.count(keys::money(first, keys::MoneyField::Sessions), 1);
-                batch.put_cf(
-                    activity_cf,
+                batch.put(
+                    Cf::Activity,
                     activity::session(user_id, s),
-                    codec::encode(&first),
+                    codec::encode(&first)?,
                 );
             }
         }
-        batch.put_cf(activity_cf, state_key, codec::encode(&state));
+        batch.put(Cf::Activity, state_key, codec::encode(&state)?);
     }
-    deltas.write(store, batch)
+    deltas.write(batch)
 }
 
 /// The days `window_days`-window counters gain when a user's day set gains
@@ -281,7 +279,7 @@ pub(crate) struct ErasedEvent {
 /// events themselves and holds the user's stripe lock.
 pub(crate) fn erase(
     store: &Store,
-    batch: &mut WriteBatch,
+    batch: &mut Batch,
     utc_offset_minutes: i32,
     user_id: u32,
     events: &[ErasedEvent],
@@ -319,16 +317,15 @@ pub(crate) fn erase(
             }
         }
     }
-    let cf = store.cf(Cf::Activity)?;
     for item in store.prefix(Cf::Activity, &crate::keys::user(user_id))? {
         let (k, v) = item?;
         if k.len() > crate::keys::USER_BYTES {
             let first: i32 = crate::store::decode_value(Cf::Activity, &k, &v)?;
             deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
         }
-        batch.delete_cf(cf, k);
+        batch.delete(Cf::Activity, k);
     }
-    deltas.write(store, batch)
+    deltas.write(batch)
 }
 
 /// Deletes every aggregate derived from events, in batches of bounded size
@@ -340,8 +337,7 @@ pub(crate) fn clear(store: &Store) -> Result<()> {
     /// Deletes per write batch while clearing.
     const CLEAR_BATCH_KEYS: usize = 10_000;
     for cf in [Cf::Metrics, Cf::Activity] {
-        let handle = store.cf(cf)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         for item in store.range(cf, &[], None)? {
             let (k, _) = item?;
             if cf == Cf::Metrics
@@ -349,7 +345,7 @@ pub(crate) fn clear(store: &Store) -> Result<()> {
             {
                 continue;
             }
-            batch.delete_cf(handle, k);
+            batch.delete(cf, k);
             if batch.len() >= CLEAR_BATCH_KEYS {
                 store.write(std::mem::take(&mut batch))?;
             }
@@ -386,7 +382,8 @@ mod tests {
         );
         s.days.insert(ACTIVITY, [-1, 19_000].into_iter().collect());
         s.hours[3] = 9;
-        let head: MoneyHead = crate::codec::decode_prefix(&codec::encode(&s)).unwrap_or_default();
+        let head: MoneyHead =
+            crate::codec::decode_prefix(&codec::encode(&s).unwrap_or_default()).unwrap_or_default();
         assert_eq!(head.money, s.money);
     }
 }

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::store::Batch;
 use roaring::RoaringBitmap;
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -280,49 +280,49 @@ pub struct Profile {
 /// exact. Reads the user's old tags; the caller holds the user's lock.
 pub(crate) fn apply_update(
     store: &Store,
-    batch: &mut WriteBatch,
+    batch: &mut Batch,
     user_id: u32,
     update: &ProfileUpdate,
 ) -> Result<()> {
-    let profiles = store.cf(Cf::Profiles)?;
-    let tags_cf = store.cf(Cf::Tags)?;
-    let index = store.cf(Cf::TagIndex)?;
-    let expiry = store.cf(Cf::TagExpiry)?;
     for (name, value, sensitive) in &update.set {
         let stored = StoredAttr {
             value: value.clone(),
             sensitive: *sensitive,
         };
-        batch.put_cf(
-            profiles,
+        batch.put(
+            Cf::Profiles,
             keys::user_and_name(user_id, name),
-            codec::encode(&stored),
+            codec::encode(&stored)?,
         );
     }
     for name in &update.unset {
-        batch.delete_cf(profiles, keys::user_and_name(user_id, name));
+        batch.delete(Cf::Profiles, keys::user_and_name(user_id, name));
     }
     for (name, tag) in &update.tags {
         let key = keys::user_and_name(user_id, name);
         let old: Option<Tag> = store.get(Cf::Tags, &key)?;
         match old {
-            None => batch.merge_cf(index, name.as_bytes(), BitmapDelta::add(user_id).encode()),
+            None => batch.merge(
+                Cf::TagIndex,
+                name.as_bytes(),
+                BitmapDelta::add(user_id).encode(),
+            ),
             Some(Tag {
                 expires_at_ms: Some(e),
                 ..
-            }) => batch.delete_cf(expiry, keys::tag_expiry(name, e, user_id)),
+            }) => batch.delete(Cf::TagExpiry, keys::tag_expiry(name, e, user_id)),
             Some(_) => {}
         }
         if let Some(e) = tag.expires_at_ms {
-            batch.put_cf(expiry, keys::tag_expiry(name, e, user_id), []);
+            batch.put(Cf::TagExpiry, keys::tag_expiry(name, e, user_id), []);
         }
-        batch.put_cf(tags_cf, key, codec::encode(tag));
+        batch.put(Cf::Tags, key, codec::encode(tag)?);
     }
     for name in &update.untags {
         let key = keys::user_and_name(user_id, name);
         let old: Option<Tag> = store.get(Cf::Tags, &key)?;
         if let Some(old) = old {
-            remove_tag(batch, store, user_id, name, &old)?;
+            remove_tag(batch, user_id, name, &old)?;
         }
     }
     Ok(())
@@ -333,7 +333,7 @@ pub(crate) fn apply_update(
 /// index was read); returns whether it did. The caller holds the user's lock.
 pub(crate) fn remove_expired_tag(
     store: &Store,
-    batch: &mut WriteBatch,
+    batch: &mut Batch,
     user_id: u32,
     tag: &str,
     expires_at_ms: i64,
@@ -342,7 +342,7 @@ pub(crate) fn remove_expired_tag(
     let current: Option<Tag> = store.get(Cf::Tags, &key)?;
     match current {
         Some(t) if t.expires_at_ms == Some(expires_at_ms) => {
-            remove_tag(batch, store, user_id, tag, &t)?;
+            remove_tag(batch, user_id, tag, &t)?;
             Ok(true)
         }
         _ => Ok(false),
@@ -351,35 +351,28 @@ pub(crate) fn remove_expired_tag(
 
 /// Deletes every attribute and tag of `user_id` (erasure, SPEC §5), in `batch`.
 /// The caller holds the user's stripe lock.
-pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32) -> Result<()> {
+pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     let prefix = keys::user(user_id);
-    let profiles = store.cf(Cf::Profiles)?;
     for item in store.prefix(Cf::Profiles, &prefix)? {
         let (k, _) = item?;
-        batch.delete_cf(profiles, k);
+        batch.delete(Cf::Profiles, k);
     }
     for item in store.prefix(Cf::Tags, &prefix)? {
         let (k, v) = item?;
         let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
         let tag: Tag = decode_value(Cf::Tags, &k, &v)?;
-        remove_tag(batch, store, user_id, &name, &tag)?;
+        remove_tag(batch, user_id, &name, &tag)?;
     }
     Ok(())
 }
 
-fn remove_tag(
-    batch: &mut WriteBatch,
-    store: &Store,
-    user_id: u32,
-    name: &str,
-    old: &Tag,
-) -> Result<()> {
-    batch.delete_cf(store.cf(Cf::Tags)?, keys::user_and_name(user_id, name));
+fn remove_tag(batch: &mut Batch, user_id: u32, name: &str, old: &Tag) -> Result<()> {
+    batch.delete(Cf::Tags, keys::user_and_name(user_id, name));
     if let Some(e) = old.expires_at_ms {
-        batch.delete_cf(store.cf(Cf::TagExpiry)?, keys::tag_expiry(name, e, user_id));
+        batch.delete(Cf::TagExpiry, keys::tag_expiry(name, e, user_id));
     }
-    batch.merge_cf(
-        store.cf(Cf::TagIndex)?,
+    batch.merge(
+        Cf::TagIndex,
         name.as_bytes(),
         BitmapDelta::remove(user_id).encode(),
     );

@@ -5,10 +5,12 @@
 //! and write through [`Store`] and build their own `WriteBatch`es; this module
 //! must not know what an event, a tag or a profile is.
 
+mod batch;
 pub mod merge;
 mod options;
 mod snapshot;
 
+pub use batch::Batch;
 use options::cf_options;
 pub use options::{Options, Settings};
 pub use snapshot::Snapshot;
@@ -16,8 +18,7 @@ pub use snapshot::Snapshot;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, ReadOptions, WriteBatch,
-    WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, ReadOptions, WriteOptions, DB,
 };
 
 use crate::codec;
@@ -133,6 +134,8 @@ pub struct Store {
     write_options: WriteOptions,
     settings: Settings,
     format_found: u32,
+    /// Sum of committed batch sizes (see [`Store::bytes_written`]).
+    bytes_written: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,11 +182,7 @@ impl Store {
         let mut db_options = rocksdb::Options::default();
         db_options.create_if_missing(options.create_if_missing);
         db_options.create_missing_column_families(true);
-        db_options.set_max_background_jobs(2);
-        db_options.set_bytes_per_sync(1 << 20);
-        db_options.set_keep_log_file_num(4);
-        // A store is shared by every column family: cap the WAL so old logs go.
-        db_options.set_max_total_wal_size(256 << 20);
+        apply_db_options(&mut db_options);
 
         // A read-only open cannot create the column families an older format
         // lacks (format 2 had no ledger): it opens those that exist, reports
@@ -222,6 +221,7 @@ impl Store {
                 utc_offset_minutes: 0,
             },
             format_found: FORMAT_VERSION,
+            bytes_written: std::sync::atomic::AtomicU64::new(0),
         };
         let (settings, found) = store.load_or_init_meta(exists, options)?;
         store.settings = settings;
@@ -242,15 +242,18 @@ impl Store {
                 let settings = Settings {
                     utc_offset_minutes: options.utc_offset_minutes.unwrap_or(0),
                 };
-                let mut batch = WriteBatch::default();
-                let meta = self.cf(Cf::Meta)?;
-                batch.put_cf(meta, meta::FORMAT_VERSION, codec::encode(&FORMAT_VERSION));
-                batch.put_cf(meta, meta::SETTINGS, codec::encode(&settings));
+                let mut batch = Batch::new();
+                batch.put(
+                    Cf::Meta,
+                    meta::FORMAT_VERSION,
+                    codec::encode(&FORMAT_VERSION)?,
+                );
+                batch.put(Cf::Meta, meta::SETTINGS, codec::encode(&settings)?);
                 // Creation is always synced: a store must never exist without
                 // its settings.
                 let mut sync = WriteOptions::default();
                 sync.set_sync(true);
-                self.db.write_opt(batch, &sync)?;
+                self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
                 Ok((settings, FORMAT_VERSION))
             }
             Some(found) if found == FORMAT_VERSION || MIGRATABLE_FORMATS.contains(&found) => {
@@ -291,15 +294,15 @@ impl Store {
     /// migration). Synced: a migration must not be redone or lost silently.
     pub fn stamp_format_version(&mut self) -> Result<()> {
         self.check_writable()?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.cf(Cf::Meta)?,
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::Meta,
             meta::FORMAT_VERSION,
-            codec::encode(&FORMAT_VERSION),
+            codec::encode(&FORMAT_VERSION)?,
         );
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
+        self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
         self.format_found = FORMAT_VERSION;
         Ok(())
     }
@@ -364,12 +367,18 @@ impl Store {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
     }
 
-    /// Commits a batch atomically, honouring the sync setting.
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+    /// Commits a batch atomically, honouring the sync setting. A value over
+    /// [`crate::codec::MAX_STORED_VALUE_BYTES`] fails the whole batch with
+    /// [`Error::ValueTooLarge`] before anything is written.
+    pub fn write(&self, batch: Batch) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
+        let batch = batch.into_write_batch(self)?;
+        let bytes = batch.size_in_bytes() as u64;
         self.db.write_opt(batch, &self.write_options)?;
+        self.bytes_written
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -433,6 +442,24 @@ impl Store {
         Ok(())
     }
 
+    /// Flushes every memtable and waits until no compaction is pending or
+    /// running: a benchmark's other side then measures without this store's
+    /// background work competing for the CPU.
+    pub fn wait_for_compact(&self) -> Result<()> {
+        self.flush()?;
+        let mut o = rocksdb::WaitForCompactOptions::default();
+        o.set_flush(true);
+        self.db.wait_for_compact(&o)?;
+        Ok(())
+    }
+
+    /// Bytes of write batches this handle committed (what went to the WAL
+    /// and the memtables).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Compacts every column family over its whole key range.
     pub fn compact(&self) -> Result<()> {
         self.check_writable()?;
@@ -490,4 +517,25 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(cf: Cf, key: &[u8], bytes: &
         }
         .into()
     })
+}
+
+/// Database-wide settings shared by a store and the benchmark's raw side.
+fn apply_db_options(o: &mut rocksdb::Options) {
+    o.set_max_background_jobs(2);
+    o.set_bytes_per_sync(1 << 20);
+    o.set_keep_log_file_num(4);
+    // A store is shared by every column family: cap the WAL so old logs go.
+    o.set_max_total_wal_size(256 << 20);
+}
+
+/// A plain RocksDB database whose default column family has exactly the
+/// options of a store's `events` column family (and the same database-wide
+/// settings): the physical limit the ingest benchmark compares against.
+#[doc(hidden)]
+pub fn raw_event_store(path: &Path, options: &Options) -> Result<DB> {
+    let cache = Cache::new_lru_cache(options.block_cache_bytes);
+    let mut o = cf_options(Cf::Events, options, &cache);
+    o.create_if_missing(true);
+    apply_db_options(&mut o);
+    Ok(DB::open(&o, path)?)
 }

@@ -8,7 +8,7 @@
 
 mod event;
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 pub use crate::kinds::{EventKind, KindRegistry, MAX_CUSTOM_KINDS, MAX_KIND_BYTES};
 pub use event::{
@@ -38,13 +38,7 @@ pub(crate) fn is_recorded(store: &Store, user_id: u32, event_id: &str) -> Result
 
 /// Puts one event under `key` and, when it has an id, its dedup entry, into
 /// `batch`.
-pub(crate) fn put(
-    store: &Store,
-    batch: &mut WriteBatch,
-    key: &EventKey,
-    kind_id: u32,
-    e: &Event,
-) -> Result<()> {
+pub(crate) fn put(batch: &mut Batch, key: &EventKey, kind_id: u32, e: &Event) -> Result<()> {
     let value = EventValue {
         kind_id,
         event_id: e.event_id.clone(),
@@ -56,12 +50,12 @@ pub(crate) fn put(
             .map(|(k, v)| (k.clone(), StoredProp::from(v)))
             .collect(),
     };
-    batch.put_cf(store.cf(Cf::Events)?, key.encode(), codec::encode(&value));
+    batch.put(Cf::Events, key.encode(), codec::encode(&value)?);
     if let Some(event_id) = &e.event_id {
-        batch.put_cf(
-            store.cf(Cf::EventIds)?,
+        batch.put(
+            Cf::EventIds,
             keys::user_and_name(key.user_id, event_id),
-            codec::encode(&(e.ts_ms, key.seq)),
+            codec::encode(&(e.ts_ms, key.seq))?,
         );
     }
     Ok(())
@@ -186,14 +180,8 @@ pub(crate) fn kinds_and_times(
 /// Deletes every event of `user_id` and its event-id index entries (erasure,
 /// SPEC §5), in `batch`; returns the facts of every deleted event, which
 /// the aggregates must forget.
-pub(crate) fn erase(
-    store: &Store,
-    batch: &mut WriteBatch,
-    user_id: u32,
-) -> Result<Vec<EventFacts>> {
+pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<Vec<EventFacts>> {
     let prefix = keys::user(user_id);
-    let events_cf = store.cf(Cf::Events)?;
-    let ids_cf = store.cf(Cf::EventIds)?;
     let mut out = Vec::new();
     for item in store.prefix(Cf::Events, &prefix)? {
         let (k, v) = item?;
@@ -206,11 +194,11 @@ pub(crate) fn erase(
             amount_minor: value.amount_minor,
             session_id: value.session_id,
         });
-        batch.delete_cf(events_cf, k);
+        batch.delete(Cf::Events, k);
     }
     for item in store.prefix(Cf::EventIds, &prefix)? {
         let (k, _) = item?;
-        batch.delete_cf(ids_cf, k);
+        batch.delete(Cf::EventIds, k);
     }
     Ok(out)
 }

@@ -11,8 +11,8 @@ mod locks;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::store::Batch;
 use roaring::RoaringBitmap;
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 pub use locks::{LockStripes, StripeGuards};
@@ -105,20 +105,20 @@ impl Allocator {
 
 /// Deletes the user's id mappings and record and removes it from the
 /// all-users set (erasure, SPEC §5), in `batch`. The id is never reused.
-pub(crate) fn erase(store: &Store, batch: &mut WriteBatch, user_id: u32, name: &str) -> Result<()> {
-    batch.delete_cf(store.cf(Cf::UserByName)?, name.as_bytes());
-    batch.delete_cf(store.cf(Cf::UserById)?, keys::user(user_id));
-    batch.merge_cf(
-        store.cf(Cf::Metrics)?,
+pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) -> Result<()> {
+    batch.delete(Cf::UserByName, name.as_bytes());
+    batch.delete(Cf::UserById, keys::user(user_id));
+    batch.merge(
+        Cf::Metrics,
         ALL_USERS,
         BitmapDelta::remove(user_id).encode(),
     );
     let floor: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
     let wanted = user_id.saturating_add(1).max(floor);
-    batch.put_cf(
-        store.cf(Cf::Meta)?,
+    batch.put(
+        Cf::Meta,
         meta::NEXT_USER_ID_FLOOR,
-        crate::codec::encode(&wanted),
+        crate::codec::encode(&wanted)?,
     );
     Ok(())
 }
@@ -243,30 +243,27 @@ impl<'a> UserWrites<'a> {
     }
 
     /// Puts every changed user record (and every new mapping) into `batch`.
-    pub fn finish(self, batch: &mut WriteBatch) -> Result<()> {
-        let by_name = self.store.cf(Cf::UserByName)?;
-        let by_id = self.store.cf(Cf::UserById)?;
-        let metrics = self.store.cf(Cf::Metrics)?;
+    pub fn finish(self, batch: &mut Batch) -> Result<()> {
         for (name, slot) in &self.slots {
             if slot.dirty {
-                batch.put_cf(
-                    by_id,
+                batch.put(
+                    Cf::UserById,
                     keys::user(slot.user_id),
-                    crate::codec::encode(&slot.record),
+                    crate::codec::encode(&slot.record)?,
                 );
             }
             if slot.created {
-                batch.put_cf(
-                    by_name,
+                batch.put(
+                    Cf::UserByName,
                     name.as_bytes(),
-                    crate::codec::encode(&slot.user_id),
+                    crate::codec::encode(&slot.user_id)?,
                 );
             }
         }
         if !self.created.is_empty() {
             let mut delta = BitmapDelta::default();
             delta.adds.extend(self.created.iter().copied());
-            batch.merge_cf(metrics, ALL_USERS, delta.encode());
+            batch.merge(Cf::Metrics, ALL_USERS, delta.encode());
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! events, ledger and id mappings and takes every trace of the user out of
 //! the shared aggregates.
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
@@ -20,7 +20,7 @@ impl Writer<'_> {
         let Some(user_id) = users::id_of(self.store, user)? else {
             return Ok(false);
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         profiles::erase(self.store, &mut batch, user_id)?;
         let events: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, user_id)?
             .into_iter()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{Error, InputError, Result};
@@ -51,7 +51,7 @@ impl Writer<'_> {
         if outcome.replayed {
             return Ok(outcome);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         session.finish(&mut batch)?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
@@ -75,7 +75,7 @@ impl Writer<'_> {
             let mut session = Session::new(self.store, &settings);
             let mut one = ExpireReport::default();
             session.expire_account(user_id, now_ms, &mut one)?;
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::new();
             session.finish(&mut batch)?;
             if !batch.is_empty() {
                 self.store.write(batch)?;
@@ -99,8 +99,8 @@ impl Writer<'_> {
         let _all = self.stripes.lock_all();
         let mut guard = self.ledger_settings.write();
         let tiers_changed = guard.tiers != settings.tiers;
-        let mut batch = WriteBatch::default();
-        ledger::rules::save(self.store, &mut batch, &settings)?;
+        let mut batch = Batch::new();
+        ledger::rules::save(&mut batch, &settings)?;
         self.store.write(batch)?;
         let settings = Arc::new(settings);
         *guard = settings.clone();
@@ -111,7 +111,7 @@ impl Writer<'_> {
                 for &user_id in chunk {
                     session.retier(user_id)?;
                 }
-                let mut batch = WriteBatch::default();
+                let mut batch = Batch::new();
                 session.finish(&mut batch)?;
                 self.store.write(batch)?;
             }

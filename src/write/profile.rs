@@ -1,7 +1,7 @@
 //! Profile writes: one update (attributes and tags) is one atomic write, and
 //! purging expired tags settles one holder per write.
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
@@ -27,7 +27,7 @@ impl Writer<'_> {
                 None => return Ok(()),
             }
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         profiles::apply_update(self.store, &mut batch, user_id, update)?;
         users_w.finish(&mut batch)?;
         self.store.write(batch)
@@ -47,7 +47,7 @@ impl Writer<'_> {
                     continue;
                 };
                 let _guard = self.stripes.lock([record.name.as_str()]);
-                let mut batch = WriteBatch::default();
+                let mut batch = Batch::new();
                 if profiles::remove_expired_tag(
                     self.store,
                     &mut batch,

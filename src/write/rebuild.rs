@@ -2,7 +2,7 @@
 //! (stores written before the engine) and an operator's repair when `verify`
 //! reports damage. The only write that reads every event.
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use crate::error::Result;
 use crate::kinds::KindRegistry;
@@ -48,7 +48,7 @@ pub(crate) fn rebuild(
                 session_id: e.session_id.as_deref(),
             })
             .collect();
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         state::apply(store, &mut batch, offset, &contributions)?;
         store.write(batch)?;
         chunk.clear();

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Problem, Result};
@@ -36,10 +36,10 @@ impl Writer<'_> {
         }
 
         let _guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
-        let mut batch = WriteBatch::default();
-        let reservation =
-            self.kinds
-                .reserve(self.store, events.iter().map(|e| &e.kind), &mut batch)?;
+        let mut batch = Batch::new();
+        let reservation = self
+            .kinds
+            .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users = UserWrites::new(self.store, self.allocator);
         let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
         let mut outcomes = Vec::with_capacity(events.len());
@@ -69,7 +69,7 @@ impl Writer<'_> {
                 ts_ms: e.ts_ms,
                 seq,
             };
-            timeline::put(self.store, &mut batch, &key, kind_id, e)?;
+            timeline::put(&mut batch, &key, kind_id, e)?;
             contributions.push(Contribution {
                 user_id,
                 kind_id,

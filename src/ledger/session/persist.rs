@@ -1,7 +1,7 @@
 //! Loading an account's records into the working copy on first use, and
 //! putting every change of the session into the write's batch.
 
-use rocksdb::WriteBatch;
+use crate::store::Batch;
 
 use super::*;
 use crate::error::{CorruptionError, Error, Result};
@@ -11,25 +11,29 @@ use crate::store::Cf;
 
 impl Session<'_> {
     /// Puts every change into `batch`.
-    pub fn finish(self, batch: &mut WriteBatch) -> Result<()> {
-        let store = self.ctx.store;
-        let ledger = store.cf(Cf::Ledger)?;
-        let due = store.cf(Cf::LedgerDue)?;
-        let metrics = store.cf(Cf::Metrics)?;
+    pub fn finish(self, batch: &mut Batch) -> Result<()> {
         let enc = crate::codec::encode::<LedgerEntry>;
         for (uid, w) in self.users {
             if !w.changed {
                 continue;
             }
-            batch.put_cf(ledger, lk::account(uid), crate::codec::encode(&w.account));
+            batch.put(
+                Cf::Ledger,
+                lk::account(uid),
+                crate::codec::encode(&w.account)?,
+            );
             for e in &w.entries {
-                batch.put_cf(ledger, lk::timed(uid, lk::ENTRY, e.at_ms, e.seq), enc(e));
+                batch.put(
+                    Cf::Ledger,
+                    lk::timed(uid, lk::ENTRY, e.at_ms, e.seq),
+                    enc(e)?,
+                );
             }
             for (seq, t) in &w.tier_changes {
-                batch.put_cf(
-                    ledger,
+                batch.put(
+                    Cf::Ledger,
                     lk::timed(uid, lk::TIER, t.at_ms, *seq),
-                    crate::codec::encode(t),
+                    crate::codec::encode(t)?,
                 );
             }
             for (id, lw) in &w.lots {
@@ -37,24 +41,24 @@ impl Session<'_> {
                     continue;
                 }
                 let lot = &lw.lot;
-                batch.put_cf(
-                    ledger,
+                batch.put(
+                    Cf::Ledger,
                     lk::numbered(uid, lk::LOT, *id),
-                    crate::codec::encode(lot),
+                    crate::codec::encode(lot)?,
                 );
                 let open_key = lk::open_lot(uid, lot.expires_at_ms, *id);
                 let due_key = lot.expires_at_ms.map(|e| lk::due(lk::DUE_LOT, e, uid, *id));
                 match (lw.stored_open, lot.is_open()) {
                     (false, true) => {
-                        batch.put_cf(ledger, open_key, []);
+                        batch.put(Cf::Ledger, open_key, []);
                         if let Some(k) = due_key {
-                            batch.put_cf(due, k, []);
+                            batch.put(Cf::LedgerDue, k, []);
                         }
                     }
                     (true, false) => {
-                        batch.delete_cf(ledger, open_key);
+                        batch.delete(Cf::Ledger, open_key);
                         if let Some(k) = due_key {
-                            batch.delete_cf(due, k);
+                            batch.delete(Cf::LedgerDue, k);
                         }
                     }
                     _ => {}
@@ -63,62 +67,73 @@ impl Session<'_> {
             for (seq, hw) in &w.holds {
                 match (&hw.stored, &hw.current) {
                     (None, Some(h)) => {
-                        batch.put_cf(
-                            ledger,
+                        batch.put(
+                            Cf::Ledger,
                             lk::numbered(uid, lk::HOLD, *seq),
-                            crate::codec::encode(h),
+                            crate::codec::encode(h)?,
                         );
-                        batch.put_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq), []);
+                        batch.put(
+                            Cf::LedgerDue,
+                            lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq),
+                            [],
+                        );
                     }
                     (Some(h), None) => {
-                        batch.delete_cf(ledger, lk::numbered(uid, lk::HOLD, *seq));
-                        batch.delete_cf(due, lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq));
+                        batch.delete(Cf::Ledger, lk::numbered(uid, lk::HOLD, *seq));
+                        batch.delete(
+                            Cf::LedgerDue,
+                            lk::due(lk::DUE_HOLD, h.deadline_ms, uid, *seq),
+                        );
                     }
                     _ => {}
                 }
             }
             for (txn_id, rec) in &w.txns {
-                batch.put_cf(ledger, lk::txn(uid, txn_id), crate::codec::encode(rec));
+                batch.put(Cf::Ledger, lk::txn(uid, txn_id), crate::codec::encode(rec)?);
             }
             for (day, (v, dirty)) in &w.growth {
                 if !dirty {
                     continue;
                 }
                 if *v == 0 {
-                    batch.delete_cf(ledger, lk::growth(uid, *day));
+                    batch.delete(Cf::Ledger, lk::growth(uid, *day));
                 } else {
-                    batch.put_cf(ledger, lk::growth(uid, *day), crate::codec::encode(v));
+                    batch.put(Cf::Ledger, lk::growth(uid, *day), crate::codec::encode(v)?);
                 }
             }
             for ((day, rule), v) in &w.caps {
-                batch.put_cf(ledger, lk::cap(uid, *day, *rule), crate::codec::encode(v));
+                batch.put(
+                    Cf::Ledger,
+                    lk::cap(uid, *day, *rule),
+                    crate::codec::encode(v)?,
+                );
             }
             for (seq, by) in &w.reversed {
-                batch.put_cf(
-                    ledger,
+                batch.put(
+                    Cf::Ledger,
                     lk::numbered(uid, lk::REVERSED, *seq),
-                    crate::codec::encode(by),
+                    crate::codec::encode(by)?,
                 );
             }
             if w.stored_review != w.account.review_at_ms {
                 if let Some(r) = w.stored_review {
-                    batch.delete_cf(due, lk::due(lk::DUE_REVIEW, r, uid, 0));
+                    batch.delete(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, uid, 0));
                 }
                 if let Some(r) = w.account.review_at_ms {
-                    batch.put_cf(due, lk::due(lk::DUE_REVIEW, r, uid, 0), []);
+                    batch.put(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, uid, 0), []);
                 }
             }
             if w.stored_tier != w.account.tier {
                 if let Some(t) = &w.stored_tier {
-                    batch.merge_cf(
-                        metrics,
+                    batch.merge(
+                        Cf::Metrics,
                         crate::keys::metrics::tier_users(t),
                         BitmapDelta::remove(uid).encode(),
                     );
                 }
                 if let Some(t) = &w.account.tier {
-                    batch.merge_cf(
-                        metrics,
+                    batch.merge(
+                        Cf::Metrics,
                         crate::keys::metrics::tier_users(t),
                         BitmapDelta::add(uid).encode(),
                     );
