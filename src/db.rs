@@ -102,14 +102,7 @@ impl Db {
         let kinds = KindRegistry::load(&store)?;
         let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
         if found < crate::store::FORMAT_VERSION {
-            // Format 1 predates the aggregation engine: derive every
-            // aggregate from the events. Format 2 predates the ledger, whose
-            // column families the open just created empty. Then stamp the
-            // current version. No other handle can write yet: no lock.
-            if found < 2 {
-                write::rebuild(&store, &kinds, &metric_settings.non_activity_kinds)?;
-            }
-            store.stamp_format_version()?;
+            write::migrate(&mut store, &kinds, &metric_settings.non_activity_kinds)?;
         }
         let ledger_settings = ledger::rules::load(&store)?;
         Ok(Self {

@@ -31,13 +31,16 @@ fn corrupted_values_surface_as_corruption_errors() {
             r.put_cf(events, k, [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
                 .unwrap();
         }
-        let mut pk = ann.to_be_bytes().to_vec();
-        pk.extend_from_slice(b"age");
+        let pk = stickydb::keys::user_and_name(ann, "age");
         r.put_cf(r.cf_handle("profiles").unwrap(), pk, [7u8, 1, 2])
             .unwrap();
         // a tag index value that is not a bitmap
-        r.put_cf(r.cf_handle("tag_index").unwrap(), b"vip", [1u8, 9, 9, 9])
-            .unwrap();
+        r.put_cf(
+            r.cf_handle("tag_index").unwrap(),
+            stickydb::keys::tag_index("vip", ann),
+            [1u8, 9, 9, 9],
+        )
+        .unwrap();
     }
     let db = Db::open(dir.path(), Options::default()).unwrap();
     match db.newest("ann", 10) {
@@ -68,11 +71,16 @@ fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
         &ProfileUpdate::new().tag("vip", TagSource::Manual, T0, None),
     )
     .unwrap();
+    let ann = db.user_id("ann").unwrap().unwrap();
     drop(db);
     {
         let r = raw_open(dir.path());
-        r.merge_cf(r.cf_handle("tag_index").unwrap(), b"vip", [0xde, 0xad])
-            .unwrap();
+        r.merge_cf(
+            r.cf_handle("tag_index").unwrap(),
+            stickydb::keys::tag_index("vip", ann),
+            [0xde, 0xad],
+        )
+        .unwrap();
     }
     let db = Db::open(dir.path(), Options::default()).unwrap();
     // the store keeps working: reads of the poisoned key are typed errors,
@@ -108,13 +116,14 @@ fn verify_catches_tampered_aggregates() {
 
     // each tamper on a fresh copy of the healthy store
     type Tamper = Box<dyn Fn(&rocksdb::DB)>;
-    let tampers: Vec<(&str, Tamper)> = vec![
+    use stickydb::keys::{activity, metrics as mk};
+    // (what, how verify names it, the damage)
+    let tampers: Vec<(&str, String, Tamper)> = vec![
         (
             "a user dropped from a day set",
+            format!("DayUsers {{ kind: 0, day: {day}"),
             Box::new(move |r: &rocksdb::DB| {
-                let mut k = vec![0x02, b'd'];
-                k.extend_from_slice(&0u32.to_be_bytes());
-                k.extend_from_slice(&stickydb::keys::day_asc(day));
+                let k = mk::day_users(0, day, bob);
                 let d = stickydb::store::merge::BitmapDelta::remove(bob);
                 r.merge_cf(r.cf_handle("metrics").unwrap(), k, d.encode())
                     .unwrap();
@@ -122,10 +131,9 @@ fn verify_catches_tampered_aggregates() {
         ),
         (
             "a GMV counter bumped",
+            format!("Money {{ day: {}, field: Gmv }} is 705", day + 1),
             Box::new(move |r: &rocksdb::DB| {
-                let mut k = vec![0x01, b'm'];
-                k.extend_from_slice(&stickydb::keys::day_asc(day + 1));
-                k.push(2);
+                let k = mk::money(day + 1, stickydb::metrics::MoneyField::Gmv);
                 r.merge_cf(
                     r.cf_handle("metrics").unwrap(),
                     k,
@@ -136,25 +144,50 @@ fn verify_catches_tampered_aggregates() {
         ),
         (
             "a per-user state garbled",
+            "column family activity at key 01".to_owned(),
             Box::new(move |r: &rocksdb::DB| {
                 r.put_cf(
                     r.cf_handle("activity").unwrap(),
-                    ann.to_be_bytes(),
+                    activity::head(ann),
                     [1u8, 0xff, 3],
                 )
                 .unwrap();
             }),
         ),
         (
-            "a session entry removed",
+            "a day dropped from a user's days",
+            format!("user {ann} day sets differ"),
             Box::new(move |r: &rocksdb::DB| {
-                let mut k = ann.to_be_bytes().to_vec();
-                k.extend_from_slice(b"s1");
+                let (block, _) = activity::block_of(day + 1);
+                r.delete_cf(
+                    r.cf_handle("activity").unwrap(),
+                    activity::days(ann, 5, block),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "a session entry removed",
+            format!("session \"s1\" of user {ann} not tracked"),
+            Box::new(move |r: &rocksdb::DB| {
+                let k = activity::session(ann, "s1");
                 r.delete_cf(r.cf_handle("activity").unwrap(), k).unwrap();
             }),
         ),
+        (
+            "an active-user change bumped",
+            format!("Rolling {{ window_days: 30, day: {} }}", day + 3),
+            Box::new(move |r: &rocksdb::DB| {
+                r.merge_cf(
+                    r.cf_handle("metrics").unwrap(),
+                    mk::rolling(30, day + 3),
+                    stickydb::store::merge::encode_counter(1),
+                )
+                .unwrap();
+            }),
+        ),
     ];
-    for (what, tamper) in tampers {
+    for (what, needle, tamper) in tampers {
         let copy = tempfile::tempdir().unwrap();
         let target = copy.path().join("db");
         {
@@ -168,6 +201,11 @@ fn verify_catches_tampered_aggregates() {
         let db = Db::open(&target, Options::default()).unwrap();
         let report = db.verify().unwrap();
         assert!(!report.is_clean(), "verify missed: {what}");
+        assert!(
+            report.problems.iter().any(|p| p.contains(&needle)),
+            "{what}: no problem names {needle:?}: {:#?}",
+            report.problems
+        );
         if what == "a per-user state garbled" {
             assert!(matches!(
                 db.metrics().user(ann, day),
@@ -260,7 +298,7 @@ fn verify_catches_tampered_ledgers() {
                 let cf = r.cf_handle("metrics").unwrap();
                 r.merge_cf(
                     cf,
-                    b"\x02Tgold",
+                    stickydb::keys::metrics::tier_users("gold", 0),
                     stickydb::store::merge::BitmapDelta::remove(0).encode(),
                 )
                 .unwrap();

@@ -1,8 +1,9 @@
-//! Backward compatibility: a format-1 store (events without aggregates, as
-//! written before the aggregation engine) and a format-2 store (before the
-//! ledger: no ledger column families) are migrated on a writable open and
-//! refused read-only with `NeedsMigration`; `rebuild_aggregates` repairs
-//! damaged aggregates and keeps the ledger's tier sets.
+//! Backward compatibility: stores written by older builds (kept in
+//! tests/data/formats: format 1 without aggregates, format 2 without the
+//! ledger, format 3 before the write path v2) are refused read-only with
+//! `NeedsMigration`, migrated on a writable open, and then answer every
+//! metric exactly as they did; `rebuild_aggregates` repairs damaged
+//! aggregates and keeps the ledger's tier sets.
 
 mod common;
 use common::*;
@@ -42,50 +43,6 @@ fn fill(db: &Db) {
     }
 }
 
-/// Turns a current store into what format 2 left on disk: no ledger.
-fn downgrade_to_format_2(path: &std::path::Path) {
-    let mut r = raw_open(path);
-    r.drop_cf("ledger").unwrap();
-    r.drop_cf("ledger_due").unwrap();
-    let meta = r.cf_handle("meta").unwrap();
-    r.put_cf(
-        meta,
-        b"format_version",
-        stickydb::codec::encode(&2u32).unwrap(),
-    )
-    .unwrap();
-    r.flush_wal(true).unwrap();
-}
-
-/// Turns a current store into what format 1 left on disk.
-fn downgrade_to_format_1(path: &std::path::Path) {
-    downgrade_to_format_2(path);
-    let r = raw_open(path);
-    for name in ["metrics", "activity"] {
-        let cf = r.cf_handle(name).unwrap();
-        let keys: Vec<Box<[u8]>> = r
-            .iterator_cf(cf, rocksdb::IteratorMode::Start)
-            .map(|kv| kv.unwrap().0)
-            .collect();
-        for k in keys {
-            // format 1 kept the all-users set and the event totals
-            let keep = name == "metrics" && (&k[..] == b"\x02users" || k.starts_with(b"\x01e"));
-            if !keep {
-                r.delete_cf(cf, k).unwrap();
-            }
-        }
-    }
-    let meta = r.cf_handle("meta").unwrap();
-    r.delete_cf(meta, b"metric_settings").unwrap();
-    r.put_cf(
-        meta,
-        b"format_version",
-        stickydb::codec::encode(&1u32).unwrap(),
-    )
-    .unwrap();
-    r.flush_wal(true).unwrap();
-}
-
 /// Checks that a read-only open of a format-`found` store is refused with
 /// `NeedsMigration`; returns the read-only options for later opens.
 fn refused_read_only(path: &std::path::Path, found: u32) -> Options {
@@ -95,10 +52,8 @@ fn refused_read_only(path: &std::path::Path, found: u32) -> Options {
         ..Options::default()
     };
     match Db::open(path, read_only.clone()) {
-        Err(Error::Open(OpenError::NeedsMigration {
-            found: f,
-            current: 3,
-        })) if f == found => {}
+        Err(Error::Open(OpenError::NeedsMigration { found: f, current }))
+            if f == found && current == stickydb::store::FORMAT_VERSION => {}
         other => panic!("expected NeedsMigration from {found}, got {other:?}"),
     }
     read_only
@@ -115,35 +70,78 @@ fn filled_store() -> (tempfile::TempDir, i32, String) {
     (dir, day, before)
 }
 
-#[test]
-fn a_format_1_store_is_migrated_on_open() {
-    let (dir, day, before) = filled_store();
-    downgrade_to_format_1(dir.path());
-    let read_only = refused_read_only(dir.path(), 1);
+/// A copy of a store an older build wrote (tests/data/formats), with the
+/// first local day of its data and the metric answers it gave then.
+fn fixture(version: u32) -> (tempfile::TempDir, i32, String) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/formats/v{version}"));
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(src.join("store")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(src.join("expected.txt")).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let day: i32 = first.trim_start_matches("day ").parse().unwrap();
+    (dir, day, rest.to_owned())
+}
+
+/// Opens an older store writable (migrating it), checks it, then checks a
+/// read-only reopen gives the same answers.
+fn migrates(version: u32) -> (tempfile::TempDir, Db) {
+    let (dir, day, before) = fixture(version);
+    let read_only = refused_read_only(dir.path(), version);
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert_clean(&db);
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
     drop(db);
-    // stamped: a read-only open now works
+    // stamped: a read-only open now works and answers the same
     let db = Db::open(dir.path(), read_only).unwrap();
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    (dir, db)
+}
+
+#[test]
+fn a_format_1_store_is_migrated_on_open() {
+    let (_dir, db) = migrates(1);
+    // aggregates rebuilt from events: a new event lands on them exactly
+    db.record(&Event::new("u1", "view", T0 + 60 * DAY)).unwrap();
+    assert_clean(&db);
 }
 
 #[test]
 fn a_format_2_store_gains_a_ledger_on_open() {
-    let (dir, day, before) = filled_store();
-    downgrade_to_format_2(dir.path());
-    let read_only = refused_read_only(dir.path(), 2);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
+    let (_dir, db) = migrates(2);
     let out = db
         .points("u1", "t1", T0, &stickydb::PointsOp::earn(10, "welcome"))
         .unwrap();
     assert_eq!(out.balance, 10);
     assert_clean(&db);
-    drop(db);
-    let db = Db::open(dir.path(), read_only).unwrap();
-    assert_eq!(db.account("u1").unwrap().map(|a| a.balance), Some(10));
+}
+
+#[test]
+fn a_format_3_store_is_migrated_with_its_ledger() {
+    let (_dir, db) = migrates(3);
+    // the ledger is primary data: untouched; its tier sets re-derived
+    let u3 = db.account("u3").unwrap().unwrap();
+    assert!(u3.balance > 0);
+    let tiers: u64 = ["silver", "gold"]
+        .iter()
+        .map(|t| db.users_in_tier(t).unwrap().len())
+        .sum();
+    assert!(tiers > 0, "the fixture has tiered users");
+    assert_eq!(
+        db.profile("u0", stickydb::Sensitive::Exclude)
+            .unwrap()
+            .unwrap()
+            .tags
+            .len(),
+        2
+    );
+    assert!(db.users_with_tag("t", None).unwrap().len() >= 20);
+    assert_clean(&db);
 }
 
 #[test]
@@ -164,17 +162,14 @@ fn rebuild_repairs_damaged_aggregates() {
     }
     {
         let r = raw_open(dir.path());
-        let mut k = vec![0x01, b'm'];
-        k.extend_from_slice(&stickydb::keys::day_asc(day + 3));
-        k.push(2); // GMV
+        let k = stickydb::keys::metrics::money(day + 3, stickydb::metrics::MoneyField::Gmv);
         r.merge_cf(
             r.cf_handle("metrics").unwrap(),
             k,
             stickydb::store::merge::encode_counter(777),
         )
         .unwrap();
-        let mut a = 3u32.to_be_bytes().to_vec();
-        a.extend_from_slice(b"s1");
+        let a = stickydb::keys::activity::session(3, "s1");
         r.delete_cf(r.cf_handle("activity").unwrap(), a).unwrap();
     }
     let db = Db::open(dir.path(), Options::default()).unwrap();

@@ -84,21 +84,24 @@ use stickydb::keys::metrics::{MetricKey, MoneyField};
 fn metric_key() -> impl Strategy<Value = MetricKey> {
     let day = any::<i32>();
     let kind = any::<u32>();
+    let chunk = any::<u16>();
     prop_oneof![
-        (kind, day).prop_map(|(kind, day)| MetricKey::DayUsers { kind, day }),
-        (kind, day).prop_map(|(kind, day)| MetricKey::FirstUsers { kind, day }),
-        Just(MetricKey::AllUsers),
-        "\\PC{0,40}".prop_map(|name| MetricKey::TierUsers { name }),
+        (kind, day, chunk).prop_map(|(kind, day, chunk)| MetricKey::DayUsers { kind, day, chunk }),
+        (kind, day, chunk).prop_map(|(kind, day, chunk)| MetricKey::FirstUsers {
+            kind,
+            day,
+            chunk
+        }),
+        chunk.prop_map(|chunk| MetricKey::AllUsers { chunk }),
+        ("\\PC{0,40}", chunk).prop_map(|(name, chunk)| MetricKey::TierUsers { name, chunk }),
         (day, kind).prop_map(|(day, kind)| MetricKey::KindDay { day, kind }),
         (day, 0usize..6).prop_map(|(day, f)| MetricKey::Money {
             day,
             field: MoneyField::ALL[f]
         }),
-        (kind, any::<u8>(), day).prop_map(|(kind, window_days, day)| MetricKey::Rolling {
-            kind,
-            window_days,
-            day
-        }),
+        (any::<u8>(), day).prop_map(|(window_days, day)| MetricKey::Rolling { window_days, day }),
+        (any::<u8>(), day)
+            .prop_map(|(window_days, block)| MetricKey::RollingBlock { window_days, block }),
         any::<u8>().prop_map(MetricKey::Hour),
         any::<u8>().prop_map(MetricKey::Weekday),
         Just(MetricKey::EventsTotal),
@@ -153,7 +156,7 @@ proptest! {
     fn metric_keys_round_trip_through_one_parser(k in metric_key()) {
         prop_assert_eq!(MetricKey::parse(&k.encode()), Some(k.clone()));
         // the space byte the merge operator dispatches on matches the shape
-        let is_set = matches!(k, MetricKey::DayUsers { .. } | MetricKey::FirstUsers { .. } | MetricKey::AllUsers | MetricKey::TierUsers { .. });
+        let is_set = matches!(k, MetricKey::DayUsers { .. } | MetricKey::FirstUsers { .. } | MetricKey::AllUsers { .. } | MetricKey::TierUsers { .. });
         prop_assert_eq!(MetricKey::is_user_set(&k.encode()), is_set);
     }
 
@@ -208,5 +211,54 @@ proptest! {
         let key = meta::kind_name(&name);
         prop_assert_eq!(meta::kind_name_of(&key), Some(name.as_bytes()));
         prop_assert!(!meta::kind_id(id).starts_with(meta::KIND_NAME_PREFIX));
+    }
+}
+
+use stickydb::keys::activity::ActivityKey;
+
+fn activity_key() -> impl Strategy<Value = ActivityKey> {
+    let u = any::<u32>();
+    prop_oneof![
+        u.prop_map(|user_id| ActivityKey::Head { user_id }),
+        (u, any::<u32>(), any::<i32>()).prop_map(|(user_id, kind, block)| ActivityKey::Days {
+            user_id,
+            kind,
+            block
+        }),
+        (u, any::<i32>()).prop_map(|(user_id, day)| ActivityKey::Money { user_id, day }),
+        (u, "\\PC{1,40}").prop_map(|(user_id, session_id)| ActivityKey::Session {
+            user_id,
+            session_id
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn activity_keys_round_trip_through_one_parser(k in activity_key()) {
+        prop_assert_eq!(ActivityKey::parse(&k.encode()), Some(k.clone()));
+    }
+
+    #[test]
+    fn distinct_activity_keys_never_collide(a in activity_key(), b in activity_key()) {
+        prop_assert_eq!(a == b, a.encode() == b.encode());
+    }
+
+    /// A family scan meets users in id order, and one user's day masks in
+    /// (kind, block) order.
+    #[test]
+    fn activity_families_sort_by_user_then_block(u: u32, v: u32, k: u32, b1: i32, b2: i32) {
+        let a = ActivityKey::Days { user_id: u, kind: k, block: b1 }.encode();
+        let c = ActivityKey::Days { user_id: v, kind: k, block: b2 }.encode();
+        prop_assert_eq!(u.cmp(&v).then(b1.cmp(&b2)), a.cmp(&c));
+    }
+
+    #[test]
+    fn tag_index_keys_round_trip_and_group_by_tag(t1 in "[a-z:]{1,12}", t2 in "[a-z:]{1,12}", u1: u32, u2: u32) {
+        let a = keys::tag_index(&t1, u1);
+        prop_assert_eq!(keys::split_tag_index("t", &a).ok(), Some((t1.clone(), (u1 >> 16) as u16)));
+        prop_assert_eq!(keys::tag_index(&t2, u2).starts_with(&keys::tag_index_prefix(&t1)), t1 == t2);
     }
 }

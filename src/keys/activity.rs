@@ -1,20 +1,177 @@
 //! Key layouts of the `activity` column family: the aggregation engine's
-//! per-user state (`user`) and each session's first local day
-//! (`user ‖ session id`, at least one byte after the user).
+//! per-user state, split so that one write rewrites only what it changes and
+//! no value grows with a user's history (SPEC §6).
+//!
+//! Family first, then the user: a scan over one family reads only that kind
+//! of record for every user in id order (RFM reads only money), and a
+//! per-user scan of a family is one prefix.
+//!
+//! | key | value |
+//! |---|---|
+//! | `1 ‖ user` | the head: hours, weekdays, the first day of each kind |
+//! | `2 ‖ user ‖ kind ‖ block` | the days of `kind` in one block of 64 days, as a bit mask |
+//! | `3 ‖ user ‖ day` | purchases and refunds of one day |
+//! | `4 ‖ user ‖ session id` | the session's first local day |
 
-use super::{user, user_and_name, USER_BYTES};
+use super::{day_asc, day_from_asc, user, USER_BYTES};
 
-/// Per-user state.
-pub fn user_state(user_id: u32) -> Vec<u8> {
-    user(user_id).to_vec()
+/// Family byte of the per-user head.
+pub const HEAD: u8 = 1;
+/// Family byte of the per-(kind, block) day masks.
+pub const DAYS: u8 = 2;
+/// Family byte of the per-day money.
+pub const MONEY: u8 = 3;
+/// Family byte of the sessions' first days.
+pub const SESSION: u8 = 4;
+
+/// Days per day-mask block (one bit each in a `u64`).
+pub const BLOCK_DAYS: i32 = 64;
+
+/// The block a day falls in and its bit inside the block.
+pub fn block_of(day: i32) -> (i32, u32) {
+    (
+        day.div_euclid(BLOCK_DAYS),
+        day.rem_euclid(BLOCK_DAYS) as u32,
+    )
 }
 
-/// A session's first local day.
+/// The first day of block `block`.
+pub fn block_start(block: i32) -> i32 {
+    block.saturating_mul(BLOCK_DAYS)
+}
+
+/// Every key layout of the `activity` column family, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ActivityKey {
+    /// A user's head.
+    Head {
+        /// Internal user id.
+        user_id: u32,
+    },
+    /// A user's days of one kind in one block.
+    Days {
+        /// Internal user id.
+        user_id: u32,
+        /// Kind id (0 = any activity).
+        kind: u32,
+        /// Block number ([`block_of`]).
+        block: i32,
+    },
+    /// A user's money on one day.
+    Money {
+        /// Internal user id.
+        user_id: u32,
+        /// Local day.
+        day: i32,
+    },
+    /// A session's first day.
+    Session {
+        /// Internal user id.
+        user_id: u32,
+        /// The session id (1..=128 bytes of UTF-8).
+        session_id: String,
+    },
+}
+
+impl ActivityKey {
+    /// The key's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            ActivityKey::Head { user_id } => family(HEAD, *user_id),
+            ActivityKey::Days {
+                user_id,
+                kind,
+                block,
+            } => {
+                let mut k = family(DAYS, *user_id);
+                k.extend_from_slice(&kind.to_be_bytes());
+                k.extend_from_slice(&day_asc(*block));
+                k
+            }
+            ActivityKey::Money { user_id, day } => {
+                let mut k = family(MONEY, *user_id);
+                k.extend_from_slice(&day_asc(*day));
+                k
+            }
+            ActivityKey::Session {
+                user_id,
+                session_id,
+            } => {
+                let mut k = family(SESSION, *user_id);
+                k.extend_from_slice(session_id.as_bytes());
+                k
+            }
+        }
+    }
+
+    /// Decodes any key of the `activity` column family; `None` for bytes no
+    /// layout produces.
+    pub fn parse(key: &[u8]) -> Option<Self> {
+        let (&fam, rest) = key.split_first()?;
+        let user_id = u32::from_be_bytes(rest.get(..USER_BYTES)?.try_into().ok()?);
+        let body = &rest[USER_BYTES..];
+        let be4 = |b: &[u8]| -> Option<[u8; 4]> { b.try_into().ok() };
+        match fam {
+            HEAD if body.is_empty() => Some(ActivityKey::Head { user_id }),
+            DAYS if body.len() == 8 => Some(ActivityKey::Days {
+                user_id,
+                kind: u32::from_be_bytes(be4(&body[..4])?),
+                block: day_from_asc(be4(&body[4..])?),
+            }),
+            MONEY if body.len() == 4 => Some(ActivityKey::Money {
+                user_id,
+                day: day_from_asc(be4(body)?),
+            }),
+            SESSION if !body.is_empty() => Some(ActivityKey::Session {
+                user_id,
+                session_id: std::str::from_utf8(body).ok()?.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The user the key belongs to.
+    pub fn user_id(&self) -> u32 {
+        match self {
+            ActivityKey::Head { user_id }
+            | ActivityKey::Days { user_id, .. }
+            | ActivityKey::Money { user_id, .. }
+            | ActivityKey::Session { user_id, .. } => *user_id,
+        }
+    }
+}
+
+/// `family ‖ user`: the start of one family's records of one user.
+pub fn family(fam: u8, user_id: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + USER_BYTES + 8);
+    k.push(fam);
+    k.extend_from_slice(&user(user_id));
+    k
+}
+
+/// A user's head.
+pub fn head(user_id: u32) -> Vec<u8> {
+    family(HEAD, user_id)
+}
+
+/// A user's days of `kind` in block `block`.
+pub fn days(user_id: u32, kind: u32, block: i32) -> Vec<u8> {
+    ActivityKey::Days {
+        user_id,
+        kind,
+        block,
+    }
+    .encode()
+}
+
+/// A user's money on `day`.
+pub fn money(user_id: u32, day: i32) -> Vec<u8> {
+    ActivityKey::Money { user_id, day }.encode()
+}
+
+/// A session's first day.
 pub fn session(user_id: u32, session_id: &str) -> Vec<u8> {
-    user_and_name(user_id, session_id)
-}
-
-/// Whether an `activity` key is a session entry (else the user's state).
-pub fn is_session(key: &[u8]) -> bool {
-    key.len() > USER_BYTES
+    let mut k = family(SESSION, user_id);
+    k.extend_from_slice(session_id.as_bytes());
+    k
 }

@@ -16,20 +16,22 @@ pub const COUNTER: u8 = 0x01;
 /// Space byte of user-set bitmaps (merge: add/remove deltas).
 pub const USER_SET: u8 = 0x02;
 
-/// Tag of per-(kind, day) user sets: `USER_SET 'd' kind day`.
+/// Tag of per-(kind, day) user sets: `USER_SET 'd' kind day chunk`.
 pub const DAY_USERS: u8 = b'd';
-/// Tag of per-(kind, first day) user sets: `USER_SET 'f' kind day`.
+/// Tag of per-(kind, first day) user sets: `USER_SET 'f' kind day chunk`.
 pub const FIRST_USERS: u8 = b'f';
-/// Tag of the set of every existing user: `USER_SET "users"`.
+/// Tag of the set of every existing user: `USER_SET 'u' chunk`.
 const ALL_USERS_TAG: u8 = b'u';
-/// Tag of the per-tier user sets: `USER_SET 'T' name`.
+/// Tag of the per-tier user sets: `USER_SET 'T' len name chunk`.
 const TIER_USERS: u8 = b'T';
 /// Tag of per-(day, kind) event counters: `COUNTER 'k' day kind`.
 pub const KIND_DAY: u8 = b'k';
 /// Tag of per-day money and session counters: `COUNTER 'm' day field`.
 pub const MONEY: u8 = b'm';
-/// Tag of rolling active-user counters: `COUNTER 'r' kind window day`.
+/// Tag of active-user counters by day: `COUNTER 'r' window day`.
 pub const ROLLING: u8 = b'r';
+/// Tag of their per-block sums: `COUNTER 'R' window block`.
+pub const ROLLING_BLOCK: u8 = b'R';
 /// Tag of store-wide events by local hour: `COUNTER 'h' hour`.
 const HOUR: u8 = b'h';
 /// Tag of store-wide events by local weekday: `COUNTER 'w' weekday`.
@@ -37,11 +39,26 @@ const WEEKDAY: u8 = b'w';
 /// Tag of event totals: `COUNTER "ev"` and `COUNTER "ek" kind`.
 const EVENTS: u8 = b'e';
 
-/// The key of the set of every existing user.
-pub const ALL_USERS: &[u8] = &[USER_SET, ALL_USERS_TAG, b's', b'e', b'r', b's'];
+/// User sets are split by user id into chunks of 2^16 users, one key each,
+/// so that no stored set is larger than one roaring container (8 KiB) and
+/// the 64 KiB value cap holds at any number of users (SPEC §6).
+pub const CHUNK_BITS: u32 = 16;
 
-/// The rolling windows kept as counters: DAU, WAU, MAU.
+/// The chunk of a user id.
+pub fn chunk_of(user_id: u32) -> u16 {
+    (user_id >> CHUNK_BITS) as u16
+}
+
+/// The active-user windows: DAU, WAU, MAU.
 pub const WINDOWS_DAYS: [u8; 3] = [1, 7, 30];
+
+/// Days per block of the rolling counters' block sums.
+pub const ROLLING_BLOCK_DAYS: i32 = 64;
+
+/// The block of the rolling counters' block sums a day falls in.
+pub fn rolling_block(day: i32) -> i32 {
+    day.div_euclid(ROLLING_BLOCK_DAYS)
+}
 
 /// The per-day counters besides events per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,26 +98,36 @@ impl MoneyField {
 /// Every key layout of the `metrics` column family, decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MetricKey {
-    /// Users with ≥ 1 event of `kind` (0 = activity) on `day`.
+    /// Users (of one chunk) with ≥ 1 event of `kind` (0 = activity) on `day`.
     DayUsers {
         /// Kind id (0 = any activity).
         kind: u32,
         /// Local day.
         day: i32,
+        /// User-id chunk ([`chunk_of`]).
+        chunk: u16,
     },
-    /// Users whose first event of `kind` (0 = first activity) fell on `day`.
+    /// Users (of one chunk) whose first event of `kind` (0 = first
+    /// activity) fell on `day`.
     FirstUsers {
         /// Kind id (0 = any activity).
         kind: u32,
         /// Local day.
         day: i32,
+        /// User-id chunk.
+        chunk: u16,
     },
-    /// Every existing user.
-    AllUsers,
-    /// Users whose recorded tier is `name`.
+    /// Every existing user of one chunk.
+    AllUsers {
+        /// User-id chunk.
+        chunk: u16,
+    },
+    /// Users (of one chunk) whose recorded tier is `name`.
     TierUsers {
-        /// Tier name (UTF-8, validated by the ledger settings).
+        /// Tier name (UTF-8, ≤ 255 bytes: validated by the ledger settings).
         name: String,
+        /// User-id chunk.
+        chunk: u16,
     },
     /// Events of `kind` on `day`.
     KindDay {
@@ -116,14 +143,25 @@ pub enum MetricKey {
         /// Which counter.
         field: MoneyField,
     },
-    /// Users with an event of `kind` in the `window_days` days ending at `day`.
+    /// Active users by day. Window 1: users active on `day` (DAU). Windows 7
+    /// and 30: the change, at `day`, of the number of users active in the
+    /// window ending there — +1 where a user's covered days start, −1 after
+    /// they end — so WAU/MAU(d) = the sum of these up to `d` (SPEC §3,
+    /// docs/metrics.md). A new active day changes at most two of them.
     Rolling {
-        /// Kind id (0 = any activity).
-        kind: u32,
-        /// Window length (one of [`WINDOWS_DAYS`]).
+        /// 1, 7 or 30.
         window_days: u8,
-        /// Last day of the window.
+        /// Local day.
         day: i32,
+    },
+    /// The sum of the window-`window_days` [`MetricKey::Rolling`] changes of
+    /// the days in one block of [`ROLLING_BLOCK_DAYS`]: a prefix sum reads
+    /// whole blocks, then the days of the last one.
+    RollingBlock {
+        /// 7 or 30.
+        window_days: u8,
+        /// Block number ([`rolling_block`]).
+        block: i32,
     },
     /// Store-wide events at local hour `hour` (0..24).
     Hour(u8),
@@ -139,12 +177,16 @@ impl MetricKey {
     /// The key's bytes.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            MetricKey::DayUsers { kind, day } => kind_day_key(USER_SET, DAY_USERS, *kind, *day),
-            MetricKey::FirstUsers { kind, day } => kind_day_key(USER_SET, FIRST_USERS, *kind, *day),
-            MetricKey::AllUsers => ALL_USERS.to_vec(),
-            MetricKey::TierUsers { name } => {
-                let mut k = vec![USER_SET, TIER_USERS];
-                k.extend_from_slice(name.as_bytes());
+            MetricKey::DayUsers { kind, day, chunk } => set_key(DAY_USERS, *kind, *day, *chunk),
+            MetricKey::FirstUsers { kind, day, chunk } => set_key(FIRST_USERS, *kind, *day, *chunk),
+            MetricKey::AllUsers { chunk } => {
+                let mut k = vec![USER_SET, ALL_USERS_TAG];
+                k.extend_from_slice(&chunk.to_be_bytes());
+                k
+            }
+            MetricKey::TierUsers { name, chunk } => {
+                let mut k = tier_users_prefix(name);
+                k.extend_from_slice(&chunk.to_be_bytes());
                 k
             }
             MetricKey::KindDay { day, kind } => {
@@ -161,16 +203,16 @@ impl MetricKey {
                 k.push(*field as u8);
                 k
             }
-            MetricKey::Rolling {
-                kind,
-                window_days,
-                day,
-            } => {
-                let mut k = Vec::with_capacity(11);
-                k.extend_from_slice(&[COUNTER, ROLLING]);
-                k.extend_from_slice(&kind.to_be_bytes());
-                k.push(*window_days);
+            MetricKey::Rolling { window_days, day } => {
+                let mut k = Vec::with_capacity(7);
+                k.extend_from_slice(&[COUNTER, ROLLING, *window_days]);
                 k.extend_from_slice(&day_asc(*day));
+                k
+            }
+            MetricKey::RollingBlock { window_days, block } => {
+                let mut k = Vec::with_capacity(7);
+                k.extend_from_slice(&[COUNTER, ROLLING_BLOCK, *window_days]);
+                k.extend_from_slice(&day_asc(*block));
                 k
             }
             MetricKey::Hour(h) => vec![COUNTER, HOUR, *h],
@@ -190,20 +232,32 @@ impl MetricKey {
         let (&space, rest) = key.split_first()?;
         let (&tag, body) = rest.split_first()?;
         let be32 = |b: &[u8]| -> Option<[u8; 4]> { b.try_into().ok() };
+        let be16 = |b: &[u8]| -> Option<u16> { Some(u16::from_be_bytes(b.try_into().ok()?)) };
         match (space, tag) {
-            (USER_SET, DAY_USERS | FIRST_USERS) if body.len() == 8 => {
+            (USER_SET, DAY_USERS | FIRST_USERS) if body.len() == 10 => {
                 let kind = u32::from_be_bytes(be32(&body[..4])?);
-                let day = day_from_asc(be32(&body[4..])?);
+                let day = day_from_asc(be32(&body[4..8])?);
+                let chunk = be16(&body[8..])?;
                 Some(if tag == DAY_USERS {
-                    MetricKey::DayUsers { kind, day }
+                    MetricKey::DayUsers { kind, day, chunk }
                 } else {
-                    MetricKey::FirstUsers { kind, day }
+                    MetricKey::FirstUsers { kind, day, chunk }
                 })
             }
-            (USER_SET, ALL_USERS_TAG) if key == ALL_USERS => Some(MetricKey::AllUsers),
-            (USER_SET, TIER_USERS) => Some(MetricKey::TierUsers {
-                name: std::str::from_utf8(body).ok()?.to_owned(),
-            }),
+            (USER_SET, ALL_USERS_TAG) if body.len() == 2 => {
+                Some(MetricKey::AllUsers { chunk: be16(body)? })
+            }
+            (USER_SET, TIER_USERS) => {
+                let (&len, rest) = body.split_first()?;
+                let len = usize::from(len);
+                if rest.len() != len + 2 {
+                    return None;
+                }
+                Some(MetricKey::TierUsers {
+                    name: std::str::from_utf8(&rest[..len]).ok()?.to_owned(),
+                    chunk: be16(&rest[len..])?,
+                })
+            }
             (COUNTER, KIND_DAY) if body.len() == 8 => Some(MetricKey::KindDay {
                 day: day_from_asc(be32(&body[..4])?),
                 kind: u32::from_be_bytes(be32(&body[4..])?),
@@ -212,10 +266,13 @@ impl MetricKey {
                 day: day_from_asc(be32(&body[..4])?),
                 field: MoneyField::from_byte(body[4])?,
             }),
-            (COUNTER, ROLLING) if body.len() == 9 => Some(MetricKey::Rolling {
-                kind: u32::from_be_bytes(be32(&body[..4])?),
-                window_days: body[4],
-                day: day_from_asc(be32(&body[5..])?),
+            (COUNTER, ROLLING) if body.len() == 5 => Some(MetricKey::Rolling {
+                window_days: body[0],
+                day: day_from_asc(be32(&body[1..])?),
+            }),
+            (COUNTER, ROLLING_BLOCK) if body.len() == 5 => Some(MetricKey::RollingBlock {
+                window_days: body[0],
+                block: day_from_asc(be32(&body[1..])?),
             }),
             (COUNTER, HOUR) if body.len() == 1 => Some(MetricKey::Hour(body[0])),
             (COUNTER, WEEKDAY) if body.len() == 1 => Some(MetricKey::Weekday(body[0])),
@@ -237,38 +294,86 @@ impl MetricKey {
     /// all-users set (owned by the users module) and the tier sets (owned by
     /// the ledger).
     pub fn derived_from_events(&self) -> bool {
-        !matches!(self, MetricKey::AllUsers | MetricKey::TierUsers { .. })
+        !matches!(
+            self,
+            MetricKey::AllUsers { .. } | MetricKey::TierUsers { .. }
+        )
     }
 }
 
-fn kind_day_key(space: u8, tag: u8, kind: u32, day: i32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10);
-    k.push(space);
+fn set_key(tag: u8, kind: u32, day: i32, chunk: u16) -> Vec<u8> {
+    let mut k = set_day_prefix(tag, kind, day);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// `USER_SET tag kind day`: every chunk of one day's set.
+pub fn set_day_prefix(tag: u8, kind: u32, day: i32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    k.push(USER_SET);
     k.push(tag);
     k.extend_from_slice(&kind.to_be_bytes());
     k.extend_from_slice(&day_asc(day));
     k
 }
 
-/// Users with an event of `kind` (0 = activity) in the `window_days` days
-/// ending at `day`.
-pub fn rolling(kind: u32, window_days: u8, day: i32) -> Vec<u8> {
-    MetricKey::Rolling {
-        kind,
-        window_days,
-        day,
+/// Users (of `user_id`'s chunk) with at least one event of `kind` (or
+/// activity) on `day`.
+pub fn day_users(kind: u32, day: i32, user_id: u32) -> Vec<u8> {
+    set_key(DAY_USERS, kind, day, chunk_of(user_id))
+}
+
+/// Users (of `user_id`'s chunk) whose first event of `kind` (or first
+/// activity) fell on `day`.
+pub fn first_users(kind: u32, day: i32, user_id: u32) -> Vec<u8> {
+    set_key(FIRST_USERS, kind, day, chunk_of(user_id))
+}
+
+/// The chunk of the all-users set holding `user_id`.
+pub fn all_users(user_id: u32) -> Vec<u8> {
+    MetricKey::AllUsers {
+        chunk: chunk_of(user_id),
     }
     .encode()
 }
 
-/// Users with at least one event of `kind` (or activity) on `day`.
-pub fn day_users(kind: u32, day: i32) -> Vec<u8> {
-    kind_day_key(USER_SET, DAY_USERS, kind, day)
+/// The start of every chunk of the all-users set.
+pub const ALL_USERS_PREFIX: [u8; 2] = [USER_SET, ALL_USERS_TAG];
+
+/// The start of every chunk of every tier set.
+pub const TIER_USERS_PREFIX: [u8; 2] = [USER_SET, TIER_USERS];
+
+/// The chunk of the tier-`name` set holding `user_id`.
+pub fn tier_users(name: &str, user_id: u32) -> Vec<u8> {
+    MetricKey::TierUsers {
+        name: name.to_owned(),
+        chunk: chunk_of(user_id),
+    }
+    .encode()
 }
 
-/// Users whose first event of `kind` (or first activity) fell on `day`.
-pub fn first_users(kind: u32, day: i32) -> Vec<u8> {
-    kind_day_key(USER_SET, FIRST_USERS, kind, day)
+/// The start of every chunk of the tier-`name` set. The length byte keeps
+/// tier `gold` from being a prefix of tier `golden`'s chunks.
+pub fn tier_users_prefix(name: &str) -> Vec<u8> {
+    debug_assert!(
+        name.len() <= usize::from(u8::MAX),
+        "tier names are validated to fit"
+    );
+    let mut k = Vec::with_capacity(3 + name.len() + 2);
+    k.extend_from_slice(&[USER_SET, TIER_USERS, name.len() as u8]);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Active users of `day` (window 1) or the change at `day` of the users
+/// active in the window ending there (windows 7, 30).
+pub fn rolling(window_days: u8, day: i32) -> Vec<u8> {
+    MetricKey::Rolling { window_days, day }.encode()
+}
+
+/// The block sum of the window-`window_days` changes of block `block`.
+pub fn rolling_block_key(window_days: u8, block: i32) -> Vec<u8> {
+    MetricKey::RollingBlock { window_days, block }.encode()
 }
 
 /// Events of `kind` on `day`.
@@ -301,36 +406,14 @@ pub fn events_of_kind(kind_id: u32) -> Vec<u8> {
     MetricKey::EventsOfKind(kind_id).encode()
 }
 
-/// The set of users in tier `name`.
-pub fn tier_users(name: &str) -> Vec<u8> {
-    MetricKey::TierUsers {
-        name: name.to_owned(),
-    }
-    .encode()
-}
-
-/// The start of the per-(kind, day) counter range of `day`.
-pub fn kind_day_start(day: i32) -> Vec<u8> {
-    let mut k = vec![COUNTER, KIND_DAY];
-    k.extend_from_slice(&day_asc(day));
-    k
-}
-
-/// The start of the money-counter range of `day`.
-pub fn money_start(day: i32) -> Vec<u8> {
-    let mut k = vec![COUNTER, MONEY];
-    k.extend_from_slice(&day_asc(day));
-    k
-}
-
 /// Bounds of the user-set keys under `tag` ([`DAY_USERS`] or [`FIRST_USERS`])
-/// of `kind` for days `from..=to`, as a half-open key range.
+/// of `kind` for days `from..=to`, every chunk, as a half-open key range.
 pub fn day_users_range(tag: u8, kind: u32, from: i32, to: i32) -> (Vec<u8>, Vec<u8>) {
-    let start = kind_day_key(USER_SET, tag, kind, from);
+    let start = set_day_prefix(tag, kind, from);
     let end = match to.checked_add(1) {
-        Some(t) => kind_day_key(USER_SET, tag, kind, t),
+        Some(t) => set_day_prefix(tag, kind, t),
         None => {
-            let mut e = kind_day_key(USER_SET, tag, kind, 0);
+            let mut e = set_day_prefix(tag, kind, 0);
             e.truncate(6);
             super::prefix_successor(&e).unwrap_or_default()
         }
@@ -338,9 +421,22 @@ pub fn day_users_range(tag: u8, kind: u32, from: i32, to: i32) -> (Vec<u8>, Vec<
     (start, end)
 }
 
+/// Bounds of the window-`window_days` keys of days `from..=to` under `tag`
+/// ([`ROLLING`] days or [`ROLLING_BLOCK`] blocks), half-open.
+pub fn rolling_range(tag: u8, window_days: u8, from: i32, to: i32) -> (Vec<u8>, Vec<u8>) {
+    let key = |d: i32| {
+        let mut k = vec![COUNTER, tag, window_days];
+        k.extend_from_slice(&day_asc(d));
+        k
+    };
+    let end = match to.checked_add(1) {
+        Some(t) => key(t),
+        None => super::prefix_successor(&[COUNTER, tag, window_days]).unwrap_or_default(),
+    };
+    (key(from), end)
+}
+
 /// The byte offset of the day inside a [`day_users`]/[`first_users`] key.
 pub const SET_DAY_AT: usize = 6;
-/// The byte offset of the day inside a [`rolling`] key.
-pub const ROLLING_DAY_AT: usize = 7;
-/// The byte offset of the day inside [`kind_day`] and [`money`] keys.
-pub const COUNTER_DAY_AT: usize = 2;
+/// The byte offset of the day (or block) inside rolling keys.
+pub const ROLLING_DAY_AT: usize = 3;

@@ -190,6 +190,37 @@ pub fn split_tag_expiry(
     Ok((tag.to_owned(), ts_from_asc(t), u32::from_be_bytes(u)))
 }
 
+/// The key of one chunk of a tag's holder set (`tag_index` column family):
+/// `tag_len ‖ tag ‖ chunk` ([`metrics::chunk_of`]). The length byte keeps
+/// tag `vi`'s chunks out of tag `vip`'s range.
+pub fn tag_index(tag: &str, user_id: u32) -> Vec<u8> {
+    let mut k = tag_expiry_prefix(tag);
+    k.extend_from_slice(&metrics::chunk_of(user_id).to_be_bytes());
+    k
+}
+
+/// The prefix of every chunk of one tag's holder set.
+pub fn tag_index_prefix(tag: &str) -> Vec<u8> {
+    tag_expiry_prefix(tag)
+}
+
+/// Splits a [`tag_index`] key into `(tag, chunk)`.
+pub fn split_tag_index(cf: &'static str, key: &[u8]) -> Result<(String, u16), CorruptionError> {
+    let bad = |reason: &str| CorruptionError {
+        cf,
+        what: "key",
+        key: key.to_vec(),
+        reason: reason.to_owned(),
+    };
+    let len = *key.first().ok_or_else(|| bad("empty key"))? as usize;
+    if key.len() != 1 + len + 2 {
+        return Err(bad("length does not match its tag length byte"));
+    }
+    let tag = std::str::from_utf8(&key[1..1 + len]).map_err(|_| bad("tag is not UTF-8"))?;
+    let chunk = u16::from_be_bytes([key[1 + len], key[2 + len]]);
+    Ok((tag.to_owned(), chunk))
+}
+
 /// Smallest key strictly greater than every key starting with `prefix`, or
 /// `None` when the prefix is all `0xff` (then the scan runs to the end).
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {

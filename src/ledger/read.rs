@@ -85,7 +85,7 @@ pub fn history(
 
 /// Users whose recorded tier is `name`.
 pub fn users_in_tier(store: &Store, name: &str) -> Result<RoaringBitmap> {
-    store.get_bitmap(Cf::Metrics, &crate::keys::metrics::tier_users(name))
+    store.get_set(Cf::Metrics, &crate::keys::metrics::tier_users_prefix(name))
 }
 
 /// Points earned in the tier window ending on local day `day`.
@@ -104,6 +104,34 @@ pub fn growth(store: &Store, user_id: u32, day: i32, window_days: u32) -> Result
     Ok(sum)
 }
 
+/// Re-derives the tier sets from the accounts' recorded tiers: deletes
+/// every tier set and writes each chunk anew (migration). Not atomic;
+/// re-running starts over.
+pub(crate) fn rebuild_tier_sets(store: &Store) -> Result<()> {
+    store.delete_prefix(
+        Cf::Metrics,
+        &crate::keys::metrics::TIER_USERS_PREFIX,
+        crate::users::REBUILD_BATCH_KEYS,
+    )?;
+    let mut chunks: std::collections::BTreeMap<Vec<u8>, RoaringBitmap> =
+        std::collections::BTreeMap::new();
+    for item in store.range(Cf::Ledger, &[], None)? {
+        let (k, v) = item?;
+        if let Some(crate::keys::ledger::LedgerKey::Account { user_id }) =
+            crate::keys::ledger::LedgerKey::parse(&k)
+        {
+            let a: Account = decode_value(Cf::Ledger, &k, &v)?;
+            if let Some(t) = a.tier {
+                chunks
+                    .entry(crate::keys::metrics::tier_users(&t, user_id))
+                    .or_default()
+                    .insert(user_id);
+            }
+        }
+    }
+    crate::users::write_chunks(store, Cf::Metrics, chunks)
+}
+
 /// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
 /// records, its due entries and its tier membership.
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
@@ -118,7 +146,7 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
                 if let Some(t) = &a.tier {
                     batch.merge(
                         Cf::Metrics,
-                        crate::keys::metrics::tier_users(t),
+                        crate::keys::metrics::tier_users(t, user_id),
                         BitmapDelta::remove(user_id).encode(),
                     );
                 }

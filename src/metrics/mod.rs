@@ -11,6 +11,8 @@
 //! Must not write events, profiles or user records.
 
 mod days;
+pub(crate) mod forget;
+mod load;
 mod query;
 mod rules;
 pub(crate) mod state;

@@ -14,7 +14,7 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::error::{CorruptionError, InputError, Problem, Result};
+use crate::error::{InputError, Problem, Result};
 use crate::keys;
 use crate::store::merge::BitmapDelta;
 use crate::store::{decode_value, Cf, Store};
@@ -304,7 +304,7 @@ pub(crate) fn apply_update(
         match old {
             None => batch.merge(
                 Cf::TagIndex,
-                name.as_bytes(),
+                keys::tag_index(name, user_id),
                 BitmapDelta::add(user_id).encode(),
             ),
             Some(Tag {
@@ -373,7 +373,7 @@ fn remove_tag(batch: &mut Batch, user_id: u32, name: &str, old: &Tag) -> Result<
     }
     batch.merge(
         Cf::TagIndex,
-        name.as_bytes(),
+        keys::tag_index(name, user_id),
         BitmapDelta::remove(user_id).encode(),
     );
     Ok(())
@@ -438,26 +438,40 @@ pub(crate) fn profile(store: &Store, user: &str, sensitive: Sensitive) -> Result
     Ok(Some(p))
 }
 
+/// Re-derives the tag index from the tags: deletes it whole and writes each
+/// tag's chunks anew (migration). Not atomic; re-running starts over.
+pub(crate) fn rebuild_tag_index(store: &Store) -> Result<()> {
+    store.delete_prefix(Cf::TagIndex, &[], users::REBUILD_BATCH_KEYS)?;
+    let mut chunks: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
+    for item in store.range(Cf::Tags, &[], None)? {
+        let (k, _) = item?;
+        let (user_id, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
+        chunks
+            .entry(keys::tag_index(&name, user_id))
+            .or_default()
+            .insert(user_id);
+    }
+    users::write_chunks(store, Cf::TagIndex, chunks)
+}
+
 /// Every tag some user holds or held (an emptied tag may linger with an
 /// empty set until compaction).
 pub(crate) fn tag_names(store: &Store) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for item in store.range(Cf::TagIndex, &[], None)? {
         let (k, _) = item?;
-        let name = std::str::from_utf8(&k).map_err(|_| CorruptionError {
-            cf: Cf::TagIndex.name(),
-            what: "key",
-            key: k.to_vec(),
-            reason: "tag name is not UTF-8".into(),
-        })?;
-        out.push(name.to_owned());
+        let (name, _) = keys::split_tag_index(Cf::TagIndex.name(), &k)?;
+        // chunks of one tag are adjacent
+        if out.last() != Some(&name) {
+            out.push(name);
+        }
     }
     Ok(out)
 }
 
 /// Users holding `tag` per the index, expired or not.
 pub(crate) fn tag_index(store: &Store, tag: &str) -> Result<RoaringBitmap> {
-    store.get_bitmap(Cf::TagIndex, tag.as_bytes())
+    store.get_set(Cf::TagIndex, &keys::tag_index_prefix(tag))
 }
 
 /// `(user, expires_at_ms)` of holders of `tag` whose tag expired by `now_ms`.

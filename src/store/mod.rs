@@ -29,17 +29,20 @@ use crate::keys::meta;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Older versions this build can migrate on a writable open.
 ///
-/// Version 1 stores (before the aggregation engine) hold events without the
-/// per-user activity state and aggregates: opening one rebuilds them from the
-/// events, then stamps the current version. Version 2 stores (before the
-/// ledger) only lack the ledger column families, which the open creates
-/// empty. Version 3 is stamped so that an older build refuses the store by
-/// its version instead of failing on column families it does not know.
-pub const MIGRATABLE_FORMATS: [u32; 2] = [1, 2];
+/// Every older store holds the same primary records (users, profiles, tags,
+/// events, the ledger's accounts and entries) in the same layouts; what
+/// changed is how the structures derived from them are kept. Version 1
+/// (before the aggregation engine) has no aggregates; version 2 (before the
+/// ledger) no ledger column families, which the open creates empty;
+/// version 3 kept user sets unchunked, rolling counters per kind and
+/// window-day, and each user's state in one value that grew with its
+/// history. Migrating re-derives every derived structure from the primary
+/// records (`write::migrate`), then stamps the current version.
+pub const MIGRATABLE_FORMATS: [u32; 3] = [1, 2, 3];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
@@ -113,14 +116,27 @@ impl Cf {
         }
     }
 
-    /// Whether keys start with a 4-byte user id and are scanned per user, so a
-    /// prefix extractor and prefix bloom filter pay off.
-    const fn per_user(self) -> bool {
-        matches!(
-            self,
-            Cf::Profiles | Cf::Tags | Cf::Events | Cf::EventIds | Cf::Activity | Cf::Ledger
-        )
+    /// How the column family is point-read, which decides its filters.
+    const fn point_reads(self) -> PointReads {
+        match self {
+            // only ever scanned: timelines, expiry and due indexes
+            Cf::Events | Cf::TagExpiry | Cf::LedgerDue => PointReads::None,
+            // lookups that mostly miss: dedup, new users, new days, sessions
+            Cf::EventIds | Cf::UserByName | Cf::Activity => PointReads::Misses,
+            _ => PointReads::Hits,
+        }
     }
+}
+
+/// How a column family is point-read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PointReads {
+    /// Never: no filter.
+    None,
+    /// Mostly for keys that exist: SST bloom filters.
+    Hits,
+    /// Mostly for keys that do not exist: SST and memtable bloom filters.
+    Misses,
 }
 
 /// A raw key and value read from a column family.
@@ -343,13 +359,25 @@ impl Store {
         }
     }
 
-    /// Reads a user-set value kept by a merge operator (absent = empty set).
-    pub fn get_bitmap(&self, cf: Cf, key: &[u8]) -> Result<roaring::RoaringBitmap> {
-        match self.get_raw(cf, key)? {
-            None => Ok(roaring::RoaringBitmap::new()),
-            Some(bytes) => merge::decode_bitmap(&bytes)
-                .ok_or_else(|| merged_corruption(cf, key, "user set does not decode")),
+    /// Deletes every key of `cf` starting with `prefix`, in batches of at
+    /// most `batch_keys` deletes (not atomic as a whole: a step of a
+    /// migration or rebuild that starts over when interrupted).
+    pub fn delete_prefix(&self, cf: Cf, prefix: &[u8], batch_keys: usize) -> Result<()> {
+        let mut batch = Batch::new();
+        for item in self.prefix(cf, prefix)? {
+            let (k, _) = item?;
+            batch.delete(cf, k);
+            if batch.len() >= batch_keys {
+                self.write(std::mem::take(&mut batch))?;
+            }
         }
+        self.write(batch)
+    }
+
+    /// Reads a user set stored in chunks under `prefix` (one key per chunk,
+    /// kept by a merge operator): the union of the chunks; none = empty.
+    pub fn get_set(&self, cf: Cf, prefix: &[u8]) -> Result<roaring::RoaringBitmap> {
+        union_of_chunks(cf, self.prefix(cf, prefix)?)
     }
 
     /// Reads a counter kept by a merge operator (absent = 0).
@@ -485,6 +513,21 @@ fn range_options(mut ro: ReadOptions, until: Option<Vec<u8>>) -> ReadOptions {
         ro.set_iterate_upper_bound(u);
     }
     ro
+}
+
+/// The union of the user-set chunks an iterator yields.
+fn union_of_chunks(
+    cf: Cf,
+    chunks: impl Iterator<Item = Result<KeyValue>>,
+) -> Result<roaring::RoaringBitmap> {
+    let mut set = roaring::RoaringBitmap::new();
+    for item in chunks {
+        let (k, v) = item?;
+        let chunk = merge::decode_bitmap(&v)
+            .ok_or_else(|| merged_corruption(cf, &k, "user set does not decode"))?;
+        set |= chunk;
+    }
+    Ok(set)
 }
 
 /// A merged counter's value (absent = 0).

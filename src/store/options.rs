@@ -1,10 +1,10 @@
 //! How a store is opened (the caller's [`Options`]), what is fixed at
 //! creation ([`Settings`]), and each column family's RocksDB tuning.
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, SliceTransform};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType};
 use serde::{Deserialize, Serialize};
 
-use super::{merge, Cf};
+use super::{merge, Cf, PointReads};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -59,7 +59,6 @@ pub(super) fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::O
     o.set_bottommost_compression_type(DBCompressionType::Zstd);
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
-    table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     // Partitioned index and filters, top level pinned: memory stays bounded
@@ -70,12 +69,20 @@ pub(super) fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::O
     table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
     table.set_partition_filters(true);
     table.set_pin_top_level_index_and_filter(true);
-    if cf.per_user() {
-        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(crate::keys::USER_BYTES));
-        o.set_memtable_prefix_bloom_ratio(0.1);
-        // Point lookups (profile attribute, event-id dedup) still use the
-        // whole-key filter; prefix scans use the prefix filter.
-        table.set_whole_key_filtering(true);
+    // Every scan is a total-order range scan (`Store::range`), so no column
+    // family needs a prefix extractor. Whole-key bloom filters serve point
+    // reads; column families only ever scanned carry none.
+    match cf.point_reads() {
+        PointReads::None => {}
+        PointReads::Hits => table.set_bloom_filter(10.0, false),
+        PointReads::Misses => {
+            table.set_bloom_filter(10.0, false);
+            // Most lookups here miss (a new event id, a new user, a day a
+            // user was not active yet): a bloom filter over the memtable's
+            // whole keys answers them without walking the skip list.
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.05);
+        }
     }
     o.set_block_based_table_factory(&table);
     match cf {

@@ -2,7 +2,7 @@
 
 use rocksdb::{IteratorMode, ReadOptions, DB};
 
-use super::{counter_value, decode_value, range_options, Cf, KeyValue, Store};
+use super::{counter_value, decode_value, range_options, union_of_chunks, Cf, KeyValue, Store};
 use crate::error::{Error, Result};
 
 /// A consistent read-only view of the store at one instant: every read
@@ -49,6 +49,13 @@ impl Snapshot<'_> {
             None => Ok(None),
             Some(bytes) => decode_value(cf, key, &bytes).map(Some),
         }
+    }
+
+    /// Reads a user set stored in chunks under `prefix` (see
+    /// [`Store::get_set`]).
+    pub fn get_set(&self, cf: Cf, prefix: &[u8]) -> Result<roaring::RoaringBitmap> {
+        let until = crate::keys::prefix_successor(prefix);
+        union_of_chunks(cf, self.range(cf, prefix, until)?)
     }
 
     /// Reads a counter kept by a merge operator (absent = 0).

@@ -52,11 +52,8 @@ pub(crate) fn put(batch: &mut Batch, key: &EventKey, kind_id: u32, e: &Event) ->
     };
     batch.put(Cf::Events, key.encode(), codec::encode(&value)?);
     if let Some(event_id) = &e.event_id {
-        batch.put(
-            Cf::EventIds,
-            keys::user_and_name(key.user_id, event_id),
-            codec::encode(&(e.ts_ms, key.seq))?,
-        );
+        // The key is the whole record: dedup asks only whether it exists.
+        batch.put(Cf::EventIds, keys::user_and_name(key.user_id, event_id), []);
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ pub use locks::{LockStripes, StripeGuards};
 
 use crate::error::{CorruptionError, Error, Problem, Result};
 use crate::keys;
-use crate::keys::{meta, metrics::ALL_USERS};
+use crate::keys::meta;
+use crate::keys::metrics::{all_users as all_users_key, ALL_USERS_PREFIX};
 use crate::store::merge::BitmapDelta;
 use crate::store::{Cf, Store};
 
@@ -110,7 +111,7 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) 
     batch.delete(Cf::UserById, keys::user(user_id));
     batch.merge(
         Cf::Metrics,
-        ALL_USERS,
+        all_users_key(user_id),
         BitmapDelta::remove(user_id).encode(),
     );
     let floor: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
@@ -121,6 +122,41 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) 
         crate::codec::encode(&wanted)?,
     );
     Ok(())
+}
+
+/// Re-derives the all-users set from the user records: deletes every chunk
+/// and writes each chunk anew (migration). Not atomic; re-running starts
+/// over.
+pub(crate) fn rebuild_all_users(store: &Store) -> Result<()> {
+    store.delete_prefix(Cf::Metrics, &ALL_USERS_PREFIX, REBUILD_BATCH_KEYS)?;
+    let mut chunks: std::collections::BTreeMap<Vec<u8>, RoaringBitmap> =
+        std::collections::BTreeMap::new();
+    for item in store.range(Cf::UserById, &[], None)? {
+        let (k, _) = item?;
+        let id = keys::user_of(Cf::UserById.name(), &k)?;
+        chunks.entry(all_users_key(id)).or_default().insert(id);
+    }
+    write_chunks(store, Cf::Metrics, chunks)
+}
+
+/// Keys per batch when a migration clears or rewrites a structure.
+pub(crate) const REBUILD_BATCH_KEYS: usize = 10_000;
+
+/// Puts whole user-set chunks (a put on a merge column family replaces the
+/// value; later operands merge onto it), in bounded batches.
+pub(crate) fn write_chunks(
+    store: &Store,
+    cf: Cf,
+    chunks: std::collections::BTreeMap<Vec<u8>, RoaringBitmap>,
+) -> Result<()> {
+    let mut batch = Batch::new();
+    for (key, set) in chunks {
+        batch.put(cf, key, crate::store::merge::encode_bitmap(&set));
+        if batch.len() >= REBUILD_BATCH_KEYS / 10 {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    store.write(batch)
 }
 
 /// Looks up the internal id of an external user id.
@@ -135,7 +171,7 @@ pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
 
 /// The set of every existing user.
 pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
-    store.get_bitmap(Cf::Metrics, ALL_USERS)
+    store.get_set(Cf::Metrics, &ALL_USERS_PREFIX)
 }
 
 struct Slot {
@@ -260,10 +296,18 @@ impl<'a> UserWrites<'a> {
                 );
             }
         }
-        if !self.created.is_empty() {
-            let mut delta = BitmapDelta::default();
-            delta.adds.extend(self.created.iter().copied());
-            batch.merge(Cf::Metrics, ALL_USERS, delta.encode());
+        // One operand per chunk of the all-users set.
+        let mut by_chunk: std::collections::BTreeMap<Vec<u8>, BitmapDelta> =
+            std::collections::BTreeMap::new();
+        for &id in &self.created {
+            by_chunk
+                .entry(all_users_key(id))
+                .or_default()
+                .adds
+                .insert(id);
+        }
+        for (key, delta) in by_chunk {
+            batch.merge(Cf::Metrics, key, delta.encode());
         }
         Ok(())
     }

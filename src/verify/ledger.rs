@@ -400,7 +400,7 @@ fn check_account(
     }
     if let Some(t) = &account.tier {
         tier_sets
-            .entry(crate::keys::metrics::tier_users(t))
+            .entry(crate::keys::metrics::tier_users(t, uid))
             .or_default()
             .insert(uid);
     }

@@ -6,7 +6,7 @@ use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
-use crate::metrics::state::ErasedEvent;
+use crate::metrics::forget::ErasedEvent;
 use crate::{ledger, metrics, profiles, timeline, users};
 
 impl Writer<'_> {
@@ -30,7 +30,7 @@ impl Writer<'_> {
                 amount_minor: e.amount_minor,
             })
             .collect();
-        metrics::state::erase(
+        metrics::forget::erase(
             self.store,
             &mut batch,
             self.store.settings().utc_offset_minutes,

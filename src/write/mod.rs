@@ -11,6 +11,7 @@
 //! tags). Must not be imported by those subsystems: dependencies point down.
 
 mod erase;
+mod migrate;
 mod points;
 mod profile;
 mod rebuild;
@@ -25,6 +26,7 @@ use crate::ledger::LedgerSettings;
 use crate::store::Store;
 use crate::users::{Allocator, LockStripes};
 
+pub(crate) use migrate::migrate;
 pub(crate) use rebuild::rebuild;
 
 /// Everything a write needs from an open store.

@@ -17,7 +17,7 @@ use crate::timeline::{self, EventFacts};
 const REPLAY_BATCH_EVENTS: usize = 10_000;
 
 /// Deletes every aggregate derived from events (the metrics module's
-/// [`state::clear`]) and replays every event through the write path's own
+/// `forget::clear`) and replays every event through the write path's own
 /// aggregate code. The caller holds every stripe lock. Not atomic as a
 /// whole: a crash midway leaves partial aggregates, and the next rebuild (a
 /// migration re-runs until it stamps the new version) starts from scratch.
@@ -27,7 +27,7 @@ pub(crate) fn rebuild(
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
 ) -> Result<u64> {
-    state::clear(store)?;
+    metrics::forget::clear(store)?;
     let offset = store.settings().utc_offset_minutes;
     let is_activity = |kind_id: u32| {
         kinds

@@ -127,14 +127,14 @@ impl Session<'_> {
                 if let Some(t) = &w.stored_tier {
                     batch.merge(
                         Cf::Metrics,
-                        crate::keys::metrics::tier_users(t),
+                        crate::keys::metrics::tier_users(t, uid),
                         BitmapDelta::remove(uid).encode(),
                     );
                 }
                 if let Some(t) = &w.account.tier {
                     batch.merge(
                         Cf::Metrics,
-                        crate::keys::metrics::tier_users(t),
+                        crate::keys::metrics::tier_users(t, uid),
                         BitmapDelta::add(uid).encode(),
                     );
                 }

@@ -75,24 +75,19 @@ impl Metrics<'_> {
             mau,
             stickiness: ratio(dau, mau),
         };
-        let Some(filter) = filter else {
-            let kind = self.kind_id(kind);
-            let [dau, wau, mau] =
-                keys::WINDOWS_DAYS.map(|w| self.rolling(kind, w, from_day, to_day));
+        if filter.is_none() && kind.is_none() {
+            // Activity: from the counters kept on write, whatever the
+            // number of users.
+            let [dau, wau, mau] = keys::WINDOWS_DAYS.map(|w| self.rolling(w, from_day, to_day));
             let (dau, wau, mau) = (dau?, wau?, mau?);
             let get =
                 |m: &BTreeMap<i32, i64>, d: i32| m.get(&d).copied().unwrap_or(0).max(0) as u64;
             return Ok((from_day..=to_day)
                 .map(|d| row(d, get(&dau, d), get(&wau, d), get(&mau, d)))
                 .collect());
-        };
-        let sets = self.sets(
-            DAY_USERS,
-            self.kind_id(kind),
-            from_day - 29,
-            to_day,
-            Some(filter),
-        )?;
+        }
+        // A kind or a segment: from the day sets.
+        let sets = self.sets(DAY_USERS, self.kind_id(kind), from_day - 29, to_day, filter)?;
         Ok((from_day..=to_day)
             .map(|d| {
                 let dau = sets.get(&d).map_or(0, RoaringBitmap::len);
@@ -103,28 +98,67 @@ impl Metrics<'_> {
             .collect())
     }
 
-    /// Rolling active-user counters of `kind` for `window_days`, by day.
+    /// Users active in the `window_days` days ending at each day of
+    /// `from..=to`, from the counters kept on write: window 1 directly;
+    /// windows 7 and 30 as the sum of their changes up to the day — whole
+    /// blocks before the range's block, then that block's days.
     pub(super) fn rolling(
         &self,
-        kind: Option<u32>,
         window_days: u8,
         from_day: i32,
         to_day: i32,
     ) -> Result<BTreeMap<i32, i64>> {
         let mut out = BTreeMap::new();
-        let Some(kind) = kind else { return Ok(out) };
-        let start = keys::rolling(kind, window_days, from_day);
-        let end = keys::rolling(kind, window_days, to_day.saturating_add(1));
+        if window_days == 1 {
+            let (start, end) = keys::rolling_range(keys::ROLLING, 1, from_day, to_day);
+            self.scan_days(
+                start,
+                end,
+                keys::ROLLING_DAY_AT,
+                "active-user counter",
+                decode_counter,
+                |day, n| {
+                    out.insert(day, n);
+                },
+            )?;
+            return Ok(out);
+        }
+        let first_block = keys::rolling_block(from_day);
+        let mut sum = 0i64;
+        if let Some(before) = first_block.checked_sub(1) {
+            let (start, end) =
+                keys::rolling_range(keys::ROLLING_BLOCK, window_days, i32::MIN, before);
+            self.scan_days(
+                start,
+                end,
+                keys::ROLLING_DAY_AT,
+                "active-user block sum",
+                decode_counter,
+                |_, n| sum = sum.saturating_add(n),
+            )?;
+        }
+        let block_start = first_block.saturating_mul(keys::ROLLING_BLOCK_DAYS);
+        let mut changes: BTreeMap<i32, i64> = BTreeMap::new();
+        let (start, end) = keys::rolling_range(keys::ROLLING, window_days, block_start, to_day);
         self.scan_days(
             start,
             end,
-            7,
-            "rolling counter",
+            keys::ROLLING_DAY_AT,
+            "active-user change",
             decode_counter,
             |day, n| {
-                out.insert(day, n);
+                changes.insert(day, n);
             },
         )?;
+        let mut changes = changes.into_iter().peekable();
+        for d in block_start..=to_day {
+            while let Some((_, n)) = changes.next_if(|(cd, _)| *cd <= d) {
+                sum = sum.saturating_add(n);
+            }
+            if d >= from_day {
+                out.insert(d, sum);
+            }
+        }
         Ok(out)
     }
 

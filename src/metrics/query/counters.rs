@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use roaring::RoaringBitmap;
 
 use super::super::corrupt;
-use super::super::state::UserActivity;
+use super::super::state::UserHead;
 use super::*;
 use crate::error::Result;
 use crate::keys::day_from_asc;
@@ -120,10 +120,10 @@ impl Metrics<'_> {
                 }
             }
             Some(f) => {
-                let parts = self.fold_users(
+                let parts = self.fold_heads(
                     Some(f),
                     || h,
-                    |acc, _, s: &UserActivity| {
+                    |acc, _, s: &UserHead| {
                         for i in 0..24 {
                             acc.hours[i] += s.hours[i];
                         }

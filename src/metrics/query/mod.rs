@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
 
+use super::load;
 use super::rules::StageModel;
-use super::state::UserActivity;
 use super::state::ACTIVITY;
+use super::state::{DayMoney, UserActivity, UserHead};
 use super::{corrupt, MetricSettings};
 use crate::error::{InputError, Problem, Result};
-use crate::keys::activity as activity_keys;
 use crate::keys::day_from_asc;
 use crate::keys::metrics::{self as keys, DAY_USERS};
 use crate::kinds::{EventKind, KindRegistry};
@@ -133,7 +133,8 @@ impl Metrics<'_> {
         }
     }
 
-    /// User sets under `tag` for `kind` and days `from..=to`, by day.
+    /// User sets under `tag` for `kind` and days `from..=to`, by day (the
+    /// union of each day's chunks).
     pub(super) fn sets(
         &self,
         tag: u8,
@@ -142,18 +143,25 @@ impl Metrics<'_> {
         to: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<BTreeMap<i32, RoaringBitmap>> {
-        let mut out = BTreeMap::new();
+        let mut out: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
         let Some(kind) = kind else { return Ok(out) };
         if from > to {
             return Ok(out);
         }
         let (start, end) = keys::day_users_range(tag, kind, from, to);
-        self.scan_days(start, end, 6, "user set", decode_bitmap, |day, set| {
-            let set = restrict(set, filter);
-            if !set.is_empty() {
-                out.insert(day, set);
-            }
-        })?;
+        self.scan_days(
+            start,
+            end,
+            keys::SET_DAY_AT,
+            "user set",
+            decode_bitmap,
+            |day, set| {
+                let set = restrict(set, filter);
+                if !set.is_empty() {
+                    *out.entry(day).or_default() |= set;
+                }
+            },
+        )?;
         Ok(out)
     }
 
@@ -194,57 +202,37 @@ impl Metrics<'_> {
         self.sets(DAY_USERS, kind, from_day, to_day, filter)
     }
 
-    /// Folds `f` over the state of every user (restricted to `filter`), on
-    /// two threads over two halves of the id space; returns both partial
-    /// results. Per-user rules over a million users are the slowest queries,
-    /// and the machines we target have two cores.
-    pub(super) fn fold_users<T: Send, V: serde::de::DeserializeOwned>(
+    /// Runs `scan` over two halves of the user-id space on two threads
+    /// (or once over a small `filter`'s users by point reads, through
+    /// `point`); returns both partial results. Per-user rules over a million
+    /// users are the slowest queries, and the machines we target have two
+    /// cores.
+    fn split_users<T: Send>(
         &self,
         filter: Option<&RoaringBitmap>,
         init: impl Fn() -> T + Sync,
-        f: impl Fn(&mut T, u32, &V) + Sync,
+        point: impl Fn(&mut T, u32) -> Result<()>,
+        scan: impl Fn(&mut T, u32, Option<u32>) -> Result<()> + Sync,
     ) -> Result<Vec<T>> {
-        let decode = |k: &[u8], v: &[u8]| -> Result<V> {
-            crate::codec::decode_prefix(v)
-                .map_err(|e| corrupt(Cf::Activity, k, &e.to_string()).into())
-        };
         if let Some(set) = filter.filter(|s| s.len() < POINT_READ_FILTER_USERS) {
             let mut acc = init();
             for u in set {
-                let key = activity_keys::user_state(u);
-                if let Some(bytes) = self.view.get_raw(Cf::Activity, &key)? {
-                    f(&mut acc, u, &decode(&key, &bytes)?);
-                }
+                point(&mut acc, u)?;
             }
             return Ok(vec![acc]);
         }
-        let top = match self.view.store().last_key(Cf::Activity)? {
-            Some(k) => crate::keys::user_of(Cf::Activity.name(), &k)?,
-            None => return Ok(vec![init()]),
+        let Some(top) = crate::users::all_users(self.view.store())?.max() else {
+            return Ok(vec![init()]);
         };
         let mid = top / 2 + 1;
-        let scan = |lo: u32, hi: Option<u32>| -> Result<T> {
+        let run = |lo: u32, hi: Option<u32>| -> Result<T> {
             let mut acc = init();
-            let until = hi.map(activity_keys::user_state);
-            for item in self
-                .view
-                .range(Cf::Activity, &activity_keys::user_state(lo), until)?
-            {
-                let (k, v) = item?;
-                if k.len() != crate::keys::USER_BYTES {
-                    continue; // a session entry
-                }
-                let u = crate::keys::user_of(Cf::Activity.name(), &k)?;
-                if filter.is_some_and(|set| !set.contains(u)) {
-                    continue;
-                }
-                f(&mut acc, u, &decode(&k, &v)?);
-            }
+            scan(&mut acc, lo, hi)?;
             Ok(acc)
         };
         std::thread::scope(|sc| {
-            let other = sc.spawn(|| scan(mid, None));
-            let mine = scan(0, Some(mid));
+            let other = sc.spawn(|| run(mid, None));
+            let mine = run(0, Some(mid));
             let theirs = other.join().unwrap_or_else(|_| {
                 Err(crate::error::Error::LimitReached {
                     what: "a scan thread panicked",
@@ -255,10 +243,81 @@ impl Metrics<'_> {
         })
     }
 
-    /// One user's maintained state, as stored.
+    /// Folds `f` over the state of every user with events (restricted to
+    /// `filter`); returns the partial results of the scan threads.
+    pub(super) fn fold_users<T: Send>(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, u32, &UserActivity) + Sync,
+    ) -> Result<Vec<T>> {
+        self.split_users(
+            filter,
+            init,
+            |acc, u| {
+                if let Some(state) = load::load_user(&self.view, u)? {
+                    f(acc, u, &state);
+                }
+                Ok(())
+            },
+            |acc, lo, hi| {
+                load::for_each_user(&self.view, lo, hi, |u, state| {
+                    if filter.is_none_or(|set| set.contains(u)) {
+                        f(acc, u, &state);
+                    }
+                    Ok(())
+                })
+            },
+        )
+    }
+
+    /// Folds `f` over the money days of every user with any (restricted to
+    /// `filter`), reading nothing else.
+    pub(super) fn fold_money<T: Send>(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, u32, &BTreeMap<i32, DayMoney>) + Sync,
+    ) -> Result<Vec<T>> {
+        self.split_users(
+            filter,
+            init,
+            |acc, u| load::for_each_money(&self.view, u, u.checked_add(1), |u, m| f(acc, u, m)),
+            |acc, lo, hi| {
+                load::for_each_money(&self.view, lo, hi, |u, m| {
+                    if filter.is_none_or(|set| set.contains(u)) {
+                        f(acc, u, m);
+                    }
+                })
+            },
+        )
+    }
+
+    /// Folds `f` over the heads (habits) of every user with events
+    /// (restricted to `filter`).
+    pub(super) fn fold_heads<T: Send>(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, u32, &UserHead) + Sync,
+    ) -> Result<Vec<T>> {
+        self.split_users(
+            filter,
+            init,
+            |acc, u| load::for_each_head(&self.view, u, u.checked_add(1), |u, h| f(acc, u, h)),
+            |acc, lo, hi| {
+                load::for_each_head(&self.view, lo, hi, |u, h| {
+                    if filter.is_none_or(|set| set.contains(u)) {
+                        f(acc, u, h);
+                    }
+                })
+            },
+        )
+    }
+
+    /// One user's maintained state, assembled from its stored parts.
     pub fn user_state(&self, user_id: u32) -> Result<Option<UserActivity>> {
-        self.view
-            .get(Cf::Activity, &activity_keys::user_state(user_id))
+        load::load_user(&self.view, user_id)
     }
 
     /// The stage model in force.

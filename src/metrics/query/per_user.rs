@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use roaring::RoaringBitmap;
 
 use super::super::rules::Inputs;
-use super::super::state::{kind_ids, MoneyHead, UserActivity, ACTIVITY};
+use super::super::state::{kind_ids, UserActivity, ACTIVITY};
 use super::super::user::{
     quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
 };
@@ -171,26 +171,14 @@ impl Metrics<'_> {
         check_day("as_of_day", as_of_day)?;
         // (user, last purchase day, orders, purchase days, net spend)
         type Row = (u32, i32, u64, u64, i64);
-        // Only purchasers have RFM values: the purchase first-day sets name
-        // them, so the scan decodes no one else's state.
-        let firsts = self.sets(
-            FIRST_USERS,
-            Some(kind_ids::PURCHASE),
-            i32::MIN,
-            as_of_day,
-            None,
-        )?;
-        let purchasers = union_range(&firsts, i32::MIN, as_of_day);
-        drop(firsts);
-        let parts = self.fold_users(
-            Some(&purchasers),
-            Vec::<Row>::new,
-            |acc, u, s: &MoneyHead| {
-                if let Some((last, orders, days, net)) = rfm_inputs(&s.money, as_of_day) {
-                    acc.push((u, last, orders, days, net));
-                }
-            },
-        )?;
+        // Only purchasers have RFM values, and scores rank every purchaser
+        // (not only the filter's): one scan of the money days alone, which
+        // exist only for users with purchases or refunds.
+        let parts = self.fold_money(None, Vec::<Row>::new, |acc, u, money| {
+            if let Some((last, orders, days, net)) = rfm_inputs(money, as_of_day) {
+                acc.push((u, last, orders, days, net));
+            }
+        })?;
         let mut rows: Vec<Row> = parts.into_iter().flatten().collect();
         rows.sort_unstable_by_key(|r| r.0);
         let recency = |r: &Row| i64::from(as_of_day) - i64::from(r.1);
