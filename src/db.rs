@@ -108,7 +108,7 @@ impl Db {
         Ok(Self {
             store,
             allocator,
-            stripes: LockStripes::new(LOCK_STRIPES),
+            stripes: LockStripes::new(LOCK_STRIPES, options.user_cache_entries),
             kinds,
             non_activity_kinds: metric_settings.non_activity_kinds.clone(),
             metric_settings: RwLock::new(metric_settings),

@@ -159,11 +159,8 @@ fn verify_catches_tampered_aggregates() {
             format!("user {ann} day sets differ"),
             Box::new(move |r: &rocksdb::DB| {
                 let (block, _) = activity::block_of(day + 1);
-                r.delete_cf(
-                    r.cf_handle("activity").unwrap(),
-                    activity::days(ann, 5, block),
-                )
-                .unwrap();
+                r.delete_cf(r.cf_handle("activity").unwrap(), activity::days(ann, block))
+                    .unwrap();
             }),
         ),
         (

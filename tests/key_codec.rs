@@ -220,11 +220,7 @@ fn activity_key() -> impl Strategy<Value = ActivityKey> {
     let u = any::<u32>();
     prop_oneof![
         u.prop_map(|user_id| ActivityKey::Head { user_id }),
-        (u, any::<u32>(), any::<i32>()).prop_map(|(user_id, kind, block)| ActivityKey::Days {
-            user_id,
-            kind,
-            block
-        }),
+        (u, any::<i32>()).prop_map(|(user_id, block)| ActivityKey::Days { user_id, block }),
         (u, any::<i32>()).prop_map(|(user_id, day)| ActivityKey::Money { user_id, day }),
         (u, "\\PC{1,40}").prop_map(|(user_id, session_id)| ActivityKey::Session {
             user_id,
@@ -247,11 +243,11 @@ proptest! {
     }
 
     /// A family scan meets users in id order, and one user's day masks in
-    /// (kind, block) order.
+    /// block order.
     #[test]
-    fn activity_families_sort_by_user_then_block(u: u32, v: u32, k: u32, b1: i32, b2: i32) {
-        let a = ActivityKey::Days { user_id: u, kind: k, block: b1 }.encode();
-        let c = ActivityKey::Days { user_id: v, kind: k, block: b2 }.encode();
+    fn activity_families_sort_by_user_then_block(u: u32, v: u32, b1: i32, b2: i32) {
+        let a = ActivityKey::Days { user_id: u, block: b1 }.encode();
+        let c = ActivityKey::Days { user_id: v, block: b2 }.encode();
         prop_assert_eq!(u.cmp(&v).then(b1.cmp(&b2)), a.cmp(&c));
     }
 

@@ -9,7 +9,7 @@
 //! | key | value |
 //! |---|---|
 //! | `1 ‖ user` | the head: hours, weekdays, the first day of each kind |
-//! | `2 ‖ user ‖ kind ‖ block` | the days of `kind` in one block of 64 days, as a bit mask |
+//! | `2 ‖ user ‖ block` | the days of each kind in one block of 64 days, as bit masks |
 //! | `3 ‖ user ‖ day` | purchases and refunds of one day |
 //! | `4 ‖ user ‖ session id` | the session's first local day |
 
@@ -48,12 +48,10 @@ pub enum ActivityKey {
         /// Internal user id.
         user_id: u32,
     },
-    /// A user's days of one kind in one block.
+    /// A user's days of every kind in one block.
     Days {
         /// Internal user id.
         user_id: u32,
-        /// Kind id (0 = any activity).
-        kind: u32,
         /// Block number ([`block_of`]).
         block: i32,
     },
@@ -78,13 +76,8 @@ impl ActivityKey {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             ActivityKey::Head { user_id } => family(HEAD, *user_id),
-            ActivityKey::Days {
-                user_id,
-                kind,
-                block,
-            } => {
+            ActivityKey::Days { user_id, block } => {
                 let mut k = family(DAYS, *user_id);
-                k.extend_from_slice(&kind.to_be_bytes());
                 k.extend_from_slice(&day_asc(*block));
                 k
             }
@@ -113,10 +106,9 @@ impl ActivityKey {
         let be4 = |b: &[u8]| -> Option<[u8; 4]> { b.try_into().ok() };
         match fam {
             HEAD if body.is_empty() => Some(ActivityKey::Head { user_id }),
-            DAYS if body.len() == 8 => Some(ActivityKey::Days {
+            DAYS if body.len() == 4 => Some(ActivityKey::Days {
                 user_id,
-                kind: u32::from_be_bytes(be4(&body[..4])?),
-                block: day_from_asc(be4(&body[4..])?),
+                block: day_from_asc(be4(body)?),
             }),
             MONEY if body.len() == 4 => Some(ActivityKey::Money {
                 user_id,
@@ -154,14 +146,9 @@ pub fn head(user_id: u32) -> Vec<u8> {
     family(HEAD, user_id)
 }
 
-/// A user's days of `kind` in block `block`.
-pub fn days(user_id: u32, kind: u32, block: i32) -> Vec<u8> {
-    ActivityKey::Days {
-        user_id,
-        kind,
-        block,
-    }
-    .encode()
+/// A user's days of every kind in block `block`.
+pub fn days(user_id: u32, block: i32) -> Vec<u8> {
+    ActivityKey::Days { user_id, block }.encode()
 }
 
 /// A user's money on `day`.

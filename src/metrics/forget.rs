@@ -2,7 +2,7 @@
 //! every derived aggregate before a rebuild.
 
 use super::days::DaySet;
-use super::state::{add_mask_days, count_event, Deltas, UserHead, ACTIVITY};
+use super::state::{add_mask_days, BlockMasks, Deltas, EventCounts, UserHead, ACTIVITY};
 use crate::error::Result;
 use crate::keys::activity::{self, ActivityKey};
 use crate::keys::metrics::{self as keys, MetricKey};
@@ -42,11 +42,13 @@ pub(crate) fn erase(
     events: &[ErasedEvent],
 ) -> Result<()> {
     let mut deltas = Deltas::default();
+    let mut counts = EventCounts::default();
     for e in events {
         let day = local_day(e.ts_ms, utc_offset_minutes);
         let hour = local_hour(e.ts_ms, utc_offset_minutes);
-        count_event(&mut deltas, e.kind_id, e.amount_minor, day, hour, -1);
+        counts.add(e.kind_id, e.amount_minor, day, hour, -1);
     }
+    counts.into_deltas(&mut deltas);
     let head_key = activity::head(user_id);
     let head: UserHead = store.get(Cf::Activity, &head_key)?.unwrap_or_default();
     for (kind, first) in &head.firsts {
@@ -61,9 +63,11 @@ pub(crate) fn erase(
         for item in store.prefix(Cf::Activity, &activity::family(fam, user_id))? {
             let (k, v) = item?;
             match ActivityKey::parse(&k) {
-                Some(ActivityKey::Days { kind, block, .. }) => {
-                    let mask: u64 = decode_value(Cf::Activity, &k, &v)?;
-                    add_mask_days(days.entry(kind).or_default(), block, mask);
+                Some(ActivityKey::Days { block, .. }) => {
+                    let masks: BlockMasks = decode_value(Cf::Activity, &k, &v)?;
+                    for (kind, mask) in masks {
+                        add_mask_days(days.entry(kind).or_default(), block, mask);
+                    }
                 }
                 Some(ActivityKey::Session { .. }) => {
                     let first: i32 = decode_value(Cf::Activity, &k, &v)?;

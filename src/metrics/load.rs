@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::iter::Peekable;
 
 use super::days::DaySet;
-use super::state::{add_mask_days, DayMoney, UserActivity, UserHead};
+use super::state::{add_mask_days, BlockMasks, DayMoney, UserActivity, UserHead};
 use crate::error::{CorruptionError, Result};
 use crate::keys::activity::{self, ActivityKey};
 use crate::store::{decode_value, Cf, KeyValue, Snapshot};
@@ -66,9 +66,11 @@ fn assemble(
 
 fn add_days(days: &mut BTreeMap<u32, DaySet>, k: &[u8], v: &[u8]) -> Result<()> {
     match ActivityKey::parse(k) {
-        Some(ActivityKey::Days { kind, block, .. }) => {
-            let mask: u64 = decode_value(Cf::Activity, k, v)?;
-            add_mask_days(days.entry(kind).or_default(), block, mask);
+        Some(ActivityKey::Days { block, .. }) => {
+            let masks: BlockMasks = decode_value(Cf::Activity, k, v)?;
+            for (kind, mask) in masks {
+                add_mask_days(days.entry(kind).or_default(), block, mask);
+            }
             Ok(())
         }
         _ => Err(bad_key(k).into()),

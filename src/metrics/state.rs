@@ -6,7 +6,7 @@
 //! rewrites only the masks, money days and sessions its events fall in, so
 //! its cost does not depend on how long the user has been around (SPEC §6).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,10 @@ impl UserActivity {
 /// Field order is the wire order: append only, behind a new format byte.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct UserHead {
+    /// Events recorded for the user: the sequence number of its next event
+    /// (numbers are handed out in arrival order and events are only ever
+    /// deleted with their user).
+    pub events: u32,
     /// Events by local hour of day.
     pub hours: [u64; 24],
     /// Events by local weekday, Monday first.
@@ -135,34 +139,66 @@ impl Deltas {
     }
 }
 
-/// Adds `sign` × the event's contribution to the store-wide counters.
-pub(crate) fn count_event(
-    deltas: &mut Deltas,
-    kind_id: u32,
-    amount_minor: Option<i64>,
-    day: i32,
-    hour: u8,
-    sign: i64,
-) {
-    deltas.count(keys::events_total(), sign);
-    deltas.count(keys::events_of_kind(kind_id), sign);
-    deltas.count(keys::kind_day(day, kind_id), sign);
-    deltas.count(keys::hour(hour), sign);
-    deltas.count(keys::weekday(weekday(day)), sign);
-    let amount = amount_minor.unwrap_or(0);
-    match kind_id {
-        kind_ids::PURCHASE => {
-            deltas.count(keys::money(day, keys::MoneyField::Orders), sign);
-            deltas.count(keys::money(day, keys::MoneyField::Gmv), sign * amount);
+/// The store-wide counters one write changes, summed per counter before any
+/// key is built (an event touches five to seven of them).
+#[derive(Debug, Default)]
+pub(crate) struct EventCounts {
+    total: i64,
+    of_kind: BTreeMap<u32, i64>,
+    kind_day: BTreeMap<(i32, u32), i64>,
+    hours: [i64; 24],
+    weekdays: [i64; 7],
+    money: BTreeMap<(i32, keys::MoneyField), i64>,
+}
+
+impl EventCounts {
+    /// Adds `sign` × one event's contribution.
+    pub fn add(&mut self, kind_id: u32, amount_minor: Option<i64>, day: i32, hour: u8, sign: i64) {
+        self.total += sign;
+        *self.of_kind.entry(kind_id).or_default() += sign;
+        *self.kind_day.entry((day, kind_id)).or_default() += sign;
+        self.hours[usize::from(hour) % 24] += sign;
+        self.weekdays[usize::from(weekday(day)) % 7] += sign;
+        let amount = amount_minor.unwrap_or(0);
+        let mut money = |field, n: i64| {
+            let c = self.money.entry((day, field)).or_default();
+            *c = c.saturating_add(n);
+        };
+        match kind_id {
+            kind_ids::PURCHASE => {
+                money(keys::MoneyField::Orders, sign);
+                money(keys::MoneyField::Gmv, sign.saturating_mul(amount));
+            }
+            kind_ids::REFUND => {
+                money(keys::MoneyField::Refunds, sign);
+                money(keys::MoneyField::RefundMinor, sign.saturating_mul(amount));
+            }
+            _ => {}
         }
-        kind_ids::REFUND => {
-            deltas.count(keys::money(day, keys::MoneyField::Refunds), sign);
-            deltas.count(
-                keys::money(day, keys::MoneyField::RefundMinor),
-                sign * amount,
-            );
+    }
+
+    /// Moves the sums into `deltas`, one counter key each.
+    pub fn into_deltas(self, deltas: &mut Deltas) {
+        deltas.count(keys::events_total(), self.total);
+        for (kind, n) in self.of_kind {
+            deltas.count(keys::events_of_kind(kind), n);
         }
-        _ => {}
+        for ((day, kind), n) in self.kind_day {
+            deltas.count(keys::kind_day(day, kind), n);
+        }
+        for (h, n) in self.hours.into_iter().enumerate() {
+            if n != 0 {
+                deltas.count(keys::hour(h as u8), n);
+            }
+        }
+        for (w, n) in self.weekdays.into_iter().enumerate() {
+            if n != 0 {
+                deltas.count(keys::weekday(w as u8), n);
+            }
+        }
+        for ((day, field), n) in self.money {
+            deltas.count(keys::money(day, field), n);
+        }
     }
 }
 
@@ -183,53 +219,96 @@ fn bits_between(from: u32, to: u32) -> u64 {
     high & (u64::MAX << from)
 }
 
+/// The day masks of one user in one block: kind → bit per day.
+pub(crate) type BlockMasks = BTreeMap<u32, u64>;
+
 /// One user's state as one write changes it: what was read and what it
 /// became, so only changed parts are written back.
 struct UserWork<'s> {
     store: &'s Store,
     user_id: u32,
+    /// Created by this write: nothing of it is stored yet, so nothing is read.
+    new: bool,
     head: UserHead,
-    /// (kind, block) → (stored mask, current mask).
-    masks: HashMap<(u32, i32), (u64, u64)>,
+    /// block → (masks, changed by this write).
+    blocks: BTreeMap<i32, (BlockMasks, bool)>,
     /// day → (stored money, current money).
     money: BTreeMap<i32, (Option<DayMoney>, DayMoney)>,
+    /// kind → its first day before this write (for cohort moves).
+    firsts_before: BTreeMap<u32, Option<i32>>,
+    /// session id → (stored first day, first day after this write).
+    sessions: BTreeMap<String, (Option<i32>, i32)>,
 }
 
 impl<'s> UserWork<'s> {
-    fn load(store: &'s Store, user_id: u32) -> Result<Self> {
+    fn load(store: &'s Store, user_id: u32, new: bool) -> Result<Self> {
+        let head = if new {
+            UserHead::default()
+        } else {
+            store
+                .get(Cf::Activity, &activity::head(user_id))?
+                .unwrap_or_default()
+        };
         Ok(Self {
             store,
             user_id,
-            head: store
-                .get(Cf::Activity, &activity::head(user_id))?
-                .unwrap_or_default(),
-            masks: HashMap::new(),
+            new,
+            head,
+            blocks: BTreeMap::new(),
             money: BTreeMap::new(),
+            firsts_before: BTreeMap::new(),
+            sessions: BTreeMap::new(),
         })
     }
 
-    fn mask(&mut self, kind: u32, block: i32) -> Result<u64> {
-        if let Some((_, now)) = self.masks.get(&(kind, block)) {
-            return Ok(*now);
+    /// Notes an event of session `s` on `day`.
+    fn session_day(&mut self, s: &str, day: i32) -> Result<()> {
+        if let Some(entry) = self.sessions.get_mut(s) {
+            entry.1 = entry.1.min(day);
+            return Ok(());
         }
-        let stored: u64 = self
-            .store
-            .get(Cf::Activity, &activity::days(self.user_id, kind, block))?
-            .unwrap_or(0);
-        self.masks.insert((kind, block), (stored, stored));
-        Ok(stored)
+        let stored: Option<i32> = if self.new {
+            None
+        } else {
+            self.store
+                .get(Cf::Activity, &activity::session(self.user_id, s))?
+        };
+        self.sessions
+            .insert(s.to_owned(), (stored, stored.map_or(day, |d| d.min(day))));
+        Ok(())
+    }
+
+    fn block(&mut self, block: i32) -> Result<&mut (BlockMasks, bool)> {
+        if !self.blocks.contains_key(&block) {
+            let stored: BlockMasks = if self.new {
+                BlockMasks::new()
+            } else {
+                self.store
+                    .get(Cf::Activity, &activity::days(self.user_id, block))?
+                    .unwrap_or_default()
+            };
+            self.blocks.insert(block, (stored, false));
+        }
+        Ok(self
+            .blocks
+            .entry(block)
+            .or_insert_with(|| (BlockMasks::new(), false)))
+    }
+
+    fn mask(&mut self, kind: u32, block: i32) -> Result<u64> {
+        Ok(self.block(block)?.0.get(&kind).copied().unwrap_or(0))
     }
 
     /// Adds `day` to the days of `kind`; returns whether it was new.
     fn insert(&mut self, kind: u32, day: i32) -> Result<bool> {
         let (block, bit) = block_of(day);
-        let m = self.mask(kind, block)?;
-        if m & (1 << bit) != 0 {
+        let slot = self.block(block)?;
+        let m = slot.0.entry(kind).or_insert(0);
+        if *m & (1 << bit) != 0 {
             return Ok(false);
         }
-        if let Some(slot) = self.masks.get_mut(&(kind, block)) {
-            slot.1 = m | (1 << bit);
-        }
+        *m |= 1 << bit;
+        slot.1 = true;
         Ok(true)
     }
 
@@ -265,9 +344,12 @@ impl<'s> UserWork<'s> {
 
     fn money_day(&mut self, day: i32) -> Result<&mut DayMoney> {
         if !self.money.contains_key(&day) {
-            let stored: Option<DayMoney> = self
-                .store
-                .get(Cf::Activity, &activity::money(self.user_id, day))?;
+            let stored: Option<DayMoney> = if self.new {
+                None
+            } else {
+                self.store
+                    .get(Cf::Activity, &activity::money(self.user_id, day))?
+            };
             self.money.insert(day, (stored, stored.unwrap_or_default()));
         }
         Ok(&mut self
@@ -281,12 +363,12 @@ impl<'s> UserWork<'s> {
     fn finish(self, batch: &mut Batch) -> Result<()> {
         let u = self.user_id;
         batch.put(Cf::Activity, activity::head(u), codec::encode(&self.head)?);
-        for ((kind, block), (stored, now)) in self.masks {
-            if stored != now {
+        for (block, (masks, changed)) in self.blocks {
+            if changed {
                 batch.put(
                     Cf::Activity,
-                    activity::days(u, kind, block),
-                    codec::encode(&now)?,
+                    activity::days(u, block),
+                    codec::encode(&masks)?,
                 );
             }
         }
@@ -311,123 +393,176 @@ fn newly_covered(day: i32, prev: Option<i32>, next: Option<i32>, window_days: u8
     (lo, hi)
 }
 
-/// Applies one write's events to the state of every user they name and
-/// collects the shared deltas. Callers hold the stripe locks of these users,
-/// so the read-modify-write of per-user state is race-free; shared keys are
-/// only ever merged.
-pub(crate) fn apply(
-    store: &Store,
-    batch: &mut Batch,
-    utc_offset_minutes: i32,
-    contributions: &[Contribution<'_>],
-) -> Result<()> {
-    let mut deltas = Deltas::default();
-    let mut by_user: BTreeMap<u32, Vec<&Contribution<'_>>> = BTreeMap::new();
-    for c in contributions {
-        by_user.entry(c.user_id).or_default().push(c);
+/// The state side of one logical write: loads the state of each user the
+/// write names (once), hands out event sequence numbers, applies events,
+/// and puts every change and shared delta into the batch. Callers hold the
+/// stripe locks of these users, so the read-modify-write of per-user state
+/// is race-free; shared keys are only ever merged.
+pub(crate) struct StateWrites<'s> {
+    store: &'s Store,
+    offset_minutes: i32,
+    users: BTreeMap<u32, UserWork<'s>>,
+    deltas: Deltas,
+    counts: EventCounts,
+}
+
+impl<'s> StateWrites<'s> {
+    /// Starts the state side of one write.
+    pub fn new(store: &'s Store) -> Self {
+        Self {
+            store,
+            offset_minutes: store.settings().utc_offset_minutes,
+            users: BTreeMap::new(),
+            deltas: Deltas::default(),
+            counts: EventCounts::default(),
+        }
     }
-    for (user_id, list) in by_user {
-        let mut w = UserWork::load(store, user_id)?;
-        let mut firsts_before: HashMap<u32, Option<i32>> = HashMap::new();
-        // Session id → (stored first day, first day after this write).
-        let mut sessions: BTreeMap<&str, (Option<i32>, i32)> = BTreeMap::new();
-        for c in list {
-            let day = local_day(c.ts_ms, utc_offset_minutes);
-            let hour = local_hour(c.ts_ms, utc_offset_minutes);
-            count_event(&mut deltas, c.kind_id, c.amount_minor, day, hour, 1);
-            w.head.hours[usize::from(hour) % 24] += 1;
-            w.head.weekdays[usize::from(weekday(day)) % 7] += 1;
-            let kinds: &[u32] = if c.is_activity {
-                &[c.kind_id, ACTIVITY]
-            } else {
-                &[c.kind_id]
-            };
-            for &kind in kinds {
-                firsts_before
-                    .entry(kind)
-                    .or_insert_with(|| w.head.firsts.get(&kind).copied());
-                // Once per (user, kind, day): later events that day touch nothing shared.
-                if !w.insert(kind, day)? {
-                    continue;
+
+    /// The user's working state, loaded on first use. `new`: the write
+    /// creates the user, so nothing of it is stored and nothing is read.
+    fn user(&mut self, user_id: u32, new: bool) -> Result<&mut UserWork<'s>> {
+        if !self.users.contains_key(&user_id) {
+            let w = UserWork::load(self.store, user_id, new)?;
+            self.users.insert(user_id, w);
+        }
+        self.users
+            .get_mut(&user_id)
+            .ok_or(crate::error::Error::UnknownUser {
+                user: format!("#{user_id}"),
+            })
+    }
+
+    /// The sequence number of the user's next event: its event count, so
+    /// arrival order breaks timestamp ties and numbers never repeat.
+    pub fn next_seq(&mut self, user_id: u32, new: bool) -> Result<u32> {
+        Ok(self.user(user_id, new)?.head.events)
+    }
+
+    /// Applies one event (of a user already named to [`Self::next_seq`] in
+    /// the record path; any user in a rebuild).
+    pub fn add(&mut self, c: &Contribution<'_>, new: bool) -> Result<()> {
+        let user_id = c.user_id;
+        let day = local_day(c.ts_ms, self.offset_minutes);
+        let hour = local_hour(c.ts_ms, self.offset_minutes);
+        self.counts.add(c.kind_id, c.amount_minor, day, hour, 1);
+        let deltas = &mut self.deltas;
+        let w = {
+            if !self.users.contains_key(&user_id) {
+                let w = UserWork::load(self.store, user_id, new)?;
+                self.users.insert(user_id, w);
+            }
+            match self.users.get_mut(&user_id) {
+                Some(w) => w,
+                None => return Ok(()),
+            }
+        };
+        w.head.events = w
+            .head
+            .events
+            .checked_add(1)
+            .ok_or(crate::error::Error::LimitReached {
+                what: "events per user",
+                max: u64::from(u32::MAX),
+            })?;
+        w.head.hours[usize::from(hour) % 24] += 1;
+        w.head.weekdays[usize::from(weekday(day)) % 7] += 1;
+        let kinds: &[u32] = if c.is_activity {
+            &[c.kind_id, ACTIVITY]
+        } else {
+            &[c.kind_id]
+        };
+        for &kind in kinds {
+            if !w.firsts_before.contains_key(&kind) {
+                let before = w.head.firsts.get(&kind).copied();
+                w.firsts_before.insert(kind, before);
+            }
+            // Once per (user, kind, day): later events that day touch nothing shared.
+            if !w.insert(kind, day)? {
+                continue;
+            }
+            deltas.add_user(keys::day_users(kind, day, user_id), user_id);
+            let first = w.head.firsts.entry(kind).or_insert(day);
+            *first = (*first).min(day);
+            if kind == ACTIVITY {
+                // Active users are counted for activity only; per-kind
+                // windows are answered from the day sets.
+                deltas.count(keys::rolling(1, day), 1);
+                let prev = w.prev_within(ACTIVITY, day, NEIGHBOUR_SPAN_DAYS)?;
+                let next = w.next_within(ACTIVITY, day, NEIGHBOUR_SPAN_DAYS)?;
+                for win in DIFF_WINDOWS {
+                    let (lo, hi) = newly_covered(day, prev, next, win);
+                    if lo <= hi {
+                        deltas.rolling_diff(win, lo, 1);
+                        deltas.rolling_diff(win, hi + 1, -1);
+                    }
                 }
-                deltas.add_user(keys::day_users(kind, day, user_id), user_id);
-                let first = w.head.firsts.entry(kind).or_insert(day);
-                *first = (*first).min(day);
-                if kind == ACTIVITY {
-                    // Active users are counted for activity only; per-kind
-                    // windows are answered from the day sets.
-                    deltas.count(keys::rolling(1, day), 1);
-                    let prev = w.prev_within(ACTIVITY, day, NEIGHBOUR_SPAN_DAYS)?;
-                    let next = w.next_within(ACTIVITY, day, NEIGHBOUR_SPAN_DAYS)?;
-                    for win in DIFF_WINDOWS {
-                        let (lo, hi) = newly_covered(day, prev, next, win);
-                        if lo <= hi {
-                            deltas.rolling_diff(win, lo, 1);
-                            deltas.rolling_diff(win, hi + 1, -1);
+            }
+        }
+        let amount = c.amount_minor.unwrap_or(0);
+        match c.kind_id {
+            kind_ids::PURCHASE => {
+                let m = w.money_day(day)?;
+                m.orders = m.orders.saturating_add(1);
+                m.purchase_minor = m.purchase_minor.saturating_add(amount);
+            }
+            kind_ids::REFUND => {
+                let m = w.money_day(day)?;
+                m.refunds = m.refunds.saturating_add(1);
+                m.refund_minor = m.refund_minor.saturating_add(amount);
+            }
+            _ => {}
+        }
+        if let Some(s) = c.session_id {
+            w.session_day(s, day)?;
+        }
+        Ok(())
+    }
+
+    /// Puts every user's changed state and every shared delta into `batch`.
+    pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
+        for (user_id, w) in std::mem::take(&mut self.users) {
+            for (kind, before) in &w.firsts_before {
+                let after = w.head.firsts.get(kind).copied();
+                if *before != after {
+                    // A late event moved the user's first day: move the cohort membership.
+                    if let Some(b) = *before {
+                        self.deltas
+                            .remove_user(keys::first_users(*kind, b, user_id), user_id);
+                        if *kind == ACTIVITY {
+                            self.deltas
+                                .count(keys::money(b, keys::MoneyField::NewUsers), -1);
+                        }
+                    }
+                    if let Some(a) = after {
+                        self.deltas
+                            .add_user(keys::first_users(*kind, a, user_id), user_id);
+                        if *kind == ACTIVITY {
+                            self.deltas
+                                .count(keys::money(a, keys::MoneyField::NewUsers), 1);
                         }
                     }
                 }
             }
-            let amount = c.amount_minor.unwrap_or(0);
-            match c.kind_id {
-                kind_ids::PURCHASE => {
-                    let m = w.money_day(day)?;
-                    m.orders = m.orders.saturating_add(1);
-                    m.purchase_minor = m.purchase_minor.saturating_add(amount);
-                }
-                kind_ids::REFUND => {
-                    let m = w.money_day(day)?;
-                    m.refunds = m.refunds.saturating_add(1);
-                    m.refund_minor = m.refund_minor.saturating_add(amount);
-                }
-                _ => {}
-            }
-            if let Some(s) = c.session_id {
-                match sessions.get_mut(s) {
-                    Some(entry) => entry.1 = entry.1.min(day),
-                    None => {
-                        let stored: Option<i32> =
-                            store.get(Cf::Activity, &activity::session(user_id, s))?;
-                        let first = stored.map_or(day, |d| d.min(day));
-                        sessions.insert(s, (stored, first));
+            for (s, (stored, first)) in &w.sessions {
+                if *stored != Some(*first) {
+                    if let Some(old) = stored {
+                        self.deltas
+                            .count(keys::money(*old, keys::MoneyField::Sessions), -1);
                     }
+                    self.deltas
+                        .count(keys::money(*first, keys::MoneyField::Sessions), 1);
+                    batch.put(
+                        Cf::Activity,
+                        activity::session(user_id, s),
+                        codec::encode(first)?,
+                    );
                 }
             }
+            w.finish(batch)?;
         }
-        for (kind, before) in firsts_before {
-            let after = w.head.firsts.get(&kind).copied();
-            if before != after {
-                // A late event moved the user's first day: move the cohort membership.
-                if let Some(b) = before {
-                    deltas.remove_user(keys::first_users(kind, b, user_id), user_id);
-                    if kind == ACTIVITY {
-                        deltas.count(keys::money(b, keys::MoneyField::NewUsers), -1);
-                    }
-                }
-                if let Some(a) = after {
-                    deltas.add_user(keys::first_users(kind, a, user_id), user_id);
-                    if kind == ACTIVITY {
-                        deltas.count(keys::money(a, keys::MoneyField::NewUsers), 1);
-                    }
-                }
-            }
-        }
-        for (s, (stored, first)) in sessions {
-            if stored != Some(first) {
-                if let Some(old) = stored {
-                    deltas.count(keys::money(old, keys::MoneyField::Sessions), -1);
-                }
-                deltas.count(keys::money(first, keys::MoneyField::Sessions), 1);
-                batch.put(
-                    Cf::Activity,
-                    activity::session(user_id, s),
-                    codec::encode(&first)?,
-                );
-            }
-        }
-        w.finish(batch)?;
+        self.counts.into_deltas(&mut self.deltas);
+        std::mem::take(&mut self.deltas).write(batch)
     }
-    deltas.write(batch)
 }
 
 /// Adds the days of one stored day mask to `set`.

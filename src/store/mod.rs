@@ -390,6 +390,18 @@ impl Store {
         Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.is_some())
     }
 
+    /// Whether each of `keys` exists, looked up together (RocksDB's batched
+    /// MultiGet: one pass through the memtables and each file's filters for
+    /// all of them). `keys` must be sorted.
+    pub fn contains_sorted(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<bool>> {
+        debug_assert!(keys.windows(2).all(|w| w[0] <= w[1]), "keys must be sorted");
+        self.db
+            .batched_multi_get_cf(self.cf(cf)?, keys.iter(), true)
+            .into_iter()
+            .map(|r| Ok(r?.is_some()))
+            .collect()
+    }
+
     /// Reads the raw bytes of one value.
     pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)

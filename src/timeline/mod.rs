@@ -16,7 +16,7 @@ pub use event::{
     MAX_PROPERTIES, MAX_PROPERTIES_BYTES, MAX_SESSION_ID_BYTES,
 };
 
-use event::{EventValue, StoredProp};
+use event::{EventValue, EventValueRef};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, InputError, Problem, Result};
@@ -30,25 +30,33 @@ pub const MAX_BATCH_EVENTS: usize = 100_000;
 /// Most events one `timeline` call returns.
 pub const MAX_TIMELINE_LIMIT: usize = 100_000;
 
-/// Whether `user_id` already recorded an event with `event_id` (the dedup
-/// lookup of SPEC §2's idempotency).
-pub(crate) fn is_recorded(store: &Store, user_id: u32, event_id: &str) -> Result<bool> {
-    store.contains(Cf::EventIds, &keys::user_and_name(user_id, event_id))
+/// Which of `(user_id, event_id)` were already recorded (the dedup lookups
+/// of SPEC §2's idempotency), looked up together; answers in input order.
+pub(crate) fn recorded(store: &Store, ids: &[(u32, &str)]) -> Result<Vec<bool>> {
+    let mut order: Vec<(Vec<u8>, usize)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (u, e))| (keys::user_and_name(*u, e), i))
+        .collect();
+    order.sort_unstable();
+    let sorted: Vec<Vec<u8>> = order.iter().map(|(k, _)| k.clone()).collect();
+    let found = store.contains_sorted(Cf::EventIds, &sorted)?;
+    let mut out = vec![false; ids.len()];
+    for ((_, i), hit) in order.into_iter().zip(found) {
+        out[i] = hit;
+    }
+    Ok(out)
 }
 
 /// Puts one event under `key` and, when it has an id, its dedup entry, into
 /// `batch`.
 pub(crate) fn put(batch: &mut Batch, key: &EventKey, kind_id: u32, e: &Event) -> Result<()> {
-    let value = EventValue {
+    let value = EventValueRef {
         kind_id,
-        event_id: e.event_id.clone(),
-        session_id: e.session_id.clone(),
+        event_id: e.event_id.as_deref(),
+        session_id: e.session_id.as_deref(),
         amount_minor: e.amount_minor,
-        properties: e
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), StoredProp::from(v)))
-            .collect(),
+        properties: &e.properties,
     };
     batch.put(Cf::Events, key.encode(), codec::encode(&value)?);
     if let Some(event_id) = &e.event_id {

@@ -1,4 +1,4 @@
-//! Striped per-user write locks.
+//! Striped per-user write locks, each guarding a shard of the user cache.
 //!
 //! Every logical write locks the stripes of the users it names, in ascending
 //! stripe order (so two writers can never wait on each other in a cycle), and
@@ -6,43 +6,111 @@
 //! read-modify-write of per-user state without a global lock; writes to
 //! different stripes proceed in parallel. Stripes are keyed by the external id
 //! so a new user's id allocation is serialised too.
+//!
+//! Each stripe also caches the internal ids of some of its users: a write
+//! reads them under the lock that orders every write of those users, and
+//! adds them only after its batch committed, so the cache can never
+//! disagree with the store. It is never a source of truth: a miss reads the
+//! store, and erasure (the only change of a mapping) drops the entry under
+//! the same lock.
 
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use parking_lot::{Mutex, MutexGuard};
+
+/// A user's cached mapping.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedUser {
+    pub user_id: u32,
+}
+
+/// The cached users of one stripe.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    users: FxHashMap<String, CachedUser>,
+}
+
+impl Shard {
+    /// The cached record of `name`.
+    pub fn get(&self, name: &str) -> Option<&CachedUser> {
+        self.users.get(name)
+    }
+
+    /// Caches `name`'s record, evicting an arbitrary entry when full.
+    pub fn put(&mut self, name: &str, user: CachedUser, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        if self.users.len() >= capacity && !self.users.contains_key(name) {
+            let victim = self.users.keys().next().cloned();
+            if let Some(v) = victim {
+                self.users.remove(&v);
+            }
+        }
+        self.users.insert(name.to_owned(), user);
+    }
+
+    /// Forgets `name` (erasure).
+    pub fn remove(&mut self, name: &str) {
+        self.users.remove(name);
+    }
+}
 
 /// A fixed set of mutexes that users hash onto.
 #[derive(Debug)]
 pub struct LockStripes {
-    stripes: Vec<Mutex<()>>,
+    stripes: Vec<Mutex<Shard>>,
+    /// Most cached users per stripe.
+    shard_capacity: usize,
 }
 
 /// The guards of one write; dropping it releases every stripe.
 #[derive(Debug)]
 pub struct StripeGuards<'a> {
-    _guards: Vec<MutexGuard<'a, ()>>,
+    stripes: &'a LockStripes,
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+}
+
+impl StripeGuards<'_> {
+    /// The cache shard of `user`, if this write holds its stripe.
+    pub(crate) fn shard(&mut self, user: &str) -> Option<&mut Shard> {
+        let i = self.stripes.stripe_of(user);
+        self.guards
+            .binary_search_by_key(&i, |(j, _)| *j)
+            .ok()
+            .map(|at| &mut *self.guards[at].1)
+    }
+
+    /// Most cached users per shard.
+    pub(crate) fn shard_capacity(&self) -> usize {
+        self.stripes.shard_capacity
+    }
 }
 
 impl LockStripes {
-    /// Creates `count` stripes (at least 1).
-    pub fn new(count: usize) -> Self {
+    /// Creates `count` stripes (at least 1) caching at most `cache_users`
+    /// user records in all.
+    pub fn new(count: usize, cache_users: usize) -> Self {
+        let count = count.max(1);
         Self {
-            stripes: (0..count.max(1)).map(|_| Mutex::new(())).collect(),
+            stripes: (0..count).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: cache_users / count,
         }
     }
 
     fn stripe_of(&self, user: &str) -> usize {
-        // SipHash with fixed keys: deterministic, well spread.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        user.hash(&mut h);
-        (h.finish() % self.stripes.len() as u64) as usize
+        let h = FxBuildHasher.hash_one(user);
+        (h % self.stripes.len() as u64) as usize
     }
 
     /// Locks every stripe, in ascending order: no other write can run until
     /// the guards drop (aggregate rebuilds need the store to themselves).
     pub fn lock_all(&self) -> StripeGuards<'_> {
         StripeGuards {
-            _guards: self.stripes.iter().map(|m| m.lock()).collect(),
+            stripes: self,
+            guards: self.stripes.iter().map(|m| m.lock()).enumerate().collect(),
         }
     }
 
@@ -58,7 +126,13 @@ impl LockStripes {
             .collect();
         idx.sort_unstable();
         idx.dedup();
-        let guards = idx.into_iter().map(|i| self.stripes[i].lock()).collect();
-        StripeGuards { _guards: guards }
+        let guards = idx
+            .into_iter()
+            .map(|i| (i, self.stripes[i].lock()))
+            .collect();
+        StripeGuards {
+            stripes: self,
+            guards,
+        }
     }
 }

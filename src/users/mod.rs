@@ -8,16 +8,17 @@
 
 mod locks;
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::store::Batch;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
+use locks::CachedUser;
 pub use locks::{LockStripes, StripeGuards};
 
-use crate::error::{CorruptionError, Error, Problem, Result};
+use crate::error::{Error, Problem, Result};
 use crate::keys;
 use crate::keys::meta;
 use crate::keys::metrics::{all_users as all_users_key, ALL_USERS_PREFIX};
@@ -52,13 +53,34 @@ pub fn check_name(name: &str, max_bytes: usize) -> Result<(), Problem> {
     Ok(())
 }
 
-/// What is stored per internal id.
+/// What is stored per internal id (format 4): the external id. Written
+/// once, when the id is allocated; a user's event count (its next event's
+/// sequence number) lives with its activity state, which every write of
+/// events rewrites anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// The external user id.
     pub name: String,
-    /// Sequence number the user's next event gets; breaks timestamp ties.
-    pub next_event_seq: u32,
+}
+
+/// The record as formats 1–3 stored it (with the next event sequence
+/// number), read while a migration rewrites it.
+#[derive(Deserialize)]
+struct LegacyUserRecord {
+    name: String,
+    #[allow(dead_code)] // part of the old layout; the event count now lives in the head
+    next_event_seq: u32,
+}
+
+/// Decodes a `user_by_id` value of the current or an older format.
+pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<UserRecord> {
+    match crate::store::decode_value::<UserRecord>(Cf::UserById, key, bytes) {
+        Ok(r) => Ok(r),
+        Err(e) => match crate::codec::decode::<LegacyUserRecord>(bytes) {
+            Ok(old) => Ok(UserRecord { name: old.name }),
+            Err(_) => Err(e),
+        },
+    }
 }
 
 /// Allocates internal ids. The next id is recovered on open from the largest
@@ -107,6 +129,7 @@ impl Allocator {
 /// Deletes the user's id mappings and record and removes it from the
 /// all-users set (erasure, SPEC §5), in `batch`. The id is never reused.
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) -> Result<()> {
+    // (the caller drops the cached record once the erasure committed)
     batch.delete(Cf::UserByName, name.as_bytes());
     batch.delete(Cf::UserById, keys::user(user_id));
     batch.merge(
@@ -127,15 +150,24 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) 
 /// Re-derives the all-users set from the user records: deletes every chunk
 /// and writes each chunk anew (migration). Not atomic; re-running starts
 /// over.
+/// Also rewrites every user record in the current format (formats 1–3
+/// kept the event count there).
 pub(crate) fn rebuild_all_users(store: &Store) -> Result<()> {
     store.delete_prefix(Cf::Metrics, &ALL_USERS_PREFIX, REBUILD_BATCH_KEYS)?;
     let mut chunks: std::collections::BTreeMap<Vec<u8>, RoaringBitmap> =
         std::collections::BTreeMap::new();
+    let mut batch = Batch::new();
     for item in store.range(Cf::UserById, &[], None)? {
-        let (k, _) = item?;
+        let (k, v) = item?;
         let id = keys::user_of(Cf::UserById.name(), &k)?;
         chunks.entry(all_users_key(id)).or_default().insert(id);
+        let record = decode_record(&k, &v)?;
+        batch.put(Cf::UserById, &k, crate::codec::encode(&record)?);
+        if batch.len() >= REBUILD_BATCH_KEYS {
+            store.write(std::mem::take(&mut batch))?;
+        }
     }
+    store.write(batch)?;
     write_chunks(store, Cf::Metrics, chunks)
 }
 
@@ -166,7 +198,11 @@ pub fn id_of(store: &Store, user: &str) -> Result<Option<u32>> {
 
 /// Looks up the record of an internal id.
 pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
-    store.get(Cf::UserById, &keys::user(user_id))
+    let key = keys::user(user_id);
+    match store.get_raw(Cf::UserById, &key)? {
+        None => Ok(None),
+        Some(bytes) => decode_record(&key, &bytes).map(Some),
+    }
 }
 
 /// The set of every existing user.
@@ -176,28 +212,36 @@ pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
 
 struct Slot {
     user_id: u32,
-    record: UserRecord,
-    dirty: bool,
     created: bool,
 }
 
 /// The user side of one logical write: resolves names to ids (allocating new
 /// ones), hands out event sequence numbers, and writes changed user records
-/// into the write's batch. Callers hold the stripe locks of every user named.
-pub struct UserWrites<'a> {
+/// into the write's batch. Callers hold the stripe locks of every user named
+/// (the guards also give the cache shards those users' records live in).
+pub struct UserWrites<'a, 'g> {
     store: &'a Store,
     allocator: &'a Allocator,
-    slots: HashMap<String, Slot>,
+    guards: &'a mut StripeGuards<'g>,
+    slots: FxHashMap<String, Slot>,
+    /// Names looked up and not found: asked again, they are new.
+    absent: FxHashSet<String>,
     created: Vec<u32>,
 }
 
-impl<'a> UserWrites<'a> {
+impl<'a, 'g> UserWrites<'a, 'g> {
     /// Starts the user side of one write.
-    pub fn new(store: &'a Store, allocator: &'a Allocator) -> Self {
+    pub fn new(
+        store: &'a Store,
+        allocator: &'a Allocator,
+        guards: &'a mut StripeGuards<'g>,
+    ) -> Self {
         Self {
             store,
             allocator,
-            slots: HashMap::new(),
+            guards,
+            slots: FxHashMap::default(),
+            absent: FxHashSet::default(),
             created: Vec::new(),
         }
     }
@@ -206,21 +250,27 @@ impl<'a> UserWrites<'a> {
     /// this write); never allocates.
     fn load(&mut self, user: &str) -> Result<Option<&mut Slot>> {
         if !self.slots.contains_key(user) {
-            let Some(user_id) = id_of(self.store, user)? else {
+            if self.absent.contains(user) {
                 return Ok(None);
+            }
+            let cached = self
+                .guards
+                .shard(user)
+                .and_then(|s| s.get(user).map(|c| c.user_id));
+            let user_id = match cached {
+                Some(id) => id,
+                None => {
+                    let Some(user_id) = id_of(self.store, user)? else {
+                        self.absent.insert(user.to_owned());
+                        return Ok(None);
+                    };
+                    user_id
+                }
             };
-            let record = record_of(self.store, user_id)?.ok_or_else(|| CorruptionError {
-                cf: Cf::UserById.name(),
-                what: "value",
-                key: keys::user(user_id).to_vec(),
-                reason: format!("user {user:?} maps to id {user_id} which has no record"),
-            })?;
             self.slots.insert(
                 user.to_owned(),
                 Slot {
                     user_id,
-                    record,
-                    dirty: false,
                     created: false,
                 },
             );
@@ -232,15 +282,11 @@ impl<'a> UserWrites<'a> {
         if self.load(user)?.is_none() {
             let user_id = self.allocator.allocate()?;
             self.created.push(user_id);
+            self.absent.remove(user);
             self.slots.insert(
                 user.to_owned(),
                 Slot {
                     user_id,
-                    record: UserRecord {
-                        name: user.to_owned(),
-                        next_event_seq: 0,
-                    },
-                    dirty: true,
                     created: true,
                 },
             );
@@ -261,16 +307,11 @@ impl<'a> UserWrites<'a> {
         Ok(self.slot(user)?.user_id)
     }
 
-    /// The internal id of `user` and the next event sequence number.
-    pub fn next_event_seq(&mut self, user: &str) -> Result<(u32, u32)> {
+    /// The internal id of `user` (allocating one when the user is new) and
+    /// whether this write creates it.
+    pub fn id_created(&mut self, user: &str) -> Result<(u32, bool)> {
         let slot = self.slot(user)?;
-        let seq = slot.record.next_event_seq;
-        slot.record.next_event_seq = seq.checked_add(1).ok_or(Error::LimitReached {
-            what: "events per user",
-            max: u64::from(u32::MAX),
-        })?;
-        slot.dirty = true;
-        Ok((slot.user_id, seq))
+        Ok((slot.user_id, slot.created))
     }
 
     /// Ids allocated by this write.
@@ -279,16 +320,16 @@ impl<'a> UserWrites<'a> {
     }
 
     /// Puts every changed user record (and every new mapping) into `batch`.
-    pub fn finish(self, batch: &mut Batch) -> Result<()> {
+    /// Call [`UserWrites::remember`] once the batch committed.
+    pub fn finish(&self, batch: &mut Batch) -> Result<()> {
         for (name, slot) in &self.slots {
-            if slot.dirty {
+            if slot.created {
+                let record = UserRecord { name: name.clone() };
                 batch.put(
                     Cf::UserById,
                     keys::user(slot.user_id),
-                    crate::codec::encode(&slot.record)?,
+                    crate::codec::encode(&record)?,
                 );
-            }
-            if slot.created {
                 batch.put(
                     Cf::UserByName,
                     name.as_bytes(),
@@ -310,5 +351,22 @@ impl<'a> UserWrites<'a> {
             batch.merge(Cf::Metrics, key, delta.encode());
         }
         Ok(())
+    }
+
+    /// Caches the records this write read or changed; call only after its
+    /// batch committed (a failed write must leave the cache as the store is).
+    pub fn remember(self) {
+        let capacity = self.guards.shard_capacity();
+        for (name, slot) in self.slots {
+            if let Some(shard) = self.guards.shard(&name) {
+                shard.put(
+                    &name,
+                    CachedUser {
+                        user_id: slot.user_id,
+                    },
+                    capacity,
+                );
+            }
+        }
     }
 }

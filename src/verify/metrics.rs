@@ -28,11 +28,14 @@ pub(super) struct RawEvent {
     pub ts_ms: i64,
     pub amount_minor: i64,
     pub session_id: Option<String>,
+    pub seq: u32,
 }
 
 /// The per-user state, re-derived with plain collections.
 #[derive(Default)]
 struct ExpectedUser {
+    events: u64,
+    seqs: BTreeSet<u32>,
     days: BTreeMap<u32, BTreeSet<i32>>,
     money: BTreeMap<i32, DayMoney>,
     hours: [u64; 24],
@@ -44,6 +47,7 @@ struct ExpectedUser {
 /// wire: hours, weekdays, first day per kind).
 #[derive(serde::Deserialize)]
 struct StoredHead {
+    events: u32,
     hours: [u64; 24],
     weekdays: [u64; 7],
     firsts: BTreeMap<u32, i32>,
@@ -95,6 +99,8 @@ impl<'a> Expected<'a> {
         let (_, u) = self
             .current
             .get_or_insert_with(|| (e.user_id, ExpectedUser::default()));
+        u.events += 1;
+        u.seqs.insert(e.seq);
         u.days.entry(e.kind_id).or_default().insert(day);
         if !self.non_activity.contains(&e.kind_id) {
             u.days.entry(ACTIVITY).or_default().insert(day);
@@ -194,6 +200,18 @@ impl<'a> Expected<'a> {
             Some(v) => match decode_value::<StoredHead>(Cf::Activity, &head_key, &v) {
                 Err(e) => r.problem(e.to_string()),
                 Ok(head) => {
+                    // sequence numbers are handed out 0, 1, 2, … in arrival order
+                    let contiguous = u.seqs.len() as u64 == u.events
+                        && u.seqs.last().is_none_or(|m| u64::from(*m) + 1 == u.events);
+                    if u64::from(head.events) != u.events || !contiguous {
+                        r.problem(format!(
+                            "activity: user {user_id} counts {} events, has {} (sequence numbers {}…{:?})",
+                            head.events,
+                            u.events,
+                            u.seqs.first().copied().unwrap_or(0),
+                            u.seqs.last()
+                        ));
+                    }
                     if head.hours != u.hours || head.weekdays != u.weekdays {
                         r.problem(format!(
                             "activity: user {user_id} habits differ from its events"
@@ -218,18 +236,20 @@ impl<'a> Expected<'a> {
             for item in store.prefix(Cf::Activity, &activity::family(fam, user_id))? {
                 let (k, v) = item?;
                 match ActivityKey::parse(&k) {
-                    Some(ActivityKey::Days { kind, block, .. }) => {
-                        match decode_value::<u64>(Cf::Activity, &k, &v) {
-                            Ok(mask) => {
-                                if mask == 0 {
-                                    r.problem(format!(
-                                        "activity: user {user_id} stores an empty day mask"
-                                    ));
-                                }
-                                let set = days.entry(kind).or_default();
-                                for bit in 0..64 {
-                                    if mask & (1 << bit) != 0 {
-                                        set.insert(block * activity::BLOCK_DAYS + bit);
+                    Some(ActivityKey::Days { block, .. }) => {
+                        match decode_value::<BTreeMap<u32, u64>>(Cf::Activity, &k, &v) {
+                            Ok(masks) => {
+                                for (kind, mask) in masks {
+                                    if mask == 0 {
+                                        r.problem(format!(
+                                            "activity: user {user_id} stores an empty day mask"
+                                        ));
+                                    }
+                                    let set = days.entry(kind).or_default();
+                                    for bit in 0..64 {
+                                        if mask & (1 << bit) != 0 {
+                                            set.insert(block * activity::BLOCK_DAYS + bit);
+                                        }
                                     }
                                 }
                             }

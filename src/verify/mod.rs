@@ -86,7 +86,7 @@ fn check_users(store: &Store, r: &mut VerifyReport) -> Result<HashMap<u32, UserR
                 continue;
             }
         };
-        match decode_value::<UserRecord>(Cf::UserById, &k, &v) {
+        match crate::users::decode_record(&k, &v) {
             Ok(rec) => {
                 ids.insert(id);
                 records.insert(id, rec);

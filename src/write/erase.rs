@@ -16,7 +16,7 @@ impl Writer<'_> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         let _erasing = self.erase_lock.lock();
-        let _guard = self.stripes.lock([user]);
+        let mut guard = self.stripes.lock([user]);
         let Some(user_id) = users::id_of(self.store, user)? else {
             return Ok(false);
         };
@@ -40,6 +40,9 @@ impl Writer<'_> {
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
         self.store.write(batch)?;
+        if let Some(shard) = guard.shard(user) {
+            shard.remove(user);
+        }
         Ok(true)
     }
 }

@@ -30,10 +30,10 @@ impl Writer<'_> {
         ledger::check_txn_id(txn_id)?;
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
         op.validate()?;
-        let _guard = self.stripes.lock([user]);
+        let mut guard = self.stripes.lock([user]);
         // Read under the lock: a settings change holds every stripe.
         let settings = self.ledger_settings.read().clone();
-        let mut users = UserWrites::new(self.store, self.allocator);
+        let mut users = UserWrites::new(self.store, self.allocator, &mut guard);
         let credits = match op {
             PointsOp::Earn { .. } => true,
             PointsOp::Adjust { points, .. } => *points > 0,
@@ -55,6 +55,7 @@ impl Writer<'_> {
         session.finish(&mut batch)?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
+        users.remember();
         Ok(outcome)
     }
 

@@ -15,8 +15,8 @@ impl Writer<'_> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         update.validate()?;
-        let _guard = self.stripes.lock([user]);
-        let mut users_w = UserWrites::new(self.store, self.allocator);
+        let mut guard = self.stripes.lock([user]);
+        let mut users_w = UserWrites::new(self.store, self.allocator, &mut guard);
         let user_id = if update.creates() {
             users_w.id(user)?
         } else {
@@ -30,7 +30,9 @@ impl Writer<'_> {
         let mut batch = Batch::new();
         profiles::apply_update(self.store, &mut batch, user_id, update)?;
         users_w.finish(&mut batch)?;
-        self.store.write(batch)
+        self.store.write(batch)?;
+        users_w.remember();
+        Ok(())
     }
 
     /// Removes every tag that expired at or before `now_ms`; returns how many.

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::kinds::KindRegistry;
 use crate::metrics::{
     self,
-    state::{self, Contribution},
+    state::{Contribution, StateWrites},
 };
 use crate::store::Store;
 use crate::timeline::{self, EventFacts};
@@ -28,7 +28,6 @@ pub(crate) fn rebuild(
     non_activity_kinds: &[String],
 ) -> Result<u64> {
     metrics::forget::clear(store)?;
-    let offset = store.settings().utc_offset_minutes;
     let is_activity = |kind_id: u32| {
         kinds
             .kind(kind_id)
@@ -37,19 +36,23 @@ pub(crate) fn rebuild(
     let mut chunk: Vec<EventFacts> = Vec::with_capacity(REPLAY_BATCH_EVENTS);
     let mut replayed = 0u64;
     let flush = |chunk: &mut Vec<EventFacts>| -> Result<()> {
-        let contributions: Vec<Contribution<'_>> = chunk
-            .iter()
-            .map(|e| Contribution {
-                user_id: e.user_id,
-                kind_id: e.kind_id,
-                is_activity: is_activity(e.kind_id),
-                ts_ms: e.ts_ms,
-                amount_minor: e.amount_minor,
-                session_id: e.session_id.as_deref(),
-            })
-            .collect();
+        // A user may span two chunks: its state is always read (new: false).
+        let mut state = StateWrites::new(store);
+        for e in chunk.iter() {
+            state.add(
+                &Contribution {
+                    user_id: e.user_id,
+                    kind_id: e.kind_id,
+                    is_activity: is_activity(e.kind_id),
+                    ts_ms: e.ts_ms,
+                    amount_minor: e.amount_minor,
+                    session_id: e.session_id.as_deref(),
+                },
+                false,
+            )?;
+        }
         let mut batch = Batch::new();
-        state::apply(store, &mut batch, offset, &contributions)?;
+        state.finish(&mut batch)?;
         store.write(batch)?;
         chunk.clear();
         Ok(())

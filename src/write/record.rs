@@ -3,7 +3,7 @@
 //! kinds (users, kinds), every aggregate delta (metrics) and every
 //! rule-earned points credit (ledger).
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use crate::store::Batch;
 
@@ -11,7 +11,10 @@ use super::Writer;
 use crate::error::{InputError, Problem, Result};
 use crate::keys::EventKey;
 use crate::ledger::session::Session;
-use crate::metrics::{self, state::Contribution};
+use crate::metrics::{
+    self,
+    state::{Contribution, StateWrites},
+};
 use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
 use crate::users::UserWrites;
 
@@ -35,65 +38,81 @@ impl Writer<'_> {
             e.validate().map_err(|err| err.at(i))?;
         }
 
-        let _guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
+        let mut guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
         let mut batch = Batch::new();
         let reservation = self
             .kinds
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
-        let mut users = UserWrites::new(self.store, self.allocator);
-        let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
+        let mut users = UserWrites::new(self.store, self.allocator, &mut guards);
+        let mut seen_in_batch: FxHashSet<(&str, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut contributions: Vec<Contribution<'_>> = Vec::new();
+        let mut state = StateWrites::new(self.store);
         // Only stores with earning rules pay for a ledger session.
         let ledger_settings = self.ledger_settings.read().clone();
         let mut ledger =
             (!ledger_settings.rules.is_empty()).then(|| Session::new(self.store, &ledger_settings));
 
+        // The dedup lookups of every event of an existing user, together.
+        let mut lookups: Vec<(u32, &str)> = Vec::new();
+        let mut lookup_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
         for e in events {
+            let at = match &e.event_id {
+                Some(id) => users.existing_id(&e.user)?.map(|u| {
+                    lookups.push((u, id.as_str()));
+                    lookups.len() - 1
+                }),
+                None => None,
+            };
+            lookup_of.push(at);
+        }
+        let recorded = timeline::recorded(self.store, &lookups)?;
+
+        for (e, lookup) in events.iter().zip(lookup_of) {
             if let Some(event_id) = &e.event_id {
                 if !seen_in_batch.insert((e.user.as_str(), event_id.as_str())) {
                     outcomes.push(RecordOutcome::Duplicate);
                     continue;
                 }
-                if let Some(user_id) = users.existing_id(&e.user)? {
-                    if timeline::is_recorded(self.store, user_id, event_id)? {
-                        outcomes.push(RecordOutcome::Duplicate);
-                        continue;
-                    }
+                if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
+                    outcomes.push(RecordOutcome::Duplicate);
+                    continue;
                 }
             }
             let kind_id = reservation.id(&e.kind)?;
-            let (user_id, seq) = users.next_event_seq(&e.user)?;
+            let (user_id, new) = users.id_created(&e.user)?;
+            let seq = state.next_seq(user_id, new)?;
             let key = EventKey {
                 user_id,
                 ts_ms: e.ts_ms,
                 seq,
             };
             timeline::put(&mut batch, &key, kind_id, e)?;
-            contributions.push(Contribution {
-                user_id,
-                kind_id,
-                is_activity: metrics::counts_as_activity(self.non_activity_kinds, e.kind.as_str()),
-                ts_ms: e.ts_ms,
-                amount_minor: e.amount_minor,
-                session_id: e.session_id.as_deref(),
-            });
+            state.add(
+                &Contribution {
+                    user_id,
+                    kind_id,
+                    is_activity: metrics::counts_as_activity(
+                        self.non_activity_kinds,
+                        e.kind.as_str(),
+                    ),
+                    ts_ms: e.ts_ms,
+                    amount_minor: e.amount_minor,
+                    session_id: e.session_id.as_deref(),
+                },
+                new,
+            )?;
             if let Some(ledger) = ledger.as_mut() {
                 ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
-        metrics::state::apply(
-            self.store,
-            &mut batch,
-            self.store.settings().utc_offset_minutes,
-            &contributions,
-        )?;
+        state.finish(&mut batch)?;
         if let Some(ledger) = ledger {
             ledger.finish(&mut batch)?;
         }
         users.finish(&mut batch)?;
         self.store.write(batch)?;
+        users.remember();
         reservation.publish();
         Ok(outcomes)
     }
