@@ -11,6 +11,7 @@
 //! Must not write events, profiles or user records.
 
 mod days;
+mod deltas;
 pub(crate) mod forget;
 mod load;
 mod query;

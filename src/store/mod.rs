@@ -11,7 +11,8 @@ mod options;
 mod snapshot;
 
 pub use batch::Batch;
-use options::cf_options;
+pub use options::raw_event_store;
+use options::{apply_db_options, cf_options};
 pub use options::{Options, Settings};
 pub use snapshot::Snapshot;
 
@@ -572,29 +573,4 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(cf: Cf, key: &[u8], bytes: &
         }
         .into()
     })
-}
-
-/// Database-wide settings shared by a store and the benchmark's raw side.
-fn apply_db_options(o: &mut rocksdb::Options) {
-    o.set_max_background_jobs(2);
-    // RocksDB opens a store's table files with up to this many threads per
-    // column family (default 16): 13 column families started ~200 threads
-    // and made a fresh CLI process spend 20 ms of its 28 in thread start-up.
-    o.set_max_file_opening_threads(1);
-    o.set_bytes_per_sync(1 << 20);
-    o.set_keep_log_file_num(4);
-    // A store is shared by every column family: cap the WAL so old logs go.
-    o.set_max_total_wal_size(256 << 20);
-}
-
-/// A plain RocksDB database whose default column family has exactly the
-/// options of a store's `events` column family (and the same database-wide
-/// settings): the physical limit the ingest benchmark compares against.
-#[doc(hidden)]
-pub fn raw_event_store(path: &Path, options: &Options) -> Result<DB> {
-    let cache = Cache::new_lru_cache(options.block_cache_bytes);
-    let mut o = cf_options(Cf::Events, options, &cache);
-    o.create_if_missing(true);
-    apply_db_options(&mut o);
-    Ok(DB::open(&o, path)?)
 }

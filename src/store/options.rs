@@ -1,10 +1,13 @@
 //! How a store is opened (the caller's [`Options`]), what is fixed at
 //! creation ([`Settings`]), and each column family's RocksDB tuning.
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType};
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DB};
 use serde::{Deserialize, Serialize};
 
 use super::{merge, Cf, PointReads};
+use crate::error::Result;
 
 /// Memtable size of read-only opens.
 const READ_ONLY_WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -122,4 +125,29 @@ pub(super) fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::O
         _ => {}
     }
     o
+}
+
+/// Database-wide settings shared by a store and the benchmark's raw side.
+pub(super) fn apply_db_options(o: &mut rocksdb::Options) {
+    o.set_max_background_jobs(2);
+    // RocksDB opens a store's table files with up to this many threads per
+    // column family (default 16): 13 column families started ~200 threads
+    // and made a fresh CLI process spend 20 ms of its 28 in thread start-up.
+    o.set_max_file_opening_threads(1);
+    o.set_bytes_per_sync(1 << 20);
+    o.set_keep_log_file_num(4);
+    // A store is shared by every column family: cap the WAL so old logs go.
+    o.set_max_total_wal_size(256 << 20);
+}
+
+/// A plain RocksDB database whose default column family has exactly the
+/// options of a store's `events` column family (and the same database-wide
+/// settings): the physical limit the ingest benchmark compares against.
+#[doc(hidden)]
+pub fn raw_event_store(path: &Path, options: &Options) -> Result<DB> {
+    let cache = Cache::new_lru_cache(options.block_cache_bytes);
+    let mut o = cf_options(Cf::Events, options, &cache);
+    o.create_if_missing(true);
+    apply_db_options(&mut o);
+    Ok(DB::open(&o, path)?)
 }
