@@ -12,6 +12,7 @@
 
 mod days;
 mod deltas;
+mod dense;
 pub(crate) mod forget;
 mod load;
 mod query;

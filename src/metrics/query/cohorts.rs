@@ -3,6 +3,7 @@
 use roaring::RoaringBitmap;
 
 use super::super::days::Period;
+use super::super::dense::Bits;
 use super::super::state::ACTIVITY;
 use super::*;
 use crate::error::Result;
@@ -29,89 +30,48 @@ impl Metrics<'_> {
             });
         };
         let end = q.period.end(last);
-        let starts = self.sets(
-            FIRST_USERS,
-            self.kind_id(q.start_kind.as_ref()),
-            first,
-            end,
-            filter,
-        )?;
-        let returns = self.sets(
-            DAY_USERS,
-            self.kind_id(q.return_kind.as_ref()),
-            first,
-            end,
-            None,
-        )?;
-        // One pass over users instead of a bitmap intersection per cell:
-        // tag every cohort user with its cohort, then walk each period's
-        // returners once. Cost grows with users per period, not with cells.
-        const NONE: u16 = u16::MAX;
+        let starts =
+            self.chunk_values(FIRST_USERS, self.kind_id(q.start_kind.as_ref()), first, end)?;
+        let returns =
+            self.chunk_values(DAY_USERS, self.kind_id(q.return_kind.as_ref()), first, end)?;
+        // Chunk by chunk, each period's cohort and returners as dense bits:
+        // a cell is one AND-and-count over 1 024 words per chunk, whatever
+        // the number of users in it (walking users one by one cost twice as
+        // much at a million users). The buffers are reused across chunks.
         let offsets_max = q.max_offset.saturating_add(1) as usize;
-        let top = starts.values().filter_map(RoaringBitmap::max).max();
-        let mut cohort_of: Vec<u16> = vec![NONE; top.map_or(0, |t| t as usize + 1)];
         let mut sizes = vec![0u64; periods.len()];
-        for (i, p) in periods.iter().enumerate() {
-            for (_, set) in starts.range(*p..=q.period.end(*p)) {
-                sizes[i] += set.len();
-                for u in set {
-                    cohort_of[u as usize] = i as u16;
-                }
-            }
-        }
         let mut counts: Vec<Vec<u64>> = (0..periods.len())
             .map(|i| vec![0u64; (periods.len() - i).min(offsets_max)])
             .collect();
-        // on-or-after: the last period each cohort user returned in
-        let mut last_return: Vec<u16> = Vec::new();
-        if q.mode == ReturnMode::OnOrAfter {
-            last_return = vec![NONE; cohort_of.len()];
-        }
-        // Cohort users seen so far: a return in period p can only count for
-        // cohorts up to p, so iterate returners ∩ those (a word-wise AND)
-        // instead of every returner.
-        let mut cohorts_so_far = RoaringBitmap::new();
-        for (pi, p) in periods.iter().enumerate() {
-            for (_, set) in starts.range(*p..=q.period.end(*p)) {
-                cohorts_so_far |= set;
+        let period_of = |day: i32| periods.partition_point(|p| *p <= day).checked_sub(1);
+        let mut cohort: Vec<Bits> = vec![Bits::default(); periods.len()];
+        let mut ret: Vec<Bits> = vec![Bits::default(); periods.len()];
+        let mut filter_bits = Bits::default();
+        for (chunk, start_values) in &starts {
+            cohort
+                .iter_mut()
+                .chain(ret.iter_mut())
+                .for_each(Bits::clear);
+            Self::or_into_periods(start_values, period_of, &mut cohort)?;
+            if let Some(values) = returns.get(chunk) {
+                Self::or_into_periods(values, period_of, &mut ret)?;
             }
-            let mut returners = RoaringBitmap::new();
-            for (_, set) in returns.range(*p..=q.period.end(*p)) {
-                returners |= set & &cohorts_so_far;
+            if let Some(f) = filter {
+                filter_bits.clear();
+                filter_bits.or_roaring(f, *chunk);
+                cohort.iter_mut().for_each(|c| c.and(&filter_bits));
             }
-            for u in &returners {
-                let Some(&c) = cohort_of.get(u as usize) else {
-                    continue;
-                };
-                if c == NONE || usize::from(c) > pi {
-                    continue;
-                }
-                match q.mode {
-                    ReturnMode::On => {
-                        if let Some(cell) = counts[usize::from(c)].get_mut(pi - usize::from(c)) {
-                            *cell += 1;
-                        }
-                    }
-                    ReturnMode::OnOrAfter => last_return[u as usize] = pi as u16,
+            if q.mode == ReturnMode::OnOrAfter {
+                // a return in period p or later
+                for i in (0..periods.len().saturating_sub(1)).rev() {
+                    let (head, tail) = ret.split_at_mut(i + 1);
+                    head[i].or(&tail[0]);
                 }
             }
-        }
-        if q.mode == ReturnMode::OnOrAfter {
-            // a user last seen at offset k counts in cells 0..=k
-            for (u, &c) in cohort_of.iter().enumerate() {
-                let r = last_return[u];
-                if c == NONE || r == NONE {
-                    continue;
-                }
-                let row = &mut counts[usize::from(c)];
-                let k = usize::from(r - c).min(row.len().saturating_sub(1));
-                if let Some(cell) = row.get_mut(k) {
-                    *cell += 1;
-                }
-            }
-            for row in &mut counts {
-                for n in (0..row.len().saturating_sub(1)).rev() {
-                    row[n] += row[n + 1];
+            for (c, bits) in cohort.iter().enumerate() {
+                sizes[c] += bits.count();
+                for (n, cell) in counts[c].iter_mut().enumerate() {
+                    *cell += bits.and_count(&ret[c + n]);
                 }
             }
         }

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
 
+use super::dense::Bits;
 use super::load;
 use super::rules::StageModel;
 use super::state::ACTIVITY;
@@ -123,6 +124,9 @@ pub(super) fn restrict(set: RoaringBitmap, filter: Option<&RoaringBitmap>) -> Ro
     }
 }
 
+/// Stored user-set chunk values by chunk: `(day, value)` in day order.
+pub(super) type ChunkValues = BTreeMap<u16, Vec<(i32, Box<[u8]>)>>;
+
 impl Metrics<'_> {
     /// The id a kind selection reads: `None` = activity; `Some(None)` = a
     /// kind the store has never seen (no data).
@@ -163,6 +167,52 @@ impl Metrics<'_> {
             },
         )?;
         Ok(out)
+    }
+
+    /// The stored chunk values of the user sets under `tag` for `kind` and
+    /// days `from..=to`, by chunk: `(day, value)` in day order. Decoded by
+    /// the caller ([`Bits::or_stored`]) one chunk at a time, into buffers it
+    /// reuses.
+    pub(super) fn chunk_values(
+        &self,
+        tag: u8,
+        kind: Option<u32>,
+        from: i32,
+        to: i32,
+    ) -> Result<ChunkValues> {
+        let mut out = ChunkValues::new();
+        let Some(kind) = kind else { return Ok(out) };
+        if from > to {
+            return Ok(out);
+        }
+        let (start, end) = keys::day_users_range(tag, kind, from, to);
+        for item in self.view.range(Cf::Metrics, &start, Some(end))? {
+            let (k, v) = item?;
+            let (day, chunk) = match keys::MetricKey::parse(&k) {
+                Some(keys::MetricKey::DayUsers { day, chunk, .. })
+                | Some(keys::MetricKey::FirstUsers { day, chunk, .. }) => (day, chunk),
+                _ => return Err(corrupt(Cf::Metrics, &k, "user set key does not decode").into()),
+            };
+            out.entry(chunk).or_default().push((day, v));
+        }
+        Ok(out)
+    }
+
+    /// ORs each stored value of `values` into the buffer of its day's period
+    /// (`period_of`); a value that does not decode is corruption.
+    pub(super) fn or_into_periods(
+        values: &[(i32, Box<[u8]>)],
+        period_of: impl Fn(i32) -> Option<usize>,
+        buffers: &mut [Bits],
+    ) -> Result<()> {
+        for (day, v) in values {
+            if let Some(b) = period_of(*day).and_then(|i| buffers.get_mut(i)) {
+                b.or_stored(v).ok_or_else(|| {
+                    corrupt(Cf::Metrics, &day.to_be_bytes(), "user set does not decode")
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Scans metrics keys in `[start, end)` whose local day sits at byte
