@@ -395,6 +395,21 @@ fn check(db: &Db, model: &Model, filter_names: &BTreeSet<String>) {
         let want = model.funnel(&steps, window_days * DAY_MS, first_day + 3, first_day + 30);
         assert_eq!(got, want, "funnel {steps:?}");
     }
+    // windows that are not whole days: the day-level bounds must stay exact
+    for (steps, window_ms) in [
+        (vec!["view", "purchase"], 36 * 3_600_000),
+        (vec!["view", "add_to_cart", "purchase"], 7 * DAY_MS - 1),
+        (vec!["view", "purchase"], 0),
+        (vec!["add_to_cart", "view"], 3_600_000),
+        (vec!["view", "view", "purchase"], DAY_MS + 1),
+    ] {
+        let kinds: Vec<EventKind> = steps.iter().map(|s| EventKind::from_name(s)).collect();
+        let got = m
+            .funnel(&kinds, window_ms, first_day + 3, first_day + 30, None)
+            .unwrap();
+        let want = model.funnel(&steps, window_ms, first_day + 3, first_day + 30);
+        assert_eq!(got, want, "funnel {steps:?} within {window_ms} ms");
+    }
 
     let report = db.verify().unwrap();
     assert!(report.is_clean(), "{:#?}", report.problems);

@@ -1,6 +1,8 @@
 //! Funnels: ordered steps within a window, from the day sets and, for the
 //! users they cannot rule out, the events themselves.
 
+use std::collections::BTreeMap;
+
 use roaring::RoaringBitmap;
 
 use super::*;
@@ -53,49 +55,136 @@ impl Metrics<'_> {
             return Ok(counts);
         };
         let window_days = i32::try_from(window_ms / DAY_MS + 1).unwrap_or(i32::MAX);
-        let starters = union_range(
-            &self.sets(DAY_USERS, Some(first_id), from_day, to_day, filter)?,
-            from_day,
-            to_day,
-        );
-        // Users who did each later step kind somewhere the funnel could reach.
+        let first_sets = self.sets(DAY_USERS, Some(first_id), from_day, to_day, filter)?;
+        let starters = union_range(&first_sets, from_day, to_day);
+        // Each step's day sets, of starters only, over the days the funnel
+        // can reach; and who did each later step kind at all in them.
+        let reach_to = to_day.saturating_add(window_days);
+        let mut step_days: Vec<BTreeMap<i32, RoaringBitmap>> = vec![first_sets];
         let mut later: Vec<RoaringBitmap> = Vec::new();
         for id in &ids[1..] {
-            let sets = self.sets(
-                DAY_USERS,
-                *id,
-                from_day,
-                to_day.saturating_add(window_days),
-                Some(&starters),
-            )?;
-            later.push(union_range(
-                &sets,
-                from_day,
-                to_day.saturating_add(window_days),
-            ));
+            let sets = self.sets(DAY_USERS, *id, from_day, reach_to, Some(&starters))?;
+            later.push(union_range(&sets, from_day, reach_to));
+            step_days.push(sets);
         }
+        // Day-level bounds first (bitmap algebra over those day sets): who
+        // surely reaches each step (steps on strictly later days, all within
+        // the window whatever the times of day) and who possibly does (steps
+        // on the same or later days, within the window's days plus one).
+        // Only users between the two need their events read.
+        let sure_span = i32::try_from((window_ms + 1) / DAY_MS - 1).unwrap_or(i32::MAX);
+        let maybe_span = i32::try_from(window_ms / DAY_MS + 1).unwrap_or(i32::MAX);
+        // the two bounds are independent: one per core
+        let (sure, maybe) = std::thread::scope(|sc| {
+            let maybe = sc.spawn(|| chain_reach(&step_days, from_day, to_day, maybe_span, false));
+            let sure = chain_reach(&step_days, from_day, to_day, sure_span, true);
+            (sure, maybe.join())
+        });
+        let maybe = maybe.map_err(|_| crate::error::Error::LimitReached {
+            what: "a funnel thread panicked",
+            max: 0,
+        })?;
         let offset_ms = i64::from(self.view.store().settings().utc_offset_minutes) * 60_000;
         let from_ms = i64::from(from_day) * DAY_MS - offset_ms;
         let to_ms = (i64::from(to_day) + 1) * DAY_MS - offset_ms; // exclusive, for step 1
-        for u in &starters {
-            let possible = 1 + later.iter().take_while(|s| s.contains(u)).count();
-            let reached = if possible == 1 {
-                1
-            } else {
+                                                                  // Nested sets, one per step: who possibly reached it (did every
+                                                                  // kind so far, and a day-level chain fits), who surely did. A user
+                                                                  // reached step i surely, or its events decide.
+        let mut possible = starters.clone();
+        let mut uncertain = RoaringBitmap::new();
+        for i in 0..steps.len() {
+            if i > 0 {
+                possible &= &later[i - 1];
+                possible &= &maybe[i];
+            }
+            uncertain |= &possible - &sure[i];
+        }
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = sure[i].difference_len(&uncertain);
+        }
+        // The undecided users' events, read on two threads (halves by id).
+        let read = |users: &mut dyn Iterator<Item = u32>| -> Result<Vec<u64>> {
+            let mut reached_at_least = vec![0u64; steps.len()];
+            for u in users {
                 let events = crate::timeline::kinds_and_times(
                     &self.view,
                     u,
                     from_ms,
                     to_ms + window_ms + 1,
                 )?;
-                funnel_steps(&events, &ids, from_ms, to_ms, window_ms).max(1)
-            };
-            for c in counts.iter_mut().take(reached) {
-                *c += 1;
+                let reached = funnel_steps(&events, &ids, from_ms, to_ms, window_ms).max(1);
+                for c in reached_at_least.iter_mut().take(reached) {
+                    *c += 1;
+                }
+            }
+            Ok(reached_at_least)
+        };
+        let half = uncertain.len() / 2;
+        let (a, b) = std::thread::scope(|sc| {
+            let other = sc.spawn(|| read(&mut uncertain.iter().skip(half as usize)));
+            let mine = read(&mut uncertain.iter().take(half as usize));
+            (mine, other.join())
+        });
+        let b = b.map_err(|_| crate::error::Error::LimitReached {
+            what: "a funnel thread panicked",
+            max: 0,
+        })?;
+        for part in [a?, b?] {
+            for (c, n) in counts.iter_mut().zip(part) {
+                *c += n;
             }
         }
         Ok(counts)
     }
+}
+
+/// Users who reach each step at day level, one set per step: a chain of
+/// step days `a1 ≤ a2 ≤ …` (`<` when `strict`) with `a1` in `from..=to`
+/// and every later day at most `span` days after `a1`. `days[i]` are step
+/// `i`'s day sets.
+fn chain_reach(
+    days: &[BTreeMap<i32, RoaringBitmap>],
+    from: i32,
+    to: i32,
+    span: i32,
+    strict: bool,
+) -> Vec<RoaringBitmap> {
+    let mut reach = vec![RoaringBitmap::new(); days.len()];
+    let Some(first) = days.first() else {
+        return reach;
+    };
+    for (a1, start) in first.range(from..=to) {
+        // by_day[d]: users whose chain so far ends on day d
+        let mut by_day: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+        by_day.insert(*a1, start.clone());
+        reach[0] |= start;
+        for (i, step) in days.iter().enumerate().skip(1) {
+            if span < 0 {
+                break; // no later day fits: only the first step is sure
+            }
+            let mut next: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+            // users whose chain reached some day ≤ (or <) b
+            let mut so_far = RoaringBitmap::new();
+            let mut prev = by_day.iter().peekable();
+            for (b, set) in step.range(*a1..=a1.saturating_add(span)) {
+                while let Some((_, s)) =
+                    prev.next_if(|(d, _)| if strict { *d < b } else { *d <= b })
+                {
+                    so_far |= s;
+                }
+                let got = set & &so_far;
+                if !got.is_empty() {
+                    reach[i] |= &got;
+                    next.insert(*b, got);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            by_day = next;
+        }
+    }
+    reach
 }
 
 /// Steps one user reached: events are `(ts_ms, kind_id)` sorted by time.
