@@ -480,3 +480,47 @@ pub(crate) struct TxnRecord {
     pub op: PointsOp,
     pub outcome: PointsOutcome,
 }
+
+/// The stored record of a rule credit: where its entry is. A rule credit is
+/// never replayed (its id `event:<seq>:<rule>` is reserved, and the event
+/// it came from is deduplicated), so only a reversal looks it up, and the
+/// entry holds everything a reversal needs; keeping the whole operation and
+/// outcome cost ~60 bytes per credit on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CreditRecord {
+    pub entry_seq: u32,
+    pub at_ms: i64,
+}
+
+/// A transaction record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoredTxn {
+    /// A caller's operation: replays answer from it.
+    Full(TxnRecord),
+    /// A rule credit (stores before format 4 kept these in full too).
+    Credit(CreditRecord),
+}
+
+impl StoredTxn {
+    /// The sequence number of the transaction's entry.
+    pub fn entry_seq(&self) -> u32 {
+        match self {
+            StoredTxn::Full(r) => r.outcome.entry_seq,
+            StoredTxn::Credit(c) => c.entry_seq,
+        }
+    }
+}
+
+/// Decodes the record of transaction `txn_id` stored under `key`.
+pub(crate) fn decode_txn(
+    txn_id: &str,
+    key: &[u8],
+    bytes: &[u8],
+) -> crate::error::Result<StoredTxn> {
+    if txn_id.starts_with(RULE_TXN_PREFIX) {
+        if let Ok(c) = crate::codec::decode::<CreditRecord>(bytes) {
+            return Ok(StoredTxn::Credit(c));
+        }
+    }
+    crate::store::decode_value(crate::store::Cf::Ledger, key, bytes).map(StoredTxn::Full)
+}

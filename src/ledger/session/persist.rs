@@ -6,6 +6,7 @@ use crate::store::Batch;
 use super::*;
 use crate::error::{CorruptionError, Error, Result};
 use crate::keys::ledger as lk;
+use crate::ledger::{CreditRecord, StoredTxn};
 use crate::store::merge::BitmapDelta;
 use crate::store::Cf;
 
@@ -89,7 +90,15 @@ impl Session<'_> {
                 }
             }
             for (txn_id, rec) in &w.txns {
-                batch.put(Cf::Ledger, lk::txn(uid, txn_id), crate::codec::encode(rec)?);
+                let value = if txn_id.starts_with(RULE_TXN_PREFIX) {
+                    crate::codec::encode(&CreditRecord {
+                        entry_seq: rec.outcome.entry_seq,
+                        at_ms: rec.outcome.at_ms,
+                    })?
+                } else {
+                    crate::codec::encode(rec)?
+                };
+                batch.put(Cf::Ledger, lk::txn(uid, txn_id), value);
             }
             for (day, (v, dirty)) in &w.growth {
                 if !dirty {
@@ -220,7 +229,44 @@ impl Ctx<'_> {
         if let Some(r) = w.txns.get(txn_id) {
             return Ok(Some(r.clone()));
         }
-        self.store.get(Cf::Ledger, &lk::txn(w.user_id, txn_id))
+        let key = lk::txn(w.user_id, txn_id);
+        let Some(bytes) = self.store.get_raw(Cf::Ledger, &key)? else {
+            return Ok(None);
+        };
+        match crate::ledger::decode_txn(txn_id, &key, &bytes)? {
+            StoredTxn::Full(r) => Ok(Some(r)),
+            StoredTxn::Credit(c) => {
+                // A rule credit: its operation and outcome are its entry's
+                // (the balance the credit left is the entry's; what was
+                // available then is not kept, and nothing reads it).
+                let e = self.entry(w, c.at_ms, c.entry_seq)?;
+                let lot = e.new_lot.ok_or_else(|| {
+                    self.corrupt(&key, format!("rule credit {txn_id} names no earning entry"))
+                })?;
+                Ok(Some(TxnRecord {
+                    op: PointsOp::Earn {
+                        points: lot.points,
+                        expires_at_ms: lot.expires_at_ms,
+                        reason: e.reason.clone().unwrap_or_default(),
+                    },
+                    outcome: PointsOutcome {
+                        txn_id: txn_id.to_owned(),
+                        entry_seq: e.seq,
+                        at_ms: e.at_ms,
+                        amount: e.amount,
+                        balance: e.balance_after,
+                        available: e.balance_after,
+                        lots: vec![LotDraw {
+                            lot: e.seq,
+                            points: lot.points,
+                        }],
+                        shortfall: 0,
+                        expired: 0,
+                        replayed: false,
+                    },
+                }))
+            }
+        }
     }
 
     pub(super) fn reversed_by(&self, w: &Work, seq: u32) -> Result<Option<String>> {
