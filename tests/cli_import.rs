@@ -66,6 +66,10 @@ fn imports_jsonl_csv_and_profiles() {
         ],
     ));
     assert_eq!(s["imported"], 10);
+    // an operator settles a bulk import: table files only, nothing lost
+    let s = json(&stickydb(&db, &["--json", "compact"]));
+    let after = s["sst_bytes_after"].as_u64().unwrap();
+    assert!(after > 0 && s["sst_bytes_before"].as_u64().is_some(), "{s}");
 
     let db = Db::open(&db, Options::default()).unwrap();
     assert_eq!(db.event_count().unwrap(), 561);

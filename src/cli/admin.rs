@@ -2,6 +2,7 @@
 //! checkpoint.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{Db, Error, Options};
@@ -82,7 +83,7 @@ pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
 /// `stickydb rebuildaggregates`.
 pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let replayed = db.rebuild_aggregates()?;
     let report = db.verify()?;
     if cli.json {
@@ -106,4 +107,26 @@ pub(super) fn checkpoint(cli: &Cli, dir: &PathBuf) -> Result<(), Error> {
     db.checkpoint(dir)?;
     println!("checkpoint written to {}", dir.display());
     Ok(())
+}
+
+/// `stickydb compact`.
+pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
+    let db = open_existing(cli, false)?;
+    let before = sst_bytes(&db)?;
+    let started = Instant::now();
+    db.compact()?;
+    let after = sst_bytes(&db)?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "sst_bytes_before": before, "sst_bytes_after": after }));
+    } else {
+        println!(
+            "compacted in {:.1} s: {before} -> {after} bytes of table files",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn sst_bytes(db: &Db) -> Result<u64, Error> {
+    Ok(db.stats()?.column_families.values().map(|c| c.sst_bytes).sum())
 }

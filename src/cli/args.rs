@@ -226,6 +226,9 @@ pub enum Command {
         /// Target directory (must not exist).
         dir: PathBuf,
     },
+    /// Compact every column family to its last level (zstd), e.g. after a
+    /// bulk import, and print the on-disk size before and after.
+    Compact,
 }
 
 /// `--from D --to D`: an inclusive range of local days.

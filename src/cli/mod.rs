@@ -178,6 +178,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             expr, list, as_of, ..
         } => inspect::segment(cli, expr, list, as_of, now),
         Command::Checkpoint { dir } => admin::checkpoint(cli, dir),
+        Command::Compact => admin::compact(cli),
     }
 }
 
