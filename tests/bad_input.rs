@@ -88,3 +88,41 @@ fn problems_are_specific() {
     let e = input_err(db.segment(&Segment::All, -7));
     assert_eq!(e.field, "now_ms");
 }
+
+#[test]
+fn a_tag_query_checks_its_tag_like_a_write() {
+    let (_dir, db) = open_temp();
+    db.record(&Event::new("ann", "view", T0)).unwrap();
+    // 300 bytes: longer than a tag may be, and than the key's length byte
+    for tag in ["x".repeat(300), String::new(), "a\u{0}b".to_owned()] {
+        let e = input_err(db.users_with_tag(&tag, None));
+        assert_eq!(e.field, "tag", "{tag:?}: {e}");
+    }
+    let e = input_err(db.users_with_tag("vip", Some(-5)));
+    assert_eq!(e.field, "now_ms");
+    assert!(db.users_with_tag("vip", Some(T0)).unwrap().is_empty());
+}
+
+/// docs/metrics.md, "one overflow rule for sums": a day's GMV and a user's
+/// money saturate at `i64::MAX` on the write path, and `verify` recomputes
+/// them under the same rule, so a saturated store verifies clean.
+#[test]
+fn saturated_sums_verify_clean() {
+    let (_dir, db) = open_temp();
+    let max = stickydb::timeline::MAX_AMOUNT_MINOR;
+    let n = (i64::MAX / max + 1) as usize; // 9 224: one past overflow
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            Event::new("whale", "purchase", T0 + i as i64)
+                .with_amount(max)
+                .with_id(format!("o{i}"))
+        })
+        .collect();
+    for chunk in events.chunks(1_000) {
+        db.record_batch(chunk).unwrap();
+    }
+    let day = db.local_day(T0);
+    let row = &db.metrics().daily(day, day).unwrap()[0];
+    assert_eq!((row.orders, row.gmv_minor), (n as u64, i64::MAX));
+    assert_clean(&db);
+}

@@ -71,6 +71,41 @@ fn expiry_example() {
     assert_clean(&db);
 }
 
+/// docs/ledger.md, "held points do not expire": a release into a lot past
+/// its expiry expires the lot's whole unheld remainder at the release — the
+/// returned points and those the expiry run had not reached yet.
+#[test]
+fn release_into_an_expired_lot_example() {
+    let (_d, db) = open_temp();
+    let a = PointsOp::Earn {
+        points: 29,
+        expires_at_ms: Some(T0 + 10 * DAY),
+        reason: String::new(),
+    };
+    db.points("ann", "a", T0, &a).unwrap();
+    let hold = PointsOp::Hold {
+        points: 25,
+        timeout_ms: 30 * DAY,
+    };
+    db.points("ann", "h", T0 + DAY, &hold).unwrap();
+    // no expiry run between the lot's expiry and the release
+    let release = PointsOp::Release {
+        hold_txn: "h".into(),
+    };
+    let out = db.points("ann", "r", T0 + 20 * DAY, &release).unwrap();
+    assert_eq!(out.expired, 29, "25 returned + 4 never held");
+    assert_eq!(db.account("ann").unwrap().unwrap().balance, 0);
+    let last = &db.ledger("ann", T0, i64::MAX, 1).unwrap()[0];
+    assert_eq!(
+        (last.kind, last.at_ms - T0, last.amount),
+        (EntryKind::Expire, 20 * DAY, -29)
+    );
+    // the expiry run that comes later finds nothing left to do
+    let rep = db.expire_points(T0 + 21 * DAY).unwrap();
+    assert_eq!(rep.points_expired, 0);
+    assert_clean(&db);
+}
+
 #[test]
 fn reversal_example() {
     let (_d, db) = open_temp();

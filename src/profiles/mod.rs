@@ -496,6 +496,13 @@ pub(crate) fn users_with_tag(
     tag: &str,
     now_ms: Option<i64>,
 ) -> Result<RoaringBitmap> {
+    // The tag-index key holds the tag's length in one byte: a query names
+    // its tag under the same rule as a write, so no key is ever built from
+    // an unchecked name.
+    users::check_name(tag, MAX_TAG_BYTES).map_err(|p| InputError::new("tag", p))?;
+    if let Some(now) = now_ms {
+        time::check_ts(now).map_err(|p| InputError::new("now_ms", p))?;
+    }
     let mut set = tag_index(store, tag)?;
     if let Some(now) = now_ms {
         for (user_id, _) in expired_holders(store, tag, now)? {

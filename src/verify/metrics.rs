@@ -86,7 +86,11 @@ impl<'a> Expected<'a> {
     }
 
     fn add_count(&mut self, k: Vec<u8>, n: i64) {
-        *self.counters.entry(k).or_default() += n;
+        // The write path's rule (SPEC §3 limits): sums saturate at the
+        // integer's bounds. Inputs are non-negative, so a saturating sum of
+        // them does not depend on order and both paths agree.
+        let c = self.counters.entry(k).or_default();
+        *c = c.saturating_add(n);
     }
 
     pub fn add(&mut self, e: RawEvent, r: &mut VerifyReport) -> Result<()> {
@@ -109,13 +113,13 @@ impl<'a> Expected<'a> {
         u.weekdays[usize::from(wd)] += 1;
         if e.kind_id == PURCHASE {
             let m = u.money.entry(day).or_default();
-            m.orders += 1;
-            m.purchase_minor += e.amount_minor;
+            m.orders = m.orders.saturating_add(1);
+            m.purchase_minor = m.purchase_minor.saturating_add(e.amount_minor);
         }
         if e.kind_id == REFUND {
             let m = u.money.entry(day).or_default();
-            m.refunds += 1;
-            m.refund_minor += e.amount_minor;
+            m.refunds = m.refunds.saturating_add(1);
+            m.refund_minor = m.refund_minor.saturating_add(e.amount_minor);
         }
         if let Some(s) = e.session_id {
             let first = u.sessions.entry(s).or_insert(day);
