@@ -217,32 +217,44 @@ fn read_file(
     let reader = BufReader::new(bar.wrap_read(file));
     match format {
         Format::Jsonl => {
-            for (i, line) in reader.lines().enumerate() {
-                let line = line?;
-                let n = i as u64 + 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let parsed = if line.len() > MAX_LINE_BYTES {
+            let mut reader = reader;
+            let mut buf = Vec::new();
+            let mut n = 0u64;
+            // A line is read to its end but kept only up to the limit: an
+            // endless line costs bounded memory and is reported, not loaded.
+            while let Some(len) = read_line_bounded(&mut reader, &mut buf, MAX_LINE_BYTES)? {
+                n += 1;
+                let parsed = if len > MAX_LINE_BYTES {
                     Err(InputError::new(
                         "record",
                         Problem::TooLong {
-                            len_bytes: line.len(),
+                            len_bytes: len,
                             max_bytes: MAX_LINE_BYTES,
                         },
                     ))
                 } else {
-                    serde_json::from_str::<Value>(&line)
-                        .map_err(|e| unparsable("record", e.to_string()))
-                        .and_then(|v| from_json(records, v, now_ms))
+                    match std::str::from_utf8(&buf) {
+                        Ok(line) if line.trim().is_empty() => continue,
+                        Ok(line) => serde_json::from_str::<Value>(line)
+                            .map_err(|e| unparsable("record", e.to_string()))
+                            .and_then(|v| from_json(records, v, now_ms)),
+                        Err(e) => Err(unparsable(
+                            "record",
+                            format!("not UTF-8 (byte {})", e.valid_up_to()),
+                        )),
+                    }
                 };
                 each(n, parsed)?;
             }
         }
         Format::Csv => {
+            let limited = LineLimit {
+                inner: reader,
+                run_bytes: 0,
+            };
             let mut rdr = csv::ReaderBuilder::new()
                 .flexible(true)
-                .from_reader(Box::new(reader) as Box<dyn Read>);
+                .from_reader(Box::new(limited) as Box<dyn Read>);
             let header = rdr
                 .headers()
                 .map_err(|e| Error::Io(std::io::Error::other(e)))?
@@ -256,6 +268,11 @@ fn read_file(
                             csv_row(&header, &row).and_then(|v| from_json(records, v, now_ms)),
                         )
                     }
+                    // A quoted CSV field may span lines, so after an
+                    // over-long line no later line can be trusted: stop.
+                    Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                        return Err(Error::Io(std::io::Error::other(e)));
+                    }
                     Err(e) => {
                         let n = e.position().map_or(0, |p| p.line());
                         (n, Err(unparsable("record", e.to_string())))
@@ -266,6 +283,77 @@ fn read_file(
         }
     }
     Ok(())
+}
+
+/// Reads one line (without its `\n` or `\r\n`) into `buf`, keeping at most
+/// `max_bytes + 1` bytes of it; returns the line's whole length, or `None`
+/// at the end of the input.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max_bytes: usize,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut len = 0usize;
+    let mut any = false;
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            break;
+        }
+        any = true;
+        let (part, used, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..i], i + 1, true),
+            None => (avail, avail.len(), false),
+        };
+        let keep = part.len().min((max_bytes + 1).saturating_sub(buf.len()));
+        buf.extend_from_slice(&part[..keep]);
+        len += part.len();
+        r.consume(used);
+        if done {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if len <= max_bytes && buf.last() == Some(&b'\r') {
+        buf.pop();
+        len -= 1;
+    }
+    Ok(Some(len))
+}
+
+/// A reader that fails once a line grows past [`MAX_LINE_BYTES`], so the CSV
+/// parser never holds more than that of one record in memory.
+struct LineLimit<R> {
+    inner: R,
+    /// Bytes since the last `\n`.
+    run_bytes: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let got = &out[..n];
+        let first = got.iter().position(|&b| b == b'\n').unwrap_or(n);
+        let last = got.iter().rposition(|&b| b == b'\n');
+        let longest = (self.run_bytes + first).max(match last {
+            Some(l) => n - l - 1,
+            None => 0,
+        });
+        if longest > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line longer than {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+        self.run_bytes = match last {
+            Some(l) => n - l - 1,
+            None => self.run_bytes + n,
+        };
+        Ok(n)
+    }
 }
 
 /// A pending record with where it came from.
@@ -385,7 +473,7 @@ pub fn run(
             }
         });
         let name = path.display().to_string();
-        read_file(path, format, records, now_ms, &bar, &mut |line, parsed| {
+        let read = read_file(path, format, records, now_ms, &bar, &mut |line, parsed| {
             let at = format!("{name}:{line}");
             match parsed {
                 Ok(record) => {
@@ -402,7 +490,14 @@ pub fn run(
                 }
                 Err(e) => imp.bad(&at, &e),
             }
-        })?;
+        });
+        // An unreadable file (or a CSV line past the limit) ends the import
+        // with the file named; the records read since the last write are
+        // left out, as in strict mode.
+        if let Err(Error::Io(e)) = read {
+            return Err(unparsable("import", format!("{name}: {e}")).into());
+        }
+        read?;
     }
     imp.flush()?;
     bar.finish_and_clear();
