@@ -37,10 +37,14 @@ fn bench_ops(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let user = format!("u{}", n % ACCOUNTS);
-            black_box(db.points(&user, &format!("e{n}"), T0, &earn(10, Some(T0 + 30 * DAY))))
+            black_box(
+                db.points(&user, &format!("e{n}"), T0, &earn(10, Some(T0 + 30 * DAY)))
+                    .expect("earn"),
+            )
         })
     });
-    g.bench_function("redeem_100_open_lots", |b| {
+    // 100 open lots, but 3 points fit in the first: one lot drawn
+    g.bench_function("redeem_first_of_100_open_lots", |b| {
         b.iter(|| {
             n += 1;
             black_box(
@@ -48,6 +52,30 @@ fn bench_ops(c: &mut Criterion) {
                     .expect("redeem"),
             )
         })
+    });
+    // 100 lots of 10 points, and a redeem that takes them all: every lot
+    // drawn, in expiry order (each iteration on a freshly seeded account)
+    g.bench_function("redeem_across_100_lots", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let user = format!("d{n}");
+                for i in 0..LOTS {
+                    let exp = Some(T0 + (1 + i as i64) * DAY);
+                    db.points(&user, &format!("s{i}"), T0, &earn(10, exp))
+                        .expect("seed");
+                }
+                user
+            },
+            |user| {
+                let out = db
+                    .points(&user, "r", T0, &PointsOp::redeem(10 * LOTS as i64, ""))
+                    .expect("redeem");
+                assert_eq!(out.lots.len(), LOTS);
+                black_box(out)
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("hold_then_capture", |b| {
         b.iter(|| {
@@ -61,11 +89,20 @@ fn bench_ops(c: &mut Criterion) {
             let capture = PointsOp::Capture {
                 hold_txn: format!("h{n}"),
             };
-            black_box(db.points("rich", &format!("c{n}"), T0 + 1, &capture))
+            black_box(
+                db.points("rich", &format!("c{n}"), T0 + 1, &capture)
+                    .expect("capture"),
+            )
         })
     });
     g.bench_function("replay", |b| {
-        b.iter(|| black_box(db.points("rich", "seed0", T0, &earn(1_000_000, Some(T0 + DAY)))))
+        b.iter(|| {
+            let out = db
+                .points("rich", "seed0", T0, &earn(1_000_000, Some(T0 + DAY)))
+                .expect("replay");
+            assert!(out.replayed);
+            black_box(out)
+        })
     });
     g.finish();
 }

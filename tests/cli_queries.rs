@@ -445,6 +445,11 @@ fn the_report_embeds_the_metrics_it_draws() {
     let ret = m
         .retention(&RetentionQuery::new(Period::Week, from, to), None)
         .unwrap();
+    // zip stops at the shorter side: lengths first, or a short chart passes
+    assert_eq!(
+        data["retention"]["cohorts"].as_array().unwrap().len(),
+        ret.cohorts.len()
+    );
     for (c, l) in data["retention"]["cohorts"]
         .as_array()
         .unwrap()
@@ -457,6 +462,7 @@ fn the_report_embeds_the_metrics_it_draws() {
         );
     }
     let life = m.lifecycle(Period::Week, from, to, None).unwrap();
+    assert_eq!(data["lifecycle"].as_array().unwrap().len(), life.len());
     for (c, l) in data["lifecycle"].as_array().unwrap().iter().zip(&life) {
         assert_eq!(c["dormant"].as_i64(), Some(l.dormant));
         assert_eq!(c["new"].as_u64(), Some(l.new));
@@ -467,6 +473,7 @@ fn the_report_embeds_the_metrics_it_draws() {
         json!(m.rfm(to, None).unwrap().segments)
     );
     let daily = m.daily(from, to).unwrap();
+    assert_eq!(data["daily"].as_array().unwrap().len(), daily.len());
     for (c, l) in data["daily"].as_array().unwrap().iter().zip(&daily) {
         assert_eq!(
             (c["gmv"].as_i64(), c["orders"].as_u64()),
