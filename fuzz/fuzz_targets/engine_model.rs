@@ -1,40 +1,152 @@
-//! Drives the engine and a BTreeMap model with the same operations and checks
-//! they agree: timelines, dedup, tags, points balances, erasure; and that
-//! `verify` (every aggregate, every ledger invariant) stays clean.
+//! Drives the engine and in-memory models with the same operations and
+//! checks they agree: timelines, dedup, tags, erasure, and the loyalty
+//! ledger against an independent model of docs/ledger.md (lots drawn
+//! soonest-expiring first, expiry, holds, captures, releases and timeouts,
+//! adjustments, reversals, replays and conflicts, refusals that write
+//! nothing; `tests/model/ledger.rs`, shared with `tests/ledger_model.rs`);
+//! and that `verify` (every aggregate, every ledger invariant) stays clean.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use stickydb::{Db, Error, Event, LedgerError, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource};
+use stickydb::ledger::ExpireReport;
+use stickydb::{Db, Event, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource};
+
+#[path = "../../tests/model/ledger.rs"]
+mod model;
+use model::{compare, db_res, Account};
 
 const T0: i64 = 1_709_251_200_000;
+const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
+/// Ledger times sit on a 5 ms grid, so operations land exactly on expiries
+/// and deadlines (as in tests/ledger_model.rs).
+const GRID_MS: i64 = 5;
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Record { user: u8, kind: u8, dt_s: u16, id: Option<u8> },
-    Tag { user: u8, tag: u8 },
-    Untag { user: u8, tag: u8 },
-    Earn { user: u8, points: u8, ttl_s: Option<u8>, dt_s: u16 },
-    Redeem { user: u8, points: u8, dt_s: u16 },
-    Expire { dt_s: u16 },
-    Erase { user: u8 },
+    Record {
+        user: u8,
+        kind: u8,
+        dt_s: u16,
+        id: Option<u8>,
+    },
+    Tag {
+        user: u8,
+        tag: u8,
+    },
+    Untag {
+        user: u8,
+        tag: u8,
+    },
+    Earn {
+        user: u8,
+        points: u8,
+        ttl: Option<u8>,
+        late: u8,
+    },
+    Redeem {
+        user: u8,
+        points: u8,
+        late: u8,
+    },
+    Hold {
+        user: u8,
+        points: u8,
+        timeout: u8,
+    },
+    Capture {
+        user: u8,
+        pick: u8,
+        late: u8,
+    },
+    Release {
+        user: u8,
+        pick: u8,
+    },
+    Adjust {
+        user: u8,
+        points: i8,
+    },
+    Reverse {
+        user: u8,
+        pick: u8,
+    },
+    Retry {
+        pick: u8,
+    },
+    Conflict {
+        pick: u8,
+    },
+    Expire {
+        ahead: u8,
+    },
+    Advance {
+        by: u8,
+    },
+    Erase {
+        user: u8,
+    },
     Reopen,
+}
+
+/// Mostly on time, sometimes a few grid steps back-dated.
+fn late(l: u8) -> i64 {
+    if l < 192 {
+        0
+    } else {
+        i64::from(l % 8) * GRID_MS
+    }
+}
+
+fn pick<T: Clone>(v: &[T], i: u8) -> Option<T> {
+    (!v.is_empty()).then(|| v[usize::from(i) % v.len()].clone())
+}
+
+fn txns_of(m: &Account, holds_only: bool) -> Vec<String> {
+    m.txns
+        .iter()
+        .filter(|(_, (op, _))| !holds_only || matches!(op, PointsOp::Hold { .. }))
+        .map(|(t, _)| t.clone())
+        .collect()
 }
 
 fuzz_target!(|ops: Vec<Op>| {
     let Ok(dir) = tempfile::tempdir() else { return };
-    let Ok(mut db) = Db::open(dir.path(), Options::default()) else { return };
+    let Ok(mut db) = Db::open(dir.path(), Options::default()) else {
+        return;
+    };
     let mut events: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut ids: BTreeSet<(String, u8)> = BTreeSet::new();
     let mut tags: BTreeSet<(String, u8)> = BTreeSet::new();
-    let mut txn = 0u32;
+    let mut accounts: Vec<Account> = vec![Account::default(); USERS.len()];
+    // (user, txn, at, op) of every call that succeeded, for retries
+    let mut done: Vec<(usize, String, i64, PointsOp)> = Vec::new();
+    let mut clock = T0;
+    let mut n = 0u32;
     for op in ops.into_iter().take(200) {
-        txn += 1;
+        let mut call: Option<(usize, String, i64, PointsOp)> = None;
+        let mut fresh = || {
+            n += 1;
+            format!("t{n}")
+        };
+        // Whether a user exists is the store's (events and profiles create
+        // users too); everything about points is the model's.
+        let sync_exists = |db: &Db, accounts: &mut [Account], u: usize| {
+            if db.user_id(USERS[u]).expect("read").is_some() {
+                accounts[u].exists = true;
+            }
+        };
         match op {
-            Op::Record { user, kind, dt_s, id } => {
-                let user = format!("u{}", user % 4);
+            Op::Record {
+                user,
+                kind,
+                dt_s,
+                id,
+            } => {
+                let u = usize::from(user) % USERS.len();
+                let user = USERS[u].to_owned();
                 let kind = ["view", "purchase", "sign_in", "custom_x"][kind as usize % 4];
                 let ts = T0 + i64::from(dt_s) * 1000;
                 let mut e = Event::new(user.as_str(), kind, ts);
@@ -47,66 +159,167 @@ fuzz_target!(|ops: Vec<Op>| {
                 if !dup {
                     events.entry(user).or_default().push(ts);
                 }
+                sync_exists(&db, &mut accounts, u);
             }
             Op::Tag { user, tag } => {
-                let user = format!("u{}", user % 4);
-                let up = ProfileUpdate::new().tag(format!("t{}", tag % 4), TagSource::Rule, T0, None);
-                db.update_profile(&user, &up).expect("valid update");
-                tags.insert((user, tag % 4));
+                let u = usize::from(user) % USERS.len();
+                let up =
+                    ProfileUpdate::new().tag(format!("t{}", tag % 4), TagSource::Rule, T0, None);
+                db.update_profile(USERS[u], &up).expect("valid update");
+                tags.insert((USERS[u].to_owned(), tag % 4));
+                sync_exists(&db, &mut accounts, u);
             }
             Op::Untag { user, tag } => {
-                let user = format!("u{}", user % 4);
-                db.update_profile(&user, &ProfileUpdate::new().untag(format!("t{}", tag % 4)))
-                    .expect("valid update");
-                tags.remove(&(user, tag % 4));
+                let u = usize::from(user) % USERS.len();
+                db.update_profile(
+                    USERS[u],
+                    &ProfileUpdate::new().untag(format!("t{}", tag % 4)),
+                )
+                .expect("valid update");
+                tags.remove(&(USERS[u].to_owned(), tag % 4));
+                sync_exists(&db, &mut accounts, u);
             }
-            Op::Earn { user, points, ttl_s, dt_s } => {
-                let user = format!("u{}", user % 4);
-                let at = T0 + i64::from(dt_s) * 1000;
+            Op::Earn {
+                user,
+                points,
+                ttl,
+                late: l,
+            } => {
+                let at = clock - late(l);
                 let op = PointsOp::Earn {
                     points: i64::from(points) + 1,
-                    expires_at_ms: ttl_s.map(|t| at + (i64::from(t) + 1) * 1000),
-                    reason: String::new(),
+                    expires_at_ms: ttl.map(|t| at + (i64::from(t % 15) + 1) * GRID_MS),
+                    reason: "r".into(),
                 };
-                let before = db.account(&user).ok().flatten().map_or(0, |a| a.balance);
-                let out = db.points(&user, &format!("t{txn}"), at, &op).expect("earn");
-                assert_eq!(out.balance, before + i64::from(points) + 1);
+                call = Some((usize::from(user) % USERS.len(), fresh(), at, op));
             }
-            Op::Redeem { user, points, dt_s } => {
-                let user = format!("u{}", user % 4);
-                let at = T0 + i64::from(dt_s) * 1000;
-                let before = db.raw_dump().expect("dump");
-                match db.points(&user, &format!("t{txn}"), at, &PointsOp::redeem(i64::from(points) + 1, "")) {
-                    Ok(out) => assert!(out.balance >= 0 && out.available >= 0),
-                    Err(Error::Ledger(LedgerError::InsufficientPoints { .. }) | Error::UnknownUser { .. }) => {
-                        assert_eq!(before, db.raw_dump().expect("dump"), "a refusal wrote");
-                    }
-                    Err(e) => panic!("redeem: {e}"),
+            Op::Redeem {
+                user,
+                points,
+                late: l,
+            } => {
+                let op = PointsOp::redeem(i64::from(points) + 1, "");
+                call = Some((
+                    usize::from(user) % USERS.len(),
+                    fresh(),
+                    clock - late(l),
+                    op,
+                ));
+            }
+            Op::Hold {
+                user,
+                points,
+                timeout,
+            } => {
+                let op = PointsOp::Hold {
+                    points: i64::from(points % 150) + 1,
+                    timeout_ms: (i64::from(timeout % 11) + 1) * GRID_MS,
+                };
+                call = Some((usize::from(user) % USERS.len(), fresh(), clock, op));
+            }
+            Op::Capture {
+                user,
+                pick: p,
+                late: l,
+            } => {
+                let u = usize::from(user) % USERS.len();
+                let holds = txns_of(&accounts[u], p % 3 != 0);
+                let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
+                call = Some((u, fresh(), clock - late(l), PointsOp::Capture { hold_txn }));
+            }
+            Op::Release { user, pick: p } => {
+                let u = usize::from(user) % USERS.len();
+                let holds = txns_of(&accounts[u], p % 3 != 0);
+                let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
+                call = Some((u, fresh(), clock, PointsOp::Release { hold_txn }));
+            }
+            Op::Adjust { user, points } => {
+                let op = PointsOp::Adjust {
+                    points: if points == 0 { 1 } else { i64::from(points) },
+                    reason: "fix".into(),
+                };
+                call = Some((usize::from(user) % USERS.len(), fresh(), clock, op));
+            }
+            Op::Reverse { user, pick: p } => {
+                let u = usize::from(user) % USERS.len();
+                let txn = pick(&txns_of(&accounts[u], false), p).unwrap_or_else(|| "nope".into());
+                call = Some((u, fresh(), clock, PointsOp::Reverse { txn }));
+            }
+            Op::Retry { pick: p } => {
+                if let Some((u, t, at, op)) = pick(&done, p) {
+                    call = Some((u, t, at.max(clock), op));
                 }
             }
-            Op::Expire { dt_s } => {
-                let now = T0 + i64::from(dt_s) * 1000;
-                db.expire_points(now).expect("expire");
+            Op::Conflict { pick: p } => {
+                if let Some((u, t, at, op)) = pick(&done, p) {
+                    let other = match op {
+                        PointsOp::Redeem { points, .. } => PointsOp::redeem(points + 1, ""),
+                        _ => PointsOp::redeem(1, "different"),
+                    };
+                    call = Some((u, t, at, other));
+                }
+            }
+            Op::Expire { ahead } => {
+                let now = clock + i64::from(ahead % 14) * GRID_MS;
+                let mut want = ExpireReport::default();
+                for m in accounts.iter_mut() {
+                    m.expire(now, &mut want);
+                }
+                let got = db.expire_points(now).expect("expire");
+                assert_eq!(
+                    (got.lots_expired, got.points_expired, got.holds_timed_out),
+                    (want.lots_expired, want.points_expired, want.holds_timed_out),
+                    "expire at +{}",
+                    now - T0
+                );
                 let before = db.raw_dump().expect("dump");
-                db.expire_points(now).expect("expire again");
+                assert_eq!(
+                    db.expire_points(now).expect("expire again"),
+                    ExpireReport::default()
+                );
                 assert_eq!(before, db.raw_dump().expect("dump"), "a re-run wrote");
             }
+            Op::Advance { by } => clock += (i64::from(by % 4) + 1) * GRID_MS,
             Op::Erase { user } => {
-                let user = format!("u{}", user % 4);
+                let u = usize::from(user) % USERS.len();
+                let user = USERS[u].to_owned();
                 db.erase_user(&user).expect("erase");
                 events.remove(&user);
-                ids.retain(|(u, _)| *u != user);
-                tags.retain(|(u, _)| *u != user);
+                ids.retain(|(x, _)| *x != user);
+                tags.retain(|(x, _)| *x != user);
+                accounts[u] = Account::default();
+                done.retain(|(x, ..)| *x != u);
             }
             Op::Reopen => {
                 drop(db);
                 db = Db::open(dir.path(), Options::default()).expect("reopen");
             }
         }
+        if let Some((u, txn, at, op)) = call {
+            let before = db.raw_dump().expect("dump");
+            let want = accounts[u].apply(&txn, at, &op);
+            let got = db_res(db.points(USERS[u], &txn, at, &op));
+            assert_eq!(got, want, "{} {txn} at +{} {op:?}", USERS[u], at - T0);
+            match &got {
+                Ok(o) if !o.replayed => done.push((u, txn, at, op)),
+                // refused or replayed: not one byte changed
+                _ => assert_eq!(
+                    before,
+                    db.raw_dump().expect("dump"),
+                    "{txn} changed the store"
+                ),
+            }
+        }
+        compare(&db, USERS.iter().copied().zip(accounts.iter()));
     }
     for (user, ts) in &mut events {
         ts.sort_unstable_by(|a, b| b.cmp(a));
-        let got: Vec<i64> = db.newest(user, 10_000).expect("timeline").iter().map(|e| e.event.ts_ms).collect();
+        let got: Vec<i64> = db
+            .newest(user, 10_000)
+            .expect("timeline")
+            .iter()
+            .map(|e| e.event.ts_ms)
+            .collect();
         assert_eq!(&got, ts);
     }
     for t in 0..4u8 {
@@ -115,7 +328,11 @@ fuzz_target!(|ops: Vec<Op>| {
             .filter(|(_, x)| *x == t)
             .map(|(u, _)| db.user_id(u).expect("read").expect("exists"))
             .collect();
-        let got: BTreeSet<u32> = db.users_with_tag(&format!("t{t}"), None).expect("index").iter().collect();
+        let got: BTreeSet<u32> = db
+            .users_with_tag(&format!("t{t}"), None)
+            .expect("index")
+            .iter()
+            .collect();
         assert_eq!(got, want);
     }
     assert!(db.verify().expect("verify").is_clean());

@@ -1,0 +1,412 @@
+//! An in-memory model of the loyalty ledger as docs/ledger.md states it
+//! (lots drawn soonest-expiring first, expiry, holds and their timeouts,
+//! replays and conflicts, adjustments, reversals), written independently of
+//! the engine, and the comparison of one account with the store. Shared by
+//! `tests/ledger_model.rs` and the `engine_model` fuzz target.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use stickydb::ledger::{ExpireReport, Hold, Lot, LotDraw};
+use stickydb::{Db, Error, LedgerError, PointsOp, PointsOutcome};
+
+// ---------------------------------------------------------------- the model
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MHold {
+    pub seq: u32,
+    pub txn: String,
+    pub points: i64,
+    pub draws: Vec<(u32, i64)>,
+    pub deadline: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub exists: bool,
+    pub balance: i64,
+    pub held: i64,
+    pub next_seq: u32,
+    pub lots: BTreeMap<u32, Lot>,
+    pub holds: BTreeMap<u32, MHold>,
+    pub txns: BTreeMap<String, (PointsOp, PointsOutcome)>,
+    pub reversed: BTreeMap<u32, String>,
+}
+
+pub type Res = Result<PointsOutcome, String>;
+
+pub fn ledger_err(e: LedgerError) -> String {
+    format!("{e:?}")
+}
+
+impl Account {
+    pub fn post(&mut self, amount: i64, held: i64) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.balance += amount;
+        self.held += held;
+        assert!(self.balance >= 0 && self.held >= 0 && self.held <= self.balance);
+        seq
+    }
+
+    pub fn new_lot(&mut self, seq: u32, at: i64, points: i64, expires: Option<i64>) {
+        self.lots.insert(
+            seq,
+            Lot {
+                id: seq,
+                earned_at_ms: at,
+                earned: points,
+                remaining: points,
+                held: 0,
+                expires_at_ms: expires,
+            },
+        );
+    }
+
+    /// Lots to draw `points` from at `at`, or the error.
+    pub fn draw(&self, at: i64, points: i64) -> Result<Vec<(u32, i64)>, String> {
+        let mut cands: Vec<&Lot> = self
+            .lots
+            .values()
+            .filter(|l| l.remaining > 0 && l.expires_at_ms.is_none_or(|e| e > at))
+            .collect();
+        cands.sort_by_key(|l| (l.expires_at_ms.unwrap_or(i64::MAX), l.id));
+        let available: i64 = cands.iter().map(|l| l.remaining).sum();
+        if available < points {
+            return Err(ledger_err(LedgerError::InsufficientPoints {
+                requested: points,
+                available,
+            }));
+        }
+        let mut left = points;
+        let mut out = Vec::new();
+        for l in cands {
+            if left == 0 {
+                break;
+            }
+            let take = l.remaining.min(left);
+            out.push((l.id, take));
+            left -= take;
+        }
+        Ok(out)
+    }
+
+    pub fn expire_lot(&mut self, id: u32, at: i64) -> i64 {
+        let r = self.lots[&id].remaining;
+        let _ = at;
+        if r > 0 {
+            self.post(-r, 0);
+            self.lots.get_mut(&id).unwrap().remaining = 0;
+        }
+        r
+    }
+
+    /// Returned points expire at once in lots past their expiry.
+    pub fn expire_returned(&mut self, lots: &[u32], at: i64) -> (u64, i64) {
+        let (mut n, mut p) = (0, 0);
+        for &id in lots {
+            if self.lots[&id].expires_at_ms.is_some_and(|e| e <= at) {
+                let x = self.expire_lot(id, at);
+                if x > 0 {
+                    n += 1;
+                    p += x;
+                }
+            }
+        }
+        (n, p)
+    }
+
+    pub fn release(&mut self, hold_seq: u32, at: i64) -> (u32, (u64, i64)) {
+        let h = self.holds.remove(&hold_seq).unwrap();
+        let seq = self.post(0, -h.points);
+        for (lot, x) in &h.draws {
+            let l = self.lots.get_mut(lot).unwrap();
+            l.remaining += x;
+            l.held -= x;
+        }
+        let ids: Vec<u32> = h.draws.iter().map(|d| d.0).collect();
+        (seq, self.expire_returned(&ids, at))
+    }
+
+    pub fn expire_through(&mut self, t: i64, rep: &mut ExpireReport) {
+        let mut ids: Vec<(i64, u32)> = self
+            .lots
+            .values()
+            .filter(|l| l.expires_at_ms.is_some_and(|e| e <= t) && l.remaining > 0)
+            .map(|l| (l.expires_at_ms.unwrap(), l.id))
+            .collect();
+        ids.sort();
+        for (e, id) in ids {
+            let p = self.expire_lot(id, e);
+            rep.lots_expired += 1;
+            rep.points_expired += p;
+        }
+    }
+
+    pub fn expire(&mut self, now: i64, rep: &mut ExpireReport) {
+        let mut due: Vec<(i64, u32)> = self
+            .holds
+            .values()
+            .filter(|h| h.deadline <= now)
+            .map(|h| (h.deadline, h.seq))
+            .collect();
+        due.sort();
+        for (deadline, seq) in due {
+            self.expire_through(deadline, rep);
+            let (_, (n, p)) = self.release(seq, deadline);
+            rep.holds_timed_out += 1;
+            rep.lots_expired += n;
+            rep.points_expired += p;
+        }
+        self.expire_through(now, rep);
+    }
+
+    pub fn open_hold(&self, hold_txn: &str) -> Result<MHold, String> {
+        let Some((op, out)) = self.txns.get(hold_txn) else {
+            return Err(ledger_err(LedgerError::UnknownTxn {
+                txn_id: hold_txn.into(),
+            }));
+        };
+        if !matches!(op, PointsOp::Hold { .. }) {
+            return Err(ledger_err(LedgerError::NotAHold {
+                txn_id: hold_txn.into(),
+            }));
+        }
+        self.holds.get(&out.entry_seq).cloned().ok_or_else(|| {
+            ledger_err(LedgerError::HoldNotOpen {
+                txn_id: hold_txn.into(),
+            })
+        })
+    }
+
+    pub fn apply(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
+        if let Some((o, out)) = self.txns.get(txn) {
+            if o == op {
+                let mut out = out.clone();
+                out.replayed = true;
+                return Ok(out);
+            }
+            return Err(ledger_err(LedgerError::TxnConflict { txn_id: txn.into() }));
+        }
+        let credit = matches!(op, PointsOp::Earn { .. })
+            || matches!(op, PointsOp::Adjust { points, .. } if *points > 0);
+        if !self.exists && !credit {
+            return Err("UnknownUser".into());
+        }
+        // Work on a copy: a refused operation must change nothing.
+        let mut next = self.clone();
+        let out = next.run(txn, at, op)?;
+        next.exists = true;
+        next.txns.insert(txn.into(), (op.clone(), out.clone()));
+        *self = next;
+        Ok(out)
+    }
+
+    pub fn run(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
+        let before = self.balance;
+        let (mut shortfall, mut expired) = (0, 0);
+        let (seq, lots): (u32, Vec<(u32, i64)>) = match op {
+            PointsOp::Earn {
+                points,
+                expires_at_ms,
+                ..
+            } => {
+                let seq = self.post(*points, 0);
+                self.new_lot(seq, at, *points, *expires_at_ms);
+                (seq, vec![(seq, *points)])
+            }
+            PointsOp::Redeem { points, .. } => {
+                let d = self.draw(at, *points)?;
+                let seq = self.post(-points, 0);
+                for (l, x) in &d {
+                    self.lots.get_mut(l).unwrap().remaining -= x;
+                }
+                (seq, d)
+            }
+            PointsOp::Hold { points, timeout_ms } => {
+                let d = self.draw(at, *points)?;
+                let seq = self.post(0, *points);
+                for (l, x) in &d {
+                    let lot = self.lots.get_mut(l).unwrap();
+                    lot.remaining -= x;
+                    lot.held += x;
+                }
+                self.holds.insert(
+                    seq,
+                    MHold {
+                        seq,
+                        txn: txn.into(),
+                        points: *points,
+                        draws: d.clone(),
+                        deadline: at + timeout_ms,
+                    },
+                );
+                (seq, d)
+            }
+            PointsOp::Capture { hold_txn } => {
+                let h = self.open_hold(hold_txn)?;
+                if at >= h.deadline {
+                    return Err(ledger_err(LedgerError::HoldTimedOut {
+                        txn_id: hold_txn.clone(),
+                        deadline_ms: h.deadline,
+                        at_ms: at,
+                    }));
+                }
+                let seq = self.post(-h.points, -h.points);
+                for (l, x) in &h.draws {
+                    self.lots.get_mut(l).unwrap().held -= x;
+                }
+                self.holds.remove(&h.seq);
+                (seq, h.draws)
+            }
+            PointsOp::Release { hold_txn } => {
+                let h = self.open_hold(hold_txn)?;
+                let (seq, (_, p)) = self.release(h.seq, at);
+                expired = p;
+                (seq, h.draws)
+            }
+            PointsOp::Adjust { points, .. } if *points > 0 => {
+                let seq = self.post(*points, 0);
+                self.new_lot(seq, at, *points, None);
+                (seq, vec![(seq, *points)])
+            }
+            PointsOp::Adjust { points, .. } => {
+                let d = self.draw(at, -points)?;
+                let seq = self.post(*points, 0);
+                for (l, x) in &d {
+                    self.lots.get_mut(l).unwrap().remaining -= x;
+                }
+                (seq, d)
+            }
+            PointsOp::Reverse { txn: target } => {
+                let Some((top, tout)) = self.txns.get(target).cloned() else {
+                    return Err(ledger_err(LedgerError::UnknownTxn {
+                        txn_id: target.clone(),
+                    }));
+                };
+                if !matches!(
+                    top,
+                    PointsOp::Earn { .. } | PointsOp::Redeem { .. } | PointsOp::Capture { .. }
+                ) {
+                    return Err(ledger_err(LedgerError::NotReversible {
+                        txn_id: target.clone(),
+                        op: top.name(),
+                    }));
+                }
+                if let Some(by) = self.reversed.get(&tout.entry_seq) {
+                    return Err(ledger_err(LedgerError::AlreadyReversed {
+                        txn_id: target.clone(),
+                        by: by.clone(),
+                    }));
+                }
+                let out = if let PointsOp::Earn { .. } = top {
+                    let lot = self.lots.get(&tout.entry_seq).unwrap().clone();
+                    let left = lot.remaining;
+                    let seq = self.post(-left, 0);
+                    self.lots.get_mut(&lot.id).unwrap().remaining = 0;
+                    shortfall = lot.earned - left;
+                    let lots = if left > 0 {
+                        vec![(lot.id, left)]
+                    } else {
+                        vec![]
+                    };
+                    (seq, lots)
+                } else {
+                    let mut back = Vec::new();
+                    for d in &tout.lots {
+                        if self.reversed.contains_key(&d.lot) {
+                            shortfall += d.points;
+                        } else {
+                            back.push((d.lot, d.points));
+                        }
+                    }
+                    let total: i64 = back.iter().map(|b| b.1).sum();
+                    let seq = self.post(total, 0);
+                    for (l, x) in &back {
+                        self.lots.get_mut(l).unwrap().remaining += x;
+                    }
+                    let ids: Vec<u32> = back.iter().map(|b| b.0).collect();
+                    expired = self.expire_returned(&ids, at).1;
+                    (seq, back)
+                };
+                self.reversed.insert(tout.entry_seq, txn.into());
+                out
+            }
+        };
+        Ok(PointsOutcome {
+            txn_id: txn.into(),
+            entry_seq: seq,
+            at_ms: at,
+            amount: self.balance - before,
+            balance: self.balance,
+            available: self.balance - self.held,
+            lots: lots
+                .into_iter()
+                .map(|(lot, points)| LotDraw { lot, points })
+                .collect(),
+            shortfall,
+            expired,
+            replayed: false,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- the check
+
+pub fn db_res(r: stickydb::Result<PointsOutcome>) -> Res {
+    match r {
+        Ok(o) => Ok(o),
+        Err(Error::Ledger(e)) => Err(ledger_err(e)),
+        Err(Error::UnknownUser { .. }) => Err("UnknownUser".into()),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+pub fn compare<'a>(db: &Db, model: impl IntoIterator<Item = (&'a str, &'a Account)>) {
+    for (u, m) in model {
+        if !m.exists {
+            continue;
+        }
+        // A user the store knows (events, profiles) has no account until
+        // its first entry: the model must then hold nothing either.
+        let Some(a) = db.account(u).unwrap() else {
+            assert!(
+                m.next_seq == 0 && m.lots.is_empty() && m.holds.is_empty(),
+                "{u}: the model has entries, the store no account"
+            );
+            continue;
+        };
+        assert_eq!(
+            (a.balance, a.held),
+            (m.balance, m.held),
+            "{u}: balance, held"
+        );
+        let lots = db.lots(u).unwrap();
+        let want: Vec<Lot> = m.lots.values().cloned().collect();
+        assert_eq!(lots, want, "{u}: lots");
+        let holds = db.holds(u).unwrap();
+        let want: Vec<Hold> = m
+            .holds
+            .values()
+            .map(|h| Hold {
+                seq: h.seq,
+                txn_id: h.txn.clone(),
+                points: h.points,
+                draws: h
+                    .draws
+                    .iter()
+                    .map(|&(lot, points)| LotDraw { lot, points })
+                    .collect(),
+                deadline_ms: h.deadline,
+            })
+            .collect();
+        assert_eq!(holds, want, "{u}: holds");
+        // balance = sum of entries, newest first
+        let entries = db.ledger(u, i64::MIN, i64::MAX, 100_000).unwrap();
+        let sum: i64 = entries.iter().map(|e| e.amount).sum();
+        assert_eq!(sum, m.balance, "{u}: entries sum to the balance");
+        assert!(entries
+            .windows(2)
+            .all(|w| (w[0].at_ms, w[0].seq) > (w[1].at_ms, w[1].seq)));
+    }
+}
