@@ -117,7 +117,10 @@ pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
     db.compact()?;
     let after = sst_bytes(&db)?;
     if cli.json {
-        println!("{}", serde_json::json!({ "sst_bytes_before": before, "sst_bytes_after": after }));
+        println!(
+            "{}",
+            serde_json::json!({ "sst_bytes_before": before, "sst_bytes_after": after })
+        );
     } else {
         println!(
             "compacted in {:.1} s: {before} -> {after} bytes of table files",
@@ -128,5 +131,10 @@ pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
 }
 
 fn sst_bytes(db: &Db) -> Result<u64, Error> {
-    Ok(db.stats()?.column_families.values().map(|c| c.sst_bytes).sum())
+    Ok(db
+        .stats()?
+        .column_families
+        .values()
+        .map(|c| c.sst_bytes)
+        .sum())
 }

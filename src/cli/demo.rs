@@ -434,7 +434,7 @@ fn summary(
     }
     let disk: u64 = stats.column_families.values().map(|c| c.sst_bytes).sum();
     println!(
-        "\non disk: {:.1} MiB, {:.1} bytes per event (all column families)",
+        "\non disk after compaction: {:.1} MiB, {:.1} bytes per event (all column families)",
         disk as f64 / (1 << 20) as f64,
         disk as f64 / stats.events.max(1) as f64
     );
