@@ -2,7 +2,10 @@
 //! sequences over two accounts — earns with and without expiry, redeems,
 //! holds that are captured, released or time out, adjustments, reversals of
 //! anything, retries of the same transaction, conflicting replays, late
-//! (back-dated) operations and expiry runs at random clocks, each run twice.
+//! (back-dated) operations and expiry runs at random clocks, each run twice;
+//! events that earn through rules (a per-amount rule and a fixed rule with a
+//! daily cap, both with expiring credits), duplicate deliveries that earn
+//! nothing, and days passing so caps restart and rule credits expire.
 //! After every step the outcome (or the exact error), the account, every lot
 //! and every open hold must equal the model's; a refused operation must
 //! leave the store byte-identical; `verify` must stay clean.
@@ -13,8 +16,8 @@ mod model;
 
 use model::{compare, db_res, Account};
 use proptest::prelude::*;
-use stickydb::ledger::ExpireReport;
-use stickydb::PointsOp;
+use stickydb::ledger::{EarnRule, ExpireReport, LedgerSettings, RulePoints};
+use stickydb::{Event, PointsOp, RecordOutcome};
 
 const USERS: [&str; 2] = ["ann", "bob"];
 const T0: i64 = common::T0;
@@ -64,6 +67,38 @@ enum Step {
         ahead: i64,
     },
     Advance(i64),
+    /// An event (sign_in, purchase or view); `dup` re-delivers the user's
+    /// last event instead.
+    Event {
+        user: usize,
+        kind: usize,
+        amount: i64,
+        late: i64,
+        dup: bool,
+    },
+    NextDay,
+}
+
+/// The store's earning rules: points per purchase amount, expiring after 30
+/// days; 10 points per sign-in, at most 25 a day, expiring after 10 days.
+fn rules() -> Vec<EarnRule> {
+    vec![
+        EarnRule {
+            kind: "purchase".into(),
+            points: RulePoints::PerAmount {
+                points: 1,
+                per_minor: 10,
+            },
+            daily_cap_points: None,
+            expires_after_days: Some(30),
+        },
+        EarnRule {
+            kind: "sign_in".into(),
+            points: RulePoints::Fixed(10),
+            daily_cap_points: Some(25),
+            expires_after_days: Some(10),
+        },
+    ]
 }
 
 /// Times are multiples of this grid, so that operations often land exactly
@@ -97,6 +132,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(|pick| Step::Conflict { pick }),
         2 => grid(0, 14).prop_map(|ahead| Step::Expire { ahead }),
         3 => grid(1, 5).prop_map(Step::Advance),
+        4 => (user.clone(), 0..3usize, 1..500i64, late(), prop::bool::weighted(0.2))
+            .prop_map(|(user, kind, amount, late, dup)| Step::Event { user, kind, amount, late, dup }),
+        1 => Just(Step::NextDay),
     ]
 }
 
@@ -106,7 +144,13 @@ fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
 
 fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
+    db.set_ledger_settings(LedgerSettings {
+        rules: rules(),
+        ..LedgerSettings::default()
+    })
+    .unwrap();
     let mut model: Vec<Account> = vec![Account::default(); USERS.len()];
+    let mut last_event: Vec<Option<Event>> = vec![None; USERS.len()];
     // (user, txn, at, op) of every call that succeeded, for retries.
     let mut done: Vec<(usize, String, i64, PointsOp)> = Vec::new();
     let mut clock = T0;
@@ -126,6 +170,38 @@ fn run(steps: Vec<Step>) {
         };
         match s {
             Step::Advance(ms) => clock += ms,
+            Step::NextDay => clock += common::DAY,
+            Step::Event {
+                user,
+                kind,
+                amount,
+                late,
+                dup,
+            } => {
+                let e = match (&last_event[user], dup) {
+                    (Some(e), true) => e.clone(),
+                    _ => {
+                        let kind = ["sign_in", "purchase", "view"][kind];
+                        let mut e =
+                            Event::new(USERS[user], kind, clock - late).with_id(fresh(&mut n));
+                        if kind == "purchase" {
+                            e = e.with_amount(amount);
+                        }
+                        e
+                    }
+                };
+                let out = db.record(&e).unwrap();
+                if dup && last_event[user].is_some() {
+                    assert_eq!(out, RecordOutcome::Duplicate, "a re-delivery earns nothing");
+                } else {
+                    assert!(
+                        matches!(out, RecordOutcome::Recorded { seq, .. } if seq == model[user].events),
+                        "{out:?}"
+                    );
+                    model[user].event(&rules(), e.kind.as_str(), e.ts_ms, e.amount_minor);
+                    last_event[user] = Some(e);
+                }
+            }
             Step::Expire { ahead } => {
                 let now = clock + ahead;
                 let mut want = ExpireReport::default();

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use stickydb::ledger::{ExpireReport, Hold, Lot, LotDraw};
+use stickydb::ledger::{EarnRule, ExpireReport, Hold, Lot, LotDraw, RulePoints};
 use stickydb::{Db, Error, LedgerError, PointsOp, PointsOutcome};
 
 // ---------------------------------------------------------------- the model
@@ -31,7 +31,13 @@ pub struct Account {
     pub holds: BTreeMap<u32, MHold>,
     pub txns: BTreeMap<String, (PointsOp, PointsOutcome)>,
     pub reversed: BTreeMap<u32, String>,
+    /// Events recorded for the user: the next event's sequence number.
+    pub events: u32,
+    /// (rule index, local day) → points that rule credited that day.
+    pub rule_days: BTreeMap<(usize, i64), i64>,
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 pub type Res = Result<PointsOutcome, String>;
 
@@ -200,6 +206,44 @@ impl Account {
         next.txns.insert(txn.into(), (op.clone(), out.clone()));
         *self = next;
         Ok(out)
+    }
+
+    /// An event of `kind` recorded for this user at `at` (a UTC store): every
+    /// matching rule credits its points, capped per rule and local day, as
+    /// an earn with the transaction id `event:<seq>:<rule>` (docs/ledger.md,
+    /// "Earning rules").
+    pub fn event(&mut self, rules: &[EarnRule], kind: &str, at: i64, amount: Option<i64>) {
+        let seq = self.events;
+        self.events += 1;
+        self.exists = true;
+        let day = at.div_euclid(DAY_MS);
+        for (i, r) in rules.iter().enumerate() {
+            if r.kind != kind {
+                continue;
+            }
+            let base = match r.points {
+                RulePoints::Fixed(n) => n,
+                RulePoints::PerAmount { points, per_minor } => amount
+                    .filter(|a| *a > 0)
+                    .map_or(0, |a| a * points / per_minor),
+            };
+            let total = self.rule_days.entry((i, day)).or_default();
+            let credit = match r.daily_cap_points {
+                Some(cap) => base.min(cap - *total).max(0),
+                None => base,
+            };
+            *total += credit;
+            if credit > 0 {
+                let txn = format!("event:{seq}:{i}");
+                let op = PointsOp::Earn {
+                    points: credit,
+                    expires_at_ms: r.expires_after_days.map(|d| at + i64::from(d) * DAY_MS),
+                    reason: String::new(),
+                };
+                let out = self.run(&txn, at, &op).expect("an earn is never refused");
+                self.txns.insert(txn, (op, out));
+            }
+        }
     }
 
     pub fn run(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
