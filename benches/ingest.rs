@@ -16,7 +16,9 @@
 //! - `worst`: every event a different user and a new session.
 //! - `long_history`: the realistic shape over users who already have 730
 //!   days of daily activity over 8 kinds.
-//! - `one_per_call/{new_user,history_700}`: one `record` per event.
+//! - `one_per_call/{new_user,history_700,history_30}`: one `record` per
+//!   event, for a new user and for users with 700 and 30 active days in the
+//!   same store.
 //!
 //! After each stickydb side the bench prints the bytes its write batches
 //! carried per event (what went to the WAL and memtables).
@@ -152,7 +154,9 @@ fn settle_raw(raw: &rocksdb::DB) {
 }
 
 /// Builds `users` users with 730 days of daily activity over 8 kinds.
-fn with_history(db: &Db, users: usize) {
+/// `users` users named `{prefix}{u}`, each active on each of the `days`
+/// days before day 730, over 8 kinds.
+fn with_history(db: &Db, users: usize, prefix: &str, days: i64) {
     let kinds = [
         "view",
         "search",
@@ -164,10 +168,10 @@ fn with_history(db: &Db, users: usize) {
         "review",
     ];
     let mut batch = Vec::with_capacity(10_000);
-    for d in 0..730i64 {
+    for d in 730 - days..730i64 {
         for u in 0..users {
             let kind = kinds[(d as usize + u) % kinds.len()];
-            let mut e = Event::new(format!("h{u}"), kind, T0 + d * DAY_MS + 3_600_000);
+            let mut e = Event::new(format!("{prefix}{u}"), kind, T0 + d * DAY_MS + 3_600_000);
             if kind == "purchase" {
                 e.amount_minor = Some(2_500);
             }
@@ -267,7 +271,9 @@ fn bench_ingest(c: &mut Criterion) {
     // long history: the same realistic sessions, for users with two years
     let hist = history_users();
     let db = open("history");
-    with_history(&db, hist);
+    with_history(&db, hist, "h", 730);
+    // short-history users in the same store, for one_per_call/history_30
+    with_history(&db, hist, "r", 30);
     settle(&db);
     stickydb_side(c, "ingest/long_history", &db, |r| {
         realistic(r, hist as u64, "h", 731)
@@ -309,11 +315,27 @@ fn bench_ingest(c: &mut Criterion) {
             black_box(db.record(&e).expect("record"))
         })
     });
-    g.finish();
     let history_bytes = (db.bytes_written() - bytes.0) as f64 / bytes.1 as f64;
+    // the same store, users with 30 days: whether the cost depends on how
+    // long the history is, apart from there being one to read
+    let mut bytes = (db.bytes_written(), 0u64);
+    g.bench_function("history_30", |b| {
+        b.iter(|| {
+            n += 1;
+            bytes.1 += 1;
+            let u = n % hist as u64;
+            let day = 800 + (n / hist as u64) as i64;
+            let e = Event::new(format!("r{u}"), "view", T0 + day * DAY_MS + 7)
+                .with_id(format!("q{n}"))
+                .with_session(format!("qs{n}"));
+            black_box(db.record(&e).expect("record"))
+        })
+    });
+    g.finish();
+    let short_bytes = (db.bytes_written() - bytes.0) as f64 / bytes.1 as f64;
     eprintln!(
         "ingest/one_per_call: bytes written per event: new user {new_user_bytes:.0}, \
-         700-day user {history_bytes:.0}"
+         700-day user {history_bytes:.0}, 30-day user {short_bytes:.0}"
     );
     if !measuring() {
         // the smoke run also checks the stores it built
