@@ -5,7 +5,11 @@
 //! (back-dated) operations and expiry runs at random clocks, each run twice;
 //! events that earn through rules (a per-amount rule and a fixed rule with a
 //! daily cap, both with expiring credits), duplicate deliveries that earn
-//! nothing, and days passing so caps restart and rule credits expire.
+//! nothing, and days passing so caps restart and rule credits expire; tiers
+//! over a 2-day window (upgrades on earning, downgrades when growth leaves
+//! the window, at reviews run before a later write or by an expiry run).
+//! Every account's tier, tier history, next review, clock and entry count
+//! must equal the model's too.
 //! After every step the outcome (or the exact error), the account, every lot
 //! and every open hold must equal the model's; a refused operation must
 //! leave the store byte-identical; `verify` must stay clean.
@@ -16,7 +20,7 @@ mod model;
 
 use model::{compare, db_res, Account};
 use proptest::prelude::*;
-use stickydb::ledger::{EarnRule, ExpireReport, LedgerSettings, RulePoints};
+use stickydb::ledger::{EarnRule, ExpireReport, LedgerSettings, RulePoints, TierLevel, Tiers};
 use stickydb::{Event, PointsOp, RecordOutcome};
 
 const USERS: [&str; 2] = ["ann", "bob"];
@@ -77,6 +81,24 @@ enum Step {
         dup: bool,
     },
     NextDay,
+}
+
+/// Tiers over a 2-day window, so growth leaves it within a run (days pass
+/// with `NextDay`).
+fn tiers() -> Tiers {
+    Tiers {
+        window_days: 2,
+        levels: vec![
+            TierLevel {
+                name: "silver".into(),
+                min_growth: 100,
+            },
+            TierLevel {
+                name: "gold".into(),
+                min_growth: 300,
+            },
+        ],
+    }
 }
 
 /// The store's earning rules: points per purchase amount, expiring after 30
@@ -146,10 +168,16 @@ fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
     db.set_ledger_settings(LedgerSettings {
         rules: rules(),
-        ..LedgerSettings::default()
+        tiers: tiers(),
     })
     .unwrap();
-    let mut model: Vec<Account> = vec![Account::default(); USERS.len()];
+    let mut model: Vec<Account> = vec![
+        Account {
+            tiers: tiers(),
+            ..Account::default()
+        };
+        USERS.len()
+    ];
     let mut last_event: Vec<Option<Event>> = vec![None; USERS.len()];
     // (user, txn, at, op) of every call that succeeded, for retries.
     let mut done: Vec<(usize, String, i64, PointsOp)> = Vec::new();
@@ -210,8 +238,18 @@ fn run(steps: Vec<Step>) {
                 }
                 let got = db.expire_points(now).unwrap();
                 assert_eq!(
-                    (got.lots_expired, got.points_expired, got.holds_timed_out),
-                    (want.lots_expired, want.points_expired, want.holds_timed_out),
+                    (
+                        got.lots_expired,
+                        got.points_expired,
+                        got.holds_timed_out,
+                        got.tier_changes
+                    ),
+                    (
+                        want.lots_expired,
+                        want.points_expired,
+                        want.holds_timed_out,
+                        want.tier_changes
+                    ),
                     "expire at +{}",
                     now - T0
                 );

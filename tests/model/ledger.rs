@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use stickydb::ledger::{EarnRule, ExpireReport, Hold, Lot, LotDraw, RulePoints};
+use stickydb::ledger::{EarnRule, ExpireReport, Hold, Lot, LotDraw, RulePoints, TierChange, Tiers};
 use stickydb::{Db, Error, LedgerError, PointsOp, PointsOutcome};
 
 // ---------------------------------------------------------------- the model
@@ -35,6 +35,19 @@ pub struct Account {
     pub events: u32,
     /// (rule index, local day) → points that rule credited that day.
     pub rule_days: BTreeMap<(usize, i64), i64>,
+    /// The store's tiers (none by default).
+    pub tiers: Tiers,
+    /// Local day → points earned that day (earns and rule credits, minus
+    /// reversed earns): the growth value's terms.
+    pub growth: BTreeMap<i64, i64>,
+    pub tier: Option<String>,
+    pub tier_history: Vec<TierChange>,
+    /// When the oldest growth in the window leaves it (only with a tier).
+    pub review_at: Option<i64>,
+    /// The latest time the account has seen.
+    pub clock: i64,
+    /// Set by an operation that changed the growth value.
+    pub growth_changed: bool,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -150,6 +163,18 @@ impl Account {
     }
 
     pub fn expire(&mut self, now: i64, rep: &mut ExpireReport) {
+        let seq_before = self.next_seq;
+        let tiers_before = self.tier_history.len();
+        self.expire_holds_and_lots(now, rep);
+        let reviews = self.catch_up(now);
+        rep.tier_changes += (self.tier_history.len() - tiers_before) as u64;
+        // an account the run changed has seen `now`
+        if self.next_seq != seq_before || reviews > 0 {
+            self.clock = self.clock.max(now);
+        }
+    }
+
+    fn expire_holds_and_lots(&mut self, now: i64, rep: &mut ExpireReport) {
         let mut due: Vec<(i64, u32)> = self
             .holds
             .values()
@@ -185,6 +210,67 @@ impl Account {
         })
     }
 
+    fn tier_for(&self, growth: i64) -> Option<String> {
+        let mut best = None;
+        for l in &self.tiers.levels {
+            if growth >= l.min_growth {
+                best = Some(l.name.clone());
+            }
+        }
+        best
+    }
+
+    /// Sets the tier as of `t` from the growth of the window ending on t's
+    /// local day (recording a change, which takes an entry number) and
+    /// schedules the review at the midnight the oldest growth leaves it.
+    fn evaluate_tier(&mut self, t: i64) {
+        let window = i64::from(self.tiers.window_days);
+        let day = t.div_euclid(DAY_MS);
+        let days = self.growth.range(day - window + 1..=day);
+        let growth: i64 = days.clone().map(|(_, v)| v).sum();
+        let oldest = days.clone().find(|(_, v)| **v != 0).map(|(d, _)| *d);
+        let new = self.tier_for(growth);
+        if new != self.tier {
+            self.next_seq += 1;
+            self.tier_history.push(TierChange {
+                at_ms: t,
+                from: self.tier.clone(),
+                to: new.clone(),
+                growth,
+            });
+            self.tier = new;
+        }
+        self.review_at = match (&self.tier, oldest) {
+            (Some(_), Some(o)) => Some((o + window) * DAY_MS),
+            _ => None,
+        };
+    }
+
+    /// Runs the reviews due at or before `t`, each at its own time; returns
+    /// how many ran.
+    fn catch_up(&mut self, t: i64) -> usize {
+        let mut ran = 0;
+        while let Some(r) = self.review_at.filter(|r| *r <= t) {
+            self.evaluate_tier(r);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// One operation at the account's clock: due reviews first, then the
+    /// operation, then the tier if growth changed.
+    fn run_tiered(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
+        let t = self.clock.max(at);
+        self.catch_up(t);
+        self.growth_changed = false;
+        let out = self.run(txn, at, op)?;
+        if self.growth_changed && !self.tiers.levels.is_empty() {
+            self.evaluate_tier(t);
+        }
+        self.clock = t;
+        Ok(out)
+    }
+
     pub fn apply(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
         if let Some((o, out)) = self.txns.get(txn) {
             if o == op {
@@ -201,7 +287,7 @@ impl Account {
         }
         // Work on a copy: a refused operation must change nothing.
         let mut next = self.clone();
-        let out = next.run(txn, at, op)?;
+        let out = next.run_tiered(txn, at, op)?;
         next.exists = true;
         next.txns.insert(txn.into(), (op.clone(), out.clone()));
         *self = next;
@@ -240,7 +326,9 @@ impl Account {
                     expires_at_ms: r.expires_after_days.map(|d| at + i64::from(d) * DAY_MS),
                     reason: String::new(),
                 };
-                let out = self.run(&txn, at, &op).expect("an earn is never refused");
+                let out = self
+                    .run_tiered(&txn, at, &op)
+                    .expect("an earn is never refused");
                 self.txns.insert(txn, (op, out));
             }
         }
@@ -257,6 +345,8 @@ impl Account {
             } => {
                 let seq = self.post(*points, 0);
                 self.new_lot(seq, at, *points, *expires_at_ms);
+                *self.growth.entry(at.div_euclid(DAY_MS)).or_default() += points;
+                self.growth_changed = true;
                 (seq, vec![(seq, *points)])
             }
             PointsOp::Redeem { points, .. } => {
@@ -343,7 +433,13 @@ impl Account {
                         by: by.clone(),
                     }));
                 }
-                let out = if let PointsOp::Earn { .. } = top {
+                let out = if let PointsOp::Earn { points, .. } = top {
+                    // the whole earn leaves the growth of its own day
+                    *self
+                        .growth
+                        .entry(tout.at_ms.div_euclid(DAY_MS))
+                        .or_default() -= points;
+                    self.growth_changed = true;
                     let lot = self.lots.get(&tout.entry_seq).unwrap().clone();
                     let left = lot.remaining;
                     let seq = self.post(-left, 0);
@@ -425,6 +521,14 @@ pub fn compare<'a>(db: &Db, model: impl IntoIterator<Item = (&'a str, &'a Accoun
             (m.balance, m.held),
             "{u}: balance, held"
         );
+        assert_eq!(
+            (&a.tier, a.review_at_ms, a.clock_ms, a.next_seq),
+            (&m.tier, m.review_at, m.clock, m.next_seq),
+            "{u}: tier, review, clock, next entry"
+        );
+        // the store lists the newest change first
+        let want: Vec<TierChange> = m.tier_history.iter().rev().cloned().collect();
+        assert_eq!(db.tier_history(u).unwrap(), want, "{u}: tier history");
         let lots = db.lots(u).unwrap();
         let want: Vec<Lot> = m.lots.values().cloned().collect();
         assert_eq!(lots, want, "{u}: lots");
