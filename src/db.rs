@@ -400,9 +400,7 @@ impl Db {
     /// untouched.
     pub fn rebuild_aggregates(&self) -> Result<u64> {
         self.store.check_writable()?;
-        let mut all = self.stripes.lock_all();
-        // every per-user state is rewritten: no cached copy may survive it
-        all.clear_states();
+        let _all = self.stripes.lock_all();
         write::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
     }
 

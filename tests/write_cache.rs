@@ -1,7 +1,6 @@
-//! The per-user write cache (ids and the metrics engine's write state, kept
-//! per lock stripe) is never a source of truth: a store written with it and
-//! one written with it off (`user_cache_entries: 0`) give the same answers
-//! after the same writes — late events into old day blocks, events across
+//! The per-stripe user-id cache is never a source of truth: a store written
+//! with it and one written with it off (`user_cache_entries: 0`) give the
+//! same answers after the same writes — late events into old day blocks, events across
 //! block edges, erasures and re-creations, profile and points writes that
 //! leave the state alone, and an aggregate rebuild in the middle.
 

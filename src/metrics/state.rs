@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::days::DaySet;
@@ -77,19 +76,6 @@ pub(crate) struct UserHead {
     pub firsts: BTreeMap<u32, i32>,
 }
 
-/// What a committed write leaves in the user cache (`users::locks`) so the
-/// user's next write reads nothing: the head and the latest day blocks,
-/// exact copies of what the store holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct CachedState {
-    head: UserHead,
-    blocks: Vec<(i32, BlockMasks)>,
-}
-
-/// Day blocks kept in a cached state: the current one and the one before,
-/// which a 30-day window reaches back into.
-const CACHED_BLOCKS: usize = 2;
-
 /// What one event contributes to the aggregates, as the write path sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Contribution<'a> {
@@ -148,39 +134,16 @@ impl<'s> UserWork<'s> {
                 .get(Cf::Activity, &activity::head(user_id))?
                 .unwrap_or_default()
         };
-        let mut w = Self::with_head(store, user_id, head);
-        w.new = new;
-        Ok(w)
-    }
-
-    /// An existing user's state starting from `head`.
-    fn with_head(store: &'s Store, user_id: u32, head: UserHead) -> Self {
-        Self {
+        Ok(Self {
             store,
             user_id,
-            new: false,
+            new,
             head,
             blocks: BTreeMap::new(),
             money: BTreeMap::new(),
             firsts_before: BTreeMap::new(),
             sessions: BTreeMap::new(),
-        }
-    }
-
-    /// The cache entry this state leaves once committed.
-    fn cached(&self) -> Result<Box<[u8]>> {
-        let blocks = self
-            .blocks
-            .iter()
-            .rev()
-            .take(CACHED_BLOCKS)
-            .map(|(b, (m, _))| (*b, m.clone()))
-            .collect();
-        let c = CachedState {
-            head: self.head.clone(),
-            blocks,
-        };
-        Ok(codec::encode(&c)?.into_boxed_slice())
+        })
     }
 
     /// Notes an event of session `s` on `day`.
@@ -354,20 +317,6 @@ impl<'s> StateWrites<'s> {
             })
     }
 
-    /// Starts the user's working state from what the user cache holds (see
-    /// [`CachedState`]) instead of the store. A state already loaded by this
-    /// write wins; bytes that do not decode are ignored (the store is read).
-    pub fn prime(&mut self, user_id: u32, cached: &[u8]) {
-        if self.users.contains_key(&user_id) {
-            return;
-        }
-        if let Ok(c) = codec::decode::<CachedState>(cached) {
-            let mut w = UserWork::with_head(self.store, user_id, c.head);
-            w.blocks = c.blocks.into_iter().map(|(b, m)| (b, (m, false))).collect();
-            self.users.insert(user_id, w);
-        }
-    }
-
     /// The sequence number of the user's next event: its event count, so
     /// arrival order breaks timestamp ties and numbers never repeat.
     pub fn next_seq(&mut self, user_id: u32, new: bool) -> Result<u32> {
@@ -454,12 +403,9 @@ impl<'s> StateWrites<'s> {
         Ok(())
     }
 
-    /// Puts every user's changed state and every shared delta into `batch`;
-    /// returns each user's state to cache once the batch committed.
-    pub fn finish(mut self, batch: &mut Batch) -> Result<FxHashMap<u32, Box<[u8]>>> {
-        let mut cache = FxHashMap::default();
+    /// Puts every user's changed state and every shared delta into `batch`.
+    pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
         for (user_id, w) in std::mem::take(&mut self.users) {
-            cache.insert(user_id, w.cached()?);
             for (kind, before) in &w.firsts_before {
                 let after = w.head.firsts.get(kind).copied();
                 if *before != after {
@@ -500,8 +446,7 @@ impl<'s> StateWrites<'s> {
             w.finish(batch)?;
         }
         self.counts.into_deltas(&mut self.deltas);
-        std::mem::take(&mut self.deltas).write(batch)?;
-        Ok(cache)
+        std::mem::take(&mut self.deltas).write(batch)
     }
 }
 

@@ -30,11 +30,9 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// Size of each column family's memtable, in bytes.
     pub write_buffer_bytes: usize,
-    /// Most users whose internal id and write state (the metrics engine's
-    /// per-user head and latest day blocks, as last committed) are kept in
-    /// memory for writes, so a returning user's write reads nothing of them
-    /// from the store. Never a source of truth (docs/architecture.md).
-    /// Bounded memory: roughly 300 bytes per entry. 0 = none.
+    /// Most user records (external id → internal id and event sequence)
+    /// kept in memory for writes, so a returning user's write skips two
+    /// point reads. Bounded memory: roughly 100 bytes per entry. 0 = none.
     pub user_cache_entries: usize,
     /// Event kinds that do not count as activity (SPEC §2), by name. Fixed
     /// when the store is created: `None` means "the stored list" on reopen
@@ -51,7 +49,7 @@ impl Default for Options {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
-            user_cache_entries: 128 << 10,
+            user_cache_entries: 256 << 10,
             non_activity_kinds: None,
         }
     }

@@ -13,13 +13,6 @@
 //! disagree with the store. It is never a source of truth: a miss reads the
 //! store, and erasure (the only change of a mapping) drops the entry under
 //! the same lock.
-//!
-//! An entry may also hold the user's per-user *write state* as the metrics
-//! engine last committed it (opaque bytes here: `metrics::state` owns their
-//! meaning), so a returning user's write reads nothing from the store. It
-//! follows the same rules: filled only after a commit, under the stripe
-//! lock every writer of that state holds; erasure drops it with the entry
-//! and an aggregate rebuild clears every one ([`StripeGuards::clear_states`]).
 
 use std::hash::BuildHasher;
 
@@ -31,9 +24,6 @@ use parking_lot::{Mutex, MutexGuard};
 #[derive(Debug, Clone)]
 pub(crate) struct CachedUser {
     pub user_id: u32,
-    /// The user's write state as last committed, encoded by
-    /// `metrics::state`; `None` when not known.
-    pub state: Option<Box<[u8]>>,
 }
 
 /// The cached users of one stripe.
@@ -66,12 +56,6 @@ impl Shard {
     pub fn remove(&mut self, name: &str) {
         self.users.remove(name);
     }
-
-    fn clear_states(&mut self) {
-        for u in self.users.values_mut() {
-            u.state = None;
-        }
-    }
 }
 
 /// A fixed set of mutexes that users hash onto.
@@ -102,14 +86,6 @@ impl StripeGuards<'_> {
     /// Most cached users per shard.
     pub(crate) fn shard_capacity(&self) -> usize {
         self.stripes.shard_capacity
-    }
-
-    /// Drops every cached write state of the held stripes (ids stay: they
-    /// do not change). For writes that rewrite per-user state wholesale.
-    pub(crate) fn clear_states(&mut self) {
-        for (_, g) in &mut self.guards {
-            g.clear_states();
-        }
     }
 }
 

@@ -353,33 +353,16 @@ impl<'a, 'g> UserWrites<'a, 'g> {
         Ok(())
     }
 
-    /// The write state cached for `user` (encoded by `metrics::state`), if
-    /// any. Only ever what a committed write left.
-    pub fn cached_state(&mut self, user: &str) -> Option<&[u8]> {
-        self.guards
-            .shard(user)
-            .and_then(|s| s.get(user))
-            .and_then(|c| c.state.as_deref())
-    }
-
     /// Caches the records this write read or changed; call only after its
     /// batch committed (a failed write must leave the cache as the store is).
-    /// A user's cached write state is kept unless `states` (user id →
-    /// encoded state, from a write that changed it) replaces it.
-    pub fn remember(self, mut states: FxHashMap<u32, Box<[u8]>>) {
+    pub fn remember(self) {
         let capacity = self.guards.shard_capacity();
         for (name, slot) in self.slots {
             if let Some(shard) = self.guards.shard(&name) {
-                let state = states.remove(&slot.user_id);
-                // an id never changes while cached (erasure drops the entry)
-                if state.is_none() && shard.get(&name).is_some() {
-                    continue;
-                }
                 shard.put(
                     &name,
                     CachedUser {
                         user_id: slot.user_id,
-                        state,
                     },
                     capacity,
                 );

@@ -55,7 +55,7 @@ impl Writer<'_> {
         session.finish(&mut batch)?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
-        users.remember(Default::default());
+        users.remember();
         Ok(outcome)
     }
 

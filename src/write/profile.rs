@@ -31,7 +31,7 @@ impl Writer<'_> {
         profiles::apply_update(self.store, &mut batch, user_id, update)?;
         users_w.finish(&mut batch)?;
         self.store.write(batch)?;
-        users_w.remember(Default::default());
+        users_w.remember();
         Ok(())
     }
 

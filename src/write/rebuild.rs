@@ -52,7 +52,6 @@ pub(crate) fn rebuild(
             )?;
         }
         let mut batch = Batch::new();
-        // nothing is cached during a rebuild (the caller cleared the cache)
         state.finish(&mut batch)?;
         store.write(batch)?;
         chunk.clear();

@@ -80,11 +80,6 @@ impl Writer<'_> {
             }
             let kind_id = reservation.id(&e.kind)?;
             let (user_id, new) = users.id_created(&e.user)?;
-            if !new {
-                if let Some(cached) = users.cached_state(&e.user) {
-                    state.prime(user_id, cached);
-                }
-            }
             let seq = state.next_seq(user_id, new)?;
             let key = EventKey {
                 user_id,
@@ -111,13 +106,13 @@ impl Writer<'_> {
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
-        let states = state.finish(&mut batch)?;
+        state.finish(&mut batch)?;
         if let Some(ledger) = ledger {
             ledger.finish(&mut batch)?;
         }
         users.finish(&mut batch)?;
         self.store.write(batch)?;
-        users.remember(states);
+        users.remember();
         reservation.publish();
         Ok(outcomes)
     }
