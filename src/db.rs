@@ -94,7 +94,8 @@ pub struct Stats {
 pub struct CfStats {
     /// Estimated number of keys.
     pub estimated_keys: u64,
-    /// Bytes in SST files.
+    /// Bytes in the SST files of the current LSM version (files a finished
+    /// compaction replaced are not counted, even before they are deleted).
     pub sst_bytes: u64,
     /// Bytes in memtables.
     pub memtable_bytes: u64,
@@ -366,7 +367,7 @@ impl Db {
                 cf.name().to_owned(),
                 CfStats {
                     estimated_keys: get("rocksdb.estimate-num-keys")?,
-                    sst_bytes: get("rocksdb.total-sst-files-size")?,
+                    sst_bytes: get("rocksdb.live-sst-files-size")?,
                     memtable_bytes: get("rocksdb.cur-size-all-mem-tables")?,
                 },
             );

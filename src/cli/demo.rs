@@ -297,6 +297,9 @@ pub(super) fn run(
     }
     db.expire_points(end_ms)?;
     db.flush()?;
+    // Settle the bulk load as an operator would (`stickydb compact`), so the
+    // size shown is the store's, not a pile of level-0 files.
+    db.compact()?;
 
     summary(&db, &sim, days, recorded, duplicates, ingest_secs)?;
     let from = db.local_day(START_MS);
