@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::*;
-use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
+use stickydb::ledger::{LedgerSettings, TierLevel, Tiers};
 use stickydb::{
     Db, Error, Event, LedgerError, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource,
 };
@@ -43,23 +43,7 @@ fn batch(i: usize) -> Vec<Event> {
 
 fn ledger_settings() -> LedgerSettings {
     LedgerSettings {
-        rules: vec![
-            EarnRule {
-                kind: "purchase".into(),
-                points: RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 10,
-                },
-                daily_cap_points: None,
-                expires_after_days: Some(30),
-            },
-            EarnRule {
-                kind: "sign_in".into(),
-                points: RulePoints::Fixed(10),
-                daily_cap_points: Some(25),
-                expires_after_days: Some(10),
-            },
-        ],
+        rules: sample_earn_rules(),
         tiers: Tiers {
             window_days: 30,
             levels: vec![

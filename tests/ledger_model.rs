@@ -20,7 +20,7 @@ mod model;
 
 use model::{compare, db_res, Account};
 use proptest::prelude::*;
-use stickydb::ledger::{EarnRule, ExpireReport, LedgerSettings, RulePoints, TierLevel, Tiers};
+use stickydb::ledger::{ExpireReport, LedgerSettings, TierLevel, Tiers};
 use stickydb::{Event, PointsOp, RecordOutcome};
 
 const USERS: [&str; 2] = ["ann", "bob"];
@@ -101,28 +101,6 @@ fn tiers() -> Tiers {
     }
 }
 
-/// The store's earning rules: points per purchase amount, expiring after 30
-/// days; 10 points per sign-in, at most 25 a day, expiring after 10 days.
-fn rules() -> Vec<EarnRule> {
-    vec![
-        EarnRule {
-            kind: "purchase".into(),
-            points: RulePoints::PerAmount {
-                points: 1,
-                per_minor: 10,
-            },
-            daily_cap_points: None,
-            expires_after_days: Some(30),
-        },
-        EarnRule {
-            kind: "sign_in".into(),
-            points: RulePoints::Fixed(10),
-            daily_cap_points: Some(25),
-            expires_after_days: Some(10),
-        },
-    ]
-}
-
 /// Times are multiples of this grid, so that operations often land exactly
 /// on an expiry or a deadline: the boundaries are where rules go wrong.
 const GRID_MS: i64 = 5;
@@ -167,7 +145,7 @@ fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
 fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
     db.set_ledger_settings(LedgerSettings {
-        rules: rules(),
+        rules: common::sample_earn_rules(),
         tiers: tiers(),
     })
     .unwrap();
@@ -226,7 +204,12 @@ fn run(steps: Vec<Step>) {
                         matches!(out, RecordOutcome::Recorded { seq, .. } if seq == model[user].events),
                         "{out:?}"
                     );
-                    model[user].event(&rules(), e.kind.as_str(), e.ts_ms, e.amount_minor);
+                    model[user].event(
+                        &common::sample_earn_rules(),
+                        e.kind.as_str(),
+                        e.ts_ms,
+                        e.amount_minor,
+                    );
                     last_event[user] = Some(e);
                 }
             }

@@ -8,6 +8,30 @@ use tempfile::TempDir;
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
 
+/// Earning rules several tests run a store with: points per purchase amount
+/// (1 per 10 minor units, expiring after 30 days) and 10 points per sign-in,
+/// at most 25 a day, expiring after 10 days.
+pub fn sample_earn_rules() -> Vec<stickydb::ledger::EarnRule> {
+    use stickydb::ledger::{EarnRule, RulePoints};
+    vec![
+        EarnRule {
+            kind: "purchase".into(),
+            points: RulePoints::PerAmount {
+                points: 1,
+                per_minor: 10,
+            },
+            daily_cap_points: None,
+            expires_after_days: Some(30),
+        },
+        EarnRule {
+            kind: "sign_in".into(),
+            points: RulePoints::Fixed(10),
+            daily_cap_points: Some(25),
+            expires_after_days: Some(10),
+        },
+    ]
+}
+
 pub fn open_temp() -> (TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path(), Options::default()).expect("open");
