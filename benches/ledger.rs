@@ -105,6 +105,8 @@ fn bench_ops(c: &mut Criterion) {
         })
     });
     g.finish();
+    // every account the benchmark wrote replays to what is stored
+    assert!(db.verify().expect("verify").is_clean());
 }
 
 fn bench_expire(c: &mut Criterion) {

@@ -215,6 +215,7 @@ fn bench_peers(c: &mut Criterion) {
         b.iter(|| black_box(sqlite_retention(&sql, last - 29, last)))
     });
     g.finish();
+    assert!(db.verify().expect("verify").is_clean());
 }
 
 criterion_group!(benches, bench_peers);

@@ -133,6 +133,14 @@ fn bench_queries(c: &mut Criterion) {
         b.iter(|| black_box(db.metrics().rfm(last, None).expect("rfm")))
     });
     g.finish();
+    let started = std::time::Instant::now();
+    let report = db.verify().expect("verify");
+    eprintln!(
+        "verify: {} problem(s) in {:.1} s",
+        report.problem_count,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(report.is_clean());
 }
 
 criterion_group!(benches, bench_queries);
