@@ -29,6 +29,9 @@ pub enum Error {
     /// A points operation was refused by the ledger's rules; nothing was written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// An identity merge was refused; nothing was written.
+    #[error(transparent)]
+    Merge(#[from] MergeError),
     /// A limit of the store (not of one input) was reached.
     #[error("limit reached: {what} (at most {max})")]
     LimitReached {
@@ -189,6 +192,61 @@ pub enum LedgerError {
         deadline_ms: i64,
         /// When the capture was attempted.
         at_ms: i64,
+    },
+}
+
+/// Why an identity merge (SPEC §2) was refused. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// `from` and `into` name the same user.
+    #[error("cannot merge {user:?} into itself")]
+    SelfMerge {
+        /// The user named twice.
+        user: String,
+    },
+    /// `into` is (an alias of) `from`: the merge would close a cycle.
+    #[error(
+        "merging {from:?} into {into:?} would close a cycle: {into:?} is an alias of {from:?}"
+    )]
+    Cycle {
+        /// The user to merge.
+        from: String,
+        /// The target, which resolves to `from`.
+        into: String,
+    },
+    /// `from` was merged before and is now an alias.
+    #[error("{from:?} was already merged into {into:?}")]
+    AlreadyMerged {
+        /// The alias.
+        from: String,
+        /// The user it resolves to.
+        into: String,
+    },
+    /// Neither user is anonymous and the merge was not forced.
+    #[error("{from:?} and {into:?} are both identified ids; merging them needs force")]
+    BothIdentified {
+        /// The user to merge.
+        from: String,
+        /// The target.
+        into: String,
+    },
+    /// The merge id was used before for another pair.
+    #[error("merge id {merge_id:?} was already used to merge {from:?} into {into:?}")]
+    IdConflict {
+        /// The reused id.
+        merge_id: String,
+        /// The pair it merged.
+        from: String,
+        /// The pair it merged.
+        into: String,
+    },
+    /// `from` holds loyalty points or ledger history; moving a ledger is not
+    /// built yet (docs/identity.md), so the merge is refused rather than
+    /// leaving the points behind.
+    #[error("{from:?} has a loyalty-point ledger; merging ledgers is not supported yet")]
+    HasLedger {
+        /// The user to merge.
+        from: String,
     },
 }
 

@@ -56,13 +56,16 @@ mod verify;
 mod write;
 
 pub use db::{CfStats, Db, RawEntry, Stats};
-pub use error::{CorruptionError, Error, InputError, LedgerError, OpenError, Problem, Result};
+pub use error::{
+    CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem, Result,
+};
 pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;
 pub use store::{Options, Settings};
 pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
+pub use users::{IdentitySettings, MergeOptions, MergeOutcome};
 pub use verify::VerifyReport;
 
 /// The README's example, compiled and run as a doctest.

@@ -210,6 +210,19 @@ proptest! {
         }
         let key = meta::kind_name(&name);
         prop_assert_eq!(meta::kind_name_of(&key), Some(name.as_bytes()));
+        // merge records and the alias index: their own prefixes
+        let prefixes = [meta::KIND_NAME_PREFIX, meta::KIND_ID_PREFIX, meta::MERGE_PREFIX, meta::ALIAS_PREFIX];
+        for (i, a) in prefixes.iter().enumerate() {
+            for b in &prefixes[i + 1..] {
+                prop_assert!(!a.starts_with(b) && !b.starts_with(a));
+            }
+            for fixed in meta::FIXED {
+                prop_assert!(!fixed.starts_with(a));
+            }
+        }
+        let alias = meta::alias(id, &name);
+        prop_assert_eq!(meta::alias_name_of(id, &alias), Some(name.as_bytes()));
+        prop_assert!(meta::merge(&name).starts_with(meta::MERGE_PREFIX));
         prop_assert!(!meta::kind_id(id).starts_with(meta::KIND_NAME_PREFIX));
     }
 }

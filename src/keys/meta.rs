@@ -14,14 +14,51 @@ pub const LEDGER_SETTINGS: &[u8] = b"ledger_settings";
 /// The lowest internal user id the allocator may hand out (raised by erasure).
 pub const NEXT_USER_ID_FLOOR: &[u8] = b"next_user_id_floor";
 
+/// Identity settings (which user ids are anonymous).
+pub const IDENTITY_SETTINGS: &[u8] = b"identity_settings";
+
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 5] = [
+pub const FIXED: [&[u8]; 6] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
     LEDGER_SETTINGS,
     NEXT_USER_ID_FLOOR,
+    IDENTITY_SETTINGS,
 ];
+
+/// Prefix of the merge records: `merge:ID` → what merge `ID` did.
+pub const MERGE_PREFIX: &[u8] = b"merge:";
+/// Prefix of the alias index: `alias:` ‖ target user (u32 BE) ‖ alias name
+/// → the merge id that made the alias. One prefix scan lists a user's
+/// aliases.
+pub const ALIAS_PREFIX: &[u8] = b"alias:";
+
+/// `merge:ID`: the record of merge `id`.
+pub fn merge(id: &str) -> Vec<u8> {
+    let mut k = MERGE_PREFIX.to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `alias:` ‖ `user_id` ‖ `name`: `name` is an alias of `user_id`.
+pub fn alias(user_id: u32, name: &str) -> Vec<u8> {
+    let mut k = aliases_of(user_id);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The prefix of every alias of `user_id`.
+pub fn aliases_of(user_id: u32) -> Vec<u8> {
+    let mut k = ALIAS_PREFIX.to_vec();
+    k.extend_from_slice(&user_id.to_be_bytes());
+    k
+}
+
+/// The alias name of an [`alias`] key of `user_id`.
+pub fn alias_name_of(user_id: u32, key: &[u8]) -> Option<&[u8]> {
+    key.strip_prefix(aliases_of(user_id).as_slice())
+}
 
 /// Prefix of the registry's name → id entries.
 pub const KIND_NAME_PREFIX: &[u8] = b"kind:";

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use expire::due_accounts;
 pub use read::MAX_HISTORY_LIMIT;
-pub(crate) use read::{erase, rebuild_tier_sets};
+pub(crate) use read::{erase, has_records, rebuild_tier_sets};
 pub use rules::{
     EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers, MAX_RULES, MAX_RULE_EXPIRY_DAYS,
     MAX_TIERS, MAX_TIER_NAME_BYTES, MAX_TIER_WINDOW_DAYS,

@@ -438,6 +438,56 @@ pub(crate) fn profile(store: &Store, user: &str, sensitive: Sensitive) -> Result
     Ok(Some(p))
 }
 
+/// A user's stored attributes and tags, by name.
+type Stored = (BTreeMap<String, StoredAttr>, BTreeMap<String, Tag>);
+
+fn stored(store: &Store, user_id: u32) -> Result<Stored> {
+    let prefix = keys::user(user_id);
+    let mut attrs = BTreeMap::new();
+    for item in store.prefix(Cf::Profiles, &prefix)? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+        attrs.insert(name, decode_value(Cf::Profiles, &k, &v)?);
+    }
+    let mut tags = BTreeMap::new();
+    for item in store.prefix(Cf::Tags, &prefix)? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
+        tags.insert(name, decode_value(Cf::Tags, &k, &v)?);
+    }
+    Ok((attrs, tags))
+}
+
+/// The update that folds `from_id`'s profile into `into_id`'s (identity
+/// merge, docs/identity.md). Attributes carry no update time, so where both
+/// have one `into`'s value stays (it is the identity that goes on) and
+/// `from`'s fills only what `into` lacks; an attribute sensitive on either
+/// side is sensitive after. Tags are united; where both have a tag, the one
+/// updated later wins (its source, time and expiry).
+pub(crate) fn merge_update(store: &Store, from_id: u32, into_id: u32) -> Result<ProfileUpdate> {
+    let (from_attrs, from_tags) = stored(store, from_id)?;
+    let (into_attrs, into_tags) = stored(store, into_id)?;
+    let mut update = ProfileUpdate::new();
+    for (name, a) in from_attrs {
+        match into_attrs.get(&name) {
+            None => update.set.push((name, a.value, a.sensitive)),
+            Some(kept) if a.sensitive && !kept.sensitive => {
+                update.set.push((name, kept.value.clone(), true))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, tag) in from_tags {
+        let newer = into_tags
+            .get(&name)
+            .is_none_or(|kept| tag.updated_at_ms > kept.updated_at_ms);
+        if newer {
+            update.tags.push((name, tag));
+        }
+    }
+    Ok(update)
+}
+
 /// Re-derives the tag index from the tags: deletes it whole and writes each
 /// tag's chunks anew (migration). Not atomic; re-running starts over.
 pub(crate) fn rebuild_tag_index(store: &Store) -> Result<()> {

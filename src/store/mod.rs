@@ -30,7 +30,7 @@ use crate::keys::meta;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -42,8 +42,14 @@ pub const FORMAT_VERSION: u32 = 4;
 /// version 3 kept user sets unchunked, rolling counters per kind and
 /// window-day, and each user's state in one value that grew with its
 /// history. Migrating re-derives every derived structure from the primary
-/// records (`write::migrate`), then stamps the current version.
-pub const MIGRATABLE_FORMATS: [u32; 3] = [1, 2, 3];
+/// records (`write::migrate`), then stamps the current version. Version 4
+/// (before identity merges) differs only in what it cannot hold — aliases
+/// in `user_by_name` and merge records in `meta` — so it is stamped as is:
+/// an older build must not open a store whose names it would misread.
+pub const MIGRATABLE_FORMATS: [u32; 4] = [1, 2, 3, 4];
+
+/// The newest format whose stores are migrated by stamping alone.
+pub const STAMP_ONLY_FORMAT: u32 = 4;
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

@@ -119,11 +119,17 @@ pub(crate) fn timeline(
         )
         .into());
     }
-    let Some(user_id) = users::id_of(store, user)? else {
-        return Err(Error::UnknownUser {
-            user: user.to_owned(),
-        });
+    // An alias reads its target's timeline, labelled with the target.
+    let (user_id, user) = match users::lookup(store, user)? {
+        Some(users::NameEntry::User(id)) => (id, user.to_owned()),
+        Some(users::NameEntry::Alias { user_id, into }) => (user_id, into),
+        None => {
+            return Err(Error::UnknownUser {
+                user: user.to_owned(),
+            })
+        }
     };
+    let user = user.as_str();
     let mut out = Vec::new();
     if from_ms >= to_ms || limit == 0 {
         return Ok(out);
@@ -141,6 +147,26 @@ pub(crate) fn timeline(
         }
     }
     Ok(out)
+}
+
+/// Every event of `user_id`, labelled `user`, newest first; `None` when
+/// there are more than `max` (a merge moves at most that many).
+pub(crate) fn events_of(
+    store: &Store,
+    kinds: &KindRegistry,
+    user_id: u32,
+    user: &str,
+    max: usize,
+) -> Result<Option<Vec<Event>>> {
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::Events, &keys::user(user_id))? {
+        let (k, v) = item?;
+        if out.len() == max {
+            return Ok(None);
+        }
+        out.push(decode_event(kinds, user, &k, &v)?.event);
+    }
+    Ok(Some(out))
 }
 
 /// Where a newest-first scan of `user_id`'s events before `to_ms` starts and

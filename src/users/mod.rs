@@ -6,6 +6,8 @@
 //! names a user, because the mapping rides in that write's batch. Must not
 //! touch profiles, tags or events.
 
+mod alias;
+mod identity;
 mod locks;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -15,6 +17,16 @@ use crate::store::Batch;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use alias::decode_entry;
+pub use alias::{aliases, lock_resolving, lookup, NameEntry, Resolved};
+pub(crate) use alias::{delete_alias, put_alias};
+pub use identity::{
+    check_merge_id, IdentitySettings, MergeOptions, MergeOutcome, MAX_ANONYMOUS_PREFIXES,
+    MAX_MERGE_ID_BYTES, MAX_PREFIX_BYTES,
+};
+pub(crate) use identity::{
+    load_settings as load_identity_settings, save_settings as save_identity_settings,
+};
 use locks::CachedUser;
 pub use locks::{LockStripes, StripeGuards};
 
@@ -131,12 +143,24 @@ impl Allocator {
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32, name: &str) -> Result<()> {
     // (the caller drops the cached record once the erasure committed)
     batch.delete(Cf::UserByName, name.as_bytes());
-    batch.delete(Cf::UserById, keys::user(user_id));
+    retire(store, batch, user_id)
+}
+
+/// Retires `from_id` (merged into another user, SPEC §2): deletes its id
+/// record and takes it out of the all-users set, in `batch`; the caller
+/// re-points its name as an alias. The id is never reused.
+pub(crate) fn retire(store: &Store, batch: &mut Batch, from_id: u32) -> Result<()> {
+    batch.delete(Cf::UserById, keys::user(from_id));
     batch.merge(
         Cf::Metrics,
-        all_users_key(user_id),
-        BitmapDelta::remove(user_id).encode(),
+        all_users_key(from_id),
+        BitmapDelta::remove(from_id).encode(),
     );
+    raise_id_floor(store, batch, from_id)
+}
+
+/// Keeps `user_id` from being handed out again once its record is gone.
+fn raise_id_floor(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     let floor: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
     let wanted = user_id.saturating_add(1).max(floor);
     batch.put(
@@ -191,9 +215,10 @@ pub(crate) fn write_chunks(
     store.write(batch)
 }
 
-/// Looks up the internal id of an external user id.
+/// Looks up the internal id of an external user id (an alias resolves to
+/// the user it was merged into).
 pub fn id_of(store: &Store, user: &str) -> Result<Option<u32>> {
-    store.get(Cf::UserByName, user.as_bytes())
+    Ok(lookup(store, user)?.map(|e| e.user_id()))
 }
 
 /// Looks up the record of an internal id.
@@ -213,16 +238,21 @@ pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
 struct Slot {
     user_id: u32,
     created: bool,
+    /// The name is an alias of `user_id`: never cached, never written.
+    alias: bool,
 }
 
 /// The user side of one logical write: resolves names to ids (allocating new
 /// ones), hands out event sequence numbers, and writes changed user records
 /// into the write's batch. Callers hold the stripe locks of every user named
-/// (the guards also give the cache shards those users' records live in).
+/// and of every alias's target ([`lock_resolving`]; the guards also give the
+/// cache shards those users' records live in).
 pub struct UserWrites<'a, 'g> {
     store: &'a Store,
     allocator: &'a Allocator,
     guards: &'a mut StripeGuards<'g>,
+    /// The names [`lock_resolving`] looked up under the locks.
+    resolved: Resolved,
     slots: FxHashMap<String, Slot>,
     /// Names looked up and not found: asked again, they are new.
     absent: FxHashSet<String>,
@@ -235,11 +265,13 @@ impl<'a, 'g> UserWrites<'a, 'g> {
         store: &'a Store,
         allocator: &'a Allocator,
         guards: &'a mut StripeGuards<'g>,
+        resolved: Resolved,
     ) -> Self {
         Self {
             store,
             allocator,
             guards,
+            resolved,
             slots: FxHashMap::default(),
             absent: FxHashSet::default(),
             created: Vec::new(),
@@ -253,25 +285,37 @@ impl<'a, 'g> UserWrites<'a, 'g> {
             if self.absent.contains(user) {
                 return Ok(None);
             }
-            let cached = self
-                .guards
-                .shard(user)
-                .and_then(|s| s.get(user).map(|c| c.user_id));
-            let user_id = match cached {
-                Some(id) => id,
+            let entry = match self.resolved.remove(user) {
+                Some(entry) => entry,
                 None => {
-                    let Some(user_id) = id_of(self.store, user)? else {
-                        self.absent.insert(user.to_owned());
-                        return Ok(None);
-                    };
-                    user_id
+                    let cached = self
+                        .guards
+                        .shard(user)
+                        .and_then(|s| s.get(user).map(|c| NameEntry::User(c.user_id)));
+                    match cached {
+                        Some(e) => Some(e),
+                        None => lookup(self.store, user)?,
+                    }
                 }
             };
+            let Some(entry) = entry else {
+                self.absent.insert(user.to_owned());
+                return Ok(None);
+            };
+            if let NameEntry::Alias { into, .. } = &entry {
+                // Writing through an alias needs its target's lock too.
+                if self.guards.shard(into).is_none() {
+                    return Err(Error::UnknownUser {
+                        user: format!("{user} (an alias whose target is not locked)"),
+                    });
+                }
+            }
             self.slots.insert(
                 user.to_owned(),
                 Slot {
-                    user_id,
+                    user_id: entry.user_id(),
                     created: false,
+                    alias: matches!(entry, NameEntry::Alias { .. }),
                 },
             );
         }
@@ -288,6 +332,7 @@ impl<'a, 'g> UserWrites<'a, 'g> {
                 Slot {
                     user_id,
                     created: true,
+                    alias: false,
                 },
             );
         }
@@ -358,6 +403,9 @@ impl<'a, 'g> UserWrites<'a, 'g> {
     pub fn remember(self) {
         let capacity = self.guards.shard_capacity();
         for (name, slot) in self.slots {
+            if slot.alias {
+                continue;
+            }
             if let Some(shard) = self.guards.shard(&name) {
                 shard.put(
                     &name,

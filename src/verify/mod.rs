@@ -16,9 +16,10 @@ use crate::keys::metrics::{all_users as all_users_key, MetricKey, ALL_USERS_PREF
 use crate::kinds::KindRegistry;
 use crate::profiles;
 use crate::store::merge;
-use crate::store::{decode_value, Cf, Store};
+use crate::store::{Cf, Store};
 use crate::users::UserRecord;
 
+mod aliases;
 mod events;
 mod ledger;
 mod metrics;
@@ -95,13 +96,18 @@ fn check_users(store: &Store, r: &mut VerifyReport) -> Result<HashMap<u32, UserR
         }
     }
     let mut named = 0usize;
+    let mut aliases = Vec::new();
     for item in store.range(Cf::UserByName, &[], None)? {
         let (k, v) = item?;
         r.count(Cf::UserByName);
         named += 1;
         let name = String::from_utf8_lossy(&k).into_owned();
-        match decode_value::<u32>(Cf::UserByName, &k, &v) {
-            Ok(id) => match records.get(&id) {
+        match crate::users::decode_entry(&k, &v) {
+            Ok(crate::users::NameEntry::Alias { user_id, into }) => {
+                named -= 1;
+                aliases.push((name, user_id, into));
+            }
+            Ok(crate::users::NameEntry::User(id)) => match records.get(&id) {
                 Some(rec) if rec.name == name => {}
                 Some(rec) => r.problem(format!(
                     "user {name:?} maps to id {id} whose record names {:?}",
@@ -112,6 +118,7 @@ fn check_users(store: &Store, r: &mut VerifyReport) -> Result<HashMap<u32, UserR
             Err(e) => r.problem(e.to_string()),
         }
     }
+    aliases::check(store, &records, &aliases, r)?;
     if named != records.len() {
         r.problem(format!(
             "{named} user names but {} user records",

@@ -6,21 +6,34 @@ use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
+use crate::keys::meta;
 use crate::metrics::forget::ErasedEvent;
+use crate::store::Cf;
+use crate::users::NameEntry;
 use crate::{ledger, metrics, profiles, timeline, users};
 
 impl Writer<'_> {
-    /// Erases `user`; returns whether it existed. Its internal id is never
-    /// reused.
+    /// Erases `user` (named by its id or by an alias of it, with every
+    /// history merged into it); returns whether it existed. Its internal id
+    /// is never reused.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         let _erasing = self.erase_lock.lock();
-        let mut guard = self.stripes.lock([user]);
-        let Some(user_id) = users::id_of(self.store, user)? else {
-            return Ok(false);
+        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
+        let (user_id, user) = match resolved.get(user).cloned().flatten() {
+            None => return Ok(false),
+            Some(NameEntry::User(id)) => (id, user.to_owned()),
+            Some(NameEntry::Alias { user_id, into }) => (user_id, into),
         };
+        let user = user.as_str();
         let mut batch = Batch::new();
+        // Its aliases and the records of the merges that made them go too:
+        // they name the user.
+        for (name, merge_id) in users::aliases(self.store, user_id)? {
+            users::delete_alias(&mut batch, &name, user_id);
+            batch.delete(Cf::Meta, meta::merge(&merge_id));
+        }
         profiles::erase(self.store, &mut batch, user_id)?;
         let events: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, user_id)?
             .into_iter()

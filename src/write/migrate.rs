@@ -22,6 +22,9 @@ pub(crate) fn migrate(
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
 ) -> Result<()> {
+    if store.format_found() == crate::store::STAMP_ONLY_FORMAT {
+        return store.stamp_format_version();
+    }
     users::rebuild_all_users(store)?;
     profiles::rebuild_tag_index(store)?;
     ledger::rebuild_tier_sets(store)?;

@@ -11,6 +11,7 @@
 //! tags). Must not be imported by those subsystems: dependencies point down.
 
 mod erase;
+mod merge;
 mod migrate;
 mod points;
 mod profile;

@@ -30,10 +30,10 @@ impl Writer<'_> {
         ledger::check_txn_id(txn_id)?;
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
         op.validate()?;
-        let mut guard = self.stripes.lock([user]);
+        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
         // Read under the lock: a settings change holds every stripe.
         let settings = self.ledger_settings.read().clone();
-        let mut users = UserWrites::new(self.store, self.allocator, &mut guard);
+        let mut users = UserWrites::new(self.store, self.allocator, &mut guard, resolved);
         let credits = match op {
             PointsOp::Earn { .. } => true,
             PointsOp::Adjust { points, .. } => *points > 0,

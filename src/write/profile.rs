@@ -15,8 +15,8 @@ impl Writer<'_> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         update.validate()?;
-        let mut guard = self.stripes.lock([user]);
-        let mut users_w = UserWrites::new(self.store, self.allocator, &mut guard);
+        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
+        let mut users_w = UserWrites::new(self.store, self.allocator, &mut guard, resolved);
         let user_id = if update.creates() {
             users_w.id(user)?
         } else {

@@ -10,13 +10,15 @@ use crate::store::Batch;
 use super::Writer;
 use crate::error::{InputError, Problem, Result};
 use crate::keys::EventKey;
+use crate::kinds::Reservation;
 use crate::ledger::session::Session;
+use crate::ledger::LedgerSettings;
 use crate::metrics::{
     self,
     state::{Contribution, StateWrites},
 };
 use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
-use crate::users::UserWrites;
+use crate::users::{self, UserWrites};
 
 impl Writer<'_> {
     /// Records `events` as one atomic write.
@@ -38,19 +40,40 @@ impl Writer<'_> {
             e.validate().map_err(|err| err.at(i))?;
         }
 
-        let mut guards = self.stripes.lock(events.iter().map(|e| e.user.as_str()));
+        let names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
         let mut batch = Batch::new();
         let reservation = self
             .kinds
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
-        let mut users = UserWrites::new(self.store, self.allocator, &mut guards);
-        let mut seen_in_batch: FxHashSet<(&str, &str)> = FxHashSet::default();
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut state = StateWrites::new(self.store);
+        let mut users = UserWrites::new(self.store, self.allocator, &mut guards, resolved);
         // Only stores with earning rules pay for a ledger session.
         let ledger_settings = self.ledger_settings.read().clone();
-        let mut ledger =
-            (!ledger_settings.rules.is_empty()).then(|| Session::new(self.store, &ledger_settings));
+        let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
+        let outcomes = self.record_into(&mut batch, &mut users, &reservation, events, rules)?;
+        users.finish(&mut batch)?;
+        self.store.write(batch)?;
+        users.remember();
+        reservation.publish();
+        Ok(outcomes)
+    }
+
+    /// Puts `events` into `batch` under locks the caller holds: dedup, ids,
+    /// event records, aggregate deltas and (with `rules`) rule credits. The
+    /// caller finishes `users` and commits.
+    pub(super) fn record_into(
+        &self,
+        batch: &mut Batch,
+        users: &mut UserWrites<'_, '_>,
+        reservation: &Reservation<'_>,
+        events: &[Event],
+        rules: Option<&LedgerSettings>,
+    ) -> Result<Vec<RecordOutcome>> {
+        // Keyed by internal id: an alias and its target are one user.
+        let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut state = StateWrites::new(self.store);
+        let mut ledger = rules.map(|r| Session::new(self.store, r));
 
         // The dedup lookups of every event of an existing user, together.
         let mut lookups: Vec<(u32, &str)> = Vec::new();
@@ -68,25 +91,27 @@ impl Writer<'_> {
         let recorded = timeline::recorded(self.store, &lookups)?;
 
         for (e, lookup) in events.iter().zip(lookup_of) {
+            if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
+                outcomes.push(RecordOutcome::Duplicate);
+                continue;
+            }
+            // (a duplicate within the batch found its user created by the
+            // event it repeats: no id is allocated for nothing)
+            let (user_id, new) = users.id_created(&e.user)?;
             if let Some(event_id) = &e.event_id {
-                if !seen_in_batch.insert((e.user.as_str(), event_id.as_str())) {
-                    outcomes.push(RecordOutcome::Duplicate);
-                    continue;
-                }
-                if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
+                if !seen_in_batch.insert((user_id, event_id.as_str())) {
                     outcomes.push(RecordOutcome::Duplicate);
                     continue;
                 }
             }
             let kind_id = reservation.id(&e.kind)?;
-            let (user_id, new) = users.id_created(&e.user)?;
             let seq = state.next_seq(user_id, new)?;
             let key = EventKey {
                 user_id,
                 ts_ms: e.ts_ms,
                 seq,
             };
-            timeline::put(&mut batch, &key, kind_id, e)?;
+            timeline::put(batch, &key, kind_id, e)?;
             state.add(
                 &Contribution {
                     user_id,
@@ -106,14 +131,10 @@ impl Writer<'_> {
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
-        state.finish(&mut batch)?;
+        state.finish(batch)?;
         if let Some(ledger) = ledger {
-            ledger.finish(&mut batch)?;
+            ledger.finish(batch)?;
         }
-        users.finish(&mut batch)?;
-        self.store.write(batch)?;
-        users.remember();
-        reservation.publish();
         Ok(outcomes)
     }
 }

@@ -24,6 +24,8 @@ use crate::write::{self, Writer};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+mod identity;
+
 /// Number of per-user lock stripes. Enough that two writers of different
 /// users rarely share one, few enough that a batch locking many stays cheap.
 const LOCK_STRIPES: usize = 1024;
@@ -52,6 +54,8 @@ pub struct Db {
     ledger_settings: RwLock<Arc<LedgerSettings>>,
     /// Erasures update one shared meta key; they are rare, so one at a time.
     erase_lock: Mutex<()>,
+    /// Which ids are anonymous (identity merges).
+    identity_settings: RwLock<crate::users::IdentitySettings>,
     /// Set by [`Db::close`]: its flush already ran.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -120,6 +124,7 @@ impl Db {
             write::migrate(&mut store, &kinds, &metric_settings.non_activity_kinds)?;
         }
         let ledger_settings = ledger::rules::load(&store)?;
+        let identity_settings = identity::load(&store)?;
         Ok(Self {
             store,
             allocator,
@@ -129,6 +134,7 @@ impl Db {
             metric_settings: RwLock::new(metric_settings),
             ledger_settings: RwLock::new(Arc::new(ledger_settings)),
             erase_lock: Mutex::new(()),
+            identity_settings: RwLock::new(identity_settings),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }

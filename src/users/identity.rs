@@ -1,0 +1,117 @@
+//! The vocabulary of identity merges (SPEC §2): which ids are anonymous,
+//! what a caller asks of a merge and what a merge did. The merge itself is
+//! composed by the write path (`write::merge`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, Problem, Result};
+
+/// Most anonymous-id prefixes a store keeps.
+pub const MAX_ANONYMOUS_PREFIXES: usize = 16;
+
+/// Longest anonymous-id prefix, in bytes.
+pub const MAX_PREFIX_BYTES: usize = 64;
+
+/// Longest merge id, in bytes.
+pub const MAX_MERGE_ID_BYTES: usize = 128;
+
+/// Which external ids are anonymous (device or cookie ids): those that start
+/// with one of the prefixes. Merging two ids that are both identified needs
+/// [`MergeOptions::force`]. Stored in the store; default: no prefix, so
+/// every merge must be forced until the store is told its anonymous ids.
+///
+/// ```
+/// let s = stickydb::IdentitySettings { anonymous_prefixes: vec!["anon:".into()] };
+/// assert!(s.is_anonymous("anon:7f3a"));
+/// assert!(!s.is_anonymous("member-42"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitySettings {
+    /// Prefixes of anonymous external ids.
+    pub anonymous_prefixes: Vec<String>,
+}
+
+impl IdentitySettings {
+    /// Whether `user` is an anonymous id.
+    pub fn is_anonymous(&self, user: &str) -> bool {
+        self.anonymous_prefixes
+            .iter()
+            .any(|p| user.starts_with(p.as_str()))
+    }
+
+    /// Checks the limits: at most 16 prefixes of 1..=64 bytes each.
+    pub fn validate(&self) -> Result<(), InputError> {
+        if self.anonymous_prefixes.len() > MAX_ANONYMOUS_PREFIXES {
+            return Err(InputError::new(
+                "anonymous_prefixes",
+                Problem::TooMany {
+                    count: self.anonymous_prefixes.len(),
+                    max: MAX_ANONYMOUS_PREFIXES,
+                },
+            ));
+        }
+        for (i, p) in self.anonymous_prefixes.iter().enumerate() {
+            super::check_name(p, MAX_PREFIX_BYTES)
+                .map_err(|e| InputError::new("anonymous_prefixes", e).at(i))?;
+        }
+        Ok(())
+    }
+}
+
+/// How a merge may proceed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeOptions {
+    /// Merge even when neither id is anonymous.
+    pub force: bool,
+}
+
+/// What a merge did (and, for a repeated merge id, what it did the first
+/// time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeOutcome {
+    /// The caller's merge id.
+    pub merge_id: String,
+    /// The merged id, now an alias.
+    pub from: String,
+    /// The user it was merged into (an alias named as `into` resolves to its
+    /// target, which is named here).
+    pub into: String,
+    /// Events moved from `from`'s history into `into`'s.
+    pub events_moved: u64,
+    /// Events of `from` whose event id `into` had recorded already: dropped,
+    /// as a repeated delivery would have been.
+    pub duplicate_events: u64,
+    /// Earlier aliases of `from` re-pointed to `into` (chains resolve).
+    pub aliases_moved: u64,
+    /// This call repeated an earlier merge id: nothing was done now.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// Checks a merge id: 1..=128 bytes, no control characters.
+pub fn check_merge_id(merge_id: &str) -> Result<(), InputError> {
+    super::check_name(merge_id, MAX_MERGE_ID_BYTES).map_err(|p| InputError::new("merge_id", p))
+}
+
+/// The stored identity settings (the default when none were stored).
+pub(crate) fn load_settings(store: &crate::store::Store) -> Result<IdentitySettings> {
+    Ok(store
+        .get(crate::store::Cf::Meta, crate::keys::meta::IDENTITY_SETTINGS)?
+        .unwrap_or_default())
+}
+
+/// Stores `settings` (validated first).
+pub(crate) fn save_settings(
+    store: &crate::store::Store,
+    settings: &IdentitySettings,
+) -> Result<()> {
+    store.check_writable()?;
+    settings.validate()?;
+    let mut batch = crate::store::Batch::new();
+    batch.put(
+        crate::store::Cf::Meta,
+        crate::keys::meta::IDENTITY_SETTINGS,
+        crate::codec::encode(settings)?,
+    );
+    store.write(batch)
+}

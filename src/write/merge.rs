@@ -1,0 +1,191 @@
+//! Identity merge (SPEC §2, docs/identity.md): one atomic write after which
+//! every answer equals that of a store where all of `from`'s events had
+//! always been recorded under `into`.
+//!
+//! Composed from two paths that are exact on their own: `from` leaves every
+//! aggregate as an erasure would take it out, and its events are recorded
+//! again under `into` through the ordinary record path (which is exact for
+//! late, duplicate and out-of-order events). Both build deltas on shared
+//! aggregates and rewrite only per-user state of their own user, so the two
+//! halves compose in one batch. `from`'s name becomes an alias of `into`.
+
+use crate::store::Batch;
+
+use super::Writer;
+use crate::codec;
+use crate::error::{Error, InputError, MergeError, Result};
+use crate::keys::meta;
+use crate::metrics::forget::ErasedEvent;
+use crate::store::Cf;
+use crate::timeline::{RecordOutcome, MAX_BATCH_EVENTS};
+use crate::users::{
+    self, IdentitySettings, MergeOptions, MergeOutcome, NameEntry, Resolved, UserWrites,
+};
+use crate::{ledger, metrics, profiles, timeline};
+
+impl Writer<'_> {
+    /// Merges `from` into `into` as one atomic write (see the module doc);
+    /// idempotent by `merge_id`.
+    pub fn merge(
+        &self,
+        from: &str,
+        into: &str,
+        merge_id: &str,
+        options: MergeOptions,
+        identity: &IdentitySettings,
+    ) -> Result<MergeOutcome> {
+        self.store.check_writable()?;
+        users::check_user(from).map_err(|p| InputError::new("from", p))?;
+        users::check_user(into).map_err(|p| InputError::new("into", p))?;
+        users::check_merge_id(merge_id)?;
+        // Merges and erasures rewrite shared records (the alias index, the
+        // id floor): one at a time.
+        let _one = self.erase_lock.lock();
+        if let Some(done) = self
+            .store
+            .get::<MergeOutcome>(Cf::Meta, &meta::merge(merge_id))?
+        {
+            return self.replay(done, from, into);
+        }
+        if from == into {
+            return Err(MergeError::SelfMerge {
+                user: from.to_owned(),
+            }
+            .into());
+        }
+        let (mut guards, resolved) =
+            users::lock_resolving(self.stripes, self.store, &[from, into])?;
+        let (from_id, into_id, into_name) = resolve_pair(&resolved, from, into)?;
+        if !options.force && !identity.is_anonymous(from) && !identity.is_anonymous(&into_name) {
+            return Err(MergeError::BothIdentified {
+                from: from.to_owned(),
+                into: into_name,
+            }
+            .into());
+        }
+        if ledger::has_records(self.store, from_id)? {
+            return Err(MergeError::HasLedger {
+                from: from.to_owned(),
+            }
+            .into());
+        }
+        let events = timeline::events_of(
+            self.store,
+            self.kinds,
+            from_id,
+            &into_name,
+            MAX_BATCH_EVENTS,
+        )?
+        .ok_or(Error::LimitReached {
+            what: "events one merge moves",
+            max: MAX_BATCH_EVENTS as u64,
+        })?;
+
+        let mut batch = Batch::new();
+        // `from` leaves every aggregate as an erasure takes it out...
+        let facts: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, from_id)?
+            .into_iter()
+            .map(|e| ErasedEvent {
+                kind_id: e.kind_id,
+                ts_ms: e.ts_ms,
+                amount_minor: e.amount_minor,
+            })
+            .collect();
+        let offset = self.store.settings().utc_offset_minutes;
+        metrics::forget::erase(self.store, &mut batch, offset, from_id, &facts)?;
+        let update = profiles::merge_update(self.store, from_id, into_id)?;
+        profiles::erase(self.store, &mut batch, from_id)?;
+        profiles::apply_update(self.store, &mut batch, into_id, &update)?;
+        // ...its name and every earlier alias of it now resolve to `into`...
+        let moved = users::aliases(self.store, from_id)?;
+        for (name, their_merge) in &moved {
+            batch.delete(Cf::Meta, meta::alias(from_id, name));
+            users::put_alias(&mut batch, name, into_id, &into_name, their_merge)?;
+        }
+        users::put_alias(&mut batch, from, into_id, &into_name, merge_id)?;
+        users::retire(self.store, &mut batch, from_id)?;
+        // ...and its events are recorded again under `into` (rules do not
+        // credit them twice: `from` had no ledger).
+        let reservation = self
+            .kinds
+            .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
+        let mut users_w =
+            UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
+        let outcomes = self.record_into(&mut batch, &mut users_w, &reservation, &events, None)?;
+        users_w.finish(&mut batch)?;
+        let events_moved = outcomes
+            .iter()
+            .filter(|o| matches!(o, RecordOutcome::Recorded { .. }))
+            .count() as u64;
+        let outcome = MergeOutcome {
+            merge_id: merge_id.to_owned(),
+            from: from.to_owned(),
+            into: into_name,
+            events_moved,
+            duplicate_events: outcomes.len() as u64 - events_moved,
+            aliases_moved: moved.len() as u64,
+            replayed: false,
+        };
+        batch.put(Cf::Meta, meta::merge(merge_id), codec::encode(&outcome)?);
+        self.store.write(batch)?;
+        users_w.remember();
+        reservation.publish();
+        // `from` is an alias now: aliases are never cached.
+        if let Some(shard) = guards.shard(from) {
+            shard.remove(from);
+        }
+        Ok(outcome)
+    }
+
+    /// A merge id seen before: the same pair is answered with what was done,
+    /// another pair is refused.
+    fn replay(&self, done: MergeOutcome, from: &str, into: &str) -> Result<MergeOutcome> {
+        let same_target = done.into == into
+            || users::id_of(self.store, into)?
+                .is_some_and(|id| users::id_of(self.store, &done.into).ok().flatten() == Some(id));
+        if done.from == from && same_target {
+            return Ok(MergeOutcome {
+                replayed: true,
+                ..done
+            });
+        }
+        Err(MergeError::IdConflict {
+            merge_id: done.merge_id,
+            from: done.from,
+            into: done.into,
+        }
+        .into())
+    }
+}
+
+/// `from`'s id, and `into`'s id and external id (an alias named as `into`
+/// resolves to its target).
+fn resolve_pair(resolved: &Resolved, from: &str, into: &str) -> Result<(u32, u32, String)> {
+    let unknown = |user: &str| Error::UnknownUser {
+        user: user.to_owned(),
+    };
+    let from_id = match resolved.get(from).cloned().flatten() {
+        Some(NameEntry::User(id)) => id,
+        Some(NameEntry::Alias { into: target, .. }) => {
+            return Err(MergeError::AlreadyMerged {
+                from: from.to_owned(),
+                into: target,
+            }
+            .into())
+        }
+        None => return Err(unknown(from)),
+    };
+    let (into_id, into_name) = match resolved.get(into).cloned().flatten() {
+        Some(NameEntry::User(id)) => (id, into.to_owned()),
+        Some(NameEntry::Alias { user_id, into }) => (user_id, into),
+        None => return Err(unknown(into)),
+    };
+    if into_id == from_id {
+        return Err(MergeError::Cycle {
+            from: from.to_owned(),
+            into: into.to_owned(),
+        }
+        .into());
+    }
+    Ok((from_id, into_id, into_name))
+}
