@@ -172,3 +172,27 @@ pub fn metric_snapshot(db: &Db, from: i32, to: i32) -> String {
     );
     out
 }
+
+/// Asserts two multi-line answer snapshots are equal, naming the first
+/// differing line and showing only the neighbourhood of the difference.
+#[allow(dead_code)]
+pub fn assert_same_answers(a: &str, b: &str, context: &str) {
+    for (x, y) in a.lines().zip(b.lines()) {
+        if x != y {
+            let at = x.bytes().zip(y.bytes()).take_while(|(p, q)| p == q).count();
+            let from = at.saturating_sub(200);
+            let cut = |s: &str| s.get(from..(at + 300).min(s.len())).unwrap_or(s).to_owned();
+            panic!(
+                "{context}: answer {:?} differs\n left: …{}…\nright: …{}…",
+                x.split(':').next().unwrap_or(""),
+                cut(x),
+                cut(y)
+            );
+        }
+    }
+    assert_eq!(
+        a.lines().count(),
+        b.lines().count(),
+        "{context}: answer count"
+    );
+}

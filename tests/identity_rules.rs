@@ -1,0 +1,263 @@
+//! Identity merge rules (SPEC §2, docs/identity.md): refusals are typed and
+//! write nothing; aliases take later writes; chains resolve; profiles follow
+//! the documented policy; erasing a merged user erases both histories.
+
+mod common;
+use common::*;
+use stickydb::{
+    AttrValue, Db, Error, Event, IdentitySettings, MergeError, MergeOptions, PointsOp,
+    ProfileUpdate, Sensitive, TagSource,
+};
+
+fn store() -> (tempfile::TempDir, Db) {
+    let (dir, db) = open_temp();
+    db.set_identity_settings(IdentitySettings {
+        anonymous_prefixes: vec!["anon:".into(), "device-".into()],
+    })
+    .unwrap();
+    for (u, day) in [
+        ("anon:1", 0),
+        ("anon:2", 1),
+        ("m1", 2),
+        ("m2", 3),
+        ("m3", 4),
+    ] {
+        db.record(&Event::new(u, "view", T0 + day * DAY).with_id(format!("{u}-first")))
+            .unwrap();
+    }
+    (dir, db)
+}
+
+fn merge(db: &Db, from: &str, into: &str, id: &str) -> stickydb::Result<stickydb::MergeOutcome> {
+    db.merge(from, into, id, MergeOptions::default())
+}
+
+#[test]
+fn every_refusal_is_typed_and_writes_nothing() {
+    let (_dir, db) = store();
+    merge(&db, "anon:1", "m1", "first").unwrap();
+    let cases: Vec<(stickydb::Result<stickydb::MergeOutcome>, &str)> = vec![
+        (merge(&db, "m2", "m2", "x"), "self"),
+        (merge(&db, "nobody", "m2", "x"), "unknown from"),
+        (merge(&db, "anon:2", "nobody", "x"), "unknown into"),
+        // m1 ← anon:1: merging m1 into its own alias closes a cycle
+        (
+            db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
+            "cycle",
+        ),
+        (merge(&db, "anon:1", "m2", "x"), "already merged"),
+        (merge(&db, "m2", "m3", "x"), "both identified"),
+        (merge(&db, "anon:2", "m3", "first"), "id reused"),
+        (merge(&db, "", "m3", "x"), "empty from"),
+        (merge(&db, "anon:2", "m3", ""), "empty id"),
+        (merge(&db, "anon:2", "m3", &"i".repeat(129)), "long id"),
+    ];
+    let mut seen = Vec::new();
+    for (result, what) in cases {
+        let e = result.expect_err(what);
+        let ok = match what {
+            "self" => matches!(e, Error::Merge(MergeError::SelfMerge { .. })),
+            "unknown from" | "unknown into" => {
+                matches!(&e, Error::UnknownUser { user } if user == "nobody")
+            }
+            "cycle" => matches!(e, Error::Merge(MergeError::Cycle { .. })),
+            "already merged" => matches!(
+                &e,
+                Error::Merge(MergeError::AlreadyMerged { into, .. }) if into == "m1"
+            ),
+            "both identified" => matches!(e, Error::Merge(MergeError::BothIdentified { .. })),
+            "id reused" => matches!(
+                &e,
+                Error::Merge(MergeError::IdConflict { from, .. }) if from == "anon:1"
+            ),
+            "empty from" => matches!(&e, Error::Input(i) if i.field == "from"),
+            _ => matches!(&e, Error::Input(i) if i.field == "merge_id"),
+        };
+        assert!(ok, "{what}: {e}");
+        seen.push(what);
+    }
+    assert_eq!(seen.len(), 10);
+    // a points account: merging ledgers is not built yet, refused whole
+    db.points("anon:2", "t1", T0, &PointsOp::earn(5, "x"))
+        .unwrap();
+    let before_ledger = db.raw_dump().unwrap();
+    assert!(matches!(
+        merge(&db, "anon:2", "m3", "y"),
+        Err(Error::Merge(MergeError::HasLedger { .. }))
+    ));
+    assert_eq!(db.raw_dump().unwrap(), before_ledger);
+    assert_clean(&db);
+}
+
+#[test]
+fn refusals_leave_the_store_byte_identical() {
+    let (_dir, db) = store();
+    merge(&db, "anon:1", "m1", "first").unwrap();
+    let before = db.raw_dump().unwrap();
+    for r in [
+        merge(&db, "m2", "m2", "x"),
+        merge(&db, "nobody", "m2", "x"),
+        db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
+        merge(&db, "anon:1", "m2", "x"),
+        merge(&db, "m2", "m3", "x"),
+        merge(&db, "anon:2", "m3", "first"),
+    ] {
+        assert!(r.is_err());
+        assert_eq!(db.raw_dump().unwrap(), before);
+    }
+}
+
+#[test]
+fn a_repeated_merge_id_is_answered_not_redone() {
+    let (_dir, db) = store();
+    let first = merge(&db, "anon:1", "m1", "s1").unwrap();
+    assert!(!first.replayed);
+    let before = db.raw_dump().unwrap();
+    let again = merge(&db, "anon:1", "m1", "s1").unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.events_moved, first.events_moved);
+    assert_eq!(db.raw_dump().unwrap(), before);
+    assert_eq!(db.merges("m1").unwrap(), vec![first.clone()]);
+    assert_eq!(db.merges("anon:1").unwrap(), vec![first]);
+}
+
+#[test]
+fn identified_ids_merge_only_when_forced() {
+    let (_dir, db) = store();
+    assert!(merge(&db, "m2", "m3", "a").is_err());
+    let out = db
+        .merge("m2", "m3", "a", MergeOptions { force: true })
+        .unwrap();
+    assert_eq!(out.events_moved, 1);
+    // an anonymous into is enough, either side
+    merge(&db, "m1", "anon:2", "b").unwrap();
+    assert_eq!(db.user_count().unwrap(), 3);
+    assert_clean(&db);
+}
+
+#[test]
+fn aliases_take_later_writes_and_chains_resolve() {
+    let (_dir, db) = store();
+    // anon:1 → anon:2, then anon:2 → m1: anon:1 resolves to m1
+    merge(&db, "anon:1", "anon:2", "a").unwrap();
+    let out = merge(&db, "anon:2", "m1", "b").unwrap();
+    assert_eq!(out.aliases_moved, 1);
+    let m1 = db.user_id("m1").unwrap();
+    assert_eq!(db.user_id("anon:1").unwrap(), m1);
+    assert_eq!(db.user_id("anon:2").unwrap(), m1);
+    // merging into an alias resolves to its target
+    db.record(&Event::new("device-9", "view", T0)).unwrap();
+    let out = merge(&db, "device-9", "anon:1", "c").unwrap();
+    assert_eq!(out.into, "m1");
+    // later events, profile updates and points naming an alias go to m1
+    db.record(&Event::new("anon:1", "purchase", T0 + 9 * DAY).with_amount(500))
+        .unwrap();
+    db.update_profile("anon:2", &ProfileUpdate::new().set("plan", "gold"))
+        .unwrap();
+    db.points("device-9", "p1", T0, &PointsOp::earn(7, "welcome"))
+        .unwrap();
+    assert_eq!(db.account("m1").unwrap().unwrap().balance, 7);
+    assert_eq!(
+        db.profile("m1", Sensitive::Exclude)
+            .unwrap()
+            .unwrap()
+            .attributes["plan"],
+        AttrValue::Str("gold".into())
+    );
+    let timeline = db.newest("anon:1", 100).unwrap();
+    assert_eq!(
+        timeline.len(),
+        5,
+        "m1's, both anons', device-9's and the purchase"
+    );
+    assert!(timeline.iter().all(|e| e.event.user == "m1"));
+    // an event id anon:1 used before the merge is a duplicate under m1 now
+    let repeat = Event::new("anon:1", "view", T0).with_id("anon:1-first");
+    assert_eq!(
+        db.record(&repeat).unwrap(),
+        stickydb::RecordOutcome::Duplicate
+    );
+    let mut merges: Vec<String> = db
+        .merges("m1")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.merge_id)
+        .collect();
+    merges.sort();
+    assert_eq!(merges, ["a", "b", "c"]);
+    assert_eq!(db.user_count().unwrap(), 3);
+    assert_clean(&db);
+    // and after a reopen
+    let dir = _dir;
+    drop(db);
+    let db = reopen(&dir);
+    assert_eq!(db.user_id("anon:1").unwrap(), m1);
+    assert_clean(&db);
+}
+
+#[test]
+fn profiles_follow_the_merge_policy() {
+    let (_dir, db) = store();
+    db.update_profile(
+        "anon:1",
+        &ProfileUpdate::new()
+            .set("region", "north")
+            .set("lang", "de")
+            .set_sensitive("phone", "+49 1")
+            .tag("browsed-shoes", TagSource::Rule, T0 + 5, None)
+            .tag("vip", TagSource::Rule, T0 + 9, None),
+    )
+    .unwrap();
+    db.update_profile(
+        "m1",
+        &ProfileUpdate::new()
+            .set("region", "south")
+            .set("phone", "+49 2")
+            .tag("vip", TagSource::Manual, T0 + 1, Some(T0 + DAY)),
+    )
+    .unwrap();
+    merge(&db, "anon:1", "m1", "a").unwrap();
+    let p = db.profile("m1", Sensitive::Include).unwrap().unwrap();
+    // into's value stays; from's fills what into lacks
+    assert_eq!(p.attributes["region"], AttrValue::Str("south".into()));
+    assert_eq!(p.attributes["lang"], AttrValue::Str("de".into()));
+    // into's phone, now sensitive because from's was
+    assert_eq!(p.attributes["phone"], AttrValue::Str("+49 2".into()));
+    let hidden = db.profile("m1", Sensitive::Exclude).unwrap().unwrap();
+    assert_eq!(hidden.withheld, vec!["phone".to_owned()]);
+    // tags united; the later-updated vip wins (rule, no expiry)
+    assert_eq!(p.tags.len(), 2);
+    assert_eq!(p.tags["vip"].source, TagSource::Rule);
+    assert_eq!(p.tags["vip"].expires_at_ms, None);
+    let m1 = db.user_id("m1").unwrap().unwrap();
+    let holders = db.users_with_tag("browsed-shoes", None).unwrap();
+    assert_eq!(holders.iter().collect::<Vec<_>>(), vec![m1]);
+    assert_eq!(
+        db.purge_expired_tags(T0 + 2 * DAY).unwrap(),
+        0,
+        "no stale expiry entry"
+    );
+    assert_clean(&db);
+}
+
+#[test]
+fn erasing_a_merged_user_erases_both_histories() {
+    let (_dir, db) = store();
+    merge(&db, "anon:1", "anon:2", "a").unwrap();
+    merge(&db, "anon:2", "m1", "b").unwrap();
+    let ids = db.all_users().unwrap().len();
+    // named through an alias: the user it resolves to is erased
+    assert!(db.erase_user("anon:1").unwrap());
+    for u in ["m1", "anon:1", "anon:2"] {
+        assert_eq!(db.user_id(u).unwrap(), None, "{u}");
+    }
+    assert!(db.merges("m1").unwrap().is_empty());
+    assert_eq!(db.all_users().unwrap().len(), ids - 1);
+    assert_clean(&db);
+    // the names are free again: a new visitor under an old alias is new
+    db.record(&Event::new("anon:1", "view", T0)).unwrap();
+    assert_eq!(db.user_count().unwrap(), 3);
+    // and the merge id too
+    merge(&db, "anon:1", "m2", "a").unwrap();
+    assert_clean(&db);
+}
