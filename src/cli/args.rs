@@ -229,6 +229,29 @@ pub enum Command {
     /// Compact every column family to its last level (zstd), e.g. after a
     /// bulk import, and print the on-disk size before and after.
     Compact,
+    /// Merge user FROM into INTO (identity merge, docs/identity.md): FROM's
+    /// history becomes INTO's and FROM an alias of INTO.
+    Merge {
+        /// The id to merge (e.g. an anonymous device id).
+        from: String,
+        /// The id it is merged into.
+        into: String,
+        /// Merge id: the same id and pair again is answered, not redone.
+        #[arg(long)]
+        id: String,
+        /// Merge even when neither id is anonymous.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show or set which user ids are anonymous (by prefix).
+    Identity {
+        /// Replace the anonymous-id prefixes with these (repeatable).
+        #[arg(long = "anonymous-prefix")]
+        anonymous_prefix: Vec<String>,
+        /// Remove every anonymous-id prefix.
+        #[arg(long, conflicts_with = "anonymous_prefix")]
+        clear: bool,
+    },
 }
 
 /// `--from D --to D`: an inclusive range of local days.

@@ -41,6 +41,9 @@ pub enum Records {
     Events,
     /// Profiles: user, attributes, tags.
     Profiles,
+    /// Identity merges: from, into, id, force (applied in file order, each
+    /// one atomic write).
+    Merges,
 }
 
 /// The closing summary.
@@ -86,6 +89,7 @@ struct RawProfile {
 enum Record {
     Event(Event),
     Profile(String, ProfileUpdate),
+    Merge(super::identity::MergeRecord),
 }
 
 fn unparsable(field: &'static str, reason: impl Into<String>) -> InputError {
@@ -172,6 +176,7 @@ fn from_json(records: Records, v: Value, now_ms: i64) -> Result<Record, InputErr
             let (user, update) = profile(serde_json::from_value(v).map_err(bad)?, now_ms)?;
             Ok(Record::Profile(user, update))
         }
+        Records::Merges => Ok(Record::Merge(serde_json::from_value(v).map_err(bad)?)),
     }
 }
 
@@ -191,6 +196,10 @@ fn csv_row(header: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value,
             ),
             "properties" | "attributes" | "tags" => serde_json::from_str(cell)
                 .map_err(|e| unparsable("record", format!("{name}: {e}")))?,
+            "force" => Value::from(
+                cell.parse::<bool>()
+                    .map_err(|e| unparsable("force", format!("{cell:?}: {e}")))?,
+            ),
             _ => Value::from(cell),
         };
         obj.insert(name.to_owned(), v);
@@ -392,7 +401,7 @@ impl Importer<'_> {
             .into_iter()
             .filter_map(|p| match p.record {
                 Record::Event(e) => Some((p.at, e)),
-                Record::Profile(..) => None,
+                Record::Profile(..) | Record::Merge(..) => None,
             })
             .collect();
         // The library validates the whole batch before writing; a record it
@@ -418,12 +427,21 @@ impl Importer<'_> {
             }
         }
         for p in profiles {
-            if let Record::Profile(user, update) = p.record {
-                match self.db.update_profile(&user, &update) {
+            match p.record {
+                Record::Profile(user, update) => match self.db.update_profile(&user, &update) {
                     Ok(()) => self.summary.imported += 1,
                     Err(Error::Input(e)) => self.bad(&p.at, &e)?,
                     Err(e) => return Err(e),
-                }
+                },
+                Record::Merge(m) => match m.apply(self.db) {
+                    Ok(out) if out.replayed => self.summary.duplicates += 1,
+                    Ok(_) => self.summary.imported += 1,
+                    Err(e @ (Error::Input(_) | Error::Merge(_) | Error::UnknownUser { .. })) => {
+                        self.bad(&p.at, &e)?
+                    }
+                    Err(e) => return Err(e),
+                },
+                Record::Event(_) => {}
             }
         }
         Ok(())

@@ -33,8 +33,16 @@ pub(super) fn user(
         Some(uid) => db.metrics().user(uid, as_of)?,
         None => None,
     };
+    // an alias shows the user it was merged into
+    let alias_of = match db.resolve(id)? {
+        Some(crate::users::NameEntry::Alias { into, .. }) => Some(into),
+        _ => None,
+    };
+    let merges = db.merges(id)?;
     if cli.json {
         let v = serde_json::json!({
+            "alias_of": alias_of,
+            "merges": merges,
             "account": account,
             "metrics": metrics,
             "user": id,
@@ -48,7 +56,16 @@ pub(super) fn user(
         });
         return print_json(&v);
     }
-    println!("user {id}");
+    match &alias_of {
+        Some(into) => println!("user {id} (an alias of {into}, merged into it)"),
+        None => println!("user {id}"),
+    }
+    for m in &merges {
+        println!(
+            "  alias {} (merge {}: {} events moved)",
+            m.from, m.merge_id, m.events_moved
+        );
+    }
     for (k, v) in &profile.attributes {
         println!("  {k} = {v:?}");
     }

@@ -10,6 +10,7 @@ mod admin;
 mod args;
 mod demo;
 pub mod export;
+mod identity;
 pub mod import;
 mod inspect;
 pub mod points;
@@ -179,6 +180,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => inspect::segment(cli, expr, list, as_of, now),
         Command::Checkpoint { dir } => admin::checkpoint(cli, dir),
         Command::Compact => admin::compact(cli),
+        Command::Merge {
+            from,
+            into,
+            id,
+            force,
+        } => identity::merge_cmd(cli, from, into, id, *force),
+        Command::Identity {
+            anonymous_prefix,
+            clear,
+        } => identity::identity_cmd(cli, anonymous_prefix, *clear),
     }
 }
 
