@@ -5,6 +5,9 @@
 //! 60 days, one event per active day, a quarter of them buying. Queries run
 //! against that store; criterion reports each latency.
 //!
+//! Last, the cost of an identity merge: a visitor with 1 000 events merged
+//! into one of the store's users.
+//!
 //! Run: `cargo bench --bench queries` (or with `STICKYDB_BENCH_USERS=1000000`).
 
 use std::hint::black_box;
@@ -131,6 +134,52 @@ fn bench_queries(c: &mut Criterion) {
     });
     g.bench_function("rfm_segments", |b| {
         b.iter(|| black_box(db.metrics().rfm(last, None).expect("rfm")))
+    });
+    g.finish();
+
+    // identity merge (SPEC §2): a visitor with 1 000 events over 60 days
+    // merged into an existing user; its cost follows the visitor's history,
+    // not the store's size
+    db.set_identity_settings(stickydb::IdentitySettings {
+        anonymous_prefixes: vec!["anon:".into()],
+    })
+    .expect("identity settings");
+    let mut g = c.benchmark_group("merge");
+    g.sample_size(20);
+    let mut i = 0u64;
+    g.bench_function("visitor_with_1000_events", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                let visitor = format!("anon:{i}");
+                let events: Vec<Event> = (0..1_000i64)
+                    .map(|k| {
+                        let ts = T0 + (k % DAYS) * DAY_MS + k * 1_000;
+                        Event::new(
+                            visitor.as_str(),
+                            if k % 7 == 0 { "add_to_cart" } else { "view" },
+                            ts,
+                        )
+                        .with_id(format!("v{i}-{k}"))
+                        .with_session(format!("s{}", k / 20))
+                    })
+                    .collect();
+                db.record_batch(&events).expect("visitor");
+                (visitor, format!("user-{}", mix(i) % n))
+            },
+            |(visitor, member)| {
+                let out = db
+                    .merge(
+                        &visitor,
+                        &member,
+                        &visitor,
+                        stickydb::MergeOptions::default(),
+                    )
+                    .expect("merge");
+                assert_eq!(out.events_moved, 1_000);
+            },
+            criterion::BatchSize::PerIteration,
+        )
     });
     g.finish();
     let started = std::time::Instant::now();

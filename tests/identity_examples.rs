@@ -32,7 +32,8 @@ fn the_worked_example_of_docs_identity() {
     })
     .unwrap();
     // 1
-    db.record(&Event::new("anon:7", "view", MAR1 + 10 * HOUR)).unwrap();
+    db.record(&Event::new("anon:7", "view", MAR1 + 10 * HOUR))
+        .unwrap();
     db.record(&Event::new("anon:7", "view", MAR1 + 4 * DAY + 9 * HOUR))
         .unwrap();
     assert_eq!(row(&db), (1, 1, 1, 1, 0));
@@ -60,7 +61,11 @@ fn the_worked_example_of_docs_identity() {
     let d1 = db.local_day(MAR1);
     let m42 = db.user_id("m-42").unwrap().unwrap();
     assert_eq!(
-        db.metrics().user(m42, d1 + 5).unwrap().unwrap().first_seen_day,
+        db.metrics()
+            .user(m42, d1 + 5)
+            .unwrap()
+            .unwrap()
+            .first_seen_day,
         Some(d1)
     );
     let retention = db
@@ -72,7 +77,8 @@ fn the_worked_example_of_docs_identity() {
     assert_eq!(cohort.counts[4], 1, "returned on day 4");
     assert!(retention.cohorts[4..].iter().all(|c| c.size == 0));
     // 4
-    db.record(&Event::new("anon:7", "view", MAR1 + 5 * DAY)).unwrap();
+    db.record(&Event::new("anon:7", "view", MAR1 + 5 * DAY))
+        .unwrap();
     assert_eq!(row(&db), (1, 1, 1, 1, 0));
     assert_eq!(db.newest("m-42", 10).unwrap().len(), 5);
     assert_clean(&db);
