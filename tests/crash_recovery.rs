@@ -1,7 +1,7 @@
 //! A writer killed with SIGKILL mid-stream leaves a store whose every
 //! maintained structure matches its records, and no acknowledged write is lost.
 //! The writer records events (earning rule credits in their batches), edits
-//! profiles, erases users, and runs the ledger: earns, holds captured or left
+//! profiles, erases users, merges visitors into members, and runs the ledger: earns, holds captured or left
 //! to time out, redeems that may be refused, expiry runs.
 
 mod common;
@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use common::*;
 use stickydb::ledger::{LedgerSettings, TierLevel, Tiers};
 use stickydb::{
-    Db, Error, Event, LedgerError, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource,
+    Db, Error, Event, IdentitySettings, LedgerError, MergeOptions, Options, PointsOp,
+    ProfileUpdate, RecordOutcome, TagSource,
 };
 
 const CHILD_ENV: &str = "STICKYDB_CRASH_CHILD_DIR";
@@ -143,6 +144,19 @@ fn crash_child_writer() {
             db.points(&gone, "g", T0, &PointsOp::earn(500, "")).unwrap();
             db.erase_user(&gone).unwrap();
         }
+        if i % 3 == 1 {
+            // a visitor who signs up: the merge may be what the kill interrupts
+            let visitor = format!("visitor-{i}");
+            db.record_batch(&[
+                Event::new(visitor.as_str(), "view", T0 + (i % 40) as i64 * DAY)
+                    .with_id("v1")
+                    .with_session("vs"),
+                Event::new(visitor.as_str(), "add_to_cart", T0).with_session("vs"),
+            ])
+            .unwrap();
+            db.merge(&visitor, &user, &format!("mv{i}"), MergeOptions::default())
+                .unwrap();
+        }
         println!("ACK {i}");
     }
 }
@@ -150,10 +164,14 @@ fn crash_child_writer() {
 #[test]
 fn killed_writer_leaves_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
-    Db::open(dir.path(), Options::default())
-        .unwrap()
-        .set_ledger_settings(ledger_settings())
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        db.set_ledger_settings(ledger_settings()).unwrap();
+        db.set_identity_settings(IdentitySettings {
+            anonymous_prefixes: vec!["visitor-".into()],
+        })
         .unwrap();
+    }
     let exe = std::env::current_exe().unwrap();
     let mut acked = 0usize;
     // Iterations whose ACK was read; the one in flight at each kill is
@@ -202,6 +220,23 @@ fn killed_writer_leaves_consistent_store() {
                 db.user_id(&format!("gone-{i}")).unwrap(),
                 None,
                 "gone-{i} back"
+            );
+        }
+        // every acknowledged merge held: the visitor is an alias of its
+        // member, and the merge id answers with a replay
+        for i in (0..acked).filter(|i| i % 3 == 1) {
+            let (visitor, user) = (format!("visitor-{i}"), format!("u{}", i % USERS));
+            assert_eq!(
+                db.user_id(&visitor).unwrap(),
+                db.user_id(&user).unwrap(),
+                "{visitor}"
+            );
+            let again = db
+                .merge(&visitor, &user, &format!("mv{i}"), MergeOptions::default())
+                .unwrap();
+            assert!(
+                again.replayed && again.events_moved == 2,
+                "{visitor}: {again:?}"
             );
         }
         // every acknowledged earn is there: its retry is a replay
