@@ -4,7 +4,9 @@
 //! soonest-expiring first, expiry, holds, captures, releases and timeouts,
 //! adjustments, reversals, replays and conflicts, refusals that write
 //! nothing; `tests/model/ledger.rs`, shared with `tests/ledger_model.rs`);
-//! and that `verify` (every aggregate, every ledger invariant) stays clean.
+//! identity merges (aliases, chains, refusals that write nothing, replays
+//! by merge id, erasure of merged users); and that `verify` (every
+//! aggregate, every ledger invariant) stays clean.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,14 +14,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use stickydb::ledger::ExpireReport;
-use stickydb::{Db, Event, Options, PointsOp, ProfileUpdate, RecordOutcome, TagSource};
+use stickydb::{
+    Db, Error, Event, IdentitySettings, MergeError, MergeOptions, Options, PointsOp, ProfileUpdate,
+    RecordOutcome, TagSource,
+};
 
 #[path = "../../tests/model/ledger.rs"]
 mod model;
 use model::{compare, db_res, Account};
 
 const T0: i64 = 1_709_251_200_000;
-const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
+/// `anon-*` are anonymous ids (merging needs no force when one side is).
+const USERS: [&str; 4] = ["u0", "u1", "anon-2", "anon-3"];
 /// Ledger times sit on a 5 ms grid, so operations land exactly on expiries
 /// and deadlines (as in tests/ledger_model.rs).
 const GRID_MS: i64 = 5;
@@ -88,6 +94,11 @@ enum Op {
     Erase {
         user: u8,
     },
+    Merge {
+        from: u8,
+        into: u8,
+        force: bool,
+    },
     Reopen,
 }
 
@@ -117,7 +128,19 @@ fuzz_target!(|ops: Vec<Op>| {
     let Ok(mut db) = Db::open(dir.path(), Options::default()) else {
         return;
     };
-    let mut events: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    if db
+        .set_identity_settings(IdentitySettings {
+            anonymous_prefixes: vec!["anon-".into()],
+        })
+        .is_err()
+    {
+        return;
+    }
+    // keyed by the user a name resolves to: (ts, event id)
+    let mut events: BTreeMap<String, Vec<(i64, Option<u8>)>> = BTreeMap::new();
+    // each name's merge target (an index into USERS), once merged
+    let mut alias: [Option<usize>; 4] = [None; 4];
+    let mut merges = 0u32;
     let mut ids: BTreeSet<(String, u8)> = BTreeSet::new();
     let mut tags: BTreeSet<(String, u8)> = BTreeSet::new();
     let mut accounts: Vec<Account> = vec![Account::default(); USERS.len()];
@@ -138,6 +161,8 @@ fuzz_target!(|ops: Vec<Op>| {
                 accounts[u].exists = true;
             }
         };
+        // the user a name resolves to (chains are re-pointed at each merge)
+        let canon = |u: usize| alias[u].unwrap_or(u);
         match op {
             Op::Record {
                 user,
@@ -145,11 +170,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 dt_s,
                 id,
             } => {
-                let u = usize::from(user) % USERS.len();
+                let named = usize::from(user) % USERS.len();
+                let u = canon(named);
                 let user = USERS[u].to_owned();
                 let kind = ["view", "purchase", "sign_in", "custom_x"][kind as usize % 4];
                 let ts = T0 + i64::from(dt_s) * 1000;
-                let mut e = Event::new(user.as_str(), kind, ts);
+                let mut e = Event::new(USERS[named], kind, ts);
                 if let Some(id) = id {
                     e = e.with_id(format!("e{id}"));
                 }
@@ -157,22 +183,24 @@ fuzz_target!(|ops: Vec<Op>| {
                 let dup = id.is_some_and(|id| !ids.insert((user.clone(), id)));
                 assert_eq!(out == RecordOutcome::Duplicate, dup);
                 if !dup {
-                    events.entry(user).or_default().push(ts);
+                    events.entry(user).or_default().push((ts, id));
                 }
                 sync_exists(&db, &mut accounts, u);
             }
             Op::Tag { user, tag } => {
-                let u = usize::from(user) % USERS.len();
+                let named = usize::from(user) % USERS.len();
+                let u = canon(named);
                 let up =
                     ProfileUpdate::new().tag(format!("t{}", tag % 4), TagSource::Rule, T0, None);
-                db.update_profile(USERS[u], &up).expect("valid update");
+                db.update_profile(USERS[named], &up).expect("valid update");
                 tags.insert((USERS[u].to_owned(), tag % 4));
                 sync_exists(&db, &mut accounts, u);
             }
             Op::Untag { user, tag } => {
-                let u = usize::from(user) % USERS.len();
+                let named = usize::from(user) % USERS.len();
+                let u = canon(named);
                 db.update_profile(
-                    USERS[u],
+                    USERS[named],
                     &ProfileUpdate::new().untag(format!("t{}", tag % 4)),
                 )
                 .expect("valid update");
@@ -223,13 +251,13 @@ fuzz_target!(|ops: Vec<Op>| {
                 late: l,
             } => {
                 let u = usize::from(user) % USERS.len();
-                let holds = txns_of(&accounts[u], p % 3 != 0);
+                let holds = txns_of(&accounts[canon(u)], p % 3 != 0);
                 let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
                 call = Some((u, fresh(), clock - late(l), PointsOp::Capture { hold_txn }));
             }
             Op::Release { user, pick: p } => {
                 let u = usize::from(user) % USERS.len();
-                let holds = txns_of(&accounts[u], p % 3 != 0);
+                let holds = txns_of(&accounts[canon(u)], p % 3 != 0);
                 let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
                 call = Some((u, fresh(), clock, PointsOp::Release { hold_txn }));
             }
@@ -242,7 +270,8 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Reverse { user, pick: p } => {
                 let u = usize::from(user) % USERS.len();
-                let txn = pick(&txns_of(&accounts[u], false), p).unwrap_or_else(|| "nope".into());
+                let txn =
+                    pick(&txns_of(&accounts[canon(u)], false), p).unwrap_or_else(|| "nope".into());
                 call = Some((u, fresh(), clock, PointsOp::Reverse { txn }));
             }
             Op::Retry { pick: p } => {
@@ -281,24 +310,109 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Advance { by } => clock += (i64::from(by % 4) + 1) * GRID_MS,
             Op::Erase { user } => {
-                let u = usize::from(user) % USERS.len();
+                // named through an alias, the user it resolves to goes,
+                // with every alias of it
+                let named = usize::from(user) % USERS.len();
+                let u = canon(named);
                 let user = USERS[u].to_owned();
-                db.erase_user(&user).expect("erase");
+                db.erase_user(USERS[named]).expect("erase");
                 events.remove(&user);
                 ids.retain(|(x, _)| *x != user);
                 tags.retain(|(x, _)| *x != user);
-                accounts[u] = Account::default();
-                done.retain(|(x, ..)| *x != u);
+                for v in 0..USERS.len() {
+                    if canon(v) == u {
+                        accounts[v] = Account::default();
+                        done.retain(|(x, ..)| *x != v);
+                    }
+                }
+                for a in alias.iter_mut() {
+                    if *a == Some(u) {
+                        *a = None;
+                    }
+                }
+            }
+            Op::Merge { from, into, force } => {
+                // never the same name (self-merges are tests/identity_rules.rs's):
+                // the fuzzer's short inputs would spend most merges on them
+                let f = usize::from(from) % USERS.len();
+                let i = (f + 1 + usize::from(into) % (USERS.len() - 1)) % USERS.len();
+                let (cf, ci) = (canon(f), canon(i));
+                merges += 1;
+                let id = format!("m{merges}");
+                let exists = |v: usize| db.user_id(USERS[v]).expect("read").is_some();
+                let anonymous = |v: usize| USERS[v].starts_with("anon-");
+                let before = db.raw_dump().expect("dump");
+                let got = db.merge(USERS[f], USERS[i], &id, MergeOptions { force });
+                let refused = match &got {
+                    Err(Error::Merge(MergeError::SelfMerge { .. })) => f == i,
+                    Err(Error::UnknownUser { user }) => {
+                        (user == USERS[f] && !exists(f)) || (user == USERS[i] && !exists(i))
+                    }
+                    Err(Error::Merge(MergeError::AlreadyMerged { .. })) => alias[f].is_some(),
+                    Err(Error::Merge(MergeError::Cycle { .. })) => f != i && cf == ci,
+                    Err(Error::Merge(MergeError::BothIdentified { .. })) => {
+                        !force && !anonymous(f) && !anonymous(ci)
+                    }
+                    Err(Error::Merge(MergeError::HasLedger { .. })) => accounts[cf].next_seq > 0,
+                    Err(e) => panic!("merge {} into {}: {e}", USERS[f], USERS[i]),
+                    Ok(_) => false,
+                };
+                if let Ok(out) = &got {
+                    // every condition for a refusal was false
+                    assert!(f != i && alias[f].is_none() && cf != ci && exists(f) && exists(i));
+                    assert!(force || anonymous(f) || anonymous(ci));
+                    assert_eq!(accounts[cf].next_seq, 0, "merged a ledger");
+                    assert_eq!(out.into, USERS[ci]);
+                    let (from_name, into_name) = (USERS[cf].to_owned(), USERS[ci].to_owned());
+                    let mut moved = 0u64;
+                    for (ts, eid) in events.remove(&from_name).unwrap_or_default() {
+                        if eid.is_some_and(|x| !ids.insert((into_name.clone(), x))) {
+                            continue;
+                        }
+                        moved += 1;
+                        events.entry(into_name.clone()).or_default().push((ts, eid));
+                    }
+                    assert_eq!(out.events_moved, moved);
+                    ids.retain(|(x, _)| *x != from_name);
+                    let moved_tags: Vec<u8> = tags
+                        .iter()
+                        .filter(|(x, _)| *x == from_name)
+                        .map(|(_, t)| *t)
+                        .collect();
+                    tags.retain(|(x, _)| *x != from_name);
+                    for t in moved_tags {
+                        tags.insert((into_name.clone(), t));
+                    }
+                    accounts[cf] = Account::default();
+                    for a in alias.iter_mut() {
+                        if *a == Some(cf) {
+                            *a = Some(ci);
+                        }
+                    }
+                    alias[cf] = Some(ci);
+                    // the same merge again is answered, writing nothing
+                    let again_before = db.raw_dump().expect("dump");
+                    let again = db
+                        .merge(USERS[f], USERS[i], &id, MergeOptions { force })
+                        .expect("replay");
+                    assert!(again.replayed && again.events_moved == out.events_moved);
+                    assert_eq!(again_before, db.raw_dump().expect("dump"), "a replay wrote");
+                } else {
+                    assert!(refused, "unexpected refusal: {got:?}");
+                    assert_eq!(before, db.raw_dump().expect("dump"), "a refusal wrote");
+                }
             }
             Op::Reopen => {
                 drop(db);
                 db = Db::open(dir.path(), Options::default()).expect("reopen");
             }
         }
-        if let Some((u, txn, at, op)) = call {
+        if let Some((named, txn, at, op)) = call {
+            // through an alias, the account of the user it resolves to
+            let u = alias[named].unwrap_or(named);
             let before = db.raw_dump().expect("dump");
             let want = accounts[u].apply(&txn, at, &op);
-            let got = db_res(db.points(USERS[u], &txn, at, &op));
+            let got = db_res(db.points(USERS[named], &txn, at, &op));
             assert_eq!(got, want, "{} {txn} at +{} {op:?}", USERS[u], at - T0);
             match &got {
                 Ok(o) if !o.replayed => done.push((u, txn, at, op)),
@@ -310,9 +424,13 @@ fuzz_target!(|ops: Vec<Op>| {
                 ),
             }
         }
-        compare(&db, USERS.iter().copied().zip(accounts.iter()));
+        compare(
+            &db,
+            (0..USERS.len()).map(|v| (USERS[v], &accounts[alias[v].unwrap_or(v)])),
+        );
     }
-    for (user, ts) in &mut events {
+    for (user, evs) in &events {
+        let mut ts: Vec<i64> = evs.iter().map(|(t, _)| *t).collect();
         ts.sort_unstable_by(|a, b| b.cmp(a));
         let got: Vec<i64> = db
             .newest(user, 10_000)
@@ -320,7 +438,7 @@ fuzz_target!(|ops: Vec<Op>| {
             .iter()
             .map(|e| e.event.ts_ms)
             .collect();
-        assert_eq!(&got, ts);
+        assert_eq!(got, ts);
     }
     for t in 0..4u8 {
         let want: BTreeSet<u32> = tags
