@@ -49,7 +49,11 @@ fn the_worked_example_of_docs_identity() {
     let out = db
         .merge("anon:7", "m-42", "signup-42", MergeOptions::default())
         .unwrap();
-    assert_eq!((out.events_moved, out.duplicate_events), (2, 0));
+    // 03-05 both were active: one day added (03-01)
+    assert_eq!(
+        (out.events_moved, out.duplicate_events, out.days_added),
+        (2, 0, 1)
+    );
     assert_eq!(row(&db), (1, 1, 1, 1, 0));
     let kinds: Vec<String> = db
         .newest("m-42", 10)

@@ -192,6 +192,10 @@ fn aliases_take_later_writes_and_chains_resolve() {
     drop(db);
     let db = reopen(&dir);
     assert_eq!(db.user_id("anon:1").unwrap(), m1);
+    // the retired ids of the merged users are never handed out again
+    db.record(&Event::new("newcomer", "view", T0)).unwrap();
+    let newcomer = db.user_id("newcomer").unwrap().unwrap();
+    assert!(newcomer >= 6, "got id {newcomer}: a retired id reused");
     assert_clean(&db);
 }
 

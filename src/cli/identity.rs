@@ -50,8 +50,8 @@ pub(super) fn merge_cmd(
         ""
     };
     println!(
-        "merged {} into {}: {} events moved, {} duplicates dropped, {} earlier aliases re-pointed{again}",
-        out.from, out.into, out.events_moved, out.duplicate_events, out.aliases_moved
+        "merged {} into {}: {} events moved, {} duplicates dropped, {} active days added, {} earlier aliases re-pointed{again}",
+        out.from, out.into, out.events_moved, out.duplicate_events, out.days_added, out.aliases_moved
     );
     Ok(())
 }

@@ -15,6 +15,7 @@ mod deltas;
 mod dense;
 pub(crate) mod forget;
 mod load;
+pub(crate) use load::days_added;
 mod query;
 mod rules;
 pub(crate) mod state;

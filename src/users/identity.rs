@@ -81,6 +81,9 @@ pub struct MergeOutcome {
     /// Events of `from` whose event id `into` had recorded already: dropped,
     /// as a repeated delivery would have been.
     pub duplicate_events: u64,
+    /// Local days `from` was active on and `into` was not: the days the
+    /// merge added to `into`'s activity.
+    pub days_added: u64,
     /// Earlier aliases of `from` re-pointed to `into` (chains resolve).
     pub aliases_moved: u64,
     /// This call repeated an earlier merge id: nothing was done now.

@@ -303,10 +303,15 @@ impl<'a, 'g> UserWrites<'a, 'g> {
                 return Ok(None);
             };
             if let NameEntry::Alias { into, .. } = &entry {
-                // Writing through an alias needs its target's lock too.
-                if self.guards.shard(into).is_none() {
-                    return Err(Error::UnknownUser {
-                        user: format!("{user} (an alias whose target is not locked)"),
+                // Writing through an alias needs its target's lock too, which
+                // `lock_resolving` takes; a caller that skipped it is a bug,
+                // refused rather than racing another writer of the user.
+                let held = self.guards.shard(into).is_some();
+                debug_assert!(held, "alias {user} written without its target's lock");
+                if !held {
+                    return Err(Error::LimitReached {
+                        what: "writes through an alias without its target's lock",
+                        max: 0,
                     });
                 }
             }

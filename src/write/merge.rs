@@ -81,6 +81,7 @@ impl Writer<'_> {
             max: MAX_BATCH_EVENTS as u64,
         })?;
 
+        let days_added = metrics::days_added(&self.store.snapshot(), from_id, into_id)?;
         let mut batch = Batch::new();
         // `from` leaves every aggregate as an erasure takes it out...
         let facts: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, from_id)?
@@ -123,6 +124,7 @@ impl Writer<'_> {
             into: into_name,
             events_moved,
             duplicate_events: outcomes.len() as u64 - events_moved,
+            days_added,
             aliases_moved: moved.len() as u64,
             replayed: false,
         };
