@@ -240,13 +240,17 @@ pub enum MergeError {
         /// The pair it merged.
         into: String,
     },
-    /// `from` holds loyalty points or ledger history; moving a ledger is not
-    /// built yet (docs/identity.md), so the merge is refused rather than
-    /// leaving the points behind.
-    #[error("{from:?} has a loyalty-point ledger; merging ledgers is not supported yet")]
+    /// `from`'s ledger holds a caller's points transaction (an earn, redeem,
+    /// hold, adjustment or reversal by txn id). A merge moves ledgers made
+    /// of rule credits only (docs/identity.md): carrying a caller's
+    /// transaction ids over is not built yet, so the merge is refused rather
+    /// than let a retry of that id credit twice.
+    #[error("{from:?} has points transaction {txn_id:?}; merging a ledger with caller transactions is not supported yet")]
     HasLedger {
         /// The user to merge.
         from: String,
+        /// One of its transactions.
+        txn_id: String,
     },
 }
 

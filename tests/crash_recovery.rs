@@ -151,7 +151,10 @@ fn crash_child_writer() {
                 Event::new(visitor.as_str(), "view", T0 + (i % 40) as i64 * DAY)
                     .with_id("v1")
                     .with_session("vs"),
-                Event::new(visitor.as_str(), "add_to_cart", T0).with_session("vs"),
+                // a guest purchase: its rule credit moves with the merge
+                Event::new(visitor.as_str(), "purchase", T0)
+                    .with_session("vs")
+                    .with_amount(300),
             ])
             .unwrap();
             db.merge(&visitor, &user, &format!("mv{i}"), MergeOptions::default())

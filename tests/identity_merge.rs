@@ -8,8 +8,10 @@
 //! a chain — at random moments (before, between and after late and repeated
 //! events; later events may still name the alias). Held against a store
 //! that got every event under the person's member id from the start:
-//! every metric (`metric_snapshot`), funnels, segments, timelines, points
-//! credited through aliases, tags, and `verify`; then both erase a person.
+//! every metric (`metric_snapshot`), funnels, segments, timelines, balances
+//! and lots (rule credits the anonymous ids earned move with the merge;
+//! points are also credited through aliases), tags, and `verify`; then both
+//! erase a person.
 
 #![allow(clippy::needless_range_loop)] // ids are indices into several arrays at once
 
@@ -193,9 +195,34 @@ fn anons_of(c: &Case, person: usize) -> Vec<usize> {
 }
 
 fn open() -> (tempfile::TempDir, Db) {
+    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints};
     let (dir, db) = open_temp();
     db.set_identity_settings(IdentitySettings {
         anonymous_prefixes: vec!["anon:".into()],
+    })
+    .unwrap();
+    // earning rules: the anonymous ids earn rule credits, which a merge
+    // moves (no daily caps: with a cap, two ids' credits on one day are
+    // kept apart and reported, not re-capped — tests/identity_rules.rs)
+    db.set_ledger_settings(LedgerSettings {
+        rules: vec![
+            EarnRule {
+                kind: "purchase".into(),
+                points: RulePoints::PerAmount {
+                    points: 1,
+                    per_minor: 100,
+                },
+                daily_cap_points: None,
+                expires_after_days: Some(30),
+            },
+            EarnRule {
+                kind: "sign_in".into(),
+                points: RulePoints::Fixed(5),
+                daily_cap_points: None,
+                expires_after_days: None,
+            },
+        ],
+        ..LedgerSettings::default()
     })
     .unwrap();
     (dir, db)
@@ -256,7 +283,18 @@ fn answers(db: &Db) -> String {
             .collect();
         evs.sort();
         out += &format!("m{p} timeline: {evs:?}\n");
-        out += &format!("m{p} account: {:?}\n", db.account(&member(p)).unwrap());
+        // balances and lots (by earn time, expiry and points: lot ids and
+        // entry numbers differ between the stores)
+        let account = db.account(&member(p)).unwrap();
+        out += &format!("m{p} account: {:?}\n", account.map(|a| (a.balance, a.held)));
+        let mut lots: Vec<(i64, Option<i64>, i64, i64)> = db
+            .lots(&member(p))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.earned_at_ms, l.expires_at_ms, l.remaining, l.held))
+            .collect();
+        lots.sort();
+        out += &format!("m{p} lots: {lots:?}\n");
         let profile = db
             .profile(&member(p), stickydb::Sensitive::Include)
             .unwrap();

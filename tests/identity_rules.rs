@@ -265,3 +265,105 @@ fn erasing_a_merged_user_erases_both_histories() {
     merge(&db, "anon:1", "m2", "a").unwrap();
     assert_clean(&db);
 }
+
+#[test]
+fn rule_credits_move_with_their_lots_and_cap_days_are_reported() {
+    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints};
+    let (_dir, db) = store();
+    db.set_ledger_settings(LedgerSettings {
+        rules: vec![
+            EarnRule {
+                kind: "purchase".into(),
+                points: RulePoints::PerAmount {
+                    points: 1,
+                    per_minor: 100,
+                },
+                daily_cap_points: None,
+                expires_after_days: Some(30),
+            },
+            EarnRule {
+                kind: "sign_in".into(),
+                points: RulePoints::Fixed(10),
+                daily_cap_points: Some(10),
+                expires_after_days: None,
+            },
+        ],
+        ..LedgerSettings::default()
+    })
+    .unwrap();
+    // the visitor buys as a guest (50 points, expiring) and signs in on day 3;
+    // the member signs in on day 3 too (both used that day's cap)
+    db.record_batch(&[
+        Event::new("anon:1", "purchase", T0 + DAY)
+            .with_amount(5_000)
+            .with_id("o1"),
+        Event::new("anon:1", "sign_in", T0 + 3 * DAY),
+        Event::new("anon:1", "purchase", T0 + 2 * DAY)
+            .with_amount(900)
+            .with_id("o2"),
+    ])
+    .unwrap();
+    db.record(&Event::new("m1", "sign_in", T0 + 3 * DAY + 5))
+        .unwrap();
+    // the member got order o2 delivered under its own id too: one order,
+    // one credit (9 points) after the merge
+    db.record(
+        &Event::new("m1", "purchase", T0 + 2 * DAY)
+            .with_amount(900)
+            .with_id("o2"),
+    )
+    .unwrap();
+    db.points("m1", "welcome", T0, &PointsOp::earn(100, "welcome"))
+        .unwrap();
+    assert_eq!(db.account("anon:1").unwrap().unwrap().balance, 69);
+    let out = merge(&db, "anon:1", "m1", "s1").unwrap();
+    assert_eq!((out.points_moved, out.lots_moved), (60, 2));
+    assert_eq!(out.duplicate_events, 1);
+    let day3 = db.local_day(T0 + 3 * DAY);
+    assert_eq!(out.cap_conflicts, vec![(day3, 1)]);
+    // 100 welcome + 10 sign-in + 9 for o2 of its own + 60 moved
+    let account = db.account("m1").unwrap().unwrap();
+    assert_eq!((account.balance, account.held), (179, 0));
+    // the moved lot keeps its earn time and expiry
+    let lots = db.lots("m1").unwrap();
+    let bought = lots
+        .iter()
+        .find(|l| l.earned_at_ms == T0 + DAY)
+        .expect("the guest purchase's lot");
+    assert_eq!(
+        (bought.remaining, bought.expires_at_ms),
+        (50, Some(T0 + 31 * DAY))
+    );
+    // the merged id's points are the member's: a redeem through the alias
+    // draws the soonest-expiring lot first (the moved purchase credit)
+    let r = db
+        .points(
+            "anon:1",
+            "pay",
+            T0 + 4 * DAY,
+            &PointsOp::redeem(40, "coupon"),
+        )
+        .unwrap();
+    assert_eq!(r.lots[0].lot, bought.id);
+    assert_eq!(db.account("m1").unwrap().unwrap().balance, 139);
+    // expiry treats it as the member's lot
+    db.expire_points(T0 + 40 * DAY).unwrap();
+    assert_eq!(db.account("m1").unwrap().unwrap().balance, 139 - 10 - 9);
+    // the moved sign-in credit is the credit of the moved event, under the
+    // event's new number: it can be reversed like any rule credit
+    let sign_in = db
+        .newest("m1", 100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event.kind.as_str() == "sign_in" && e.event.ts_ms == T0 + 3 * DAY)
+        .expect("the moved sign-in");
+    let undo = PointsOp::Reverse {
+        txn: format!("event:{}:1", sign_in.seq),
+    };
+    let r = db
+        .points("m1", "undo-sign-in", T0 + 41 * DAY, &undo)
+        .unwrap();
+    assert_eq!(r.amount, -10);
+    assert_eq!(db.account("m1").unwrap().unwrap().balance, 110);
+    assert_clean(&db);
+}

@@ -16,17 +16,19 @@ mod expire;
 pub(crate) mod read;
 pub(crate) mod rules;
 pub(crate) mod session;
+mod transfer;
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use expire::due_accounts;
 pub use read::MAX_HISTORY_LIMIT;
-pub(crate) use read::{erase, has_records, rebuild_tier_sets};
+pub(crate) use read::{erase, rebuild_tier_sets};
 pub use rules::{
     EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers, MAX_RULES, MAX_RULE_EXPIRY_DAYS,
     MAX_TIERS, MAX_TIER_NAME_BYTES, MAX_TIER_WINDOW_DAYS,
 };
 pub use session::MAX_LOTS_PER_DRAW;
+pub(crate) use transfer::{plan_transfer, Outgoing, TransferPlan, TransferReport};
 
 use crate::error::{InputError, Problem};
 
@@ -322,6 +324,9 @@ pub enum EntryKind {
     Adjust,
     /// An earn, redeem or capture undone.
     Reverse,
+    /// Points moved in from a merged user's lot (identity merge): a new lot
+    /// with the old lot's earn time (the entry's time) and expiry.
+    Transfer,
 }
 
 impl EntryKind {
@@ -337,6 +342,7 @@ impl EntryKind {
             EntryKind::Expire => "expire",
             EntryKind::Adjust => "adjust",
             EntryKind::Reverse => "reverse",
+            EntryKind::Transfer => "transfer",
         }
     }
 }

@@ -132,17 +132,6 @@ pub(crate) fn rebuild_tier_sets(store: &Store) -> Result<()> {
     crate::users::write_chunks(store, Cf::Metrics, chunks)
 }
 
-/// Whether `user_id` has any ledger record (an account, entries, lots).
-pub(crate) fn has_records(store: &Store, user_id: u32) -> Result<bool> {
-    match store
-        .prefix(Cf::Ledger, &crate::keys::user(user_id))?
-        .next()
-    {
-        None => Ok(false),
-        Some(item) => item.map(|_| true),
-    }
-}
-
 /// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
 /// records, its due entries and its tier membership.
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {

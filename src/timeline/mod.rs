@@ -157,14 +157,14 @@ pub(crate) fn events_of(
     user_id: u32,
     user: &str,
     max: usize,
-) -> Result<Option<Vec<Event>>> {
+) -> Result<Option<Vec<StoredEvent>>> {
     let mut out = Vec::new();
     for item in store.prefix(Cf::Events, &keys::user(user_id))? {
         let (k, v) = item?;
         if out.len() == max {
             return Ok(None);
         }
-        out.push(decode_event(kinds, user, &k, &v)?.event);
+        out.push(decode_event(kinds, user, &k, &v)?);
     }
     Ok(Some(out))
 }

@@ -86,6 +86,14 @@ pub struct MergeOutcome {
     pub days_added: u64,
     /// Earlier aliases of `from` re-pointed to `into` (chains resolve).
     pub aliases_moved: u64,
+    /// Points moved from `from`'s open lots to `into` (rule credits).
+    pub points_moved: i64,
+    /// Lots moved, each keeping its earn time and expiry.
+    pub lots_moved: u64,
+    /// (local day, rule index) on which both had rule credits: each kept
+    /// its own (nothing re-credited, nothing taken back), so that day's
+    /// total may exceed the rule's daily cap.
+    pub cap_conflicts: Vec<(i32, u16)>,
     /// This call repeated an earlier merge id: nothing was done now.
     #[serde(skip)]
     pub replayed: bool,

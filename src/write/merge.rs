@@ -15,6 +15,8 @@ use super::Writer;
 use crate::codec;
 use crate::error::{Error, InputError, MergeError, Result};
 use crate::keys::meta;
+use crate::ledger::session::Session;
+use crate::ledger::{TransferPlan, TransferReport};
 use crate::metrics::forget::ErasedEvent;
 use crate::store::Cf;
 use crate::timeline::{RecordOutcome, MAX_BATCH_EVENTS};
@@ -63,9 +65,11 @@ impl Writer<'_> {
             }
             .into());
         }
-        if ledger::has_records(self.store, from_id)? {
+        let plan = ledger::plan_transfer(self.store, from_id)?;
+        if let TransferPlan::Refuse(txn_id) = plan {
             return Err(MergeError::HasLedger {
                 from: from.to_owned(),
+                txn_id,
             }
             .into());
         }
@@ -98,15 +102,17 @@ impl Writer<'_> {
         profiles::erase(self.store, &mut batch, from_id)?;
         profiles::apply_update(self.store, &mut batch, into_id, &update)?;
         // ...its name and every earlier alias of it now resolve to `into`...
-        let moved = users::aliases(self.store, from_id)?;
-        for (name, their_merge) in &moved {
+        let aliases = users::aliases(self.store, from_id)?;
+        for (name, their_merge) in &aliases {
             batch.delete(Cf::Meta, meta::alias(from_id, name));
             users::put_alias(&mut batch, name, into_id, &into_name, their_merge)?;
         }
         users::put_alias(&mut batch, from, into_id, &into_name, merge_id)?;
         users::retire(self.store, &mut batch, from_id)?;
         // ...and its events are recorded again under `into` (rules do not
-        // credit them twice: `from` had no ledger).
+        // credit them again: their credits moved with the lots).
+        let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
+        let events: Vec<crate::timeline::Event> = events.into_iter().map(|e| e.event).collect();
         let reservation = self
             .kinds
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
@@ -114,6 +120,26 @@ impl Writer<'_> {
             UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
         let outcomes = self.record_into(&mut batch, &mut users_w, &reservation, &events, None)?;
         users_w.finish(&mut batch)?;
+        // ...its open lots move to `into`'s account as the rule credits of
+        // the moved events (not those of events `into` had already), and
+        // its ledger goes.
+        let renumbered: std::collections::BTreeMap<u32, u32> = seqs
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(old, o)| match o {
+                RecordOutcome::Recorded { seq, .. } => Some((*old, *seq)),
+                RecordOutcome::Duplicate => None,
+            })
+            .collect();
+        let mut moved = TransferReport::default();
+        if let TransferPlan::Move(out) = &plan {
+            ledger::erase(self.store, &mut batch, from_id)?;
+            let settings = self.ledger_settings.read().clone();
+            let mut session = Session::new(self.store, &settings);
+            let reason = format!("merge {merge_id}: from {from}");
+            moved = session.transfer_in(into_id, out, &renumbered, &reason)?;
+            session.finish(&mut batch)?;
+        }
         let events_moved = outcomes
             .iter()
             .filter(|o| matches!(o, RecordOutcome::Recorded { .. }))
@@ -125,7 +151,10 @@ impl Writer<'_> {
             events_moved,
             duplicate_events: outcomes.len() as u64 - events_moved,
             days_added,
-            aliases_moved: moved.len() as u64,
+            aliases_moved: aliases.len() as u64,
+            points_moved: moved.points,
+            lots_moved: moved.lots,
+            cap_conflicts: moved.cap_conflicts,
             replayed: false,
         };
         batch.put(Cf::Meta, meta::merge(merge_id), codec::encode(&outcome)?);

@@ -404,8 +404,12 @@ impl Ctx<'_> {
             }
             out.shortfall = n.points - left;
             out.seq = self.post(w, d)?;
-            self.growth_add(w, local_day(original.at_ms, self.offset_minutes), -n.points)?;
-            out.growth_changed = true;
+            // A rule credit moved in by a merge never counted as growth here
+            // (docs/identity.md): only an earn gives growth back.
+            if original.kind == EntryKind::Earn {
+                self.growth_add(w, local_day(original.at_ms, self.offset_minutes), -n.points)?;
+                out.growth_changed = true;
+            }
         } else {
             // A redeem or capture: return each lot's points, except to lots
             // whose earn was reversed (those points are gone: shortfall).
