@@ -240,16 +240,11 @@ pub enum MergeError {
         /// The pair it merged.
         into: String,
     },
-    /// `from`'s ledger holds a caller's points transaction (an earn, redeem,
-    /// hold, adjustment or reversal by txn id). A merge moves ledgers made
-    /// of rule credits only (docs/identity.md): carrying a caller's
-    /// transaction ids over is not built yet, so the merge is refused rather
-    /// than let a retry of that id credit twice.
-    #[error("{from:?} has points transaction {txn_id:?}; merging a ledger with caller transactions is not supported yet")]
-    HasLedger {
-        /// The user to merge.
-        from: String,
-        /// One of its transactions.
+    /// `from` and `into` both used this points transaction id: moving
+    /// `from`'s transactions would give one id two operations.
+    #[error("both users used points transaction id {txn_id:?}; their ledgers cannot be merged")]
+    TxnClash {
+        /// The id both used.
         txn_id: String,
     },
 }

@@ -77,13 +77,14 @@ fn every_refusal_is_typed_and_writes_nothing() {
         seen.push(what);
     }
     assert_eq!(seen.len(), 10);
-    // a points account: merging ledgers is not built yet, refused whole
+    // both used one points transaction id: refused whole
     db.points("anon:2", "t1", T0, &PointsOp::earn(5, "x"))
         .unwrap();
+    db.points("m3", "t1", T0, &PointsOp::earn(7, "y")).unwrap();
     let before_ledger = db.raw_dump().unwrap();
     assert!(matches!(
         merge(&db, "anon:2", "m3", "y"),
-        Err(Error::Merge(MergeError::HasLedger { .. }))
+        Err(Error::Merge(MergeError::TxnClash { txn_id })) if txn_id == "t1"
     ));
     assert_eq!(db.raw_dump().unwrap(), before_ledger);
     assert_clean(&db);
@@ -365,5 +366,120 @@ fn rule_credits_move_with_their_lots_and_cap_days_are_reported() {
         .unwrap();
     assert_eq!(r.amount, -10);
     assert_eq!(db.account("m1").unwrap().unwrap().balance, 110);
+    assert_clean(&db);
+}
+
+#[test]
+fn caller_transactions_and_open_holds_move() {
+    let (_dir, db) = store();
+    let earn = |pts: i64, exp: Option<i64>| PointsOp::Earn {
+        points: pts,
+        expires_at_ms: exp,
+        reason: "promo".into(),
+    };
+    // the visitor's own ledger: two lots, a redeem, a hold still open, a
+    // hold captured
+    db.points("anon:1", "a-earn", T0, &earn(100, Some(T0 + 20 * DAY)))
+        .unwrap();
+    db.points("anon:1", "a-earn2", T0 + 1, &earn(50, None))
+        .unwrap();
+    db.points("anon:1", "a-redeem", T0 + 2, &PointsOp::redeem(30, "x"))
+        .unwrap();
+    let hold = PointsOp::Hold {
+        points: 40,
+        timeout_ms: 30 * DAY,
+    };
+    db.points("anon:1", "a-hold", T0 + 3, &hold).unwrap();
+    let small_hold = PointsOp::Hold {
+        points: 5,
+        timeout_ms: DAY,
+    };
+    db.points("anon:1", "a-hold2", T0 + 4, &small_hold).unwrap();
+    let capture2 = PointsOp::Capture {
+        hold_txn: "a-hold2".into(),
+    };
+    db.points("anon:1", "a-cap2", T0 + 5, &capture2).unwrap();
+    let a = db.account("anon:1").unwrap().unwrap();
+    assert_eq!((a.balance, a.held), (115, 40));
+    db.points("m1", "m-earn", T0, &earn(10, Some(T0 + 5 * DAY)))
+        .unwrap();
+
+    let out = merge(&db, "anon:1", "m1", "s1").unwrap();
+    assert_eq!(
+        (
+            out.points_moved,
+            out.lots_moved,
+            out.holds_moved,
+            out.txns_moved
+        ),
+        (115, 2, 1, 5)
+    );
+    let m = db.account("m1").unwrap().unwrap();
+    assert_eq!((m.balance, m.held), (125, 40));
+    // a retry of the visitor's operations naming it (or the member) replays
+    let again = db
+        .points("anon:1", "a-redeem", T0 + 9, &PointsOp::redeem(30, "x"))
+        .unwrap();
+    assert!(again.replayed);
+    assert!(
+        db.points("m1", "a-earn", T0 + 9, &earn(100, Some(T0 + 20 * DAY)))
+            .unwrap()
+            .replayed
+    );
+    // another payload under one of those ids conflicts; a moved operation
+    // cannot be reversed (its entries stayed with the visitor's account)
+    assert!(matches!(
+        db.points("m1", "a-redeem", T0 + 9, &PointsOp::redeem(31, "x")),
+        Err(Error::Ledger(stickydb::LedgerError::TxnConflict { .. }))
+    ));
+    assert!(matches!(
+        db.points(
+            "m1",
+            "undo",
+            T0 + 9,
+            &PointsOp::Reverse {
+                txn: "a-earn".into()
+            }
+        ),
+        Err(Error::Ledger(stickydb::LedgerError::NotReversible { .. }))
+    ));
+    assert!(matches!(
+        db.points(
+            "m1",
+            "c9",
+            T0 + 9,
+            &PointsOp::Capture {
+                hold_txn: "a-hold2".into()
+            }
+        ),
+        Err(Error::Ledger(stickydb::LedgerError::HoldNotOpen { .. }))
+    ));
+    // the open hold works on the member, through either name
+    let c = db
+        .points(
+            "anon:1",
+            "a-cap",
+            T0 + 10,
+            &PointsOp::Capture {
+                hold_txn: "a-hold".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(c.amount, -40);
+    let m = db.account("m1").unwrap().unwrap();
+    assert_eq!((m.balance, m.held), (85, 0));
+    // draws and expiry follow the lots' own expiries: the member's lot
+    // (expiring day 5) first, then the visitor's (day 20), then no expiry
+    let r = db
+        .points("m1", "m-redeem", T0 + 11, &PointsOp::redeem(20, "y"))
+        .unwrap();
+    let lots = db.lots("m1").unwrap();
+    let expiry_of = |id: u32| lots.iter().find(|l| l.id == id).unwrap().expires_at_ms;
+    assert_eq!(expiry_of(r.lots[0].lot), Some(T0 + 5 * DAY));
+    assert_eq!(expiry_of(r.lots[1].lot), Some(T0 + 20 * DAY));
+    db.expire_points(T0 + 25 * DAY).unwrap();
+    // left: the visitor's no-expiry lot, 50 points (its 30-point redeem
+    // and the 5-point capture drew the expiring lot first)
+    assert_eq!(db.account("m1").unwrap().unwrap().balance, 50);
     assert_clean(&db);
 }

@@ -337,6 +337,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 let f = usize::from(from) % USERS.len();
                 let i = (f + 1 + usize::from(into) % (USERS.len() - 1)) % USERS.len();
                 let (cf, ci) = (canon(f), canon(i));
+                // A merge moves a ledger (tests/identity_rules.rs holds that
+                // against worked cases); the ledger model has no transfer, so
+                // the fuzzer merges only ids without points.
+                if alias[f].is_none() && accounts[cf].next_seq > 0 {
+                    continue;
+                }
                 merges += 1;
                 let id = format!("m{merges}");
                 let exists = |v: usize| db.user_id(USERS[v]).expect("read").is_some();
@@ -353,7 +359,6 @@ fuzz_target!(|ops: Vec<Op>| {
                     Err(Error::Merge(MergeError::BothIdentified { .. })) => {
                         !force && !anonymous(f) && !anonymous(ci)
                     }
-                    Err(Error::Merge(MergeError::HasLedger { .. })) => accounts[cf].next_seq > 0,
                     Err(e) => panic!("merge {} into {}: {e}", USERS[f], USERS[i]),
                     Ok(_) => false,
                 };
@@ -361,7 +366,6 @@ fuzz_target!(|ops: Vec<Op>| {
                     // every condition for a refusal was false
                     assert!(f != i && alias[f].is_none() && cf != ci && exists(f) && exists(i));
                     assert!(force || anonymous(f) || anonymous(ci));
-                    assert_eq!(accounts[cf].next_seq, 0, "merged a ledger");
                     assert_eq!(out.into, USERS[ci]);
                     let (from_name, into_name) = (USERS[cf].to_owned(), USERS[ci].to_owned());
                     let mut moved = 0u64;

@@ -498,6 +498,22 @@ pub(crate) struct CreditRecord {
     pub at_ms: i64,
 }
 
+/// The stored shape of a transaction record moved in by an identity merge
+/// (docs/identity.md): the merged user's operation and outcome, kept so a
+/// retry naming the merged id replays instead of running again. Its entry
+/// numbers are the merged account's, not this one's: nothing but a replay
+/// reads it. The leading marker can never start a [`TxnRecord`] (no
+/// operation has that variant index), so the two shapes never decode as
+/// each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MovedTxn {
+    pub marker: u32,
+    pub record: TxnRecord,
+}
+
+/// [`MovedTxn::marker`].
+pub(crate) const MOVED_TXN_MARKER: u32 = u32::MAX;
+
 /// A transaction record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StoredTxn {
@@ -505,14 +521,18 @@ pub(crate) enum StoredTxn {
     Full(TxnRecord),
     /// A rule credit (stores before format 4 kept these in full too).
     Credit(CreditRecord),
+    /// A caller's operation on a merged account: replays only.
+    Moved(TxnRecord),
 }
 
 impl StoredTxn {
-    /// The sequence number of the transaction's entry.
-    pub fn entry_seq(&self) -> u32 {
+    /// The sequence number of the transaction's entry (`None`: a moved
+    /// record, whose entry stayed with the merged account).
+    pub fn entry_seq(&self) -> Option<u32> {
         match self {
-            StoredTxn::Full(r) => r.outcome.entry_seq,
-            StoredTxn::Credit(c) => c.entry_seq,
+            StoredTxn::Full(r) => Some(r.outcome.entry_seq),
+            StoredTxn::Credit(c) => Some(c.entry_seq),
+            StoredTxn::Moved(_) => None,
         }
     }
 }
@@ -528,5 +548,11 @@ pub(crate) fn decode_txn(
             return Ok(StoredTxn::Credit(c));
         }
     }
-    crate::store::decode_value(crate::store::Cf::Ledger, key, bytes).map(StoredTxn::Full)
+    match crate::store::decode_value(crate::store::Cf::Ledger, key, bytes) {
+        Ok(r) => Ok(StoredTxn::Full(r)),
+        Err(e) => match crate::codec::decode::<MovedTxn>(bytes) {
+            Ok(m) if m.marker == MOVED_TXN_MARKER => Ok(StoredTxn::Moved(m.record)),
+            _ => Err(e),
+        },
+    }
 }

@@ -1,18 +1,18 @@
 //! Moving a merged user's points into the user it was merged into (identity
 //! merge, docs/identity.md).
 //!
-//! What moves: the open lots of an account whose history is rule credits
-//! (and their expiries) alone, each as a `Transfer` entry on the target at
-//! the lot's earn time, with its points and expiry: balances, draw order by
+//! What moves: every open lot, each as a `Transfer` entry on the target at
+//! the lot's earn time, with its points and expiry — balances, draw order by
 //! expiry and expiry itself then behave as if the points had always been the
-//! target's. An account with any caller transaction (an earn, redeem, hold,
-//! adjustment or reversal by txn id) is not moved: a retry of one of those
-//! ids naming the merged id would reach the target's transaction space, and
-//! carrying them over is not built yet.
+//! target's; every open hold, re-created on the moved lots under its own
+//! transaction id and deadline (a capture or release naming it works on the
+//! target); and every other caller transaction record, carried over as a
+//! replay-only record, so a retry naming the merged id replays instead of
+//! running again. Rule credits stay the credits of their (moved) events.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CreditRecord, Lot, RULE_TXN_PREFIX};
+use super::{Hold, Lot, StoredTxn, TxnRecord, RULE_TXN_PREFIX};
 use crate::error::Result;
 use crate::keys::ledger::LedgerKey;
 use crate::keys::user;
@@ -30,6 +30,11 @@ pub(crate) struct Outgoing {
     pub clock_ms: i64,
     /// (local day, rule) its rule credits used.
     pub cap_days: BTreeSet<(i32, u16)>,
+    /// Its open holds.
+    pub holds: Vec<Hold>,
+    /// Its caller transactions (its own and those an earlier merge moved
+    /// in), by id.
+    pub txns: BTreeMap<String, TxnRecord>,
 }
 
 /// What a merge does with one account's ledger.
@@ -37,10 +42,8 @@ pub(crate) struct Outgoing {
 pub(crate) enum TransferPlan {
     /// No ledger records: nothing to do.
     Nothing,
-    /// Rule credits only: move these.
+    /// Move these.
     Move(Outgoing),
-    /// A caller transaction (this id): the merge is refused.
-    Refuse(String),
 }
 
 /// What a transfer did on the target.
@@ -53,6 +56,10 @@ pub(crate) struct TransferReport {
     /// Points not moved: credited for events the target had already (a
     /// duplicate delivery counts once, and so does its credit).
     pub dropped: i64,
+    /// Open holds re-created on the target.
+    pub holds: u64,
+    /// Caller transaction records carried over (replay only).
+    pub txns: u64,
     /// (local day, rule) both accounts' rule credits used: each side kept
     /// its own credits (nothing re-credited, nothing taken back).
     pub cap_conflicts: Vec<(i32, u16)>,
@@ -85,22 +92,25 @@ pub(crate) fn plan_transfer(store: &Store, user_id: u32) -> Result<TransferPlan>
                     .and_then(|(seq, rule)| {
                         Some((seq.parse::<u32>().ok()?, rule.parse::<u16>().ok()?))
                     });
-                let Some(event_seq) = credit else {
-                    return Ok(TransferPlan::Refuse(txn_id));
-                };
-                match crate::codec::decode::<CreditRecord>(&v) {
-                    Ok(c) => {
+                match (credit, super::decode_txn(&txn_id, &k, &v)?) {
+                    (Some(event_seq), StoredTxn::Credit(c)) => {
                         out.credited_by.insert(c.entry_seq, event_seq);
                     }
                     // (stores before format 4 kept rule credits in full)
-                    Err(_) => {
-                        let r: super::TxnRecord = decode_value(Cf::Ledger, &k, &v)?;
+                    (Some(event_seq), StoredTxn::Full(r)) => {
                         out.credited_by.insert(r.outcome.entry_seq, event_seq);
                     }
+                    (_, StoredTxn::Full(r) | StoredTxn::Moved(r)) => {
+                        out.txns.insert(txn_id, r);
+                    }
+                    (None, StoredTxn::Credit(_)) => {}
                 }
             }
             Some(LedgerKey::Cap { day, rule, .. }) => {
                 out.cap_days.insert((day, rule));
+            }
+            Some(LedgerKey::Hold { .. }) => {
+                out.holds.push(decode_value(Cf::Ledger, &k, &v)?);
             }
             _ => {}
         }

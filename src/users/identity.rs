@@ -86,10 +86,15 @@ pub struct MergeOutcome {
     pub days_added: u64,
     /// Earlier aliases of `from` re-pointed to `into` (chains resolve).
     pub aliases_moved: u64,
-    /// Points moved from `from`'s open lots to `into` (rule credits).
+    /// Points moved from `from`'s open lots to `into`.
     pub points_moved: i64,
     /// Lots moved, each keeping its earn time and expiry.
     pub lots_moved: u64,
+    /// Open holds re-created on `into` (capture or release them by their
+    /// transaction ids, through either name).
+    pub holds_moved: u64,
+    /// `from`'s other points transactions, kept on `into` for replays.
+    pub txns_moved: u64,
     /// (local day, rule index) on which both had rule credits: each kept
     /// its own (nothing re-credited, nothing taken back), so that day's
     /// total may exceed the rule's daily cap.

@@ -342,13 +342,20 @@ fn check_account(
     }
     for e in &s.entries {
         if let Some(t) = &e.txn_id {
-            if s.txns.get(t).is_none_or(|rec| rec.entry_seq() != e.seq) {
+            if s.txns
+                .get(t)
+                .is_none_or(|rec| rec.entry_seq() != Some(e.seq))
+            {
                 problem(format!("entry {} has no transaction record {t:?}", e.seq));
             }
         }
     }
     for (t, rec) in &s.txns {
-        let ok = by_seq.get(&rec.entry_seq()).is_some_and(|e| {
+        // a record moved in by a merge names an entry of the merged account
+        let Some(seq) = rec.entry_seq() else {
+            continue;
+        };
+        let ok = by_seq.get(&seq).is_some_and(|e| {
             e.txn_id.as_deref() == Some(t.as_str())
                 // a compact record is a rule credit's
                 && (matches!(rec, StoredTxn::Full(_)) || (e.rule.is_some() && e.new_lot.is_some()))

@@ -66,13 +66,6 @@ impl Writer<'_> {
             .into());
         }
         let plan = ledger::plan_transfer(self.store, from_id)?;
-        if let TransferPlan::Refuse(txn_id) = plan {
-            return Err(MergeError::HasLedger {
-                from: from.to_owned(),
-                txn_id,
-            }
-            .into());
-        }
         let events = timeline::events_of(
             self.store,
             self.kinds,
@@ -154,6 +147,8 @@ impl Writer<'_> {
             aliases_moved: aliases.len() as u64,
             points_moved: moved.points,
             lots_moved: moved.lots,
+            holds_moved: moved.holds,
+            txns_moved: moved.txns,
             cap_conflicts: moved.cap_conflicts,
             replayed: false,
         };

@@ -7,6 +7,7 @@
 mod expiry;
 mod ops;
 mod persist;
+mod transfer;
 
 use std::collections::BTreeMap;
 
@@ -42,6 +43,8 @@ struct Work {
     lots: BTreeMap<u32, LotWork>,
     holds: BTreeMap<u32, HoldWork>,
     txns: BTreeMap<String, TxnRecord>,
+    /// Records moved in by an identity merge (replay only).
+    moved_txns: BTreeMap<String, TxnRecord>,
     growth: BTreeMap<i32, (i64, bool)>,
     caps: BTreeMap<(i32, u16), i64>,
     entries: Vec<LedgerEntry>,
@@ -205,96 +208,6 @@ impl<'a> Session<'a> {
             }
             let clock = w.account.clock_ms;
             ctx.evaluate_tier(w, clock)
-        })
-    }
-}
-
-impl Session<'_> {
-    /// Moves `out` (a merged account's open lots, see `ledger::transfer`)
-    /// into `user_id`'s account: one `Transfer` entry per lot, at the lot's
-    /// earn time, keeping its expiry; the account's clock moves to the later
-    /// of the two, as an operation at that time would move it. A lot is the
-    /// rule credit of one of the merged user's events: `renumbered` gives
-    /// that event's sequence number in the target, and the moved lot becomes
-    /// the credit of the moved event there (`event:<seq>:<rule>`), so a later
-    /// merge still knows which event it belongs to. A lot whose event is
-    /// not in `renumbered` (a duplicate of one the target had) does not move:
-    /// that event counts once, and so does its credit.
-    pub fn transfer_in(
-        &mut self,
-        user_id: u32,
-        out: &super::Outgoing,
-        renumbered: &BTreeMap<u32, u32>,
-        reason: &str,
-    ) -> Result<super::TransferReport> {
-        self.with(user_id, |ctx, w| {
-            let mut report = super::TransferReport::default();
-            for (day, rule) in &out.cap_days {
-                let capped = ctx
-                    .settings
-                    .rules
-                    .get(usize::from(*rule))
-                    .is_some_and(|r| r.daily_cap_points.is_some());
-                if capped && ctx.cap(w, *day, *rule)? > 0 {
-                    report.cap_conflicts.push((*day, *rule));
-                }
-            }
-            if out.lots.is_empty() {
-                return Ok(report);
-            }
-            let t = w.account.clock_ms.max(out.clock_ms);
-            ctx.catch_up(w, t)?;
-            for lot in &out.lots {
-                // (an account with open holds has caller transactions and is
-                // never moved: every point of a moved lot is unheld)
-                debug_assert_eq!(lot.held, 0, "a moved lot with held points");
-                let points = lot.remaining + lot.held;
-                let credit = match out.credited_by.get(&lot.id) {
-                    Some(&(event_seq, rule)) => match renumbered.get(&event_seq) {
-                        Some(&seq) => Some((format!("{RULE_TXN_PREFIX}{seq}:{rule}"), rule)),
-                        None => {
-                            report.dropped += points;
-                            continue;
-                        }
-                    },
-                    None => None,
-                };
-                let mut d = Draft::new(lot.earned_at_ms, EntryKind::Transfer, points);
-                d.new_lot = Some(NewLot {
-                    points,
-                    expires_at_ms: lot.expires_at_ms,
-                });
-                d.reason = reason_of(reason);
-                d.related = Some(lot.id);
-                d.txn_id = credit.as_ref().map(|(t, _)| t.clone());
-                d.rule = credit.as_ref().map(|(_, r)| *r);
-                let seq = ctx.post(w, d)?;
-                if let Some((txn_id, _)) = credit {
-                    let outcome = PointsOutcome {
-                        txn_id: txn_id.clone(),
-                        entry_seq: seq,
-                        at_ms: lot.earned_at_ms,
-                        amount: points,
-                        balance: w.account.balance,
-                        available: w.account.available(),
-                        lots: vec![LotDraw { lot: seq, points }],
-                        shortfall: 0,
-                        expired: 0,
-                        replayed: false,
-                    };
-                    let op = PointsOp::Earn {
-                        points,
-                        expires_at_ms: lot.expires_at_ms,
-                        reason: reason.to_owned(),
-                    };
-                    w.txns.insert(txn_id, TxnRecord { op, outcome });
-                }
-                report.points += points;
-                report.lots += 1;
-            }
-            w.account.clock_ms = t;
-            w.changed = true;
-            Ok(report)
         })
     }
 }

@@ -160,11 +160,19 @@ impl Ctx<'_> {
 
     /// The open hold a capture or release names.
     pub(super) fn open_hold(&self, w: &mut Work, hold_txn: &str) -> Result<Hold> {
-        let rec = self
-            .txn(w, hold_txn)?
+        let (rec, moved) = self
+            .txn_of(w, hold_txn)?
             .ok_or_else(|| LedgerError::UnknownTxn {
                 txn_id: hold_txn.to_owned(),
             })?;
+        if moved {
+            // a hold of a merged account that was no longer open then (open
+            // ones were re-created here under their own record)
+            return Err(LedgerError::HoldNotOpen {
+                txn_id: hold_txn.to_owned(),
+            }
+            .into());
+        }
         if !matches!(rec.op, PointsOp::Hold { .. }) {
             return Err(LedgerError::NotAHold {
                 txn_id: hold_txn.to_owned(),
@@ -190,7 +198,7 @@ impl Ctx<'_> {
         op: &PointsOp,
         rule: Option<u16>,
     ) -> Result<PointsOutcome> {
-        if let Some(rec) = self.txn(w, txn_id)? {
+        if let Some((rec, _)) = self.txn_of(w, txn_id)? {
             if rec.op == *op {
                 let mut out = rec.outcome;
                 out.replayed = true;
@@ -352,11 +360,19 @@ impl Ctx<'_> {
         at_ms: i64,
         target: &str,
     ) -> Result<Reversal> {
-        let rec = self
-            .txn(w, target)?
+        let (rec, moved) = self
+            .txn_of(w, target)?
             .ok_or_else(|| LedgerError::UnknownTxn {
                 txn_id: target.to_owned(),
             })?;
+        if moved {
+            // its entries stayed with the merged account (docs/identity.md)
+            return Err(LedgerError::NotReversible {
+                txn_id: target.to_owned(),
+                op: "operation moved in by a merge",
+            }
+            .into());
+        }
         if !matches!(
             rec.op,
             PointsOp::Earn { .. } | PointsOp::Redeem { .. } | PointsOp::Capture { .. }

@@ -100,6 +100,17 @@ impl Session<'_> {
                 };
                 batch.put(Cf::Ledger, lk::txn(uid, txn_id), value);
             }
+            for (txn_id, rec) in &w.moved_txns {
+                let moved = crate::ledger::MovedTxn {
+                    marker: crate::ledger::MOVED_TXN_MARKER,
+                    record: rec.clone(),
+                };
+                batch.put(
+                    Cf::Ledger,
+                    lk::txn(uid, txn_id),
+                    crate::codec::encode(&moved)?,
+                );
+            }
             for (day, (v, dirty)) in &w.growth {
                 if !dirty {
                     continue;
@@ -178,6 +189,7 @@ impl Ctx<'_> {
             lots: BTreeMap::new(),
             holds: BTreeMap::new(),
             txns: BTreeMap::new(),
+            moved_txns: BTreeMap::new(),
             growth: BTreeMap::new(),
             caps: BTreeMap::new(),
             entries: Vec::new(),
@@ -225,16 +237,22 @@ impl Ctx<'_> {
             .ok_or_else(|| self.corrupt(&[], format!("hold {seq} vanished from the session")))
     }
 
-    pub(super) fn txn(&self, w: &Work, txn_id: &str) -> Result<Option<TxnRecord>> {
+    /// Transaction `txn_id` of the account, and whether it was moved in by
+    /// an identity merge (then only a replay may use it).
+    pub(super) fn txn_of(&self, w: &Work, txn_id: &str) -> Result<Option<(TxnRecord, bool)>> {
+        if let Some(r) = w.moved_txns.get(txn_id) {
+            return Ok(Some((r.clone(), true)));
+        }
         if let Some(r) = w.txns.get(txn_id) {
-            return Ok(Some(r.clone()));
+            return Ok(Some((r.clone(), false)));
         }
         let key = lk::txn(w.user_id, txn_id);
         let Some(bytes) = self.store.get_raw(Cf::Ledger, &key)? else {
             return Ok(None);
         };
         match crate::ledger::decode_txn(txn_id, &key, &bytes)? {
-            StoredTxn::Full(r) => Ok(Some(r)),
+            StoredTxn::Moved(r) => Ok(Some((r, true))),
+            StoredTxn::Full(r) => Ok(Some((r, false))),
             StoredTxn::Credit(c) => {
                 // A rule credit: its operation and outcome are its entry's
                 // (the balance the credit left is the entry's; what was
@@ -243,28 +261,31 @@ impl Ctx<'_> {
                 let lot = e.new_lot.ok_or_else(|| {
                     self.corrupt(&key, format!("rule credit {txn_id} names no earning entry"))
                 })?;
-                Ok(Some(TxnRecord {
-                    op: PointsOp::Earn {
-                        points: lot.points,
-                        expires_at_ms: lot.expires_at_ms,
-                        reason: e.reason.clone().unwrap_or_default(),
-                    },
-                    outcome: PointsOutcome {
-                        txn_id: txn_id.to_owned(),
-                        entry_seq: e.seq,
-                        at_ms: e.at_ms,
-                        amount: e.amount,
-                        balance: e.balance_after,
-                        available: e.balance_after,
-                        lots: vec![LotDraw {
-                            lot: e.seq,
+                Ok(Some((
+                    TxnRecord {
+                        op: PointsOp::Earn {
                             points: lot.points,
-                        }],
-                        shortfall: 0,
-                        expired: 0,
-                        replayed: false,
+                            expires_at_ms: lot.expires_at_ms,
+                            reason: e.reason.clone().unwrap_or_default(),
+                        },
+                        outcome: PointsOutcome {
+                            txn_id: txn_id.to_owned(),
+                            entry_seq: e.seq,
+                            at_ms: e.at_ms,
+                            amount: e.amount,
+                            balance: e.balance_after,
+                            available: e.balance_after,
+                            lots: vec![LotDraw {
+                                lot: e.seq,
+                                points: lot.points,
+                            }],
+                            shortfall: 0,
+                            expired: 0,
+                            replayed: false,
+                        },
                     },
-                }))
+                    false,
+                )))
             }
         }
     }
