@@ -82,6 +82,30 @@ fn merge_and_user_show_the_alias() {
     let v: serde_json::Value =
         serde_json::from_str(&ok(&stickydb(&db, &["--json", "user", "m1"]))).unwrap();
     assert_eq!(v["merges"].as_array().unwrap().len(), 2);
+    // the stage runs of the last 180 days, as the library gives them
+    let runs = v["stage_history"].as_array().unwrap();
+    let store = Db::open(
+        &db,
+        Options {
+            read_only: true,
+            create_if_missing: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let m1 = store.user_id("m1").unwrap().unwrap();
+    let as_of = v["metrics"]["as_of_day"].as_i64().unwrap() as i32;
+    let want = store
+        .metrics()
+        .stage_history(m1, as_of - 179, as_of)
+        .unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(runs.len(), want.len());
+    for (got, want) in runs.iter().zip(&want) {
+        assert_eq!(got["stage"], want.stage.as_str());
+        assert_eq!(got["from_day"], want.from_day);
+    }
+    drop(store);
     ok(&stickydb(&db, &["verify"]));
 }
 

@@ -33,6 +33,11 @@ pub(super) fn user(
         Some(uid) => db.metrics().user(uid, as_of)?,
         None => None,
     };
+    // the stage on each of the last 180 days, as runs
+    let stage_history = match db.user_id(id)? {
+        Some(uid) => db.metrics().stage_history(uid, as_of - 179, as_of)?,
+        None => Vec::new(),
+    };
     // an alias shows the user it was merged into
     let alias_of = match db.resolve(id)? {
         Some(crate::users::NameEntry::Alias { into, .. }) => Some(into),
@@ -41,6 +46,7 @@ pub(super) fn user(
     let merges = db.merges(id)?;
     if cli.json {
         let v = serde_json::json!({
+            "stage_history": stage_history,
             "alias_of": alias_of,
             "merges": merges,
             "account": account,
@@ -85,6 +91,20 @@ pub(super) fn user(
             m.first_seen_day.map(crate::time::format_day).unwrap_or_default(),
             m.last_seen_day.map(crate::time::format_day).unwrap_or_default(),
         );
+    }
+    if !stage_history.is_empty() {
+        let runs: Vec<String> = stage_history
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}..{}",
+                    r.stage,
+                    crate::time::format_day(r.from_day),
+                    crate::time::format_day(r.to_day)
+                )
+            })
+            .collect();
+        println!("  stages (last 180 days): {}", runs.join(", "));
     }
     if let Some(a) = &account {
         println!(

@@ -30,7 +30,7 @@ pub use crate::keys::metrics::MoneyField;
 pub use days::{DaySet, Period};
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
-    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
+    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan, UserRfm,
     MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
 pub use rules::{

@@ -10,7 +10,7 @@ mod results;
 
 pub use results::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, RepurchaseRate,
-    RetentionCohort, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, UserRfm,
+    RetentionCohort, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan, UserRfm,
 };
 
 use std::collections::BTreeMap;

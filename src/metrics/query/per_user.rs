@@ -23,6 +23,55 @@ impl Metrics<'_> {
             .map(|s| UserMetrics::derive(user_id, &s, as_of_day, &self.settings.stage_model)))
     }
 
+    /// One user's lifecycle stage on every day of `from_day..=to_day`, as
+    /// runs of equal stages, oldest first: the stage `stages` counts the
+    /// user in on each of those days, recomputed from the user's activity
+    /// (so it follows late events and merges exactly). Days before the
+    /// user's first activity have no stage and are left out; empty for a
+    /// user without events. At most [`MAX_RANGE_DAYS`] days.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// db.record(&stickydb::Event::new("ann", "view", 19_800 * 86_400_000))?;
+    /// let ann = db.user_id("ann")?.unwrap();
+    /// let runs = db.metrics().stage_history(ann, 19_790, 19_900)?;
+    /// // new for its first week, then quiet: at risk, then churned
+    /// assert_eq!(runs[0].from_day, 19_800);
+    /// assert_eq!(runs[0].stage, "new");
+    /// assert_eq!(runs.last().unwrap().to_day, 19_900);
+    /// # Ok(()) }
+    /// ```
+    pub fn stage_history(
+        &self,
+        user_id: u32,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<Vec<StageSpan>> {
+        check_range(from_day, to_day)?;
+        let Some(state) = self.user_state(user_id)? else {
+            return Ok(Vec::new());
+        };
+        let model = &self.settings.stage_model;
+        let mut runs: Vec<StageSpan> = Vec::new();
+        for d in from_day..=to_day {
+            let Some(inputs) = stage_inputs(&state, d) else {
+                continue;
+            };
+            let stage = model.classify(&inputs);
+            match runs.last_mut() {
+                Some(r) if r.stage == stage && r.to_day == d - 1 => r.to_day = d,
+                _ => runs.push(StageSpan {
+                    from_day: d,
+                    to_day: d,
+                    stage: stage.to_owned(),
+                }),
+            }
+        }
+        Ok(runs)
+    }
+
     /// Metrics of every user with events (restricted to `filter`), by user id.
     pub fn users(
         &self,

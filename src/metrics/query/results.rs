@@ -214,3 +214,16 @@ pub struct RfmReport {
     /// Users per segment name (restricted to the filter).
     pub segments: BTreeMap<&'static str, u64>,
 }
+
+/// A run of days one user spent in one lifecycle stage
+/// ([`Metrics::stage_history`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageSpan {
+    /// First local day of the run: the day the stage took effect (the
+    /// first day of the range asked for when it began earlier).
+    pub from_day: i32,
+    /// Last local day of the run (within the range asked for).
+    pub to_day: i32,
+    /// The stage on those days, as `stages` would answer for each of them.
+    pub stage: String,
+}
