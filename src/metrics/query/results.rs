@@ -216,7 +216,7 @@ pub struct RfmReport {
 }
 
 /// A run of days one user spent in one lifecycle stage
-/// ([`Metrics::stage_history`]).
+/// ([`crate::metrics::Metrics::stage_history`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StageSpan {
     /// First local day of the run: the day the stage took effect (the
