@@ -222,6 +222,7 @@ proptest! {
         }
         let alias = meta::alias(id, &name);
         prop_assert_eq!(meta::alias_name_of(id, &alias), Some(name.as_bytes()));
+        prop_assert_eq!(meta::parse_alias(&alias), Some((id, name.as_bytes())));
         prop_assert!(meta::merge(&name).starts_with(meta::MERGE_PREFIX));
         prop_assert!(!meta::kind_id(id).starts_with(meta::KIND_NAME_PREFIX));
     }

@@ -60,6 +60,13 @@ pub fn alias_name_of(user_id: u32, key: &[u8]) -> Option<&[u8]> {
     key.strip_prefix(aliases_of(user_id).as_slice())
 }
 
+/// The target user and alias name of any [`alias`] key; `None` for other keys.
+pub fn parse_alias(key: &[u8]) -> Option<(u32, &[u8])> {
+    let rest = key.strip_prefix(ALIAS_PREFIX)?;
+    let (id, name) = rest.split_first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*id), name))
+}
+
 /// Prefix of the registry's name → id entries.
 pub const KIND_NAME_PREFIX: &[u8] = b"kind:";
 /// Prefix of the registry's id → name entries.

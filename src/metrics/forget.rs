@@ -16,6 +16,16 @@ pub(crate) struct ErasedEvent {
     pub amount_minor: Option<i64>,
 }
 
+impl From<&crate::timeline::EventFacts> for ErasedEvent {
+    fn from(e: &crate::timeline::EventFacts) -> Self {
+        Self {
+            kind_id: e.kind_id,
+            ts_ms: e.ts_ms,
+            amount_minor: e.amount_minor,
+        }
+    }
+}
+
 /// The maximal runs of days covered by windows of `window_days` ending on
 /// each day of `days`: the union of `a ..= a + w − 1` over active days `a`.
 pub(crate) fn covered_runs(days: &DaySet, window_days: u8) -> Vec<(i32, i32)> {

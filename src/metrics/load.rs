@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::iter::Peekable;
 
 use super::days::DaySet;
-use super::state::{add_mask_days, BlockMasks, DayMoney, UserActivity, UserHead, ACTIVITY};
+use super::state::{add_mask_days, BlockMasks, DayMoney, UserActivity, UserHead};
 use crate::error::{CorruptionError, Result};
 use crate::keys::activity::{self, ActivityKey};
 use crate::store::{decode_value, Cf, KeyValue, Snapshot};
@@ -196,16 +196,4 @@ pub(crate) fn for_each_head(
         f(user_of(&k)?, &decode_value(Cf::Activity, &k, &v)?);
     }
     Ok(())
-}
-
-/// How many local days `from_id` was active on that `into_id` was not (the
-/// days an identity merge adds to `into_id`).
-pub(crate) fn days_added(view: &Snapshot<'_>, from_id: u32, into_id: u32) -> Result<u64> {
-    let active = |id: u32| -> Result<DaySet> {
-        Ok(load_user(view, id)?
-            .and_then(|u| u.days.get(&ACTIVITY).cloned())
-            .unwrap_or_default())
-    };
-    let (from, into) = (active(from_id)?, active(into_id)?);
-    Ok(from.iter().filter(|&d| !into.contains(d)).count() as u64)
 }

@@ -15,7 +15,6 @@ mod deltas;
 mod dense;
 pub(crate) mod forget;
 mod load;
-pub(crate) use load::days_added;
 mod query;
 mod rules;
 pub(crate) mod state;

@@ -289,6 +289,8 @@ pub(crate) struct StateWrites<'s> {
     users: BTreeMap<u32, UserWork<'s>>,
     deltas: Deltas,
     counts: EventCounts,
+    /// (user, local day) activity days this write added, over all users.
+    new_active_days: u64,
 }
 
 impl<'s> StateWrites<'s> {
@@ -300,7 +302,14 @@ impl<'s> StateWrites<'s> {
             users: BTreeMap::new(),
             deltas: Deltas::default(),
             counts: EventCounts::default(),
+            new_active_days: 0,
         }
+    }
+
+    /// Activity days (per user) the events applied so far added: days their
+    /// users had not been active on before (an identity merge reports it).
+    pub fn new_active_days(&self) -> u64 {
+        self.new_active_days
     }
 
     /// The user's working state, loaded on first use. `new`: the write
@@ -369,6 +378,7 @@ impl<'s> StateWrites<'s> {
             let first = w.head.firsts.entry(kind).or_insert(day);
             *first = (*first).min(day);
             if kind == ACTIVITY {
+                self.new_active_days += 1;
                 // Active users are counted for activity only; per-kind
                 // windows are answered from the day sets.
                 deltas.count(keys::rolling(1, day), 1);

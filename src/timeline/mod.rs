@@ -75,10 +75,21 @@ pub(crate) fn decode_event(
 ) -> Result<StoredEvent> {
     let k = EventKey::decode(Cf::Events.name(), key)?;
     let v: EventValue = decode_value(Cf::Events, key, value)?;
+    stored_event(kinds, user, key, k, v)
+}
+
+/// The stored event of a decoded key and value (`raw_key` names it in errors).
+fn stored_event(
+    kinds: &KindRegistry,
+    user: &str,
+    raw_key: &[u8],
+    k: EventKey,
+    v: EventValue,
+) -> Result<StoredEvent> {
     let kind = kinds.kind(v.kind_id).ok_or_else(|| CorruptionError {
         cf: Cf::Events.name(),
         what: "value",
-        key: key.to_vec(),
+        key: raw_key.to_vec(),
         reason: format!("unknown kind id {}", v.kind_id),
     })?;
     Ok(StoredEvent {
@@ -149,23 +160,38 @@ pub(crate) fn timeline(
     Ok(out)
 }
 
-/// Every event of `user_id`, labelled `user`, newest first; `None` when
-/// there are more than `max` (a merge moves at most that many).
-pub(crate) fn events_of(
+/// Takes every event of `user_id` out (an identity merge moves them): puts
+/// the deletion of each event and of its event-id entries into `batch`, and
+/// returns the events whole (labelled `user`), newest first, with the facts
+/// the aggregates must forget — one scan for both. `None` when there are
+/// more than `max` (a merge moves at most that many).
+pub(crate) fn take_events(
     store: &Store,
     kinds: &KindRegistry,
+    batch: &mut Batch,
     user_id: u32,
     user: &str,
     max: usize,
-) -> Result<Option<Vec<StoredEvent>>> {
+) -> Result<Option<Vec<(StoredEvent, EventFacts)>>> {
     let mut out = Vec::new();
     for item in store.prefix(Cf::Events, &keys::user(user_id))? {
         let (k, v) = item?;
         if out.len() == max {
             return Ok(None);
         }
-        out.push(decode_event(kinds, user, &k, &v)?);
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
+        let facts = EventFacts {
+            user_id,
+            ts_ms: key.ts_ms,
+            kind_id: value.kind_id,
+            amount_minor: value.amount_minor,
+            session_id: value.session_id.clone(),
+        };
+        out.push((stored_event(kinds, user, &k, key, value)?, facts));
+        batch.delete(Cf::Events, k);
     }
+    delete_event_ids(store, batch, user_id)?;
     Ok(Some(out))
 }
 
@@ -227,11 +253,17 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<Ve
         });
         batch.delete(Cf::Events, k);
     }
-    for item in store.prefix(Cf::EventIds, &prefix)? {
+    delete_event_ids(store, batch, user_id)?;
+    Ok(out)
+}
+
+/// Deletes every event-id entry of `user_id`, in `batch`.
+fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
+    for item in store.prefix(Cf::EventIds, &keys::user(user_id))? {
         let (k, _) = item?;
         batch.delete(Cf::EventIds, k);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What the aggregates need from one stored event (see [`for_each_event`]

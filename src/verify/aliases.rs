@@ -35,14 +35,10 @@ pub(super) fn check(
     for item in store.prefix(Cf::Meta, meta::ALIAS_PREFIX)? {
         let (k, v) = item?;
         r.count(Cf::Meta);
-        let Some(id_bytes) = k.get(meta::ALIAS_PREFIX.len()..meta::ALIAS_PREFIX.len() + 4) else {
+        let Some((user_id, name)) = meta::parse_alias(&k) else {
             r.problem(format!("alias index: malformed key {k:?}"));
             continue;
         };
-        let mut id = [0u8; 4];
-        id.copy_from_slice(id_bytes);
-        let user_id = u32::from_be_bytes(id);
-        let name = meta::alias_name_of(user_id, &k).unwrap_or_default();
         let name = String::from_utf8_lossy(name).into_owned();
         if !want.remove(&(user_id, name.clone())) {
             r.problem(format!(

@@ -36,12 +36,8 @@ impl Writer<'_> {
         }
         profiles::erase(self.store, &mut batch, user_id)?;
         let events: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, user_id)?
-            .into_iter()
-            .map(|e| ErasedEvent {
-                kind_id: e.kind_id,
-                ts_ms: e.ts_ms,
-                amount_minor: e.amount_minor,
-            })
+            .iter()
+            .map(ErasedEvent::from)
             .collect();
         metrics::forget::erase(
             self.store,

@@ -66,9 +66,13 @@ impl Writer<'_> {
             .into());
         }
         let plan = ledger::plan_transfer(self.store, from_id)?;
-        let events = timeline::events_of(
+        let mut batch = Batch::new();
+        // `from` leaves every aggregate as an erasure takes it out (its
+        // events are read and deleted in one scan)...
+        let taken = timeline::take_events(
             self.store,
             self.kinds,
+            &mut batch,
             from_id,
             &into_name,
             MAX_BATCH_EVENTS,
@@ -77,18 +81,7 @@ impl Writer<'_> {
             what: "events one merge moves",
             max: MAX_BATCH_EVENTS as u64,
         })?;
-
-        let days_added = metrics::days_added(&self.store.snapshot(), from_id, into_id)?;
-        let mut batch = Batch::new();
-        // `from` leaves every aggregate as an erasure takes it out...
-        let facts: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, from_id)?
-            .into_iter()
-            .map(|e| ErasedEvent {
-                kind_id: e.kind_id,
-                ts_ms: e.ts_ms,
-                amount_minor: e.amount_minor,
-            })
-            .collect();
+        let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
         let offset = self.store.settings().utc_offset_minutes;
         metrics::forget::erase(self.store, &mut batch, offset, from_id, &facts)?;
         let update = profiles::merge_update(self.store, from_id, into_id)?;
@@ -104,14 +97,15 @@ impl Writer<'_> {
         users::retire(self.store, &mut batch, from_id)?;
         // ...and its events are recorded again under `into` (rules do not
         // credit them again: their credits moved with the lots).
-        let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
-        let events: Vec<crate::timeline::Event> = events.into_iter().map(|e| e.event).collect();
+        let seqs: Vec<u32> = taken.iter().map(|(e, _)| e.seq).collect();
+        let events: Vec<crate::timeline::Event> = taken.into_iter().map(|(e, _)| e.event).collect();
         let reservation = self
             .kinds
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users_w =
             UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
-        let outcomes = self.record_into(&mut batch, &mut users_w, &reservation, &events, None)?;
+        let (outcomes, days_added) =
+            self.record_into(&mut batch, &mut users_w, &reservation, &events, None)?;
         users_w.finish(&mut batch)?;
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and

@@ -50,7 +50,8 @@ impl Writer<'_> {
         // Only stores with earning rules pay for a ledger session.
         let ledger_settings = self.ledger_settings.read().clone();
         let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
-        let outcomes = self.record_into(&mut batch, &mut users, &reservation, events, rules)?;
+        let (outcomes, _) =
+            self.record_into(&mut batch, &mut users, &reservation, events, rules)?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
         users.remember();
@@ -60,7 +61,8 @@ impl Writer<'_> {
 
     /// Puts `events` into `batch` under locks the caller holds: dedup, ids,
     /// event records, aggregate deltas and (with `rules`) rule credits. The
-    /// caller finishes `users` and commits.
+    /// caller finishes `users` and commits. Returns each event's outcome and
+    /// how many (user, day) activity days the events added.
     pub(super) fn record_into(
         &self,
         batch: &mut Batch,
@@ -68,7 +70,7 @@ impl Writer<'_> {
         reservation: &Reservation<'_>,
         events: &[Event],
         rules: Option<&LedgerSettings>,
-    ) -> Result<Vec<RecordOutcome>> {
+    ) -> Result<(Vec<RecordOutcome>, u64)> {
         // Keyed by internal id: an alias and its target are one user.
         let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
@@ -131,10 +133,11 @@ impl Writer<'_> {
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
+        let new_active_days = state.new_active_days();
         state.finish(batch)?;
         if let Some(ledger) = ledger {
             ledger.finish(batch)?;
         }
-        Ok(outcomes)
+        Ok((outcomes, new_active_days))
     }
 }
