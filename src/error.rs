@@ -276,6 +276,14 @@ impl InputError {
         self.index = Some(index);
         self
     }
+
+    /// Refuses `count` items of `field` when there are more than `max`.
+    pub fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), Self> {
+        if count > max {
+            return Err(Self::new(field, Problem::TooMany { count, max }));
+        }
+        Ok(())
+    }
 }
 
 struct Position(Option<usize>);

@@ -121,15 +121,7 @@ fn out_of_range(field: &'static str, value: i64, min: i64, max: i64) -> InputErr
 impl LedgerSettings {
     /// Checks every rule and level; errors name the rule or level by index.
     pub fn validate(&self) -> Result<(), InputError> {
-        if self.rules.len() > MAX_RULES {
-            return Err(InputError::new(
-                "rules",
-                Problem::TooMany {
-                    count: self.rules.len(),
-                    max: MAX_RULES,
-                },
-            ));
-        }
+        InputError::check_count("rules", self.rules.len(), MAX_RULES)?;
         for (i, r) in self.rules.iter().enumerate() {
             crate::users::check_name(&r.kind, crate::timeline::MAX_KIND_BYTES)
                 .map_err(|p| InputError::new("rule.kind", p).at(i))?;
@@ -181,15 +173,7 @@ impl LedgerSettings {
                 i64::from(MAX_TIER_WINDOW_DAYS),
             ));
         }
-        if t.levels.len() > MAX_TIERS {
-            return Err(InputError::new(
-                "tiers.levels",
-                Problem::TooMany {
-                    count: t.levels.len(),
-                    max: MAX_TIERS,
-                },
-            ));
-        }
+        InputError::check_count("tiers.levels", t.levels.len(), MAX_TIERS)?;
         for (i, l) in t.levels.iter().enumerate() {
             crate::users::check_name(&l.name, MAX_TIER_NAME_BYTES)
                 .map_err(|p| InputError::new("tier.name", p).at(i))?;

@@ -158,15 +158,7 @@ impl StageModel {
 
     /// Checks the model's bounds and names.
     pub fn validate(&self) -> Result<(), InputError> {
-        if self.rules.len() > MAX_STAGE_RULES {
-            return Err(InputError::new(
-                "stage_model.rules",
-                Problem::TooMany {
-                    count: self.rules.len(),
-                    max: MAX_STAGE_RULES,
-                },
-            ));
-        }
+        InputError::check_count("stage_model.rules", self.rules.len(), MAX_STAGE_RULES)?;
         crate::users::check_name(&self.fallback, MAX_STAGE_NAME_BYTES)
             .map_err(|p| InputError::new("stage_model.fallback", p))?;
         for (i, r) in self.rules.iter().enumerate() {

@@ -196,15 +196,7 @@ impl ProfileUpdate {
     /// Checks every change against the bounds above.
     pub fn validate(&self) -> Result<(), InputError> {
         let err = InputError::new;
-        if self.len() > MAX_UPDATE_OPS {
-            return Err(err(
-                "profile_update",
-                Problem::TooMany {
-                    count: self.len(),
-                    max: MAX_UPDATE_OPS,
-                },
-            ));
-        }
+        InputError::check_count("profile_update", self.len(), MAX_UPDATE_OPS)?;
         let mut attr_names = HashSet::new();
         for (i, (name, value, _)) in self.set.iter().enumerate() {
             users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)

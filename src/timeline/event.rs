@@ -121,15 +121,7 @@ impl Event {
                 ));
             }
         }
-        if self.properties.len() > MAX_PROPERTIES {
-            return Err(err(
-                "event.properties",
-                Problem::TooMany {
-                    count: self.properties.len(),
-                    max: MAX_PROPERTIES,
-                },
-            ));
-        }
+        InputError::check_count("event.properties", self.properties.len(), MAX_PROPERTIES)?;
         let mut encoded_bytes = 0usize;
         for (k, v) in &self.properties {
             users::check_name(k, MAX_PROPERTY_KEY_BYTES)

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InputError, Problem, Result};
+use crate::error::{InputError, Result};
 
 /// Most anonymous-id prefixes a store keeps.
 pub const MAX_ANONYMOUS_PREFIXES: usize = 16;
@@ -41,15 +41,11 @@ impl IdentitySettings {
 
     /// Checks the limits: at most 16 prefixes of 1..=64 bytes each.
     pub fn validate(&self) -> Result<(), InputError> {
-        if self.anonymous_prefixes.len() > MAX_ANONYMOUS_PREFIXES {
-            return Err(InputError::new(
-                "anonymous_prefixes",
-                Problem::TooMany {
-                    count: self.anonymous_prefixes.len(),
-                    max: MAX_ANONYMOUS_PREFIXES,
-                },
-            ));
-        }
+        InputError::check_count(
+            "anonymous_prefixes",
+            self.anonymous_prefixes.len(),
+            MAX_ANONYMOUS_PREFIXES,
+        )?;
         for (i, p) in self.anonymous_prefixes.iter().enumerate() {
             super::check_name(p, MAX_PREFIX_BYTES)
                 .map_err(|e| InputError::new("anonymous_prefixes", e).at(i))?;

@@ -8,7 +8,7 @@ use rustc_hash::FxHashSet;
 use crate::store::Batch;
 
 use super::Writer;
-use crate::error::{InputError, Problem, Result};
+use crate::error::{InputError, Result};
 use crate::keys::EventKey;
 use crate::kinds::Reservation;
 use crate::ledger::session::Session;
@@ -24,16 +24,7 @@ impl Writer<'_> {
     /// Records `events` as one atomic write.
     pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
         self.store.check_writable()?;
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(InputError::new(
-                "events",
-                Problem::TooMany {
-                    count: events.len(),
-                    max: MAX_BATCH_EVENTS,
-                },
-            )
-            .into());
-        }
+        InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
         // Validate everything before taking a lock or touching the store: a bad
         // item rejects the whole batch and nothing is written.
         for (i, e) in events.iter().enumerate() {
