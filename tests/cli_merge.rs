@@ -25,6 +25,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// `import --records merges --skip-bad N FILE`, its JSON summary.
+fn import_merges(db: &Path, skip_bad: &str, file: &str) -> serde_json::Value {
+    let args = [
+        "--json",
+        "import",
+        "--records",
+        "merges",
+        "--skip-bad",
+        skip_bad,
+        file,
+    ];
+    serde_json::from_str(&ok(&stickydb(db, &args))).unwrap()
+}
+
 /// A store with two visitors, two members and a late visitor.
 fn store(dir: &Path) -> std::path::PathBuf {
     let db = dir.join("s");
@@ -157,19 +171,7 @@ fn merges_import_from_jsonl_and_csv_with_bad_records_named() {
     );
     // --skip-bad: lines 3 and 4 reported, the rest applied (lines 1 and 2
     // replay the merge the strict run above applied)
-    let out = ok(&stickydb(
-        &db,
-        &[
-            "--json",
-            "import",
-            "--records",
-            "merges",
-            "--skip-bad",
-            "2",
-            &jsonl,
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = import_merges(&db, "2", &jsonl);
     assert_eq!(v["rejected"], 2);
     assert_eq!(v["imported"], 1, "{v}");
     assert_eq!(v["duplicates"], 2, "{v}");
@@ -186,19 +188,7 @@ fn merges_import_from_jsonl_and_csv_with_bad_records_named() {
         "m.csv",
         "from,into,id,force\nanon:c,m2,s5,\nm2,m1,s6,true\nm2,m1,s7,maybe\n",
     );
-    let out = ok(&stickydb(
-        &db,
-        &[
-            "--json",
-            "import",
-            "--records",
-            "merges",
-            "--skip-bad",
-            "1",
-            &csv,
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = import_merges(&db, "1", &csv);
     assert_eq!(
         (v["imported"].as_u64(), v["rejected"].as_u64()),
         (Some(2), Some(1))

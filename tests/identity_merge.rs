@@ -56,6 +56,20 @@ struct Payload {
 }
 
 impl Payload {
+    /// A payload without id, session or amount: the first event every id
+    /// gets before the stream.
+    fn plain(person: usize, day: i64, minute: i64, kind: usize) -> Self {
+        Self {
+            person,
+            day,
+            minute,
+            kind,
+            id: None,
+            session: None,
+            amount: 0,
+        }
+    }
+
     fn event(&self, user: &str, n: usize) -> Event {
         let kind = KINDS[self.kind];
         let mut e = Event::new(user, kind, T0 + self.day * DAY + self.minute * 60_000);
@@ -194,8 +208,26 @@ fn anons_of(c: &Case, person: usize) -> Vec<usize> {
     (0..ANONS).filter(|&k| c.owner[k] == person).collect()
 }
 
+/// The anonymous id label `label` picks for `person` (0: none, the member;
+/// k: its k-th anonymous id, if it has that many).
+fn labelled(c: &Case, person: usize, label: usize) -> Option<usize> {
+    label
+        .checked_sub(1)
+        .and_then(|j| anons_of(c, person).get(j).copied())
+}
+
+/// The name label `label` of `person` stands for.
+fn label_name(c: &Case, person: usize, label: usize) -> String {
+    labelled(c, person, label).map_or_else(|| member(person), anon)
+}
+
+/// Where anonymous id `k` is merged: the next id of its chain, or its member.
+fn merge_target(c: &Case, k: usize) -> String {
+    c.parent[k].map_or_else(|| member(c.owner[k]), anon)
+}
+
 fn open() -> (tempfile::TempDir, Db) {
-    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints};
+    use stickydb::ledger::LedgerSettings;
     let (dir, db) = open_temp();
     db.set_identity_settings(IdentitySettings {
         anonymous_prefixes: vec!["anon:".into()],
@@ -205,23 +237,7 @@ fn open() -> (tempfile::TempDir, Db) {
     // moves (no daily caps: with a cap, two ids' credits on one day are
     // kept apart and reported, not re-capped — tests/identity_rules.rs)
     db.set_ledger_settings(LedgerSettings {
-        rules: vec![
-            EarnRule {
-                kind: "purchase".into(),
-                points: RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 100,
-                },
-                daily_cap_points: None,
-                expires_after_days: Some(30),
-            },
-            EarnRule {
-                kind: "sign_in".into(),
-                points: RulePoints::Fixed(5),
-                daily_cap_points: None,
-                expires_after_days: None,
-            },
-        ],
+        rules: purchase_and_sign_in_rules(5, None),
         ..LedgerSettings::default()
     })
     .unwrap();
@@ -311,29 +327,13 @@ fn run(c: &Case) -> (String, String) {
     let mut n = 0usize;
     // every id exists before anything names it: one first event each
     for k in 0..ANONS {
-        let p = Payload {
-            person: c.owner[k],
-            day: k as i64,
-            minute: 1,
-            kind: 0,
-            id: None,
-            session: None,
-            amount: 0,
-        };
+        let p = Payload::plain(c.owner[k], k as i64, 1, 0);
         n += 1;
         db.record(&p.event(&anon(k), n)).unwrap();
         reference.record(&p.event(&member(c.owner[k]), n)).unwrap();
     }
     for p in 0..PEOPLE {
-        let first = Payload {
-            person: p,
-            day: 20,
-            minute: 2,
-            kind: 3,
-            id: None,
-            session: None,
-            amount: 0,
-        };
+        let first = Payload::plain(p, 20, 2, 3);
         n += 1;
         db.record(&first.event(&member(p), n)).unwrap();
         reference.record(&first.event(&member(p), n)).unwrap();
@@ -342,10 +342,7 @@ fn run(c: &Case) -> (String, String) {
         // the merges due before this op; a chain's later link may come first
         for k in 0..ANONS {
             if c.merge_at[k] == i && !merged[k] {
-                let into = match c.parent[k] {
-                    Some(l) => anon(l),
-                    None => member(c.owner[k]),
-                };
+                let into = merge_target(c, k);
                 let out = db
                     .merge(
                         &anon(k),
@@ -371,11 +368,7 @@ fn run(c: &Case) -> (String, String) {
         match op {
             Op::Send { payload, label } => {
                 let p = &c.payloads[*payload];
-                let anons = anons_of(c, p.person);
-                let user = match label.checked_sub(1).and_then(|j| anons.get(j)) {
-                    Some(&k) => anon(k),
-                    None => member(p.person),
-                };
+                let user = label_name(c, p.person, *label);
                 n += 1;
                 db.record(&p.event(&user, n)).unwrap();
                 reference.record(&p.event(&member(p.person), n)).unwrap();
@@ -386,9 +379,8 @@ fn run(c: &Case) -> (String, String) {
                 points,
             } => {
                 // through an alias that resolves to the member, or the member
-                let anons = anons_of(c, *person);
-                let user = match label.checked_sub(1).and_then(|j| anons.get(j)) {
-                    Some(&k)
+                let user = match labelled(c, *person, *label) {
+                    Some(k)
                         if merged[k]
                             && db.user_id(&anon(k)).unwrap()
                                 == db.user_id(&member(*person)).unwrap() =>
@@ -411,11 +403,7 @@ fn run(c: &Case) -> (String, String) {
                     T0 + i as i64,
                     None,
                 );
-                let anons = anons_of(c, *person);
-                let user = match label.checked_sub(1).and_then(|j| anons.get(j)) {
-                    Some(&k) => anon(k),
-                    None => member(*person),
-                };
+                let user = label_name(c, *person, *label);
                 db.update_profile(&user, &update).unwrap();
                 reference.update_profile(&member(*person), &update).unwrap();
             }
@@ -424,10 +412,7 @@ fn run(c: &Case) -> (String, String) {
     // whatever was not merged yet is merged at the end, chains last link first
     for k in (0..ANONS).rev() {
         if !merged[k] {
-            let into = match c.parent[k] {
-                Some(l) => anon(l),
-                None => member(c.owner[k]),
-            };
+            let into = merge_target(c, k);
             db.merge(
                 &anon(k),
                 &into,

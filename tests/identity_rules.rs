@@ -269,26 +269,10 @@ fn erasing_a_merged_user_erases_both_histories() {
 
 #[test]
 fn rule_credits_move_with_their_lots_and_cap_days_are_reported() {
-    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints};
+    use stickydb::ledger::LedgerSettings;
     let (_dir, db) = store();
     db.set_ledger_settings(LedgerSettings {
-        rules: vec![
-            EarnRule {
-                kind: "purchase".into(),
-                points: RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 100,
-                },
-                daily_cap_points: None,
-                expires_after_days: Some(30),
-            },
-            EarnRule {
-                kind: "sign_in".into(),
-                points: RulePoints::Fixed(10),
-                daily_cap_points: Some(10),
-                expires_after_days: None,
-            },
-        ],
+        rules: purchase_and_sign_in_rules(10, Some(10)),
         ..LedgerSettings::default()
     })
     .unwrap();

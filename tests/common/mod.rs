@@ -8,6 +8,34 @@ use tempfile::TempDir;
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
 
+/// Two earning rules: 1 point per 100 minor units of a purchase, expiring
+/// after 30 days, and `sign_in_points` per sign-in (at most `sign_in_cap` a
+/// day), never expiring.
+#[allow(dead_code)]
+pub fn purchase_and_sign_in_rules(
+    sign_in_points: i64,
+    sign_in_cap: Option<i64>,
+) -> Vec<stickydb::ledger::EarnRule> {
+    use stickydb::ledger::{EarnRule, RulePoints};
+    vec![
+        EarnRule {
+            kind: "purchase".into(),
+            points: RulePoints::PerAmount {
+                points: 1,
+                per_minor: 100,
+            },
+            daily_cap_points: None,
+            expires_after_days: Some(30),
+        },
+        EarnRule {
+            kind: "sign_in".into(),
+            points: RulePoints::Fixed(sign_in_points),
+            daily_cap_points: sign_in_cap,
+            expires_after_days: None,
+        },
+    ]
+}
+
 /// Earning rules several tests run a store with: points per purchase amount
 /// (1 per 10 minor units, expiring after 30 days) and 10 points per sign-in,
 /// at most 25 a day, expiring after 10 days.
