@@ -226,6 +226,12 @@ fn merge_target(c: &Case, k: usize) -> String {
     c.parent[k].map_or_else(|| member(c.owner[k]), anon)
 }
 
+/// Merges anonymous id `k` into its target, merge id `merge-k`.
+fn merge_anon(db: &Db, c: &Case, k: usize) -> stickydb::Result<stickydb::MergeOutcome> {
+    let id = format!("merge-{k}");
+    db.merge(&anon(k), &merge_target(c, k), &id, MergeOptions::default())
+}
+
 fn open() -> (tempfile::TempDir, Db) {
     use stickydb::ledger::LedgerSettings;
     let (dir, db) = open_temp();
@@ -342,25 +348,10 @@ fn run(c: &Case) -> (String, String) {
         // the merges due before this op; a chain's later link may come first
         for k in 0..ANONS {
             if c.merge_at[k] == i && !merged[k] {
-                let into = merge_target(c, k);
-                let out = db
-                    .merge(
-                        &anon(k),
-                        &into,
-                        &format!("merge-{k}"),
-                        MergeOptions::default(),
-                    )
-                    .unwrap();
+                let out = merge_anon(&db, c, k).unwrap();
                 assert_eq!(out.from, anon(k));
                 // the same merge again is answered, not redone
-                let again = db
-                    .merge(
-                        &anon(k),
-                        &into,
-                        &format!("merge-{k}"),
-                        MergeOptions::default(),
-                    )
-                    .unwrap();
+                let again = merge_anon(&db, c, k).unwrap();
                 assert!(again.replayed && again.events_moved == out.events_moved);
                 merged[k] = true;
             }
@@ -412,14 +403,7 @@ fn run(c: &Case) -> (String, String) {
     // whatever was not merged yet is merged at the end, chains last link first
     for k in (0..ANONS).rev() {
         if !merged[k] {
-            let into = merge_target(c, k);
-            db.merge(
-                &anon(k),
-                &into,
-                &format!("merge-{k}"),
-                MergeOptions::default(),
-            )
-            .unwrap();
+            merge_anon(&db, c, k).unwrap();
         }
     }
     assert_clean(&db);
