@@ -73,6 +73,19 @@ pub fn lookup(store: &Store, name: &str) -> Result<Option<NameEntry>> {
     }
 }
 
+/// What `name` maps to, read under its stripe lock: from the stripe's cache
+/// (which holds only plain users, never aliases) or the store.
+pub(crate) fn lookup_locked(
+    guards: &mut StripeGuards<'_>,
+    store: &Store,
+    name: &str,
+) -> Result<Option<NameEntry>> {
+    match guards.shard(name).and_then(|s| s.get(name)) {
+        Some(c) => Ok(Some(NameEntry::User(c.user_id))),
+        None => lookup(store, name),
+    }
+}
+
 /// Each name of one write, looked up under its locks.
 pub type Resolved = FxHashMap<String, Option<NameEntry>>;
 
@@ -103,14 +116,7 @@ pub fn lock_resolving<'a>(
             if resolved.contains_key(name) {
                 continue;
             }
-            // The cache holds only plain users (never aliases).
-            let cached = guards
-                .shard(name)
-                .and_then(|s| s.get(name).map(|c| NameEntry::User(c.user_id)));
-            let entry = match cached {
-                Some(e) => Some(e),
-                None => lookup(store, name)?,
-            };
+            let entry = lookup_locked(&mut guards, store, name)?;
             if let Some(NameEntry::Alias { into, .. }) = &entry {
                 if guards.shard(into).is_none() {
                     targets.push(into.clone());

@@ -285,21 +285,16 @@ impl<'a, 'g> UserWrites<'a, 'g> {
             if self.absent.contains(user) {
                 return Ok(None);
             }
-            let entry = match self.resolved.remove(user) {
-                Some(entry) => entry,
-                None => {
-                    let cached = self
-                        .guards
-                        .shard(user)
-                        .and_then(|s| s.get(user).map(|c| NameEntry::User(c.user_id)));
-                    match cached {
-                        Some(e) => Some(e),
-                        None => lookup(self.store, user)?,
-                    }
-                }
+            // (the name's own string moves from the resolved map to its slot)
+            let (name, entry) = match self.resolved.remove_entry(user) {
+                Some(found) => found,
+                None => (
+                    user.to_owned(),
+                    alias::lookup_locked(self.guards, self.store, user)?,
+                ),
             };
             let Some(entry) = entry else {
-                self.absent.insert(user.to_owned());
+                self.absent.insert(name);
                 return Ok(None);
             };
             if let NameEntry::Alias { into, .. } = &entry {
@@ -316,7 +311,7 @@ impl<'a, 'g> UserWrites<'a, 'g> {
                 }
             }
             self.slots.insert(
-                user.to_owned(),
+                name,
                 Slot {
                     user_id: entry.user_id(),
                     created: false,

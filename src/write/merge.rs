@@ -160,9 +160,11 @@ impl Writer<'_> {
     /// A merge id seen before: the same pair is answered with what was done,
     /// another pair is refused.
     fn replay(&self, done: MergeOutcome, from: &str, into: &str) -> Result<MergeOutcome> {
-        let same_target = done.into == into
-            || users::id_of(self.store, into)?
-                .is_some_and(|id| users::id_of(self.store, &done.into).ok().flatten() == Some(id));
+        // `into` may have been named by an alias of the target the record names
+        let same_target = done.into == into || {
+            let asked = users::id_of(self.store, into)?;
+            asked.is_some() && asked == users::id_of(self.store, &done.into)?
+        };
         if done.from == from && same_target {
             return Ok(MergeOutcome {
                 replayed: true,
