@@ -42,6 +42,7 @@ pub mod cli;
 pub mod codec;
 mod db;
 pub mod error;
+pub mod feed;
 pub mod keys;
 pub mod kinds;
 pub mod ledger;
@@ -59,6 +60,7 @@ pub use db::{CfStats, Db, RawEntry, Stats};
 pub use error::{
     CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem, Result,
 };
+pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
@@ -67,6 +69,7 @@ pub use store::{Options, Settings};
 pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
 pub use users::{IdentitySettings, MergeOptions, MergeOutcome};
 pub use verify::VerifyReport;
+pub use write::AdvanceReport;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

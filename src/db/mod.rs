@@ -3,7 +3,6 @@
 //! Owns the wiring of subsystems (store, user allocation, locks, kinds) and
 //! nothing else: no key layouts, no value formats, no metric logic.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use crate::ledger::{
     self, Account, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot, PointsOp, PointsOutcome,
     TierChange,
 };
-use crate::metrics::{self, MetricSettings, Metrics, StageModel};
+use crate::metrics::{self, MetricSettings, Metrics};
 use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
@@ -24,7 +23,11 @@ use crate::write::{self, Writer};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+mod feed;
 mod identity;
+mod stats;
+
+pub use stats::{CfStats, Stats};
 
 /// Number of per-user lock stripes. Enough that two writers of different
 /// users rarely share one, few enough that a batch locking many stays cheap.
@@ -56,6 +59,10 @@ pub struct Db {
     erase_lock: Mutex<()>,
     /// Which ids are anonymous (identity merges).
     identity_settings: RwLock<crate::users::IdentitySettings>,
+    /// The change feed's clock (the last `advance`).
+    clock: RwLock<crate::feed::Clock>,
+    /// One `advance` at a time.
+    advance_lock: Mutex<()>,
     /// Set by [`Db::close`]: its flush already ran.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -75,36 +82,6 @@ impl Drop for Db {
 /// One raw record: column family name, key, value.
 pub type RawEntry = (&'static str, Vec<u8>, Vec<u8>);
 
-/// Sizes and counts of a store.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Stats {
-    /// Users in the store.
-    pub users: u64,
-    /// Events in the store (duplicates excluded).
-    pub events: u64,
-    /// Events per kind name.
-    pub events_by_kind: BTreeMap<String, u64>,
-    /// Per column family: estimated keys, live SST bytes, memtable bytes.
-    pub column_families: BTreeMap<String, CfStats>,
-    /// RocksDB figures over the whole store (summed over column families
-    /// where they are per family): block cache usage and capacity, table
-    /// readers' memory, pending compaction bytes, running flushes and
-    /// compactions.
-    pub engine: BTreeMap<String, u64>,
-}
-
-/// Size figures of one column family, as RocksDB estimates them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct CfStats {
-    /// Estimated number of keys.
-    pub estimated_keys: u64,
-    /// Bytes in the SST files of the current LSM version (files a finished
-    /// compaction replaced are not counted, even before they are deleted).
-    pub sst_bytes: u64,
-    /// Bytes in memtables.
-    pub memtable_bytes: u64,
-}
-
 impl Db {
     /// Opens the store at `path`, creating it when `options.create_if_missing`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
@@ -121,10 +98,16 @@ impl Db {
         let kinds = KindRegistry::load(&store)?;
         let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
         if found < crate::store::FORMAT_VERSION {
-            write::migrate(&mut store, &kinds, &metric_settings.non_activity_kinds)?;
+            write::migrate(
+                &mut store,
+                &kinds,
+                &metric_settings.non_activity_kinds,
+                &metric_settings.stage_model,
+            )?;
         }
         let ledger_settings = ledger::rules::load(&store)?;
         let identity_settings = identity::load(&store)?;
+        let clock = crate::feed::Clock::load(&store)?;
         Ok(Self {
             store,
             allocator,
@@ -135,6 +118,8 @@ impl Db {
             ledger_settings: RwLock::new(Arc::new(ledger_settings)),
             erase_lock: Mutex::new(()),
             identity_settings: RwLock::new(identity_settings),
+            clock: RwLock::new(clock),
+            advance_lock: Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -158,6 +143,8 @@ impl Db {
             non_activity_kinds: &self.non_activity_kinds,
             ledger_settings: &self.ledger_settings,
             erase_lock: &self.erase_lock,
+            metric_settings: &self.metric_settings,
+            clock: &self.clock,
         }
     }
 
@@ -186,19 +173,6 @@ impl Db {
     /// The metric settings in force.
     pub fn metric_settings(&self) -> MetricSettings {
         self.metric_settings.read().clone()
-    }
-
-    /// Replaces the lifecycle-stage model (persisted). Stages are computed at
-    /// query time, so this takes effect at once and rewrites nothing else.
-    pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
-        self.store.check_writable()?;
-        model.validate()?;
-        let mut guard = self.metric_settings.write();
-        let mut next = guard.clone();
-        next.stage_model = model;
-        metrics::save_settings(&self.store, &next)?;
-        *guard = next;
-        Ok(())
     }
 
     /// Erases `user` (SPEC §5): profile, tags, events, ledger and every maintained
@@ -337,62 +311,19 @@ impl Db {
         v
     }
 
-    /// Sizes and counts.
-    pub fn stats(&self) -> Result<Stats> {
-        let mut events_by_kind = BTreeMap::new();
-        for (id, kind) in self.kinds() {
-            let n = metrics::events_of_kind(&self.store, id)?;
-            if n > 0 {
-                events_by_kind.insert(kind.to_string(), n as u64);
-            }
-        }
-        let mut column_families = BTreeMap::new();
-        let mut engine: BTreeMap<String, u64> = BTreeMap::new();
-        // Cache and job figures are store-wide: read them once.
-        for p in [
-            "rocksdb.block-cache-usage",
-            "rocksdb.block-cache-capacity",
-            "rocksdb.num-running-flushes",
-            "rocksdb.num-running-compactions",
-        ] {
-            let v = self.store.int_property(Cf::Meta, p)?.unwrap_or(0);
-            engine.insert(p.trim_start_matches("rocksdb.").to_owned(), v);
-        }
-        for cf in Cf::ALL {
-            for p in [
-                "rocksdb.estimate-table-readers-mem",
-                "rocksdb.estimate-pending-compaction-bytes",
-            ] {
-                let v = self.store.int_property(cf, p)?.unwrap_or(0);
-                *engine
-                    .entry(p.trim_start_matches("rocksdb.").to_owned())
-                    .or_default() += v;
-            }
-            let get = |p: &str| -> Result<u64> { Ok(self.store.int_property(cf, p)?.unwrap_or(0)) };
-            column_families.insert(
-                cf.name().to_owned(),
-                CfStats {
-                    estimated_keys: get("rocksdb.estimate-num-keys")?,
-                    sst_bytes: get("rocksdb.live-sst-files-size")?,
-                    memtable_bytes: get("rocksdb.cur-size-all-mem-tables")?,
-                },
-            );
-        }
-        Ok(Stats {
-            users: self.user_count()?,
-            events: self.event_count()?,
-            events_by_kind,
-            column_families,
-            engine,
-        })
-    }
-
     /// Recomputes every maintained structure from the raw records and reports
     /// each difference. A healthy store reports none.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let non_activity = metrics::non_activity_ids(&self.metric_settings.read(), &self.kinds);
+        let settings = self.metric_settings.read().clone();
+        let non_activity = metrics::non_activity_ids(&settings, &self.kinds);
         let ledger_settings = self.ledger_settings.read().clone();
-        verify::run(&self.store, &self.kinds, &non_activity, &ledger_settings)
+        verify::run(
+            &self.store,
+            &self.kinds,
+            &non_activity,
+            &ledger_settings,
+            &settings.stage_model,
+        )
     }
 
     /// Writes a consistent copy of the store, openable with [`Db::open`], into
@@ -408,7 +339,13 @@ impl Db {
     pub fn rebuild_aggregates(&self) -> Result<u64> {
         self.store.check_writable()?;
         let _all = self.stripes.lock_all();
-        write::rebuild(&self.store, &self.kinds, &self.non_activity_kinds)
+        let settings = self.metric_settings.read();
+        write::rebuild(
+            &self.store,
+            &self.kinds,
+            &self.non_activity_kinds,
+            &settings.stage_model,
+        )
     }
 
     // ---- loyalty ledger (SPEC §4) ----

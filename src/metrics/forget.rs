@@ -50,6 +50,7 @@ pub(crate) fn erase(
     utc_offset_minutes: i32,
     user_id: u32,
     events: &[ErasedEvent],
+    cause: crate::feed::StageCause,
 ) -> Result<()> {
     let mut deltas = Deltas::default();
     let mut counts = EventCounts::default();
@@ -68,6 +69,28 @@ pub(crate) fn erase(
         }
     }
     batch.delete(Cf::Activity, head_key);
+    // The feed hears that the user left its stage, and its due day goes.
+    if let Some(mark) = &head.mark {
+        if let Some(d) = mark.due {
+            batch.delete(Cf::Feed, crate::keys::feed::due(d, user_id));
+        }
+        if mark.stage.is_some() {
+            crate::feed::log(
+                batch,
+                &crate::feed::Record {
+                    user_id,
+                    change: crate::feed::Change::Stage {
+                        from: mark.stage.clone(),
+                        to: None,
+                        day: mark.day,
+                        at_ms: super::transitions::midnight_ms(mark.day, utc_offset_minutes),
+                        cause,
+                    },
+                    retroactive: false,
+                },
+            )?;
+        }
+    }
     let mut days: std::collections::BTreeMap<u32, DaySet> = std::collections::BTreeMap::new();
     for fam in [activity::DAYS, activity::MONEY, activity::SESSION] {
         for item in store.prefix(Cf::Activity, &activity::family(fam, user_id))? {
@@ -129,6 +152,8 @@ pub(crate) fn clear(store: &Store) -> Result<()> {
         }
         store.write(batch)?;
     }
+    // Stage marks live in the heads just cleared; their due days go too.
+    store.delete_prefix(Cf::Feed, &[crate::keys::feed::DUE], CLEAR_BATCH_KEYS)?;
     Ok(())
 }
 

@@ -18,7 +18,9 @@ mod load;
 mod query;
 mod rules;
 pub(crate) mod state;
+pub(crate) mod transitions;
 mod user;
+mod work;
 
 use std::collections::HashSet;
 
@@ -36,7 +38,14 @@ pub use rules::{
     Condition, StageInput, StageModel, StageRule, MAX_STAGE_NAME_BYTES, MAX_STAGE_RULES,
 };
 pub use state::{DayMoney, UserActivity, ACTIVITY};
+pub use transitions::{StageMark, MAX_DUE_AHEAD_DAYS};
 pub use user::{Clv, UserMetrics};
+
+/// The stage-rule inputs of a user as of day `d` from its assembled state
+/// (`None` without activity by then): what `stages` classifies.
+pub(crate) fn stage_inputs_of(state: &UserActivity, d: i32) -> Option<rules::Inputs> {
+    user::stage_inputs(state, d)
+}
 
 use crate::error::{CorruptionError, OpenError, Result};
 use crate::store::{Cf, Store};

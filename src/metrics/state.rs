@@ -12,9 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use super::days::DaySet;
 pub(crate) use super::deltas::{Deltas, EventCounts};
+use super::rules::StageModel;
+use super::transitions::{Publish, StageMark, Trigger};
+pub(crate) use super::work::BlockMasks;
+use super::work::UserWork;
 use crate::codec;
 use crate::error::Result;
-use crate::keys::activity::{self, block_of, block_start};
+use crate::keys::activity::{self, block_start};
 use crate::keys::metrics as keys;
 use crate::store::{Batch, Cf, Store};
 use crate::time::{local_day, local_hour, weekday};
@@ -74,6 +78,16 @@ pub(crate) struct UserHead {
     /// Kind id → first local day with an event of it ([`ACTIVITY`]: first
     /// activity): a late event older than it moves the user's cohort.
     pub firsts: BTreeMap<u32, i32>,
+    /// The last local day with activity (format 6).
+    pub last_active: Option<i32>,
+    /// Distinct local days with a purchase (format 6).
+    pub purchase_days: u32,
+    /// Sum of purchase amounts, minor units, saturating (format 6).
+    pub bought_minor: i64,
+    /// Sum of refund amounts, minor units, saturating (format 6).
+    pub refunded_minor: i64,
+    /// What the change feed last published of the user's stage (format 6).
+    pub mark: Option<StageMark>,
 }
 
 /// What one event contributes to the aggregates, as the write path sees it.
@@ -94,176 +108,14 @@ const DIFF_WINDOWS: [u8; 2] = [7, 30];
 /// How far a neighbouring active day can be and still share a window.
 const NEIGHBOUR_SPAN_DAYS: i32 = 29;
 
-/// Bits `from..=to` of a `u64` (both in 0..64).
-fn bits_between(from: u32, to: u32) -> u64 {
-    let high = if to >= 63 {
-        u64::MAX
-    } else {
-        (1u64 << (to + 1)) - 1
-    };
-    high & (u64::MAX << from)
-}
-
-/// The day masks of one user in one block: kind → bit per day.
-pub(crate) type BlockMasks = BTreeMap<u32, u64>;
-
-/// One user's state as one write changes it: what was read and what it
-/// became, so only changed parts are written back.
-struct UserWork<'s> {
-    store: &'s Store,
-    user_id: u32,
-    /// Created by this write: nothing of it is stored yet, so nothing is read.
-    new: bool,
-    head: UserHead,
-    /// block → (masks, changed by this write).
-    blocks: BTreeMap<i32, (BlockMasks, bool)>,
-    /// day → (stored money, current money).
-    money: BTreeMap<i32, (Option<DayMoney>, DayMoney)>,
-    /// kind → its first day before this write (for cohort moves).
-    firsts_before: BTreeMap<u32, Option<i32>>,
-    /// session id → (stored first day, first day after this write).
-    sessions: BTreeMap<String, (Option<i32>, i32)>,
-}
-
-impl<'s> UserWork<'s> {
-    fn load(store: &'s Store, user_id: u32, new: bool) -> Result<Self> {
-        let head = if new {
-            UserHead::default()
-        } else {
-            store
-                .get(Cf::Activity, &activity::head(user_id))?
-                .unwrap_or_default()
-        };
-        Ok(Self {
-            store,
-            user_id,
-            new,
-            head,
-            blocks: BTreeMap::new(),
-            money: BTreeMap::new(),
-            firsts_before: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-        })
-    }
-
-    /// Notes an event of session `s` on `day`.
-    fn session_day(&mut self, s: &str, day: i32) -> Result<()> {
-        if let Some(entry) = self.sessions.get_mut(s) {
-            entry.1 = entry.1.min(day);
-            return Ok(());
-        }
-        let stored: Option<i32> = if self.new {
-            None
-        } else {
-            self.store
-                .get(Cf::Activity, &activity::session(self.user_id, s))?
-        };
-        self.sessions
-            .insert(s.to_owned(), (stored, stored.map_or(day, |d| d.min(day))));
-        Ok(())
-    }
-
-    fn block(&mut self, block: i32) -> Result<&mut (BlockMasks, bool)> {
-        if !self.blocks.contains_key(&block) {
-            let stored: BlockMasks = if self.new {
-                BlockMasks::new()
-            } else {
-                self.store
-                    .get(Cf::Activity, &activity::days(self.user_id, block))?
-                    .unwrap_or_default()
-            };
-            self.blocks.insert(block, (stored, false));
-        }
-        Ok(self
-            .blocks
-            .entry(block)
-            .or_insert_with(|| (BlockMasks::new(), false)))
-    }
-
-    fn mask(&mut self, kind: u32, block: i32) -> Result<u64> {
-        Ok(self.block(block)?.0.get(&kind).copied().unwrap_or(0))
-    }
-
-    /// Adds `day` to the days of `kind`; returns whether it was new.
-    fn insert(&mut self, kind: u32, day: i32) -> Result<bool> {
-        let (block, bit) = block_of(day);
-        let slot = self.block(block)?;
-        let m = slot.0.entry(kind).or_insert(0);
-        if *m & (1 << bit) != 0 {
-            return Ok(false);
-        }
-        *m |= 1 << bit;
-        slot.1 = true;
-        Ok(true)
-    }
-
-    /// The latest day of `kind` in `day − span ..= day − 1`.
-    fn prev_within(&mut self, kind: u32, day: i32, span: i32) -> Result<Option<i32>> {
-        let (lo, hi) = (day - span, day - 1);
-        for block in (block_of(lo).0..=block_of(hi).0).rev() {
-            let start = block_start(block);
-            let from = (lo.max(start) - start) as u32;
-            let to = (hi.min(start + 63) - start) as u32;
-            let hits = self.mask(kind, block)? & bits_between(from, to);
-            if hits != 0 {
-                return Ok(Some(start + (63 - hits.leading_zeros()) as i32));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The earliest day of `kind` in `day + 1 ..= day + span`.
-    fn next_within(&mut self, kind: u32, day: i32, span: i32) -> Result<Option<i32>> {
-        let (lo, hi) = (day + 1, day + span);
-        for block in block_of(lo).0..=block_of(hi).0 {
-            let start = block_start(block);
-            let from = (lo.max(start) - start) as u32;
-            let to = (hi.min(start + 63) - start) as u32;
-            let hits = self.mask(kind, block)? & bits_between(from, to);
-            if hits != 0 {
-                return Ok(Some(start + hits.trailing_zeros() as i32));
-            }
-        }
-        Ok(None)
-    }
-
-    fn money_day(&mut self, day: i32) -> Result<&mut DayMoney> {
-        if !self.money.contains_key(&day) {
-            let stored: Option<DayMoney> = if self.new {
-                None
-            } else {
-                self.store
-                    .get(Cf::Activity, &activity::money(self.user_id, day))?
-            };
-            self.money.insert(day, (stored, stored.unwrap_or_default()));
-        }
-        Ok(&mut self
-            .money
-            .entry(day)
-            .or_insert((None, DayMoney::default()))
-            .1)
-    }
-
-    /// Puts the head and every changed mask and money day into `batch`.
-    fn finish(self, batch: &mut Batch) -> Result<()> {
-        let u = self.user_id;
-        batch.put(Cf::Activity, activity::head(u), codec::encode(&self.head)?);
-        for (block, (masks, changed)) in self.blocks {
-            if changed {
-                batch.put(
-                    Cf::Activity,
-                    activity::days(u, block),
-                    codec::encode(&masks)?,
-                );
-            }
-        }
-        for (day, (stored, now)) in self.money {
-            if stored != Some(now) {
-                batch.put(Cf::Activity, activity::money(u, day), codec::encode(&now)?);
-            }
-        }
-        Ok(())
-    }
+/// What a write needs to keep stage marks: the model, the feed's clock and
+/// how to publish.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StageCtx<'m> {
+    pub model: &'m StageModel,
+    /// The local day of the last `advance`.
+    pub clock_day: Option<i32>,
+    pub publish: Publish,
 }
 
 /// The days `window_days`-window counters gain when a user's day set gains
@@ -285,6 +137,7 @@ fn newly_covered(day: i32, prev: Option<i32>, next: Option<i32>, window_days: u8
 /// is race-free; shared keys are only ever merged.
 pub(crate) struct StateWrites<'s> {
     store: &'s Store,
+    stages: StageCtx<'s>,
     offset_minutes: i32,
     users: BTreeMap<u32, UserWork<'s>>,
     deltas: Deltas,
@@ -295,9 +148,10 @@ pub(crate) struct StateWrites<'s> {
 
 impl<'s> StateWrites<'s> {
     /// Starts the state side of one write.
-    pub fn new(store: &'s Store) -> Self {
+    pub fn new(store: &'s Store, stages: StageCtx<'s>) -> Self {
         Self {
             store,
+            stages,
             offset_minutes: store.settings().utc_offset_minutes,
             users: BTreeMap::new(),
             deltas: Deltas::default(),
@@ -350,6 +204,7 @@ impl<'s> StateWrites<'s> {
                 None => return Ok(()),
             }
         };
+        w.head_changed = true;
         w.head.events = w
             .head
             .events
@@ -365,6 +220,13 @@ impl<'s> StateWrites<'s> {
         } else {
             &[c.kind_id]
         };
+        let mut trigger = Trigger {
+            day,
+            new_active: false,
+            new_purchase_day: false,
+            bought_minor: 0,
+            refunded_minor: 0,
+        };
         for &kind in kinds {
             if !w.firsts_before.contains_key(&kind) {
                 let before = w.head.firsts.get(&kind).copied();
@@ -373,6 +235,14 @@ impl<'s> StateWrites<'s> {
             // Once per (user, kind, day): later events that day touch nothing shared.
             if !w.insert(kind, day)? {
                 continue;
+            }
+            if kind == ACTIVITY {
+                trigger.new_active = true;
+                w.head.last_active = w.head.last_active.max(Some(day));
+            }
+            if kind == kind_ids::PURCHASE {
+                trigger.new_purchase_day = true;
+                w.head.purchase_days = w.head.purchase_days.saturating_add(1);
             }
             deltas.add_user(keys::day_users(kind, day, user_id), user_id);
             let first = w.head.firsts.entry(kind).or_insert(day);
@@ -399,13 +269,23 @@ impl<'s> StateWrites<'s> {
                 let m = w.money_day(day)?;
                 m.orders = m.orders.saturating_add(1);
                 m.purchase_minor = m.purchase_minor.saturating_add(amount);
+                w.head.bought_minor = w.head.bought_minor.saturating_add(amount);
+                trigger.bought_minor = amount;
             }
             kind_ids::REFUND => {
                 let m = w.money_day(day)?;
                 m.refunds = m.refunds.saturating_add(1);
                 m.refund_minor = m.refund_minor.saturating_add(amount);
+                w.head.refunded_minor = w.head.refunded_minor.saturating_add(amount);
+                trigger.refunded_minor = amount;
             }
             _ => {}
+        }
+        // Money always counts (net spend may feed a stage rule); a repeat
+        // day of activity changes no stage input.
+        let money = matches!(c.kind_id, kind_ids::PURCHASE | kind_ids::REFUND);
+        if trigger.new_active || trigger.new_purchase_day || money {
+            w.triggers.push(trigger);
         }
         if let Some(s) = c.session_id {
             w.session_day(s, day)?;
@@ -413,9 +293,32 @@ impl<'s> StateWrites<'s> {
         Ok(())
     }
 
+    /// Settles the stage of `user_id` (which has a stage mark) up to `day`:
+    /// the feed records the changes time brought. An `advance` calls it.
+    pub fn settle(&mut self, user_id: u32, day: i32) -> Result<()> {
+        let w = self.user(user_id, false)?;
+        w.settle_to = w.settle_to.max(Some(day));
+        Ok(())
+    }
+
+    /// Re-derives the stage of `user_id` under the write's model at its
+    /// mark (and settles it up to `day`), whether or not a due day has come:
+    /// a model change calls it for every user.
+    pub fn resettle(&mut self, user_id: u32, day: i32) -> Result<()> {
+        let w = self.user(user_id, false)?;
+        if w.head.mark.is_some() {
+            w.resettle = true;
+            w.settle_to = w.settle_to.max(Some(day));
+        }
+        Ok(())
+    }
+
     /// Puts every user's changed state and every shared delta into `batch`.
     pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
-        for (user_id, w) in std::mem::take(&mut self.users) {
+        for (user_id, mut w) in std::mem::take(&mut self.users) {
+            for record in w.move_mark(&self.stages, self.offset_minutes, batch)? {
+                crate::feed::log(batch, &record)?;
+            }
             for (kind, before) in &w.firsts_before {
                 let after = w.head.firsts.get(kind).copied();
                 if *before != after {
@@ -472,6 +375,7 @@ pub(crate) fn add_mask_days(set: &mut DaySet, block: i32, mut mask: u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::work::bits_between;
     use super::*;
 
     #[test]

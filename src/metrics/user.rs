@@ -108,17 +108,18 @@ pub(crate) fn stage_inputs(state: &UserActivity, d: i32) -> Option<Inputs> {
     })
 }
 
-/// Orders and net spend (purchases − refunds) up to `d`.
+/// Orders and net spend up to `d`: purchases and refunds are each summed
+/// (saturating; both are non-negative, so the order of days does not
+/// matter), then subtracted — the rule the write path's totals follow.
 fn money_up_to(state: &UserActivity, d: i32) -> (u64, i64) {
     let mut orders = 0u64;
-    let mut net = 0i64;
+    let (mut bought, mut refunded) = (0i64, 0i64);
     for m in state.money.range(..=d).map(|(_, m)| m) {
         orders += u64::from(m.orders);
-        net = net
-            .saturating_add(m.purchase_minor)
-            .saturating_sub(m.refund_minor);
+        bought = bought.saturating_add(m.purchase_minor);
+        refunded = refunded.saturating_add(m.refund_minor);
     }
-    (orders, net)
+    (orders, bought.saturating_sub(refunded))
 }
 
 /// RFM inputs as of `d` from a user's money alone: (last purchase day,

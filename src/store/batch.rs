@@ -37,6 +37,9 @@ struct Op {
 pub struct Batch {
     bytes: Vec<u8>,
     ops: Vec<Op>,
+    /// Encoded change-feed entries; their cursors (keys) are handed out
+    /// at commit, in commit order ([`Store::write`]).
+    logs: Vec<Vec<u8>>,
 }
 
 impl Batch {
@@ -75,14 +78,33 @@ impl Batch {
         self.push(cf, Kind::Delete, key.as_ref(), &[]);
     }
 
+    /// Appends an encoded entry to the change feed's log.
+    pub fn log(&mut self, value: Vec<u8>) {
+        self.logs.push(value);
+    }
+
+    /// Feed entries appended so far.
+    pub fn logs(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Gives the feed entries their keys, cursors `first..`: called by the
+    /// commit under the cursor lock.
+    pub(super) fn key_logs(&mut self, first: u64) {
+        for (i, v) in std::mem::take(&mut self.logs).into_iter().enumerate() {
+            let key = crate::keys::feed::entry(first + i as u64);
+            self.push(Cf::Feed, Kind::Put, &key, &v);
+        }
+    }
+
     /// Number of operations.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.ops.len() + self.logs.len()
     }
 
     /// Whether the batch holds no operation.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.logs.is_empty()
     }
 
     fn slice(&self, (from, to): (u32, u32)) -> &[u8] {

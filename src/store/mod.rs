@@ -6,6 +6,7 @@
 //! must not know what an event, a tag or a profile is.
 
 mod batch;
+mod cf;
 pub mod merge;
 mod options;
 mod snapshot;
@@ -30,7 +31,7 @@ use crate::keys::meta;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -43,108 +44,19 @@ pub const FORMAT_VERSION: u32 = 5;
 /// window-day, and each user's state in one value that grew with its
 /// history. Migrating re-derives every derived structure from the primary
 /// records (`write::migrate`), then stamps the current version. Version 4
-/// (before identity merges) differs only in what it cannot hold — aliases
-/// in `user_by_name` and merge records in `meta` — so it is stamped as is:
-/// an older build must not open a store whose names it would misread.
-pub const MIGRATABLE_FORMATS: [u32; 4] = [1, 2, 3, 4];
-
-/// The newest format whose stores are migrated by stamping alone.
-pub const STAMP_ONLY_FORMAT: u32 = 4;
+/// (before identity merges) could not hold aliases in `user_by_name` and
+/// merge records in `meta`; version 5 (before the change feed) kept no
+/// stage marks or money totals in a user's head and had no `feed` column
+/// family. Both are migrated like the rest: the per-user heads are
+/// re-derived with the marks (at each user's last activity, emitting no
+/// feed entry).
+pub const MIGRATABLE_FORMATS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
 
-/// The column families of a store, one per data family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Cf {
-    /// Store metadata: format version, settings, custom-kind registry.
-    Meta,
-    /// External user id → internal id.
-    UserByName,
-    /// Internal id → user record (external id, timeline sequence).
-    UserById,
-    /// `user | attribute` → attribute value.
-    Profiles,
-    /// `user | tag` → tag record.
-    Tags,
-    /// `tag` → bitmap of users holding it (merge operator).
-    TagIndex,
-    /// `tag | expires_at | user` → empty; tags ordered by expiry.
-    TagExpiry,
-    /// `user | ts desc | seq desc` → event record.
-    Events,
-    /// `user | event_id` → event key (idempotency index).
-    EventIds,
-    /// Aggregates: counters and user sets (merge operator).
-    Metrics,
-    /// `user` → per-user activity state; `user | session` → session's first day.
-    Activity,
-    /// `user | tag | …` → points account, entries, lots, holds, transactions.
-    Ledger,
-    /// `tag | due time | user | seq` → empty: lot expiries, hold timeouts and
-    /// tier reviews in time order.
-    LedgerDue,
-}
-
-impl Cf {
-    /// Every column family, in creation order.
-    pub const ALL: [Cf; 13] = [
-        Cf::Meta,
-        Cf::UserByName,
-        Cf::UserById,
-        Cf::Profiles,
-        Cf::Tags,
-        Cf::TagIndex,
-        Cf::TagExpiry,
-        Cf::Events,
-        Cf::EventIds,
-        Cf::Metrics,
-        Cf::Activity,
-        Cf::Ledger,
-        Cf::LedgerDue,
-    ];
-
-    /// The RocksDB name of the column family.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Cf::Meta => "meta",
-            Cf::UserByName => "user_by_name",
-            Cf::UserById => "user_by_id",
-            Cf::Profiles => "profiles",
-            Cf::Tags => "tags",
-            Cf::TagIndex => "tag_index",
-            Cf::TagExpiry => "tag_expiry",
-            Cf::Events => "events",
-            Cf::EventIds => "event_ids",
-            Cf::Metrics => "metrics",
-            Cf::Activity => "activity",
-            Cf::Ledger => "ledger",
-            Cf::LedgerDue => "ledger_due",
-        }
-    }
-
-    /// How the column family is point-read, which decides its filters.
-    const fn point_reads(self) -> PointReads {
-        match self {
-            // only ever scanned: timelines, expiry and due indexes
-            Cf::Events | Cf::TagExpiry | Cf::LedgerDue => PointReads::None,
-            // lookups that mostly miss: dedup, new users, new days, sessions
-            Cf::EventIds | Cf::UserByName | Cf::Activity => PointReads::Misses,
-            _ => PointReads::Hits,
-        }
-    }
-}
-
-/// How a column family is point-read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PointReads {
-    /// Never: no filter.
-    None,
-    /// Mostly for keys that exist: SST bloom filters.
-    Hits,
-    /// Mostly for keys that do not exist: SST and memtable bloom filters.
-    Misses,
-}
+pub use cf::Cf;
+use cf::PointReads;
 
 /// A raw key and value read from a column family.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
@@ -159,6 +71,10 @@ pub struct Store {
     format_found: u32,
     /// Sum of committed batch sizes (see [`Store::bytes_written`]).
     bytes_written: std::sync::atomic::AtomicU64,
+    /// The cursor the next feed entry gets. Held across a commit that
+    /// carries feed entries, so entries become visible in cursor order (a
+    /// reader that saw cursor `c` never later meets a new entry below `c`).
+    feed_next: parking_lot::Mutex<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -245,10 +161,12 @@ impl Store {
             },
             format_found: FORMAT_VERSION,
             bytes_written: std::sync::atomic::AtomicU64::new(0),
+            feed_next: parking_lot::Mutex::new(1),
         };
         let (settings, found) = store.load_or_init_meta(exists, options)?;
         store.settings = settings;
         store.format_found = found;
+        store.feed_next = parking_lot::Mutex::new(store.last_feed_cursor()? + 1);
         Ok(store)
     }
 
@@ -417,16 +335,51 @@ impl Store {
     /// Commits a batch atomically, honouring the sync setting. A value over
     /// [`crate::codec::MAX_STORED_VALUE_BYTES`] fails the whole batch with
     /// [`Error::ValueTooLarge`] before anything is written.
-    pub fn write(&self, batch: Batch) -> Result<()> {
+    pub fn write(&self, mut batch: Batch) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly);
+        }
+        // Only writes that carry feed entries serialise on the cursor.
+        let mut cursor = (batch.logs() > 0).then(|| self.feed_next.lock());
+        let logged = batch.logs() as u64;
+        if let Some(next) = cursor.as_deref() {
+            batch.key_logs(*next);
         }
         let batch = batch.into_write_batch(self)?;
         let bytes = batch.size_in_bytes() as u64;
         self.db.write_opt(batch, &self.write_options)?;
+        if let Some(next) = cursor.as_deref_mut() {
+            *next += logged;
+        }
         self.bytes_written
             .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The cursor of the newest feed entry (0 when there is none, or when a
+    /// read-only open of an older format has no feed).
+    pub fn last_feed_cursor(&self) -> Result<u64> {
+        if self.db.cf_handle(Cf::Feed.name()).is_none() {
+            return Ok(0);
+        }
+        let until = [crate::keys::feed::ENTRY + 1];
+        let mut it = self.db.iterator_cf_opt(
+            self.cf(Cf::Feed)?,
+            {
+                let mut o = ReadOptions::default();
+                o.set_total_order_seek(true);
+                o.set_iterate_upper_bound(until.to_vec());
+                o
+            },
+            IteratorMode::From(&until, rocksdb::Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(crate::keys::feed::entry_cursor(&k).unwrap_or(0))
+            }
+            None => Ok(0),
+        }
     }
 
     /// Fails with [`Error::ReadOnly`] when the store cannot be written.

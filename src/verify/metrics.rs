@@ -51,6 +51,11 @@ struct StoredHead {
     hours: [u64; 24],
     weekdays: [u64; 7],
     firsts: BTreeMap<u32, i32>,
+    last_active: Option<i32>,
+    purchase_days: u32,
+    bought_minor: i64,
+    refunded_minor: i64,
+    mark: Option<crate::metrics::StageMark>,
 }
 
 /// Aggregates re-derived from events as they stream by. Events come
@@ -65,6 +70,9 @@ pub(super) struct Expected<'a> {
     seen: RoaringBitmap,
     sets: BTreeMap<Vec<u8>, RoaringBitmap>,
     counters: BTreeMap<Vec<u8>, i64>,
+    model: &'a crate::metrics::StageModel,
+    /// (due day, user) of every stage mark seen.
+    due: std::cell::RefCell<BTreeSet<(i32, u32)>>,
 }
 
 impl<'a> Expected<'a> {
@@ -73,6 +81,7 @@ impl<'a> Expected<'a> {
         store: &'a Store,
         non_activity: &'a HashSet<u32>,
         sets: BTreeMap<Vec<u8>, RoaringBitmap>,
+        model: &'a crate::metrics::StageModel,
     ) -> Self {
         Self {
             store,
@@ -82,6 +91,8 @@ impl<'a> Expected<'a> {
             seen: RoaringBitmap::new(),
             sets,
             counters: BTreeMap::new(),
+            model,
+            due: Default::default(),
         }
     }
 
@@ -231,6 +242,21 @@ impl<'a> Expected<'a> {
                             "activity: user {user_id} first days differ from its events"
                         ));
                     }
+                    super::feed::check_user(
+                        user_id,
+                        &u.days,
+                        &u.money,
+                        &super::feed::HeadTotals {
+                            last_active: head.last_active,
+                            purchase_days: head.purchase_days,
+                            bought_minor: head.bought_minor,
+                            refunded_minor: head.refunded_minor,
+                            mark: &head.mark,
+                        },
+                        self.model,
+                        &mut self.due.borrow_mut(),
+                        r,
+                    );
                 }
             },
         }
@@ -312,6 +338,7 @@ impl<'a> Expected<'a> {
     /// re-derivation; absent = 0 / empty.
     pub fn check_metrics(mut self, r: &mut VerifyReport) -> Result<()> {
         self.finish_user(r)?;
+        super::feed::check_due_index(self.store, &self.due.borrow(), r)?;
         let store = self.store;
         let Expected {
             mut sets,

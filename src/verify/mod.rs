@@ -21,6 +21,7 @@ use crate::users::UserRecord;
 
 mod aliases;
 mod events;
+mod feed;
 mod ledger;
 mod metrics;
 mod tags;
@@ -62,13 +63,14 @@ pub(crate) fn run(
     kinds: &KindRegistry,
     non_activity: &HashSet<u32>,
     ledger_settings: &crate::ledger::LedgerSettings,
+    model: &crate::metrics::StageModel,
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
     check_profiles(store, &mut r)?;
     tags::check_tags(store, &mut r)?;
     let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;
-    let mut expected = metrics::Expected::new(store, non_activity, tier_sets);
+    let mut expected = metrics::Expected::new(store, non_activity, tier_sets, model);
     events::check_events(store, kinds, &records, &mut expected, &mut r)?;
     expected.check_metrics(&mut r)?;
     Ok(r)

@@ -45,6 +45,7 @@ impl Writer<'_> {
             self.store.settings().utc_offset_minutes,
             user_id,
             &events,
+            crate::feed::StageCause::Erase,
         )?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;

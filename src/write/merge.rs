@@ -14,6 +14,7 @@ use crate::store::Batch;
 use super::Writer;
 use crate::codec;
 use crate::error::{Error, InputError, MergeError, Result};
+use crate::feed::StageCause;
 use crate::keys::meta;
 use crate::ledger::session::Session;
 use crate::ledger::{TransferPlan, TransferReport};
@@ -83,7 +84,17 @@ impl Writer<'_> {
         })?;
         let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
         let offset = self.store.settings().utc_offset_minutes;
-        metrics::forget::erase(self.store, &mut batch, offset, from_id, &facts)?;
+        let settings = self.metric_settings.read();
+        let clock = self.clock.read();
+        let stages = self.stage_ctx(&settings, &clock, StageCause::Merge);
+        metrics::forget::erase(
+            self.store,
+            &mut batch,
+            offset,
+            from_id,
+            &facts,
+            StageCause::Merge,
+        )?;
         let update = profiles::merge_update(self.store, from_id, into_id)?;
         profiles::erase(self.store, &mut batch, from_id)?;
         profiles::apply_update(self.store, &mut batch, into_id, &update)?;
@@ -104,8 +115,14 @@ impl Writer<'_> {
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users_w =
             UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
-        let (outcomes, days_added) =
-            self.record_into(&mut batch, &mut users_w, &reservation, &events, None)?;
+        let (outcomes, days_added) = self.record_into(
+            &mut batch,
+            &mut users_w,
+            &reservation,
+            &events,
+            None,
+            stages,
+        )?;
         users_w.finish(&mut batch)?;
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and

@@ -21,13 +21,11 @@ pub(crate) fn migrate(
     store: &mut Store,
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
+    model: &crate::metrics::StageModel,
 ) -> Result<()> {
-    if store.format_found() == crate::store::STAMP_ONLY_FORMAT {
-        return store.stamp_format_version();
-    }
     users::rebuild_all_users(store)?;
     profiles::rebuild_tag_index(store)?;
     ledger::rebuild_tier_sets(store)?;
-    super::rebuild(store, kinds, non_activity_kinds)?;
+    super::rebuild(store, kinds, non_activity_kinds, model)?;
     store.stamp_format_version()
 }

@@ -10,6 +10,7 @@
 //! `metrics` (aggregate deltas), `ledger` (points), `profiles` (attributes and
 //! tags). Must not be imported by those subsystems: dependencies point down.
 
+mod advance;
 mod erase;
 mod merge;
 mod migrate;
@@ -22,11 +23,16 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::feed::{Clock, StageCause};
 use crate::kinds::KindRegistry;
 use crate::ledger::LedgerSettings;
+use crate::metrics::state::StageCtx;
+use crate::metrics::transitions::Publish;
+use crate::metrics::MetricSettings;
 use crate::store::Store;
 use crate::users::{Allocator, LockStripes};
 
+pub use advance::AdvanceReport;
 pub(crate) use migrate::migrate;
 pub(crate) use rebuild::rebuild;
 
@@ -43,4 +49,27 @@ pub(crate) struct Writer<'a> {
     pub ledger_settings: &'a RwLock<Arc<LedgerSettings>>,
     /// Erasures update one shared meta key; they are rare, so one at a time.
     pub erase_lock: &'a Mutex<()>,
+    /// The stage model. Read once the stripes are held (a model change
+    /// holds them all), and held to the commit.
+    pub metric_settings: &'a RwLock<MetricSettings>,
+    /// The feed's clock. Writes hold it shared to their commit; `advance`
+    /// takes it exclusively to move it, so a write is wholly before or
+    /// after a clock move.
+    pub clock: &'a RwLock<Clock>,
+}
+
+impl Writer<'_> {
+    /// The stage context of a live write with `cause`.
+    fn stage_ctx<'m>(
+        &self,
+        settings: &'m MetricSettings,
+        clock: &Clock,
+        cause: StageCause,
+    ) -> StageCtx<'m> {
+        StageCtx {
+            model: &settings.stage_model,
+            clock_day: clock.day(self.store.settings().utc_offset_minutes),
+            publish: Publish::Live(cause),
+        }
+    }
 }

@@ -5,10 +5,13 @@
 use crate::store::Batch;
 
 use crate::error::Result;
+use crate::feed::Clock;
 use crate::kinds::KindRegistry;
 use crate::metrics::{
     self,
-    state::{Contribution, StateWrites},
+    state::{Contribution, StageCtx, StateWrites},
+    transitions::Publish,
+    StageModel,
 };
 use crate::store::Store;
 use crate::timeline::{self, EventFacts};
@@ -26,8 +29,17 @@ pub(crate) fn rebuild(
     store: &Store,
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
+    model: &StageModel,
 ) -> Result<u64> {
     metrics::forget::clear(store)?;
+    // Marks are re-derived at the later of each user's last activity and
+    // the clock, silently: what the feed published before is not replayed.
+    let clock = Clock::load(store)?;
+    let stages = StageCtx {
+        model,
+        clock_day: clock.day(store.settings().utc_offset_minutes),
+        publish: Publish::Silent,
+    };
     let is_activity = |kind_id: u32| {
         kinds
             .kind(kind_id)
@@ -37,7 +49,7 @@ pub(crate) fn rebuild(
     let mut replayed = 0u64;
     let flush = |chunk: &mut Vec<EventFacts>| -> Result<()> {
         // A user may span two chunks: its state is always read (new: false).
-        let mut state = StateWrites::new(store);
+        let mut state = StateWrites::new(store, stages);
         for e in chunk.iter() {
             state.add(
                 &Contribution {

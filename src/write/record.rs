@@ -9,13 +9,14 @@ use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
+use crate::feed::StageCause;
 use crate::keys::EventKey;
 use crate::kinds::Reservation;
 use crate::ledger::session::Session;
 use crate::ledger::LedgerSettings;
 use crate::metrics::{
     self,
-    state::{Contribution, StateWrites},
+    state::{Contribution, StageCtx, StateWrites},
 };
 use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
 use crate::users::{self, UserWrites};
@@ -38,11 +39,14 @@ impl Writer<'_> {
             .kinds
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users = UserWrites::new(self.store, self.allocator, &mut guards, resolved);
+        let settings = self.metric_settings.read();
+        let clock = self.clock.read();
+        let stages = self.stage_ctx(&settings, &clock, StageCause::Event);
         // Only stores with earning rules pay for a ledger session.
         let ledger_settings = self.ledger_settings.read().clone();
         let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
         let (outcomes, _) =
-            self.record_into(&mut batch, &mut users, &reservation, events, rules)?;
+            self.record_into(&mut batch, &mut users, &reservation, events, rules, stages)?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
         users.remember();
@@ -61,11 +65,12 @@ impl Writer<'_> {
         reservation: &Reservation<'_>,
         events: &[Event],
         rules: Option<&LedgerSettings>,
+        stages: StageCtx<'_>,
     ) -> Result<(Vec<RecordOutcome>, u64)> {
         // Keyed by internal id: an alias and its target are one user.
         let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut state = StateWrites::new(self.store);
+        let mut state = StateWrites::new(self.store, stages);
         let mut ledger = rules.map(|r| Session::new(self.store, r));
 
         // The dedup lookups of every event of an existing user, together.

@@ -1,0 +1,199 @@
+//! The change feed (SPEC §4a): a durable, ordered log of stage changes,
+//! tier changes and points-expiry notices that consumers read with a cursor,
+//! and the feed's clock (the last `advance` instant).
+//!
+//! Owns the entry format, the log's reads and trims, the clock's record and
+//! the feed settings. Entries are produced by the subsystems whose state
+//! changes (the aggregation engine for stages, the ledger for tiers and
+//! notices) into the same batch as their cause; the store hands out cursors
+//! at commit. Must not know how stages or tiers are computed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CorruptionError, InputError, Result};
+use crate::keys::feed as fk;
+use crate::store::{decode_value, Batch, Cf, Store};
+
+/// Most entries one [`read`] returns.
+pub const MAX_READ_ENTRIES: usize = 100_000;
+/// Default notice period before a lot expires, in days.
+pub const DEFAULT_NOTICE_DAYS: u32 = 7;
+/// Longest notice period, in days.
+pub const MAX_NOTICE_DAYS: u32 = 366;
+
+/// Why a stage changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageCause {
+    /// Time passed (settled by `advance`).
+    Time,
+    /// An event was recorded (on time or late).
+    Event,
+    /// An identity merge moved events onto the user, or merged it away.
+    Merge,
+    /// The user was erased.
+    Erase,
+    /// The stage model was replaced.
+    Model,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A lifecycle stage change. `from`/`to` are `None` before a user's
+    /// first activity and after its erasure (or merge into another id).
+    Stage {
+        /// The stage before.
+        from: Option<String>,
+        /// The stage after.
+        to: Option<String>,
+        /// The local day from which the new stage holds.
+        day: i32,
+        /// The local midnight starting `day`, UTC milliseconds.
+        at_ms: i64,
+        /// What caused it.
+        cause: StageCause,
+    },
+    /// A loyalty tier change (as recorded by the ledger).
+    Tier {
+        /// The tier before.
+        from: Option<String>,
+        /// The tier after.
+        to: Option<String>,
+        /// When it happened.
+        at_ms: i64,
+    },
+    /// Points of a lot will expire within the notice period.
+    ExpiryNotice {
+        /// The lot.
+        lot: u32,
+        /// Points still open in the lot when the notice was written.
+        points: i64,
+        /// When they expire.
+        expires_at_ms: i64,
+        /// The instant the notice fell due (`expires_at_ms` − notice period).
+        at_ms: i64,
+    },
+}
+
+/// One stored feed entry (what a write appends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Internal user id (entries never store a user's name: an erased
+    /// user's entries say nothing about who it was).
+    pub user_id: u32,
+    /// The change.
+    pub change: Change,
+    /// Whether the change took effect before the write that produced it
+    /// (late events, merges, backfills): consumers should not act on it as
+    /// news.
+    pub retroactive: bool,
+}
+
+/// One feed entry as read: its cursor, the user's current name (`None`
+/// once erased) and the stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedEntry {
+    /// Position in the feed; strictly increasing in commit order.
+    pub cursor: u64,
+    /// The user's external id, `None` when the user was erased since.
+    pub user: Option<String>,
+    /// Internal user id.
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// Appends `record` to the feed in `batch`.
+pub fn log(batch: &mut Batch, record: &Record) -> Result<()> {
+    batch.log(crate::codec::encode(record)?);
+    Ok(())
+}
+
+/// Entries with a cursor above `after`, oldest first, at most `limit`
+/// (≤ [`MAX_READ_ENTRIES`]). Names are resolved through the user records.
+pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
+    InputError::check_count("limit", limit, MAX_READ_ENTRIES)?;
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let from = fk::entry(after.saturating_add(1));
+    let mut names: std::collections::HashMap<u32, Option<String>> = Default::default();
+    for item in store.range(Cf::Feed, &from, Some(vec![fk::ENTRY + 1]))? {
+        let (k, v) = item?;
+        let cursor = fk::entry_cursor(&k).ok_or_else(|| CorruptionError {
+            cf: Cf::Feed.name(),
+            what: "key",
+            key: k.to_vec(),
+            reason: "feed entry key does not decode".into(),
+        })?;
+        let record: Record = decode_value(Cf::Feed, &k, &v)?;
+        let user = match names.get(&record.user_id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = crate::users::record_of(store, record.user_id)?.map(|r| r.name);
+                names.insert(record.user_id, n.clone());
+                n
+            }
+        };
+        out.push(FeedEntry {
+            cursor,
+            user,
+            record,
+        });
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes every entry with a cursor at or below `through`; returns how
+/// many it deleted. Cursors are never reused.
+pub fn trim(store: &Store, through: u64) -> Result<u64> {
+    let mut deleted = 0u64;
+    let mut batch = Batch::new();
+    let until = fk::entry(through.saturating_add(1)).to_vec();
+    for item in store.range(Cf::Feed, &[fk::ENTRY], Some(until))? {
+        let (k, _) = item?;
+        batch.delete(Cf::Feed, &k);
+        deleted += 1;
+        if batch.len() >= 10_000 {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        store.write(batch)?;
+    }
+    Ok(deleted)
+}
+
+/// The feed's clock: the last instant `advance` settled up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// The `now` of the last completed `advance`, UTC milliseconds.
+    pub now_ms: Option<i64>,
+}
+
+impl Clock {
+    /// Reads the stored clock (none before the first `advance`).
+    pub fn load(store: &Store) -> Result<Self> {
+        if store.db().cf_handle(Cf::Feed.name()).is_none() {
+            return Ok(Self::default());
+        }
+        Ok(store.get(Cf::Feed, &fk::CLOCK)?.unwrap_or_default())
+    }
+
+    /// Puts the clock into `batch`.
+    pub fn save(&self, batch: &mut Batch) -> Result<()> {
+        batch.put(Cf::Feed, fk::CLOCK, crate::codec::encode(self)?);
+        Ok(())
+    }
+
+    /// The local day of the clock under `utc_offset_minutes`.
+    pub fn day(&self, utc_offset_minutes: i32) -> Option<i32> {
+        self.now_ms
+            .map(|t| crate::time::local_day(t, utc_offset_minutes))
+    }
+}
