@@ -260,6 +260,10 @@ impl Db {
                     None => m.ever_did(&kind),
                 }
             }
+            Segment::Entered { stage, days } => {
+                let (from, to) = days.unwrap_or((today, today));
+                m.users_entered(stage, from, to)
+            }
             _ => Ok(universe.clone()),
         })
     }

@@ -31,8 +31,8 @@ pub use crate::keys::metrics::MoneyField;
 pub use days::{DaySet, Period};
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
-    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan, UserRfm,
-    MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
+    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan,
+    TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
 pub use rules::{
     Condition, StageInput, StageModel, StageRule, MAX_STAGE_NAME_BYTES, MAX_STAGE_RULES,

@@ -22,6 +22,8 @@
 //!         | "inactive_for:" N "d"        no activity in the last N days
 //!         | "did:" KIND                  ≥ 1 event of KIND, ever
 //!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
+//!         | "entered:" STAGE             stage became STAGE today
+//!         | "entered:" STAGE "@" DAY ".." DAY  … on a day in [DAY, DAY]
 //! ```
 //!
 //! Tokens are whitespace-separated, so names and values cannot hold spaces.
@@ -72,6 +74,14 @@ pub enum Segment {
         /// The kind's name.
         kind: String,
         /// Inclusive local-day range; `None` = ever.
+        days: Option<(i32, i32)>,
+    },
+    /// Users whose lifecycle stage became `stage` on a day of the range
+    /// (recomputed from their activity, like `stage_history`).
+    Entered {
+        /// The stage entered.
+        stage: String,
+        /// Inclusive local-day range; `None` = the as-of day.
         days: Option<(i32, i32)>,
     },
     /// Users in both.
@@ -153,6 +163,16 @@ impl std::fmt::Display for Segment {
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
+            Segment::Entered { stage, days: None } => write!(f, "entered:{stage}"),
+            Segment::Entered {
+                stage,
+                days: Some((a, b)),
+            } => write!(
+                f,
+                "entered:{stage}@{}..{}",
+                crate::time::format_day(*a),
+                crate::time::format_day(*b)
+            ),
             Segment::Did {
                 kind,
                 days: Some((a, b)),
@@ -197,6 +217,26 @@ impl<'t> Parser<'t> {
     }
 
     /// `N` followed by `d`, 1..=3660.
+    /// `NAME` or `NAME@DAY..DAY`.
+    fn ranged<'r>(
+        &self,
+        tok: &str,
+        rest: &'r str,
+        field: &'static str,
+    ) -> Result<(&'r str, Option<(i32, i32)>), InputError> {
+        match rest.split_once('@') {
+            None => Ok((rest, None)),
+            Some((name, range)) => {
+                let Some((a, b)) = range.split_once("..") else {
+                    return Err(self.error(format!("{tok:?} needs NAME@DAY..DAY")));
+                };
+                let a = crate::time::parse_day(a).map_err(|p| InputError::new(field, p))?;
+                let b = crate::time::parse_day(b).map_err(|p| InputError::new(field, p))?;
+                Ok((name, Some((a, b))))
+            }
+        }
+    }
+
     fn days(&self, text: &str) -> Result<u32, InputError> {
         let n: Option<u32> = text.strip_suffix('d').and_then(|n| n.parse().ok());
         match n {
@@ -290,20 +330,17 @@ impl<'t> Parser<'t> {
         if let Some(n) = tok.strip_prefix("inactive_for:") {
             return Ok(Segment::InactiveFor(self.days(n)?));
         }
+        if let Some(rest) = tok.strip_prefix("entered:") {
+            let (stage, days) = self.ranged(tok, rest, "segment.entered")?;
+            crate::users::check_name(stage, crate::metrics::MAX_STAGE_NAME_BYTES)
+                .map_err(|p| InputError::new("segment.entered", p))?;
+            return Ok(Segment::Entered {
+                stage: stage.to_owned(),
+                days,
+            });
+        }
         if let Some(rest) = tok.strip_prefix("did:") {
-            let (kind, days) = match rest.split_once('@') {
-                None => (rest, None),
-                Some((kind, range)) => {
-                    let Some((a, b)) = range.split_once("..") else {
-                        return Err(self.error(format!("{tok:?} needs KIND@DAY..DAY")));
-                    };
-                    let a =
-                        crate::time::parse_day(a).map_err(|p| InputError::new("segment.did", p))?;
-                    let b =
-                        crate::time::parse_day(b).map_err(|p| InputError::new("segment.did", p))?;
-                    (kind, Some((a, b)))
-                }
-            };
+            let (kind, days) = self.ranged(tok, rest, "segment.did")?;
             crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
                 .map_err(|p| InputError::new("segment.did", p))?;
             return Ok(Segment::Did {
@@ -341,6 +378,7 @@ mod tests {
             "active_within:0d",
             "active_within:30",
             "did:view@2024-01-01",
+            "entered:declining@2024-01-01",
             "attr:region",
             "tag:a tag:b",
         ] {

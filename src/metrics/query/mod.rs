@@ -7,6 +7,9 @@ mod counters;
 mod funnel;
 mod per_user;
 mod results;
+mod transitions;
+
+pub use transitions::TransitionRow;
 
 pub use results::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, RepurchaseRate,
