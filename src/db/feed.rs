@@ -61,6 +61,17 @@ impl Db {
         feed::trim(&self.store, through_cursor)
     }
 
+    /// Sets how many days before a lot's expiry its expiry notice is due
+    /// (default 7, at most [`feed::MAX_NOTICE_DAYS`]; persisted).
+    pub fn set_expiry_notice_days(&self, days: u32) -> Result<()> {
+        self.writer().set_notice_days(days)
+    }
+
+    /// The expiry-notice period in days.
+    pub fn expiry_notice_days(&self) -> u32 {
+        self.clock.read().notice_days
+    }
+
     /// Replaces the lifecycle-stage model (persisted) and re-derives every
     /// user's published stage under it: users whose stage changes get a
     /// feed entry with cause `model`, and due days are recomputed. Holds

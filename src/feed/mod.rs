@@ -149,6 +149,32 @@ pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
     Ok(out)
 }
 
+/// Puts an expiry notice for `lot` of `user_id` and its mark into `batch`.
+pub fn notice(
+    batch: &mut Batch,
+    user_id: u32,
+    lot: u32,
+    points: i64,
+    expires_at_ms: i64,
+    notice_ms: i64,
+) -> Result<()> {
+    log(
+        batch,
+        &Record {
+            user_id,
+            change: Change::ExpiryNotice {
+                lot,
+                points,
+                expires_at_ms,
+                at_ms: expires_at_ms.saturating_sub(notice_ms),
+            },
+            retroactive: false,
+        },
+    )?;
+    batch.put(Cf::Feed, fk::noticed(user_id, lot), []);
+    Ok(())
+}
+
 /// Deletes every entry with a cursor at or below `through`; returns how
 /// many it deleted. Cursors are never reused.
 pub fn trim(store: &Store, through: u64) -> Result<u64> {
@@ -169,11 +195,28 @@ pub fn trim(store: &Store, through: u64) -> Result<u64> {
     Ok(deleted)
 }
 
-/// The feed's clock: the last instant `advance` settled up to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The feed's clock: the last instant `advance` moved to, how far expiry
+/// notices were written, and the notice period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
-    /// The `now` of the last completed `advance`, UTC milliseconds.
+    /// The `now` of the last `advance`, UTC milliseconds.
     pub now_ms: Option<i64>,
+    /// Every open lot expiring at or before this instant plus the notice
+    /// period has had its notice written (an `advance` that finished its
+    /// notice scan moves it to its `now`).
+    pub noticed_through_ms: Option<i64>,
+    /// How long before a lot's expiry its notice is due, in days.
+    pub notice_days: u32,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            now_ms: None,
+            noticed_through_ms: None,
+            notice_days: DEFAULT_NOTICE_DAYS,
+        }
+    }
 }
 
 impl Clock {
@@ -189,6 +232,18 @@ impl Clock {
     pub fn save(&self, batch: &mut Batch) -> Result<()> {
         batch.put(Cf::Feed, fk::CLOCK, crate::codec::encode(self)?);
         Ok(())
+    }
+
+    /// The notice period in milliseconds.
+    pub fn notice_ms(&self) -> i64 {
+        i64::from(self.notice_days) * crate::time::DAY_MS
+    }
+
+    /// A lot expiring at `expires_at_ms` is due its notice by now: its notice
+    /// instant is at or before the clock.
+    pub fn notice_due(&self, expires_at_ms: i64) -> bool {
+        self.now_ms
+            .is_some_and(|now| expires_at_ms.saturating_sub(self.notice_ms()) <= now)
     }
 
     /// The local day of the clock under `utc_offset_minutes`.

@@ -80,6 +80,16 @@ pub fn noticed(user_id: u32, lot: u32) -> [u8; 9] {
     k
 }
 
+/// `(user, lot)` of a notice mark key.
+pub fn parse_noticed(key: &[u8]) -> Option<(u32, u32)> {
+    if key.len() != 9 || key[0] != NOTICED {
+        return None;
+    }
+    let u = u32::from_be_bytes(key[1..5].try_into().ok()?);
+    let lot = u32::from_be_bytes(key[5..].try_into().ok()?);
+    Some((u, lot))
+}
+
 /// The prefix of every notice mark of `user_id`.
 pub fn noticed_of(user_id: u32) -> [u8; 5] {
     let mut k = [0u8; 5];
@@ -101,5 +111,6 @@ mod tests {
         assert!(due(3, 1).as_slice() < due_until(3).as_slice());
         assert!(due(4, 0).as_slice() >= due_until(3).as_slice());
         assert!(noticed(1, 2).starts_with(&noticed_of(1)));
+        assert_eq!(parse_noticed(&noticed(1, 2)), Some((1, 2)));
     }
 }

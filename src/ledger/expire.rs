@@ -36,3 +36,35 @@ pub(crate) fn due_accounts(store: &Store, now_ms: i64) -> Result<RoaringBitmap> 
     }
     Ok(users)
 }
+
+/// `(user, lot, expiry)` of every open lot expiring in `after_ms <
+/// expiry <= until_ms`, by expiry (the expiry-notice scan of `advance`).
+pub(crate) fn lots_expiring(
+    store: &Store,
+    after_ms: Option<i64>,
+    until_ms: i64,
+) -> Result<Vec<(u32, u32, i64)>> {
+    let mut from = vec![lk::DUE_LOT];
+    match after_ms.map(|a| a.checked_add(1)) {
+        Some(Some(a)) => from.extend_from_slice(&ts_asc(a)),
+        Some(None) => return Ok(Vec::new()),
+        None => {}
+    }
+    let mut until = vec![lk::DUE_LOT];
+    match until_ms.checked_add(1) {
+        Some(after) => until.extend_from_slice(&ts_asc(after)),
+        None => until = vec![lk::DUE_LOT + 1],
+    }
+    let mut out = Vec::new();
+    for item in store.range(Cf::LedgerDue, &from, Some(until))? {
+        let (k, _) = item?;
+        let (_, at, user, lot) = lk::parse_due(&k).ok_or_else(|| CorruptionError {
+            cf: Cf::LedgerDue.name(),
+            what: "key",
+            key: k.to_vec(),
+            reason: "due key does not decode".into(),
+        })?;
+        out.push((user, lot, at));
+    }
+    Ok(out)
+}

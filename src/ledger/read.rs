@@ -33,6 +33,11 @@ pub fn lots(store: &Store, user_id: u32) -> Result<Vec<Lot>> {
     family(store, user_id, lk::LOT)
 }
 
+/// One lot of `user_id` by id.
+pub fn lot(store: &Store, user_id: u32, lot_id: u32) -> Result<Option<Lot>> {
+    store.get(Cf::Ledger, &lk::numbered(user_id, lk::LOT, lot_id))
+}
+
 /// The open holds of `user_id`, oldest first.
 pub fn holds(store: &Store, user_id: u32) -> Result<Vec<Hold>> {
     family(store, user_id, lk::HOLD)
@@ -135,6 +140,11 @@ pub(crate) fn rebuild_tier_sets(store: &Store) -> Result<()> {
 /// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
 /// records, its due entries and its tier membership.
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
+    // The expiry-notice marks of its lots go with it.
+    for item in store.prefix(Cf::Feed, &crate::keys::feed::noticed_of(user_id))? {
+        let (k, _) = item?;
+        batch.delete(Cf::Feed, k);
+    }
     for item in store.prefix(Cf::Ledger, &crate::keys::user(user_id))? {
         let (k, v) = item?;
         match k.get(crate::keys::USER_BYTES) {

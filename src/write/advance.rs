@@ -16,7 +16,7 @@ use crate::metrics::state::{StageCtx, StateWrites};
 use crate::metrics::transitions::Publish;
 use crate::metrics::{self, MetricSettings, StageModel};
 use crate::store::{Batch, Cf};
-use crate::users;
+use crate::{ledger, users};
 
 /// Users re-settled per write when the stage model changes.
 const RESETTLE_USERS_PER_BATCH: usize = 1_000;
@@ -45,18 +45,21 @@ impl Writer<'_> {
         let offset = self.store.settings().utc_offset_minutes;
         // The clock moves first, with every write held off: a write is then
         // wholly before the move or sees the new clock.
-        {
+        let before = {
             let mut clock = self.clock.write();
+            let before = *clock;
             if clock.now_ms.is_none_or(|c| c < now_ms) {
                 let next = Clock {
                     now_ms: Some(now_ms),
+                    ..before
                 };
                 let mut batch = Batch::new();
                 next.save(&mut batch)?;
                 self.store.write(batch)?;
                 *clock = next;
             }
-        }
+            before
+        };
         let now_day = crate::time::local_day(now_ms, offset);
         let mut report = AdvanceReport {
             now_ms,
@@ -84,7 +87,107 @@ impl Writer<'_> {
             }
         }
         report.ledger = self.expire_points(now_ms)?;
+        report.notices = self.write_notices(&before, now_ms)?;
         Ok(report)
+    }
+
+    /// Writes the expiry notice of every open lot whose notice instant
+    /// passed since the last finished scan, each account in its own write,
+    /// then records how far the scan got. A lot's mark makes its notice
+    /// once-only across re-runs and crashes; lots opened with their notice
+    /// already due got it in their own write (`Session::with_notices`).
+    fn write_notices(&self, before: &Clock, now_ms: i64) -> Result<u64> {
+        let notice_ms = before.notice_ms();
+        let done = before.noticed_through_ms;
+        if done.is_some_and(|d| d >= now_ms) {
+            return Ok(0);
+        }
+        let after = done.map(|d| d.saturating_add(notice_ms));
+        let lots = ledger::lots_expiring(self.store, after, now_ms.saturating_add(notice_ms))?;
+        let mut by_user: std::collections::BTreeMap<u32, Vec<(u32, i64)>> = Default::default();
+        for (user, lot, at) in lots {
+            by_user.entry(user).or_default().push((lot, at));
+        }
+        let mut written = 0u64;
+        for (user_id, lots) in by_user {
+            let Some(record) = users::record_of(self.store, user_id)? else {
+                continue;
+            };
+            let _guard = self.stripes.lock([record.name.as_str()]);
+            let mut batch = Batch::new();
+            for (lot_id, expires_at_ms) in lots {
+                if self
+                    .store
+                    .contains(Cf::Feed, &fk::noticed(user_id, lot_id))?
+                {
+                    continue;
+                }
+                let Some(lot) = ledger::read::lot(self.store, user_id, lot_id)? else {
+                    continue;
+                };
+                if lot.is_open() && lot.expires_at_ms == Some(expires_at_ms) {
+                    let points = lot.remaining + lot.held;
+                    crate::feed::notice(
+                        &mut batch,
+                        user_id,
+                        lot_id,
+                        points,
+                        expires_at_ms,
+                        notice_ms,
+                    )?;
+                    written += 1;
+                }
+            }
+            if !batch.is_empty() {
+                self.store.write(batch)?;
+            }
+        }
+        let mut clock = self.clock.write();
+        if clock.noticed_through_ms.is_none_or(|d| d < now_ms) {
+            let next = Clock {
+                noticed_through_ms: Some(now_ms),
+                ..*clock
+            };
+            let mut batch = Batch::new();
+            next.save(&mut batch)?;
+            self.store.write(batch)?;
+            *clock = next;
+        }
+        Ok(written)
+    }
+
+    /// Sets the expiry-notice period (persisted). Lots whose notice instant
+    /// already passed under the old period and had none get it at the next
+    /// `advance`; notices already written stay.
+    pub fn set_notice_days(&self, days: u32) -> Result<()> {
+        self.store.check_writable()?;
+        if days > crate::feed::MAX_NOTICE_DAYS {
+            return Err(InputError::new(
+                "notice_days",
+                crate::error::Problem::OutOfRange {
+                    value: i64::from(days),
+                    min: 0,
+                    max: i64::from(crate::feed::MAX_NOTICE_DAYS),
+                },
+            )
+            .into());
+        }
+        let mut clock = self.clock.write();
+        // A longer period reaches lots the last scan passed over: rescan them.
+        let next = Clock {
+            notice_days: days,
+            noticed_through_ms: if days > clock.notice_days {
+                None
+            } else {
+                clock.noticed_through_ms
+            },
+            ..*clock
+        };
+        let mut batch = Batch::new();
+        next.save(&mut batch)?;
+        self.store.write(batch)?;
+        *clock = next;
+        Ok(())
     }
 
     /// Replaces the stage model and re-derives every user's published

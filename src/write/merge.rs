@@ -122,6 +122,7 @@ impl Writer<'_> {
             &events,
             None,
             stages,
+            &clock,
         )?;
         users_w.finish(&mut batch)?;
         // ...its open lots move to `into`'s account as the rule credits of
@@ -139,7 +140,7 @@ impl Writer<'_> {
         if let TransferPlan::Move(out) = &plan {
             ledger::erase(self.store, &mut batch, from_id)?;
             let settings = self.ledger_settings.read().clone();
-            let mut session = Session::new(self.store, &settings);
+            let mut session = Session::new(self.store, &settings).with_notices(*clock);
             let reason = format!("merge {merge_id}: from {from}");
             moved = session.transfer_in(into_id, out, &renumbered, &reason)?;
             session.finish(&mut batch)?;

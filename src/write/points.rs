@@ -46,7 +46,9 @@ impl Writer<'_> {
                 user: user.to_owned(),
             })?
         };
-        let mut session = Session::new(self.store, &settings);
+        // Held to the commit: an `advance` moves the clock wholly before or after.
+        let clock = self.clock.read();
+        let mut session = Session::new(self.store, &settings).with_notices(*clock);
         let outcome = session.apply(user_id, txn_id, at_ms, op)?;
         if outcome.replayed {
             return Ok(outcome);

@@ -9,7 +9,7 @@ use crate::store::Batch;
 
 use super::Writer;
 use crate::error::{InputError, Result};
-use crate::feed::StageCause;
+use crate::feed::{Clock, StageCause};
 use crate::keys::EventKey;
 use crate::kinds::Reservation;
 use crate::ledger::session::Session;
@@ -45,8 +45,15 @@ impl Writer<'_> {
         // Only stores with earning rules pay for a ledger session.
         let ledger_settings = self.ledger_settings.read().clone();
         let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
-        let (outcomes, _) =
-            self.record_into(&mut batch, &mut users, &reservation, events, rules, stages)?;
+        let (outcomes, _) = self.record_into(
+            &mut batch,
+            &mut users,
+            &reservation,
+            events,
+            rules,
+            stages,
+            &clock,
+        )?;
         users.finish(&mut batch)?;
         self.store.write(batch)?;
         users.remember();
@@ -58,6 +65,7 @@ impl Writer<'_> {
     /// event records, aggregate deltas and (with `rules`) rule credits. The
     /// caller finishes `users` and commits. Returns each event's outcome and
     /// how many (user, day) activity days the events added.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn record_into(
         &self,
         batch: &mut Batch,
@@ -66,12 +74,13 @@ impl Writer<'_> {
         events: &[Event],
         rules: Option<&LedgerSettings>,
         stages: StageCtx<'_>,
+        clock: &Clock,
     ) -> Result<(Vec<RecordOutcome>, u64)> {
         // Keyed by internal id: an alias and its target are one user.
         let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut state = StateWrites::new(self.store, stages);
-        let mut ledger = rules.map(|r| Session::new(self.store, r));
+        let mut ledger = rules.map(|r| Session::new(self.store, r).with_notices(*clock));
 
         // The dedup lookups of every event of an existing user, together.
         let mut lookups: Vec<(u32, &str)> = Vec::new();

@@ -96,6 +96,10 @@ struct Ctx<'a> {
 pub(crate) struct Session<'a> {
     ctx: Ctx<'a>,
     users: BTreeMap<u32, Work>,
+    /// The feed's clock, when the write holds it: a lot opened with its
+    /// notice instant at or before the clock gets its expiry notice in this
+    /// write (a later `advance` scans only lots beyond it).
+    notices: Option<crate::feed::Clock>,
 }
 
 fn reason_of(r: &str) -> Option<String> {
@@ -112,7 +116,15 @@ impl<'a> Session<'a> {
                 offset_minutes: store.settings().utc_offset_minutes,
             },
             users: BTreeMap::new(),
+            notices: None,
         }
+    }
+
+    /// Writes the expiry notices of lots this session opens that are due
+    /// one by `clock` (the caller holds the clock to its commit).
+    pub fn with_notices(mut self, clock: crate::feed::Clock) -> Self {
+        self.notices = Some(clock);
+        self
     }
 
     fn with<T>(

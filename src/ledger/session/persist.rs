@@ -14,6 +14,7 @@ impl Session<'_> {
     /// Puts every change into `batch`.
     pub fn finish(self, batch: &mut Batch) -> Result<()> {
         let enc = crate::codec::encode::<LedgerEntry>;
+        let notices = self.notices;
         for (uid, w) in self.users {
             if !w.changed {
                 continue;
@@ -36,6 +37,20 @@ impl Session<'_> {
                     lk::timed(uid, lk::TIER, t.at_ms, *seq),
                     crate::codec::encode(t)?,
                 );
+                // The ledger's clock never moves back, so a tier change is
+                // never retroactive.
+                crate::feed::log(
+                    batch,
+                    &crate::feed::Record {
+                        user_id: uid,
+                        change: crate::feed::Change::Tier {
+                            from: t.from.clone(),
+                            to: t.to.clone(),
+                            at_ms: t.at_ms,
+                        },
+                        retroactive: false,
+                    },
+                )?;
             }
             for (id, lw) in &w.lots {
                 if !lw.dirty {
@@ -55,11 +70,18 @@ impl Session<'_> {
                         if let Some(k) = due_key {
                             batch.put(Cf::LedgerDue, k, []);
                         }
+                        if let (Some(c), Some(e)) = (notices, lot.expires_at_ms) {
+                            if c.notice_due(e) {
+                                let points = lot.remaining + lot.held;
+                                crate::feed::notice(batch, uid, *id, points, e, c.notice_ms())?;
+                            }
+                        }
                     }
                     (true, false) => {
                         batch.delete(Cf::Ledger, open_key);
                         if let Some(k) = due_key {
                             batch.delete(Cf::LedgerDue, k);
+                            batch.delete(Cf::Feed, crate::keys::feed::noticed(uid, *id));
                         }
                     }
                     _ => {}
