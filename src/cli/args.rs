@@ -97,12 +97,47 @@ pub enum Command {
     },
     /// Users per lifecycle stage.
     Stages {
-        /// The day, YYYY-MM-DD.
+        /// The day, YYYY-MM-DD (users per stage on it).
+        #[arg(long, required_unless_present = "transitions")]
+        as_of: Option<String>,
+        /// Instead: users entering and leaving each stage per day of
+        /// --from..--to.
+        #[arg(long, requires_all = ["from", "to"], conflicts_with = "as_of")]
+        transitions: bool,
+        /// First day, YYYY-MM-DD (with --transitions).
         #[arg(long)]
-        as_of: String,
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (with --transitions).
+        #[arg(long)]
+        to: Option<String>,
         /// Restrict to a segment.
         #[arg(long)]
         segment: Option<String>,
+    },
+    /// Move the store's clock and settle everything due: stage changes time
+    /// brought, expiries, hold timeouts, tier reviews, expiry notices.
+    Advance {
+        /// The clock (default now): RFC 3339 or ms.
+        #[arg(long)]
+        now: Option<String>,
+        /// First set the expiry-notice period, in days.
+        #[arg(long)]
+        notice_days: Option<u32>,
+    },
+    /// Print the change feed as JSON lines, one entry per line.
+    Feed {
+        /// Print entries after this cursor.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Most entries (per poll with --follow).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Keep polling for new entries until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Instead: delete the entries up to and including this cursor.
+        #[arg(long, conflicts_with_all = ["follow", "after"])]
+        trim_through: Option<u64>,
     },
     /// RFM segments (and, with --list, per-purchaser scores).
     Rfm {

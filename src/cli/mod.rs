@@ -10,6 +10,7 @@ mod admin;
 mod args;
 mod demo;
 pub mod export;
+mod feed;
 mod identity;
 pub mod import;
 mod inspect;
@@ -136,7 +137,25 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             range,
             segment,
         } => query::lifecycle_cmd(cli, period, range, segment),
-        Command::Stages { as_of, segment } => query::stages_cmd(cli, as_of, segment),
+        Command::Stages {
+            as_of,
+            transitions: false,
+            segment,
+            ..
+        } => query::stages_cmd(cli, as_of.as_deref().unwrap_or_default(), segment),
+        Command::Stages {
+            from, to, segment, ..
+        } => feed::transitions_cmd(cli, from, to, segment),
+        Command::Advance {
+            now: at,
+            notice_days,
+        } => feed::advance_cmd(cli, at, notice_days, now),
+        Command::Feed {
+            after,
+            limit,
+            follow,
+            trim_through,
+        } => feed::feed_cmd(cli, *after, *limit, *follow, *trim_through),
         Command::Rfm {
             as_of,
             segment,

@@ -118,7 +118,7 @@ pub enum PointsCommand {
     },
 }
 
-fn time_arg(field: &'static str, text: Option<&str>, now_ms: i64) -> Result<i64, Error> {
+pub(super) fn time_arg(field: &'static str, text: Option<&str>, now_ms: i64) -> Result<i64, Error> {
     match text {
         None => Ok(now_ms),
         Some(t) => super::import::parse_ts(&Value::from(t))
