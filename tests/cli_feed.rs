@@ -128,6 +128,18 @@ fn advance_feed_and_transitions_from_the_command_line() {
     assert_eq!(trimmed["deleted"], 3);
     let left = lines(&ok(&stickydb(&db, &["feed"])));
     assert_eq!(left.len(), 2);
+    // retention by age: everything here was written just now
+    let kept: serde_json::Value = serde_json::from_str(&ok(&stickydb(
+        &db,
+        &["--json", "feed", "--trim-older-than", "1d"],
+    )))
+    .unwrap();
+    assert_eq!(kept["deleted"], 0);
+    let written = left[1]["written_ms"].as_i64().unwrap();
+    assert!(
+        written > 1_700_000_000_000,
+        "wall-clock write time: {written}"
+    );
     assert_eq!(left[0]["cursor"], 4);
     ok(&stickydb(&db, &["verify"]));
 }

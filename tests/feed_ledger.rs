@@ -117,10 +117,14 @@ fn tier_changes_are_fed_in_their_own_write() {
         }
     );
     assert!(!feed[0].record.retroactive);
+    // retention by age reads the wall-clock write time
+    assert_eq!(db.trim_feed_older(0).unwrap(), 0);
+    assert_eq!(db.trim_feed_older(feed[0].written_ms + 1).unwrap(), 1);
+    assert!(db.feed(0, 10).unwrap().is_empty());
     // a year on, the growth leaves the window: the review is an advance's
     let report = db.advance(T0 + 400 * DAY).unwrap();
     assert_eq!(report.ledger.tier_changes, 1);
-    let feed = db.feed(feed[0].cursor, 10).unwrap();
+    let feed = db.feed(0, 10).unwrap();
     assert!(matches!(
         &feed[0].record.change,
         Change::Tier { from: Some(f), to: None, .. } if f == "silver"

@@ -138,6 +138,10 @@ pub enum Command {
         /// Instead: delete the entries up to and including this cursor.
         #[arg(long, conflicts_with_all = ["follow", "after"])]
         trim_through: Option<u64>,
+        /// Instead: delete the entries written more than this long ago
+        /// (e.g. 30d, 12h).
+        #[arg(long, conflicts_with_all = ["follow", "after", "trim_through"])]
+        trim_older_than: Option<String>,
     },
     /// RFM segments (and, with --list, per-purchaser scores).
     Rfm {

@@ -76,6 +76,14 @@ pub(super) fn feed_cmd(
     }
 }
 
+/// `stickydb feed --trim-older-than AGE`.
+pub(super) fn trim_older_cmd(cli: &Cli, age: &str, now_ms: i64) -> Result<(), Error> {
+    let db = open_existing(cli, false)?;
+    let age_ms = super::query::duration_ms("trim_older_than", age)?;
+    let deleted = db.trim_feed_older(now_ms.saturating_sub(age_ms))?;
+    answer(cli, &json!({ "deleted": deleted }))
+}
+
 /// `stickydb stages --transitions`.
 pub(super) fn transitions_cmd(
     cli: &Cli,

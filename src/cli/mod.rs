@@ -155,7 +155,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             limit,
             follow,
             trim_through,
-        } => feed::feed_cmd(cli, *after, *limit, *follow, *trim_through),
+            trim_older_than,
+        } => match trim_older_than {
+            Some(age) => feed::trim_older_cmd(cli, age, now),
+            None => feed::feed_cmd(cli, *after, *limit, *follow, *trim_through),
+        },
         Command::Rfm {
             as_of,
             segment,

@@ -72,6 +72,14 @@ impl Db {
         self.clock.read().notice_days
     }
 
+    /// Deletes the feed entries written (wall clock) before
+    /// `written_before_ms`: retention by age, e.g. `now − 30 days`.
+    /// Returns how many were deleted.
+    pub fn trim_feed_older(&self, written_before_ms: i64) -> Result<u64> {
+        self.store.check_writable()?;
+        feed::trim_older(&self.store, written_before_ms)
+    }
+
     /// Replaces the lifecycle-stage model (persisted) and re-derives every
     /// user's published stage under it: users whose stage changes get a
     /// feed entry with cause `model`, and due days are recomputed. Holds

@@ -91,6 +91,21 @@ pub struct Record {
     pub retroactive: bool,
 }
 
+/// What the log stores per entry: the record and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stored {
+    /// Wall-clock time the write composed the entry, UTC milliseconds: what
+    /// retention by age reads (an entry's own instant may be long past).
+    written_ms: i64,
+    record: Record,
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// One feed entry as read: its cursor, the user's current name (`None`
 /// once erased) and the stored record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +114,8 @@ pub struct FeedEntry {
     pub cursor: u64,
     /// The user's external id, `None` when the user was erased since.
     pub user: Option<String>,
+    /// Wall-clock time the entry was written, UTC milliseconds.
+    pub written_ms: i64,
     /// Internal user id.
     #[serde(flatten)]
     pub record: Record,
@@ -106,7 +123,10 @@ pub struct FeedEntry {
 
 /// Appends `record` to the feed in `batch`.
 pub fn log(batch: &mut Batch, record: &Record) -> Result<()> {
-    batch.log(crate::codec::encode(record)?);
+    batch.log(crate::codec::encode(&Stored {
+        written_ms: wall_clock_ms(),
+        record: record.clone(),
+    })?);
     Ok(())
 }
 
@@ -119,7 +139,7 @@ pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
         return Ok(out);
     }
     let from = fk::entry(after.saturating_add(1));
-    let mut names: std::collections::HashMap<u32, Option<String>> = Default::default();
+    let mut records = Vec::new();
     for item in store.range(Cf::Feed, &from, Some(vec![fk::ENTRY + 1]))? {
         let (k, v) = item?;
         let cursor = fk::entry_cursor(&k).ok_or_else(|| CorruptionError {
@@ -128,23 +148,23 @@ pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
             key: k.to_vec(),
             reason: "feed entry key does not decode".into(),
         })?;
-        let record: Record = decode_value(Cf::Feed, &k, &v)?;
-        let user = match names.get(&record.user_id) {
-            Some(n) => n.clone(),
-            None => {
-                let n = crate::users::record_of(store, record.user_id)?.map(|r| r.name);
-                names.insert(record.user_id, n.clone());
-                n
-            }
-        };
-        out.push(FeedEntry {
-            cursor,
-            user,
-            record,
-        });
-        if out.len() >= limit {
+        let stored: Stored = decode_value(Cf::Feed, &k, &v)?;
+        records.push((cursor, stored));
+        if records.len() >= limit {
             break;
         }
+    }
+    // Names are looked up together, once per user.
+    let ids: std::collections::BTreeSet<u32> =
+        records.iter().map(|(_, s)| s.record.user_id).collect();
+    let names = crate::users::names_of(store, &ids)?;
+    for (cursor, stored) in records {
+        out.push(FeedEntry {
+            cursor,
+            user: names.get(&stored.record.user_id).cloned(),
+            written_ms: stored.written_ms,
+            record: stored.record,
+        });
     }
     Ok(out)
 }
@@ -193,6 +213,26 @@ pub fn trim(store: &Store, through: u64) -> Result<u64> {
         store.write(batch)?;
     }
     Ok(deleted)
+}
+
+/// Deletes the entries written before `written_before_ms` (wall clock),
+/// oldest first, stopping at the first entry written at or after it; returns
+/// how many it deleted. Retention by age: consumers that fell further
+/// behind lose what they did not read.
+pub fn trim_older(store: &Store, written_before_ms: i64) -> Result<u64> {
+    let mut through = None;
+    for item in store.range(Cf::Feed, &[fk::ENTRY], Some(vec![fk::ENTRY + 1]))? {
+        let (k, v) = item?;
+        let stored: Stored = decode_value(Cf::Feed, &k, &v)?;
+        if stored.written_ms >= written_before_ms {
+            break;
+        }
+        through = fk::entry_cursor(&k);
+    }
+    match through {
+        Some(c) => trim(store, c),
+        None => Ok(0),
+    }
 }
 
 /// The feed's clock: the last instant `advance` moved to, how far expiry

@@ -71,7 +71,7 @@ pub(crate) fn erase(
     batch.delete(Cf::Activity, head_key);
     // The feed hears that the user left its stage, and its due day goes.
     if let Some(mark) = &head.mark {
-        if let Some(d) = mark.due {
+        if let Some(d) = mark.indexed {
             batch.delete(Cf::Feed, crate::keys::feed::due(d, user_id));
         }
         if mark.stage.is_some() {

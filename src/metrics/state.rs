@@ -80,6 +80,10 @@ pub(crate) struct UserHead {
     pub firsts: BTreeMap<u32, i32>,
     /// The last local day with activity (format 6).
     pub last_active: Option<i32>,
+    /// The active days among the 64 ending at `last_active`: bit `k` is
+    /// `last_active − k` (format 6). A stage walk reads the 60 days before
+    /// its start from here instead of the day masks.
+    pub recent: u64,
     /// Distinct local days with a purchase (format 6).
     pub purchase_days: u32,
     /// Sum of purchase amounts, minor units, saturating (format 6).
@@ -88,6 +92,51 @@ pub(crate) struct UserHead {
     pub refunded_minor: i64,
     /// What the change feed last published of the user's stage (format 6).
     pub mark: Option<StageMark>,
+}
+
+impl UserHead {
+    /// Adds active day `day` to `last_active` and `recent`; the result does
+    /// not depend on the order days arrive in.
+    pub(crate) fn note_active(&mut self, day: i32) {
+        match self.last_active {
+            Some(last) if day <= last => {
+                if let Ok(k) = u32::try_from(i64::from(last) - i64::from(day)) {
+                    if k < 64 {
+                        self.recent |= 1 << k;
+                    }
+                }
+            }
+            Some(last) => {
+                let shift = i64::from(day) - i64::from(last);
+                self.recent = if shift >= 64 { 0 } else { self.recent << shift };
+                self.recent |= 1;
+                self.last_active = Some(day);
+            }
+            None => {
+                self.recent = 1;
+                self.last_active = Some(day);
+            }
+        }
+    }
+
+    /// The active days in `from..=to` that `recent` holds, ascending.
+    pub(crate) fn recent_days(
+        last_active: Option<i32>,
+        recent: u64,
+        from: i32,
+        to: i32,
+    ) -> Vec<i32> {
+        let Some(last) = last_active else {
+            return Vec::new();
+        };
+        let mut out: Vec<i32> = (0..64)
+            .filter(|k| recent & (1u64 << k) != 0)
+            .map(|k| last - k)
+            .filter(|d| (from..=to).contains(d))
+            .collect();
+        out.reverse();
+        out
+    }
 }
 
 /// What one event contributes to the aggregates, as the write path sees it.
@@ -238,7 +287,7 @@ impl<'s> StateWrites<'s> {
             }
             if kind == ACTIVITY {
                 trigger.new_active = true;
-                w.head.last_active = w.head.last_active.max(Some(day));
+                w.head.note_active(day);
             }
             if kind == kind_ids::PURCHASE {
                 trigger.new_purchase_day = true;

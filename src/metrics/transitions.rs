@@ -36,6 +36,10 @@ pub struct StageMark {
     /// The first day after `day` on which the stage changes with no new
     /// event; `None` when it never does (or beyond [`MAX_DUE_AHEAD_DAYS`]).
     pub due: Option<i32>,
+    /// The day of the user's key in the due index: at or before `due` (a
+    /// write that moves `due` later leaves the key; `advance` moves it when
+    /// it meets it); `None` when the user has no key.
+    pub indexed: Option<i32>,
 }
 
 /// One event of a write, as far as stages care.
@@ -221,6 +225,7 @@ pub(crate) fn walk(
             day: target,
             stage: prev.map(str::to_owned),
             due: series.next_change(model, target),
+            indexed: None,
         },
         records,
     }

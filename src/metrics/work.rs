@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::state::{DayMoney, StageCtx, UserHead, ACTIVITY};
-use super::transitions::{self, Series, Trigger};
+use super::transitions::{self, Series, StageMark, Trigger};
 use crate::codec;
 use crate::error::Result;
 use crate::feed::Record;
@@ -47,6 +47,8 @@ pub(super) struct UserWork<'s> {
     pub(super) settle_to: Option<i32>,
     /// The last active day before this write.
     pub(super) last_active_before: Option<i32>,
+    /// The head's `recent` days before this write.
+    pub(super) recent_before: u64,
     /// The head changed (an event, or a mark moved).
     pub(super) head_changed: bool,
     /// Walk even if no due day has come (a model change).
@@ -67,6 +69,7 @@ impl<'s> UserWork<'s> {
             user_id,
             new,
             last_active_before: head.last_active,
+            recent_before: head.recent,
             head,
             blocks: BTreeMap::new(),
             money: BTreeMap::new(),
@@ -195,7 +198,18 @@ impl<'s> UserWork<'s> {
         // or a user a write already moved past it, writes nothing.
         if self.triggers.is_empty() && !self.resettle {
             let due = old.as_ref().and_then(|m| m.due);
-            if !due.is_some_and(|d| self.settle_to.is_some_and(|t| d <= t)) {
+            if due.is_none_or(|d| self.settle_to.is_none_or(|t| d > t)) {
+                // Not due: its index key was a stale lower bound (writes
+                // moved the due day later without touching the index), so
+                // the key moves to the true due day.
+                if let (Some(mut mark), Some(t)) = (old, self.settle_to) {
+                    if mark.indexed.is_some_and(|i| i <= t) {
+                        let due = mark.due;
+                        self.reindex(&mut mark, due, batch);
+                        self.head.mark = Some(mark);
+                        self.head_changed = true;
+                    }
+                }
                 return Ok(Vec::new());
             }
         }
@@ -257,19 +271,19 @@ impl<'s> UserWork<'s> {
             .into_iter()
             .map(|(d, (b, r))| (d, b, r))
             .collect();
+        // The 60 days before the base: every earlier active day lies in the
+        // 64 the head kept (the base is at or after the last active day
+        // before this write), and this write's days at or before the base
+        // are its late triggers.
         let lo = base.saturating_sub(59);
-        let mut window = Vec::new();
-        for block in block_of(lo).0..=block_of(base).0 {
-            let start = block_start(block);
-            let mut m = self.mask(ACTIVITY, block)?;
-            while m != 0 {
-                let day = start + m.trailing_zeros() as i32;
-                if (lo..=base).contains(&day) {
-                    window.push(day);
-                }
-                m &= m - 1;
-            }
-        }
+        let mut window =
+            UserHead::recent_days(self.last_active_before, self.recent_before, lo, base);
+        window.extend(
+            self.triggers
+                .iter()
+                .filter(|t| t.new_active && (lo..=base).contains(&t.day))
+                .map(|t| t.day),
+        );
         window.sort_unstable();
         series.active.sort_unstable();
         series.purchase_days_after.sort_unstable();
@@ -286,18 +300,41 @@ impl<'s> UserWork<'s> {
             self.user_id,
             offset,
         );
-        let old_due = old.as_ref().and_then(|m| m.due);
-        if old.is_none() || old_due != moved.mark.due {
-            if let Some(d) = old_due {
-                batch.delete(Cf::Feed, crate::keys::feed::due(d, self.user_id));
-            }
-            if let Some(d) = moved.mark.due {
-                batch.put(Cf::Feed, crate::keys::feed::due(d, self.user_id), []);
-            }
+        let mut mark = moved.mark;
+        mark.indexed = old.as_ref().and_then(|m| m.indexed);
+        // The index key is a lower bound of the due day: a write that moves
+        // the due day later (every new day of an active user does) leaves
+        // it, and an advance that meets it early moves it. It moves here
+        // only when the due day comes earlier, or when it was settled.
+        let settled = self
+            .settle_to
+            .is_some_and(|t| mark.indexed.is_some_and(|i| i <= t));
+        let lower_bound = match (mark.indexed, mark.due) {
+            (Some(i), Some(d)) => i <= d,
+            (Some(_), None) => true,
+            (None, due) => due.is_none(),
+        };
+        if settled || !lower_bound {
+            let due = mark.due;
+            self.reindex(&mut mark, due, batch);
         }
-        self.head_changed |= self.head.mark.as_ref() != Some(&moved.mark);
-        self.head.mark = Some(moved.mark);
+        self.head_changed |= self.head.mark.as_ref() != Some(&mark);
+        self.head.mark = Some(mark);
         Ok(moved.records)
+    }
+
+    /// Moves the user's due index key to `day`.
+    fn reindex(&self, mark: &mut StageMark, day: Option<i32>, batch: &mut Batch) {
+        if mark.indexed == day {
+            return;
+        }
+        if let Some(i) = mark.indexed {
+            batch.delete(Cf::Feed, crate::keys::feed::due(i, self.user_id));
+        }
+        if let Some(d) = day {
+            batch.put(Cf::Feed, crate::keys::feed::due(d, self.user_id), []);
+        }
+        mark.indexed = day;
     }
 
     /// Puts the head and every changed mask and money day into `batch`.

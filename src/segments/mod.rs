@@ -34,6 +34,9 @@ use roaring::RoaringBitmap;
 
 use crate::error::{InputError, Problem};
 
+/// An optional inclusive local-day range of an atom.
+type DayRange = Option<(i32, i32)>;
+
 /// Longest accepted segment expression, in bytes.
 pub const MAX_EXPR_BYTES: usize = 4096;
 /// Deepest accepted nesting of a segment expression.
@@ -223,7 +226,7 @@ impl<'t> Parser<'t> {
         tok: &str,
         rest: &'r str,
         field: &'static str,
-    ) -> Result<(&'r str, Option<(i32, i32)>), InputError> {
+    ) -> Result<(&'r str, DayRange), InputError> {
         match rest.split_once('@') {
             None => Ok((rest, None)),
             Some((name, range)) => {

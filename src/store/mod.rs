@@ -327,6 +327,17 @@ impl Store {
             .collect()
     }
 
+    /// The raw values of `keys` (sorted), looked up together like
+    /// [`Store::contains_sorted`].
+    pub fn get_raw_sorted(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        debug_assert!(keys.windows(2).all(|w| w[0] <= w[1]), "keys must be sorted");
+        self.db
+            .batched_multi_get_cf(self.cf(cf)?, keys.iter(), true)
+            .into_iter()
+            .map(|r| Ok(r?.map(|v| v.to_vec())))
+            .collect()
+    }
+
     /// Reads the raw bytes of one value.
     pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)

@@ -230,6 +230,25 @@ pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
     }
 }
 
+/// The names of `ids` (existing users only), looked up together.
+pub fn names_of(
+    store: &Store,
+    ids: &std::collections::BTreeSet<u32>,
+) -> Result<std::collections::HashMap<u32, String>> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|u| keys::user(*u).to_vec()).collect();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for ((id, key), value) in ids
+        .iter()
+        .zip(&keys)
+        .zip(store.get_raw_sorted(Cf::UserById, &keys)?)
+    {
+        if let Some(bytes) = value {
+            out.insert(*id, decode_record(key, &bytes)?.name);
+        }
+    }
+    Ok(out)
+}
+
 /// The set of every existing user.
 pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
     store.get_set(Cf::Metrics, &ALL_USERS_PREFIX)

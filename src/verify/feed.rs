@@ -16,6 +16,7 @@ use crate::store::{Cf, Store};
 /// The head fields the feed relies on, as stored.
 pub(super) struct HeadTotals<'a> {
     pub last_active: Option<i32>,
+    pub recent: u64,
     pub purchase_days: u32,
     pub bought_minor: i64,
     pub refunded_minor: i64,
@@ -41,13 +42,25 @@ pub(super) fn check_user(
     let refunded = money
         .values()
         .fold(0i64, |a, m| a.saturating_add(m.refund_minor));
+    let recent = match last_active {
+        None => 0,
+        Some(l) => active.into_iter().flatten().fold(0u64, |m, d| {
+            let k = i64::from(l) - i64::from(*d);
+            if (0..64).contains(&k) {
+                m | 1 << k
+            } else {
+                m
+            }
+        }),
+    };
     if head.last_active != last_active
+        || head.recent != recent
         || head.purchase_days as usize != purchase_days
         || head.bought_minor != bought
         || head.refunded_minor != refunded
     {
         r.problem(format!(
-            "activity: user {user_id} head totals (last active day, purchase days, money) differ from its events"
+            "activity: user {user_id} head totals (last active day, recent days, purchase days, money) differ from its events"
         ));
     }
     let last_money = money.keys().next_back().copied();
@@ -99,8 +112,18 @@ pub(super) fn check_user(
             mark.due, expected_due
         ));
     }
-    if let Some(d) = mark.due {
-        due.insert((d, user_id));
+    // The index key is a lower bound of the due day.
+    match (mark.indexed, mark.due) {
+        (Some(i), Some(d)) if i > d => r.problem(format!(
+            "feed: user {user_id} is indexed on day {i}, after its due day {d}"
+        )),
+        (None, Some(d)) => r.problem(format!(
+            "feed: user {user_id} is due on day {d} but has no index key"
+        )),
+        _ => {}
+    }
+    if let Some(i) = mark.indexed {
+        due.insert((i, user_id));
     }
 }
 

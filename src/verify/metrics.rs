@@ -52,6 +52,7 @@ struct StoredHead {
     weekdays: [u64; 7],
     firsts: BTreeMap<u32, i32>,
     last_active: Option<i32>,
+    recent: u64,
     purchase_days: u32,
     bought_minor: i64,
     refunded_minor: i64,
@@ -248,6 +249,7 @@ impl<'a> Expected<'a> {
                         &u.money,
                         &super::feed::HeadTotals {
                             last_active: head.last_active,
+                            recent: head.recent,
                             purchase_days: head.purchase_days,
                             bought_minor: head.bought_minor,
                             refunded_minor: head.refunded_minor,

@@ -80,9 +80,12 @@ impl Writer<'_> {
             state.settle(user_id, now_day)?;
             let mut batch = Batch::new();
             state.finish(&mut batch)?;
-            if !batch.is_empty() {
+            // (a user met through a stale index key only has its key moved)
+            if batch.logs() > 0 {
                 report.stage_users += 1;
                 report.stage_changes += batch.logs() as u64;
+            }
+            if !batch.is_empty() {
                 self.store.write(batch)?;
             }
         }
