@@ -135,6 +135,16 @@ fn bench_queries(c: &mut Criterion) {
     g.bench_function("rfm_segments", |b| {
         b.iter(|| black_box(db.metrics().rfm(last, None).expect("rfm")))
     });
+    // per-day stage transitions (SPEC §4a), recomputed from each user's state
+    g.bench_function("stage_transitions_30_days", |b| {
+        b.iter(|| {
+            black_box(
+                db.metrics()
+                    .stage_transitions(last - 29, last, None)
+                    .expect("transitions"),
+            )
+        })
+    });
     g.finish();
 
     // identity merge (SPEC §2): a visitor with 1 000 events over 60 days

@@ -8,7 +8,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `1 ‖ user` | the head: hours, weekdays, the first day of each kind |
+//! | `1 ‖ user` | the head: hours, weekdays, the first day of each kind, money totals, the last 64 days' activity, the stage mark |
 //! | `2 ‖ user ‖ block` | the days of each kind in one block of 64 days, as bit masks |
 //! | `3 ‖ user ‖ day` | purchases and refunds of one day |
 //! | `4 ‖ user ‖ session id` | the session's first local day |
