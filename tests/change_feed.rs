@@ -416,3 +416,67 @@ proptest! {
         }
     }
 }
+
+/// A merge publishes for both sides in its own write: `from` leaves its
+/// stage for `null`, `into` gets the changes the moved events make (a late
+/// visit is retroactive); an erasure takes the user's stage to `null`.
+#[test]
+fn merges_and_erasures_publish_their_changes() {
+    let (_dir, db) = common::open_temp();
+    db.set_identity_settings(stickydb::IdentitySettings {
+        anonymous_prefixes: vec!["anon:".into()],
+    })
+    .unwrap();
+    let day0 = db.local_day(T0);
+    db.record(&Event::new("ann", "view", T0 + 20 * DAY_MS))
+        .unwrap();
+    // the visitor was active two weeks earlier: once merged, ann's first
+    // activity moves back and her stage as of day 20 is no longer `new`
+    db.record(&Event::new("anon:7", "view", T0 + 5 * DAY_MS))
+        .unwrap();
+    let head = db.feed_head().unwrap();
+    db.merge("anon:7", "ann", "m1", stickydb::MergeOptions::default())
+        .unwrap();
+    let got: Vec<(String, Change, bool)> = db
+        .feed(head, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.user.unwrap_or_default(),
+                e.record.change,
+                e.record.retroactive,
+            )
+        })
+        .collect();
+    let stage = |from: Option<&str>, to: Option<&str>, day: i32| Change::Stage {
+        from: from.map(str::to_owned),
+        to: to.map(str::to_owned),
+        day,
+        at_ms: T0 + i64::from(day - day0) * DAY_MS,
+        cause: StageCause::Merge,
+    };
+    assert_eq!(
+        got,
+        vec![
+            // `from`'s internal id is retired: its entry names no one (the
+            // merge record says who it was)
+            (String::new(), stage(Some("new"), None, day0 + 5), false),
+            (
+                "ann".into(),
+                stage(Some("new"), Some("growing"), day0 + 5),
+                true
+            ),
+        ]
+    );
+    let head = db.feed_head().unwrap();
+    db.erase_user("ann").unwrap();
+    let erased = db.feed(head, 10).unwrap();
+    assert_eq!(erased.len(), 1);
+    assert_eq!(erased[0].user, None);
+    assert!(matches!(
+        &erased[0].record.change,
+        Change::Stage { from: Some(f), to: None, cause: StageCause::Erase, .. } if f == "growing"
+    ));
+    common::assert_clean(&db);
+}
