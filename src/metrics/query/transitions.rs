@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
 
+use super::super::rules::Inputs;
 use super::super::state::UserActivity;
-use super::super::user::stage_inputs;
+use super::super::state::{kind_ids, ACTIVITY};
 use super::*;
 use crate::error::Result;
 
@@ -26,6 +27,13 @@ pub struct TransitionRow {
 
 /// Calls `f(day, from, to)` for every change of `state`'s stage on a day
 /// of `from_day..=to_day` (the day before `from_day` is the reference).
+///
+/// One pass over the days with pointers into the user's sorted active
+/// days, purchase days and money: the inputs `stage_inputs` gives for each
+/// day (first and last activity, the two 30-day counts, purchase days, net
+/// spend as separate saturating sums), without a lookup per day. A user
+/// whose every input is constant or past every threshold over the range
+/// (quiet for longer than the model looks back) is skipped.
 fn changes<'m>(
     state: &UserActivity,
     model: &'m StageModel,
@@ -33,16 +41,77 @@ fn changes<'m>(
     to_day: i32,
     mut f: impl FnMut(i32, Option<&'m str>, &'m str),
 ) {
-    let stage = |d: i32| stage_inputs(state, d).map(|x| model.classify(&x));
-    let mut prev = stage(from_day - 1);
-    for d in from_day..=to_day {
-        let now = stage(d);
-        if now != prev {
+    let Some(active) = state.days_of(ACTIVITY) else {
+        return;
+    };
+    let (Some(first), Some(last)) = (active.first(), active.last()) else {
+        return;
+    };
+    let start = from_day - 1;
+    if first > to_day {
+        return;
+    }
+    let purchases: Vec<i32> = state
+        .days_of(kind_ids::PURCHASE)
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    let last_money = state.money.keys().next_back().copied();
+    if let Some(t) = model.days_since_horizon() {
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        let settled = last.saturating_add(60) < start
+            && first.saturating_add(t) < start
+            && last.saturating_add(t) < start
+            && purchases.last().is_none_or(|p| *p <= start)
+            && last_money.is_none_or(|m| m <= start);
+        if settled {
+            return;
+        }
+    }
+    let active: Vec<i32> = active.iter().collect();
+    let money: Vec<(i32, i64, i64)> = state
+        .money
+        .iter()
+        .map(|(d, m)| (*d, m.purchase_minor, m.refund_minor))
+        .collect();
+    // pointers: active days ≤ d, < d − 29, < d − 59; purchases ≤ d; money ≤ d
+    let (mut upto, mut before30, mut before60, mut bought_days, mut paid) = (0, 0, 0, 0, 0);
+    let (mut bought, mut refunded) = (0i64, 0i64);
+    let mut prev: Option<&'m str> = None;
+    for d in start..=to_day {
+        while upto < active.len() && active[upto] <= d {
+            upto += 1;
+        }
+        while before30 < active.len() && active[before30] < d - 29 {
+            before30 += 1;
+        }
+        while before60 < active.len() && active[before60] < d - 59 {
+            before60 += 1;
+        }
+        while bought_days < purchases.len() && purchases[bought_days] <= d {
+            bought_days += 1;
+        }
+        while paid < money.len() && money[paid].0 <= d {
+            bought = bought.saturating_add(money[paid].1);
+            refunded = refunded.saturating_add(money[paid].2);
+            paid += 1;
+        }
+        let now = (d >= first && upto > 0).then(|| {
+            let inputs = Inputs {
+                days_since_first: i64::from(d) - i64::from(first),
+                days_since_last: i64::from(d) - i64::from(active[upto - 1]),
+                active_last30: (upto - before30) as i64,
+                active_prev30: (before30 - before60) as i64,
+                purchase_days: bought_days as i64,
+                net_spend_minor: bought.saturating_sub(refunded),
+            };
+            model.classify(&inputs)
+        });
+        if d > start && now != prev {
             if let Some(to) = now {
                 f(d, prev, to);
             }
-            prev = now;
         }
+        prev = now;
     }
 }
 
