@@ -4,20 +4,9 @@
 
 mod common;
 use std::path::Path;
-use std::process::Output;
 
-use common::cli::stickydb;
+use common::cli::{ok, stickydb};
 use stickydb::{Db, Options};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

@@ -20,3 +20,15 @@ pub fn stickydb(db: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run stickydb")
 }
+
+/// The stdout of a run that must have succeeded (its output in the panic
+/// message otherwise).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
