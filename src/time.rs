@@ -39,6 +39,11 @@ pub fn local_day(ts_ms: i64, utc_offset_minutes: i32) -> i32 {
     shifted_ms.div_euclid(DAY_MS) as i32
 }
 
+/// The first millisecond (UTC) of local day `day`: its local midnight.
+pub fn local_midnight_ms(day: i32, utc_offset_minutes: i32) -> i64 {
+    i64::from(day) * DAY_MS - i64::from(utc_offset_minutes) * 60_000
+}
+
 /// The local hour of day (0..24) of `ts_ms`.
 pub fn local_hour(ts_ms: i64, utc_offset_minutes: i32) -> u8 {
     let shifted_ms = ts_ms + i64::from(utc_offset_minutes) * 60_000;

@@ -46,8 +46,7 @@ pub fn round4(x: f64) -> f64 {
 
 /// The last millisecond of local day `day`.
 pub fn day_end_ms(db: &Db, day: i32) -> i64 {
-    let offset_ms = i64::from(db.settings().utc_offset_minutes) * 60_000;
-    (i64::from(day) + 1) * crate::time::DAY_MS - offset_ms - 1
+    crate::time::local_midnight_ms(day + 1, db.settings().utc_offset_minutes) - 1
 }
 
 /// The users of `--segment EXPR`, if given, evaluated at the end of local

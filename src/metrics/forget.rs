@@ -83,7 +83,7 @@ pub(crate) fn erase(
                         from: mark.stage.clone(),
                         to: None,
                         day: mark.day,
-                        at_ms: super::transitions::midnight_ms(mark.day, utc_offset_minutes),
+                        at_ms: crate::time::local_midnight_ms(mark.day, utc_offset_minutes),
                         cause,
                     },
                     retroactive: false,

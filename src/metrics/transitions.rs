@@ -157,11 +157,6 @@ pub(crate) struct Moved {
     pub records: Vec<Record>,
 }
 
-/// The local midnight starting `day`, UTC milliseconds.
-pub(crate) fn midnight_ms(day: i32, utc_offset_minutes: i32) -> i64 {
-    i64::from(day) * 86_400_000 - i64::from(utc_offset_minutes) * 60_000
-}
-
 /// Moves a user's mark from `old` to `target` over `series` (whose base is
 /// the mark's effective day, see [`crate::metrics::state`]): a correction
 /// when the stage at the base changed under the write (a late event, a
@@ -189,7 +184,7 @@ pub(crate) fn walk(
                     from: from.map(str::to_owned),
                     to: to.map(str::to_owned),
                     day,
-                    at_ms: midnight_ms(day, utc_offset_minutes),
+                    at_ms: crate::time::local_midnight_ms(day, utc_offset_minutes),
                     cause,
                 },
                 retroactive: cause != StageCause::Time && day < target,
@@ -301,11 +296,5 @@ mod tests {
         assert_eq!(moved.mark.stage.as_deref(), Some("churned"));
         assert_eq!(moved.mark.due, None);
         assert!(moved.records.iter().all(|r| !r.retroactive));
-    }
-
-    #[test]
-    fn midnight_follows_the_offset() {
-        assert_eq!(midnight_ms(1, 0), 86_400_000);
-        assert_eq!(midnight_ms(1, 60), 86_400_000 - 3_600_000);
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::keys::ledger as lk;
 use crate::store::{decode_value, Cf};
-use crate::time::{local_day, DAY_MS};
+use crate::time::local_day;
 
 impl Ctx<'_> {
     /// Expires what is left of lot `id` at `at_ms` (its unheld points).
@@ -214,11 +214,11 @@ impl Ctx<'_> {
             ));
             w.account.tier = new;
         }
-        let offset_ms = i64::from(self.offset_minutes) * 60_000;
         w.account.review_at_ms = match (&w.account.tier, oldest) {
-            (Some(_), Some(o)) => {
-                Some((i64::from(o) + i64::from(tiers.window_days)) * DAY_MS - offset_ms)
-            }
+            (Some(_), Some(o)) => Some(crate::time::local_midnight_ms(
+                o.saturating_add_unsigned(tiers.window_days),
+                self.offset_minutes,
+            )),
             _ => None,
         };
         w.changed = true;

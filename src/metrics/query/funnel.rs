@@ -84,12 +84,12 @@ impl Metrics<'_> {
             what: "a funnel thread panicked",
             max: 0,
         })?;
-        let offset_ms = i64::from(self.view.store().settings().utc_offset_minutes) * 60_000;
-        let from_ms = i64::from(from_day) * DAY_MS - offset_ms;
-        let to_ms = (i64::from(to_day) + 1) * DAY_MS - offset_ms; // exclusive, for step 1
-                                                                  // Nested sets, one per step: who possibly reached it (did every
-                                                                  // kind so far, and a day-level chain fits), who surely did. A user
-                                                                  // reached step i surely, or its events decide.
+        let offset = self.view.store().settings().utc_offset_minutes;
+        let from_ms = crate::time::local_midnight_ms(from_day, offset);
+        let to_ms = crate::time::local_midnight_ms(to_day + 1, offset); // exclusive, for step 1
+                                                                        // Nested sets, one per step: who possibly reached it (did every
+                                                                        // kind so far, and a day-level chain fits), who surely did. A user
+                                                                        // reached step i surely, or its events decide.
         let mut possible = starters.clone();
         let mut uncertain = RoaringBitmap::new();
         for i in 0..steps.len() {
