@@ -235,6 +235,21 @@ pub fn trim_older(store: &Store, written_before_ms: i64) -> Result<u64> {
     }
 }
 
+/// The `(due day, user)` entries of the due index up to `day`.
+pub(crate) fn due_users(store: &Store, day: i32) -> Result<Vec<(i32, u32)>> {
+    let mut out = Vec::new();
+    for item in store.range(Cf::Feed, &[fk::DUE], Some(fk::due_until(day)))? {
+        let (k, _) = item?;
+        out.push(fk::parse_due(&k).ok_or_else(|| CorruptionError {
+            cf: Cf::Feed.name(),
+            what: "key",
+            key: k.to_vec(),
+            reason: "due key does not decode".into(),
+        })?);
+    }
+    Ok(out)
+}
+
 /// The feed's clock: the last instant `advance` moved to, how far expiry
 /// notices were written, and the notice period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

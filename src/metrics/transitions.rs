@@ -57,7 +57,9 @@ pub(crate) struct Trigger {
 }
 
 /// Everything needed to classify any day at or after `base` with no event
-/// beyond those known: totals as of `base` plus the changes after it.
+/// beyond those known: totals as of `base` plus the changes after it. The
+/// write path builds one from a user's head and a write's events; the
+/// transitions query from a user's loaded state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Series {
     pub base: i32,
@@ -76,43 +78,90 @@ pub(crate) struct Series {
     pub money_after: Vec<(i32, i64, i64)>,
 }
 
-fn count_between(v: &[i32], lo: i32, hi: i32) -> i64 {
-    if lo > hi {
-        return 0;
-    }
-    (v.partition_point(|d| *d <= hi) - v.partition_point(|d| *d < lo)) as i64
+/// The stages of consecutive days of a [`Series`], each day's inputs from
+/// pointers moved forward into the series' sorted days and money rather
+/// than searched for anew.
+pub(crate) struct Days<'s> {
+    s: &'s Series,
+    /// Active days ≤ the last day asked, < it − 29, < it − 59.
+    upto: usize,
+    before30: usize,
+    before60: usize,
+    /// Purchase days and money days after the base, ≤ the last day asked.
+    bought_days: usize,
+    paid: usize,
+    bought: i64,
+    refunded: i64,
+    last_day: Option<i32>,
 }
 
-impl Series {
-    /// The stage inputs on day `d` (≥ `base`); `None` before the first activity.
-    pub fn inputs(&self, d: i32) -> Option<Inputs> {
-        debug_assert!(d >= self.base, "a series answers from its base on");
-        let first = self.first.filter(|f| *f <= d)?;
-        let upto = self.active.partition_point(|x| *x <= d);
-        let last = match upto.checked_sub(1).and_then(|i| self.active.get(i)) {
-            Some(l) => Some(*l).max(self.last_at_base),
-            None => self.last_at_base,
-        }?;
-        let mut bought = self.bought_at_base;
-        let mut refunded = self.refunded_at_base;
-        for (_, b, r) in self.money_after.iter().take_while(|(day, _, _)| *day <= d) {
-            bought = bought.saturating_add(*b);
-            refunded = refunded.saturating_add(*r);
+impl Days<'_> {
+    /// The stage inputs on day `d`; `d` must not go back, nor before the
+    /// series' base. `None` before the first activity.
+    pub fn inputs(&mut self, d: i32) -> Option<Inputs> {
+        let s = self.s;
+        debug_assert!(d >= s.base, "a series answers from its base on");
+        debug_assert!(self.last_day.is_none_or(|l| l <= d), "days go forward");
+        self.last_day = Some(d);
+        let active = &s.active;
+        while self.upto < active.len() && active[self.upto] <= d {
+            self.upto += 1;
         }
+        while self.before30 < active.len() && active[self.before30] < d - 29 {
+            self.before30 += 1;
+        }
+        while self.before60 < active.len() && active[self.before60] < d - 59 {
+            self.before60 += 1;
+        }
+        while self.bought_days < s.purchase_days_after.len()
+            && s.purchase_days_after[self.bought_days] <= d
+        {
+            self.bought_days += 1;
+        }
+        while self.paid < s.money_after.len() && s.money_after[self.paid].0 <= d {
+            let (_, b, r) = s.money_after[self.paid];
+            self.bought = self.bought.saturating_add(b);
+            self.refunded = self.refunded.saturating_add(r);
+            self.paid += 1;
+        }
+        let first = s.first.filter(|f| *f <= d)?;
+        let recent = self.upto.checked_sub(1).map(|i| active[i]);
+        let last = recent.max(s.last_at_base)?;
         Some(Inputs {
             days_since_first: i64::from(d) - i64::from(first),
             days_since_last: i64::from(d) - i64::from(last),
-            active_last30: count_between(&self.active, d - 29, d),
-            active_prev30: count_between(&self.active, d - 59, d - 30),
-            purchase_days: self.purchase_days_at_base
-                + count_between(&self.purchase_days_after, self.base + 1, d),
-            net_spend_minor: bought.saturating_sub(refunded),
+            active_last30: (self.upto - self.before30) as i64,
+            active_prev30: (self.before30 - self.before60) as i64,
+            purchase_days: s.purchase_days_at_base + self.bought_days as i64,
+            net_spend_minor: self.bought.saturating_sub(self.refunded),
         })
+    }
+
+    /// The stage on day `d` (days going forward).
+    pub fn stage<'m>(&mut self, model: &'m StageModel, d: i32) -> Option<&'m str> {
+        self.inputs(d).map(|x| model.classify(&x))
+    }
+}
+
+impl Series {
+    /// A forward pass over the series' days.
+    pub fn days(&self) -> Days<'_> {
+        Days {
+            s: self,
+            upto: 0,
+            before30: 0,
+            before60: 0,
+            bought_days: 0,
+            paid: 0,
+            bought: self.bought_at_base,
+            refunded: self.refunded_at_base,
+            last_day: None,
+        }
     }
 
     /// The stage on day `d` (≥ `base`).
     pub fn stage<'m>(&self, model: &'m StageModel, d: i32) -> Option<&'m str> {
-        self.inputs(d).map(|x| model.classify(&x))
+        self.days().stage(model, d)
     }
 
     /// The first day after `after` (≥ `base`) whose stage differs from the
@@ -136,8 +185,9 @@ impl Series {
             None => last.saturating_add(MAX_DUE_AHEAD_DAYS),
         }
         .min(after.saturating_add(MAX_DUE_AHEAD_DAYS));
-        let now = self.stage(model, after);
-        (after.saturating_add(1)..=limit).find(|d| self.stage(model, *d) != now)
+        let mut days = self.days();
+        let now = days.stage(model, after);
+        (after.saturating_add(1)..=limit).find(|d| days.stage(model, *d) != now)
     }
 }
 
@@ -198,22 +248,14 @@ pub(crate) fn walk(
         prev = at_base;
     }
     let start = series.base.max(target.saturating_sub(MAX_WALK_DAYS));
-    if start > series.base {
-        let s = series.stage(model, start);
-        if s != prev {
-            emit(prev, s, start);
-            prev = s;
-        }
-    }
-    for d in start.saturating_add(1)..=target {
-        let s = series.stage(model, d);
-        if s != prev {
+    let mut days = series.days();
+    for d in start..=target {
+        let s = days.stage(model, d);
+        // (the base's own stage was compared above)
+        if s != prev && d > series.base {
             emit(prev, s, d);
             prev = s;
         }
-    }
-    if publish == Publish::Silent {
-        prev = series.stage(model, target);
     }
     Moved {
         mark: StageMark {

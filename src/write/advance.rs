@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::Writer;
-use crate::error::{CorruptionError, InputError, Result};
+use crate::error::{InputError, Result};
 use crate::feed::{Clock, StageCause};
 use crate::keys::feed as fk;
 use crate::ledger::ExpireReport;
@@ -65,7 +65,7 @@ impl Writer<'_> {
             now_ms,
             ..AdvanceReport::default()
         };
-        for (_, user_id) in due_users(self.store, now_day)? {
+        for (_, user_id) in crate::feed::due_users(self.store, now_day)? {
             // An erased user's due day went with it: nothing to lock.
             let Some(record) = users::record_of(self.store, user_id)? else {
                 continue;
@@ -229,19 +229,4 @@ impl Writer<'_> {
         }
         Ok(())
     }
-}
-
-/// The `(due day, user)` entries of the due index up to `day`.
-fn due_users(store: &crate::store::Store, day: i32) -> Result<Vec<(i32, u32)>> {
-    let mut out = Vec::new();
-    for item in store.range(Cf::Feed, &[fk::DUE], Some(fk::due_until(day)))? {
-        let (k, _) = item?;
-        out.push(fk::parse_due(&k).ok_or_else(|| CorruptionError {
-            cf: Cf::Feed.name(),
-            what: "key",
-            key: k.to_vec(),
-            reason: "due key does not decode".into(),
-        })?);
-    }
-    Ok(out)
 }

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
 
-use super::super::rules::Inputs;
 use super::super::state::UserActivity;
 use super::super::state::{kind_ids, ACTIVITY};
+use super::super::transitions::Series;
 use super::*;
 use crate::error::Result;
 
@@ -26,14 +26,11 @@ pub struct TransitionRow {
 }
 
 /// Calls `f(day, from, to)` for every change of `state`'s stage on a day
-/// of `from_day..=to_day` (the day before `from_day` is the reference).
-///
-/// One pass over the days with pointers into the user's sorted active
-/// days, purchase days and money: the inputs `stage_inputs` gives for each
-/// day (first and last activity, the two 30-day counts, purchase days, net
-/// spend as separate saturating sums), without a lookup per day. A user
-/// whose every input is constant or past every threshold over the range
-/// (quiet for longer than the model looks back) is skipped.
+/// of `from_day..=to_day` (the day before `from_day` is the reference): one
+/// forward pass over a [`Series`] based on that day, the evaluator the
+/// write path's walk uses. A user whose every input is constant or past
+/// every threshold over the range (quiet for longer than the model looks
+/// back) is skipped.
 fn changes<'m>(
     state: &UserActivity,
     model: &'m StageModel,
@@ -67,51 +64,40 @@ fn changes<'m>(
             return;
         }
     }
-    let active: Vec<i32> = active.iter().collect();
-    let money: Vec<(i32, i64, i64)> = state
-        .money
-        .iter()
-        .map(|(d, m)| (*d, m.purchase_minor, m.refund_minor))
-        .collect();
-    // pointers: active days ≤ d, < d − 29, < d − 59; purchases ≤ d; money ≤ d
-    let (mut upto, mut before30, mut before60, mut bought_days, mut paid) = (0, 0, 0, 0, 0);
-    let (mut bought, mut refunded) = (0i64, 0i64);
-    let mut prev: Option<&'m str> = None;
-    for d in start..=to_day {
-        while upto < active.len() && active[upto] <= d {
-            upto += 1;
+    let mut series = Series {
+        base: start,
+        first: Some(first),
+        last_at_base: active.last_at_or_before(start),
+        active: active.iter().filter(|d| *d >= start - 59).collect(),
+        ..Series::default()
+    };
+    for p in purchases {
+        if p <= start {
+            series.purchase_days_at_base += 1;
+        } else {
+            series.purchase_days_after.push(p);
         }
-        while before30 < active.len() && active[before30] < d - 29 {
-            before30 += 1;
+    }
+    for (day, m) in &state.money {
+        if *day <= start {
+            series.bought_at_base = series.bought_at_base.saturating_add(m.purchase_minor);
+            series.refunded_at_base = series.refunded_at_base.saturating_add(m.refund_minor);
+        } else {
+            series
+                .money_after
+                .push((*day, m.purchase_minor, m.refund_minor));
         }
-        while before60 < active.len() && active[before60] < d - 59 {
-            before60 += 1;
-        }
-        while bought_days < purchases.len() && purchases[bought_days] <= d {
-            bought_days += 1;
-        }
-        while paid < money.len() && money[paid].0 <= d {
-            bought = bought.saturating_add(money[paid].1);
-            refunded = refunded.saturating_add(money[paid].2);
-            paid += 1;
-        }
-        let now = (d >= first && upto > 0).then(|| {
-            let inputs = Inputs {
-                days_since_first: i64::from(d) - i64::from(first),
-                days_since_last: i64::from(d) - i64::from(active[upto - 1]),
-                active_last30: (upto - before30) as i64,
-                active_prev30: (before30 - before60) as i64,
-                purchase_days: bought_days as i64,
-                net_spend_minor: bought.saturating_sub(refunded),
-            };
-            model.classify(&inputs)
-        });
-        if d > start && now != prev {
+    }
+    let mut days = series.days();
+    let mut prev = days.stage(model, start);
+    for d in from_day..=to_day {
+        let now = days.stage(model, d);
+        if now != prev {
             if let Some(to) = now {
                 f(d, prev, to);
             }
+            prev = now;
         }
-        prev = now;
     }
 }
 
