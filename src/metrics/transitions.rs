@@ -7,9 +7,10 @@
 //! inputs as of `d` (SPEC §3): the same function `stages` and
 //! `stage_history` answer from. A mark at day `P` says the feed has told
 //! consumers `S(P)`, and that `S` does not change on `P+1 ..= due−1`. The
-//! walk reads only what it needs: the user's totals kept in its head, the
-//! activity masks of the 60 days before its start, and the write's own
-//! events — never the user's whole history.
+//! walk reads only what it needs: the user's totals and recent active days
+//! kept in its head, and the write's own events — never the user's whole
+//! history. [`Days`] evaluates consecutive days in one forward pass; the
+//! transitions query uses it too.
 
 use serde::{Deserialize, Serialize};
 
