@@ -182,6 +182,45 @@ pub enum Command {
         #[arg(long)]
         segment: Option<String>,
     },
+    /// Top sharers of a range: shares, users reached, attributed signups,
+    /// first purchases, orders and GMV (docs/social.md).
+    Sharers {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Ranked by.
+        #[arg(long, value_enum, default_value = "signups")]
+        by: RankArg,
+        /// Only sharers in this segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// One sharer's funnel: reached → signed up → first purchase.
+    Sharer {
+        /// External user id.
+        user: String,
+        /// First day, YYYY-MM-DD (default: all time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: all time).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// The viral coefficient per period: attributed signups ÷ sharing users.
+    Viral {
+        /// The local days asked about.
+        #[command(flatten)]
+        range: DayRange,
+        /// Period length in days.
+        #[arg(long, default_value_t = 7)]
+        period_days: u32,
+        /// Only sharers in this segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
     /// Events by local hour and weekday, store-wide or for one user.
     Habits {
         /// External user id.
@@ -352,6 +391,27 @@ pub enum UsersCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// What top sharers are ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RankArg {
+    /// Users first reached.
+    Reached,
+    /// First signups attributed.
+    Signups,
+    /// Attributed GMV.
+    Gmv,
+}
+
+impl From<RankArg> for crate::social::SharerRank {
+    fn from(r: RankArg) -> Self {
+        match r {
+            RankArg::Reached => Self::Reached,
+            RankArg::Signups => Self::Signups,
+            RankArg::Gmv => Self::Gmv,
+        }
+    }
 }
 
 /// A calendar period argument.

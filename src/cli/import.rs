@@ -37,7 +37,8 @@ pub enum Format {
 /// What the records are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Records {
-    /// Events: user, kind, ts, event_id, session_id, amount, properties.
+    /// Events: user, kind, ts, event_id, session_id, amount, properties,
+    /// share_id, via, group_id, group_target, group_deadline.
     Events,
     /// Profiles: user, attributes, tags.
     Profiles,
@@ -73,6 +74,16 @@ struct RawEvent {
     amount: Option<i64>,
     #[serde(default)]
     properties: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    share_id: Option<String>,
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    group_target: Option<u32>,
+    #[serde(default)]
+    group_deadline: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +150,14 @@ fn event(raw: RawEvent) -> Result<Event, InputError> {
     e.event_id = raw.event_id;
     e.session_id = raw.session_id;
     e.amount_minor = raw.amount;
+    e.share_id = raw.share_id;
+    e.via = raw.via;
+    e.group_id = raw.group_id;
+    e.group_target = raw.group_target;
+    e.group_deadline_ms = raw
+        .group_deadline
+        .map(|v| parse_ts(&v).map_err(|e| InputError::new("group_deadline", e.problem)))
+        .transpose()?;
     for (k, v) in raw.properties.unwrap_or_default() {
         e.properties.insert(k, prop(v)?);
     }
@@ -193,6 +212,10 @@ fn csv_row(header: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value,
             "amount" => Value::from(
                 cell.parse::<i64>()
                     .map_err(|e| unparsable("amount", format!("{cell:?}: {e}")))?,
+            ),
+            "group_target" => Value::from(
+                cell.parse::<u32>()
+                    .map_err(|e| unparsable("group_target", format!("{cell:?}: {e}")))?,
             ),
             "properties" | "attributes" | "tags" => serde_json::from_str(cell)
                 .map_err(|e| unparsable("record", format!("{name}: {e}")))?,

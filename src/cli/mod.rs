@@ -17,12 +17,13 @@ mod inspect;
 pub mod points;
 pub mod query;
 pub mod report;
+pub mod social;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, DayRange, MetricsCommand, ModeArg, PeriodArg, UsersCommand};
+pub use args::{Cli, Command, DayRange, MetricsCommand, ModeArg, PeriodArg, RankArg, UsersCommand};
 
 use crate::{Db, Error, Options};
 
@@ -177,6 +178,18 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             segment,
         } => query::stickiness_dist_cmd(cli, range, kind, segment),
         Command::Habits { user } => query::habits_cmd(cli, user, now),
+        Command::Sharers {
+            range,
+            top,
+            by,
+            segment,
+        } => social::sharers_cmd(cli, range, *top, *by, segment),
+        Command::Sharer { user, from, to } => social::sharer_cmd(cli, user, from, to),
+        Command::Viral {
+            range,
+            period_days,
+            segment,
+        } => social::viral_cmd(cli, range, *period_days, segment),
         Command::Users {
             command: UsersCommand::Export { as_of, format, out },
         } => export::export_cmd(cli, as_of, format, out),

@@ -13,6 +13,10 @@ use crate::error::Error;
 /// Format byte of every value written by this release.
 pub const FORMAT_V1: u8 = 1;
 
+/// Format byte of a record kind's second layout (today only events with
+/// social fields: the format-1 fields, then the social ones).
+pub const FORMAT_V2: u8 = 2;
+
 /// Format byte a merge operator writes when its inputs did not decode.
 ///
 /// A merge operator must never fail (RocksDB would stop accepting writes), so it
@@ -72,7 +76,15 @@ impl std::fmt::Display for DecodeError {
 /// [`MAX_STORED_VALUE_BYTES`] (bincode stops at the limit, so an oversized
 /// value is never built in full). The caller's write then fails whole.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut out = vec![FORMAT_V1];
+    encode_as(FORMAT_V1, value)
+}
+
+/// Encodes `value` behind format byte `format`: for a record kind whose
+/// later layout gained fields (events with social fields are byte
+/// [`FORMAT_V2`]); readers pick the layout by the byte
+/// ([`decode_format`]).
+pub fn encode_as<T: Serialize>(format: u8, value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = vec![format];
     // The limit counts the body; the format byte is one more.
     let body_limit = MAX_STORED_VALUE_BYTES - 1;
     match options(body_limit).serialize_into(&mut out, value) {
@@ -108,6 +120,19 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     match format {
         FORMAT_V1 => base_options(MAX_VALUE_BYTES)
             .allow_trailing_bytes()
+            .deserialize(body)
+            .map_err(|e| DecodeError::Body(e.to_string())),
+        POISONED => Err(DecodeError::Poisoned),
+        other => Err(DecodeError::UnknownFormat(other)),
+    }
+}
+
+/// Decodes a value written by [`encode_as`] with `format`, under the default
+/// size limit.
+pub fn decode_format<T: DeserializeOwned>(bytes: &[u8], format: u8) -> Result<T, DecodeError> {
+    let (&found, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    match found {
+        f if f == format => options(MAX_VALUE_BYTES)
             .deserialize(body)
             .map_err(|e| DecodeError::Body(e.to_string())),
         POISONED => Err(DecodeError::Poisoned),

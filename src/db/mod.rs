@@ -25,6 +25,7 @@ use roaring::RoaringBitmap;
 
 mod feed;
 mod identity;
+mod social;
 mod stats;
 
 pub use stats::{CfStats, Stats};
@@ -63,6 +64,8 @@ pub struct Db {
     clock: RwLock<crate::feed::Clock>,
     /// One `advance` at a time.
     advance_lock: Mutex<()>,
+    /// Attribution's lock and settings.
+    social: crate::social::SocialState,
     /// Set by [`Db::close`]: its flush already ran.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -108,6 +111,7 @@ impl Db {
         let ledger_settings = ledger::rules::load(&store)?;
         let identity_settings = identity::load(&store)?;
         let clock = crate::feed::Clock::load(&store)?;
+        let social = crate::social::SocialState::load(&store)?;
         Ok(Self {
             store,
             allocator,
@@ -120,6 +124,7 @@ impl Db {
             identity_settings: RwLock::new(identity_settings),
             clock: RwLock::new(clock),
             advance_lock: Mutex::new(()),
+            social,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -145,6 +150,7 @@ impl Db {
             erase_lock: &self.erase_lock,
             metric_settings: &self.metric_settings,
             clock: &self.clock,
+            social: &self.social,
         }
     }
 
@@ -264,6 +270,9 @@ impl Db {
                 let (from, to) = days.unwrap_or((today, today));
                 m.users_entered(stage, from, to)
             }
+            Segment::Shared => m.ever_did(&EventKind::Share),
+            Segment::Referred => self.referred_users(None),
+            Segment::ReferredBy(u) => self.referred_users(Some(u)),
             _ => Ok(universe.clone()),
         })
     }

@@ -17,14 +17,18 @@ pub const NEXT_USER_ID_FLOOR: &[u8] = b"next_user_id_floor";
 /// Identity settings (which user ids are anonymous).
 pub const IDENTITY_SETTINGS: &[u8] = b"identity_settings";
 
+/// Social settings (the attribution window).
+pub const SOCIAL_SETTINGS: &[u8] = b"social_settings";
+
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 6] = [
+pub const FIXED: [&[u8]; 7] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
     LEDGER_SETTINGS,
     NEXT_USER_ID_FLOOR,
     IDENTITY_SETTINGS,
+    SOCIAL_SETTINGS,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

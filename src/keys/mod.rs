@@ -16,6 +16,7 @@ pub mod feed;
 pub mod ledger;
 pub mod meta;
 pub mod metrics;
+pub mod social;
 
 use crate::error::CorruptionError;
 

@@ -164,6 +164,15 @@ pub fn events_of_kind(store: &Store, kind_id: u32) -> Result<i64> {
     store.get_counter(Cf::Metrics, &crate::keys::metrics::events_of_kind(kind_id))
 }
 
+/// The first local day `user_id` had an event of `kind_id`, as stored
+/// (attribution finds a user's first signup and first purchase through it,
+/// then reads only that day's events).
+pub(crate) fn first_day_of_kind(store: &Store, user_id: u32, kind_id: u32) -> Result<Option<i32>> {
+    let head: Option<state::UserHead> =
+        store.get(Cf::Activity, &crate::keys::activity::head(user_id))?;
+    Ok(head.and_then(|h| h.firsts.get(&kind_id).copied()))
+}
+
 pub(crate) fn corrupt(cf: Cf, key: &[u8], reason: &str) -> CorruptionError {
     CorruptionError {
         cf: cf.name(),

@@ -24,6 +24,9 @@
 //!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
 //!         | "entered:" STAGE             stage became STAGE today
 //!         | "entered:" STAGE "@" DAY ".." DAY  … on a day in [DAY, DAY]
+//!         | "shared"                     ≥ 1 share event, ever
+//!         | "referred"                   first signup attributed to a sharer
+//!         | "referred_by:" USER          … attributed to USER
 //! ```
 //!
 //! Tokens are whitespace-separated, so names and values cannot hold spaces.
@@ -87,6 +90,12 @@ pub enum Segment {
         /// Inclusive local-day range; `None` = the as-of day.
         days: Option<(i32, i32)>,
     },
+    /// Users with at least one `share` event.
+    Shared,
+    /// Users whose first signup is attributed to a sharer (docs/social.md).
+    Referred,
+    /// Users whose first signup is attributed to this user (external id).
+    ReferredBy(String),
     /// Users in both.
     And(Box<Segment>, Box<Segment>),
     /// Users in either.
@@ -167,6 +176,9 @@ impl std::fmt::Display for Segment {
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
             Segment::Entered { stage, days: None } => write!(f, "entered:{stage}"),
+            Segment::Shared => write!(f, "shared"),
+            Segment::Referred => write!(f, "referred"),
+            Segment::ReferredBy(u) => write!(f, "referred_by:{u}"),
             Segment::Entered {
                 stage,
                 days: Some((a, b)),
@@ -292,8 +304,16 @@ impl<'t> Parser<'t> {
             self.pos += 1;
             return Ok(inner);
         }
-        if tok == "all" {
-            return Ok(Segment::All);
+        match tok {
+            "all" => return Ok(Segment::All),
+            "shared" => return Ok(Segment::Shared),
+            "referred" => return Ok(Segment::Referred),
+            _ => {}
+        }
+        if let Some(user) = tok.strip_prefix("referred_by:") {
+            crate::users::check_user(user)
+                .map_err(|p| InputError::new("segment.referred_by", p))?;
+            return Ok(Segment::ReferredBy(user.to_owned()));
         }
         if let Some(name) = tok.strip_prefix("tag:") {
             crate::users::check_name(name, crate::profiles::MAX_TAG_BYTES)
@@ -381,6 +401,7 @@ mod tests {
             "active_within:0d",
             "active_within:30",
             "did:view@2024-01-01",
+            "referred_by:",
             "entered:declining@2024-01-01",
             "attr:region",
             "tag:a tag:b",
@@ -392,6 +413,7 @@ mod tests {
             "tier:gold or tier:platinum",
             "active_within:30d or inactive_for:7d",
             "did:purchase@2024-01-01..2024-01-31 and attr:region=EU",
+            "shared or referred and referred_by:ann",
         ] {
             let s = Segment::parse(good);
             assert!(s.is_ok(), "{good:?} should parse: {s:?}");

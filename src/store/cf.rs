@@ -33,11 +33,13 @@ pub enum Cf {
     /// `1 | cursor` → feed entry; `2 | due day | user` → stage due index;
     /// `3 | user | lot` → expiry notice written; `4` → the feed clock.
     Feed,
+    /// Social commerce: shares, touches, attribution (`keys::social`).
+    Social,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 14] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Meta,
         Cf::UserByName,
         Cf::UserById,
@@ -52,6 +54,7 @@ impl Cf {
         Cf::Ledger,
         Cf::LedgerDue,
         Cf::Feed,
+        Cf::Social,
     ];
 
     /// The RocksDB name of the column family.
@@ -71,6 +74,7 @@ impl Cf {
             Cf::Ledger => "ledger",
             Cf::LedgerDue => "ledger_due",
             Cf::Feed => "feed",
+            Cf::Social => "social",
         }
     }
 

@@ -31,7 +31,7 @@ use crate::keys::meta;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -49,8 +49,10 @@ pub const FORMAT_VERSION: u32 = 6;
 /// stage marks or money totals in a user's head and had no `feed` column
 /// family. Both are migrated like the rest: the per-user heads are
 /// re-derived with the marks (at each user's last activity, emitting no
-/// feed entry).
-pub const MIGRATABLE_FORMATS: [u32; 5] = [1, 2, 3, 4, 5];
+/// feed entry). Version 6 (before social commerce) had no `social` column
+/// family and no social fields on events: its migration only derives the
+/// share counts of the new family from the events.
+pub const MIGRATABLE_FORMATS: [u32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

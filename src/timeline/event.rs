@@ -19,6 +19,14 @@ pub const MAX_PROPERTIES: usize = 64;
 pub const MAX_PROPERTIES_BYTES: usize = 4096;
 /// Longest property key, in bytes.
 pub const MAX_PROPERTY_KEY_BYTES: usize = 64;
+/// Longest accepted `share_id`, `via` or `group_id`, in bytes.
+pub const MAX_SOCIAL_ID_BYTES: usize = 128;
+/// Largest accepted group-buy target size (members, the opener included).
+pub const MAX_GROUP_TARGET: u32 = 1000;
+/// Kind name of a group-buy opening.
+pub const GROUP_OPEN: &str = "group_open";
+/// Kind name of joining a group buy.
+pub const GROUP_JOIN: &str = "group_join";
 /// Largest accepted amount, in minor units: 10^15 keeps every sum over a
 /// store's lifetime far inside i64.
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
@@ -55,6 +63,18 @@ pub struct Event {
     pub amount_minor: Option<i64>,
     /// A small bounded map of extra fields.
     pub properties: BTreeMap<String, PropValue>,
+    /// On a `share` event: the id of this share, which later events name in
+    /// `via` (SPEC §4b, docs/social.md).
+    pub share_id: Option<String>,
+    /// The share id this event came through (a visit, signup or purchase
+    /// through a friend's share).
+    pub via: Option<String>,
+    /// On `group_open` and `group_join`: the group buy.
+    pub group_id: Option<String>,
+    /// On `group_open`: members needed, the opener included.
+    pub group_target: Option<u32>,
+    /// On `group_open`: the instant (ms) by which the group must fill.
+    pub group_deadline_ms: Option<i64>,
 }
 
 impl Event {
@@ -68,7 +88,56 @@ impl Event {
             session_id: None,
             amount_minor: None,
             properties: BTreeMap::new(),
+            share_id: None,
+            via: None,
+            group_id: None,
+            group_target: None,
+            group_deadline_ms: None,
         }
+    }
+
+    /// Sets the share id (on a `share` event).
+    pub fn with_share_id(mut self, share_id: impl Into<String>) -> Self {
+        self.share_id = Some(share_id.into());
+        self
+    }
+
+    /// Sets the share id this event came through.
+    pub fn with_via(mut self, share_id: impl Into<String>) -> Self {
+        self.via = Some(share_id.into());
+        self
+    }
+
+    /// Makes this (`group_open`) event open group `group_id` needing
+    /// `target` members by `deadline_ms`.
+    pub fn with_group_open(
+        mut self,
+        group_id: impl Into<String>,
+        target: u32,
+        deadline_ms: i64,
+    ) -> Self {
+        self.group_id = Some(group_id.into());
+        self.group_target = Some(target);
+        self.group_deadline_ms = Some(deadline_ms);
+        self
+    }
+
+    /// Makes this (`group_join`) event join group `group_id`.
+    pub fn with_group(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    /// The social fields as stored, `None` when the event has none.
+    pub(crate) fn social(&self) -> Option<SocialRef<'_>> {
+        let s = SocialRef {
+            share_id: self.share_id.as_deref(),
+            via: self.via.as_deref(),
+            group_id: self.group_id.as_deref(),
+            group_target: self.group_target,
+            group_deadline_ms: self.group_deadline_ms,
+        };
+        (s != SocialRef::default()).then_some(s)
     }
 
     /// Sets the idempotency key.
@@ -121,6 +190,7 @@ impl Event {
                 ));
             }
         }
+        self.validate_social()?;
         InputError::check_count("event.properties", self.properties.len(), MAX_PROPERTIES)?;
         let mut encoded_bytes = 0usize;
         for (k, v) in &self.properties {
@@ -150,6 +220,104 @@ impl Event {
         }
         Ok(())
     }
+}
+
+impl Event {
+    /// The social fields: bounded ids, each only on the kinds it belongs to
+    /// (a field where it means nothing is a mistake the caller hears of).
+    fn validate_social(&self) -> Result<(), InputError> {
+        let err = InputError::new;
+        let kind = self.kind.as_str();
+        let misplaced = |field: &'static str, on: &str| {
+            err(
+                field,
+                Problem::Unparsable {
+                    reason: format!("only a {on} event carries it, not {kind:?}"),
+                },
+            )
+        };
+        if let Some(id) = &self.share_id {
+            if self.kind != EventKind::Share {
+                return Err(misplaced("event.share_id", "share"));
+            }
+            users::check_name(id, MAX_SOCIAL_ID_BYTES).map_err(|p| err("event.share_id", p))?;
+        }
+        if let Some(id) = &self.via {
+            users::check_name(id, MAX_SOCIAL_ID_BYTES).map_err(|p| err("event.via", p))?;
+        }
+        if let Some(id) = &self.group_id {
+            if kind != GROUP_OPEN && kind != GROUP_JOIN {
+                return Err(misplaced("event.group_id", "group_open or group_join"));
+            }
+            users::check_name(id, MAX_SOCIAL_ID_BYTES).map_err(|p| err("event.group_id", p))?;
+        }
+        let opening = kind == GROUP_OPEN && self.group_id.is_some();
+        match (self.group_target, opening) {
+            (Some(_), false) => {
+                return Err(misplaced(
+                    "event.group_target",
+                    "group_open (with a group_id)",
+                ))
+            }
+            (None, true) => return Err(err("event.group_target", Problem::Empty)),
+            (Some(t), true) if !(2..=MAX_GROUP_TARGET).contains(&t) => {
+                return Err(err(
+                    "event.group_target",
+                    Problem::OutOfRange {
+                        value: i64::from(t),
+                        min: 2,
+                        max: i64::from(MAX_GROUP_TARGET),
+                    },
+                ))
+            }
+            _ => {}
+        }
+        match (self.group_deadline_ms, opening) {
+            (Some(_), false) => {
+                return Err(misplaced(
+                    "event.group_deadline_ms",
+                    "group_open (with a group_id)",
+                ))
+            }
+            (None, true) => return Err(err("event.group_deadline_ms", Problem::Empty)),
+            (Some(d), true) => {
+                time::check_ts(d).map_err(|p| err("event.group_deadline_ms", p))?;
+                if d <= self.ts_ms {
+                    return Err(err(
+                        "event.group_deadline_ms",
+                        Problem::OutOfRange {
+                            value: d,
+                            min: self.ts_ms.saturating_add(1),
+                            max: i64::MAX,
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The social fields of an event as stored (format byte 2, after the
+/// event's other fields), borrowed for writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct SocialRef<'a> {
+    pub share_id: Option<&'a str>,
+    pub via: Option<&'a str>,
+    pub group_id: Option<&'a str>,
+    pub group_target: Option<u32>,
+    pub group_deadline_ms: Option<i64>,
+}
+
+/// [`SocialRef`] as read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Social {
+    pub share_id: Option<String>,
+    pub via: Option<String>,
+    pub group_id: Option<String>,
+    pub group_target: Option<u32>,
+    pub group_deadline_ms: Option<i64>,
 }
 
 /// An event as stored: the caller's fields plus where it sits in the timeline.
@@ -185,6 +353,9 @@ pub(crate) struct EventValue {
     pub session_id: Option<String>,
     pub amount_minor: Option<i64>,
     pub properties: Vec<(String, StoredProp)>,
+    /// Format byte 2 only: the social fields, encoded after the rest.
+    #[serde(skip)]
+    pub social: Option<Social>,
 }
 
 /// [`EventValue`] borrowed from an [`Event`], for writing: the same wire
@@ -267,6 +438,7 @@ mod tests {
             event_id: Some("e1".into()),
             session_id: None,
             amount_minor: Some(9),
+            social: None,
             properties: vec![
                 ("a".into(), StoredProp::Str("x".into())),
                 ("b".into(), StoredProp::Float(1.5)),

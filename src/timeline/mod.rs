@@ -12,11 +12,12 @@ use crate::store::Batch;
 
 pub use crate::kinds::{EventKind, KindRegistry, MAX_CUSTOM_KINDS, MAX_KIND_BYTES};
 pub use event::{
-    Event, PropValue, RecordOutcome, StoredEvent, MAX_AMOUNT_MINOR, MAX_EVENT_ID_BYTES,
-    MAX_PROPERTIES, MAX_PROPERTIES_BYTES, MAX_SESSION_ID_BYTES,
+    Event, PropValue, RecordOutcome, StoredEvent, GROUP_JOIN, GROUP_OPEN, MAX_AMOUNT_MINOR,
+    MAX_EVENT_ID_BYTES, MAX_GROUP_TARGET, MAX_PROPERTIES, MAX_PROPERTIES_BYTES,
+    MAX_SESSION_ID_BYTES, MAX_SOCIAL_ID_BYTES,
 };
 
-use event::{EventValue, EventValueRef};
+use event::{EventValue, EventValueRef, Social};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, InputError, Problem, Result};
@@ -58,7 +59,13 @@ pub(crate) fn put(batch: &mut Batch, key: &EventKey, kind_id: u32, e: &Event) ->
         amount_minor: e.amount_minor,
         properties: &e.properties,
     };
-    batch.put(Cf::Events, key.encode(), codec::encode(&value)?);
+    // Events without social fields keep format 1's bytes: nothing stored
+    // before them needs rewriting, and they pay nothing for the fields.
+    let bytes = match e.social() {
+        None => codec::encode(&value)?,
+        Some(social) => codec::encode_as(codec::FORMAT_V2, &(value, social))?,
+    };
+    batch.put(Cf::Events, key.encode(), bytes);
     if let Some(event_id) = &e.event_id {
         // The key is the whole record: dedup asks only whether it exists.
         batch.put(Cf::EventIds, keys::user_and_name(key.user_id, event_id), []);
@@ -74,8 +81,25 @@ pub(crate) fn decode_event(
     value: &[u8],
 ) -> Result<StoredEvent> {
     let k = EventKey::decode(Cf::Events.name(), key)?;
-    let v: EventValue = decode_value(Cf::Events, key, value)?;
+    let v = decode_event_value(key, value)?;
     stored_event(kinds, user, key, k, v)
+}
+
+/// Decodes an event value of either layout: format 1, or format 2 with the
+/// social fields after the rest.
+pub(crate) fn decode_event_value(key: &[u8], value: &[u8]) -> Result<EventValue> {
+    if value.first() != Some(&codec::FORMAT_V2) {
+        return decode_value(Cf::Events, key, value);
+    }
+    let (mut v, social): (EventValue, Social) = codec::decode_format(value, codec::FORMAT_V2)
+        .map_err(|e| CorruptionError {
+            cf: Cf::Events.name(),
+            what: "value",
+            key: key.to_vec(),
+            reason: e.to_string(),
+        })?;
+    v.social = Some(social);
+    Ok(v)
 }
 
 /// The stored event of a decoded key and value (`raw_key` names it in errors).
@@ -86,6 +110,7 @@ fn stored_event(
     k: EventKey,
     v: EventValue,
 ) -> Result<StoredEvent> {
+    let social = v.social.unwrap_or_default();
     let kind = kinds.kind(v.kind_id).ok_or_else(|| CorruptionError {
         cf: Cf::Events.name(),
         what: "value",
@@ -105,6 +130,11 @@ fn stored_event(
                 .into_iter()
                 .map(|(k, p)| (k, p.into()))
                 .collect(),
+            share_id: social.share_id,
+            via: social.via,
+            group_id: social.group_id,
+            group_target: social.group_target,
+            group_deadline_ms: social.group_deadline_ms,
         },
         seq: k.seq,
     })
@@ -180,14 +210,8 @@ pub(crate) fn take_events(
             return Ok(None);
         }
         let key = EventKey::decode(Cf::Events.name(), &k)?;
-        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
-        let facts = EventFacts {
-            user_id,
-            ts_ms: key.ts_ms,
-            kind_id: value.kind_id,
-            amount_minor: value.amount_minor,
-            session_id: value.session_id.clone(),
-        };
+        let value = decode_event_value(&k, &v)?;
+        let facts = EventFacts::of(user_id, &key, &value);
         out.push((stored_event(kinds, user, &k, key, value)?, facts));
         batch.delete(Cf::Events, k);
     }
@@ -227,10 +251,39 @@ pub(crate) fn kinds_and_times(
         if key.user_id != user_id || key.ts_ms < from_ms {
             break;
         }
-        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
+        let value = decode_event_value(&k, &v)?;
         out.push((key.ts_ms, value.kind_id));
     }
     out.reverse();
+    Ok(out)
+}
+
+/// `(ts_ms, seq, amount_minor)` of every event of `kind_id` of `user_id`
+/// with `from_ms <= ts_ms < to_ms`, newest first (attribution reads a
+/// user's purchases in a window and its signups of one day).
+pub(crate) fn events_of_kind(
+    store: &Store,
+    user_id: u32,
+    kind_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<(i64, u32, i64)>> {
+    let mut out = Vec::new();
+    if from_ms >= to_ms {
+        return Ok(out);
+    }
+    let (start, until) = newest_first_bounds(user_id, to_ms);
+    for item in store.range(Cf::Events, &start, until)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        if key.user_id != user_id || key.ts_ms < from_ms {
+            break;
+        }
+        let value = decode_event_value(&k, &v)?;
+        if value.kind_id == kind_id {
+            out.push((key.ts_ms, key.seq, value.amount_minor.unwrap_or(0)));
+        }
+    }
     Ok(out)
 }
 
@@ -243,14 +296,8 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<Ve
     for item in store.prefix(Cf::Events, &prefix)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
-        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
-        out.push(EventFacts {
-            user_id,
-            ts_ms: key.ts_ms,
-            kind_id: value.kind_id,
-            amount_minor: value.amount_minor,
-            session_id: value.session_id,
-        });
+        let value = decode_event_value(&k, &v)?;
+        out.push(EventFacts::of(user_id, &key, &value));
         batch.delete(Cf::Events, k);
     }
     delete_event_ids(store, batch, user_id)?;
@@ -271,9 +318,28 @@ fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
 pub(crate) struct EventFacts {
     pub user_id: u32,
     pub ts_ms: i64,
+    pub seq: u32,
     pub kind_id: u32,
     pub amount_minor: Option<i64>,
     pub session_id: Option<String>,
+    pub share_id: Option<String>,
+    pub via: Option<String>,
+}
+
+impl EventFacts {
+    fn of(user_id: u32, key: &EventKey, value: &EventValue) -> Self {
+        let social = value.social.as_ref();
+        EventFacts {
+            user_id,
+            ts_ms: key.ts_ms,
+            seq: key.seq,
+            kind_id: value.kind_id,
+            amount_minor: value.amount_minor,
+            session_id: value.session_id.clone(),
+            share_id: social.and_then(|s| s.share_id.clone()),
+            via: social.and_then(|s| s.via.clone()),
+        }
+    }
 }
 
 /// Calls `f` with every stored event in key order (user by user), for
@@ -285,14 +351,8 @@ pub(crate) fn for_each_event(
     for item in store.range(Cf::Events, &[], None)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
-        let value: EventValue = decode_value(Cf::Events, &k, &v)?;
-        f(EventFacts {
-            user_id: key.user_id,
-            ts_ms: key.ts_ms,
-            kind_id: value.kind_id,
-            amount_minor: value.amount_minor,
-            session_id: value.session_id,
-        })?;
+        let value = decode_event_value(&k, &v)?;
+        f(EventFacts::of(key.user_id, &key, &value))?;
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ mod events;
 mod feed;
 mod ledger;
 mod metrics;
+mod social;
 mod tags;
 
 /// Most problems listed in one report; the count goes on past it.
@@ -73,6 +74,7 @@ pub(crate) fn run(
     let mut expected = metrics::Expected::new(store, non_activity, tier_sets, model);
     events::check_events(store, kinds, &records, &mut expected, &mut r)?;
     expected.check_metrics(&mut r)?;
+    social::check(store, &mut r)?;
     Ok(r)
 }
 

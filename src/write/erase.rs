@@ -35,10 +35,16 @@ impl Writer<'_> {
             batch.delete(Cf::Meta, meta::merge(&merge_id));
         }
         profiles::erase(self.store, &mut batch, user_id)?;
-        let events: Vec<ErasedEvent> = timeline::erase(self.store, &mut batch, user_id)?
-            .iter()
-            .map(ErasedEvent::from)
-            .collect();
+        let facts = timeline::erase(self.store, &mut batch, user_id)?;
+        let leaving = super::social::Leaving {
+            user_id,
+            share_instants: facts
+                .iter()
+                .filter(|f| f.kind_id == crate::kinds::ids::SHARE)
+                .map(|f| f.ts_ms)
+                .collect(),
+        };
+        let events: Vec<ErasedEvent> = facts.iter().map(ErasedEvent::from).collect();
         metrics::forget::erase(
             self.store,
             &mut batch,
@@ -49,6 +55,7 @@ impl Writer<'_> {
         )?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
+        let _social = self.social_write(&mut batch, Some(leaving), &[])?;
         self.store.write(batch)?;
         if let Some(shard) = guard.shard(user) {
             shard.remove(user);

@@ -83,6 +83,14 @@ impl Writer<'_> {
             max: MAX_BATCH_EVENTS as u64,
         })?;
         let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
+        let leaving = super::social::Leaving {
+            user_id: from_id,
+            share_instants: taken
+                .iter()
+                .filter(|(_, f)| f.kind_id == crate::kinds::ids::SHARE)
+                .map(|(_, f)| f.ts_ms)
+                .collect(),
+        };
         let offset = self.store.settings().utc_offset_minutes;
         let settings = self.metric_settings.read();
         let clock = self.clock.read();
@@ -125,6 +133,10 @@ impl Writer<'_> {
             &clock,
         )?;
         users_w.finish(&mut batch)?;
+        // ...with the attribution of both re-derived (from's shares are
+        // into's now; from's touches of into's shares are self-referrals)...
+        let social = super::social::social_events(&events, &outcomes);
+        let _social = self.social_write(&mut batch, Some(leaving), &social)?;
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and
         // its ledger goes.

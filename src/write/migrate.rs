@@ -23,6 +23,11 @@ pub(crate) fn migrate(
     non_activity_kinds: &[String],
     model: &crate::metrics::StageModel,
 ) -> Result<()> {
+    if store.format_found() == 6 {
+        // Format 7 added only the social family, derived from the events.
+        crate::social::rebuild(store)?;
+        return store.stamp_format_version();
+    }
     users::rebuild_all_users(store)?;
     profiles::rebuild_tag_index(store)?;
     ledger::rebuild_tier_sets(store)?;

@@ -18,6 +18,7 @@ mod points;
 mod profile;
 mod rebuild;
 mod record;
+mod social;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub(crate) struct Writer<'a> {
     /// takes it exclusively to move it, so a write is wholly before or
     /// after a clock move.
     pub clock: &'a RwLock<Clock>,
+    /// Attribution's lock, settings and whether it has records yet.
+    pub social: &'a crate::social::SocialState,
 }
 
 impl Writer<'_> {

@@ -78,5 +78,6 @@ pub(crate) fn rebuild(
         Ok(())
     })?;
     flush(&mut chunk)?;
+    crate::social::rebuild(store)?;
     Ok(replayed)
 }

@@ -55,6 +55,8 @@ impl Writer<'_> {
             &clock,
         )?;
         users.finish(&mut batch)?;
+        let social = super::social::social_events(events, &outcomes);
+        let _social = self.social_write(&mut batch, None, &social)?;
         self.store.write(batch)?;
         users.remember();
         reservation.publish();

@@ -1,0 +1,533 @@
+//! Attribution kept exact on write: one write's shares, touches, signups and
+//! purchases go in; the users whose attribution they can change are
+//! re-derived from their touches and the registry, and the difference to
+//! what they contributed before becomes the figures' deltas.
+//!
+//! What a user contributes is recorded with the user (`6 ‖ user ‖ item`,
+//! `5 ‖ user ‖ sharer`), so taking a contribution back never re-derives
+//! the past: it reads what was added.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::txn::Txn;
+use super::{Attr, Figures, Owner, SocialSettings};
+use crate::codec;
+use crate::error::{InputError, Problem, Result};
+use crate::keys::social::{self as k, Touch};
+use crate::kinds::ids;
+use crate::store::{decode_value, Batch, Cf};
+use crate::time;
+
+/// The part of a recorded event attribution reads.
+#[derive(Debug, Clone)]
+pub(crate) struct SocialEvent {
+    pub user_id: u32,
+    pub ts_ms: i64,
+    pub seq: u32,
+    pub kind_id: u32,
+    pub amount_minor: i64,
+    pub share_id: Option<String>,
+    pub via: Option<String>,
+    /// Its index in the caller's input (errors name it).
+    pub index: usize,
+}
+
+impl SocialEvent {
+    /// Whether attribution has anything to do with an event of `kind_id`
+    /// with these fields.
+    pub fn matters(kind_id: u32, share_id: Option<&str>, via: Option<&str>) -> bool {
+        via.is_some()
+            || share_id.is_some()
+            || matches!(kind_id, ids::SHARE | ids::SIGNUP | ids::PURCHASE)
+    }
+
+    /// Whether it matters even to a store with no social records yet.
+    pub fn opens_social(kind_id: u32, share_id: Option<&str>, via: Option<&str>) -> bool {
+        via.is_some() || share_id.is_some() || kind_id == ids::SHARE
+    }
+}
+
+/// One write's attribution changes.
+pub(crate) struct Engine<'s> {
+    txn: Txn<'s>,
+    /// Derive from the given events alone, as if the store held nothing
+    /// (rebuild and verify).
+    blank: bool,
+    window_ms: i64,
+    offset_minutes: i32,
+    sharer_days: BTreeMap<(i32, u32), Figures>,
+    days: BTreeMap<i32, Figures>,
+    /// Users to re-derive, with the instant ranges whose purchases may
+    /// change attribution.
+    dirty: BTreeMap<u32, Vec<(i64, i64)>>,
+    /// This write's signups and purchases: `(ts, seq, kind, amount)`.
+    recorded: FxHashMap<u32, Vec<(i64, u32, u32, i64)>>,
+    erased: FxHashSet<u32>,
+}
+
+impl<'s> Engine<'s> {
+    pub fn new(store: &'s crate::store::Store, settings: &SocialSettings, blank: bool) -> Self {
+        Self {
+            txn: Txn::new(store, blank),
+            blank,
+            window_ms: i64::from(settings.window_days) * time::DAY_MS,
+            offset_minutes: store.settings().utc_offset_minutes,
+            sharer_days: BTreeMap::new(),
+            days: BTreeMap::new(),
+            dirty: BTreeMap::new(),
+            recorded: FxHashMap::default(),
+            erased: FxHashSet::default(),
+        }
+    }
+
+    fn day(&self, ts_ms: i64) -> i32 {
+        time::local_day(ts_ms, self.offset_minutes)
+    }
+
+    fn figure(&mut self, ts_ms: i64, sharer: u32, f: impl Fn(&mut Figures)) {
+        let day = self.day(ts_ms);
+        f(self.sharer_days.entry((day, sharer)).or_default());
+        f(self.days.entry(day).or_default());
+    }
+
+    fn mark(&mut self, user_id: u32, range: Option<(i64, i64)>) {
+        let ranges = self.dirty.entry(user_id).or_default();
+        if let Some(r) = range {
+            ranges.push(r);
+        }
+    }
+
+    fn owner(&self, share_id: &str) -> Result<Option<Owner>> {
+        let key = k::registry(share_id);
+        self.txn
+            .get(&key)?
+            .map(|v| decode_value(Cf::Social, &key, &v))
+            .transpose()
+    }
+
+    /// Takes `user_id` out (erasure, or the first half of a merge): every
+    /// contribution it made as a referred user and as a sharer, its
+    /// touches, and its shares — whose touchers are re-derived without them.
+    /// `shares` are the instants of its share events.
+    pub fn erase(&mut self, user_id: u32, shares: &[i64]) -> Result<()> {
+        for &ts in shares {
+            self.figure(ts, user_id, |f| f.shares -= 1);
+        }
+        for (key, value) in self.txn.scan_prefix(&k::attributed_prefix(user_id))? {
+            let attr: Attr = decode_value(Cf::Social, &key, &value)?;
+            self.credit(user_id, key[5], &attr, -1);
+            self.txn.delete(key);
+        }
+        for (key, value) in self.txn.scan_prefix(&k::reached_prefix(user_id))? {
+            let first_ms: i64 = decode_value(Cf::Social, &key, &value)?;
+            let sharer = k::reached_sharer(&key).ok_or_else(|| bad_key(&key))?;
+            self.figure(first_ms, sharer, |f| f.reached -= 1);
+            self.txn.delete(key);
+        }
+        for (key, _) in self.txn.scan_prefix(&k::touches_prefix(user_id))? {
+            let t = k::parse_touch(&key).ok_or_else(|| bad_key(&key))?;
+            self.txn.delete(k::by_share(&t));
+            self.txn.delete(key);
+        }
+        self.erased.insert(user_id);
+        self.dirty.remove(&user_id);
+        for (key, _) in self.txn.scan_prefix(&k::owned_prefix(user_id))? {
+            let share = k::owned_share(&key)
+                .ok_or_else(|| bad_key(&key))?
+                .to_owned();
+            self.txn.delete(k::registry(&share));
+            self.txn.delete(key);
+            self.touchers_changed(&share)?;
+        }
+        Ok(())
+    }
+
+    /// Every user who came through `share_id` is re-derived around those
+    /// touches (its owner changed).
+    fn touchers_changed(&mut self, share_id: &str) -> Result<()> {
+        for (key, _) in self.txn.scan_prefix(&k::by_share_prefix(share_id))? {
+            let t = k::parse_by_share(&key).ok_or_else(|| bad_key(&key))?;
+            if !self.erased.contains(&t.user_id) {
+                let end = t.ts_ms.saturating_add(self.window_ms);
+                self.mark(t.user_id, Some((t.ts_ms, end)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one write's recorded events.
+    pub fn add(&mut self, events: &[SocialEvent]) -> Result<()> {
+        let mut registered = Vec::new();
+        for e in events {
+            if e.kind_id == ids::SHARE {
+                self.figure(e.ts_ms, e.user_id, |f| f.shares += 1);
+            }
+            if let Some(share) = &e.share_id {
+                match self.owner(share)? {
+                    None => {
+                        let owner = Owner {
+                            user_id: e.user_id,
+                            ts_ms: e.ts_ms,
+                        };
+                        self.txn.put(k::registry(share), codec::encode(&owner)?);
+                        self.txn.put(k::owned(e.user_id, share), Vec::new());
+                        registered.push(share.clone());
+                    }
+                    Some(o) if o.user_id == e.user_id => {
+                        // The owner's earliest share of it, whatever the order.
+                        if e.ts_ms < o.ts_ms {
+                            let owner = Owner {
+                                user_id: o.user_id,
+                                ts_ms: e.ts_ms,
+                            };
+                            self.txn.put(k::registry(share), codec::encode(&owner)?);
+                        }
+                    }
+                    Some(_) => {
+                        return Err(InputError::new(
+                            "event.share_id",
+                            Problem::Unparsable {
+                                reason: format!("share id {share:?} belongs to another user"),
+                            },
+                        )
+                        .at(e.index)
+                        .into())
+                    }
+                }
+            }
+            if let Some(via) = &e.via {
+                let t = Touch {
+                    user_id: e.user_id,
+                    ts_ms: e.ts_ms,
+                    share_id: via.clone(),
+                    seq: e.seq,
+                };
+                self.txn.put(k::touch(&t), Vec::new());
+                self.txn.put(k::by_share(&t), Vec::new());
+                let end = e.ts_ms.saturating_add(self.window_ms);
+                self.mark(e.user_id, Some((e.ts_ms, end)));
+            }
+            if matches!(e.kind_id, ids::SIGNUP | ids::PURCHASE) {
+                self.recorded.entry(e.user_id).or_default().push((
+                    e.ts_ms,
+                    e.seq,
+                    e.kind_id,
+                    e.amount_minor,
+                ));
+            }
+        }
+        // Signups and purchases of users nobody ever touched change nothing.
+        let users: Vec<u32> = self.recorded.keys().copied().collect();
+        for user_id in users {
+            if !self.dirty.contains_key(&user_id) && !self.touched(user_id)? {
+                continue;
+            }
+            let purchases: Vec<i64> = self.recorded[&user_id]
+                .iter()
+                .filter(|r| r.2 == ids::PURCHASE)
+                .map(|r| r.0)
+                .collect();
+            self.mark(user_id, None);
+            for ts in purchases {
+                self.mark(user_id, Some((ts, ts)));
+            }
+        }
+        for share in registered {
+            self.touchers_changed(&share)?;
+        }
+        Ok(())
+    }
+
+    fn touched(&self, user_id: u32) -> Result<bool> {
+        let prefix = k::touches_prefix(user_id);
+        let until = crate::keys::prefix_successor(&prefix);
+        Ok(!self.txn.scan(&prefix, until.as_deref())?.is_empty())
+    }
+
+    /// Adds (`sign` 1) or takes back (−1) one attributed item.
+    fn credit(&mut self, user_id: u32, item: u8, attr: &Attr, sign: i64) {
+        let amount = attr.amount_minor;
+        match item {
+            k::ITEM_SIGNUP => {
+                self.figure(attr.ts_ms, attr.sharer, |f| f.signups += sign);
+                let key = k::referred(attr.sharer, user_id);
+                if sign > 0 {
+                    self.txn.put(key, Vec::new());
+                } else {
+                    self.txn.delete(key);
+                }
+            }
+            k::ITEM_FIRST_PURCHASE => {
+                self.figure(attr.ts_ms, attr.sharer, |f| f.first_purchases += sign)
+            }
+            _ => self.figure(attr.ts_ms, attr.sharer, |f| {
+                f.orders += sign;
+                f.gmv_minor = f.gmv_minor.saturating_add(sign.saturating_mul(amount));
+            }),
+        }
+    }
+
+    /// Re-derives every marked user, then puts everything into `batch`.
+    pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
+        self.settle()?;
+        self.txn.finish(batch);
+        Ok(())
+    }
+
+    /// A blank derivation's records (verify compares them with the store's).
+    pub fn into_records(mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        debug_assert!(self.blank);
+        self.settle()?;
+        Ok(self.txn.into_puts())
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for (user_id, ranges) in dirty {
+            if !self.erased.contains(&user_id) {
+                self.rederive(user_id, ranges)?;
+            }
+        }
+        self.write_figures()
+    }
+
+    fn write_figures(&mut self) -> Result<()> {
+        let sharer_days = std::mem::take(&mut self.sharer_days);
+        let days = std::mem::take(&mut self.days);
+        let keyed = sharer_days
+            .into_iter()
+            .map(|((d, s), f)| (k::sharer_day(d, s), f))
+            .chain(days.into_iter().map(|(d, f)| (k::day(d), f)));
+        for (key, delta) in keyed {
+            if delta == Figures::default() {
+                continue;
+            }
+            let now: Figures = match (self.blank, self.txn.get(&key)?) {
+                (false, Some(v)) => decode_value(Cf::Social, &key, &v)?,
+                _ => Figures::default(),
+            };
+            let next = now.plus(&delta);
+            debug_assert!(next.is_valid(), "figures below zero at {key:?}: {next:?}");
+            if next == Figures::default() {
+                self.txn.delete(key);
+            } else {
+                self.txn.put(key, codec::encode(&next)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-derives `user_id`'s contributions from its touches and the
+    /// registry: first touch per sharer, first signup, first purchase, and
+    /// the purchases inside `ranges`.
+    fn rederive(&mut self, user_id: u32, ranges: Vec<(i64, i64)>) -> Result<()> {
+        let mut owners: FxHashMap<String, Option<u32>> = FxHashMap::default();
+        let mut valid: Vec<(i64, u32)> = Vec::new();
+        for (key, _) in self.txn.scan_prefix(&k::touches_prefix(user_id))? {
+            let t = k::parse_touch(&key).ok_or_else(|| bad_key(&key))?;
+            let owner = match owners.get(&t.share_id) {
+                Some(o) => *o,
+                None => {
+                    let o = self.owner(&t.share_id)?.map(|o| o.user_id);
+                    owners.insert(t.share_id.clone(), o);
+                    o
+                }
+            };
+            // Self-referrals never count; unknown share ids wait for their share.
+            if let Some(o) = owner.filter(|&o| o != user_id) {
+                valid.push((t.ts_ms, o));
+            }
+        }
+        self.rederive_reach(user_id, &valid)?;
+        for (item, kind) in [
+            (k::ITEM_SIGNUP, ids::SIGNUP),
+            (k::ITEM_FIRST_PURCHASE, ids::PURCHASE),
+        ] {
+            let first = self.first_instant(user_id, kind)?;
+            let want = first.and_then(|ts| {
+                self.attribute(&valid, ts).map(|sharer| Attr {
+                    ts_ms: ts,
+                    sharer,
+                    amount_minor: 0,
+                })
+            });
+            let key = k::first_item(user_id, item);
+            let had: Option<Attr> = self
+                .txn
+                .get(&key)?
+                .map(|v| decode_value(Cf::Social, &key, &v))
+                .transpose()?;
+            if had != want {
+                if let Some(old) = had {
+                    self.credit(user_id, item, &old, -1);
+                    self.txn.delete(key.clone());
+                }
+                if let Some(new) = want {
+                    self.credit(user_id, item, &new, 1);
+                    self.txn.put(key, codec::encode(&new)?);
+                }
+            }
+        }
+        for (lo, hi) in merge_ranges(ranges) {
+            self.rederive_purchases(user_id, &valid, lo, hi)?;
+        }
+        Ok(())
+    }
+
+    fn rederive_reach(&mut self, user_id: u32, valid: &[(i64, u32)]) -> Result<()> {
+        let mut want: BTreeMap<u32, i64> = BTreeMap::new();
+        for &(ts, sharer) in valid {
+            want.entry(sharer).or_insert(ts);
+        }
+        for (key, value) in self.txn.scan_prefix(&k::reached_prefix(user_id))? {
+            let had: i64 = decode_value(Cf::Social, &key, &value)?;
+            let sharer = k::reached_sharer(&key).ok_or_else(|| bad_key(&key))?;
+            if want.get(&sharer) == Some(&had) {
+                want.remove(&sharer);
+                continue;
+            }
+            self.figure(had, sharer, |f| f.reached -= 1);
+            self.txn.delete(key);
+        }
+        for (sharer, ts) in want {
+            self.figure(ts, sharer, |f| f.reached += 1);
+            self.txn
+                .put(k::reached(user_id, sharer), codec::encode(&ts)?);
+        }
+        Ok(())
+    }
+
+    /// The sharer of the first valid touch in `[at − window, at]`.
+    fn attribute(&self, valid: &[(i64, u32)], at_ms: i64) -> Option<u32> {
+        let from = at_ms.saturating_sub(self.window_ms);
+        let i = valid.partition_point(|&(ts, _)| ts < from);
+        valid
+            .get(i)
+            .filter(|&&(ts, _)| ts <= at_ms)
+            .map(|&(_, s)| s)
+    }
+
+    /// The instant of `user_id`'s first event of `kind_id`: stored or
+    /// recorded by this write.
+    fn first_instant(&self, user_id: u32, kind_id: u32) -> Result<Option<i64>> {
+        let new = self
+            .recorded
+            .get(&user_id)
+            .and_then(|r| r.iter().filter(|r| r.2 == kind_id).map(|r| r.0).min());
+        let stored = if self.blank {
+            None
+        } else {
+            match crate::metrics::first_day_of_kind(self.txn.store(), user_id, kind_id)? {
+                None => None,
+                Some(day) => {
+                    let from = time::local_midnight_ms(day, self.offset_minutes);
+                    let to = time::local_midnight_ms(day + 1, self.offset_minutes);
+                    crate::timeline::events_of_kind(self.txn.store(), user_id, kind_id, from, to)?
+                        .iter()
+                        .map(|e| e.0)
+                        .min()
+                }
+            }
+        };
+        Ok(match (new, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn rederive_purchases(
+        &mut self,
+        user_id: u32,
+        valid: &[(i64, u32)],
+        lo: i64,
+        hi: i64,
+    ) -> Result<()> {
+        let mut purchases: Vec<(i64, u32, i64)> = if self.blank {
+            Vec::new()
+        } else {
+            crate::timeline::events_of_kind(
+                self.txn.store(),
+                user_id,
+                ids::PURCHASE,
+                lo,
+                hi.saturating_add(1),
+            )?
+        };
+        if let Some(r) = self.recorded.get(&user_id) {
+            purchases.extend(
+                r.iter()
+                    .filter(|r| r.2 == ids::PURCHASE && (lo..=hi).contains(&r.0))
+                    .map(|r| (r.0, r.1, r.3)),
+            );
+        }
+        let mut want: BTreeMap<(i64, u32), Attr> = BTreeMap::new();
+        for (ts, seq, amount) in purchases {
+            if let Some(sharer) = self.attribute(valid, ts) {
+                let attr = Attr {
+                    ts_ms: ts,
+                    sharer,
+                    amount_minor: amount,
+                };
+                want.insert((ts, seq), attr);
+            }
+        }
+        let until = k::purchases_from(user_id, hi.saturating_add(1));
+        for (key, value) in self
+            .txn
+            .scan(&k::purchases_from(user_id, lo), Some(&until))?
+        {
+            let at = k::parse_purchase_item(&key).ok_or_else(|| bad_key(&key))?;
+            let had: Attr = decode_value(Cf::Social, &key, &value)?;
+            if want.get(&at) == Some(&had) {
+                want.remove(&at);
+                continue;
+            }
+            self.credit(user_id, k::ITEM_PURCHASE, &had, -1);
+            self.txn.delete(key);
+        }
+        for ((ts, seq), attr) in want {
+            self.credit(user_id, k::ITEM_PURCHASE, &attr, 1);
+            self.txn
+                .put(k::purchase_item(user_id, ts, seq), codec::encode(&attr)?);
+        }
+        Ok(())
+    }
+}
+
+/// Overlapping or touching ranges joined, in order.
+fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+fn bad_key(key: &[u8]) -> crate::error::Error {
+    crate::error::CorruptionError {
+        cf: Cf::Social.name(),
+        what: "key",
+        key: key.to_vec(),
+        reason: "not a social key of its family".to_owned(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_ranges;
+
+    #[test]
+    fn ranges_merge_when_they_overlap_or_touch() {
+        assert_eq!(
+            merge_ranges(vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 26)]),
+            vec![(1, 9), (20, 30)]
+        );
+    }
+}

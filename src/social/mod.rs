@@ -1,0 +1,226 @@
+//! Social commerce (SPEC §4b, docs/social.md): who brought whom.
+//!
+//! Owns the `social` column family: the share registry (share id → the
+//! user whose `share` event carried it), every touch (an event that came
+//! `via` a share), what each referred user contributes to which sharer,
+//! and the per-sharer and store-wide daily figures; and the queries over
+//! them (top sharers, a sharer's funnel, the viral coefficient). The write
+//! path hands it a write's recorded events ([`engine`]) inside the write's
+//! batch. Must not touch events, per-user activity state or the ledger
+//! (it reads events and first days through `timeline` and `metrics`).
+
+pub(crate) mod engine;
+pub(crate) mod query;
+mod txn;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, Problem, Result};
+use crate::keys::meta;
+use crate::store::{Cf, Store};
+
+pub use query::{SharerRank, SharerRow, ViralPeriod};
+
+/// Longest accepted attribution window, in days.
+pub const MAX_WINDOW_DAYS: u32 = 365;
+
+/// How attribution is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocialSettings {
+    /// A signup or purchase is attributed to the first touch at most this
+    /// many days (× 24 h, exact milliseconds) before it.
+    pub window_days: u32,
+}
+
+impl Default for SocialSettings {
+    fn default() -> Self {
+        Self { window_days: 7 }
+    }
+}
+
+impl SocialSettings {
+    /// Checks the bounds.
+    pub fn validate(&self) -> Result<(), InputError> {
+        if !(1..=MAX_WINDOW_DAYS).contains(&self.window_days) {
+            return Err(InputError::new(
+                "window_days",
+                Problem::OutOfRange {
+                    value: i64::from(self.window_days),
+                    min: 1,
+                    max: i64::from(MAX_WINDOW_DAYS),
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The settings stored in `meta` (the default when none were set).
+pub(crate) fn load_settings(store: &Store) -> Result<SocialSettings> {
+    Ok(store
+        .get::<SocialSettings>(Cf::Meta, meta::SOCIAL_SETTINGS)?
+        .unwrap_or_default())
+}
+
+/// The social state an open store shares between its writers.
+#[derive(Debug)]
+pub(crate) struct SocialState {
+    /// Held by every write that changes social records, from its first
+    /// social read to its commit (docs/social.md, "Concurrency").
+    pub lock: parking_lot::Mutex<()>,
+    pub settings: parking_lot::RwLock<SocialSettings>,
+    /// The store holds social records: signups and purchases must be
+    /// checked against touches.
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl SocialState {
+    pub fn load(store: &Store) -> Result<Self> {
+        Ok(Self {
+            lock: parking_lot::Mutex::new(()),
+            settings: parking_lot::RwLock::new(load_settings(store)?),
+            live: std::sync::atomic::AtomicBool::new(any_records(store)?),
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn set_live(&self) {
+        self.live.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Stores the settings in `meta`.
+pub(crate) fn save_settings(store: &Store, settings: &SocialSettings) -> Result<()> {
+    let mut batch = crate::store::Batch::new();
+    batch.put(
+        Cf::Meta,
+        meta::SOCIAL_SETTINGS,
+        crate::codec::encode(settings)?,
+    );
+    store.write(batch)
+}
+
+/// Whether the store holds any social record (a write with no share, no
+/// `via` and no share id skips attribution entirely while it holds none).
+pub(crate) fn any_records(store: &Store) -> Result<bool> {
+    Ok(store
+        .range(Cf::Social, &[], None)?
+        .next()
+        .transpose()?
+        .is_some())
+}
+
+/// One day's (or one range's) attribution figures of a sharer, or of the
+/// whole store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    /// `share` events.
+    pub shares: i64,
+    /// Users whose first touch through one of the sharer's shares fell here.
+    pub reached: i64,
+    /// First signups attributed.
+    pub signups: i64,
+    /// First purchases attributed.
+    pub first_purchases: i64,
+    /// Purchases attributed.
+    pub orders: i64,
+    /// Their amounts, minor units (saturating).
+    pub gmv_minor: i64,
+}
+
+impl Figures {
+    /// Field-wise sum (GMV saturating, like every money sum).
+    pub fn plus(&self, o: &Figures) -> Figures {
+        Figures {
+            shares: self.shares + o.shares,
+            reached: self.reached + o.reached,
+            signups: self.signups + o.signups,
+            first_purchases: self.first_purchases + o.first_purchases,
+            orders: self.orders + o.orders,
+            gmv_minor: self.gmv_minor.saturating_add(o.gmv_minor),
+        }
+    }
+
+    /// No figure below zero.
+    pub(crate) fn is_valid(&self) -> bool {
+        [
+            self.shares,
+            self.reached,
+            self.signups,
+            self.first_purchases,
+            self.orders,
+            self.gmv_minor,
+        ]
+        .iter()
+        .all(|&v| v >= 0)
+    }
+}
+
+/// Who owns a share id: the user of the first recorded `share` event
+/// carrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Owner {
+    pub user_id: u32,
+    pub ts_ms: i64,
+}
+
+/// One attributed item of a referred user: the item's instant, the sharer
+/// it is attributed to and (purchases) its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Attr {
+    pub ts_ms: i64,
+    pub sharer: u32,
+    pub amount_minor: i64,
+}
+
+/// Every social record as derived from the stored events alone (verify
+/// compares it with the store's; rebuild writes it).
+pub(crate) fn derive(store: &Store) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+    let settings = load_settings(store)?;
+    let mut events = Vec::new();
+    crate::timeline::for_each_event(store, |e| {
+        if engine::SocialEvent::matters(e.kind_id, e.share_id.as_deref(), e.via.as_deref()) {
+            events.push(engine::SocialEvent {
+                user_id: e.user_id,
+                ts_ms: e.ts_ms,
+                seq: e.seq,
+                kind_id: e.kind_id,
+                amount_minor: e.amount_minor.unwrap_or(0),
+                share_id: e.share_id,
+                via: e.via,
+                index: 0,
+            });
+        }
+        Ok(())
+    })?;
+    let mut engine = engine::Engine::new(store, &settings, true);
+    engine.add(&events)?;
+    engine.into_records()
+}
+
+/// Records written per batch by [`rebuild`].
+const REBUILD_BATCH_KEYS: usize = 10_000;
+
+/// Replaces the whole `social` family with what the events derive. The
+/// caller holds every writer off (migration, rebuild, a window change).
+pub(crate) fn rebuild(store: &Store) -> Result<()> {
+    let records = derive(store)?;
+    store.delete_prefix(Cf::Social, &[], REBUILD_BATCH_KEYS)?;
+    let mut batch = crate::store::Batch::new();
+    for (k, v) in records {
+        batch.put(Cf::Social, k, v);
+        if batch.len() >= REBUILD_BATCH_KEYS {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    store.write(batch)
+}
+
+/// Who `user_id`'s first signup is attributed to, if anyone.
+pub fn referrer_of(store: &Store, user_id: u32) -> Result<Option<u32>> {
+    let key = crate::keys::social::first_item(user_id, crate::keys::social::ITEM_SIGNUP);
+    Ok(store.get::<Attr>(Cf::Social, &key)?.map(|a| a.sharer))
+}
