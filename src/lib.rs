@@ -66,7 +66,10 @@ pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;
-pub use social::{Figures, SharerRank, SharerRow, SocialSettings, ViralPeriod};
+pub use social::{
+    Figures, GroupDay, GroupHead, GroupInfo, GroupState, SharerRank, SharerRow, SocialSettings,
+    ViralPeriod,
+};
 pub use store::{Options, Settings};
 pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
 pub use users::{IdentitySettings, MergeOptions, MergeOutcome};

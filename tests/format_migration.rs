@@ -179,6 +179,44 @@ fn a_format_5_store_gains_stage_marks_and_a_feed() {
 }
 
 #[test]
+fn a_format_6_store_gains_a_social_family() {
+    let (_dir, db) = migrates(6);
+    assert_eq!(db.user_id("anon-1").unwrap(), db.user_id("u6").unwrap());
+    // the share events written before social commerce count as shares
+    let day = db.local_day(T0);
+    let shares: i64 = db
+        .social_by_day(day - 1, day + 50, None)
+        .unwrap()
+        .values()
+        .map(|f| f.shares)
+        .sum();
+    let mut stored = 0i64;
+    for u in 0..25 {
+        if let Ok(events) = db.newest(&format!("u{u}"), 10_000) {
+            stored += events
+                .iter()
+                .filter(|e| e.event.kind.as_str() == "share")
+                .count() as i64;
+        }
+    }
+    assert!(stored > 0, "the fixture has share events");
+    assert_eq!(shares, stored);
+    // and the migrated store takes social events
+    db.record(&Event::new("u1", "share", T0 + 60 * DAY).with_share_id("s1"))
+        .unwrap();
+    db.record(&Event::new("u2", "view", T0 + 60 * DAY + 1).with_via("s1"))
+        .unwrap();
+    db.record(&Event::new("u2", "purchase", T0 + 60 * DAY + 2).with_amount(900))
+        .unwrap();
+    let top = db
+        .top_sharers(day + 60, day + 60, stickydb::SharerRank::Gmv, 5, None)
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].figures.gmv_minor, 900);
+    assert_clean(&db);
+}
+
+#[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
     {

@@ -30,7 +30,13 @@ enum Kind {
     View,
     Signup,
     Purchase(i64),
+    /// group, target, deadline day
+    GroupOpen(u8, u32, i64),
+    GroupJoin(u8),
 }
+
+/// Groups `g0..g3`; join index 4 names a group nobody opens.
+const GROUPS: u8 = 4;
 
 #[derive(Debug, Clone)]
 struct Gen {
@@ -56,13 +62,18 @@ fn gen() -> impl Strategy<Value = Gen> {
         4 => Just(Kind::View),
         2 => Just(Kind::Signup),
         3 => (1i64..5_000).prop_map(Kind::Purchase),
+        2 => (0..GROUPS, 2u32..5, prop_oneof![Just(2i64), Just(3), Just(5), Just(30)])
+            .prop_map(|(g, t, d)| Kind::GroupOpen(g, t, d)),
+        3 => (0..=GROUPS).prop_map(Kind::GroupJoin),
     ];
     (
         0..USERS,
         kind,
-        0..DAYS,
-        // a few minutes only: equal instants (ties between shares) happen
-        prop_oneof![0i64..4, 0i64..1440],
+        // days 2, 3 and 5 often: group deadlines fall on them
+        prop_oneof![3 => 0..DAYS, 1 => prop_oneof![Just(2i64), Just(3), Just(5)]],
+        // a few minutes only: equal instants (ties between shares, joins
+        // exactly at a deadline) happen
+        prop_oneof![1 => Just(0i64), 1 => 0i64..4, 2 => 0i64..1440],
         prop::option::weighted(0.5, 0..=SHARES),
         prop::option::weighted(0.3, 0u8..4),
     )
@@ -112,6 +123,12 @@ fn event_of(g: &Gen) -> Event {
         Kind::View => Event::new(user, "view", ts),
         Kind::Signup => Event::new(user, "signup", ts),
         Kind::Purchase(a) => Event::new(user, "purchase", ts).with_amount(a),
+        Kind::GroupOpen(g, target, d) => Event::new(user, "group_open", ts).with_group_open(
+            format!("g{g}"),
+            target,
+            T0 + d * DAY_MS,
+        ),
+        Kind::GroupJoin(g) => Event::new(user, "group_join", ts).with_group(format!("g{g}")),
     };
     if let Some(v) = g.via {
         e = e.with_via(share_name(v));
@@ -156,6 +173,20 @@ impl Model {
             .map(|e| e.user.clone())
     }
 
+    /// The stored opening of a group: (opener, target, deadline).
+    fn opening(&self, group: &str) -> Option<(String, u32, i64)> {
+        self.events
+            .iter()
+            .find(|e| e.e.group_target.is_some() && e.e.group_id.as_deref() == Some(group))
+            .map(|e| {
+                (
+                    e.user.clone(),
+                    e.e.group_target.unwrap_or(0),
+                    e.e.group_deadline_ms.unwrap_or(0),
+                )
+            })
+    }
+
     fn has_id(&self, user: &str, id: &str) -> bool {
         self.events
             .iter()
@@ -167,6 +198,12 @@ impl Model {
     /// whether it was accepted.
     fn record(&mut self, batch: &[Event]) -> bool {
         let mut added: Vec<Ev> = Vec::new();
+        if batch
+            .iter()
+            .any(|e| e.group_deadline_ms.is_some_and(|d| d <= e.ts_ms))
+        {
+            return false; // a deadline not after its opening: invalid
+        }
         for e in batch {
             let user = self.resolve(&e.user);
             if let Some(id) = &e.event_id {
@@ -186,6 +223,23 @@ impl Model {
                         .map(|a| a.user.clone())
                 });
                 if owner.is_some_and(|o| o != user) {
+                    return false;
+                }
+            }
+            if let (Some(g), Some(t)) = (&e.group_id, e.group_target) {
+                let held = self.opening(g).or_else(|| {
+                    added
+                        .iter()
+                        .find(|a| a.e.group_target.is_some() && a.e.group_id.as_deref() == Some(g))
+                        .map(|a| {
+                            (
+                                a.user.clone(),
+                                a.e.group_target.unwrap_or(0),
+                                a.e.group_deadline_ms.unwrap_or(0),
+                            )
+                        })
+                });
+                if held.is_some_and(|h| h != (user.clone(), t, e.group_deadline_ms.unwrap_or(0))) {
                     return false;
                 }
             }
@@ -305,6 +359,52 @@ impl Model {
         }
         d.figures.retain(|_, f| *f != Figures::default());
         d
+    }
+}
+
+/// A group as the model derives it: opener, opened, target, deadline,
+/// completed, members in join order.
+#[derive(Debug, PartialEq)]
+struct ModelGroup {
+    opener: String,
+    opened_ms: i64,
+    target: u32,
+    deadline_ms: i64,
+    completed_ms: Option<i64>,
+    members: Vec<(String, i64)>,
+}
+
+impl Model {
+    fn group(&self, g: &str) -> Option<ModelGroup> {
+        let (opener, target, deadline_ms) = self.opening(g)?;
+        let opened_ms = self
+            .events
+            .iter()
+            .filter(|e| e.e.group_target.is_some() && e.e.group_id.as_deref() == Some(g))
+            .map(|e| e.e.ts_ms)
+            .min()?;
+        let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+        for e in &self.events {
+            let joins = e.e.group_target.is_none() && e.e.group_id.as_deref() == Some(g);
+            let ts = e.e.ts_ms;
+            if joins && e.user != opener && opened_ms <= ts && ts < deadline_ms {
+                let at = first.entry(&e.user).or_insert(ts);
+                *at = (*at).min(ts);
+            }
+        }
+        let mut members: Vec<(String, i64)> =
+            first.into_iter().map(|(u, t)| (u.to_owned(), t)).collect();
+        members.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let completed_ms = members.get(target as usize - 2).map(|m| m.1);
+        members.insert(0, (opener.clone(), opened_ms));
+        Some(ModelGroup {
+            opener,
+            opened_ms,
+            target,
+            deadline_ms,
+            completed_ms,
+            members,
+        })
     }
 }
 
@@ -445,6 +545,58 @@ fn check(db: &Db, m: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(p.sharing_users, sharing.len() as u64);
         prop_assert_eq!(p.attributed_signups, signups);
     }
+    // group buys, as of a day in the middle of the deadlines
+    let as_of = T0 + 12 * DAY_MS;
+    let mut per_day: BTreeMap<i32, (u64, u64, u64, i64)> = BTreeMap::new();
+    for g in 0..=GROUPS {
+        let name = format!("g{g}");
+        let want = m.group(&name);
+        let got = db.group(&name, as_of).unwrap();
+        match (&want, &got) {
+            (None, None) => {}
+            (Some(w), Some(got)) => {
+                let mut members: Vec<(String, i64)> = got
+                    .members
+                    .iter()
+                    .map(|(u, t)| (db.user_name(*u).unwrap().unwrap(), *t))
+                    .collect();
+                // joins at one instant list by internal id: compare by name
+                members[1..].sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+                let got = ModelGroup {
+                    opener: db.user_name(got.head.opener).unwrap().unwrap(),
+                    opened_ms: got.head.opened_ms,
+                    target: got.head.target,
+                    deadline_ms: got.head.deadline_ms,
+                    completed_ms: got.head.completed_ms,
+                    members,
+                };
+                prop_assert_eq!(&got, w, "group {}", name);
+                let day = w.opened_ms.div_euclid(DAY_MS) as i32;
+                let e = per_day.entry(day).or_default();
+                e.0 += 1;
+                match w.completed_ms {
+                    Some(c) => {
+                        e.1 += 1;
+                        e.3 += c - w.opened_ms;
+                    }
+                    None if w.deadline_ms <= as_of => e.2 += 1,
+                    None => {}
+                }
+            }
+            _ => prop_assert!(false, "group {}: model {:?}, store {:?}", name, want, got),
+        }
+    }
+    let days = db.group_days(first - 1, last + 1, as_of, None).unwrap();
+    let got: BTreeMap<i32, (u64, u64, u64, i64)> = days
+        .iter()
+        .map(|d| {
+            let spent = d
+                .mean_time_to_complete_ms
+                .map_or(0, |m| (m * d.completed as f64).round() as i64);
+            (d.day, (d.opened, d.completed, d.expired, spent))
+        })
+        .collect();
+    prop_assert_eq!(got, per_day);
     let report = db.verify().unwrap();
     prop_assert!(report.is_clean(), "verify: {:?}", report.problems);
     Ok(())

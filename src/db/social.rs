@@ -6,7 +6,9 @@ use roaring::RoaringBitmap;
 use super::Db;
 use crate::error::{InputError, Problem, Result};
 use crate::kinds::EventKind;
-use crate::social::{self, Figures, SharerRank, SharerRow, SocialSettings, ViralPeriod};
+use crate::social::{
+    self, Figures, GroupDay, GroupInfo, SharerRank, SharerRow, SocialSettings, ViralPeriod,
+};
 
 /// Most periods one viral-coefficient query answers.
 pub const MAX_VIRAL_PERIODS: usize = 3660;
@@ -142,6 +144,42 @@ impl Db {
             None => Ok(None),
             Some(sharer) => self.user_name(sharer),
         }
+    }
+
+    /// The group buys opened on each local day of `from_day..=to_day`, as
+    /// of `as_of_ms` (a group whose deadline is at or before it and that
+    /// did not complete has expired); with `filter`, only groups whose
+    /// opener is in it. Days with no opening are left out.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// use stickydb::Event;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let t = 19_800 * 86_400_000;
+    /// let hour = 3_600_000;
+    /// db.record(&Event::new("ann", "group_open", t).with_group_open("g1", 2, t + 24 * hour))?;
+    /// db.record(&Event::new("bob", "group_join", t + 2 * hour).with_group("g1"))?;
+    /// db.record(&Event::new("cy", "group_open", t).with_group_open("g2", 3, t + hour))?;
+    /// let days = db.group_days(19_800, 19_800, t + 48 * hour, None)?;
+    /// assert_eq!((days[0].opened, days[0].completed, days[0].expired), (2, 1, 1));
+    /// assert_eq!(days[0].mean_time_to_complete_ms, Some((2 * hour) as f64));
+    /// # Ok(()) }
+    /// ```
+    pub fn group_days(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        as_of_ms: i64,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<GroupDay>> {
+        social::query::group_days(&self.store, from_day, to_day, as_of_ms, filter)
+    }
+
+    /// Group buy `group_id` as of `as_of_ms`, with its members; `None` when
+    /// no opening of it is stored.
+    pub fn group(&self, group_id: &str, as_of_ms: i64) -> Result<Option<GroupInfo>> {
+        social::query::group_info(&self.store, group_id, as_of_ms)
     }
 
     /// The attribution settings.

@@ -12,6 +12,9 @@
 //! | `7 ‖ day_asc ‖ sharer` | the sharer's figures of one local day |
 //! | `8 ‖ day_asc` | the store's figures of one local day |
 //! | `9 ‖ sharer ‖ user` | empty: `user`'s signup is attributed to `sharer` |
+//! | `10 ‖ len ‖ group_id` | a group buy's head |
+//! | `11 ‖ len ‖ group_id ‖ user ‖ ts_asc ‖ seq` | empty: a join |
+//! | `12 ‖ day_asc(opened) ‖ len ‖ group_id` | the head again, by opening day |
 //!
 //! Share ids inside a key are length-prefixed, so that share `a` is never a
 //! range prefix of share `ab`, and touches at one instant order by share id
@@ -38,6 +41,13 @@ pub const SHARER_DAY: u8 = 7;
 pub const DAY: u8 = 8;
 /// Family byte of the referred-by index.
 pub const REFERRED: u8 = 9;
+
+/// Family byte of group heads.
+pub const GROUP: u8 = 10;
+/// Family byte of group joins.
+pub const JOIN: u8 = 11;
+/// Family byte of group heads by opening day.
+pub const GROUP_DAY: u8 = 12;
 
 /// Item byte of a user's first signup.
 pub const ITEM_SIGNUP: u8 = 1;
@@ -286,6 +296,59 @@ pub fn referred_user(key: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(key[5..9].try_into().ok()?))
 }
 
+/// The head key of group `group_id`.
+pub fn group(group_id: &str) -> Vec<u8> {
+    let mut k = vec![GROUP];
+    push_share(&mut k, group_id);
+    k
+}
+
+/// A join of `user_id` to `group_id` at `ts_ms` with event `seq`.
+pub fn join(group_id: &str, user_id: u32, ts_ms: i64, seq: u32) -> Vec<u8> {
+    let mut k = joins_prefix(group_id);
+    k.extend_from_slice(&user(user_id));
+    k.extend_from_slice(&ts_asc(ts_ms));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The prefix of every join of `group_id`.
+pub fn joins_prefix(group_id: &str) -> Vec<u8> {
+    let mut k = vec![JOIN];
+    push_share(&mut k, group_id);
+    k
+}
+
+/// `(user, ts_ms)` of a join key.
+pub fn parse_join(key: &[u8]) -> Option<(u32, i64)> {
+    let n = key.len();
+    if n < 2 + USER_BYTES + 12 || key[0] != JOIN {
+        return None;
+    }
+    Some((
+        u32::from_be_bytes(key[n - 16..n - 12].try_into().ok()?),
+        ts_from_asc(key[n - 12..n - 4].try_into().ok()?),
+    ))
+}
+
+/// The by-day key of group `group_id` opened on local day `day`.
+pub fn group_day(day: i32, group_id: &str) -> Vec<u8> {
+    let mut k = day_prefix(GROUP_DAY, day);
+    push_share(&mut k, group_id);
+    k
+}
+
+/// `(day, group_id)` of a by-day key.
+pub fn parse_group_day(key: &[u8]) -> Option<(i32, &str)> {
+    if key.len() < 6 || key[0] != GROUP_DAY {
+        return None;
+    }
+    let day = day_from_asc(key[1..5].try_into().ok()?);
+    let id = key.get(6..6 + usize::from(key[5]))?;
+    (6 + id.len() == key.len()).then_some(())?;
+    Some((day, std::str::from_utf8(id).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +383,8 @@ mod tests {
         assert_eq!(referred_user(&referred(1, 2)), Some(2));
         assert_eq!(reached_sharer(&reached(1, 2)), Some(2));
         assert_eq!(owned_share(&owned(1, "s")), Some("s"));
+        assert_eq!(parse_join(&join("g", 3, -7, 1)), Some((3, -7)));
+        assert_eq!(parse_group_day(&group_day(-2, "g1")), Some((-2, "g1")));
+        assert!(!join("g", 3, 0, 0).starts_with(&joins_prefix("g1")));
     }
 }

@@ -19,6 +19,11 @@ use crate::keys::social::{self as k, Touch};
 use crate::kinds::ids;
 use crate::store::{decode_value, Batch, Cf};
 use crate::time;
+use crate::timeline::GroupFacts;
+
+/// A group-buy event of a user leaving (erasure, merge): its fields,
+/// instant and sequence number.
+pub(crate) type GroupEvent = (GroupFacts, i64, u32);
 
 /// The part of a recorded event attribution reads.
 #[derive(Debug, Clone)]
@@ -30,6 +35,8 @@ pub(crate) struct SocialEvent {
     pub amount_minor: i64,
     pub share_id: Option<String>,
     pub via: Option<String>,
+    /// A group buy's opening or join.
+    pub group: Option<GroupFacts>,
     /// Its index in the caller's input (errors name it).
     pub index: usize,
 }
@@ -37,34 +44,37 @@ pub(crate) struct SocialEvent {
 impl SocialEvent {
     /// Whether attribution has anything to do with an event of `kind_id`
     /// with these fields.
-    pub fn matters(kind_id: u32, share_id: Option<&str>, via: Option<&str>) -> bool {
-        via.is_some()
-            || share_id.is_some()
-            || matches!(kind_id, ids::SHARE | ids::SIGNUP | ids::PURCHASE)
+    pub fn matters(&self) -> bool {
+        self.opens_social() || matches!(self.kind_id, ids::SIGNUP | ids::PURCHASE)
     }
 
     /// Whether it matters even to a store with no social records yet.
-    pub fn opens_social(kind_id: u32, share_id: Option<&str>, via: Option<&str>) -> bool {
-        via.is_some() || share_id.is_some() || kind_id == ids::SHARE
+    pub fn opens_social(&self) -> bool {
+        self.via.is_some()
+            || self.share_id.is_some()
+            || self.group.is_some()
+            || self.kind_id == ids::SHARE
     }
 }
 
 /// One write's attribution changes.
 pub(crate) struct Engine<'s> {
-    txn: Txn<'s>,
+    pub(super) txn: Txn<'s>,
     /// Derive from the given events alone, as if the store held nothing
     /// (rebuild and verify).
-    blank: bool,
-    window_ms: i64,
-    offset_minutes: i32,
-    sharer_days: BTreeMap<(i32, u32), Figures>,
-    days: BTreeMap<i32, Figures>,
+    pub(super) blank: bool,
+    pub(super) window_ms: i64,
+    pub(super) offset_minutes: i32,
+    pub(super) sharer_days: BTreeMap<(i32, u32), Figures>,
+    pub(super) days: BTreeMap<i32, Figures>,
     /// Users to re-derive, with the instant ranges whose purchases may
     /// change attribution.
-    dirty: BTreeMap<u32, Vec<(i64, i64)>>,
+    pub(super) dirty: BTreeMap<u32, Vec<(i64, i64)>>,
     /// This write's signups and purchases: `(ts, seq, kind, amount)`.
-    recorded: FxHashMap<u32, Vec<(i64, u32, u32, i64)>>,
-    erased: FxHashSet<u32>,
+    pub(super) recorded: FxHashMap<u32, Vec<(i64, u32, u32, i64)>>,
+    pub(super) erased: FxHashSet<u32>,
+    /// Group buys whose completion this write may change.
+    pub(super) groups: std::collections::BTreeSet<String>,
 }
 
 impl<'s> Engine<'s> {
@@ -79,10 +89,11 @@ impl<'s> Engine<'s> {
             dirty: BTreeMap::new(),
             recorded: FxHashMap::default(),
             erased: FxHashSet::default(),
+            groups: std::collections::BTreeSet::new(),
         }
     }
 
-    fn day(&self, ts_ms: i64) -> i32 {
+    pub(super) fn day(&self, ts_ms: i64) -> i32 {
         time::local_day(ts_ms, self.offset_minutes)
     }
 
@@ -111,7 +122,8 @@ impl<'s> Engine<'s> {
     /// contribution it made as a referred user and as a sharer, its
     /// touches, and its shares — whose touchers are re-derived without them.
     /// `shares` are the instants of its share events.
-    pub fn erase(&mut self, user_id: u32, shares: &[i64]) -> Result<()> {
+    pub fn erase(&mut self, user_id: u32, shares: &[i64], groups: &[GroupEvent]) -> Result<()> {
+        self.leave_groups(user_id, groups)?;
         for &ts in shares {
             self.figure(ts, user_id, |f| f.shares -= 1);
         }
@@ -161,6 +173,9 @@ impl<'s> Engine<'s> {
     pub fn add(&mut self, events: &[SocialEvent]) -> Result<()> {
         let mut registered = Vec::new();
         for e in events {
+            if let Some(g) = &e.group {
+                self.group_event(e, g)?;
+            }
             if e.kind_id == ids::SHARE {
                 self.figure(e.ts_ms, e.user_id, |f| f.shares += 1);
             }
@@ -284,6 +299,10 @@ impl<'s> Engine<'s> {
     }
 
     fn settle(&mut self) -> Result<()> {
+        let groups = std::mem::take(&mut self.groups);
+        for g in groups {
+            self.settle_group(&g)?;
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for (user_id, ranges) in dirty {
             if !self.erased.contains(&user_id) {
@@ -509,7 +528,7 @@ fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     out
 }
 
-fn bad_key(key: &[u8]) -> crate::error::Error {
+pub(super) fn bad_key(key: &[u8]) -> crate::error::Error {
     crate::error::CorruptionError {
         cf: Cf::Social.name(),
         what: "key",

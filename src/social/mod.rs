@@ -10,6 +10,7 @@
 //! (it reads events and first days through `timeline` and `metrics`).
 
 pub(crate) mod engine;
+mod groups;
 pub(crate) mod query;
 mod txn;
 
@@ -19,7 +20,7 @@ use crate::error::{InputError, Problem, Result};
 use crate::keys::meta;
 use crate::store::{Cf, Store};
 
-pub use query::{SharerRank, SharerRow, ViralPeriod};
+pub use query::{GroupDay, GroupInfo, SharerRank, SharerRow, ViralPeriod};
 
 /// Longest accepted attribution window, in days.
 pub const MAX_WINDOW_DAYS: u32 = 365;
@@ -182,20 +183,25 @@ pub(crate) fn derive(store: &Store) -> Result<std::collections::BTreeMap<Vec<u8>
     let settings = load_settings(store)?;
     let mut events = Vec::new();
     crate::timeline::for_each_event(store, |e| {
-        if engine::SocialEvent::matters(e.kind_id, e.share_id.as_deref(), e.via.as_deref()) {
-            events.push(engine::SocialEvent {
-                user_id: e.user_id,
-                ts_ms: e.ts_ms,
-                seq: e.seq,
-                kind_id: e.kind_id,
-                amount_minor: e.amount_minor.unwrap_or(0),
-                share_id: e.share_id,
-                via: e.via,
-                index: 0,
-            });
+        let event = engine::SocialEvent {
+            user_id: e.user_id,
+            ts_ms: e.ts_ms,
+            seq: e.seq,
+            kind_id: e.kind_id,
+            amount_minor: e.amount_minor.unwrap_or(0),
+            share_id: e.share_id,
+            via: e.via,
+            group: e.group,
+            index: 0,
+        };
+        if event.matters() {
+            events.push(event);
         }
         Ok(())
     })?;
+    // Openings in the order they were written cannot be recovered from the
+    // events; none conflicts (a conflicting one was refused), so any order
+    // derives the same.
     let mut engine = engine::Engine::new(store, &settings, true);
     engine.add(&events)?;
     engine.into_records()
@@ -217,6 +223,51 @@ pub(crate) fn rebuild(store: &Store) -> Result<()> {
         }
     }
     store.write(batch)
+}
+
+/// A group buy as kept: who opened it when, what it needs by when, and the
+/// instant it completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupHead {
+    /// The opener's internal id (the first member).
+    pub opener: u32,
+    /// The opening instant (the earliest, if the opening was repeated).
+    pub opened_ms: i64,
+    /// Members needed, the opener included.
+    pub target: u32,
+    /// Joins at or after this instant do not count.
+    pub deadline_ms: i64,
+    /// The instant of the join that made `target` members, if any did.
+    pub completed_ms: Option<i64>,
+}
+
+impl GroupHead {
+    /// Whether a join at `ts_ms` counts: at or after the opening, before
+    /// the deadline.
+    pub fn admits(&self, ts_ms: i64) -> bool {
+        self.opened_ms <= ts_ms && ts_ms < self.deadline_ms
+    }
+
+    /// The group's state as of `as_of_ms`.
+    pub fn state(&self, as_of_ms: i64) -> GroupState {
+        match self.completed_ms {
+            Some(_) => GroupState::Completed,
+            None if self.deadline_ms <= as_of_ms => GroupState::Expired,
+            None => GroupState::Open,
+        }
+    }
+}
+
+/// Where a group buy stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupState {
+    /// Target reached before the deadline.
+    Completed,
+    /// Deadline passed without reaching the target.
+    Expired,
+    /// Neither yet.
+    Open,
 }
 
 /// Who `user_id`'s first signup is attributed to, if anyone.

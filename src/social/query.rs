@@ -186,3 +186,134 @@ pub(crate) fn referred(store: &Store, sharer: Option<u32>) -> Result<RoaringBitm
     }
     Ok(out)
 }
+
+/// The group buys opened on one local day, as of an instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupDay {
+    /// The local day they were opened on.
+    pub day: i32,
+    /// Groups opened.
+    pub opened: u64,
+    /// Of them, completed (target reached before the deadline).
+    pub completed: u64,
+    /// Of them, expired (deadline passed, target not reached).
+    pub expired: u64,
+    /// Of them, still open.
+    pub open: u64,
+    /// `completed ÷ (completed + expired)`: of the groups decided, the
+    /// share that completed; `None` while none is decided.
+    pub completion_rate: Option<f64>,
+    /// Mean of completion − opening over the completed groups, ms.
+    pub mean_time_to_complete_ms: Option<f64>,
+}
+
+/// One group buy with its members.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupInfo {
+    /// The group id.
+    pub group_id: String,
+    /// Opener, instants, target, completion.
+    pub head: super::GroupHead,
+    /// As of the instant asked about.
+    pub state: super::GroupState,
+    /// `(user, joined_ms)`: the opener at the opening, then every member
+    /// in the order they joined (the first `target` made it complete).
+    pub members: Vec<(u32, i64)>,
+    /// Joins that do not count (before the opening or at or after the
+    /// deadline, or repeats), with their users.
+    pub other_joins: u64,
+}
+
+/// Per opening day of `from_day..=to_day`, the group buys as of `as_of_ms`;
+/// with `filter`, only groups whose opener is in it.
+pub(crate) fn group_days(
+    store: &Store,
+    from_day: i32,
+    to_day: i32,
+    as_of_ms: i64,
+    filter: Option<&RoaringBitmap>,
+) -> Result<Vec<GroupDay>> {
+    let mut days: BTreeMap<i32, (GroupDay, i64)> = BTreeMap::new();
+    if from_day <= to_day {
+        let until = match to_day.checked_add(1) {
+            Some(d) => k::day_prefix(k::GROUP_DAY, d),
+            None => vec![k::GROUP_DAY + 1],
+        };
+        let from = k::day_prefix(k::GROUP_DAY, from_day);
+        for item in store.range(Cf::Social, &from, Some(until))? {
+            let (key, value) = item?;
+            let (day, _) = k::parse_group_day(&key).ok_or_else(|| corrupt(&key))?;
+            let head: super::GroupHead = decode_value(Cf::Social, &key, &value)?;
+            if filter.is_some_and(|f| !f.contains(head.opener)) {
+                continue;
+            }
+            let (d, spent) = days.entry(day).or_insert_with(|| {
+                (
+                    GroupDay {
+                        day,
+                        opened: 0,
+                        completed: 0,
+                        expired: 0,
+                        open: 0,
+                        completion_rate: None,
+                        mean_time_to_complete_ms: None,
+                    },
+                    0,
+                )
+            });
+            d.opened += 1;
+            match head.state(as_of_ms) {
+                super::GroupState::Completed => {
+                    d.completed += 1;
+                    let took = head.completed_ms.unwrap_or(head.opened_ms) - head.opened_ms;
+                    *spent = spent.saturating_add(took);
+                }
+                super::GroupState::Expired => d.expired += 1,
+                super::GroupState::Open => d.open += 1,
+            }
+        }
+    }
+    Ok(days
+        .into_values()
+        .map(|(mut d, spent)| {
+            let decided = d.completed + d.expired;
+            d.completion_rate = (decided > 0).then(|| d.completed as f64 / decided as f64);
+            d.mean_time_to_complete_ms =
+                (d.completed > 0).then(|| spent as f64 / d.completed as f64);
+            d
+        })
+        .collect())
+}
+
+/// Group `group_id` as of `as_of_ms`, with its members; `None` when no
+/// opening of it is stored.
+pub(crate) fn group_info(
+    store: &Store,
+    group_id: &str,
+    as_of_ms: i64,
+) -> Result<Option<GroupInfo>> {
+    let Some(head) = store.get::<super::GroupHead>(Cf::Social, &k::group(group_id))? else {
+        return Ok(None);
+    };
+    let mut members = vec![(head.opener, head.opened_ms)];
+    let mut other_joins = 0u64;
+    let mut last_user = None;
+    for item in store.prefix(Cf::Social, &k::joins_prefix(group_id))? {
+        let (key, _) = item?;
+        let (user, ts) = k::parse_join(&key).ok_or_else(|| corrupt(&key))?;
+        if user == head.opener || last_user == Some(user) || !head.admits(ts) {
+            other_joins += 1;
+            continue;
+        }
+        last_user = Some(user);
+        members.push((user, ts));
+    }
+    members[1..].sort_by_key(|&(u, ts)| (ts, u));
+    Ok(Some(GroupInfo {
+        group_id: group_id.to_owned(),
+        head,
+        state: head.state(as_of_ms),
+        members,
+        other_joins,
+    }))
+}

@@ -315,6 +315,7 @@ fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
 
 /// What the aggregates need from one stored event (see [`for_each_event`]
 /// and [`erase`]).
+#[derive(Debug, Clone)]
 pub(crate) struct EventFacts {
     pub user_id: u32,
     pub ts_ms: i64,
@@ -324,6 +325,31 @@ pub(crate) struct EventFacts {
     pub session_id: Option<String>,
     pub share_id: Option<String>,
     pub via: Option<String>,
+    /// The group buy of a `group_open` (with its target and deadline) or
+    /// `group_join`.
+    pub group: Option<GroupFacts>,
+}
+
+/// The group-buy fields of a stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupFacts {
+    pub group_id: String,
+    /// `(target, deadline_ms)` of an opening; `None` for a join.
+    pub open: Option<(u32, i64)>,
+}
+
+impl GroupFacts {
+    /// The group fields of an event, if it has a group id.
+    pub fn of(
+        group_id: Option<&str>,
+        target: Option<u32>,
+        deadline_ms: Option<i64>,
+    ) -> Option<Self> {
+        Some(GroupFacts {
+            group_id: group_id?.to_owned(),
+            open: target.zip(deadline_ms),
+        })
+    }
 }
 
 impl EventFacts {
@@ -338,6 +364,9 @@ impl EventFacts {
             session_id: value.session_id.clone(),
             share_id: social.and_then(|s| s.share_id.clone()),
             via: social.and_then(|s| s.via.clone()),
+            group: social.and_then(|s| {
+                GroupFacts::of(s.group_id.as_deref(), s.group_target, s.group_deadline_ms)
+            }),
         }
     }
 }

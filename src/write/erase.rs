@@ -36,14 +36,7 @@ impl Writer<'_> {
         }
         profiles::erase(self.store, &mut batch, user_id)?;
         let facts = timeline::erase(self.store, &mut batch, user_id)?;
-        let leaving = super::social::Leaving {
-            user_id,
-            share_instants: facts
-                .iter()
-                .filter(|f| f.kind_id == crate::kinds::ids::SHARE)
-                .map(|f| f.ts_ms)
-                .collect(),
-        };
+        let leaving = super::social::Leaving::of(user_id, &facts);
         let events: Vec<ErasedEvent> = facts.iter().map(ErasedEvent::from).collect();
         metrics::forget::erase(
             self.store,

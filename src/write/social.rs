@@ -13,9 +13,9 @@ use parking_lot::MutexGuard;
 use super::Writer;
 use crate::error::Result;
 use crate::kinds::{ids, EventKind};
-use crate::social::engine::{Engine, SocialEvent};
+use crate::social::engine::{Engine, GroupEvent, SocialEvent};
 use crate::store::Batch;
-use crate::timeline::{Event, RecordOutcome};
+use crate::timeline::{Event, EventFacts, GroupFacts, RecordOutcome};
 
 /// The kind id attribution knows an event by (0: a kind it ignores).
 fn social_kind(kind: &EventKind) -> u32 {
@@ -38,19 +38,18 @@ pub(super) fn social_events(events: &[Event], outcomes: &[RecordOutcome]) -> Vec
             let RecordOutcome::Recorded { user_id, seq } = *o else {
                 return None;
             };
-            let kind_id = social_kind(&e.kind);
-            SocialEvent::matters(kind_id, e.share_id.as_deref(), e.via.as_deref()).then(|| {
-                SocialEvent {
-                    user_id,
-                    ts_ms: e.ts_ms,
-                    seq,
-                    kind_id,
-                    amount_minor: e.amount_minor.unwrap_or(0),
-                    share_id: e.share_id.clone(),
-                    via: e.via.clone(),
-                    index,
-                }
-            })
+            let event = SocialEvent {
+                user_id,
+                ts_ms: e.ts_ms,
+                seq,
+                kind_id: social_kind(&e.kind),
+                amount_minor: e.amount_minor.unwrap_or(0),
+                share_id: e.share_id.clone(),
+                via: e.via.clone(),
+                group: GroupFacts::of(e.group_id.as_deref(), e.group_target, e.group_deadline_ms),
+                index,
+            };
+            event.matters().then_some(event)
         })
         .collect()
 }
@@ -59,6 +58,25 @@ pub(super) fn social_events(events: &[Event], outcomes: &[RecordOutcome]) -> Vec
 pub(super) struct Leaving {
     pub user_id: u32,
     pub share_instants: Vec<i64>,
+    pub groups: Vec<GroupEvent>,
+}
+
+impl Leaving {
+    /// What attribution must take back of `user_id`'s stored events.
+    pub fn of(user_id: u32, facts: &[EventFacts]) -> Self {
+        Leaving {
+            user_id,
+            share_instants: facts
+                .iter()
+                .filter(|f| f.kind_id == ids::SHARE)
+                .map(|f| f.ts_ms)
+                .collect(),
+            groups: facts
+                .iter()
+                .filter_map(|f| Some((f.group.clone()?, f.ts_ms, f.seq)))
+                .collect(),
+        }
+    }
 }
 
 impl Writer<'_> {
@@ -73,12 +91,10 @@ impl Writer<'_> {
         leaving: Option<Leaving>,
         events: &[SocialEvent],
     ) -> Result<Option<MutexGuard<'_, ()>>> {
-        let opens = events
-            .iter()
-            .any(|e| SocialEvent::opens_social(e.kind_id, e.share_id.as_deref(), e.via.as_deref()));
+        let opens = events.iter().any(SocialEvent::opens_social);
         let leaves = leaving
             .as_ref()
-            .is_some_and(|l| !l.share_instants.is_empty());
+            .is_some_and(|l| !l.share_instants.is_empty() || !l.groups.is_empty());
         let live = self.social.is_live();
         if !opens && !leaves && (!live || (events.is_empty() && leaving.is_none())) {
             return Ok(None);
@@ -87,7 +103,7 @@ impl Writer<'_> {
         let settings = *self.social.settings.read();
         let mut engine = Engine::new(self.store, &settings, false);
         if let Some(l) = leaving {
-            engine.erase(l.user_id, &l.share_instants)?;
+            engine.erase(l.user_id, &l.share_instants, &l.groups)?;
         }
         engine.add(events)?;
         engine.finish(batch)?;
