@@ -221,6 +221,26 @@ pub enum Command {
         #[arg(long)]
         segment: Option<String>,
     },
+    /// Group buys per opening day: opened, completed, expired, open,
+    /// completion rate, mean time to complete; or one group with --id.
+    Groups {
+        /// First day, YYYY-MM-DD.
+        #[arg(long, required_unless_present = "id")]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long, required_unless_present = "id")]
+        to: Option<String>,
+        /// Instead: one group and its members.
+        #[arg(long)]
+        id: Option<String>,
+        /// Judge deadlines as of this instant, RFC 3339 or ms (default: the
+        /// store's clock, set by `advance`, else now).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Only groups opened by users in this segment.
+        #[arg(long)]
+        segment: Option<String>,
+    },
     /// Events by local hour and weekday, store-wide or for one user.
     Habits {
         /// External user id.

@@ -185,6 +185,13 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             segment,
         } => social::sharers_cmd(cli, range, *top, *by, segment),
         Command::Sharer { user, from, to } => social::sharer_cmd(cli, user, from, to),
+        Command::Groups {
+            from,
+            to,
+            id,
+            as_of,
+            segment,
+        } => social::groups_cmd(cli, from, to, id, as_of, segment, now),
         Command::Viral {
             range,
             period_days,

@@ -120,3 +120,82 @@ pub(super) fn viral_cmd(
         .collect();
     answer(cli, &json!({ "period_days": period_days, "rows": rows }))
 }
+
+/// `stickydb groups`: group buys per opening day, or one group.
+pub(super) fn groups_cmd(
+    cli: &Cli,
+    from: &Option<String>,
+    to: &Option<String>,
+    id: &Option<String>,
+    as_of: &Option<String>,
+    segment: &Option<String>,
+    now_ms: i64,
+) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let default_as_of = db.clock_ms().unwrap_or(now_ms);
+    let as_of = super::points::time_arg("as_of", as_of.as_deref(), default_as_of)?;
+    if let Some(id) = id {
+        let Some(g) = db.group(id, as_of)? else {
+            return Err(crate::InputError::new(
+                "id",
+                crate::Problem::Unparsable {
+                    reason: format!("no group {id:?} was opened"),
+                },
+            )
+            .into());
+        };
+        let mut rows = Vec::with_capacity(g.members.len());
+        for (i, (user, at)) in g.members.iter().enumerate() {
+            rows.push(json!({
+                "member": i + 1,
+                "user": db.user_name(*user)?,
+                "joined_ms": at,
+            }));
+        }
+        return answer(
+            cli,
+            &json!({
+                "group": g.group_id,
+                "opener": db.user_name(g.head.opener)?,
+                "opened_ms": g.head.opened_ms,
+                "target": g.head.target,
+                "deadline_ms": g.head.deadline_ms,
+                "completed_ms": g.head.completed_ms,
+                "state": g.state,
+                "as_of_ms": as_of,
+                "other_joins": g.other_joins,
+                "rows": rows,
+            }),
+        );
+    }
+    let from = query::day_arg("from", from.as_deref().unwrap_or_default())?;
+    let to = query::day_arg("to", to.as_deref().unwrap_or_default())?;
+    let filter = query::segment_filter(&db, segment.as_deref(), to)?;
+    answer(cli, &groups(&db, from, to, as_of, filter.as_ref())?)
+}
+
+/// Group buys per opening day as the CLI and the report print them.
+pub fn groups(
+    db: &Db,
+    from: i32,
+    to: i32,
+    as_of_ms: i64,
+    filter: Option<&roaring::RoaringBitmap>,
+) -> Result<Value, Error> {
+    let rows: Vec<Value> = db
+        .group_days(from, to, as_of_ms, filter)?
+        .iter()
+        .map(|d| {
+            json!({
+                "day": format_day(d.day),
+                "opened": d.opened,
+                "completed": d.completed,
+                "expired": d.expired,
+                "open": d.open,
+                "completion_rate": d.completion_rate,
+                "mean_minutes_to_complete": d.mean_time_to_complete_ms.map(|ms| (ms / 60_000.0 * 10.0).round() / 10.0),
+            })
+        })
+        .collect();
+    Ok(json!({ "as_of_ms": as_of_ms, "rows": rows }))
+}
