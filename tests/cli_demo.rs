@@ -40,6 +40,27 @@ fn demo_then_queries_agree_with_the_library() {
     assert!(stdout.contains("loyalty tiers"), "{stdout}");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<svg") && html.contains("stickydb-data"));
+    // sharing and group buys are simulated, summarised and charted, and
+    // the report's data is what the CLI answers
+    assert!(stdout.contains("social commerce"), "{stdout}");
+    assert!(stdout.contains("group buys:"), "{stdout}");
+    let data = html
+        .split("id=\"stickydb-data\">")
+        .nth(1)
+        .and_then(|t| t.split("</script>").next())
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_str(&data.replace("<\\/", "</")).unwrap();
+    let (from, to) = (data["from"].as_str().unwrap(), data["to"].as_str().unwrap());
+    let out = stickydb(&[
+        "--db", db_arg, "--json", "sharers", "--from", from, "--to", to, "--by", "signups",
+    ]);
+    let sharers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(data["top_sharers"], sharers["rows"]);
+    assert!(
+        !sharers["rows"].as_array().unwrap().is_empty(),
+        "somebody shared"
+    );
+    assert!(html.contains("Group buys by opening day"));
 
     let out = stickydb(&["--db", db_arg, "--json", "stats"]);
     assert!(out.status.success());

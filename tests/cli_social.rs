@@ -97,7 +97,10 @@ fn sharers_funnels_viral_and_groups_from_the_command_line() {
     )));
     assert_eq!(viral["rows"][0]["coefficient"], 0.5);
 
-    let seg = ok(&stickydb(&db, &["segment", "referred_by:ann", "--list", "10"]));
+    let seg = ok(&stickydb(
+        &db,
+        &["segment", "referred_by:ann", "--list", "10"],
+    ));
     assert!(seg.contains("bob"), "{seg}");
 
     let groups = json(&ok(&stickydb(

@@ -41,7 +41,40 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "rfm_segments": query::rfm(db, to, None, None)?["segments"],
         "daily": query::daily(db, from, to)?["rows"],
         "tiers": tiers,
+        "top_sharers": super::social::sharers(db, from, to, 10, super::RankArg::Signups, None)?["rows"],
+        "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],
     }))
+}
+
+/// Group deadlines in the report are judged at the store's clock, else at
+/// the end of the range's last day.
+fn groups_as_of(db: &Db, to: i32) -> i64 {
+    db.clock_ms().unwrap_or_else(|| {
+        crate::time::local_midnight_ms(to.saturating_add(1), db.settings().utc_offset_minutes)
+    })
+}
+
+/// A plain table of the rows' `keys`.
+fn table(title: &str, rows: &[Value], keys: &[&str]) -> String {
+    let mut s = format!("<h2>{}</h2><table><tr>", esc(title));
+    for k in keys {
+        let _ = write!(s, "<th>{}</th>", esc(k));
+    }
+    s.push_str("</tr>");
+    for r in rows {
+        s.push_str("<tr>");
+        for k in keys {
+            let cell = match &r[*k] {
+                Value::String(t) => t.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            let _ = write!(s, "<td>{}</td>", esc(&cell));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table>");
+    s
 }
 
 const W: f64 = 760.0;
@@ -276,7 +309,7 @@ pub fn html(data: &Value) -> String {
     let rows = |k: &str| data[k].as_array().unwrap_or(&empty).clone();
     let mut page = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>stickydb report</title>\
-         <style>body{font-family:sans-serif;margin:2em;max-width:800px}h2{font-size:15px;margin-top:2em}</style>\
+         <style>body{font-family:sans-serif;margin:2em;max-width:800px}h2{font-size:15px;margin-top:2em}td,th{padding:2px 8px;text-align:right}</style>\
          </head><body>",
     );
     let _ = write!(
@@ -319,6 +352,35 @@ pub fn html(data: &Value) -> String {
     page.push_str(&bars("Daily orders", &rows("daily"), &["orders"], "day"));
     if data["tiers"].as_object().is_some_and(|t| !t.is_empty()) {
         page.push_str(&breakdown("Loyalty tiers", &data["tiers"]));
+    }
+    if !rows("top_sharers").is_empty() {
+        page.push_str(&table(
+            "Top sharers by attributed signups",
+            &rows("top_sharers"),
+            &[
+                "rank",
+                "user",
+                "shares",
+                "reached",
+                "signups",
+                "first_purchases",
+                "orders",
+                "gmv_minor",
+            ],
+        ));
+    }
+    if !rows("groups").is_empty() {
+        page.push_str(&bars(
+            "Group buys by opening day (completed, expired, open)",
+            &rows("groups"),
+            &["completed", "expired", "open"],
+            "day",
+        ));
+        page.push_str(&lines(
+            "Group-buy completion rate (completed ÷ decided)",
+            &rows("groups"),
+            &["completion_rate"],
+        ));
     }
     // The chart data, for tools and tests; `</` cannot occur in JSON
     // strings we produce unescaped, but escape it anyway.
