@@ -75,6 +75,9 @@ pub(crate) struct Engine<'s> {
     pub(super) erased: FxHashSet<u32>,
     /// Group buys whose completion this write may change.
     pub(super) groups: std::collections::BTreeSet<String>,
+    /// Users this write created: nothing of theirs is stored, so their
+    /// re-derivation reads only this write's records.
+    fresh: FxHashSet<u32>,
 }
 
 impl<'s> Engine<'s> {
@@ -90,7 +93,20 @@ impl<'s> Engine<'s> {
             recorded: FxHashMap::default(),
             erased: FxHashSet::default(),
             groups: std::collections::BTreeSet::new(),
+            fresh: FxHashSet::default(),
         }
+    }
+
+    /// Declares the users this write created (their records are all in
+    /// this write).
+    pub fn created(mut self, users: &[u32]) -> Self {
+        self.fresh.extend(users.iter().copied());
+        self
+    }
+
+    /// Whether anything of `user_id`'s may be stored.
+    fn stored(&self, user_id: u32) -> bool {
+        !self.blank && !self.fresh.contains(&user_id)
     }
 
     pub(super) fn day(&self, ts_ms: i64) -> i32 {
@@ -257,8 +273,10 @@ impl<'s> Engine<'s> {
 
     fn touched(&self, user_id: u32) -> Result<bool> {
         let prefix = k::touches_prefix(user_id);
-        let until = crate::keys::prefix_successor(&prefix);
-        Ok(!self.txn.scan(&prefix, until.as_deref())?.is_empty())
+        Ok(!self
+            .txn
+            .scan_prefix_in(&prefix, self.stored(user_id))?
+            .is_empty())
     }
 
     /// Adds (`sign` 1) or takes back (−1) one attributed item.
@@ -344,7 +362,11 @@ impl<'s> Engine<'s> {
     fn rederive(&mut self, user_id: u32, ranges: Vec<(i64, i64)>) -> Result<()> {
         let mut owners: FxHashMap<String, Option<u32>> = FxHashMap::default();
         let mut valid: Vec<(i64, u32)> = Vec::new();
-        for (key, _) in self.txn.scan_prefix(&k::touches_prefix(user_id))? {
+        let stored = self.stored(user_id);
+        for (key, _) in self
+            .txn
+            .scan_prefix_in(&k::touches_prefix(user_id), stored)?
+        {
             let t = k::parse_touch(&key).ok_or_else(|| bad_key(&key))?;
             let owner = match owners.get(&t.share_id) {
                 Some(o) => *o,
@@ -375,7 +397,7 @@ impl<'s> Engine<'s> {
             let key = k::first_item(user_id, item);
             let had: Option<Attr> = self
                 .txn
-                .get(&key)?
+                .get_in(&key, stored)?
                 .map(|v| decode_value(Cf::Social, &key, &v))
                 .transpose()?;
             if had != want {
@@ -400,7 +422,11 @@ impl<'s> Engine<'s> {
         for &(ts, sharer) in valid {
             want.entry(sharer).or_insert(ts);
         }
-        for (key, value) in self.txn.scan_prefix(&k::reached_prefix(user_id))? {
+        let stored = self.stored(user_id);
+        for (key, value) in self
+            .txn
+            .scan_prefix_in(&k::reached_prefix(user_id), stored)?
+        {
             let had: i64 = decode_value(Cf::Social, &key, &value)?;
             let sharer = k::reached_sharer(&key).ok_or_else(|| bad_key(&key))?;
             if want.get(&sharer) == Some(&had) {
@@ -435,7 +461,7 @@ impl<'s> Engine<'s> {
             .recorded
             .get(&user_id)
             .and_then(|r| r.iter().filter(|r| r.2 == kind_id).map(|r| r.0).min());
-        let stored = if self.blank {
+        let stored = if !self.stored(user_id) {
             None
         } else {
             match crate::metrics::first_day_of_kind(self.txn.store(), user_id, kind_id)? {
@@ -463,7 +489,8 @@ impl<'s> Engine<'s> {
         lo: i64,
         hi: i64,
     ) -> Result<()> {
-        let mut purchases: Vec<(i64, u32, i64)> = if self.blank {
+        let stored = self.stored(user_id);
+        let mut purchases: Vec<(i64, u32, i64)> = if !stored {
             Vec::new()
         } else {
             crate::timeline::events_of_kind(
@@ -493,9 +520,9 @@ impl<'s> Engine<'s> {
             }
         }
         let until = k::purchases_from(user_id, hi.saturating_add(1));
-        for (key, value) in self
-            .txn
-            .scan(&k::purchases_from(user_id, lo), Some(&until))?
+        for (key, value) in
+            self.txn
+                .scan_in(&k::purchases_from(user_id, lo), Some(&until), stored)?
         {
             let at = k::parse_purchase_item(&key).ok_or_else(|| bad_key(&key))?;
             let had: Attr = decode_value(Cf::Social, &key, &value)?;

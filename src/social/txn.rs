@@ -36,9 +36,15 @@ impl<'s> Txn<'s> {
 
     /// The value under `key`: this write's own, else the store's.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_in(key, true)
+    }
+
+    /// [`Txn::get`], reading the store only when `stored` (the caller knows
+    /// nothing is stored under `key`: a user this write created).
+    pub fn get_in(&self, key: &[u8], stored: bool) -> Result<Option<Vec<u8>>> {
         match self.over.get(key) {
             Some(v) => Ok(v.clone()),
-            None if self.blank => Ok(None),
+            None if self.blank || !stored => Ok(None),
             None => self.store.get_raw(Cf::Social, key),
         }
     }
@@ -53,9 +59,16 @@ impl<'s> Txn<'s> {
 
     /// Every record with `from <= key < until` (to the end of the family's
     /// keys for `None`), in key order, this write's changes applied.
-    pub fn scan(&self, from: &[u8], until: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// The store's records are read only when `stored` (the caller knows
+    /// none is stored in the range: a user this write created).
+    pub fn scan_in(
+        &self,
+        from: &[u8],
+        until: Option<&[u8]>,
+        stored: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        if !self.blank {
+        if !self.blank && stored {
             for item in self
                 .store
                 .range(Cf::Social, from, until.map(<[u8]>::to_vec))?
@@ -82,8 +95,13 @@ impl<'s> Txn<'s> {
 
     /// Every record under `prefix`.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_prefix_in(prefix, true)
+    }
+
+    /// [`Txn::scan_prefix`], reading the store only when `stored`.
+    pub fn scan_prefix_in(&self, prefix: &[u8], stored: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let until = crate::keys::prefix_successor(prefix);
-        self.scan(prefix, until.as_deref())
+        self.scan_in(prefix, until.as_deref(), stored)
     }
 
     /// The buffered puts (a blank derivation's whole result).

@@ -48,7 +48,7 @@ impl Writer<'_> {
         )?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
-        let _social = self.social_write(&mut batch, Some(leaving), &[])?;
+        let _social = self.social_write(&mut batch, Some(leaving), &[], &[])?;
         self.store.write(batch)?;
         if let Some(shard) = guard.shard(user) {
             shard.remove(user);

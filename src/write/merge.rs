@@ -131,7 +131,7 @@ impl Writer<'_> {
         // ...with the attribution of both re-derived (from's shares are
         // into's now; from's touches of into's shares are self-referrals)...
         let social = super::social::social_events(&events, &outcomes);
-        let _social = self.social_write(&mut batch, Some(leaving), &social)?;
+        let _social = self.social_write(&mut batch, Some(leaving), &social, &[])?;
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and
         // its ledger goes.

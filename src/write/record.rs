@@ -56,7 +56,7 @@ impl Writer<'_> {
         )?;
         users.finish(&mut batch)?;
         let social = super::social::social_events(events, &outcomes);
-        let _social = self.social_write(&mut batch, None, &social)?;
+        let _social = self.social_write(&mut batch, None, &social, users.created())?;
         self.store.write(batch)?;
         users.remember();
         reservation.publish();

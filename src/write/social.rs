@@ -90,6 +90,7 @@ impl Writer<'_> {
         batch: &mut Batch,
         leaving: Option<Leaving>,
         events: &[SocialEvent],
+        created: &[u32],
     ) -> Result<Option<MutexGuard<'_, ()>>> {
         let opens = events.iter().any(SocialEvent::opens_social);
         let leaves = leaving
@@ -101,7 +102,7 @@ impl Writer<'_> {
         }
         let guard = self.social.lock.lock();
         let settings = *self.social.settings.read();
-        let mut engine = Engine::new(self.store, &settings, false);
+        let mut engine = Engine::new(self.store, &settings, false).created(created);
         if let Some(l) = leaving {
             engine.erase(l.user_id, &l.share_instants, &l.groups)?;
         }
