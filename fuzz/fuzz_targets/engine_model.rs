@@ -5,7 +5,9 @@
 //! adjustments, reversals, replays and conflicts, refusals that write
 //! nothing; `tests/model/ledger.rs`, shared with `tests/ledger_model.rs`);
 //! identity merges (aliases, chains, refusals that write nothing, replays
-//! by merge id, erasure of merged users); `advance` as the expiry clock
+//! by merge id, erasure of merged users); shares, visits through them and
+//! group buys (whose attribution verify re-derives from the events);
+//! `advance` as the expiry clock
 //! (a re-run writes nothing); and that `verify` (every aggregate, every
 //! ledger invariant, every stage mark and due key) stays clean.
 #![no_main]
@@ -30,6 +32,39 @@ const USERS: [&str; 4] = ["u0", "u1", "anon-2", "anon-3"];
 /// Ledger times sit on a 5 ms grid, so operations land exactly on expiries
 /// and deadlines (as in tests/ledger_model.rs).
 const GRID_MS: i64 = 5;
+
+/// The event `kind` describes: bits 0–2 the kind (view, purchase,
+/// sign_in, a custom kind, share, signup, group_open, group_join), bits
+/// 3–4 a share or group number, bit 5 a `via`, bits 6–7 whose share or
+/// group. Share and group ids embed the name that made them, so no two
+/// users ever claim one (a claim by another user would be refused) — even
+/// across merges, where a name resolves to the user it was merged into.
+fn social_event(named: usize, kind: u8, ts: i64) -> Event {
+    let names = [
+        "view",
+        "purchase",
+        "sign_in",
+        "custom_x",
+        "share",
+        "signup",
+        "group_open",
+        "group_join",
+    ];
+    let n = (kind >> 3) & 3;
+    let other = usize::from(kind >> 6) % USERS.len();
+    let mut e = Event::new(USERS[named], names[usize::from(kind & 7)], ts);
+    match kind & 7 {
+        1 => e = e.with_amount(100 * i64::from(n + 1)),
+        4 => e = e.with_share_id(format!("s{named}-{n}")),
+        6 => e = e.with_group_open(format!("g{named}-{n}"), 2 + u32::from(n), T0 + 30 * 86_400_000),
+        7 => e = e.with_group(format!("g{other}-{n}")),
+        _ => {}
+    }
+    if kind & 0x20 != 0 {
+        e = e.with_via(format!("s{other}-{n}"));
+    }
+    e
+}
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -174,12 +209,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 let named = usize::from(user) % USERS.len();
                 let u = canon(named);
                 let user = USERS[u].to_owned();
-                let kind = ["view", "purchase", "sign_in", "custom_x"][kind as usize % 4];
                 let ts = T0 + i64::from(dt_s) * 1000;
-                let mut e = Event::new(USERS[named], kind, ts);
-                if let Some(id) = id {
-                    e = e.with_id(format!("e{id}"));
-                }
+                let e = social_event(named, kind, ts);
+                let e = match id {
+                    Some(id) => e.with_id(format!("e{id}")),
+                    None => e,
+                };
                 let out = db.record(&e).expect("valid event");
                 let dup = id.is_some_and(|id| !ids.insert((user.clone(), id)));
                 assert_eq!(out == RecordOutcome::Duplicate, dup);

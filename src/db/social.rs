@@ -192,12 +192,6 @@ impl Db {
     pub fn set_social_settings(&self, settings: SocialSettings) -> Result<()> {
         settings.validate()?;
         self.store.check_writable()?;
-        let _all = self.stripes.lock_all();
-        let _social = self.social.lock.lock();
-        let mut held = self.social.settings.write();
-        social::save_settings(&self.store, &settings)?;
-        *held = settings;
-        social::rebuild(&self.store)?;
-        Ok(())
+        self.writer().set_social_settings(settings)
     }
 }

@@ -15,6 +15,7 @@
 //! | `10 ‖ len ‖ group_id` | a group buy's head |
 //! | `11 ‖ len ‖ group_id ‖ user ‖ ts_asc ‖ seq` | empty: a join |
 //! | `12 ‖ day_asc(opened) ‖ len ‖ group_id` | the head again, by opening day |
+//! | `13 ‖ user` | the user's referral credit state (generation, sharer) |
 //!
 //! Share ids inside a key are length-prefixed, so that share `a` is never a
 //! range prefix of share `ab`, and touches at one instant order by share id
@@ -48,6 +49,10 @@ pub const GROUP: u8 = 10;
 pub const JOIN: u8 = 11;
 /// Family byte of group heads by opening day.
 pub const GROUP_DAY: u8 = 12;
+
+/// Family byte of referral credit states (not derived from events: the
+/// ledger's side of attribution).
+pub const REFERRAL: u8 = 13;
 
 /// Item byte of a user's first signup.
 pub const ITEM_SIGNUP: u8 = 1;
@@ -347,6 +352,11 @@ pub fn parse_group_day(key: &[u8]) -> Option<(i32, &str)> {
     let id = key.get(6..6 + usize::from(key[5]))?;
     (6 + id.len() == key.len()).then_some(())?;
     Some((day, std::str::from_utf8(id).ok()?))
+}
+
+/// The referral credit state key of `user_id`.
+pub fn referral(user_id: u32) -> Vec<u8> {
+    with_user(REFERRAL, user_id)
 }
 
 #[cfg(test)]

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 
 pub use registry::{KindRegistry, Reservation, MAX_CUSTOM_KINDS};
 
+/// The pseudo-kind of an earning rule that credits a **sharer** when a
+/// first purchase is attributed to it (SPEC §4b, docs/social.md): no event
+/// may carry this kind.
+pub const REFERRAL_KIND: &str = "referral:first_purchase";
+
 /// Longest accepted custom kind name, in bytes.
 pub const MAX_KIND_BYTES: usize = 64;
 

@@ -52,6 +52,8 @@ pub const MAX_HOLD_TIMEOUT_MS: i64 = 30 * crate::time::DAY_MS;
 /// sequence number of the event that earned it.
 pub const RULE_TXN_PREFIX: &str = "event:";
 
+pub use crate::kinds::REFERRAL_KIND;
+
 /// One points operation. The payload a transaction id is bound to: a replay
 /// must carry an equal `PointsOp` (the operation's time is not part of it, so
 /// a retry stamped later is still a replay).

@@ -78,6 +78,9 @@ pub(crate) struct Engine<'s> {
     /// Users this write created: nothing of theirs is stored, so their
     /// re-derivation reads only this write's records.
     fresh: FxHashSet<u32>,
+    /// With referral earning rules: first-purchase attributions this
+    /// write changed, and the merge it is part of (docs/social.md).
+    pub(super) referrals: Option<super::referral::Referrals>,
 }
 
 impl<'s> Engine<'s> {
@@ -94,6 +97,7 @@ impl<'s> Engine<'s> {
             erased: FxHashSet::default(),
             groups: std::collections::BTreeSet::new(),
             fresh: FxHashSet::default(),
+            referrals: None,
         }
     }
 
@@ -105,15 +109,19 @@ impl<'s> Engine<'s> {
     }
 
     /// Whether anything of `user_id`'s may be stored.
-    fn stored(&self, user_id: u32) -> bool {
+    pub(super) fn stored(&self, user_id: u32) -> bool {
         !self.blank && !self.fresh.contains(&user_id)
+    }
+
+    pub(super) fn is_erased(&self, user_id: u32) -> bool {
+        self.erased.contains(&user_id)
     }
 
     pub(super) fn day(&self, ts_ms: i64) -> i32 {
         time::local_day(ts_ms, self.offset_minutes)
     }
 
-    fn figure(&mut self, ts_ms: i64, sharer: u32, f: impl Fn(&mut Figures)) {
+    pub(super) fn figure(&mut self, ts_ms: i64, sharer: u32, f: impl Fn(&mut Figures)) {
         let day = self.day(ts_ms);
         f(self.sharer_days.entry((day, sharer)).or_default());
         f(self.days.entry(day).or_default());
@@ -126,7 +134,7 @@ impl<'s> Engine<'s> {
         }
     }
 
-    fn owner(&self, share_id: &str) -> Result<Option<Owner>> {
+    pub(super) fn owner(&self, share_id: &str) -> Result<Option<Owner>> {
         let key = k::registry(share_id);
         self.txn
             .get(&key)?
@@ -145,6 +153,9 @@ impl<'s> Engine<'s> {
         }
         for (key, value) in self.txn.scan_prefix(&k::attributed_prefix(user_id))? {
             let attr: Attr = decode_value(Cf::Social, &key, &value)?;
+            if key.get(5) == Some(&k::ITEM_FIRST_PURCHASE) {
+                self.first_purchase_moved(user_id, Some(attr), None);
+            }
             self.credit(user_id, key[5], &attr, -1);
             self.txn.delete(key);
         }
@@ -280,7 +291,7 @@ impl<'s> Engine<'s> {
     }
 
     /// Adds (`sign` 1) or takes back (−1) one attributed item.
-    fn credit(&mut self, user_id: u32, item: u8, attr: &Attr, sign: i64) {
+    pub(super) fn credit(&mut self, user_id: u32, item: u8, attr: &Attr, sign: i64) {
         let amount = attr.amount_minor;
         match item {
             k::ITEM_SIGNUP => {
@@ -316,7 +327,9 @@ impl<'s> Engine<'s> {
         Ok(self.txn.into_puts())
     }
 
-    fn settle(&mut self) -> Result<()> {
+    /// Re-derives every marked user and group and puts the figures (a
+    /// second call finds nothing left to do).
+    pub(super) fn settle(&mut self) -> Result<()> {
         let groups = std::mem::take(&mut self.groups);
         for g in groups {
             self.settle_group(&g)?;
@@ -355,195 +368,10 @@ impl<'s> Engine<'s> {
         }
         Ok(())
     }
-
-    /// Re-derives `user_id`'s contributions from its touches and the
-    /// registry: first touch per sharer, first signup, first purchase, and
-    /// the purchases inside `ranges`.
-    fn rederive(&mut self, user_id: u32, ranges: Vec<(i64, i64)>) -> Result<()> {
-        let mut owners: FxHashMap<String, Option<u32>> = FxHashMap::default();
-        let mut valid: Vec<(i64, u32)> = Vec::new();
-        let stored = self.stored(user_id);
-        for (key, _) in self
-            .txn
-            .scan_prefix_in(&k::touches_prefix(user_id), stored)?
-        {
-            let t = k::parse_touch(&key).ok_or_else(|| bad_key(&key))?;
-            let owner = match owners.get(&t.share_id) {
-                Some(o) => *o,
-                None => {
-                    let o = self.owner(&t.share_id)?.map(|o| o.user_id);
-                    owners.insert(t.share_id.clone(), o);
-                    o
-                }
-            };
-            // Self-referrals never count; unknown share ids wait for their share.
-            if let Some(o) = owner.filter(|&o| o != user_id) {
-                valid.push((t.ts_ms, o));
-            }
-        }
-        self.rederive_reach(user_id, &valid)?;
-        for (item, kind) in [
-            (k::ITEM_SIGNUP, ids::SIGNUP),
-            (k::ITEM_FIRST_PURCHASE, ids::PURCHASE),
-        ] {
-            let first = self.first_instant(user_id, kind)?;
-            let want = first.and_then(|ts| {
-                self.attribute(&valid, ts).map(|sharer| Attr {
-                    ts_ms: ts,
-                    sharer,
-                    amount_minor: 0,
-                })
-            });
-            let key = k::first_item(user_id, item);
-            let had: Option<Attr> = self
-                .txn
-                .get_in(&key, stored)?
-                .map(|v| decode_value(Cf::Social, &key, &v))
-                .transpose()?;
-            if had != want {
-                if let Some(old) = had {
-                    self.credit(user_id, item, &old, -1);
-                    self.txn.delete(key.clone());
-                }
-                if let Some(new) = want {
-                    self.credit(user_id, item, &new, 1);
-                    self.txn.put(key, codec::encode(&new)?);
-                }
-            }
-        }
-        for (lo, hi) in merge_ranges(ranges) {
-            self.rederive_purchases(user_id, &valid, lo, hi)?;
-        }
-        Ok(())
-    }
-
-    fn rederive_reach(&mut self, user_id: u32, valid: &[(i64, u32)]) -> Result<()> {
-        let mut want: BTreeMap<u32, i64> = BTreeMap::new();
-        for &(ts, sharer) in valid {
-            want.entry(sharer).or_insert(ts);
-        }
-        let stored = self.stored(user_id);
-        for (key, value) in self
-            .txn
-            .scan_prefix_in(&k::reached_prefix(user_id), stored)?
-        {
-            let had: i64 = decode_value(Cf::Social, &key, &value)?;
-            let sharer = k::reached_sharer(&key).ok_or_else(|| bad_key(&key))?;
-            if want.get(&sharer) == Some(&had) {
-                want.remove(&sharer);
-                continue;
-            }
-            self.figure(had, sharer, |f| f.reached -= 1);
-            self.txn.delete(key);
-        }
-        for (sharer, ts) in want {
-            self.figure(ts, sharer, |f| f.reached += 1);
-            self.txn
-                .put(k::reached(user_id, sharer), codec::encode(&ts)?);
-        }
-        Ok(())
-    }
-
-    /// The sharer of the first valid touch in `[at − window, at]`.
-    fn attribute(&self, valid: &[(i64, u32)], at_ms: i64) -> Option<u32> {
-        let from = at_ms.saturating_sub(self.window_ms);
-        let i = valid.partition_point(|&(ts, _)| ts < from);
-        valid
-            .get(i)
-            .filter(|&&(ts, _)| ts <= at_ms)
-            .map(|&(_, s)| s)
-    }
-
-    /// The instant of `user_id`'s first event of `kind_id`: stored or
-    /// recorded by this write.
-    fn first_instant(&self, user_id: u32, kind_id: u32) -> Result<Option<i64>> {
-        let new = self
-            .recorded
-            .get(&user_id)
-            .and_then(|r| r.iter().filter(|r| r.2 == kind_id).map(|r| r.0).min());
-        let stored = if !self.stored(user_id) {
-            None
-        } else {
-            match crate::metrics::first_day_of_kind(self.txn.store(), user_id, kind_id)? {
-                None => None,
-                Some(day) => {
-                    let from = time::local_midnight_ms(day, self.offset_minutes);
-                    let to = time::local_midnight_ms(day + 1, self.offset_minutes);
-                    crate::timeline::events_of_kind(self.txn.store(), user_id, kind_id, from, to)?
-                        .iter()
-                        .map(|e| e.0)
-                        .min()
-                }
-            }
-        };
-        Ok(match (new, stored) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
-    }
-
-    fn rederive_purchases(
-        &mut self,
-        user_id: u32,
-        valid: &[(i64, u32)],
-        lo: i64,
-        hi: i64,
-    ) -> Result<()> {
-        let stored = self.stored(user_id);
-        let mut purchases: Vec<(i64, u32, i64)> = if !stored {
-            Vec::new()
-        } else {
-            crate::timeline::events_of_kind(
-                self.txn.store(),
-                user_id,
-                ids::PURCHASE,
-                lo,
-                hi.saturating_add(1),
-            )?
-        };
-        if let Some(r) = self.recorded.get(&user_id) {
-            purchases.extend(
-                r.iter()
-                    .filter(|r| r.2 == ids::PURCHASE && (lo..=hi).contains(&r.0))
-                    .map(|r| (r.0, r.1, r.3)),
-            );
-        }
-        let mut want: BTreeMap<(i64, u32), Attr> = BTreeMap::new();
-        for (ts, seq, amount) in purchases {
-            if let Some(sharer) = self.attribute(valid, ts) {
-                let attr = Attr {
-                    ts_ms: ts,
-                    sharer,
-                    amount_minor: amount,
-                };
-                want.insert((ts, seq), attr);
-            }
-        }
-        let until = k::purchases_from(user_id, hi.saturating_add(1));
-        for (key, value) in
-            self.txn
-                .scan_in(&k::purchases_from(user_id, lo), Some(&until), stored)?
-        {
-            let at = k::parse_purchase_item(&key).ok_or_else(|| bad_key(&key))?;
-            let had: Attr = decode_value(Cf::Social, &key, &value)?;
-            if want.get(&at) == Some(&had) {
-                want.remove(&at);
-                continue;
-            }
-            self.credit(user_id, k::ITEM_PURCHASE, &had, -1);
-            self.txn.delete(key);
-        }
-        for ((ts, seq), attr) in want {
-            self.credit(user_id, k::ITEM_PURCHASE, &attr, 1);
-            self.txn
-                .put(k::purchase_item(user_id, ts, seq), codec::encode(&attr)?);
-        }
-        Ok(())
-    }
 }
 
 /// Overlapping or touching ranges joined, in order.
-fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+pub(super) fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     ranges.sort_unstable();
     let mut out: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
     for (lo, hi) in ranges {

@@ -3,15 +3,20 @@
 //! Owns the `social` column family: the share registry (share id → the
 //! user whose `share` event carried it), every touch (an event that came
 //! `via` a share), what each referred user contributes to which sharer,
-//! and the per-sharer and store-wide daily figures; and the queries over
-//! them (top sharers, a sharer's funnel, the viral coefficient). The write
-//! path hands it a write's recorded events ([`engine`]) inside the write's
-//! batch. Must not touch events, per-user activity state or the ledger
-//! (it reads events and first days through `timeline` and `metrics`).
+//! the per-sharer and store-wide daily figures, group buys, and each
+//! referred user's referral credit state; and the queries over them (top
+//! sharers, a sharer's funnel, the viral coefficient, group outcomes). The
+//! write path hands it a write's recorded events (`engine`) inside the
+//! write's batch and gets back the referral credits to pay (`referral`).
+//! Must not touch events, per-user activity state or the ledger (it reads
+//! events and first days through `timeline` and `metrics`; the write path
+//! pays the credits).
 
 pub(crate) mod engine;
 mod groups;
 pub(crate) mod query;
+mod rederive;
+pub(crate) mod referral;
 mod txn;
 
 use serde::{Deserialize, Serialize};
@@ -207,22 +212,54 @@ pub(crate) fn derive(store: &Store) -> Result<std::collections::BTreeMap<Vec<u8>
     engine.into_records()
 }
 
+/// A user whose first-purchase attribution changed: `(user, before, after)`.
+pub(crate) type FirstPurchaseChange = (u32, Option<Attr>, Option<Attr>);
+
 /// Records written per batch by [`rebuild`].
 const REBUILD_BATCH_KEYS: usize = 10_000;
 
-/// Replaces the whole `social` family with what the events derive. The
-/// caller holds every writer off (migration, rebuild, a window change).
-pub(crate) fn rebuild(store: &Store) -> Result<()> {
+/// Replaces the `social` family with what the events derive (referral
+/// credit states, the ledger's bookkeeping, stay). The caller holds every
+/// writer off (migration, rebuild, a window change). Returns every user
+/// whose first-purchase attribution changed: `(user, before, after)`.
+pub(crate) fn rebuild(store: &Store) -> Result<Vec<FirstPurchaseChange>> {
+    use crate::keys::social as k;
     let records = derive(store)?;
-    store.delete_prefix(Cf::Social, &[], REBUILD_BATCH_KEYS)?;
+    // the first-purchase attributions before, to report what changed
+    let mut before: std::collections::BTreeMap<u32, Attr> = std::collections::BTreeMap::new();
+    for item in store.prefix(Cf::Social, &[k::ATTRIBUTED])? {
+        let (key, value) = item?;
+        if key.len() == 6 && key[5] == k::ITEM_FIRST_PURCHASE {
+            let user = u32::from_be_bytes([key[1], key[2], key[3], key[4]]);
+            before.insert(user, crate::store::decode_value(Cf::Social, &key, &value)?);
+        }
+    }
+    for family in 1..k::REFERRAL {
+        store.delete_prefix(Cf::Social, &[family], REBUILD_BATCH_KEYS)?;
+    }
+    let mut changes = Vec::new();
     let mut batch = crate::store::Batch::new();
-    for (k, v) in records {
-        batch.put(Cf::Social, k, v);
+    for (key, v) in records {
+        if key.len() == 6 && key[0] == k::ATTRIBUTED && key[5] == k::ITEM_FIRST_PURCHASE {
+            let user = u32::from_be_bytes([key[1], key[2], key[3], key[4]]);
+            let after: Attr = crate::store::decode_value(Cf::Social, &key, &v)?;
+            let was = before.remove(&user);
+            if was != Some(after) {
+                changes.push((user, was, Some(after)));
+            }
+        }
+        batch.put(Cf::Social, key, v);
         if batch.len() >= REBUILD_BATCH_KEYS {
             store.write(std::mem::take(&mut batch))?;
         }
     }
-    store.write(batch)
+    store.write(batch)?;
+    changes.extend(
+        before
+            .into_iter()
+            .map(|(user, was)| (user, Some(was), None)),
+    );
+    Ok(changes)
 }
 
 /// A group buy as kept: who opened it when, what it needs by when, and the

@@ -170,6 +170,14 @@ impl Event {
         users::check_user(&self.user).map_err(|p| err("event.user", p))?;
         if let EventKind::Custom(name) = &self.kind {
             users::check_name(name, MAX_KIND_BYTES).map_err(|p| err("event.kind", p))?;
+            if name == crate::kinds::REFERRAL_KIND {
+                return Err(err(
+                    "event.kind",
+                    Problem::Unparsable {
+                        reason: format!("{name:?} is reserved for referral earning rules"),
+                    },
+                ));
+            }
         }
         time::check_ts(self.ts_ms).map_err(|p| err("event.ts_ms", p))?;
         if let Some(id) = &self.event_id {

@@ -83,6 +83,12 @@ impl StripeGuards<'_> {
             .map(|at| &mut *self.guards[at].1)
     }
 
+    /// Whether this write holds `user`'s stripe.
+    pub(crate) fn holds(&self, user: &str) -> bool {
+        let i = self.stripes.stripe_of(user);
+        self.guards.binary_search_by_key(&i, |(j, _)| *j).is_ok()
+    }
+
     /// Most cached users per shard.
     pub(crate) fn shard_capacity(&self) -> usize {
         self.stripes.shard_capacity

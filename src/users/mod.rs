@@ -378,6 +378,11 @@ impl<'a, 'g> UserWrites<'a, 'g> {
         Ok((slot.user_id, slot.created))
     }
 
+    /// Whether this write holds `user`'s stripe lock.
+    pub fn holds(&self, user: &str) -> bool {
+        self.guards.holds(user)
+    }
+
     /// Ids allocated by this write.
     pub fn created(&self) -> &[u32] {
         &self.created

@@ -4,6 +4,7 @@
 
 use crate::store::Batch;
 
+use super::social::{Attempt, SocialWrite};
 use super::Writer;
 use crate::error::{InputError, Result};
 use crate::keys::meta;
@@ -20,9 +21,27 @@ impl Writer<'_> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         let _erasing = self.erase_lock.lock();
-        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
+        // Reversing or moving referral credits needs the sharers' stripes
+        // too (see `record_batch`): start over holding them.
+        let mut sharers: Vec<String> = Vec::new();
+        for _ in 0..super::social::MAX_LOCK_ROUNDS {
+            match self.erase_attempt(user, &sharers)? {
+                Attempt::Done(existed) => return Ok(existed),
+                Attempt::NeedLocks(more) => sharers.extend(more),
+            }
+        }
+        Err(crate::error::Error::LimitReached {
+            what: "lock rounds of an erasure moving referral credits",
+            max: super::social::MAX_LOCK_ROUNDS as u64,
+        })
+    }
+
+    fn erase_attempt(&self, user: &str, sharers: &[String]) -> Result<Attempt<bool>> {
+        let mut names = vec![user];
+        names.extend(sharers.iter().map(String::as_str));
+        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
         let (user_id, user) = match resolved.get(user).cloned().flatten() {
-            None => return Ok(false),
+            None => return Ok(Attempt::Done(false)),
             Some(NameEntry::User(id)) => (id, user.to_owned()),
             Some(NameEntry::Alias { user_id, into }) => (user_id, into),
         };
@@ -48,11 +67,27 @@ impl Writer<'_> {
         )?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
-        let _social = self.social_write(&mut batch, Some(leaving), &[], &[])?;
+        let done = match self.social_write(&mut batch, Some(leaving), &[], &[], None, &|name| {
+            guard.holds(name)
+        })? {
+            SocialWrite::NeedLocks(more) => return Ok(Attempt::NeedLocks(more)),
+            SocialWrite::Done(done) => done,
+        };
+        if !done.referrals.is_empty() {
+            // the sharers' accounts (never the erased user's: its credits
+            // go with its ledger)
+            let settings = self.ledger_settings.read().clone();
+            let clock = self.clock.read();
+            let mut session =
+                crate::ledger::session::Session::new(self.store, &settings).with_notices(*clock);
+            super::social::apply_referrals(&mut session, &done.referrals)?;
+            session.finish(&mut batch)?;
+        }
         self.store.write(batch)?;
+        drop(done);
         if let Some(shard) = guard.shard(user) {
             shard.remove(user);
         }
-        Ok(true)
+        Ok(Attempt::Done(true))
     }
 }

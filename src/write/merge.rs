@@ -26,6 +26,8 @@ use crate::users::{
 };
 use crate::{ledger, metrics, profiles, timeline};
 
+use super::social::{Attempt, SocialWrite};
+
 impl Writer<'_> {
     /// Merges `from` into `into` as one atomic write (see the module doc);
     /// idempotent by `merge_id`.
@@ -56,8 +58,36 @@ impl Writer<'_> {
             }
             .into());
         }
-        let (mut guards, resolved) =
-            users::lock_resolving(self.stripes, self.store, &[from, into])?;
+        // A merge that moves referral credits must hold the sharers'
+        // stripes too (see `record_batch`): it starts over holding them.
+        let mut sharers: Vec<String> = Vec::new();
+        for _ in 0..super::social::MAX_LOCK_ROUNDS {
+            let attempt = self.merge_attempt(from, into, merge_id, options, identity, &sharers)?;
+            match attempt {
+                Attempt::Done(outcome) => return Ok(outcome),
+                Attempt::NeedLocks(more) => sharers.extend(more),
+            }
+        }
+        Err(Error::LimitReached {
+            what: "lock rounds of a merge moving referral credits",
+            max: super::social::MAX_LOCK_ROUNDS as u64,
+        })
+    }
+
+    /// One attempt of [`Writer::merge`] holding the stripes of `from`,
+    /// `into` and `sharers`.
+    fn merge_attempt(
+        &self,
+        from: &str,
+        into: &str,
+        merge_id: &str,
+        options: MergeOptions,
+        identity: &IdentitySettings,
+        sharers: &[String],
+    ) -> Result<Attempt<MergeOutcome>> {
+        let mut names = vec![from, into];
+        names.extend(sharers.iter().map(String::as_str));
+        let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
         let (from_id, into_id, into_name) = resolve_pair(&resolved, from, into)?;
         if !options.force && !identity.is_anonymous(from) && !identity.is_anonymous(&into_name) {
             return Err(MergeError::BothIdentified {
@@ -118,7 +148,7 @@ impl Writer<'_> {
             .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users_w =
             UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
-        let (outcomes, days_added) = self.record_into(
+        let (outcomes, days_added, _) = self.record_into(
             &mut batch,
             &mut users_w,
             &reservation,
@@ -131,7 +161,17 @@ impl Writer<'_> {
         // ...with the attribution of both re-derived (from's shares are
         // into's now; from's touches of into's shares are self-referrals)...
         let social = super::social::social_events(&events, &outcomes);
-        let _social = self.social_write(&mut batch, Some(leaving), &social, &[])?;
+        let done = match self.social_write(
+            &mut batch,
+            Some(leaving),
+            &social,
+            &[],
+            Some((from_id, into_id)),
+            &|name| users_w.holds(name),
+        )? {
+            SocialWrite::NeedLocks(more) => return Ok(Attempt::NeedLocks(more)),
+            SocialWrite::Done(done) => done,
+        };
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and
         // its ledger goes.
@@ -150,6 +190,12 @@ impl Writer<'_> {
             let mut session = Session::new(self.store, &settings).with_notices(*clock);
             let reason = format!("merge {merge_id}: from {from}");
             moved = session.transfer_in(into_id, out, &renumbered, &reason)?;
+            super::social::apply_referrals(&mut session, &done.referrals)?;
+            session.finish(&mut batch)?;
+        } else if !done.referrals.is_empty() {
+            let settings = self.ledger_settings.read().clone();
+            let mut session = Session::new(self.store, &settings).with_notices(*clock);
+            super::social::apply_referrals(&mut session, &done.referrals)?;
             session.finish(&mut batch)?;
         }
         let events_moved = outcomes
@@ -173,13 +219,14 @@ impl Writer<'_> {
         };
         batch.put(Cf::Meta, meta::merge(merge_id), codec::encode(&outcome)?);
         self.store.write(batch)?;
+        drop(done);
         users_w.remember();
         reservation.publish();
         // `from` is an alias now: aliases are never cached.
         if let Some(shard) = guards.shard(from) {
             shard.remove(from);
         }
-        Ok(outcome)
+        Ok(Attempt::Done(outcome))
     }
 
     /// A merge id seen before: the same pair is answered with what was done,

@@ -25,6 +25,7 @@ pub(crate) fn migrate(
 ) -> Result<()> {
     if store.format_found() == 6 {
         // Format 7 added only the social family, derived from the events.
+        // (no referral rule could exist before format 7: nothing to pay)
         crate::social::rebuild(store)?;
         return store.stamp_format_version();
     }

@@ -78,6 +78,7 @@ pub(crate) fn rebuild(
         Ok(())
     })?;
     flush(&mut chunk)?;
+    // (attributions come out as they were: the same events, the same window)
     crate::social::rebuild(store)?;
     Ok(replayed)
 }

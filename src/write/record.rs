@@ -21,6 +21,8 @@ use crate::metrics::{
 use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
 use crate::users::{self, UserWrites};
 
+use super::social::SocialWrite;
+
 impl Writer<'_> {
     /// Records `events` as one atomic write.
     pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
@@ -32,52 +34,84 @@ impl Writer<'_> {
             e.validate().map_err(|err| err.at(i))?;
         }
 
-        let names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
-        let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
-        let mut batch = Batch::new();
-        let reservation = self
-            .kinds
-            .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
-        let mut users = UserWrites::new(self.store, self.allocator, &mut guards, resolved);
-        let settings = self.metric_settings.read();
-        let clock = self.clock.read();
-        let stages = self.stage_ctx(&settings, &clock, StageCause::Event);
-        // Only stores with earning rules pay for a ledger session.
-        let ledger_settings = self.ledger_settings.read().clone();
-        let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
-        let (outcomes, _) = self.record_into(
-            &mut batch,
-            &mut users,
-            &reservation,
-            events,
-            rules,
-            stages,
-            &clock,
-        )?;
-        users.finish(&mut batch)?;
-        let social = super::social::social_events(events, &outcomes);
-        let _social = self.social_write(&mut batch, None, &social, users.created())?;
-        self.store.write(batch)?;
-        users.remember();
-        reservation.publish();
-        Ok(outcomes)
+        // A write that pays referral credits must hold the sharers' stripes
+        // too; it learns who they are only under its own locks, so it starts
+        // over holding them (each round only adds names).
+        let mut sharers: Vec<String> = Vec::new();
+        for _ in 0..super::social::MAX_LOCK_ROUNDS {
+            let mut names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+            names.extend(sharers.iter().map(String::as_str));
+            let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
+            let mut batch = Batch::new();
+            let reservation = self
+                .kinds
+                .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
+            let mut users = UserWrites::new(self.store, self.allocator, &mut guards, resolved);
+            let settings = self.metric_settings.read();
+            let clock = self.clock.read();
+            let stages = self.stage_ctx(&settings, &clock, StageCause::Event);
+            // Only stores with earning rules pay for a ledger session.
+            let ledger_settings = self.ledger_settings.read().clone();
+            let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
+            let (outcomes, _, mut ledger) = self.record_into(
+                &mut batch,
+                &mut users,
+                &reservation,
+                events,
+                rules,
+                stages,
+                &clock,
+            )?;
+            users.finish(&mut batch)?;
+            let social = super::social::social_events(events, &outcomes);
+            let done = match self.social_write(
+                &mut batch,
+                None,
+                &social,
+                users.created(),
+                None,
+                &|name| users.holds(name),
+            )? {
+                SocialWrite::NeedLocks(more) => {
+                    sharers.extend(more);
+                    continue;
+                }
+                SocialWrite::Done(done) => done,
+            };
+            if let Some(ledger) = ledger.as_mut() {
+                super::social::apply_referrals(ledger, &done.referrals)?;
+            }
+            if let Some(ledger) = ledger {
+                ledger.finish(&mut batch)?;
+            }
+            self.store.write(batch)?;
+            drop(done);
+            users.remember();
+            reservation.publish();
+            return Ok(outcomes);
+        }
+        Err(crate::error::Error::LimitReached {
+            what: "lock rounds of a write paying referral credits",
+            max: super::social::MAX_LOCK_ROUNDS as u64,
+        })
     }
 
     /// Puts `events` into `batch` under locks the caller holds: dedup, ids,
     /// event records, aggregate deltas and (with `rules`) rule credits. The
-    /// caller finishes `users` and commits. Returns each event's outcome and
-    /// how many (user, day) activity days the events added.
+    /// caller finishes `users` and the returned ledger session (rule credits,
+    /// with `rules`), and commits. Returns each event's outcome and how many
+    /// (user, day) activity days the events added.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn record_into(
-        &self,
+    pub(super) fn record_into<'l>(
+        &'l self,
         batch: &mut Batch,
         users: &mut UserWrites<'_, '_>,
         reservation: &Reservation<'_>,
         events: &[Event],
-        rules: Option<&LedgerSettings>,
+        rules: Option<&'l LedgerSettings>,
         stages: StageCtx<'_>,
         clock: &Clock,
-    ) -> Result<(Vec<RecordOutcome>, u64)> {
+    ) -> Result<(Vec<RecordOutcome>, u64, Option<Session<'l>>)> {
         // Keyed by internal id: an alias and its target are one user.
         let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
@@ -142,9 +176,6 @@ impl Writer<'_> {
         }
         let new_active_days = state.new_active_days();
         state.finish(batch)?;
-        if let Some(ledger) = ledger {
-            ledger.finish(batch)?;
-        }
-        Ok((outcomes, new_active_days))
+        Ok((outcomes, new_active_days, ledger))
     }
 }

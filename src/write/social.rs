@@ -12,10 +12,14 @@ use parking_lot::MutexGuard;
 
 use super::Writer;
 use crate::error::Result;
-use crate::kinds::{ids, EventKind};
+use crate::kinds::{ids, EventKind, REFERRAL_KIND};
+use crate::ledger::session::Session;
 use crate::social::engine::{Engine, GroupEvent, SocialEvent};
+use crate::social::referral::ReferralOp;
+use crate::social::SocialSettings;
 use crate::store::Batch;
 use crate::timeline::{Event, EventFacts, GroupFacts, RecordOutcome};
+use crate::users;
 
 /// The kind id attribution knows an event by (0: a kind it ignores).
 fn social_kind(kind: &EventKind) -> u32 {
@@ -79,38 +83,160 @@ impl Leaving {
     }
 }
 
+/// Most times a write starts over to add sharers' stripes to its locks.
+pub(super) const MAX_LOCK_ROUNDS: usize = 4;
+
+/// One attempt of a write that may need more locks.
+pub(super) enum Attempt<T> {
+    /// Committed.
+    Done(T),
+    /// Start over holding these users' stripes too.
+    NeedLocks(Vec<String>),
+}
+
+/// What the social part of a write produced.
+pub(super) enum SocialWrite<'w> {
+    /// In the batch; hold `guard` to the commit and apply `referrals`
+    /// through the batch's ledger session.
+    Done(SocialDone<'w>),
+    /// Referral credits change the accounts of these users, whose stripes
+    /// the write does not hold: start over holding them too. Nothing of
+    /// this attempt may be committed.
+    NeedLocks(Vec<String>),
+}
+
+/// See [`SocialWrite::Done`].
+pub(super) struct SocialDone<'w> {
+    pub _guard: Option<MutexGuard<'w, ()>>,
+    pub referrals: Vec<ReferralOp>,
+}
+
+/// Applies a write's referral operations to the sharers' accounts.
+pub(super) fn apply_referrals(ledger: &mut Session<'_>, ops: &[ReferralOp]) -> Result<()> {
+    for op in ops {
+        match *op {
+            ReferralOp::Reverse {
+                sharer,
+                referred,
+                generation,
+                at_ms,
+            } => ledger.referral_reverse(sharer, referred, generation, at_ms)?,
+            ReferralOp::Credit {
+                sharer,
+                referred,
+                generation,
+                ts_ms,
+                amount_minor,
+            } => ledger.referral_credit(sharer, referred, generation, ts_ms, amount_minor)?,
+        }
+    }
+    Ok(())
+}
+
 impl Writer<'_> {
-    /// Puts the social part of a write into `batch`; the returned guard
-    /// must be held until the batch is committed. Nothing is taken (and
-    /// `None` returned) when the write cannot change attribution: no social
-    /// field, no share, and either no signup or purchase or no social
-    /// record in the store yet.
+    /// Whether the store's earning rules pay referral credits.
+    pub(super) fn pays_referrals(&self) -> bool {
+        self.ledger_settings
+            .read()
+            .rules
+            .iter()
+            .any(|r| r.kind == REFERRAL_KIND)
+    }
+
+    /// Puts the social part of a write into `batch` (docs/social.md).
+    /// Nothing is taken — no lock, no read — when the write cannot change
+    /// attribution: no social field, no share, and either no signup or
+    /// purchase or no social record in the store yet. `created` are the
+    /// users this write created; `merge` is `(from, into)` for an identity
+    /// merge; `holds` tells whether the write holds a user's stripe.
     pub(super) fn social_write(
         &self,
         batch: &mut Batch,
         leaving: Option<Leaving>,
         events: &[SocialEvent],
         created: &[u32],
-    ) -> Result<Option<MutexGuard<'_, ()>>> {
+        merge: Option<(u32, u32)>,
+        holds: &dyn Fn(&str) -> bool,
+    ) -> Result<SocialWrite<'_>> {
         let opens = events.iter().any(SocialEvent::opens_social);
         let leaves = leaving
             .as_ref()
             .is_some_and(|l| !l.share_instants.is_empty() || !l.groups.is_empty());
         let live = self.social.is_live();
         if !opens && !leaves && (!live || (events.is_empty() && leaving.is_none())) {
-            return Ok(None);
+            return Ok(SocialWrite::Done(SocialDone {
+                _guard: None,
+                referrals: Vec::new(),
+            }));
         }
         let guard = self.social.lock.lock();
         let settings = *self.social.settings.read();
         let mut engine = Engine::new(self.store, &settings, false).created(created);
+        if self.pays_referrals() {
+            engine = engine.with_referrals(merge);
+        }
         if let Some(l) = leaving {
             engine.erase(l.user_id, &l.share_instants, &l.groups)?;
         }
         engine.add(events)?;
+        let mut referrals = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        for op in engine.referral_ops()? {
+            // a sharer this write creates is one it names: held
+            if created.contains(&op.sharer()) {
+                referrals.push(op);
+                continue;
+            }
+            // (a sharer without a record has no account to change)
+            let Some(record) = users::record_of(self.store, op.sharer())? else {
+                continue;
+            };
+            if !holds(&record.name) && !missing.contains(&record.name) {
+                missing.push(record.name);
+            }
+            referrals.push(op);
+        }
+        if !missing.is_empty() {
+            return Ok(SocialWrite::NeedLocks(missing));
+        }
         engine.finish(batch)?;
         if opens {
             self.social.set_live();
         }
-        Ok(Some(guard))
+        Ok(SocialWrite::Done(SocialDone {
+            _guard: Some(guard),
+            referrals,
+        }))
+    }
+}
+
+impl Writer<'_> {
+    /// Changes the attribution window and re-derives every attribution
+    /// under it, every writer held off; with referral rules, the credits
+    /// of every first purchase whose attribution moved are reversed and
+    /// paid anew (one batch).
+    pub(crate) fn set_social_settings(&self, settings: SocialSettings) -> Result<()> {
+        let _all = self.stripes.lock_all();
+        let _social = self.social.lock.lock();
+        let mut held = self.social.settings.write();
+        crate::social::save_settings(self.store, &settings)?;
+        *held = settings;
+        let changes = crate::social::rebuild(self.store)?;
+        if changes.is_empty() || !self.pays_referrals() {
+            return Ok(());
+        }
+        let mut engine = Engine::new(self.store, &settings, false).with_referrals(None);
+        for (user, before, after) in changes {
+            engine.first_purchase_moved(user, before, after);
+        }
+        let ops = engine.referral_ops()?;
+        let mut batch = Batch::new();
+        engine.finish(&mut batch)?;
+        let ledger_settings = self.ledger_settings.read().clone();
+        let clock = self.clock.read();
+        let mut session = Session::new(self.store, &ledger_settings).with_notices(*clock);
+        apply_referrals(&mut session, &ops)?;
+        session.finish(&mut batch)?;
+        self.store.write(batch)
     }
 }

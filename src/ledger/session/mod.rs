@@ -102,6 +102,12 @@ pub(crate) struct Session<'a> {
     notices: Option<crate::feed::Clock>,
 }
 
+/// The transaction id of referral rule `rule`'s credit for `referred`'s
+/// first purchase, generation `generation` (in the reserved rule space).
+pub(crate) fn referral_txn(referred: u32, generation: u32, rule: usize) -> String {
+    format!("{RULE_TXN_PREFIX}referral:{referred}:{generation}:{rule}")
+}
+
 fn reason_of(r: &str) -> Option<String> {
     (!r.is_empty()).then(|| r.to_owned())
 }
@@ -161,6 +167,68 @@ impl<'a> Session<'a> {
         ts_ms: i64,
         amount_minor: Option<i64>,
     ) -> Result<()> {
+        self.credit_rules(user_id, kind, ts_ms, amount_minor, &|i| {
+            format!("{RULE_TXN_PREFIX}{event_seq}:{i}")
+        })
+    }
+
+    /// Credits the referral rules (kind [`crate::ledger::REFERRAL_KIND`])
+    /// to `sharer` for `referred`'s first purchase at `ts_ms` of
+    /// `amount_minor`, as credit generation `generation` (docs/social.md).
+    pub fn referral_credit(
+        &mut self,
+        sharer: u32,
+        referred: u32,
+        generation: u32,
+        ts_ms: i64,
+        amount_minor: i64,
+    ) -> Result<()> {
+        self.credit_rules(
+            sharer,
+            crate::ledger::REFERRAL_KIND,
+            ts_ms,
+            Some(amount_minor),
+            &|i| referral_txn(referred, generation, i),
+        )
+    }
+
+    /// Reverses what [`Session::referral_credit`] credited `sharer` for
+    /// `referred` as generation `generation`, at `at_ms`. A credit that is
+    /// not there (a cap left nothing) or that moved in with a merge is
+    /// final and left alone; a reversal already made is a replay.
+    pub fn referral_reverse(
+        &mut self,
+        sharer: u32,
+        referred: u32,
+        generation: u32,
+        at_ms: i64,
+    ) -> Result<()> {
+        let rules = self.ctx.settings.rules.len();
+        self.with(sharer, |ctx, w| {
+            for i in 0..rules {
+                let target = referral_txn(referred, generation, i);
+                if !matches!(ctx.txn_of(w, &target)?, Some((_, false))) {
+                    continue;
+                }
+                let op = PointsOp::Reverse {
+                    txn: target.clone(),
+                };
+                ctx.run(w, &format!("{target}:reverse"), at_ms, &op, None)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Credits every rule of `kind` to `user_id` for one event at `ts_ms`
+    /// (daily caps per rule and local day), rule `i` under `txn_of(i)`.
+    fn credit_rules(
+        &mut self,
+        user_id: u32,
+        kind: &str,
+        ts_ms: i64,
+        amount_minor: Option<i64>,
+        txn_of: &dyn Fn(usize) -> String,
+    ) -> Result<()> {
         let rules = &self.ctx.settings.rules;
         if !rules.iter().any(|r| r.kind == kind) {
             return Ok(());
@@ -194,8 +262,7 @@ impl<'a> Session<'a> {
                     expires_at_ms,
                     reason: format!("rule {i}: {kind}"),
                 };
-                let txn_id = format!("{RULE_TXN_PREFIX}{event_seq}:{i}");
-                ctx.run(w, &txn_id, ts_ms, &op, Some(rule_idx))?;
+                ctx.run(w, &txn_of(i), ts_ms, &op, Some(rule_idx))?;
             }
             Ok(())
         })

@@ -112,7 +112,11 @@ impl Session<'_> {
                 }
             }
             for (txn_id, rec) in &w.txns {
-                let value = if txn_id.starts_with(RULE_TXN_PREFIX) {
+                // Rule credits (earns) keep a compact record; a reversal in
+                // the rule space (a referral credit taken back) a full one.
+                let compact = txn_id.starts_with(RULE_TXN_PREFIX)
+                    && matches!(rec.op, crate::ledger::PointsOp::Earn { .. });
+                let value = if compact {
                     crate::codec::encode(&CreditRecord {
                         entry_seq: rec.outcome.entry_seq,
                         at_ms: rec.outcome.at_ms,
