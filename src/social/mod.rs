@@ -109,6 +109,16 @@ pub(crate) fn save_settings(store: &Store, settings: &SocialSettings) -> Result<
     store.write(batch)
 }
 
+/// Whether `user_id` has any touch (an event that came through a share).
+pub(crate) fn touched(store: &Store, user_id: u32) -> Result<bool> {
+    let prefix = crate::keys::social::touches_prefix(user_id);
+    Ok(store
+        .prefix(Cf::Social, &prefix)?
+        .next()
+        .transpose()?
+        .is_some())
+}
+
 /// Whether the store holds any social record (a write with no share, no
 /// `via` and no share id skips attribution entirely while it holds none).
 pub(crate) fn any_records(store: &Store) -> Result<bool> {

@@ -162,12 +162,39 @@ impl Writer<'_> {
         let leaves = leaving
             .as_ref()
             .is_some_and(|l| !l.share_instants.is_empty() || !l.groups.is_empty());
-        let live = self.social.is_live();
-        if !opens && !leaves && (!live || (events.is_empty() && leaving.is_none())) {
-            return Ok(SocialWrite::Done(SocialDone {
+        let nothing = || {
+            Ok(SocialWrite::Done(SocialDone {
                 _guard: None,
                 referrals: Vec::new(),
-            }));
+            }))
+        };
+        if !opens && !leaves {
+            if !self.social.is_live() {
+                return nothing();
+            }
+            // Only signups and purchases (or an erasure) left: they matter
+            // only to users someone's share touched. A user's touches are
+            // written only by writes naming it — this write holds its
+            // stripe — so the check needs no social lock, and the writes of
+            // untouched users never wait for it.
+            let mut seen = rustc_hash::FxHashSet::default();
+            let mut touched = false;
+            let users = events
+                .iter()
+                .map(|e| e.user_id)
+                .chain(leaving.iter().map(|l| l.user_id));
+            for user in users {
+                if created.contains(&user) || !seen.insert(user) {
+                    continue;
+                }
+                if crate::social::touched(self.store, user)? {
+                    touched = true;
+                    break;
+                }
+            }
+            if !touched {
+                return nothing();
+            }
         }
         let guard = self.social.lock.lock();
         let settings = *self.social.settings.read();
