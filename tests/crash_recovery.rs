@@ -1,6 +1,7 @@
 //! A writer killed with SIGKILL mid-stream leaves a store whose every
 //! maintained structure matches its records, and no acknowledged write is lost.
-//! The writer records events (earning rule credits in their batches), edits
+//! The writer records events (earning rule credits, shares, visits through
+//! them and referral credits in their batches), edits
 //! profiles, erases users, merges visitors into members, and runs the ledger: earns, holds captured or left
 //! to time out, redeems that may be refused, expiry runs.
 
@@ -20,7 +21,15 @@ const USERS: usize = 40;
 const EVENTS_PER_BATCH: usize = 50;
 
 fn batch(i: usize) -> Vec<Event> {
-    let kinds = ["view", "purchase", "sign_in", "refund", "add_to_cart"];
+    let kinds = [
+        "view",
+        "purchase",
+        "sign_in",
+        "refund",
+        "add_to_cart",
+        "share",
+        "signup",
+    ];
     (0..EVENTS_PER_BATCH)
         .map(|j| {
             let kind = kinds[(i + j) % kinds.len()];
@@ -37,14 +46,31 @@ fn batch(i: usize) -> Vec<Event> {
             if kind == "purchase" || kind == "refund" {
                 e = e.with_amount((i * 10 + j) as i64);
             }
+            // social commerce: shares with ids (each id its user's), and
+            // visits and signups through them — attribution, late claims
+            // and referral credits in the same batches
+            if kind == "share" {
+                let id = format!("sh-{}", e.user);
+                e = e.with_share_id(id);
+            }
+            if (kind == "view" || kind == "signup") && j % 3 == 0 {
+                e = e.with_via(format!("sh-u{}", (i + j * 5) % USERS));
+            }
             e
         })
         .collect()
 }
 
 fn ledger_settings() -> LedgerSettings {
+    let mut rules = sample_earn_rules();
+    rules.push(stickydb::ledger::EarnRule {
+        kind: stickydb::ledger::REFERRAL_KIND.into(),
+        points: stickydb::ledger::RulePoints::Fixed(25),
+        daily_cap_points: None,
+        expires_after_days: None,
+    });
     LedgerSettings {
-        rules: sample_earn_rules(),
+        rules,
         tiers: Tiers {
             window_days: 30,
             levels: vec![

@@ -245,17 +245,35 @@ pub(crate) fn kinds_and_times(
         return Ok(out);
     }
     let (start, until) = newest_first_bounds(user_id, to_ms);
-    for item in store.range(Cf::Events, &start, until)? {
+    walk_back(
+        store.range(Cf::Events, &start, until)?,
+        user_id,
+        from_ms,
+        |key, value| {
+            out.push((key.ts_ms, value.kind_id));
+        },
+    )?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Calls `f` with each event of a newest-first scan of `user_id`'s events
+/// until one is older than `from_ms`.
+fn walk_back(
+    scan: impl Iterator<Item = Result<crate::store::KeyValue>>,
+    user_id: u32,
+    from_ms: i64,
+    mut f: impl FnMut(EventKey, EventValue),
+) -> Result<()> {
+    for item in scan {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
         if key.user_id != user_id || key.ts_ms < from_ms {
             break;
         }
-        let value = decode_event_value(&k, &v)?;
-        out.push((key.ts_ms, value.kind_id));
+        f(key, decode_event_value(&k, &v)?);
     }
-    out.reverse();
-    Ok(out)
+    Ok(())
 }
 
 /// `(ts_ms, seq, amount_minor)` of every event of `kind_id` of `user_id`
@@ -273,17 +291,16 @@ pub(crate) fn events_of_kind(
         return Ok(out);
     }
     let (start, until) = newest_first_bounds(user_id, to_ms);
-    for item in store.range(Cf::Events, &start, until)? {
-        let (k, v) = item?;
-        let key = EventKey::decode(Cf::Events.name(), &k)?;
-        if key.user_id != user_id || key.ts_ms < from_ms {
-            break;
-        }
-        let value = decode_event_value(&k, &v)?;
-        if value.kind_id == kind_id {
-            out.push((key.ts_ms, key.seq, value.amount_minor.unwrap_or(0)));
-        }
-    }
+    walk_back(
+        store.range(Cf::Events, &start, until)?,
+        user_id,
+        from_ms,
+        |key, value| {
+            if value.kind_id == kind_id {
+                out.push((key.ts_ms, key.seq, value.amount_minor.unwrap_or(0)));
+            }
+        },
+    )?;
     Ok(out)
 }
 
