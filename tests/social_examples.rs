@@ -1,6 +1,7 @@
 //! The worked examples of docs/metrics.md ("Social commerce"), number for
 //! number.
 
+mod common;
 use stickydb::{Db, Event, Figures, GroupState, Options, Segment, SharerRank};
 
 const DAY: i64 = 86_400_000;
@@ -167,5 +168,59 @@ fn the_group_buy_example() {
     db.erase_user("cy").unwrap();
     let g1 = db.group("g1", as_of).unwrap().unwrap();
     assert_eq!(g1.head.completed_ms, Some(at(1, 13, 0)));
+    assert!(db.verify().unwrap().is_clean());
+}
+
+/// verify derives the social family from the events on its own: a figure
+/// deleted and a touch forged behind the store's back are both reported,
+/// and `rebuild_aggregates` puts them right.
+#[test]
+fn verify_finds_damaged_social_records_and_rebuild_repairs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        db.record(&Event::new("ann", "share", at(1, 10, 0)).with_share_id("s1"))
+            .unwrap();
+        db.record(&Event::new("bob", "view", at(2, 9, 0)).with_via("s1"))
+            .unwrap();
+        db.record(&Event::new("bob", "signup", at(2, 9, 5)))
+            .unwrap();
+        assert!(db.verify().unwrap().is_clean());
+    }
+    {
+        let raw = common::raw_open(dir.path());
+        let cf = raw.cf_handle("social").unwrap();
+        let figures: Vec<Box<[u8]>> = raw
+            .iterator_cf(cf, rocksdb::IteratorMode::Start)
+            .map(|kv| kv.unwrap().0)
+            .filter(|k| k[0] == stickydb::keys::social::SHARER_DAY)
+            .collect();
+        assert!(!figures.is_empty());
+        raw.delete_cf(cf, &figures[0]).unwrap();
+        let forged = stickydb::keys::social::Touch {
+            user_id: 1,
+            ts_ms: at(3, 0, 0),
+            share_id: "s1".into(),
+            seq: 99,
+        };
+        raw.put_cf(cf, stickydb::keys::social::touch(&forged), [])
+            .unwrap();
+        raw.flush_cf(cf).unwrap();
+    }
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let report = db.verify().unwrap();
+    let social: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|p| p.starts_with("social:"))
+        .collect();
+    assert!(social.len() >= 2, "{:?}", report.problems);
+    assert!(social
+        .iter()
+        .any(|p| p.contains("sharer figures") && p.contains("missing")));
+    assert!(social
+        .iter()
+        .any(|p| p.contains("touch") && p.contains("not derived")));
+    db.rebuild_aggregates().unwrap();
     assert!(db.verify().unwrap().is_clean());
 }

@@ -25,6 +25,7 @@ mod feed;
 mod ledger;
 mod metrics;
 mod social;
+mod social_derive;
 mod tags;
 
 /// Most problems listed in one report; the count goes on past it.

@@ -1,11 +1,9 @@
-//! The `social` family against a derivation from the events alone.
-//!
-//! The derivation runs attribution over every stored event at once, from
-//! an empty family, reading nothing the write path kept (no registry, no
-//! touch, no figure): a family built incrementally by writes in any order,
-//! across late registrations, erasures and merges, must equal it record for
-//! record. The rules themselves are held against an independent model by
-//! `tests/social_model.rs`.
+//! The `social` family against a derivation from the events alone
+//! (`social_derive`: the rules applied to every user's whole event list,
+//! none of the write path's incremental code): a family built by writes in
+//! any order, across late claims, erasures and merges, must equal it record
+//! for record. The rules themselves are held against an independent model
+//! by `tests/social_model.rs`.
 
 use super::VerifyReport;
 use crate::error::Result;
@@ -34,7 +32,7 @@ fn family(key: &[u8]) -> &'static str {
 pub(super) fn check(store: &Store, r: &mut VerifyReport) -> Result<()> {
     // Events that do not decode are reported by the events check; the
     // derivation cannot run past them.
-    let mut want = match crate::social::derive(store) {
+    let mut want = match super::social_derive::derive(store) {
         Ok(w) => w,
         Err(e) => {
             r.problem(format!("social: not derived, the events do not read: {e}"));
