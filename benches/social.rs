@@ -161,5 +161,58 @@ fn bench_ingest(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_queries, bench_ingest);
+/// 5 000 new users' visit through a share + first purchase, with a
+/// referral rule: every batch pays credits to sharers it does not name.
+fn bench_referrals(c: &mut Criterion) {
+    use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, REFERRAL_KIND};
+    let mut g = c.benchmark_group("social ingest");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), Options::default()).expect("open");
+    db.set_ledger_settings(LedgerSettings {
+        rules: vec![EarnRule {
+            kind: REFERRAL_KIND.into(),
+            points: RulePoints::Fixed(100),
+            daily_cap_points: None,
+            expires_after_days: None,
+        }],
+        ..LedgerSettings::default()
+    })
+    .expect("rules");
+    record_all(
+        &db,
+        (0..1_000)
+            .map(|k| Event::new(format!("sharer-{k}"), "share", T0).with_share_id(format!("s{k}"))),
+    );
+    let mut next = 0u64;
+    g.bench_function(
+        "10 000 new users, visit + first purchase through a share, paying referral credits",
+        |b| {
+            b.iter_batched(
+                || {
+                    (0..5_000)
+                        .flat_map(|_| {
+                            next += 1;
+                            let user = format!("r-{next}");
+                            let t = T0 + DAY_MS + (next % 1_000) as i64 * 1_000;
+                            [
+                                Event::new(user.clone(), "view", t)
+                                    .with_via(format!("s{}", next % 1_000)),
+                                Event::new(user, "purchase", t + 60_000).with_amount(1_000),
+                            ]
+                        })
+                        .collect::<Vec<Event>>()
+                },
+                |batch| db.record_batch(&batch).expect("record"),
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, bench_queries, bench_ingest, bench_referrals);
 criterion_main!(benches);

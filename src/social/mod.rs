@@ -109,6 +109,28 @@ pub(crate) fn save_settings(store: &Store, settings: &SocialSettings) -> Result<
     store.write(batch)
 }
 
+/// The owner of `share_id`, if claimed.
+pub(crate) fn owner_of(store: &Store, share_id: &str) -> Result<Option<u32>> {
+    let key = crate::keys::social::registry(share_id);
+    Ok(store.get::<Owner>(Cf::Social, &key)?.map(|o| o.user_id))
+}
+
+/// The owners of the shares `user_id` came through (claimed ones).
+pub(crate) fn touch_owners(store: &Store, user_id: u32) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::Social, &crate::keys::social::touches_prefix(user_id))? {
+        let (key, _) = item?;
+        if let Some(t) = crate::keys::social::parse_touch(&key) {
+            if let Some(o) = owner_of(store, &t.share_id)? {
+                if !out.contains(&o) {
+                    out.push(o);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Whether `user_id` has any touch (an event that came through a share).
 pub(crate) fn touched(store: &Store, user_id: u32) -> Result<bool> {
     let prefix = crate::keys::social::touches_prefix(user_id);

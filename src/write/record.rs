@@ -37,7 +37,7 @@ impl Writer<'_> {
         // A write that pays referral credits must hold the sharers' stripes
         // too; it learns who they are only under its own locks, so it starts
         // over holding them (each round only adds names).
-        let mut sharers: Vec<String> = Vec::new();
+        let mut sharers: Vec<String> = self.likely_sharers(events)?;
         for _ in 0..super::social::MAX_LOCK_ROUNDS {
             let mut names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
             names.extend(sharers.iter().map(String::as_str));

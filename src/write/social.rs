@@ -143,6 +143,41 @@ impl Writer<'_> {
             .any(|r| r.kind == REFERRAL_KIND)
     }
 
+    /// The sharers a write of `events` will likely pay referral credits to,
+    /// read before it takes any lock: the owners of the shares its events
+    /// come through, and of the shares its buyers came through before.
+    /// Locking them up front spares most writes a second round; a wrong
+    /// guess costs a lock, a missed one a round.
+    pub(super) fn likely_sharers(&self, events: &[Event]) -> Result<Vec<String>> {
+        if !self.social.is_live() || !self.pays_referrals() {
+            return Ok(Vec::new());
+        }
+        let mut owners: Vec<u32> = Vec::new();
+        let mut buyers: Vec<&str> = Vec::new();
+        for e in events {
+            if let Some(via) = &e.via {
+                owners.extend(crate::social::owner_of(self.store, via)?);
+            }
+            if e.kind == EventKind::Purchase && !buyers.contains(&e.user.as_str()) {
+                buyers.push(&e.user);
+            }
+        }
+        for buyer in buyers {
+            if let Some(id) = users::id_of(self.store, buyer)? {
+                owners.extend(crate::social::touch_owners(self.store, id)?);
+            }
+        }
+        owners.sort_unstable();
+        owners.dedup();
+        let mut names = Vec::with_capacity(owners.len());
+        for id in owners {
+            if let Some(r) = users::record_of(self.store, id)? {
+                names.push(r.name);
+            }
+        }
+        Ok(names)
+    }
+
     /// Puts the social part of a write into `batch` (docs/social.md).
     /// Nothing is taken — no lock, no read — when the write cannot change
     /// attribution: no social field, no share, and either no signup or
