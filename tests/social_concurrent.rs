@@ -4,7 +4,8 @@
 //! a referral credit must take the sharer's lock (starting over when it did
 //! not hold it) and every social write the social lock: at the end each
 //! sharer's balance is exactly its attributed first purchases' credits
-//! plus the plain earns a sixth thread made on the same accounts, the
+//! plus the plain earns a sixth thread made on the same accounts (less the
+//! credits of the referred users a seventh erased meanwhile), the
 //! figures equal those of the same events written by one thread, and
 //! verify is clean.
 
@@ -57,6 +58,17 @@ fn thread_events(t: u64) -> Vec<Vec<Event>> {
         .collect()
 }
 
+/// The referred users the racing run erases (each written by one batch).
+fn erased() -> Vec<String> {
+    (0..2)
+        .flat_map(|t| {
+            (0..USERS_PER_THREAD)
+                .filter(|i| i % 4 == 1)
+                .map(move |i| format!("t{t}-u{i}"))
+        })
+        .collect()
+}
+
 fn claims() -> Vec<Event> {
     (0..SHARERS)
         .map(|k| Event::new(format!("sharer-{k}"), "share", T0).with_share_id(format!("s{k}")))
@@ -76,7 +88,7 @@ fn racing_writers_pay_every_referral_exactly_once() {
             }
         }));
     }
-    const EARNS: u64 = 200;
+    const EARNS: u64 = 1_000;
     {
         // the sharers' accounts are written by plain points operations
         // (holding only their stripes) at the same time
@@ -87,6 +99,20 @@ fn racing_writers_pay_every_referral_exactly_once() {
                 let op = stickydb::PointsOp::earn(1, "bonus");
                 db.points(&sharer, &format!("bonus-{n}"), T0 + DAY, &op)
                     .unwrap();
+            }
+        }));
+    }
+    {
+        // referred users erased while the others write: each erasure
+        // reverses a sharer's credit, from a write that names only the
+        // erased user (it must start over holding the sharer's stripe)
+        let db = Arc::clone(&db);
+        handles.push(thread::spawn(move || {
+            for name in erased() {
+                while db.user_id(&name).unwrap().is_none() {
+                    thread::sleep(std::time::Duration::from_millis(1));
+                }
+                assert!(db.erase_user(&name).unwrap());
             }
         }));
     }
@@ -113,10 +139,7 @@ fn racing_writers_pay_every_referral_exactly_once() {
         let balance = db.account(&name).unwrap().map_or(0, |a| a.balance);
         let bonus = (EARNS / SHARERS) as i64;
         assert_eq!(balance, 10 * r.figures.first_purchases + bonus, "{name}");
-        assert_eq!(
-            r.figures.first_purchases,
-            (THREADS * USERS_PER_THREAD / SHARERS) as i64
-        );
+        assert!(r.figures.first_purchases > 0, "{name}");
     }
     let report = db.verify().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
@@ -129,6 +152,9 @@ fn racing_writers_pay_every_referral_exactly_once() {
         for batch in thread_events(t) {
             serial.record_batch(&batch).unwrap();
         }
+    }
+    for name in erased() {
+        assert!(serial.erase_user(&name).unwrap());
     }
     let one = serial
         .top_sharers(day - 1, day + 1, SharerRank::Signups, 100, None)
