@@ -81,7 +81,7 @@ pub(super) fn sharer_cmd(
         )
         .into());
     };
-    let rate = |num: i64, den: i64| (den > 0).then(|| num as f64 / den as f64);
+    let rate = |num: i64, den: i64| (den > 0).then(|| query::round4(num as f64 / den as f64));
     let referred = db.referred_users(Some(user))?.len();
     let v = json!({
         "user": user,
@@ -114,7 +114,7 @@ pub(super) fn viral_cmd(
                 "to": format_day(p.to_day),
                 "sharing_users": p.sharing_users,
                 "attributed_signups": p.attributed_signups,
-                "coefficient": p.coefficient,
+                "coefficient": p.coefficient.map(query::round4),
             })
         })
         .collect();
@@ -192,7 +192,7 @@ pub fn groups(
                 "completed": d.completed,
                 "expired": d.expired,
                 "open": d.open,
-                "completion_rate": d.completion_rate,
+                "completion_rate": d.completion_rate.map(query::round4),
                 "mean_minutes_to_complete": d.mean_time_to_complete_ms.map(|ms| (ms / 60_000.0 * 10.0).round() / 10.0),
             })
         })
