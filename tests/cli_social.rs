@@ -123,6 +123,30 @@ fn sharers_funnels_viral_and_groups_from_the_command_line() {
     );
     assert_eq!(d1["expired"], 1);
     assert_eq!(d1["mean_minutes_to_complete"], 150.0);
+    // the groups still open at 15:00 on the first day: g2 (deadline 21:00)
+    let open = json(&ok(&stickydb(
+        &db,
+        &[
+            "--json",
+            "groups",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-03-01",
+            "--list",
+            "10",
+            "--state",
+            "open",
+            "--as-of",
+            "2024-03-01T15:00:00Z",
+        ],
+    )));
+    let rows = open["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{open}");
+    assert_eq!(
+        (rows[0]["group"].as_str(), rows[0]["opener"].as_str()),
+        (Some("g2"), Some("dan"))
+    );
     let g1 = json(&ok(&stickydb(&db, &["--json", "groups", "--id", "g1"])));
     assert_eq!(g1["state"], "completed");
     assert_eq!(g1["rows"].as_array().unwrap().len(), 3);

@@ -240,6 +240,12 @@ pub enum Command {
         /// Only groups opened by users in this segment.
         #[arg(long)]
         segment: Option<String>,
+        /// Instead of per-day counts: list up to N groups (with --state).
+        #[arg(long)]
+        list: Option<usize>,
+        /// With --list: only groups in this state.
+        #[arg(long, value_enum)]
+        state: Option<GroupStateArg>,
     },
     /// Events by local hour and weekday, store-wide or for one user.
     Habits {
@@ -411,6 +417,27 @@ pub enum UsersCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// A group buy's state argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupStateArg {
+    /// Target reached before the deadline.
+    Completed,
+    /// Deadline passed without the target.
+    Expired,
+    /// Neither yet.
+    Open,
+}
+
+impl From<GroupStateArg> for crate::social::GroupState {
+    fn from(s: GroupStateArg) -> Self {
+        match s {
+            GroupStateArg::Completed => Self::Completed,
+            GroupStateArg::Expired => Self::Expired,
+            GroupStateArg::Open => Self::Open,
+        }
+    }
 }
 
 /// What top sharers are ranked by.

@@ -191,7 +191,21 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             id,
             as_of,
             segment,
-        } => social::groups_cmd(cli, from, to, id, as_of, segment, now),
+            list,
+            state,
+        } => social::groups_cmd(
+            cli,
+            &social::GroupsArgs {
+                from,
+                to,
+                id,
+                as_of,
+                segment,
+                list: *list,
+                state: state.map(Into::into),
+            },
+            now,
+        ),
         Command::Viral {
             range,
             period_days,

@@ -121,57 +121,81 @@ pub(super) fn viral_cmd(
     answer(cli, &json!({ "period_days": period_days, "rows": rows }))
 }
 
-/// `stickydb groups`: group buys per opening day, or one group.
-pub(super) fn groups_cmd(
-    cli: &Cli,
-    from: &Option<String>,
-    to: &Option<String>,
-    id: &Option<String>,
-    as_of: &Option<String>,
-    segment: &Option<String>,
-    now_ms: i64,
-) -> Result<(), Error> {
+/// The arguments of `stickydb groups`.
+pub(super) struct GroupsArgs<'a> {
+    pub from: &'a Option<String>,
+    pub to: &'a Option<String>,
+    pub id: &'a Option<String>,
+    pub as_of: &'a Option<String>,
+    pub segment: &'a Option<String>,
+    pub list: Option<usize>,
+    pub state: Option<crate::social::GroupState>,
+}
+
+/// `stickydb groups`: group buys per opening day, a list of them, or one
+/// group.
+pub(super) fn groups_cmd(cli: &Cli, args: &GroupsArgs<'_>, now_ms: i64) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
     let default_as_of = db.clock_ms().unwrap_or(now_ms);
-    let as_of = super::points::time_arg("as_of", as_of.as_deref(), default_as_of)?;
-    if let Some(id) = id {
-        let Some(g) = db.group(id, as_of)? else {
-            return Err(crate::InputError::new(
-                "id",
-                crate::Problem::Unparsable {
-                    reason: format!("no group {id:?} was opened"),
-                },
-            )
-            .into());
-        };
-        let mut rows = Vec::with_capacity(g.members.len());
-        for (i, (user, at)) in g.members.iter().enumerate() {
-            rows.push(json!({
-                "member": i + 1,
-                "user": db.user_name(*user)?,
-                "joined_ms": at,
-            }));
-        }
-        return answer(
-            cli,
-            &json!({
-                "group": g.group_id,
-                "opener": db.user_name(g.head.opener)?,
-                "opened_ms": g.head.opened_ms,
-                "target": g.head.target,
-                "deadline_ms": g.head.deadline_ms,
-                "completed_ms": g.head.completed_ms,
-                "state": g.state,
-                "as_of_ms": as_of,
-                "other_joins": g.other_joins,
-                "rows": rows,
-            }),
-        );
+    let as_of = super::points::time_arg("as_of", args.as_of.as_deref(), default_as_of)?;
+    if let Some(id) = args.id {
+        return group_cmd(cli, &db, id, as_of);
     }
-    let from = query::day_arg("from", from.as_deref().unwrap_or_default())?;
-    let to = query::day_arg("to", to.as_deref().unwrap_or_default())?;
-    let filter = query::segment_filter(&db, segment.as_deref(), to)?;
-    answer(cli, &groups(&db, from, to, as_of, filter.as_ref())?)
+    let from = query::day_arg("from", args.from.as_deref().unwrap_or_default())?;
+    let to = query::day_arg("to", args.to.as_deref().unwrap_or_default())?;
+    let filter = query::segment_filter(&db, args.segment.as_deref(), to)?;
+    let Some(limit) = args.list else {
+        return answer(cli, &groups(&db, from, to, as_of, filter.as_ref())?);
+    };
+    let mut rows = Vec::new();
+    for (id, head, state) in db.group_list(from, to, as_of, args.state, filter.as_ref(), limit)? {
+        rows.push(json!({
+            "group": id,
+            "opener": db.user_name(head.opener)?,
+            "opened": crate::time::format_day(db.local_day(head.opened_ms)),
+            "target": head.target,
+            "deadline_ms": head.deadline_ms,
+            "completed_ms": head.completed_ms,
+            "state": state,
+        }));
+    }
+    answer(cli, &json!({ "as_of_ms": as_of, "rows": rows }))
+}
+
+/// `stickydb groups --id G`.
+fn group_cmd(cli: &Cli, db: &Db, id: &str, as_of: i64) -> Result<(), Error> {
+    let Some(g) = db.group(id, as_of)? else {
+        return Err(crate::InputError::new(
+            "id",
+            crate::Problem::Unparsable {
+                reason: format!("no group {id:?} was opened"),
+            },
+        )
+        .into());
+    };
+    let mut rows = Vec::with_capacity(g.members.len());
+    for (i, (user, at)) in g.members.iter().enumerate() {
+        rows.push(json!({
+            "member": i + 1,
+            "user": db.user_name(*user)?,
+            "joined_ms": at,
+        }));
+    }
+    answer(
+        cli,
+        &json!({
+            "group": g.group_id,
+            "opener": db.user_name(g.head.opener)?,
+            "opened_ms": g.head.opened_ms,
+            "target": g.head.target,
+            "deadline_ms": g.head.deadline_ms,
+            "completed_ms": g.head.completed_ms,
+            "state": g.state,
+            "as_of_ms": as_of,
+            "other_joins": g.other_joins,
+            "rows": rows,
+        }),
+    )
 }
 
 /// Group buys per opening day as the CLI and the report print them.

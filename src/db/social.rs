@@ -7,7 +7,8 @@ use super::Db;
 use crate::error::{InputError, Problem, Result};
 use crate::kinds::EventKind;
 use crate::social::{
-    self, Figures, GroupDay, GroupInfo, SharerRank, SharerRow, SocialSettings, ViralPeriod,
+    self, Figures, GroupDay, GroupHead, GroupInfo, GroupState, SharerRank, SharerRow,
+    SocialSettings, ViralPeriod,
 };
 
 /// Most periods one viral-coefficient query answers.
@@ -174,6 +175,30 @@ impl Db {
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<GroupDay>> {
         social::query::group_days(&self.store, from_day, to_day, as_of_ms, filter)
+    }
+
+    /// The groups opened on the days `from_day..=to_day` (opening-day
+    /// order, then id) with their state as of `as_of_ms`: only those in
+    /// `state` when given (e.g. the open ones), opened by users in `filter`
+    /// when given; at most `limit`.
+    pub fn group_list(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        as_of_ms: i64,
+        state: Option<GroupState>,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Result<Vec<(String, GroupHead, GroupState)>> {
+        social::query::group_list(
+            &self.store,
+            from_day,
+            to_day,
+            as_of_ms,
+            state,
+            filter,
+            limit,
+        )
     }
 
     /// Group buy `group_id` as of `as_of_ms`, with its members; `None` when

@@ -317,3 +317,40 @@ pub(crate) fn group_info(
         other_joins,
     }))
 }
+
+/// The groups opened on the days `from_day..=to_day`, in opening-day order
+/// (then by id), with their state as of `as_of_ms`; only those in `state`
+/// when given and opened by users in `filter` when given; at most `limit`.
+pub(crate) fn group_list(
+    store: &Store,
+    from_day: i32,
+    to_day: i32,
+    as_of_ms: i64,
+    state: Option<super::GroupState>,
+    filter: Option<&RoaringBitmap>,
+    limit: usize,
+) -> Result<Vec<(String, super::GroupHead, super::GroupState)>> {
+    let mut out = Vec::new();
+    if from_day > to_day || limit == 0 {
+        return Ok(out);
+    }
+    let until = match to_day.checked_add(1) {
+        Some(d) => k::day_prefix(k::GROUP_DAY, d),
+        None => vec![k::GROUP_DAY + 1],
+    };
+    let from = k::day_prefix(k::GROUP_DAY, from_day);
+    for item in store.range(Cf::Social, &from, Some(until))? {
+        let (key, value) = item?;
+        let (_, id) = k::parse_group_day(&key).ok_or_else(|| corrupt(&key))?;
+        let head: super::GroupHead = decode_value(Cf::Social, &key, &value)?;
+        let now = head.state(as_of_ms);
+        if state.is_some_and(|s| s != now) || filter.is_some_and(|f| !f.contains(head.opener)) {
+            continue;
+        }
+        out.push((id.to_owned(), head, now));
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
