@@ -153,10 +153,11 @@ impl<'s> Engine<'s> {
         }
         for (key, value) in self.txn.scan_prefix(&k::attributed_prefix(user_id))? {
             let attr: Attr = decode_value(Cf::Social, &key, &value)?;
-            if key.get(5) == Some(&k::ITEM_FIRST_PURCHASE) {
+            let item = *key.get(5).ok_or_else(|| bad_key(&key))?;
+            if item == k::ITEM_FIRST_PURCHASE {
                 self.first_purchase_moved(user_id, Some(attr), None);
             }
-            self.credit(user_id, key[5], &attr, -1);
+            self.credit(user_id, item, &attr, -1);
             self.txn.delete(key);
         }
         for (key, value) in self.txn.scan_prefix(&k::reached_prefix(user_id))? {
