@@ -20,4 +20,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = keys::split_tag_expiry("tag_expiry", data);
     let _ = keys::split_user_and_name("tags", data);
     let _ = stickydb::Segment::parse(&String::from_utf8_lossy(data));
+    // social commerce: figures, group heads, every key parser
+    let _ = codec::decode::<stickydb::Figures>(data);
+    let _ = codec::decode::<stickydb::GroupHead>(data);
+    let _ = codec::decode_format::<(u32, i64)>(data, codec::FORMAT_V2);
+    let _ = keys::social::parse_touch(data);
+    let _ = keys::social::parse_by_share(data);
+    let _ = keys::social::parse_join(data);
+    let _ = keys::social::parse_group_day(data);
+    let _ = keys::social::parse_sharer_day(data);
+    let _ = keys::social::parse_purchase_item(data);
+    let _ = keys::social::parse_day(data);
+    let _ = keys::social::referred_user(data);
+    let _ = keys::social::reached_sharer(data);
+    let _ = keys::social::owned_share(data);
 });
