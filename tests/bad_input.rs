@@ -126,3 +126,81 @@ fn saturated_sums_verify_clean() {
     assert_eq!((row.orders, row.gmv_minor), (n as u64, i64::MAX));
     assert_clean(&db);
 }
+
+/// The social fields (SPEC §4b): each bound and each field on the wrong
+/// kind is refused naming the field and the event's index, and nothing is
+/// written — also a claim of another user's share or group id, which only
+/// the store can tell.
+#[test]
+fn bad_social_fields_are_refused_with_field_and_index() {
+    let (_dir, db) = open_temp();
+    db.record(&Event::new("ann", "share", T0).with_share_id("s1"))
+        .unwrap();
+    db.record(&Event::new("ann", "group_open", T0).with_group_open("g1", 2, T0 + 1_000))
+        .unwrap();
+    let before = db.raw_dump().unwrap();
+    let good = Event::new("bob", "view", T0);
+    let long = "x".repeat(129);
+    let cases: Vec<(Event, &str)> = vec![
+        (
+            Event::new("u", "view", T0).with_share_id("s2"),
+            "event.share_id",
+        ),
+        (
+            Event::new("u", "share", T0).with_share_id(long.as_str()),
+            "event.share_id",
+        ),
+        (Event::new("u", "view", T0).with_via(""), "event.via"),
+        (
+            Event::new("u", "view", T0).with_via(long.as_str()),
+            "event.via",
+        ),
+        (
+            Event::new("u", "view", T0).with_group("g1"),
+            "event.group_id",
+        ),
+        (
+            Event::new("u", "group_join", T0).with_group(long.as_str()),
+            "event.group_id",
+        ),
+        (
+            Event::new("u", "group_open", T0).with_group_open("g2", 1, T0 + 1),
+            "event.group_target",
+        ),
+        (
+            Event::new("u", "group_open", T0).with_group_open("g2", 1001, T0 + 1),
+            "event.group_target",
+        ),
+        (
+            Event::new("u", "group_open", T0).with_group_open("g2", 2, T0),
+            "event.group_deadline_ms",
+        ),
+        (
+            {
+                let mut e = Event::new("u", "group_join", T0).with_group("g1");
+                e.group_target = Some(3);
+                e
+            },
+            "event.group_target",
+        ),
+        (Event::new("u", "referral:first_purchase", T0), "event.kind"),
+        // only the store knows these: another user's share id and group id
+        (
+            Event::new("bob", "share", T0).with_share_id("s1"),
+            "event.share_id",
+        ),
+        (
+            Event::new("bob", "group_open", T0).with_group_open("g1", 2, T0 + 1_000),
+            "event.group_id",
+        ),
+        (
+            Event::new("ann", "group_open", T0).with_group_open("g1", 3, T0 + 1_000),
+            "event.group_id",
+        ),
+    ];
+    for (bad, field) in cases {
+        let e = input_err(db.record_batch(&[good.clone(), bad.clone()]));
+        assert_eq!((e.field, e.index), (field, Some(1)), "{bad:?}");
+        assert_eq!(db.raw_dump().unwrap(), before, "{bad:?} wrote something");
+    }
+}
