@@ -218,24 +218,44 @@ pub(crate) struct Attr {
 /// compares it with the store's; rebuild writes it).
 pub(crate) fn derive(store: &Store) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
     let settings = load_settings(store)?;
+    let social_event = |e: crate::timeline::EventFacts| engine::SocialEvent {
+        user_id: e.user_id,
+        ts_ms: e.ts_ms,
+        seq: e.seq,
+        kind_id: e.kind_id,
+        amount_minor: e.amount_minor.unwrap_or(0),
+        share_id: e.share_id,
+        via: e.via,
+        group: e.group,
+        index: 0,
+    };
+    // Two scans keep memory to the social events and the signups and
+    // purchases of touched users (not every purchase of the store): the
+    // first finds the social events and who was touched, the second those
+    // users' signups and purchases.
     let mut events = Vec::new();
+    let mut touched = roaring::RoaringBitmap::new();
     crate::timeline::for_each_event(store, |e| {
-        let event = engine::SocialEvent {
-            user_id: e.user_id,
-            ts_ms: e.ts_ms,
-            seq: e.seq,
-            kind_id: e.kind_id,
-            amount_minor: e.amount_minor.unwrap_or(0),
-            share_id: e.share_id,
-            via: e.via,
-            group: e.group,
-            index: 0,
-        };
-        if event.matters() {
+        let event = social_event(e);
+        if event.opens_social() {
+            if event.via.is_some() {
+                touched.insert(event.user_id);
+            }
             events.push(event);
         }
         Ok(())
     })?;
+    if !touched.is_empty() {
+        crate::timeline::for_each_event(store, |e| {
+            if touched.contains(e.user_id) {
+                let event = social_event(e);
+                if !event.opens_social() && event.matters() {
+                    events.push(event);
+                }
+            }
+            Ok(())
+        })?;
+    }
     // Openings in the order they were written cannot be recovered from the
     // events; none conflicts (a conflicting one was refused), so any order
     // derives the same.

@@ -1,5 +1,6 @@
 //! The `social` family derived from the stored events in the plainest way:
-//! every user's events in memory, every rule of docs/metrics.md ("Social
+//! every user's social events (and a touched user's signups and purchases)
+//! in memory, every rule of docs/metrics.md ("Social
 //! commerce") applied to the whole list at once — none of the write path's
 //! incremental code (no re-derivation windows, no write-local view, no
 //! deltas). `verify` compares the store's family with it record for record.
@@ -20,11 +21,34 @@ pub(super) fn derive(store: &Store) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
     let window_ms = i64::from(crate::social::load_settings(store)?.window_days) * time::DAY_MS;
     let offset = store.settings().utc_offset_minutes;
     let day = |ts: i64| time::local_day(ts, offset);
+    // Two scans keep memory to the social events and the signups and
+    // purchases of touched users: the first keeps every event with a
+    // social field or of kind share, the second the signups and purchases
+    // of the users with a touch.
     let mut by_user: BTreeMap<u32, Vec<EventFacts>> = BTreeMap::new();
+    let social = |e: &EventFacts| {
+        e.via.is_some() || e.share_id.is_some() || e.group.is_some() || e.kind_id == ids::SHARE
+    };
     crate::timeline::for_each_event(store, |e| {
-        by_user.entry(e.user_id).or_default().push(e);
+        if social(&e) {
+            by_user.entry(e.user_id).or_default().push(e);
+        }
         Ok(())
     })?;
+    let touched: BTreeSet<u32> = by_user
+        .iter()
+        .filter(|(_, events)| events.iter().any(|e| e.via.is_some()))
+        .map(|(&u, _)| u)
+        .collect();
+    if !touched.is_empty() {
+        crate::timeline::for_each_event(store, |e| {
+            let money = matches!(e.kind_id, ids::SIGNUP | ids::PURCHASE);
+            if money && !social(&e) && touched.contains(&e.user_id) {
+                by_user.entry(e.user_id).or_default().push(e);
+            }
+            Ok(())
+        })?;
+    }
     let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut figures: BTreeMap<(i32, u32), Figures> = BTreeMap::new();
 
