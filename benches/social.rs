@@ -114,21 +114,39 @@ fn bench_queries(c: &mut Criterion) {
     g.finish();
 }
 
-/// 10 000 new users' visit + signup, through a share or not: what
-/// attribution adds to a write.
-fn bench_ingest(c: &mut Criterion) {
+/// The ingest benchmarks' group: flat sampling, 10 samples of 5 s.
+fn ingest_group(
+    c: &mut Criterion,
+) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group("social ingest");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5));
+    g
+}
+
+/// A store (with `ledger` settings, if any) where sharers `sharer-0..999`
+/// claimed the share ids `s0..s999`.
+fn sharers_store(ledger: Option<stickydb::ledger::LedgerSettings>) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path(), Options::default()).expect("open");
+    if let Some(settings) = ledger {
+        db.set_ledger_settings(settings).expect("rules");
+    }
     record_all(
         &db,
         (0..1_000)
             .map(|k| Event::new(format!("sharer-{k}"), "share", T0).with_share_id(format!("s{k}"))),
     );
+    (dir, db)
+}
+
+/// 10 000 new users' visit + signup, through a share or not: what
+/// attribution adds to a write.
+fn bench_ingest(c: &mut Criterion) {
+    let mut g = ingest_group(c);
+    let (_dir, db) = sharers_store(None);
     let mut next = 0u64;
     for via in [false, true] {
         let label = if via {
@@ -165,14 +183,8 @@ fn bench_ingest(c: &mut Criterion) {
 /// referral rule: every batch pays credits to sharers it does not name.
 fn bench_referrals(c: &mut Criterion) {
     use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, REFERRAL_KIND};
-    let mut g = c.benchmark_group("social ingest");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(5));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
-    db.set_ledger_settings(LedgerSettings {
+    let mut g = ingest_group(c);
+    let (_dir, db) = sharers_store(Some(LedgerSettings {
         rules: vec![EarnRule {
             kind: REFERRAL_KIND.into(),
             points: RulePoints::Fixed(100),
@@ -180,13 +192,7 @@ fn bench_referrals(c: &mut Criterion) {
             expires_after_days: None,
         }],
         ..LedgerSettings::default()
-    })
-    .expect("rules");
-    record_all(
-        &db,
-        (0..1_000)
-            .map(|k| Event::new(format!("sharer-{k}"), "share", T0).with_share_id(format!("s{k}"))),
-    );
+    }));
     let mut next = 0u64;
     g.bench_function(
         "10 000 new users, visit + first purchase through a share, paying referral credits",

@@ -78,6 +78,9 @@ pub(crate) struct Engine<'s> {
     /// Users this write created: nothing of theirs is stored, so their
     /// re-derivation reads only this write's records.
     fresh: FxHashSet<u32>,
+    /// The users with touches, when the caller already looked (a write
+    /// adding no touch): spares the engine looking again.
+    touched_users: Option<FxHashSet<u32>>,
     /// With referral earning rules: first-purchase attributions this
     /// write changed, and the merge it is part of (docs/social.md).
     pub(super) referrals: Option<super::referral::Referrals>,
@@ -97,6 +100,7 @@ impl<'s> Engine<'s> {
             erased: FxHashSet::default(),
             groups: std::collections::BTreeSet::new(),
             fresh: FxHashSet::default(),
+            touched_users: None,
             referrals: None,
         }
     }
@@ -105,6 +109,13 @@ impl<'s> Engine<'s> {
     /// this write).
     pub fn created(mut self, users: &[u32]) -> Self {
         self.fresh.extend(users.iter().copied());
+        self
+    }
+
+    /// Declares exactly which of the write's users have touches (the caller
+    /// looked, and the write adds none).
+    pub fn touched_users(mut self, users: Option<FxHashSet<u32>>) -> Self {
+        self.touched_users = users;
         self
     }
 
@@ -284,6 +295,9 @@ impl<'s> Engine<'s> {
     }
 
     fn touched(&self, user_id: u32) -> Result<bool> {
+        if let Some(known) = &self.touched_users {
+            return Ok(known.contains(&user_id));
+        }
         let prefix = k::touches_prefix(user_id);
         Ok(!self
             .txn

@@ -122,24 +122,12 @@ impl Engine<'_> {
         let Some(head) = self.head(group_id)? else {
             return Ok(());
         };
-        let mut earliest: Vec<i64> = Vec::new();
-        let mut last_user = None;
-        // joins are keyed user first, then instant: the first qualifying
-        // join of each user is its earliest
+        let mut joins = Vec::new();
         for (key, _) in self.txn.scan_prefix(&k::joins_prefix(group_id))? {
-            let (user, ts) = k::parse_join(&key).ok_or_else(|| bad_key(&key))?;
-            if user == head.opener || last_user == Some(user) || !head.admits(ts) {
-                continue;
-            }
-            last_user = Some(user);
-            earliest.push(ts);
+            joins.push(k::parse_join(&key).ok_or_else(|| bad_key(&key))?);
         }
-        earliest.sort_unstable();
-        // the opener is the first member: the (target − 1)-th joiner completes
-        let completed_ms = (head.target as usize)
-            .checked_sub(2)
-            .and_then(|i| earliest.get(i))
-            .copied();
+        let (members, _) = head.members(joins);
+        let completed_ms = head.completion(&members);
         if completed_ms != head.completed_ms {
             let next = GroupHead {
                 completed_ms,

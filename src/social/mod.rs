@@ -337,6 +337,39 @@ impl GroupHead {
         self.opened_ms <= ts_ms && ts_ms < self.deadline_ms
     }
 
+    /// The members besides the opener, from `joins` (`(user, instant)`,
+    /// by user then instant: the join keys' order), each at its earliest
+    /// counted join, in join order (ties by id); and how many joins do not
+    /// count (the opener's, repeats, before the opening or at or after the
+    /// deadline).
+    pub(crate) fn members(
+        &self,
+        joins: impl IntoIterator<Item = (u32, i64)>,
+    ) -> (Vec<(u32, i64)>, u64) {
+        let mut members: Vec<(u32, i64)> = Vec::new();
+        let mut others = 0u64;
+        let mut last_user = None;
+        for (user, ts) in joins {
+            if user == self.opener || last_user == Some(user) || !self.admits(ts) {
+                others += 1;
+                continue;
+            }
+            last_user = Some(user);
+            members.push((user, ts));
+        }
+        members.sort_by_key(|&(u, ts)| (ts, u));
+        (members, others)
+    }
+
+    /// The instant the group completed, given its members besides the
+    /// opener in join order: the (target − 1)-th's join.
+    pub(crate) fn completion(&self, members: &[(u32, i64)]) -> Option<i64> {
+        (self.target as usize)
+            .checked_sub(2)
+            .and_then(|i| members.get(i))
+            .map(|m| m.1)
+    }
+
     /// The group's state as of `as_of_ms`.
     pub fn state(&self, as_of_ms: i64) -> GroupState {
         match self.completed_ms {

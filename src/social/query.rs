@@ -67,6 +67,23 @@ fn corrupt(key: &[u8]) -> crate::error::Error {
     .into()
 }
 
+/// The records of a day-first `family` on the local days
+/// `from_day..=to_day` (none when the range is empty).
+fn days_of(
+    store: &Store,
+    family: u8,
+    from_day: i32,
+    to_day: i32,
+) -> Result<impl Iterator<Item = Result<crate::store::KeyValue>> + '_> {
+    let from = k::day_prefix(family, from_day);
+    let until = match to_day.checked_add(1) {
+        _ if from_day > to_day => from.clone(),
+        Some(d) => k::day_prefix(family, d),
+        None => vec![family + 1],
+    };
+    store.range(Cf::Social, &from, Some(until))
+}
+
 /// Calls `f(day, sharer, figures)` for every per-sharer figures record of
 /// the days `from_day..=to_day`.
 fn for_each_sharer_day(
@@ -75,15 +92,7 @@ fn for_each_sharer_day(
     to_day: i32,
     mut f: impl FnMut(i32, u32, Figures),
 ) -> Result<()> {
-    if from_day > to_day {
-        return Ok(());
-    }
-    let from = k::day_prefix(k::SHARER_DAY, from_day);
-    let until = match to_day.checked_add(1) {
-        Some(d) => k::day_prefix(k::SHARER_DAY, d),
-        None => vec![k::SHARER_DAY + 1],
-    };
-    for item in store.range(Cf::Social, &from, Some(until))? {
+    for item in days_of(store, k::SHARER_DAY, from_day, to_day)? {
         let (key, value) = item?;
         let (day, sharer) = k::parse_sharer_day(&key).ok_or_else(|| corrupt(&key))?;
         f(day, sharer, decode_value(Cf::Social, &key, &value)?);
@@ -161,14 +170,7 @@ pub(crate) fn figures_by_day(
         })?;
         return Ok(out);
     }
-    if from_day > to_day {
-        return Ok(out);
-    }
-    let until = match to_day.checked_add(1) {
-        Some(d) => k::day(d),
-        None => vec![k::DAY + 1],
-    };
-    for item in store.range(Cf::Social, &k::day(from_day), Some(until))? {
+    for item in days_of(store, k::DAY, from_day, to_day)? {
         let (key, value) = item?;
         let day = k::parse_day(&key).ok_or_else(|| corrupt(&key))?;
         out.insert(day, decode_value(Cf::Social, &key, &value)?);
@@ -234,43 +236,36 @@ pub(crate) fn group_days(
     filter: Option<&RoaringBitmap>,
 ) -> Result<Vec<GroupDay>> {
     let mut days: BTreeMap<i32, (GroupDay, i64)> = BTreeMap::new();
-    if from_day <= to_day {
-        let until = match to_day.checked_add(1) {
-            Some(d) => k::day_prefix(k::GROUP_DAY, d),
-            None => vec![k::GROUP_DAY + 1],
-        };
-        let from = k::day_prefix(k::GROUP_DAY, from_day);
-        for item in store.range(Cf::Social, &from, Some(until))? {
-            let (key, value) = item?;
-            let (day, _) = k::parse_group_day(&key).ok_or_else(|| corrupt(&key))?;
-            let head: super::GroupHead = decode_value(Cf::Social, &key, &value)?;
-            if filter.is_some_and(|f| !f.contains(head.opener)) {
-                continue;
+    for item in days_of(store, k::GROUP_DAY, from_day, to_day)? {
+        let (key, value) = item?;
+        let (day, _) = k::parse_group_day(&key).ok_or_else(|| corrupt(&key))?;
+        let head: super::GroupHead = decode_value(Cf::Social, &key, &value)?;
+        if filter.is_some_and(|f| !f.contains(head.opener)) {
+            continue;
+        }
+        let (d, spent) = days.entry(day).or_insert_with(|| {
+            (
+                GroupDay {
+                    day,
+                    opened: 0,
+                    completed: 0,
+                    expired: 0,
+                    open: 0,
+                    completion_rate: None,
+                    mean_time_to_complete_ms: None,
+                },
+                0,
+            )
+        });
+        d.opened += 1;
+        match head.state(as_of_ms) {
+            super::GroupState::Completed => {
+                d.completed += 1;
+                let took = head.completed_ms.unwrap_or(head.opened_ms) - head.opened_ms;
+                *spent = spent.saturating_add(took);
             }
-            let (d, spent) = days.entry(day).or_insert_with(|| {
-                (
-                    GroupDay {
-                        day,
-                        opened: 0,
-                        completed: 0,
-                        expired: 0,
-                        open: 0,
-                        completion_rate: None,
-                        mean_time_to_complete_ms: None,
-                    },
-                    0,
-                )
-            });
-            d.opened += 1;
-            match head.state(as_of_ms) {
-                super::GroupState::Completed => {
-                    d.completed += 1;
-                    let took = head.completed_ms.unwrap_or(head.opened_ms) - head.opened_ms;
-                    *spent = spent.saturating_add(took);
-                }
-                super::GroupState::Expired => d.expired += 1,
-                super::GroupState::Open => d.open += 1,
-            }
+            super::GroupState::Expired => d.expired += 1,
+            super::GroupState::Open => d.open += 1,
         }
     }
     Ok(days
@@ -295,20 +290,14 @@ pub(crate) fn group_info(
     let Some(head) = store.get::<super::GroupHead>(Cf::Social, &k::group(group_id))? else {
         return Ok(None);
     };
-    let mut members = vec![(head.opener, head.opened_ms)];
-    let mut other_joins = 0u64;
-    let mut last_user = None;
+    let mut joins = Vec::new();
     for item in store.prefix(Cf::Social, &k::joins_prefix(group_id))? {
         let (key, _) = item?;
-        let (user, ts) = k::parse_join(&key).ok_or_else(|| corrupt(&key))?;
-        if user == head.opener || last_user == Some(user) || !head.admits(ts) {
-            other_joins += 1;
-            continue;
-        }
-        last_user = Some(user);
-        members.push((user, ts));
+        joins.push(k::parse_join(&key).ok_or_else(|| corrupt(&key))?);
     }
-    members[1..].sort_by_key(|&(u, ts)| (ts, u));
+    let (joined, other_joins) = head.members(joins);
+    let mut members = vec![(head.opener, head.opened_ms)];
+    members.extend(joined);
     Ok(Some(GroupInfo {
         group_id: group_id.to_owned(),
         head,
@@ -331,15 +320,10 @@ pub(crate) fn group_list(
     limit: usize,
 ) -> Result<Vec<(String, super::GroupHead, super::GroupState)>> {
     let mut out = Vec::new();
-    if from_day > to_day || limit == 0 {
+    if limit == 0 {
         return Ok(out);
     }
-    let until = match to_day.checked_add(1) {
-        Some(d) => k::day_prefix(k::GROUP_DAY, d),
-        None => vec![k::GROUP_DAY + 1],
-    };
-    let from = k::day_prefix(k::GROUP_DAY, from_day);
-    for item in store.range(Cf::Social, &from, Some(until))? {
+    for item in days_of(store, k::GROUP_DAY, from_day, to_day)? {
         let (key, value) = item?;
         let (_, id) = k::parse_group_day(&key).ok_or_else(|| corrupt(&key))?;
         let head: super::GroupHead = decode_value(Cf::Social, &key, &value)?;

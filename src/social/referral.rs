@@ -122,23 +122,15 @@ impl Engine<'_> {
             // A credit that moved with its sharer's merge into `into` is
             // `into`'s now, and final: when the attribution moves from
             // `from` to `into` with the merge, nothing is paid again.
-            let moved_along = match (paid, new, r.merge) {
-                (Some((sharer, _)), Some(n), Some((from, into))) => {
-                    sharer == from && n.sharer == into
+            if let (Some((sharer, s)), Some(n), Some((from, into))) = (paid, new, r.merge) {
+                if sharer == from && n.sharer == into {
+                    let kept = RefState {
+                        sharer: Some(into),
+                        ..s
+                    };
+                    self.txn.put(key, codec::encode(&kept)?);
+                    continue;
                 }
-                _ => false,
-            };
-            if moved_along {
-                let kept = RefState {
-                    sharer: Some(r.merge.map_or(0, |m| m.1)),
-                    ..state.unwrap_or(RefState {
-                        generation: 0,
-                        sharer: None,
-                        ts_ms: 0,
-                    })
-                };
-                self.txn.put(key, codec::encode(&kept)?);
-                continue;
             }
             if let Some((sharer, s)) = paid {
                 if !self.is_erased(sharer) {

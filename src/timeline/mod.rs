@@ -332,7 +332,6 @@ fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
 
 /// What the aggregates need from one stored event (see [`for_each_event`]
 /// and [`erase`]).
-#[derive(Debug, Clone)]
 pub(crate) struct EventFacts {
     pub user_id: u32,
     pub ts_ms: i64,

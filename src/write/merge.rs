@@ -113,9 +113,7 @@ impl Writer<'_> {
             max: MAX_BATCH_EVENTS as u64,
         })?;
         let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
-        let taken_facts: Vec<crate::timeline::EventFacts> =
-            taken.iter().map(|(_, f)| f.clone()).collect();
-        let leaving = super::social::Leaving::of(from_id, &taken_facts);
+        let leaving = super::social::Leaving::of(from_id, taken.iter().map(|(_, f)| f));
         let offset = self.store.settings().utc_offset_minutes;
         let settings = self.metric_settings.read();
         let clock = self.clock.read();

@@ -21,16 +21,6 @@ use crate::store::Batch;
 use crate::timeline::{Event, EventFacts, GroupFacts, RecordOutcome};
 use crate::users;
 
-/// The kind id attribution knows an event by (0: a kind it ignores).
-fn social_kind(kind: &EventKind) -> u32 {
-    match kind {
-        EventKind::Share => ids::SHARE,
-        EventKind::Signup => ids::SIGNUP,
-        EventKind::Purchase => ids::PURCHASE,
-        _ => ids::ACTIVITY,
-    }
-}
-
 /// The events of `events` that attribution reads, with where they were
 /// recorded (duplicates left out).
 pub(super) fn social_events(events: &[Event], outcomes: &[RecordOutcome]) -> Vec<SocialEvent> {
@@ -46,7 +36,8 @@ pub(super) fn social_events(events: &[Event], outcomes: &[RecordOutcome]) -> Vec
                 user_id,
                 ts_ms: e.ts_ms,
                 seq,
-                kind_id: social_kind(&e.kind),
+                // (a custom kind is none attribution reads: 0)
+                kind_id: e.kind.known_id().unwrap_or(ids::ACTIVITY),
                 amount_minor: e.amount_minor.unwrap_or(0),
                 share_id: e.share_id.clone(),
                 via: e.via.clone(),
@@ -67,19 +58,21 @@ pub(super) struct Leaving {
 
 impl Leaving {
     /// What attribution must take back of `user_id`'s stored events.
-    pub fn of(user_id: u32, facts: &[EventFacts]) -> Self {
-        Leaving {
+    pub fn of<'f>(user_id: u32, facts: impl IntoIterator<Item = &'f EventFacts>) -> Self {
+        let mut leaving = Leaving {
             user_id,
-            share_instants: facts
-                .iter()
-                .filter(|f| f.kind_id == ids::SHARE)
-                .map(|f| f.ts_ms)
-                .collect(),
-            groups: facts
-                .iter()
-                .filter_map(|f| Some((f.group.clone()?, f.ts_ms, f.seq)))
-                .collect(),
+            share_instants: Vec::new(),
+            groups: Vec::new(),
+        };
+        for f in facts {
+            if f.kind_id == ids::SHARE {
+                leaving.share_instants.push(f.ts_ms);
+            }
+            if let Some(g) = &f.group {
+                leaving.groups.push((g.clone(), f.ts_ms, f.seq));
+            }
         }
+        leaving
     }
 }
 
@@ -197,6 +190,8 @@ impl Writer<'_> {
         let leaves = leaving
             .as_ref()
             .is_some_and(|l| !l.share_instants.is_empty() || !l.groups.is_empty());
+        // Who has touches, when this write adds none and already looked.
+        let mut known_touched = None;
         let nothing = || {
             Ok(SocialWrite::Done(SocialDone {
                 _guard: None,
@@ -213,7 +208,7 @@ impl Writer<'_> {
             // stripe — so the check needs no social lock, and the writes of
             // untouched users never wait for it.
             let mut seen = rustc_hash::FxHashSet::default();
-            let mut touched = false;
+            let mut touched = rustc_hash::FxHashSet::default();
             let users = events
                 .iter()
                 .map(|e| e.user_id)
@@ -223,17 +218,19 @@ impl Writer<'_> {
                     continue;
                 }
                 if crate::social::touched(self.store, user)? {
-                    touched = true;
-                    break;
+                    touched.insert(user);
                 }
             }
-            if !touched {
+            if touched.is_empty() {
                 return nothing();
             }
+            known_touched = Some(touched);
         }
         let guard = self.social.lock.lock();
         let settings = *self.social.settings.read();
-        let mut engine = Engine::new(self.store, &settings, false).created(created);
+        let mut engine = Engine::new(self.store, &settings, false)
+            .created(created)
+            .touched_users(known_touched);
         if self.pays_referrals() {
             engine = engine.with_referrals(merge);
         }

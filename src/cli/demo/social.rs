@@ -8,12 +8,11 @@ use super::{Persona, SimUser, DAY_MS, START_MS};
 use crate::{Db, Error, Event};
 
 /// A share code of 11 base-36 characters derived from the session id
-/// (FNV-1a: unique enough for a demo, and the same for the same seed).
+/// (the unseeded Fx hash: the same for the same seed; unique enough for a
+/// demo).
 pub(super) fn share_code(session_id: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in session_id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    use std::hash::BuildHasher;
+    let mut h = rustc_hash::FxBuildHasher.hash_one(session_id);
     let mut code = String::with_capacity(11);
     for _ in 0..11 {
         code.push(char::from_digit((h % 36) as u32, 36).unwrap_or('0'));
