@@ -55,12 +55,48 @@ pub enum Error {
         /// The cap.
         max: u64,
     },
+    /// A log consumer or a partitioned deployment failed (SPEC §7).
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
     /// RocksDB reported an error.
     #[error("storage engine error: {0}")]
     Storage(#[from] rocksdb::Error),
     /// A file-system error outside RocksDB (checkpoints, directories).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a log consumer stopped, or a cluster of partition stores was refused
+/// (SPEC §7).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConsumeError {
+    /// A message was not a valid event and `skip_bad` was used up; nothing
+    /// of the pending batch was written.
+    #[error("{topic}[{partition}] offset {offset}: {error}")]
+    BadMessage {
+        /// The topic.
+        topic: String,
+        /// The log partition.
+        partition: i32,
+        /// The message's offset.
+        offset: i64,
+        /// What was wrong with it.
+        error: InputError,
+    },
+    /// The broker or the client library reported an error.
+    #[error("log client: {reason}")]
+    Broker {
+        /// Its text.
+        reason: String,
+    },
+    /// The stores given to a cluster view are not the partitions of one
+    /// deployment (a partition twice or missing, different counts, UTC
+    /// offsets or stage models).
+    #[error("not one deployment's partitions: {reason}")]
+    Cluster {
+        /// What differs.
+        reason: String,
+    },
 }
 
 /// Why [`crate::Db::open`] failed.
@@ -240,6 +276,17 @@ pub enum MergeError {
         /// The pair it merged.
         into: String,
     },
+    /// A cross-partition handover (SPEC §7) was asked of a pair that does
+    /// not cross partitions, or of a `from` whose state cannot travel.
+    #[error("cannot hand {from:?} over to {into:?}: {reason}")]
+    Handover {
+        /// The user to merge.
+        from: String,
+        /// The target.
+        into: String,
+        /// Why.
+        reason: String,
+    },
     /// `from` and `into` both used this points transaction id: moving
     /// `from`'s transactions would give one id two operations.
     #[error("both users used points transaction id {txn_id:?}; their ledgers cannot be merged")]
@@ -349,6 +396,16 @@ pub enum Problem {
     Unparsable {
         /// Why parsing failed.
         reason: String,
+    },
+    /// The user belongs to another partition's store (SPEC §7).
+    #[error("belongs to partition {owner} of {count}; this store is partition {this}")]
+    OtherPartition {
+        /// The partition owning the user.
+        owner: u32,
+        /// Partitions in the deployment.
+        count: u32,
+        /// This store's partition.
+        this: u32,
     },
 }
 

@@ -39,14 +39,19 @@
 // (tests/architecture.rs checks this), so no two modules import each other.
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod clickhouse;
+pub mod cluster;
 pub mod codec;
 mod db;
 pub mod error;
 pub mod feed;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod keys;
 pub mod kinds;
 pub mod ledger;
 pub mod metrics;
+pub mod partition;
 pub mod profiles;
 pub mod segments;
 pub mod social;
@@ -57,13 +62,15 @@ pub mod users;
 mod verify;
 mod write;
 
-pub use db::{CfStats, Db, RawEntry, Stats};
+pub use db::{CfStats, Db, Handover, RawEntry, Stats, MAX_HANDOVER_EVENTS};
 pub use error::{
-    CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem, Result,
+    ConsumeError, CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem,
+    Result,
 };
 pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
+pub use partition::Partition;
 pub use profiles::{AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::Segment;
 pub use social::{

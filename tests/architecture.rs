@@ -7,9 +7,29 @@ use std::path::{Path, PathBuf};
 
 /// The dependency order, lowest first: a module may name only modules
 /// before it in this list (and itself).
-const ORDER: [&str; 18] = [
-    "error", "time", "codec", "keys", "store", "users", "kinds", "feed", "profiles", "timeline",
-    "metrics", "ledger", "social", "segments", "write", "verify", "db", "cli",
+const ORDER: [&str; 22] = [
+    "error",
+    "time",
+    "codec",
+    "partition",
+    "keys",
+    "store",
+    "users",
+    "kinds",
+    "feed",
+    "profiles",
+    "timeline",
+    "metrics",
+    "ledger",
+    "social",
+    "segments",
+    "write",
+    "verify",
+    "db",
+    "cluster",
+    "clickhouse",
+    "kafka",
+    "cli",
 ];
 
 /// Longest file in `src/`, in lines.

@@ -25,9 +25,11 @@ use roaring::RoaringBitmap;
 
 mod feed;
 mod identity;
+mod partition;
 mod social;
 mod stats;
 
+pub use partition::{Handover, MAX_HANDOVER_EVENTS};
 pub use stats::{CfStats, Stats};
 
 /// Number of per-user lock stripes. Enough that two writers of different
@@ -66,6 +68,8 @@ pub struct Db {
     advance_lock: Mutex<()>,
     /// Attribution's lock and settings.
     social: crate::social::SocialState,
+    /// One log-position write at a time (check, then write).
+    position_lock: Mutex<()>,
     /// Set by [`Db::close`]: its flush already ran.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -125,6 +129,7 @@ impl Db {
             clock: RwLock::new(clock),
             advance_lock: Mutex::new(()),
             social,
+            position_lock: Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -191,7 +196,9 @@ impl Db {
     /// Records one event. A repeated `(user, event_id)` is reported as
     /// [`RecordOutcome::Duplicate`] and changes nothing.
     pub fn record(&self, event: &Event) -> Result<RecordOutcome> {
-        let mut out = self.writer().record_batch(std::slice::from_ref(event))?;
+        let mut out = self
+            .writer()
+            .record_batch(std::slice::from_ref(event), None)?;
         out.pop().ok_or(Error::LimitReached {
             what: "outcomes of a one-event batch",
             max: 1,
@@ -201,7 +208,7 @@ impl Db {
     /// Records events as one atomic write: either every valid, non-duplicate
     /// event is stored, or (on any bad event) none is. Outcomes are in input order.
     pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
-        self.writer().record_batch(events)
+        self.writer().record_batch(events, None)
     }
 
     /// `user`'s events with `from_ms <= ts_ms < to_ms`, newest first, at most

@@ -20,8 +20,11 @@ pub const IDENTITY_SETTINGS: &[u8] = b"identity_settings";
 /// Social settings (the attribution window).
 pub const SOCIAL_SETTINGS: &[u8] = b"social_settings";
 
+/// The store's partition (absent: unpartitioned).
+pub const PARTITION: &[u8] = b"partition";
+
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 7] = [
+pub const FIXED: [&[u8]; 8] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -29,6 +32,7 @@ pub const FIXED: [&[u8]; 7] = [
     NEXT_USER_ID_FLOOR,
     IDENTITY_SETTINGS,
     SOCIAL_SETTINGS,
+    PARTITION,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.
@@ -69,6 +73,32 @@ pub fn parse_alias(key: &[u8]) -> Option<(u32, &[u8])> {
     let rest = key.strip_prefix(ALIAS_PREFIX)?;
     let (id, name) = rest.split_first_chunk::<4>()?;
     Some((u32::from_be_bytes(*id), name))
+}
+
+/// Prefix of the source positions: `source:` ‖ topic ‖ `0x00` ‖ partition
+/// (i32 BE) → the next offset of that log partition to record (SPEC §7).
+pub const SOURCE_PREFIX: &[u8] = b"source:";
+
+/// The key of the position in `topic`'s `partition`. A topic name holds no
+/// NUL byte (Kafka allows `[a-zA-Z0-9._-]`), so keys of two topics never
+/// collide.
+pub fn source(topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = SOURCE_PREFIX.to_vec();
+    k.extend_from_slice(topic.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+/// Prefix of the handover marks: `handed_over:` ‖ merge id → the user the
+/// merge handed `from`'s history to, in another partition (SPEC §7).
+pub const HANDED_OVER_PREFIX: &[u8] = b"handed_over:";
+
+/// `handed_over:ID`: merge `id` handed a history over to another partition.
+pub fn handed_over(merge_id: &str) -> Vec<u8> {
+    let mut k = HANDED_OVER_PREFIX.to_vec();
+    k.extend_from_slice(merge_id.as_bytes());
+    k
 }
 
 /// Prefix of the registry's name → id entries.

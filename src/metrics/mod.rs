@@ -39,7 +39,7 @@ pub use rules::{
 };
 pub use state::{DayMoney, UserActivity, ACTIVITY};
 pub use transitions::{StageMark, MAX_DUE_AHEAD_DAYS};
-pub use user::{Clv, UserMetrics};
+pub use user::{Clv, Distribution, RfmScale, UserMetrics};
 
 /// The stage-rule inputs of a user as of day `d` from its assembled state
 /// (`None` without activity by then): what `stages` classifies.

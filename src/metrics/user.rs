@@ -255,17 +255,88 @@ pub const RFM_SEGMENTS: [&str; 7] = [
 /// group of equal values starts in. Ties share a score and the order of users
 /// does not matter; the many users tied at the minimum (one order, say) score
 /// 1, as RFM segment rules expect. When every value is equal, every score is 1.
+#[cfg(test)]
 pub(crate) fn quintile_scores(values: &[i64]) -> Vec<u8> {
-    let n = values.len();
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    values
-        .iter()
-        .map(|v| {
-            let below = sorted.partition_point(|x| x < v);
-            (1 + (5 * below) / n.max(1)).clamp(1, 5) as u8
-        })
-        .collect()
+    let mut h = Distribution::default();
+    values.iter().for_each(|v| h.add(*v));
+    let h = h.ranked();
+    values.iter().map(|v| h.score(*v)).collect()
+}
+
+/// How many users hold each value: what a quintile score ranks in. Two
+/// partitions' distributions add up to the whole deployment's (SPEC §7), so
+/// scores ranked in the sum equal a single store's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Distribution(BTreeMap<i64, u64>);
+
+impl Distribution {
+    /// Counts one more user holding `value`.
+    pub fn add(&mut self, value: i64) {
+        *self.0.entry(value).or_default() += 1;
+    }
+
+    /// Adds another distribution's counts.
+    pub fn merge(&mut self, other: &Distribution) {
+        for (v, n) in &other.0 {
+            *self.0.entry(*v).or_default() += n;
+        }
+    }
+
+    /// Users counted.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// The values with the count of users strictly below each.
+    pub(crate) fn ranked(&self) -> Ranked {
+        let mut below = 0u64;
+        let mut rows = Vec::with_capacity(self.0.len());
+        for (v, n) in &self.0 {
+            rows.push((*v, below));
+            below += n;
+        }
+        Ranked { rows, total: below }
+    }
+}
+
+/// A [`Distribution`] ready to score values.
+pub(crate) struct Ranked {
+    rows: Vec<(i64, u64)>,
+    total: u64,
+}
+
+impl Ranked {
+    /// The quintile score of `value`: `1 + floor(5 × below / n)`.
+    pub(crate) fn score(&self, value: i64) -> u8 {
+        let i = self.rows.partition_point(|(v, _)| *v < value);
+        let below = match self.rows.get(i) {
+            Some((_, b)) => *b,
+            None => self.total,
+        };
+        (1 + (5 * below) / self.total.max(1)).clamp(1, 5) as u8
+    }
+}
+
+/// The three distributions RFM scores rank in as of a day: recency (as
+/// the negated days since the last purchase, so recent ranks high), orders
+/// and net spend, over every purchaser.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RfmScale {
+    /// Negated days since the last purchase.
+    pub recency: Distribution,
+    /// Purchase events.
+    pub frequency: Distribution,
+    /// Net spend, minor units.
+    pub monetary: Distribution,
+}
+
+impl RfmScale {
+    /// Adds another partition's distributions.
+    pub fn merge(&mut self, other: &RfmScale) {
+        self.recency.merge(&other.recency);
+        self.frequency.merge(&other.frequency);
+        self.monetary.merge(&other.monetary);
+    }
 }
 
 #[cfg(test)]

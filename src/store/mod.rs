@@ -26,6 +26,7 @@ use rocksdb::{
 use crate::codec;
 use crate::error::{CorruptionError, Error, OpenError, Result};
 use crate::keys::meta;
+use crate::partition::Partition;
 
 /// Version of the on-disk layout this build writes and reads.
 ///
@@ -70,6 +71,8 @@ pub struct Store {
     read_only: bool,
     write_options: WriteOptions,
     settings: Settings,
+    /// Which partition of a deployment this store is (SPEC §7).
+    partition: Partition,
     format_found: u32,
     /// Sum of committed batch sizes (see [`Store::bytes_written`]).
     bytes_written: std::sync::atomic::AtomicU64,
@@ -161,12 +164,14 @@ impl Store {
             settings: Settings {
                 utc_offset_minutes: 0,
             },
+            partition: Partition::WHOLE,
             format_found: FORMAT_VERSION,
             bytes_written: std::sync::atomic::AtomicU64::new(0),
             feed_next: parking_lot::Mutex::new(1),
         };
         let (settings, found) = store.load_or_init_meta(exists, options)?;
         store.settings = settings;
+        store.partition = store.load_or_init_partition(exists, options)?;
         store.format_found = found;
         store.feed_next = parking_lot::Mutex::new(store.last_feed_cursor()? + 1);
         Ok(store)
@@ -225,6 +230,41 @@ impl Store {
             }
             .into()),
         }
+    }
+
+    /// Reads (or, for a new store, writes) the store's partition. Stores
+    /// created before partitions existed, and unpartitioned ones, have no
+    /// key: they are [`Partition::WHOLE`].
+    fn load_or_init_partition(&self, existed: bool, options: &Options) -> Result<Partition> {
+        let stored: Option<Partition> = self.get(Cf::Meta, meta::PARTITION)?;
+        if existed {
+            let stored = stored.unwrap_or(Partition::WHOLE);
+            if let Some(requested) = options.partition {
+                if requested != stored {
+                    return Err(OpenError::SettingMismatch {
+                        setting: "partition",
+                        stored: stored.to_string(),
+                        requested: requested.to_string(),
+                    }
+                    .into());
+                }
+            }
+            return Ok(stored);
+        }
+        let partition = options.partition.unwrap_or(Partition::WHOLE);
+        if partition != Partition::WHOLE {
+            let mut batch = Batch::new();
+            batch.put(Cf::Meta, meta::PARTITION, codec::encode(&partition)?);
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
+        }
+        Ok(partition)
+    }
+
+    /// Which partition of a deployment this store is.
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 
     /// The format version found on disk when the store was opened; lower than

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{merge, Cf, PointReads};
 use crate::error::Result;
+use crate::partition::Partition;
 
 /// Memtable size of read-only opens.
 const READ_ONLY_WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -38,6 +39,10 @@ pub struct Options {
     /// when the store is created: `None` means "the stored list" on reopen
     /// and "every kind counts" on creation; `Some` must match on reopen.
     pub non_activity_kinds: Option<Vec<String>>,
+    /// The store's partition of a partitioned deployment (SPEC §7). Fixed
+    /// when the store is created: `None` means "the stored one" on reopen
+    /// and [`Partition::WHOLE`] on creation; `Some` must match on reopen.
+    pub partition: Option<Partition>,
 }
 
 impl Default for Options {
@@ -51,6 +56,7 @@ impl Default for Options {
             write_buffer_bytes: 32 << 20,
             user_cache_entries: 256 << 10,
             non_activity_kinds: None,
+            partition: None,
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::error::{Error, Problem, Result};
 use crate::keys;
 use crate::keys::meta;
 use crate::keys::metrics::{all_users as all_users_key, ALL_USERS_PREFIX};
+use crate::partition::Partition;
 use crate::store::merge::BitmapDelta;
 use crate::store::{Cf, Store};
 
@@ -41,7 +42,7 @@ use crate::store::{Cf, Store};
 pub const MAX_USER_BYTES: usize = 128;
 
 /// Highest internal id ever handed out; keeps `next + 1` from overflowing.
-pub const MAX_USER_ID: u32 = u32::MAX - 1;
+pub const MAX_USER_ID: u32 = crate::partition::LAST_ID;
 
 /// Checks an external user id: 1..=128 bytes of UTF-8 without control characters.
 pub fn check_user(user: &str) -> Result<(), Problem> {
@@ -98,37 +99,49 @@ pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<UserRecord> {
 /// Allocates internal ids. The next id is recovered on open from the largest
 /// id on disk, so an id is never reused even after a crash; an allocation whose
 /// batch failed leaves a gap, which costs nothing in a bitmap.
+///
+/// A partitioned store (SPEC §7) hands out ids from its partition's range
+/// only, and only to users its partition owns, so the user sets of all
+/// partitions are disjoint and sum (or OR) to the global ones.
 #[derive(Debug)]
 pub struct Allocator {
     next: AtomicU32,
+    partition: Partition,
 }
 
 impl Allocator {
     /// Recovers the allocator from the store.
     pub fn recover(store: &Store) -> Result<Self> {
+        let partition = store.partition();
         let after_last = match store.last_key(Cf::UserById)? {
-            None => 0,
+            None => partition.first_id(),
             Some(k) => keys::user_of(Cf::UserById.name(), &k)?.saturating_add(1),
         };
         // Erasing the newest user removes its record; the mark keeps its id
         // from being handed out again.
         let erased_mark: u32 = store.get(Cf::Meta, meta::NEXT_USER_ID_FLOOR)?.unwrap_or(0);
         let next = after_last.max(erased_mark);
+        let next = next.max(partition.first_id());
         Ok(Self {
             next: AtomicU32::new(next),
+            partition,
         })
     }
 
-    fn allocate(&self) -> Result<u32> {
+    /// A new id for `user`, refused when another partition owns the user.
+    fn allocate(&self, user: &str) -> Result<u32> {
+        self.partition.check_owns(user)?;
+        let last = self.partition.last_id();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        if id > MAX_USER_ID {
+        if id > last {
             // Undo so the counter cannot wrap on repeated attempts.
-            self.next.store(MAX_USER_ID + 1, Ordering::Relaxed);
+            self.next.store(last.saturating_add(1), Ordering::Relaxed);
             return Err(Error::LimitReached {
-                what: "internal user ids",
-                max: u64::from(MAX_USER_ID),
+                what: "internal user ids of this partition",
+                max: u64::from(last - self.partition.first_id()) + 1,
             });
         }
+        debug_assert!(self.partition.holds_id(id));
         Ok(id)
     }
 
@@ -343,7 +356,7 @@ impl<'a, 'g> UserWrites<'a, 'g> {
 
     fn slot(&mut self, user: &str) -> Result<&mut Slot> {
         if self.load(user)?.is_none() {
-            let user_id = self.allocator.allocate()?;
+            let user_id = self.allocator.allocate(user)?;
             self.created.push(user_id);
             self.absent.remove(user);
             self.slots.insert(

@@ -5,7 +5,10 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::store::Batch;
+use crate::codec;
+use crate::keys::meta;
+use crate::partition::LogPosition;
+use crate::store::{Batch, Cf};
 
 use super::Writer;
 use crate::error::{InputError, Result};
@@ -24,14 +27,30 @@ use crate::users::{self, UserWrites};
 use super::social::SocialWrite;
 
 impl Writer<'_> {
-    /// Records `events` as one atomic write.
-    pub fn record_batch(&self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
+    /// Records `events` as one atomic write; with `position`, the write
+    /// also stores it as its log partition's position (the caller, which
+    /// holds the position lock, has checked that it moves forward).
+    pub fn record_batch(
+        &self,
+        events: &[Event],
+        position: Option<&LogPosition>,
+    ) -> Result<Vec<RecordOutcome>> {
         self.store.check_writable()?;
         InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
         // Validate everything before taking a lock or touching the store: a bad
         // item rejects the whole batch and nothing is written.
+        let partition = self.store.partition();
         for (i, e) in events.iter().enumerate() {
             e.validate().map_err(|err| err.at(i))?;
+            // Another partition's user is refused by position here (the
+            // allocator refuses it too, without one); a name that is already
+            // here — an alias a cross-partition merge brought — is not new.
+            if !partition.owns(&e.user) && users::lookup(self.store, &e.user)?.is_none() {
+                partition.check_owns(&e.user).map_err(|err| err.at(i))?;
+            }
+        }
+        if let Some(p) = position {
+            p.validate()?;
         }
 
         // A write that pays referral credits must hold the sharers' stripes
@@ -83,6 +102,13 @@ impl Writer<'_> {
             }
             if let Some(ledger) = ledger {
                 ledger.finish(&mut batch)?;
+            }
+            if let Some(p) = position {
+                batch.put(
+                    Cf::Meta,
+                    meta::source(&p.topic, p.partition),
+                    codec::encode(&p.next_offset)?,
+                );
             }
             self.store.write(batch)?;
             drop(done);

@@ -26,6 +26,29 @@ impl Metrics<'_> {
         Ok(union_range(&sets, from_day, to_day))
     }
 
+    /// The users with an event of `kind` (`None`: any activity) on each day
+    /// of `from..=to`, by day; a day without any is absent. What a
+    /// partition exports for a global query plane (SPEC §7).
+    pub fn day_sets(
+        &self,
+        kind: Option<&EventKind>,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        self.day_sets_in(self.kind_id(kind), from_day, to_day, None)
+    }
+
+    /// The users whose first activity fell on each day of `from..=to` (the
+    /// first-activity cohorts), by day; a day without any is absent.
+    pub fn first_day_sets(
+        &self,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<BTreeMap<i32, RoaringBitmap>> {
+        check_range(from_day, to_day)?;
+        self.sets(FIRST_USERS, Some(ACTIVITY), from_day, to_day, None)
+    }
+
     /// Calendar active users: users with an event of `kind` (`None`: any
     /// activity) in the day, ISO week or calendar month holding `day`.
     ///

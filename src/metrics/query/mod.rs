@@ -274,10 +274,12 @@ impl Metrics<'_> {
             }
             return Ok(vec![acc]);
         }
-        let Some(top) = crate::users::all_users(self.view.store())?.max() else {
+        let all = crate::users::all_users(self.view.store())?;
+        let (Some(bottom), Some(top)) = (all.min(), all.max()) else {
             return Ok(vec![init()]);
         };
-        let mid = top / 2 + 1;
+        // A partition's ids start at its range's base, not at 0 (SPEC §7).
+        let mid = bottom + (top - bottom) / 2 + 1;
         let run = |lo: u32, hi: Option<u32>| -> Result<T> {
             let mut acc = init();
             scan(&mut acc, lo, hi)?;

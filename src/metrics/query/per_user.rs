@@ -8,7 +8,7 @@ use roaring::RoaringBitmap;
 use super::super::rules::Inputs;
 use super::super::state::{kind_ids, UserActivity, ACTIVITY};
 use super::super::user::{
-    quintile_scores, rfm_inputs, rfm_segment, stage_inputs, UserMetrics, RFM_SEGMENTS,
+    rfm_inputs, rfm_segment, stage_inputs, RfmScale, UserMetrics, RFM_SEGMENTS,
 };
 use super::*;
 use crate::error::Result;
@@ -153,12 +153,21 @@ impl Metrics<'_> {
         }
         let firsts = self.sets(FIRST_USERS, Some(ACTIVITY), i32::MIN, d, filter)?;
         let top = firsts.values().filter_map(RoaringBitmap::max).max();
-        let Some(top) = top else { return Ok(()) };
-        let n = top as usize + 1;
+        let bottom = firsts.values().filter_map(RoaringBitmap::min).min();
+        let (Some(top), Some(bottom)) = (top, bottom) else {
+            return Ok(());
+        };
+        // Indexed from the lowest id: a partition's ids start at its range's
+        // base (SPEC §7), not at 0. Every active user has a first day, so
+        // every id below falls in bottom..=top.
+        let n = (top - bottom) as usize + 1;
+        let at = |u: u32| u.checked_sub(bottom).map(|i| i as usize);
         let mut first = vec![i32::MIN; n];
         for (day, set) in &firsts {
             for u in set {
-                first[u as usize] = *day;
+                if let Some(i) = at(u) {
+                    first[i] = *day;
+                }
             }
         }
         drop(firsts);
@@ -171,10 +180,9 @@ impl Metrics<'_> {
             .rev()
         {
             for u in set {
-                let u = u as usize;
-                if u >= n {
+                let Some(u) = at(u).filter(|i| *i < n) else {
                     continue;
-                }
+                };
                 if last[u] == i32::MIN {
                     last[u] = *day;
                 }
@@ -191,7 +199,7 @@ impl Metrics<'_> {
             .values()
         {
             for u in set {
-                if let Some(p) = purchase_days.get_mut(u as usize) {
+                if let Some(p) = at(u).and_then(|i| purchase_days.get_mut(i)) {
                     *p += 1;
                 }
             }
@@ -208,7 +216,7 @@ impl Metrics<'_> {
                 purchase_days: i64::from(purchase_days[u]),
                 net_spend_minor: 0,
             };
-            f(u as u32, model.classify(&x));
+            f(bottom + u as u32, model.classify(&x));
         }
         Ok(())
     }
@@ -217,49 +225,49 @@ impl Metrics<'_> {
     /// Scores are quintiles among all purchasers; `filter` restricts the rows
     /// and counts, not the population the scores are ranked in.
     pub fn rfm(&self, as_of_day: i32, filter: Option<&RoaringBitmap>) -> Result<RfmReport> {
+        let rows = self.rfm_rows(as_of_day)?;
+        let scale = scale_of(&rows);
+        Ok(score_rows(as_of_day, &rows, &scale, filter))
+    }
+
+    /// The distributions this store's purchasers rank in as of `as_of_day`:
+    /// what a partition contributes to a deployment's RFM (SPEC §7).
+    pub fn rfm_scale(&self, as_of_day: i32) -> Result<RfmScale> {
+        Ok(scale_of(&self.rfm_rows(as_of_day)?))
+    }
+
+    /// [`Metrics::rfm`] with scores ranked in `scale` — the merged
+    /// distributions of every partition — instead of this store's own.
+    pub fn rfm_in(
+        &self,
+        as_of_day: i32,
+        filter: Option<&RoaringBitmap>,
+        scale: &RfmScale,
+    ) -> Result<RfmReport> {
+        let rows = self.rfm_rows(as_of_day)?;
+        Ok(score_rows(as_of_day, &rows, scale, filter))
+    }
+
+    /// Every purchaser's RFM values, by user id.
+    fn rfm_rows(&self, as_of_day: i32) -> Result<Vec<RfmRow>> {
         check_day("as_of_day", as_of_day)?;
-        // (user, last purchase day, orders, purchase days, net spend)
-        type Row = (u32, i32, u64, u64, i64);
         // Only purchasers have RFM values, and scores rank every purchaser
         // (not only the filter's): one scan of the money days alone, which
         // exist only for users with purchases or refunds.
-        let parts = self.fold_money(None, Vec::<Row>::new, |acc, u, money| {
+        let parts = self.fold_money(None, Vec::<RfmRow>::new, |acc, u, money| {
             if let Some((last, orders, days, net)) = rfm_inputs(money, as_of_day) {
-                acc.push((u, last, orders, days, net));
+                acc.push(RfmRow {
+                    user_id: u,
+                    recency_days: i64::from(as_of_day) - i64::from(last),
+                    orders,
+                    purchase_days: days,
+                    net_spend_minor: net,
+                });
             }
         })?;
-        let mut rows: Vec<Row> = parts.into_iter().flatten().collect();
-        rows.sort_unstable_by_key(|r| r.0);
-        let recency = |r: &Row| i64::from(as_of_day) - i64::from(r.1);
-        let r = quintile_scores(&rows.iter().map(|x| -recency(x)).collect::<Vec<_>>());
-        let f = quintile_scores(&rows.iter().map(|x| x.2 as i64).collect::<Vec<_>>());
-        let mv = quintile_scores(&rows.iter().map(|x| x.4).collect::<Vec<_>>());
-        let mut segments: BTreeMap<&'static str, u64> =
-            RFM_SEGMENTS.iter().map(|s| (*s, 0)).collect();
-        let mut users = Vec::new();
-        for (i, x) in rows.iter().enumerate() {
-            if filter.is_some_and(|set| !set.contains(x.0)) {
-                continue;
-            }
-            let segment = rfm_segment(r[i], f[i]);
-            *segments.entry(segment).or_default() += 1;
-            users.push(UserRfm {
-                user_id: x.0,
-                recency_days: recency(x),
-                orders: x.2,
-                purchase_days: x.3,
-                net_spend_minor: x.4,
-                r_score: r[i],
-                f_score: f[i],
-                m_score: mv[i],
-                segment,
-            });
-        }
-        Ok(RfmReport {
-            as_of_day,
-            users,
-            segments,
-        })
+        let mut rows: Vec<RfmRow> = parts.into_iter().flatten().collect();
+        rows.sort_unstable_by_key(|r| r.user_id);
+        Ok(rows)
     }
 
     /// Users with purchases on ≥ 2 distinct days in `from..=to` ÷ users with
@@ -290,5 +298,63 @@ impl Metrics<'_> {
             .filter(|u| u.segment == segment)
             .map(|u| u.user_id)
             .collect())
+    }
+}
+
+/// One purchaser's RFM values.
+struct RfmRow {
+    user_id: u32,
+    recency_days: i64,
+    orders: u64,
+    purchase_days: u64,
+    net_spend_minor: i64,
+}
+
+fn scale_of(rows: &[RfmRow]) -> RfmScale {
+    let mut scale = RfmScale::default();
+    for r in rows {
+        scale.recency.add(-r.recency_days);
+        scale.frequency.add(r.orders as i64);
+        scale.monetary.add(r.net_spend_minor);
+    }
+    scale
+}
+
+fn score_rows(
+    as_of_day: i32,
+    rows: &[RfmRow],
+    scale: &RfmScale,
+    filter: Option<&RoaringBitmap>,
+) -> RfmReport {
+    let (r, f, m) = (
+        scale.recency.ranked(),
+        scale.frequency.ranked(),
+        scale.monetary.ranked(),
+    );
+    let mut segments: BTreeMap<&'static str, u64> = RFM_SEGMENTS.iter().map(|s| (*s, 0)).collect();
+    let mut users = Vec::new();
+    for x in rows {
+        if filter.is_some_and(|set| !set.contains(x.user_id)) {
+            continue;
+        }
+        let (r_score, f_score) = (r.score(-x.recency_days), f.score(x.orders as i64));
+        let segment = rfm_segment(r_score, f_score);
+        *segments.entry(segment).or_default() += 1;
+        users.push(UserRfm {
+            user_id: x.user_id,
+            recency_days: x.recency_days,
+            orders: x.orders,
+            purchase_days: x.purchase_days,
+            net_spend_minor: x.net_spend_minor,
+            r_score,
+            f_score,
+            m_score: m.score(x.net_spend_minor),
+            segment,
+        });
+    }
+    RfmReport {
+        as_of_day,
+        users,
+        segments,
     }
 }
