@@ -106,6 +106,7 @@ pub fn raw_open(path: &std::path::Path) -> rocksdb::DB {
 }
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod cluster;
 pub mod model;
 
 /// Answers of many metrics over `from..=to`, with users named by their
