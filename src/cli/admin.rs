@@ -8,19 +8,22 @@ use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{Db, Error, Options};
 
 /// `stickydb init`.
-pub(super) fn init(cli: &Cli, utc_offset: &str) -> Result<(), Error> {
+pub(super) fn init(cli: &Cli, utc_offset: &str, partition: Option<&str>) -> Result<(), Error> {
     let minutes = parse_utc_offset(utc_offset)?;
+    let partition = partition.map(crate::Partition::parse).transpose()?;
     let db = Db::open(
         &cli.db,
         Options {
             utc_offset_minutes: Some(minutes),
+            partition,
             ..Options::default()
         },
     )?;
     println!(
-        "store at {} (UTC offset {} min)",
+        "store at {} (UTC offset {} min, partition {})",
         db.path().display(),
-        db.settings().utc_offset_minutes
+        db.settings().utc_offset_minutes,
+        db.partition()
     );
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::{export, import, points, query};
+use super::{export, import, points, query, scale};
 use crate::metrics::Period;
 use crate::Error;
 
@@ -31,7 +31,23 @@ pub enum Command {
         /// The store's fixed UTC offset, e.g. +08:00 or -05:30.
         #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
         utc_offset: String,
+        /// Create it as partition P of N of a partitioned deployment, `P/N`
+        /// (docs/scale-out.md).
+        #[arg(long)]
+        partition: Option<String>,
     },
+    /// Global answers over every partition's store (docs/scale-out.md).
+    Cluster(scale::ClusterArgs),
+    /// Export the store's data for another system.
+    Export {
+        /// Where to.
+        #[command(subcommand)]
+        target: scale::ExportTarget,
+    },
+    /// Record one Kafka partition's JSON events into the store, exactly once
+    /// (creating the store as that partition when it does not exist).
+    #[cfg(feature = "kafka")]
+    Consume(scale::ConsumeArgs),
     /// Import events (or profiles) from JSON-lines or CSV files.
     Import {
         /// Files to read, in order.
@@ -489,4 +505,13 @@ pub enum ModeArg {
     On,
     /// Returns in period c+n or later.
     OnOrAfter,
+}
+
+impl From<ModeArg> for crate::metrics::ReturnMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::On => Self::On,
+            ModeArg::OnOrAfter => Self::OnOrAfter,
+        }
+    }
 }

@@ -16,8 +16,7 @@ use serde_json::Value;
 
 use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{
-    Db, Error, Event, InputError, Options, Problem, ProfileUpdate, PropValue, RecordOutcome,
-    TagSource,
+    Db, Error, Event, InputError, Options, Problem, ProfileUpdate, RecordOutcome, TagSource,
 };
 
 /// Records per write batch.
@@ -62,32 +61,6 @@ pub struct Summary {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEvent {
-    user: String,
-    kind: String,
-    ts: Value,
-    #[serde(default)]
-    event_id: Option<String>,
-    #[serde(default)]
-    session_id: Option<String>,
-    #[serde(default)]
-    amount: Option<i64>,
-    #[serde(default)]
-    properties: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    share_id: Option<String>,
-    #[serde(default)]
-    via: Option<String>,
-    #[serde(default)]
-    group_id: Option<String>,
-    #[serde(default)]
-    group_target: Option<u32>,
-    #[serde(default)]
-    group_deadline: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProfile {
     user: String,
     #[serde(default)]
@@ -110,58 +83,6 @@ fn unparsable(field: &'static str, reason: impl Into<String>) -> InputError {
             reason: reason.into(),
         },
     )
-}
-
-/// `ts`: RFC 3339 text or integer milliseconds.
-pub fn parse_ts(v: &Value) -> Result<i64, InputError> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| unparsable("ts", format!("{n} is not integer milliseconds"))),
-        Value::String(s) => {
-            if let Ok(ms) = s.parse::<i64>() {
-                return Ok(ms);
-            }
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.timestamp_millis())
-                .map_err(|e| unparsable("ts", format!("{s:?}: {e}")))
-        }
-        other => Err(unparsable(
-            "ts",
-            format!("{other} is neither RFC 3339 nor ms"),
-        )),
-    }
-}
-
-fn prop(v: Value) -> Result<PropValue, InputError> {
-    Ok(match v {
-        Value::Bool(b) => PropValue::Bool(b),
-        Value::String(s) => PropValue::Str(s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => PropValue::Int(i),
-            None => PropValue::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        other => return Err(unparsable("properties", format!("{other} is not a scalar"))),
-    })
-}
-
-fn event(raw: RawEvent) -> Result<Event, InputError> {
-    let mut e = Event::new(raw.user, raw.kind, parse_ts(&raw.ts)?);
-    e.event_id = raw.event_id;
-    e.session_id = raw.session_id;
-    e.amount_minor = raw.amount;
-    e.share_id = raw.share_id;
-    e.via = raw.via;
-    e.group_id = raw.group_id;
-    e.group_target = raw.group_target;
-    e.group_deadline_ms = raw
-        .group_deadline
-        .map(|v| parse_ts(&v).map_err(|e| InputError::new("group_deadline", e.problem)))
-        .transpose()?;
-    for (k, v) in raw.properties.unwrap_or_default() {
-        e.properties.insert(k, prop(v)?);
-    }
-    Ok(e)
 }
 
 fn profile(raw: RawProfile, now_ms: i64) -> Result<(String, ProfileUpdate), InputError> {
@@ -188,9 +109,7 @@ fn profile(raw: RawProfile, now_ms: i64) -> Result<(String, ProfileUpdate), Inpu
 fn from_json(records: Records, v: Value, now_ms: i64) -> Result<Record, InputError> {
     let bad = |e: serde_json::Error| unparsable("record", e.to_string());
     match records {
-        Records::Events => Ok(Record::Event(event(
-            serde_json::from_value(v).map_err(bad)?,
-        )?)),
+        Records::Events => Ok(Record::Event(crate::timeline::json::event(v)?)),
         Records::Profiles => {
             let (user, update) = profile(serde_json::from_value(v).map_err(bad)?, now_ms)?;
             Ok(Record::Profile(user, update))

@@ -17,6 +17,7 @@ mod inspect;
 pub mod points;
 pub mod query;
 pub mod report;
+pub mod scale;
 pub mod social;
 
 use std::process::ExitCode;
@@ -216,7 +217,14 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => export::export_cmd(cli, as_of, format, out),
         Command::Points { command } => points::points_cmd(cli, command, now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
-        Command::Init { utc_offset } => admin::init(cli, utc_offset),
+        Command::Init {
+            utc_offset,
+            partition,
+        } => admin::init(cli, utc_offset, partition.as_deref()),
+        Command::Cluster(args) => scale::cluster(cli, args, now),
+        Command::Export { target } => scale::export(cli, target, now),
+        #[cfg(feature = "kafka")]
+        Command::Consume(args) => scale::consume(cli, args),
         Command::Demo {
             users,
             days,

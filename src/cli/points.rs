@@ -121,7 +121,7 @@ pub enum PointsCommand {
 pub(super) fn time_arg(field: &'static str, text: Option<&str>, now_ms: i64) -> Result<i64, Error> {
     match text {
         None => Ok(now_ms),
-        Some(t) => super::import::parse_ts(&Value::from(t))
+        Some(t) => crate::timeline::json::parse_ts(&Value::from(t))
             .map_err(|e| crate::InputError { field, ..e }.into()),
     }
 }

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use super::{
     answer, open_existing, print_json, ranged, Cli, DayRange, MetricsCommand, ModeArg, PeriodArg,
 };
-use crate::metrics::{Period, RetentionQuery, ReturnMode};
+use crate::metrics::{
+    ActiveRow, DailyRow, LifecycleRow, Period, RetentionMatrix, RetentionQuery, ReturnMode,
+};
 use crate::time::format_day;
 use crate::{Db, Error, EventKind, InputError, Problem};
 
@@ -78,22 +80,35 @@ pub fn active(
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
     let k = kind(kind_name);
-    let rows = db.metrics().active(k.as_ref(), from, to, filter)?;
-    Ok(json!({ "rows": rows.iter().map(|r| json!({
+    Ok(active_json(&db.metrics().active(
+        k.as_ref(),
+        from,
+        to,
+        filter,
+    )?))
+}
+
+/// The JSON of `metrics active` rows (one store's or a cluster's).
+pub fn active_json(rows: &[ActiveRow]) -> Value {
+    json!({ "rows": rows.iter().map(|r| json!({
         "day": format_day(r.day), "dau": r.dau, "wau": r.wau, "mau": r.mau,
         "stickiness": round4(r.stickiness),
-    })).collect::<Vec<_>>() }))
+    })).collect::<Vec<_>>() })
 }
 
 /// `metrics daily`.
 pub fn daily(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
-    let rows = db.metrics().daily(from, to)?;
-    Ok(json!({ "rows": rows.iter().map(|r| json!({
+    Ok(daily_json(&db.metrics().daily(from, to)?))
+}
+
+/// The JSON of `metrics daily` rows.
+pub fn daily_json(rows: &[DailyRow]) -> Value {
+    json!({ "rows": rows.iter().map(|r| json!({
         "day": format_day(r.day), "events": r.events, "events_by_kind": r.events_by_kind,
         "orders": r.orders, "gmv": r.gmv_minor, "refunds": r.refunds,
         "refund_amount": r.refund_minor, "aov": r.aov_minor.map(round4),
         "new_users": r.new_users, "sessions": r.sessions,
-    })).collect::<Vec<_>>() }))
+    })).collect::<Vec<_>>() })
 }
 
 /// Arguments of `retention`.
@@ -120,18 +135,29 @@ pub fn retention(
     a: &Retention<'_>,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    let mut q = RetentionQuery::new(a.period, a.from, a.to);
-    q.max_offset = a.max_offset.unwrap_or(u32::MAX);
-    q.start_kind = kind(a.start_kind);
-    q.return_kind = kind(a.return_kind);
-    q.mode = a.mode;
-    let m = db.metrics().retention(&q, filter)?;
-    Ok(json!({
+    Ok(retention_json(&db.metrics().retention(&a.query(), filter)?))
+}
+
+impl Retention<'_> {
+    /// The library's query.
+    pub fn query(&self) -> RetentionQuery {
+        let mut q = RetentionQuery::new(self.period, self.from, self.to);
+        q.max_offset = self.max_offset.unwrap_or(u32::MAX);
+        q.start_kind = kind(self.start_kind);
+        q.return_kind = kind(self.return_kind);
+        q.mode = self.mode;
+        q
+    }
+}
+
+/// The JSON of a retention matrix.
+pub fn retention_json(m: &RetentionMatrix) -> Value {
+    json!({
         "period": m.period, "mode": m.mode,
         "cohorts": m.cohorts.iter().map(|c| json!({
             "cohort": format_day(c.cohort), "size": c.size, "counts": c.counts,
         })).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 /// `lifecycle`.
@@ -143,12 +169,15 @@ pub fn lifecycle(
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
     let rows = db.metrics().lifecycle(period, from, to, filter)?;
-    Ok(
-        json!({ "period_kind": period, "rows": rows.iter().map(|r| json!({
+    Ok(lifecycle_json(period, &rows))
+}
+
+/// The JSON of lifecycle rows.
+pub fn lifecycle_json(period: Period, rows: &[LifecycleRow]) -> Value {
+    json!({ "period_kind": period, "rows": rows.iter().map(|r| json!({
         "period": format_day(r.period), "new": r.new, "returning": r.returning,
         "resurrecting": r.resurrecting, "dormant": r.dormant,
-    })).collect::<Vec<_>>() }),
-    )
+    })).collect::<Vec<_>>() })
 }
 
 /// `stages`.
@@ -324,10 +353,7 @@ pub(super) fn retention_cmd(
         max_offset: *max_offset,
         start_kind: start_kind.as_deref(),
         return_kind: return_kind.as_deref(),
-        mode: match mode {
-            ModeArg::On => ReturnMode::On,
-            ModeArg::OnOrAfter => ReturnMode::OnOrAfter,
-        },
+        mode: (*mode).into(),
     };
     let v = retention(&db, &a, filter.as_ref())?;
     if cli.json {

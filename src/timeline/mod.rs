@@ -7,6 +7,8 @@
 //! touch profiles, tags, aggregates or the ledger.
 
 mod event;
+#[cfg(feature = "json")]
+pub mod json;
 
 use crate::store::Batch;
 

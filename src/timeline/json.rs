@@ -1,0 +1,123 @@
+//! Events as JSON objects — the shape `stickydb import` reads from JSON
+//! lines and CSV, and a log consumer reads from each message (SPEC §7):
+//! `user`, `kind`, `ts` (RFC 3339 text or integer milliseconds), and the
+//! optional `event_id`, `session_id`, `amount`, `properties` (scalars),
+//! `share_id`, `via`, `group_id`, `group_target`, `group_deadline`. Unknown
+//! fields are refused.
+//!
+//! Parsing only: the write validates the event again.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Event, PropValue};
+use crate::error::{InputError, Problem};
+
+fn unparsable(field: &'static str, reason: impl Into<String>) -> InputError {
+    InputError::new(
+        field,
+        Problem::Unparsable {
+            reason: reason.into(),
+        },
+    )
+}
+
+/// The event a JSON object describes.
+///
+/// ```
+/// let v = serde_json::json!({"user": "alice", "kind": "view", "ts": "2024-03-01T10:00:00Z"});
+/// let e = stickydb::timeline::json::event(v)?;
+/// assert_eq!(e.ts_ms, 1_709_287_200_000);
+/// # Ok::<(), stickydb::InputError>(())
+/// ```
+pub fn event(v: Value) -> Result<Event, InputError> {
+    from_raw(serde_json::from_value(v).map_err(|e| unparsable("record", e.to_string()))?)
+}
+
+/// The event a JSON text describes (one log message or one line).
+pub fn event_from_slice(bytes: &[u8]) -> Result<Event, InputError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| unparsable("record", format!("not UTF-8 (byte {})", e.valid_up_to())))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| unparsable("record", e.to_string()))?;
+    event(v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    user: String,
+    kind: String,
+    ts: Value,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    properties: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    share_id: Option<String>,
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    group_target: Option<u32>,
+    #[serde(default)]
+    group_deadline: Option<Value>,
+}
+
+/// `ts`: RFC 3339 text or integer milliseconds.
+pub fn parse_ts(v: &Value) -> Result<i64, InputError> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| unparsable("ts", format!("{n} is not integer milliseconds"))),
+        Value::String(s) => {
+            if let Ok(ms) = s.parse::<i64>() {
+                return Ok(ms);
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| unparsable("ts", format!("{s:?}: {e}")))
+        }
+        other => Err(unparsable(
+            "ts",
+            format!("{other} is neither RFC 3339 nor ms"),
+        )),
+    }
+}
+
+fn prop(v: Value) -> Result<PropValue, InputError> {
+    Ok(match v {
+        Value::Bool(b) => PropValue::Bool(b),
+        Value::String(s) => PropValue::Str(s),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => PropValue::Int(i),
+            None => PropValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        other => return Err(unparsable("properties", format!("{other} is not a scalar"))),
+    })
+}
+
+fn from_raw(raw: RawEvent) -> Result<Event, InputError> {
+    let mut e = Event::new(raw.user, raw.kind, parse_ts(&raw.ts)?);
+    e.event_id = raw.event_id;
+    e.session_id = raw.session_id;
+    e.amount_minor = raw.amount;
+    e.share_id = raw.share_id;
+    e.via = raw.via;
+    e.group_id = raw.group_id;
+    e.group_target = raw.group_target;
+    e.group_deadline_ms = raw
+        .group_deadline
+        .map(|v| parse_ts(&v).map_err(|e| InputError::new("group_deadline", e.problem)))
+        .transpose()?;
+    for (k, v) in raw.properties.unwrap_or_default() {
+        e.properties.insert(k, prop(v)?);
+    }
+    Ok(e)
+}
