@@ -397,6 +397,13 @@ pub enum Problem {
         /// Why parsing failed.
         reason: String,
     },
+    /// The user was merged into a user of another partition and its
+    /// history handed over there (SPEC §7): its events belong to `into`.
+    #[error("was merged into {into:?} of another partition; record its events as {into:?}'s")]
+    Moved {
+        /// The user it was merged into.
+        into: String,
+    },
     /// The user belongs to another partition's store (SPEC §7).
     #[error("belongs to partition {owner} of {count}; this store is partition {this}")]
     OtherPartition {

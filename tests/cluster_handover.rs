@@ -133,6 +133,23 @@ fn a_handover_equals_a_merge_in_one_store() {
         assert!(!src.finish_handover(&h).unwrap());
         assert_eq!(dst.accept_handover(&delivered).unwrap(), 0);
         assert_eq!(src.user_id(&from).unwrap(), None);
+        // Its later events are refused by position, naming where they go.
+        let known = src
+            .user_name(src.all_users().unwrap().min().unwrap())
+            .unwrap()
+            .unwrap();
+        let late = [
+            Event::new(known, "view", common::T0).with_id("late-known"),
+            Event::new(from.as_str(), "view", common::T0),
+        ];
+        let err = src.record_batch(&late).unwrap_err();
+        match &err {
+            stickydb::Error::Input(e) => {
+                assert_eq!(e.index, Some(1));
+                assert_eq!(e.problem, stickydb::Problem::Moved { into: into.clone() });
+            }
+            other => panic!("{other}"),
+        }
         merged += 1;
     }
     assert!(merged >= 10, "only {merged} cross-partition merges");

@@ -7,7 +7,6 @@ mod common;
 
 use proptest::prelude::*;
 use stickydb::cluster::Cluster;
-use stickydb::metrics::{Period, RetentionQuery, ReturnMode};
 use stickydb::{Db, Event, Options, Partition, Segment};
 
 const DAY_MS: i64 = 86_400_000;

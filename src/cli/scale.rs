@@ -376,7 +376,8 @@ pub(super) fn consume(cli: &Cli, args: &ConsumeArgs) -> Result<(), Error> {
     let v = json!({
         "topic": args.topic, "partition": args.partition, "next_offset": report.next_offset,
         "recorded": report.recorded, "duplicates": report.duplicates, "skipped": report.skipped,
-        "batches": report.batches, "lag": report.lag,
+        "batches": report.batches, "lag": report.lag, "merges_and_handovers": report.controls,
+        "forwarded": report.forwarded,
     });
     if cli.json {
         print_json(&v)

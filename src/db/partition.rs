@@ -129,10 +129,22 @@ impl Db {
             }
             .into());
         }
-        if self.user_id(from)?.is_none() {
-            return Err(crate::Error::UnknownUser {
-                user: from.to_owned(),
-            });
+        match self.resolve(from)? {
+            None => {
+                return Err(crate::Error::UnknownUser {
+                    user: from.to_owned(),
+                })
+            }
+            // Merged here before: an alias names its target, whose history
+            // is not `from`'s to give away.
+            Some(crate::users::NameEntry::Alias { into: target, .. }) => {
+                return Err(crate::MergeError::AlreadyMerged {
+                    from: from.to_owned(),
+                    into: target,
+                }
+                .into())
+            }
+            Some(crate::users::NameEntry::User(_)) => {}
         }
         if self.account(from)?.is_some() {
             return Err(refuse(
@@ -166,13 +178,18 @@ impl Db {
     }
 
     /// Step 2, in `from`'s partition, once the handover is safely in the
-    /// log: erases `from` and marks the merge id handed over, in one atomic
-    /// write. Returns whether `from` was still here (a replay finds it gone).
+    /// log: erases `from`, marks the merge id handed over and `from` as
+    /// moved, in one atomic write. Returns whether `from` was still here (a
+    /// replay finds it gone). From then on an event of `from` is refused
+    /// with [`crate::Problem::Moved`] naming `into` (a consumer forwards it
+    /// to `into`'s partition as `into`'s).
     pub fn finish_handover(&self, handover: &Handover) -> Result<bool> {
-        let key = meta::handed_over(&handover.merge_id);
-        let value = crate::codec::encode(&handover.into)?;
-        self.writer()
-            .erase_user_marking(&handover.from, Some((&key, &value)))
+        let into = crate::codec::encode(&handover.into)?;
+        let marks = [
+            (meta::handed_over(&handover.merge_id), into.clone()),
+            (meta::moved(&handover.from), into),
+        ];
+        self.writer().erase_user_marking(&handover.from, &marks)
     }
 
     /// The receiving side, in `into`'s partition: records the handover's

@@ -17,8 +17,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::{ConsumeError, Error, InputError, Result};
 use crate::partition::LogPosition;
-use crate::timeline::{json, Event, RecordOutcome, MAX_BATCH_EVENTS};
+use crate::timeline::{Event, RecordOutcome, MAX_BATCH_EVENTS};
+
+mod control;
 use crate::Db;
+pub use control::{parse, MergeRequest, Msg};
 
 /// The client library, for callers that produce to the same cluster or run
 /// librdkafka's mock cluster (the tests do).
@@ -101,6 +104,10 @@ pub struct ConsumeReport {
     pub bad: Vec<BadMessage>,
     /// Writes made.
     pub batches: u64,
+    /// Merge requests and handovers applied.
+    pub controls: u64,
+    /// Events of users handed over to another partition, forwarded there.
+    pub forwarded: u64,
     /// Messages in the partition past `next_offset` when last asked.
     pub lag: Option<i64>,
 }
@@ -191,6 +198,7 @@ pub fn consume(
         report: &mut report,
         progress,
         lag_asked: None,
+        outbox: control::Outbox::new(&options.brokers, topic),
     };
     loop {
         let at_end = end.is_some_and(|e| pending.next.unwrap_or(writer.report.next_offset) >= e);
@@ -211,12 +219,18 @@ pub fn consume(
                             max_bytes: MAX_MESSAGE_BYTES,
                         },
                     )),
-                    Some(p) => json::event_from_slice(p),
+                    Some(p) => parse(p),
                 };
                 match parsed {
-                    Ok(e) => {
+                    Ok(Msg::Event(e)) => {
                         pending.events.push(e);
                         pending.offsets.push(offset);
+                    }
+                    Ok(control) => {
+                        // In log order: the events before it are written
+                        // first, then it, then the position after it.
+                        writer.write(&mut pending)?;
+                        writer.control(control, offset)?;
                     }
                     Err(e) => writer.bad(offset, e)?,
                 }
@@ -249,6 +263,7 @@ struct Writer<'a, 'p> {
     report: &'a mut ConsumeReport,
     progress: &'p mut dyn FnMut(&ConsumeReport),
     lag_asked: Option<Instant>,
+    outbox: control::Outbox,
 }
 
 impl Writer<'_, '_> {
@@ -270,9 +285,31 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
+    /// A merge request or a handover at `offset` (its position is written
+    /// with the next batch). Each is idempotent, so the replay of one whose
+    /// position was not written yet repeats nothing.
+    fn control(&mut self, msg: Msg, offset: i64) -> Result<()> {
+        let done = match &msg {
+            Msg::Merge(m) => self.outbox.merge(self.db, m),
+            Msg::Handover(h) => self.outbox.accept(self.db, h),
+            Msg::Event(_) => Ok(()),
+        };
+        match done {
+            Ok(()) => {
+                self.report.controls += 1;
+                Ok(())
+            }
+            Err(e) => match control::refuses_message(&e) {
+                Some(why) => self.bad(offset, why),
+                None => Err(e),
+            },
+        }
+    }
+
     /// Writes the pending events with the position after them. A batch the
     /// store refuses for one event loses that event as a bad message and
-    /// is tried again without it.
+    /// is tried again without it; an event of a user handed over to another
+    /// partition is forwarded there first.
     fn write(&mut self, pending: &mut Pending) -> Result<()> {
         let Some(next) = pending.next else {
             return Ok(());
@@ -287,9 +324,17 @@ impl Writer<'_, '_> {
                 Ok(out) => break out,
                 Err(Error::Input(e)) if e.index.is_some_and(|i| i < pending.events.len()) => {
                     let i = e.index.unwrap_or(0);
-                    pending.events.remove(i);
+                    let event = pending.events.remove(i);
                     let offset = pending.offsets.remove(i);
-                    self.bad(offset, InputError { index: None, ..e })?;
+                    match &e.problem {
+                        crate::error::Problem::Moved { into } => {
+                            let into = into.clone();
+                            let part = self.options.partition;
+                            self.outbox.forward(self.db, event, &into, part, offset)?;
+                            self.report.forwarded += 1;
+                        }
+                        _ => self.bad(offset, InputError { index: None, ..e })?,
+                    }
                 }
                 Err(e) => return Err(e),
             }

@@ -101,6 +101,17 @@ pub fn handed_over(merge_id: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of the moved names: `moved:` ‖ external id → the user of another
+/// partition its history was handed over to (SPEC §7).
+pub const MOVED_PREFIX: &[u8] = b"moved:";
+
+/// `moved:NAME`: `name` was handed over to another partition.
+pub fn moved(name: &str) -> Vec<u8> {
+    let mut k = MOVED_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// Prefix of the registry's name → id entries.
 pub const KIND_NAME_PREFIX: &[u8] = b"kind:";
 /// Prefix of the registry's id → name entries.

@@ -36,6 +36,50 @@ pub fn event(v: Value) -> Result<Event, InputError> {
     from_raw(serde_json::from_value(v).map_err(|e| unparsable("record", e.to_string()))?)
 }
 
+/// The JSON object of an event, in the shape [`event`] reads.
+pub fn to_json(e: &Event) -> Value {
+    let mut o = serde_json::Map::new();
+    o.insert("user".into(), Value::from(e.user.as_str()));
+    o.insert("kind".into(), Value::from(e.kind.as_str()));
+    o.insert("ts".into(), Value::from(e.ts_ms));
+    let mut text = |name: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            o.insert(name.into(), Value::from(v.as_str()));
+        }
+    };
+    text("event_id", &e.event_id);
+    text("session_id", &e.session_id);
+    text("share_id", &e.share_id);
+    text("via", &e.via);
+    text("group_id", &e.group_id);
+    if let Some(a) = e.amount_minor {
+        o.insert("amount".into(), Value::from(a));
+    }
+    if let Some(t) = e.group_target {
+        o.insert("group_target".into(), Value::from(t));
+    }
+    if let Some(d) = e.group_deadline_ms {
+        o.insert("group_deadline".into(), Value::from(d));
+    }
+    if !e.properties.is_empty() {
+        let props = e
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    PropValue::Bool(b) => Value::from(*b),
+                    PropValue::Int(i) => Value::from(*i),
+                    PropValue::Float(f) => Value::from(*f),
+                    PropValue::Str(s) => Value::from(s.as_str()),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        o.insert("properties".into(), Value::Object(props));
+    }
+    Value::Object(o)
+}
+
 /// The event a JSON text describes (one log message or one line).
 pub fn event_from_slice(bytes: &[u8]) -> Result<Event, InputError> {
     let text = std::str::from_utf8(bytes)

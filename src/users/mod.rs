@@ -106,7 +106,7 @@ pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<UserRecord> {
 #[derive(Debug)]
 pub struct Allocator {
     next: AtomicU32,
-    partition: Partition,
+    pub(crate) partition: Partition,
 }
 
 impl Allocator {
@@ -356,6 +356,16 @@ impl<'a, 'g> UserWrites<'a, 'g> {
 
     fn slot(&mut self, user: &str) -> Result<&mut Slot> {
         if self.load(user)?.is_none() {
+            // A name handed over to another partition (SPEC §7) is not new:
+            // its events belong to the user it was merged into. Only
+            // partitioned stores hand names over, so only they pay the read.
+            if self.allocator.partition.count > 1 {
+                if let Some(into) = self.store.get::<String>(Cf::Meta, &meta::moved(user))? {
+                    return Err(
+                        crate::error::InputError::new("user", Problem::Moved { into }).into(),
+                    );
+                }
+            }
             let user_id = self.allocator.allocate(user)?;
             self.created.push(user_id);
             self.absent.remove(user);

@@ -18,13 +18,13 @@ impl Writer<'_> {
     /// history merged into it); returns whether it existed. Its internal id
     /// is never reused.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
-        self.erase_user_marking(user, None)
+        self.erase_user_marking(user, &[])
     }
 
-    /// [`Writer::erase_user`], also putting `mark` (a meta key and value)
-    /// in the erasure's own batch — a cross-partition handover's mark
-    /// (SPEC §7). Nothing is written, mark included, for an unknown user.
-    pub fn erase_user_marking(&self, user: &str, mark: Option<(&[u8], &[u8])>) -> Result<bool> {
+    /// [`Writer::erase_user`], also putting `marks` (meta keys and values)
+    /// in the erasure's own batch — a cross-partition handover's marks
+    /// (SPEC §7). Nothing is written, marks included, for an unknown user.
+    pub fn erase_user_marking(&self, user: &str, marks: &[(Vec<u8>, Vec<u8>)]) -> Result<bool> {
         self.store.check_writable()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         let _erasing = self.erase_lock.lock();
@@ -32,7 +32,7 @@ impl Writer<'_> {
         // too (see `record_batch`): start over holding them.
         let mut sharers: Vec<String> = Vec::new();
         for _ in 0..super::social::MAX_LOCK_ROUNDS {
-            match self.erase_attempt(user, &sharers, mark)? {
+            match self.erase_attempt(user, &sharers, marks)? {
                 Attempt::Done(existed) => return Ok(existed),
                 Attempt::NeedLocks(more) => sharers.extend(more),
             }
@@ -47,7 +47,7 @@ impl Writer<'_> {
         &self,
         user: &str,
         sharers: &[String],
-        mark: Option<(&[u8], &[u8])>,
+        marks: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Attempt<bool>> {
         let mut names = vec![user];
         names.extend(sharers.iter().map(String::as_str));
@@ -59,7 +59,7 @@ impl Writer<'_> {
         };
         let user = user.as_str();
         let mut batch = Batch::new();
-        if let Some((key, value)) = mark {
+        for (key, value) in marks {
             batch.put(Cf::Meta, key, value);
         }
         // Its aliases and the records of the merges that made them go too:

@@ -39,15 +39,8 @@ impl Writer<'_> {
         InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
         // Validate everything before taking a lock or touching the store: a bad
         // item rejects the whole batch and nothing is written.
-        let partition = self.store.partition();
         for (i, e) in events.iter().enumerate() {
             e.validate().map_err(|err| err.at(i))?;
-            // Another partition's user is refused by position here (the
-            // allocator refuses it too, without one); a name that is already
-            // here — an alias a cross-partition merge brought — is not new.
-            if !partition.owns(&e.user) && users::lookup(self.store, &e.user)?.is_none() {
-                partition.check_owns(&e.user).map_err(|err| err.at(i))?;
-            }
         }
         if let Some(p) = position {
             p.validate()?;
@@ -159,14 +152,19 @@ impl Writer<'_> {
         }
         let recorded = timeline::recorded(self.store, &lookups)?;
 
-        for (e, lookup) in events.iter().zip(lookup_of) {
+        for (i, (e, lookup)) in events.iter().zip(lookup_of).enumerate() {
             if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
                 outcomes.push(RecordOutcome::Duplicate);
                 continue;
             }
             // (a duplicate within the batch found its user created by the
             // event it repeats: no id is allocated for nothing)
-            let (user_id, new) = users.id_created(&e.user)?;
+            // A user refused here (another partition's, or handed over to
+            // one) is refused by the event's position, like a bad field.
+            let (user_id, new) = users.id_created(&e.user).map_err(|err| match err {
+                crate::Error::Input(input) => input.at(i).into(),
+                other => other,
+            })?;
             if let Some(event_id) = &e.event_id {
                 if !seen_in_batch.insert((user_id, event_id.as_str())) {
                     outcomes.push(RecordOutcome::Duplicate);
