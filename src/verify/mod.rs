@@ -94,6 +94,20 @@ fn check_users(store: &Store, r: &mut VerifyReport) -> Result<HashMap<u32, UserR
         };
         match crate::users::decode_record(&k, &v) {
             Ok(rec) => {
+                // A partition's users are its own (SPEC §7): ids in its
+                // range, names its partition function gives it.
+                let partition = store.partition();
+                if !partition.holds_id(id) {
+                    r.problem(format!(
+                        "user id {id} lies outside partition {partition}'s range"
+                    ));
+                }
+                if !partition.owns(&rec.name) {
+                    r.problem(format!(
+                        "user {:?} belongs to another partition than {partition}",
+                        rec.name
+                    ));
+                }
                 ids.insert(id);
                 records.insert(id, rec);
             }
