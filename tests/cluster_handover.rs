@@ -162,8 +162,8 @@ fn a_handover_equals_a_merge_in_one_store() {
     let segs = [Segment::parse("active_within:14d").unwrap()];
     let cluster = Cluster::new(parts.iter().collect()).unwrap();
     common::assert_same_answers(
-        &common::cluster::single_answers(&whole, from, to, now, &segs),
-        &common::cluster::cluster_answers(&cluster, from, to, now, &segs),
+        &common::cluster::answers(&whole, from, to, now, &segs),
+        &common::cluster::answers(&cluster, from, to, now, &segs),
         "handovers against merges",
     );
 }

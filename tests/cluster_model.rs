@@ -143,8 +143,8 @@ fn run(ops: &[Op], count: u32, offset: i32) {
     refs.reverse();
     let cluster = Cluster::new(refs).unwrap();
     common::assert_same_answers(
-        &common::cluster::single_answers(&whole, from, to, now, &segs),
-        &common::cluster::cluster_answers(&cluster, from, to, now, &segs),
+        &common::cluster::answers(&whole, from, to, now, &segs),
+        &common::cluster::answers(&cluster, from, to, now, &segs),
         &format!("{count} partitions, offset {offset}"),
     );
 }

@@ -76,41 +76,9 @@ pub enum Command {
         metric: MetricsCommand,
     },
     /// A retention matrix.
-    Retention {
-        /// Cohort period.
-        #[arg(long, value_enum, default_value = "day")]
-        period: PeriodArg,
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Most offsets per cohort.
-        #[arg(long)]
-        max_offset: Option<u32>,
-        /// Cohorts by first event of this kind (default: first activity).
-        #[arg(long)]
-        start_kind: Option<String>,
-        /// Returns are events of this kind (default: any activity).
-        #[arg(long)]
-        return_kind: Option<String>,
-        /// Count returns in period c+n only, or in c+n or later.
-        #[arg(long, value_enum, default_value = "on")]
-        mode: ModeArg,
-        /// Restrict to a segment.
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Retention(RetentionArgs),
     /// New / returning / resurrecting / dormant users per period.
-    Lifecycle {
-        /// Period.
-        #[arg(long, value_enum, default_value = "week")]
-        period: PeriodArg,
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Restrict to a segment.
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Lifecycle(LifecycleArgs),
     /// Users per lifecycle stage.
     Stages {
         /// The day, YYYY-MM-DD (users per stage on it).
@@ -374,6 +342,73 @@ pub enum Command {
     },
 }
 
+/// The flags of `retention` (and `cluster retention`).
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// Cohort period.
+    #[arg(long, value_enum, default_value = "day")]
+    pub period: PeriodArg,
+    /// The local days asked about.
+    #[command(flatten)]
+    pub range: DayRange,
+    /// Most offsets per cohort.
+    #[arg(long)]
+    pub max_offset: Option<u32>,
+    /// Cohorts by first event of this kind (default: first activity).
+    #[arg(long)]
+    pub start_kind: Option<String>,
+    /// Returns are events of this kind (default: any activity).
+    #[arg(long)]
+    pub return_kind: Option<String>,
+    /// Count returns in period c+n only, or in c+n or later.
+    #[arg(long, value_enum, default_value = "on")]
+    pub mode: ModeArg,
+    /// Restrict to a segment.
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+impl RetentionArgs {
+    /// The library's query.
+    pub fn query(&self) -> Result<crate::metrics::RetentionQuery, Error> {
+        let (from, to) = self.range.days()?;
+        let mut q = crate::metrics::RetentionQuery::new(self.period.into(), from, to);
+        q.max_offset = self.max_offset.unwrap_or(u32::MAX);
+        q.start_kind = self.start_kind.as_deref().map(crate::EventKind::from_name);
+        q.return_kind = self.return_kind.as_deref().map(crate::EventKind::from_name);
+        q.mode = self.mode.into();
+        Ok(q)
+    }
+}
+
+/// The flags of `lifecycle` (and `cluster lifecycle`).
+#[derive(Debug, clap::Args)]
+pub struct LifecycleArgs {
+    /// Period.
+    #[arg(long, value_enum, default_value = "week")]
+    pub period: PeriodArg,
+    /// The local days asked about.
+    #[command(flatten)]
+    pub range: DayRange,
+    /// Restrict to a segment.
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+/// The flags of `metrics active` (and `cluster active`).
+#[derive(Debug, clap::Args)]
+pub struct ActiveArgs {
+    /// The local days asked about.
+    #[command(flatten)]
+    pub range: DayRange,
+    /// Only events of this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Restrict to a segment.
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
 /// `--from D --to D`: an inclusive range of local days.
 #[derive(Debug, clap::Args)]
 pub struct DayRange {
@@ -399,17 +434,7 @@ impl DayRange {
 #[derive(Debug, Subcommand)]
 pub enum MetricsCommand {
     /// One row per day: dau, wau, mau, stickiness.
-    Active {
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Only events of this kind.
-        #[arg(long)]
-        kind: Option<String>,
-        /// Restrict to a segment.
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Active(ActiveArgs),
     /// One row per day: events per kind, orders, gmv, refunds, aov, new users, sessions.
     Daily {
         /// The local days asked about.

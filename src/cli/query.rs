@@ -5,12 +5,9 @@
 use roaring::RoaringBitmap;
 use serde_json::{json, Value};
 
-use super::{
-    answer, open_existing, print_json, ranged, Cli, DayRange, MetricsCommand, ModeArg, PeriodArg,
-};
-use crate::metrics::{
-    ActiveRow, DailyRow, LifecycleRow, Period, RetentionMatrix, RetentionQuery, ReturnMode,
-};
+use super::args::{LifecycleArgs, RetentionArgs};
+use super::{answer, open_existing, print_json, ranged, Cli, DayRange, MetricsCommand};
+use crate::metrics::{ActiveRow, DailyRow, LifecycleRow, Period, RetentionMatrix, RetentionQuery};
 use crate::time::format_day;
 use crate::{Db, Error, EventKind, InputError, Problem};
 
@@ -111,43 +108,13 @@ pub fn daily_json(rows: &[DailyRow]) -> Value {
     })).collect::<Vec<_>>() })
 }
 
-/// Arguments of `retention`.
-pub struct Retention<'a> {
-    /// Cohort period.
-    pub period: Period,
-    /// First day.
-    pub from: i32,
-    /// Last day.
-    pub to: i32,
-    /// Most offsets.
-    pub max_offset: Option<u32>,
-    /// Start kind (default: first activity).
-    pub start_kind: Option<&'a str>,
-    /// Return kind (default: any activity).
-    pub return_kind: Option<&'a str>,
-    /// On or on-or-after.
-    pub mode: ReturnMode,
-}
-
 /// `retention`.
 pub fn retention(
     db: &Db,
-    a: &Retention<'_>,
+    q: &RetentionQuery,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    Ok(retention_json(&db.metrics().retention(&a.query(), filter)?))
-}
-
-impl Retention<'_> {
-    /// The library's query.
-    pub fn query(&self) -> RetentionQuery {
-        let mut q = RetentionQuery::new(self.period, self.from, self.to);
-        q.max_offset = self.max_offset.unwrap_or(u32::MAX);
-        q.start_kind = kind(self.start_kind);
-        q.return_kind = kind(self.return_kind);
-        q.mode = self.mode;
-        q
-    }
+    Ok(retention_json(&db.metrics().retention(q, filter)?))
 }
 
 /// The JSON of a retention matrix.
@@ -317,13 +284,9 @@ pub fn print_table(v: &Value) {
 /// `stickydb metrics`.
 pub(super) fn metrics_cmd(cli: &Cli, metric: &MetricsCommand) -> Result<(), Error> {
     let v = match metric {
-        MetricsCommand::Active {
-            range,
-            kind,
-            segment,
-        } => {
-            let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
-            active(&db, from, to, kind.as_deref(), filter.as_ref())?
+        MetricsCommand::Active(a) => {
+            let (db, from, to, filter) = ranged(cli, &a.range, a.segment.as_deref())?;
+            active(&db, from, to, a.kind.as_deref(), filter.as_ref())?
         }
         MetricsCommand::Daily { range } => {
             let (db, from, to, _) = ranged(cli, range, None)?;
@@ -334,28 +297,9 @@ pub(super) fn metrics_cmd(cli: &Cli, metric: &MetricsCommand) -> Result<(), Erro
 }
 
 /// `stickydb retention`.
-#[allow(clippy::too_many_arguments)] // one per flag of the `retention` command
-pub(super) fn retention_cmd(
-    cli: &Cli,
-    period: &PeriodArg,
-    range: &DayRange,
-    max_offset: &Option<u32>,
-    start_kind: &Option<String>,
-    return_kind: &Option<String>,
-    mode: &ModeArg,
-    segment: &Option<String>,
-) -> Result<(), Error> {
-    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
-    let a = Retention {
-        period: (*period).into(),
-        from,
-        to,
-        max_offset: *max_offset,
-        start_kind: start_kind.as_deref(),
-        return_kind: return_kind.as_deref(),
-        mode: (*mode).into(),
-    };
-    let v = retention(&db, &a, filter.as_ref())?;
+pub(super) fn retention_cmd(cli: &Cli, a: &RetentionArgs) -> Result<(), Error> {
+    let (db, _, _, filter) = ranged(cli, &a.range, a.segment.as_deref())?;
+    let v = retention(&db, &a.query()?, filter.as_ref())?;
     if cli.json {
         return print_json(&v);
     }
@@ -371,16 +315,11 @@ pub(super) fn retention_cmd(
 }
 
 /// `stickydb lifecycle`.
-pub(super) fn lifecycle_cmd(
-    cli: &Cli,
-    period: &PeriodArg,
-    range: &DayRange,
-    segment: &Option<String>,
-) -> Result<(), Error> {
-    let (db, from, to, filter) = ranged(cli, range, segment.as_deref())?;
+pub(super) fn lifecycle_cmd(cli: &Cli, a: &LifecycleArgs) -> Result<(), Error> {
+    let (db, from, to, filter) = ranged(cli, &a.range, a.segment.as_deref())?;
     answer(
         cli,
-        &lifecycle(&db, (*period).into(), from, to, filter.as_ref())?,
+        &lifecycle(&db, a.period.into(), from, to, filter.as_ref())?,
     )
 }
 

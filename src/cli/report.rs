@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::metrics::{Period, ReturnMode};
+use crate::metrics::{Period, RetentionQuery};
 use crate::{Db, Error};
 
 use std::path::PathBuf;
@@ -17,15 +17,7 @@ use super::{open_existing, query, Cli, DayRange};
 
 /// The data of every chart.
 pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
-    let retention = query::Retention {
-        period: Period::Week,
-        from,
-        to,
-        max_offset: None,
-        start_kind: None,
-        return_kind: None,
-        mode: ReturnMode::On,
-    };
+    let retention = RetentionQuery::new(Period::Week, from, to);
     let mut tiers = serde_json::Map::new();
     for level in db.ledger_settings().tiers.levels {
         let n = db.users_in_tier(&level.name)?.len();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::args::{DayRange, ModeArg, PeriodArg};
+use super::args::{ActiveArgs, DayRange, LifecycleArgs, RetentionArgs};
 use super::query::{self, day_end_ms, round4};
 use super::{answer, print_json, Cli};
 use crate::cluster::Cluster;
@@ -32,17 +32,7 @@ pub struct ClusterArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClusterQuery {
     /// DAU/WAU/MAU and stickiness per day.
-    Active {
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Only events of this kind.
-        #[arg(long)]
-        kind: Option<String>,
-        /// Restrict to a segment (evaluated in each partition).
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Active(ActiveArgs),
     /// Store-wide counters per day.
     Daily {
         /// The local days asked about.
@@ -50,35 +40,9 @@ pub enum ClusterQuery {
         range: DayRange,
     },
     /// A retention matrix.
-    Retention {
-        /// Cohort period.
-        #[arg(long, value_enum, default_value = "day")]
-        period: PeriodArg,
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Most offsets per cohort.
-        #[arg(long)]
-        max_offset: Option<u32>,
-        /// Count returns in period c+n only, or in c+n or later.
-        #[arg(long, value_enum, default_value = "on")]
-        mode: ModeArg,
-        /// Restrict to a segment.
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Retention(RetentionArgs),
     /// New / returning / resurrecting / dormant users per period.
-    Lifecycle {
-        /// Period.
-        #[arg(long, value_enum, default_value = "week")]
-        period: PeriodArg,
-        /// The local days asked about.
-        #[command(flatten)]
-        range: DayRange,
-        /// Restrict to a segment.
-        #[arg(long)]
-        segment: Option<String>,
-    },
+    Lifecycle(LifecycleArgs),
     /// Users per lifecycle stage.
     Stages {
         /// The day, YYYY-MM-DD.
@@ -194,55 +158,25 @@ pub(super) fn cluster(cli: &Cli, args: &ClusterArgs, now: i64) -> Result<(), Err
     // single-store commands do.
     let seg_at = |day: i32| day_end_ms(first, day);
     let v = match &args.query {
-        ClusterQuery::Active {
-            range,
-            kind,
-            segment: s,
-        } => {
-            let (from, to) = range.days()?;
-            let k = kind.as_deref().map(EventKind::from_name);
-            let rows = c.active(
-                k.as_ref(),
-                from,
-                to,
-                segment(s.as_deref())?.as_ref(),
-                seg_at(to),
-            )?;
-            query::active_json(&rows)
+        ClusterQuery::Active(a) => {
+            let (from, to) = a.range.days()?;
+            let k = a.kind.as_deref().map(EventKind::from_name);
+            let s = segment(a.segment.as_deref())?;
+            query::active_json(&c.active(k.as_ref(), from, to, s.as_ref(), seg_at(to))?)
         }
         ClusterQuery::Daily { range } => {
             let (from, to) = range.days()?;
             query::daily_json(&c.daily(from, to)?)
         }
-        ClusterQuery::Retention {
-            period,
-            range,
-            max_offset,
-            mode,
-            segment: s,
-        } => {
-            let (from, to) = range.days()?;
-            let q = query::Retention {
-                period: Period::from(*period),
-                from,
-                to,
-                max_offset: *max_offset,
-                start_kind: None,
-                return_kind: None,
-                mode: (*mode).into(),
-            }
-            .query();
-            query::retention_json(&c.retention(&q, segment(s.as_deref())?.as_ref(), seg_at(to))?)
+        ClusterQuery::Retention(a) => {
+            let q = a.query()?;
+            let s = segment(a.segment.as_deref())?;
+            query::retention_json(&c.retention(&q, s.as_ref(), seg_at(q.to_day))?)
         }
-        ClusterQuery::Lifecycle {
-            period,
-            range,
-            segment: s,
-        } => {
-            let (from, to) = range.days()?;
-            let p = Period::from(*period);
-            let rows = c.lifecycle(p, from, to, segment(s.as_deref())?.as_ref(), seg_at(to))?;
-            query::lifecycle_json(p, &rows)
+        ClusterQuery::Lifecycle(a) => {
+            let (from, to) = a.range.days()?;
+            let (p, s) = (Period::from(a.period), segment(a.segment.as_deref())?);
+            query::lifecycle_json(p, &c.lifecycle(p, from, to, s.as_ref(), seg_at(to))?)
         }
         ClusterQuery::Stages { as_of, segment: s } => {
             let d = query::day_arg("as_of", as_of)?;

@@ -21,8 +21,8 @@ use roaring::RoaringBitmap;
 use crate::error::{ConsumeError, Result};
 use crate::kinds::EventKind;
 use crate::metrics::{
-    ActiveRow, DailyRow, DistributionRow, LifecycleRow, Period, RetentionMatrix, RetentionQuery,
-    RfmReport, RfmScale,
+    ActiveRow, DailyRow, DistributionRow, LifecycleRow, Metrics, Period, RetentionMatrix,
+    RetentionQuery, RfmReport, RfmScale,
 };
 use crate::partition::Partition;
 use crate::segments::Segment;
@@ -148,6 +148,30 @@ impl<'a> Cluster<'a> {
             .collect()
     }
 
+    /// Every partition's rows (`ask`, with the partition's filter), added
+    /// row by row into the first partition's (`add`). Every query summed
+    /// here answers one row per day, period or count of days of the range
+    /// asked, whatever the data, so rows line up across partitions.
+    fn sum_rows<T>(
+        &self,
+        filters: &[Option<RoaringBitmap>],
+        ask: impl Fn(&Metrics<'_>, Option<&RoaringBitmap>) -> Result<Vec<T>>,
+        add: impl Fn(&mut T, T),
+    ) -> Result<Vec<T>> {
+        let mut out: Option<Vec<T>> = None;
+        for (db, f) in self.parts.iter().zip(filters) {
+            let rows = ask(&db.metrics(), f.as_ref())?;
+            match out.as_mut() {
+                None => out = Some(rows),
+                Some(acc) => {
+                    debug_assert_eq!(acc.len(), rows.len());
+                    acc.iter_mut().zip(rows).for_each(|(o, r)| add(o, r));
+                }
+            }
+        }
+        Ok(out.unwrap_or_default())
+    }
+
     /// Users in `segment` as of `now_ms`, over every partition.
     pub fn segment_count(&self, segment: &Segment, now_ms: i64) -> Result<u64> {
         Ok(self
@@ -191,28 +215,18 @@ impl<'a> Cluster<'a> {
         segment: Option<&Segment>,
         now_ms: i64,
     ) -> Result<Vec<ActiveRow>> {
-        let filters = self.filters(segment, now_ms)?;
-        let mut out: Vec<ActiveRow> = Vec::new();
-        for (db, f) in self.parts.iter().zip(&filters) {
-            let rows = db.metrics().active(kind, from_day, to_day, f.as_ref())?;
-            if out.is_empty() {
-                out = rows;
-                continue;
-            }
-            for (o, r) in out.iter_mut().zip(rows) {
+        let mut out = self.sum_rows(
+            &self.filters(segment, now_ms)?,
+            |m, f| m.active(kind, from_day, to_day, f),
+            |o: &mut ActiveRow, r| {
                 debug_assert_eq!(o.day, r.day);
                 o.dau += r.dau;
                 o.wau += r.wau;
                 o.mau += r.mau;
-            }
-        }
+            },
+        )?;
         for o in &mut out {
-            // as a single store computes it (0 when MAU is 0)
-            o.stickiness = if o.mau == 0 {
-                0.0
-            } else {
-                o.dau as f64 / o.mau as f64
-            };
+            o.stickiness = crate::metrics::ratio(o.dau, o.mau);
         }
         Ok(out)
     }
@@ -238,12 +252,9 @@ impl<'a> Cluster<'a> {
                 .sum::<u64>();
             all += m.active_users(kind, from_day, to_day, f.as_ref())?.len();
         }
-        let days = f64::from(to_day - from_day + 1);
-        Ok(if all == 0 {
-            0.0
-        } else {
-            dau_sum as f64 / days / all as f64
-        })
+        Ok(crate::metrics::mean_stickiness(
+            dau_sum, from_day, to_day, all,
+        ))
     }
 
     /// Users by number of active days in the range, summed.
@@ -255,22 +266,14 @@ impl<'a> Cluster<'a> {
         segment: Option<&Segment>,
         now_ms: i64,
     ) -> Result<Vec<DistributionRow>> {
-        let filters = self.filters(segment, now_ms)?;
-        let mut out: Vec<DistributionRow> = Vec::new();
-        for (db, f) in self.parts.iter().zip(&filters) {
-            let rows = db
-                .metrics()
-                .stickiness_distribution(kind, from_day, to_day, f.as_ref())?;
-            if out.is_empty() {
-                out = rows;
-                continue;
-            }
-            for (o, r) in out.iter_mut().zip(rows) {
+        self.sum_rows(
+            &self.filters(segment, now_ms)?,
+            |m, f| m.stickiness_distribution(kind, from_day, to_day, f),
+            |o: &mut DistributionRow, r| {
                 o.users += r.users;
                 o.users_at_least += r.users_at_least;
-            }
-        }
-        Ok(out)
+            },
+        )
     }
 
     /// A retention matrix: cohort sizes and cells summed.
@@ -308,24 +311,17 @@ impl<'a> Cluster<'a> {
         segment: Option<&Segment>,
         now_ms: i64,
     ) -> Result<Vec<LifecycleRow>> {
-        let filters = self.filters(segment, now_ms)?;
-        let mut out: Vec<LifecycleRow> = Vec::new();
-        for (db, f) in self.parts.iter().zip(&filters) {
-            let rows = db
-                .metrics()
-                .lifecycle(period, from_day, to_day, f.as_ref())?;
-            if out.is_empty() {
-                out = rows;
-                continue;
-            }
-            for (o, r) in out.iter_mut().zip(rows) {
+        self.sum_rows(
+            &self.filters(segment, now_ms)?,
+            |m, f| m.lifecycle(period, from_day, to_day, f),
+            |o: &mut LifecycleRow, r| {
+                debug_assert_eq!(o.period, r.period);
                 o.new += r.new;
                 o.returning += r.returning;
                 o.resurrecting += r.resurrecting;
                 o.dormant += r.dormant;
-            }
-        }
-        Ok(out)
+            },
+        )
     }
 
     /// Users per lifecycle stage as of `as_of_day`, summed.
@@ -348,14 +344,10 @@ impl<'a> Cluster<'a> {
     /// Store-wide counters per day, summed (the average order value is
     /// recomputed from the sums).
     pub fn daily(&self, from_day: i32, to_day: i32) -> Result<Vec<DailyRow>> {
-        let mut out: Vec<DailyRow> = Vec::new();
-        for db in &self.parts {
-            let rows = db.metrics().daily(from_day, to_day)?;
-            if out.is_empty() {
-                out = rows;
-                continue;
-            }
-            for (o, r) in out.iter_mut().zip(rows) {
+        let mut out = self.sum_rows(
+            &vec![None; self.parts.len()],
+            |m, _| m.daily(from_day, to_day),
+            |o: &mut DailyRow, r| {
                 debug_assert_eq!(o.day, r.day);
                 o.events += r.events;
                 for (k, n) in r.events_by_kind {
@@ -367,8 +359,8 @@ impl<'a> Cluster<'a> {
                 o.refund_minor += r.refund_minor;
                 o.new_users += r.new_users;
                 o.sessions += r.sessions;
-            }
-        }
+            },
+        )?;
         for o in &mut out {
             o.aov_minor = (o.orders > 0).then(|| o.gmv_minor as f64 / o.orders as f64);
         }

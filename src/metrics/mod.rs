@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::keys::metrics::MoneyField;
 pub use days::{DaySet, Period};
+pub use query::{mean_stickiness, ratio};
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
     RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan,

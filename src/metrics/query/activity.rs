@@ -194,14 +194,9 @@ impl Metrics<'_> {
         filter: Option<&RoaringBitmap>,
     ) -> Result<f64> {
         let sets = self.day_sets_in(self.kind_id(kind), from_day, to_day, filter)?;
-        let days = f64::from(to_day - from_day + 1);
         let dau_sum: u64 = sets.values().map(RoaringBitmap::len).sum();
         let all = union_range(&sets, from_day, to_day).len();
-        Ok(if all == 0 {
-            0.0
-        } else {
-            dau_sum as f64 / days / all as f64
-        })
+        Ok(mean_stickiness(dau_sum, from_day, to_day, all))
     }
 
     pub(super) fn day_counts(sets: &BTreeMap<i32, RoaringBitmap>) -> HashMap<u32, u32> {

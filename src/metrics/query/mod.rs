@@ -58,11 +58,24 @@ pub struct Metrics<'a> {
     pub(crate) settings: MetricSettings,
 }
 
-pub(super) fn ratio(n: u64, d: u64) -> f64 {
+/// `n ÷ d`, 0 when `d` is 0: how every ratio of the metrics is computed
+/// (a cluster adds partitions' counts, then divides the same way).
+pub fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 {
         0.0
     } else {
         n as f64 / d as f64
+    }
+}
+
+/// Average stickiness: the mean DAU over `from..=to` (`dau_sum` ÷ days) ÷
+/// the users active anywhere in the range, 0 without any.
+pub fn mean_stickiness(dau_sum: u64, from_day: i32, to_day: i32, users: u64) -> f64 {
+    let days = f64::from(to_day - from_day + 1);
+    if users == 0 {
+        0.0
+    } else {
+        dau_sum as f64 / days / users as f64
     }
 }
 
