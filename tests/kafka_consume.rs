@@ -457,16 +457,35 @@ fn merges_cross_partitions_through_the_log() {
         }
         log.push(e);
     }
-    // Keyed by user, or by `from` for a merge request.
+    // Erasures at the end: of ids merged away (in place or handed over:
+    // the request follows them to the member) and of members.
+    let merged: Vec<String> = log
+        .iter()
+        .filter_map(|m| {
+            m.get("merge")
+                .map(|r| r["from"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for user in merged
+        .iter()
+        .step_by(4)
+        .cloned()
+        .chain(["user-3".into(), "user-17".into()])
+    {
+        log.push(json!({"erase": {"user": user}}));
+    }
+    // Keyed by user, `from` for a merge request.
     let keyed: Vec<Value> = log
         .iter()
-        .map(|m| match m.get("merge") {
-            Some(req) => {
-                let mut k = m.clone();
+        .map(|m| {
+            let mut k = m.clone();
+            if let Some(req) = m.get("merge") {
                 k["user"] = req["from"].clone();
-                k
             }
-            None => m.clone(),
+            if let Some(req) = m.get("erase") {
+                k["user"] = req["user"].clone();
+            }
+            k
         })
         .collect();
     produce_keyed(
@@ -497,10 +516,15 @@ fn merges_cross_partitions_through_the_log() {
                 // both worlds (the consumer reports it as a bad message).
                 let _ = whole.merge(from, into, id, stickydb::MergeOptions::default());
             }
-            None => {
-                let e = stickydb::timeline::json::event(m.clone()).unwrap();
-                whole.record(&e).unwrap();
-            }
+            None => match m.get("erase") {
+                Some(req) => {
+                    whole.erase_user(req["user"].as_str().unwrap()).unwrap();
+                }
+                None => {
+                    let e = stickydb::timeline::json::event(m.clone()).unwrap();
+                    whole.record(&e).unwrap();
+                }
+            },
         }
     }
 
@@ -568,6 +592,10 @@ fn merges_cross_partitions_through_the_log() {
     let dbs: Vec<Db> = stores.iter().map(|p| open(p)).collect();
     for db in &dbs {
         common::assert_clean(db);
+        // An erased id leaves no mark naming it.
+        for user in merged.iter().step_by(4) {
+            assert_eq!(db.moved_to(user).unwrap(), None, "{user}");
+        }
     }
     let cluster = Cluster::new(dbs.iter().collect()).unwrap();
     let from = whole.local_day(common::T0) - 1;

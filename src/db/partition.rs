@@ -184,12 +184,28 @@ impl Db {
     /// with [`crate::Problem::Moved`] naming `into` (a consumer forwards it
     /// to `into`'s partition as `into`'s).
     pub fn finish_handover(&self, handover: &Handover) -> Result<bool> {
-        let into = crate::codec::encode(&handover.into)?;
+        // The merge-id mark only needs to exist: it names nobody, so an
+        // erasure has nothing to find in it.
         let marks = [
-            (meta::handed_over(&handover.merge_id), into.clone()),
-            (meta::moved(&handover.from), into),
+            (
+                meta::handed_over(&handover.merge_id),
+                crate::codec::encode(&true)?,
+            ),
+            (
+                meta::moved(&handover.from),
+                crate::codec::encode(&handover.into)?,
+            ),
         ];
         self.writer().erase_user_marking(&handover.from, &marks)
+    }
+
+    /// The user of another partition that `name` was handed over to, if it
+    /// was (its events and erasure belong there).
+    pub fn moved_to(&self, name: &str) -> Result<Option<String>> {
+        if self.partition().count <= 1 {
+            return Ok(None);
+        }
+        self.store.get(Cf::Meta, &meta::moved(name))
     }
 
     /// The receiving side, in `into`'s partition: records the handover's

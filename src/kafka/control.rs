@@ -11,7 +11,10 @@
 //!   handover through the log;
 //! - `{"handover": {"merge_id", "from", "into", "events"}}`, keyed by
 //!   `into`: written by the consumer of `from`'s partition, recorded by
-//!   the consumer of `into`'s.
+//!   the consumer of `into`'s;
+//! - `{"erase": {"user"}}`, keyed by the user: erase it here — or, for an
+//!   id handed over to another partition, there (the request follows it)
+//!   and its mark here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +59,15 @@ pub enum Msg {
     Merge(MergeRequest),
     /// Another partition's user history, for a merge.
     Handover(Handover),
+    /// Erase a user (SPEC §5), in log order with its events.
+    Erase(String),
+}
+
+/// An erasure request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseRequest {
+    user: String,
 }
 
 /// Parses a message payload.
@@ -70,6 +82,11 @@ pub fn parse(payload: &[u8]) -> std::result::Result<Msg, InputError> {
                 return MergeRequest::deserialize(m)
                     .map(Msg::Merge)
                     .map_err(|e| bad(format!("merge: {e}")));
+            }
+            if let Some(e) = map.get("erase") {
+                return EraseRequest::deserialize(e)
+                    .map(|r| Msg::Erase(r.user))
+                    .map_err(|e| bad(format!("erase: {e}")));
             }
             if let Some(h) = map.get("handover") {
                 return Handover::deserialize(h)
@@ -198,6 +215,20 @@ impl Outbox {
             }
             other => other.map(|_| ()),
         }
+    }
+}
+
+impl Outbox {
+    /// An erasure: of the user here, or — for an id handed over to another
+    /// partition — sent on to the user it was merged into, then its mark
+    /// here deleted (a replay sends it again; erasing twice is erasing).
+    pub(super) fn erase(&mut self, db: &Db, user: &str) -> Result<()> {
+        if let Some(into) = db.moved_to(user)? {
+            let payload = serde_json::json!({ "erase": { "user": &into } }).to_string();
+            self.send(&into, db.partition().count, &payload)?;
+        }
+        db.erase_user(user)?;
+        Ok(())
     }
 }
 

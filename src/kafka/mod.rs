@@ -297,6 +297,7 @@ impl Writer<'_, '_> {
         let done = match &msg {
             Msg::Merge(m) => self.outbox.merge(self.db, m),
             Msg::Handover(h) => self.outbox.accept(self.db, h),
+            Msg::Erase(u) => self.outbox.erase(self.db, u),
             Msg::Event(_) => Ok(()),
         };
         match done {

@@ -90,8 +90,8 @@ pub fn source(topic: &str, partition: i32) -> Vec<u8> {
     k
 }
 
-/// Prefix of the handover marks: `handed_over:` ‖ merge id → the user the
-/// merge handed `from`'s history to, in another partition (SPEC §7).
+/// Prefix of the handover marks: `handed_over:` ‖ merge id → `true`: the
+/// merge handed `from`'s history to another partition (SPEC §7).
 pub const HANDED_OVER_PREFIX: &[u8] = b"handed_over:";
 
 /// `handed_over:ID`: merge `id` handed a history over to another partition.

@@ -43,6 +43,23 @@ impl Writer<'_> {
         })
     }
 
+    /// A name handed over to another partition (SPEC §7) leaves only its
+    /// `moved:` mark here, naming it and its target: erasing the name
+    /// deletes it. Returns whether there was one.
+    fn erase_moved_mark(&self, user: &str) -> Result<bool> {
+        if self.store.partition().count <= 1 {
+            return Ok(false);
+        }
+        let key = meta::moved(user);
+        if self.store.get_raw(Cf::Meta, &key)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        batch.delete(Cf::Meta, key);
+        self.store.write(batch)?;
+        Ok(true)
+    }
+
     fn erase_attempt(
         &self,
         user: &str,
@@ -53,6 +70,7 @@ impl Writer<'_> {
         names.extend(sharers.iter().map(String::as_str));
         let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
         let (user_id, user) = match resolved.get(user).cloned().flatten() {
+            None if marks.is_empty() => return self.erase_moved_mark(user).map(Attempt::Done),
             None => return Ok(Attempt::Done(false)),
             Some(NameEntry::User(id)) => (id, user.to_owned()),
             Some(NameEntry::Alias { user_id, into }) => (user_id, into),
