@@ -111,44 +111,41 @@ fn consume(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
     g.throughput(criterion::Throughput::Elements(n as u64));
+    // One consumer run into a fresh store, to the partition's end; `batch`
+    // is called after every write.
+    let run = |batch: &mut dyn FnMut()| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), Options::default()).expect("open");
+        let mut o = ConsumeOptions::new(&brokers, "events", 0);
+        o.until_end = true;
+        let stop = AtomicBool::new(false);
+        let r = kafka::consume(&db, &o, &stop, &mut |_| batch()).expect("consume");
+        assert_eq!(r.recorded, n as u64);
+    };
     g.bench_function("kafka", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
+            let t = Instant::now();
             for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let db = Db::open(dir.path(), Options::default()).expect("open");
-                let mut o = ConsumeOptions::new(&brokers, "events", 0);
-                o.until_end = true;
-                let stop = AtomicBool::new(false);
-                let t = Instant::now();
-                let r = kafka::consume(&db, &o, &stop, &mut |_| {}).expect("consume");
-                total += t.elapsed();
-                assert_eq!(r.recorded, n as u64);
+                run(&mut || {});
             }
-            total
+            // (the fresh stores' creation is a few ms of each run)
+            t.elapsed()
         })
     });
     // The same run without the client's start and close (~100 ms of a
     // 25 000-message run): from the first batch's write to the last's, the
     // rate a long-running consumer sustains.
-    let steady = (n - 1_000) as u64;
-    g.throughput(criterion::Throughput::Elements(steady));
+    g.throughput(criterion::Throughput::Elements((n - 1_000) as u64));
     g.bench_function("kafka_steady", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let db = Db::open(dir.path(), Options::default()).expect("open");
-                let mut o = ConsumeOptions::new(&brokers, "events", 0);
-                o.until_end = true;
-                let stop = AtomicBool::new(false);
                 let (mut first, mut last) = (None, None);
-                kafka::consume(&db, &o, &stop, &mut |_| {
+                run(&mut || {
                     let now = Instant::now();
                     first.get_or_insert(now);
                     last = Some(now);
-                })
-                .expect("consume");
+                });
                 if let (Some(f), Some(l)) = (first, last) {
                     total += l - f;
                 }

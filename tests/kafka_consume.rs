@@ -148,15 +148,20 @@ fn ledger() -> LedgerSettings {
 }
 
 /// A store for log partition `p`, created as the deployment's partition.
-fn create(path: &Path, p: i32) -> Db {
-    let db = Db::open(
+fn create_plain(path: &Path, p: i32) -> Db {
+    Db::open(
         path,
         Options {
             partition: Some(Partition::new(p as u32, PARTITIONS as u32).unwrap()),
             ..Options::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// [`create_plain`] with earning rules.
+fn create(path: &Path, p: i32) -> Db {
+    let db = create_plain(path, p);
     db.set_ledger_settings(ledger()).unwrap();
     db
 }
@@ -532,14 +537,7 @@ fn merges_cross_partitions_through_the_log() {
         .map(|p| tmp.path().join(format!("m{p}")))
         .collect();
     for (p, path) in stores.iter().enumerate() {
-        let db = Db::open(
-            path,
-            Options {
-                partition: Some(Partition::new(p as u32, PARTITIONS as u32).unwrap()),
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let db = create_plain(path, p as i32);
         db.set_identity_settings(identity.clone()).unwrap();
     }
     // One consumer killed mid-run, then rounds until both are at their
