@@ -32,7 +32,7 @@ pub(super) fn init(cli: &Cli, utc_offset: &str, partition: Option<&str>) -> Resu
 pub(super) fn stats(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
     let stats = db.stats()?;
-    if cli.json {
+    if cli.wants_json() {
         return print_json(&stats);
     }
     println!("users  {}", stats.users);
@@ -60,7 +60,7 @@ pub(super) fn stats(cli: &Cli) -> Result<(), Error> {
 pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
     let report = db.verify()?;
-    if cli.json {
+    if cli.wants_json() {
         print_json(&report)?;
     } else {
         for (cf, n) in &report.checked {
@@ -89,7 +89,7 @@ pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
     let started = Instant::now();
     let replayed = db.rebuild_aggregates()?;
     let report = db.verify()?;
-    if cli.json {
+    if cli.wants_json() {
         print_json(&serde_json::json!({
             "events_replayed": replayed,
             "verify_problems": report.problem_count,
@@ -119,7 +119,7 @@ pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
     let started = Instant::now();
     db.compact()?;
     let after = sst_bytes(&db)?;
-    if cli.json {
+    if cli.wants_json() {
         println!(
             "{}",
             serde_json::json!({ "sst_bytes_before": before, "sst_bytes_after": after })

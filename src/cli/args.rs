@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::{export, import, points, query, scale};
+use super::{import, points, query, scale};
 use crate::metrics::Period;
 use crate::Error;
 
@@ -12,15 +12,56 @@ use crate::Error;
 #[derive(Debug, Parser)]
 #[command(name = "stickydb", version, about)]
 pub struct Cli {
-    /// Store directory.
-    #[arg(long, global = true, default_value = "stickydb-data")]
+    /// Store directory (default: $STICKYDB_DB, else stickydb-data).
+    #[arg(
+        long,
+        global = true,
+        env = "STICKYDB_DB",
+        default_value = "stickydb-data"
+    )]
     pub db: PathBuf,
-    /// Print machine-readable JSON on stdout.
+    /// Print machine-readable JSON on stdout (the short form of
+    /// `--format json`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// How answers print: an aligned table (default), JSON, or CSV (the
+    /// answer's rows, for a spreadsheet); for `import` and `users export`,
+    /// the format of the records read or written (jsonl or csv).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<OutputFormat>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How answers print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON, the documented shapes (docs/cli.md).
+    Json,
+    /// The answer's rows as CSV.
+    Csv,
+    /// JSON lines: the records of `import` and `users export` (answers
+    /// print as JSON).
+    Jsonl,
+}
+
+impl Cli {
+    /// The output format asked for (`--json` is `--format json`).
+    pub fn output(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format.unwrap_or(OutputFormat::Table)
+        }
+    }
+
+    /// Whether answers print as JSON.
+    pub fn wants_json(&self) -> bool {
+        matches!(self.output(), OutputFormat::Json | OutputFormat::Jsonl)
+    }
 }
 
 /// The CLI's commands.
@@ -36,6 +77,13 @@ pub enum Command {
         #[arg(long)]
         partition: Option<String>,
     },
+    /// Print a shell completion script (e.g. `stickydb completions bash >
+    /// /etc/bash_completion.d/stickydb`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Global answers over every partition's store (docs/scale-out.md).
     Cluster(scale::ClusterArgs),
     /// Export the store's data for another system.
@@ -50,12 +98,11 @@ pub enum Command {
     Consume(scale::ConsumeArgs),
     /// Import events (or profiles) from JSON-lines or CSV files.
     Import {
-        /// Files to read, in order.
+        /// Files to read, in order; `-` reads standard input. The global
+        /// `--format jsonl|csv` names their format (default: by extension,
+        /// .csv = csv, else JSON lines).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// File format (default: by extension, .csv = csv, else jsonl).
-        #[arg(long, value_enum)]
-        format: Option<import::Format>,
         /// What the records are.
         #[arg(long, value_enum, default_value = "events")]
         records: import::Records,
@@ -451,10 +498,9 @@ pub enum UsersCommand {
         /// The day, YYYY-MM-DD.
         #[arg(long)]
         as_of: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "csv")]
-        format: export::ExportFormat,
-        /// Output file (default: standard output).
+        /// Output file (default: standard output); the global `--format
+        /// csv|jsonl` names its format (default csv).
+
         #[arg(long)]
         out: Option<PathBuf>,
     },

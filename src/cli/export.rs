@@ -14,7 +14,7 @@ use super::{open_existing, query, Cli};
 use crate::{Db, Error};
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// Comma-separated with a header line.
     Csv,
@@ -143,12 +143,11 @@ pub fn write(rows: &[UserRow], format: ExportFormat, out: &mut dyn Write) -> Res
 // ---- the command ----
 
 /// `stickydb users`.
-pub(super) fn export_cmd(
-    cli: &Cli,
-    as_of: &str,
-    format: &ExportFormat,
-    out: &Option<PathBuf>,
-) -> Result<(), Error> {
+pub(super) fn export_cmd(cli: &Cli, as_of: &str, out: &Option<PathBuf>) -> Result<(), Error> {
+    let format = &match cli.output() {
+        super::OutputFormat::Jsonl | super::OutputFormat::Json => ExportFormat::Jsonl,
+        super::OutputFormat::Csv | super::OutputFormat::Table => ExportFormat::Csv,
+    };
     let db = open_existing(cli, true)?;
     let rows = rows(&db, query::day_arg("as_of", as_of)?)?;
     match out {

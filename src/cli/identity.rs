@@ -39,7 +39,7 @@ pub(super) fn merge_cmd(
 ) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
     let out = db.merge(from, into, id, MergeOptions { force })?;
-    if cli.json {
+    if cli.wants_json() {
         let mut v = serde_json::to_value(&out).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         v["replayed"] = serde_json::Value::Bool(out.replayed);
         return print_json(&v);
@@ -66,7 +66,7 @@ pub(super) fn identity_cmd(cli: &Cli, prefixes: &[String], clear: bool) -> Resul
         })?;
     }
     let settings = db.identity_settings();
-    if cli.json {
+    if cli.wants_json() {
         return print_json(&settings);
     }
     if settings.anonymous_prefixes.is_empty() {

@@ -25,7 +25,7 @@ pub const IMPORT_BATCH: usize = 1_000;
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// File format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON object per line.
     Jsonl,
@@ -164,8 +164,13 @@ fn read_file(
     bar: &ProgressBar,
     each: &mut dyn FnMut(u64, Result<Record, InputError>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let file = std::fs::File::open(path)?;
-    let reader = BufReader::new(bar.wrap_read(file));
+    // `-` is standard input (`… | stickydb import -`).
+    let input: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path)?)
+    };
+    let reader = BufReader::new(bar.wrap_read(input));
     match format {
         Format::Jsonl => {
             let mut reader = reader;
@@ -432,7 +437,11 @@ pub fn run(
                 Format::Jsonl
             }
         });
-        let name = path.display().to_string();
+        let name = if path == Path::new("-") {
+            "stdin".to_owned()
+        } else {
+            path.display().to_string()
+        };
         let read = read_file(path, format, records, now_ms, &bar, &mut |line, parsed| {
             let at = format!("{name}:{line}");
             match parsed {
@@ -470,7 +479,6 @@ pub fn run(
 pub(super) fn import_cmd(
     cli: &Cli,
     files: &[PathBuf],
-    format: &Option<Format>,
     records: &Records,
     skip_bad: &Option<u64>,
     utc_offset: &Option<String>,
@@ -486,8 +494,16 @@ pub(super) fn import_cmd(
         )?,
         None => open_existing(cli, false)?,
     };
-    let summary = run(&db, files, *format, *records, skip_bad.unwrap_or(0), now)?;
-    if cli.json {
+    let format = match cli.format {
+        None => None,
+        Some(super::OutputFormat::Csv) => Some(Format::Csv),
+        Some(super::OutputFormat::Jsonl | super::OutputFormat::Json) => Some(Format::Jsonl),
+        Some(super::OutputFormat::Table) => {
+            return Err(unparsable("format", "import reads jsonl or csv").into())
+        }
+    };
+    let summary = run(&db, files, format, *records, skip_bad.unwrap_or(0), now)?;
+    if cli.wants_json() {
         return print_json(&summary);
     }
     println!(

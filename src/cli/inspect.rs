@@ -44,7 +44,7 @@ pub(super) fn user(
         _ => None,
     };
     let merges = db.merges(id)?;
-    if cli.json {
+    if cli.wants_json() {
         let v = serde_json::json!({
             "stage_history": stage_history,
             "alias_of": alias_of,
@@ -149,8 +149,22 @@ pub(super) fn segment(
             names.push(db.user_name(id)?.unwrap_or_default());
         }
     }
-    if cli.json {
-        return print_json(&serde_json::json!({"count": users.len(), "users": names}));
+    match cli.output() {
+        super::OutputFormat::Json | super::OutputFormat::Jsonl => {
+            return print_json(&serde_json::json!({"count": users.len(), "users": names}));
+        }
+        // one user a line with --list, else the count
+        super::OutputFormat::Csv if list.is_some() => {
+            let rows: Vec<_> = names
+                .iter()
+                .map(|n| serde_json::json!({ "user": n }))
+                .collect();
+            return query::print_csv(&serde_json::json!({ "rows": rows }));
+        }
+        super::OutputFormat::Csv => {
+            return query::print_csv(&serde_json::json!({ "rows": [{ "count": users.len() }] }));
+        }
+        super::OutputFormat::Table => {}
     }
     println!("{} users", users.len());
     for n in names {

@@ -24,7 +24,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, DayRange, MetricsCommand, ModeArg, PeriodArg, RankArg, UsersCommand};
+pub use args::{
+    Cli, Command, DayRange, MetricsCommand, ModeArg, OutputFormat, PeriodArg, RankArg, UsersCommand,
+};
 
 use crate::{Db, Error, Options};
 
@@ -80,13 +82,16 @@ pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     Ok(())
 }
 
-/// Prints an answer: JSON with `--json`, else a table.
+/// Prints an answer: JSON with `--json`/`--format json`, CSV with
+/// `--format csv`, else a table.
 pub(super) fn answer(cli: &Cli, v: &serde_json::Value) -> Result<(), Error> {
-    if cli.json {
-        print_json(v)
-    } else {
-        query::print_table(v);
-        Ok(())
+    match cli.output() {
+        OutputFormat::Json | OutputFormat::Jsonl => print_json(v),
+        OutputFormat::Csv => query::print_csv(v),
+        OutputFormat::Table => {
+            query::print_table(v);
+            Ok(())
+        }
     }
 }
 
@@ -109,12 +114,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Import {
             files,
-            format,
             records,
             strict: _,
             skip_bad,
             utc_offset,
-        } => import::import_cmd(cli, files, format, records, skip_bad, utc_offset, now),
+        } => import::import_cmd(cli, files, records, skip_bad, utc_offset, now),
         Command::Metrics { metric } => query::metrics_cmd(cli, metric),
         Command::Retention(a) => query::retention_cmd(cli, a),
         Command::Lifecycle(a) => query::lifecycle_cmd(cli, a),
@@ -192,14 +196,19 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             segment,
         } => social::viral_cmd(cli, range, *period_days, segment),
         Command::Users {
-            command: UsersCommand::Export { as_of, format, out },
-        } => export::export_cmd(cli, as_of, format, out),
+            command: UsersCommand::Export { as_of, out },
+        } => export::export_cmd(cli, as_of, out),
         Command::Points { command } => points::points_cmd(cli, command, now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
         Command::Init {
             utc_offset,
             partition,
         } => admin::init(cli, utc_offset, partition.as_deref()),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "stickydb", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Cluster(args) => scale::cluster(cli, args, now),
         Command::Export { target } => scale::export(cli, target, now),
         #[cfg(feature = "kafka")]

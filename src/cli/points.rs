@@ -215,7 +215,7 @@ pub(super) fn points_cmd(cli: &Cli, command: &PointsCommand, now: i64) -> Result
     let read_only = matches!(command, PointsCommand::History { .. });
     let db = open_existing(cli, read_only)?;
     let v = run(&db, command, now)?;
-    if cli.json {
+    if cli.wants_json() {
         return print_json(&v);
     }
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

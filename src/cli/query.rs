@@ -6,7 +6,7 @@ use roaring::RoaringBitmap;
 use serde_json::{json, Value};
 
 use super::args::{LifecycleArgs, RetentionArgs};
-use super::{answer, open_existing, print_json, ranged, Cli, DayRange, MetricsCommand};
+use super::{answer, open_existing, ranged, Cli, DayRange, MetricsCommand};
 use crate::metrics::{ActiveRow, DailyRow, LifecycleRow, Period, RetentionMatrix, RetentionQuery};
 use crate::time::format_day;
 use crate::{Db, Error, EventKind, InputError, Problem};
@@ -64,8 +64,28 @@ pub fn segment_filter(
     }
 }
 
-fn kind(k: Option<&str>) -> Option<EventKind> {
-    k.map(EventKind::from_name)
+/// The kind a flag names, refused when the store has never heard of it:
+/// a typo would otherwise answer zeros. The error lists the known kinds.
+pub fn kind_arg(db: &Db, name: Option<&str>) -> Result<Option<EventKind>, Error> {
+    name.map(|n| known_kind(db, n)).transpose()
+}
+
+/// [`kind_arg`] of a name that is there.
+pub fn known_kind(db: &Db, name: &str) -> Result<EventKind, Error> {
+    let known = db.kinds();
+    let kind = EventKind::from_name(name);
+    if known.iter().any(|(_, k)| *k == kind) {
+        return Ok(kind);
+    }
+    let mut names: Vec<&str> = known.iter().map(|(_, k)| k.as_str()).collect();
+    names.sort_unstable();
+    Err(InputError::new(
+        "kind",
+        Problem::Unparsable {
+            reason: format!("unknown kind {name:?}; known kinds: {}", names.join(", ")),
+        },
+    )
+    .into())
 }
 
 /// `metrics active`.
@@ -76,7 +96,7 @@ pub fn active(
     kind_name: Option<&str>,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    let k = kind(kind_name);
+    let k = kind_arg(db, kind_name)?;
     Ok(active_json(&db.metrics().active(
         k.as_ref(),
         from,
@@ -184,22 +204,25 @@ pub fn funnel(
     to: i32,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    let kinds: Vec<EventKind> = steps.iter().map(|s| EventKind::from_name(s)).collect();
+    let kinds: Vec<EventKind> = steps
+        .iter()
+        .map(|s| known_kind(db, s))
+        .collect::<Result<_, _>>()?;
     let counts = db.metrics().funnel(&kinds, window_ms, from, to, filter)?;
     let first = counts.first().copied().unwrap_or(0);
     let conversion: Vec<f64> = counts
         .iter()
-        .map(|c| {
-            if first == 0 {
-                0.0
-            } else {
-                round4(*c as f64 / first as f64)
-            }
-        })
+        .map(|c| round4(crate::metrics::ratio(*c, first)))
+        .collect();
+    // the same numbers a row per step, for tables and CSV
+    let rows: Vec<Value> = steps
+        .iter()
+        .zip(counts.iter().zip(&conversion))
+        .map(|(s, (n, c))| json!({ "step": s, "users": n, "conversion": c }))
         .collect();
     Ok(
         json!({ "steps": steps, "window_ms": window_ms, "from": format_day(from),
-        "to": format_day(to), "counts": counts, "conversion": conversion }),
+        "to": format_day(to), "counts": counts, "conversion": conversion, "rows": rows }),
     )
 }
 
@@ -211,7 +234,7 @@ pub fn stickiness_dist(
     kind_name: Option<&str>,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    let k = kind(kind_name);
+    let k = kind_arg(db, kind_name)?;
     let rows = db
         .metrics()
         .stickiness_distribution(k.as_ref(), from, to, filter)?;
@@ -238,34 +261,77 @@ pub fn habits(db: &Db, user: Option<&str>, today: i32) -> Result<Value, Error> {
     }
 }
 
-/// Prints a `{"rows": [...]}` answer as an aligned table (columns in the
-/// order of the first row's keys), any other answer as indented JSON.
-pub fn print_table(v: &Value) {
-    let Some(rows) = v.get("rows").and_then(Value::as_array) else {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        return;
-    };
-    let Some(first) = rows.first().and_then(Value::as_object) else {
-        println!("(no rows)");
-        return;
-    };
-    let cols: Vec<&String> = first.keys().collect();
+/// An answer as a table: its column names and rows of cells. The rows
+/// are the answer's `rows` (or its first list of objects: `cohorts`,
+/// `users`, …, or the answer itself when it is a list); failing that, its
+/// first map of numbers (`stages`, `segments`) as name/value rows.
+pub fn tabulate(v: &Value) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let cell = |v: Option<&Value>| match v {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     };
+    let objects = |a: &Vec<Value>| a.iter().all(Value::is_object) && !a.is_empty();
+    let list = match v {
+        Value::Array(a) if objects(a) => Some(a),
+        Value::Object(o) => o
+            .get("rows")
+            .and_then(Value::as_array)
+            .or_else(|| o.values().filter_map(Value::as_array).find(|a| objects(a))),
+        _ => None,
+    };
+    if let Some(rows) = list {
+        let mut cols: Vec<String> = Vec::new();
+        for r in rows.iter().filter_map(Value::as_object) {
+            for k in r.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+        }
+        let cells = rows
+            .iter()
+            .map(|r| cols.iter().map(|c| cell(r.get(c.as_str()))).collect())
+            .collect();
+        return Some((cols, cells));
+    }
+    let (name, map) = v
+        .as_object()?
+        .iter()
+        .find_map(|(k, v)| v.as_object().map(|m| (k, m)))?;
+    let rows = map
+        .iter()
+        .map(|(k, v)| vec![k.clone(), cell(Some(v))])
+        .collect();
+    Some((vec!["name".to_owned(), name.clone()], rows))
+}
+
+/// Prints an answer as an aligned table (JSON when it has no table
+/// shape), after the instant a time-relative answer was computed for.
+pub fn print_table(v: &Value) {
+    if let Some(at) = v.get("as_of").and_then(Value::as_str) {
+        println!("as of {at}");
+    }
+    let Some((cols, rows)) = tabulate(v) else {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    };
+    if rows.is_empty() {
+        println!("(no rows)");
+        return;
+    }
     let widths: Vec<usize> = cols
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             rows.iter()
-                .map(|r| cell(r.get(c.as_str())).len())
+                .map(|r| r[i].chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(c.len())
+                .max(c.chars().count())
         })
         .collect();
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -273,10 +339,32 @@ pub fn print_table(v: &Value) {
             .collect();
         println!("{}", parts.join("  "));
     };
-    line(cols.iter().map(|c| c.to_string()).collect());
-    for r in rows {
-        line(cols.iter().map(|c| cell(r.get(c.as_str()))).collect());
+    line(&cols);
+    for r in &rows {
+        line(r);
     }
+}
+
+/// Prints an answer's table as CSV (`--format csv`): a header line, then
+/// a line per row; nested values as JSON text.
+pub fn print_csv(v: &Value) -> Result<(), Error> {
+    let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+    let io = |e: csv::Error| Error::Io(std::io::Error::other(e));
+    match tabulate(v) {
+        Some((cols, rows)) => {
+            w.write_record(&cols).map_err(io)?;
+            for r in rows {
+                w.write_record(&r).map_err(io)?;
+            }
+        }
+        // No table shape: one column of the answer's JSON.
+        None => {
+            w.write_record(["answer"]).map_err(io)?;
+            w.write_record([v.to_string()]).map_err(io)?;
+        }
+    }
+    w.flush()?;
+    Ok(())
 }
 
 // ---- the command ----
@@ -299,9 +387,11 @@ pub(super) fn metrics_cmd(cli: &Cli, metric: &MetricsCommand) -> Result<(), Erro
 /// `stickydb retention`.
 pub(super) fn retention_cmd(cli: &Cli, a: &RetentionArgs) -> Result<(), Error> {
     let (db, _, _, filter) = ranged(cli, &a.range, a.segment.as_deref())?;
+    kind_arg(&db, a.start_kind.as_deref())?;
+    kind_arg(&db, a.return_kind.as_deref())?;
     let v = retention(&db, &a.query()?, filter.as_ref())?;
-    if cli.json {
-        return print_json(&v);
+    if cli.output() != super::OutputFormat::Table {
+        return answer(cli, &v);
     }
     for c in v["cohorts"].as_array().into_iter().flatten() {
         println!(

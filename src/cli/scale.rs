@@ -13,7 +13,7 @@ use super::{answer, print_json, Cli};
 use crate::cluster::Cluster;
 use crate::metrics::Period;
 use crate::time::format_day;
-use crate::{Db, Error, EventKind, Options, Segment};
+use crate::{Db, Error, Options, Segment};
 
 /// `stickydb cluster`.
 #[derive(Debug, clap::Args)]
@@ -160,7 +160,7 @@ pub(super) fn cluster(cli: &Cli, args: &ClusterArgs, now: i64) -> Result<(), Err
     let v = match &args.query {
         ClusterQuery::Active(a) => {
             let (from, to) = a.range.days()?;
-            let k = a.kind.as_deref().map(EventKind::from_name);
+            let k = query::kind_arg(first, a.kind.as_deref())?;
             let s = segment(a.segment.as_deref())?;
             query::active_json(&c.active(k.as_ref(), from, to, s.as_ref(), seg_at(to))?)
         }
@@ -221,7 +221,7 @@ pub(super) fn export(cli: &Cli, target: &ExportTarget, now: i64) -> Result<(), E
         .map_err(|e| Error::Io(e.into_error()))?
         .sync_all()?;
     std::fs::rename(&tmp, out)?;
-    if cli.json {
+    if cli.wants_json() {
         return print_json(&json!({
             "partition": db.partition().index, "version": version, "rows": summary.rows,
             "non_empty_rows": summary.non_empty_rows, "bytes": summary.bytes,
@@ -313,7 +313,7 @@ pub(super) fn consume(cli: &Cli, args: &ConsumeArgs) -> Result<(), Error> {
         "batches": report.batches, "lag": report.lag, "merges_and_handovers": report.controls,
         "forwarded": report.forwarded,
     });
-    if cli.json {
+    if cli.wants_json() {
         print_json(&v)
     } else {
         println!(
