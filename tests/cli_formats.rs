@@ -122,7 +122,26 @@ fn tables_state_their_day_and_conveniences_work() {
     let (tmp, db) = store();
     let out = ok(&stickydb(&db, &["stages", "--as-of", TO]));
     assert_eq!(out.lines().next(), Some("as of 2024-03-20"), "{out}");
-    assert!(out.lines().nth(1).unwrap().contains("name"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap().contains("stage") && out.contains("users"),
+        "{out}"
+    );
+    // Without --as-of: the store's last day with data, said so.
+    let out = ok(&stickydb(&db, &["stages"]));
+    assert_eq!(
+        out.lines().next(),
+        Some("as of 2024-03-20 (the last day with data; --as-of now for today)"),
+        "{out}"
+    );
+    let v: Value = serde_json::from_str(&ok(&stickydb(&db, &["stages", "--json"]))).unwrap();
+    assert_eq!(v["as_of"], "2024-03-20");
+    let now: Value =
+        serde_json::from_str(&ok(&stickydb(&db, &["stages", "--as-of", "now", "--json"]))).unwrap();
+    assert_ne!(now["as_of"], "2024-03-20");
+    assert!(
+        now["stages"]["churned"].as_u64().unwrap() > 0,
+        "everyone churned by now"
+    );
 
     // `import -` reads standard input.
     let mut child = Command::new(env!("CARGO_BIN_EXE_stickydb"))

@@ -80,8 +80,8 @@ fn merge_and_user_show_the_alias() {
     let user = ok(&stickydb(&db, &["user", "anon:a"]));
     assert!(user.contains("user anon:a (an alias of m1"), "{user}");
     let user = ok(&stickydb(&db, &["user", "m1"]));
-    assert!(user.contains("alias anon:a (merge signup-1"), "{user}");
-    assert!(user.contains("alias m2 (merge x"), "{user}");
+    assert!(user.contains("alias anon:a  merge signup-1:"), "{user}");
+    assert!(user.contains("alias m2      merge x:"), "{user}");
     let v: serde_json::Value =
         serde_json::from_str(&ok(&stickydb(&db, &["--json", "user", "m1"]))).unwrap();
     assert_eq!(v["merges"].as_array().unwrap().len(), 2);

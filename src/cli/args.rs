@@ -128,8 +128,9 @@ pub enum Command {
     Lifecycle(LifecycleArgs),
     /// Users per lifecycle stage.
     Stages {
-        /// The day, YYYY-MM-DD (users per stage on it).
-        #[arg(long, required_unless_present = "transitions")]
+        /// The day, YYYY-MM-DD, or `now` (users per stage on it; default:
+        /// the last day with data, docs/cli.md).
+        #[arg(long)]
         as_of: Option<String>,
         /// Instead: users entering and leaving each stage per day of
         /// --from..--to.
@@ -176,9 +177,9 @@ pub enum Command {
     },
     /// RFM segments (and, with --list, per-purchaser scores).
     Rfm {
-        /// The day, YYYY-MM-DD.
+        /// The day, YYYY-MM-DD, or `now` (default: the last day with data).
         #[arg(long)]
-        as_of: String,
+        as_of: Option<String>,
         /// Restrict to a segment.
         #[arg(long)]
         segment: Option<String>,
@@ -337,7 +338,8 @@ pub enum Command {
         /// Also show attributes marked sensitive.
         #[arg(long)]
         show_sensitive: bool,
-        /// Metrics as of this local day, YYYY-MM-DD (default: today).
+        /// Metrics as of this local day, YYYY-MM-DD, or `now` (default: the
+        /// last day with data, docs/cli.md).
         #[arg(long)]
         as_of: Option<String>,
     },
@@ -349,7 +351,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "list")]
         count: bool,
         /// Evaluate time-relative atoms (stage, rfm, active_within, …) as of
-        /// the end of this local day, YYYY-MM-DD (default: now).
+        /// the end of this local day, YYYY-MM-DD, or `now` (default: the
+        /// last day with data, docs/cli.md).
         #[arg(long)]
         as_of: Option<String>,
         /// List the users (external ids), at most this many.

@@ -1,6 +1,6 @@
 //! Looking at users: one user's profile, metrics and events; segments.
 
-use super::{open_existing, print_json, query, Cli};
+use super::{human, open_existing, print_json, query, Cli};
 use crate::{Error, Sensitive};
 
 /// `stickydb user`.
@@ -25,17 +25,15 @@ pub(super) fn user(
     };
     let newest = db.newest(id, *events)?;
     let account = db.account(id)?;
-    let as_of = match as_of {
-        Some(d) => query::day_arg("as_of", d)?,
-        None => db.local_day(now),
-    };
-    let metrics = match db.user_id(id)? {
-        Some(uid) => db.metrics().user(uid, as_of)?,
+    let at = human::as_of(&db, as_of.as_deref(), now)?;
+    let uid = db.user_id(id)?;
+    let metrics = match uid {
+        Some(uid) => db.metrics().user(uid, at.day)?,
         None => None,
     };
     // the stage on each of the last 180 days, as runs
-    let stage_history = match db.user_id(id)? {
-        Some(uid) => db.metrics().stage_history(uid, as_of - 179, as_of)?,
+    let stage_history = match uid {
+        Some(uid) => db.metrics().stage_history(uid, at.day - 179, at.day)?,
         None => Vec::new(),
     };
     // an alias shows the user it was merged into
@@ -46,13 +44,14 @@ pub(super) fn user(
     let merges = db.merges(id)?;
     if cli.wants_json() {
         let v = serde_json::json!({
+            "as_of": crate::time::format_day(at.day),
             "stage_history": stage_history,
             "alias_of": alias_of,
             "merges": merges,
             "account": account,
             "metrics": metrics,
             "user": id,
-            "attributes": profile.attributes.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect::<std::collections::BTreeMap<_, _>>(),
+            "attributes": profile.attributes.iter().map(|(k, v)| (k.clone(), human::attr_json(v))).collect::<serde_json::Map<_, _>>(),
             "withheld": profile.withheld,
             "tags": profile.tags.keys().collect::<Vec<_>>(),
             "events": newest.iter().map(|e| serde_json::json!({
@@ -66,65 +65,96 @@ pub(super) fn user(
         Some(into) => println!("user {id} (an alias of {into}, merged into it)"),
         None => println!("user {id}"),
     }
-    for m in &merges {
-        println!(
-            "  alias {} (merge {}: {} events moved)",
-            m.from, m.merge_id, m.events_moved
-        );
-    }
-    for (k, v) in &profile.attributes {
-        println!("  {k} = {v:?}");
-    }
+    println!("{}", at.line());
+    let merged: Vec<(String, String)> = merges
+        .iter()
+        .map(|m| {
+            let what = format!("merge {}: {} events moved", m.merge_id, m.events_moved);
+            (format!("alias {}", m.from), what)
+        })
+        .collect();
+    human::section("identity", &merged);
+    let mut attrs: Vec<(String, String)> = profile
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), human::attr(&db, v)))
+        .collect();
     for k in &profile.withheld {
-        println!("  {k} = (sensitive; --show-sensitive to see)");
+        attrs.push((k.clone(), "(sensitive; --show-sensitive to see)".into()));
     }
-    for (k, t) in &profile.tags {
-        println!("  tag {k} ({:?}, updated {})", t.source, t.updated_at_ms);
-    }
+    human::section("profile", &attrs);
+    let tags: Vec<(String, String)> = profile
+        .tags
+        .iter()
+        .map(|(k, t)| {
+            let source = format!("{:?}", t.source).to_lowercase();
+            let mut v = format!("{source}, {}", human::ago(t.updated_at_ms, at.at_ms));
+            if let Some(e) = t.expires_at_ms {
+                let verb = if e <= at.at_ms { "expired" } else { "expires" };
+                v.push_str(&format!(", {verb} {}", human::local_time(&db, e)));
+            }
+            (k.clone(), v)
+        })
+        .collect();
+    human::section("tags", &tags);
     if let Some(m) = &metrics {
-        println!(
-            "  stage {}, active days {}, purchases {} ({} minor units), first seen {}, last seen {}",
-            m.stage.as_deref().unwrap_or("-"),
-            m.active_days,
-            m.purchase_count,
-            m.total_spend_minor,
-            m.first_seen_day.map(crate::time::format_day).unwrap_or_default(),
-            m.last_seen_day.map(crate::time::format_day).unwrap_or_default(),
+        let day = |d: Option<i32>| d.map(crate::time::format_day).unwrap_or_default();
+        human::section(
+            "activity",
+            &[
+                (
+                    "stage".into(),
+                    m.stage.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("active days".into(), m.active_days.to_string()),
+                ("first seen".into(), day(m.first_seen_day)),
+                ("last seen".into(), day(m.last_seen_day)),
+                (
+                    "purchases".into(),
+                    format!(
+                        "{} ({} spent)",
+                        m.purchase_count,
+                        human::money(m.total_spend_minor)
+                    ),
+                ),
+            ],
         );
     }
-    if !stage_history.is_empty() {
-        let runs: Vec<String> = stage_history
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}..{}",
-                    r.stage,
-                    crate::time::format_day(r.from_day),
-                    crate::time::format_day(r.to_day)
-                )
-            })
-            .collect();
-        println!("  stages (last 180 days): {}", runs.join(", "));
-    }
+    let runs: Vec<(String, String)> = stage_history
+        .iter()
+        .map(|r| {
+            let span = format!(
+                "{} .. {}",
+                crate::time::format_day(r.from_day),
+                crate::time::format_day(r.to_day)
+            );
+            (r.stage.clone(), span)
+        })
+        .collect();
+    human::section("stages (last 180 days)", &runs);
     if let Some(a) = &account {
-        println!(
-            "  points: balance {}, held {}, tier {}",
-            a.balance,
-            a.held,
-            a.tier.as_deref().unwrap_or("-")
+        human::section(
+            "points",
+            &[
+                ("balance".into(), a.balance.to_string()),
+                ("held".into(), a.held.to_string()),
+                ("tier".into(), a.tier.clone().unwrap_or_else(|| "-".into())),
+            ],
         );
     }
-    for e in &newest {
-        println!(
-            "  {} {:<12} {}",
-            crate::time::format_day(db.local_day(e.event.ts_ms)),
-            e.event.kind.as_str(),
-            e.event
-                .amount_minor
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        );
-    }
+    let evs: Vec<(String, String)> = newest
+        .iter()
+        .map(|e| {
+            let amount = e.event.amount_minor.map(human::money).unwrap_or_default();
+            (
+                human::local_time(&db, e.event.ts_ms),
+                format!("{:<12} {amount}", e.event.kind.as_str())
+                    .trim_end()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    human::section("newest events", &evs);
     Ok(())
 }
 
@@ -138,11 +168,8 @@ pub(super) fn segment(
 ) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
     let seg = crate::Segment::parse(expr)?;
-    let at = match as_of {
-        Some(d) => query::day_end_ms(&db, query::day_arg("as_of", d)?),
-        None => now,
-    };
-    let users = db.segment(&seg, at)?;
+    let at = human::as_of(&db, as_of.as_deref(), now)?;
+    let users = db.segment(&seg, at.at_ms)?;
     let mut names = Vec::new();
     if let Some(n) = list {
         for id in users.iter().take(*n) {
@@ -151,7 +178,9 @@ pub(super) fn segment(
     }
     match cli.output() {
         super::OutputFormat::Json | super::OutputFormat::Jsonl => {
-            return print_json(&serde_json::json!({"count": users.len(), "users": names}));
+            return print_json(&serde_json::json!({
+                "as_of": crate::time::format_day(at.day), "count": users.len(), "users": names,
+            }));
         }
         // one user a line with --list, else the count
         super::OutputFormat::Csv if list.is_some() => {
@@ -166,6 +195,7 @@ pub(super) fn segment(
         }
         super::OutputFormat::Table => {}
     }
+    println!("{}", at.line());
     println!("{} users", users.len());
     for n in names {
         println!("  {n}");

@@ -11,6 +11,7 @@ mod args;
 mod demo;
 pub mod export;
 mod feed;
+pub mod human;
 mod identity;
 pub mod import;
 mod inspect;
@@ -127,7 +128,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             transitions: false,
             segment,
             ..
-        } => query::stages_cmd(cli, as_of.as_deref().unwrap_or_default(), segment),
+        } => query::stages_cmd(cli, as_of.as_deref(), segment, now),
         Command::Stages {
             from, to, segment, ..
         } => feed::transitions_cmd(cli, from, to, segment),
@@ -149,7 +150,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             as_of,
             segment,
             list,
-        } => query::rfm_cmd(cli, as_of, segment, list),
+        } => query::rfm_cmd(cli, as_of.as_deref(), segment, list, now),
         Command::Funnel {
             steps,
             window,

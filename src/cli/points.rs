@@ -218,6 +218,86 @@ pub(super) fn points_cmd(cli: &Cli, command: &PointsCommand, now: i64) -> Result
     if cli.wants_json() {
         return print_json(&v);
     }
-    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    if let PointsCommand::History { user, limit } = command {
+        return history_table(&db, user, *limit);
+    }
+    // an operation's outcome: one `field  value` line each
+    let rows: Vec<(String, String)> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_owned()))
+        .collect();
+    super::human::section("done", &rows);
+    Ok(())
+}
+
+/// `points history` for people: the account, open lots, holds, tier
+/// changes and entries as tables, times local.
+fn history_table(db: &crate::Db, user: &str, limit: usize) -> Result<(), Error> {
+    use super::human::local_time;
+    let when = |ms: i64| local_time(db, ms);
+    let signed = |n: i64| {
+        if n > 0 {
+            format!("+{n}")
+        } else {
+            n.to_string()
+        }
+    };
+    println!("points of {user}");
+    match db.account(user)? {
+        Some(a) => super::human::section(
+            "account",
+            &[
+                ("balance".into(), a.balance.to_string()),
+                ("held".into(), a.held.to_string()),
+                ("available".into(), (a.balance - a.held).to_string()),
+                ("tier".into(), a.tier.clone().unwrap_or_else(|| "-".into())),
+            ],
+        ),
+        None => println!("  no points account"),
+    }
+    let table = |title: &str, rows: Vec<Value>| {
+        if !rows.is_empty() {
+            println!("{title}");
+            super::query::print_table(&json!({ "rows": rows }));
+        }
+    };
+    let lots: Vec<Value> = db
+        .lots(user)?
+        .into_iter()
+        .filter(|l| l.is_open())
+        .map(|l| {
+            json!({ "lot": l.id, "earned": when(l.earned_at_ms), "points": l.earned,
+                "remaining": l.remaining, "held": l.held,
+                "expires": l.expires_at_ms.map(when).unwrap_or_else(|| "never".into()) })
+        })
+        .collect();
+    table("open lots", lots);
+    let holds: Vec<Value> = db
+        .holds(user)?
+        .into_iter()
+        .map(|h| json!({ "txn": h.txn_id, "points": h.points, "deadline": when(h.deadline_ms) }))
+        .collect();
+    table("holds", holds);
+    let tiers: Vec<Value> = db
+        .tier_history(user)?
+        .into_iter()
+        .map(|t| {
+            json!({ "when": when(t.at_ms), "from": t.from.unwrap_or_else(|| "-".into()),
+                "to": t.to.unwrap_or_else(|| "-".into()), "growth": t.growth })
+        })
+        .collect();
+    table("tier changes", tiers);
+    let entries: Vec<Value> = db
+        .ledger(user, i64::MIN, i64::MAX, limit)?
+        .into_iter()
+        .map(|e| {
+            json!({ "when": when(e.at_ms), "kind": format!("{:?}", e.kind).to_lowercase(),
+                "points": signed(e.amount), "held": signed(e.held_delta),
+                "txn": e.txn_id.unwrap_or_default(), "reason": e.reason.unwrap_or_default() })
+        })
+        .collect();
+    table("entries (newest first)", entries);
     Ok(())
 }

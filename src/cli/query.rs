@@ -303,7 +303,13 @@ pub fn tabulate(v: &Value) -> Option<(Vec<String>, Vec<Vec<String>>)> {
         .iter()
         .map(|(k, v)| vec![k.clone(), cell(Some(v))])
         .collect();
-    Some((vec!["name".to_owned(), name.clone()], rows))
+    // users per stage or RFM segment; any other map as name and value
+    let cols = match name.as_str() {
+        "stages" => vec!["stage".to_owned(), "users".to_owned()],
+        "segments" => vec!["segment".to_owned(), "users".to_owned()],
+        _ => vec!["name".to_owned(), name.clone()],
+    };
+    Some((cols, rows))
 }
 
 /// Prints an answer as an aligned table (JSON when it has no table
@@ -331,13 +337,28 @@ pub fn print_table(v: &Value) {
                 .max(c.chars().count())
         })
         .collect();
+    // numbers right-aligned, text left-aligned
+    let numeric: Vec<bool> = (0..cols.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].as_str())
+                .filter(|c| !c.is_empty())
+                .all(|c| c.trim_start_matches('+').parse::<f64>().is_ok())
+        })
+        .collect();
     let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
+            .zip(widths.iter().zip(&numeric))
+            .map(|(c, (w, num))| {
+                if *num {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
             .collect();
-        println!("{}", parts.join("  "));
+        println!("{}", parts.join("  ").trim_end());
     };
     line(&cols);
     for r in &rows {
@@ -414,24 +435,42 @@ pub(super) fn lifecycle_cmd(cli: &Cli, a: &LifecycleArgs) -> Result<(), Error> {
 }
 
 /// `stickydb stages`.
-pub(super) fn stages_cmd(cli: &Cli, as_of: &str, segment: &Option<String>) -> Result<(), Error> {
+pub(super) fn stages_cmd(
+    cli: &Cli,
+    as_of: Option<&str>,
+    segment: &Option<String>,
+    now: i64,
+) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
-    let as_of = day_arg("as_of", as_of)?;
-    let filter = segment_filter(&db, segment.as_deref(), as_of)?;
-    answer(cli, &stages(&db, as_of, filter.as_ref())?)
+    let at = super::human::as_of(&db, as_of, now)?;
+    let filter = segment_filter(&db, segment.as_deref(), at.day)?;
+    answer_as_of(cli, &at, stages(&db, at.day, filter.as_ref())?)
+}
+
+/// An answer stating its as-of instant and why that one (a table's first
+/// line; JSON and CSV carry the day only, in `as_of`).
+fn answer_as_of(cli: &Cli, at: &super::human::AsOf, mut v: Value) -> Result<(), Error> {
+    if cli.output() == super::OutputFormat::Table {
+        println!("{}", at.line());
+        if let Some(o) = v.as_object_mut() {
+            o.remove("as_of");
+        }
+    }
+    answer(cli, &v)
 }
 
 /// `stickydb rfm`.
 pub(super) fn rfm_cmd(
     cli: &Cli,
-    as_of: &str,
+    as_of: Option<&str>,
     segment: &Option<String>,
     list: &Option<usize>,
+    now: i64,
 ) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
-    let as_of = day_arg("as_of", as_of)?;
-    let filter = segment_filter(&db, segment.as_deref(), as_of)?;
-    answer(cli, &rfm(&db, as_of, filter.as_ref(), *list)?)
+    let at = super::human::as_of(&db, as_of, now)?;
+    let filter = segment_filter(&db, segment.as_deref(), at.day)?;
+    answer_as_of(cli, &at, rfm(&db, at.day, filter.as_ref(), *list)?)
 }
 
 /// `stickydb funnel`.

@@ -63,6 +63,24 @@ impl Snapshot<'_> {
         counter_value(cf, key, self.get_raw(cf, key)?)
     }
 
+    /// The last key in `[from, until)` as of the view, if any (one reverse
+    /// seek).
+    pub fn last_in(&self, cf: Cf, from: &[u8], until: Vec<u8>) -> Result<Option<Box<[u8]>>> {
+        let mut ro = self.read_options();
+        ro.set_total_order_seek(true);
+        ro.set_iterate_lower_bound(from.to_vec());
+        ro.set_iterate_upper_bound(until.clone());
+        let mut it = self.store.db.iterator_cf_opt(
+            self.store.cf(cf)?,
+            ro,
+            IteratorMode::From(&until, rocksdb::Direction::Reverse),
+        );
+        match it.next() {
+            None => Ok(None),
+            Some(r) => Ok(Some(r?.0)),
+        }
+    }
+
     /// Iterates `(key, value)` over keys in `[from, until)` as of the view.
     pub fn range(
         &self,

@@ -38,6 +38,21 @@ impl Metrics<'_> {
         self.day_sets_in(self.kind_id(kind), from_day, to_day, None)
     }
 
+    /// The last local day with any activity, if any: the day a store whose
+    /// data ends in the past is looked at as of by default (docs/cli.md).
+    /// One reverse seek.
+    pub fn last_active_day(&self) -> Result<Option<i32>> {
+        let (start, end) = keys::day_users_range(DAY_USERS, ACTIVITY, MIN_QUERY_DAY, MAX_QUERY_DAY);
+        let Some(k) = self.view.last_in(Cf::Metrics, &start, end)? else {
+            return Ok(None);
+        };
+        let day: [u8; 4] = k
+            .get(keys::SET_DAY_AT..keys::SET_DAY_AT + 4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt(Cf::Metrics, &k, "user set key too short"))?;
+        Ok(Some(crate::keys::day_from_asc(day)))
+    }
+
     /// The users whose first activity fell on each day of `from..=to` (the
     /// first-activity cohorts), by day; a day without any is absent.
     pub fn first_day_sets(
