@@ -38,6 +38,20 @@ fn demo_then_queries_agree_with_the_library() {
     );
     assert!(stdout.contains("verify: 0 problem(s)"), "{stdout}");
     assert!(stdout.contains("loyalty tiers"), "{stdout}");
+    // The user shown as loyal is loyal by the data: a buyer active lately,
+    // not churned; the closing lines name the next commands.
+    let shown = stdout
+        .split("the most loyal buyer")
+        .nth(1)
+        .expect("a loyal buyer is shown");
+    let stage = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("stage "))
+        .expect("its stage");
+    assert!(!stage.contains("churned"), "{stage}");
+    assert!(shown.contains("purchases") && !shown.contains("purchases    0"), "{shown}");
+    let next = stdout.split("next, try:").nth(1).expect("next commands");
+    assert!(next.contains("metrics active --from") && next.contains(" user "), "{next}");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<svg") && html.contains("stickydb-data"));
     // sharing and group buys are simulated, summarised and charted, and

@@ -18,14 +18,27 @@ pub(super) fn user(
     } else {
         Sensitive::Exclude
     };
+    let at = human::as_of(&db, as_of.as_deref(), now)?;
+    show_user(&db, id, *events, sensitive, &at, cli.wants_json())
+}
+
+/// One user as `stickydb user` shows it (JSON with `json`); the demo
+/// shows its loyal user the same way.
+pub(super) fn show_user(
+    db: &crate::Db,
+    id: &str,
+    events: usize,
+    sensitive: Sensitive,
+    at: &human::AsOf,
+    json: bool,
+) -> Result<(), Error> {
     let Some(profile) = db.profile(id, sensitive)? else {
         return Err(Error::UnknownUser {
             user: id.to_owned(),
         });
     };
-    let newest = db.newest(id, *events)?;
+    let newest = db.newest(id, events)?;
     let account = db.account(id)?;
-    let at = human::as_of(&db, as_of.as_deref(), now)?;
     let uid = db.user_id(id)?;
     let metrics = match uid {
         Some(uid) => db.metrics().user(uid, at.day)?,
@@ -42,7 +55,7 @@ pub(super) fn user(
         _ => None,
     };
     let merges = db.merges(id)?;
-    if cli.wants_json() {
+    if json {
         let v = serde_json::json!({
             "as_of": crate::time::format_day(at.day),
             "stage_history": stage_history,
@@ -77,7 +90,7 @@ pub(super) fn user(
     let mut attrs: Vec<(String, String)> = profile
         .attributes
         .iter()
-        .map(|(k, v)| (k.clone(), human::attr(&db, v)))
+        .map(|(k, v)| (k.clone(), human::attr(db, v)))
         .collect();
     for k in &profile.withheld {
         attrs.push((k.clone(), "(sensitive; --show-sensitive to see)".into()));
@@ -91,7 +104,7 @@ pub(super) fn user(
             let mut v = format!("{source}, {}", human::ago(t.updated_at_ms, at.at_ms));
             if let Some(e) = t.expires_at_ms {
                 let verb = if e <= at.at_ms { "expired" } else { "expires" };
-                v.push_str(&format!(", {verb} {}", human::local_time(&db, e)));
+                v.push_str(&format!(", {verb} {}", human::local_time(db, e)));
             }
             (k.clone(), v)
         })
@@ -147,7 +160,7 @@ pub(super) fn user(
         .map(|e| {
             let amount = e.event.amount_minor.map(human::money).unwrap_or_default();
             (
-                human::local_time(&db, e.event.ts_ms),
+                human::local_time(db, e.event.ts_ms),
                 format!("{:<12} {amount}", e.event.kind.as_str())
                     .trim_end()
                     .to_owned(),

@@ -315,7 +315,7 @@ pub(super) fn run(
     // size shown is the store's, not a pile of level-0 files.
     db.compact()?;
 
-    summary(&db, &sim, days, recorded, duplicates, ingest_secs)?;
+    let loyal_name = summary(&db, &sim, days, recorded, duplicates, ingest_secs)?;
     let from = db.local_day(START_MS);
     let to = db.local_day(end_ms - 1);
     let data = super::report::data(&db, from, to)?;
@@ -325,6 +325,19 @@ pub(super) fn run(
 report: {}",
         report_path.display()
     );
+    let store = db.path().display();
+    let (from, to) = (format_day(to - 29), format_day(to));
+    println!("\nnext, try:");
+    if let Some(name) = &loyal_name {
+        println!("  stickydb --db {store} user {name}");
+    }
+    println!("  stickydb --db {store} metrics active --from {from} --to {to}");
+    println!("  stickydb --db {store} retention --period week --from {from} --to {to}");
+    println!("  stickydb --db {store} stages");
+    println!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
+    println!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
+    println!("  stickydb --db {store} report --from {from} --to {to} --out report.html");
+    println!("  (every query takes --format csv or --json)");
     Ok(())
 }
 
@@ -431,7 +444,7 @@ fn summary(
     recorded: u64,
     duplicates: u64,
     ingest_secs: f64,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let stats = db.stats()?;
     let end_ms = START_MS + i64::from(days) * DAY_MS;
     println!("stickydb demo — store at {}", db.path().display());
@@ -481,40 +494,29 @@ fn summary(
 
     social::summary(db, days, end_ms)?;
 
-    if let Some(u) = sim.iter().find(|u| matches!(u.persona, Persona::Loyal)) {
-        println!("\na loyal user, {}:", u.name);
-        if let Some(p) = db.profile(&u.name, Sensitive::Exclude)? {
-            let attrs: Vec<String> = p
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
-            println!("  attributes: {}", attrs.join(", "));
-            println!("  withheld (sensitive): {}", p.withheld.join(", "));
-            println!(
-                "  tags: {}",
-                p.tags.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        if let Some(a) = db.account(&u.name)? {
-            println!(
-                "  points: balance {}, available {}, tier {}",
-                a.balance,
-                a.available(),
-                a.tier.as_deref().unwrap_or("-")
-            );
-        }
-        for e in db.newest(&u.name, 5)? {
-            println!(
-                "  {} {:<12} {}",
-                format_day(db.local_day(e.event.ts_ms)),
-                e.event.kind.as_str(),
-                e.event
-                    .amount_minor
-                    .map(|a| format!("{:.2}", a as f64 / 100.0))
-                    .unwrap_or_default()
-            );
-        }
+    // The user shown as loyal is picked by the data, not by index: the most
+    // active days in the last 30 among buyers still active in the last week.
+    let last_day = db.local_day(end_ms - 1);
+    let loyal = db
+        .metrics()
+        .users(last_day, None)?
+        .into_iter()
+        .filter(|m| m.purchase_count > 0 && m.last_seen_day.is_some_and(|d| d > last_day - 7))
+        .max_by_key(|m| {
+            (
+                m.active_days_last30,
+                m.purchase_days,
+                std::cmp::Reverse(m.user_id),
+            )
+        });
+    let loyal_name = match loyal {
+        Some(m) => db.user_name(m.user_id)?,
+        None => None,
+    };
+    if let Some(name) = &loyal_name {
+        println!("\nthe most loyal buyer (most active days of the last 30):");
+        let at = super::human::as_of(db, Some(&format_day(last_day)), end_ms)?;
+        super::inspect::show_user(db, name, 5, Sensitive::Exclude, &at, false)?;
     }
 
     let verify_started = Instant::now();
@@ -524,5 +526,5 @@ fn summary(
         report.problem_count,
         verify_started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(loyal_name)
 }
