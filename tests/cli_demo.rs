@@ -49,9 +49,15 @@ fn demo_then_queries_agree_with_the_library() {
         .find(|l| l.trim_start().starts_with("stage "))
         .expect("its stage");
     assert!(!stage.contains("churned"), "{stage}");
-    assert!(shown.contains("purchases") && !shown.contains("purchases    0"), "{shown}");
+    assert!(
+        shown.contains("purchases") && !shown.contains("purchases    0"),
+        "{shown}"
+    );
     let next = stdout.split("next, try:").nth(1).expect("next commands");
-    assert!(next.contains("metrics active --from") && next.contains(" user "), "{next}");
+    assert!(
+        next.contains("metrics active --from") && next.contains(" user "),
+        "{next}"
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<svg") && html.contains("stickydb-data"));
     // sharing and group buys are simulated, summarised and charted, and

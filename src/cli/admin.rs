@@ -59,7 +59,7 @@ pub(super) fn stats(cli: &Cli) -> Result<(), Error> {
 /// `stickydb verify`.
 pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
-    let report = db.verify()?;
+    let report = super::human::working("verifying", || db.verify())?;
     if cli.wants_json() {
         print_json(&report)?;
     } else {
@@ -87,8 +87,8 @@ pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
 pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
     let started = Instant::now();
-    let replayed = db.rebuild_aggregates()?;
-    let report = db.verify()?;
+    let replayed = super::human::working("rebuilding aggregates", || db.rebuild_aggregates())?;
+    let report = super::human::working("verifying", || db.verify())?;
     if cli.wants_json() {
         print_json(&serde_json::json!({
             "events_replayed": replayed,
@@ -107,7 +107,7 @@ pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
 /// `stickydb checkpoint`.
 pub(super) fn checkpoint(cli: &Cli, dir: &PathBuf) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
-    db.checkpoint(dir)?;
+    super::human::working("writing a checkpoint", || db.checkpoint(dir))?;
     println!("checkpoint written to {}", dir.display());
     Ok(())
 }
@@ -117,7 +117,7 @@ pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
     let before = sst_bytes(&db)?;
     let started = Instant::now();
-    db.compact()?;
+    super::human::working("compacting", || db.compact())?;
     let after = sst_bytes(&db)?;
     if cli.wants_json() {
         println!(

@@ -149,7 +149,8 @@ pub(super) fn export_cmd(cli: &Cli, as_of: &str, out: &Option<PathBuf>) -> Resul
         super::OutputFormat::Csv | super::OutputFormat::Table => ExportFormat::Csv,
     };
     let db = open_existing(cli, true)?;
-    let rows = rows(&db, query::day_arg("as_of", as_of)?)?;
+    let day = query::day_arg("as_of", as_of)?;
+    let rows = super::human::working("collecting users", || rows(&db, day))?;
     match out {
         Some(path) => {
             let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);

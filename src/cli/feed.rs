@@ -24,7 +24,7 @@ pub(super) fn advance_cmd(
         db.set_expiry_notice_days(*days)?;
     }
     let now = time_arg("now", at.as_deref(), now_ms)?;
-    let report = db.advance(now)?;
+    let report = super::human::working("advancing the clock", || db.advance(now))?;
     answer(cli, &json!(report))
 }
 

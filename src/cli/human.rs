@@ -138,6 +138,22 @@ pub fn attr_json(v: &AttrValue) -> serde_json::Value {
     }
 }
 
+/// Runs `f` with a spinner and its elapsed time on stderr, for commands
+/// whose one library call takes seconds (verify, rebuild, compact,
+/// advance, exports). indicatif draws nothing when stderr is not a
+/// terminal, so logs and pipes stay clean.
+pub fn working<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let out = f();
+    bar.finish_and_clear();
+    out
+}
+
 /// Prints `rows` as aligned `label  value` lines under `title`.
 pub fn section(title: &str, rows: &[(String, String)]) {
     if rows.is_empty() {

@@ -216,7 +216,9 @@ pub(super) fn export(cli: &Cli, target: &ExportTarget, now: i64) -> Result<(), E
     let tmp = out.with_extension("partial");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     let version = version.unwrap_or(now.max(0) as u64);
-    let summary = crate::clickhouse::export(&db, from, to, version, &mut file)?;
+    let summary = super::human::working("exporting", || {
+        crate::clickhouse::export(&db, from, to, version, &mut file)
+    })?;
     file.into_inner()
         .map_err(|e| Error::Io(e.into_error()))?
         .sync_all()?;

@@ -313,7 +313,7 @@ pub(super) fn run(
     db.flush()?;
     // Settle the bulk load as an operator would (`stickydb compact`), so the
     // size shown is the store's, not a pile of level-0 files.
-    db.compact()?;
+    super::human::working("compacting", || db.compact())?;
 
     let loyal_name = summary(&db, &sim, days, recorded, duplicates, ingest_secs)?;
     let from = db.local_day(START_MS);
@@ -520,7 +520,7 @@ fn summary(
     }
 
     let verify_started = Instant::now();
-    let report = db.verify()?;
+    let report = super::human::working("verifying", || db.verify())?;
     println!(
         "\nverify: {} problem(s) in {:.1} s",
         report.problem_count,
