@@ -95,7 +95,18 @@ pub(super) fn transitions_cmd(
     let from = day_arg("from", from.as_deref().unwrap_or_default())?;
     let to = day_arg("to", to.as_deref().unwrap_or_default())?;
     let filter = segment_filter(&db, segment.as_deref(), to)?;
-    let rows = db.metrics().stage_transitions(from, to, filter.as_ref())?;
+    answer(cli, &transitions(&db, from, to, filter.as_ref())?)
+}
+
+/// `stages --transitions`: a row per day, users entering and leaving
+/// each stage (also the report's chart).
+pub fn transitions(
+    db: &crate::Db,
+    from: i32,
+    to: i32,
+    filter: Option<&roaring::RoaringBitmap>,
+) -> Result<Value, Error> {
+    let rows = db.metrics().stage_transitions(from, to, filter)?;
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -110,5 +121,5 @@ pub(super) fn transitions_cmd(
             Value::Object(row)
         })
         .collect();
-    answer(cli, &Value::Array(rows))
+    Ok(Value::Array(rows))
 }

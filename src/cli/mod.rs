@@ -10,7 +10,7 @@ mod admin;
 mod args;
 mod demo;
 pub mod export;
-mod feed;
+pub mod feed;
 pub mod human;
 mod identity;
 pub mod import;

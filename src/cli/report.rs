@@ -1,8 +1,12 @@
-//! `stickydb report`: one self-contained HTML file with hand-written SVG
-//! charts — no script, no font, no network. The data behind every chart is
-//! embedded as JSON (`<script type="application/json" id="stickydb-data">`),
-//! built by the same calls as the CLI's `--json` answers, so a test can
-//! check the charts against the metrics API.
+//! `stickydb report`: one self-contained, offline HTML file — the data as
+//! JSON (`<script type="application/json" id="stickydb-data">`, built by
+//! the same calls as the CLI's `--json` answers, so a test checks the
+//! charts' data against the metrics API), Chart.js (vendored in
+//! `vendor/chart.js`, MIT) and the page's script (`report.js`) inlined: real
+//! axes and ticks, tooltips with exact values, legends above the data, a
+//! retention table with each cell's share and the cohort sizes, money in
+//! currency units, the range and the store's UTC offset in the header.
+//! `tests/report_browser.rs` loads it in headless Chromium.
 
 use std::fmt::Write as _;
 
@@ -35,7 +39,16 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "tiers": tiers,
         "top_sharers": super::social::sharers(db, from, to, 10, super::RankArg::Signups, None)?["rows"],
         "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],
+        "stage_transitions": super::feed::transitions(db, from, to, None)?,
+        "utc_offset": utc_offset(db.settings().utc_offset_minutes),
     }))
+}
+
+/// `±HH:MM`.
+fn utc_offset(minutes: i32) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.unsigned_abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
 /// Group deadlines in the report are judged at the store's clock, else at
@@ -46,342 +59,50 @@ fn groups_as_of(db: &Db, to: i32) -> i64 {
     })
 }
 
-/// A plain table of the rows' `keys`.
-fn table(title: &str, rows: &[Value], keys: &[&str]) -> String {
-    let mut s = format!("<h2>{}</h2><table><tr>", esc(title));
-    for k in keys {
-        let _ = write!(s, "<th>{}</th>", esc(k));
-    }
-    s.push_str("</tr>");
-    for r in rows {
-        s.push_str("<tr>");
-        for k in keys {
-            let cell = match &r[*k] {
-                Value::String(t) => t.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            let _ = write!(s, "<td>{}</td>", esc(&cell));
-        }
-        s.push_str("</tr>");
-    }
-    s.push_str("</table>");
-    s
-}
-
-const W: f64 = 760.0;
-const H: f64 = 220.0;
-const PAD: f64 = 40.0;
-const COLORS: [&str; 6] = [
-    "#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6",
-];
-
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
-}
+/// Chart.js 4.6.1, vendored (vendor/chart.js, MIT License).
+const CHART_JS: &str = include_str!("../../vendor/chart.js/chart.umd.min.js");
+/// The page's own script: draws every chart from the embedded data.
+const PAGE_JS: &str = include_str!("report.js");
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}\
+h1{font-size:20px;margin-bottom:0}#range{color:#555;margin-top:4px}\
+h2{font-size:15px;margin:2.2em 0 .6em}section.chart canvas{max-height:320px}\
+table.heatmap{border-collapse:collapse;font-size:12px}\
+table.heatmap th,table.heatmap td{padding:4px 8px;text-align:right;border:1px solid #fff}\
+footer{margin-top:3em;color:#777;font-size:12px}";
 
-/// Lines over the rows' index; one series per key.
-fn lines(title: &str, rows: &[Value], keys: &[&str]) -> String {
-    let max = rows
-        .iter()
-        .flat_map(|r| keys.iter().map(move |k| num(r, k)))
-        .fold(0.0f64, f64::max)
-        .max(1e-9);
-    let n = rows.len().max(2) as f64 - 1.0;
-    let x = |i: usize| PAD + i as f64 * (W - 2.0 * PAD) / n;
-    let y = |v: f64| H - PAD + -(v / max) * (H - 2.0 * PAD);
-    let mut s = format!(
-        "<h2>{}</h2><svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\">",
-        esc(title)
-    );
-    let _ = write!(
-        s,
-        "<line x1=\"{PAD}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>",
-        H - PAD,
-        W - PAD
-    );
-    let _ = write!(
-        s,
-        "<text x=\"2\" y=\"{}\" font-size=\"10\">{}</text>",
-        PAD - 4.0,
-        fmt_num(max)
-    );
-    for (k, key) in keys.iter().enumerate() {
-        let pts: Vec<String> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| format!("{:.1},{:.1}", x(i), y(num(r, key))))
-            .collect();
-        let c = COLORS[k % COLORS.len()];
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"1.5\" points=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{c}\">{key}</text>",
-            pts.join(" "),
-            W - PAD - 60.0,
-            PAD + 12.0 * k as f64
-        );
-    }
-    label_ends(&mut s, rows, "day");
-    s.push_str("</svg>");
-    s
-}
-
-fn label_ends(s: &mut String, rows: &[Value], key: &str) {
-    let name = |r: Option<&Value>| {
-        r.and_then(|r| r.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    let _ = write!(
-        s,
-        "<text x=\"{PAD}\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-        H - PAD + 14.0,
-        name(rows.first()),
-        W - PAD,
-        H - PAD + 14.0,
-        name(rows.last())
-    );
-}
-
-fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.3}")
-    }
-}
-
-/// Vertical bars, stacked per row; negative values grow downwards.
-fn bars(title: &str, rows: &[Value], keys: &[&str], label: &str) -> String {
-    let up = rows
-        .iter()
-        .map(|r| keys.iter().map(|k| num(r, k).max(0.0)).sum::<f64>())
-        .fold(0.0f64, f64::max);
-    let down = rows
-        .iter()
-        .map(|r| keys.iter().map(|k| (-num(r, k)).max(0.0)).sum::<f64>())
-        .fold(0.0f64, f64::max);
-    let span = (up + down).max(1e-9);
-    let zero = PAD + up / span * (H - 2.0 * PAD);
-    let scale = (H - 2.0 * PAD) / span;
-    let bw = (W - 2.0 * PAD) / rows.len().max(1) as f64;
-    let mut s = format!(
-        "<h2>{}</h2><svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\">",
-        esc(title)
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let (mut top, mut bottom) = (zero, zero);
-        for (k, key) in keys.iter().enumerate() {
-            let v = num(r, key);
-            let h = v.abs() * scale;
-            let y = if v >= 0.0 {
-                top -= h;
-                top
-            } else {
-                bottom += h;
-                bottom - h
-            };
-            let _ = write!(
-                s,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{} {key}: {}</title></rect>",
-                PAD + i as f64 * bw + 1.0,
-                (bw - 2.0).max(1.0),
-                COLORS[k % COLORS.len()],
-                esc(r.get(label).and_then(Value::as_str).unwrap_or("")),
-                fmt_num(v)
-            );
-        }
-    }
-    for (k, key) in keys.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{key}</text>",
-            W - PAD - 90.0,
-            PAD + 12.0 * k as f64,
-            COLORS[k % COLORS.len()]
-        );
-    }
-    let _ = write!(
-        s,
-        "<line x1=\"{PAD}\" y1=\"{zero:.1}\" x2=\"{}\" y2=\"{zero:.1}\" stroke=\"#999\"/>",
-        W - PAD
-    );
-    label_ends(&mut s, rows, label);
-    s.push_str("</svg>");
-    s
-}
-
-/// Horizontal bars of a name → count map.
-fn breakdown(title: &str, counts: &Value) -> String {
-    let items: Vec<(String, f64)> = counts
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(0.0)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let max = items.iter().map(|i| i.1).fold(0.0f64, f64::max).max(1e-9);
-    let h = 20.0 * items.len() as f64 + 10.0;
-    let mut s = format!(
-        "<h2>{}</h2><svg viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\">",
-        esc(title)
-    );
-    for (i, (name, v)) in items.iter().enumerate() {
-        let y = 5.0 + 20.0 * i as f64;
-        let w = v / max * (W - 260.0);
-        let _ = write!(
-            s,
-            "<text x=\"150\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text>\
-             <rect x=\"160\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"15\" fill=\"{}\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
-            y + 12.0,
-            esc(name),
-            COLORS[i % COLORS.len()],
-            165.0 + w,
-            y + 12.0,
-            fmt_num(*v)
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// Retention heatmap: one row per cohort, cell shade = share returning.
-fn heatmap(retention: &Value) -> String {
-    let cohorts = retention["cohorts"].as_array().cloned().unwrap_or_default();
-    let n = cohorts.len().max(1);
-    let cell = ((W - 200.0) / n as f64).min(40.0);
-    let h = cell * n as f64 + 40.0;
-    let mut s = format!(
-        "<h2>Retention by weekly cohort (share of the cohort active n weeks later)</h2>\
-         <svg viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\">"
-    );
-    for (r, c) in cohorts.iter().enumerate() {
-        let size = num(c, "size");
-        let y = 20.0 + r as f64 * cell;
-        let _ = write!(
-            s,
-            "<text x=\"150\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{} ({})</text>",
-            y + cell * 0.7,
-            esc(c["cohort"].as_str().unwrap_or("")),
-            fmt_num(size)
-        );
-        for (k, v) in c["counts"].as_array().into_iter().flatten().enumerate() {
-            let share = if size > 0.0 {
-                v.as_f64().unwrap_or(0.0) / size
-            } else {
-                0.0
-            };
-            let _ = write!(
-                s,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"rgba(51,102,204,{share:.3})\" stroke=\"#fff\"><title>week {k}: {:.1}%</title></rect>",
-                160.0 + k as f64 * cell,
-                cell,
-                cell,
-                share * 100.0
-            );
-        }
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// The whole page.
+/// The whole page: one offline file — the data as JSON, Chart.js and the
+/// page's script inlined.
 pub fn html(data: &Value) -> String {
-    let empty = Vec::new();
-    let rows = |k: &str| data[k].as_array().unwrap_or(&empty).clone();
-    let mut page = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>stickydb report</title>\
-         <style>body{font-family:sans-serif;margin:2em;max-width:800px}h2{font-size:15px;margin-top:2em}td,th{padding:2px 8px;text-align:right}</style>\
-         </head><body>",
-    );
-    let _ = write!(
-        page,
-        "<h1>stickydb report {} – {}</h1>",
-        esc(data["from"].as_str().unwrap_or("")),
-        esc(data["to"].as_str().unwrap_or(""))
-    );
-    page.push_str(&lines(
-        "Active users (DAU, WAU, MAU)",
-        &rows("active"),
-        &["dau", "wau", "mau"],
-    ));
-    page.push_str(&lines(
-        "Stickiness (DAU ÷ MAU)",
-        &rows("active"),
-        &["stickiness"],
-    ));
-    page.push_str(&heatmap(&data["retention"]));
-    page.push_str(&bars(
-        "Lifecycle by week",
-        &rows("lifecycle"),
-        &["new", "returning", "resurrecting", "dormant"],
-        "period",
-    ));
-    page.push_str(&breakdown(
-        "Lifecycle stages (as of the last day)",
-        &data["stages"],
-    ));
-    page.push_str(&breakdown(
-        "RFM segments (as of the last day)",
-        &data["rfm_segments"],
-    ));
-    page.push_str(&bars(
-        "Daily GMV (minor units)",
-        &rows("daily"),
-        &["gmv"],
-        "day",
-    ));
-    page.push_str(&bars("Daily orders", &rows("daily"), &["orders"], "day"));
-    if data["tiers"].as_object().is_some_and(|t| !t.is_empty()) {
-        page.push_str(&breakdown("Loyalty tiers", &data["tiers"]));
-    }
-    if !rows("top_sharers").is_empty() {
-        page.push_str(&table(
-            "Top sharers by attributed signups",
-            &rows("top_sharers"),
-            &[
-                "rank",
-                "user",
-                "shares",
-                "reached",
-                "signups",
-                "first_purchases",
-                "orders",
-                "gmv_minor",
-            ],
-        ));
-    }
-    if !rows("groups").is_empty() {
-        page.push_str(&bars(
-            "Group buys by opening day (completed, expired, open)",
-            &rows("groups"),
-            &["completed", "expired", "open"],
-            "day",
-        ));
-        page.push_str(&lines(
-            "Group-buy completion rate (completed ÷ decided)",
-            &rows("groups"),
-            &["completion_rate"],
-        ));
-    }
-    // The chart data, for tools and tests; `</` cannot occur in JSON
-    // strings we produce unescaped, but escape it anyway.
+    // `</` cannot end a script early: escaped in the JSON and checked in
+    // the scripts (Chart.js's minified source holds none).
     let text = serde_json::to_string(data)
         .unwrap_or_default()
         .replace("</", "<\\/");
+    let script = |js: &str| js.replace("</script", "<\\/script");
+    let mut page = String::with_capacity(CHART_JS.len() + text.len() + 16_384);
+    page.push_str(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>stickydb report</title><style>",
+    );
+    page.push_str(STYLE);
     let _ = write!(
         page,
-        "<script type=\"application/json\" id=\"stickydb-data\">{text}</script></body></html>"
+        "</style></head><body><h1>stickydb report</h1><p id=\"range\">{} – {}</p><div id=\"charts\"></div>\
+         <footer>Charts: Chart.js 4.6.1 (MIT License, vendored and inlined). Hover a chart for exact values.</footer>",
+        esc(data["from"].as_str().unwrap_or("")),
+        esc(data["to"].as_str().unwrap_or(""))
+    );
+    let _ = write!(
+        page,
+        "<script type=\"application/json\" id=\"stickydb-data\">{text}</script><script>{}</script><script>{}</script></body></html>",
+        script(CHART_JS),
+        script(PAGE_JS)
     );
     page
 }

@@ -1,0 +1,167 @@
+// stickydb report: draws every chart from the embedded JSON with the
+// vendored Chart.js (vendor/chart.js). Offline: no font, no network.
+// Each chart's container gets data-drawn = the number of elements drawn,
+// and the body data-errors = every script error, so a headless browser
+// test can check the page (tests/report_browser.rs).
+(function () {
+  "use strict";
+  var errors = [];
+  function fail(msg) {
+    errors.push(String(msg));
+    document.body.setAttribute("data-errors", errors.join(" | "));
+  }
+  window.addEventListener("error", function (e) { fail(e.message); });
+  var consoleError = console.error;
+  console.error = function () {
+    fail(Array.prototype.join.call(arguments, " "));
+    consoleError.apply(console, arguments);
+  };
+
+  var data = JSON.parse(document.getElementById("stickydb-data").textContent);
+  var palette = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"];
+  var fmtInt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  var fmtPct = new Intl.NumberFormat("en-US", { style: "percent", maximumFractionDigits: 1 });
+  var fmtMoney = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  Chart.defaults.animation = false;
+  Chart.defaults.font.family = "system-ui, sans-serif";
+  Chart.defaults.plugins.legend.position = "top";
+
+  function rows(key) { return Array.isArray(data[key]) ? data[key] : []; }
+  function container(id, title) {
+    var section = document.createElement("section");
+    section.className = "chart";
+    section.setAttribute("data-chart", id);
+    var h = document.createElement("h2");
+    h.textContent = title;
+    section.appendChild(h);
+    document.getElementById("charts").appendChild(section);
+    return section;
+  }
+  function drawn(section, n) { section.setAttribute("data-drawn", String(n)); }
+  function countDrawn(chart) {
+    var n = 0;
+    chart.data.datasets.forEach(function (_, i) { n += chart.getDatasetMeta(i).data.length; });
+    return n;
+  }
+  function chart(id, title, type, labels, datasets, options) {
+    var section = container(id, title);
+    var canvas = document.createElement("canvas");
+    canvas.height = 110;
+    section.appendChild(canvas);
+    var c = new Chart(canvas, { type: type, data: { labels: labels, datasets: datasets }, options: options || {} });
+    drawn(section, countDrawn(c));
+    return c;
+  }
+  function series(list, key, i, extra) {
+    var d = { label: key, data: list.map(function (r) { return r[key]; }), borderColor: palette[i % palette.length],
+      backgroundColor: palette[i % palette.length], borderWidth: 1.5, pointRadius: 0 };
+    for (var k in extra || {}) { d[k] = extra[k]; }
+    return d;
+  }
+  function axes(yTitle, tick) {
+    return { scales: { x: { ticks: { maxTicksLimit: 12 } },
+      y: { beginAtZero: true, title: { display: !!yTitle, text: yTitle }, ticks: tick ? { callback: tick } : {} } },
+      interaction: { mode: "index", intersect: false } };
+  }
+  function mapBars(id, title, map, what) {
+    var names = Object.keys(map || {});
+    if (!names.length) { return; }
+    chart(id, title, "bar", names,
+      [{ label: what, data: names.map(function (n) { return map[n]; }), backgroundColor: palette[0] }],
+      { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, title: { display: true, text: what } } } });
+  }
+
+  // Header: the range and the store's offset.
+  document.getElementById("range").textContent =
+    data.from + " – " + data.to + " · local days at UTC" + data.utc_offset;
+
+  var active = rows("active");
+  chart("active", "Active users (DAU, rolling WAU and MAU)", "line", active.map(function (r) { return r.day; }),
+    ["dau", "wau", "mau"].map(function (k, i) { return series(active, k, i); }), axes("users"));
+  chart("stickiness", "Stickiness (DAU ÷ MAU)", "line", active.map(function (r) { return r.day; }),
+    [series(active, "stickiness", 3)], axes("DAU ÷ MAU", function (v) { return fmtPct.format(v); }));
+
+  // Retention: a table, each cell the share of its cohort, shaded.
+  (function () {
+    var cohorts = (data.retention && data.retention.cohorts) || [];
+    var section = container("retention", "Retention by weekly cohort: share of the cohort active n weeks later");
+    var table = document.createElement("table");
+    table.className = "heatmap";
+    var width = cohorts.reduce(function (m, c) { return Math.max(m, c.counts.length); }, 0);
+    var head = "<tr><th>cohort</th><th>users</th>";
+    for (var k = 0; k < width; k++) { head += "<th>week " + k + "</th>"; }
+    table.innerHTML = head + "</tr>";
+    var cells = 0;
+    cohorts.forEach(function (c) {
+      var tr = document.createElement("tr");
+      tr.innerHTML = "<th>" + c.cohort + "</th><td>" + fmtInt.format(c.size) + "</td>";
+      c.counts.forEach(function (n, k) {
+        var share = c.size ? n / c.size : 0;
+        var td = document.createElement("td");
+        td.textContent = fmtPct.format(share);
+        td.title = c.cohort + ", week " + k + ": " + fmtInt.format(n) + " of " + fmtInt.format(c.size);
+        td.style.background = "rgba(51,102,204," + (0.08 + 0.85 * share).toFixed(3) + ")";
+        td.style.color = share > 0.55 ? "#fff" : "#000";
+        tr.appendChild(td);
+        cells++;
+      });
+      table.appendChild(tr);
+    });
+    section.appendChild(table);
+    drawn(section, cells);
+  })();
+
+  var life = rows("lifecycle");
+  chart("lifecycle", "Lifecycle by week (dormant below zero)", "bar", life.map(function (r) { return r.period; }),
+    ["new", "returning", "resurrecting", "dormant"].map(function (k, i) { return series(life, k, i, { stack: "s" }); }),
+    { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "users" } } },
+      interaction: { mode: "index", intersect: false } });
+
+  var moves = rows("stage_transitions");
+  var entered = {};
+  moves.forEach(function (r) { Object.keys(r).forEach(function (k) { if (k.indexOf("entered:") === 0) { entered[k] = 1; } }); });
+  var enteredKeys = Object.keys(entered);
+  if (enteredKeys.length) {
+    chart("transitions", "Stage transitions: users entering each stage per day", "bar", moves.map(function (r) { return r.day; }),
+      enteredKeys.map(function (k, i) {
+        return { label: k.slice(8), data: moves.map(function (r) { return r[k] || 0; }), backgroundColor: palette[i % palette.length], stack: "s" };
+      }),
+      { scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { stacked: true, title: { display: true, text: "users" } } },
+        interaction: { mode: "index", intersect: false } });
+  }
+
+  mapBars("stages", "Lifecycle stages on " + data.to, data.stages, "users");
+  mapBars("rfm", "RFM segments on " + data.to, data.rfm_segments, "purchasers");
+
+  var daily = rows("daily");
+  chart("gmv", "Daily GMV (currency units) and orders", "bar", daily.map(function (r) { return r.day; }),
+    [{ label: "GMV", data: daily.map(function (r) { return r.gmv / 100; }), backgroundColor: palette[0], yAxisID: "y" },
+     { label: "orders", type: "line", data: daily.map(function (r) { return r.orders; }), borderColor: palette[1],
+       backgroundColor: palette[1], pointRadius: 0, yAxisID: "orders" }],
+    { scales: { x: { ticks: { maxTicksLimit: 12 } },
+        y: { beginAtZero: true, title: { display: true, text: "GMV" }, ticks: { callback: function (v) { return fmtMoney.format(v); } } },
+        orders: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "orders" } } },
+      interaction: { mode: "index", intersect: false },
+      plugins: { tooltip: { callbacks: { label: function (c) {
+        return c.dataset.label + ": " + (c.dataset.yAxisID === "y" ? fmtMoney.format(c.parsed.y) : fmtInt.format(c.parsed.y));
+      } } } } });
+
+  mapBars("tiers", "Loyalty tiers (users now)", data.tiers, "users");
+
+  var sharers = rows("top_sharers");
+  if (sharers.length) {
+    chart("sharers", "Top sharers by attributed signups", "bar", sharers.map(function (r) { return r.user; }),
+      ["signups", "first_purchases", "reached"].map(function (k, i) { return series(sharers, k, i); }),
+      { indexAxis: "y", scales: { x: { beginAtZero: true, title: { display: true, text: "users" } } } });
+  }
+  var groups = rows("groups");
+  if (groups.length) {
+    chart("groups", "Group buys by opening day (completed, expired, open)", "bar", groups.map(function (r) { return r.day; }),
+      ["completed", "expired", "open"].map(function (k, i) { return series(groups, k, i, { stack: "s" }); }),
+      { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "groups" } } },
+        interaction: { mode: "index", intersect: false } });
+    chart("completion", "Group-buy completion rate (completed ÷ decided)", "line", groups.map(function (r) { return r.day; }),
+      [series(groups, "completion_rate", 3)], axes("rate", function (v) { return fmtPct.format(v); }));
+  }
+  document.body.setAttribute("data-status", errors.length ? "failed" : "drawn");
+})();
