@@ -498,9 +498,9 @@ pub enum MetricsCommand {
 pub enum UsersCommand {
     /// One row per user: activity, purchases, CLV summary, stage, RFM, tier, points.
     Export {
-        /// The day, YYYY-MM-DD.
+        /// The day, YYYY-MM-DD, or `now` (default: the last day with data).
         #[arg(long)]
-        as_of: String,
+        as_of: Option<String>,
         /// Output file (default: standard output); the global `--format
         /// csv|jsonl` names its format (default csv).
 

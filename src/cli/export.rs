@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::time::format_day;
 use std::path::PathBuf;
 
-use super::{open_existing, query, Cli};
+use super::{open_existing, Cli};
 use crate::{Db, Error};
 
 /// Output format.
@@ -143,13 +143,20 @@ pub fn write(rows: &[UserRow], format: ExportFormat, out: &mut dyn Write) -> Res
 // ---- the command ----
 
 /// `stickydb users`.
-pub(super) fn export_cmd(cli: &Cli, as_of: &str, out: &Option<PathBuf>) -> Result<(), Error> {
+pub(super) fn export_cmd(
+    cli: &Cli,
+    as_of: Option<&str>,
+    out: &Option<PathBuf>,
+    now: i64,
+) -> Result<(), Error> {
     let format = &match cli.output() {
         super::OutputFormat::Jsonl | super::OutputFormat::Json => ExportFormat::Jsonl,
         super::OutputFormat::Csv | super::OutputFormat::Table => ExportFormat::Csv,
     };
     let db = open_existing(cli, true)?;
-    let day = query::day_arg("as_of", as_of)?;
+    let at = super::human::as_of(&db, as_of, now)?;
+    eprintln!("{}", at.line());
+    let day = at.day;
     let rows = super::human::working("collecting users", || rows(&db, day))?;
     match out {
         Some(path) => {

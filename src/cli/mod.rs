@@ -198,7 +198,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => social::viral_cmd(cli, range, *period_days, segment),
         Command::Users {
             command: UsersCommand::Export { as_of, out },
-        } => export::export_cmd(cli, as_of, out),
+        } => export::export_cmd(cli, as_of.as_deref(), out, now),
         Command::Points { command } => points::points_cmd(cli, command, now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
         Command::Init {

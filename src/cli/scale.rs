@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::args::{ActiveArgs, DayRange, LifecycleArgs, RetentionArgs};
-use super::query::{self, day_end_ms, round4};
+use super::query::{self, day_end_ms};
 use super::{answer, print_json, Cli};
 use crate::cluster::Cluster;
 use crate::metrics::Period;
@@ -297,7 +297,7 @@ pub(super) fn consume(cli: &Cli, args: &ConsumeArgs) -> Result<(), Error> {
                 r.duplicates,
                 r.skipped,
                 r.lag.map_or("?".to_owned(), |l| l.to_string()),
-                round4(rate)
+                query::round4(rate)
             );
         }
     };

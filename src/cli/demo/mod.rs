@@ -237,6 +237,7 @@ pub(super) fn run(
     let (mut recorded, mut duplicates) = (0u64, 0u64);
     let mut pending: Vec<Event> = Vec::with_capacity(BATCH_EVENTS * 2);
     let mut social = social::Social::default();
+    let period_end_ms = START_MS + i64::from(days) * DAY_MS;
     for day in 0..days {
         let weekday = crate::time::weekday(crate::time::local_day(
             START_MS + i64::from(day) * DAY_MS,
@@ -268,6 +269,12 @@ pub(super) fn run(
                 }
             }
             social::social_day(&mut rng, &mut social, u, i, day, from, &mut pending);
+            // A refund or review a few days after a purchase near the end
+            // would fall after the simulated period: the story ends there.
+            if pending[from..].iter().any(|e| e.ts_ms >= period_end_ms) {
+                let tail = pending.split_off(from);
+                pending.extend(tail.into_iter().filter(|e| e.ts_ms < period_end_ms));
+            }
             // At-least-once delivery upstream: re-send a few events.
             if rng.random_bool(0.01) {
                 if let Some(e) = pending.last().cloned() {
