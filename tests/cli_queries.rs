@@ -488,4 +488,47 @@ fn the_report_embeds_the_metrics_it_draws() {
         data["tiers"]["gold"].as_u64(),
         Some(db.users_in_tier("gold").unwrap().len())
     );
+    // Tiers over time end where the tier sets are (no change after the
+    // range here), and each day counts the users whose history puts them
+    // in the tier then.
+    let by_day = data["tiers_by_day"].as_array().unwrap();
+    assert_eq!(by_day.len(), (to - from + 1) as usize);
+    let last = by_day.last().unwrap();
+    for level in db.ledger_settings().tiers.levels {
+        let now = db.users_in_tier(&level.name).unwrap().len();
+        assert_eq!(last[&level.name].as_u64(), Some(now), "{}", level.name);
+    }
+    assert!(
+        by_day.iter().any(|r| db
+            .ledger_settings()
+            .tiers
+            .levels
+            .iter()
+            .any(|l| r[&l.name].as_u64() > Some(0))),
+        "some user holds a tier"
+    );
+    let mid = &by_day[by_day.len() / 2];
+    let mid_day = stickydb::time::parse_day(mid["day"].as_str().unwrap()).unwrap();
+    let mid_end = stickydb::time::local_midnight_ms(mid_day + 1, db.settings().utc_offset_minutes);
+    for level in db.ledger_settings().tiers.levels {
+        let mut want = 0u64;
+        for id in db.all_users().unwrap() {
+            let name = db.user_name(id).unwrap().unwrap();
+            // newest first: the first change before the day's end decides
+            let tier = db
+                .tier_history(&name)
+                .unwrap()
+                .into_iter()
+                .find(|c| c.at_ms < mid_end)
+                .and_then(|c| c.to);
+            want += u64::from(tier.as_deref() == Some(level.name.as_str()));
+        }
+        assert_eq!(
+            mid[&level.name].as_u64(),
+            Some(want),
+            "{} on {}",
+            level.name,
+            mid["day"]
+        );
+    }
 }

@@ -147,6 +147,14 @@
       } } } } });
 
   mapBars("tiers", "Loyalty tiers (users now)", data.tiers, "users");
+  var tierDays = rows("tiers_by_day");
+  var tierNames = Object.keys(data.tiers || {});
+  if (tierDays.length && tierNames.length) {
+    chart("tiers_over_time", "Users per tier at the end of each day", "line", tierDays.map(function (r) { return r.day; }),
+      tierNames.map(function (k, i) { return series(tierDays, k, i, { fill: true, stack: "s" }); }),
+      { scales: { x: { ticks: { maxTicksLimit: 12 } }, y: { stacked: true, beginAtZero: true, title: { display: true, text: "users" } } },
+        interaction: { mode: "index", intersect: false } });
+  }
 
   var sharers = rows("top_sharers");
   if (sharers.length) {

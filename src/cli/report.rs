@@ -40,8 +40,65 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "top_sharers": super::social::sharers(db, from, to, 10, super::RankArg::Signups, None)?["rows"],
         "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],
         "stage_transitions": super::feed::transitions(db, from, to, None)?,
+        "tiers_by_day": tiers_by_day(db, from, to)?,
         "utc_offset": utc_offset(db.settings().utc_offset_minutes),
     }))
+}
+
+/// Users in each tier at the end of each day of `from..=to`, from every
+/// user's tier changes: a row per day, a column per tier. One read of each
+/// user's history (the report is occasional; a tier index by day would be
+/// the way for stores of many millions).
+fn tiers_by_day(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
+    let levels: Vec<String> = db
+        .ledger_settings()
+        .tiers
+        .levels
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    if levels.is_empty() || to < from {
+        return Ok(json!([]));
+    }
+    let days = usize::try_from(to - from + 1).unwrap_or(0);
+    // per tier: users at the start of the range, and each day's change
+    let mut base = vec![0i64; levels.len()];
+    let mut delta = vec![vec![0i64; days]; levels.len()];
+    let at = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|n| levels.iter().position(|l| l == n))
+    };
+    for id in db.all_users()? {
+        let Some(name) = db.user_name(id)? else {
+            continue;
+        };
+        for change in db.tier_history(&name)? {
+            let day = db.local_day(change.at_ms);
+            if day > to {
+                continue;
+            }
+            for (tier, sign) in [(at(&change.from), -1), (at(&change.to), 1)] {
+                let Some(t) = tier else { continue };
+                match usize::try_from(day - from) {
+                    Ok(i) => delta[t][i] += sign,
+                    Err(_) => base[t] += sign,
+                }
+            }
+        }
+    }
+    let rows = (0..days)
+        .zip(from..)
+        .map(|(i, day)| {
+            let mut row = serde_json::Map::new();
+            row.insert("day".into(), json!(crate::time::format_day(day)));
+            for ((level, count), changes) in levels.iter().zip(&mut base).zip(&delta) {
+                *count += changes[i];
+                row.insert(level.clone(), json!(*count));
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Ok(Value::Array(rows))
 }
 
 /// `±HH:MM`.
