@@ -190,4 +190,9 @@ fn tables_state_their_day_and_conveniences_work() {
         err.contains("unknown kind \"purchse\"") && err.contains("purchase"),
         "{err}"
     );
+    // A missing store: the fix is named.
+    let nope = tmp.path().join("nope");
+    let out = common::cli::run(&["--db", nope.to_str().unwrap(), "stages"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hint: create it with `stickydb --db"), "{err}");
 }

@@ -254,7 +254,30 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(hint) = hint(&cli, &e) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The fix, where one is obvious.
+fn hint(cli: &Cli, e: &Error) -> Option<String> {
+    let db = cli.db.display();
+    match e {
+        Error::Open(crate::OpenError::Missing { .. }) => Some(format!(
+            "create it with `stickydb --db {db} init` (or `import … --utc-offset +00:00`), or point --db / STICKYDB_DB at an existing store"
+        )),
+        Error::Open(crate::OpenError::NeedsMigration { .. }) => Some(format!(
+            "open it once with a writing command (e.g. `stickydb --db {db} verify` cannot; `stickydb --db {db} compact` can) to migrate it"
+        )),
+        Error::UnknownUser { .. } => {
+            Some("user ids are case-sensitive; `stickydb segment all --list 10` lists some".into())
+        }
+        Error::Storage(s) if s.to_string().contains("lock") => Some(
+            "another process has the store open for writing (one writer at a time); stop it, or query read-only".into(),
+        ),
+        _ => None,
     }
 }
