@@ -75,10 +75,43 @@ pub fn as_of(db: &Db, arg: Option<&str>, now_ms: i64) -> Result<AsOf, Error> {
     }
 }
 
+/// The UTC offset tables print times in: the store the command opened
+/// (one store per CLI process; a table has no store at hand).
+static TABLE_OFFSET_MINUTES: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Sets the offset tables print times in.
+pub fn set_table_offset(minutes: i32) {
+    TABLE_OFFSET_MINUTES.store(minutes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A table cell for people: a `…_ms` column's milliseconds as a local
+/// time, a `…_minor` column's minor units as currency units; the column
+/// named without its suffix. Anything else as it is.
+pub fn table_cell(column: &str, cell: String) -> (String, String) {
+    let offset = TABLE_OFFSET_MINUTES.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(name) = column.strip_suffix("_ms") {
+        if let Ok(ms) = cell.parse::<i64>() {
+            return (name.to_owned(), local_time_at(ms, offset));
+        }
+        return (name.to_owned(), cell);
+    }
+    if let Some(name) = column.strip_suffix("_minor") {
+        if let Ok(m) = cell.parse::<i64>() {
+            return (name.to_owned(), money(m));
+        }
+        return (name.to_owned(), cell);
+    }
+    (column.to_owned(), cell)
+}
+
 /// `ts_ms` as a local date and time in the store's offset,
 /// `YYYY-MM-DD HH:MM`.
 pub fn local_time(db: &Db, ts_ms: i64) -> String {
-    let offset_ms = i64::from(db.settings().utc_offset_minutes) * 60_000;
+    local_time_at(ts_ms, db.settings().utc_offset_minutes)
+}
+
+fn local_time_at(ts_ms: i64, offset_minutes: i32) -> String {
+    let offset_ms = i64::from(offset_minutes) * 60_000;
     let local = ts_ms.saturating_add(offset_ms);
     let day = local.div_euclid(DAY_MS);
     let minute = local.rem_euclid(DAY_MS) / 60_000;

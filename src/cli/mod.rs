@@ -66,14 +66,16 @@ fn now_ms() -> i64 {
 }
 
 pub(super) fn open_existing(cli: &Cli, read_only: bool) -> Result<Db, Error> {
-    Db::open(
+    let db = Db::open(
         &cli.db,
         Options {
             create_if_missing: false,
             read_only,
             ..Options::default()
         },
-    )
+    )?;
+    human::set_table_offset(db.settings().utc_offset_minutes);
+    Ok(db)
 }
 
 pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {

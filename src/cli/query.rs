@@ -326,6 +326,37 @@ pub fn print_table(v: &Value) {
         println!("(no rows)");
         return;
     }
+    // times local, money in currency units (CSV and JSON keep the raw numbers)
+    let mut head = cols.clone();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (name, cell) = super::human::table_cell(&cols[i], c);
+                    head[i] = name;
+                    cell
+                })
+                .collect()
+        })
+        .collect();
+    let cols = head;
+    // what a row is about first (rank, day, user, …), then its numbers
+    const LEAD: [&str; 8] = [
+        "rank", "day", "period", "cohort", "user", "group", "step", "stage",
+    ];
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by_key(|&i| {
+        LEAD.iter()
+            .position(|l| *l == cols[i])
+            .unwrap_or(LEAD.len())
+    });
+    let cols: Vec<String> = order.iter().map(|&i| cols[i].clone()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| order.iter().map(|&i| r[i].clone()).collect())
+        .collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
