@@ -49,6 +49,7 @@ fn json_rows(v: &Value) -> Vec<Vec<String>> {
         .get("rows")
         .or_else(|| v.get("cohorts"))
         .and_then(Value::as_array)
+        .or_else(|| v.as_array())
     {
         return rows
             .iter()
@@ -89,8 +90,20 @@ fn csv_of_every_query_is_its_json_rows() {
         vec!["sharers", "--from", FROM, "--to", TO],
         vec!["viral", "--from", FROM, "--to", TO],
         vec!["groups", "--from", FROM, "--to", TO],
+        vec!["groups", "--from", FROM, "--to", TO, "--list", "5"],
+        vec!["habits"],
+        vec!["sharer", "u0"],
+        vec!["stages", "--transitions", "--from", FROM, "--to", TO],
+        vec![
+            "cluster", "--store", "STORE", "active", "--from", FROM, "--to", TO,
+        ],
     ];
+    let store_path = db.to_str().unwrap().to_owned();
     for q in queries {
+        let q: Vec<&str> = q
+            .into_iter()
+            .map(|a| if a == "STORE" { store_path.as_str() } else { a })
+            .collect();
         let mut j = q.clone();
         j.push("--json");
         let v: Value = serde_json::from_str(&ok(&stickydb(&db, &j))).unwrap();

@@ -243,22 +243,39 @@ pub fn stickiness_dist(
 
 /// `habits`, store-wide or for one user (all time).
 pub fn habits(db: &Db, user: Option<&str>, today: i32) -> Result<Value, Error> {
-    match user {
+    let (hours, weekdays) = match user {
         None => {
             let h = db.metrics().habits(None)?;
-            Ok(json!({ "hours": h.hours, "weekdays": h.weekdays }))
+            (h.hours, h.weekdays)
         }
         Some(u) => {
             let id = db
                 .user_id(u)?
                 .ok_or_else(|| Error::UnknownUser { user: u.to_owned() })?;
-            let m = db.metrics().user(id, today)?;
-            let (hours, weekdays) = m
+            db.metrics()
+                .user(id, today)?
                 .map(|m| (m.hours, m.weekdays))
-                .unwrap_or(([0; 24], [0; 7]));
-            Ok(json!({ "user": u, "hours": hours, "weekdays": weekdays }))
+                .unwrap_or(([0; 24], [0; 7]))
         }
+    };
+    // the same counts a row each, for tables and CSV: 24 hours, 7 weekdays
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let rows: Vec<Value> = hours
+        .iter()
+        .enumerate()
+        .map(|(h, n)| json!({ "when": format!("{h:02}:00"), "events": n }))
+        .chain(
+            weekdays
+                .iter()
+                .zip(DAYS)
+                .map(|(n, d)| json!({ "when": d, "events": n })),
+        )
+        .collect();
+    let mut v = json!({ "hours": hours, "weekdays": weekdays, "rows": rows });
+    if let Some(u) = user {
+        v["user"] = json!(u);
     }
+    Ok(v)
 }
 
 /// An answer as a table: its column names and rows of cells. The rows
