@@ -18,6 +18,7 @@ mod load;
 mod query;
 mod rules;
 pub(crate) mod state;
+pub mod stats;
 pub(crate) mod transitions;
 mod user;
 mod work;
