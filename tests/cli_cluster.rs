@@ -63,40 +63,22 @@ fn cluster_commands_answer_as_one_store() {
     );
 
     let (from, to) = ("2024-03-01", "2024-04-09");
-    let questions: Vec<(Vec<&str>, Vec<&str>)> = vec![
+    // (the single-store command, its cluster name, the flags both take)
+    let range = ["--from", from, "--to", to];
+    let questions: Vec<(&[&str], &str, Vec<&str>)> = vec![
+        (&["metrics", "active"], "active", range.to_vec()),
+        (&["metrics", "daily"], "daily", range.to_vec()),
         (
-            vec!["metrics", "active", "--from", from, "--to", to],
-            vec!["active", "--from", from, "--to", to],
+            &["retention"],
+            "retention",
+            [&["--period", "week"][..], &range].concat(),
         ),
         (
-            vec!["metrics", "daily", "--from", from, "--to", to],
-            vec!["daily", "--from", from, "--to", to],
+            &["lifecycle"],
+            "lifecycle",
+            [&range[..], &["--segment", "did:purchase"]].concat(),
         ),
-        (
-            vec!["retention", "--period", "week", "--from", from, "--to", to],
-            vec!["retention", "--period", "week", "--from", from, "--to", to],
-        ),
-        (
-            vec![
-                "lifecycle",
-                "--from",
-                from,
-                "--to",
-                to,
-                "--segment",
-                "did:purchase",
-            ],
-            vec![
-                "lifecycle",
-                "--from",
-                from,
-                "--to",
-                to,
-                "--segment",
-                "did:purchase",
-            ],
-        ),
-        (vec!["stages", "--as-of", to], vec!["stages", "--as-of", to]),
+        (&["stages"], "stages", vec!["--as-of", to]),
     ];
     let mut cluster_args: Vec<String> = vec!["cluster".into()];
     for s in &stores {
@@ -109,10 +91,11 @@ fn cluster_commands_answer_as_one_store() {
         a.push("--json");
         json(&common::cli::run(&a))
     };
-    for (single, cluster) in &questions {
-        let mut s = single.clone();
-        s.push("--json");
-        assert_eq!(ask(cluster), json(&stickydb(&whole, &s)), "{cluster:?}");
+    for (single, name, flags) in &questions {
+        let mut c = vec![*name];
+        c.extend(flags);
+        let s = [*single, flags, &["--json"]].concat();
+        assert_eq!(ask(&c), json(&stickydb(&whole, &s)), "{c:?}");
     }
     let rfm = json(&stickydb(&whole, &["rfm", "--as-of", to, "--json"]));
     let c = ask(&["rfm", "--as-of", to]);

@@ -283,23 +283,22 @@ impl<'a> Cluster<'a> {
         segment: Option<&Segment>,
         now_ms: i64,
     ) -> Result<RetentionMatrix> {
-        let filters = self.filters(segment, now_ms)?;
-        let mut out: Option<RetentionMatrix> = None;
-        for (db, f) in self.parts.iter().zip(&filters) {
-            let m = db.metrics().retention(q, f.as_ref())?;
-            let Some(acc) = out.as_mut() else {
-                out = Some(m);
-                continue;
-            };
-            for (a, c) in acc.cohorts.iter_mut().zip(m.cohorts) {
-                debug_assert_eq!(a.cohort, c.cohort);
-                a.size += c.size;
-                for (x, y) in a.counts.iter_mut().zip(c.counts) {
-                    *x += y;
+        // one "row": the whole matrix, cohort by cohort, cell by cell
+        self.sum_rows(
+            &self.filters(segment, now_ms)?,
+            |m, f| Ok(vec![m.retention(q, f)?]),
+            |acc: &mut RetentionMatrix, m| {
+                for (a, c) in acc.cohorts.iter_mut().zip(m.cohorts) {
+                    debug_assert_eq!(a.cohort, c.cohort);
+                    a.size += c.size;
+                    for (x, y) in a.counts.iter_mut().zip(c.counts) {
+                        *x += y;
+                    }
                 }
-            }
-        }
-        out.ok_or_else(|| refuse("no stores".into()))
+            },
+        )?
+        .pop()
+        .ok_or_else(|| refuse("no stores".into()))
     }
 
     /// Lifecycle counts per period, summed.

@@ -178,25 +178,7 @@ pub fn answers(a: &dyn Asks, from: i32, to: i32, now: i64, segs: &[Segment]) -> 
     }
     push("daily", format!("{:?}", a.daily(from, to)));
     push("stages", format!("{:?}", a.stages(to, None, now)));
-    let rfm = a.rfm(to);
-    let mut rows: Vec<String> = rfm
-        .users
-        .iter()
-        .map(|r| {
-            let v = (
-                r.recency_days,
-                r.orders,
-                r.net_spend_minor,
-                r.r_score,
-                r.f_score,
-                r.m_score,
-                r.segment,
-            );
-            format!("{} {v:?}", a.name(r.user_id))
-        })
-        .collect();
-    rows.sort();
-    push("rfm", format!("{rows:?} {:?}", rfm.segments));
+    push("rfm", super::rfm_answer(&a.rfm(to), |id| a.name(id)));
     push("counts", format!("{:?}", a.counts()));
     out
 }

@@ -157,28 +157,7 @@ pub fn metric_snapshot(db: &Db, from: i32, to: i32) -> String {
     push("daily", format!("{:?}", m.daily(from, to).unwrap()));
     push("habits", format!("{:?}", m.habits(None).unwrap()));
     push("stages", format!("{:?}", m.stages(to, None).unwrap()));
-    let rfm = m.rfm(to, None).unwrap();
-    let mut rows: Vec<String> = rfm
-        .users
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {:?}",
-                name(r.user_id),
-                (
-                    r.recency_days,
-                    r.orders,
-                    r.net_spend_minor,
-                    r.r_score,
-                    r.f_score,
-                    r.m_score,
-                    r.segment
-                )
-            )
-        })
-        .collect();
-    rows.sort();
-    push("rfm", format!("{rows:?} {:?}", rfm.segments));
+    push("rfm", rfm_answer(&m.rfm(to, None).unwrap(), name));
     let mut users: Vec<String> = m
         .users(to, None)
         .unwrap()
@@ -200,6 +179,29 @@ pub fn metric_snapshot(db: &Db, from: i32, to: i32) -> String {
         format!("{} {}", db.event_count().unwrap(), db.user_count().unwrap()),
     );
     out
+}
+
+/// An RFM report printed with users named (sorted by name), then its
+/// segment counts.
+pub fn rfm_answer(rfm: &stickydb::metrics::RfmReport, name: impl Fn(u32) -> String) -> String {
+    let mut rows: Vec<String> = rfm
+        .users
+        .iter()
+        .map(|r| {
+            let v = (
+                r.recency_days,
+                r.orders,
+                r.net_spend_minor,
+                r.r_score,
+                r.f_score,
+                r.m_score,
+                r.segment,
+            );
+            format!("{} {v:?}", name(r.user_id))
+        })
+        .collect();
+    rows.sort();
+    format!("{rows:?} {:?}", rfm.segments)
 }
 
 /// Asserts two multi-line answer snapshots are equal, naming the first
