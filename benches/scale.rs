@@ -23,10 +23,8 @@
 //! the data is small and each benchmark runs once.
 
 use std::hint::black_box;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::{criterion_group, criterion_main, Criterion};
 use stickydb::cluster::Cluster;
 use stickydb::{Db, Event, Options, Partition};
 
@@ -79,6 +77,9 @@ fn events(json: &[String]) -> Vec<Event> {
 
 #[cfg(feature = "kafka")]
 fn consume(c: &mut Criterion) {
+    use criterion::SamplingMode;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
     use stickydb::kafka::rdkafka::config::ClientConfig;
     use stickydb::kafka::rdkafka::mocking::MockCluster;
     use stickydb::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
