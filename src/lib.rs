@@ -44,6 +44,7 @@ pub mod cluster;
 pub mod codec;
 mod db;
 pub mod error;
+pub mod experiments;
 pub mod feed;
 #[cfg(feature = "kafka")]
 pub mod kafka;

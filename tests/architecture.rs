@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The dependency order, lowest first: a module may name only modules
 /// before it in this list (and itself).
-const ORDER: [&str; 22] = [
+const ORDER: [&str; 23] = [
     "error",
     "time",
     "codec",
@@ -22,6 +22,7 @@ const ORDER: [&str; 22] = [
     "metrics",
     "ledger",
     "social",
+    "experiments",
     "segments",
     "write",
     "verify",

@@ -217,6 +217,54 @@ fn a_format_6_store_gains_a_social_family() {
 }
 
 #[test]
+fn a_format_7_store_gains_experiment_assignments() {
+    let (_dir, db) = migrates(7);
+    // derived from the exposure events the format-7 build kept as plain
+    // events (tests/data/formats/generate_v7.rs.txt): u10's late earlier
+    // exposure to b moved it out of control; every fifth user saw the
+    // other variant a day later; u1's exposure without properties is none
+    let list = db.experiments().list().unwrap();
+    type Summary = (String, Vec<(String, u64)>, u64);
+    let summary: Vec<Summary> = list
+        .iter()
+        .map(|e| {
+            let v = e
+                .variants
+                .iter()
+                .map(|v| (v.variant.clone(), v.users))
+                .collect();
+            (e.experiment.clone(), v, e.contaminated_users)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "banner".into(),
+                vec![("blue".into(), 4), ("red".into(), 4)],
+                0
+            ),
+            (
+                "checkout".into(),
+                vec![("b".into(), 13), ("control".into(), 11)],
+                5
+            ),
+        ]
+    );
+    // the store keeps its activity rule: its exposures counted as activity
+    assert!(db.metric_settings().non_activity_kinds.is_empty());
+    // and it takes new exposures
+    db.record(
+        &Event::new("u30", "exposure", T0 + 60 * DAY)
+            .with_property("experiment", stickydb::PropValue::Str("checkout".into()))
+            .with_property("variant", stickydb::PropValue::Str("control".into())),
+    )
+    .unwrap();
+    assert_eq!(db.experiments().list().unwrap()[1].variants[1].users, 12);
+    assert_clean(&db);
+}
+
+#[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
     {

@@ -8,7 +8,12 @@ use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{Db, Error, Options};
 
 /// `stickydb init`.
-pub(super) fn init(cli: &Cli, utc_offset: &str, partition: Option<&str>) -> Result<(), Error> {
+pub(super) fn init(
+    cli: &Cli,
+    utc_offset: &str,
+    partition: Option<&str>,
+    exposure_kind: Option<&str>,
+) -> Result<(), Error> {
     let minutes = parse_utc_offset(utc_offset)?;
     let partition = partition.map(crate::Partition::parse).transpose()?;
     let db = Db::open(
@@ -16,6 +21,7 @@ pub(super) fn init(cli: &Cli, utc_offset: &str, partition: Option<&str>) -> Resu
         Options {
             utc_offset_minutes: Some(minutes),
             partition,
+            exposure_kind: exposure_kind.map(str::to_owned),
             ..Options::default()
         },
     )?;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::{import, points, query, scale};
+use super::social::{GroupStateArg, RankArg};
+use super::{experiments, import, points, query, scale};
 use crate::metrics::Period;
 use crate::Error;
 
@@ -76,6 +77,10 @@ pub enum Command {
         /// (docs/scale-out.md).
         #[arg(long)]
         partition: Option<String>,
+        /// The kind of experiment exposure events (fixed at creation;
+        /// default `exposure`).
+        #[arg(long)]
+        exposure_kind: Option<String>,
     },
     /// Print a shell completion script (e.g. `stickydb completions bash >
     /// /etc/bash_completion.d/stickydb`).
@@ -279,6 +284,11 @@ pub enum Command {
         #[arg(long, value_enum)]
         state: Option<GroupStateArg>,
     },
+    /// Compare an experiment's variants on one metric, with intervals and
+    /// p-values (docs/metrics.md, "Experiments").
+    Experiment(experiments::ExperimentArgs),
+    /// Experiments with their variants and users.
+    Experiments,
     /// Events by local hour and weekday, store-wide or for one user.
     Habits {
         /// External user id.
@@ -507,48 +517,6 @@ pub enum UsersCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-}
-
-/// A group buy's state argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupStateArg {
-    /// Target reached before the deadline.
-    Completed,
-    /// Deadline passed without the target.
-    Expired,
-    /// Neither yet.
-    Open,
-}
-
-impl From<GroupStateArg> for crate::social::GroupState {
-    fn from(s: GroupStateArg) -> Self {
-        match s {
-            GroupStateArg::Completed => Self::Completed,
-            GroupStateArg::Expired => Self::Expired,
-            GroupStateArg::Open => Self::Open,
-        }
-    }
-}
-
-/// What top sharers are ranked by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RankArg {
-    /// Users first reached.
-    Reached,
-    /// First signups attributed.
-    Signups,
-    /// Attributed GMV.
-    Gmv,
-}
-
-impl From<RankArg> for crate::social::SharerRank {
-    fn from(r: RankArg) -> Self {
-        match r {
-            RankArg::Reached => Self::Reached,
-            RankArg::Signups => Self::Signups,
-            RankArg::Gmv => Self::Gmv,
-        }
-    }
 }
 
 /// A calendar period argument.

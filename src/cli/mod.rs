@@ -9,6 +9,7 @@
 mod admin;
 mod args;
 mod demo;
+pub mod experiments;
 pub mod export;
 pub mod feed;
 pub mod human;
@@ -26,8 +27,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{
-    Cli, Command, DayRange, MetricsCommand, ModeArg, OutputFormat, PeriodArg, RankArg, UsersCommand,
+    Cli, Command, DayRange, MetricsCommand, ModeArg, OutputFormat, PeriodArg, UsersCommand,
 };
+pub use social::{GroupStateArg, RankArg};
 
 use crate::{Db, Error, Options};
 
@@ -206,7 +208,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Init {
             utc_offset,
             partition,
-        } => admin::init(cli, utc_offset, partition.as_deref()),
+            exposure_kind,
+        } => admin::init(
+            cli,
+            utc_offset,
+            partition.as_deref(),
+            exposure_kind.as_deref(),
+        ),
+        Command::Experiment(args) => experiments::experiment_cmd(cli, args, now),
+        Command::Experiments => experiments::experiments_cmd(cli),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "stickydb", &mut std::io::stdout());

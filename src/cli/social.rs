@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::args::{Cli, DayRange, RankArg};
+use super::args::{Cli, DayRange};
 use super::{answer, open_existing, query, ranged};
 use crate::social::Figures;
 use crate::time::format_day;
@@ -222,4 +222,46 @@ pub fn groups(
         })
         .collect();
     Ok(json!({ "as_of_ms": as_of_ms, "rows": rows }))
+}
+
+/// A group buy's state argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupStateArg {
+    /// Target reached before the deadline.
+    Completed,
+    /// Deadline passed without the target.
+    Expired,
+    /// Neither yet.
+    Open,
+}
+
+impl From<GroupStateArg> for crate::social::GroupState {
+    fn from(s: GroupStateArg) -> Self {
+        match s {
+            GroupStateArg::Completed => Self::Completed,
+            GroupStateArg::Expired => Self::Expired,
+            GroupStateArg::Open => Self::Open,
+        }
+    }
+}
+
+/// What top sharers are ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RankArg {
+    /// Users first reached.
+    Reached,
+    /// First signups attributed.
+    Signups,
+    /// Attributed GMV.
+    Gmv,
+}
+
+impl From<RankArg> for crate::social::SharerRank {
+    fn from(r: RankArg) -> Self {
+        match r {
+            RankArg::Reached => Self::Reached,
+            RankArg::Signups => Self::Signups,
+            RankArg::Gmv => Self::Gmv,
+        }
+    }
 }

@@ -23,6 +23,7 @@ use crate::write::{self, Writer};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+mod experiments;
 mod feed;
 mod identity;
 mod partition;
@@ -68,6 +69,8 @@ pub struct Db {
     advance_lock: Mutex<()>,
     /// Attribution's lock and settings.
     social: crate::social::SocialState,
+    /// The exposure kind (fixed at creation).
+    pub(crate) experiment_settings: crate::experiments::ExperimentSettings,
     /// One log-position write at a time (check, then write).
     position_lock: Mutex<()>,
     /// Set by [`Db::close`]: its flush already ran.
@@ -103,13 +106,20 @@ impl Db {
         }
         let allocator = Allocator::recover(&store)?;
         let kinds = KindRegistry::load(&store)?;
-        let metric_settings = metrics::load_settings(&store, options.non_activity_kinds.as_ref())?;
+        let experiment_settings =
+            crate::experiments::load_settings(&store, options.exposure_kind.as_deref())?;
+        let metric_settings = metrics::load_settings(
+            &store,
+            options.non_activity_kinds.as_ref(),
+            std::slice::from_ref(&experiment_settings.exposure_kind),
+        )?;
         if found < crate::store::FORMAT_VERSION {
             write::migrate(
                 &mut store,
                 &kinds,
                 &metric_settings.non_activity_kinds,
                 &metric_settings.stage_model,
+                &experiment_settings.exposure_kind,
             )?;
         }
         let ledger_settings = ledger::rules::load(&store)?;
@@ -129,6 +139,7 @@ impl Db {
             clock: RwLock::new(clock),
             advance_lock: Mutex::new(()),
             social,
+            experiment_settings,
             position_lock: Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -156,6 +167,7 @@ impl Db {
             metric_settings: &self.metric_settings,
             clock: &self.clock,
             social: &self.social,
+            exposure_kind: &self.experiment_settings.exposure_kind,
         }
     }
 
@@ -280,6 +292,10 @@ impl Db {
             Segment::Shared => m.ever_did(&EventKind::Share),
             Segment::Referred => self.referred_users(None),
             Segment::ReferredBy(u) => self.referred_users(Some(u)),
+            Segment::Variant {
+                experiment,
+                variant,
+            } => self.experiments().variant_users(experiment, variant),
             _ => Ok(universe.clone()),
         })
     }
@@ -343,6 +359,9 @@ impl Db {
             &non_activity,
             &ledger_settings,
             &settings.stage_model,
+            self.kinds.id(&EventKind::from_name(
+                &self.experiment_settings.exposure_kind,
+            )),
         )
     }
 
@@ -365,6 +384,7 @@ impl Db {
             &self.kinds,
             &self.non_activity_kinds,
             &settings.stage_model,
+            &self.experiment_settings.exposure_kind,
         )
     }
 

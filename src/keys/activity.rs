@@ -12,6 +12,7 @@
 //! | `2 ‖ user ‖ block` | the days of each kind in one block of 64 days, as bit masks |
 //! | `3 ‖ user ‖ day` | purchases and refunds of one day |
 //! | `4 ‖ user ‖ session id` | the session's first local day |
+//! | `5 ‖ user ‖ experiment` | the user's assignment in one experiment (docs/metrics.md, "Experiments") |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
 
@@ -23,6 +24,8 @@ pub const DAYS: u8 = 2;
 pub const MONEY: u8 = 3;
 /// Family byte of the sessions' first days.
 pub const SESSION: u8 = 4;
+/// Family byte of the per-experiment assignments.
+pub const EXPOSURE: u8 = 5;
 
 /// Days per day-mask block (one bit each in a `u64`).
 pub const BLOCK_DAYS: i32 = 64;
@@ -69,6 +72,13 @@ pub enum ActivityKey {
         /// The session id (1..=128 bytes of UTF-8).
         session_id: String,
     },
+    /// A user's assignment in one experiment.
+    Exposure {
+        /// Internal user id.
+        user_id: u32,
+        /// The experiment's name (1..=64 bytes of UTF-8).
+        experiment: String,
+    },
 }
 
 impl ActivityKey {
@@ -94,6 +104,10 @@ impl ActivityKey {
                 k.extend_from_slice(session_id.as_bytes());
                 k
             }
+            ActivityKey::Exposure {
+                user_id,
+                experiment,
+            } => exposure(*user_id, experiment),
         }
     }
 
@@ -118,6 +132,10 @@ impl ActivityKey {
                 user_id,
                 session_id: std::str::from_utf8(body).ok()?.to_owned(),
             }),
+            EXPOSURE if !body.is_empty() => Some(ActivityKey::Exposure {
+                user_id,
+                experiment: std::str::from_utf8(body).ok()?.to_owned(),
+            }),
             _ => None,
         }
     }
@@ -128,7 +146,8 @@ impl ActivityKey {
             ActivityKey::Head { user_id }
             | ActivityKey::Days { user_id, .. }
             | ActivityKey::Money { user_id, .. }
-            | ActivityKey::Session { user_id, .. } => *user_id,
+            | ActivityKey::Session { user_id, .. }
+            | ActivityKey::Exposure { user_id, .. } => *user_id,
         }
     }
 }
@@ -160,5 +179,12 @@ pub fn money(user_id: u32, day: i32) -> Vec<u8> {
 pub fn session(user_id: u32, session_id: &str) -> Vec<u8> {
     let mut k = family(SESSION, user_id);
     k.extend_from_slice(session_id.as_bytes());
+    k
+}
+
+/// A user's assignment in `experiment`.
+pub fn exposure(user_id: u32, experiment: &str) -> Vec<u8> {
+    let mut k = family(EXPOSURE, user_id);
+    k.extend_from_slice(experiment.as_bytes());
     k
 }

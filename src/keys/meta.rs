@@ -19,12 +19,14 @@ pub const IDENTITY_SETTINGS: &[u8] = b"identity_settings";
 
 /// Social settings (the attribution window).
 pub const SOCIAL_SETTINGS: &[u8] = b"social_settings";
+/// The experiment settings (the exposure kind), fixed at creation.
+pub const EXPERIMENT_SETTINGS: &[u8] = b"experiment_settings";
 
 /// The store's partition (absent: unpartitioned).
 pub const PARTITION: &[u8] = b"partition";
 
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 8] = [
+pub const FIXED: [&[u8]; 9] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -32,6 +34,7 @@ pub const FIXED: [&[u8]; 8] = [
     NEXT_USER_ID_FLOOR,
     IDENTITY_SETTINGS,
     SOCIAL_SETTINGS,
+    EXPERIMENT_SETTINGS,
     PARTITION,
 ];
 

@@ -24,6 +24,16 @@ pub const FIRST_USERS: u8 = b'f';
 const ALL_USERS_TAG: u8 = b'u';
 /// Tag of the per-tier user sets: `USER_SET 'T' len name chunk`.
 const TIER_USERS: u8 = b'T';
+/// Tag of per-(experiment, variant) assigned users: `USER_SET 'x' len E len V chunk`.
+pub const VARIANT_USERS: u8 = b'x';
+/// Tag of per-(experiment, variant, first-exposure day) users:
+/// `USER_SET 'y' len E len V day chunk`.
+pub const EXPOSED_ON: u8 = b'y';
+/// Tag of per-experiment contaminated users: `USER_SET 'z' len E chunk`.
+pub(super) const CONTAMINATED: u8 = b'z';
+/// Tag of per-(experiment, kind, delay bucket) converted users:
+/// `USER_SET 'q' len E kind bucket chunk`.
+pub(super) const CONVERTED: u8 = b'q';
 /// Tag of per-(day, kind) event counters: `COUNTER 'k' day kind`.
 pub const KIND_DAY: u8 = b'k';
 /// Tag of per-day money and session counters: `COUNTER 'm' day field`.
@@ -129,6 +139,45 @@ pub enum MetricKey {
         /// User-id chunk.
         chunk: u16,
     },
+    /// Users (of one chunk) assigned `variant` in `experiment`.
+    VariantUsers {
+        /// Experiment name (≤ 64 bytes).
+        experiment: String,
+        /// Variant name (≤ 64 bytes).
+        variant: String,
+        /// User-id chunk.
+        chunk: u16,
+    },
+    /// Users (of one chunk) assigned `variant` whose first exposure fell on `day`.
+    ExposedOn {
+        /// Experiment name.
+        experiment: String,
+        /// Variant name.
+        variant: String,
+        /// Local day of the first exposure.
+        day: i32,
+        /// User-id chunk.
+        chunk: u16,
+    },
+    /// Users (of one chunk) exposed to more than one variant of `experiment`.
+    Contaminated {
+        /// Experiment name.
+        experiment: String,
+        /// User-id chunk.
+        chunk: u16,
+    },
+    /// Users (of one chunk) whose first event of `kind` at or after their
+    /// first exposure came a delay in delay bucket `bucket` after it.
+    Converted {
+        /// Experiment name.
+        experiment: String,
+        /// Kind id.
+        kind: u32,
+        /// Delay bucket (`experiments::bucket_of`).
+        bucket: u16,
+        /// User-id chunk.
+        chunk: u16,
+    },
     /// Events of `kind` on `day`.
     KindDay {
         /// Local day.
@@ -186,6 +235,42 @@ impl MetricKey {
             }
             MetricKey::TierUsers { name, chunk } => {
                 let mut k = tier_users_prefix(name);
+                k.extend_from_slice(&chunk.to_be_bytes());
+                k
+            }
+            MetricKey::VariantUsers {
+                experiment,
+                variant,
+                chunk,
+            } => {
+                let mut k = super::experiments::variant_prefix(experiment, variant);
+                k.extend_from_slice(&chunk.to_be_bytes());
+                k
+            }
+            MetricKey::ExposedOn {
+                experiment,
+                variant,
+                day,
+                chunk,
+            } => {
+                let mut k = super::experiments::exposed_on_prefix(experiment, variant);
+                k.extend_from_slice(&day_asc(*day));
+                k.extend_from_slice(&chunk.to_be_bytes());
+                k
+            }
+            MetricKey::Contaminated { experiment, chunk } => {
+                let mut k = super::experiments::contaminated_prefix(experiment);
+                k.extend_from_slice(&chunk.to_be_bytes());
+                k
+            }
+            MetricKey::Converted {
+                experiment,
+                kind,
+                bucket,
+                chunk,
+            } => {
+                let mut k = super::experiments::converted_prefix(experiment, *kind);
+                k.extend_from_slice(&bucket.to_be_bytes());
                 k.extend_from_slice(&chunk.to_be_bytes());
                 k
             }
@@ -257,6 +342,9 @@ impl MetricKey {
                     name: std::str::from_utf8(&rest[..len]).ok()?.to_owned(),
                     chunk: be16(&rest[len..])?,
                 })
+            }
+            (USER_SET, VARIANT_USERS | EXPOSED_ON | CONTAMINATED | CONVERTED) => {
+                super::experiments::parse(tag, body)
             }
             (COUNTER, KIND_DAY) if body.len() == 8 => Some(MetricKey::KindDay {
                 day: day_from_asc(be32(&body[..4])?),

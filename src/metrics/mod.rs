@@ -84,10 +84,12 @@ pub(crate) fn counts_as_activity(non_activity_kinds: &[String], kind: &str) -> b
 }
 
 /// Loads the metric settings, writing them on first open. `requested` is the
-/// caller's non-activity list: it must match a stored one.
+/// caller's non-activity list: it must match a stored one; without it a new
+/// store gets `default_non_activity`.
 pub(crate) fn load_settings(
     store: &Store,
     requested: Option<&Vec<String>>,
+    default_non_activity: &[String],
 ) -> Result<MetricSettings> {
     let stored: Option<MetricSettings> = store.get(Cf::Meta, crate::keys::meta::METRIC_SETTINGS)?;
     match stored {
@@ -110,7 +112,10 @@ pub(crate) fn load_settings(
             Ok(s)
         }
         None => {
-            let mut s = MetricSettings::default();
+            let mut s = MetricSettings {
+                non_activity_kinds: default_non_activity.to_vec(),
+                ..MetricSettings::default()
+            };
             if let Some(req) = requested {
                 for k in req {
                     crate::users::check_name(k, crate::timeline::MAX_KIND_BYTES).map_err(|p| {

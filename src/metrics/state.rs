@@ -215,6 +215,14 @@ impl<'s> StateWrites<'s> {
         self.new_active_days
     }
 
+    /// Whether `user_id` (named in this write) has ever had an event of
+    /// `kind_id`, this write's included.
+    pub fn has_kind(&self, user_id: u32, kind_id: u32) -> bool {
+        self.users
+            .get(&user_id)
+            .is_some_and(|w| w.head.firsts.contains_key(&kind_id))
+    }
+
     /// The user's working state, loaded on first use. `new`: the write
     /// creates the user, so nothing of it is stored and nothing is read.
     fn user(&mut self, user_id: u32, new: bool) -> Result<&mut UserWork<'s>> {

@@ -27,6 +27,7 @@
 //!         | "shared"                     ≥ 1 share event, ever
 //!         | "referred"                   first signup attributed to a sharer
 //!         | "referred_by:" USER          … attributed to USER
+//!         | "variant:" EXPERIMENT "=" VARIANT  assigned VARIANT in EXPERIMENT
 //! ```
 //!
 //! Tokens are whitespace-separated, so names and values cannot hold spaces.
@@ -96,6 +97,13 @@ pub enum Segment {
     Referred,
     /// Users whose first signup is attributed to this user (external id).
     ReferredBy(String),
+    /// Users assigned `variant` in `experiment` (their first exposure's).
+    Variant {
+        /// The experiment.
+        experiment: String,
+        /// The variant.
+        variant: String,
+    },
     /// Users in both.
     And(Box<Segment>, Box<Segment>),
     /// Users in either.
@@ -179,6 +187,10 @@ impl std::fmt::Display for Segment {
             Segment::Shared => write!(f, "shared"),
             Segment::Referred => write!(f, "referred"),
             Segment::ReferredBy(u) => write!(f, "referred_by:{u}"),
+            Segment::Variant {
+                experiment,
+                variant,
+            } => write!(f, "variant:{experiment}={variant}"),
             Segment::Entered {
                 stage,
                 days: Some((a, b)),
@@ -315,6 +327,19 @@ impl<'t> Parser<'t> {
                 .map_err(|p| InputError::new("segment.referred_by", p))?;
             return Ok(Segment::ReferredBy(user.to_owned()));
         }
+        if let Some(rest) = tok.strip_prefix("variant:") {
+            let Some((experiment, variant)) = rest.split_once('=') else {
+                return Err(self.error(format!("{tok:?} needs EXPERIMENT=VARIANT")));
+            };
+            for name in [experiment, variant] {
+                crate::users::check_name(name, crate::experiments::MAX_NAME_BYTES)
+                    .map_err(|p| InputError::new("segment.variant", p))?;
+            }
+            return Ok(Segment::Variant {
+                experiment: experiment.to_owned(),
+                variant: variant.to_owned(),
+            });
+        }
         if let Some(name) = tok.strip_prefix("tag:") {
             crate::users::check_name(name, crate::profiles::MAX_TAG_BYTES)
                 .map_err(|p| InputError::new("segment.tag", p))?;
@@ -405,6 +430,8 @@ mod tests {
             "entered:declining@2024-01-01",
             "attr:region",
             "tag:a tag:b",
+            "variant:checkout",
+            "variant:=b",
         ] {
             assert!(Segment::parse(bad).is_err(), "{bad:?} should not parse");
         }
@@ -414,6 +441,7 @@ mod tests {
             "active_within:30d or inactive_for:7d",
             "did:purchase@2024-01-01..2024-01-31 and attr:region=EU",
             "shared or referred and referred_by:ann",
+            "variant:checkout=b and not variant:checkout=control",
         ] {
             let s = Segment::parse(good);
             assert!(s.is_ok(), "{good:?} should parse: {s:?}");

@@ -32,7 +32,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -52,8 +52,10 @@ pub const FORMAT_VERSION: u32 = 7;
 /// re-derived with the marks (at each user's last activity, emitting no
 /// feed entry). Version 6 (before social commerce) had no `social` column
 /// family and no social fields on events: its migration only derives the
-/// share counts of the new family from the events.
-pub const MIGRATABLE_FORMATS: [u32; 6] = [1, 2, 3, 4, 5, 6];
+/// share counts of the new family from the events. Version 7 (before
+/// experiments) kept no assignments: its migration derives them from the
+/// exposure events (docs/metrics.md, "Experiments").
+pub const MIGRATABLE_FORMATS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

@@ -37,8 +37,14 @@ pub struct Options {
     pub user_cache_entries: usize,
     /// Event kinds that do not count as activity (SPEC §2), by name. Fixed
     /// when the store is created: `None` means "the stored list" on reopen
-    /// and "every kind counts" on creation; `Some` must match on reopen.
+    /// and "every kind counts but the exposure kind" on creation (an
+    /// exposure is the product assigning a variant, not the user acting:
+    /// docs/metrics.md, "Experiments"); `Some` must match on reopen.
     pub non_activity_kinds: Option<Vec<String>>,
+    /// The kind of experiment exposure events (default `exposure`). Fixed
+    /// when the store is created: `None` means "the stored one" on reopen
+    /// and the default on creation; `Some` must match on reopen.
+    pub exposure_kind: Option<String>,
     /// The store's partition of a partitioned deployment (SPEC §7). Fixed
     /// when the store is created: `None` means "the stored one" on reopen
     /// and [`Partition::WHOLE`] on creation; `Some` must match on reopen.
@@ -56,6 +62,7 @@ impl Default for Options {
             write_buffer_bytes: 32 << 20,
             user_cache_entries: 256 << 10,
             non_activity_kinds: None,
+            exposure_kind: None,
             partition: None,
         }
     }

@@ -58,6 +58,17 @@ impl Snapshot<'_> {
         union_of_chunks(cf, self.range(cf, prefix, until)?)
     }
 
+    /// The union of every user-set chunk with a key in `[from, until)`
+    /// (sets of many keys at once: experiments' delay buckets).
+    pub fn union_range(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        until: Vec<u8>,
+    ) -> Result<roaring::RoaringBitmap> {
+        union_of_chunks(cf, self.range(cf, from, Some(until))?)
+    }
+
     /// Reads a counter kept by a merge operator (absent = 0).
     pub fn get_counter(&self, cf: Cf, key: &[u8]) -> Result<i64> {
         counter_value(cf, key, self.get_raw(cf, key)?)

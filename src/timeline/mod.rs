@@ -7,6 +7,7 @@
 //! touch profiles, tags, aggregates or the ledger.
 
 mod event;
+mod facts;
 #[cfg(feature = "json")]
 pub mod json;
 
@@ -20,6 +21,8 @@ pub use event::{
 };
 
 use event::{EventValue, EventValueRef, Social};
+pub(crate) use facts::{exposure_props, facts, facts_at, Fact};
+pub use facts::{EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, InputError, Problem, Result};

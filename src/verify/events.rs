@@ -19,6 +19,7 @@ pub(super) fn check_events(
     kinds: &KindRegistry,
     records: &HashMap<u32, UserRecord>,
     expected: &mut Expected<'_>,
+    assignments: &mut super::experiments::Expected<'_>,
     r: &mut VerifyReport,
 ) -> Result<()> {
     let mut with_ids: BTreeMap<(u32, String), (i64, u32)> = BTreeMap::new();
@@ -39,6 +40,25 @@ pub(super) fn check_events(
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
                 if let Some(id) = kinds.id(&e.event.kind) {
+                    let exposure = (Some(id) == assignments.exposure_kind())
+                        .then(|| {
+                            timeline::exposure_props(&e.event.properties, |v| match v {
+                                crate::timeline::PropValue::Str(s) => Some(s.as_str()),
+                                _ => None,
+                            })
+                        })
+                        .flatten();
+                    assignments.add(
+                        key.user_id,
+                        timeline::Fact {
+                            ts_ms: key.ts_ms,
+                            seq: key.seq,
+                            kind_id: id,
+                            amount_minor: e.event.amount_minor.unwrap_or(0),
+                            exposure,
+                        },
+                        r,
+                    )?;
                     expected.add(
                         RawEvent {
                             user_id: key.user_id,

@@ -338,6 +338,14 @@ impl<'a> Expected<'a> {
 
     /// Finishes the last user and compares every stored aggregate with its
     /// re-derivation; absent = 0 / empty.
+    /// Adds sets other checks derived after the events were read (the
+    /// experiments' sets).
+    pub fn extend_sets(&mut self, sets: BTreeMap<Vec<u8>, RoaringBitmap>) {
+        for (k, set) in sets {
+            *self.sets.entry(k).or_default() |= set;
+        }
+    }
+
     pub fn check_metrics(mut self, r: &mut VerifyReport) -> Result<()> {
         self.finish_user(r)?;
         super::feed::check_due_index(self.store, &self.due.borrow(), r)?;

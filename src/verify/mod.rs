@@ -21,6 +21,7 @@ use crate::users::UserRecord;
 
 mod aliases;
 mod events;
+mod experiments;
 mod feed;
 mod ledger;
 mod metrics;
@@ -66,6 +67,7 @@ pub(crate) fn run(
     non_activity: &HashSet<u32>,
     ledger_settings: &crate::ledger::LedgerSettings,
     model: &crate::metrics::StageModel,
+    exposure_kind: Option<u32>,
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
@@ -73,7 +75,16 @@ pub(crate) fn run(
     tags::check_tags(store, &mut r)?;
     let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;
     let mut expected = metrics::Expected::new(store, non_activity, tier_sets, model);
-    events::check_events(store, kinds, &records, &mut expected, &mut r)?;
+    let mut assignments = experiments::Expected::new(store, exposure_kind);
+    events::check_events(
+        store,
+        kinds,
+        &records,
+        &mut expected,
+        &mut assignments,
+        &mut r,
+    )?;
+    expected.extend_sets(assignments.finish(&mut r)?);
     expected.check_metrics(&mut r)?;
     social::check(store, &mut r)?;
     Ok(r)

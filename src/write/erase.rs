@@ -98,6 +98,7 @@ impl Writer<'_> {
             &events,
             crate::feed::StageCause::Erase,
         )?;
+        crate::experiments::forget(self.store, &mut batch, user_id)?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
         let done = match self.social_write(&mut batch, Some(leaving), &[], &[], None, &|name| {

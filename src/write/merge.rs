@@ -126,6 +126,7 @@ impl Writer<'_> {
             &facts,
             StageCause::Merge,
         )?;
+        crate::experiments::forget(self.store, &mut batch, from_id)?;
         let update = profiles::merge_update(self.store, from_id, into_id)?;
         profiles::erase(self.store, &mut batch, from_id)?;
         profiles::apply_update(self.store, &mut batch, into_id, &update)?;

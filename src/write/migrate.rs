@@ -22,16 +22,23 @@ pub(crate) fn migrate(
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
     model: &crate::metrics::StageModel,
+    exposure_kind: &str,
 ) -> Result<()> {
-    if store.format_found() == 6 {
-        // Format 7 added only the social family, derived from the events.
-        // (no referral rule could exist before format 7: nothing to pay)
-        crate::social::rebuild(store)?;
+    let found = store.format_found();
+    if found == 6 || found == 7 {
+        if found == 6 {
+            // Format 7 added only the social family, derived from the events.
+            // (no referral rule could exist before format 7: nothing to pay)
+            crate::social::rebuild(store)?;
+        }
+        // Format 8 added only the experiment assignments, derived from the
+        // exposure events (a re-run after a crash derives the same again).
+        crate::experiments::rebuild(store, kinds, exposure_kind)?;
         return store.stamp_format_version();
     }
     users::rebuild_all_users(store)?;
     profiles::rebuild_tag_index(store)?;
     ledger::rebuild_tier_sets(store)?;
-    super::rebuild(store, kinds, non_activity_kinds, model)?;
+    super::rebuild(store, kinds, non_activity_kinds, model, exposure_kind)?;
     store.stamp_format_version()
 }

@@ -59,6 +59,8 @@ pub(crate) struct Writer<'a> {
     pub clock: &'a RwLock<Clock>,
     /// Attribution's lock, settings and whether it has records yet.
     pub social: &'a crate::social::SocialState,
+    /// The kind of exposure events (fixed at creation).
+    pub exposure_kind: &'a str,
 }
 
 impl Writer<'_> {

@@ -30,6 +30,7 @@ pub(crate) fn rebuild(
     kinds: &KindRegistry,
     non_activity_kinds: &[String],
     model: &StageModel,
+    exposure_kind: &str,
 ) -> Result<u64> {
     metrics::forget::clear(store)?;
     // Marks are re-derived at the later of each user's last activity and
@@ -80,5 +81,7 @@ pub(crate) fn rebuild(
     flush(&mut chunk)?;
     // (attributions come out as they were: the same events, the same window)
     crate::social::rebuild(store)?;
+    // (the clear took the assignments with the rest of the activity family)
+    crate::experiments::rebuild(store, kinds, exposure_kind)?;
     Ok(replayed)
 }

@@ -25,6 +25,28 @@ use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
 use crate::users::{self, UserWrites};
 
 use super::social::SocialWrite;
+use crate::experiments::ExposureWrites;
+use crate::kinds::EventKind;
+use crate::timeline::{Fact, PropValue};
+
+/// What experiments keep of one event being recorded.
+fn fact_of(e: &Event, kind_id: u32, seq: u32, exposure_id: Option<u32>) -> Fact {
+    let exposure = if Some(kind_id) == exposure_id {
+        timeline::exposure_props(&e.properties, |v| match v {
+            PropValue::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+    } else {
+        None
+    };
+    Fact {
+        ts_ms: e.ts_ms,
+        seq,
+        kind_id,
+        amount_minor: e.amount_minor.unwrap_or(0),
+        exposure,
+    }
+}
 
 impl Writer<'_> {
     /// Records `events` as one atomic write; with `position`, the write
@@ -41,6 +63,7 @@ impl Writer<'_> {
         // item rejects the whole batch and nothing is written.
         for (i, e) in events.iter().enumerate() {
             e.validate().map_err(|err| err.at(i))?;
+            crate::experiments::check_exposure(e, self.exposure_kind).map_err(|err| err.at(i))?;
         }
         if let Some(p) = position {
             p.validate()?;
@@ -151,6 +174,15 @@ impl Writer<'_> {
             lookup_of.push(at);
         }
         let recorded = timeline::recorded(self.store, &lookups)?;
+        let exposure_kind = EventKind::from_name(self.exposure_kind);
+        let exposure_id = match self.kinds.id(&exposure_kind) {
+            Some(id) => Some(id),
+            None if events.iter().any(|e| e.kind == exposure_kind) => {
+                Some(reservation.id(&exposure_kind)?)
+            }
+            None => None,
+        };
+        let mut exposures = ExposureWrites::new(self.store, exposure_id);
 
         for (i, (e, lookup)) in events.iter().zip(lookup_of).enumerate() {
             if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
@@ -179,6 +211,9 @@ impl Writer<'_> {
                 seq,
             };
             timeline::put(batch, &key, kind_id, e)?;
+            if exposure_id.is_some() {
+                exposures.add(user_id, fact_of(e, kind_id, seq, exposure_id));
+            }
             state.add(
                 &Contribution {
                     user_id,
@@ -199,7 +234,17 @@ impl Writer<'_> {
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
         let new_active_days = state.new_active_days();
+        // Who has ever had an exposure is in the heads (their first day of
+        // the kind); only they have assignments to read.
+        let exposed: FxHashSet<u32> = match exposure_id {
+            Some(x) => exposures
+                .users()
+                .filter(|u| state.has_kind(*u, x))
+                .collect(),
+            None => FxHashSet::default(),
+        };
         state.finish(batch)?;
+        exposures.finish(|u| exposed.contains(&u), batch)?;
         Ok((outcomes, new_active_days, ledger))
     }
 }

@@ -1,0 +1,173 @@
+//! `stickydb experiment` and `stickydb experiments` (docs/metrics.md,
+//! "Experiments"; docs/cli.md).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::args::Cli;
+use super::query::{known_kind, round4, segment_filter};
+use super::{answer, open_existing, print_json, OutputFormat};
+use crate::error::{InputError, Problem};
+use crate::experiments::{ExperimentQuery, ExperimentReport, MetricSpec};
+use crate::{Db, Error};
+
+/// The arguments of `stickydb experiment`.
+#[derive(Debug, clap::Args)]
+pub struct ExperimentArgs {
+    /// The experiment's name.
+    pub name: String,
+    /// What to compare: conversion:KIND:WINDOW, retention:DAYS[:KIND],
+    /// revenue:WINDOW, events:WINDOW or active_days:WINDOW (windows like
+    /// 30m, 24h, 7d; measured from each user's first exposure).
+    #[arg(long)]
+    pub metric: String,
+    /// The control variant.
+    #[arg(long, default_value = "control")]
+    pub control: String,
+    /// Only the users of this segment expression.
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// The intended split, e.g. `control=50,b=50` (default: equal), for
+    /// the sample-ratio-mismatch check.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// The day retention and the segment are evaluated as of, YYYY-MM-DD or
+    /// `now` (default: the last day with data, docs/cli.md).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// Parses `control=50,b=50`.
+pub fn parse_split(text: &str) -> Result<BTreeMap<String, f64>, Error> {
+    let bad =
+        |reason: String| Error::from(InputError::new("split", Problem::Unparsable { reason }));
+    let mut out = BTreeMap::new();
+    for part in text.split(',') {
+        let (v, w) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?}: expected VARIANT=WEIGHT")))?;
+        let w: f64 = w
+            .parse()
+            .map_err(|_| bad(format!("{part:?}: the weight is not a number")))?;
+        if !w.is_finite() || w <= 0.0 {
+            return Err(bad(format!("{part:?}: weights must be positive")));
+        }
+        out.insert(v.to_owned(), w);
+    }
+    Ok(out)
+}
+
+/// The question `args` asks, its kinds checked against the store's.
+fn query_of(db: &Db, args: &ExperimentArgs) -> Result<ExperimentQuery, Error> {
+    let metric = MetricSpec::parse(&args.metric)?;
+    match &metric {
+        MetricSpec::Conversion { kind, .. }
+        | MetricSpec::Retention {
+            kind: Some(kind), ..
+        } => {
+            known_kind(db, kind)?;
+        }
+        _ => {}
+    }
+    let mut q = ExperimentQuery::new(args.name.clone(), metric);
+    q.control = args.control.clone();
+    q.split = args.split.as_deref().map(parse_split).transpose()?;
+    Ok(q)
+}
+
+/// One row per variant with its comparison against the control.
+pub fn rows(report: &ExperimentReport) -> Vec<Value> {
+    report
+        .variants
+        .iter()
+        .map(|v| {
+            let mut row = serde_json::to_value(v).unwrap_or_default();
+            if let Some(c) = report.comparisons.iter().find(|c| c.variant == v.variant) {
+                if let Some(o) = row.as_object_mut() {
+                    o.insert("diff".into(), json!(c.diff));
+                    o.insert("ci_low".into(), json!(c.ci_low));
+                    o.insert("ci_high".into(), json!(c.ci_high));
+                    o.insert("p_value".into(), json!(c.p_value));
+                    o.insert("lift".into(), json!(c.lift));
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// The rows rounded for reading.
+fn rounded(rows: Vec<Value>) -> Vec<Value> {
+    rows.into_iter()
+        .map(|mut r| {
+            if let Some(o) = r.as_object_mut() {
+                for (_, v) in o.iter_mut() {
+                    if let Some(x) = v.as_f64().filter(|_| v.is_f64()) {
+                        *v = json!(round4(x));
+                    }
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// What the sample-ratio check says, for a table's reader.
+pub fn srm_line(p: f64) -> String {
+    if p < 0.001 {
+        format!("sample ratio mismatch: p = {p:.2e} — the split is not what was intended; do not read the lift")
+    } else {
+        format!(
+            "sample ratio: p = {:.4} (consistent with the intended split)",
+            p
+        )
+    }
+}
+
+/// `stickydb experiment NAME --metric …`.
+pub(super) fn experiment_cmd(cli: &Cli, args: &ExperimentArgs, now: i64) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let at = super::human::as_of(&db, args.as_of.as_deref(), now)?;
+    let query = query_of(&db, args)?;
+    let filter = segment_filter(&db, args.segment.as_deref(), at.day)?;
+    let report = db.experiments().report(&query, filter.as_ref(), at.day)?;
+    match cli.output() {
+        OutputFormat::Json | OutputFormat::Jsonl => print_json(&report),
+        OutputFormat::Csv => answer(cli, &json!({ "rows": rows(&report) })),
+        OutputFormat::Table => {
+            println!("{}", at.line());
+            println!("{} · {}", report.experiment, args.metric);
+            answer(cli, &json!({ "rows": rounded(rows(&report)) }))?;
+            println!("{}", srm_line(report.srm_p_value));
+            println!(
+                "contaminated users (exposed to another variant too): {}",
+                report.contaminated_users
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `stickydb experiments`.
+pub(super) fn experiments_cmd(cli: &Cli) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let list = db.experiments().list()?;
+    if cli.wants_json() {
+        return print_json(&list);
+    }
+    let rows: Vec<Value> = list
+        .iter()
+        .flat_map(|e| {
+            e.variants.iter().map(move |v| {
+                json!({
+                    "experiment": e.experiment,
+                    "variant": v.variant,
+                    "users": v.users,
+                    "contaminated_users": e.contaminated_users,
+                })
+            })
+        })
+        .collect();
+    answer(cli, &json!({ "rows": rows }))
+}

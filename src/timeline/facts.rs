@@ -1,0 +1,116 @@
+//! What experiments read of a user's events (docs/metrics.md,
+//! "Experiments"): instants, kinds, amounts and, on exposures, the
+//! experiment and variant — one newest-first scan from a bound.
+
+use super::event::{EventValue, StoredProp};
+use super::{newest_first_bounds, walk_back};
+use crate::error::Result;
+use crate::keys::EventKey;
+use crate::store::{Cf, KeyValue, Snapshot, Store};
+
+/// Property naming an exposure's experiment.
+pub const EXPERIMENT_PROPERTY: &str = "experiment";
+/// Property naming an exposure's variant.
+pub const VARIANT_PROPERTY: &str = "variant";
+
+/// One stored event as experiments see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fact {
+    pub ts_ms: i64,
+    pub seq: u32,
+    pub kind_id: u32,
+    /// 0 when the event has none.
+    pub amount_minor: i64,
+    /// `(experiment, variant)` of an event of the exposure kind carrying
+    /// both as strings; `None` otherwise.
+    pub exposure: Option<(String, String)>,
+}
+
+/// The `experiment` and `variant` string properties of `properties`.
+pub(crate) fn exposure_props<'a, V: 'a>(
+    properties: impl IntoIterator<Item = (&'a String, &'a V)>,
+    as_str: impl Fn(&V) -> Option<&str>,
+) -> Option<(String, String)> {
+    let (mut experiment, mut variant) = (None, None);
+    for (k, v) in properties {
+        match k.as_str() {
+            EXPERIMENT_PROPERTY => experiment = as_str(v),
+            VARIANT_PROPERTY => variant = as_str(v),
+            _ => {}
+        }
+    }
+    Some((experiment?.to_owned(), variant?.to_owned()))
+}
+
+fn fact(key: &EventKey, value: &EventValue, exposure_kind: Option<u32>) -> Fact {
+    let exposure = if Some(value.kind_id) == exposure_kind {
+        exposure_props(value.properties.iter().map(|(k, v)| (k, v)), |v| match v {
+            StoredProp::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+    } else {
+        None
+    };
+    Fact {
+        ts_ms: key.ts_ms,
+        seq: key.seq,
+        kind_id: value.kind_id,
+        amount_minor: value.amount_minor.unwrap_or(0),
+        exposure,
+    }
+}
+
+fn collect(
+    scan: impl Iterator<Item = Result<KeyValue>>,
+    user_id: u32,
+    from_ms: i64,
+    exposure_kind: Option<u32>,
+) -> Result<Vec<Fact>> {
+    let mut out = Vec::new();
+    walk_back(scan, user_id, from_ms, |key, value| {
+        out.push(fact(&key, &value, exposure_kind));
+    })?;
+    out.reverse();
+    Ok(out)
+}
+
+/// The facts of `user_id`'s events with `from_ms <= ts_ms < to_ms`, oldest
+/// first, as committed (the write path adds its own batch's events).
+pub(crate) fn facts(
+    store: &Store,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+    exposure_kind: Option<u32>,
+) -> Result<Vec<Fact>> {
+    if from_ms >= to_ms {
+        return Ok(Vec::new());
+    }
+    let (start, until) = newest_first_bounds(user_id, to_ms);
+    collect(
+        store.range(Cf::Events, &start, until)?,
+        user_id,
+        from_ms,
+        exposure_kind,
+    )
+}
+
+/// [`facts`] through a query's snapshot.
+pub(crate) fn facts_at(
+    view: &Snapshot<'_>,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+    exposure_kind: Option<u32>,
+) -> Result<Vec<Fact>> {
+    if from_ms >= to_ms {
+        return Ok(Vec::new());
+    }
+    let (start, until) = newest_first_bounds(user_id, to_ms);
+    collect(
+        view.range(Cf::Events, &start, until)?,
+        user_id,
+        from_ms,
+        exposure_kind,
+    )
+}
