@@ -106,6 +106,31 @@ fn metric_key() -> impl Strategy<Value = MetricKey> {
         any::<u8>().prop_map(MetricKey::Weekday),
         Just(MetricKey::EventsTotal),
         kind.prop_map(MetricKey::EventsOfKind),
+        ("\\PC{1,20}", "\\PC{1,20}", chunk).prop_map(|(experiment, variant, chunk)| {
+            MetricKey::VariantUsers {
+                experiment,
+                variant,
+                chunk,
+            }
+        }),
+        ("\\PC{1,20}", "\\PC{1,20}", day, chunk).prop_map(|(experiment, variant, day, chunk)| {
+            MetricKey::ExposedOn {
+                experiment,
+                variant,
+                day,
+                chunk,
+            }
+        }),
+        ("\\PC{1,20}", chunk)
+            .prop_map(|(experiment, chunk)| MetricKey::Contaminated { experiment, chunk }),
+        ("\\PC{1,20}", kind, any::<u16>(), chunk).prop_map(|(experiment, kind, bucket, chunk)| {
+            MetricKey::Converted {
+                experiment,
+                kind,
+                bucket,
+                chunk,
+            }
+        }),
     ]
 }
 
@@ -156,7 +181,8 @@ proptest! {
     fn metric_keys_round_trip_through_one_parser(k in metric_key()) {
         prop_assert_eq!(MetricKey::parse(&k.encode()), Some(k.clone()));
         // the space byte the merge operator dispatches on matches the shape
-        let is_set = matches!(k, MetricKey::DayUsers { .. } | MetricKey::FirstUsers { .. } | MetricKey::AllUsers { .. } | MetricKey::TierUsers { .. });
+        let is_set = matches!(k, MetricKey::DayUsers { .. } | MetricKey::FirstUsers { .. } | MetricKey::AllUsers { .. } | MetricKey::TierUsers { .. }
+            | MetricKey::VariantUsers { .. } | MetricKey::ExposedOn { .. } | MetricKey::Contaminated { .. } | MetricKey::Converted { .. });
         prop_assert_eq!(MetricKey::is_user_set(&k.encode()), is_set);
     }
 
@@ -239,6 +265,10 @@ fn activity_key() -> impl Strategy<Value = ActivityKey> {
         (u, "\\PC{1,40}").prop_map(|(user_id, session_id)| ActivityKey::Session {
             user_id,
             session_id
+        }),
+        (u, "\\PC{1,40}").prop_map(|(user_id, experiment)| ActivityKey::Exposure {
+            user_id,
+            experiment
         }),
     ]
 }

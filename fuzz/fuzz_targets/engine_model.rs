@@ -7,6 +7,7 @@
 //! identity merges (aliases, chains, refusals that write nothing, replays
 //! by merge id, erasure of merged users); shares, visits through them and
 //! group buys (whose attribution verify re-derives from the events);
+//! experiment exposures (whose assignments verify re-derives);
 //! `advance` as the expiry clock
 //! (a re-run writes nothing); and that `verify` (every aggregate, every
 //! ledger invariant, every stage mark and due key) stays clean.
@@ -19,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use stickydb::ledger::ExpireReport;
 use stickydb::{
     Db, Error, Event, IdentitySettings, MergeError, MergeOptions, Options, PointsOp, ProfileUpdate,
-    RecordOutcome, TagSource,
+    PropValue, RecordOutcome, TagSource,
 };
 
 #[path = "../../tests/model/ledger.rs"]
@@ -34,8 +35,9 @@ const USERS: [&str; 4] = ["u0", "u1", "anon-2", "anon-3"];
 const GRID_MS: i64 = 5;
 
 /// The event `kind` describes: bits 0–2 the kind (view, purchase,
-/// sign_in, a custom kind, share, signup, group_open, group_join), bits
-/// 3–4 a share or group number, bit 5 a `via`, bits 6–7 whose share or
+/// sign_in, an experiment exposure — a custom kind —, share, signup,
+/// group_open, group_join), bits 3–4 a share or group number (for an
+/// exposure: the experiment and the variant), bit 5 a `via`, bits 6–7 whose share or
 /// group. Share and group ids embed the name that made them, so no two
 /// users ever claim one (a claim by another user would be refused) — even
 /// across merges, where a name resolves to the user it was merged into.
@@ -44,7 +46,7 @@ fn social_event(named: usize, kind: u8, ts: i64) -> Event {
         "view",
         "purchase",
         "sign_in",
-        "custom_x",
+        "exposure",
         "share",
         "signup",
         "group_open",
@@ -55,6 +57,11 @@ fn social_event(named: usize, kind: u8, ts: i64) -> Event {
     let mut e = Event::new(USERS[named], names[usize::from(kind & 7)], ts);
     match kind & 7 {
         1 => e = e.with_amount(100 * i64::from(n + 1)),
+        3 => {
+            e = e
+                .with_property("experiment", PropValue::Str(format!("x{}", n & 1)))
+                .with_property("variant", PropValue::Str(format!("v{}", n >> 1)))
+        }
         4 => e = e.with_share_id(format!("s{named}-{n}")),
         6 => e = e.with_group_open(format!("g{named}-{n}"), 2 + u32::from(n), T0 + 30 * 86_400_000),
         7 => e = e.with_group(format!("g{other}-{n}")),
