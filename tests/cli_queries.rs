@@ -404,6 +404,28 @@ fn points_commands_drive_the_ledger() {
 #[test]
 fn the_report_embeds_the_metrics_it_draws() {
     let (dir, path) = store();
+    {
+        // an experiment over the fixture's users
+        let db = Db::open(&path, Options::default()).unwrap();
+        let (from, _) = days(&db);
+        let at = stickydb::time::local_midnight_ms(from, db.settings().utc_offset_minutes);
+        let exposures: Vec<stickydb::Event> = db
+            .all_users()
+            .unwrap()
+            .iter()
+            .map(|id| {
+                let v = if id % 2 == 0 { "control" } else { "b" };
+                stickydb::Event::new(
+                    db.user_name(id).unwrap().unwrap(),
+                    "exposure",
+                    at + i64::from(id),
+                )
+                .with_property("experiment", stickydb::PropValue::Str("checkout".into()))
+                .with_property("variant", stickydb::PropValue::Str(v.into()))
+            })
+            .collect();
+        db.record_batch(&exposures).unwrap();
+    }
     let out_html = dir.path().join("r.html");
     let out = stickydb(
         &path,
@@ -434,6 +456,19 @@ fn the_report_embeds_the_metrics_it_draws() {
 
     let db = Db::open(&path, Options::default()).unwrap();
     let (from, to) = days(&db);
+    // the experiment charts: each comparison as the library answers it
+    let charts = data["experiments"].as_array().unwrap();
+    assert_eq!(charts.len(), 2);
+    for (c, metric) in charts.iter().zip(["conversion:purchase:7d", "retention:7"]) {
+        let q = stickydb::experiments::ExperimentQuery::new(
+            "checkout",
+            stickydb::experiments::MetricSpec::parse(metric).unwrap(),
+        );
+        let want = db.experiments().report(&q, None, to).unwrap();
+        let mut got = c.clone();
+        got.as_object_mut().unwrap().remove("label");
+        assert_eq!(got, serde_json::to_value(&want).unwrap(), "{metric}");
+    }
     let m = db.metrics();
     let active = m.active(None, from, to, None).unwrap();
     let chart = data["active"].as_array().unwrap();

@@ -107,6 +107,8 @@ fn the_report_draws_every_chart_in_chromium() {
         "tiers",
         "sharers",
         "groups",
+        "experiment-0",
+        "experiment-1",
     ] {
         assert!(
             charts.iter().any(|c| c == want),

@@ -171,3 +171,52 @@ pub(super) fn experiments_cmd(cli: &Cli) -> Result<(), Error> {
         .collect();
     answer(cli, &json!({ "rows": rows }))
 }
+
+/// Most experiments the report shows.
+const REPORT_EXPERIMENTS: usize = 12;
+
+/// The report's experiments: each one's conversion to purchase within 7
+/// days (when the store has purchases) and day-7 retention against its
+/// control (`control`, else its first variant by name), as of `as_of_day`.
+pub fn report_data(db: &Db, as_of_day: i32) -> Result<Value, Error> {
+    let ex = db.experiments();
+    let purchases = db
+        .kinds()
+        .iter()
+        .any(|(_, k)| *k == crate::EventKind::Purchase);
+    let mut metrics = vec![MetricSpec::Retention { day: 7, kind: None }];
+    if purchases {
+        metrics.insert(
+            0,
+            MetricSpec::Conversion {
+                kind: "purchase".into(),
+                window_ms: 7 * crate::time::DAY_MS,
+            },
+        );
+    }
+    let mut out = Vec::new();
+    for e in ex.list()?.into_iter().take(REPORT_EXPERIMENTS) {
+        let control = e
+            .variants
+            .iter()
+            .find(|v| v.variant == "control")
+            .or(e.variants.first())
+            .map(|v| v.variant.clone())
+            .unwrap_or_default();
+        for metric in &metrics {
+            let mut q = ExperimentQuery::new(e.experiment.clone(), metric.clone());
+            q.control = control.clone();
+            let mut v = serde_json::to_value(ex.report(&q, None, as_of_day)?)
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            if let Some(o) = v.as_object_mut() {
+                let label = match metric {
+                    MetricSpec::Conversion { .. } => "conversion to purchase within 7 days",
+                    _ => "day-7 retention",
+                };
+                o.insert("label".into(), json!(label));
+            }
+            out.push(v);
+        }
+    }
+    Ok(Value::Array(out))
+}

@@ -171,5 +171,30 @@
     chart("completion", "Group-buy completion rate (completed ÷ decided)", "line", groups.map(function (r) { return r.day; }),
       [series(groups, "completion_rate", 3)], axes("rate", function (v) { return fmtPct.format(v); }));
   }
+  // Each experiment's comparisons: the difference from the control with
+  // its 95 % interval (percentage points), the rates in the tooltip.
+  rows("experiments").forEach(function (x, i) {
+    var rate = {};
+    x.variants.forEach(function (v) { rate[v.variant] = v; });
+    var labels = x.comparisons.map(function (c) { return c.variant + " vs " + c.control; });
+    if (!labels.length) { return; }
+    var pp = function (v) { return v * 100; };
+    var srm = x.srm_p_value < 0.001 ? " — SAMPLE RATIO MISMATCH (p " + x.srm_p_value.toExponential(1) + "): do not read" : "";
+    chart("experiment-" + i, x.experiment + " · " + x.label + ": difference from " + x.comparisons[0].control +
+      " with its 95 % interval" + srm, "bar", labels,
+      [{ label: "95 % interval", data: x.comparisons.map(function (c) { return [pp(c.ci_low), pp(c.ci_high)]; }),
+         backgroundColor: palette[0] + "66", borderColor: palette[0], borderWidth: 1 },
+       { label: "difference", type: "line", showLine: false, pointRadius: 5, data: x.comparisons.map(function (c) { return pp(c.diff); }),
+         borderColor: palette[1], backgroundColor: palette[1] }],
+      { indexAxis: "y",
+        scales: { x: { title: { display: true, text: "percentage points" } } },
+        plugins: { tooltip: { callbacks: { afterBody: function (items) {
+          var c = x.comparisons[items[0].dataIndex];
+          var v = rate[c.variant], k = rate[c.control];
+          return [c.variant + ": " + v.converted + " of " + v.users + " (" + fmtPct.format(v.rate) + ")",
+                  c.control + ": " + k.converted + " of " + k.users + " (" + fmtPct.format(k.rate) + ")",
+                  "p = " + c.p_value.toFixed(4) + ", contaminated users " + x.contaminated_users];
+        } } } } });
+  });
   document.body.setAttribute("data-status", errors.length ? "failed" : "drawn");
 })();

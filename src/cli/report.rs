@@ -42,6 +42,7 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "stage_transitions": super::feed::transitions(db, from, to, None)?,
         "tiers_by_day": tiers_by_day(db, from, to)?,
         "utc_offset": utc_offset(db.settings().utc_offset_minutes),
+        "experiments": super::experiments::report_data(db, to)?,
     }))
 }
 

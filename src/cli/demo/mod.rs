@@ -11,7 +11,8 @@ mod social;
 use super::Cli;
 use crate::time::{format_day, DAY_MS};
 use crate::{
-    Db, Error, Event, Options, ProfileUpdate, RecordOutcome, Segment, Sensitive, TagSource,
+    Db, Error, Event, Options, ProfileUpdate, PropValue, RecordOutcome, Segment, Sensitive,
+    TagSource,
 };
 
 /// Simulated days start here (2024-01-01 00:00 UTC) so the demo is reproducible.
@@ -36,6 +37,19 @@ struct SimUser {
     persona: Persona,
     signup_day: u32,
     churn_day: u32,
+    /// The variant of the `checkout` experiment the user is assigned:
+    /// the one-page checkout (else the control).
+    one_page: bool,
+}
+
+/// The `checkout` experiment starts a third into the simulated period:
+/// every session from then shows the user's variant (an exposure); the
+/// one-page checkout converts carts a little better.
+const EXPERIMENT: &str = "checkout";
+
+/// The day the `checkout` experiment starts.
+fn experiment_start(days: u32) -> u32 {
+    days / 3
 }
 
 fn persona(rng: &mut StdRng) -> Persona {
@@ -63,7 +77,14 @@ fn daily_visit_probability(p: Persona, weekday: u8) -> f64 {
 }
 
 /// One session of a user on one day: browse → maybe cart → maybe purchase.
-fn session(rng: &mut StdRng, u: &SimUser, day: u32, session_no: u32, out: &mut Vec<Event>) {
+fn session(
+    rng: &mut StdRng,
+    u: &SimUser,
+    day: u32,
+    session_no: u32,
+    exposed: bool,
+    out: &mut Vec<Event>,
+) {
     let start = START_MS
         + i64::from(day) * DAY_MS
         + rng.random_range(7..23) * 3_600_000
@@ -81,6 +102,21 @@ fn session(rng: &mut StdRng, u: &SimUser, day: u32, session_no: u32, out: &mut V
     };
     if matches!(u.persona, Persona::Loyal) || rng.random_bool(0.3) {
         push("sign_in", t, None, out);
+    }
+    if exposed {
+        // one session in a hundred shows the other variant (a caching bug)
+        let mut variant = u.one_page;
+        if rng.random_bool(0.01) {
+            variant = !variant;
+        }
+        push("exposure", t, None, out);
+        if let Some(e) = out.last_mut() {
+            e.properties
+                .insert("experiment".into(), PropValue::Str(EXPERIMENT.into()));
+            let v = if variant { "one_page" } else { "control" };
+            e.properties
+                .insert("variant".into(), PropValue::Str(v.into()));
+        }
     }
     let views = rng.random_range(1..8);
     for _ in 0..views {
@@ -101,7 +137,8 @@ fn session(rng: &mut StdRng, u: &SimUser, day: u32, session_no: u32, out: &mut V
     if rng.random_bool(cart_p) {
         t += rng.random_range(5_000..60_000);
         push("add_to_cart", t, None, out);
-        if rng.random_bool(0.55) {
+        let buy_p = if exposed && u.one_page { 0.62 } else { 0.55 };
+        if rng.random_bool(buy_p) {
             t += rng.random_range(30_000..600_000);
             let amount = rng.random_range(500..25_000);
             push("purchase", t, Some(amount), out);
@@ -203,6 +240,7 @@ pub(super) fn run(
                 persona,
                 signup_day,
                 churn_day,
+                one_page: rng.random_bool(0.5),
             }
         })
         .collect();
@@ -265,7 +303,8 @@ pub(super) fn run(
             if rng.random_bool(daily_visit_probability(u.persona, weekday)) {
                 let sessions = rng.random_range(1..3);
                 for s in 0..sessions {
-                    session(&mut rng, u, day, s, &mut pending);
+                    let exposed = day >= experiment_start(days);
+                    session(&mut rng, u, day, s, exposed, &mut pending);
                 }
             }
             social::social_day(&mut rng, &mut social, u, i, day, from, &mut pending);
@@ -343,6 +382,7 @@ report: {}",
     println!("  stickydb --db {store} stages");
     println!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
     println!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
+    println!("  stickydb --db {store} experiment {EXPERIMENT} --metric conversion:purchase:7d");
     println!("  stickydb --db {store} report --from {from} --to {to} --out report.html");
     println!("  (every query takes --format csv or --json)");
     Ok(())
