@@ -106,7 +106,10 @@ fn the_worked_example_of_the_docs() {
     assert_eq!(got, vec![(4, Some(1)), (4, Some(2))]);
     // independently as above: (−0.3196, 0.6553), p 0.4652
     let c = &ret.comparisons[0];
-    assert!(close(c.diff, 0.25) && close(c.ci_low, -0.3196) && close(c.ci_high, 0.6553), "{c:?}");
+    assert!(
+        close(c.diff, 0.25) && close(c.ci_low, -0.3196) && close(c.ci_high, 0.6553),
+        "{c:?}"
+    );
     assert!(close(c.p_value, 0.4652) && c.lift == Some(1.0), "{c:?}");
 
     let rev = report(&db, "revenue:7d");

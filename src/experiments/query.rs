@@ -48,15 +48,12 @@ pub struct Experiments<'a> {
 }
 
 impl Experiments<'_> {
-    /// Every experiment with users, by name.
-    pub fn list(&self) -> Result<Vec<ExperimentSummary>> {
+    /// The variant sets under `prefix` (one experiment's, or every one's),
+    /// by (experiment, variant); empty sets left out.
+    fn variant_sets(&self, prefix: &[u8]) -> Result<BTreeMap<(String, String), RoaringBitmap>> {
         let mut sets: BTreeMap<(String, String), RoaringBitmap> = BTreeMap::new();
-        let until = crate::keys::prefix_successor(&xkeys::VARIANT_USERS_PREFIX);
-        for item in self
-            .m
-            .view
-            .range(Cf::Metrics, &xkeys::VARIANT_USERS_PREFIX, until)?
-        {
+        let until = crate::keys::prefix_successor(prefix);
+        for item in self.m.view.range(Cf::Metrics, prefix, until)? {
             let (k, v) = item?;
             let Some(MetricKey::VariantUsers {
                 experiment,
@@ -71,11 +68,15 @@ impl Experiments<'_> {
             })?;
             *sets.entry((experiment, variant)).or_default() |= chunk;
         }
+        sets.retain(|_, users| !users.is_empty());
+        Ok(sets)
+    }
+
+    /// Every experiment with users, by name.
+    pub fn list(&self) -> Result<Vec<ExperimentSummary>> {
+        let sets = self.variant_sets(&xkeys::VARIANT_USERS_PREFIX)?;
         let mut out: Vec<ExperimentSummary> = Vec::new();
         for ((experiment, variant), users) in sets {
-            if users.is_empty() {
-                continue;
-            }
             if out.last().is_none_or(|s| s.experiment != experiment) {
                 let contaminated_users = self.contaminated(&experiment)?.len();
                 out.push(ExperimentSummary {
@@ -118,8 +119,14 @@ impl Experiments<'_> {
         filter: Option<&RoaringBitmap>,
         as_of_day: i32,
     ) -> Result<ExperimentReport> {
-        let summary = self.list()?;
-        let Some(found) = summary.iter().find(|s| s.experiment == query.experiment) else {
+        let mut sets: BTreeMap<String, RoaringBitmap> = self
+            .variant_sets(&xkeys::variants_prefix(&query.experiment))?
+            .into_iter()
+            .filter(|((e, _), _)| *e == query.experiment)
+            .map(|((_, v), users)| (v, users))
+            .collect();
+        if sets.is_empty() {
+            let summary = self.list()?;
             return Err(Error::Input(InputError::new(
                 "experiment",
                 Problem::Unparsable {
@@ -130,8 +137,8 @@ impl Experiments<'_> {
                     ),
                 },
             )));
-        };
-        if !found.variants.iter().any(|v| v.variant == query.control) {
+        }
+        let Some(control) = sets.remove(&query.control) else {
             return Err(Error::Input(InputError::new(
                 "control",
                 Problem::Unparsable {
@@ -139,23 +146,16 @@ impl Experiments<'_> {
                         "no variant {:?} in {:?}; variants: {}",
                         query.control,
                         query.experiment,
-                        names(found.variants.iter().map(|v| v.variant.as_str()))
+                        names(sets.keys().map(String::as_str))
                     ),
                 },
             )));
-        }
+        };
         // The control first, then the others by name.
         let mut variants: Vec<&str> = vec![query.control.as_str()];
-        variants.extend(
-            found
-                .variants
-                .iter()
-                .map(|v| v.variant.as_str())
-                .filter(|v| *v != query.control),
-        );
+        variants.extend(sets.keys().map(String::as_str));
         let mut assigned: Vec<RoaringBitmap> = Vec::with_capacity(variants.len());
-        for v in &variants {
-            let mut set = self.variant_users(&query.experiment, v)?;
+        for mut set in std::iter::once(control).chain(sets.values().cloned()) {
             if let Some(f) = filter {
                 set &= f;
             }

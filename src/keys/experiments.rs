@@ -73,6 +73,11 @@ pub fn variant_prefix(experiment: &str, variant: &str) -> Vec<u8> {
     k
 }
 
+/// The start of every variant set of `experiment`.
+pub fn variants_prefix(experiment: &str) -> Vec<u8> {
+    named(VARIANT_USERS, experiment)
+}
+
 /// The start of every variant set of every experiment.
 pub const VARIANT_USERS_PREFIX: [u8; 2] = [USER_SET, VARIANT_USERS];
 
