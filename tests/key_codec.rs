@@ -266,6 +266,7 @@ fn activity_key() -> impl Strategy<Value = ActivityKey> {
             user_id,
             session_id
         }),
+        u.prop_map(|user_id| ActivityKey::ExposureIndex { user_id }),
         (u, "\\PC{1,40}").prop_map(|(user_id, experiment)| ActivityKey::Exposure {
             user_id,
             experiment

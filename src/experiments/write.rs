@@ -13,21 +13,74 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{derive_all, derive_one, Assignment, MAX_EXPERIMENTS_PER_USER};
 use crate::error::{Error, Result};
-use crate::keys::activity::{self, ActivityKey};
+use crate::keys::activity;
 use crate::metrics::state::Deltas;
 use crate::store::{decode_value, Batch, Cf, Store};
 use crate::timeline::{self, Fact};
 
 /// A user's stored assignments, by experiment.
-pub(crate) fn load(store: &Store, user_id: u32) -> Result<BTreeMap<String, Assignment>> {
-    let mut out = BTreeMap::new();
-    for item in store.prefix(Cf::Activity, &activity::family(activity::EXPOSURE, user_id))? {
-        let (k, v) = item?;
-        if let Some(ActivityKey::Exposure { experiment, .. }) = ActivityKey::parse(&k) {
-            out.insert(experiment, decode_value(Cf::Activity, &k, &v)?);
+type Assignments = BTreeMap<String, Assignment>;
+
+/// The stored assignments of `users` (ascending), by user: their indexes
+/// (`5 ‖ user`: the experiments each is in) in one batched lookup, then
+/// the records they name in another — no iterator per user.
+pub(crate) fn load_many(store: &Store, users: &[u32]) -> Result<BTreeMap<u32, Assignments>> {
+    debug_assert!(users.windows(2).all(|w| w[0] < w[1]), "users ascending");
+    let index_keys: Vec<Vec<u8>> = users.iter().map(|u| activity::exposure_index(*u)).collect();
+    let mut wanted: Vec<(u32, String)> = Vec::new();
+    for ((user_id, key), raw) in users
+        .iter()
+        .zip(&index_keys)
+        .zip(store.get_raw_sorted(Cf::Activity, &index_keys)?)
+    {
+        if let Some(raw) = raw {
+            let names: Vec<String> = decode_value(Cf::Activity, key, &raw)?;
+            wanted.extend(names.into_iter().map(|e| (*user_id, e)));
         }
     }
+    // `5 ‖ user ‖ experiment` sorts by user, then name: already in order.
+    let record_keys: Vec<Vec<u8>> = wanted
+        .iter()
+        .map(|(u, e)| activity::exposure(*u, e))
+        .collect();
+    let mut out: BTreeMap<u32, Assignments> = BTreeMap::new();
+    for (((user_id, experiment), key), raw) in wanted
+        .into_iter()
+        .zip(&record_keys)
+        .zip(store.get_raw_sorted(Cf::Activity, &record_keys)?)
+    {
+        let raw = raw.ok_or_else(|| {
+            crate::metrics::corrupt(
+                Cf::Activity,
+                key,
+                "an experiment index names a missing assignment",
+            )
+        })?;
+        let a: Assignment = decode_value(Cf::Activity, key, &raw)?;
+        out.entry(user_id).or_default().insert(experiment, a);
+    }
     Ok(out)
+}
+
+/// One user's stored assignments.
+pub(crate) fn load(store: &Store, user_id: u32) -> Result<Assignments> {
+    Ok(load_many(store, &[user_id])?
+        .remove(&user_id)
+        .unwrap_or_default())
+}
+
+/// Puts a user's index when the experiments it is in changed.
+fn put_index(batch: &mut Batch, user_id: u32, before: &Assignments, after: &[&str]) -> Result<()> {
+    if before.keys().map(String::as_str).eq(after.iter().copied()) {
+        return Ok(());
+    }
+    let key = activity::exposure_index(user_id);
+    if after.is_empty() {
+        batch.delete(Cf::Activity, key);
+    } else {
+        batch.put(Cf::Activity, key, crate::codec::encode(&after)?);
+    }
+    Ok(())
 }
 
 /// Puts the change from `old` to `new` of one assignment: the record and
@@ -106,11 +159,18 @@ impl<'s> ExposureWrites<'s> {
     /// user who has an exposure, this write's included) into `batch`.
     pub fn finish(self, exposed: impl Fn(u32) -> bool, batch: &mut Batch) -> Result<()> {
         let mut deltas = Deltas::default();
-        for (user_id, facts) in &self.events {
-            if !exposed(*user_id) {
+        let users: Vec<u32> = self
+            .events
+            .keys()
+            .copied()
+            .filter(|u| exposed(*u))
+            .collect();
+        let mut stored_all = load_many(self.store, &users)?;
+        for user_id in &users {
+            let Some(facts) = self.events.get(user_id) else {
                 continue;
-            }
-            let stored = load(self.store, *user_id)?;
+            };
+            let stored = stored_all.remove(user_id).unwrap_or_default();
             let mut names: BTreeSet<&str> = stored.keys().map(String::as_str).collect();
             names.extend(
                 facts
@@ -123,9 +183,13 @@ impl<'s> ExposureWrites<'s> {
                     max: MAX_EXPERIMENTS_PER_USER as u64,
                 });
             }
+            let mut kept: Vec<&str> = Vec::with_capacity(names.len());
             for experiment in names {
                 let old = stored.get(experiment);
                 let new = self.updated(*user_id, experiment, old, facts)?;
+                if new.is_some() {
+                    kept.push(experiment);
+                }
                 put_change(
                     batch,
                     &mut deltas,
@@ -136,6 +200,7 @@ impl<'s> ExposureWrites<'s> {
                     new.as_ref(),
                 )?;
             }
+            put_index(batch, *user_id, &stored, &kept)?;
         }
         deltas.write(batch)
     }
@@ -203,17 +268,19 @@ impl<'s> ExposureWrites<'s> {
 pub(crate) fn forget(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     let offset = store.settings().utc_offset_minutes;
     let mut deltas = Deltas::default();
-    for (experiment, a) in load(store, user_id)? {
+    let stored = load(store, user_id)?;
+    for (experiment, a) in &stored {
         put_change(
             batch,
             &mut deltas,
             offset,
             user_id,
-            &experiment,
-            Some(&a),
+            experiment,
+            Some(a),
             None,
         )?;
     }
+    put_index(batch, user_id, &stored, &[])?;
     deltas.write(batch)
 }
 
@@ -249,6 +316,8 @@ pub(crate) fn rebuild_users(
                 Some(a),
             )?;
         }
+        let names: Vec<&str> = all.keys().map(String::as_str).collect();
+        put_index(&mut batch, user_id, &Assignments::new(), &names)?;
         pending += 1;
         if pending == REBUILD_BATCH_USERS {
             std::mem::take(&mut deltas).write(&mut batch)?;

@@ -12,6 +12,7 @@
 //! | `2 ‖ user ‖ block` | the days of each kind in one block of 64 days, as bit masks |
 //! | `3 ‖ user ‖ day` | purchases and refunds of one day |
 //! | `4 ‖ user ‖ session id` | the session's first local day |
+//! | `5 ‖ user` | the experiments the user has an assignment in (read first, with one batched lookup for a write's users) |
 //! | `5 ‖ user ‖ experiment` | the user's assignment in one experiment (docs/metrics.md, "Experiments") |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
@@ -72,6 +73,11 @@ pub enum ActivityKey {
         /// The session id (1..=128 bytes of UTF-8).
         session_id: String,
     },
+    /// The experiments a user has an assignment in.
+    ExposureIndex {
+        /// Internal user id.
+        user_id: u32,
+    },
     /// A user's assignment in one experiment.
     Exposure {
         /// Internal user id.
@@ -104,6 +110,7 @@ impl ActivityKey {
                 k.extend_from_slice(session_id.as_bytes());
                 k
             }
+            ActivityKey::ExposureIndex { user_id } => family(EXPOSURE, *user_id),
             ActivityKey::Exposure {
                 user_id,
                 experiment,
@@ -132,7 +139,8 @@ impl ActivityKey {
                 user_id,
                 session_id: std::str::from_utf8(body).ok()?.to_owned(),
             }),
-            EXPOSURE if !body.is_empty() => Some(ActivityKey::Exposure {
+            EXPOSURE if body.is_empty() => Some(ActivityKey::ExposureIndex { user_id }),
+            EXPOSURE => Some(ActivityKey::Exposure {
                 user_id,
                 experiment: std::str::from_utf8(body).ok()?.to_owned(),
             }),
@@ -147,6 +155,7 @@ impl ActivityKey {
             | ActivityKey::Days { user_id, .. }
             | ActivityKey::Money { user_id, .. }
             | ActivityKey::Session { user_id, .. }
+            | ActivityKey::ExposureIndex { user_id }
             | ActivityKey::Exposure { user_id, .. } => *user_id,
         }
     }
@@ -180,6 +189,11 @@ pub fn session(user_id: u32, session_id: &str) -> Vec<u8> {
     let mut k = family(SESSION, user_id);
     k.extend_from_slice(session_id.as_bytes());
     k
+}
+
+/// The experiments `user_id` has an assignment in.
+pub fn exposure_index(user_id: u32) -> Vec<u8> {
+    family(EXPOSURE, user_id)
 }
 
 /// A user's assignment in `experiment`.

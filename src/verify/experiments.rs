@@ -66,21 +66,34 @@ impl<'s> Expected<'s> {
         self.compared.insert(user_id);
         let want = derive_all(&facts);
         let mut stored: BTreeMap<String, Assignment> = BTreeMap::new();
+        let mut index: Option<Vec<String>> = None;
         for item in self
             .store
             .prefix(Cf::Activity, &activity::family(activity::EXPOSURE, user_id))?
         {
             let (k, v) = item?;
-            match (
-                ActivityKey::parse(&k),
-                decode_value::<Assignment>(Cf::Activity, &k, &v),
-            ) {
-                (Some(ActivityKey::Exposure { experiment, .. }), Ok(a)) => {
-                    stored.insert(experiment, a);
+            match ActivityKey::parse(&k) {
+                Some(ActivityKey::ExposureIndex { .. }) => match decode_value(Cf::Activity, &k, &v)
+                {
+                    Ok(names) => index = Some(names),
+                    Err(e) => r.problem(e.to_string()),
+                },
+                Some(ActivityKey::Exposure { experiment, .. }) => {
+                    match decode_value::<Assignment>(Cf::Activity, &k, &v) {
+                        Ok(a) => {
+                            stored.insert(experiment, a);
+                        }
+                        Err(e) => r.problem(e.to_string()),
+                    }
                 }
-                (_, Err(e)) => r.problem(e.to_string()),
                 _ => r.problem(format!("activity: key {k:?} in no known layout")),
             }
+        }
+        let names: Vec<String> = want.keys().cloned().collect();
+        if index.unwrap_or_default() != names {
+            r.problem(format!(
+                "activity: user {user_id}'s experiment index differs from its assignments {names:?}"
+            ));
         }
         for (experiment, a) in &want {
             match stored.remove(experiment) {
