@@ -239,7 +239,7 @@ impl Writer<'_> {
         let exposed: FxHashSet<u32> = match exposure_id {
             Some(x) => exposures
                 .users()
-                .filter(|u| state.has_kind(*u, x) && std::env::var_os("STICKYDB_NO_X").is_none())
+                .filter(|u| state.has_kind(*u, x))
                 .collect(),
             None => FxHashSet::default(),
         };
