@@ -74,10 +74,10 @@ fn collect(
     Ok(out)
 }
 
-/// The facts of `user_id`'s events with `from_ms <= ts_ms < to_ms`, oldest
-/// first, as committed (the write path adds its own batch's events).
-pub(crate) fn facts(
-    store: &Store,
+/// The facts of `user_id`'s events with `from_ms <= ts_ms < to_ms`,
+/// oldest first, through `range` (the store's or a snapshot's).
+fn read<I: Iterator<Item = Result<KeyValue>>>(
+    range: impl FnOnce(&[u8], Option<Vec<u8>>) -> Result<I>,
     user_id: u32,
     from_ms: i64,
     to_ms: i64,
@@ -87,12 +87,20 @@ pub(crate) fn facts(
         return Ok(Vec::new());
     }
     let (start, until) = newest_first_bounds(user_id, to_ms);
-    collect(
-        store.range(Cf::Events, &start, until)?,
-        user_id,
-        from_ms,
-        exposure_kind,
-    )
+    collect(range(&start, until)?, user_id, from_ms, exposure_kind)
+}
+
+/// The facts of `user_id`'s events with `from_ms <= ts_ms < to_ms`, oldest
+/// first, as committed (the write path adds its own batch's events).
+pub(crate) fn facts(
+    store: &Store,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+    exposure_kind: Option<u32>,
+) -> Result<Vec<Fact>> {
+    let range = |from: &[u8], until| store.range(Cf::Events, from, until);
+    read(range, user_id, from_ms, to_ms, exposure_kind)
 }
 
 /// [`facts`] through a query's snapshot.
@@ -103,14 +111,6 @@ pub(crate) fn facts_at(
     to_ms: i64,
     exposure_kind: Option<u32>,
 ) -> Result<Vec<Fact>> {
-    if from_ms >= to_ms {
-        return Ok(Vec::new());
-    }
-    let (start, until) = newest_first_bounds(user_id, to_ms);
-    collect(
-        view.range(Cf::Events, &start, until)?,
-        user_id,
-        from_ms,
-        exposure_kind,
-    )
+    let range = |from: &[u8], until| view.range(Cf::Events, from, until);
+    read(range, user_id, from_ms, to_ms, exposure_kind)
 }
