@@ -17,9 +17,9 @@ use crate::{Db, Error};
 pub struct ExperimentArgs {
     /// The experiment's name.
     pub name: String,
-    /// What to compare: conversion:KIND:WINDOW, retention:DAYS[:KIND],
-    /// revenue:WINDOW, events:WINDOW or active_days:WINDOW (windows like
-    /// 30m, 24h, 7d; measured from each user's first exposure).
+    /// What to compare: `conversion:KIND:WINDOW`, `retention:DAYS[:KIND]`,
+    /// `revenue:WINDOW`, `events:WINDOW` or `active_days:WINDOW` (windows
+    /// like 30m, 24h, 7d; measured from each user's first exposure).
     #[arg(long)]
     pub metric: String,
     /// The control variant.
