@@ -33,6 +33,17 @@ fn cluster_commands_answer_as_one_store() {
         lines[Partition::of(&user, 3).index as usize].push(line.clone());
         all.push(line);
     }
+    // an experiment over every user
+    for u in 0..97u64 {
+        let user = format!("u{u}");
+        let line = format!(
+            r#"{{"user":"{user}","kind":"exposure","ts":{},"properties":{{"experiment":"checkout","variant":"{}"}}}}"#,
+            common::T0 + (u % 20) as i64 * common::DAY + 5,
+            ["control", "b"][(u % 2) as usize]
+        );
+        lines[Partition::of(&user, 3).index as usize].push(line.clone());
+        all.push(line);
+    }
     let whole = tmp.path().join("whole");
     let whole_file = tmp.path().join("all.jsonl");
     std::fs::write(&whole_file, all.join("\n")).unwrap();
@@ -79,6 +90,30 @@ fn cluster_commands_answer_as_one_store() {
             [&range[..], &["--segment", "did:purchase"]].concat(),
         ),
         (&["stages"], "stages", vec!["--as-of", to]),
+        (
+            &["experiment"],
+            "experiment",
+            vec![
+                "checkout",
+                "--metric",
+                "conversion:purchase:3d",
+                "--as-of",
+                to,
+            ],
+        ),
+        (
+            &["experiment"],
+            "experiment",
+            vec![
+                "checkout",
+                "--metric",
+                "retention:2",
+                "--as-of",
+                to,
+                "--segment",
+                "did:purchase",
+            ],
+        ),
     ];
     let mut cluster_args: Vec<String> = vec!["cluster".into()];
     for s in &stores {
@@ -110,7 +145,7 @@ fn cluster_commands_answer_as_one_store() {
     assert_eq!(ask(&["segment", "did:signup"])["users"], seg["count"]);
     let stats = ask(&["stats"]);
     assert_eq!(stats["partitions"], 3);
-    assert_eq!(stats["events"], 900);
+    assert_eq!(stats["events"], 900 + 97);
     // Not every partition: refused, naming the missing one.
     let out = common::cli::run(&["cluster", "--store", stores[0].to_str().unwrap(), "stats"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("partition 1/3 missing"));

@@ -273,3 +273,101 @@ fn erasure_and_merges_keep_assignments_exact() {
     assert_eq!(report(&db, "conversion:purchase:7d"), conv);
     assert_clean(&db);
 }
+
+#[test]
+fn a_cluster_answers_as_one_store() {
+    use stickydb::cluster::Cluster;
+    use stickydb::Partition;
+    const PARTS: u32 = 3;
+    let mix = |mut x: u64| {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^ (x >> 31)
+    };
+    let mut events = Vec::new();
+    for u in 0..300u64 {
+        let r = mix(u);
+        let user = format!("p{u}");
+        let at = T0 + (r % 10) as i64 * DAY + (r >> 8) as i64 % DAY;
+        let variant = ["control", "b", "c"][(r >> 20) as usize % 3];
+        events.push(exposure(&user, variant, at));
+        if (r >> 24) % 9 == 0 {
+            events.push(exposure(&user, "b", at + HOUR)); // contamination
+        }
+        if (r >> 28) % 3 == 0 {
+            let delay = (r >> 32) as i64 % (9 * DAY);
+            events.push(
+                Event::new(user.as_str(), "purchase", at + delay)
+                    .with_amount(100 + (r % 900) as i64),
+            );
+        }
+        if (r >> 40) % 2 == 0 {
+            events.push(Event::new(
+                user.as_str(),
+                "view",
+                at + (r >> 44) as i64 % (3 * DAY),
+            ));
+        }
+    }
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = Db::open(whole_dir.path(), Options::default()).unwrap();
+    whole.record_batch(&events).unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..PARTS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let parts: Vec<Db> = (0..PARTS)
+        .map(|i| {
+            let partition = Some(Partition::new(i, PARTS).unwrap());
+            Db::open(
+                dirs[i as usize].path(),
+                Options {
+                    partition,
+                    ..Options::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    for p in 0..PARTS {
+        let mine: Vec<Event> = events
+            .iter()
+            .filter(|e| Partition::of(&e.user, PARTS).index == p)
+            .cloned()
+            .collect();
+        parts[p as usize].record_batch(&mine).unwrap();
+    }
+    let cluster = Cluster::new(parts.iter().collect()).unwrap();
+    let now = T0 + 30 * DAY;
+    for metric in [
+        "conversion:purchase:3d",
+        "conversion:view:1h",
+        "retention:1",
+        "retention:2:purchase",
+        "revenue:7d",
+        "events:2d",
+        "active_days:3d",
+    ] {
+        for segment in [None, Some(Segment::parse("did:view").unwrap())] {
+            let q = ExperimentQuery::new("checkout", MetricSpec::parse(metric).unwrap());
+            let one = whole.experiment(&q, segment.as_ref(), now).unwrap();
+            let all = cluster.experiment(&q, segment.as_ref(), now).unwrap();
+            let rows = |r: &stickydb::experiments::ExperimentReport| -> Vec<(String, u64, Option<u64>, Option<i64>)> {
+                r.variants.iter().map(|v| (v.variant.clone(), v.users, v.converted, v.sum)).collect()
+            };
+            assert_eq!(rows(&all), rows(&one), "{metric} {segment:?}");
+            assert_eq!(all.contaminated_users, one.contaminated_users);
+            assert!((all.srm_p_value - one.srm_p_value).abs() < 1e-12);
+            for (a, b) in all.comparisons.iter().zip(&one.comparisons) {
+                for (x, y) in [
+                    (a.diff, b.diff),
+                    (a.ci_low, b.ci_low),
+                    (a.ci_high, b.ci_high),
+                    (a.p_value, b.p_value),
+                ] {
+                    assert!(
+                        (x - y).abs() < 1e-9 || (x.is_nan() && y.is_nan()),
+                        "{metric}: {a:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -58,10 +58,18 @@ pub fn parse_split(text: &str) -> Result<BTreeMap<String, f64>, Error> {
     Ok(out)
 }
 
+/// The question `args` asks.
+pub(super) fn parse_query(args: &ExperimentArgs) -> Result<ExperimentQuery, Error> {
+    let mut q = ExperimentQuery::new(args.name.clone(), MetricSpec::parse(&args.metric)?);
+    q.control = args.control.clone();
+    q.split = args.split.as_deref().map(parse_split).transpose()?;
+    Ok(q)
+}
+
 /// The question `args` asks, its kinds checked against the store's.
 fn query_of(db: &Db, args: &ExperimentArgs) -> Result<ExperimentQuery, Error> {
-    let metric = MetricSpec::parse(&args.metric)?;
-    match &metric {
+    let q = parse_query(args)?;
+    match &q.metric {
         MetricSpec::Conversion { kind, .. }
         | MetricSpec::Retention {
             kind: Some(kind), ..
@@ -70,9 +78,6 @@ fn query_of(db: &Db, args: &ExperimentArgs) -> Result<ExperimentQuery, Error> {
         }
         _ => {}
     }
-    let mut q = ExperimentQuery::new(args.name.clone(), metric);
-    q.control = args.control.clone();
-    q.split = args.split.as_deref().map(parse_split).transpose()?;
     Ok(q)
 }
 

@@ -69,6 +69,8 @@ pub enum ClusterQuery {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// An experiment's comparison, each partition measuring its own users.
+    Experiment(super::experiments::ExperimentArgs),
     /// Users and events over every partition.
     Stats,
 }
@@ -194,6 +196,21 @@ pub(super) fn cluster(cli: &Cli, args: &ClusterArgs, now: i64) -> Result<(), Err
                 None => now,
             };
             json!({ "segment": expr, "users": c.segment_count(&Segment::parse(expr)?, at)? })
+        }
+        ClusterQuery::Experiment(a) => {
+            let q = super::experiments::parse_query(a)?;
+            let d = match a.as_of.as_deref() {
+                None | Some("now") => first.local_day(now),
+                Some(d) => query::day_arg("as_of", d)?,
+            };
+            let s = segment(a.segment.as_deref())?;
+            let at = if d == first.local_day(now) {
+                now
+            } else {
+                seg_at(d)
+            };
+            serde_json::to_value(c.experiment(&q, s.as_ref(), at)?)
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
         }
         ClusterQuery::Stats => json!({
             "partitions": c.stores().len(), "users": c.user_count()?, "events": c.event_count()?,

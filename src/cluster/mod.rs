@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use roaring::RoaringBitmap;
 
 use crate::error::{ConsumeError, Result};
+use crate::experiments::{ExperimentQuery, ExperimentReport};
 use crate::kinds::EventKind;
 use crate::metrics::{
     ActiveRow, DailyRow, DistributionRow, LifecycleRow, Metrics, Period, RetentionMatrix,
@@ -101,9 +102,10 @@ impl<'a> Cluster<'a> {
             let other = db.metric_settings();
             if other.non_activity_kinds != settings.non_activity_kinds
                 || other.stage_model != settings.stage_model
+                || db.experiment_settings() != first.experiment_settings()
             {
                 return Err(refuse(format!(
-                    "{} counts activity or stages differently from {}",
+                    "{} counts activity, stages or exposures differently from {}",
                     db.path().display(),
                     first.path().display()
                 )));
@@ -193,6 +195,63 @@ impl<'a> Cluster<'a> {
             Some(db) => db.user_name(user_id),
             None => Ok(None),
         }
+    }
+
+    /// An experiment question ([`crate::Db::experiment`]) over every
+    /// partition: each partition measures its own users (assignments are
+    /// per user, and users are disjoint), the counts add and the per-user
+    /// moments combine, then the comparison is made once on the sums.
+    pub fn experiment(
+        &self,
+        query: &ExperimentQuery,
+        segment: Option<&Segment>,
+        now_ms: i64,
+    ) -> Result<ExperimentReport> {
+        use crate::experiments::MetricSpec;
+        if let MetricSpec::Conversion { kind, .. }
+        | MetricSpec::Retention {
+            kind: Some(kind), ..
+        } = &query.metric
+        {
+            // a typo answers zeros in every partition: refuse it, as one store does
+            let k = EventKind::from_name(kind);
+            if !self
+                .parts
+                .iter()
+                .any(|db| db.kinds().iter().any(|(_, x)| *x == k))
+            {
+                return Err(crate::InputError::new(
+                    "metric.kind",
+                    crate::Problem::Unparsable {
+                        reason: format!("no event of kind {kind:?} was ever recorded"),
+                    },
+                )
+                .into());
+            }
+        }
+        let filters = self.filters(segment, now_ms)?;
+        let mut measured: BTreeMap<String, crate::experiments::Measured> = BTreeMap::new();
+        let mut contaminated = 0u64;
+        for (db, f) in self.parts.iter().zip(&filters) {
+            let (m, c) = db
+                .experiments()
+                .measure(query, f.as_ref(), db.local_day(now_ms))?;
+            for (variant, x) in m {
+                let merged = match measured.remove(&variant) {
+                    Some(acc) => acc.merge(x),
+                    None => x,
+                };
+                measured.insert(variant, merged);
+            }
+            contaminated += c;
+        }
+        crate::experiments::finish(query, measured, contaminated, || {
+            let mut names = std::collections::BTreeSet::new();
+            for db in &self.parts {
+                names.extend(db.experiments().list()?.into_iter().map(|s| s.experiment));
+            }
+            Ok(names.into_iter().collect())
+        })
     }
 
     /// Users with events, over every partition.

@@ -119,54 +119,53 @@ impl Experiments<'_> {
         filter: Option<&RoaringBitmap>,
         as_of_day: i32,
     ) -> Result<ExperimentReport> {
-        let mut sets: BTreeMap<String, RoaringBitmap> = self
-            .variant_sets(&xkeys::variants_prefix(&query.experiment))?
+        // a kind never recorded is a typo here (a cluster's partition may
+        // lack it: `measure` counts no conversion then)
+        if let MetricSpec::Conversion { kind, .. }
+        | MetricSpec::Retention {
+            kind: Some(kind), ..
+        } = &query.metric
+        {
+            self.kind_id(kind)?;
+        }
+        let (measured, contaminated) = self.measure(query, filter, as_of_day)?;
+        finish(query, measured, contaminated, || {
+            Ok(self.list()?.into_iter().map(|s| s.experiment).collect())
+        })
+    }
+
+    /// Every variant's figures in this store, by name (none when the
+    /// experiment has no users here), and its contaminated users, all ∩
+    /// `filter`. A kind this store never recorded converts nobody.
+    pub(crate) fn measure(
+        &self,
+        query: &ExperimentQuery,
+        filter: Option<&RoaringBitmap>,
+        as_of_day: i32,
+    ) -> Result<(BTreeMap<String, Measured>, u64)> {
+        let e = query.experiment.as_str();
+        let sets: BTreeMap<String, RoaringBitmap> = self
+            .variant_sets(&xkeys::variants_prefix(e))?
             .into_iter()
-            .filter(|((e, _), _)| *e == query.experiment)
+            .filter(|((x, _), _)| x == e)
             .map(|((_, v), users)| (v, users))
             .collect();
-        if sets.is_empty() {
-            let summary = self.list()?;
-            return Err(Error::Input(InputError::new(
-                "experiment",
-                Problem::Unparsable {
-                    reason: format!(
-                        "no experiment {:?}; experiments: {}",
-                        query.experiment,
-                        names(summary.iter().map(|s| s.experiment.as_str()))
-                    ),
-                },
-            )));
-        }
-        let Some(control) = sets.remove(&query.control) else {
-            return Err(Error::Input(InputError::new(
-                "control",
-                Problem::Unparsable {
-                    reason: format!(
-                        "no variant {:?} in {:?}; variants: {}",
-                        query.control,
-                        query.experiment,
-                        names(sets.keys().map(String::as_str))
-                    ),
-                },
-            )));
-        };
-        // The control first, then the others by name.
-        let mut variants: Vec<&str> = vec![query.control.as_str()];
-        variants.extend(sets.keys().map(String::as_str));
-        let mut assigned: Vec<RoaringBitmap> = Vec::with_capacity(variants.len());
-        for mut set in std::iter::once(control).chain(sets.values().cloned()) {
-            if let Some(f) = filter {
-                set &= f;
-            }
-            assigned.push(set);
-        }
-        let e = query.experiment.as_str();
+        let variants: Vec<&str> = sets.keys().map(String::as_str).collect();
+        let assigned: Vec<RoaringBitmap> = sets
+            .values()
+            .map(|set| match filter {
+                Some(f) => set & f,
+                None => set.clone(),
+            })
+            .collect();
+        let kind_id = |k: &str| self.m.kinds.id(&EventKind::from_name(k));
         let measured: Vec<Measured> = match &query.metric {
             MetricSpec::Conversion { kind, window_ms } => {
-                let kind_id = self.kind_id(kind)?;
                 let union = assigned.iter().fold(RoaringBitmap::new(), |a, b| a | b);
-                let converted = self.converted(e, kind_id, *window_ms, &union)?;
+                let converted = match kind_id(kind) {
+                    Some(id) => self.converted(e, id, *window_ms, &union)?,
+                    None => RoaringBitmap::new(),
+                };
                 assigned
                     .iter()
                     .map(|set| Measured::Proportion {
@@ -176,7 +175,10 @@ impl Experiments<'_> {
                     .collect()
             }
             MetricSpec::Retention { day, kind } => {
-                let kind = kind.as_deref().map(|k| self.kind_id(k)).transpose()?;
+                let kind = match kind.as_deref() {
+                    None => Returning::Active,
+                    Some(k) => kind_id(k).map_or(Returning::Nobody, Returning::Kind),
+                };
                 self.retention(e, &variants, filter, *day, kind, as_of_day)?
             }
             MetricSpec::Revenue { window_ms }
@@ -189,16 +191,16 @@ impl Experiments<'_> {
                 out
             }
         };
-        let measured: Vec<(String, Measured)> = variants
-            .iter()
-            .map(|v| (*v).to_owned())
-            .zip(measured)
-            .collect();
         let mut contaminated = self.contaminated(e)?;
         if let Some(f) = filter {
             contaminated &= f;
         }
-        Ok(assemble(query, &measured, contaminated.len())?)
+        let by_variant = variants
+            .iter()
+            .map(|v| (*v).to_owned())
+            .zip(measured)
+            .collect();
+        Ok((by_variant, contaminated.len()))
     }
 
     fn kind_id(&self, kind: &str) -> Result<u32> {
@@ -271,10 +273,9 @@ impl Experiments<'_> {
         variants: &[&str],
         filter: Option<&RoaringBitmap>,
         day: u32,
-        kind: Option<u32>,
+        returning: Returning,
         as_of_day: i32,
     ) -> Result<Vec<Measured>> {
-        let kind: Option<EventKind> = kind.and_then(|id| self.m.kinds.kind(id));
         let offset = i32::try_from(day).unwrap_or(i32::MAX);
         let mut returned_on: HashMap<i32, RoaringBitmap> = HashMap::new();
         let mut out = Vec::with_capacity(variants.len());
@@ -291,7 +292,14 @@ impl Experiments<'_> {
                 let back = match returned_on.get(&target) {
                     Some(set) => set,
                     None => {
-                        let set = self.m.active_users(kind.as_ref(), target, target, None)?;
+                        let set = match returning {
+                            Returning::Active => self.m.active_users(None, target, target, None)?,
+                            Returning::Kind(id) => match self.m.kinds.kind(id) {
+                                Some(k) => self.m.active_users(Some(&k), target, target, None)?,
+                                None => RoaringBitmap::new(),
+                            },
+                            Returning::Nobody => RoaringBitmap::new(),
+                        };
                         returned_on.entry(target).or_insert(set)
                     }
                 };
@@ -365,6 +373,58 @@ impl Experiments<'_> {
             sum,
         })
     }
+}
+
+/// Who counts as returned in a retention question.
+#[derive(Debug, Clone, Copy)]
+enum Returning {
+    /// Any activity.
+    Active,
+    /// An event of this kind id.
+    Kind(u32),
+    /// Nobody: a kind this store never recorded.
+    Nobody,
+}
+
+/// The report of `measured` variants: refused when the experiment has no
+/// users (`experiments` names those there are) or lacks the control; the
+/// control first, then the others by name.
+pub(crate) fn finish(
+    query: &ExperimentQuery,
+    mut measured: BTreeMap<String, Measured>,
+    contaminated: u64,
+    experiments: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<ExperimentReport> {
+    if measured.is_empty() {
+        let there = experiments()?;
+        return Err(Error::Input(InputError::new(
+            "experiment",
+            Problem::Unparsable {
+                reason: format!(
+                    "no experiment {:?}; experiments: {}",
+                    query.experiment,
+                    names(there.iter().map(String::as_str))
+                ),
+            },
+        )));
+    }
+    let Some(control) = measured.remove(&query.control) else {
+        return Err(Error::Input(InputError::new(
+            "control",
+            Problem::Unparsable {
+                reason: format!(
+                    "no variant {:?} in {:?}; variants: {}",
+                    query.control,
+                    query.experiment,
+                    names(measured.keys().map(String::as_str))
+                ),
+            },
+        )));
+    };
+    let ordered: Vec<(String, Measured)> = std::iter::once((query.control.clone(), control))
+        .chain(measured)
+        .collect();
+    Ok(assemble(query, &ordered, contaminated)?)
 }
 
 /// Names for a message, comma-separated ("none" when empty).

@@ -267,6 +267,36 @@ pub(crate) enum Measured {
 }
 
 impl Measured {
+    /// The figures of two disjoint groups of users together (a cluster's
+    /// partitions): counts add; moments combine exactly (Chan et al.'s
+    /// pairwise update of the sum of squared deviations).
+    pub(crate) fn merge(self, other: Measured) -> Measured {
+        match (self, other) {
+            (
+                Measured::Proportion { users, converted },
+                Measured::Proportion {
+                    users: u2,
+                    converted: c2,
+                },
+            ) => Measured::Proportion {
+                users: users + u2,
+                converted: converted + c2,
+            },
+            (
+                Measured::Mean { moments, sum },
+                Measured::Mean {
+                    moments: m2,
+                    sum: s2,
+                },
+            ) => Measured::Mean {
+                moments: combine(moments, m2),
+                sum: sum.saturating_add(s2),
+            },
+            // one metric has one shape in every partition
+            (a, _) => a,
+        }
+    }
+
     fn users(&self) -> u64 {
         match self {
             Measured::Proportion { users, .. } => *users,
@@ -296,6 +326,24 @@ impl Measured {
             }
         }
         row
+    }
+}
+
+/// The moments of two disjoint groups together.
+fn combine(x: Moments, y: Moments) -> Moments {
+    let n = x.n + y.n;
+    if n == 0 {
+        return Moments::default();
+    }
+    let (nx, ny, nf) = (x.n as f64, y.n as f64, n as f64);
+    let mean = (x.mean * nx + y.mean * ny) / nf;
+    let squares = |m: Moments| m.variance * m.n.saturating_sub(1) as f64;
+    let delta = y.mean - x.mean;
+    let m2 = squares(x) + squares(y) + delta * delta * nx * ny / nf;
+    Moments {
+        n,
+        mean,
+        variance: if n > 1 { m2 / (nf - 1.0) } else { 0.0 },
     }
 }
 
@@ -368,4 +416,29 @@ pub(crate) fn assemble(
         srm_p_value: stats::sample_ratio_mismatch(&observed, &weights),
         contaminated_users,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_of_two_groups_combine_exactly() {
+        let a = [3.0, 5.0, 9.0];
+        let b = [1.0, 4.0];
+        let all: Vec<f64> = a.iter().chain(&b).copied().collect();
+        let c = combine(Moments::of(&a), Moments::of(&b));
+        let want = Moments::of(&all);
+        assert_eq!(c.n, want.n);
+        assert!((c.mean - want.mean).abs() < 1e-12);
+        assert!((c.variance - want.variance).abs() < 1e-12);
+        assert_eq!(
+            combine(Moments::default(), Moments::of(&b)),
+            Moments::of(&b)
+        );
+        assert_eq!(
+            combine(Moments::of(&[2.0]), Moments::default()).variance,
+            0.0
+        );
+    }
 }
