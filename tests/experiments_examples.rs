@@ -201,6 +201,31 @@ fn bad_exposures_are_refused_with_nothing_written() {
         }
     }
     assert_eq!(db.raw_dump().unwrap(), before);
+    // a user in one experiment too many: refused, nothing of the batch written
+    let many: Vec<Event> = (0..stickydb::experiments::MAX_EXPERIMENTS_PER_USER)
+        .map(|i| {
+            Event::new("busy", "exposure", T0 + i as i64)
+                .with_property("experiment", PropValue::Str(format!("x{i}")))
+                .with_property("variant", PropValue::Str("a".into()))
+        })
+        .collect();
+    db.record_batch(&many).unwrap();
+    let before = db.raw_dump().unwrap();
+    let one_more = [
+        Event::new("busy", "view", T0),
+        Event::new("busy", "exposure", T0)
+            .with_property("experiment", PropValue::Str("one-more".into()))
+            .with_property("variant", PropValue::Str("a".into())),
+    ];
+    assert!(matches!(
+        db.record_batch(&one_more),
+        Err(Error::LimitReached {
+            what: "experiments per user",
+            ..
+        })
+    ));
+    assert_eq!(db.raw_dump().unwrap(), before);
+    assert_clean(&db);
     let q = ExperimentQuery::new("nope", MetricSpec::parse("retention:1").unwrap());
     assert!(matches!(db.experiment(&q, None, T0), Err(Error::Input(_))));
 }

@@ -69,14 +69,8 @@ pub(super) fn parse_query(args: &ExperimentArgs) -> Result<ExperimentQuery, Erro
 /// The question `args` asks, its kinds checked against the store's.
 fn query_of(db: &Db, args: &ExperimentArgs) -> Result<ExperimentQuery, Error> {
     let q = parse_query(args)?;
-    match &q.metric {
-        MetricSpec::Conversion { kind, .. }
-        | MetricSpec::Retention {
-            kind: Some(kind), ..
-        } => {
-            known_kind(db, kind)?;
-        }
-        _ => {}
+    if let Some(kind) = q.metric.kind() {
+        known_kind(db, kind)?;
     }
     Ok(q)
 }

@@ -207,26 +207,14 @@ impl<'a> Cluster<'a> {
         segment: Option<&Segment>,
         now_ms: i64,
     ) -> Result<ExperimentReport> {
-        use crate::experiments::MetricSpec;
-        if let MetricSpec::Conversion { kind, .. }
-        | MetricSpec::Retention {
-            kind: Some(kind), ..
-        } = &query.metric
-        {
-            // a typo answers zeros in every partition: refuse it, as one store does
+        if let Some(kind) = query.metric.kind() {
             let k = EventKind::from_name(kind);
             if !self
                 .parts
                 .iter()
                 .any(|db| db.kinds().iter().any(|(_, x)| *x == k))
             {
-                return Err(crate::InputError::new(
-                    "metric.kind",
-                    crate::Problem::Unparsable {
-                        reason: format!("no event of kind {kind:?} was ever recorded"),
-                    },
-                )
-                .into());
+                return Err(crate::experiments::unknown_kind(kind));
             }
         }
         let filters = self.filters(segment, now_ms)?;

@@ -30,7 +30,7 @@ use crate::timeline::{Event, EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
 pub(crate) use derive::{derive_all, derive_one};
 pub(crate) use query::finish;
 pub use query::{ExperimentSummary, Experiments, VariantCount};
-pub(crate) use report::Measured;
+pub(crate) use report::{unknown_kind, Measured};
 pub use report::{
     Comparison, ExperimentQuery, ExperimentReport, MetricSpec, VariantRow, MAX_WINDOW_MS,
 };

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::report::{assemble, Measured};
+use super::report::{assemble, unknown_kind, Measured};
 use super::{bucket_bounds, bucket_of, Assignment, ExperimentQuery, ExperimentReport, MetricSpec};
 use crate::error::{Error, InputError, Problem, Result};
 use crate::keys::activity;
@@ -121,12 +121,10 @@ impl Experiments<'_> {
     ) -> Result<ExperimentReport> {
         // a kind never recorded is a typo here (a cluster's partition may
         // lack it: `measure` counts no conversion then)
-        if let MetricSpec::Conversion { kind, .. }
-        | MetricSpec::Retention {
-            kind: Some(kind), ..
-        } = &query.metric
-        {
-            self.kind_id(kind)?;
+        if let Some(kind) = query.metric.kind() {
+            if self.m.kinds.id(&EventKind::from_name(kind)).is_none() {
+                return Err(unknown_kind(kind));
+            }
         }
         let (measured, contaminated) = self.measure(query, filter, as_of_day)?;
         finish(query, measured, contaminated, || {
@@ -201,17 +199,6 @@ impl Experiments<'_> {
             .zip(measured)
             .collect();
         Ok((by_variant, contaminated.len()))
-    }
-
-    fn kind_id(&self, kind: &str) -> Result<u32> {
-        self.m.kinds.id(&EventKind::from_name(kind)).ok_or_else(|| {
-            Error::Input(InputError::new(
-                "metric.kind",
-                Problem::Unparsable {
-                    reason: format!("no event of kind {kind:?} was ever recorded"),
-                },
-            ))
-        })
     }
 
     /// One user's assignment in `experiment`, as of the view.

@@ -149,6 +149,17 @@ impl MetricSpec {
         })
     }
 
+    /// The kind the metric names, if any (a conversion's, a retention's).
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            MetricSpec::Conversion { kind, .. }
+            | MetricSpec::Retention {
+                kind: Some(kind), ..
+            } => Some(kind),
+            _ => None,
+        }
+    }
+
     /// Whether the metric is a proportion (else a per-user mean).
     pub fn is_proportion(&self) -> bool {
         matches!(
@@ -258,6 +269,18 @@ pub struct ExperimentReport {
     pub srm_p_value: f64,
     /// Users (in the segment) exposed to more than one variant.
     pub contaminated_users: u64,
+}
+
+/// The refusal of a metric naming a kind the store (or no partition)
+/// ever recorded: a typo would answer zeros.
+pub(crate) fn unknown_kind(kind: &str) -> crate::Error {
+    InputError::new(
+        "metric.kind",
+        Problem::Unparsable {
+            reason: format!("no event of kind {kind:?} was ever recorded"),
+        },
+    )
+    .into()
 }
 
 /// What one variant measured.
