@@ -219,3 +219,44 @@ pub fn report_data(db: &Db, as_of_day: i32) -> Result<Value, Error> {
     }
     Ok(Value::Array(out))
 }
+
+/// The demo's lines about its experiment: each variant's conversion to
+/// purchase within 7 days against the control, with the interval.
+pub(super) fn demo_summary(db: &Db, experiment: &str, as_of_day: i32) -> Result<(), Error> {
+    let metric = MetricSpec::Conversion {
+        kind: "purchase".into(),
+        window_ms: 7 * crate::time::DAY_MS,
+    };
+    let started = std::time::Instant::now();
+    let r = db
+        .experiments()
+        .report(&ExperimentQuery::new(experiment, metric), None, as_of_day)?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    println!("\nexperiment {experiment} (docs/metrics.md, \"Experiments\"), conversion to purchase within 7 days of the first exposure (in {ms:.1} ms):");
+    for v in &r.variants {
+        println!(
+            "  {:<9} {:>6} users, {:>6} converted ({:.1} %)",
+            v.variant,
+            v.users,
+            v.converted.unwrap_or(0),
+            v.rate.unwrap_or(0.0) * 100.0
+        );
+    }
+    for c in &r.comparisons {
+        println!(
+            "  {} − {}: {:+.1} points (95 % interval {:+.1} .. {:+.1}), p = {:.2e}",
+            c.variant,
+            c.control,
+            c.diff * 100.0,
+            c.ci_low * 100.0,
+            c.ci_high * 100.0,
+            c.p_value
+        );
+    }
+    println!(
+        "  {}; {} users saw both variants",
+        srm_line(r.srm_p_value),
+        r.contaminated_users
+    );
+    Ok(())
+}

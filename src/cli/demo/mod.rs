@@ -540,6 +540,7 @@ fn summary(
     }
 
     social::summary(db, days, end_ms)?;
+    super::experiments::demo_summary(db, EXPERIMENT, db.local_day(end_ms - 1))?;
 
     // The user shown as loyal is picked by the data, not by index: the most
     // active days in the last 30 among buyers still active in the last week.
