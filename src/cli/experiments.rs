@@ -96,14 +96,19 @@ pub fn rows(report: &ExperimentReport) -> Vec<Value> {
         .collect()
 }
 
-/// The rows rounded for reading.
+/// The rows rounded for reading: four decimals, but a p-value below
+/// 0.0001 in scientific notation (rounding it to 0 would claim certainty).
 fn rounded(rows: Vec<Value>) -> Vec<Value> {
     rows.into_iter()
         .map(|mut r| {
             if let Some(o) = r.as_object_mut() {
-                for (_, v) in o.iter_mut() {
+                for (k, v) in o.iter_mut() {
                     if let Some(x) = v.as_f64().filter(|_| v.is_f64()) {
-                        *v = json!(round4(x));
+                        *v = if k == "p_value" && x > 0.0 && x < 1e-4 {
+                            json!(format!("{x:.2e}"))
+                        } else {
+                            json!(round4(x))
+                        };
                     }
                 }
             }
