@@ -396,3 +396,59 @@ fn a_cluster_answers_as_one_store() {
         }
     }
 }
+
+#[test]
+fn verify_finds_damaged_assignments_and_a_rebuild_repairs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        example(&db);
+        db.record(&Event::new("plain", "view", T0)).unwrap();
+        assert_clean(&db);
+    }
+    let (c1, plain) = {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        (
+            db.user_id("c1").unwrap().unwrap(),
+            db.user_id("plain").unwrap().unwrap(),
+        )
+    };
+    {
+        let raw = raw_open(dir.path());
+        let cf = raw.cf_handle("activity").unwrap();
+        // c1's assignment gone (its index still names it), and a stray
+        // assignment index for a user who never saw an exposure
+        raw.delete_cf(cf, stickydb::keys::activity::exposure(c1, "checkout"))
+            .unwrap();
+        raw.put_cf(
+            cf,
+            stickydb::keys::activity::exposure_index(plain),
+            stickydb::codec::encode(&vec!["checkout".to_owned()]).unwrap(),
+        )
+        .unwrap();
+        raw.flush_cf(cf).unwrap();
+    }
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let report = db.verify().unwrap();
+    let text = report.problems.join("\n");
+    assert!(
+        text.contains(&format!("user {c1} has no assignment in \"checkout\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("belongs to a user without exposures"),
+        "{text}"
+    );
+    // a write of the damaged user reads its index and refuses the missing record
+    assert!(matches!(
+        db.record(&Event::new("c1", "purchase", T0 + DAY).with_amount(1)),
+        Err(Error::Corruption(_))
+    ));
+    db.rebuild_aggregates().unwrap();
+    assert_clean(&db);
+    assert_eq!(report_of(&db).variants[0].converted, Some(1));
+}
+
+fn report_of(db: &Db) -> stickydb::experiments::ExperimentReport {
+    report(db, "conversion:purchase:7d")
+}
