@@ -34,4 +34,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = keys::social::referred_user(data);
     let _ = keys::social::reached_sharer(data);
     let _ = keys::social::owned_share(data);
+    // experiments: an assignment's shape, a user's index, the settings, the
+    // metric grammar, every key layout
+    let _ = codec::decode::<(
+        i64,
+        u32,
+        String,
+        Option<String>,
+        std::collections::BTreeMap<u32, i64>,
+    )>(data);
+    let _ = codec::decode::<Vec<String>>(data);
+    let _ = codec::decode::<stickydb::experiments::ExperimentSettings>(data);
+    let _ = stickydb::experiments::MetricSpec::parse(&String::from_utf8_lossy(data));
+    let _ = keys::metrics::MetricKey::parse(data);
+    let _ = keys::activity::ActivityKey::parse(data);
 });

@@ -63,7 +63,13 @@ fn social_event(named: usize, kind: u8, ts: i64) -> Event {
                 .with_property("variant", PropValue::Str(format!("v{}", n >> 1)))
         }
         4 => e = e.with_share_id(format!("s{named}-{n}")),
-        6 => e = e.with_group_open(format!("g{named}-{n}"), 2 + u32::from(n), T0 + 30 * 86_400_000),
+        6 => {
+            e = e.with_group_open(
+                format!("g{named}-{n}"),
+                2 + u32::from(n),
+                T0 + 30 * 86_400_000,
+            )
+        }
         7 => e = e.with_group(format!("g{other}-{n}")),
         _ => {}
     }
