@@ -51,25 +51,38 @@ impl Experiments<'_> {
     /// The variant sets under `prefix` (one experiment's, or every one's),
     /// by (experiment, variant); empty sets left out.
     fn variant_sets(&self, prefix: &[u8]) -> Result<BTreeMap<(String, String), RoaringBitmap>> {
-        let mut sets: BTreeMap<(String, String), RoaringBitmap> = BTreeMap::new();
-        let until = crate::keys::prefix_successor(prefix);
-        for item in self.m.view.range(Cf::Metrics, prefix, until)? {
-            let (k, v) = item?;
-            let Some(MetricKey::VariantUsers {
+        let mut sets = self.grouped(prefix, |k| match k {
+            MetricKey::VariantUsers {
                 experiment,
                 variant,
                 ..
-            }) = MetricKey::parse(&k)
-            else {
+            } => Some((experiment, variant)),
+            _ => None,
+        })?;
+        sets.retain(|_, users| !users.is_empty());
+        Ok(sets)
+    }
+
+    /// The user sets under `prefix`, their chunks unioned per the group
+    /// `group` names from each key (keys it names none of are skipped).
+    fn grouped<G: Ord>(
+        &self,
+        prefix: &[u8],
+        group: impl Fn(MetricKey) -> Option<G>,
+    ) -> Result<BTreeMap<G, RoaringBitmap>> {
+        let mut out: BTreeMap<G, RoaringBitmap> = BTreeMap::new();
+        let until = crate::keys::prefix_successor(prefix);
+        for item in self.m.view.range(Cf::Metrics, prefix, until)? {
+            let (k, v) = item?;
+            let Some(g) = MetricKey::parse(&k).and_then(&group) else {
                 continue;
             };
             let chunk = crate::store::merge::decode_bitmap(&v).ok_or_else(|| {
                 crate::metrics::corrupt(Cf::Metrics, &k, "user set does not decode")
             })?;
-            *sets.entry((experiment, variant)).or_default() |= chunk;
+            *out.entry(g).or_default() |= chunk;
         }
-        sets.retain(|_, users| !users.is_empty());
-        Ok(sets)
+        Ok(out)
     }
 
     /// Every experiment with users, by name.
@@ -301,19 +314,10 @@ impl Experiments<'_> {
     /// The first-exposure-day cohorts of one variant, by local day.
     fn cohorts(&self, experiment: &str, variant: &str) -> Result<BTreeMap<i32, RoaringBitmap>> {
         let prefix = xkeys::exposed_on_prefix(experiment, variant);
-        let until = crate::keys::prefix_successor(&prefix);
-        let mut out: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
-        for item in self.m.view.range(Cf::Metrics, &prefix, until)? {
-            let (k, v) = item?;
-            let Some(MetricKey::ExposedOn { day, .. }) = MetricKey::parse(&k) else {
-                continue;
-            };
-            let chunk = crate::store::merge::decode_bitmap(&v).ok_or_else(|| {
-                crate::metrics::corrupt(Cf::Metrics, &k, "user set does not decode")
-            })?;
-            *out.entry(day).or_default() |= chunk;
-        }
-        Ok(out)
+        self.grouped(&prefix, |k| match k {
+            MetricKey::ExposedOn { day, .. } => Some(day),
+            _ => None,
+        })
     }
 
     /// A window mean over `users`: each user's events in `[first exposure,

@@ -27,7 +27,7 @@ pub(crate) struct Fact {
 }
 
 /// The `experiment` and `variant` string properties of `properties`.
-pub(crate) fn exposure_props<'a, V: 'a>(
+fn exposure_props<'a, V: 'a>(
     properties: impl IntoIterator<Item = (&'a String, &'a V)>,
     as_str: impl Fn(&V) -> Option<&str>,
 ) -> Option<(String, String)> {
@@ -40,6 +40,34 @@ pub(crate) fn exposure_props<'a, V: 'a>(
         }
     }
     Some((experiment?.to_owned(), variant?.to_owned()))
+}
+
+impl Fact {
+    /// The fact of an event as a caller gives it (the write path's own
+    /// events) or as it decodes (`verify`), recorded with `seq` under
+    /// `kind_id`.
+    pub(crate) fn of_event(
+        e: &super::Event,
+        seq: u32,
+        kind_id: u32,
+        exposure_kind: Option<u32>,
+    ) -> Self {
+        let exposure = if Some(kind_id) == exposure_kind {
+            exposure_props(&e.properties, |v| match v {
+                super::PropValue::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        Fact {
+            ts_ms: e.ts_ms,
+            seq,
+            kind_id,
+            amount_minor: e.amount_minor.unwrap_or(0),
+            exposure,
+        }
+    }
 }
 
 fn fact(key: &EventKey, value: &EventValue, exposure_kind: Option<u32>) -> Fact {

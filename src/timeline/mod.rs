@@ -21,7 +21,7 @@ pub use event::{
 };
 
 use event::{EventValue, EventValueRef, Social};
-pub(crate) use facts::{exposure_props, facts, facts_at, Fact};
+pub(crate) use facts::{facts, facts_at, Fact};
 pub use facts::{EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
 
 use crate::codec;

@@ -40,25 +40,13 @@ pub(super) fn check_events(
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
                 if let Some(id) = kinds.id(&e.event.kind) {
-                    let exposure = (Some(id) == assignments.exposure_kind())
-                        .then(|| {
-                            timeline::exposure_props(&e.event.properties, |v| match v {
-                                crate::timeline::PropValue::Str(s) => Some(s.as_str()),
-                                _ => None,
-                            })
-                        })
-                        .flatten();
-                    assignments.add(
-                        key.user_id,
-                        timeline::Fact {
-                            ts_ms: key.ts_ms,
-                            seq: key.seq,
-                            kind_id: id,
-                            amount_minor: e.event.amount_minor.unwrap_or(0),
-                            exposure,
-                        },
-                        r,
-                    )?;
+                    let fact = timeline::Fact::of_event(
+                        &e.event,
+                        key.seq,
+                        id,
+                        assignments.exposure_kind(),
+                    );
+                    assignments.add(key.user_id, fact, r)?;
                     expected.add(
                         RawEvent {
                             user_id: key.user_id,

@@ -27,26 +27,7 @@ use crate::users::{self, UserWrites};
 use super::social::SocialWrite;
 use crate::experiments::ExposureWrites;
 use crate::kinds::EventKind;
-use crate::timeline::{Fact, PropValue};
-
-/// What experiments keep of one event being recorded.
-fn fact_of(e: &Event, kind_id: u32, seq: u32, exposure_id: Option<u32>) -> Fact {
-    let exposure = if Some(kind_id) == exposure_id {
-        timeline::exposure_props(&e.properties, |v| match v {
-            PropValue::Str(s) => Some(s.as_str()),
-            _ => None,
-        })
-    } else {
-        None
-    };
-    Fact {
-        ts_ms: e.ts_ms,
-        seq,
-        kind_id,
-        amount_minor: e.amount_minor.unwrap_or(0),
-        exposure,
-    }
-}
+use crate::timeline::Fact;
 
 impl Writer<'_> {
     /// Records `events` as one atomic write; with `position`, the write
@@ -212,7 +193,7 @@ impl Writer<'_> {
             };
             timeline::put(batch, &key, kind_id, e)?;
             if exposure_id.is_some() {
-                exposures.add(user_id, fact_of(e, kind_id, seq, exposure_id));
+                exposures.add(user_id, Fact::of_event(e, seq, kind_id, exposure_id));
             }
             state.add(
                 &Contribution {
