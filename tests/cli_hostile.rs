@@ -1,7 +1,7 @@
 //! The committed corpus of hostile inputs (`tests/data/hostile/`) through the
 //! real binary's `import`, strict and with `--skip-bad`: truncated lines,
 //! wrong types, NUL and control characters, over-long ids, huge numbers,
-//! deep nesting, invalid UTF-8, a hostile CSV. Every bad line is named by
+//! deep nesting, invalid UTF-8, keys named twice, a hostile CSV. Every bad line is named by
 //! file and line, a strict import that fails leaves the store as it was,
 //! and the good lines around the bad ones are imported.
 
@@ -42,6 +42,8 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("huge_numbers.jsonl", &[2, 3, 4, 5, 6, 7, 8, 9, 10], 2),
     ("nested.jsonl", &[2, 3, 4], 2),
     ("invalid_utf8.jsonl", &[2, 3, 4], 2),
+    // a key named twice: refused, never read as the last one
+    ("duplicate_keys.jsonl", &[2, 3, 4, 5], 2),
     ("hostile.csv", &[3, 4, 5, 6, 7, 8], 2),
 ];
 
@@ -96,5 +98,36 @@ fn every_hostile_line_is_named_and_nothing_of_a_failed_strict_import_is_written(
         let db = Db::open(&db, Options::default()).unwrap();
         assert_eq!(db.event_count().unwrap(), 1 + imported, "{name}");
         common::assert_clean(&db);
+    }
+}
+
+#[test]
+fn a_key_named_twice_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, before) = seeded(dir.path());
+    let file = corpus("duplicate_keys.jsonl");
+    let file_s = file.to_str().unwrap();
+    let out = stickydb(&db, &["import", file_s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a duplicate key was imported");
+    assert!(err.contains(&format!("{file_s}:2:")), "{err}");
+    assert!(err.contains(r#"duplicate key "user""#), "{err}");
+    let after = Db::open(&db, Options::default()).unwrap();
+    assert_eq!(
+        after.raw_dump().unwrap(),
+        before,
+        "the strict failure wrote"
+    );
+    // (the first line alone, with --skip-bad, is imported as `a`; `f` never appears)
+    drop(after);
+    let out = stickydb(&db, &["import", "--skip-bad", "10", file_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = Db::open(&db, Options::default()).unwrap();
+    for gone in ["e", "f", "g", "h", "i"] {
+        assert_eq!(after.user_id(gone).unwrap(), None, "{gone} was imported");
     }
 }

@@ -136,7 +136,7 @@ fn csv_row(header: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value,
                 cell.parse::<u32>()
                     .map_err(|e| unparsable("group_target", format!("{cell:?}: {e}")))?,
             ),
-            "properties" | "attributes" | "tags" => serde_json::from_str(cell)
+            "properties" | "attributes" | "tags" => crate::timeline::json::parse_value(cell)
                 .map_err(|e| unparsable("record", format!("{name}: {e}")))?,
             "force" => Value::from(
                 cell.parse::<bool>()
@@ -191,7 +191,7 @@ fn read_file(
                 } else {
                     match std::str::from_utf8(&buf) {
                         Ok(line) if line.trim().is_empty() => continue,
-                        Ok(line) => serde_json::from_str::<Value>(line)
+                        Ok(line) => crate::timeline::json::parse_value(line)
                             .map_err(|e| unparsable("record", e.to_string()))
                             .and_then(|v| from_json(records, v, now_ms)),
                         Err(e) => Err(unparsable(

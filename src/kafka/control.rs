@@ -75,7 +75,7 @@ pub fn parse(payload: &[u8]) -> std::result::Result<Msg, InputError> {
     let bad = |reason: String| InputError::new("record", Problem::Unparsable { reason });
     let text = std::str::from_utf8(payload)
         .map_err(|e| bad(format!("not UTF-8 (byte {})", e.valid_up_to())))?;
-    let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let v: Value = json::parse_value(text).map_err(|e| bad(e.to_string()))?;
     if let Value::Object(map) = &v {
         if map.len() == 1 {
             if let Some(m) = map.get("merge") {

@@ -84,8 +84,86 @@ pub fn to_json(e: &Event) -> Value {
 pub fn event_from_slice(bytes: &[u8]) -> Result<Event, InputError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| unparsable("record", format!("not UTF-8 (byte {})", e.valid_up_to())))?;
-    let v: Value = serde_json::from_str(text).map_err(|e| unparsable("record", e.to_string()))?;
+    let v = parse_value(text).map_err(|e| unparsable("record", e.to_string()))?;
     event(v)
+}
+
+/// Parses a JSON text, refusing an object that names a key twice, at any
+/// depth (`{"user":"e","user":"f"}` names `user` twice: which one the
+/// writer meant is unknowable, so the record is refused rather than
+/// silently read as the last one). Every other rule is `serde_json`'s.
+///
+/// ```
+/// use stickydb::timeline::json::parse_value;
+/// assert!(parse_value(r#"{"user":"e","kind":"view"}"#).is_ok());
+/// let e = parse_value(r#"{"user":"e","user":"f"}"#).unwrap_err();
+/// assert!(e.to_string().starts_with("duplicate key \"user\""), "{e}");
+/// ```
+pub fn parse_value(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<Strict>(text).map(|s| s.0)
+}
+
+/// A JSON value whose objects name each key once.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Strict(Value::Array(out)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key {key:?}"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Strict(Value::Object(out)))
+    }
 }
 
 #[derive(Deserialize)]
