@@ -296,10 +296,26 @@ mod tests {
 
     #[test]
     fn bad_partitions_are_refused() {
-        assert!(Partition::new(4, 4).is_err());
-        assert!(Partition::new(0, 0).is_err());
-        assert!(Partition::new(0, MAX_PARTITIONS + 1).is_err());
-        assert!(Partition::parse("1-4").is_err());
+        let range = |field, value, min, max| {
+            Err(InputError::new(
+                field,
+                Problem::OutOfRange { value, min, max },
+            ))
+        };
+        assert_eq!(Partition::new(4, 4), range("partition", 4, 0, 3));
+        assert_eq!(Partition::new(0, 0), range("partition_count", 0, 1, 4096));
+        assert_eq!(
+            Partition::new(0, MAX_PARTITIONS + 1),
+            range("partition_count", 4097, 1, 4096)
+        );
+        assert!(matches!(
+            Partition::parse("1-4"),
+            Err(InputError {
+                field: "partition",
+                problem: Problem::Unparsable { .. },
+                ..
+            })
+        ));
         assert_eq!(
             Partition::parse("3/4").expect("ok"),
             Partition { index: 3, count: 4 }

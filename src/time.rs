@@ -121,6 +121,9 @@ mod tests {
         assert_eq!(weekday(d), 1); // a Tuesday
         assert_eq!(format_day(week_start(d)), "2024-12-30");
         assert_eq!(format_day(month_start(d)), "2024-12-01");
-        assert!(parse_day("2024-13-01").is_err());
+        assert!(matches!(
+            parse_day("2024-13-01"),
+            Err(Problem::Unparsable { ref reason }) if reason.contains("is not a YYYY-MM-DD date")
+        ));
     }
 }

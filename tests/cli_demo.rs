@@ -129,16 +129,23 @@ fn init_persists_the_offset_and_bad_arguments_fail() {
     drop(db);
     let out = stickydb(&["--db", db_arg, "init", "--utc-offset", "-05:00"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("UTC offset"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("store was created with UTC offset 480 min; reopened with -300 min"));
     let out = stickydb(&["--db", db_arg, "init", "--utc-offset", "8"]);
     assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("invalid utc_offset: cannot be parsed: \"8\" is not ±HH:MM"));
     let out = stickydb(&["--db", db_arg, "segment", "tag:vip and"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("segment"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("invalid segment: cannot be parsed: expression ends early at token 3"));
     let out = stickydb(&[
         "--db",
         dir.path().join("missing").to_str().unwrap(),
         "stats",
     ]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: no stickydb store at"), "{err}");
+    assert!(err.contains("hint: create it with `stickydb --db"), "{err}");
 }

@@ -109,6 +109,8 @@ fn strict_mode_names_the_line_and_writes_nothing_of_the_batch() {
     // --strict is the default, and says so
     let out = stickydb(&db, &["import", "--strict", path(&bad)]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl:3: invalid record"), "{err}");
 }
 
 #[test]

@@ -166,6 +166,11 @@ fn sharers_funnels_viral_and_groups_from_the_command_line() {
     );
     let eve = stickydb(&db, &["--json", "sharer", "eve"]);
     assert!(!eve.status.success(), "eve was written");
+    let err = String::from_utf8_lossy(&eve.stderr);
+    assert!(
+        err.contains("invalid user: cannot be parsed: no user \"eve\""),
+        "{err}"
+    );
     // a group field on the wrong kind, named
     let bad = import(
         &db,

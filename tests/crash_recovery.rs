@@ -140,7 +140,12 @@ fn crash_child_writer() {
             points: 30,
             timeout_ms: DAY,
         };
-        if db.points(&user, &format!("h{i}"), at(i), &hold).is_ok() && i % 2 == 0 {
+        let held = match db.points(&user, &format!("h{i}"), at(i), &hold) {
+            Ok(_) => true,
+            Err(Error::Ledger(LedgerError::InsufficientPoints { .. })) => false,
+            Err(e) => panic!("hold failed: {e}"),
+        };
+        if held && i % 2 == 0 {
             let capture = PointsOp::Capture {
                 hold_txn: format!("h{i}"),
             };

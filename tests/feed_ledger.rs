@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use stickydb::ledger::{LedgerSettings, TierLevel, Tiers};
-use stickydb::{Change, FeedEntry, PointsOp};
+use stickydb::{Change, Error, FeedEntry, PointsOp, Problem};
 
 fn notices(entries: &[FeedEntry]) -> Vec<(u32, i64, i64, i64)> {
     entries
@@ -84,7 +84,11 @@ fn expiry_notices_come_once_a_notice_period_ahead() {
     // erasure takes the user's notice marks with it
     db.erase_user("ann").unwrap();
     assert_clean(&db);
-    assert!(db.set_expiry_notice_days(400).is_err());
+    assert!(matches!(
+        db.set_expiry_notice_days(400),
+        Err(Error::Input(ref e)) if e.field == "notice_days"
+            && e.problem == Problem::OutOfRange { value: 400, min: 0, max: 366 }
+    ));
 }
 
 #[test]

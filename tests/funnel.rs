@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use stickydb::{Event, EventKind};
+use stickydb::{Error, Event, EventKind, Problem};
 
 fn kinds(names: &[&str]) -> Vec<EventKind> {
     names.iter().map(|n| EventKind::from_name(n)).collect()
@@ -93,9 +93,19 @@ fn funnel_edges() {
         vec![1, 1, 0]
     );
     // bad input is a typed error
-    assert!(m.funnel(&[], window, day, day, None).is_err());
-    assert!(m.funnel(&kinds(&["view"]), -1, day, day, None).is_err());
-    assert!(m
-        .funnel(&kinds(&["view"]), window, day + 1, day, None)
-        .is_err());
+    assert!(matches!(
+        m.funnel(&[], window, day, day, None),
+        Err(Error::Input(ref e)) if e.field == "steps"
+            && e.problem == Problem::OutOfRange { value: 0, min: 1, max: 16 }
+    ));
+    assert!(matches!(
+        m.funnel(&kinds(&["view"]), -1, day, day, None),
+        Err(Error::Input(ref e)) if e.field == "window_ms"
+            && matches!(e.problem, Problem::OutOfRange { value: -1, min: 0, .. })
+    ));
+    assert!(matches!(
+        m.funnel(&kinds(&["view"]), window, day + 1, day, None),
+        Err(Error::Input(ref e)) if e.field == "to_day"
+            && matches!(e.problem, Problem::OutOfRange { .. })
+    ));
 }

@@ -95,15 +95,36 @@ fn refusals_leave_the_store_byte_identical() {
     let (_dir, db) = store();
     merge(&db, "anon:1", "m1", "first").unwrap();
     let before = db.raw_dump().unwrap();
-    for r in [
-        merge(&db, "m2", "m2", "x"),
-        merge(&db, "nobody", "m2", "x"),
-        db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
-        merge(&db, "anon:1", "m2", "x"),
-        merge(&db, "m2", "m3", "x"),
-        merge(&db, "anon:2", "m3", "first"),
-    ] {
-        assert!(r.is_err());
+    type Expect = fn(&Error) -> bool;
+    let cases: [(stickydb::Result<stickydb::MergeOutcome>, Expect); 6] = [
+        (
+            merge(&db, "m2", "m2", "x"),
+            |e| matches!(e, Error::Merge(MergeError::SelfMerge { user }) if user == "m2"),
+        ),
+        (
+            merge(&db, "nobody", "m2", "x"),
+            |e| matches!(e, Error::UnknownUser { user } if user == "nobody"),
+        ),
+        (
+            db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
+            |e| matches!(e, Error::Merge(MergeError::Cycle { from, into }) if from == "m1" && into == "anon:1"),
+        ),
+        (
+            merge(&db, "anon:1", "m2", "x"),
+            |e| matches!(e, Error::Merge(MergeError::AlreadyMerged { from, into }) if from == "anon:1" && into == "m1"),
+        ),
+        (
+            merge(&db, "m2", "m3", "x"),
+            |e| matches!(e, Error::Merge(MergeError::BothIdentified { from, into }) if from == "m2" && into == "m3"),
+        ),
+        (
+            merge(&db, "anon:2", "m3", "first"),
+            |e| matches!(e, Error::Merge(MergeError::IdConflict { merge_id, .. }) if merge_id == "first"),
+        ),
+    ];
+    for (r, expected) in cases {
+        let e = r.unwrap_err();
+        assert!(expected(&e), "{e}");
         assert_eq!(db.raw_dump().unwrap(), before);
     }
 }
@@ -125,7 +146,10 @@ fn a_repeated_merge_id_is_answered_not_redone() {
 #[test]
 fn identified_ids_merge_only_when_forced() {
     let (_dir, db) = store();
-    assert!(merge(&db, "m2", "m3", "a").is_err());
+    assert!(matches!(
+        merge(&db, "m2", "m3", "a"),
+        Err(Error::Merge(MergeError::BothIdentified { ref from, ref into })) if from == "m2" && into == "m3"
+    ));
     let out = db
         .merge("m2", "m3", "a", MergeOptions { force: true })
         .unwrap();

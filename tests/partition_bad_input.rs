@@ -57,9 +57,23 @@ fn another_partitions_user_is_refused_by_position_and_nothing_is_written() {
     }
     assert_eq!(db.raw_dump().unwrap(), before, "nothing written");
     // Profiles and points name users too.
-    assert!(db
+    match db
         .update_profile(&theirs[0], &stickydb::ProfileUpdate::new().set("age", 3))
-        .is_err());
+        .unwrap_err()
+    {
+        Error::Input(e) => {
+            assert_eq!((e.index, e.field), (None, "user"));
+            assert_eq!(
+                e.problem,
+                Problem::OtherPartition {
+                    owner: 2,
+                    count: 3,
+                    this: 1
+                }
+            );
+        }
+        other => panic!("{other}"),
+    }
     assert_eq!(db.raw_dump().unwrap(), before);
     db.record_batch(&batch[..2]).unwrap();
     for id in db.all_users().unwrap() {

@@ -14,7 +14,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
-use stickydb::{Db, Event, Figures, MergeOptions, Options, Segment, SharerRank, SocialSettings};
+use stickydb::{
+    Db, Error, Event, Figures, MergeOptions, Options, Segment, SharerRank, SocialSettings,
+};
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01 00:00 UTC.
@@ -645,7 +647,22 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let batch: Vec<Event> = gens.iter().map(event_of).collect();
                 let accepted = m.record(&batch);
                 let got = db.record_batch(&batch);
-                prop_assert_eq!(got.is_ok(), accepted, "op {}: {:?}", i, got.err());
+                prop_assert_eq!(got.is_ok(), accepted, "op {}: {:?}", i, got.as_ref().err());
+                if let Err(e) = &got {
+                    // the model's refusals: a share id another user claimed,
+                    // a group id another opening has, a deadline not after it
+                    prop_assert!(
+                        matches!(e, Error::Input(ie) if [
+                            "event.share_id",
+                            "event.group_id",
+                            "event.group_deadline_ms",
+                        ]
+                        .contains(&ie.field)),
+                        "op {}: {}",
+                        i,
+                        e
+                    );
+                }
             }
             Op::Erase(u) => {
                 let name = user_name(*u);

@@ -94,7 +94,7 @@ impl MetricSpec {
     ///     MetricSpec::parse("conversion:purchase:7d").unwrap(),
     ///     MetricSpec::Conversion { kind: "purchase".into(), window_ms: 7 * 86_400_000 }
     /// );
-    /// assert!(MetricSpec::parse("retention:x").is_err());
+    /// assert_eq!(MetricSpec::parse("retention:x").unwrap_err().field, "metric");
     /// ```
     pub fn parse(text: &str) -> Result<Self, InputError> {
         let parts: Vec<&str> = text.split(':').collect();

@@ -259,7 +259,16 @@ mod tests {
 
     #[test]
     fn event_key_rejects_wrong_length() {
-        assert!(EventKey::decode("events", &[0; 15]).is_err());
-        assert!(EventKey::decode("events", &[0; 17]).is_err());
+        for len in [15, 17] {
+            assert_eq!(
+                EventKey::decode("events", &vec![0; len]),
+                Err(CorruptionError {
+                    cf: "events",
+                    what: "key",
+                    key: vec![0; len],
+                    reason: format!("expected 16 bytes, found {len}"),
+                })
+            );
+        }
     }
 }

@@ -416,24 +416,37 @@ mod tests {
 
     #[test]
     fn errors_name_the_token() {
-        for bad in [
-            "",
-            "tag:",
-            "tag:a and",
-            "(tag:a",
-            "tag:a)",
-            "stage:",
-            "active_within:0d",
-            "active_within:30",
-            "did:view@2024-01-01",
-            "referred_by:",
-            "entered:declining@2024-01-01",
-            "attr:region",
-            "tag:a tag:b",
-            "variant:checkout",
-            "variant:=b",
+        // (input, the field its error names; `None`: an empty name)
+        for (bad, field, empty) in [
+            ("", "segment", false),
+            ("tag:", "segment.tag", true),
+            ("tag:a and", "segment", false),
+            ("(tag:a", "segment", false),
+            ("tag:a)", "segment", false),
+            ("stage:", "segment.stage", true),
+            ("active_within:0d", "segment", false),
+            ("active_within:30", "segment", false),
+            ("did:view@2024-01-01", "segment", false),
+            ("referred_by:", "segment.referred_by", true),
+            ("entered:declining@2024-01-01", "segment", false),
+            ("attr:region", "segment", false),
+            ("tag:a tag:b", "segment", false),
+            ("variant:checkout", "segment", false),
+            ("variant:=b", "segment.variant", true),
         ] {
-            assert!(Segment::parse(bad).is_err(), "{bad:?} should not parse");
+            let e = match Segment::parse(bad) {
+                Err(e) => e,
+                Ok(s) => panic!("{bad:?} parsed as {s:?}"),
+            };
+            assert_eq!(e.field, field, "{bad:?}: {e}");
+            if empty {
+                assert_eq!(e.problem, Problem::Empty, "{bad:?}");
+            } else {
+                assert!(
+                    matches!(&e.problem, Problem::Unparsable { reason } if reason.contains(" at token ")),
+                    "{bad:?}: {e}"
+                );
+            }
         }
         for good in [
             "stage:new and rfm:champions",
@@ -449,6 +462,10 @@ mod tests {
             assert!(again.is_ok(), "display of {good:?} should parse back");
         }
         let deep = format!("{}tag:a{}", "(".repeat(200), ")".repeat(200));
-        assert!(Segment::parse(&deep).is_err());
+        assert!(matches!(
+            Segment::parse(&deep),
+            Err(InputError { field: "segment", problem: Problem::Unparsable { ref reason }, .. })
+                if reason.contains("nesting deeper than 64")
+        ));
     }
 }
