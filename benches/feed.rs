@@ -8,6 +8,9 @@
 //! growing after 7 days, → declining after 14, → churned after 30): users ÷
 //! spread × 3 = 10 000. An iteration advances the clock one day.
 //!
+//! And writes that carry an entry with `sync_writes` on, from 4 threads
+//! and from 1 (the group commit of entries, issue 27).
+//!
 //! Run: `cargo bench --bench feed` (`STICKYDB_BENCH_USERS` sets the large
 //! store's users; the small one has a fifth). Under `cargo test` the stores
 //! are small and each benchmark runs once.
@@ -96,7 +99,54 @@ fn bench_advance(c: &mut Criterion, label: &str, n: u64) {
     }
 }
 
+/// Writes that carry feed entries with `sync_writes` on, from `threads`
+/// writers at once: every first event of a new user publishes its `new`
+/// stage, so every write carries an entry. Their cursors must become
+/// visible in order; before issue 27 one lock was held across each such
+/// write's commit and fsync, so the writers fsync'd one after another. An
+/// iteration is one write per thread.
+fn bench_sync_writes(c: &mut Criterion, threads: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(
+        dir.path(),
+        Options {
+            sync_writes: true,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let mut g = c.benchmark_group("feed");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function(
+        format!("sync writes with an entry, {threads} threads of new users"),
+        |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..iters {
+                                let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                db.record(&Event::new(format!("new-{u}"), "view", T0))
+                                    .expect("record");
+                            }
+                        });
+                    }
+                });
+                t.elapsed()
+            })
+        },
+    );
+    g.finish();
+}
+
 fn bench_feed(c: &mut Criterion) {
+    bench_sync_writes(c, 4);
+    bench_sync_writes(c, 1);
     let n = users();
     bench_advance(c, "large", n);
     bench_advance(c, "small", n / 5);

@@ -43,6 +43,32 @@ pub enum Error {
     /// The store was opened read-only and the operation writes.
     #[error("the store was opened read-only")]
     ReadOnly,
+    /// A maintenance job (SPEC §5, "Jobs") was interrupted — a crash, a
+    /// kill, a failed step — or is running: until it finishes, writes are
+    /// refused and queries of what it re-derives would see half its work.
+    /// Nothing was written.
+    #[error(
+        "job {job} is unfinished (step {step}): finish it with {call} \
+         (CLI: {command}); until then writes are refused and what it re-derives is not read"
+    )]
+    JobUnfinished {
+        /// The job's name (`rebuild-aggregates`, `retier`, …).
+        job: &'static str,
+        /// The step it is at, described.
+        step: String,
+        /// The library call that finishes it.
+        call: &'static str,
+        /// The CLI command that finishes it.
+        command: &'static str,
+    },
+    /// An earlier commit of this handle failed (the disk refused a write):
+    /// what it left in memory may not match the store, so the handle
+    /// refuses every write until the store is reopened. Nothing was written.
+    #[error("writes refused after a failed commit ({cause}); reopen the store")]
+    Poisoned {
+        /// The failure that poisoned the handle.
+        cause: String,
+    },
     /// A value the write would store is over the size cap of stored values
     /// (SPEC §6: no stored value grows without bound); the whole write was
     /// refused and nothing was written.

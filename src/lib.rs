@@ -52,6 +52,7 @@ pub mod keys;
 pub mod kinds;
 pub mod ledger;
 pub mod metrics;
+mod order;
 pub mod partition;
 pub mod profiles;
 pub mod segments;
@@ -63,7 +64,7 @@ pub mod users;
 mod verify;
 mod write;
 
-pub use db::{CfStats, Db, Handover, RawEntry, Stats, MAX_HANDOVER_EVENTS};
+pub use db::{CfStats, Db, Handover, JobInfo, RawEntry, Stats, MAX_HANDOVER_EVENTS};
 pub use error::{
     ConsumeError, CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem,
     Result,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// The dependency order, lowest first: a module may name only modules
 /// before it in this list (and itself).
-const ORDER: [&str; 23] = [
+const ORDER: [&str; 24] = [
     "error",
+    "order",
     "time",
     "codec",
     "partition",

@@ -265,6 +265,27 @@ fn a_format_7_store_gains_experiment_assignments() {
 }
 
 #[test]
+fn a_format_8_store_gains_sequence_records() {
+    // format 8 kept a user's next event sequence number only in its head
+    // (derived state); the migration writes it as a primary record from
+    // the events (docs/architecture.md, "Opening")
+    let (_dir, db) = migrates(8);
+    let stored = db.newest("u3", 1_000).unwrap();
+    let at = stored[0].event.ts_ms;
+    // a new event at a stored instant takes the next number: it adds
+    match db.record(&Event::new("u3", "view", at)).unwrap() {
+        stickydb::RecordOutcome::Recorded { seq, .. } => assert_eq!(seq as usize, stored.len()),
+        other => panic!("{other:?}"),
+    }
+    let after = db.newest("u3", 1_000).unwrap();
+    assert_eq!(after.len(), stored.len() + 1);
+    for s in &stored {
+        assert!(after.iter().any(|a| a.seq == s.seq && a.event == s.event));
+    }
+    assert_clean(&db);
+}
+
+#[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
     {

@@ -110,6 +110,46 @@ pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
     Ok(())
 }
 
+/// `stickydb jobs [list|finish]`.
+pub(super) fn jobs_cmd(cli: &Cli, command: Option<&super::args::JobsCommand>) -> Result<(), Error> {
+    use super::args::JobsCommand;
+    match command.unwrap_or(&JobsCommand::List) {
+        JobsCommand::List => {
+            let db = open_existing(cli, true)?;
+            let job = db.pending_job();
+            if cli.wants_json() {
+                return print_json(&serde_json::json!({ "job": job }));
+            }
+            match job {
+                None => println!("no job recorded"),
+                Some(j) => {
+                    println!("job {} unfinished at step {}", j.name, j.step);
+                    println!(
+                        "finish it with `stickydb --db {} jobs finish`",
+                        cli.db.display()
+                    );
+                }
+            }
+        }
+        JobsCommand::Finish => {
+            let db = open_existing(cli, false)?;
+            let started = Instant::now();
+            let done = super::human::working("finishing the job", || db.finish_jobs())?;
+            if cli.wants_json() {
+                return print_json(&serde_json::json!({ "finished": done }));
+            }
+            match done {
+                None => println!("no job recorded"),
+                Some(name) => println!(
+                    "finished {name} in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `stickydb checkpoint`.
 pub(super) fn checkpoint(cli: &Cli, dir: &PathBuf) -> Result<(), Error> {
     let db = open_existing(cli, false)?;

@@ -336,8 +336,17 @@ pub enum Command {
     /// Recompute every maintained structure and report differences.
     Verify,
     /// Rebuild every aggregate from the raw events (the repair when verify
-    /// reports aggregate damage); writers are held off meanwhile.
+    /// reports aggregate damage); writers are held off meanwhile. A job: a
+    /// kill leaves it recorded, finished by `jobs finish` (or this again).
     RebuildAggregates,
+    /// The maintenance job recorded in the store, if any (a rebuild, a
+    /// migration, a re-tier, a window or stage-model change left
+    /// unfinished by a crash); `jobs finish` finishes it.
+    Jobs {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+    },
     /// Show one user's profile and newest events.
     User {
         /// External user id.
@@ -501,6 +510,15 @@ pub enum MetricsCommand {
         #[command(flatten)]
         range: DayRange,
     },
+}
+
+/// `jobs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the recorded job (the default).
+    List,
+    /// Finish the recorded job from where it stopped.
+    Finish,
 }
 
 /// `users` subcommands.

@@ -235,6 +235,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Stats => admin::stats(cli),
         Command::Verify => admin::verify(cli),
         Command::RebuildAggregates => admin::rebuild_aggregates(cli),
+        Command::Jobs { command } => admin::jobs_cmd(cli, command.as_ref()),
         Command::User {
             id,
             events,
@@ -284,6 +285,10 @@ fn hint(cli: &Cli, e: &Error) -> Option<String> {
         Error::Open(crate::OpenError::NeedsMigration { .. }) => Some(format!(
             "open it once with a writing command (e.g. `stickydb --db {db} verify` cannot; `stickydb --db {db} compact` can) to migrate it"
         )),
+        Error::JobUnfinished { .. } => Some(format!(
+            "`stickydb --db {db} jobs` shows it; `stickydb --db {db} jobs finish` finishes it"
+        )),
+        Error::Poisoned { .. } => Some("run the command again: it reopens the store".into()),
         Error::UnknownUser { .. } => {
             Some("user ids are case-sensitive; `stickydb segment all --list 10` lists some".into())
         }

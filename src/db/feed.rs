@@ -57,13 +57,15 @@ impl Db {
     /// (retention: consumers past it no longer need them). Returns how
     /// many were deleted; cursors are never reused.
     pub fn trim_feed(&self, through_cursor: u64) -> Result<u64> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         feed::trim(&self.store, through_cursor)
     }
 
     /// Sets how many days before a lot's expiry its expiry notice is due
     /// (default 7, at most [`feed::MAX_NOTICE_DAYS`]; persisted).
     pub fn set_expiry_notice_days(&self, days: u32) -> Result<()> {
+        // (an advance's notice scan must not straddle a change of period)
+        let _one = self.advance_lock.lock();
         self.writer().set_notice_days(days)
     }
 
@@ -76,15 +78,16 @@ impl Db {
     /// `written_before_ms`: retention by age, e.g. `now − 30 days`.
     /// Returns how many were deleted.
     pub fn trim_feed_older(&self, written_before_ms: i64) -> Result<u64> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         feed::trim_older(&self.store, written_before_ms)
     }
 
     /// Replaces the lifecycle-stage model (persisted) and re-derives every
     /// user's published stage under it: users whose stage changes get a
     /// feed entry with cause `model`, and due days are recomputed. Holds
-    /// every writer off while it runs; a crash midway is finished by
-    /// calling it again with the same model.
+    /// every writer off while it runs. A job (docs/architecture.md, "Jobs"):
+    /// a kill midway leaves it recorded, and [`Db::finish_jobs`] (or this
+    /// call again) finishes it. The model in force again changes nothing.
     pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
         self.writer().set_stage_model(model)
     }

@@ -13,6 +13,7 @@ use crate::ledger::{
     TierChange,
 };
 use crate::metrics::{self, MetricSettings, Metrics};
+use crate::order::{Level, Mutex, RwLock};
 use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
@@ -20,16 +21,17 @@ use crate::timeline::{self, Event, RecordOutcome, StoredEvent};
 use crate::users::{self, Allocator, LockStripes};
 use crate::verify::{self, VerifyReport};
 use crate::write::{self, Writer};
-use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
 mod experiments;
 mod feed;
 mod identity;
+mod jobs;
 mod partition;
 mod social;
 mod stats;
 
+pub use jobs::JobInfo;
 pub use partition::{Handover, MAX_HANDOVER_EVENTS};
 pub use stats::{CfStats, Stats};
 
@@ -113,6 +115,10 @@ impl Db {
             options.non_activity_kinds.as_ref(),
             std::slice::from_ref(&experiment_settings.exposure_kind),
         )?;
+        // A new store's metadata and every setting the loaders above put
+        // go to disk as one synced batch: a crash leaves no store or a
+        // whole one.
+        store.finish_creation()?;
         if found < crate::store::FORMAT_VERSION {
             write::migrate(
                 &mut store,
@@ -132,15 +138,15 @@ impl Db {
             stripes: LockStripes::new(LOCK_STRIPES, options.user_cache_entries),
             kinds,
             non_activity_kinds: metric_settings.non_activity_kinds.clone(),
-            metric_settings: RwLock::new(metric_settings),
-            ledger_settings: RwLock::new(Arc::new(ledger_settings)),
-            erase_lock: Mutex::new(()),
-            identity_settings: RwLock::new(identity_settings),
-            clock: RwLock::new(clock),
-            advance_lock: Mutex::new(()),
+            metric_settings: RwLock::new(Level::MetricSettings, metric_settings),
+            ledger_settings: RwLock::new(Level::LedgerSettings, Arc::new(ledger_settings)),
+            erase_lock: Mutex::new(Level::Erase, ()),
+            identity_settings: RwLock::new(Level::IdentitySettings, identity_settings),
+            clock: RwLock::new(Level::Clock, clock),
+            advance_lock: Mutex::new(Level::Advance, ()),
             social,
             experiment_settings,
-            position_lock: Mutex::new(()),
+            position_lock: Mutex::new(Level::Position, ()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -168,6 +174,7 @@ impl Db {
             clock: &self.clock,
             social: &self.social,
             exposure_kind: &self.experiment_settings.exposure_kind,
+            advance_lock: &self.advance_lock,
         }
     }
 
@@ -275,7 +282,7 @@ impl Db {
             Segment::Attr { name, value } => profiles::users_with_attr(&self.store, name, value),
             Segment::Stage(s) => m.users_in_stage(s, today),
             Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
-            Segment::Tier(t) => ledger::read::users_in_tier(&self.store, t),
+            Segment::Tier(t) => self.users_in_tier(t),
             Segment::ActiveWithin(n) => m.active_within(*n, today),
             Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
             Segment::Did { kind, days } => {
@@ -350,6 +357,8 @@ impl Db {
     /// Recomputes every maintained structure from the raw records and reports
     /// each difference. A healthy store reports none.
     pub fn verify(&self) -> Result<VerifyReport> {
+        // (half a job's work would be reported as damage)
+        self.store.check_area(crate::store::Area::Everything)?;
         let settings = self.metric_settings.read().clone();
         let non_activity = metrics::non_activity_ids(&settings, &self.kinds);
         let ledger_settings = self.ledger_settings.read().clone();
@@ -371,23 +380,6 @@ impl Db {
         self.store.checkpoint(dir.as_ref())
     }
 
-    /// Rebuilds every aggregate from the raw events, with all writers held
-    /// off: the repair for a store whose `verify` reports aggregate damage.
-    /// Returns the number of events replayed. Profiles, tags and events are
-    /// untouched.
-    pub fn rebuild_aggregates(&self) -> Result<u64> {
-        self.store.check_writable()?;
-        let _all = self.stripes.lock_all();
-        let settings = self.metric_settings.read();
-        write::rebuild(
-            &self.store,
-            &self.kinds,
-            &self.non_activity_kinds,
-            &settings.stage_model,
-            &self.experiment_settings.exposure_kind,
-        )
-    }
-
     // ---- loyalty ledger (SPEC §4) ----
 
     /// Applies one points operation to `user`'s account as one atomic write
@@ -398,7 +390,7 @@ impl Db {
     /// A refused operation changes nothing.
     ///
     /// ```
-    /// use stickydb::{Db, Options, PointsOp};
+    /// use stickydb::{Db, Error, LedgerError, Options, PointsOp};
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
     /// let db = Db::open(dir.path(), Options::default())?;
@@ -409,7 +401,10 @@ impl Db {
     /// // a retry of t2 answers from the record and moves nothing
     /// let again = db.points("alice", "t2", t + 9, &PointsOp::redeem(200, "coupon"))?;
     /// assert!(again.replayed && again.balance == 300);
-    /// assert!(db.points("alice", "t3", t + 2, &PointsOp::redeem(301, "")).is_err());
+    /// assert!(matches!(
+    ///     db.points("alice", "t3", t + 2, &PointsOp::redeem(301, "")),
+    ///     Err(Error::Ledger(LedgerError::InsufficientPoints { requested: 301, available: 300 }))
+    /// ));
     /// # Ok(()) }
     /// ```
     pub fn points(
@@ -480,6 +475,7 @@ impl Db {
 
     /// Users whose recorded tier is `tier`.
     pub fn users_in_tier(&self, tier: &str) -> Result<RoaringBitmap> {
+        self.store.check_area(crate::store::Area::Tiers)?;
         ledger::read::users_in_tier(&self.store, tier)
     }
 
@@ -498,9 +494,10 @@ impl Db {
 
     /// Replaces the earning rules and tiers (persisted). New rules apply to
     /// events recorded from now on. When the tiers change, every account's
-    /// tier is re-evaluated at its own clock, with all writers held off; a
-    /// crash midway leaves some accounts unevaluated, and calling this again
-    /// finishes the job.
+    /// tier is re-evaluated at its own clock, with all writers held off: a
+    /// job (docs/architecture.md, "Jobs") that a kill leaves recorded and
+    /// [`Db::finish_jobs`] (or this call again) finishes. The settings in
+    /// memory change only once they are stored.
     pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
         self.writer().set_ledger_settings(settings)
     }

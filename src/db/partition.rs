@@ -78,6 +78,12 @@ pub struct Handover {
     pub into: String,
     /// `from`'s events, oldest first, renamed to `into`.
     pub events: Vec<Event>,
+    /// `from`'s next event sequence number when the handover was read:
+    /// [`Db::finish_handover`] refuses when `from` recorded events since,
+    /// which would otherwise be erased without being handed over. `None`
+    /// (handovers written before it existed) skips the check.
+    #[serde(default)]
+    pub from_next_seq: Option<u32>,
 }
 
 impl Db {
@@ -146,6 +152,14 @@ impl Db {
             }
             Some(crate::users::NameEntry::User(_)) => {}
         }
+        let from_id = self
+            .user_id(from)?
+            .ok_or_else(|| crate::Error::UnknownUser {
+                user: from.to_owned(),
+            })?;
+        // Read before the events: an event recorded after this read makes
+        // `finish_handover` refuse rather than erase it unhanded.
+        let from_next_seq = crate::timeline::stored_next_seq(&self.store, from_id)?;
         if self.account(from)?.is_some() {
             return Err(refuse(
                 "a points account does not travel between partitions",
@@ -174,6 +188,7 @@ impl Db {
             from: from.to_owned(),
             into: into.to_owned(),
             events,
+            from_next_seq: Some(from_next_seq),
         }))
     }
 
@@ -182,7 +197,10 @@ impl Db {
     /// moved, in one atomic write. Returns whether `from` was still here (a
     /// replay finds it gone). From then on an event of `from` is refused
     /// with [`crate::Problem::Moved`] naming `into` (a consumer forwards it
-    /// to `into`'s partition as `into`'s).
+    /// to `into`'s partition as `into`'s). Refused with
+    /// [`crate::MergeError::Handover`], nothing written, when `from`
+    /// recorded events after [`Db::handover`] read its history: they would
+    /// be erased without being handed over (make the handover again).
     pub fn finish_handover(&self, handover: &Handover) -> Result<bool> {
         // The merge-id mark only needs to exist: it names nobody, so an
         // erasure has nothing to find in it.
@@ -196,7 +214,8 @@ impl Db {
                 crate::codec::encode(&handover.into)?,
             ),
         ];
-        self.writer().erase_user_marking(&handover.from, &marks)
+        self.writer()
+            .erase_user_marking(&handover.from, &marks, handover.from_next_seq)
     }
 
     /// The user of another partition that `name` was handed over to, if it

@@ -42,6 +42,7 @@ impl Db {
         top: usize,
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<SharerRow>> {
+        self.store.check_area(crate::store::Area::Social)?;
         social::query::top_sharers(&self.store, from_day, to_day, by, top, filter)
     }
 
@@ -68,6 +69,7 @@ impl Db {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<std::collections::BTreeMap<i32, Figures>> {
+        self.store.check_area(crate::store::Area::Social)?;
         social::query::figures_by_day(&self.store, from_day, to_day, filter)
     }
 
@@ -127,6 +129,7 @@ impl Db {
     /// The users whose first signup is attributed to `sharer` (to anyone,
     /// for `None`), as internal ids.
     pub fn referred_users(&self, sharer: Option<&str>) -> Result<RoaringBitmap> {
+        self.store.check_area(crate::store::Area::Social)?;
         match sharer {
             None => social::query::referred(&self.store, None),
             Some(name) => match self.user_id(name)? {
@@ -174,6 +177,7 @@ impl Db {
         as_of_ms: i64,
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<GroupDay>> {
+        self.store.check_area(crate::store::Area::Social)?;
         social::query::group_days(&self.store, from_day, to_day, as_of_ms, filter)
     }
 
@@ -213,7 +217,10 @@ impl Db {
     }
 
     /// Changes the attribution window and re-derives every attribution
-    /// under it (holding every writer off while it runs).
+    /// under it (holding every writer off while it runs), paying and
+    /// reversing the referral credits of first purchases whose attribution
+    /// moved. A job (docs/architecture.md, "Jobs"): a kill midway leaves it
+    /// recorded, and [`Db::finish_jobs`] (or this call again) finishes it.
     pub fn set_social_settings(&self, settings: SocialSettings) -> Result<()> {
         settings.validate()?;
         self.store.check_writable()?;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, OpenError, Problem, Result};
 use crate::keys::metrics::{chunk_of, MetricKey};
-use crate::store::{Batch, Cf, Store};
+use crate::store::{Cf, Store};
 use crate::time::local_day;
 use crate::timeline::{Event, EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
 
@@ -125,14 +125,12 @@ pub(crate) fn load_settings(store: &Store, requested: Option<&str>) -> Result<Ex
                 })?;
                 s.exposure_kind = req.to_owned();
             }
+            // (a new store's creation batch, or an older store's own write)
             if store.check_writable().is_ok() {
-                let mut batch = Batch::new();
-                batch.put(
-                    Cf::Meta,
+                store.put_setting(
                     crate::keys::meta::EXPERIMENT_SETTINGS,
                     crate::codec::encode(&s)?,
-                );
-                store.write(batch)?;
+                )?;
             }
             Ok(s)
         }

@@ -196,20 +196,26 @@ pub fn notice(
 }
 
 /// Deletes every entry with a cursor at or below `through`; returns how
-/// many it deleted. Cursors are never reused.
+/// many it deleted. Cursors are never reused: each batch of deletes also
+/// raises the stored highest trimmed cursor, which a reopened store hands
+/// out cursors above even when no entry is left.
 pub fn trim(store: &Store, through: u64) -> Result<u64> {
     let mut deleted = 0u64;
     let mut batch = Batch::new();
+    let mut highest = store.get::<u64>(Cf::Feed, &fk::TRIMMED)?.unwrap_or(0);
     let until = fk::entry(through.saturating_add(1)).to_vec();
     for item in store.range(Cf::Feed, &[fk::ENTRY], Some(until))? {
         let (k, _) = item?;
+        highest = highest.max(fk::entry_cursor(&k).unwrap_or(0));
         batch.delete(Cf::Feed, &k);
         deleted += 1;
         if batch.len() >= 10_000 {
+            batch.put(Cf::Feed, fk::TRIMMED, crate::codec::encode(&highest)?);
             store.write(std::mem::take(&mut batch))?;
         }
     }
     if !batch.is_empty() {
+        batch.put(Cf::Feed, fk::TRIMMED, crate::codec::encode(&highest)?);
         store.write(batch)?;
     }
     Ok(deleted)
@@ -235,10 +241,25 @@ pub fn trim_older(store: &Store, written_before_ms: i64) -> Result<u64> {
     }
 }
 
-/// The `(due day, user)` entries of the due index up to `day`.
-pub(crate) fn due_users(store: &Store, day: i32) -> Result<Vec<(i32, u32)>> {
+/// The next at most `limit` `(due day, user)` entries of the due index up
+/// to `day`, after the entry `after`: `advance` pages through what is due
+/// instead of holding every due user at once.
+pub(crate) fn due_users_page(
+    store: &Store,
+    day: i32,
+    after: Option<(i32, u32)>,
+    limit: usize,
+) -> Result<Vec<(i32, u32)>> {
+    let from = match after {
+        Some((d, u)) => {
+            let mut k = fk::due(d, u).to_vec();
+            k.push(0);
+            k
+        }
+        None => vec![fk::DUE],
+    };
     let mut out = Vec::new();
-    for item in store.range(Cf::Feed, &[fk::DUE], Some(fk::due_until(day)))? {
+    for item in store.range(Cf::Feed, &from, Some(fk::due_until(day)))? {
         let (k, _) = item?;
         out.push(fk::parse_due(&k).ok_or_else(|| CorruptionError {
             cf: Cf::Feed.name(),
@@ -246,6 +267,9 @@ pub(crate) fn due_users(store: &Store, day: i32) -> Result<Vec<(i32, u32)>> {
             key: k.to_vec(),
             reason: "due key does not decode".into(),
         })?);
+        if out.len() >= limit {
+            break;
+        }
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@
 //! | `2 ‖ day_asc(due) ‖ user` | empty: the user's stage changes on `due` with no new event |
 //! | `3 ‖ user ‖ lot (u32 BE)` | empty: the lot's expiry notice was written |
 //! | `4` | the clock: the last `advance` instant |
+//! | `5` | the highest cursor a trim deleted (u64), so a reopened store never hands it out again |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
 
@@ -18,6 +19,8 @@ pub const DUE: u8 = 2;
 pub const NOTICED: u8 = 3;
 /// The clock's key.
 pub const CLOCK: [u8; 1] = [4];
+/// The key of the highest cursor ever trimmed.
+pub const TRIMMED: [u8; 1] = [5];
 
 /// Width of an entry key.
 pub const ENTRY_KEY_BYTES: usize = 9;

@@ -25,8 +25,11 @@ pub const EXPERIMENT_SETTINGS: &[u8] = b"experiment_settings";
 /// The store's partition (absent: unpartitioned).
 pub const PARTITION: &[u8] = b"partition";
 
+/// The record of the maintenance job in progress, if any (docs/architecture.md, "Jobs").
+pub const JOB: &[u8] = b"job";
+
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 9] = [
+pub const FIXED: [&[u8]; 10] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -36,6 +39,7 @@ pub const FIXED: [&[u8]; 9] = [
     SOCIAL_SETTINGS,
     EXPERIMENT_SETTINGS,
     PARTITION,
+    JOB,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

@@ -16,6 +16,7 @@
 //! | `11 ‖ len ‖ group_id ‖ user ‖ ts_asc ‖ seq` | empty: a join |
 //! | `12 ‖ day_asc(opened) ‖ len ‖ group_id` | the head again, by opening day |
 //! | `13 ‖ user` | the user's referral credit state (generation, sharer) |
+//! | `14 ‖ user` | a job's scratch: the user's first-purchase attribution before the job re-derived it |
 //!
 //! Share ids inside a key are length-prefixed, so that share `a` is never a
 //! range prefix of share `ab`, and touches at one instant order by share id
@@ -53,6 +54,10 @@ pub const GROUP_DAY: u8 = 12;
 /// Family byte of referral credit states (not derived from events: the
 /// ledger's side of attribution).
 pub const REFERRAL: u8 = 13;
+
+/// Family byte of a job's snapshot of first-purchase attributions (empty
+/// outside a job that re-derives attribution).
+pub const SNAPSHOT: u8 = 14;
 
 /// Item byte of a user's first signup.
 pub const ITEM_SIGNUP: u8 = 1;
@@ -352,6 +357,11 @@ pub fn parse_group_day(key: &[u8]) -> Option<(i32, &str)> {
     let id = key.get(6..6 + usize::from(key[5]))?;
     (6 + id.len() == key.len()).then_some(())?;
     Some((day, std::str::from_utf8(id).ok()?))
+}
+
+/// The snapshot key of `user_id`'s first-purchase attribution.
+pub fn snapshot(user_id: u32) -> Vec<u8> {
+    with_user(SNAPSHOT, user_id)
 }
 
 /// The referral credit state key of `user_id`.

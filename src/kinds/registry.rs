@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
+use crate::order::{Held, Level, Mutex, RwLock};
 use crate::store::Batch;
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::MutexGuard;
 
 use super::{EventKind, FIRST_CUSTOM_KIND_ID};
 use crate::codec;
@@ -26,7 +27,7 @@ struct Maps {
 }
 
 /// Custom kinds known to the store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KindRegistry {
     maps: RwLock<Maps>,
     alloc: Mutex<()>,
@@ -35,7 +36,7 @@ pub struct KindRegistry {
 /// Kinds reserved by an in-flight write; published once the write commits.
 pub struct Reservation<'a> {
     registry: &'a KindRegistry,
-    _alloc: Option<MutexGuard<'a, ()>>,
+    _alloc: Option<Held<MutexGuard<'a, ()>>>,
     fresh: Vec<(String, u32)>,
 }
 
@@ -94,8 +95,8 @@ impl KindRegistry {
             maps.by_name.insert(name.to_owned(), id);
         }
         Ok(Self {
-            maps: RwLock::new(maps),
-            alloc: Mutex::new(()),
+            maps: RwLock::new(Level::KindsMaps, maps),
+            alloc: Mutex::new(Level::KindsAlloc, ()),
         })
     }
 

@@ -14,41 +14,87 @@ use crate::keys::ledger as lk;
 use crate::keys::ts_asc;
 use crate::store::{Cf, Store};
 
-/// The accounts with an entry in `ledger_due` at or before `now_ms`.
-pub(crate) fn due_accounts(store: &Store, now_ms: i64) -> Result<RoaringBitmap> {
+/// Where a paged scan of the due index stopped: the tag it is in and the
+/// last key it returned.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DueCursor {
+    tag: usize,
+    after: Option<Vec<u8>>,
+}
+
+const DUE_TAGS: [u8; 3] = [lk::DUE_LOT, lk::DUE_HOLD, lk::DUE_REVIEW];
+
+/// The accounts of the next at most `limit` entries of `ledger_due` at or
+/// before `now_ms` after `cursor`, which moves past them: an expiry run
+/// pages through what is due instead of holding every due account at once.
+/// Empty when nothing is left.
+pub(crate) fn due_accounts_page(
+    store: &Store,
+    now_ms: i64,
+    cursor: &mut DueCursor,
+    limit: usize,
+) -> Result<RoaringBitmap> {
     let mut users = RoaringBitmap::new();
-    for tag in [lk::DUE_LOT, lk::DUE_HOLD, lk::DUE_REVIEW] {
+    let mut taken = 0usize;
+    while let Some(&tag) = DUE_TAGS.get(cursor.tag) {
         let mut until = vec![tag];
         match now_ms.checked_add(1) {
             Some(after) => until.extend_from_slice(&ts_asc(after)),
             None => until = vec![tag + 1],
         }
-        for item in store.range(Cf::LedgerDue, &[tag], Some(until))? {
+        let from = match &cursor.after {
+            Some(k) => {
+                let mut next = k.clone();
+                next.push(0);
+                next
+            }
+            None => vec![tag],
+        };
+        for item in store.range(Cf::LedgerDue, &from, Some(until))? {
             let (k, _) = item?;
-            let u = lk::due_user(&k).ok_or_else(|| CorruptionError {
-                cf: Cf::LedgerDue.name(),
-                what: "key",
-                key: k.to_vec(),
-                reason: "due key does not decode".into(),
-            })?;
-            users.insert(u);
+            users.insert(lk::due_user(&k).ok_or_else(|| bad_due_key(&k))?);
+            cursor.after = Some(k.to_vec());
+            taken += 1;
+            if taken >= limit {
+                return Ok(users);
+            }
         }
+        cursor.tag += 1;
+        cursor.after = None;
     }
     Ok(users)
 }
 
-/// `(user, lot, expiry)` of every open lot expiring in `after_ms <
-/// expiry <= until_ms`, by expiry (the expiry-notice scan of `advance`).
-pub(crate) fn lots_expiring(
+fn bad_due_key(k: &[u8]) -> crate::error::Error {
+    CorruptionError {
+        cf: Cf::LedgerDue.name(),
+        what: "key",
+        key: k.to_vec(),
+        reason: "due key does not decode".into(),
+    }
+    .into()
+}
+
+/// `(user, lot, expiry)` of the next at most `limit` open lots expiring in
+/// `after_ms < expiry <= until_ms`, by expiry, after the due key `resume`
+/// (which moves to the last one returned): the expiry-notice scan of
+/// `advance`, a page at a time.
+pub(crate) fn lots_expiring_page(
     store: &Store,
     after_ms: Option<i64>,
     until_ms: i64,
+    resume: &mut Option<Vec<u8>>,
+    limit: usize,
 ) -> Result<Vec<(u32, u32, i64)>> {
     let mut from = vec![lk::DUE_LOT];
     match after_ms.map(|a| a.checked_add(1)) {
         Some(Some(a)) => from.extend_from_slice(&ts_asc(a)),
         Some(None) => return Ok(Vec::new()),
         None => {}
+    }
+    if let Some(k) = resume.as_ref() {
+        from = k.clone();
+        from.push(0);
     }
     let mut until = vec![lk::DUE_LOT];
     match until_ms.checked_add(1) {
@@ -58,13 +104,12 @@ pub(crate) fn lots_expiring(
     let mut out = Vec::new();
     for item in store.range(Cf::LedgerDue, &from, Some(until))? {
         let (k, _) = item?;
-        let (_, at, user, lot) = lk::parse_due(&k).ok_or_else(|| CorruptionError {
-            cf: Cf::LedgerDue.name(),
-            what: "key",
-            key: k.to_vec(),
-            reason: "due key does not decode".into(),
-        })?;
+        let (_, at, user, lot) = lk::parse_due(&k).ok_or_else(|| bad_due_key(&k))?;
         out.push((user, lot, at));
+        *resume = Some(k.to_vec());
+        if out.len() >= limit {
+            break;
+        }
     }
     Ok(out)
 }

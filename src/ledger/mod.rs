@@ -20,7 +20,7 @@ mod transfer;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use expire::{due_accounts, lots_expiring};
+pub(crate) use expire::{due_accounts_page, lots_expiring_page, DueCursor};
 pub use read::MAX_HISTORY_LIMIT;
 pub(crate) use read::{erase, rebuild_tier_sets};
 pub use rules::{

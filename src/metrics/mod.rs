@@ -130,23 +130,26 @@ pub(crate) fn load_settings(
                 v.dedup();
                 s.non_activity_kinds = v;
             }
+            // (a new store's creation batch, or an older store's own write)
             if store.check_writable().is_ok() {
-                save_settings(store, &s)?;
+                store.put_setting(
+                    crate::keys::meta::METRIC_SETTINGS,
+                    crate::codec::encode(&s)?,
+                )?;
             }
             Ok(s)
         }
     }
 }
 
-/// Persists the metric settings.
-pub(crate) fn save_settings(store: &Store, settings: &MetricSettings) -> Result<()> {
-    let mut batch = Batch::new();
+/// Puts the metric settings into `batch`.
+pub(crate) fn put_settings(batch: &mut Batch, settings: &MetricSettings) -> Result<()> {
     batch.put(
         Cf::Meta,
         crate::keys::meta::METRIC_SETTINGS,
         crate::codec::encode(settings)?,
     );
-    store.write(batch)
+    Ok(())
 }
 
 /// Kind ids that do not count as activity, resolved against the registry.
@@ -187,4 +190,20 @@ pub(crate) fn corrupt(cf: Cf, key: &[u8], reason: &str) -> CorruptionError {
         key: key.to_vec(),
         reason: reason.to_owned(),
     }
+}
+
+/// The refusal of a write whose user's head counts `counted` events when
+/// the user's sequence record (primary) says `next`: the derived state is
+/// damaged or half rebuilt, and building on it would store a wrong
+/// aggregate (or, before the sequence was primary, overwrite an event).
+pub(crate) fn count_mismatch(user_id: u32, counted: u32, next: u32) -> crate::error::Error {
+    corrupt(
+        Cf::Activity,
+        &crate::keys::activity::head(user_id),
+        &format!(
+            "the user's state counts {counted} events but its sequence record says {next}: \
+             the aggregates are damaged (run rebuild-aggregates)"
+        ),
+    )
+    .into()
 }

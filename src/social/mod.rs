@@ -17,6 +17,7 @@ mod groups;
 pub(crate) mod query;
 mod rederive;
 pub(crate) mod referral;
+pub(crate) mod snapshot;
 mod txn;
 
 use serde::{Deserialize, Serialize};
@@ -73,8 +74,8 @@ pub(crate) fn load_settings(store: &Store) -> Result<SocialSettings> {
 pub(crate) struct SocialState {
     /// Held by every write that changes social records, from its first
     /// social read to its commit (docs/social.md, "Concurrency").
-    pub lock: parking_lot::Mutex<()>,
-    pub settings: parking_lot::RwLock<SocialSettings>,
+    pub lock: crate::order::Mutex<()>,
+    pub settings: crate::order::RwLock<SocialSettings>,
     /// The store holds social records: signups and purchases must be
     /// checked against touches.
     live: std::sync::atomic::AtomicBool,
@@ -83,8 +84,11 @@ pub(crate) struct SocialState {
 impl SocialState {
     pub fn load(store: &Store) -> Result<Self> {
         Ok(Self {
-            lock: parking_lot::Mutex::new(()),
-            settings: parking_lot::RwLock::new(load_settings(store)?),
+            lock: crate::order::Mutex::new(crate::order::Level::Social, ()),
+            settings: crate::order::RwLock::new(
+                crate::order::Level::SocialSettings,
+                load_settings(store)?,
+            ),
             live: std::sync::atomic::AtomicBool::new(any_records(store)?),
         })
     }
@@ -98,15 +102,17 @@ impl SocialState {
     }
 }
 
-/// Stores the settings in `meta`.
-pub(crate) fn save_settings(store: &Store, settings: &SocialSettings) -> Result<()> {
-    let mut batch = crate::store::Batch::new();
+/// Puts the settings into `batch` (saved in `meta`).
+pub(crate) fn put_settings(
+    batch: &mut crate::store::Batch,
+    settings: &SocialSettings,
+) -> Result<()> {
     batch.put(
         Cf::Meta,
         meta::SOCIAL_SETTINGS,
         crate::codec::encode(settings)?,
     );
-    store.write(batch)
+    Ok(())
 }
 
 /// The owner of `share_id`, if claimed.
@@ -264,54 +270,28 @@ pub(crate) fn derive(store: &Store) -> Result<std::collections::BTreeMap<Vec<u8>
     engine.into_records()
 }
 
-/// A user whose first-purchase attribution changed: `(user, before, after)`.
-pub(crate) type FirstPurchaseChange = (u32, Option<Attr>, Option<Attr>);
-
 /// Records written per batch by [`rebuild`].
 const REBUILD_BATCH_KEYS: usize = 10_000;
 
 /// Replaces the `social` family with what the events derive (referral
-/// credit states, the ledger's bookkeeping, stay). The caller holds every
-/// writer off (migration, rebuild, a window change). Returns every user
-/// whose first-purchase attribution changed: `(user, before, after)`.
-pub(crate) fn rebuild(store: &Store) -> Result<Vec<FirstPurchaseChange>> {
+/// credit states, the ledger's bookkeeping, and a job's snapshot of the
+/// attributions before, stay). The caller holds every writer off
+/// (migration, rebuild, a window change). Idempotent: a re-run after a
+/// kill writes the same records.
+pub(crate) fn rebuild(store: &Store) -> Result<()> {
     use crate::keys::social as k;
     let records = derive(store)?;
-    // the first-purchase attributions before, to report what changed
-    let mut before: std::collections::BTreeMap<u32, Attr> = std::collections::BTreeMap::new();
-    for item in store.prefix(Cf::Social, &[k::ATTRIBUTED])? {
-        let (key, value) = item?;
-        if key.len() == 6 && key[5] == k::ITEM_FIRST_PURCHASE {
-            let user = u32::from_be_bytes([key[1], key[2], key[3], key[4]]);
-            before.insert(user, crate::store::decode_value(Cf::Social, &key, &value)?);
-        }
-    }
     for family in 1..k::REFERRAL {
         store.delete_prefix(Cf::Social, &[family], REBUILD_BATCH_KEYS)?;
     }
-    let mut changes = Vec::new();
     let mut batch = crate::store::Batch::new();
     for (key, v) in records {
-        if key.len() == 6 && key[0] == k::ATTRIBUTED && key[5] == k::ITEM_FIRST_PURCHASE {
-            let user = u32::from_be_bytes([key[1], key[2], key[3], key[4]]);
-            let after: Attr = crate::store::decode_value(Cf::Social, &key, &v)?;
-            let was = before.remove(&user);
-            if was != Some(after) {
-                changes.push((user, was, Some(after)));
-            }
-        }
         batch.put(Cf::Social, key, v);
         if batch.len() >= REBUILD_BATCH_KEYS {
             store.write(std::mem::take(&mut batch))?;
         }
     }
-    store.write(batch)?;
-    changes.extend(
-        before
-            .into_iter()
-            .map(|(user, was)| (user, Some(was), None)),
-    );
-    Ok(changes)
+    store.write(batch)
 }
 
 /// A group buy as kept: who opened it when, what it needs by when, and the

@@ -16,6 +16,10 @@ use super::{Cf, Store};
 use crate::codec::MAX_STORED_VALUE_BYTES;
 use crate::error::{Error, Result};
 
+/// Most bytes of keys and values one batch (or group commit) gathers: its
+/// operations address them with `u32` offsets.
+pub(super) const MAX_BATCH_BYTES: usize = u32::MAX as usize;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Put,
@@ -40,6 +44,9 @@ pub struct Batch {
     /// Encoded change-feed entries; their cursors (keys) are handed out
     /// at commit, in commit order ([`Store::write`]).
     logs: Vec<Vec<u8>>,
+    /// The job record this batch writes (`Some(None)`: deletes it), which
+    /// the store adopts once the batch committed.
+    job: Option<Option<super::Job>>,
 }
 
 impl Batch {
@@ -83,6 +90,24 @@ impl Batch {
         self.logs.push(value);
     }
 
+    /// Writes `job`'s record (its progress) in this batch.
+    pub(crate) fn set_job(&mut self, job: &super::Job) -> crate::error::Result<()> {
+        job.put(self)?;
+        self.job = Some(Some(job.clone()));
+        Ok(())
+    }
+
+    /// Deletes the job record in this batch (a job's last batch).
+    pub(crate) fn clear_job(&mut self) {
+        super::Job::clear(self);
+        self.job = Some(None);
+    }
+
+    /// The job record this batch writes, if any.
+    pub(super) fn job_update(&self) -> Option<&Option<super::Job>> {
+        self.job.as_ref()
+    }
+
     /// Feed entries appended so far.
     pub fn logs(&self) -> usize {
         self.logs.len()
@@ -95,6 +120,50 @@ impl Batch {
             let key = crate::keys::feed::entry(first + i as u64);
             self.push(Cf::Feed, Kind::Put, &key, &v);
         }
+    }
+
+    /// Moves every operation of `other` after this batch's (a group
+    /// commit's members, in cursor order). Both must have keyed their feed
+    /// entries already.
+    pub(super) fn append(&mut self, other: Batch) {
+        debug_assert!(other.logs.is_empty() && self.logs.is_empty());
+        let base = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ops.extend(other.ops.into_iter().map(|op| Op {
+            key: (op.key.0 + base, op.key.1 + base),
+            value: (op.value.0 + base, op.value.1 + base),
+            ..op
+        }));
+    }
+
+    /// Checks every value against the cap of stored values (and the batch
+    /// against its addressable size): what [`Batch::into_write_batch`]
+    /// refuses, found before the batch joins a group commit.
+    pub(super) fn check_values(&self) -> Result<()> {
+        // One buffer addresses at most 4 GiB; a batch is far below that (its
+        // events are bounded), but say so rather than wrap.
+        if self.bytes.len() > MAX_BATCH_BYTES {
+            return Err(Error::LimitReached {
+                what: "bytes in one write",
+                max: MAX_BATCH_BYTES as u64,
+            });
+        }
+        for op in &self.ops {
+            let len = u64::from(op.value.1 - op.value.0);
+            if len > MAX_STORED_VALUE_BYTES {
+                return Err(Error::ValueTooLarge {
+                    what: format!("{} key {:02x?}", op.cf.name(), self.slice(op.key)),
+                    bytes: len,
+                    max: MAX_STORED_VALUE_BYTES,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of keys and values gathered so far.
+    pub(super) fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Number of operations.
@@ -114,24 +183,7 @@ impl Batch {
     /// Checks every value against the cap and builds the RocksDB batch,
     /// sorted by column family and key.
     pub(super) fn into_write_batch(mut self, store: &Store) -> Result<WriteBatch> {
-        // One buffer addresses at most 4 GiB; a batch is far below that (its
-        // events are bounded), but say so rather than wrap.
-        if self.bytes.len() > u32::MAX as usize {
-            return Err(Error::LimitReached {
-                what: "bytes in one write",
-                max: u64::from(u32::MAX),
-            });
-        }
-        for op in &self.ops {
-            let len = u64::from(op.value.1 - op.value.0);
-            if len > MAX_STORED_VALUE_BYTES {
-                return Err(Error::ValueTooLarge {
-                    what: format!("{} key {:02x?}", op.cf.name(), self.slice(op.key)),
-                    bytes: len,
-                    max: MAX_STORED_VALUE_BYTES,
-                });
-            }
-        }
+        self.check_values()?;
         let mut ops = std::mem::take(&mut self.ops);
         ops.sort_by(|a, b| {
             (a.cf as usize, self.slice(a.key)).cmp(&(b.cf as usize, self.slice(b.key)))

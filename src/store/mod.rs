@@ -7,11 +7,15 @@
 
 mod batch;
 mod cf;
+mod commit;
+mod job;
 pub mod merge;
+mod open;
 mod options;
 mod snapshot;
 
 pub use batch::Batch;
+pub(crate) use job::{Area, Job, JobKind, JobState, Step};
 pub use options::raw_event_store;
 use options::{apply_db_options, cf_options};
 pub use options::{Options, Settings};
@@ -32,7 +36,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -54,8 +58,12 @@ pub const FORMAT_VERSION: u32 = 8;
 /// family and no social fields on events: its migration only derives the
 /// share counts of the new family from the events. Version 7 (before
 /// experiments) kept no assignments: its migration derives them from the
-/// exposure events (docs/metrics.md, "Experiments").
-pub const MIGRATABLE_FORMATS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
+/// exposure events (docs/metrics.md, "Experiments"). Version 8 kept a
+/// user's next event sequence number only in its derived state (the head's
+/// event count), so a rebuild killed midway let a later write reuse one and
+/// overwrite a stored event: its migration writes each user's sequence
+/// record, a primary record, from its events.
+pub const MIGRATABLE_FORMATS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
@@ -78,10 +86,21 @@ pub struct Store {
     format_found: u32,
     /// Sum of committed batch sizes (see [`Store::bytes_written`]).
     bytes_written: std::sync::atomic::AtomicU64,
-    /// The cursor the next feed entry gets. Held across a commit that
-    /// carries feed entries, so entries become visible in cursor order (a
-    /// reader that saw cursor `c` never later meets a new entry below `c`).
-    feed_next: parking_lot::Mutex<u64>,
+    /// The cursors of feed entries and the group commit of the batches
+    /// that carry them (`commit.rs`).
+    feed: commit::FeedCommits,
+    /// The job record and whether this handle runs it (see [`job`]).
+    job: parking_lot::Mutex<JobState>,
+    /// A job is recorded and nobody runs it: writes are refused.
+    job_blocked: std::sync::atomic::AtomicBool,
+    /// A job is recorded (run or not): the fast path of [`Store::check_area`].
+    job_recorded: std::sync::atomic::AtomicBool,
+    /// Why a commit failed, once one has: every later write is refused.
+    poison: parking_lot::Mutex<Option<String>>,
+    poisoned: std::sync::atomic::AtomicBool,
+    /// A new store's metadata and initial settings, committed as one synced
+    /// batch by [`Store::finish_creation`].
+    creation: parking_lot::Mutex<Option<Batch>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,127 +188,25 @@ impl Store {
             partition: Partition::WHOLE,
             format_found: FORMAT_VERSION,
             bytes_written: std::sync::atomic::AtomicU64::new(0),
-            feed_next: parking_lot::Mutex::new(1),
+            feed: commit::FeedCommits::new(1),
+            job: parking_lot::Mutex::new(JobState::default()),
+            job_blocked: std::sync::atomic::AtomicBool::new(false),
+            job_recorded: std::sync::atomic::AtomicBool::new(false),
+            poison: parking_lot::Mutex::new(None),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+            creation: parking_lot::Mutex::new(None),
         };
-        let (settings, found) = store.load_or_init_meta(exists, options)?;
+        let (settings, found, exists) = store.load_or_init_meta(exists, options)?;
         store.settings = settings;
         store.partition = store.load_or_init_partition(exists, options)?;
         store.format_found = found;
-        store.feed_next = parking_lot::Mutex::new(store.last_feed_cursor()? + 1);
+        store.feed = commit::FeedCommits::new(store.feed_high_water()? + 1);
+        let recorded: Option<Job> = store.get(Cf::Meta, meta::JOB)?;
+        store
+            .job_blocked
+            .store(recorded.is_some(), std::sync::atomic::Ordering::Release);
+        store.set_recorded(recorded);
         Ok(store)
-    }
-
-    /// Reads (or, for a new store, writes) the format version and settings.
-    /// Returns the settings and the format version found on disk.
-    fn load_or_init_meta(&self, existed: bool, options: &Options) -> Result<(Settings, u32)> {
-        let version: Option<u32> = self.get(Cf::Meta, meta::FORMAT_VERSION)?;
-        match version {
-            None if existed => Err(OpenError::NotAStore {
-                path: self.path.display().to_string(),
-            }
-            .into()),
-            None => {
-                let settings = Settings {
-                    utc_offset_minutes: options.utc_offset_minutes.unwrap_or(0),
-                };
-                let mut batch = Batch::new();
-                batch.put(
-                    Cf::Meta,
-                    meta::FORMAT_VERSION,
-                    codec::encode(&FORMAT_VERSION)?,
-                );
-                batch.put(Cf::Meta, meta::SETTINGS, codec::encode(&settings)?);
-                // Creation is always synced: a store must never exist without
-                // its settings.
-                let mut sync = WriteOptions::default();
-                sync.set_sync(true);
-                self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
-                Ok((settings, FORMAT_VERSION))
-            }
-            Some(found) if found == FORMAT_VERSION || MIGRATABLE_FORMATS.contains(&found) => {
-                let settings: Settings =
-                    self.get(Cf::Meta, meta::SETTINGS)?
-                        .ok_or_else(|| CorruptionError {
-                            cf: Cf::Meta.name(),
-                            what: "value",
-                            key: meta::SETTINGS.to_vec(),
-                            reason: "format version present but settings missing".into(),
-                        })?;
-                if let Some(requested) = options.utc_offset_minutes {
-                    if requested != settings.utc_offset_minutes {
-                        return Err(OpenError::OffsetMismatch {
-                            stored_minutes: settings.utc_offset_minutes,
-                            requested_minutes: requested,
-                        }
-                        .into());
-                    }
-                }
-                Ok((settings, found))
-            }
-            Some(found) => Err(OpenError::UnsupportedFormat {
-                found,
-                supported: FORMAT_VERSION,
-            }
-            .into()),
-        }
-    }
-
-    /// Reads (or, for a new store, writes) the store's partition. Stores
-    /// created before partitions existed, and unpartitioned ones, have no
-    /// key: they are [`Partition::WHOLE`].
-    fn load_or_init_partition(&self, existed: bool, options: &Options) -> Result<Partition> {
-        let stored: Option<Partition> = self.get(Cf::Meta, meta::PARTITION)?;
-        if existed {
-            let stored = stored.unwrap_or(Partition::WHOLE);
-            if let Some(requested) = options.partition {
-                if requested != stored {
-                    return Err(OpenError::SettingMismatch {
-                        setting: "partition",
-                        stored: stored.to_string(),
-                        requested: requested.to_string(),
-                    }
-                    .into());
-                }
-            }
-            return Ok(stored);
-        }
-        let partition = options.partition.unwrap_or(Partition::WHOLE);
-        if partition != Partition::WHOLE {
-            let mut batch = Batch::new();
-            batch.put(Cf::Meta, meta::PARTITION, codec::encode(&partition)?);
-            let mut sync = WriteOptions::default();
-            sync.set_sync(true);
-            self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
-        }
-        Ok(partition)
-    }
-
-    /// Which partition of a deployment this store is.
-    pub fn partition(&self) -> Partition {
-        self.partition
-    }
-
-    /// The format version found on disk when the store was opened; lower than
-    /// [`FORMAT_VERSION`] until a migration stamps the current one.
-    pub fn format_found(&self) -> u32 {
-        self.format_found
-    }
-
-    /// Records that the store now holds the current format (after a
-    /// migration). Synced: a migration must not be redone or lost silently.
-    pub fn stamp_format_version(&mut self) -> Result<()> {
-        self.check_writable()?;
-        let mut batch = Batch::new();
-        batch.put(
-            Cf::Meta,
-            meta::FORMAT_VERSION,
-            codec::encode(&FORMAT_VERSION)?,
-        );
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch.into_write_batch(self)?, &sync)?;
-        self.format_found = FORMAT_VERSION;
-        Ok(())
     }
 
     /// The persisted store settings.
@@ -385,65 +302,6 @@ impl Store {
     /// Reads the raw bytes of one value.
     pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
-    }
-
-    /// Commits a batch atomically, honouring the sync setting. A value over
-    /// [`crate::codec::MAX_STORED_VALUE_BYTES`] fails the whole batch with
-    /// [`Error::ValueTooLarge`] before anything is written.
-    pub fn write(&self, mut batch: Batch) -> Result<()> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
-        // Only writes that carry feed entries serialise on the cursor.
-        let mut cursor = (batch.logs() > 0).then(|| self.feed_next.lock());
-        let logged = batch.logs() as u64;
-        if let Some(next) = cursor.as_deref() {
-            batch.key_logs(*next);
-        }
-        let batch = batch.into_write_batch(self)?;
-        let bytes = batch.size_in_bytes() as u64;
-        self.db.write_opt(batch, &self.write_options)?;
-        if let Some(next) = cursor.as_deref_mut() {
-            *next += logged;
-        }
-        self.bytes_written
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The cursor of the newest feed entry (0 when there is none, or when a
-    /// read-only open of an older format has no feed).
-    pub fn last_feed_cursor(&self) -> Result<u64> {
-        if self.db.cf_handle(Cf::Feed.name()).is_none() {
-            return Ok(0);
-        }
-        let until = [crate::keys::feed::ENTRY + 1];
-        let mut it = self.db.iterator_cf_opt(
-            self.cf(Cf::Feed)?,
-            {
-                let mut o = ReadOptions::default();
-                o.set_total_order_seek(true);
-                o.set_iterate_upper_bound(until.to_vec());
-                o
-            },
-            IteratorMode::From(&until, rocksdb::Direction::Reverse),
-        );
-        match it.next() {
-            Some(item) => {
-                let (k, _) = item?;
-                Ok(crate::keys::feed::entry_cursor(&k).unwrap_or(0))
-            }
-            None => Ok(0),
-        }
-    }
-
-    /// Fails with [`Error::ReadOnly`] when the store cannot be written.
-    pub fn check_writable(&self) -> Result<()> {
-        if self.read_only {
-            Err(Error::ReadOnly)
-        } else {
-            Ok(())
-        }
     }
 
     /// Iterates `(key, value)` over keys in `[from, until)` (`until = None`: to

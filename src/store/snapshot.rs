@@ -35,8 +35,19 @@ impl Snapshot<'_> {
         self.store
     }
 
+    /// Refuses a read of what an unfinished (or running) job re-derives:
+    /// the query would see half its work.
+    fn check(&self, cf: Cf) -> Result<()> {
+        match cf {
+            Cf::Metrics | Cf::Activity => self.store.check_area(super::Area::Aggregates),
+            Cf::Social => self.store.check_area(super::Area::Social),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads the raw bytes of one value.
     pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check(cf)?;
         Ok(self
             .store
             .db
@@ -77,6 +88,7 @@ impl Snapshot<'_> {
     /// The last key in `[from, until)` as of the view, if any (one reverse
     /// seek).
     pub fn last_in(&self, cf: Cf, from: &[u8], until: Vec<u8>) -> Result<Option<Box<[u8]>>> {
+        self.check(cf)?;
         let mut ro = self.read_options();
         ro.set_total_order_seek(true);
         ro.set_iterate_lower_bound(from.to_vec());
@@ -99,6 +111,7 @@ impl Snapshot<'_> {
         from: &[u8],
         until: Option<Vec<u8>>,
     ) -> Result<impl Iterator<Item = Result<KeyValue>> + '_> {
+        self.check(cf)?;
         let it = self.store.db.iterator_cf_opt(
             self.store.cf(cf)?,
             range_options(self.read_options(), until),

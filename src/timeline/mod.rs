@@ -2,7 +2,8 @@
 //! reading a user's events newest-first.
 //!
 //! Owns the `events` and `event_ids` column families: what an event is, its
-//! validation, its stored form. The write path (`write`) puts events through
+//! validation, its stored form, and each user's next event sequence number
+//! (`seq`: a primary record, never derived). The write path (`write`) puts events through
 //! `put` into the batch that also carries their aggregate deltas. Must not
 //! touch profiles, tags, aggregates or the ledger.
 
@@ -10,6 +11,7 @@ mod event;
 mod facts;
 #[cfg(feature = "json")]
 pub mod json;
+mod seq;
 
 use crate::store::Batch;
 
@@ -23,6 +25,7 @@ pub use event::{
 use event::{EventValue, EventValueRef, Social};
 pub(crate) use facts::{facts, facts_at, Fact};
 pub use facts::{EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
+pub(crate) use seq::{rebuild_sequences, stored_next as stored_next_seq, Sequences};
 
 use crate::codec;
 use crate::error::{CorruptionError, Error, InputError, Problem, Result};
@@ -326,7 +329,8 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<Ve
     Ok(out)
 }
 
-/// Deletes every event-id entry of `user_id`, in `batch`.
+/// Deletes every event-id entry of `user_id` and its sequence record, in
+/// `batch`.
 fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     for item in store.prefix(Cf::EventIds, &keys::user(user_id))? {
         let (k, _) = item?;
@@ -390,6 +394,31 @@ impl EventFacts {
             }),
         }
     }
+}
+
+/// Calls `f` with the key and facts of every stored event after the key
+/// `after` (all: `None`), in key order (user by user), for a rebuild's
+/// replay that resumes. Stops at the first error.
+pub(crate) fn for_each_event_after(
+    store: &Store,
+    after: Option<&[u8]>,
+    mut f: impl FnMut(&[u8], EventFacts) -> Result<()>,
+) -> Result<()> {
+    let from = match after {
+        Some(k) => {
+            let mut next = k.to_vec();
+            next.push(0);
+            next
+        }
+        None => Vec::new(),
+    };
+    for item in store.range(Cf::Events, &from, None)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value = decode_event_value(&k, &v)?;
+        f(&k, EventFacts::of(key.user_id, &key, &value))?;
+    }
+    Ok(())
 }
 
 /// Calls `f` with every stored event in key order (user by user), for

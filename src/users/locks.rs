@@ -71,6 +71,8 @@ pub struct LockStripes {
 pub struct StripeGuards<'a> {
     stripes: &'a LockStripes,
     guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    /// The hierarchy's level of the stripes (docs/architecture.md).
+    _order: crate::order::Token,
 }
 
 impl StripeGuards<'_> {
@@ -114,7 +116,9 @@ impl LockStripes {
     /// Locks every stripe, in ascending order: no other write can run until
     /// the guards drop (aggregate rebuilds need the store to themselves).
     pub fn lock_all(&self) -> StripeGuards<'_> {
+        let order = crate::order::Token::take(crate::order::Level::Stripes);
         StripeGuards {
+            _order: order,
             stripes: self,
             guards: self.stripes.iter().map(|m| m.lock()).enumerate().collect(),
         }
@@ -132,11 +136,13 @@ impl LockStripes {
             .collect();
         idx.sort_unstable();
         idx.dedup();
+        let order = crate::order::Token::take(crate::order::Level::Stripes);
         let guards = idx
             .into_iter()
             .map(|i| (i, self.stripes[i].lock()))
             .collect();
         StripeGuards {
+            _order: order,
             stripes: self,
             guards,
         }

@@ -23,6 +23,8 @@ pub(super) fn check_events(
     r: &mut VerifyReport,
 ) -> Result<()> {
     let mut with_ids: BTreeMap<(u32, String), (i64, u32)> = BTreeMap::new();
+    // user → one past its highest stored sequence number
+    let mut next_seq: BTreeMap<u32, u32> = BTreeMap::new();
     for item in store.range(Cf::Events, &[], None)? {
         let (k, v) = item?;
         r.count(Cf::Events);
@@ -37,6 +39,8 @@ pub(super) fn check_events(
             r.problem(format!("event {key:?} belongs to no user"));
             continue;
         };
+        let next = next_seq.entry(key.user_id).or_default();
+        *next = (*next).max(key.seq.saturating_add(1));
         match timeline::decode_event(kinds, &rec.name, &k, &v) {
             Ok(e) => {
                 if let Some(id) = kinds.id(&e.event.kind) {
@@ -69,6 +73,10 @@ pub(super) fn check_events(
     for item in store.range(Cf::EventIds, &[], None)? {
         let (k, v) = item?;
         r.count(Cf::EventIds);
+        if k.len() == keys::USER_BYTES {
+            check_sequence(&k, &v, &mut next_seq, r);
+            continue;
+        }
         let (user_id, eid) = match keys::split_user_and_name(Cf::EventIds.name(), &k) {
             Ok(x) => x,
             Err(e) => {
@@ -103,5 +111,33 @@ pub(super) fn check_events(
     for ((user_id, eid), _) in with_ids {
         r.problem(format!("event id {eid:?} of user {user_id} not indexed"));
     }
+    // (users whose sequence record was met were removed above)
+    for (user_id, next) in next_seq {
+        r.problem(format!(
+            "user {user_id} has events up to sequence {} but no sequence record",
+            next.saturating_sub(1)
+        ));
+    }
     Ok(())
+}
+
+/// A user's sequence record (primary: the next event's number) must be one
+/// past its highest stored sequence number, so no later write can reuse
+/// one. Removes the user from `next_seq`.
+fn check_sequence(k: &[u8], v: &[u8], next_seq: &mut BTreeMap<u32, u32>, r: &mut VerifyReport) {
+    let user_id = match keys::user_of(Cf::EventIds.name(), k) {
+        Ok(u) => u,
+        Err(e) => return r.problem(e.to_string()),
+    };
+    let stored: u32 = match decode_value(Cf::EventIds, k, v) {
+        Ok(s) => s,
+        Err(e) => return r.problem(e.to_string()),
+    };
+    let wanted = next_seq.remove(&user_id).unwrap_or(0);
+    if stored != wanted {
+        r.problem(format!(
+            "user {user_id}'s sequence record says the next event is {stored}, \
+             its stored events say {wanted}"
+        ));
+    }
 }

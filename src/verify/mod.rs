@@ -86,7 +86,11 @@ pub(crate) fn run(
     )?;
     expected.extend_sets(assignments.finish(&mut r)?);
     expected.check_metrics(&mut r)?;
-    social::check(store, &mut r)?;
+    let pays_referrals = ledger_settings
+        .rules
+        .iter()
+        .any(|rule| rule.kind == crate::kinds::REFERRAL_KIND);
+    social::check(store, pays_referrals, &mut r)?;
     Ok(r)
 }
 

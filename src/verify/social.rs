@@ -29,7 +29,47 @@ fn family(key: &[u8]) -> &'static str {
     }
 }
 
-pub(super) fn check(store: &Store, r: &mut VerifyReport) -> Result<()> {
+/// A referred user whose credit was paid to a sharer must still have its
+/// first purchase attributed to that sharer, at that instant: a credit
+/// left with a sharer the attribution moved away from was lost on the way
+/// (before jobs, a crash inside a window change left exactly that).
+/// States of users whose attribution moved while no referral rule existed
+/// are reported too: re-adding the rules does not re-pay them.
+fn check_credit(store: &Store, k: &[u8], v: &[u8], r: &mut VerifyReport) -> Result<()> {
+    use crate::keys::social as ks;
+    let Some(user) = k
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+    else {
+        r.problem(format!("social: referral state at key {k:?} names no user"));
+        return Ok(());
+    };
+    let state: crate::social::referral::RefState =
+        match crate::store::decode_value(Cf::Social, k, v) {
+            Ok(s) => s,
+            Err(e) => {
+                r.problem(e.to_string());
+                return Ok(());
+            }
+        };
+    let Some(sharer) = state.sharer else {
+        return Ok(());
+    };
+    let key = ks::first_item(user, ks::ITEM_FIRST_PURCHASE);
+    let attributed: Option<crate::social::Attr> = store.get(Cf::Social, &key)?;
+    if attributed.map(|a| (a.sharer, a.ts_ms)) != Some((sharer, state.ts_ms)) {
+        r.problem(format!(
+            "social: user {user}'s referral credit is with sharer {sharer} (first purchase at {}), \
+             its first purchase is attributed to {:?}",
+            state.ts_ms,
+            attributed.map(|a| (a.sharer, a.ts_ms))
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check(store: &Store, pays_referrals: bool, r: &mut VerifyReport) -> Result<()> {
     // Events that do not decode are reported by the events check; the
     // derivation cannot run past them.
     let mut want = match super::social_derive::derive(store) {
@@ -45,6 +85,9 @@ pub(super) fn check(store: &Store, r: &mut VerifyReport) -> Result<()> {
         // referral credit states are the ledger's bookkeeping, not derived
         // from events (the ledger's own check covers the credits)
         if k.first() == Some(&crate::keys::social::REFERRAL) {
+            if pays_referrals {
+                check_credit(store, &k, &v, r)?;
+            }
             continue;
         }
         match want.remove(&k[..]) {

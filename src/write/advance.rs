@@ -12,14 +12,15 @@ use crate::error::{InputError, Result};
 use crate::feed::{Clock, StageCause};
 use crate::keys::feed as fk;
 use crate::ledger::ExpireReport;
-use crate::metrics::state::{StageCtx, StateWrites};
-use crate::metrics::transitions::Publish;
+use crate::metrics::state::StateWrites;
 use crate::metrics::{self, MetricSettings, StageModel};
-use crate::store::{Batch, Cf};
+use crate::store::{Batch, Cf, Job, JobKind};
 use crate::{ledger, users};
 
-/// Users re-settled per write when the stage model changes.
-const RESETTLE_USERS_PER_BATCH: usize = 1_000;
+/// Due-index entries (stage dues, ledger dues, expiring lots) read per
+/// page by `advance` and `expire_points`: memory stays bounded however
+/// long the clock stood still.
+pub(super) const DUE_PAGE: usize = 1_000;
 
 /// What one `advance` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,7 +41,7 @@ impl Writer<'_> {
     /// Moves the clock to `now_ms` (never back) and settles everything due
     /// up to it. The caller runs one advance at a time.
     pub fn advance(&self, now_ms: i64) -> Result<AdvanceReport> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let offset = self.store.settings().utc_offset_minutes;
         // The clock moves first, with every write held off: a write is then
@@ -65,33 +66,51 @@ impl Writer<'_> {
             now_ms,
             ..AdvanceReport::default()
         };
-        for (_, user_id) in crate::feed::due_users(self.store, now_day)? {
-            // An erased user's due day went with it: nothing to lock.
-            let Some(record) = users::record_of(self.store, user_id)? else {
-                continue;
+        // A page of the due index at a time: memory stays bounded after a
+        // long pause. Each user's settlement moves (or deletes) its key in
+        // its own write, so the index itself is the progress a re-run after
+        // a kill resumes from.
+        let mut after = None;
+        loop {
+            let page = crate::feed::due_users_page(self.store, now_day, after, DUE_PAGE)?;
+            let Some(&last) = page.last() else {
+                break;
             };
-            let _guard = self.stripes.lock([record.name.as_str()]);
-            let settings = self.metric_settings.read();
-            let clock = self.clock.read();
-            let mut state = StateWrites::new(
-                self.store,
-                self.stage_ctx(&settings, &clock, StageCause::Time),
-            );
-            state.settle(user_id, now_day)?;
-            let mut batch = Batch::new();
-            state.finish(&mut batch)?;
-            // (a user met through a stale index key only has its key moved)
-            if batch.logs() > 0 {
-                report.stage_users += 1;
-                report.stage_changes += batch.logs() as u64;
-            }
-            if !batch.is_empty() {
-                self.store.write(batch)?;
+            after = Some(last);
+            for (_, user_id) in page {
+                self.settle_due(user_id, now_day, &mut report)?;
             }
         }
         report.ledger = self.expire_points(now_ms)?;
         report.notices = self.write_notices(&before, now_ms)?;
         Ok(report)
+    }
+
+    /// Settles one user's stage up to `now_day` in its own write.
+    fn settle_due(&self, user_id: u32, now_day: i32, report: &mut AdvanceReport) -> Result<()> {
+        // An erased user's due day went with it: nothing to lock.
+        let Some(record) = users::record_of(self.store, user_id)? else {
+            return Ok(());
+        };
+        let _guard = self.stripes.lock([record.name.as_str()]);
+        let settings = self.metric_settings.read();
+        let clock = self.clock.read();
+        let mut state = StateWrites::new(
+            self.store,
+            self.stage_ctx(&settings, &clock, StageCause::Time),
+        );
+        state.settle(user_id, now_day)?;
+        let mut batch = Batch::new();
+        state.finish(&mut batch)?;
+        // (a user met through a stale index key only has its key moved)
+        if batch.logs() > 0 {
+            report.stage_users += 1;
+            report.stage_changes += batch.logs() as u64;
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+        }
+        Ok(())
     }
 
     /// Writes the expiry notice of every open lot whose notice instant
@@ -106,43 +125,22 @@ impl Writer<'_> {
             return Ok(0);
         }
         let after = done.map(|d| d.saturating_add(notice_ms));
-        let lots = ledger::lots_expiring(self.store, after, now_ms.saturating_add(notice_ms))?;
-        let mut by_user: std::collections::BTreeMap<u32, Vec<(u32, i64)>> = Default::default();
-        for (user, lot, at) in lots {
-            by_user.entry(user).or_default().push((lot, at));
-        }
+        let until = now_ms.saturating_add(notice_ms);
+        let mut resume = None;
         let mut written = 0u64;
-        for (user_id, lots) in by_user {
-            let Some(record) = users::record_of(self.store, user_id)? else {
-                continue;
-            };
-            let _guard = self.stripes.lock([record.name.as_str()]);
-            let mut batch = Batch::new();
-            for (lot_id, expires_at_ms) in lots {
-                if self
-                    .store
-                    .contains(Cf::Feed, &fk::noticed(user_id, lot_id))?
-                {
-                    continue;
-                }
-                let Some(lot) = ledger::read::lot(self.store, user_id, lot_id)? else {
-                    continue;
-                };
-                if lot.is_open() && lot.expires_at_ms == Some(expires_at_ms) {
-                    let points = lot.remaining + lot.held;
-                    crate::feed::notice(
-                        &mut batch,
-                        user_id,
-                        lot_id,
-                        points,
-                        expires_at_ms,
-                        notice_ms,
-                    )?;
-                    written += 1;
-                }
+        loop {
+            // a page of lots at a time (a user's lots may span two pages:
+            // two writes, each lot's mark makes its notice once-only)
+            let lots = ledger::lots_expiring_page(self.store, after, until, &mut resume, DUE_PAGE)?;
+            if lots.is_empty() {
+                break;
             }
-            if !batch.is_empty() {
-                self.store.write(batch)?;
+            let mut by_user: std::collections::BTreeMap<u32, Vec<(u32, i64)>> = Default::default();
+            for (user, lot, at) in lots {
+                by_user.entry(user).or_default().push((lot, at));
+            }
+            for (user_id, lots) in by_user {
+                written += self.notices_of(user_id, &lots, notice_ms)?;
             }
         }
         let mut clock = self.clock.write();
@@ -159,11 +157,49 @@ impl Writer<'_> {
         Ok(written)
     }
 
+    /// Writes the notices of `lots` (`(lot, expiry)`) of one user not
+    /// noticed yet, in one write; returns how many.
+    fn notices_of(&self, user_id: u32, lots: &[(u32, i64)], notice_ms: i64) -> Result<u64> {
+        let Some(record) = users::record_of(self.store, user_id)? else {
+            return Ok(0);
+        };
+        let _guard = self.stripes.lock([record.name.as_str()]);
+        let mut batch = Batch::new();
+        let mut written = 0u64;
+        for &(lot_id, expires_at_ms) in lots {
+            if self
+                .store
+                .contains(Cf::Feed, &fk::noticed(user_id, lot_id))?
+            {
+                continue;
+            }
+            let Some(lot) = ledger::read::lot(self.store, user_id, lot_id)? else {
+                continue;
+            };
+            if lot.is_open() && lot.expires_at_ms == Some(expires_at_ms) {
+                let points = lot.remaining + lot.held;
+                crate::feed::notice(
+                    &mut batch,
+                    user_id,
+                    lot_id,
+                    points,
+                    expires_at_ms,
+                    notice_ms,
+                )?;
+                written += 1;
+            }
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+        }
+        Ok(written)
+    }
+
     /// Sets the expiry-notice period (persisted). Lots whose notice instant
     /// already passed under the old period and had none get it at the next
     /// `advance`; notices already written stay.
     pub fn set_notice_days(&self, days: u32) -> Result<()> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         if days > crate::feed::MAX_NOTICE_DAYS {
             return Err(InputError::new(
                 "notice_days",
@@ -195,38 +231,29 @@ impl Writer<'_> {
 
     /// Replaces the stage model and re-derives every user's published
     /// stage under it: a user whose stage changes gets a `model` entry, and
-    /// every due day is recomputed. Holds every stripe; a crash midway
-    /// leaves some users under the old model's marks, and calling this
-    /// again with the same model finishes the job.
+    /// every due day is recomputed. A job (docs/architecture.md, "Jobs")
+    /// whose first batch saves the model; a kill anywhere leaves it
+    /// recorded, finished by `finish_jobs` (or this call again). The same
+    /// model again changes nothing.
     pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
         self.store.check_writable()?;
         model.validate()?;
+        let _advance = self.advance_lock.lock();
         let _all = self.stripes.lock_all();
-        let mut guard = self.metric_settings.write();
-        let mut next: MetricSettings = guard.clone();
-        next.stage_model = model;
-        metrics::save_settings(self.store, &next)?;
-        *guard = next;
-        let settings = &*guard;
-        let clock = self.clock.read();
-        let offset = self.store.settings().utc_offset_minutes;
-        let ctx = StageCtx {
-            model: &settings.stage_model,
-            clock_day: clock.day(offset),
-            publish: Publish::Live(StageCause::Model),
-        };
-        let all: Vec<u32> = users::all_users(self.store)?.iter().collect();
-        for chunk in all.chunks(RESETTLE_USERS_PER_BATCH) {
-            let mut state = StateWrites::new(self.store, ctx);
-            for &user_id in chunk {
-                state.resettle(user_id, ctx.clock_day.unwrap_or(i32::MIN))?;
+        self.finish_pending()?;
+        {
+            let mut guard = self.metric_settings.write();
+            if guard.stage_model == model {
+                return Ok(());
             }
-            let mut batch = Batch::new();
-            state.finish(&mut batch)?;
-            if !batch.is_empty() {
-                self.store.write(batch)?;
-            }
+            let mut next: MetricSettings = guard.clone();
+            next.stage_model = model;
+            let mut first = Batch::new();
+            metrics::put_settings(&mut first, &next)?;
+            super::jobs::record(self.store, &Job::new(JobKind::StageModel), first)?;
+            // (in memory only once the new model is stored)
+            *guard = next;
         }
-        Ok(())
+        self.resume_recorded().map(|_| ())
     }
 }

@@ -18,21 +18,29 @@ impl Writer<'_> {
     /// history merged into it); returns whether it existed. Its internal id
     /// is never reused.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
-        self.erase_user_marking(user, &[])
+        self.erase_user_marking(user, &[], None)
     }
 
     /// [`Writer::erase_user`], also putting `marks` (meta keys and values)
     /// in the erasure's own batch — a cross-partition handover's marks
     /// (SPEC §7). Nothing is written, marks included, for an unknown user.
-    pub fn erase_user_marking(&self, user: &str, marks: &[(Vec<u8>, Vec<u8>)]) -> Result<bool> {
-        self.store.check_writable()?;
+    /// With `expect_next_seq`, refused (nothing written) unless the user's
+    /// next event sequence number is still the one a handover read: an
+    /// event recorded since would be erased without being handed over.
+    pub fn erase_user_marking(
+        &self,
+        user: &str,
+        marks: &[(Vec<u8>, Vec<u8>)],
+        expect_next_seq: Option<u32>,
+    ) -> Result<bool> {
+        self.store.check_writes_allowed()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         let _erasing = self.erase_lock.lock();
         // Reversing or moving referral credits needs the sharers' stripes
         // too (see `record_batch`): start over holding them.
         let mut sharers: Vec<String> = Vec::new();
         for _ in 0..super::social::MAX_LOCK_ROUNDS {
-            match self.erase_attempt(user, &sharers, marks)? {
+            match self.erase_attempt(user, &sharers, marks, expect_next_seq)? {
                 Attempt::Done(existed) => return Ok(existed),
                 Attempt::NeedLocks(more) => sharers.extend(more),
             }
@@ -65,6 +73,7 @@ impl Writer<'_> {
         user: &str,
         sharers: &[String],
         marks: &[(Vec<u8>, Vec<u8>)],
+        expect_next_seq: Option<u32>,
     ) -> Result<Attempt<bool>> {
         let mut names = vec![user];
         names.extend(sharers.iter().map(String::as_str));
@@ -75,6 +84,22 @@ impl Writer<'_> {
             Some(NameEntry::User(id)) => (id, user.to_owned()),
             Some(NameEntry::Alias { user_id, into }) => (user_id, into),
         };
+        if let Some(expected) = expect_next_seq {
+            // (checked under the user's lock: no event slips in after it)
+            let now = timeline::stored_next_seq(self.store, user_id)?;
+            if now != expected {
+                return Err(crate::error::MergeError::Handover {
+                    from: user.clone(),
+                    into: String::new(),
+                    reason: format!(
+                        "{} event(s) were recorded since the handover was made \
+                         (next sequence {expected} then, {now} now): make it again",
+                        now.saturating_sub(expected)
+                    ),
+                }
+                .into());
+            }
+        }
         let user = user.as_str();
         let mut batch = Batch::new();
         for (key, value) in marks {
@@ -101,6 +126,10 @@ impl Writer<'_> {
         crate::experiments::forget(self.store, &mut batch, user_id)?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
+        // The clock before the social lock, as every writer takes them
+        // (docs/architecture.md, "Lock hierarchy"): taken after it, a
+        // queued `advance` could close a cycle with a recording write.
+        let clock = self.clock.read();
         let done = match self.social_write(&mut batch, Some(leaving), &[], &[], None, &|name| {
             guard.holds(name)
         })? {
@@ -111,14 +140,13 @@ impl Writer<'_> {
             // the sharers' accounts (never the erased user's: its credits
             // go with its ledger)
             let settings = self.ledger_settings.read().clone();
-            let clock = self.clock.read();
             let mut session =
                 crate::ledger::session::Session::new(self.store, &settings).with_notices(*clock);
             super::social::apply_referrals(&mut session, &done.referrals)?;
             session.finish(&mut batch)?;
         }
         self.store.write(batch)?;
-        drop(done);
+        done.committed(self.social);
         if let Some(shard) = guard.shard(user) {
             shard.remove(user);
         }

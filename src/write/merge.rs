@@ -39,7 +39,7 @@ impl Writer<'_> {
         options: MergeOptions,
         identity: &IdentitySettings,
     ) -> Result<MergeOutcome> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         users::check_user(from).map_err(|p| InputError::new("from", p))?;
         users::check_user(into).map_err(|p| InputError::new("into", p))?;
         users::check_merge_id(merge_id)?;
@@ -114,6 +114,13 @@ impl Writer<'_> {
         })?;
         let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
         let leaving = super::social::Leaving::of(from_id, taken.iter().map(|(_, f)| f));
+        let seqs: Vec<u32> = taken.iter().map(|(e, _)| e.seq).collect();
+        let events: Vec<crate::timeline::Event> = taken.into_iter().map(|(e, _)| e.event).collect();
+        // Kinds are reserved before the settings and the clock are read, as
+        // every writer takes them (docs/architecture.md, "Lock hierarchy").
+        let reservation = self
+            .kinds
+            .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let offset = self.store.settings().utc_offset_minutes;
         let settings = self.metric_settings.read();
         let clock = self.clock.read();
@@ -140,11 +147,6 @@ impl Writer<'_> {
         users::retire(self.store, &mut batch, from_id)?;
         // ...and its events are recorded again under `into` (rules do not
         // credit them again: their credits moved with the lots).
-        let seqs: Vec<u32> = taken.iter().map(|(e, _)| e.seq).collect();
-        let events: Vec<crate::timeline::Event> = taken.into_iter().map(|(e, _)| e.event).collect();
-        let reservation = self
-            .kinds
-            .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
         let mut users_w =
             UserWrites::new(self.store, self.allocator, &mut guards, Resolved::default());
         let (outcomes, days_added, _) = self.record_into(
@@ -218,7 +220,7 @@ impl Writer<'_> {
         };
         batch.put(Cf::Meta, meta::merge(merge_id), codec::encode(&outcome)?);
         self.store.write(batch)?;
-        drop(done);
+        done.committed(self.social);
         users_w.remember();
         reservation.publish();
         // `from` is an alias now: aliases are never cached.

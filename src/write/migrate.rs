@@ -1,21 +1,25 @@
 //! Migrating an older store to the current format on a writable open.
 //!
-//! Older formats hold the same primary records in the same layouts; what
-//! changed is how derived structures are kept (see
-//! [`crate::store::MIGRATABLE_FORMATS`]). So a migration re-derives every
-//! derived structure from the primary records — the all-users set from the
-//! user records, the tag index from the tags, the tier sets from the
-//! accounts, every aggregate from the events — and only then stamps the
-//! current version. Each step clears its structure and writes it anew, so a
-//! crash anywhere leaves the old version stamped and the next open starts
-//! over; no step reads what a half-done earlier attempt wrote.
+//! Older formats hold the same primary records (users, profiles, tags,
+//! events, the ledger's accounts and entries) in the same layouts; what
+//! changed is how derived structures are kept, and — format 8 and before —
+//! where a user's next event sequence number lives (see
+//! [`crate::store::MIGRATABLE_FORMATS`]). So a migration is a job
+//! (docs/architecture.md, "Jobs") whose steps re-derive every derived
+//! structure from the primary records — the all-users set from the user
+//! records, the tag index from the tags, the tier sets from the accounts,
+//! every aggregate from the events — and write each user's sequence record
+//! from its events; its last batch stamps the current version. A kill
+//! anywhere leaves the old version stamped and the job recorded, and the
+//! next writable open resumes it where it stopped.
 
-use crate::error::Result;
+use crate::error::{CorruptionError, Result};
 use crate::kinds::KindRegistry;
-use crate::store::Store;
-use crate::{ledger, profiles, users};
+use crate::store::{Batch, Cf, Job, JobKind, Store};
 
-/// Re-derives every derived structure and stamps the current format.
+use super::jobs::{self, JobCtx};
+
+/// Runs (or resumes) the migration job and stamps the current format.
 /// No other handle can write yet (the store is being opened): no lock.
 pub(crate) fn migrate(
     store: &mut Store,
@@ -25,20 +29,40 @@ pub(crate) fn migrate(
     exposure_kind: &str,
 ) -> Result<()> {
     let found = store.format_found();
-    if found == 6 || found == 7 {
-        if found == 6 {
-            // Format 7 added only the social family, derived from the events.
-            // (no referral rule could exist before format 7: nothing to pay)
-            crate::social::rebuild(store)?;
+    let job = match store.job() {
+        Some((job, _)) if matches!(job.kind, JobKind::Migration { .. }) => job,
+        Some((job, _)) => {
+            // Only a build of the current format records other jobs.
+            return Err(CorruptionError {
+                cf: Cf::Meta.name(),
+                what: "value",
+                key: crate::keys::meta::JOB.to_vec(),
+                reason: format!(
+                    "a {} job recorded in a store of format {found}",
+                    job.kind.name()
+                ),
+            }
+            .into());
         }
-        // Format 8 added only the experiment assignments, derived from the
-        // exposure events (a re-run after a crash derives the same again).
-        crate::experiments::rebuild(store, kinds, exposure_kind)?;
-        return store.stamp_format_version();
-    }
-    users::rebuild_all_users(store)?;
-    profiles::rebuild_tag_index(store)?;
-    ledger::rebuild_tier_sets(store)?;
-    super::rebuild(store, kinds, non_activity_kinds, model, exposure_kind)?;
+        None => {
+            let job = Job::new(JobKind::Migration { from_format: found });
+            jobs::record(store, &job, Batch::new())?;
+            job
+        }
+    };
+    let ledger = crate::ledger::rules::load(store)?;
+    let social = crate::social::load_settings(store)?;
+    let clock = crate::feed::Clock::load(store)?;
+    let ctx = JobCtx {
+        store,
+        kinds,
+        non_activity_kinds,
+        model,
+        exposure_kind,
+        ledger: &ledger,
+        social: &social,
+        clock: &clock,
+    };
+    jobs::resume(&ctx, job)?;
     store.stamp_format_version()
 }

@@ -12,6 +12,7 @@
 
 mod advance;
 mod erase;
+mod jobs;
 mod merge;
 mod migrate;
 mod points;
@@ -22,20 +23,20 @@ mod social;
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use crate::order::{Mutex, RwLock};
 
+use crate::error::Result;
 use crate::feed::{Clock, StageCause};
 use crate::kinds::KindRegistry;
 use crate::ledger::LedgerSettings;
 use crate::metrics::state::StageCtx;
 use crate::metrics::transitions::Publish;
 use crate::metrics::MetricSettings;
-use crate::store::Store;
+use crate::store::{Batch, Job, JobKind, Store};
 use crate::users::{Allocator, LockStripes};
 
 pub use advance::AdvanceReport;
 pub(crate) use migrate::migrate;
-pub(crate) use rebuild::rebuild;
 
 /// Everything a write needs from an open store.
 pub(crate) struct Writer<'a> {
@@ -61,9 +62,76 @@ pub(crate) struct Writer<'a> {
     pub social: &'a crate::social::SocialState,
     /// The kind of exposure events (fixed at creation).
     pub exposure_kind: &'a str,
+    /// One `advance` at a time; a job takes it first, so no advance runs
+    /// while a job re-derives what advance settles.
+    pub advance_lock: &'a Mutex<()>,
 }
 
 impl Writer<'_> {
+    /// Runs `f` over the job context of the settings in force, taking
+    /// their locks in the hierarchy's order (docs/architecture.md, "Lock
+    /// hierarchy"). The caller holds the advance lock and every stripe.
+    fn with_job_ctx<T>(&self, f: impl FnOnce(&jobs::JobCtx<'_>) -> Result<T>) -> Result<T> {
+        let metric = self.metric_settings.read();
+        let clock = self.clock.read();
+        let _social = self.social.lock.lock();
+        let social = *self.social.settings.read();
+        let ledger = self.ledger_settings.read().clone();
+        let ctx = jobs::JobCtx {
+            store: self.store,
+            kinds: self.kinds,
+            non_activity_kinds: self.non_activity_kinds,
+            model: &metric.stage_model,
+            exposure_kind: self.exposure_kind,
+            ledger: &ledger,
+            social: &social,
+            clock: &clock,
+        };
+        f(&ctx)
+    }
+
+    /// Runs the recorded job, if any, to its end. The caller holds the
+    /// advance lock and every stripe.
+    fn resume_recorded(&self) -> Result<Option<(JobKind, jobs::JobRunReport)>> {
+        let Some((job, _)) = self.store.job() else {
+            return Ok(None);
+        };
+        let kind = job.kind;
+        let report = self.with_job_ctx(|ctx| jobs::resume(ctx, job))?;
+        Ok(Some((kind, report)))
+    }
+
+    /// Finishes a job an earlier run left recorded before another starts
+    /// (one job at a time). The caller holds the advance lock and every
+    /// stripe.
+    fn finish_pending(&self) -> Result<()> {
+        self.resume_recorded().map(|_| ())
+    }
+
+    /// Finishes the recorded job, if any: what `Db::finish_jobs` does.
+    /// Returns its name.
+    pub(crate) fn finish_jobs(&self) -> Result<Option<&'static str>> {
+        self.store.check_writable()?;
+        let _advance = self.advance_lock.lock();
+        let _all = self.stripes.lock_all();
+        Ok(self.resume_recorded()?.map(|(kind, _)| kind.name()))
+    }
+
+    /// Rebuilds every aggregate from the events as a job (a rebuild left
+    /// unfinished is resumed, not started over). Returns the events
+    /// replayed by this call.
+    pub(crate) fn rebuild_aggregates(&self) -> Result<u64> {
+        self.store.check_writable()?;
+        let _advance = self.advance_lock.lock();
+        let _all = self.stripes.lock_all();
+        if let Some((JobKind::Rebuild, report)) = self.resume_recorded()? {
+            return Ok(report.events_replayed);
+        }
+        jobs::record(self.store, &Job::new(JobKind::Rebuild), Batch::new())?;
+        let report = self.resume_recorded()?;
+        Ok(report.map_or(0, |(_, r)| r.events_replayed))
+    }
+
     /// The stage context of a live write with `cause`.
     fn stage_ctx<'m>(
         &self,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::store::Batch;
+use crate::store::{Batch, Job, JobKind};
 
 use super::Writer;
 use crate::error::{Error, InputError, Result};
@@ -12,9 +12,6 @@ use crate::ledger::{
     self, session::Session, ExpireReport, LedgerSettings, PointsOp, PointsOutcome,
 };
 use crate::users::{self, UserWrites};
-
-/// Accounts re-evaluated per write when the tiers change.
-const RETIER_ACCOUNTS_PER_BATCH: usize = 1_000;
 
 impl Writer<'_> {
     /// Applies one points operation to `user`'s account as one atomic write.
@@ -25,7 +22,7 @@ impl Writer<'_> {
         at_ms: i64,
         op: &PointsOp,
     ) -> Result<PointsOutcome> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         ledger::check_txn_id(txn_id)?;
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
@@ -64,60 +61,82 @@ impl Writer<'_> {
     /// Settles everything due at or before `now_ms`, one account per write
     /// (see [`crate::ledger::due_accounts`]).
     pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let mut report = ExpireReport::default();
-        for user_id in &ledger::due_accounts(self.store, now_ms)? {
-            // An erased user's due entries went with it; nothing to lock.
-            let Some(record) = users::record_of(self.store, user_id)? else {
-                continue;
-            };
-            let _guard = self.stripes.lock([record.name.as_str()]);
-            // Read under the lock: a settings change holds every stripe.
-            let settings = self.ledger_settings.read().clone();
-            let mut session = Session::new(self.store, &settings);
-            let mut one = ExpireReport::default();
-            session.expire_account(user_id, now_ms, &mut one)?;
-            let mut batch = Batch::new();
-            session.finish(&mut batch)?;
-            if !batch.is_empty() {
-                self.store.write(batch)?;
-                report.accounts += 1;
+        // A page of the due index at a time (memory stays bounded after a
+        // long pause); settling an account deletes its due entries in its
+        // own write, so a re-run after a kill finds the rest.
+        let mut cursor = ledger::DueCursor::default();
+        loop {
+            let page = ledger::due_accounts_page(
+                self.store,
+                now_ms,
+                &mut cursor,
+                super::advance::DUE_PAGE,
+            )?;
+            if page.is_empty() {
+                break;
             }
-            report.lots_expired += one.lots_expired;
-            report.points_expired += one.points_expired;
-            report.holds_timed_out += one.holds_timed_out;
-            report.tier_changes += one.tier_changes;
+            for user_id in &page {
+                self.expire_account(user_id, now_ms, &mut report)?;
+            }
         }
         Ok(report)
     }
 
+    /// Settles what is due in one account in its own write.
+    fn expire_account(&self, user_id: u32, now_ms: i64, report: &mut ExpireReport) -> Result<()> {
+        // An erased user's due entries went with it; nothing to lock.
+        let Some(record) = users::record_of(self.store, user_id)? else {
+            return Ok(());
+        };
+        let _guard = self.stripes.lock([record.name.as_str()]);
+        // Read under the lock: a settings change holds every stripe.
+        let settings = self.ledger_settings.read().clone();
+        let mut session = Session::new(self.store, &settings);
+        let mut one = ExpireReport::default();
+        session.expire_account(user_id, now_ms, &mut one)?;
+        let mut batch = Batch::new();
+        session.finish(&mut batch)?;
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+            report.accounts += 1;
+        }
+        report.lots_expired += one.lots_expired;
+        report.points_expired += one.points_expired;
+        report.holds_timed_out += one.holds_timed_out;
+        report.tier_changes += one.tier_changes;
+        Ok(())
+    }
+
     /// Replaces the earning rules and tiers (persisted); when the tiers
     /// change, re-evaluates every account's tier at its own clock, with all
-    /// writers held off. A crash midway leaves some accounts unevaluated,
-    /// and calling this again finishes the job.
+    /// writers held off: a job (docs/architecture.md, "Jobs") whose first
+    /// batch saves the settings. A kill anywhere leaves it recorded,
+    /// finished by `finish_jobs` (or this call again).
     pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
         self.store.check_writable()?;
         settings.validate()?;
+        let _advance = self.advance_lock.lock();
         let _all = self.stripes.lock_all();
-        let mut guard = self.ledger_settings.write();
-        let tiers_changed = guard.tiers != settings.tiers;
-        let mut batch = Batch::new();
-        ledger::rules::save(&mut batch, &settings)?;
-        self.store.write(batch)?;
-        let settings = Arc::new(settings);
-        *guard = settings.clone();
-        if tiers_changed {
-            let all: Vec<u32> = users::all_users(self.store)?.iter().collect();
-            for chunk in all.chunks(RETIER_ACCOUNTS_PER_BATCH) {
-                let mut session = Session::new(self.store, &settings);
-                for &user_id in chunk {
-                    session.retier(user_id)?;
-                }
-                let mut batch = Batch::new();
-                session.finish(&mut batch)?;
-                self.store.write(batch)?;
+        self.finish_pending()?;
+        let tiers_changed = {
+            let mut guard = self.ledger_settings.write();
+            let tiers_changed = guard.tiers != settings.tiers;
+            let mut first = Batch::new();
+            ledger::rules::save(&mut first, &settings)?;
+            if tiers_changed {
+                super::jobs::record(self.store, &Job::new(JobKind::Retier), first)?;
+            } else {
+                self.store.write(first)?;
             }
+            // (in memory only once the new settings are stored)
+            *guard = Arc::new(settings);
+            tiers_changed
+        };
+        if tiers_changed {
+            self.resume_recorded()?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::users::{self, UserWrites};
 impl Writer<'_> {
     /// Applies `update` to `user` as one atomic write.
     pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         update.validate()?;
         let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
@@ -37,7 +37,7 @@ impl Writer<'_> {
 
     /// Removes every tag that expired at or before `now_ms`; returns how many.
     pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let mut removed = 0usize;
         for tag in profiles::tag_names(self.store)? {

@@ -38,7 +38,7 @@ impl Writer<'_> {
         events: &[Event],
         position: Option<&LogPosition>,
     ) -> Result<Vec<RecordOutcome>> {
-        self.store.check_writable()?;
+        self.store.check_writes_allowed()?;
         InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
         // Validate everything before taking a lock or touching the store: a bad
         // item rejects the whole batch and nothing is written.
@@ -58,6 +58,9 @@ impl Writer<'_> {
             let mut names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
             names.extend(sharers.iter().map(String::as_str));
             let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
+            // (a job that ran while this write waited for the locks may
+            // have failed and left its work half done)
+            self.store.check_no_job()?;
             let mut batch = Batch::new();
             let reservation = self
                 .kinds
@@ -108,7 +111,7 @@ impl Writer<'_> {
                 );
             }
             self.store.write(batch)?;
-            drop(done);
+            done.committed(self.social);
             users.remember();
             reservation.publish();
             return Ok(outcomes);
@@ -139,6 +142,7 @@ impl Writer<'_> {
         let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut state = StateWrites::new(self.store, stages);
+        let mut seqs = timeline::Sequences::new(self.store);
         let mut ledger = rules.map(|r| Session::new(self.store, r).with_notices(*clock));
 
         // The dedup lookups of every event of an existing user, together.
@@ -185,7 +189,14 @@ impl Writer<'_> {
                 }
             }
             let kind_id = reservation.id(&e.kind)?;
-            let seq = state.next_seq(user_id, new)?;
+            let seq = seqs.take(user_id, new)?;
+            // The head's event count is derived; the sequence is primary.
+            // Where they disagree the aggregates are damaged: refuse the
+            // write (a rebuild repairs them) rather than build on it.
+            let counted = state.next_seq(user_id, new)?;
+            if counted != seq {
+                return Err(metrics::count_mismatch(user_id, counted, seq));
+            }
             let key = EventKey {
                 user_id,
                 ts_ms: e.ts_ms,
@@ -224,6 +235,7 @@ impl Writer<'_> {
                 .collect(),
             None => FxHashSet::default(),
         };
+        seqs.finish(batch)?;
         state.finish(batch)?;
         exposures.finish(|u| exposed.contains(&u), batch)?;
         Ok((outcomes, new_active_days, ledger))

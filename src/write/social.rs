@@ -8,6 +8,7 @@
 //! engine re-derives users other than the write's own (the touchers of a
 //! share registered late), and those records change only under this lock.
 
+use crate::order::Held;
 use parking_lot::MutexGuard;
 
 use super::Writer;
@@ -17,7 +18,7 @@ use crate::ledger::session::Session;
 use crate::social::engine::{Engine, GroupEvent, SocialEvent};
 use crate::social::referral::ReferralOp;
 use crate::social::SocialSettings;
-use crate::store::Batch;
+use crate::store::{Batch, Job, JobKind};
 use crate::timeline::{Event, EventFacts, GroupFacts, RecordOutcome};
 use crate::users;
 
@@ -100,8 +101,21 @@ pub(super) enum SocialWrite<'w> {
 
 /// See [`SocialWrite::Done`].
 pub(super) struct SocialDone<'w> {
-    pub _guard: Option<MutexGuard<'w, ()>>,
+    pub _guard: Option<Held<MutexGuard<'w, ()>>>,
     pub referrals: Vec<ReferralOp>,
+    /// The write stores the first social records: once it committed,
+    /// signups and purchases must be checked against touches.
+    pub opens: bool,
+}
+
+impl SocialDone<'_> {
+    /// Call once the write committed (then releases the social lock):
+    /// in-memory state changes only after what it reflects is stored.
+    pub fn committed(self, state: &crate::social::SocialState) {
+        if self.opens {
+            state.set_live();
+        }
+    }
 }
 
 /// Applies a write's referral operations to the sharers' accounts.
@@ -196,6 +210,7 @@ impl Writer<'_> {
             Ok(SocialWrite::Done(SocialDone {
                 _guard: None,
                 referrals: Vec::new(),
+                opens: false,
             }))
         };
         if !opens && !leaves {
@@ -259,43 +274,40 @@ impl Writer<'_> {
             return Ok(SocialWrite::NeedLocks(missing));
         }
         engine.finish(batch)?;
-        if opens {
-            self.social.set_live();
-        }
         Ok(SocialWrite::Done(SocialDone {
             _guard: Some(guard),
             referrals,
+            opens,
         }))
     }
 }
 
 impl Writer<'_> {
     /// Changes the attribution window and re-derives every attribution
-    /// under it, every writer held off; with referral rules, the credits
-    /// of every first purchase whose attribution moved are reversed and
-    /// paid anew (one batch).
+    /// under it, every writer held off: a job (docs/architecture.md,
+    /// "Jobs") whose first batch saves the window, whose last pays and
+    /// reverses the referral credits of every first purchase whose
+    /// attribution moved. A kill anywhere leaves the job recorded; it is
+    /// finished by `finish_jobs` (or this call again).
     pub(crate) fn set_social_settings(&self, settings: SocialSettings) -> Result<()> {
+        self.store.check_writable()?;
+        settings.validate()?;
+        let _advance = self.advance_lock.lock();
         let _all = self.stripes.lock_all();
-        let _social = self.social.lock.lock();
-        let mut held = self.social.settings.write();
-        crate::social::save_settings(self.store, &settings)?;
-        *held = settings;
-        let changes = crate::social::rebuild(self.store)?;
-        if changes.is_empty() || !self.pays_referrals() {
-            return Ok(());
+        self.finish_pending()?;
+        {
+            let _social = self.social.lock.lock();
+            let mut held = self.social.settings.write();
+            if *held == settings {
+                return Ok(());
+            }
+            let mut first = Batch::new();
+            crate::social::put_settings(&mut first, &settings)?;
+            let job = Job::new(JobKind::SocialWindow);
+            super::jobs::record(self.store, &job, first)?;
+            // (in memory only once the new window is stored)
+            *held = settings;
         }
-        let mut engine = Engine::new(self.store, &settings, false).with_referrals(None);
-        for (user, before, after) in changes {
-            engine.first_purchase_moved(user, before, after);
-        }
-        let ops = engine.referral_ops()?;
-        let mut batch = Batch::new();
-        engine.finish(&mut batch)?;
-        let ledger_settings = self.ledger_settings.read().clone();
-        let clock = self.clock.read();
-        let mut session = Session::new(self.store, &ledger_settings).with_notices(*clock);
-        apply_referrals(&mut session, &ops)?;
-        session.finish(&mut batch)?;
-        self.store.write(batch)
+        self.resume_recorded().map(|_| ())
     }
 }

@@ -1,0 +1,225 @@
+//! The job record: a multi-batch maintenance operation in progress (SPEC §5,
+//! "Jobs"; docs/architecture.md, "Jobs").
+//!
+//! A job writes its record into `meta` in its first batch, moves it forward
+//! in the batches that make progress, and deletes it in its last. While a
+//! record exists and nobody runs the job (a crash or a kill interrupted it,
+//! or a step failed) the store refuses writes naming it, and queries of what
+//! it re-derives say so; the call that finishes it runs the remaining steps.
+//! This module owns the record's layout and the store's view of it; which
+//! steps a job has and what they do belong to the write path.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Batch, Cf};
+use crate::codec;
+use crate::keys::meta;
+
+/// What a job does. Its parameters (settings, models) are saved in `meta`
+/// in the job's first batch, so the record needs only the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum JobKind {
+    /// Migrating a store of an older format (run by a writable open).
+    Migration {
+        /// The format version found.
+        from_format: u32,
+    },
+    /// Rebuilding every aggregate from the events (`Db::rebuild_aggregates`).
+    Rebuild,
+    /// Re-evaluating every account's tier under new tiers
+    /// (`Db::set_ledger_settings`).
+    Retier,
+    /// Re-deriving attribution under a new window
+    /// (`Db::set_social_settings`).
+    SocialWindow,
+    /// Re-deriving every user's published stage under a new stage model
+    /// (`Db::set_stage_model`).
+    StageModel,
+}
+
+impl JobKind {
+    /// The job's name, as listed and as named in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Migration { .. } => "migration",
+            JobKind::Rebuild => "rebuild-aggregates",
+            JobKind::Retier => "retier",
+            JobKind::SocialWindow => "social-window",
+            JobKind::StageModel => "stage-model",
+        }
+    }
+
+    /// The steps the job runs, in order.
+    pub fn steps(self) -> &'static [Step] {
+        use Step::*;
+        match self {
+            // Formats 1–5 differ from today in every derived structure;
+            // 6 lacks the social family, 7 the experiment assignments, 8
+            // the users' sequence records (docs/architecture.md, "Opening").
+            JobKind::Migration { from_format } => match from_format {
+                ..=5 => &[
+                    AllUsers,
+                    TagIndex,
+                    TierSets,
+                    Clear,
+                    Replay,
+                    SocialRederive,
+                    Experiments,
+                    Sequences,
+                ],
+                6 => &[SocialRederive, Experiments, Sequences],
+                7 => &[Experiments, Sequences],
+                _ => &[Sequences],
+            },
+            JobKind::Rebuild => &[
+                Clear,
+                Replay,
+                SocialSnapshot,
+                SocialRederive,
+                SocialReconcile,
+                Experiments,
+            ],
+            JobKind::Retier => &[Retier],
+            JobKind::SocialWindow => &[SocialSnapshot, SocialRederive, SocialReconcile],
+            JobKind::StageModel => &[Resettle],
+        }
+    }
+
+    /// Whether queries reading `area` would see the job's half-done work.
+    pub fn touches(self, area: Area) -> bool {
+        match self {
+            _ if area == Area::Everything => true,
+            JobKind::Migration { .. } | JobKind::Rebuild => true,
+            JobKind::Retier => area == Area::Tiers,
+            JobKind::SocialWindow => area == Area::Social,
+            JobKind::StageModel => area == Area::Stages,
+        }
+    }
+}
+
+/// One step of a job. Every step is idempotent against the store's
+/// current state, or commits its progress in the batches that make it, so
+/// a job resumed after a kill at any instant ends as an uninterrupted run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The all-users set from the user records.
+    AllUsers,
+    /// The tag index from the tags.
+    TagIndex,
+    /// The tier sets from the accounts.
+    TierSets,
+    /// Deleting every aggregate derived from events.
+    Clear,
+    /// Replaying every event into the aggregates (cursor: the last event
+    /// key replayed).
+    Replay,
+    /// Keeping each first-purchase attribution as it was, to pay or reverse
+    /// referral credits for what the re-derivation moves.
+    SocialSnapshot,
+    /// Re-deriving the social family from the events.
+    SocialRederive,
+    /// Reversing and paying referral credits of moved attributions (cursor:
+    /// the last user settled).
+    SocialReconcile,
+    /// Re-deriving the experiment assignments.
+    Experiments,
+    /// Each user's sequence record from its events (cursor: the last user).
+    Sequences,
+    /// Re-evaluating each account's tier (cursor: the last user).
+    Retier,
+    /// Re-deriving each user's published stage (cursor: the last user).
+    Resettle,
+}
+
+impl Step {
+    /// What the step does, for listings and errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::AllUsers => "re-deriving the all-users set",
+            Step::TagIndex => "re-deriving the tag index",
+            Step::TierSets => "re-deriving the tier sets",
+            Step::Clear => "deleting the aggregates",
+            Step::Replay => "replaying the events",
+            Step::SocialSnapshot => "keeping the attributions before re-deriving them",
+            Step::SocialRederive => "re-deriving attribution",
+            Step::SocialReconcile => "settling referral credits of moved attributions",
+            Step::Experiments => "re-deriving experiment assignments",
+            Step::Sequences => "writing each user's sequence record",
+            Step::Retier => "re-evaluating tiers",
+            Step::Resettle => "re-deriving published stages",
+        }
+    }
+}
+
+/// What a query reads, for refusing reads of what an unfinished job
+/// re-derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Area {
+    /// Counters, user sets and per-user state kept from the events.
+    Aggregates,
+    /// Published stages and the stage due index.
+    Stages,
+    /// Recorded tiers and the tier sets.
+    Tiers,
+    /// Attribution, sharers and group buys.
+    Social,
+    /// Everything maintained (`verify`, which would report half a job's
+    /// work as damage).
+    Everything,
+}
+
+/// A job's durable record: what it is and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Job {
+    pub kind: JobKind,
+    /// The step it is at (an index into the kind's list of steps).
+    pub step: u32,
+    /// Where in the step: the last key or user it finished (empty: from
+    /// the step's start). Each step defines its own.
+    pub cursor: Vec<u8>,
+}
+
+impl Job {
+    /// A job at its first step.
+    pub fn new(kind: JobKind) -> Self {
+        Self {
+            kind,
+            step: 0,
+            cursor: Vec::new(),
+        }
+    }
+
+    /// The step it is at, if any is left.
+    pub fn current(&self) -> Option<Step> {
+        self.kind.steps().get(self.step as usize).copied()
+    }
+
+    /// "i/n: what it does", for listings and errors.
+    pub fn describe_step(&self) -> String {
+        let steps = self.kind.steps();
+        match self.current() {
+            Some(step) => format!("{}/{}: {}", self.step + 1, steps.len(), step.describe()),
+            None => format!("{}/{}: finishing", steps.len(), steps.len()),
+        }
+    }
+
+    /// Puts the record into `batch`.
+    pub fn put(&self, batch: &mut Batch) -> crate::error::Result<()> {
+        batch.put(Cf::Meta, meta::JOB, codec::encode(self)?);
+        Ok(())
+    }
+
+    /// Deletes the record in `batch` (the job's last batch).
+    pub fn clear(batch: &mut Batch) {
+        batch.delete(Cf::Meta, meta::JOB);
+    }
+}
+
+/// The store's view of its job record: the record as last committed, and
+/// whether this handle is running it (then writes wait on the job's locks
+/// instead of being refused).
+#[derive(Debug, Default)]
+pub(crate) struct JobState {
+    pub recorded: Option<Job>,
+    pub running: bool,
+}

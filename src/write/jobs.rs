@@ -1,0 +1,200 @@
+//! Jobs (SPEC §5; docs/architecture.md, "Jobs"): the multi-batch
+//! maintenance operations — a rebuild, a migration, a re-tier, a window or
+//! stage-model change — run as a list of steps from where their durable
+//! record says. A step either restarts from its beginning and ends in the
+//! same state whatever it met (clearing, then writing) or commits its
+//! progress (a cursor) in the very batches that make it, so a job killed at
+//! any instant and resumed ends as an uninterrupted run would have.
+
+use crate::error::Result;
+use crate::feed::Clock;
+use crate::keys;
+use crate::kinds::KindRegistry;
+use crate::ledger::session::Session;
+use crate::ledger::LedgerSettings;
+use crate::metrics::state::{StageCtx, StateWrites};
+use crate::metrics::transitions::Publish;
+use crate::metrics::StageModel;
+use crate::social::SocialSettings;
+use crate::store::{Batch, Job, Step, Store};
+use crate::{ledger, metrics, profiles, social, users};
+
+/// Users settled per batch by the per-user steps (re-tier, resettle,
+/// referral reconciliation).
+const USERS_PER_BATCH: usize = 1_000;
+
+/// What a job's steps read: the settings in force (a job's own parameters
+/// were saved with its record, so a resumed job reads the same).
+pub(crate) struct JobCtx<'a> {
+    pub store: &'a Store,
+    pub kinds: &'a KindRegistry,
+    pub non_activity_kinds: &'a [String],
+    pub model: &'a StageModel,
+    pub exposure_kind: &'a str,
+    pub ledger: &'a LedgerSettings,
+    pub social: &'a SocialSettings,
+    pub clock: &'a Clock,
+}
+
+/// What a run of a job did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct JobRunReport {
+    /// Events replayed into the aggregates (rebuild and migration steps).
+    pub events_replayed: u64,
+}
+
+/// Records `job` in `first`, the batch that also saves its parameters:
+/// from this commit on the job exists, and a kill leaves it for
+/// [`resume`]. The caller holds every writer off, and changes the settings
+/// in memory only after this returned.
+pub(crate) fn record(store: &Store, job: &Job, mut first: Batch) -> Result<()> {
+    first.set_job(job)?;
+    store.write(first)
+}
+
+/// Runs the recorded `job` from its step and cursor to the end. The caller
+/// holds every writer off.
+pub(crate) fn resume(ctx: &JobCtx<'_>, job: Job) -> Result<JobRunReport> {
+    let _running = ctx.store.run_job();
+    run_steps(ctx, job)
+}
+
+fn run_steps(ctx: &JobCtx<'_>, mut job: Job) -> Result<JobRunReport> {
+    let mut report = JobRunReport::default();
+    while let Some(step) = job.current() {
+        run_step(ctx, &mut job, step, &mut report)?;
+        job.step += 1;
+        job.cursor.clear();
+        if job.current().is_some() {
+            let mut batch = Batch::new();
+            batch.set_job(&job)?;
+            ctx.store.write(batch)?;
+        }
+    }
+    // A migration ends with the format stamp, which clears the record in
+    // its own batch (the caller's); every other job ends here.
+    if !matches!(job.kind, crate::store::JobKind::Migration { .. }) {
+        let mut last = Batch::new();
+        last.clear_job();
+        ctx.store.write_synced(last)?;
+    }
+    Ok(report)
+}
+
+fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunReport) -> Result<()> {
+    let store = ctx.store;
+    match step {
+        Step::AllUsers => users::rebuild_all_users(store),
+        Step::TagIndex => profiles::rebuild_tag_index(store),
+        Step::TierSets => ledger::rebuild_tier_sets(store),
+        Step::Clear => metrics::forget::clear(store),
+        Step::Replay => {
+            report.events_replayed += super::rebuild::replay(ctx, job)?;
+            Ok(())
+        }
+        Step::SocialSnapshot if pays_referrals(ctx.ledger) => social::snapshot::take(store),
+        Step::SocialSnapshot => social::snapshot::clear(store),
+        Step::SocialRederive => social::rebuild(store),
+        Step::SocialReconcile => reconcile_referrals(ctx, job),
+        Step::Experiments => {
+            crate::experiments::rebuild(store, ctx.kinds, ctx.exposure_kind).map(|_| ())
+        }
+        Step::Sequences => {
+            let after = cursor_user(job);
+            crate::timeline::rebuild_sequences(store, after, |mut batch, last| {
+                job.cursor = keys::user(last).to_vec();
+                batch.set_job(job)?;
+                store.write(batch)
+            })
+        }
+        Step::Retier => per_user(ctx, job, |store, users, batch| {
+            let mut session = Session::new(store, ctx.ledger);
+            for &user_id in users {
+                session.retier(user_id)?;
+            }
+            session.finish(batch)
+        }),
+        Step::Resettle => per_user(ctx, job, |store, users, batch| {
+            let stages = StageCtx {
+                model: ctx.model,
+                clock_day: ctx.clock.day(store.settings().utc_offset_minutes),
+                publish: Publish::Live(crate::feed::StageCause::Model),
+            };
+            let mut state = StateWrites::new(store, stages);
+            for &user_id in users {
+                state.resettle(user_id, stages.clock_day.unwrap_or(i32::MIN))?;
+            }
+            state.finish(batch)
+        }),
+    }
+}
+
+/// Whether `settings`' earning rules pay referral credits.
+pub(crate) fn pays_referrals(settings: &LedgerSettings) -> bool {
+    settings
+        .rules
+        .iter()
+        .any(|r| r.kind == crate::kinds::REFERRAL_KIND)
+}
+
+/// The user a per-user step's cursor names (the last one it finished).
+fn cursor_user(job: &Job) -> Option<u32> {
+    let bytes: [u8; 4] = job.cursor.as_slice().try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// Runs `each` over every user after the job's cursor, [`USERS_PER_BATCH`]
+/// at a time, committing each batch with the cursor moved to its last user.
+fn per_user(
+    ctx: &JobCtx<'_>,
+    job: &mut Job,
+    each: impl Fn(&Store, &[u32], &mut Batch) -> Result<()>,
+) -> Result<()> {
+    let all = users::all_users(ctx.store)?;
+    let after = cursor_user(job);
+    let mut users: Vec<u32> = Vec::with_capacity(USERS_PER_BATCH);
+    let mut pending = all
+        .iter()
+        .filter(|&u| after.is_none_or(|a| u > a))
+        .peekable();
+    while pending.peek().is_some() {
+        users.clear();
+        users.extend(pending.by_ref().take(USERS_PER_BATCH));
+        let mut batch = Batch::new();
+        each(ctx.store, &users, &mut batch)?;
+        if let Some(&last) = users.last() {
+            job.cursor = keys::user(last).to_vec();
+        }
+        batch.set_job(job)?;
+        ctx.store.write(batch)?;
+    }
+    Ok(())
+}
+
+/// Pays and reverses the referral credits of every first-purchase
+/// attribution the re-derivation moved (its snapshot against what is
+/// stored now), each user's credits in the batch that drops its snapshot.
+fn reconcile_referrals(ctx: &JobCtx<'_>, job: &mut Job) -> Result<()> {
+    if !pays_referrals(ctx.ledger) {
+        return social::snapshot::clear(ctx.store);
+    }
+    per_user(ctx, job, |store, users, batch| {
+        let mut engine = social::engine::Engine::new(store, ctx.social, false).with_referrals(None);
+        for &user_id in users {
+            let (before, after) = social::snapshot::before_after(store, user_id)?;
+            if before != after {
+                engine.first_purchase_moved(user_id, before, after);
+            }
+            if before.is_some() {
+                social::snapshot::settled(batch, user_id);
+            }
+        }
+        let ops = engine.referral_ops()?;
+        engine.finish(batch)?;
+        let mut session = Session::new(store, ctx.ledger).with_notices(*ctx.clock);
+        super::social::apply_referrals(&mut session, &ops)?;
+        session.finish(batch)
+    })?;
+    // (users gone from the all-users set have no snapshot left to settle)
+    social::snapshot::clear(ctx.store)
+}
