@@ -140,3 +140,49 @@ fn erasure_removes_the_ledger_and_its_due_entries() {
     assert_eq!((r.accounts, r.holds_timed_out), (1, 1));
     assert_clean(&db);
 }
+
+/// A user with more events than one write should carry (over 100 000) is
+/// erased as a job of bounded batches (docs/architecture.md, "Jobs"): every
+/// metric ends as if it never existed, as for any erasure.
+#[test]
+fn a_user_with_more_events_than_one_write_carries_is_erased_in_steps() {
+    let (_dir, with) = open_temp();
+    let (_dir2, without) = open_temp();
+    with.set_ledger_settings(stickydb::ledger::LedgerSettings {
+        rules: sample_earn_rules(),
+        ..Default::default()
+    })
+    .unwrap();
+    without.set_ledger_settings(with.ledger_settings()).unwrap();
+    let day = with.local_day(T0);
+    let whale: Vec<Event> = (0..100_001i64)
+        .map(|i| {
+            let kind = ["view", "purchase", "sign_in", "add_to_cart"][i as usize % 4];
+            let mut e = Event::new("whale", kind, T0 + (i % 60) * DAY + i)
+                .with_session(format!("w{}", i / 9));
+            if kind == "purchase" {
+                e = e.with_amount(120);
+            }
+            e
+        })
+        .collect();
+    for chunk in whale.chunks(50_000) {
+        with.record_batch(chunk).unwrap();
+    }
+    with.update_profile("whale", &ProfileUpdate::new().set("region", "EU"))
+        .unwrap();
+    for (i, u) in ["keep-1", "keep-2"].iter().enumerate() {
+        for db in [&with, &without] {
+            db.record_batch(&events_of(u, i as i64 * 5)).unwrap();
+        }
+    }
+    assert!(with.erase_user("whale").unwrap());
+    assert!(with.pending_job().is_none());
+    assert_eq!(with.user_id("whale").unwrap(), None);
+    assert_eq!(with.event_count().unwrap(), without.event_count().unwrap());
+    assert_eq!(
+        metric_snapshot(&with, day - 1, day + 61),
+        metric_snapshot(&without, day - 1, day + 61)
+    );
+    assert_clean(&with);
+}

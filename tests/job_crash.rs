@@ -228,6 +228,9 @@ fn job_child() {
             db.set_stage_model(model).unwrap();
         }
         "migration" => {}
+        "erase" => {
+            assert!(db.erase_user(WHALE).unwrap());
+        }
         other => panic!("unknown job {other}"),
     }
     db.close().unwrap();
@@ -320,6 +323,92 @@ fn a_killed_attribution_window_change_is_finished_with_its_credits() {
 #[test]
 fn a_killed_stage_model_change_is_finished() {
     kill_job_repeatedly("stage");
+}
+
+/// A user with more events than one erasure write carries (an erasure job).
+const WHALE: &str = "whale";
+const WHALE_EVENTS: usize = 100_500;
+
+fn whale_events() -> Vec<Event> {
+    (0..WHALE_EVENTS)
+        .map(|i| {
+            let kind = ["view", "view", "purchase", "sign_in", "share"][i % 5];
+            let mut e = Event::new(WHALE, kind, T0 + (i as i64 % 400) * DAY + i as i64)
+                .with_session(format!("w{}", i / 7));
+            if kind == "purchase" {
+                e = e.with_amount(250);
+            }
+            if kind == "share" && i % 1_000 == 4 {
+                e = e.with_share_id(format!("whale-{}", i / 1_000));
+            }
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_erasure_of_a_large_user_is_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    build_base(&base);
+    {
+        let db = Db::open(&base, Options::default()).unwrap();
+        for chunk in whale_events().chunks(25_000) {
+            db.record_batch(chunk).unwrap();
+        }
+        // visitors through the whale's shares: attribution moves with it
+        let visits: Vec<Event> = (0..200)
+            .map(|i| {
+                Event::new(format!("u{i}"), "signup", T0 + 3 * DAY + i)
+                    .with_via(format!("whale-{}", i % 50))
+            })
+            .collect();
+        db.record_batch(&visits).unwrap();
+        db.close().unwrap();
+    }
+    // the uninterrupted erasure says what every resumed one must end as
+    let reference = tmp.path().join("reference");
+    copy_dir(&base, &reference);
+    let (whole, _) = run_child("erase", &reference, None);
+    let after = events_cf(&reference);
+    assert_eq!(after.len(), events_cf(&base).len() - WHALE_EVENTS);
+    assert!(!check_after_kill("erase", &reference, &after));
+    let mut rng = Rng::new("erase");
+    let mut interrupted = 0;
+    for round in 0..KILLS {
+        let dir = tmp.path().join(format!("round-{round}"));
+        copy_dir(&base, &dir);
+        let at = whole.mul_f64(0.1 + 0.85 * rng.fraction());
+        run_child("erase", &dir, Some(at));
+        let db = Db::open(&dir, Options::default()).unwrap();
+        let left = db.pending_job();
+        drop(db);
+        if left.is_none() {
+            // killed before the job started, or after it ended
+            let db = Db::open(&dir, Options::default()).unwrap();
+            db.erase_user(WHALE).unwrap();
+            db.close().unwrap();
+        }
+        interrupted += usize::from(check_after_kill("erase", &dir, &after));
+        let db = Db::open(&dir, Options::default()).unwrap();
+        assert_eq!(db.user_id(WHALE).unwrap(), None, "round {round}");
+        let (a, b) = (
+            db.metrics(),
+            Db::open(&reference, Options::default()).unwrap(),
+        );
+        let day = db.local_day(T0);
+        assert_eq!(
+            a.active(None, day - 1, day + 400, None).unwrap(),
+            b.metrics().active(None, day - 1, day + 400, None).unwrap(),
+            "round {round}"
+        );
+        drop(a);
+    }
+    eprintln!("erase: {interrupted} of {KILLS} kills left the job recorded");
+    assert!(
+        interrupted > 0,
+        "no kill interrupted the erasure (it takes {whole:?})"
+    );
 }
 
 fn oldest_fixture() -> PathBuf {

@@ -140,44 +140,91 @@ pub(crate) fn rebuild_tier_sets(store: &Store) -> Result<()> {
 /// Deletes `user_id`'s whole ledger (erasure, SPEC §5) in `batch`: its
 /// records, its due entries and its tier membership.
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
-    // The expiry-notice marks of its lots go with it.
+    erase_notices(store, batch, user_id)?;
+    for item in store.prefix(Cf::Ledger, &crate::keys::user(user_id))? {
+        let (k, v) = item?;
+        erase_record(batch, user_id, &k, &v)?;
+    }
+    Ok(())
+}
+
+/// Deletes the expiry-notice marks of `user_id`'s lots, in `batch`.
+pub(crate) fn erase_notices(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     for item in store.prefix(Cf::Feed, &crate::keys::feed::noticed_of(user_id))? {
         let (k, _) = item?;
         batch.delete(Cf::Feed, k);
     }
-    for item in store.prefix(Cf::Ledger, &crate::keys::user(user_id))? {
+    Ok(())
+}
+
+/// [`erase`]'s ledger records a page at a time: deletes at most `limit` of
+/// `user_id`'s records after the key `after` (with what indexes them) and
+/// returns the last key deleted (`None`: none was left). A step of an
+/// erasure in steps; the notice marks go with [`erase_notices`].
+pub(crate) fn erase_page(
+    store: &Store,
+    batch: &mut Batch,
+    user_id: u32,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
+    let prefix = crate::keys::user(user_id);
+    let from = match after {
+        Some(k) => {
+            let mut next = k.to_vec();
+            next.push(0);
+            next
+        }
+        None => prefix.to_vec(),
+    };
+    let mut last = None;
+    let mut n = 0usize;
+    for item in store.range(Cf::Ledger, &from, crate::keys::prefix_successor(&prefix))? {
         let (k, v) = item?;
-        match k.get(crate::keys::USER_BYTES) {
-            Some(&lk::ACCOUNT) => {
-                let a: Account = decode_value(Cf::Ledger, &k, &v)?;
-                if let Some(r) = a.review_at_ms {
-                    batch.delete(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, user_id, 0));
-                }
-                if let Some(t) = &a.tier {
-                    batch.merge(
-                        Cf::Metrics,
-                        crate::keys::metrics::tier_users(t, user_id),
-                        BitmapDelta::remove(user_id).encode(),
-                    );
-                }
+        erase_record(batch, user_id, &k, &v)?;
+        last = Some(k.to_vec());
+        n += 1;
+        if n >= limit {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Deletes one ledger record of `user_id` and what indexes it: the tier
+/// set membership of its account, the due entries of its review, open lots
+/// and holds.
+fn erase_record(batch: &mut Batch, user_id: u32, k: &[u8], v: &[u8]) -> Result<()> {
+    match k.get(crate::keys::USER_BYTES) {
+        Some(&lk::ACCOUNT) => {
+            let a: Account = decode_value(Cf::Ledger, k, v)?;
+            if let Some(r) = a.review_at_ms {
+                batch.delete(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, user_id, 0));
             }
-            Some(&lk::OPEN_LOT) => {
-                if let Some((exp, id)) = lk::open_lot_id(&k) {
-                    if exp != i64::MAX {
-                        batch.delete(Cf::LedgerDue, lk::due(lk::DUE_LOT, exp, user_id, id));
-                    }
-                }
-            }
-            Some(&lk::HOLD) => {
-                let h: Hold = decode_value(Cf::Ledger, &k, &v)?;
-                batch.delete(
-                    Cf::LedgerDue,
-                    lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq),
+            if let Some(t) = &a.tier {
+                batch.merge(
+                    Cf::Metrics,
+                    crate::keys::metrics::tier_users(t, user_id),
+                    BitmapDelta::remove(user_id).encode(),
                 );
             }
-            _ => {}
         }
-        batch.delete(Cf::Ledger, k);
+        Some(&lk::OPEN_LOT) => {
+            if let Some((exp, id)) = lk::open_lot_id(k) {
+                if exp != i64::MAX {
+                    batch.delete(Cf::LedgerDue, lk::due(lk::DUE_LOT, exp, user_id, id));
+                }
+            }
+        }
+        Some(&lk::HOLD) => {
+            let h: Hold = decode_value(Cf::Ledger, k, v)?;
+            batch.delete(
+                Cf::LedgerDue,
+                lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq),
+            );
+        }
+        _ => {}
     }
+    batch.delete(Cf::Ledger, k);
     Ok(())
 }

@@ -41,6 +41,69 @@ pub(crate) fn covered_runs(days: &DaySet, window_days: u8) -> Vec<(i32, i32)> {
     runs
 }
 
+/// What `events` added to the store-wide counters, negated.
+fn event_counts(utc_offset_minutes: i32, events: &[ErasedEvent]) -> EventCounts {
+    let mut counts = EventCounts::default();
+    for e in events {
+        let day = local_day(e.ts_ms, utc_offset_minutes);
+        let hour = local_hour(e.ts_ms, utc_offset_minutes);
+        counts.add(e.kind_id, e.amount_minor, day, hour, -1);
+    }
+    counts
+}
+
+/// Subtracts what `events` of a user being erased in steps (a job: a user
+/// with more events than one write should carry) added to the store-wide
+/// counters — events per kind and day, money, habits, totals — into the
+/// batch that deletes them. Counters are sums, so the chunks' subtractions
+/// add up to one erasure's; the per-user state goes last ([`erase`] with no
+/// events).
+pub(crate) fn erase_counts(
+    batch: &mut Batch,
+    utc_offset_minutes: i32,
+    events: &[ErasedEvent],
+) -> Result<()> {
+    let mut deltas = Deltas::default();
+    event_counts(utc_offset_minutes, events).into_deltas(&mut deltas);
+    deltas.write(batch)
+}
+
+/// Deletes the session keys of `user_id` after `after` (at most `limit`),
+/// each with its −1 on its first day's sessions counter, into `batch`;
+/// returns the last key deleted (`None`: none was left). A step of an
+/// erasure in steps.
+pub(crate) fn erase_sessions(
+    store: &Store,
+    batch: &mut Batch,
+    user_id: u32,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
+    let prefix = activity::family(activity::SESSION, user_id);
+    let from = match after {
+        Some(k) => {
+            let mut next = k.to_vec();
+            next.push(0);
+            next
+        }
+        None => prefix.clone(),
+    };
+    let mut deltas = Deltas::default();
+    let mut last = None;
+    for item in store.range(Cf::Activity, &from, crate::keys::prefix_successor(&prefix))? {
+        let (k, v) = item?;
+        let first: i32 = decode_value(Cf::Activity, &k, &v)?;
+        deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
+        batch.delete(Cf::Activity, &k);
+        last = Some(k.to_vec());
+        if batch.len() >= limit {
+            break;
+        }
+    }
+    deltas.write(batch)?;
+    Ok(last)
+}
+
 /// Removes every trace of `user_id` from the shared aggregates and deletes
 /// its per-user state, given all of its stored events. The caller deletes
 /// the events themselves and holds the user's stripe lock.
@@ -53,13 +116,7 @@ pub(crate) fn erase(
     cause: crate::feed::StageCause,
 ) -> Result<()> {
     let mut deltas = Deltas::default();
-    let mut counts = EventCounts::default();
-    for e in events {
-        let day = local_day(e.ts_ms, utc_offset_minutes);
-        let hour = local_hour(e.ts_ms, utc_offset_minutes);
-        counts.add(e.kind_id, e.amount_minor, day, hour, -1);
-    }
-    counts.into_deltas(&mut deltas);
+    event_counts(utc_offset_minutes, events).into_deltas(&mut deltas);
     let head_key = activity::head(user_id);
     let head: UserHead = store.get(Cf::Activity, &head_key)?.unwrap_or_default();
     for (kind, first) in &head.firsts {

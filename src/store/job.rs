@@ -35,6 +35,12 @@ pub(crate) enum JobKind {
     /// Re-deriving every user's published stage under a new stage model
     /// (`Db::set_stage_model`).
     StageModel,
+    /// Erasing a user with more events than one write should carry
+    /// (`Db::erase_user`).
+    Erase {
+        /// The user being erased.
+        user_id: u32,
+    },
 }
 
 impl JobKind {
@@ -46,6 +52,7 @@ impl JobKind {
             JobKind::Retier => "retier",
             JobKind::SocialWindow => "social-window",
             JobKind::StageModel => "stage-model",
+            JobKind::Erase { .. } => "erase-user",
         }
     }
 
@@ -82,6 +89,13 @@ impl JobKind {
             JobKind::Retier => &[Retier],
             JobKind::SocialWindow => &[SocialSnapshot, SocialRederive, SocialReconcile],
             JobKind::StageModel => &[Resettle],
+            JobKind::Erase { .. } => &[
+                EraseSocial,
+                EraseEvents,
+                EraseSessions,
+                EraseLedger,
+                EraseLast,
+            ],
         }
     }
 
@@ -89,7 +103,7 @@ impl JobKind {
     pub fn touches(self, area: Area) -> bool {
         match self {
             _ if area == Area::Everything => true,
-            JobKind::Migration { .. } | JobKind::Rebuild => true,
+            JobKind::Migration { .. } | JobKind::Rebuild | JobKind::Erase { .. } => true,
             JobKind::Retier => area == Area::Tiers,
             JobKind::SocialWindow => area == Area::Social,
             JobKind::StageModel => area == Area::Stages,
@@ -129,6 +143,17 @@ pub(crate) enum Step {
     Retier,
     /// Re-deriving each user's published stage (cursor: the last user).
     Resettle,
+    /// Taking the erased user out of attribution (one batch).
+    EraseSocial,
+    /// Deleting its events, with their counters (cursor: the last event key).
+    EraseEvents,
+    /// Deleting its sessions, with their counters (cursor: the last key).
+    EraseSessions,
+    /// Deleting its ledger records (cursor: the last key).
+    EraseLedger,
+    /// Deleting the rest — profile, state, sets, experiments, ids — with
+    /// the job's record (one batch).
+    EraseLast,
 }
 
 impl Step {
@@ -147,6 +172,11 @@ impl Step {
             Step::Sequences => "writing each user's sequence record",
             Step::Retier => "re-evaluating tiers",
             Step::Resettle => "re-deriving published stages",
+            Step::EraseSocial => "taking the user out of attribution",
+            Step::EraseEvents => "deleting the user's events",
+            Step::EraseSessions => "deleting the user's sessions",
+            Step::EraseLedger => "deleting the user's ledger",
+            Step::EraseLast => "deleting the rest of the user",
         }
     }
 }

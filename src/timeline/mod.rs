@@ -227,6 +227,63 @@ pub(crate) fn take_events(
     Ok(Some(out))
 }
 
+/// [`erase`] a page at a time: deletes at most `limit` of `user_id`'s
+/// events after the key `after`, with their event-id entries, into
+/// `batch`; returns the facts of the deleted events and the last key
+/// (`None`: none was left). A step of an erasure in steps; the user's
+/// sequence record goes last ([`delete_event_ids`] through [`erase`]).
+pub(crate) fn erase_page(
+    store: &Store,
+    batch: &mut Batch,
+    user_id: u32,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<EventFacts>, Option<Vec<u8>>)> {
+    let prefix = keys::user(user_id);
+    let from = match after {
+        Some(k) => {
+            let mut next = k.to_vec();
+            next.push(0);
+            next
+        }
+        None => prefix.to_vec(),
+    };
+    let mut out = Vec::new();
+    let mut last = None;
+    for item in store.range(Cf::Events, &from, keys::prefix_successor(&prefix))? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value = decode_event_value(&k, &v)?;
+        if let Some(id) = &value.event_id {
+            batch.delete(Cf::EventIds, keys::user_and_name(user_id, id));
+        }
+        out.push(EventFacts::of(user_id, &key, &value));
+        batch.delete(Cf::Events, &k);
+        last = Some(k.to_vec());
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok((out, last))
+}
+
+/// The facts of `user_id`'s events that attribution keeps something of —
+/// shares and group-buy events — for an erasure in steps, whose social part
+/// goes first (its other events leave attribution with the user's records).
+pub(crate) fn social_facts(store: &Store, user_id: u32) -> Result<Vec<EventFacts>> {
+    let mut out = Vec::new();
+    for item in store.prefix(Cf::Events, &keys::user(user_id))? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        let value = decode_event_value(&k, &v)?;
+        let facts = EventFacts::of(user_id, &key, &value);
+        if facts.kind_id == crate::kinds::ids::SHARE || facts.group.is_some() {
+            out.push(facts);
+        }
+    }
+    Ok(out)
+}
+
 /// Where a newest-first scan of `user_id`'s events before `to_ms` starts and
 /// ends: the newest possible key below `to_ms` (keys carry the inverted time,
 /// so a forward scan walks back in time) up to the end of the user's prefix.
@@ -331,7 +388,7 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<Ve
 
 /// Deletes every event-id entry of `user_id` and its sequence record, in
 /// `batch`.
-fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
+pub(crate) fn delete_event_ids(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     for item in store.prefix(Cf::EventIds, &keys::user(user_id))? {
         let (k, _) = item?;
         batch.delete(Cf::EventIds, k);

@@ -239,8 +239,8 @@ impl Writer<'_> {
         self.store.check_writable()?;
         model.validate()?;
         let _advance = self.advance_lock.lock();
-        let _all = self.stripes.lock_all();
-        self.finish_pending()?;
+        let mut all = self.stripes.lock_all();
+        self.finish_pending(&mut all)?;
         {
             let mut guard = self.metric_settings.write();
             if guard.stage_model == model {
@@ -254,6 +254,6 @@ impl Writer<'_> {
             // (in memory only once the new model is stored)
             *guard = next;
         }
-        self.resume_recorded().map(|_| ())
+        self.resume_recorded(&mut all).map(|_| ())
     }
 }

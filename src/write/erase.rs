@@ -9,7 +9,7 @@ use super::Writer;
 use crate::error::{InputError, Result};
 use crate::keys::meta;
 use crate::metrics::forget::ErasedEvent;
-use crate::store::Cf;
+use crate::store::{Cf, Job, JobKind};
 use crate::users::NameEntry;
 use crate::{ledger, metrics, profiles, timeline, users};
 
@@ -35,6 +35,11 @@ impl Writer<'_> {
     ) -> Result<bool> {
         self.store.check_writes_allowed()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        if marks.is_empty() && expect_next_seq.is_none() {
+            if let Some(user_id) = self.large_user(user)? {
+                return self.erase_as_job(user_id);
+            }
+        }
         let _erasing = self.erase_lock.lock();
         // Reversing or moving referral credits needs the sharers' stripes
         // too (see `record_batch`): start over holding them.
@@ -49,6 +54,33 @@ impl Writer<'_> {
             what: "lock rounds of an erasure moving referral credits",
             max: super::social::MAX_LOCK_ROUNDS as u64,
         })
+    }
+
+    /// The id of `user` when it has more events than one erasure's write
+    /// should carry (its sequence record counts them).
+    fn large_user(&self, user: &str) -> Result<Option<u32>> {
+        let Some(user_id) = users::id_of(self.store, user)? else {
+            return Ok(None);
+        };
+        let events = timeline::stored_next_seq(self.store, user_id)?;
+        Ok((events > super::erase_job::ERASE_INLINE_EVENTS).then_some(user_id))
+    }
+
+    /// Erases `user_id` as a job of bounded batches
+    /// (`write/erase_job.rs`), every writer held off.
+    fn erase_as_job(&self, user_id: u32) -> Result<bool> {
+        let _advance = self.advance_lock.lock();
+        let _erasing = self.erase_lock.lock();
+        let mut all = self.stripes.lock_all();
+        self.finish_pending(&mut all)?;
+        // (erased or merged away while this call waited for the locks)
+        if users::record_of(self.store, user_id)?.is_none() {
+            return Ok(false);
+        }
+        let job = Job::new(JobKind::Erase { user_id });
+        super::jobs::record(self.store, &job, Batch::new())?;
+        self.resume_recorded(&mut all)?;
+        Ok(true)
     }
 
     /// A name handed over to another partition (SPEC §7) leaves only its

@@ -62,13 +62,18 @@ pub(crate) fn resume(ctx: &JobCtx<'_>, job: Job) -> Result<JobRunReport> {
 fn run_steps(ctx: &JobCtx<'_>, mut job: Job) -> Result<JobRunReport> {
     let mut report = JobRunReport::default();
     while let Some(step) = job.current() {
+        let at = job.step;
         run_step(ctx, &mut job, step, &mut report)?;
-        job.step += 1;
-        job.cursor.clear();
-        if job.current().is_some() {
-            let mut batch = Batch::new();
-            batch.set_job(&job)?;
-            ctx.store.write(batch)?;
+        // (a one-batch step that cannot run twice moved the job on in its
+        // own batch)
+        if job.step == at {
+            job.step += 1;
+            job.cursor.clear();
+            if job.current().is_some() {
+                let mut batch = Batch::new();
+                batch.set_job(&job)?;
+                ctx.store.write(batch)?;
+            }
         }
     }
     // A migration ends with the format stamp, which clears the record in
@@ -114,6 +119,11 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             }
             session.finish(batch)
         }),
+        Step::EraseSocial => super::erase_job::social_step(ctx, job, erased(job)?),
+        Step::EraseEvents => super::erase_job::events_step(ctx, job, erased(job)?),
+        Step::EraseSessions => super::erase_job::sessions_step(ctx, job, erased(job)?),
+        Step::EraseLedger => super::erase_job::ledger_step(ctx, job, erased(job)?),
+        Step::EraseLast => super::erase_job::last_step(ctx, job, erased(job)?),
         Step::Resettle => per_user(ctx, job, |store, users, batch| {
             let stages = StageCtx {
                 model: ctx.model,
@@ -126,6 +136,20 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             }
             state.finish(batch)
         }),
+    }
+}
+
+/// The user an erasure job erases.
+fn erased(job: &Job) -> Result<u32> {
+    match job.kind {
+        crate::store::JobKind::Erase { user_id } => Ok(user_id),
+        other => Err(crate::error::CorruptionError {
+            cf: crate::store::Cf::Meta.name(),
+            what: "value",
+            key: keys::meta::JOB.to_vec(),
+            reason: format!("an erasure step in a {} job", other.name()),
+        }
+        .into()),
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod advance;
 mod erase;
+mod erase_job;
 mod jobs;
 mod merge;
 mod migrate;
@@ -33,7 +34,7 @@ use crate::metrics::state::StageCtx;
 use crate::metrics::transitions::Publish;
 use crate::metrics::MetricSettings;
 use crate::store::{Batch, Job, JobKind, Store};
-use crate::users::{Allocator, LockStripes};
+use crate::users::{Allocator, LockStripes, StripeGuards};
 
 pub use advance::AdvanceReport;
 pub(crate) use migrate::migrate;
@@ -91,21 +92,34 @@ impl Writer<'_> {
     }
 
     /// Runs the recorded job, if any, to its end. The caller holds the
-    /// advance lock and every stripe.
-    fn resume_recorded(&self) -> Result<Option<(JobKind, jobs::JobRunReport)>> {
+    /// advance lock and every stripe (`all`, whose cache shards an
+    /// erasure's user leaves).
+    fn resume_recorded(
+        &self,
+        all: &mut StripeGuards<'_>,
+    ) -> Result<Option<(JobKind, jobs::JobRunReport)>> {
         let Some((job, _)) = self.store.job() else {
             return Ok(None);
         };
         let kind = job.kind;
+        let erased = match kind {
+            JobKind::Erase { user_id } => crate::users::record_of(self.store, user_id)?,
+            _ => None,
+        };
         let report = self.with_job_ctx(|ctx| jobs::resume(ctx, job))?;
+        if let Some(record) = erased {
+            if let Some(shard) = all.shard(&record.name) {
+                shard.remove(&record.name);
+            }
+        }
         Ok(Some((kind, report)))
     }
 
     /// Finishes a job an earlier run left recorded before another starts
     /// (one job at a time). The caller holds the advance lock and every
     /// stripe.
-    fn finish_pending(&self) -> Result<()> {
-        self.resume_recorded().map(|_| ())
+    fn finish_pending(&self, all: &mut StripeGuards<'_>) -> Result<()> {
+        self.resume_recorded(all).map(|_| ())
     }
 
     /// Finishes the recorded job, if any: what `Db::finish_jobs` does.
@@ -113,8 +127,8 @@ impl Writer<'_> {
     pub(crate) fn finish_jobs(&self) -> Result<Option<&'static str>> {
         self.store.check_writable()?;
         let _advance = self.advance_lock.lock();
-        let _all = self.stripes.lock_all();
-        Ok(self.resume_recorded()?.map(|(kind, _)| kind.name()))
+        let mut all = self.stripes.lock_all();
+        Ok(self.resume_recorded(&mut all)?.map(|(kind, _)| kind.name()))
     }
 
     /// Rebuilds every aggregate from the events as a job (a rebuild left
@@ -123,12 +137,12 @@ impl Writer<'_> {
     pub(crate) fn rebuild_aggregates(&self) -> Result<u64> {
         self.store.check_writable()?;
         let _advance = self.advance_lock.lock();
-        let _all = self.stripes.lock_all();
-        if let Some((JobKind::Rebuild, report)) = self.resume_recorded()? {
+        let mut all = self.stripes.lock_all();
+        if let Some((JobKind::Rebuild, report)) = self.resume_recorded(&mut all)? {
             return Ok(report.events_replayed);
         }
         jobs::record(self.store, &Job::new(JobKind::Rebuild), Batch::new())?;
-        let report = self.resume_recorded()?;
+        let report = self.resume_recorded(&mut all)?;
         Ok(report.map_or(0, |(_, r)| r.events_replayed))
     }
 

@@ -119,8 +119,8 @@ impl Writer<'_> {
         self.store.check_writable()?;
         settings.validate()?;
         let _advance = self.advance_lock.lock();
-        let _all = self.stripes.lock_all();
-        self.finish_pending()?;
+        let mut all = self.stripes.lock_all();
+        self.finish_pending(&mut all)?;
         let tiers_changed = {
             let mut guard = self.ledger_settings.write();
             let tiers_changed = guard.tiers != settings.tiers;
@@ -136,7 +136,7 @@ impl Writer<'_> {
             tiers_changed
         };
         if tiers_changed {
-            self.resume_recorded()?;
+            self.resume_recorded(&mut all)?;
         }
         Ok(())
     }

@@ -293,8 +293,8 @@ impl Writer<'_> {
         self.store.check_writable()?;
         settings.validate()?;
         let _advance = self.advance_lock.lock();
-        let _all = self.stripes.lock_all();
-        self.finish_pending()?;
+        let mut all = self.stripes.lock_all();
+        self.finish_pending(&mut all)?;
         {
             let _social = self.social.lock.lock();
             let mut held = self.social.settings.write();
@@ -308,6 +308,6 @@ impl Writer<'_> {
             // (in memory only once the new window is stored)
             *held = settings;
         }
-        self.resume_recorded().map(|_| ())
+        self.resume_recorded(&mut all).map(|_| ())
     }
 }
