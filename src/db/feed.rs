@@ -87,7 +87,7 @@ impl Db {
     /// feed entry with cause `model`, and due days are recomputed. Holds
     /// every writer off while it runs. A job (docs/architecture.md, "Jobs"):
     /// a kill midway leaves it recorded, and [`Db::finish_jobs`] (or this
-    /// call again) finishes it. The model in force again changes nothing.
+    /// call again) finishes it.
     pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
         self.writer().set_stage_model(model)
     }

@@ -233,8 +233,7 @@ impl Writer<'_> {
     /// stage under it: a user whose stage changes gets a `model` entry, and
     /// every due day is recomputed. A job (docs/architecture.md, "Jobs")
     /// whose first batch saves the model; a kill anywhere leaves it
-    /// recorded, finished by `finish_jobs` (or this call again). The same
-    /// model again changes nothing.
+    /// recorded, finished by `finish_jobs` (or this call again).
     pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
         self.store.check_writable()?;
         model.validate()?;
@@ -242,10 +241,9 @@ impl Writer<'_> {
         let mut all = self.stripes.lock_all();
         self.finish_pending(&mut all)?;
         {
+            // (the model in force again still re-settles: every mark moves
+            // to the clock, as docs/feed.md describes a model change)
             let mut guard = self.metric_settings.write();
-            if guard.stage_model == model {
-                return Ok(());
-            }
             let mut next: MetricSettings = guard.clone();
             next.stage_model = model;
             let mut first = Batch::new();

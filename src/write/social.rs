@@ -298,9 +298,6 @@ impl Writer<'_> {
         {
             let _social = self.social.lock.lock();
             let mut held = self.social.settings.write();
-            if *held == settings {
-                return Ok(());
-            }
             let mut first = Batch::new();
             crate::social::put_settings(&mut first, &settings)?;
             let job = Job::new(JobKind::SocialWindow);
