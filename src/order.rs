@@ -17,10 +17,11 @@ use std::ops::{Deref, DerefMut};
 /// The levels, lowest (taken first) to highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
+    /// One log-position write at a time (held across the write, which may
+    /// become a job).
+    Position,
     /// One `advance` (or job) at a time.
     Advance,
-    /// One log-position write at a time.
-    Position,
     /// Erasures and merges, one at a time.
     Erase,
     /// The per-user stripe locks (several, always in ascending order, in

@@ -231,6 +231,9 @@ fn job_child() {
         "erase" => {
             assert!(db.erase_user(WHALE).unwrap());
         }
+        "claim" => {
+            db.record(&late_claim()).unwrap();
+        }
         other => panic!("unknown job {other}"),
     }
     db.close().unwrap();
@@ -408,6 +411,86 @@ fn a_killed_erasure_of_a_large_user_is_finished() {
     assert!(
         interrupted > 0,
         "no kill interrupted the erasure (it takes {whole:?})"
+    );
+}
+
+/// The share event that claims `big` after thousands came through it.
+fn late_claim() -> Event {
+    Event::new("claimer", "share", T0).with_share_id("big")
+}
+
+/// The sharers' figures, by name.
+fn sharers(db: &Db) -> Vec<(Option<String>, stickydb::Figures)> {
+    let day = db.local_day(T0);
+    db.top_sharers(day - 1, day + 100, stickydb::SharerRank::Reached, 20, None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (db.user_name(r.user_id).unwrap(), r.figures))
+        .collect()
+}
+
+#[test]
+fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    build_base(&base);
+    {
+        // 3 000 users come through `big` before anyone owns it: its claim
+        // re-derives them as a job, a page at a time
+        let db = Db::open(&base, Options::default()).unwrap();
+        let visits: Vec<Event> = (0..3_000)
+            .flat_map(|i| {
+                let user = format!("u{i}");
+                [
+                    Event::new(user.as_str(), "view", T0 + i).with_via("big"),
+                    Event::new(user.as_str(), "purchase", T0 + DAY + i).with_amount(300),
+                ]
+            })
+            .collect();
+        db.record_batch(&visits).unwrap();
+        db.close().unwrap();
+    }
+    let reference = tmp.path().join("reference");
+    copy_dir(&base, &reference);
+    let (whole, _) = run_child("claim", &reference, None);
+    let after = events_cf(&reference);
+    let want = {
+        let db = Db::open(&reference, Options::default()).unwrap();
+        assert_clean(&db);
+        sharers(&db)
+    };
+    assert!(want
+        .iter()
+        .any(|(n, f)| n.as_deref() == Some("claimer") && f.reached >= 3_000));
+    let mut rng = Rng::new("claim");
+    let mut interrupted = 0;
+    for round in 0..KILLS {
+        let dir = tmp.path().join(format!("round-{round}"));
+        copy_dir(&base, &dir);
+        let at = whole.mul_f64(0.1 + 0.85 * rng.fraction());
+        run_child("claim", &dir, Some(at));
+        let db = Db::open(&dir, Options::default()).unwrap();
+        if let Some(p) = db.pending_job() {
+            interrupted += 1;
+            match db.record(&Event::new("u1", "view", T0)) {
+                Err(Error::JobUnfinished { job, .. }) => assert_eq!(job, p.name),
+                other => panic!("round {round}: a write during an unfinished job: {other:?}"),
+            }
+            assert_eq!(db.finish_jobs().unwrap().as_deref(), Some("touchers"));
+        }
+        if db.user_id("claimer").unwrap().is_none() {
+            // killed before the claim committed: it was never written
+            db.record(&late_claim()).unwrap();
+        }
+        assert_clean(&db);
+        assert_eq!(sharers(&db), want, "round {round}");
+        db.close().unwrap();
+        assert!(events_cf(&dir) == after, "round {round}: events differ");
+    }
+    eprintln!("claim: {interrupted} of {KILLS} kills left the job recorded");
+    assert!(
+        interrupted > 0,
+        "no kill interrupted the claim (it takes {whole:?})"
     );
 }
 

@@ -10,7 +10,7 @@ use crate::error::Result;
 #[non_exhaustive]
 pub struct JobInfo {
     /// The job: `migration`, `rebuild-aggregates`, `retier`,
-    /// `social-window` or `stage-model`.
+    /// `social-window`, `stage-model`, `erase-user` or `touchers`.
     pub name: String,
     /// The step it is at: "i/n: what it does".
     pub step: String,

@@ -54,6 +54,7 @@ impl Db {
         from_day: i32,
         to_day: i32,
     ) -> Result<Option<Figures>> {
+        self.store.check_area(crate::store::Area::Social)?;
         match self.user_id(user)? {
             None => Ok(None),
             Some(id) => social::query::sharer_figures(&self.store, id, from_day, to_day).map(Some),

@@ -84,7 +84,17 @@ pub(crate) struct Engine<'s> {
     /// With referral earning rules: first-purchase attributions this
     /// write changed, and the merge it is part of (docs/social.md).
     pub(super) referrals: Option<super::referral::Referrals>,
+    /// Leave the touchers of a share whose owner changed to a job when
+    /// they are more than one write should re-derive.
+    defer_touchers: bool,
+    /// The shares whose touchers were left to a job.
+    deferred: Vec<String>,
 }
+
+/// Most touchers of one share a write re-derives itself when the share's
+/// owner changes (a late claim, the owner's erasure); past it, with
+/// deferral on, a job re-derives them a page at a time.
+pub(crate) const INLINE_TOUCHERS: usize = 1_000;
 
 impl<'s> Engine<'s> {
     pub fn new(store: &'s crate::store::Store, settings: &SocialSettings, blank: bool) -> Self {
@@ -102,7 +112,58 @@ impl<'s> Engine<'s> {
             fresh: FxHashSet::default(),
             touched_users: None,
             referrals: None,
+            defer_touchers: false,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Leaves the touchers of a share whose owner changed to a job (see
+    /// [`Engine::deferred`]) when there are more than [`INLINE_TOUCHERS`].
+    pub fn deferring(mut self) -> Self {
+        self.defer_touchers = true;
+        self
+    }
+
+    /// The shares whose touchers this write left to a job.
+    pub fn deferred(&self) -> &[String] {
+        &self.deferred
+    }
+
+    /// Marks for re-derivation at most `limit` users who came through
+    /// `share_id` after the touch key `after` (a page of a touchers job);
+    /// returns the last touch key marked (`None`: none was left).
+    pub fn touchers_page(
+        &mut self,
+        share_id: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let prefix = k::by_share_prefix(share_id);
+        let from = match after {
+            Some(key) => {
+                let mut next = key.to_vec();
+                next.push(0);
+                next
+            }
+            None => prefix.clone(),
+        };
+        let store = self.txn.store();
+        let mut last = None;
+        let mut n = 0usize;
+        for item in store.range(Cf::Social, &from, crate::keys::prefix_successor(&prefix))? {
+            let (key, _) = item?;
+            let t = k::parse_by_share(&key).ok_or_else(|| bad_key(&key))?;
+            if !self.erased.contains(&t.user_id) {
+                let end = t.ts_ms.saturating_add(self.window_ms);
+                self.mark(t.user_id, Some((t.ts_ms, end)));
+            }
+            last = Some(key.to_vec());
+            n += 1;
+            if n >= limit {
+                break;
+            }
+        }
+        Ok(last)
     }
 
     /// Declares the users this write created (their records are all in
@@ -198,6 +259,23 @@ impl<'s> Engine<'s> {
     /// Every user who came through `share_id` is re-derived around those
     /// touches (its owner changed).
     fn touchers_changed(&mut self, share_id: &str) -> Result<()> {
+        if self.defer_touchers && !self.blank {
+            // (this write's own touchers are marked by their events; the
+            // job re-derives them again, which changes nothing)
+            let prefix = k::by_share_prefix(share_id);
+            let stored = self
+                .txn
+                .store()
+                .range(Cf::Social, &prefix, crate::keys::prefix_successor(&prefix))?
+                .take(INLINE_TOUCHERS + 1)
+                .count();
+            if stored > INLINE_TOUCHERS {
+                if !self.deferred.iter().any(|s| s == share_id) {
+                    self.deferred.push(share_id.to_owned());
+                }
+                return Ok(());
+            }
+        }
         for (key, _) in self.txn.scan_prefix(&k::by_share_prefix(share_id))? {
             let t = k::parse_by_share(&key).ok_or_else(|| bad_key(&key))?;
             if !self.erased.contains(&t.user_id) {

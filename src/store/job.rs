@@ -35,12 +35,17 @@ pub(crate) enum JobKind {
     /// Re-deriving every user's published stage under a new stage model
     /// (`Db::set_stage_model`).
     StageModel,
-    /// Erasing a user with more events than one write should carry
+    /// Erasing a user with more events than one write should carry, or
+    /// who owns a share with more touchers than one write should re-derive
     /// (`Db::erase_user`).
     Erase {
         /// The user being erased.
         user_id: u32,
     },
+    /// Re-deriving the users who came through shares whose owner a write
+    /// changed (a late claim), when there are more than one write should
+    /// carry; the shares are the job's subject.
+    Touchers,
 }
 
 impl JobKind {
@@ -53,6 +58,7 @@ impl JobKind {
             JobKind::SocialWindow => "social-window",
             JobKind::StageModel => "stage-model",
             JobKind::Erase { .. } => "erase-user",
+            JobKind::Touchers => "touchers",
         }
     }
 
@@ -89,8 +95,10 @@ impl JobKind {
             JobKind::Retier => &[Retier],
             JobKind::SocialWindow => &[SocialSnapshot, SocialRederive, SocialReconcile],
             JobKind::StageModel => &[Resettle],
+            JobKind::Touchers => &[Touchers],
             JobKind::Erase { .. } => &[
                 EraseSocial,
+                Touchers,
                 EraseEvents,
                 EraseSessions,
                 EraseLedger,
@@ -105,7 +113,7 @@ impl JobKind {
             _ if area == Area::Everything => true,
             JobKind::Migration { .. } | JobKind::Rebuild | JobKind::Erase { .. } => true,
             JobKind::Retier => area == Area::Tiers,
-            JobKind::SocialWindow => area == Area::Social,
+            JobKind::SocialWindow | JobKind::Touchers => area == Area::Social,
             JobKind::StageModel => area == Area::Stages,
         }
     }
@@ -143,8 +151,12 @@ pub(crate) enum Step {
     Retier,
     /// Re-deriving each user's published stage (cursor: the last user).
     Resettle,
-    /// Taking the erased user out of attribution (one batch).
+    /// Taking the erased user out of attribution (one batch; the touchers of
+    /// its shares, when too many, become the job's subject).
     EraseSocial,
+    /// Re-deriving the touchers of the job's shares (cursor: the share's
+    /// index and the last touch key).
+    Touchers,
     /// Deleting its events, with their counters (cursor: the last event key).
     EraseEvents,
     /// Deleting its sessions, with their counters (cursor: the last key).
@@ -173,6 +185,7 @@ impl Step {
             Step::Retier => "re-evaluating tiers",
             Step::Resettle => "re-deriving published stages",
             Step::EraseSocial => "taking the user out of attribution",
+            Step::Touchers => "re-deriving the users who came through a share",
             Step::EraseEvents => "deleting the user's events",
             Step::EraseSessions => "deleting the user's sessions",
             Step::EraseLedger => "deleting the user's ledger",
@@ -207,6 +220,9 @@ pub(crate) struct Job {
     /// Where in the step: the last key or user it finished (empty: from
     /// the step's start). Each step defines its own.
     pub cursor: Vec<u8>,
+    /// What the job is about beyond its kind (the shares whose touchers a
+    /// touchers step re-derives).
+    pub subject: Vec<String>,
 }
 
 impl Job {
@@ -216,6 +232,7 @@ impl Job {
             kind,
             step: 0,
             cursor: Vec::new(),
+            subject: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::store::Batch;
 
-use super::social::{Attempt, SocialWrite};
+use super::social::{Attempt, Deferral, SocialWrite};
 use super::Writer;
 use crate::error::{InputError, Result};
 use crate::keys::meta;
@@ -40,7 +40,7 @@ impl Writer<'_> {
                 return self.erase_as_job(user_id);
             }
         }
-        let _erasing = self.erase_lock.lock();
+        let erasing = self.erase_lock.lock();
         // Reversing or moving referral credits needs the sharers' stripes
         // too (see `record_batch`): start over holding them.
         let mut sharers: Vec<String> = Vec::new();
@@ -48,6 +48,15 @@ impl Writer<'_> {
             match self.erase_attempt(user, &sharers, marks, expect_next_seq)? {
                 Attempt::Done(existed) => return Ok(existed),
                 Attempt::NeedLocks(more) => sharers.extend(more),
+                // it owns a share with more touchers than one write should
+                // re-derive: a job (which takes the advance lock first)
+                Attempt::NeedJob => {
+                    drop(erasing);
+                    return match users::id_of(self.store, user)? {
+                        Some(user_id) => self.erase_as_job(user_id),
+                        None => Ok(false),
+                    };
+                }
             }
         }
         Err(crate::error::Error::LimitReached {
@@ -162,10 +171,24 @@ impl Writer<'_> {
         // (docs/architecture.md, "Lock hierarchy"): taken after it, a
         // queued `advance` could close a cycle with a recording write.
         let clock = self.clock.read();
-        let done = match self.social_write(&mut batch, Some(leaving), &[], &[], None, &|name| {
-            guard.holds(name)
-        })? {
+        // (a hand-over's erasure re-derives inline: its marks ride in this
+        // one write)
+        let defer = if marks.is_empty() && expect_next_seq.is_none() {
+            Deferral::Escalate
+        } else {
+            Deferral::Inline
+        };
+        let done = match self.social_write(
+            &mut batch,
+            Some(leaving),
+            &[],
+            &[],
+            None,
+            &|name| guard.holds(name),
+            defer,
+        )? {
             SocialWrite::NeedLocks(more) => return Ok(Attempt::NeedLocks(more)),
+            SocialWrite::NeedJob => return Ok(Attempt::NeedJob),
             SocialWrite::Done(done) => done,
         };
         if !done.referrals.is_empty() {

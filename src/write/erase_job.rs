@@ -41,12 +41,15 @@ pub(super) fn social_step(ctx: &JobCtx<'_>, job: &mut Job, user_id: u32) -> Resu
     let store = ctx.store;
     let facts = timeline::social_facts(store, user_id)?;
     let leaving = super::social::Leaving::of(user_id, &facts);
-    let mut engine = social::engine::Engine::new(store, ctx.social, false);
+    // (the touchers of its shares, if more than one batch should carry,
+    // become the job's subject: the next step re-derives them)
+    let mut engine = social::engine::Engine::new(store, ctx.social, false).deferring();
     let pays = super::jobs::pays_referrals(ctx.ledger);
     if pays {
         engine = engine.with_referrals(None);
     }
     engine.erase(user_id, &leaving.share_instants, &leaving.groups)?;
+    job.subject = engine.deferred().to_vec();
     let ops = engine.referral_ops()?;
     let mut batch = Batch::new();
     engine.finish(&mut batch)?;

@@ -120,6 +120,7 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             session.finish(batch)
         }),
         Step::EraseSocial => super::erase_job::social_step(ctx, job, erased(job)?),
+        Step::Touchers => super::touchers::touchers_step(ctx, job),
         Step::EraseEvents => super::erase_job::events_step(ctx, job, erased(job)?),
         Step::EraseSessions => super::erase_job::sessions_step(ctx, job, erased(job)?),
         Step::EraseLedger => super::erase_job::ledger_step(ctx, job, erased(job)?),

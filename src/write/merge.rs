@@ -26,7 +26,7 @@ use crate::users::{
 };
 use crate::{ledger, metrics, profiles, timeline};
 
-use super::social::{Attempt, SocialWrite};
+use super::social::{Attempt, Deferral, SocialWrite};
 
 impl Writer<'_> {
     /// Merges `from` into `into` as one atomic write (see the module doc);
@@ -66,6 +66,13 @@ impl Writer<'_> {
             match attempt {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::NeedLocks(more) => sharers.extend(more),
+                // (never: a merge re-derives inline)
+                Attempt::NeedJob => {
+                    return Err(Error::LimitReached {
+                        what: "merges left to a job",
+                        max: 0,
+                    })
+                }
             }
         }
         Err(Error::LimitReached {
@@ -169,9 +176,13 @@ impl Writer<'_> {
             &[],
             Some((from_id, into_id)),
             &|name| users_w.holds(name),
+            // (a merge is one atomic write by contract: its shares' touchers
+            // are re-derived in it, however many)
+            Deferral::Inline,
         )? {
             SocialWrite::NeedLocks(more) => return Ok(Attempt::NeedLocks(more)),
             SocialWrite::Done(done) => done,
+            SocialWrite::NeedJob => return Ok(Attempt::NeedJob),
         };
         // ...its open lots move to `into`'s account as the rule credits of
         // the moved events (not those of events `into` had already), and

@@ -21,6 +21,7 @@ mod profile;
 mod rebuild;
 mod record;
 mod social;
+mod touchers;
 
 use std::sync::Arc;
 

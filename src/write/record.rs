@@ -8,7 +8,7 @@ use rustc_hash::FxHashSet;
 use crate::codec;
 use crate::keys::meta;
 use crate::partition::LogPosition;
-use crate::store::{Batch, Cf};
+use crate::store::{Batch, Cf, Job, JobKind};
 
 use super::Writer;
 use crate::error::{InputError, Result};
@@ -24,7 +24,7 @@ use crate::metrics::{
 use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
 use crate::users::{self, UserWrites};
 
-use super::social::SocialWrite;
+use super::social::{Deferral, SocialWrite};
 use crate::experiments::ExposureWrites;
 use crate::kinds::EventKind;
 use crate::timeline::Fact;
@@ -54,10 +54,21 @@ impl Writer<'_> {
         // too; it learns who they are only under its own locks, so it starts
         // over holding them (each round only adds names).
         let mut sharers: Vec<String> = self.likely_sharers(events)?;
-        for _ in 0..super::social::MAX_LOCK_ROUNDS {
+        // A write that changes the owner of a share more users came through
+        // than one write should re-derive (a late claim) starts over as a
+        // job, every writer held off (`write/touchers.rs`).
+        let mut as_job = false;
+        for _ in 0..=super::social::MAX_LOCK_ROUNDS {
             let mut names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
             names.extend(sharers.iter().map(String::as_str));
-            let (mut guards, resolved) = users::lock_resolving(self.stripes, self.store, &names)?;
+            let _advance = as_job.then(|| self.advance_lock.lock());
+            let (mut guards, resolved) = if as_job {
+                let mut all = self.stripes.lock_all();
+                self.finish_pending(&mut all)?;
+                (all, users::Resolved::default())
+            } else {
+                users::lock_resolving(self.stripes, self.store, &names)?
+            };
             // (a job that ran while this write waited for the locks may
             // have failed and left its work half done)
             self.store.check_no_job()?;
@@ -90,9 +101,18 @@ impl Writer<'_> {
                 users.created(),
                 None,
                 &|name| users.holds(name),
+                if as_job {
+                    Deferral::Record
+                } else {
+                    Deferral::Escalate
+                },
             )? {
                 SocialWrite::NeedLocks(more) => {
                     sharers.extend(more);
+                    continue;
+                }
+                SocialWrite::NeedJob => {
+                    as_job = true;
                     continue;
                 }
                 SocialWrite::Done(done) => done,
@@ -110,10 +130,25 @@ impl Writer<'_> {
                     codec::encode(&p.next_offset)?,
                 );
             }
+            // The touchers left to a job are recorded with this write.
+            let job = (!done.deferred.is_empty()).then(|| Job {
+                subject: done.deferred.clone(),
+                ..Job::new(JobKind::Touchers)
+            });
+            if let Some(job) = &job {
+                batch.set_job(job)?;
+            }
             self.store.write(batch)?;
             done.committed(self.social);
             users.remember();
             reservation.publish();
+            if job.is_some() {
+                // (the job takes the settings and the clock in the
+                // hierarchy's order)
+                drop(clock);
+                drop(settings);
+                self.resume_recorded(&mut guards)?;
+            }
             return Ok(outcomes);
         }
         Err(crate::error::Error::LimitReached {

@@ -86,6 +86,8 @@ pub(super) enum Attempt<T> {
     Done(T),
     /// Start over holding these users' stripes too.
     NeedLocks(Vec<String>),
+    /// Start over as a job ([`SocialWrite::NeedJob`]).
+    NeedJob,
 }
 
 /// What the social part of a write produced.
@@ -97,6 +99,24 @@ pub(super) enum SocialWrite<'w> {
     /// the write does not hold: start over holding them too. Nothing of
     /// this attempt may be committed.
     NeedLocks(Vec<String>),
+    /// The write changes the owner of a share with more touchers than one
+    /// write should re-derive: start over as a job, every writer held off
+    /// ([`Deferral::Record`]). Nothing of this attempt may be committed.
+    NeedJob,
+}
+
+/// What a write does with the touchers of a share whose owner it changes,
+/// when they are more than one write should re-derive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deferral {
+    /// Re-derive them in this write, however many (a merge and a handover,
+    /// which are one atomic write by contract).
+    Inline,
+    /// Give up this attempt ([`SocialWrite::NeedJob`]).
+    Escalate,
+    /// Leave them to a touchers job ([`SocialDone::deferred`]); the caller
+    /// holds every writer off and records the job in this write's batch.
+    Record,
 }
 
 /// See [`SocialWrite::Done`].
@@ -106,6 +126,8 @@ pub(super) struct SocialDone<'w> {
     /// The write stores the first social records: once it committed,
     /// signups and purchases must be checked against touches.
     pub opens: bool,
+    /// Shares whose touchers are left to a touchers job.
+    pub deferred: Vec<String>,
 }
 
 impl SocialDone<'_> {
@@ -190,7 +212,10 @@ impl Writer<'_> {
     /// attribution: no social field, no share, and either no signup or
     /// purchase or no social record in the store yet. `created` are the
     /// users this write created; `merge` is `(from, into)` for an identity
-    /// merge; `holds` tells whether the write holds a user's stripe.
+    /// merge; `holds` tells whether the write holds a user's stripe;
+    /// `defer` what to do with the touchers of a share whose owner the
+    /// write changes, when they are more than one write should re-derive.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn social_write(
         &self,
         batch: &mut Batch,
@@ -199,6 +224,7 @@ impl Writer<'_> {
         created: &[u32],
         merge: Option<(u32, u32)>,
         holds: &dyn Fn(&str) -> bool,
+        defer: Deferral,
     ) -> Result<SocialWrite<'_>> {
         let opens = events.iter().any(SocialEvent::opens_social);
         let leaves = leaving
@@ -211,6 +237,7 @@ impl Writer<'_> {
                 _guard: None,
                 referrals: Vec::new(),
                 opens: false,
+                deferred: Vec::new(),
             }))
         };
         if !opens && !leaves {
@@ -249,10 +276,17 @@ impl Writer<'_> {
         if self.pays_referrals() {
             engine = engine.with_referrals(merge);
         }
+        if defer != Deferral::Inline {
+            engine = engine.deferring();
+        }
         if let Some(l) = leaving {
             engine.erase(l.user_id, &l.share_instants, &l.groups)?;
         }
         engine.add(events)?;
+        if defer == Deferral::Escalate && !engine.deferred().is_empty() {
+            return Ok(SocialWrite::NeedJob);
+        }
+        let deferred = engine.deferred().to_vec();
         let mut referrals = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         for op in engine.referral_ops()? {
@@ -278,6 +312,7 @@ impl Writer<'_> {
             _guard: Some(guard),
             referrals,
             opens,
+            deferred,
         }))
     }
 }
