@@ -45,6 +45,9 @@ pub(crate) enum Level {
     KindsMaps,
     /// The change feed's commit order (inside the store's commit).
     FeedCommit,
+    /// One feed trim at a time (taken with nothing held; its deletes carry
+    /// no feed entry, so nothing is taken under it).
+    FeedTrim,
 }
 
 #[cfg(debug_assertions)]

@@ -214,3 +214,53 @@ fn handovers_refuse_what_cannot_travel() {
     ));
     assert_eq!(parts[1].event_count().unwrap(), 0);
 }
+
+/// An event `from` records between `handover` and `finish_handover` would
+/// be erased without being handed over: the finish refuses, writing
+/// nothing, and a hand-over made again carries it.
+#[test]
+fn a_finish_after_new_events_of_from_is_refused() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let parts: Vec<Db> = (0..2)
+        .map(|i| open(&dirs[i as usize], Partition::new(i, 2).unwrap()))
+        .collect();
+    let names: Vec<String> = (0..200).map(|i| format!("anon-{i}")).collect();
+    let from = names
+        .iter()
+        .find(|n| Partition::of(n, 2).index == 0)
+        .unwrap();
+    let into = names
+        .iter()
+        .find(|n| Partition::of(n, 2).index == 1)
+        .unwrap();
+    parts[0]
+        .record(&Event::new(from.as_str(), "view", common::T0))
+        .unwrap();
+    let h = parts[0].handover(from, into, "m1", false).unwrap().unwrap();
+    assert_eq!(h.from_next_seq, Some(1));
+    // the log carries the read sequence number
+    assert_eq!(through_log(&h).from_next_seq, Some(1));
+    parts[0]
+        .record(&Event::new(from.as_str(), "purchase", common::T0 + 1).with_amount(5))
+        .unwrap();
+    let before = parts[0].raw_dump().unwrap();
+    match parts[0].finish_handover(&h) {
+        Err(stickydb::Error::Merge(stickydb::MergeError::Handover { reason, .. })) => {
+            assert!(reason.contains("recorded since the handover"), "{reason}")
+        }
+        other => panic!("finish after a new event: {other:?}"),
+    }
+    assert_eq!(
+        parts[0].raw_dump().unwrap(),
+        before,
+        "a refused finish wrote"
+    );
+    // made again, it carries both events and finishes
+    let h = parts[0].handover(from, into, "m1", false).unwrap().unwrap();
+    assert_eq!(h.events.len(), 2);
+    assert_eq!(parts[1].accept_handover(&through_log(&h)).unwrap(), 2);
+    assert!(parts[0].finish_handover(&h).unwrap());
+    assert_eq!(parts[0].user_id(from).unwrap(), None);
+    common::assert_clean(&parts[0]);
+    common::assert_clean(&parts[1]);
+}

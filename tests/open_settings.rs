@@ -113,6 +113,19 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
         let raw = rocksdb::DB::open(&o, foreign.path()).unwrap();
         raw.put(b"hello", b"world").unwrap();
     }
+    // read-only first: a read-only open must say the same (the directory
+    // has no `meta` family at all)
+    assert!(matches!(
+        Db::open(
+            foreign.path(),
+            Options {
+                read_only: true,
+                create_if_missing: false,
+                ..Options::default()
+            }
+        ),
+        Err(Error::Open(OpenError::NotAStore { .. }))
+    ));
     assert!(matches!(
         Db::open(foreign.path(), Options::default()),
         Err(Error::Open(OpenError::NotAStore { .. }))

@@ -58,6 +58,8 @@ impl Db {
     /// many were deleted; cursors are never reused.
     pub fn trim_feed(&self, through_cursor: u64) -> Result<u64> {
         self.store.check_writes_allowed()?;
+        // (two trims at once could lower the highest trimmed cursor)
+        let _one = self.trim_lock.lock();
         feed::trim(&self.store, through_cursor)
     }
 
@@ -79,6 +81,7 @@ impl Db {
     /// Returns how many were deleted.
     pub fn trim_feed_older(&self, written_before_ms: i64) -> Result<u64> {
         self.store.check_writes_allowed()?;
+        let _one = self.trim_lock.lock();
         feed::trim_older(&self.store, written_before_ms)
     }
 

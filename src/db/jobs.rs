@@ -30,7 +30,7 @@ impl Db {
     /// untouched.
     ///
     /// A job (docs/architecture.md, "Jobs"): killed at any instant, it is
-    /// left recorded, writes are refused ([`Error::JobUnfinished`]) and
+    /// left recorded, writes are refused ([`crate::Error::JobUnfinished`]) and
     /// aggregate queries say it is unfinished until [`Db::finish_jobs`] (or
     /// this call again) resumes it where it stopped.
     pub fn rebuild_aggregates(&self) -> Result<u64> {

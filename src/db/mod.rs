@@ -75,6 +75,9 @@ pub struct Db {
     pub(crate) experiment_settings: crate::experiments::ExperimentSettings,
     /// One log-position write at a time (check, then write).
     position_lock: Mutex<()>,
+    /// One feed trim at a time (each raises the stored highest trimmed
+    /// cursor from what it read).
+    trim_lock: Mutex<()>,
     /// Set by [`Db::close`]: its flush already ran.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -147,6 +150,7 @@ impl Db {
             social,
             experiment_settings,
             position_lock: Mutex::new(Level::Position, ()),
+            trim_lock: Mutex::new(Level::FeedTrim, ()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }

@@ -129,6 +129,14 @@ impl<'s> Engine<'s> {
         &self.deferred
     }
 
+    /// Treats `user_id` as erased: it is re-derived by nobody and no
+    /// credit of its is reversed (a touchers step of its erasure job, after
+    /// the step that took it out).
+    pub fn erasing(mut self, user_id: u32) -> Self {
+        self.erased.insert(user_id);
+        self
+    }
+
     /// Marks for re-derivation at most `limit` users who came through
     /// `share_id` after the touch key `after` (a page of a touchers job);
     /// returns the last touch key marked (`None`: none was left).

@@ -84,7 +84,7 @@ impl Store {
         });
         loop {
             if let Some(outcome) = queue.finished.remove(&ticket) {
-                return outcome.map_err(|cause| Error::Poisoned { cause });
+                return outcome.map_err(|failure| failure.into_error());
             }
             if queue.leading {
                 self.feed.done.wait(&mut queue);
@@ -95,42 +95,44 @@ impl Store {
             queue.leading = true;
             let group = take_group(&mut queue.waiting);
             let first = queue.next_cursor;
+            let mut lead = Leading {
+                commits: &self.feed,
+                tickets: group.iter().map(|w| w.ticket).collect(),
+                next: first,
+                done: false,
+            };
             drop(queue);
-            let (next, tickets, outcome) = self.commit_group(group, first);
-            queue = self.feed.state.lock();
-            // (after a failure too: the handle is poisoned, and a cursor
-            // handed out is never handed out again)
-            queue.next_cursor = next;
-            let told = outcome.as_ref().map(|_| ()).map_err(|e| e.to_string());
-            let ours = tickets.contains(&ticket);
-            for t in tickets.into_iter().filter(|t| *t != ticket) {
-                queue.finished.insert(t, told.clone());
-            }
-            queue.leading = false;
-            self.feed.done.notify_all();
+            let (next, outcome) = self.commit_group(group, first);
+            lead.next = next;
+            let ours = lead.tickets.contains(&ticket);
+            lead.finish(ticket, &outcome, self.poison.lock().clone());
             if ours {
                 return outcome;
             }
+            queue = self.feed.state.lock();
         }
     }
 
     /// Keys the group's feed entries from cursor `first` in queue order
     /// and commits the group as one batch. Returns the next cursor, the
     /// group's tickets and the outcome.
-    fn commit_group(&self, group: Vec<Waiting>, first: u64) -> (u64, Vec<u64>, Result<()>) {
+    fn commit_group(&self, group: Vec<Waiting>, first: u64) -> (u64, Result<()>) {
         let mut combined = Batch::new();
         let mut next = first;
         let mut sync = false;
         let mut updates = Vec::new();
-        let mut tickets = Vec::with_capacity(group.len());
         for mut member in group {
             let logged = member.batch.logs() as u64;
             member.batch.key_logs(next);
             next += logged;
             sync |= member.sync;
             updates.extend(member.batch.job_update().cloned());
-            tickets.push(member.ticket);
             combined.append(member.batch);
+        }
+        // A batch queued before a failed commit poisoned the handle is not
+        // written after it (fail-stop).
+        if let Err(e) = self.check_writable() {
+            return (next, Err(e));
         }
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
@@ -140,17 +142,20 @@ impl Store {
                 self.set_recorded(update);
             }
         }
-        (next, tickets, outcome)
+        (next, outcome)
     }
 
     pub(super) fn set_recorded(&self, job: Option<Job>) {
         let mut state = self.job.lock();
         self.job_recorded
             .store(job.is_some(), std::sync::atomic::Ordering::Release);
-        if job.is_none() {
-            self.job_blocked
-                .store(false, std::sync::atomic::Ordering::Release);
-        }
+        // A job recorded and not (yet) run by this handle refuses writes
+        // from its first commit on: a failure before its run starts must
+        // not let writes meet its half-done work.
+        self.job_blocked.store(
+            job.is_some() && !state.running,
+            std::sync::atomic::Ordering::Release,
+        );
         state.recorded = job;
     }
 
@@ -299,6 +304,78 @@ fn job_unfinished(job: &Job) -> Error {
     }
 }
 
+/// Why a group commit failed, as its other members are told.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The handle is poisoned (by this commit or an earlier one).
+    Poisoned(String),
+    /// The group was refused before anything was written.
+    Refused(String),
+}
+
+impl Failure {
+    fn of(store_poisoned: Option<String>, e: &Error) -> Self {
+        match (store_poisoned, e) {
+            (_, Error::Poisoned { cause }) => Failure::Poisoned(cause.clone()),
+            (Some(cause), _) => Failure::Poisoned(cause),
+            (None, e) => Failure::Refused(e.to_string()),
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Poisoned(cause) => Error::Poisoned { cause },
+            Failure::Refused(reason) => Error::Io(std::io::Error::other(format!(
+                "the group commit this write joined was refused: {reason}"
+            ))),
+        }
+    }
+}
+
+/// The leader's duty to the group it took: tell every member the outcome,
+/// hand out no cursor twice, and let the next leader lead — also when the
+/// commit unwinds (a panic must not leave the queue led forever).
+struct Leading<'a> {
+    commits: &'a FeedCommits,
+    tickets: Vec<u64>,
+    next: u64,
+    done: bool,
+}
+
+impl Leading<'_> {
+    /// Tells the members other than `own` the `outcome` (the store's
+    /// poison cause, if it is poisoned now) and ends the lead.
+    fn finish(&mut self, own: u64, outcome: &Result<()>, poisoned: Option<String>) {
+        let told = outcome
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| Failure::of(poisoned, e));
+        self.release(own, told);
+    }
+
+    fn release(&mut self, own: u64, told: std::result::Result<(), Failure>) {
+        let mut queue = self.commits.state.lock();
+        // (after a failure too: a cursor handed out is never handed out
+        // again; the next open starts above every cursor on disk)
+        queue.next_cursor = queue.next_cursor.max(self.next);
+        for t in self.tickets.drain(..).filter(|t| *t != own) {
+            queue.finished.insert(t, told.clone());
+        }
+        queue.leading = false;
+        self.done = true;
+        self.commits.done.notify_all();
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let reason = Failure::Refused("its leader stopped midway".into());
+            self.release(u64::MAX, Err(reason));
+        }
+    }
+}
+
 /// Batches that carry feed entries, committed one group at a time in
 /// cursor order (see [`Store::commit_logged`]).
 #[derive(Debug)]
@@ -331,7 +408,7 @@ struct Queue {
     /// Batches no leader took yet, in arrival order.
     waiting: Vec<Waiting>,
     /// Outcomes of batches a leader committed, for their writers.
-    finished: std::collections::HashMap<u64, std::result::Result<(), String>>,
+    finished: std::collections::HashMap<u64, std::result::Result<(), Failure>>,
     /// A leader is committing a group.
     leading: bool,
 }

@@ -15,13 +15,10 @@ impl Store {
     /// Whether no column family holds a key.
     pub(super) fn is_empty(&self) -> Result<bool> {
         // (a foreign database may hold its keys in RocksDB's default family)
-        if self
-            .db
-            .iterator(rocksdb::IteratorMode::Start)
-            .next()
-            .is_some()
-        {
-            return Ok(false);
+        match self.db.iterator(rocksdb::IteratorMode::Start).next() {
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(_)) => return Ok(false),
+            None => {}
         }
         for cf in Cf::ALL {
             if self.db.cf_handle(cf.name()).is_some() && self.last_key(cf)?.is_some() {
@@ -74,7 +71,11 @@ impl Store {
         existed: bool,
         options: &Options,
     ) -> Result<(Settings, u32, bool)> {
-        let version: Option<u32> = self.get(Cf::Meta, meta::FORMAT_VERSION)?;
+        // (a read-only open of a foreign database may find no `meta` at all)
+        let version: Option<u32> = match self.db.cf_handle(Cf::Meta.name()) {
+            Some(_) => self.get(Cf::Meta, meta::FORMAT_VERSION)?,
+            None => None,
+        };
         match version {
             // A directory RocksDB created but whose creation batch never
             // landed (a crash during creation) holds no key at all: it is

@@ -39,7 +39,12 @@ impl Snapshot<'_> {
     /// the query would see half its work.
     fn check(&self, cf: Cf) -> Result<()> {
         match cf {
-            Cf::Metrics | Cf::Activity => self.store.check_area(super::Area::Aggregates),
+            // (tier sets and stage marks live among the aggregates)
+            Cf::Metrics | Cf::Activity => {
+                self.store.check_area(super::Area::Aggregates)?;
+                self.store.check_area(super::Area::Stages)?;
+                self.store.check_area(super::Area::Tiers)
+            }
             Cf::Social => self.store.check_area(super::Area::Social),
             _ => Ok(()),
         }

@@ -147,7 +147,11 @@ impl Writer<'_> {
                 // hierarchy's order)
                 drop(clock);
                 drop(settings);
-                self.resume_recorded(&mut guards)?;
+                // The events are stored whatever the job does: a step that
+                // fails leaves the job recorded, and writes refused until
+                // `finish_jobs`, rather than a caller told "not written"
+                // retrying events without ids twice.
+                let _ = self.resume_recorded(&mut guards);
             }
             return Ok(outcomes);
         }

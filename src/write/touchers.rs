@@ -42,6 +42,11 @@ pub(super) fn touchers_step(ctx: &JobCtx<'_>, job: &mut Job) -> Result<()> {
     while let Some(share) = job.subject.get(index).cloned() {
         loop {
             let mut engine = Engine::new(ctx.store, ctx.social, false);
+            // (an erasure's touchers: its user's credits go with its ledger,
+            // as in a one-batch erasure)
+            if let crate::store::JobKind::Erase { user_id } = job.kind {
+                engine = engine.erasing(user_id);
+            }
             if pays {
                 engine = engine.with_referrals(None);
             }
