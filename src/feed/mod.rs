@@ -250,14 +250,8 @@ pub(crate) fn due_users_page(
     after: Option<(i32, u32)>,
     limit: usize,
 ) -> Result<Vec<(i32, u32)>> {
-    let from = match after {
-        Some((d, u)) => {
-            let mut k = fk::due(d, u).to_vec();
-            k.push(0);
-            k
-        }
-        None => vec![fk::DUE],
-    };
+    let last = after.map(|(d, u)| fk::due(d, u));
+    let from = crate::keys::resume_at(&[fk::DUE], last.as_ref().map(|k| &k[..]));
     let mut out = Vec::new();
     for item in store.range(Cf::Feed, &from, Some(fk::due_until(day)))? {
         let (k, _) = item?;

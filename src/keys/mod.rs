@@ -77,6 +77,21 @@ pub fn user(user_id: u32) -> [u8; USER_BYTES] {
     user_id.to_be_bytes()
 }
 
+/// Where a paged scan resumes: the first key after `after` (`after ‖ 0`,
+/// its immediate successor), or `start` when nothing was read yet. Every
+/// job cursor and paged read seeks through it.
+pub fn resume_at(start: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    match after {
+        Some(k) => {
+            let mut next = Vec::with_capacity(k.len() + 1);
+            next.extend_from_slice(k);
+            next.push(0);
+            next
+        }
+        None => start.to_vec(),
+    }
+}
+
 /// The first `USER_BYTES` of a per-user key, as the user id.
 pub fn user_of(cf: &'static str, key: &[u8]) -> Result<u32, CorruptionError> {
     let head: [u8; USER_BYTES] = key
@@ -255,6 +270,19 @@ mod tests {
         assert_eq!(prefix_successor(&[1, 2, 3]), Some(vec![1, 2, 4]));
         assert_eq!(prefix_successor(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_successor(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn a_scan_resumes_right_after_the_last_key() {
+        assert_eq!(resume_at(&[7], None), vec![7]);
+        let last = [7u8, 1, 2];
+        let next = resume_at(&[7], Some(&last));
+        assert_eq!(next, vec![7, 1, 2, 0]);
+        // the immediate successor: above `last`, below any longer or
+        // greater key that follows it
+        assert!(next.as_slice() > &last[..]);
+        assert!(next.as_slice() <= &[7u8, 1, 2, 0, 0][..]);
+        assert!(next.as_slice() < &[7u8, 1, 3][..]);
     }
 
     #[test]

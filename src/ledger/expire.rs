@@ -42,14 +42,7 @@ pub(crate) fn due_accounts_page(
             Some(after) => until.extend_from_slice(&ts_asc(after)),
             None => until = vec![tag + 1],
         }
-        let from = match &cursor.after {
-            Some(k) => {
-                let mut next = k.clone();
-                next.push(0);
-                next
-            }
-            None => vec![tag],
-        };
+        let from = crate::keys::resume_at(&[tag], cursor.after.as_deref());
         for item in store.range(Cf::LedgerDue, &from, Some(until))? {
             let (k, _) = item?;
             users.insert(lk::due_user(&k).ok_or_else(|| bad_due_key(&k))?);
@@ -92,9 +85,8 @@ pub(crate) fn lots_expiring_page(
         Some(None) => return Ok(Vec::new()),
         None => {}
     }
-    if let Some(k) = resume.as_ref() {
-        from = k.clone();
-        from.push(0);
+    if resume.is_some() {
+        from = crate::keys::resume_at(&from, resume.as_deref());
     }
     let mut until = vec![lk::DUE_LOT];
     match until_ms.checked_add(1) {

@@ -169,14 +169,7 @@ pub(crate) fn erase_page(
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
     let prefix = crate::keys::user(user_id);
-    let from = match after {
-        Some(k) => {
-            let mut next = k.to_vec();
-            next.push(0);
-            next
-        }
-        None => prefix.to_vec(),
-    };
+    let from = crate::keys::resume_at(&prefix, after);
     let mut last = None;
     let mut n = 0usize;
     for item in store.range(Cf::Ledger, &from, crate::keys::prefix_successor(&prefix))? {

@@ -80,14 +80,7 @@ pub(crate) fn erase_sessions(
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
     let prefix = activity::family(activity::SESSION, user_id);
-    let from = match after {
-        Some(k) => {
-            let mut next = k.to_vec();
-            next.push(0);
-            next
-        }
-        None => prefix.clone(),
-    };
+    let from = crate::keys::resume_at(&prefix, after);
     let mut deltas = Deltas::default();
     let mut last = None;
     for item in store.range(Cf::Activity, &from, crate::keys::prefix_successor(&prefix))? {

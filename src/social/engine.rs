@@ -147,14 +147,7 @@ impl<'s> Engine<'s> {
         limit: usize,
     ) -> Result<Option<Vec<u8>>> {
         let prefix = k::by_share_prefix(share_id);
-        let from = match after {
-            Some(key) => {
-                let mut next = key.to_vec();
-                next.push(0);
-                next
-            }
-            None => prefix.clone(),
-        };
+        let from = crate::keys::resume_at(&prefix, after);
         let store = self.txn.store();
         let mut last = None;
         let mut n = 0usize;

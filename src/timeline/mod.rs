@@ -240,14 +240,7 @@ pub(crate) fn erase_page(
     limit: usize,
 ) -> Result<(Vec<EventFacts>, Option<Vec<u8>>)> {
     let prefix = keys::user(user_id);
-    let from = match after {
-        Some(k) => {
-            let mut next = k.to_vec();
-            next.push(0);
-            next
-        }
-        None => prefix.to_vec(),
-    };
+    let from = keys::resume_at(&prefix, after);
     let mut out = Vec::new();
     let mut last = None;
     for item in store.range(Cf::Events, &from, keys::prefix_successor(&prefix))? {
@@ -461,14 +454,7 @@ pub(crate) fn for_each_event_after(
     after: Option<&[u8]>,
     mut f: impl FnMut(&[u8], EventFacts) -> Result<()>,
 ) -> Result<()> {
-    let from = match after {
-        Some(k) => {
-            let mut next = k.to_vec();
-            next.push(0);
-            next
-        }
-        None => Vec::new(),
-    };
+    let from = keys::resume_at(&[], after);
     for item in store.range(Cf::Events, &from, None)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
