@@ -328,6 +328,45 @@ fn a_killed_stage_model_change_is_finished() {
     kill_job_repeatedly("stage");
 }
 
+/// A base store of 50 000 events plus what `extra` writes, under `tmp`.
+fn base_with(tmp: &Path, extra: impl FnOnce(&Db)) -> PathBuf {
+    let base = tmp.join("base");
+    build_base(&base);
+    let db = Db::open(&base, Options::default()).unwrap();
+    extra(&db);
+    db.close().unwrap();
+    base
+}
+
+/// Runs `job` once uninterrupted on a copy of `base` (the reference every
+/// resumed run must end as), then on fresh copies killed at random
+/// instants, calling `check` on each killed copy; `check` says whether the
+/// kill left the job recorded. Asserts at least one did.
+fn kill_on_copies(
+    job: &str,
+    tmp: &Path,
+    base: &Path,
+    mut check: impl FnMut(usize, &Path, &Path) -> bool,
+) {
+    let reference = tmp.join("reference");
+    copy_dir(base, &reference);
+    let (whole, _) = run_child(job, &reference, None);
+    let mut rng = Rng::new(job);
+    let mut interrupted = 0;
+    for round in 0..KILLS {
+        let dir = tmp.join(format!("round-{round}"));
+        copy_dir(base, &dir);
+        let at = whole.mul_f64(0.1 + 0.85 * rng.fraction());
+        run_child(job, &dir, Some(at));
+        interrupted += usize::from(check(round, &dir, &reference));
+    }
+    eprintln!("{job}: {interrupted} of {KILLS} kills left the job recorded");
+    assert!(
+        interrupted > 0,
+        "no kill interrupted {job} (it takes {whole:?})"
+    );
+}
+
 /// A user with more events than one erasure write carries (an erasure job).
 const WHALE: &str = "whale";
 const WHALE_EVENTS: usize = 100_500;
@@ -352,10 +391,7 @@ fn whale_events() -> Vec<Event> {
 #[test]
 fn a_killed_erasure_of_a_large_user_is_finished() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("base");
-    build_base(&base);
-    {
-        let db = Db::open(&base, Options::default()).unwrap();
+    let base = base_with(tmp.path(), |db| {
         for chunk in whale_events().chunks(25_000) {
             db.record_batch(chunk).unwrap();
         }
@@ -367,51 +403,33 @@ fn a_killed_erasure_of_a_large_user_is_finished() {
             })
             .collect();
         db.record_batch(&visits).unwrap();
-        db.close().unwrap();
-    }
-    // the uninterrupted erasure says what every resumed one must end as
-    let reference = tmp.path().join("reference");
-    copy_dir(&base, &reference);
-    let (whole, _) = run_child("erase", &reference, None);
-    let after = events_cf(&reference);
-    assert_eq!(after.len(), events_cf(&base).len() - WHALE_EVENTS);
-    assert!(!check_after_kill("erase", &reference, &after));
-    let mut rng = Rng::new("erase");
-    let mut interrupted = 0;
-    for round in 0..KILLS {
-        let dir = tmp.path().join(format!("round-{round}"));
-        copy_dir(&base, &dir);
-        let at = whole.mul_f64(0.1 + 0.85 * rng.fraction());
-        run_child("erase", &dir, Some(at));
-        let db = Db::open(&dir, Options::default()).unwrap();
-        let left = db.pending_job();
-        drop(db);
+    });
+    let whale_less = events_cf(&base).len() - WHALE_EVENTS;
+    kill_on_copies("erase", tmp.path(), &base, |round, dir, reference| {
+        let after = events_cf(reference);
+        assert_eq!(after.len(), whale_less);
+        let left = Db::open(dir, Options::default()).unwrap().pending_job();
         if left.is_none() {
             // killed before the job started, or after it ended
-            let db = Db::open(&dir, Options::default()).unwrap();
+            let db = Db::open(dir, Options::default()).unwrap();
             db.erase_user(WHALE).unwrap();
             db.close().unwrap();
         }
-        interrupted += usize::from(check_after_kill("erase", &dir, &after));
-        let db = Db::open(&dir, Options::default()).unwrap();
+        let interrupted = check_after_kill("erase", dir, &after);
+        let db = Db::open(dir, Options::default()).unwrap();
         assert_eq!(db.user_id(WHALE).unwrap(), None, "round {round}");
-        let (a, b) = (
-            db.metrics(),
-            Db::open(&reference, Options::default()).unwrap(),
-        );
+        let other = Db::open(reference, Options::default()).unwrap();
         let day = db.local_day(T0);
         assert_eq!(
-            a.active(None, day - 1, day + 400, None).unwrap(),
-            b.metrics().active(None, day - 1, day + 400, None).unwrap(),
+            db.metrics().active(None, day - 1, day + 400, None).unwrap(),
+            other
+                .metrics()
+                .active(None, day - 1, day + 400, None)
+                .unwrap(),
             "round {round}"
         );
-        drop(a);
-    }
-    eprintln!("erase: {interrupted} of {KILLS} kills left the job recorded");
-    assert!(
-        interrupted > 0,
-        "no kill interrupted the erasure (it takes {whole:?})"
-    );
+        interrupted
+    });
 }
 
 /// The share event that claims `big` after thousands came through it.
@@ -432,12 +450,9 @@ fn sharers(db: &Db) -> Vec<(Option<String>, stickydb::Figures)> {
 #[test]
 fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("base");
-    build_base(&base);
-    {
+    let base = base_with(tmp.path(), |db| {
         // 3 000 users come through `big` before anyone owns it: its claim
         // re-derives them as a job, a page at a time
-        let db = Db::open(&base, Options::default()).unwrap();
         let visits: Vec<Event> = (0..3_000)
             .flat_map(|i| {
                 let user = format!("u{i}");
@@ -448,30 +463,21 @@ fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
             })
             .collect();
         db.record_batch(&visits).unwrap();
-        db.close().unwrap();
-    }
-    let reference = tmp.path().join("reference");
-    copy_dir(&base, &reference);
-    let (whole, _) = run_child("claim", &reference, None);
-    let after = events_cf(&reference);
-    let want = {
-        let db = Db::open(&reference, Options::default()).unwrap();
-        assert_clean(&db);
-        sharers(&db)
-    };
-    assert!(want
-        .iter()
-        .any(|(n, f)| n.as_deref() == Some("claimer") && f.reached >= 3_000));
-    let mut rng = Rng::new("claim");
-    let mut interrupted = 0;
-    for round in 0..KILLS {
-        let dir = tmp.path().join(format!("round-{round}"));
-        copy_dir(&base, &dir);
-        let at = whole.mul_f64(0.1 + 0.85 * rng.fraction());
-        run_child("claim", &dir, Some(at));
-        let db = Db::open(&dir, Options::default()).unwrap();
-        if let Some(p) = db.pending_job() {
-            interrupted += 1;
+    });
+    kill_on_copies("claim", tmp.path(), &base, |round, dir, reference| {
+        let (after, want) = {
+            let db = Db::open(reference, Options::default()).unwrap();
+            assert_clean(&db);
+            let want = sharers(&db);
+            assert!(want
+                .iter()
+                .any(|(n, f)| n.as_deref() == Some("claimer") && f.reached >= 3_000));
+            db.close().unwrap();
+            (events_cf(reference), want)
+        };
+        let db = Db::open(dir, Options::default()).unwrap();
+        let pending = db.pending_job();
+        if let Some(p) = &pending {
             match db.record(&Event::new("u1", "view", T0)) {
                 Err(Error::JobUnfinished { job, .. }) => assert_eq!(job, p.name),
                 other => panic!("round {round}: a write during an unfinished job: {other:?}"),
@@ -485,13 +491,9 @@ fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
         assert_clean(&db);
         assert_eq!(sharers(&db), want, "round {round}");
         db.close().unwrap();
-        assert!(events_cf(&dir) == after, "round {round}: events differ");
-    }
-    eprintln!("claim: {interrupted} of {KILLS} kills left the job recorded");
-    assert!(
-        interrupted > 0,
-        "no kill interrupted the claim (it takes {whole:?})"
-    );
+        assert!(events_cf(dir) == after, "round {round}: events differ");
+        pending.is_some()
+    });
 }
 
 fn oldest_fixture() -> PathBuf {
