@@ -131,3 +131,51 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
         Err(Error::Open(OpenError::NotAStore { .. }))
     ));
 }
+
+/// A store is created in one synced batch (SPEC §5): an open that fails
+/// after its first checks — here on the exposure kind, read after the
+/// format, settings and partition — leaves no store, where it used to leave
+/// one with its settings and partition written and the rest defaulted.
+#[test]
+fn a_creation_that_fails_midway_leaves_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let third = stickydb::Partition::new(1, 3).unwrap();
+    let failed = Db::open(
+        &path,
+        Options {
+            partition: Some(third),
+            exposure_kind: Some(String::new()),
+            ..Options::default()
+        },
+    );
+    assert!(matches!(
+        failed,
+        Err(Error::Open(OpenError::InvalidOption {
+            option: "exposure_kind",
+            ..
+        }))
+    ));
+    // nothing was created: without creating, there is no store
+    assert!(matches!(
+        Db::open(
+            &path,
+            Options {
+                create_if_missing: false,
+                ..Options::default()
+            }
+        ),
+        Err(Error::Open(OpenError::Missing { .. }))
+    ));
+    // and creating it again makes it whole
+    let db = Db::open(
+        &path,
+        Options {
+            partition: Some(third),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(db.partition(), third);
+    assert_eq!(db.experiment_settings().exposure_kind, "exposure");
+}
