@@ -21,7 +21,7 @@ impl Store {
 
     /// [`Store::write`], fsync'd whatever the sync setting (a migration's
     /// stamp, a job's end).
-    pub fn write_synced(&self, batch: Batch) -> Result<()> {
+    pub(crate) fn write_synced(&self, batch: Batch) -> Result<()> {
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.commit(batch, Some(&sync))
@@ -160,7 +160,7 @@ impl Store {
     }
 
     /// Refuses every later write of this handle with `cause`.
-    pub fn poison(&self, cause: &str) {
+    pub(super) fn poison(&self, cause: &str) {
         let mut p = self.poison.lock();
         if p.is_none() {
             *p = Some(cause.to_owned());
@@ -260,7 +260,7 @@ impl Store {
     /// [`Error::JobUnfinished`] while a job is recorded that nobody runs:
     /// the entry check of every write that is not a job's (before it reads
     /// state a half-done job may have left; the commit checks again).
-    pub fn check_writes_allowed(&self) -> Result<()> {
+    pub(crate) fn check_writes_allowed(&self) -> Result<()> {
         self.check_writable()?;
         self.check_no_job()
     }
@@ -268,7 +268,7 @@ impl Store {
     /// Fails with [`Error::JobUnfinished`] while a job is recorded that
     /// nobody runs (the entry check of writes that take no stripe lock;
     /// the commit checks again).
-    pub fn check_no_job(&self) -> Result<()> {
+    pub(crate) fn check_no_job(&self) -> Result<()> {
         if self.job_blocked.load(std::sync::atomic::Ordering::Acquire) {
             if let Some(err) = self.job_error() {
                 return Err(err);

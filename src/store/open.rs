@@ -28,16 +28,10 @@ impl Store {
         Ok(true)
     }
 
-    /// Whether this handle created the store and its creation batch has
-    /// not been committed yet.
-    pub fn is_creating(&self) -> bool {
-        self.creation.lock().is_some()
-    }
-
     /// Puts a setting: into the creation batch while the store is being
     /// created, so a crash leaves no store or a whole one; otherwise as its
     /// own write.
-    pub fn put_setting(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
+    pub(crate) fn put_setting(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
         if let Some(batch) = self.creation.lock().as_mut() {
             batch.put(Cf::Meta, key, value);
             return Ok(());
@@ -53,7 +47,7 @@ impl Store {
     /// Commits a new store's creation batch — its format version, settings
     /// and partition, and every initial setting the open put — as one
     /// synced write (SPEC §5: a store is created in one synced batch).
-    pub fn finish_creation(&self) -> Result<()> {
+    pub(crate) fn finish_creation(&self) -> Result<()> {
         let Some(batch) = self.creation.lock().take() else {
             return Ok(());
         };
