@@ -169,19 +169,9 @@ pub(crate) fn erase_page(
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
     let prefix = crate::keys::user(user_id);
-    let from = crate::keys::resume_at(&prefix, after);
-    let mut last = None;
-    let mut n = 0usize;
-    for item in store.range(Cf::Ledger, &from, crate::keys::prefix_successor(&prefix))? {
-        let (k, v) = item?;
-        erase_record(batch, user_id, &k, &v)?;
-        last = Some(k.to_vec());
-        n += 1;
-        if n >= limit {
-            break;
-        }
-    }
-    Ok(last)
+    store.prefix_page(Cf::Ledger, &prefix, after, limit, |k, v| {
+        erase_record(batch, user_id, k, v)
+    })
 }
 
 /// Deletes one ledger record of `user_id` and what indexes it: the tier

@@ -80,19 +80,13 @@ pub(crate) fn erase_sessions(
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
     let prefix = activity::family(activity::SESSION, user_id);
-    let from = crate::keys::resume_at(&prefix, after);
     let mut deltas = Deltas::default();
-    let mut last = None;
-    for item in store.range(Cf::Activity, &from, crate::keys::prefix_successor(&prefix))? {
-        let (k, v) = item?;
-        let first: i32 = decode_value(Cf::Activity, &k, &v)?;
+    let last = store.prefix_page(Cf::Activity, &prefix, after, limit, |k, v| {
+        let first: i32 = decode_value(Cf::Activity, k, v)?;
         deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
-        batch.delete(Cf::Activity, &k);
-        last = Some(k.to_vec());
-        if batch.len() >= limit {
-            break;
-        }
-    }
+        batch.delete(Cf::Activity, k);
+        Ok(())
+    })?;
     deltas.write(batch)?;
     Ok(last)
 }

@@ -147,21 +147,18 @@ impl<'s> Engine<'s> {
         limit: usize,
     ) -> Result<Option<Vec<u8>>> {
         let prefix = k::by_share_prefix(share_id);
-        let from = crate::keys::resume_at(&prefix, after);
-        let store = self.txn.store();
-        let mut last = None;
-        let mut n = 0usize;
-        for item in store.range(Cf::Social, &from, crate::keys::prefix_successor(&prefix))? {
-            let (key, _) = item?;
-            let t = k::parse_by_share(&key).ok_or_else(|| bad_key(&key))?;
+        let mut touchers = Vec::new();
+        let last = self
+            .txn
+            .store()
+            .prefix_page(Cf::Social, &prefix, after, limit, |key, _| {
+                touchers.push(k::parse_by_share(key).ok_or_else(|| bad_key(key))?);
+                Ok(())
+            })?;
+        for t in touchers {
             if !self.erased.contains(&t.user_id) {
                 let end = t.ts_ms.saturating_add(self.window_ms);
                 self.mark(t.user_id, Some((t.ts_ms, end)));
-            }
-            last = Some(key.to_vec());
-            n += 1;
-            if n >= limit {
-                break;
             }
         }
         Ok(last)

@@ -329,6 +329,31 @@ impl Store {
         self.range(cf, prefix, crate::keys::prefix_successor(prefix))
     }
 
+    /// Calls `f` with at most `limit` records under `prefix` after the key
+    /// `after` (from the start of the prefix: `None`), in key order;
+    /// returns the last key met (`None`: none was left). One page of a job
+    /// step that resumes from the key it returned.
+    pub(crate) fn prefix_page(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<Option<Vec<u8>>> {
+        let from = crate::keys::resume_at(prefix, after);
+        let mut last = None;
+        for item in self
+            .range(cf, &from, crate::keys::prefix_successor(prefix))?
+            .take(limit)
+        {
+            let (k, v) = item?;
+            f(&k, &v)?;
+            last = Some(k.to_vec());
+        }
+        Ok(last)
+    }
+
     /// The last key of a column family, if any.
     pub fn last_key(&self, cf: Cf) -> Result<Option<Box<[u8]>>> {
         let mut ro = ReadOptions::default();

@@ -239,24 +239,17 @@ pub(crate) fn erase_page(
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<(Vec<EventFacts>, Option<Vec<u8>>)> {
-    let prefix = keys::user(user_id);
-    let from = keys::resume_at(&prefix, after);
     let mut out = Vec::new();
-    let mut last = None;
-    for item in store.range(Cf::Events, &from, keys::prefix_successor(&prefix))? {
-        let (k, v) = item?;
-        let key = EventKey::decode(Cf::Events.name(), &k)?;
-        let value = decode_event_value(&k, &v)?;
+    let last = store.prefix_page(Cf::Events, &keys::user(user_id), after, limit, |k, v| {
+        let key = EventKey::decode(Cf::Events.name(), k)?;
+        let value = decode_event_value(k, v)?;
         if let Some(id) = &value.event_id {
             batch.delete(Cf::EventIds, keys::user_and_name(user_id, id));
         }
         out.push(EventFacts::of(user_id, &key, &value));
-        batch.delete(Cf::Events, &k);
-        last = Some(k.to_vec());
-        if out.len() >= limit {
-            break;
-        }
-    }
+        batch.delete(Cf::Events, k);
+        Ok(())
+    })?;
     Ok((out, last))
 }
 
