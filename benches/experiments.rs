@@ -88,10 +88,9 @@ fn build(db: &Db, n: u64, exposures: bool) -> u64 {
 /// A compacted store of `n` users, with or without their exposures.
 fn store(n: u64, exposures: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        non_activity_kinds: Some(vec!["exposure".into(), "landing".into()]),
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .create_if_missing(true)
+        .non_activity_kinds(["exposure", "landing"]);
     let db = Db::open(dir.path(), opts).unwrap();
     let started = std::time::Instant::now();
     let events = build(&db, n, exposures);
@@ -107,7 +106,7 @@ fn store(n: u64, exposures: bool) -> tempfile::TempDir {
 fn bench(c: &mut Criterion) {
     let n = users();
     let dir = store(n, true);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let as_of = T0 + (DAYS as i64 + 20) * DAY_MS;
     let q = |m: &str| ExperimentQuery::new("checkout", MetricSpec::parse(m).unwrap());
     let conversion = q("conversion:purchase:7d");
@@ -141,7 +140,7 @@ fn bench(c: &mut Criterion) {
     // round after round, in this store and in one built from the same
     // stream with every exposure replaced by a plain non-activity event.
     let plain_dir = store(n, false);
-    let plain = Db::open(plain_dir.path(), Options::default()).unwrap();
+    let plain = Db::open(plain_dir.path(), Options::default().create_if_missing(true)).unwrap();
     // each side measured after its compactions finished
     db.wait_for_compact().unwrap();
     plain.wait_for_compact().unwrap();

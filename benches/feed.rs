@@ -37,7 +37,7 @@ fn users() -> u64 {
 /// moved to the first day with a full load of changes due.
 fn build(n: u64, spread: u64) -> (tempfile::TempDir, Db, i64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     let mut batch = Vec::with_capacity(10_000);
     for u in 0..n {
         let day = (u % spread) as i64;
@@ -109,10 +109,7 @@ fn bench_sync_writes(c: &mut Criterion, threads: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(
         dir.path(),
-        Options {
-            sync_writes: true,
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).sync_writes(true),
     )
     .expect("open");
     let next = std::sync::atomic::AtomicU64::new(0);

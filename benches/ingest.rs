@@ -244,10 +244,19 @@ fn raw_side(
 
 fn bench_ingest(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = |name: &str| Db::open(dir.path().join(name), Options::default()).expect("open");
+    let open = |name: &str| {
+        Db::open(
+            dir.path().join(name),
+            Options::default().create_if_missing(true),
+        )
+        .expect("open")
+    };
     let raw_open = |name: &str| {
-        stickydb::store::raw_event_store(&dir.path().join(name), &Options::default())
-            .expect("raw open")
+        stickydb::store::raw_event_store(
+            &dir.path().join(name),
+            &Options::default().create_if_missing(true),
+        )
+        .expect("raw open")
     };
 
     // realistic
@@ -337,7 +346,7 @@ fn bench_ingest(c: &mut Criterion) {
 
 fn bench_timeline(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     // one user with 5 000 events among 200 000 of other users
     let rounds = if measuring() { 200 } else { 10 };
     for round in 0..rounds {

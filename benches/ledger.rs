@@ -26,7 +26,7 @@ fn earn(points: i64, expires_at_ms: Option<i64>) -> PointsOp {
 fn bench_ops(c: &mut Criterion) {
     let mut g = c.benchmark_group("ledger");
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     for i in 0..LOTS {
         let exp = Some(T0 + (1 + i as i64) * DAY);
         db.points("rich", &format!("seed{i}"), T0, &earn(1_000_000, exp))
@@ -116,7 +116,8 @@ fn bench_expire(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let db = Db::open(dir.path(), Options::default()).expect("open");
+                let db =
+                    Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
                 for i in 0..ACCOUNTS {
                     let user = format!("u{i}");
                     db.points(&user, "a", T0, &earn(100, Some(T0 + DAY)))

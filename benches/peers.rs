@@ -156,7 +156,11 @@ fn bench_peers(c: &mut Criterion) {
     let pool = (n as u64 / 50).max(100);
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let db = Db::open(dir.path().join("stickydb"), Options::default()).expect("open");
+    let db = Db::open(
+        dir.path().join("stickydb"),
+        Options::default().create_if_missing(true),
+    )
+    .expect("open");
     let started = Instant::now();
     for r in 0..rounds {
         db.record_batch(&batch(r, pool)).expect("record");

@@ -76,7 +76,7 @@ fn build(db: &Db, n_users: u64) -> u64 {
 
 fn bench_queries(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     let n = users();
     let started = std::time::Instant::now();
     let events = build(&db, n);

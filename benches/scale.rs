@@ -116,7 +116,7 @@ fn consume(c: &mut Criterion) {
     // is called after every write.
     let run = |batch: &mut dyn FnMut()| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path(), Options::default()).expect("open");
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
         let mut o = ConsumeOptions::new(&brokers, "events", 0);
         o.until_end = true;
         let stop = AtomicBool::new(false);
@@ -160,7 +160,8 @@ fn consume(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let db = Db::open(dir.path(), Options::default()).expect("open");
+                let db =
+                    Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
                 let t = Instant::now();
                 for chunk in json.chunks(1_000) {
                     db.record_batch(&events(chunk)).expect("record");
@@ -180,19 +181,19 @@ fn export_and_cluster(c: &mut Criterion) {
     let n = if measuring() { 1_000_000 } else { 10_000 };
     let evs = events(&json_events(n, 100_000));
     let whole_dir = tempfile::tempdir().expect("tempdir");
-    let whole = Db::open(whole_dir.path(), Options::default()).expect("open");
+    let whole =
+        Db::open(whole_dir.path(), Options::default().create_if_missing(true)).expect("open");
     let dirs: Vec<_> = (0..4)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     let parts: Vec<Db> = (0..4u32)
         .map(|i| {
-            let partition = Some(Partition::new(i, 4).expect("partition"));
+            let partition = Partition::new(i, 4).expect("partition");
             Db::open(
                 dirs[i as usize].path(),
-                Options {
-                    partition,
-                    ..Options::default()
-                },
+                Options::default()
+                    .create_if_missing(true)
+                    .partition(partition),
             )
             .expect("open")
         })

@@ -47,7 +47,7 @@ fn record_all(db: &Db, events: impl Iterator<Item = Event>) {
 fn build(n: u64) -> (tempfile::TempDir, Db) {
     let sharers = (n / 10).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     let started = std::time::Instant::now();
     record_all(
         &db,
@@ -130,7 +130,7 @@ fn ingest_group(
 /// claimed the share ids `s0..s999`.
 fn sharers_store(ledger: Option<stickydb::ledger::LedgerSettings>) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
     if let Some(settings) = ledger {
         db.set_ledger_settings(settings).expect("rules");
     }

@@ -10,7 +10,7 @@
 //!
 //! # fn main() -> Result<(), stickydb::Error> {
 //! let dir = tempfile::tempdir()?;
-//! let db = Db::open(dir.path(), Options::default())?;
+//! let db = Db::create(dir.path(), Options::default())?;
 //! let t0 = 1_700_000_000_000;
 //! db.record(&Event::new("alice", "view", t0).with_id("e1"))?;
 //! db.record(&Event::new("alice", "purchase", t0 + 60_000).with_amount(4_990))?;
@@ -35,20 +35,33 @@
 )]
 #![forbid(unsafe_code)]
 
+/// Declares an internal module: public (hidden from the docs) with the
+/// `internals` feature, for the crate's tests, benchmarks and fuzz targets;
+/// private otherwise, so an embedder's build sees only the facade.
+macro_rules! internal_mod {
+    ($name:ident) => {
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    };
+}
+
 // Modules in dependency order: each may import only modules above it
 // (tests/architecture.rs checks this), so no two modules import each other.
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod clickhouse;
 pub mod cluster;
-pub mod codec;
+internal_mod!(codec);
 mod db;
 pub mod error;
 pub mod experiments;
 pub mod feed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-pub mod keys;
+internal_mod!(keys);
 pub mod kinds;
 pub mod ledger;
 pub mod metrics;
@@ -57,17 +70,17 @@ pub mod partition;
 pub mod profiles;
 pub mod segments;
 pub mod social;
-pub mod store;
+internal_mod!(store);
 pub mod time;
 pub mod timeline;
 pub mod users;
 mod verify;
 mod write;
 
-pub use db::{CfStats, Db, Handover, JobInfo, RawEntry, Stats, MAX_HANDOVER_EVENTS};
+pub use db::{CfStats, Db, Handover, JobInfo, RawEntry, Snapshot, Stats, MAX_HANDOVER_EVENTS};
 pub use error::{
     ConsumeError, CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem,
-    Result,
+    Result, StorageError, TxError,
 };
 pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
@@ -79,11 +92,11 @@ pub use social::{
     Figures, GroupDay, GroupHead, GroupInfo, GroupState, SharerRank, SharerRow, SocialSettings,
     ViralPeriod,
 };
-pub use store::{Options, Settings};
+pub use store::{Durability, KindPolicy, Options, Settings};
 pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
 pub use users::{IdentitySettings, MergeOptions, MergeOutcome};
 pub use verify::VerifyReport;
-pub use write::AdvanceReport;
+pub use write::{AdvanceReport, Transaction};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -12,7 +12,7 @@ const USERS: i64 = 2_500;
 #[test]
 fn a_long_paused_advance_settles_more_than_a_page_of_each() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let events: Vec<Event> = (0..USERS)
         .map(|u| Event::new(format!("u{u}"), "view", T0 + u))
         .collect();

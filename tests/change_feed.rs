@@ -281,10 +281,7 @@ proptest! {
         offset_min in prop::sample::select(vec![0i32, 480, -300]),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), Options {
-            utc_offset_minutes: Some(offset_min),
-            ..Options::default()
-        }).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true).utc_offset_minutes(offset_min)).unwrap();
         let mut f = Feed {
             events: Model { offset_min, non_activity: vec![], events: Vec::new() },
             custom: false,

@@ -35,11 +35,10 @@ fn dropping_a_store_leaves_no_log_to_replay() {
     assert_eq!(wal_bytes(dir.path()), 0);
     let ro = Db::open(
         dir.path(),
-        Options {
-            read_only: true,
-            create_if_missing: false,
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .read_only(true)
+            .create_if_missing(false),
     )
     .unwrap();
     assert_eq!(ro.event_count().unwrap(), 2_000);

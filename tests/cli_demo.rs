@@ -101,7 +101,7 @@ fn demo_then_queries_agree_with_the_library() {
         .status
         .success());
 
-    let db = Db::open(&db_dir, Options::default()).unwrap();
+    let db = Db::open(&db_dir, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(stats["users"].as_u64().unwrap(), 60);
     assert_eq!(stats["events"].as_u64().unwrap(), db.event_count().unwrap());
     assert_eq!(
@@ -124,7 +124,7 @@ fn init_persists_the_offset_and_bad_arguments_fail() {
             .status
             .success()
     );
-    let db = Db::open(&db_dir, Options::default()).unwrap();
+    let db = Db::open(&db_dir, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.settings().utc_offset_minutes, 480);
     drop(db);
     let out = stickydb(&["--db", db_arg, "init", "--utc-offset", "-05:00"]);

@@ -22,7 +22,7 @@ fn corpus(name: &str) -> PathBuf {
 /// A store holding one event, and its raw contents.
 fn seeded(dir: &Path) -> (PathBuf, Vec<stickydb::RawEntry>) {
     let path = dir.join("s");
-    let db = Db::open(&path, Options::default()).unwrap();
+    let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
     db.record(&Event::new("seed", "view", T0)).unwrap();
     let dump = db.raw_dump().unwrap();
     db.close().unwrap();
@@ -64,7 +64,7 @@ fn every_hostile_line_is_named_and_nothing_of_a_failed_strict_import_is_written(
             bad.iter().any(|n| err.contains(&format!("{file_s}:{n}:"))),
             "{name}: strict error names none of lines {bad:?}: {err}"
         );
-        let after = Db::open(&db, Options::default()).unwrap();
+        let after = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
         assert_eq!(
             after.raw_dump().unwrap(),
             before,
@@ -95,7 +95,7 @@ fn every_hostile_line_is_named_and_nothing_of_a_failed_strict_import_is_written(
         assert_eq!(&lines, bad, "{name}: rejected lines {s}");
         assert_eq!(s["rejected"].as_u64(), Some(bad.len() as u64), "{name}");
         assert_eq!(s["imported"].as_u64(), Some(*imported), "{name}");
-        let db = Db::open(&db, Options::default()).unwrap();
+        let db = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
         assert_eq!(db.event_count().unwrap(), 1 + imported, "{name}");
         common::assert_clean(&db);
     }
@@ -112,7 +112,7 @@ fn a_key_named_twice_is_refused_naming_it() {
     assert!(!out.status.success(), "a duplicate key was imported");
     assert!(err.contains(&format!("{file_s}:2:")), "{err}");
     assert!(err.contains(r#"duplicate key "user""#), "{err}");
-    let after = Db::open(&db, Options::default()).unwrap();
+    let after = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(
         after.raw_dump().unwrap(),
         before,
@@ -126,7 +126,7 @@ fn a_key_named_twice_is_refused_naming_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = Db::open(&db, Options::default()).unwrap();
+    let after = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     for gone in ["e", "f", "g", "h", "i"] {
         assert_eq!(after.user_id(gone).unwrap(), None, "{gone} was imported");
     }

@@ -15,10 +15,9 @@ fn store() -> (tempfile::TempDir, std::path::PathBuf) {
     let path = tmp.path().join("s");
     let db = Db::open(
         &path,
-        Options {
-            utc_offset_minutes: Some(8 * 60),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(8 * 60),
     )
     .unwrap();
     let t0 = common::T0; // 2024-03-01 00:00 UTC = 08:00 at +08:00

@@ -71,7 +71,7 @@ fn imports_jsonl_csv_and_profiles() {
     let after = s["sst_bytes_after"].as_u64().unwrap();
     assert!(after > 0 && s["sst_bytes_before"].as_u64().is_some(), "{s}");
 
-    let db = Db::open(&db, Options::default()).unwrap();
+    let db = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.event_count().unwrap(), 561);
     let e = db.newest("u00", 1000).unwrap();
     let first = e
@@ -93,7 +93,7 @@ fn strict_mode_names_the_line_and_writes_nothing_of_the_batch() {
     let db = dir.path().join("s");
     assert!(stickydb(&db, &["init"]).status.success());
     let bad = fixture("bad.jsonl");
-    let before = Db::open(&db, Options::default())
+    let before = Db::open(&db, Options::default().create_if_missing(true))
         .unwrap()
         .raw_dump()
         .unwrap();
@@ -101,7 +101,7 @@ fn strict_mode_names_the_line_and_writes_nothing_of_the_batch() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.jsonl:3"), "{err}");
-    let after = Db::open(&db, Options::default())
+    let after = Db::open(&db, Options::default().create_if_missing(true))
         .unwrap()
         .raw_dump()
         .unwrap();
@@ -157,6 +157,6 @@ fn skip_bad_reports_each_and_counts() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("skipped").count(), 3, "{err}");
-    let db = Db::open(&db, Options::default()).unwrap();
+    let db = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.event_count().unwrap(), 6);
 }

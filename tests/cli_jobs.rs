@@ -11,7 +11,7 @@ use common::*;
 use stickydb::{Db, Event, Options};
 
 fn build(path: &std::path::Path) {
-    let db = Db::open(path, Options::default()).unwrap();
+    let db = Db::open(path, Options::default().create_if_missing(true)).unwrap();
     let events: Vec<Event> = (0..60_000i64)
         .map(|i| Event::new(format!("u{}", i % 3_000), "view", T0 + (i % 90) * DAY + i))
         .collect();
@@ -113,7 +113,7 @@ fn a_killed_rebuild_is_listed_refuses_writes_and_is_finished() {
     assert_eq!(ok(&stickydb(&db, &["jobs"])).trim(), "no job recorded");
     ok(&stickydb(&db, &["verify"]));
     ok(&stickydb(&db, &["import", file.to_str().unwrap()]));
-    let db = Db::open(&db, Options::default()).unwrap();
+    let db = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.event_count().unwrap(), 60_001);
     assert_clean(&db);
 }

@@ -89,11 +89,10 @@ fn merge_and_user_show_the_alias() {
     let runs = v["stage_history"].as_array().unwrap();
     let store = Db::open(
         &db,
-        Options {
-            read_only: true,
-            create_if_missing: false,
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .read_only(true)
+            .create_if_missing(false),
     )
     .unwrap();
     let m1 = store.user_id("m1").unwrap().unwrap();
@@ -135,7 +134,7 @@ fn merges_import_from_jsonl_and_csv_with_bad_records_named() {
     let err = String::from_utf8_lossy(&strict.stderr);
     assert!(err.contains("m.jsonl:4") && err.contains("colour"), "{err}");
     {
-        let store = Db::open(&db, Options::default()).unwrap();
+        let store = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
         assert_ne!(
             store.user_id("anon:a").unwrap(),
             store.user_id("m1").unwrap()
@@ -183,7 +182,7 @@ fn merges_import_from_jsonl_and_csv_with_bad_records_named() {
         (Some(2), Some(1))
     );
     assert!(v["problems"].to_string().contains("m.csv:4"), "{v}");
-    let store = Db::open(&db, Options::default()).unwrap();
+    let store = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
     let m1 = store.user_id("m1").unwrap();
     for u in ["anon:a", "anon:b", "anon:c", "m2"] {
         assert_eq!(store.user_id(u).unwrap(), m1, "{u}");

@@ -30,7 +30,7 @@ fn store() -> (tempfile::TempDir, PathBuf) {
     let db = dir.path().join("s");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events.jsonl");
     {
-        let lib = Db::open(&db, Options::default()).unwrap();
+        let lib = Db::open(&db, Options::default().create_if_missing(true)).unwrap();
         let mut s = lib.ledger_settings();
         s.tiers.levels = vec![stickydb::ledger::TierLevel {
             name: "gold".into(),
@@ -136,7 +136,7 @@ fn every_query_equals_the_library() {
         "active_within:3d",
     ]);
 
-    let db = Db::open(&path, Options::default()).unwrap();
+    let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
     let (from, to) = days(&db);
     let m = db.metrics();
     let rows = |v: Vec<stickydb::metrics::ActiveRow>| {
@@ -275,7 +275,7 @@ fn users_export_matches_the_library() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
 
-    let db = Db::open(&path, Options::default()).unwrap();
+    let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(lines.len() as u64, db.user_count().unwrap());
     let to = stickydb::time::parse_day(TO).unwrap();
     let m = db.metrics();
@@ -383,7 +383,7 @@ fn points_commands_drive_the_ledger() {
         x["lots_expired"].as_u64().unwrap() > 0,
         "rule credits expire after 30 days"
     );
-    let db = Db::open(&path, Options::default()).unwrap();
+    let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.account("zed").unwrap().unwrap().balance, 450);
     // the CLI's transaction ids are the library's: same payload replays,
     // another payload conflicts
@@ -406,7 +406,7 @@ fn the_report_embeds_the_metrics_it_draws() {
     let (dir, path) = store();
     {
         // an experiment over the fixture's users
-        let db = Db::open(&path, Options::default()).unwrap();
+        let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
         let (from, _) = days(&db);
         let at = stickydb::time::local_midnight_ms(from, db.settings().utc_offset_minutes);
         let exposures: Vec<stickydb::Event> = db
@@ -454,7 +454,7 @@ fn the_report_embeds_the_metrics_it_draws() {
     let end = start + html[start..].find("</script>").unwrap();
     let data: Value = serde_json::from_str(&html[start..end].replace("<\\/", "</")).unwrap();
 
-    let db = Db::open(&path, Options::default()).unwrap();
+    let db = Db::open(&path, Options::default().create_if_missing(true)).unwrap();
     let (from, to) = days(&db);
     // the experiment charts: each comparison as the library answers it
     let charts = data["experiments"].as_array().unwrap();

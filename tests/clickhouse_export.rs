@@ -91,15 +91,18 @@ fn export(store: &Path, out: &Path, from: &str, to: &str, version: &str) {
 fn chdb_answers_equal_the_single_store() {
     let py = python();
     let tmp = tempfile::tempdir().unwrap();
-    let whole = Db::open(tmp.path().join("whole"), Options::default()).unwrap();
+    let whole = Db::open(
+        tmp.path().join("whole"),
+        Options::default().create_if_missing(true),
+    )
+    .unwrap();
     let parts: Vec<Db> = (0..PARTS)
         .map(|i| {
             Db::open(
                 tmp.path().join(format!("p{i}")),
-                Options {
-                    partition: Some(Partition::new(i, PARTS).unwrap()),
-                    ..Options::default()
-                },
+                Options::default()
+                    .create_if_missing(true)
+                    .partition(Partition::new(i, PARTS).unwrap()),
             )
             .unwrap()
         })
@@ -141,7 +144,11 @@ fn chdb_answers_equal_the_single_store() {
         let user = format!("user-{}", n * 7);
         whole.erase_user(&user).unwrap();
         let p = Partition::of(&user, PARTS).index;
-        let db = Db::open(tmp.path().join(format!("p{p}")), Options::default()).unwrap();
+        let db = Db::open(
+            tmp.path().join(format!("p{p}")),
+            Options::default().create_if_missing(true),
+        )
+        .unwrap();
         db.erase_user(&user).unwrap();
     }
     std::fs::write(

@@ -16,10 +16,9 @@ const PARTS: u32 = 3;
 fn open(dir: &tempfile::TempDir, partition: Partition) -> Db {
     let db = Db::open(
         dir.path(),
-        Options {
-            partition: Some(partition),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(partition),
     )
     .unwrap();
     db.set_identity_settings(IdentitySettings {

@@ -53,11 +53,10 @@ fn event(user: u8, kind: u8, day: u8, minute: u16, amount: u16, id: Option<u8>) 
 fn open(dir: &tempfile::TempDir, offset: i32, partition: Partition) -> Db {
     Db::open(
         dir.path(),
-        Options {
-            utc_offset_minutes: Some(offset),
-            partition: Some(partition),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(offset)
+            .partition(partition),
     )
     .expect("open")
 }
@@ -186,10 +185,9 @@ fn a_cluster_refuses_what_would_not_add_up() {
     drop(b);
     let again = Db::open(
         dirs[1].path(),
-        Options {
-            partition: Some(Partition::new(0, 2).unwrap()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(Partition::new(0, 2).unwrap()),
     );
     assert!(again.unwrap_err().to_string().contains("partition"));
 }

@@ -7,7 +7,7 @@ use stickydb::{Db, Error, Event, Options, ProfileUpdate, Sensitive, TagSource};
 #[test]
 fn corrupted_values_surface_as_corruption_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.record(&Event::new("ann", "view", T0).with_id("e1"))
         .unwrap();
     db.update_profile(
@@ -42,7 +42,7 @@ fn corrupted_values_surface_as_corruption_errors() {
         )
         .unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     match db.newest("ann", 10) {
         Err(Error::Corruption(c)) => assert_eq!(c.cf, "events"),
         other => panic!("expected corruption, got {other:?}"),
@@ -65,7 +65,7 @@ fn corrupted_values_surface_as_corruption_errors() {
 #[test]
 fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.update_profile(
         "ann",
         &ProfileUpdate::new().tag("vip", TagSource::Manual, T0, None),
@@ -82,7 +82,7 @@ fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
         )
         .unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     // the store keeps working: reads of the poisoned key are typed errors,
     // other writes go on, and a flush (which runs the merge) succeeds
     assert!(matches!(
@@ -101,7 +101,7 @@ fn a_bad_merge_operand_poisons_the_value_instead_of_failing_rocksdb() {
 #[test]
 fn verify_catches_tampered_aggregates() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let day = db.local_day(T0);
     db.record_batch(&[
         Event::new("ann", "view", T0).with_session("s1"),
@@ -188,14 +188,14 @@ fn verify_catches_tampered_aggregates() {
         let copy = tempfile::tempdir().unwrap();
         let target = copy.path().join("db");
         {
-            let db = Db::open(dir.path(), Options::default()).unwrap();
+            let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
             db.checkpoint(&target).unwrap();
         }
         {
             let r = raw_open(&target);
             tamper(&r);
         }
-        let db = Db::open(&target, Options::default()).unwrap();
+        let db = Db::open(&target, Options::default().create_if_missing(true)).unwrap();
         let report = db.verify().unwrap();
         assert!(!report.is_clean(), "verify missed: {what}");
         assert!(
@@ -226,7 +226,7 @@ fn verify_catches_tampered_ledgers() {
     // Each damage is applied to a fresh copy of one healthy store.
     let healthy = tempfile::tempdir().unwrap();
     {
-        let db = Db::open(healthy.path(), Options::default()).unwrap();
+        let db = Db::open(healthy.path(), Options::default().create_if_missing(true)).unwrap();
         db.set_ledger_settings(LedgerSettings {
             tiers: Tiers {
                 window_days: 30,
@@ -316,7 +316,7 @@ fn verify_catches_tampered_ledgers() {
         let copy = tempfile::tempdir().unwrap();
         let dst = copy.path().join("s");
         {
-            let db = Db::open(healthy.path(), Options::default()).unwrap();
+            let db = Db::open(healthy.path(), Options::default().create_if_missing(true)).unwrap();
             db.checkpoint(&dst).unwrap();
         }
         {
@@ -324,7 +324,7 @@ fn verify_catches_tampered_ledgers() {
             damage(&r);
             r.flush_wal(true).unwrap();
         }
-        let db = Db::open(&dst, Options::default()).unwrap();
+        let db = Db::open(&dst, Options::default().create_if_missing(true)).unwrap();
         let report = db.verify().unwrap();
         assert!(!report.is_clean(), "{what}: verify saw nothing");
     }
@@ -336,7 +336,7 @@ fn verify_catches_tampered_ledgers() {
         r.put_cf(cf, key(1, &[]), [1u8, 0xff, 0xff]).unwrap();
         r.flush_wal(true).unwrap();
     }
-    let db = Db::open(healthy.path(), Options::default()).unwrap();
+    let db = Db::open(healthy.path(), Options::default().create_if_missing(true)).unwrap();
     let before = db.raw_dump().unwrap();
     let err = db
         .points("ann", "n", T0, &PointsOp::earn(1, ""))

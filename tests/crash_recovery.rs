@@ -108,10 +108,7 @@ fn crash_child_writer() {
     };
     let db = Db::open(
         &dir,
-        Options {
-            sync_writes: true,
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).sync_writes(true),
     )
     .unwrap();
     // Continue where the previous (killed) child stopped.
@@ -199,7 +196,7 @@ fn crash_child_writer() {
 fn killed_writer_leaves_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         db.set_ledger_settings(ledger_settings()).unwrap();
         db.set_identity_settings(IdentitySettings {
             anonymous_prefixes: vec!["visitor-".into()],
@@ -246,7 +243,7 @@ fn killed_writer_leaves_consistent_store() {
         child.wait().unwrap();
         assert!(seen >= kill_after, "child stopped early in round {round}");
 
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         assert_clean(&db);
         // every acknowledged erasure held
         for i in (0..acked).filter(|i| i % 3 == 0) {

@@ -61,7 +61,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn the_worked_example_of_the_docs() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     example(&db);
     let list = db.experiments().list().unwrap();
     assert_eq!(list.len(), 1);
@@ -169,7 +169,7 @@ fn the_worked_example_of_the_docs() {
 #[test]
 fn bad_exposures_are_refused_with_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let before = db.raw_dump().unwrap();
     let cases = [
         (
@@ -233,10 +233,9 @@ fn bad_exposures_are_refused_with_nothing_written() {
 #[test]
 fn the_exposure_kind_is_fixed_at_creation_and_is_no_activity() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        exposure_kind: Some("ab_seen".into()),
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .create_if_missing(true)
+        .exposure_kind("ab_seen");
     let db = Db::open(dir.path(), opts).unwrap();
     assert_eq!(
         db.metric_settings().non_activity_kinds,
@@ -256,17 +255,16 @@ fn the_exposure_kind_is_fixed_at_creation_and_is_no_activity() {
     drop(db);
     match Db::open(
         dir.path(),
-        Options {
-            exposure_kind: Some("exposure".into()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .exposure_kind("exposure"),
     ) {
         Err(Error::Open(OpenError::SettingMismatch { setting, .. })) => {
             assert_eq!(setting, "exposure_kind")
         }
         other => panic!("expected a mismatch, got {:?}", other.map(|_| ())),
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.experiment_settings().exposure_kind, "ab_seen");
     assert_clean(&db);
 }
@@ -274,7 +272,7 @@ fn the_exposure_kind_is_fixed_at_creation_and_is_no_activity() {
 #[test]
 fn erasure_and_merges_keep_assignments_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     example(&db);
     assert!(db.erase_user("b1").unwrap());
     let conv = report(&db, "conversion:purchase:7d");
@@ -335,18 +333,17 @@ fn a_cluster_answers_as_one_store() {
         }
     }
     let whole_dir = tempfile::tempdir().unwrap();
-    let whole = Db::open(whole_dir.path(), Options::default()).unwrap();
+    let whole = Db::open(whole_dir.path(), Options::default().create_if_missing(true)).unwrap();
     whole.record_batch(&events).unwrap();
     let dirs: Vec<tempfile::TempDir> = (0..PARTS).map(|_| tempfile::tempdir().unwrap()).collect();
     let parts: Vec<Db> = (0..PARTS)
         .map(|i| {
-            let partition = Some(Partition::new(i, PARTS).unwrap());
+            let partition = Partition::new(i, PARTS).unwrap();
             Db::open(
                 dirs[i as usize].path(),
-                Options {
-                    partition,
-                    ..Options::default()
-                },
+                Options::default()
+                    .create_if_missing(true)
+                    .partition(partition),
             )
             .unwrap()
         })
@@ -401,13 +398,13 @@ fn a_cluster_answers_as_one_store() {
 fn verify_finds_damaged_assignments_and_a_rebuild_repairs_them() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         example(&db);
         db.record(&Event::new("plain", "view", T0)).unwrap();
         assert_clean(&db);
     }
     let (c1, plain) = {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         (
             db.user_id("c1").unwrap().unwrap(),
             db.user_id("plain").unwrap().unwrap(),
@@ -428,7 +425,7 @@ fn verify_finds_damaged_assignments_and_a_rebuild_repairs_them() {
         .unwrap();
         raw.flush_cf(cf).unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let report = db.verify().unwrap();
     let text = report.problems.join("\n");
     assert!(

@@ -398,7 +398,7 @@ proptest! {
         offset in prop_oneof![Just(0i32), Just(480), Just(-300)],
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), Options { utc_offset_minutes: Some(offset), ..Options::default() }).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true).utc_offset_minutes(offset)).unwrap();
         let mut model = Model::default();
         for op in &ops {
             match op {

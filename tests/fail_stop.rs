@@ -62,7 +62,7 @@ fn fail_stop_child() {
         return;
     };
     let dir = Path::new(&dir);
-    let db = Db::open(dir, Options::default()).unwrap();
+    let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(settings(100)).unwrap();
     for i in 0..20 {
         db.record(&Event::new(format!("u{i}"), "purchase", T0 + i).with_amount(5_000))
@@ -100,7 +100,7 @@ fn fail_stop_child() {
     drop(db);
 
     // reopened: nothing of the failed write, and writes work
-    let db = Db::open(dir, Options::default()).unwrap();
+    let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
     assert_eq!(db.ledger_settings(), settings(100));
     assert!(db.pending_job().is_none());
     assert_eq!(db.user_id("late").unwrap(), None);

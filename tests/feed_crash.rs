@@ -64,10 +64,7 @@ fn feed_crash_child() {
     };
     let db = Db::open(
         &dir,
-        Options {
-            sync_writes: true,
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).sync_writes(true),
     )
     .unwrap();
     let start: usize = std::env::var("STICKYDB_FEED_CRASH_START")
@@ -85,7 +82,7 @@ fn feed_crash_child() {
 #[test]
 fn killed_writer_and_advance_lose_or_double_no_change() {
     let dir = tempfile::tempdir().unwrap();
-    Db::open(dir.path(), Options::default()).unwrap();
+    Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut next = 0usize;
     // kills that hit an advance (the clock had moved for the step in flight)
@@ -130,7 +127,7 @@ fn killed_writer_and_advance_lose_or_double_no_change() {
         assert!(seen >= kill_after, "child stopped early in round {round}");
         // the step in flight is re-run: its events are deduplicated, its
         // advance settles whoever is still due
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         assert_clean(&db);
         if db.clock_ms() == Some(now(next)) {
             mid_advance += 1;
@@ -145,12 +142,16 @@ fn killed_writer_and_advance_lose_or_double_no_change() {
     // are duplicates and its clock is behind), then compare with a store
     // that ran every step once.
     let last = next + 30;
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     for i in next..last {
         step(&db, i);
     }
     let reference_dir = tempfile::tempdir().unwrap();
-    let reference = Db::open(reference_dir.path(), Options::default()).unwrap();
+    let reference = Db::open(
+        reference_dir.path(),
+        Options::default().create_if_missing(true),
+    )
+    .unwrap();
     for i in 0..last {
         step(&reference, i);
     }

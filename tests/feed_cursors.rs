@@ -17,7 +17,7 @@ fn new_user(db: &Db, i: usize) {
 fn a_whole_trim_and_a_reopen_do_not_reuse_cursors() {
     let dir = tempfile::tempdir().unwrap();
     let last = {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         for i in 0..50 {
             new_user(&db, i);
         }
@@ -30,10 +30,10 @@ fn a_whole_trim_and_a_reopen_do_not_reuse_cursors() {
     };
     // twice: the high-water mark outlives a second reopen with nothing new
     for _ in 0..2 {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         db.close().unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     new_user(&db, 99);
     let entries = db.feed(0, 10).unwrap();
     assert_eq!(entries.len(), 1);
@@ -47,10 +47,10 @@ fn a_whole_trim_and_a_reopen_do_not_reuse_cursors() {
     let head = db.feed_head().unwrap();
     db.trim_feed(head - 1).unwrap();
     drop(db);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.trim_feed(head).unwrap();
     drop(db);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     new_user(&db, 101);
     assert!(db.feed(0, 10).unwrap()[0].cursor > head);
     assert_clean(&db);
@@ -59,7 +59,7 @@ fn a_whole_trim_and_a_reopen_do_not_reuse_cursors() {
 #[test]
 fn concurrent_writers_get_each_cursor_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     std::thread::scope(|s| {
         for t in 0..4 {
             let db = &db;

@@ -64,10 +64,9 @@ fn the_documented_example_holds() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
         dir.path(),
-        Options {
-            utc_offset_minutes: Some(480),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(480),
     )
     .unwrap();
     let ann = |s: &str| s.to_owned();

@@ -46,11 +46,10 @@ fn fill(db: &Db) {
 /// Checks that a read-only open of a format-`found` store is refused with
 /// `NeedsMigration`; returns the read-only options for later opens.
 fn refused_read_only(path: &std::path::Path, found: u32) -> Options {
-    let read_only = Options {
-        read_only: true,
-        create_if_missing: false,
-        ..Options::default()
-    };
+    let read_only = Options::default()
+        .create_if_missing(true)
+        .read_only(true)
+        .create_if_missing(false);
     match Db::open(path, read_only.clone()) {
         Err(Error::Open(OpenError::NeedsMigration { found: f, current }))
             if f == found && current == stickydb::store::FORMAT_VERSION => {}
@@ -63,7 +62,7 @@ fn refused_read_only(path: &std::path::Path, found: u32) -> Options {
 /// answers it gave before anything was done to it.
 fn filled_store() -> (tempfile::TempDir, i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     fill(&db);
     let day = db.local_day(T0);
     let before = metric_snapshot(&db, day - 1, day + 50);
@@ -91,7 +90,7 @@ fn fixture(version: u32) -> (tempfile::TempDir, i32, String) {
 fn migrates(version: u32) -> (tempfile::TempDir, Db) {
     let (dir, day, before) = fixture(version);
     let read_only = refused_read_only(dir.path(), version);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     assert_clean(&db);
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
     drop(db);
@@ -99,7 +98,7 @@ fn migrates(version: u32) -> (tempfile::TempDir, Db) {
     let db = Db::open(dir.path(), read_only).unwrap();
     assert_eq!(metric_snapshot(&db, day - 1, day + 50), before);
     drop(db);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     (dir, db)
 }
 
@@ -290,7 +289,7 @@ fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
     {
         // a tier set in the metrics cf, which the rebuild must keep
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         let mut s = db.ledger_settings();
         s.tiers.levels = vec![stickydb::ledger::TierLevel {
             name: "gold".into(),
@@ -313,7 +312,7 @@ fn rebuild_repairs_damaged_aggregates() {
         let a = stickydb::keys::activity::session(3, "s1");
         r.delete_cf(r.cf_handle("activity").unwrap(), a).unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     assert!(!db.verify().unwrap().is_clean());
     assert_eq!(db.rebuild_aggregates().unwrap(), 25 * 30);
     assert_clean(&db);

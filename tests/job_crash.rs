@@ -87,7 +87,7 @@ fn event(i: usize) -> Event {
 }
 
 fn build_base(path: &Path) {
-    let db = Db::open(path, Options::default()).unwrap();
+    let db = Db::open(path, Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(ledger_settings(400)).unwrap();
     let events: Vec<Event> = (0..EVENTS).map(event).collect();
     for chunk in events.chunks(5_000) {
@@ -193,17 +193,16 @@ fn job_child() {
     if job == "create" {
         let db = Db::open(
             &dir,
-            Options {
-                partition: Some(Partition::new(1, 3).unwrap()),
-                ..Options::default()
-            },
+            Options::default()
+                .create_if_missing(true)
+                .partition(Partition::new(1, 3).unwrap()),
         )
         .unwrap();
         db.close().unwrap();
         return;
     }
     // (a migration is what this open runs)
-    let db = Db::open(&dir, Options::default()).unwrap();
+    let db = Db::open(&dir, Options::default().create_if_missing(true)).unwrap();
     match job.as_str() {
         "rebuild" => {
             db.rebuild_aggregates().unwrap();
@@ -249,7 +248,7 @@ fn stage_model_b() -> StageModel {
 /// documented call finishes it, verify is clean and the events are as
 /// they were. Returns whether a job was left recorded.
 fn check_after_kill(job: &str, dir: &Path, before: &[Raw]) -> bool {
-    let db = Db::open(dir, Options::default()).unwrap();
+    let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
     let pending = db.pending_job();
     if let Some(p) = &pending {
         assert!(!p.running, "{job}: {p:?}");
@@ -295,7 +294,7 @@ fn kill_job_repeatedly(job: &str) {
     );
     if job == "rebuild" {
         // a write at a stored (user, instant) adds an event, never replaces one
-        let db = Db::open(&dir, Options::default()).unwrap();
+        let db = Db::open(&dir, Options::default().create_if_missing(true)).unwrap();
         let stored = db.newest("u0", 100_000).unwrap();
         let at = stored[0].event.ts_ms;
         db.record(&Event::new("u0", "view", at)).unwrap();
@@ -332,7 +331,7 @@ fn a_killed_stage_model_change_is_finished() {
 fn base_with(tmp: &Path, extra: impl FnOnce(&Db)) -> PathBuf {
     let base = tmp.join("base");
     build_base(&base);
-    let db = Db::open(&base, Options::default()).unwrap();
+    let db = Db::open(&base, Options::default().create_if_missing(true)).unwrap();
     extra(&db);
     db.close().unwrap();
     base
@@ -408,17 +407,19 @@ fn a_killed_erasure_of_a_large_user_is_finished() {
     kill_on_copies("erase", tmp.path(), &base, |round, dir, reference| {
         let after = events_cf(reference);
         assert_eq!(after.len(), whale_less);
-        let left = Db::open(dir, Options::default()).unwrap().pending_job();
+        let left = Db::open(dir, Options::default().create_if_missing(true))
+            .unwrap()
+            .pending_job();
         if left.is_none() {
             // killed before the job started, or after it ended
-            let db = Db::open(dir, Options::default()).unwrap();
+            let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
             db.erase_user(WHALE).unwrap();
             db.close().unwrap();
         }
         let interrupted = check_after_kill("erase", dir, &after);
-        let db = Db::open(dir, Options::default()).unwrap();
+        let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
         assert_eq!(db.user_id(WHALE).unwrap(), None, "round {round}");
-        let other = Db::open(reference, Options::default()).unwrap();
+        let other = Db::open(reference, Options::default().create_if_missing(true)).unwrap();
         let day = db.local_day(T0);
         assert_eq!(
             db.metrics().active(None, day - 1, day + 400, None).unwrap(),
@@ -466,7 +467,7 @@ fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
     });
     kill_on_copies("claim", tmp.path(), &base, |round, dir, reference| {
         let (after, want) = {
-            let db = Db::open(reference, Options::default()).unwrap();
+            let db = Db::open(reference, Options::default().create_if_missing(true)).unwrap();
             assert_clean(&db);
             let want = sharers(&db);
             assert!(want
@@ -475,7 +476,7 @@ fn a_killed_late_claim_of_a_share_with_many_touchers_is_finished() {
             db.close().unwrap();
             (events_cf(reference), want)
         };
-        let db = Db::open(dir, Options::default()).unwrap();
+        let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
         let pending = db.pending_job();
         if let Some(p) = &pending {
             match db.record(&Event::new("u1", "view", T0)) {
@@ -517,8 +518,8 @@ fn a_killed_migration_of_the_oldest_format_resumes_on_open() {
         // the open resumes the migration: nothing is left recorded
         check_after_kill("migration", &dir, &before);
         let (a, b) = (
-            Db::open(&dir, Options::default()).unwrap(),
-            Db::open(&reference, Options::default()).unwrap(),
+            Db::open(&dir, Options::default().create_if_missing(true)).unwrap(),
+            Db::open(&reference, Options::default().create_if_missing(true)).unwrap(),
         );
         let day = a.local_day(T0);
         let (ma, mb) = (a.metrics(), b.metrics());
@@ -541,13 +542,7 @@ fn a_killed_creation_leaves_no_store_or_a_whole_one() {
         let dir = tmp.path().join(format!("round-{round}"));
         let at = whole.mul_f64(rng.fraction());
         run_child("create", &dir, Some(at));
-        let reopened = Db::open(
-            &dir,
-            Options {
-                create_if_missing: false,
-                ..Options::default()
-            },
-        );
+        let reopened = Db::open(&dir, Options::default().create_if_missing(false));
         match reopened {
             Ok(db) => {
                 assert_eq!(
@@ -563,10 +558,9 @@ fn a_killed_creation_leaves_no_store_or_a_whole_one() {
         // and creating it again works either way
         let db = Db::open(
             &dir,
-            Options {
-                partition: Some(Partition::new(1, 3).unwrap()),
-                ..Options::default()
-            },
+            Options::default()
+                .create_if_missing(true)
+                .partition(Partition::new(1, 3).unwrap()),
         )
         .unwrap();
         assert_eq!(db.partition(), Partition::new(1, 3).unwrap());

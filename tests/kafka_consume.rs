@@ -151,10 +151,9 @@ fn ledger() -> LedgerSettings {
 fn create_plain(path: &Path, p: i32) -> Db {
     Db::open(
         path,
-        Options {
-            partition: Some(Partition::new(p as u32, PARTITIONS as u32).unwrap()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(Partition::new(p as u32, PARTITIONS as u32).unwrap()),
     )
     .unwrap()
 }
@@ -209,7 +208,7 @@ fn one_pass(path: &Path, p: i32, messages: &[(String, Vec<u8>)]) -> Db {
 }
 
 fn open(path: &Path) -> Db {
-    Db::open(path, Options::default()).unwrap()
+    Db::open(path, Options::default().create_if_missing(true)).unwrap()
 }
 
 /// Everything a user of the store could ask, users named.
@@ -324,7 +323,11 @@ fn consume_survives_sigkills_and_a_lost_store_is_rebuilt() {
     assert_same(&open(&r), &open(&c), "rebuilt from checkpoint + replay");
 
     // The two partitions answer together as one store of every message.
-    let whole = Db::open(tmp.path().join("whole-all"), Options::default()).unwrap();
+    let whole = Db::open(
+        tmp.path().join("whole-all"),
+        Options::default().create_if_missing(true),
+    )
+    .unwrap();
     whole.set_ledger_settings(ledger()).unwrap();
     let events: Vec<Event> = whole_events
         .iter()
@@ -504,7 +507,11 @@ fn merges_cross_partitions_through_the_log() {
 
     // The same stream into one store, in produce order.
     let tmp = tempfile::tempdir().unwrap();
-    let whole = Db::open(tmp.path().join("whole"), Options::default()).unwrap();
+    let whole = Db::open(
+        tmp.path().join("whole"),
+        Options::default().create_if_missing(true),
+    )
+    .unwrap();
     let identity = stickydb::IdentitySettings {
         anonymous_prefixes: vec!["anon-".into()],
     };

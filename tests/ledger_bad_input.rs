@@ -233,10 +233,7 @@ fn a_read_only_store_refuses_every_operation() {
     drop(db);
     let db = Db::open(
         dir.path(),
-        Options {
-            read_only: true,
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).read_only(true),
     )
     .unwrap();
     assert!(matches!(

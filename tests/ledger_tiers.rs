@@ -49,10 +49,9 @@ fn upgrades_on_earn_and_downgrades_when_growth_leaves_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
         dir.path(),
-        Options {
-            utc_offset_minutes: Some(120),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(120),
     )
     .unwrap();
     db.set_ledger_settings(tiers(30)).unwrap();

@@ -7,10 +7,9 @@ use stickydb::metrics::{Condition, StageInput, StageModel, StageRule};
 use stickydb::{Db, Error, Event, EventKind, OpenError, Options};
 
 fn opts(non_activity: Option<&[&str]>) -> Options {
-    Options {
-        non_activity_kinds: non_activity.map(|v| v.iter().map(|s| s.to_string()).collect()),
-        ..Options::default()
-    }
+    let mut o = Options::default().create_if_missing(true);
+    o.non_activity_kinds = non_activity.map(|v| v.iter().map(|s| s.to_string()).collect());
+    o
 }
 
 #[test]

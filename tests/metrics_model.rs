@@ -431,11 +431,10 @@ fn run(
     };
     let db = Db::open(
         dir.path(),
-        Options {
-            utc_offset_minutes: Some(offset_min),
-            non_activity_kinds: Some(non_activity.iter().map(|s| s.to_string()).collect()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(offset_min)
+            .non_activity_kinds(non_activity.iter().copied()),
     )
     .unwrap();
     let mut model = Model {
@@ -493,7 +492,7 @@ fn run(
     check(&db, &model, &filter);
     drop(db);
     // and after a reopen, from disk
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     check(&db, &model, &filter);
 }
 

@@ -5,10 +5,9 @@ use common::*;
 use stickydb::{Db, Error, Event, OpenError, Options};
 
 fn with_offset(m: Option<i32>) -> Options {
-    Options {
-        utc_offset_minutes: m,
-        ..Options::default()
-    }
+    let mut o = Options::default().create_if_missing(true);
+    o.utc_offset_minutes = m;
+    o
 }
 
 #[test]
@@ -41,18 +40,12 @@ fn out_of_range_offsets_and_missing_stores() {
         Err(Error::Open(OpenError::OffsetOutOfRange { minutes: 900 }))
     ));
     let missing = dir.path().join("nope");
-    let opts = Options {
-        create_if_missing: false,
-        ..Options::default()
-    };
+    let opts = Options::default().create_if_missing(false);
     assert!(matches!(
         Db::open(&missing, opts),
         Err(Error::Open(OpenError::Missing { .. }))
     ));
-    let ro = Options {
-        read_only: true,
-        ..Options::default()
-    };
+    let ro = Options::default().create_if_missing(true).read_only(true);
     assert!(matches!(
         Db::open(&missing, ro),
         Err(Error::Open(OpenError::Missing { .. }))
@@ -62,7 +55,7 @@ fn out_of_range_offsets_and_missing_stores() {
 #[test]
 fn read_only_opens_read_merged_state_and_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.record(&Event::new("ann", "view", T0)).unwrap();
     db.update_profile(
         "ann",
@@ -72,10 +65,7 @@ fn read_only_opens_read_merged_state_and_refuse_writes() {
     drop(db);
     let ro = Db::open(
         dir.path(),
-        Options {
-            read_only: true,
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).read_only(true),
     )
     .unwrap();
     // merge operands (tag index, counters) are resolved in a read-only open too
@@ -91,7 +81,7 @@ fn read_only_opens_read_merged_state_and_refuse_writes() {
 #[test]
 fn unknown_format_version_and_foreign_databases_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(Db::open(dir.path(), Options::default()).unwrap());
+    drop(Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap());
     {
         let raw = raw_open(dir.path());
         let meta = raw.cf_handle("meta").unwrap();
@@ -99,7 +89,7 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
         raw.put_cf(meta, b"format_version", [1u8, 99]).unwrap();
     }
     assert!(matches!(
-        Db::open(dir.path(), Options::default()),
+        Db::open(dir.path(), Options::default().create_if_missing(true)),
         Err(Error::Open(OpenError::UnsupportedFormat {
             found: 99,
             supported: stickydb::store::FORMAT_VERSION
@@ -118,16 +108,15 @@ fn unknown_format_version_and_foreign_databases_are_refused() {
     assert!(matches!(
         Db::open(
             foreign.path(),
-            Options {
-                read_only: true,
-                create_if_missing: false,
-                ..Options::default()
-            }
+            Options::default()
+                .create_if_missing(true)
+                .read_only(true)
+                .create_if_missing(false)
         ),
         Err(Error::Open(OpenError::NotAStore { .. }))
     ));
     assert!(matches!(
-        Db::open(foreign.path(), Options::default()),
+        Db::open(foreign.path(), Options::default().create_if_missing(true)),
         Err(Error::Open(OpenError::NotAStore { .. }))
     ));
 }
@@ -143,11 +132,10 @@ fn a_creation_that_fails_midway_leaves_no_store() {
     let third = stickydb::Partition::new(1, 3).unwrap();
     let failed = Db::open(
         &path,
-        Options {
-            partition: Some(third),
-            exposure_kind: Some(String::new()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(third)
+            .exposure_kind(String::new()),
     );
     assert!(matches!(
         failed,
@@ -158,22 +146,13 @@ fn a_creation_that_fails_midway_leaves_no_store() {
     ));
     // nothing was created: without creating, there is no store
     assert!(matches!(
-        Db::open(
-            &path,
-            Options {
-                create_if_missing: false,
-                ..Options::default()
-            }
-        ),
+        Db::open(&path, Options::default().create_if_missing(false)),
         Err(Error::Open(OpenError::Missing { .. }))
     ));
     // and creating it again makes it whole
     let db = Db::open(
         &path,
-        Options {
-            partition: Some(third),
-            ..Options::default()
-        },
+        Options::default().create_if_missing(true).partition(third),
     )
     .unwrap();
     assert_eq!(db.partition(), third);

@@ -11,10 +11,9 @@ use stickydb::{Db, Error, Event, Options, Partition, Problem};
 fn partitioned(dir: &tempfile::TempDir, index: u32, count: u32) -> Db {
     Db::open(
         dir.path(),
-        Options {
-            partition: Some(Partition::new(index, count).unwrap()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(Partition::new(index, count).unwrap()),
     )
     .unwrap()
 }
@@ -85,7 +84,7 @@ fn another_partitions_user_is_refused_by_position_and_nothing_is_written() {
 #[test]
 fn log_positions_are_checked_and_only_move_forward() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let e = [Event::new("a", "view", common::T0)];
     let at = |topic: &str, partition: i32, next_offset: i64| LogPosition {
         topic: topic.into(),
@@ -126,13 +125,11 @@ fn a_partition_is_fixed_at_creation() {
     let dir = tempfile::tempdir().unwrap();
     drop(partitioned(&dir, 2, 4));
     let reopen = |p: Option<Partition>| {
-        Db::open(
-            dir.path(),
-            Options {
-                partition: p,
-                ..Options::default()
-            },
-        )
+        Db::open(dir.path(), {
+            let mut o = Options::default().create_if_missing(true);
+            o.partition = p;
+            o
+        })
     };
     assert_eq!(
         reopen(None).unwrap().partition(),
@@ -148,13 +145,12 @@ fn a_partition_is_fixed_at_creation() {
     assert!(err.to_string().contains("partition"), "{err}");
     // An unpartitioned store stays one.
     let other = tempfile::tempdir().unwrap();
-    drop(Db::open(other.path(), Options::default()).unwrap());
+    drop(Db::open(other.path(), Options::default().create_if_missing(true)).unwrap());
     let err = Db::open(
         other.path(),
-        Options {
-            partition: Some(Partition::new(0, 2).unwrap()),
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .partition(Partition::new(0, 2).unwrap()),
     )
     .unwrap_err();
     assert!(err.to_string().contains("partition = 0/1"), "{err}");

@@ -23,7 +23,7 @@ const THREADS: u64 = 4;
 const USERS_PER_THREAD: u64 = 150;
 
 fn open(dir: &std::path::Path) -> Db {
-    let db = Db::open(dir, Options::default()).unwrap();
+    let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(LedgerSettings {
         rules: vec![EarnRule {
             kind: REFERRAL_KIND.into(),

@@ -16,7 +16,7 @@ fn at(day: i64, hour: i64, minute: i64) -> i64 {
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     (dir, db)
 }
 
@@ -178,7 +178,7 @@ fn the_group_buy_example() {
 fn verify_finds_damaged_social_records_and_rebuild_repairs_them() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         db.record(&Event::new("ann", "share", at(1, 10, 0)).with_share_id("s1"))
             .unwrap();
         db.record(&Event::new("bob", "view", at(2, 9, 0)).with_via("s1"))
@@ -207,7 +207,7 @@ fn verify_finds_damaged_social_records_and_rebuild_repairs_them() {
             .unwrap();
         raw.flush_cf(cf).unwrap();
     }
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let report = db.verify().unwrap();
     let social: Vec<&String> = report
         .problems

@@ -15,7 +15,7 @@ const VISITORS: i64 = 2_500;
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(LedgerSettings {
         rules: vec![EarnRule {
             kind: REFERRAL_KIND.into(),

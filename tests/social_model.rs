@@ -625,7 +625,7 @@ fn check(db: &Db, m: &Model, merged: bool) -> Result<(), TestCaseError> {
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(stickydb::ledger::LedgerSettings {
         rules: vec![stickydb::ledger::EarnRule {
             kind: stickydb::ledger::REFERRAL_KIND.into(),
@@ -688,7 +688,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     check(&db, &m, merged)?;
     // reopened, the same
     drop(db);
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     check(&db, &m, merged)
 }
 
@@ -706,7 +706,7 @@ proptest! {
 #[test]
 fn a_late_share_attributes_earlier_touches() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     let t = T0 + DAY_MS;
     db.record(&Event::new("bob", "view", t).with_via("s1"))
         .unwrap();

@@ -13,7 +13,7 @@ const T0: i64 = 1_709_251_200_000;
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
     db.set_ledger_settings(LedgerSettings {
         rules: vec![
             EarnRule {

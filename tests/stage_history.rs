@@ -29,10 +29,7 @@ proptest! {
         batch in 1usize..20,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), Options {
-            utc_offset_minutes: Some(offset_min),
-            ..Options::default()
-        }).unwrap();
+        let db = Db::open(dir.path(), Options::default().create_if_missing(true).utc_offset_minutes(offset_min)).unwrap();
         let mut model = Model { offset_min, non_activity: vec![], events: Vec::new() };
         // arrival order is the generated order: late and out of order
         let list: Vec<Event> = evs.iter().map(|&(u, day, minute, k, amount)| {

@@ -11,10 +11,9 @@ use stickydb::{Db, Event, Options, PointsOp, ProfileUpdate, TagSource};
 fn open(dir: &std::path::Path, cache_users: usize) -> Db {
     Db::open(
         dir,
-        Options {
-            user_cache_entries: cache_users,
-            ..Options::default()
-        },
+        Options::default()
+            .create_if_missing(true)
+            .user_cache_entries(cache_users),
     )
     .unwrap()
 }

@@ -174,7 +174,7 @@ fn txns_of(m: &Account, holds_only: bool) -> Vec<String> {
 
 fuzz_target!(|ops: Vec<Op>| {
     let Ok(dir) = tempfile::tempdir() else { return };
-    let Ok(mut db) = Db::open(dir.path(), Options::default()) else {
+    let Ok(mut db) = Db::open(dir.path(), Options::default().create_if_missing(true)) else {
         return;
     };
     if db
@@ -470,7 +470,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Reopen => {
                 drop(db);
-                db = Db::open(dir.path(), Options::default()).expect("reopen");
+                db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("reopen");
             }
         }
         if let Some((named, txn, at, op)) = call {

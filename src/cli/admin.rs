@@ -22,6 +22,8 @@ pub(super) fn init(
             utc_offset_minutes: Some(minutes),
             partition,
             exposure_kind: exposure_kind.map(str::to_owned),
+            // (`init` is the command that creates a store)
+            create_if_missing: true,
             ..Options::default()
         },
     )?;

@@ -489,6 +489,7 @@ pub(super) fn import_cmd(
             &cli.db,
             Options {
                 utc_offset_minutes: Some(parse_utc_offset(o)?),
+                create_if_missing: true,
                 ..Options::default()
             },
         )?,

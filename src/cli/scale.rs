@@ -290,6 +290,7 @@ pub(super) fn consume(cli: &Cli, args: &ConsumeArgs) -> Result<(), Error> {
                     .map(super::parse_utc_offset)
                     .transpose()?,
                 partition: Some(crate::Partition::new(index, count)?),
+                create_if_missing: true,
                 ..Options::default()
             },
         )?

@@ -59,7 +59,7 @@ pub struct ExportSummary {
 /// ```
 /// # fn main() -> Result<(), stickydb::Error> {
 /// let dir = tempfile::tempdir()?;
-/// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+/// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
 /// db.record(&stickydb::Event::new("alice", "view", 0))?;
 /// let mut out = Vec::new();
 /// let summary = stickydb::clickhouse::export(&db, 0, 0, 1, &mut out)?;

@@ -36,8 +36,8 @@ use crate::Db;
 /// use stickydb::{cluster::Cluster, Db, Event, Options, Partition};
 /// let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
 /// let open = |i: u32| {
-///     let partition = Some(Partition::new(i, 2)?);
-///     Db::open(dirs[i as usize].path(), Options { partition, ..Options::default() })
+///     let partition = Partition::new(i, 2)?;
+///     Db::create(dirs[i as usize].path(), Options::default().partition(partition))
 /// };
 /// let stores = [open(0)?, open(1)?];
 /// for user in ["alice", "bob", "carol"] {

@@ -115,6 +115,7 @@ pub fn decode_limited<T: DeserializeOwned>(
 /// Decodes the leading fields of a value written by [`encode`]: `T` must be a
 /// struct whose fields are the first fields of the stored type, in order.
 /// Lets a scan read a small head of a large value without decoding the rest.
+#[cfg(feature = "internals")]
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     match format {

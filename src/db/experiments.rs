@@ -14,7 +14,7 @@ impl Db {
     /// use stickydb::experiments::{ExperimentQuery, MetricSpec};
     /// use stickydb::{Event, PropValue};
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let t = 1_700_000_000_000;
     /// let exposure = |user: &str, variant: &str| {
     ///     Event::new(user, "exposure", t)

@@ -20,7 +20,7 @@ impl Db {
     /// ```
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let day_ms = 86_400_000;
     /// db.record(&stickydb::Event::new("ann", "view", 19_800 * day_ms))?;
     /// let report = db.advance(19_840 * day_ms)?;

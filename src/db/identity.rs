@@ -24,7 +24,7 @@ impl Db {
     /// # fn main() -> Result<(), stickydb::Error> {
     /// use stickydb::{Db, Event, IdentitySettings, MergeOptions, Options};
     /// let dir = tempfile::tempdir()?;
-    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let db = Db::create(dir.path(), Options::default())?;
     /// db.set_identity_settings(IdentitySettings { anonymous_prefixes: vec!["anon:".into()] })?;
     /// let day = 86_400_000;
     /// db.record(&Event::new("anon:42", "view", 19_800 * day))?;
@@ -46,9 +46,7 @@ impl Db {
         merge_id: &str,
         options: MergeOptions,
     ) -> Result<MergeOutcome> {
-        let identity = self.identity_settings.read().clone();
-        self.writer()
-            .merge(from, into, merge_id, options, &identity)
+        self.writer().merge(from, into, merge_id, options)
     }
 
     /// The merges that made aliases of `user` (or of the user an alias

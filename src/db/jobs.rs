@@ -44,7 +44,7 @@ impl Db {
     /// ```
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// assert!(db.pending_job().is_none());
     /// db.rebuild_aggregates()?; // a job: recorded, run, removed
     /// assert!(db.pending_job().is_none());

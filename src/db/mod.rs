@@ -6,33 +6,33 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, Result};
 use crate::kinds::{EventKind, KindRegistry};
-use crate::ledger::{
-    self, Account, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot, PointsOp, PointsOutcome,
-    TierChange,
-};
+use crate::ledger::{self, LedgerSettings};
 use crate::metrics::{self, MetricSettings, Metrics};
 use crate::order::{Level, Mutex, RwLock};
-use crate::profiles::{self, Profile, ProfileUpdate, Sensitive};
+use crate::profiles::{Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
 use crate::store::{Cf, Options, Settings, Store};
-use crate::timeline::{self, Event, RecordOutcome, StoredEvent};
-use crate::users::{self, Allocator, LockStripes};
+use crate::timeline::{Event, RecordOutcome, StoredEvent};
+use crate::users::{Allocator, LockStripes};
 use crate::verify::{self, VerifyReport};
-use crate::write::{self, Writer};
+use crate::write::{self, Transaction, Writer};
 use roaring::RoaringBitmap;
 
 mod experiments;
 mod feed;
 mod identity;
 mod jobs;
+mod loyalty;
 mod partition;
+mod snapshot;
 mod social;
 mod stats;
 
 pub use jobs::JobInfo;
 pub use partition::{Handover, MAX_HANDOVER_EVENTS};
+pub use snapshot::Snapshot;
 pub use stats::{CfStats, Stats};
 
 /// Number of per-user lock stripes. Enough that two writers of different
@@ -45,7 +45,7 @@ const LOCK_STRIPES: usize = 1024;
 /// ```
 /// # fn main() -> Result<(), stickydb::Error> {
 /// let dir = tempfile::tempdir()?;
-/// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+/// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
 /// db.record(&stickydb::Event::new("alice", "view", 1_700_000_000_000))?;
 /// assert_eq!(db.user_count()?, 1);
 /// # Ok(()) }
@@ -98,7 +98,42 @@ impl Drop for Db {
 pub type RawEntry = (&'static str, Vec<u8>, Vec<u8>);
 
 impl Db {
-    /// Opens the store at `path`, creating it when `options.create_if_missing`.
+    /// Creates a new store at `path` (a missing or empty directory) and
+    /// opens it; refuses a directory that holds a store already
+    /// ([`crate::OpenError::Exists`]), so a second `create` never reopens
+    /// someone's data by mistake.
+    ///
+    /// ```
+    /// use stickydb::{Db, Error, OpenError, Options};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// Db::create(dir.path(), Options::default())?.close()?;
+    /// assert!(matches!(
+    ///     Db::create(dir.path(), Options::default()),
+    ///     Err(Error::Open(OpenError::Exists { .. }))
+    /// ));
+    /// // a mistyped path is not silently created
+    /// assert!(Db::open(dir.path().join("typo"), Options::default()).is_err());
+    /// Db::open(dir.path(), Options::default())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path = path.as_ref();
+        if crate::store::holds_store(path) {
+            return Err(crate::error::OpenError::Exists {
+                path: path.display().to_string(),
+            }
+            .into());
+        }
+        let mut options = options;
+        options.create_if_missing = true;
+        options.read_only = false;
+        Self::open(path, options)
+    }
+
+    /// Opens the store at `path`. A missing store is refused
+    /// ([`crate::OpenError::Missing`]) unless `options.create_if_missing`
+    /// (off by default; [`Db::create`] is the call that creates).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         let mut store = Store::open(path.as_ref(), &options)?;
         let found = store.format_found();
@@ -110,7 +145,7 @@ impl Db {
             .into());
         }
         let allocator = Allocator::recover(&store)?;
-        let kinds = KindRegistry::load(&store)?;
+        let kinds = KindRegistry::load(&store, options.kinds.as_ref())?;
         let experiment_settings =
             crate::experiments::load_settings(&store, options.exposure_kind.as_deref())?;
         let metric_settings = metrics::load_settings(
@@ -160,6 +195,11 @@ impl Db {
         self.store.settings()
     }
 
+    /// Which event kinds the store accepts (fixed at creation).
+    pub fn kind_policy(&self) -> &crate::store::KindPolicy {
+        self.kinds.policy()
+    }
+
     /// The local day (SPEC §2) of a timestamp under this store's offset.
     pub fn local_day(&self, ts_ms: i64) -> i32 {
         crate::time::local_day(ts_ms, self.settings().utc_offset_minutes)
@@ -179,6 +219,7 @@ impl Db {
             social: &self.social,
             exposure_kind: &self.experiment_settings.exposure_kind,
             advance_lock: &self.advance_lock,
+            identity_settings: &self.identity_settings,
         }
     }
 
@@ -187,7 +228,7 @@ impl Db {
     /// ```
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let day = 19_800; // a local day number
     /// let ts = day as i64 * 86_400_000;
     /// db.record(&stickydb::Event::new("alice", "view", ts))?;
@@ -214,6 +255,46 @@ impl Db {
     /// existed. Its internal id is never reused. Returns whether it existed.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
         self.writer().erase_user(user)
+    }
+
+    /// Runs `f` as one write transaction: every event, profile change,
+    /// points operation and merge it makes, of any users, is committed
+    /// as one atomic write when `f` returns `Ok` — or, when `f` or any of
+    /// its calls fails, nothing of any of them is (docs/embedding.md).
+    /// Returns what `f` returned.
+    ///
+    /// `f` may run more than once: a round that finds it needs more locks
+    /// (a user it did not name before, a new kind, a merge) starts over
+    /// holding them. Keep its effects inside the transaction.
+    ///
+    /// ```
+    /// use stickydb::{Db, Error, Event, LedgerError, Options, PointsOp, ProfileUpdate};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), Options::default())?;
+    /// let t = 1_700_000_000_000;
+    /// db.points("alice", "welcome", t, &PointsOp::earn(500, "welcome"))?;
+    /// // a checkout: the purchase, the points it redeems, the profile it
+    /// // changes — all or nothing
+    /// let balance = db.write(|tx| {
+    ///     tx.record(&Event::new("alice", "purchase", t + 1).with_amount(4_990))?;
+    ///     let out = tx.points("alice", "order-1", t + 1, &PointsOp::redeem(200, "order-1"))?;
+    ///     tx.update_profile("alice", &ProfileUpdate::new().set("last_order", "order-1"))?;
+    ///     Ok(out.balance)
+    /// })?;
+    /// assert_eq!(balance, 300);
+    /// // a refused redemption leaves no purchase behind
+    /// let refused = db.write(|tx| {
+    ///     tx.record(&Event::new("alice", "purchase", t + 2).with_amount(990))?;
+    ///     tx.points("alice", "order-2", t + 2, &PointsOp::redeem(10_000, "order-2"))
+    /// });
+    /// assert!(matches!(refused, Err(Error::Ledger(LedgerError::InsufficientPoints { .. }))));
+    /// assert_eq!(db.event_count()?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn write<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.writer()
+            .transact(crate::write::Plan::default(), &mut f)
     }
 
     /// Records one event. A repeated `(user, event_id)` is reported as
@@ -243,7 +324,7 @@ impl Db {
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        timeline::timeline(&self.store, &self.kinds, user, from_ms, to_ms, limit)
+        self.snapshot().timeline(user, from_ms, to_ms, limit)
     }
 
     /// `user`'s newest `limit` events.
@@ -258,13 +339,13 @@ impl Db {
 
     /// `user`'s profile, or `None` when the user does not exist.
     pub fn profile(&self, user: &str, sensitive: Sensitive) -> Result<Option<Profile>> {
-        profiles::profile(&self.store, user, sensitive)
+        self.snapshot().profile(user, sensitive)
     }
 
     /// Users holding `tag`: at `now_ms` (expired holders left out), or every
     /// holder not yet purged when `now_ms` is `None`.
     pub fn users_with_tag(&self, tag: &str, now_ms: Option<i64>) -> Result<RoaringBitmap> {
-        profiles::users_with_tag(&self.store, tag, now_ms)
+        self.snapshot().users_with_tag(tag, now_ms)
     }
 
     /// Removes tags that expired at or before `now_ms`; returns how many.
@@ -277,53 +358,22 @@ impl Db {
     /// atoms (stage, RFM, activity windows) are evaluated as of the local day
     /// of `now_ms`.
     pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
-        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
-        let universe = users::all_users(&self.store)?;
-        let today = self.local_day(now_ms);
-        let m = self.metrics();
-        segment.eval(&universe, &mut |atom| match atom {
-            Segment::Tag(t) => self.users_with_tag(t, Some(now_ms)),
-            Segment::Attr { name, value } => profiles::users_with_attr(&self.store, name, value),
-            Segment::Stage(s) => m.users_in_stage(s, today),
-            Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
-            Segment::Tier(t) => self.users_in_tier(t),
-            Segment::ActiveWithin(n) => m.active_within(*n, today),
-            Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
-            Segment::Did { kind, days } => {
-                let kind = EventKind::from_name(kind);
-                match days {
-                    Some((from, to)) => m.active_users(Some(&kind), *from, *to, None),
-                    None => m.ever_did(&kind),
-                }
-            }
-            Segment::Entered { stage, days } => {
-                let (from, to) = days.unwrap_or((today, today));
-                m.users_entered(stage, from, to)
-            }
-            Segment::Shared => m.ever_did(&EventKind::Share),
-            Segment::Referred => self.referred_users(None),
-            Segment::ReferredBy(u) => self.referred_users(Some(u)),
-            Segment::Variant {
-                experiment,
-                variant,
-            } => self.experiments().variant_users(experiment, variant),
-            _ => Ok(universe.clone()),
-        })
+        self.snapshot().segment(segment, now_ms)
     }
 
     /// The internal id of an external user id.
     pub fn user_id(&self, user: &str) -> Result<Option<u32>> {
-        users::id_of(&self.store, user)
+        self.snapshot().user_id(user)
     }
 
     /// The external id of an internal user id.
     pub fn user_name(&self, user_id: u32) -> Result<Option<String>> {
-        Ok(users::record_of(&self.store, user_id)?.map(|r| r.name))
+        self.snapshot().user_name(user_id)
     }
 
     /// Every user, as internal ids.
     pub fn all_users(&self) -> Result<RoaringBitmap> {
-        users::all_users(&self.store)
+        self.snapshot().all_users()
     }
 
     /// Number of users in the store.
@@ -382,128 +432,6 @@ impl Db {
     /// `dir` (which must not exist yet). Safe while writers run.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.store.checkpoint(dir.as_ref())
-    }
-
-    // ---- loyalty ledger (SPEC §4) ----
-
-    /// Applies one points operation to `user`'s account as one atomic write
-    /// (docs/ledger.md). `txn_id` makes it idempotent: a replay with an equal
-    /// `op` returns the first call's outcome and writes nothing; a different
-    /// `op` under the same id is [`crate::LedgerError::TxnConflict`]. `at_ms`
-    /// is the operation's time: lots expiring at or before it cannot be drawn.
-    /// A refused operation changes nothing.
-    ///
-    /// ```
-    /// use stickydb::{Db, Error, LedgerError, Options, PointsOp};
-    /// # fn main() -> Result<(), stickydb::Error> {
-    /// let dir = tempfile::tempdir()?;
-    /// let db = Db::open(dir.path(), Options::default())?;
-    /// let t = 1_700_000_000_000;
-    /// db.points("alice", "t1", t, &PointsOp::earn(500, "welcome"))?;
-    /// let out = db.points("alice", "t2", t + 1, &PointsOp::redeem(200, "coupon"))?;
-    /// assert_eq!((out.amount, out.balance), (-200, 300));
-    /// // a retry of t2 answers from the record and moves nothing
-    /// let again = db.points("alice", "t2", t + 9, &PointsOp::redeem(200, "coupon"))?;
-    /// assert!(again.replayed && again.balance == 300);
-    /// assert!(matches!(
-    ///     db.points("alice", "t3", t + 2, &PointsOp::redeem(301, "")),
-    ///     Err(Error::Ledger(LedgerError::InsufficientPoints { requested: 301, available: 300 }))
-    /// ));
-    /// # Ok(()) }
-    /// ```
-    pub fn points(
-        &self,
-        user: &str,
-        txn_id: &str,
-        at_ms: i64,
-        op: &PointsOp,
-    ) -> Result<PointsOutcome> {
-        self.writer().points(user, txn_id, at_ms, op)
-    }
-
-    fn ledger_user(&self, user: &str) -> Result<u32> {
-        users::id_of(&self.store, user)?.ok_or_else(|| Error::UnknownUser {
-            user: user.to_owned(),
-        })
-    }
-
-    /// `user`'s points account; `None` when it never had an entry.
-    pub fn account(&self, user: &str) -> Result<Option<Account>> {
-        ledger::read::account(&self.store, self.ledger_user(user)?)
-    }
-
-    /// Every lot of `user`, oldest first (spent and expired ones included).
-    pub fn lots(&self, user: &str) -> Result<Vec<Lot>> {
-        ledger::read::lots(&self.store, self.ledger_user(user)?)
-    }
-
-    /// `user`'s open holds, oldest first.
-    pub fn holds(&self, user: &str) -> Result<Vec<Hold>> {
-        ledger::read::holds(&self.store, self.ledger_user(user)?)
-    }
-
-    /// `user`'s ledger entries with `from_ms <= at_ms < to_ms`, newest first,
-    /// at most `limit` ([`ledger::MAX_HISTORY_LIMIT`]).
-    pub fn ledger(
-        &self,
-        user: &str,
-        from_ms: i64,
-        to_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<LedgerEntry>> {
-        ledger::read::history(&self.store, self.ledger_user(user)?, from_ms, to_ms, limit)
-    }
-
-    /// `user`'s current tier, as last recorded (by a write or an expiry run).
-    pub fn tier(&self, user: &str) -> Result<Option<String>> {
-        Ok(self.account(user)?.and_then(|a| a.tier))
-    }
-
-    /// `user`'s tier changes, newest first.
-    pub fn tier_history(&self, user: &str) -> Result<Vec<TierChange>> {
-        ledger::read::tier_history(&self.store, self.ledger_user(user)?)
-    }
-
-    /// `user`'s growth value (points earned in the tier window) as of the
-    /// local day of `at_ms`.
-    pub fn growth(&self, user: &str, at_ms: i64) -> Result<i64> {
-        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
-        let window = self.ledger_settings.read().tiers.window_days;
-        ledger::read::growth(
-            &self.store,
-            self.ledger_user(user)?,
-            self.local_day(at_ms),
-            window,
-        )
-    }
-
-    /// Users whose recorded tier is `tier`.
-    pub fn users_in_tier(&self, tier: &str) -> Result<RoaringBitmap> {
-        self.store.check_area(crate::store::Area::Tiers)?;
-        ledger::read::users_in_tier(&self.store, tier)
-    }
-
-    /// Settles everything due at or before `now_ms`: lots expire, holds past
-    /// their timeout are released, tiers whose growth left the window are
-    /// re-evaluated. Deterministic for a given `now_ms`, safe to re-run and to
-    /// run after a crash; each account is settled in one atomic write.
-    pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
-        self.writer().expire_points(now_ms)
-    }
-
-    /// The ledger settings in force.
-    pub fn ledger_settings(&self) -> LedgerSettings {
-        LedgerSettings::clone(&self.ledger_settings.read())
-    }
-
-    /// Replaces the earning rules and tiers (persisted). New rules apply to
-    /// events recorded from now on. When the tiers change, every account's
-    /// tier is re-evaluated at its own clock, with all writers held off: a
-    /// job (docs/architecture.md, "Jobs") that a kill leaves recorded and
-    /// [`Db::finish_jobs`] (or this call again) finishes. The settings in
-    /// memory change only once they are stored.
-    pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
-        self.writer().set_ledger_settings(settings)
     }
 
     /// Compacts every column family: merge operands are folded into values,

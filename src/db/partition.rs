@@ -32,7 +32,7 @@ impl Db {
     /// # fn main() -> Result<(), stickydb::Error> {
     /// use stickydb::partition::LogPosition;
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let at = |next_offset| LogPosition { topic: "events".into(), partition: 0, next_offset };
     /// let batch = [stickydb::Event::new("alice", "view", 1_700_000_000_000)];
     /// assert!(db.record_batch_at(&batch, &at(1))?.is_some());

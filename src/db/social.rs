@@ -23,7 +23,7 @@ impl Db {
     /// # fn main() -> Result<(), stickydb::Error> {
     /// use stickydb::{Event, SharerRank};
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let t = 19_800 * 86_400_000;
     /// db.record(&Event::new("ann", "share", t).with_share_id("s1"))?;
     /// db.record(&Event::new("bob", "view", t + 60_000).with_via("s1"))?;
@@ -160,7 +160,7 @@ impl Db {
     /// # fn main() -> Result<(), stickydb::Error> {
     /// use stickydb::Event;
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let t = 19_800 * 86_400_000;
     /// let hour = 3_600_000;
     /// db.record(&Event::new("ann", "group_open", t).with_group_open("g1", 2, t + 24 * hour))?;

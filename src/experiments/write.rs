@@ -157,7 +157,7 @@ impl<'s> ExposureWrites<'s> {
 
     /// Updates the assignments of the users for whom `exposed` holds (every
     /// user who has an exposure, this write's included) into `batch`.
-    pub fn finish(self, exposed: impl Fn(u32) -> bool, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(self, exposed: impl Fn(u32) -> bool, batch: &mut Batch) -> Result<()> {
         let mut deltas = Deltas::default();
         let users: Vec<u32> = self
             .events

@@ -14,7 +14,7 @@ use crate::error::{CorruptionError, InputError, Result};
 use crate::keys::feed as fk;
 use crate::store::{decode_value, Batch, Cf, Store};
 
-/// Most entries one [`read`] returns.
+/// Most entries one read of the feed returns.
 pub const MAX_READ_ENTRIES: usize = 100_000;
 /// Default notice period before a lot expires, in days.
 pub const DEFAULT_NOTICE_DAYS: u32 = 7;
@@ -122,7 +122,7 @@ pub struct FeedEntry {
 }
 
 /// Appends `record` to the feed in `batch`.
-pub fn log(batch: &mut Batch, record: &Record) -> Result<()> {
+pub(crate) fn log(batch: &mut Batch, record: &Record) -> Result<()> {
     batch.log(crate::codec::encode(&Stored {
         written_ms: wall_clock_ms(),
         record: record.clone(),
@@ -132,7 +132,7 @@ pub fn log(batch: &mut Batch, record: &Record) -> Result<()> {
 
 /// Entries with a cursor above `after`, oldest first, at most `limit`
 /// (≤ [`MAX_READ_ENTRIES`]). Names are resolved through the user records.
-pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
+pub(crate) fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
     InputError::check_count("limit", limit, MAX_READ_ENTRIES)?;
     let mut out = Vec::new();
     if limit == 0 {
@@ -170,7 +170,7 @@ pub fn read(store: &Store, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
 }
 
 /// Puts an expiry notice for `lot` of `user_id` and its mark into `batch`.
-pub fn notice(
+pub(crate) fn notice(
     batch: &mut Batch,
     user_id: u32,
     lot: u32,
@@ -199,7 +199,7 @@ pub fn notice(
 /// many it deleted. Cursors are never reused: each batch of deletes also
 /// raises the stored highest trimmed cursor, which a reopened store hands
 /// out cursors above even when no entry is left.
-pub fn trim(store: &Store, through: u64) -> Result<u64> {
+pub(crate) fn trim(store: &Store, through: u64) -> Result<u64> {
     let mut deleted = 0u64;
     let mut batch = Batch::new();
     let mut highest = store.get::<u64>(Cf::Feed, &fk::TRIMMED)?.unwrap_or(0);
@@ -225,7 +225,7 @@ pub fn trim(store: &Store, through: u64) -> Result<u64> {
 /// oldest first, stopping at the first entry written at or after it; returns
 /// how many it deleted. Retention by age: consumers that fell further
 /// behind lose what they did not read.
-pub fn trim_older(store: &Store, written_before_ms: i64) -> Result<u64> {
+pub(crate) fn trim_older(store: &Store, written_before_ms: i64) -> Result<u64> {
     let mut through = None;
     for item in store.range(Cf::Feed, &[fk::ENTRY], Some(vec![fk::ENTRY + 1]))? {
         let (k, v) = item?;
@@ -294,7 +294,7 @@ impl Default for Clock {
 
 impl Clock {
     /// Reads the stored clock (none before the first `advance`).
-    pub fn load(store: &Store) -> Result<Self> {
+    pub(crate) fn load(store: &Store) -> Result<Self> {
         if store.db().cf_handle(Cf::Feed.name()).is_none() {
             return Ok(Self::default());
         }
@@ -302,7 +302,7 @@ impl Clock {
     }
 
     /// Puts the clock into `batch`.
-    pub fn save(&self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn save(&self, batch: &mut Batch) -> Result<()> {
         batch.put(Cf::Feed, fk::CLOCK, crate::codec::encode(self)?);
         Ok(())
     }

@@ -84,6 +84,7 @@ pub fn noticed(user_id: u32, lot: u32) -> [u8; 9] {
 }
 
 /// `(user, lot)` of a notice mark key.
+#[cfg(any(test, feature = "internals"))]
 pub fn parse_noticed(key: &[u8]) -> Option<(u32, u32)> {
     if key.len() != 9 || key[0] != NOTICED {
         return None;

@@ -28,8 +28,12 @@ pub const PARTITION: &[u8] = b"partition";
 /// The record of the maintenance job in progress, if any (docs/architecture.md, "Jobs").
 pub const JOB: &[u8] = b"job";
 
+/// Which event kinds the store accepts (fixed at creation).
+pub const KIND_POLICY: &[u8] = b"kind_policy";
+
 /// Every fixed key, for the registry's tests.
-pub const FIXED: [&[u8]; 10] = [
+#[cfg(feature = "internals")]
+pub const FIXED: [&[u8]; 11] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -40,6 +44,7 @@ pub const FIXED: [&[u8]; 10] = [
     EXPERIMENT_SETTINGS,
     PARTITION,
     JOB,
+    KIND_POLICY,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

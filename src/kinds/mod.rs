@@ -12,7 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use registry::{KindRegistry, Reservation, MAX_CUSTOM_KINDS};
+pub use registry::MAX_CUSTOM_KINDS;
+pub(crate) use registry::{KindRegistry, Reservation};
 
 /// The pseudo-kind of an earning rule that credits a **sharer** when a
 /// first purchase is attributed to it (SPEC §4b, docs/social.md): no event

@@ -13,8 +13,9 @@ use parking_lot::MutexGuard;
 
 use super::{EventKind, FIRST_CUSTOM_KIND_ID};
 use crate::codec;
-use crate::error::{CorruptionError, Error, Result};
+use crate::error::{CorruptionError, Error, OpenError, Problem, Result};
 use crate::keys::meta;
+use crate::store::KindPolicy;
 use crate::store::{decode_value, Cf, Store};
 
 /// Most custom kinds a store may register.
@@ -28,13 +29,15 @@ struct Maps {
 
 /// Custom kinds known to the store.
 #[derive(Debug)]
-pub struct KindRegistry {
+pub(crate) struct KindRegistry {
     maps: RwLock<Maps>,
     alloc: Mutex<()>,
+    /// Which kinds are accepted (fixed at creation).
+    policy: KindPolicy,
 }
 
 /// Kinds reserved by an in-flight write; published once the write commits.
-pub struct Reservation<'a> {
+pub(crate) struct Reservation<'a> {
     registry: &'a KindRegistry,
     _alloc: Option<Held<MutexGuard<'a, ()>>>,
     fresh: Vec<(String, u32)>,
@@ -76,8 +79,11 @@ impl Reservation<'_> {
 }
 
 impl KindRegistry {
-    /// Loads every registered custom kind.
-    pub fn load(store: &Store) -> Result<Self> {
+    /// Loads every registered custom kind and the kind policy, writing
+    /// the policy on a store's first open (`requested`, or open); a
+    /// `requested` policy must match the stored one.
+    pub(crate) fn load(store: &Store, requested: Option<&KindPolicy>) -> Result<Self> {
+        let policy = load_policy(store, requested)?;
         let mut maps = Maps::default();
         for item in store.prefix(Cf::Meta, meta::KIND_NAME_PREFIX)? {
             let (k, v) = item?;
@@ -97,7 +103,26 @@ impl KindRegistry {
         Ok(Self {
             maps: RwLock::new(Level::KindsMaps, maps),
             alloc: Mutex::new(Level::KindsAlloc, ()),
+            policy,
         })
+    }
+
+    /// Which kinds the store accepts.
+    pub fn policy(&self) -> &KindPolicy {
+        &self.policy
+    }
+
+    /// Refuses a kind the policy does not accept, naming the accepted ones.
+    pub fn check(&self, kind: &EventKind) -> std::result::Result<(), Problem> {
+        match &self.policy {
+            KindPolicy::Strict(list) if !self.policy.allows(kind.as_str()) => {
+                Err(Problem::KindNotAllowed {
+                    kind: kind.as_str().to_owned(),
+                    allowed: list.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The kind with id `id`.
@@ -133,7 +158,7 @@ impl KindRegistry {
     /// Reserves ids for every unregistered kind in `kinds`, putting their
     /// registry entries into `batch`. Holds the allocation lock (only when
     /// something is new) until the returned reservation is dropped.
-    pub fn reserve<'a, 'k>(
+    pub(crate) fn reserve<'a, 'k>(
         &'a self,
         kinds: impl IntoIterator<Item = &'k EventKind>,
         batch: &mut Batch,
@@ -183,4 +208,52 @@ impl KindRegistry {
             fresh,
         })
     }
+}
+
+/// Most kinds a strict policy lists.
+pub const MAX_STRICT_KINDS: usize = 1024;
+
+/// The stored kind policy; on a store's first open, `requested` (or open)
+/// is checked and written with its creation.
+fn load_policy(store: &Store, requested: Option<&KindPolicy>) -> Result<KindPolicy> {
+    let stored: Option<KindPolicy> = store.get(Cf::Meta, meta::KIND_POLICY)?;
+    match (stored, requested) {
+        (Some(s), Some(r)) if &s != r => Err(OpenError::SettingMismatch {
+            setting: "kinds",
+            stored: format!("{s:?}"),
+            requested: format!("{r:?}"),
+        }
+        .into()),
+        (Some(s), _) => Ok(s),
+        (None, requested) => {
+            let policy = requested.cloned().unwrap_or(KindPolicy::Open);
+            if let KindPolicy::Strict(list) = &policy {
+                check_strict(list)?;
+            }
+            // (an older store has none: open, as it always was; written
+            // with a new store's creation batch, or by a writable open)
+            if store.check_writable().is_ok() {
+                store.put_setting(meta::KIND_POLICY, codec::encode(&policy)?)?;
+            }
+            Ok(policy)
+        }
+    }
+}
+
+fn check_strict(list: &[String]) -> Result<()> {
+    let bad = |reason: String| OpenError::InvalidOption {
+        option: "kinds",
+        reason,
+    };
+    if list.is_empty() || list.len() > MAX_STRICT_KINDS {
+        return Err(bad(format!(
+            "a strict policy lists 1..={MAX_STRICT_KINDS} kinds"
+        ))
+        .into());
+    }
+    for k in list {
+        crate::users::check_name(k, super::MAX_KIND_BYTES)
+            .map_err(|p| bad(format!("{k:?}: {p}")))?;
+    }
+    Ok(())
 }

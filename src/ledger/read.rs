@@ -2,6 +2,7 @@
 //! Reads only; every function takes the store as it is now.
 
 use crate::store::Batch;
+use crate::store::Reader;
 use roaring::RoaringBitmap;
 
 use super::{Account, Hold, LedgerEntry, Lot, TierChange};
@@ -15,13 +16,17 @@ use crate::store::{decode_value, Cf, Store};
 pub const MAX_HISTORY_LIMIT: usize = 100_000;
 
 /// The account of `user_id`, if it ever had an entry.
-pub fn account(store: &Store, user_id: u32) -> Result<Option<Account>> {
-    store.get(Cf::Ledger, &lk::account(user_id))
+pub(crate) fn account(store: &impl Reader, user_id: u32) -> Result<Option<Account>> {
+    store.read(Cf::Ledger, &lk::account(user_id))
 }
 
-fn family<T: serde::de::DeserializeOwned>(store: &Store, user_id: u32, tag: u8) -> Result<Vec<T>> {
+fn family<T: serde::de::DeserializeOwned>(
+    store: &impl Reader,
+    user_id: u32,
+    tag: u8,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for item in store.prefix(Cf::Ledger, &lk::family(user_id, tag))? {
+    for item in store.read_prefix(Cf::Ledger, &lk::family(user_id, tag))? {
         let (k, v) = item?;
         out.push(decode_value(Cf::Ledger, &k, &v)?);
     }
@@ -29,29 +34,29 @@ fn family<T: serde::de::DeserializeOwned>(store: &Store, user_id: u32, tag: u8) 
 }
 
 /// Every lot of `user_id` (open or not), oldest first.
-pub fn lots(store: &Store, user_id: u32) -> Result<Vec<Lot>> {
+pub(crate) fn lots(store: &impl Reader, user_id: u32) -> Result<Vec<Lot>> {
     family(store, user_id, lk::LOT)
 }
 
 /// One lot of `user_id` by id.
-pub fn lot(store: &Store, user_id: u32, lot_id: u32) -> Result<Option<Lot>> {
-    store.get(Cf::Ledger, &lk::numbered(user_id, lk::LOT, lot_id))
+pub(crate) fn lot(store: &impl Reader, user_id: u32, lot_id: u32) -> Result<Option<Lot>> {
+    store.read(Cf::Ledger, &lk::numbered(user_id, lk::LOT, lot_id))
 }
 
 /// The open holds of `user_id`, oldest first.
-pub fn holds(store: &Store, user_id: u32) -> Result<Vec<Hold>> {
+pub(crate) fn holds(store: &impl Reader, user_id: u32) -> Result<Vec<Hold>> {
     family(store, user_id, lk::HOLD)
 }
 
 /// Tier changes of `user_id`, newest first.
-pub fn tier_history(store: &Store, user_id: u32) -> Result<Vec<TierChange>> {
+pub(crate) fn tier_history(store: &impl Reader, user_id: u32) -> Result<Vec<TierChange>> {
     family(store, user_id, lk::TIER)
 }
 
 /// Entries with `from_ms <= at_ms < to_ms`, newest first (ties: latest
 /// posted first), at most `limit`.
-pub fn history(
-    store: &Store,
+pub(crate) fn history(
+    store: &impl Reader,
     user_id: u32,
     from_ms: i64,
     to_ms: i64,
@@ -74,7 +79,7 @@ pub fn history(
     }
     let start = lk::timed(user_id, lk::ENTRY, to_ms - 1, u32::MAX);
     let end = prefix_successor(&lk::family(user_id, lk::ENTRY));
-    for item in store.range(Cf::Ledger, &start, end)? {
+    for item in store.read_range(Cf::Ledger, &start, end)? {
         let (k, v) = item?;
         let e: LedgerEntry = decode_value(Cf::Ledger, &k, &v)?;
         if e.at_ms < from_ms {
@@ -89,15 +94,15 @@ pub fn history(
 }
 
 /// Users whose recorded tier is `name`.
-pub fn users_in_tier(store: &Store, name: &str) -> Result<RoaringBitmap> {
-    store.get_set(Cf::Metrics, &crate::keys::metrics::tier_users_prefix(name))
+pub(crate) fn users_in_tier(store: &impl Reader, name: &str) -> Result<RoaringBitmap> {
+    store.read_set(Cf::Metrics, &crate::keys::metrics::tier_users_prefix(name))
 }
 
 /// Points earned in the tier window ending on local day `day`.
-pub fn growth(store: &Store, user_id: u32, day: i32, window_days: u32) -> Result<i64> {
+pub(crate) fn growth(store: &impl Reader, user_id: u32, day: i32, window_days: u32) -> Result<i64> {
     let lo = day.saturating_sub(window_days as i32 - 1);
     let mut sum = 0i64;
-    for item in store.range(
+    for item in store.read_range(
         Cf::Ledger,
         &lk::growth(user_id, lo),
         Some(lk::growth(user_id, day.saturating_add(1))),

@@ -47,7 +47,7 @@ impl Deltas {
     }
 
     /// Puts one merge operand per changed key into `batch`.
-    pub fn write(self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn write(self, batch: &mut Batch) -> Result<()> {
         for (k, d) in self.sets {
             if !d.adds.is_empty() || !d.removes.is_empty() {
                 batch.merge(Cf::Metrics, k, d.encode());

@@ -165,12 +165,12 @@ pub(crate) fn non_activity_ids(
 }
 
 /// Events recorded in the store (duplicates excluded).
-pub fn events_total(store: &Store) -> Result<i64> {
+pub(crate) fn events_total(store: &Store) -> Result<i64> {
     store.get_counter(Cf::Metrics, &crate::keys::metrics::events_total())
 }
 
 /// Events of kind `kind_id` recorded in the store.
-pub fn events_of_kind(store: &Store, kind_id: u32) -> Result<i64> {
+pub(crate) fn events_of_kind(store: &Store, kind_id: u32) -> Result<i64> {
     store.get_counter(Cf::Metrics, &crate::keys::metrics::events_of_kind(kind_id))
 }
 

@@ -371,7 +371,7 @@ impl<'s> StateWrites<'s> {
     }
 
     /// Puts every user's changed state and every shared delta into `batch`.
-    pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(mut self, batch: &mut Batch) -> Result<()> {
         for (user_id, mut w) in std::mem::take(&mut self.users) {
             for record in w.move_mark(&self.stages, self.offset_minutes, batch)? {
                 crate::feed::log(batch, &record)?;

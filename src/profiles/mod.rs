@@ -7,6 +7,7 @@
 //! Expiring tags are also kept ordered by expiry so that "holders as of now"
 //! and purging never scan every user. Must not touch events.
 
+use crate::store::Reader;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::store::Batch;
@@ -187,6 +188,31 @@ impl ProfileUpdate {
     /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Appends `later` as if applied after this update: where both change
+    /// one attribute or tag, `later`'s change wins.
+    pub(crate) fn then(&mut self, later: ProfileUpdate) {
+        let attrs: HashSet<&str> = later
+            .set
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .chain(later.unset.iter().map(String::as_str))
+            .collect();
+        self.set.retain(|(n, _, _)| !attrs.contains(n.as_str()));
+        self.unset.retain(|n| !attrs.contains(n.as_str()));
+        let tags: HashSet<&str> = later
+            .tags
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(later.untags.iter().map(String::as_str))
+            .collect();
+        self.tags.retain(|(n, _)| !tags.contains(n.as_str()));
+        self.untags.retain(|n| !tags.contains(n.as_str()));
+        self.set.extend(later.set);
+        self.unset.extend(later.unset);
+        self.tags.extend(later.tags);
+        self.untags.extend(later.untags);
     }
 
     pub(crate) fn creates(&self) -> bool {
@@ -384,9 +410,13 @@ impl std::fmt::Display for AttrValue {
 
 /// Users whose attribute `name` prints as `value`. Sensitive attributes never
 /// match: a segment would reveal them. Scans every profile.
-pub(crate) fn users_with_attr(store: &Store, name: &str, value: &str) -> Result<RoaringBitmap> {
+pub(crate) fn users_with_attr(
+    store: &impl Reader,
+    name: &str,
+    value: &str,
+) -> Result<RoaringBitmap> {
     let mut out = RoaringBitmap::new();
-    for item in store.range(Cf::Profiles, &[], None)? {
+    for item in store.read_range(Cf::Profiles, &[], None)? {
         let (k, v) = item?;
         let (user_id, attr) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
         if attr != name {
@@ -406,13 +436,17 @@ pub(crate) fn check_attr_bytes(key: &[u8], value: &[u8]) -> Result<()> {
 }
 
 /// A user's profile (`None` when the user does not exist).
-pub(crate) fn profile(store: &Store, user: &str, sensitive: Sensitive) -> Result<Option<Profile>> {
+pub(crate) fn profile(
+    store: &impl Reader,
+    user: &str,
+    sensitive: Sensitive,
+) -> Result<Option<Profile>> {
     let Some(user_id) = users::id_of(store, user)? else {
         return Ok(None);
     };
     let prefix = keys::user(user_id);
     let mut p = Profile::default();
-    for item in store.prefix(Cf::Profiles, &prefix)? {
+    for item in store.read_prefix(Cf::Profiles, &prefix)? {
         let (k, v) = item?;
         let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
         let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
@@ -422,7 +456,7 @@ pub(crate) fn profile(store: &Store, user: &str, sensitive: Sensitive) -> Result
             p.attributes.insert(name, a.value);
         }
     }
-    for item in store.prefix(Cf::Tags, &prefix)? {
+    for item in store.read_prefix(Cf::Tags, &prefix)? {
         let (k, v) = item?;
         let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
         p.tags.insert(name, decode_value(Cf::Tags, &k, &v)?);
@@ -512,15 +546,19 @@ pub(crate) fn tag_names(store: &Store) -> Result<Vec<String>> {
 }
 
 /// Users holding `tag` per the index, expired or not.
-pub(crate) fn tag_index(store: &Store, tag: &str) -> Result<RoaringBitmap> {
-    store.get_set(Cf::TagIndex, &keys::tag_index_prefix(tag))
+pub(crate) fn tag_index(store: &impl Reader, tag: &str) -> Result<RoaringBitmap> {
+    store.read_set(Cf::TagIndex, &keys::tag_index_prefix(tag))
 }
 
 /// `(user, expires_at_ms)` of holders of `tag` whose tag expired by `now_ms`.
-pub(crate) fn expired_holders(store: &Store, tag: &str, now_ms: i64) -> Result<Vec<(u32, i64)>> {
+pub(crate) fn expired_holders(
+    store: &impl Reader,
+    tag: &str,
+    now_ms: i64,
+) -> Result<Vec<(u32, i64)>> {
     let prefix = keys::tag_expiry_prefix(tag);
     let mut out = Vec::new();
-    for item in store.prefix(Cf::TagExpiry, &prefix)? {
+    for item in store.read_prefix(Cf::TagExpiry, &prefix)? {
         let (k, _) = item?;
         let (_, expires_at_ms, user_id) = keys::split_tag_expiry(Cf::TagExpiry.name(), &k)?;
         if expires_at_ms > now_ms {
@@ -534,7 +572,7 @@ pub(crate) fn expired_holders(store: &Store, tag: &str, now_ms: i64) -> Result<V
 /// Users holding `tag` at `now_ms` (expired holders excluded), or every
 /// holder in the index when `now_ms` is `None`.
 pub(crate) fn users_with_tag(
-    store: &Store,
+    store: &impl Reader,
     tag: &str,
     now_ms: Option<i64>,
 ) -> Result<RoaringBitmap> {

@@ -405,7 +405,7 @@ impl<'s> Engine<'s> {
     }
 
     /// Re-derives every marked user, then puts everything into `batch`.
-    pub fn finish(mut self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(mut self, batch: &mut Batch) -> Result<()> {
         self.settle()?;
         self.txn.finish(batch);
         Ok(())

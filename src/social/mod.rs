@@ -82,7 +82,7 @@ pub(crate) struct SocialState {
 }
 
 impl SocialState {
-    pub fn load(store: &Store) -> Result<Self> {
+    pub(crate) fn load(store: &Store) -> Result<Self> {
         Ok(Self {
             lock: crate::order::Mutex::new(crate::order::Level::Social, ()),
             settings: crate::order::RwLock::new(
@@ -373,7 +373,7 @@ pub enum GroupState {
 }
 
 /// Who `user_id`'s first signup is attributed to, if anyone.
-pub fn referrer_of(store: &Store, user_id: u32) -> Result<Option<u32>> {
+pub(crate) fn referrer_of(store: &Store, user_id: u32) -> Result<Option<u32>> {
     let key = crate::keys::social::first_item(user_id, crate::keys::social::ITEM_SIGNUP);
     Ok(store.get::<Attr>(Cf::Social, &key)?.map(|a| a.sharer))
 }

@@ -1,6 +1,7 @@
 //! Reading the figures: top sharers, one sharer's figures, per-day totals
 //! and the referred-user sets.
 
+use crate::store::Reader;
 use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
@@ -180,9 +181,9 @@ pub(crate) fn figures_by_day(
 
 /// The users whose first signup is attributed to `sharer` (to anyone, for
 /// `None`).
-pub(crate) fn referred(store: &Store, sharer: Option<u32>) -> Result<RoaringBitmap> {
+pub(crate) fn referred(store: &impl Reader, sharer: Option<u32>) -> Result<RoaringBitmap> {
     let mut out = RoaringBitmap::new();
-    for item in store.prefix(Cf::Social, &k::referred_prefix(sharer))? {
+    for item in store.read_prefix(Cf::Social, &k::referred_prefix(sharer))? {
         let (key, _) = item?;
         out.insert(k::referred_user(&key).ok_or_else(|| corrupt(&key))?);
     }

@@ -113,7 +113,7 @@ impl<'s> Txn<'s> {
     }
 
     /// Puts every buffered change into `batch`.
-    pub fn finish(self, batch: &mut Batch) {
+    pub(crate) fn finish(self, batch: &mut Batch) {
         for (k, v) in self.over {
             match v {
                 Some(v) => batch.put(Cf::Social, k, v),

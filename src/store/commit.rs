@@ -3,7 +3,7 @@
 //! and while a job is left unfinished, hands out change-feed cursors, and
 //! adopts the job record a batch carries once it committed.
 
-use rocksdb::{IteratorMode, ReadOptions, WriteOptions};
+use rocksdb::{IteratorMode, ReadOptions};
 
 use super::batch::MAX_BATCH_BYTES;
 use super::{Area, Batch, Cf, Job, Store};
@@ -16,27 +16,31 @@ impl Store {
     /// failed commit ([`Error::Poisoned`]) and, unless the batch is a job's,
     /// while a job is recorded that nobody runs ([`Error::JobUnfinished`]).
     pub fn write(&self, batch: Batch) -> Result<()> {
-        self.commit(batch, None)
+        self.commit(batch, self.sync_writes)
     }
 
     /// [`Store::write`], fsync'd whatever the sync setting (a migration's
     /// stamp, a job's end).
     pub(crate) fn write_synced(&self, batch: Batch) -> Result<()> {
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.commit(batch, Some(&sync))
+        self.commit(batch, true)
     }
 
-    fn commit(&self, batch: Batch, options: Option<&WriteOptions>) -> Result<()> {
+    /// [`Store::write`] with the durability of one transaction: `sync`
+    /// fsyncs the log before returning whatever the store's default.
+    pub(crate) fn write_durable(&self, batch: Batch, sync: bool) -> Result<()> {
+        self.commit(batch, sync)
+    }
+
+    fn commit(&self, batch: Batch, sync: bool) -> Result<()> {
         self.check_writable()?;
         if batch.job_update().is_none() {
             self.check_no_job()?;
         }
         if batch.logs() > 0 {
-            return self.commit_logged(batch, options.is_some());
+            return self.commit_logged(batch, sync);
         }
         let job_update = batch.job_update().cloned();
-        self.commit_raw(batch, options)?;
+        self.commit_raw(batch, sync)?;
         if let Some(update) = job_update {
             self.set_recorded(update);
         }
@@ -44,13 +48,15 @@ impl Store {
     }
 
     /// Writes one batch to RocksDB; a failed write poisons the handle.
-    pub(super) fn commit_raw(&self, batch: Batch, options: Option<&WriteOptions>) -> Result<()> {
+    pub(super) fn commit_raw(&self, batch: Batch, sync: bool) -> Result<()> {
         let batch = batch.into_write_batch(self)?;
         let bytes = batch.size_in_bytes() as u64;
-        if let Err(e) = self
-            .db
-            .write_opt(batch, options.unwrap_or(&self.write_options))
-        {
+        let options = if sync {
+            &self.write_synced
+        } else {
+            &self.write_unsynced
+        };
+        if let Err(e) = self.db.write_opt(batch, options) {
             // What the write changed in memory may not match the store:
             // fail-stop until the store is reopened.
             self.poison(e.as_ref());
@@ -134,9 +140,7 @@ impl Store {
         if let Err(e) = self.check_writable() {
             return (next, Err(e));
         }
-        let mut synced = WriteOptions::default();
-        synced.set_sync(true);
-        let outcome = self.commit_raw(combined, sync.then_some(&synced));
+        let outcome = self.commit_raw(combined, sync);
         if outcome.is_ok() {
             for update in updates {
                 self.set_recorded(update);

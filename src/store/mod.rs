@@ -16,10 +16,11 @@ mod snapshot;
 
 pub use batch::Batch;
 pub(crate) use job::{Area, Job, JobKind, JobState, Step};
+#[cfg(feature = "internals")]
 pub use options::raw_event_store;
 use options::{apply_db_options, cf_options};
-pub use options::{Options, Settings};
-pub use snapshot::Snapshot;
+pub use options::{Durability, KindPolicy, Options, Settings};
+pub use snapshot::{Reader, Snapshot};
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,11 @@ pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
 pub use cf::Cf;
 use cf::PointReads;
 
+/// Whether `path` holds a RocksDB database (a store, or a foreign one).
+pub(crate) fn holds_store(path: &Path) -> bool {
+    path.join("CURRENT").exists()
+}
+
 /// A raw key and value read from a column family.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
@@ -79,7 +85,10 @@ pub struct Store {
     db: DB,
     path: PathBuf,
     read_only: bool,
-    write_options: WriteOptions,
+    /// The durability of writes that do not choose one ([`Options::sync_writes`]).
+    sync_writes: bool,
+    write_synced: WriteOptions,
+    write_unsynced: WriteOptions,
     settings: Settings,
     /// Which partition of a deployment this store is (SPEC §7).
     partition: Partition,
@@ -135,7 +144,7 @@ impl Store {
             }
             .into());
         }
-        let exists = path.join("CURRENT").exists();
+        let exists = holds_store(path);
         if !exists && (options.read_only || !options.create_if_missing) {
             return Err(OpenError::Missing {
                 path: path.display().to_string(),
@@ -174,14 +183,16 @@ impl Store {
             DB::open_cf_descriptors(&db_options, path, descriptors)?
         };
 
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(options.sync_writes);
+        let mut write_synced = WriteOptions::default();
+        write_synced.set_sync(true);
 
         let mut store = Self {
             db,
             path: path.to_path_buf(),
             read_only: options.read_only,
-            write_options,
+            sync_writes: options.sync_writes,
+            write_synced,
+            write_unsynced: WriteOptions::default(),
             settings: Settings {
                 utc_offset_minutes: 0,
             },

@@ -41,7 +41,7 @@ impl Store {
         // (an older store's missing default, written by its open: even
         // while a job is recorded, which the open's migration finishes)
         self.check_writable()?;
-        self.commit_raw(batch, None)
+        self.commit_raw(batch, self.sync_writes)
     }
 
     /// Commits a new store's creation batch — its format version, settings

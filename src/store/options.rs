@@ -1,26 +1,50 @@
 //! How a store is opened (the caller's [`Options`]), what is fixed at
 //! creation ([`Settings`]), and each column family's RocksDB tuning.
 
-use std::path::Path;
-
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DB};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType};
 use serde::{Deserialize, Serialize};
 
 use super::{merge, Cf, PointReads};
-use crate::error::Result;
 use crate::partition::Partition;
 
 /// Memtable size of read-only opens.
 const READ_ONLY_WRITE_BUFFER_BYTES: usize = 1 << 20;
 
-/// How to open a store.
+/// How a write transaction's commit waits (see
+/// [`crate::Transaction::set_durability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The write-ahead log is fsync'd before the commit returns: an
+    /// acknowledged write survives a power failure.
+    Immediate,
+    /// The commit returns once the write is in the log's buffer: it
+    /// survives a crash of the process, not of the machine.
+    Eventual,
+}
+
+/// How to open a store. Built from [`Options::default`] with the setters
+/// below (the type may gain fields; its fields stay readable and
+/// writable):
+///
+/// ```
+/// use stickydb::{KindPolicy, Options};
+/// let options = Options::default()
+///     .utc_offset_minutes(480)
+///     .sync_writes(true)
+///     .kinds(KindPolicy::strict(["view", "purchase"]));
+/// assert_eq!(options.utc_offset_minutes, Some(480));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// The store's fixed UTC offset in minutes (−840..=840). `None` means "the
     /// stored one" when reopening and 0 when creating; `Some` must match the
     /// stored one on reopen.
     pub utc_offset_minutes: Option<i32>,
-    /// Create the store when the directory holds none.
+    /// Create the store when the directory holds none (default off: a
+    /// mistyped path is refused, not silently created; [`crate::Db::create`]
+    /// is the call that creates).
     pub create_if_missing: bool,
     /// Open without write access. Writers get [`crate::Error::ReadOnly`].
     pub read_only: bool,
@@ -49,13 +73,119 @@ pub struct Options {
     /// when the store is created: `None` means "the stored one" on reopen
     /// and [`Partition::WHOLE`] on creation; `Some` must match on reopen.
     pub partition: Option<Partition>,
+    /// Which event kinds the store accepts (see [`KindPolicy`]). Fixed
+    /// when the store is created: `None` means "the stored policy" on
+    /// reopen and [`KindPolicy::Open`] on creation; `Some` must match on
+    /// reopen.
+    pub kinds: Option<KindPolicy>,
+}
+
+/// Which event kinds a store accepts, chosen at creation and persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KindPolicy {
+    /// Any kind; a kind not seen before is registered by the write that
+    /// first records it (and stays registered).
+    Open,
+    /// Only the listed kinds: an event of another kind (a typo such as
+    /// `"Purchase"`) is refused, naming the listed ones.
+    Strict(Vec<String>),
+}
+
+impl KindPolicy {
+    /// A strict policy of `kinds`.
+    pub fn strict<S: Into<String>>(kinds: impl IntoIterator<Item = S>) -> Self {
+        let mut v: Vec<String> = kinds.into_iter().map(Into::into).collect();
+        v.sort();
+        v.dedup();
+        KindPolicy::Strict(v)
+    }
+
+    /// Whether `kind` is accepted.
+    pub fn allows(&self, kind: &str) -> bool {
+        match self {
+            KindPolicy::Open => true,
+            KindPolicy::Strict(list) => list.binary_search_by(|k| k.as_str().cmp(kind)).is_ok(),
+        }
+    }
+}
+
+impl Options {
+    /// The store's fixed UTC offset in minutes.
+    pub fn utc_offset_minutes(mut self, minutes: i32) -> Self {
+        self.utc_offset_minutes = Some(minutes);
+        self
+    }
+
+    /// Create the store when the directory holds none.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// Open without write access.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// fsync the log on every write that does not choose its durability.
+    pub fn sync_writes(mut self, sync: bool) -> Self {
+        self.sync_writes = sync;
+        self
+    }
+
+    /// The block cache's size in bytes.
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Each column family's memtable size in bytes.
+    pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// Most user records cached for writes.
+    pub fn user_cache_entries(mut self, entries: usize) -> Self {
+        self.user_cache_entries = entries;
+        self
+    }
+
+    /// Event kinds that do not count as activity (fixed at creation).
+    pub fn non_activity_kinds<S: Into<String>>(
+        mut self,
+        kinds: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.non_activity_kinds = Some(kinds.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The kind of experiment exposure events (fixed at creation).
+    pub fn exposure_kind(mut self, kind: impl Into<String>) -> Self {
+        self.exposure_kind = Some(kind.into());
+        self
+    }
+
+    /// The store's partition of a partitioned deployment (fixed at creation).
+    pub fn partition(mut self, partition: Partition) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Which event kinds the store accepts (fixed at creation).
+    pub fn kinds(mut self, policy: KindPolicy) -> Self {
+        self.kinds = Some(policy);
+        self
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             utc_offset_minutes: None,
-            create_if_missing: true,
+            create_if_missing: false,
             read_only: false,
             sync_writes: false,
             block_cache_bytes: 64 << 20,
@@ -64,6 +194,7 @@ impl Default for Options {
             non_activity_kinds: None,
             exposure_kind: None,
             partition: None,
+            kinds: None,
         }
     }
 }
@@ -157,10 +288,14 @@ pub(super) fn apply_db_options(o: &mut rocksdb::Options) {
 /// options of a store's `events` column family (and the same database-wide
 /// settings): the physical limit the ingest benchmark compares against.
 #[doc(hidden)]
-pub fn raw_event_store(path: &Path, options: &Options) -> Result<DB> {
+#[cfg(feature = "internals")]
+pub fn raw_event_store(
+    path: &std::path::Path,
+    options: &Options,
+) -> crate::error::Result<rocksdb::DB> {
     let cache = Cache::new_lru_cache(options.block_cache_bytes);
     let mut o = cf_options(Cf::Events, options, &cache);
     o.create_if_missing(true);
     apply_db_options(&mut o);
-    Ok(DB::open(&o, path)?)
+    Ok(rocksdb::DB::open(&o, path)?)
 }

@@ -8,9 +8,11 @@ use crate::error::{Error, Result};
 /// A consistent read-only view of the store at one instant: every read
 /// through it sees the same committed writes, so a query that reads many
 /// keys equals a read between two writes even while writers run.
+/// Cloning shares the same instant.
+#[derive(Clone)]
 pub struct Snapshot<'a> {
     store: &'a Store,
-    snap: rocksdb::SnapshotWithThreadMode<'a, DB>,
+    snap: std::sync::Arc<rocksdb::SnapshotWithThreadMode<'a, DB>>,
 }
 
 impl Store {
@@ -18,15 +20,87 @@ impl Store {
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             store: self,
-            snap: self.db.snapshot(),
+            snap: std::sync::Arc::new(self.db.snapshot()),
         }
+    }
+}
+
+/// Reads of one value or one range: the store as it is now ([`Store`]) or
+/// as of one instant ([`Snapshot`]). The read paths of subsystems take
+/// one, so a caller reading several of them through one snapshot gets
+/// answers of one instant.
+pub trait Reader {
+    /// Reads the raw bytes of one value.
+    fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Iterates `(key, value)` over keys in `[from, until)`, in key order.
+    fn read_range<'s>(
+        &'s self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<Box<dyn Iterator<Item = Result<KeyValue>> + 's>>;
+
+    /// Reads and decodes one value.
+    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>>
+    where
+        Self: Sized,
+    {
+        match self.read_raw(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
+        }
+    }
+
+    /// Iterates every key starting with `prefix`, in key order.
+    fn read_prefix<'s>(
+        &'s self,
+        cf: Cf,
+        prefix: &[u8],
+    ) -> Result<Box<dyn Iterator<Item = Result<KeyValue>> + 's>> {
+        self.read_range(cf, prefix, crate::keys::prefix_successor(prefix))
+    }
+
+    /// Reads a user set stored in chunks under `prefix`.
+    fn read_set(&self, cf: Cf, prefix: &[u8]) -> Result<roaring::RoaringBitmap> {
+        union_of_chunks(cf, self.read_prefix(cf, prefix)?)
+    }
+}
+
+impl Reader for Store {
+    fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_raw(cf, key)
+    }
+
+    fn read_range<'s>(
+        &'s self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<Box<dyn Iterator<Item = Result<KeyValue>> + 's>> {
+        Ok(Box::new(self.range(cf, from, until)?))
+    }
+}
+
+impl Reader for Snapshot<'_> {
+    fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_raw(cf, key)
+    }
+
+    fn read_range<'s>(
+        &'s self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<Box<dyn Iterator<Item = Result<KeyValue>> + 's>> {
+        Ok(Box::new(self.range(cf, from, until)?))
     }
 }
 
 impl Snapshot<'_> {
     fn read_options(&self) -> ReadOptions {
         let mut ro = ReadOptions::default();
-        ro.set_snapshot(&self.snap);
+        ro.set_snapshot(&*self.snap);
         ro
     }
 

@@ -14,8 +14,10 @@ pub mod json;
 mod seq;
 
 use crate::store::Batch;
+use crate::store::Reader;
 
-pub use crate::kinds::{EventKind, KindRegistry, MAX_CUSTOM_KINDS, MAX_KIND_BYTES};
+pub(crate) use crate::kinds::KindRegistry;
+pub use crate::kinds::{EventKind, MAX_CUSTOM_KINDS, MAX_KIND_BYTES};
 pub use event::{
     Event, PropValue, RecordOutcome, StoredEvent, GROUP_JOIN, GROUP_OPEN, MAX_AMOUNT_MINOR,
     MAX_EVENT_ID_BYTES, MAX_GROUP_TARGET, MAX_PROPERTIES, MAX_PROPERTIES_BYTES,
@@ -150,7 +152,7 @@ fn stored_event(
 
 /// A user's events with `from_ms <= ts_ms < to_ms`, newest first, at most `limit`.
 pub(crate) fn timeline(
-    store: &Store,
+    store: &impl Reader,
     kinds: &KindRegistry,
     user: &str,
     from_ms: i64,
@@ -184,7 +186,7 @@ pub(crate) fn timeline(
         return Ok(out);
     }
     let (start, until) = newest_first_bounds(user_id, to_ms);
-    for item in store.range(Cf::Events, &start, until)? {
+    for item in store.read_range(Cf::Events, &start, until)? {
         let (k, v) = item?;
         let e = decode_event(kinds, user, &k, &v)?;
         if e.event.ts_ms < from_ms {

@@ -71,7 +71,7 @@ impl<'s> Sequences<'s> {
     }
 
     /// Puts every changed next sequence number into `batch`.
-    pub fn finish(&self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(&self, batch: &mut Batch) -> Result<()> {
         for (&user_id, &(stored, next)) in &self.next {
             if next != stored {
                 put_next(batch, user_id, next)?;

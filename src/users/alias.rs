@@ -12,6 +12,7 @@
 //! target (by its external id), the stripe every other write of that user
 //! holds; [`lock_resolving`] takes both before anything is read.
 
+use crate::store::Reader;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -66,8 +67,8 @@ pub(crate) fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<NameEntry> {
 }
 
 /// Looks up what `name` maps to.
-pub fn lookup(store: &Store, name: &str) -> Result<Option<NameEntry>> {
-    match store.get_raw(Cf::UserByName, name.as_bytes())? {
+pub(crate) fn lookup(store: &impl Reader, name: &str) -> Result<Option<NameEntry>> {
+    match store.read_raw(Cf::UserByName, name.as_bytes())? {
         None => Ok(None),
         Some(bytes) => decode_entry(name.as_bytes(), &bytes).map(Some),
     }
@@ -87,7 +88,7 @@ pub(crate) fn lookup_locked(
 }
 
 /// Each name of one write, looked up under its locks.
-pub type Resolved = FxHashMap<String, Option<NameEntry>>;
+pub(crate) type Resolved = FxHashMap<String, Option<NameEntry>>;
 
 /// Most rounds of re-locking [`lock_resolving`] makes: each round adds the
 /// targets a concurrent merge moved; two merges in a row are already rare.
@@ -97,7 +98,7 @@ const MAX_LOCK_ROUNDS: usize = 16;
 /// and looks every name up under those locks. A merge changes an alias only
 /// while holding its target's stripe, so once the target's stripe is held
 /// the answer cannot change before the write commits.
-pub fn lock_resolving<'a>(
+pub(crate) fn lock_resolving<'a>(
     stripes: &'a LockStripes,
     store: &Store,
     names: &[&str],
@@ -136,10 +137,10 @@ pub fn lock_resolving<'a>(
 }
 
 /// Every alias of `user_id`: (alias, merge id), in name order.
-pub fn aliases(store: &Store, user_id: u32) -> Result<Vec<(String, String)>> {
+pub(crate) fn aliases(store: &impl Reader, user_id: u32) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let prefix = meta::aliases_of(user_id);
-    for item in store.prefix(Cf::Meta, &prefix)? {
+    for item in store.read_prefix(Cf::Meta, &prefix)? {
         let (k, v) = item?;
         let name = meta::alias_name_of(user_id, &k).unwrap_or_default();
         let merge_id: String = decode_value(Cf::Meta, &k, &v)?;

@@ -100,6 +100,27 @@ pub struct MergeOutcome {
     pub replayed: bool,
 }
 
+impl MergeOutcome {
+    /// The outcome of a merge that moved nothing yet.
+    pub(crate) fn new(merge_id: &str, from: &str, into: String) -> Self {
+        Self {
+            merge_id: merge_id.to_owned(),
+            from: from.to_owned(),
+            into,
+            events_moved: 0,
+            duplicate_events: 0,
+            days_added: 0,
+            aliases_moved: 0,
+            points_moved: 0,
+            lots_moved: 0,
+            holds_moved: 0,
+            txns_moved: 0,
+            cap_conflicts: Vec::new(),
+            replayed: false,
+        }
+    }
+}
+
 /// Checks a merge id: 1..=128 bytes, no control characters.
 pub fn check_merge_id(merge_id: &str) -> Result<(), InputError> {
     super::check_name(merge_id, MAX_MERGE_ID_BYTES).map_err(|p| InputError::new("merge_id", p))

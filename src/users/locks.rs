@@ -60,7 +60,7 @@ impl Shard {
 
 /// A fixed set of mutexes that users hash onto.
 #[derive(Debug)]
-pub struct LockStripes {
+pub(crate) struct LockStripes {
     stripes: Vec<Mutex<Shard>>,
     /// Most cached users per stripe.
     shard_capacity: usize,
@@ -68,7 +68,7 @@ pub struct LockStripes {
 
 /// The guards of one write; dropping it releases every stripe.
 #[derive(Debug)]
-pub struct StripeGuards<'a> {
+pub(crate) struct StripeGuards<'a> {
     stripes: &'a LockStripes,
     guards: Vec<(usize, MutexGuard<'a, Shard>)>,
     /// The hierarchy's level of the stripes (docs/architecture.md).
@@ -115,7 +115,7 @@ impl LockStripes {
 
     /// Locks every stripe, in ascending order: no other write can run until
     /// the guards drop (aggregate rebuilds need the store to themselves).
-    pub fn lock_all(&self) -> StripeGuards<'_> {
+    pub(crate) fn lock_all(&self) -> StripeGuards<'_> {
         let order = crate::order::Token::take(crate::order::Level::Stripes);
         StripeGuards {
             _order: order,
@@ -125,7 +125,7 @@ impl LockStripes {
     }
 
     /// Locks the stripes of every user in `users`, in ascending stripe order.
-    pub fn lock<'a, I, S>(&'a self, users: I) -> StripeGuards<'a>
+    pub(crate) fn lock<'a, I, S>(&'a self, users: I) -> StripeGuards<'a>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

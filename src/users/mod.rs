@@ -10,6 +10,7 @@ mod alias;
 mod identity;
 mod locks;
 
+use crate::store::Reader;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -18,7 +19,8 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use alias::decode_entry;
-pub use alias::{aliases, lock_resolving, lookup, NameEntry, Resolved};
+pub use alias::NameEntry;
+pub(crate) use alias::{aliases, lock_resolving, lookup, Resolved};
 pub(crate) use alias::{delete_alias, put_alias};
 pub use identity::{
     check_merge_id, IdentitySettings, MergeOptions, MergeOutcome, MAX_ANONYMOUS_PREFIXES,
@@ -28,7 +30,7 @@ pub(crate) use identity::{
     load_settings as load_identity_settings, save_settings as save_identity_settings,
 };
 use locks::CachedUser;
-pub use locks::{LockStripes, StripeGuards};
+pub(crate) use locks::{LockStripes, StripeGuards};
 
 use crate::error::{Error, Problem, Result};
 use crate::keys;
@@ -71,7 +73,7 @@ pub fn check_name(name: &str, max_bytes: usize) -> Result<(), Problem> {
 /// sequence number) lives with its activity state, which every write of
 /// events rewrites anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRecord {
+pub(crate) struct UserRecord {
     /// The external user id.
     pub name: String,
 }
@@ -104,14 +106,14 @@ pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<UserRecord> {
 /// only, and only to users its partition owns, so the user sets of all
 /// partitions are disjoint and sum (or OR) to the global ones.
 #[derive(Debug)]
-pub struct Allocator {
+pub(crate) struct Allocator {
     next: AtomicU32,
     pub(crate) partition: Partition,
 }
 
 impl Allocator {
     /// Recovers the allocator from the store.
-    pub fn recover(store: &Store) -> Result<Self> {
+    pub(crate) fn recover(store: &Store) -> Result<Self> {
         let partition = store.partition();
         let after_last = match store.last_key(Cf::UserById)? {
             None => partition.first_id(),
@@ -143,11 +145,6 @@ impl Allocator {
         }
         debug_assert!(self.partition.holds_id(id));
         Ok(id)
-    }
-
-    /// One past the largest id handed out so far.
-    pub fn high_water(&self) -> u32 {
-        self.next.load(Ordering::Relaxed)
     }
 }
 
@@ -230,21 +227,21 @@ pub(crate) fn write_chunks(
 
 /// Looks up the internal id of an external user id (an alias resolves to
 /// the user it was merged into).
-pub fn id_of(store: &Store, user: &str) -> Result<Option<u32>> {
+pub(crate) fn id_of(store: &impl Reader, user: &str) -> Result<Option<u32>> {
     Ok(lookup(store, user)?.map(|e| e.user_id()))
 }
 
 /// Looks up the record of an internal id.
-pub fn record_of(store: &Store, user_id: u32) -> Result<Option<UserRecord>> {
+pub(crate) fn record_of(store: &impl Reader, user_id: u32) -> Result<Option<UserRecord>> {
     let key = keys::user(user_id);
-    match store.get_raw(Cf::UserById, &key)? {
+    match store.read_raw(Cf::UserById, &key)? {
         None => Ok(None),
         Some(bytes) => decode_record(&key, &bytes).map(Some),
     }
 }
 
 /// The names of `ids` (existing users only), looked up together.
-pub fn names_of(
+pub(crate) fn names_of(
     store: &Store,
     ids: &std::collections::BTreeSet<u32>,
 ) -> Result<std::collections::HashMap<u32, String>> {
@@ -263,8 +260,8 @@ pub fn names_of(
 }
 
 /// The set of every existing user.
-pub fn all_users(store: &Store) -> Result<RoaringBitmap> {
-    store.get_set(Cf::Metrics, &ALL_USERS_PREFIX)
+pub(crate) fn all_users(store: &impl Reader) -> Result<RoaringBitmap> {
+    store.read_set(Cf::Metrics, &ALL_USERS_PREFIX)
 }
 
 struct Slot {
@@ -279,7 +276,7 @@ struct Slot {
 /// into the write's batch. Callers hold the stripe locks of every user named
 /// and of every alias's target ([`lock_resolving`]; the guards also give the
 /// cache shards those users' records live in).
-pub struct UserWrites<'a, 'g> {
+pub(crate) struct UserWrites<'a, 'g> {
     store: &'a Store,
     allocator: &'a Allocator,
     guards: &'a mut StripeGuards<'g>,
@@ -293,7 +290,7 @@ pub struct UserWrites<'a, 'g> {
 
 impl<'a, 'g> UserWrites<'a, 'g> {
     /// Starts the user side of one write.
-    pub fn new(
+    pub(crate) fn new(
         store: &'a Store,
         allocator: &'a Allocator,
         guards: &'a mut StripeGuards<'g>,
@@ -401,6 +398,35 @@ impl<'a, 'g> UserWrites<'a, 'g> {
         Ok((slot.user_id, slot.created))
     }
 
+    /// What `name` maps to in the store (or the stripe cache), read under
+    /// its lock; the write's own changes are not seen ([`UserWrites::in_write`]).
+    pub(crate) fn entry(&mut self, name: &str) -> Result<Option<alias::NameEntry>> {
+        match self.resolved.get(name) {
+            Some(entry) => Ok(entry.clone()),
+            None => alias::lookup_locked(self.guards, self.store, name),
+        }
+    }
+
+    /// Whether this write has used (read or created) `name` already.
+    pub(crate) fn in_write(&self, name: &str) -> bool {
+        self.slots.contains_key(name)
+    }
+
+    /// Makes `name` an alias of `user_id` for the rest of this write (a
+    /// merge in it made it one).
+    pub(crate) fn redirect(&mut self, name: &str, user_id: u32) {
+        self.absent.remove(name);
+        self.resolved.remove(name);
+        self.slots.insert(
+            name.to_owned(),
+            Slot {
+                user_id,
+                created: false,
+                alias: true,
+            },
+        );
+    }
+
     /// Whether this write holds `user`'s stripe lock.
     pub fn holds(&self, user: &str) -> bool {
         self.guards.holds(user)
@@ -413,7 +439,7 @@ impl<'a, 'g> UserWrites<'a, 'g> {
 
     /// Puts every changed user record (and every new mapping) into `batch`.
     /// Call [`UserWrites::remember`] once the batch committed.
-    pub fn finish(&self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(&self, batch: &mut Batch) -> Result<()> {
         for (name, slot) in &self.slots {
             if slot.created {
                 let record = UserRecord { name: name.clone() };

@@ -22,6 +22,8 @@ mod rebuild;
 mod record;
 mod social;
 mod touchers;
+mod tx;
+mod tx_merge;
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ use crate::users::{Allocator, LockStripes, StripeGuards};
 
 pub use advance::AdvanceReport;
 pub(crate) use migrate::migrate;
+pub(crate) use tx::Plan;
+pub use tx::Transaction;
 
 /// Everything a write needs from an open store.
 pub(crate) struct Writer<'a> {
@@ -67,6 +71,8 @@ pub(crate) struct Writer<'a> {
     /// One `advance` at a time; a job takes it first, so no advance runs
     /// while a job re-derives what advance settles.
     pub advance_lock: &'a Mutex<()>,
+    /// Which ids are anonymous (a merge reads it under its locks).
+    pub identity_settings: &'a RwLock<crate::users::IdentitySettings>,
 }
 
 impl Writer<'_> {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use crate::store::{Batch, Job, JobKind};
 
 use super::Writer;
-use crate::error::{Error, InputError, Result};
+use crate::error::{InputError, Result};
 use crate::ledger::{
     self, session::Session, ExpireReport, LedgerSettings, PointsOp, PointsOutcome,
 };
-use crate::users::{self, UserWrites};
+use crate::users;
 
 impl Writer<'_> {
     /// Applies one points operation to `user`'s account as one atomic write.
@@ -22,40 +22,8 @@ impl Writer<'_> {
         at_ms: i64,
         op: &PointsOp,
     ) -> Result<PointsOutcome> {
-        self.store.check_writes_allowed()?;
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        ledger::check_txn_id(txn_id)?;
-        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
-        op.validate()?;
-        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
-        // Read under the lock: a settings change holds every stripe.
-        let settings = self.ledger_settings.read().clone();
-        let mut users = UserWrites::new(self.store, self.allocator, &mut guard, resolved);
-        let credits = match op {
-            PointsOp::Earn { .. } => true,
-            PointsOp::Adjust { points, .. } => *points > 0,
-            _ => false,
-        };
-        let user_id = if credits {
-            users.id(user)?
-        } else {
-            users.existing_id(user)?.ok_or_else(|| Error::UnknownUser {
-                user: user.to_owned(),
-            })?
-        };
-        // Held to the commit: an `advance` moves the clock wholly before or after.
-        let clock = self.clock.read();
-        let mut session = Session::new(self.store, &settings).with_notices(*clock);
-        let outcome = session.apply(user_id, txn_id, at_ms, op)?;
-        if outcome.replayed {
-            return Ok(outcome);
-        }
-        let mut batch = Batch::new();
-        session.finish(&mut batch)?;
-        users.finish(&mut batch)?;
-        self.store.write(batch)?;
-        users.remember();
-        Ok(outcome)
+        let plan = super::tx::Plan::with_names([user]);
+        self.transact(plan, &mut |tx| tx.points(user, txn_id, at_ms, op))
     }
 
     /// Settles everything due at or before `now_ms`, one account per write

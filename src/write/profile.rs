@@ -7,32 +7,13 @@ use super::Writer;
 use crate::error::{InputError, Result};
 use crate::profiles::{self, ProfileUpdate, MAX_PURGE_PER_CALL};
 use crate::time;
-use crate::users::{self, UserWrites};
+use crate::users;
 
 impl Writer<'_> {
     /// Applies `update` to `user` as one atomic write.
     pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        self.store.check_writes_allowed()?;
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        update.validate()?;
-        let (mut guard, resolved) = users::lock_resolving(self.stripes, self.store, &[user])?;
-        let mut users_w = UserWrites::new(self.store, self.allocator, &mut guard, resolved);
-        let user_id = if update.creates() {
-            users_w.id(user)?
-        } else {
-            match users_w.existing_id(user)? {
-                Some(id) => id,
-                // Removing from a user that does not exist is a no-op, and
-                // must not create the user.
-                None => return Ok(()),
-            }
-        };
-        let mut batch = Batch::new();
-        profiles::apply_update(self.store, &mut batch, user_id, update)?;
-        users_w.finish(&mut batch)?;
-        self.store.write(batch)?;
-        users_w.remember();
-        Ok(())
+        let plan = super::tx::Plan::with_names([user]);
+        self.transact(plan, &mut |tx| tx.update_profile(user, update))
     }
 
     /// Removes every tag that expired at or before `now_ms`; returns how many.

@@ -5,26 +5,22 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::codec;
-use crate::keys::meta;
+use super::tx::Plan;
 use crate::partition::LogPosition;
-use crate::store::{Batch, Cf, Job, JobKind};
+use crate::store::Batch;
 
 use super::Writer;
-use crate::error::{InputError, Result};
-use crate::feed::{Clock, StageCause};
+use crate::error::Result;
 use crate::keys::EventKey;
 use crate::kinds::Reservation;
 use crate::ledger::session::Session;
-use crate::ledger::LedgerSettings;
 use crate::metrics::{
     self,
     state::{Contribution, StageCtx, StateWrites},
 };
-use crate::timeline::{self, Event, RecordOutcome, MAX_BATCH_EVENTS};
-use crate::users::{self, UserWrites};
+use crate::timeline::{self, Event, RecordOutcome};
+use crate::users::UserWrites;
 
-use super::social::{Deferral, SocialWrite};
 use crate::experiments::ExposureWrites;
 use crate::kinds::EventKind;
 use crate::timeline::Fact;
@@ -39,151 +35,89 @@ impl Writer<'_> {
         position: Option<&LogPosition>,
     ) -> Result<Vec<RecordOutcome>> {
         self.store.check_writes_allowed()?;
-        InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
-        // Validate everything before taking a lock or touching the store: a bad
-        // item rejects the whole batch and nothing is written.
-        for (i, e) in events.iter().enumerate() {
-            e.validate().map_err(|err| err.at(i))?;
-            crate::experiments::check_exposure(e, self.exposure_kind).map_err(|err| err.at(i))?;
-        }
         if let Some(p) = position {
             p.validate()?;
         }
-
-        // A write that pays referral credits must hold the sharers' stripes
-        // too; it learns who they are only under its own locks, so it starts
-        // over holding them (each round only adds names).
-        let mut sharers: Vec<String> = self.likely_sharers(events)?;
-        // A write that changes the owner of a share more users came through
-        // than one write should re-derive (a late claim) starts over as a
-        // job, every writer held off (`write/touchers.rs`).
-        let mut as_job = false;
-        for _ in 0..=super::social::MAX_LOCK_ROUNDS {
-            let mut names: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
-            names.extend(sharers.iter().map(String::as_str));
-            let _advance = as_job.then(|| self.advance_lock.lock());
-            let (mut guards, resolved) = if as_job {
-                let mut all = self.stripes.lock_all();
-                self.finish_pending(&mut all)?;
-                (all, users::Resolved::default())
-            } else {
-                users::lock_resolving(self.stripes, self.store, &names)?
-            };
-            // (a job that ran while this write waited for the locks may
-            // have failed and left its work half done)
-            self.store.check_no_job()?;
-            let mut batch = Batch::new();
-            let reservation = self
-                .kinds
-                .reserve(events.iter().map(|e| &e.kind), &mut batch)?;
-            let mut users = UserWrites::new(self.store, self.allocator, &mut guards, resolved);
-            let settings = self.metric_settings.read();
-            let clock = self.clock.read();
-            let stages = self.stage_ctx(&settings, &clock, StageCause::Event);
-            // Only stores with earning rules pay for a ledger session.
-            let ledger_settings = self.ledger_settings.read().clone();
-            let rules = (!ledger_settings.rules.is_empty()).then_some(&*ledger_settings);
-            let (outcomes, _, mut ledger) = self.record_into(
-                &mut batch,
-                &mut users,
-                &reservation,
-                events,
-                rules,
-                stages,
-                &clock,
-            )?;
-            users.finish(&mut batch)?;
-            let social = super::social::social_events(events, &outcomes);
-            let done = match self.social_write(
-                &mut batch,
-                None,
-                &social,
-                users.created(),
-                None,
-                &|name| users.holds(name),
-                if as_job {
-                    Deferral::Record
-                } else {
-                    Deferral::Escalate
-                },
-            )? {
-                SocialWrite::NeedLocks(more) => {
-                    sharers.extend(more);
-                    continue;
-                }
-                SocialWrite::NeedJob => {
-                    as_job = true;
-                    continue;
-                }
-                SocialWrite::Done(done) => done,
-            };
-            if let Some(ledger) = ledger.as_mut() {
-                super::social::apply_referrals(ledger, &done.referrals)?;
+        // What the transaction would find it needs, held from its first
+        // round: the events' users, the sharers a referral credit pays
+        // (learned again under the locks), the kinds not registered yet.
+        let mut plan = Plan::with_names(events.iter().map(|e| e.user.as_str()));
+        plan.names.extend(self.likely_sharers(events)?);
+        for e in events {
+            if self.kinds.id(&e.kind).is_none() && !plan.kinds.contains(&e.kind) {
+                plan.kinds.push(e.kind.clone());
             }
-            if let Some(ledger) = ledger {
-                ledger.finish(&mut batch)?;
-            }
-            if let Some(p) = position {
-                batch.put(
-                    Cf::Meta,
-                    meta::source(&p.topic, p.partition),
-                    codec::encode(&p.next_offset)?,
-                );
-            }
-            // The touchers left to a job are recorded with this write.
-            let job = (!done.deferred.is_empty()).then(|| Job {
-                subject: done.deferred.clone(),
-                ..Job::new(JobKind::Touchers)
-            });
-            if let Some(job) = &job {
-                batch.set_job(job)?;
-            }
-            self.store.write(batch)?;
-            done.committed(self.social);
-            users.remember();
-            reservation.publish();
-            if job.is_some() {
-                // (the job takes the settings and the clock in the
-                // hierarchy's order)
-                drop(clock);
-                drop(settings);
-                // The events are stored whatever the job does: a step that
-                // fails leaves the job recorded, and writes refused until
-                // `finish_jobs`, rather than a caller told "not written"
-                // retrying events without ids twice.
-                let _ = self.resume_recorded(&mut guards);
-            }
-            return Ok(outcomes);
         }
-        Err(crate::error::Error::LimitReached {
-            what: "lock rounds of a write paying referral credits",
-            max: super::social::MAX_LOCK_ROUNDS as u64,
+        plan.position = position.cloned();
+        self.transact(plan, &mut |tx| tx.record_batch(events))
+    }
+}
+
+/// The event side of one write, kept across the calls of a transaction so
+/// that its second `record` sees what its first one did (per-user heads,
+/// sequence numbers, dedup within the write).
+pub(super) struct Recording<'s> {
+    state: StateWrites<'s>,
+    seqs: timeline::Sequences<'s>,
+    exposures: ExposureWrites<'s>,
+    exposure_id: Option<u32>,
+    /// `(user, event id)` recorded by this write: keyed by internal id, so
+    /// an alias and its target are one user.
+    seen: FxHashSet<(u32, String)>,
+}
+
+impl<'s> Recording<'s> {
+    /// Starts the event side of a write whose kinds `reservation` holds
+    /// (`events`: the events known up front, for the exposure kind's id).
+    pub(super) fn new(
+        w: &'s Writer<'_>,
+        reservation: &Reservation<'_>,
+        events: &[Event],
+        stages: StageCtx<'s>,
+    ) -> Result<Self> {
+        let exposure_kind = EventKind::from_name(w.exposure_kind);
+        let exposure_id = match w.kinds.id(&exposure_kind) {
+            Some(id) => Some(id),
+            None if events.iter().any(|e| e.kind == exposure_kind) => {
+                Some(reservation.id(&exposure_kind)?)
+            }
+            None => reservation.id(&exposure_kind).ok(),
+        };
+        Ok(Self {
+            state: StateWrites::new(w.store, stages),
+            seqs: timeline::Sequences::new(w.store),
+            exposures: ExposureWrites::new(w.store, exposure_id),
+            exposure_id,
+            seen: FxHashSet::default(),
         })
     }
 
-    /// Puts `events` into `batch` under locks the caller holds: dedup, ids,
-    /// event records, aggregate deltas and (with `rules`) rule credits. The
-    /// caller finishes `users` and the returned ledger session (rule credits,
-    /// with `rules`), and commits. Returns each event's outcome and how many
-    /// (user, day) activity days the events added.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn record_into<'l>(
-        &'l self,
+    /// Whether an event of `kind` can be recorded by this write: its id is
+    /// known or reserved, and an exposure's id was known when it started.
+    pub(super) fn can_record(
+        &self,
+        w: &Writer<'_>,
+        reservation: &Reservation<'_>,
+        kind: &EventKind,
+    ) -> bool {
+        if self.exposure_id.is_none() && kind.as_str() == w.exposure_kind {
+            return false;
+        }
+        reservation.id(kind).is_ok()
+    }
+
+    /// Puts `events` into `batch` (see [`Writer::record_into`]); returns
+    /// each event's outcome.
+    pub(super) fn add(
+        &mut self,
+        w: &Writer<'_>,
         batch: &mut Batch,
         users: &mut UserWrites<'_, '_>,
         reservation: &Reservation<'_>,
         events: &[Event],
-        rules: Option<&'l LedgerSettings>,
-        stages: StageCtx<'_>,
-        clock: &Clock,
-    ) -> Result<(Vec<RecordOutcome>, u64, Option<Session<'l>>)> {
-        // Keyed by internal id: an alias and its target are one user.
-        let mut seen_in_batch: FxHashSet<(u32, &str)> = FxHashSet::default();
+        mut ledger: Option<&mut Session<'_>>,
+    ) -> Result<Vec<RecordOutcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut state = StateWrites::new(self.store, stages);
-        let mut seqs = timeline::Sequences::new(self.store);
-        let mut ledger = rules.map(|r| Session::new(self.store, r).with_notices(*clock));
-
         // The dedup lookups of every event of an existing user, together.
         let mut lookups: Vec<(u32, &str)> = Vec::new();
         let mut lookup_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
@@ -197,17 +131,7 @@ impl Writer<'_> {
             };
             lookup_of.push(at);
         }
-        let recorded = timeline::recorded(self.store, &lookups)?;
-        let exposure_kind = EventKind::from_name(self.exposure_kind);
-        let exposure_id = match self.kinds.id(&exposure_kind) {
-            Some(id) => Some(id),
-            None if events.iter().any(|e| e.kind == exposure_kind) => {
-                Some(reservation.id(&exposure_kind)?)
-            }
-            None => None,
-        };
-        let mut exposures = ExposureWrites::new(self.store, exposure_id);
-
+        let recorded = timeline::recorded(w.store, &lookups)?;
         for (i, (e, lookup)) in events.iter().zip(lookup_of).enumerate() {
             if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
                 outcomes.push(RecordOutcome::Duplicate);
@@ -222,17 +146,17 @@ impl Writer<'_> {
                 other => other,
             })?;
             if let Some(event_id) = &e.event_id {
-                if !seen_in_batch.insert((user_id, event_id.as_str())) {
+                if !self.seen.insert((user_id, event_id.clone())) {
                     outcomes.push(RecordOutcome::Duplicate);
                     continue;
                 }
             }
             let kind_id = reservation.id(&e.kind)?;
-            let seq = seqs.take(user_id, new)?;
+            let seq = self.seqs.take(user_id, new)?;
             // The head's event count is derived; the sequence is primary.
             // Where they disagree the aggregates are damaged: refuse the
             // write (a rebuild repairs them) rather than build on it.
-            let counted = state.next_seq(user_id, new)?;
+            let counted = self.state.next_seq(user_id, new)?;
             if counted != seq {
                 return Err(metrics::count_mismatch(user_id, counted, seq));
             }
@@ -242,41 +166,51 @@ impl Writer<'_> {
                 seq,
             };
             timeline::put(batch, &key, kind_id, e)?;
-            if exposure_id.is_some() {
-                exposures.add(user_id, Fact::of_event(e, seq, kind_id, exposure_id));
+            if self.exposure_id.is_some() {
+                self.exposures
+                    .add(user_id, Fact::of_event(e, seq, kind_id, self.exposure_id));
             }
-            state.add(
+            self.state.add(
                 &Contribution {
                     user_id,
                     kind_id,
-                    is_activity: metrics::counts_as_activity(
-                        self.non_activity_kinds,
-                        e.kind.as_str(),
-                    ),
+                    is_activity: metrics::counts_as_activity(w.non_activity_kinds, e.kind.as_str()),
                     ts_ms: e.ts_ms,
                     amount_minor: e.amount_minor,
                     session_id: e.session_id.as_deref(),
                 },
                 new,
             )?;
-            if let Some(ledger) = ledger.as_mut() {
+            if let Some(ledger) = ledger.as_deref_mut() {
                 ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }
-        let new_active_days = state.new_active_days();
+        Ok(outcomes)
+    }
+
+    /// (user, day) activity days this write added so far.
+    pub(super) fn new_active_days(&self) -> u64 {
+        self.state.new_active_days()
+    }
+
+    /// Puts the sequence records, per-user state and exposures into
+    /// `batch`; returns how many (user, day) activity days the write added.
+    pub(super) fn finish(self, batch: &mut Batch) -> Result<u64> {
+        let new_active_days = self.state.new_active_days();
         // Who has ever had an exposure is in the heads (their first day of
         // the kind); only they have assignments to read.
-        let exposed: FxHashSet<u32> = match exposure_id {
-            Some(x) => exposures
+        let exposed: FxHashSet<u32> = match self.exposure_id {
+            Some(x) => self
+                .exposures
                 .users()
-                .filter(|u| state.has_kind(*u, x))
+                .filter(|u| self.state.has_kind(*u, x))
                 .collect(),
             None => FxHashSet::default(),
         };
-        seqs.finish(batch)?;
-        state.finish(batch)?;
-        exposures.finish(|u| exposed.contains(&u), batch)?;
-        Ok((outcomes, new_active_days, ledger))
+        self.seqs.finish(batch)?;
+        self.state.finish(batch)?;
+        self.exposures.finish(|u| exposed.contains(&u), batch)?;
+        Ok(new_active_days)
     }
 }

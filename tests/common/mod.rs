@@ -62,7 +62,7 @@ pub fn sample_earn_rules() -> Vec<stickydb::ledger::EarnRule> {
 
 pub fn open_temp() -> (TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::create(dir.path(), Options::default()).expect("create");
     (dir, db)
 }
 

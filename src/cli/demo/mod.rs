@@ -222,7 +222,7 @@ pub(super) fn run(
 ) -> Result<(), Error> {
     let users = users.clamp(1, 5_000_000);
     let days = days.clamp(1, 3_650);
-    let db = Db::open(&cli.db, Options::default())?;
+    let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
     db.set_ledger_settings(loyalty())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();

@@ -12,7 +12,7 @@ use crate::store::Cf;
 
 impl Session<'_> {
     /// Puts every change into `batch`.
-    pub fn finish(self, batch: &mut Batch) -> Result<()> {
+    pub(crate) fn finish(self, batch: &mut Batch) -> Result<()> {
         let enc = crate::codec::encode::<LedgerEntry>;
         let notices = self.notices;
         for (uid, w) in self.users {

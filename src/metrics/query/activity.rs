@@ -71,7 +71,7 @@ impl Metrics<'_> {
     /// # fn main() -> Result<(), stickydb::Error> {
     /// use stickydb::metrics::Period;
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// let monday = 19_779; // 2024-02-26
     /// db.record(&stickydb::Event::new("a", "view", monday as i64 * 86_400_000))?;
     /// db.record(&stickydb::Event::new("b", "view", (monday as i64 + 6) * 86_400_000))?;

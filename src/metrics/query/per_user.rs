@@ -33,7 +33,7 @@ impl Metrics<'_> {
     /// ```
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// db.record(&stickydb::Event::new("ann", "view", 19_800 * 86_400_000))?;
     /// let ann = db.user_id("ann")?.unwrap();
     /// let runs = db.metrics().stage_history(ann, 19_790, 19_900)?;

@@ -111,7 +111,7 @@ impl Metrics<'_> {
     /// ```
     /// # fn main() -> Result<(), stickydb::Error> {
     /// let dir = tempfile::tempdir()?;
-    /// let db = stickydb::Db::open(dir.path(), stickydb::Options::default())?;
+    /// let db = stickydb::Db::create(dir.path(), stickydb::Options::default())?;
     /// db.record(&stickydb::Event::new("ann", "view", 19_800 * 86_400_000))?;
     /// let rows = db.metrics().stage_transitions(19_800, 19_830, None)?;
     /// assert_eq!(rows[0].entered["new"], 1);

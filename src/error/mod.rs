@@ -5,11 +5,20 @@
 
 use std::fmt;
 
+mod classify;
+
+pub use classify::{StorageError, TxError};
+
 /// Everything a stickydb operation can fail with.
 ///
 /// Callers that only care whether an operation worked use `Error`; callers that
-/// react to specific failures match on the operation-specific enums inside.
+/// react to specific failures match on the operation-specific enums inside,
+/// or ask the three questions a request handler asks (docs/embedding.md):
+/// [`Error::is_refusal`] (the input or a business rule said no: tell the
+/// client, do not retry), [`Error::is_retryable`] (try the same call
+/// again) and [`Error::is_storage`] (the store or the disk failed: alert).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The store could not be opened or created.
     #[error(transparent)]
@@ -84,9 +93,29 @@ pub enum Error {
     /// A log consumer or a partitioned deployment failed (SPEC §7).
     #[error(transparent)]
     Consume(#[from] ConsumeError),
-    /// RocksDB reported an error.
+    /// A write transaction was refused as a whole; nothing was written.
+    #[error(transparent)]
+    Transaction(#[from] TxError),
+    /// The write met too much contention to finish in its bounded rounds
+    /// (concurrent merges moving aliases, sharers to lock); nothing was
+    /// written. Retrying the same call is safe.
+    #[error("busy: {what} (gave up after {rounds} rounds); nothing was written, retry")]
+    Busy {
+        /// What kept moving.
+        what: &'static str,
+        /// Rounds made.
+        rounds: u32,
+    },
+    /// A broken invariant of stickydb itself (a bug), refused rather than
+    /// stored. Nothing was written.
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: String,
+    },
+    /// The storage engine (RocksDB) reported an error.
     #[error("storage engine error: {0}")]
-    Storage(#[from] rocksdb::Error),
+    Storage(StorageError),
     /// A file-system error outside RocksDB (checkpoints, directories).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -95,6 +124,7 @@ pub enum Error {
 /// Why a log consumer stopped, or a cluster of partition stores was refused
 /// (SPEC §7).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConsumeError {
     /// A message was not a valid event and `skip_bad` was used up; nothing
     /// of the pending batch was written.
@@ -127,6 +157,7 @@ pub enum ConsumeError {
 
 /// Why [`crate::Db::open`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The directory holds a store written by an unknown format version.
     #[error("store format version {found} is not supported (this build reads {supported})")]
@@ -171,6 +202,12 @@ pub enum OpenError {
         /// The offending offset in minutes.
         minutes: i32,
     },
+    /// [`crate::Db::create`] found a store at the path already.
+    #[error("{path} holds a stickydb store already; open it with Db::open")]
+    Exists {
+        /// The directory.
+        path: String,
+    },
     /// The directory holds no store and creation was not allowed.
     #[error("no stickydb store at {path} (create_if_missing is off)")]
     Missing {
@@ -195,6 +232,7 @@ pub enum OpenError {
 
 /// Why a points operation (SPEC §4) was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LedgerError {
     /// The account's unexpired, unheld points do not cover the operation.
     #[error("insufficient points: {requested} requested, {available} available")]
@@ -259,6 +297,7 @@ pub enum LedgerError {
 
 /// Why an identity merge (SPEC §2) was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MergeError {
     /// `from` and `into` name the same user.
     #[error("cannot merge {user:?} into itself")]
@@ -372,7 +411,16 @@ impl fmt::Display for Position {
 
 /// What is wrong with one input field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Problem {
+    /// The store's strict kind policy does not list this kind.
+    #[error("kind {kind:?} is not one of the store's kinds ({})", allowed.join(", "))]
+    KindNotAllowed {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds the store accepts.
+        allowed: Vec<String>,
+    },
     /// The field must not be empty.
     #[error("must not be empty")]
     Empty,

@@ -1,0 +1,212 @@
+//! [`Snapshot`]: the reads of a [`Db`], all as of one instant.
+
+use roaring::RoaringBitmap;
+
+use super::Db;
+use crate::error::{Error, InputError, Result};
+use crate::kinds::EventKind;
+use crate::ledger::{self, Account, Hold, LedgerEntry, Lot, TierChange};
+use crate::metrics::Metrics;
+use crate::profiles::{self, Profile, Sensitive};
+use crate::segments::Segment;
+use crate::store::{self, Area};
+use crate::timeline::{self, StoredEvent};
+use crate::users;
+
+/// The store as of one instant: every read through one `Snapshot` sees
+/// the same committed writes, whatever writers do meanwhile — so a page
+/// built from a profile, a timeline, an account, a segment and a metric
+/// is consistent. Each read of [`Db`] takes its own snapshot; take one
+/// with [`Db::snapshot`] to read several at one instant. Holding one
+/// keeps the versions it sees from being compacted away: drop it when the
+/// page is built.
+///
+/// ```
+/// use stickydb::{Db, Event, Options, PointsOp, Sensitive};
+/// # fn main() -> Result<(), stickydb::Error> {
+/// let dir = tempfile::tempdir()?;
+/// let db = Db::create(dir.path(), Options::default())?;
+/// let t = 1_700_000_000_000;
+/// db.points("alice", "t1", t, &PointsOp::earn(100, "welcome"))?;
+/// let page = db.snapshot();
+/// db.points("alice", "t2", t + 1, &PointsOp::earn(50, "bonus"))?;
+/// // the snapshot still sees the instant it was taken at
+/// assert_eq!(page.account("alice")?.map(|a| a.balance), Some(100));
+/// assert_eq!(db.account("alice")?.map(|a| a.balance), Some(150));
+/// # Ok(()) }
+/// ```
+pub struct Snapshot<'db> {
+    db: &'db Db,
+    view: store::Snapshot<'db>,
+}
+
+impl Db {
+    /// The store as of now, for several reads at one instant (see
+    /// [`Snapshot`]).
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            db: self,
+            view: self.store.snapshot(),
+        }
+    }
+}
+
+impl Snapshot<'_> {
+    /// The metrics as of this snapshot (see [`Db::metrics`]).
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics {
+            view: self.view.clone(),
+            kinds: &self.db.kinds,
+            settings: self.db.metric_settings.read().clone(),
+        }
+    }
+
+    /// `user`'s profile, or `None` when the user does not exist.
+    pub fn profile(&self, user: &str, sensitive: Sensitive) -> Result<Option<Profile>> {
+        profiles::profile(&self.view, user, sensitive)
+    }
+
+    /// `user`'s events with `from_ms <= ts_ms < to_ms`, newest first, at
+    /// most `limit` (see [`Db::timeline`]).
+    pub fn timeline(
+        &self,
+        user: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        timeline::timeline(&self.view, &self.db.kinds, user, from_ms, to_ms, limit)
+    }
+
+    /// `user`'s newest `limit` events.
+    pub fn newest(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.timeline(user, i64::MIN, i64::MAX, limit)
+    }
+
+    /// Users holding `tag` (see [`Db::users_with_tag`]).
+    pub fn users_with_tag(&self, tag: &str, now_ms: Option<i64>) -> Result<RoaringBitmap> {
+        profiles::users_with_tag(&self.view, tag, now_ms)
+    }
+
+    /// The internal id of an external user id (an alias: its target's).
+    pub fn user_id(&self, user: &str) -> Result<Option<u32>> {
+        users::id_of(&self.view, user)
+    }
+
+    /// The external id of an internal user id.
+    pub fn user_name(&self, user_id: u32) -> Result<Option<String>> {
+        Ok(users::record_of(&self.view, user_id)?.map(|r| r.name))
+    }
+
+    /// Every user, as internal ids.
+    pub fn all_users(&self) -> Result<RoaringBitmap> {
+        users::all_users(&self.view)
+    }
+
+    /// Number of events in the store (duplicates excluded).
+    pub fn event_count(&self) -> Result<u64> {
+        let key = crate::keys::metrics::events_total();
+        Ok(self.view.get_counter(store::Cf::Metrics, &key)?.max(0) as u64)
+    }
+
+    fn ledger_user(&self, user: &str) -> Result<u32> {
+        self.user_id(user)?.ok_or_else(|| Error::UnknownUser {
+            user: user.to_owned(),
+        })
+    }
+
+    /// `user`'s points account; `None` when it never had an entry.
+    pub fn account(&self, user: &str) -> Result<Option<Account>> {
+        ledger::read::account(&self.view, self.ledger_user(user)?)
+    }
+
+    /// Every lot of `user`, oldest first.
+    pub fn lots(&self, user: &str) -> Result<Vec<Lot>> {
+        ledger::read::lots(&self.view, self.ledger_user(user)?)
+    }
+
+    /// `user`'s open holds, oldest first.
+    pub fn holds(&self, user: &str) -> Result<Vec<Hold>> {
+        ledger::read::holds(&self.view, self.ledger_user(user)?)
+    }
+
+    /// `user`'s ledger entries with `from_ms <= at_ms < to_ms`, newest
+    /// first, at most `limit`.
+    pub fn ledger(
+        &self,
+        user: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>> {
+        ledger::read::history(&self.view, self.ledger_user(user)?, from_ms, to_ms, limit)
+    }
+
+    /// `user`'s tier changes, newest first.
+    pub fn tier_history(&self, user: &str) -> Result<Vec<TierChange>> {
+        ledger::read::tier_history(&self.view, self.ledger_user(user)?)
+    }
+
+    /// `user`'s growth value as of the local day of `at_ms`.
+    pub fn growth(&self, user: &str, at_ms: i64) -> Result<i64> {
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        let window = self.db.ledger_settings.read().tiers.window_days;
+        let day = self.db.local_day(at_ms);
+        ledger::read::growth(&self.view, self.ledger_user(user)?, day, window)
+    }
+
+    /// Users whose recorded tier is `tier`.
+    pub fn users_in_tier(&self, tier: &str) -> Result<RoaringBitmap> {
+        self.db.store.check_area(Area::Tiers)?;
+        ledger::read::users_in_tier(&self.view, tier)
+    }
+
+    /// Users `sharer` referred (every referred user when `None`).
+    fn referred_users(&self, sharer: Option<&str>) -> Result<RoaringBitmap> {
+        self.db.store.check_area(Area::Social)?;
+        match sharer {
+            None => crate::social::query::referred(&self.view, None),
+            Some(name) => match self.user_id(name)? {
+                None => Ok(RoaringBitmap::new()),
+                Some(id) => crate::social::query::referred(&self.view, Some(id)),
+            },
+        }
+    }
+
+    /// The users in `segment` at `now_ms` (see [`Db::segment`]).
+    pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
+        crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
+        let universe = self.all_users()?;
+        let today = self.db.local_day(now_ms);
+        let m = self.metrics();
+        segment.eval(&universe, &mut |atom| match atom {
+            Segment::Tag(t) => self.users_with_tag(t, Some(now_ms)),
+            Segment::Attr { name, value } => profiles::users_with_attr(&self.view, name, value),
+            Segment::Stage(s) => m.users_in_stage(s, today),
+            Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
+            Segment::Tier(t) => self.users_in_tier(t),
+            Segment::ActiveWithin(n) => m.active_within(*n, today),
+            Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
+            Segment::Did { kind, days } => {
+                let kind = EventKind::from_name(kind);
+                match days {
+                    Some((from, to)) => m.active_users(Some(&kind), *from, *to, None),
+                    None => m.ever_did(&kind),
+                }
+            }
+            Segment::Entered { stage, days } => {
+                let (from, to) = days.unwrap_or((today, today));
+                m.users_entered(stage, from, to)
+            }
+            Segment::Shared => m.ever_did(&EventKind::Share),
+            Segment::Referred => self.referred_users(None),
+            Segment::ReferredBy(u) => self.referred_users(Some(u)),
+            Segment::Variant {
+                experiment,
+                variant,
+            } => crate::experiments::Experiments { m: self.metrics() }
+                .variant_users(experiment, variant),
+            _ => Ok(universe.clone()),
+        })
+    }
+}

@@ -1,0 +1,588 @@
+//! Write transactions: everything one request changes — events, profile
+//! changes, points operations, a merge — of any users, composed into one
+//! batch and committed all-or-nothing (docs/embedding.md).
+//!
+//! Owns the one core every write of events, profiles, points and merges
+//! goes through: the lock order (docs/architecture.md, "Lock hierarchy"),
+//! the attempts that start over holding more locks, the commit. An attempt
+//! runs the caller's closure with what its [`Plan`] says to hold; an
+//! operation that finds it needs more (a user's stripe, a new kind's
+//! allocation, the merge lock, every writer held off for a late claim)
+//! marks the attempt and the plan, nothing of the attempt is written, and
+//! the closure runs again holding the grown set. Each round only adds to
+//! the plan, so the rounds are bounded.
+
+use rustc_hash::FxHashSet;
+
+use super::record::Recording;
+use super::social::{Deferral, Leaving, SocialWrite};
+use super::Writer;
+use crate::codec;
+use crate::error::{Error, InputError, Result, TxError};
+use crate::feed::StageCause;
+use crate::keys::meta;
+use crate::kinds::{EventKind, Reservation};
+use crate::ledger::session::Session;
+use crate::ledger::{self, PointsOp, PointsOutcome};
+use crate::partition::LogPosition;
+use crate::profiles::{self, ProfileUpdate};
+use crate::social::engine::SocialEvent;
+use crate::store::{Batch, Cf, Durability, Job, JobKind};
+use crate::timeline::{Event, RecordOutcome, MAX_BATCH_EVENTS};
+use crate::users::{self, MergeOptions, MergeOutcome, UserWrites};
+
+/// Most rounds one transaction starts over to hold more locks.
+const MAX_TX_ROUNDS: usize = 8;
+
+/// Most operations (calls on the transaction) in one transaction.
+pub const MAX_TX_PARTS: usize = 10_000;
+
+/// What an attempt must hold before it runs the caller's closure; grown
+/// by each round that found it short.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Users whose stripes (and aliases' targets') are locked.
+    pub names: FxHashSet<String>,
+    /// Kinds reserved before the settings are read.
+    pub kinds: Vec<EventKind>,
+    /// The merge lock is held (a merge in the transaction).
+    pub merge: bool,
+    /// Every writer is held off (a late claim left to a touchers job).
+    pub all: bool,
+    /// The log position a consumer's write stores with its events.
+    pub position: Option<LogPosition>,
+    /// The durability asked for; `None`: the store's default.
+    pub durability: Option<Durability>,
+}
+
+impl Plan {
+    /// A plan that locks `names` up front.
+    pub fn with_names<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        Self {
+            names: names.into_iter().map(str::to_owned).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One write transaction: the calls of [`crate::Db::write`]'s closure.
+/// Every call changes the transaction's batch only; nothing is visible
+/// to anyone (the transaction itself included: its reads are of the
+/// store) until the closure returns `Ok` and the batch commits. A call
+/// that fails — a refused redemption, a bad field, a conflicting
+/// transaction id — fails the whole transaction: later calls are refused
+/// and nothing of any call is written.
+///
+/// The closure may run more than once (a round that found it needs more
+/// locks starts over): keep its effects inside the transaction.
+pub struct Transaction<'t> {
+    core: &'t mut (dyn Ops + 't),
+}
+
+/// The operations a transaction forwards to its attempt's core.
+pub(crate) trait Ops {
+    fn record_batch(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>>;
+    fn points(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome>;
+    fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()>;
+    fn merge(
+        &mut self,
+        from: &str,
+        into: &str,
+        merge_id: &str,
+        options: MergeOptions,
+    ) -> Result<MergeOutcome>;
+    fn set_durability(&mut self, durability: Durability);
+}
+
+impl Transaction<'_> {
+    /// Records one event (as [`crate::Db::record`]).
+    pub fn record(&mut self, event: &Event) -> Result<RecordOutcome> {
+        let mut out = self.core.record_batch(std::slice::from_ref(event))?;
+        out.pop()
+            .ok_or_else(|| Error::internal("a one-event record has no outcome"))
+    }
+
+    /// Records events (as [`crate::Db::record_batch`]); outcomes in input
+    /// order.
+    pub fn record_batch(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
+        self.core.record_batch(events)
+    }
+
+    /// Applies a points operation (as [`crate::Db::points`]). It sees the
+    /// transaction's earlier operations on the account, rule credits of
+    /// its events included.
+    pub fn points(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        self.core.points(user, txn_id, at_ms, op)
+    }
+
+    /// Applies a profile update (as [`crate::Db::update_profile`]); later
+    /// updates of one user in the transaction win over earlier ones.
+    pub fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        self.core.update_profile(user, update)
+    }
+
+    /// Merges `from` into `into` (as [`crate::Db::merge`]). At most one
+    /// merge per transaction, before any other call on its two users;
+    /// calls after it may name either (`from` is `into`'s alias by then).
+    pub fn merge(
+        &mut self,
+        from: &str,
+        into: &str,
+        merge_id: &str,
+        options: MergeOptions,
+    ) -> Result<MergeOutcome> {
+        self.core.merge(from, into, merge_id, options)
+    }
+
+    /// How the commit waits: [`Durability::Immediate`] fsyncs the log
+    /// before [`crate::Db::write`] returns, [`Durability::Eventual`] does
+    /// not. Default: [`crate::Options::sync_writes`].
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.core.set_durability(durability)
+    }
+}
+
+/// How one attempt ended.
+enum Round<T> {
+    Done(T),
+    /// Start over with this plan.
+    Again(Plan),
+}
+
+/// One attempt's state: the batch and every subsystem's writer of it,
+/// shared by all calls so each sees what the earlier ones did.
+pub(super) struct Core<'a, 'g> {
+    pub w: &'a Writer<'a>,
+    pub plan: Plan,
+    /// A call found the plan short: nothing of this attempt commits.
+    pub again: bool,
+    /// A call failed: nothing of this transaction commits.
+    pub failed: Option<(usize, &'static str)>,
+    pub parts: usize,
+    pub events_total: usize,
+    pub batch: Batch,
+    pub users: UserWrites<'a, 'g>,
+    pub reservation: Reservation<'a>,
+    pub recording: Recording<'a>,
+    pub session: Session<'a>,
+    /// Earning rules exist: recorded events earn credits.
+    pub rules: bool,
+    pub profiles: Vec<(u32, ProfileUpdate)>,
+    pub social: Vec<SocialEvent>,
+    /// The merge of this transaction, if any.
+    pub merged: Option<Merged>,
+    /// Names that became aliases: never cached.
+    pub forget: Vec<String>,
+}
+
+/// A transaction's merge, for the attribution of its commit: who leaves
+/// (none when `from` had no events yet) and the (from, into) pair.
+pub(super) struct Merged {
+    pub leaving: Option<Leaving>,
+    pub pair: Option<(u32, u32)>,
+}
+
+/// What a commit left to do once the core is gone.
+enum Committed {
+    Done { job: bool, forget: Vec<String> },
+    Again(Plan),
+}
+
+impl Writer<'_> {
+    /// Runs `f` as one write transaction (see [`Transaction`]), starting
+    /// from `plan`.
+    pub(crate) fn transact<T>(
+        &self,
+        mut plan: Plan,
+        f: &mut dyn FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.store.check_writes_allowed()?;
+        for _ in 0..MAX_TX_ROUNDS {
+            match self.attempt(plan, f)? {
+                Round::Done(value) => return Ok(value),
+                Round::Again(more) => plan = more,
+            }
+        }
+        Err(Error::Busy {
+            what: "lock rounds of one transaction",
+            rounds: MAX_TX_ROUNDS as u32,
+        })
+    }
+
+    /// One attempt: takes what `plan` says in the hierarchy's order, runs
+    /// `f`, commits.
+    fn attempt<T>(
+        &self,
+        plan: Plan,
+        f: &mut dyn FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<Round<T>> {
+        let _advance = plan.all.then(|| self.advance_lock.lock());
+        let _merge = plan.merge.then(|| self.erase_lock.lock());
+        let (mut guards, resolved) = if plan.all {
+            let mut all = self.stripes.lock_all();
+            self.finish_pending(&mut all)?;
+            (all, users::Resolved::default())
+        } else {
+            let names: Vec<&str> = plan.names.iter().map(String::as_str).collect();
+            users::lock_resolving(self.stripes, self.store, &names)?
+        };
+        // (a job that ran while this write waited for the locks may have
+        // failed and left its work half done)
+        self.store.check_no_job()?;
+        let mut batch = Batch::new();
+        let reservation = self.kinds.reserve(plan.kinds.iter(), &mut batch)?;
+        let settings = self.metric_settings.read();
+        let clock = self.clock.read();
+        let cause = if plan.merge {
+            StageCause::Merge
+        } else {
+            StageCause::Event
+        };
+        let stages = self.stage_ctx(&settings, &clock, cause);
+        let ledger_settings = self.ledger_settings.read().clone();
+        let recording = Recording::new(self, &reservation, &[], stages)?;
+        let mut core = Core {
+            w: self,
+            again: false,
+            failed: None,
+            parts: 0,
+            events_total: 0,
+            batch,
+            users: UserWrites::new(self.store, self.allocator, &mut guards, resolved),
+            reservation,
+            recording,
+            session: Session::new(self.store, &ledger_settings).with_notices(*clock),
+            rules: !ledger_settings.rules.is_empty(),
+            profiles: Vec::new(),
+            social: Vec::new(),
+            merged: None,
+            forget: Vec::new(),
+            plan,
+        };
+        let out = f(&mut Transaction { core: &mut core });
+        if core.again {
+            return Ok(Round::Again(core.plan));
+        }
+        let value = match (out, core.failed) {
+            (Err(e), _) => return Err(e),
+            (Ok(_), Some((part, op))) => return Err(TxError::PartFailed { part, op }.into()),
+            (Ok(value), None) => value,
+        };
+        let (job, forget) = match core.commit()? {
+            Committed::Again(plan) => return Ok(Round::Again(plan)),
+            Committed::Done { job, forget } => (job, forget),
+        };
+        for name in forget {
+            if let Some(shard) = guards.shard(&name) {
+                shard.remove(&name);
+            }
+        }
+        if job {
+            // (the job takes the settings and the clock in the hierarchy's
+            // order)
+            drop(clock);
+            drop(settings);
+            // The write is stored whatever the job does: a step that fails
+            // leaves the job recorded, and writes refused until
+            // `finish_jobs`, rather than a caller told "not written"
+            // retrying events without ids twice.
+            let _ = self.resume_recorded(&mut guards);
+        }
+        Ok(Round::Done(value))
+    }
+}
+
+impl Core<'_, '_> {
+    /// Enters one call: refused once the attempt is over or failed.
+    fn enter(&mut self) -> Result<usize> {
+        if self.again {
+            return Err(Error::Busy {
+                what: "the transaction starts over holding more locks",
+                rounds: 0,
+            });
+        }
+        if let Some((part, op)) = self.failed {
+            return Err(TxError::PartFailed { part, op }.into());
+        }
+        InputError::check_count("transaction calls", self.parts + 1, MAX_TX_PARTS)?;
+        self.parts += 1;
+        Ok(self.parts - 1)
+    }
+
+    /// Leaves one call: a failure fails the transaction.
+    fn leave<T>(&mut self, part: usize, op: &'static str, out: Result<T>) -> Result<T> {
+        if out.is_err() && !self.again && self.failed.is_none() {
+            self.failed = Some((part, op));
+        }
+        out
+    }
+
+    /// Marks the attempt short: the caller grew the plan.
+    pub(super) fn start_over<T>(&mut self) -> Result<T> {
+        self.again = true;
+        Err(Error::Busy {
+            what: "the transaction starts over holding more locks",
+            rounds: 0,
+        })
+    }
+
+    /// Whether this attempt holds `name`'s stripe (and its alias's target's).
+    pub(super) fn holds(&self, name: &str) -> bool {
+        self.plan.all || self.plan.names.contains(name)
+    }
+
+    /// Asks for `name`'s lock in the next round; whether it was missing.
+    fn need(&mut self, name: &str) -> bool {
+        if self.holds(name) {
+            return false;
+        }
+        self.plan.names.insert(name.to_owned());
+        true
+    }
+
+    fn record_inner(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
+        InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
+        InputError::check_count(
+            "events of one transaction",
+            self.events_total + events.len(),
+            MAX_BATCH_EVENTS,
+        )?;
+        // Validate everything before touching the store: a bad item
+        // refuses the whole transaction and nothing is written.
+        for (i, e) in events.iter().enumerate() {
+            e.validate().map_err(|err| err.at(i))?;
+            self.w
+                .kinds
+                .check(&e.kind)
+                .map_err(|p| InputError::new("kind", p).at(i))?;
+            crate::experiments::check_exposure(e, self.w.exposure_kind).map_err(|err| err.at(i))?;
+        }
+        let mut short = false;
+        for e in events {
+            short |= self.need(&e.user);
+            if !self
+                .recording
+                .can_record(self.w, &self.reservation, &e.kind)
+            {
+                self.plan.kinds.push(e.kind.clone());
+                short = true;
+            }
+        }
+        if short {
+            return self.start_over();
+        }
+        let ledger = self.rules.then_some(&mut self.session);
+        let outcomes = self.recording.add(
+            self.w,
+            &mut self.batch,
+            &mut self.users,
+            &self.reservation,
+            events,
+            ledger,
+        )?;
+        let offset = self.events_total;
+        self.social.extend(
+            super::social::social_events(events, &outcomes)
+                .into_iter()
+                .map(|mut s| {
+                    s.index += offset;
+                    s
+                }),
+        );
+        self.events_total += events.len();
+        Ok(outcomes)
+    }
+
+    fn points_inner(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        ledger::check_txn_id(txn_id)?;
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        op.validate()?;
+        if self.need(user) {
+            return self.start_over();
+        }
+        let credits = match op {
+            PointsOp::Earn { .. } => true,
+            PointsOp::Adjust { points, .. } => *points > 0,
+            _ => false,
+        };
+        let user_id = if credits {
+            self.users.id(user)?
+        } else {
+            self.users
+                .existing_id(user)?
+                .ok_or_else(|| Error::UnknownUser {
+                    user: user.to_owned(),
+                })?
+        };
+        self.session.apply(user_id, txn_id, at_ms, op)
+    }
+
+    fn update_profile_inner(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        update.validate()?;
+        if self.need(user) {
+            return self.start_over();
+        }
+        let user_id = if update.creates() {
+            self.users.id(user)?
+        } else {
+            match self.users.existing_id(user)? {
+                Some(id) => id,
+                // Removing from a user that does not exist is a no-op, and
+                // must not create the user.
+                None => return Ok(()),
+            }
+        };
+        self.add_profile_update(user_id, update.clone());
+        Ok(())
+    }
+
+    /// Adds `update` for `user_id` after the transaction's earlier ones
+    /// (applied together at the commit: each reads the stored profile).
+    pub(super) fn add_profile_update(&mut self, user_id: u32, update: ProfileUpdate) {
+        match self.profiles.iter_mut().find(|(id, _)| *id == user_id) {
+            Some((_, earlier)) => earlier.then(update),
+            None => self.profiles.push((user_id, update)),
+        }
+    }
+
+    /// Puts what the calls gathered into the batch and commits it.
+    fn commit(self) -> Result<Committed> {
+        let Core {
+            w,
+            mut plan,
+            mut batch,
+            users,
+            reservation,
+            recording,
+            mut session,
+            profiles,
+            social,
+            merged,
+            forget,
+            ..
+        } = self;
+        recording.finish(&mut batch)?;
+        for (user_id, update) in &profiles {
+            profiles::apply_update(w.store, &mut batch, *user_id, update)?;
+        }
+        users.finish(&mut batch)?;
+        let (leaving, pair, defer) = match merged {
+            // (a merge is one atomic write by contract: its shares'
+            // touchers are re-derived in it, however many)
+            Some(Merged { leaving, pair }) => (leaving, pair, Deferral::Inline),
+            None if plan.all => (None, None, Deferral::Record),
+            None => (None, None, Deferral::Escalate),
+        };
+        let done = match w.social_write(
+            &mut batch,
+            leaving,
+            &social,
+            users.created(),
+            pair,
+            &|name| users.holds(name),
+            defer,
+        )? {
+            SocialWrite::NeedLocks(more) => {
+                plan.names.extend(more);
+                return Ok(Committed::Again(plan));
+            }
+            SocialWrite::NeedJob => {
+                plan.all = true;
+                return Ok(Committed::Again(plan));
+            }
+            SocialWrite::Done(done) => done,
+        };
+        super::social::apply_referrals(&mut session, &done.referrals)?;
+        session.finish(&mut batch)?;
+        if let Some(p) = &plan.position {
+            batch.put(
+                Cf::Meta,
+                meta::source(&p.topic, p.partition),
+                codec::encode(&p.next_offset)?,
+            );
+        }
+        // The touchers left to a job are recorded with this write.
+        let job = (!done.deferred.is_empty()).then(|| Job {
+            subject: done.deferred.clone(),
+            ..Job::new(JobKind::Touchers)
+        });
+        if let Some(job) = &job {
+            batch.set_job(job)?;
+        }
+        if !batch.is_empty() {
+            match plan.durability {
+                None => w.store.write(batch)?,
+                Some(d) => w.store.write_durable(batch, d == Durability::Immediate)?,
+            }
+        }
+        done.committed(w.social);
+        users.remember();
+        reservation.publish();
+        Ok(Committed::Done {
+            job: job.is_some(),
+            forget,
+        })
+    }
+}
+
+impl Ops for Core<'_, '_> {
+    fn record_batch(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
+        let part = self.enter()?;
+        let out = self.record_inner(events);
+        self.leave(part, "record", out)
+    }
+
+    fn points(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &PointsOp,
+    ) -> Result<PointsOutcome> {
+        let part = self.enter()?;
+        let out = self.points_inner(user, txn_id, at_ms, op);
+        self.leave(part, "points", out)
+    }
+
+    fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
+        let part = self.enter()?;
+        let out = self.update_profile_inner(user, update);
+        self.leave(part, "update_profile", out)
+    }
+
+    fn merge(
+        &mut self,
+        from: &str,
+        into: &str,
+        merge_id: &str,
+        options: MergeOptions,
+    ) -> Result<MergeOutcome> {
+        let part = self.enter()?;
+        let out = self.merge_inner(from, into, merge_id, options);
+        self.leave(part, "merge", out)
+    }
+
+    fn set_durability(&mut self, durability: Durability) {
+        self.plan.durability = Some(durability);
+    }
+}
