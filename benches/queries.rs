@@ -150,10 +150,8 @@ fn bench_queries(c: &mut Criterion) {
     // identity merge (SPEC §2): a visitor with 1 000 events over 60 days
     // merged into an existing user; its cost follows the visitor's history,
     // not the store's size
-    db.set_identity_settings(stickydb::IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into()],
-    })
-    .expect("identity settings");
+    db.set_identity_settings(stickydb::IdentitySettings::anonymous(["anon:"]))
+        .expect("identity settings");
     let mut g = c.benchmark_group("merge");
     g.sample_size(20);
     let mut i = 0u64;

@@ -184,15 +184,12 @@ fn bench_ingest(c: &mut Criterion) {
 fn bench_referrals(c: &mut Criterion) {
     use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, REFERRAL_KIND};
     let mut g = ingest_group(c);
-    let (_dir, db) = sharers_store(Some(LedgerSettings {
-        rules: vec![EarnRule {
-            kind: REFERRAL_KIND.into(),
-            points: RulePoints::Fixed(100),
-            daily_cap_points: None,
-            expires_after_days: None,
-        }],
-        ..LedgerSettings::default()
-    }));
+    let (_dir, db) = sharers_store(Some(LedgerSettings::default().rules(vec![EarnRule {
+        kind: REFERRAL_KIND.into(),
+        points: RulePoints::Fixed(100),
+        daily_cap_points: None,
+        expires_after_days: None,
+    }])));
     let mut next = 0u64;
     g.bench_function(
         "10 000 new users, visit + first purchase through a share, paying referral credits",

@@ -420,10 +420,8 @@ proptest! {
 #[test]
 fn merges_and_erasures_publish_their_changes() {
     let (_dir, db) = common::open_temp();
-    db.set_identity_settings(stickydb::IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(stickydb::IdentitySettings::anonymous(["anon:"]))
+        .unwrap();
     let day0 = db.local_day(T0);
     db.record(&Event::new("ann", "view", T0 + 20 * DAY_MS))
         .unwrap();

@@ -21,10 +21,8 @@ fn open(dir: &tempfile::TempDir, partition: Partition) -> Db {
             .partition(partition),
     )
     .unwrap();
-    db.set_identity_settings(IdentitySettings {
-        anonymous_prefixes: vec!["anon-".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(IdentitySettings::anonymous(["anon-"]))
+        .unwrap();
     db
 }
 

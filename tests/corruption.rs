@@ -227,16 +227,13 @@ fn verify_catches_tampered_ledgers() {
     let healthy = tempfile::tempdir().unwrap();
     {
         let db = Db::open(healthy.path(), Options::default().create_if_missing(true)).unwrap();
-        db.set_ledger_settings(LedgerSettings {
-            tiers: Tiers {
-                window_days: 30,
-                levels: vec![TierLevel {
-                    name: "gold".into(),
-                    min_growth: 10,
-                }],
-            },
-            ..LedgerSettings::default()
-        })
+        db.set_ledger_settings(LedgerSettings::default().tiers(Tiers {
+            window_days: 30,
+            levels: vec![TierLevel {
+                name: "gold".into(),
+                min_growth: 10,
+            }],
+        }))
         .unwrap();
         let exp = PointsOp::Earn {
             points: 100,

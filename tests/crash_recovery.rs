@@ -69,9 +69,9 @@ fn ledger_settings() -> LedgerSettings {
         daily_cap_points: None,
         expires_after_days: None,
     });
-    LedgerSettings {
+    LedgerSettings::new(
         rules,
-        tiers: Tiers {
+        Tiers {
             window_days: 30,
             levels: vec![
                 TierLevel {
@@ -84,7 +84,7 @@ fn ledger_settings() -> LedgerSettings {
                 },
             ],
         },
-    }
+    )
 }
 
 fn at(i: usize) -> i64 {
@@ -198,10 +198,8 @@ fn killed_writer_leaves_consistent_store() {
     {
         let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
         db.set_ledger_settings(ledger_settings()).unwrap();
-        db.set_identity_settings(IdentitySettings {
-            anonymous_prefixes: vec!["visitor-".into()],
-        })
-        .unwrap();
+        db.set_identity_settings(IdentitySettings::anonymous(["visitor-"]))
+            .unwrap();
     }
     let exe = std::env::current_exe().unwrap();
     let mut acked = 0usize;

@@ -88,21 +88,21 @@ fn erasure_removes_the_ledger_and_its_due_entries() {
     use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
     use stickydb::PointsOp;
     let (_d, db) = open_temp();
-    db.set_ledger_settings(LedgerSettings {
-        rules: vec![EarnRule {
+    db.set_ledger_settings(LedgerSettings::new(
+        vec![EarnRule {
             kind: "purchase".into(),
             points: RulePoints::Fixed(5),
             daily_cap_points: None,
             expires_after_days: Some(30),
         }],
-        tiers: Tiers {
+        Tiers {
             window_days: 30,
             levels: vec![TierLevel {
                 name: "gold".into(),
                 min_growth: 10,
             }],
         },
-    })
+    ))
     .unwrap();
     for u in ["keep", "gone"] {
         db.record_batch(&events_of(u, 3)).unwrap();
@@ -148,11 +148,8 @@ fn erasure_removes_the_ledger_and_its_due_entries() {
 fn a_user_with_more_events_than_one_write_carries_is_erased_in_steps() {
     let (_dir, with) = open_temp();
     let (_dir2, without) = open_temp();
-    with.set_ledger_settings(stickydb::ledger::LedgerSettings {
-        rules: sample_earn_rules(),
-        ..Default::default()
-    })
-    .unwrap();
+    with.set_ledger_settings(stickydb::LedgerSettings::default().rules(sample_earn_rules()))
+        .unwrap();
     without.set_ledger_settings(with.ledger_settings()).unwrap();
     let day = with.local_day(T0);
     let whale: Vec<Event> = (0..100_001i64)

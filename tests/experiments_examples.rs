@@ -285,7 +285,7 @@ fn erasure_and_merges_keep_assignments_exact() {
         Event::new("anon", "purchase", T0 + 10 * HOUR).with_amount(100),
     ])
     .unwrap();
-    db.merge("anon", "c4", "m1", MergeOptions { force: true })
+    db.merge("anon", "c4", "m1", MergeOptions::forced())
         .unwrap();
     let conv = report(&db, "conversion:purchase:7d");
     assert_eq!(conv.variants[0].users, 4);

@@ -417,7 +417,7 @@ proptest! {
                 Op::Merge(a, b) => {
                     let (from, into) = (name(*a), name(*b));
                     if from != into && model.users.contains_key(&from) && model.users.contains_key(&into) {
-                        db.merge(&from, &into, &format!("m-{from}-{into}-{}", model.aliases.len()), MergeOptions { force: true }).unwrap();
+                        db.merge(&from, &into, &format!("m-{from}-{into}-{}", model.aliases.len()), MergeOptions::forced()).unwrap();
                         model.merge(&from, &into);
                     }
                 }

@@ -17,16 +17,16 @@ use stickydb::{Db, Error, Event, Options, ProfileUpdate};
 const CHILD_DIR: &str = "STICKYDB_FAIL_STOP_DIR";
 
 fn settings(gold: i64) -> LedgerSettings {
-    LedgerSettings {
-        rules: sample_earn_rules(),
-        tiers: Tiers {
+    LedgerSettings::new(
+        sample_earn_rules(),
+        Tiers {
             window_days: 30,
             levels: vec![TierLevel {
                 name: "gold".into(),
                 min_growth: gold,
             }],
         },
-    }
+    )
 }
 
 /// The largest write-ahead log in `dir`, in bytes.

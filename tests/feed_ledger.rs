@@ -94,16 +94,16 @@ fn expiry_notices_come_once_a_notice_period_ahead() {
 #[test]
 fn tier_changes_are_fed_in_their_own_write() {
     let (_dir, db) = open_temp();
-    db.set_ledger_settings(LedgerSettings {
-        rules: vec![],
-        tiers: Tiers {
+    db.set_ledger_settings(LedgerSettings::new(
+        vec![],
+        Tiers {
             window_days: 365,
             levels: vec![TierLevel {
                 name: "silver".into(),
                 min_growth: 100,
             }],
         },
-    })
+    ))
     .unwrap();
     db.points("ann", "t1", T0, &PointsOp::earn(60, "a"))
         .unwrap();

@@ -151,12 +151,7 @@ fn a_format_4_store_is_migrated_and_can_merge() {
     db.record(&Event::new("visitor", "view", T0 + 50 * DAY))
         .unwrap();
     let out = db
-        .merge(
-            "visitor",
-            "u6",
-            "m1",
-            stickydb::MergeOptions { force: true },
-        )
+        .merge("visitor", "u6", "m1", stickydb::MergeOptions::forced())
         .unwrap();
     assert_eq!(out.events_moved, 1);
     assert_eq!(db.user_id("visitor").unwrap(), db.user_id("u6").unwrap());

@@ -9,10 +9,8 @@ use common::*;
 use stickydb::{Db, Event, IdentitySettings, MergeOptions};
 
 fn anon(db: &Db) {
-    db.set_identity_settings(IdentitySettings {
-        anonymous_prefixes: vec!["dev:".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(IdentitySettings::anonymous(["dev:"]))
+        .unwrap();
 }
 
 fn device_events(user: &str) -> Vec<Event> {

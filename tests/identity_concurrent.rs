@@ -40,10 +40,8 @@ fn event(user: &str, n: u64) -> Event {
 fn merges_racing_writes_end_as_a_serial_order() {
     for round in 0..3u64 {
         let (_dir, db) = open_temp();
-        db.set_identity_settings(IdentitySettings {
-            anonymous_prefixes: vec!["anon:".into()],
-        })
-        .unwrap();
+        db.set_identity_settings(IdentitySettings::anonymous(["anon:"]))
+            .unwrap();
         // every id exists before the race
         let mut n = 0u64;
         let mut acked: Vec<(usize, Event)> = Vec::new();

@@ -27,10 +27,8 @@ fn row(db: &Db) -> (u64, u64, u64, u64, u64) {
 #[test]
 fn the_worked_example_of_docs_identity() {
     let (_dir, db) = open_temp();
-    db.set_identity_settings(IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(IdentitySettings::anonymous(["anon:"]))
+        .unwrap();
     // 1
     db.record(&Event::new("anon:7", "view", MAR1 + 10 * HOUR))
         .unwrap();

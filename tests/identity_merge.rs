@@ -235,18 +235,13 @@ fn merge_anon(db: &Db, c: &Case, k: usize) -> stickydb::Result<stickydb::MergeOu
 fn open() -> (tempfile::TempDir, Db) {
     use stickydb::ledger::LedgerSettings;
     let (dir, db) = open_temp();
-    db.set_identity_settings(IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(IdentitySettings::anonymous(["anon:"]))
+        .unwrap();
     // earning rules: the anonymous ids earn rule credits, which a merge
     // moves (no daily caps: with a cap, two ids' credits on one day are
     // kept apart and reported, not re-capped — tests/identity_rules.rs)
-    db.set_ledger_settings(LedgerSettings {
-        rules: purchase_and_sign_in_rules(5, None),
-        ..LedgerSettings::default()
-    })
-    .unwrap();
+    db.set_ledger_settings(LedgerSettings::default().rules(purchase_and_sign_in_rules(5, None)))
+        .unwrap();
     (dir, db)
 }
 

@@ -11,10 +11,8 @@ use stickydb::{
 
 fn store() -> (tempfile::TempDir, Db) {
     let (dir, db) = open_temp();
-    db.set_identity_settings(IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into(), "device-".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(IdentitySettings::anonymous(["anon:", "device-"]))
+        .unwrap();
     for (u, day) in [
         ("anon:1", 0),
         ("anon:2", 1),
@@ -42,7 +40,7 @@ fn every_refusal_is_typed_and_writes_nothing() {
         // before the events — tests/identify_first.rs)
         // m1 ← anon:1: merging m1 into its own alias closes a cycle
         (
-            db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
+            db.merge("m1", "anon:1", "x", MergeOptions::forced()),
             "cycle",
         ),
         (merge(&db, "anon:1", "m2", "x"), "already merged"),
@@ -103,7 +101,7 @@ fn refusals_leave_the_store_byte_identical() {
             |e| matches!(e, Error::Merge(MergeError::SelfMerge { user }) if user == "m2"),
         ),
         (
-            db.merge("m1", "anon:1", "x", MergeOptions { force: true }),
+            db.merge("m1", "anon:1", "x", MergeOptions::forced()),
             |e| matches!(e, Error::Merge(MergeError::Cycle { from, into }) if from == "m1" && into == "anon:1"),
         ),
         (
@@ -147,9 +145,7 @@ fn identified_ids_merge_only_when_forced() {
         merge(&db, "m2", "m3", "a"),
         Err(Error::Merge(MergeError::BothIdentified { ref from, ref into })) if from == "m2" && into == "m3"
     ));
-    let out = db
-        .merge("m2", "m3", "a", MergeOptions { force: true })
-        .unwrap();
+    let out = db.merge("m2", "m3", "a", MergeOptions::forced()).unwrap();
     assert_eq!(out.events_moved, 1);
     // an anonymous into is enough, either side
     merge(&db, "m1", "anon:2", "b").unwrap();
@@ -292,10 +288,9 @@ fn erasing_a_merged_user_erases_both_histories() {
 fn rule_credits_move_with_their_lots_and_cap_days_are_reported() {
     use stickydb::ledger::LedgerSettings;
     let (_dir, db) = store();
-    db.set_ledger_settings(LedgerSettings {
-        rules: purchase_and_sign_in_rules(10, Some(10)),
-        ..LedgerSettings::default()
-    })
+    db.set_ledger_settings(
+        LedgerSettings::default().rules(purchase_and_sign_in_rules(10, Some(10))),
+    )
     .unwrap();
     // the visitor buys as a guest (50 points, expiring) and signs in on day 3;
     // the member signs in on day 3 too (both used that day's cap)

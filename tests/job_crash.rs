@@ -37,9 +37,9 @@ fn ledger_settings(gold_growth: i64) -> LedgerSettings {
         daily_cap_points: None,
         expires_after_days: None,
     });
-    LedgerSettings {
+    LedgerSettings::new(
         rules,
-        tiers: Tiers {
+        Tiers {
             window_days: 30,
             levels: vec![
                 TierLevel {
@@ -52,7 +52,7 @@ fn ledger_settings(gold_growth: i64) -> LedgerSettings {
                 },
             ],
         },
-    }
+    )
 }
 
 /// Event `i` of the base store: sessions, purchases, sign-ins, shares and
@@ -214,10 +214,8 @@ fn job_child() {
         }
         "social" => {
             let window = db.social_settings().window_days;
-            db.set_social_settings(SocialSettings {
-                window_days: if window == 7 { 1 } else { 7 },
-            })
-            .unwrap();
+            db.set_social_settings(SocialSettings::window(if window == 7 { 1 } else { 7 }))
+                .unwrap();
         }
         "stage" => {
             let mut model = StageModel::standard();

@@ -141,10 +141,7 @@ fn read_back(brokers: &str, topic: &str, partition: i32) -> Vec<(String, Vec<u8>
 }
 
 fn ledger() -> LedgerSettings {
-    LedgerSettings {
-        rules: common::sample_earn_rules(),
-        ..LedgerSettings::default()
-    }
+    LedgerSettings::default().rules(common::sample_earn_rules())
 }
 
 /// A store for log partition `p`, created as the deployment's partition.
@@ -512,9 +509,7 @@ fn merges_cross_partitions_through_the_log() {
         Options::default().create_if_missing(true),
     )
     .unwrap();
-    let identity = stickydb::IdentitySettings {
-        anonymous_prefixes: vec!["anon-".into()],
-    };
+    let identity = stickydb::IdentitySettings::anonymous(["anon-"]);
     whole.set_identity_settings(identity.clone()).unwrap();
     for m in &log {
         match m.get("merge") {

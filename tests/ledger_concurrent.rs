@@ -84,20 +84,22 @@ fn settings_changes_and_rule_credits_race_cleanly() {
     use std::sync::atomic::AtomicBool;
     use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
     use stickydb::Event;
-    let settings = |gold: i64| LedgerSettings {
-        rules: vec![EarnRule {
-            kind: "sign_in".into(),
-            points: RulePoints::Fixed(10),
-            daily_cap_points: None,
-            expires_after_days: None,
-        }],
-        tiers: Tiers {
-            window_days: 365,
-            levels: vec![TierLevel {
-                name: "gold".into(),
-                min_growth: gold,
+    let settings = |gold: i64| {
+        LedgerSettings::new(
+            vec![EarnRule {
+                kind: "sign_in".into(),
+                points: RulePoints::Fixed(10),
+                daily_cap_points: None,
+                expires_after_days: None,
             }],
-        },
+            Tiers {
+                window_days: 365,
+                levels: vec![TierLevel {
+                    name: "gold".into(),
+                    min_growth: gold,
+                }],
+            },
+        )
     };
     let (_d, db) = open_temp();
     db.set_ledger_settings(settings(1)).unwrap();

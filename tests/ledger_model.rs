@@ -144,11 +144,8 @@ fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
 
 fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
-    db.set_ledger_settings(LedgerSettings {
-        rules: common::sample_earn_rules(),
-        tiers: tiers(),
-    })
-    .unwrap();
+    db.set_ledger_settings(LedgerSettings::new(common::sample_earn_rules(), tiers()))
+        .unwrap();
     let mut model: Vec<Account> = vec![
         Account {
             tiers: tiers(),

@@ -8,26 +8,23 @@ use stickydb::ledger::{EarnRule, EntryKind, LedgerSettings, RulePoints};
 use stickydb::{Db, Error, Event, InputError, PointsOp, RecordOutcome};
 
 fn settings() -> LedgerSettings {
-    LedgerSettings {
-        rules: vec![
-            EarnRule {
-                kind: "purchase".into(),
-                points: RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 100,
-                },
-                daily_cap_points: None,
-                expires_after_days: Some(365),
+    LedgerSettings::default().rules(vec![
+        EarnRule {
+            kind: "purchase".into(),
+            points: RulePoints::PerAmount {
+                points: 1,
+                per_minor: 100,
             },
-            EarnRule {
-                kind: "sign_in".into(),
-                points: RulePoints::Fixed(10),
-                daily_cap_points: Some(25),
-                expires_after_days: None,
-            },
-        ],
-        ..LedgerSettings::default()
-    }
+            daily_cap_points: None,
+            expires_after_days: Some(365),
+        },
+        EarnRule {
+            kind: "sign_in".into(),
+            points: RulePoints::Fixed(10),
+            daily_cap_points: Some(25),
+            expires_after_days: None,
+        },
+    ])
 }
 
 fn store() -> (tempfile::TempDir, Db) {

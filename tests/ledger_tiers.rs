@@ -14,13 +14,10 @@ fn tiers(window_days: u32) -> LedgerSettings {
         name: name.into(),
         min_growth,
     };
-    LedgerSettings {
-        tiers: Tiers {
-            window_days,
-            levels: vec![level("silver", 100), level("gold", 300)],
-        },
-        ..LedgerSettings::default()
-    }
+    LedgerSettings::default().tiers(Tiers {
+        window_days,
+        levels: vec![level("silver", 100), level("gold", 300)],
+    })
 }
 
 fn earn(db: &Db, user: &str, txn: &str, at: i64, points: i64) {

@@ -36,7 +36,7 @@ fn child_dir(file: &Path) -> PathBuf {
 /// One item's declaration, up to its body or its end, on one line.
 fn declaration(lines: &[&str], at: usize) -> String {
     let mut out = String::new();
-    let is_use = lines[at].trim_start().starts_with("pub use");
+    let is_use = lines[at].trim_start().starts_with("pub use ");
     for line in &lines[at..] {
         let t = line.trim();
         out.push_str(t);

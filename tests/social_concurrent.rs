@@ -24,15 +24,12 @@ const USERS_PER_THREAD: u64 = 150;
 
 fn open(dir: &std::path::Path) -> Db {
     let db = Db::open(dir, Options::default().create_if_missing(true)).unwrap();
-    db.set_ledger_settings(LedgerSettings {
-        rules: vec![EarnRule {
-            kind: REFERRAL_KIND.into(),
-            points: RulePoints::Fixed(10),
-            daily_cap_points: None,
-            expires_after_days: None,
-        }],
-        ..LedgerSettings::default()
-    })
+    db.set_ledger_settings(LedgerSettings::default().rules(vec![EarnRule {
+        kind: REFERRAL_KIND.into(),
+        points: RulePoints::Fixed(10),
+        daily_cap_points: None,
+        expires_after_days: None,
+    }]))
     .unwrap();
     db
 }

@@ -16,15 +16,12 @@ const VISITORS: i64 = 2_500;
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
-    db.set_ledger_settings(LedgerSettings {
-        rules: vec![EarnRule {
-            kind: REFERRAL_KIND.into(),
-            points: RulePoints::Fixed(10),
-            daily_cap_points: None,
-            expires_after_days: None,
-        }],
-        ..LedgerSettings::default()
-    })
+    db.set_ledger_settings(LedgerSettings::default().rules(vec![EarnRule {
+        kind: REFERRAL_KIND.into(),
+        points: RulePoints::Fixed(10),
+        daily_cap_points: None,
+        expires_after_days: None,
+    }]))
     .unwrap();
     (dir, db)
 }

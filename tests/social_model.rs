@@ -626,15 +626,14 @@ fn check(db: &Db, m: &Model, merged: bool) -> Result<(), TestCaseError> {
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
-    db.set_ledger_settings(stickydb::ledger::LedgerSettings {
-        rules: vec![stickydb::ledger::EarnRule {
+    db.set_ledger_settings(stickydb::LedgerSettings::default().rules(vec![
+        stickydb::ledger::EarnRule {
             kind: stickydb::ledger::REFERRAL_KIND.into(),
             points: stickydb::ledger::RulePoints::Fixed(REFERRAL_POINTS),
             daily_cap_points: None,
             expires_after_days: None,
-        }],
-        ..Default::default()
-    })
+        },
+    ]))
     .unwrap();
     let mut m = Model {
         window_days: 7,
@@ -674,13 +673,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let (from, into) = (user_name(*a), user_name(*b));
                 if m.merge(&from, &into) {
                     merged = true;
-                    db.merge(&from, &into, &format!("m{i}"), MergeOptions { force: true })
+                    db.merge(&from, &into, &format!("m{i}"), MergeOptions::forced())
                         .unwrap();
                 }
             }
             Op::Window(days) => {
                 m.window_days = i64::from(*days);
-                db.set_social_settings(SocialSettings { window_days: *days })
+                db.set_social_settings(SocialSettings::window(*days))
                     .unwrap();
             }
         }

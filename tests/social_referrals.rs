@@ -14,27 +14,24 @@ const T0: i64 = 1_709_251_200_000;
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default().create_if_missing(true)).unwrap();
-    db.set_ledger_settings(LedgerSettings {
-        rules: vec![
-            EarnRule {
-                kind: REFERRAL_KIND.into(),
-                points: RulePoints::Fixed(100),
-                daily_cap_points: None,
-                expires_after_days: Some(365),
+    db.set_ledger_settings(LedgerSettings::default().rules(vec![
+        EarnRule {
+            kind: REFERRAL_KIND.into(),
+            points: RulePoints::Fixed(100),
+            daily_cap_points: None,
+            expires_after_days: Some(365),
+        },
+        // a rule paying by the amount, to the same sharer
+        EarnRule {
+            kind: REFERRAL_KIND.into(),
+            points: RulePoints::PerAmount {
+                points: 1,
+                per_minor: 100,
             },
-            // a rule paying by the amount, to the same sharer
-            EarnRule {
-                kind: REFERRAL_KIND.into(),
-                points: RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 100,
-                },
-                daily_cap_points: None,
-                expires_after_days: None,
-            },
-        ],
-        ..LedgerSettings::default()
-    })
+            daily_cap_points: None,
+            expires_after_days: None,
+        },
+    ]))
     .unwrap();
     (dir, db)
 }
@@ -146,7 +143,7 @@ fn a_merge_pays_once_and_a_window_change_re_pays() {
     );
     assert_eq!(balance(&db, "ann"), 105);
     rec(&db, Event::new("member", "signup", T0 + 2 * DAY));
-    db.merge("anon-1", "member", "m1", MergeOptions { force: true })
+    db.merge("anon-1", "member", "m1", MergeOptions::forced())
         .unwrap();
     // the visitor's first purchase is the member's now: still ann's, paid once
     assert_eq!(balance(&db, "ann"), 105);
@@ -160,11 +157,9 @@ fn a_merge_pays_once_and_a_window_change_re_pays() {
         Event::new("eve", "purchase", T0 + 8 * DAY).with_amount(100),
     );
     assert_eq!(balance(&db, "ann"), 105 + 101);
-    db.set_social_settings(SocialSettings { window_days: 2 })
-        .unwrap();
+    db.set_social_settings(SocialSettings::window(2)).unwrap();
     assert_eq!(balance(&db, "ann"), 105, "eve's touch is 3 days before");
-    db.set_social_settings(SocialSettings { window_days: 7 })
-        .unwrap();
+    db.set_social_settings(SocialSettings::window(7)).unwrap();
     assert_eq!(balance(&db, "ann"), 206);
     assert!(db.verify().unwrap().is_clean());
 }

@@ -242,11 +242,8 @@ proptest! {
 #[test]
 fn a_checkout_redeems_points_its_purchase_earned_in_the_same_transaction() {
     let (_dir, db) = open_temp();
-    db.set_ledger_settings(stickydb::LedgerSettings {
-        rules: sample_earn_rules(),
-        ..stickydb::LedgerSettings::default()
-    })
-    .unwrap();
+    db.set_ledger_settings(stickydb::LedgerSettings::default().rules(sample_earn_rules()))
+        .unwrap();
     let t = T0 + DAY;
     // the purchase's rule credit is visible to the redemption after it
     let out = db
@@ -360,10 +357,8 @@ fn calls_of_one_transaction_see_each_other_and_later_updates_win() {
 #[test]
 fn a_merge_composes_with_the_calls_after_it() {
     let (_dir, db) = open_temp();
-    db.set_identity_settings(stickydb::IdentitySettings {
-        anonymous_prefixes: vec!["anon:".into()],
-    })
-    .unwrap();
+    db.set_identity_settings(stickydb::IdentitySettings::anonymous(["anon:"]))
+        .unwrap();
     db.record(&Event::new("anon:1", "view", T0)).unwrap();
     db.record(&Event::new("member", "view", T0 + DAY)).unwrap();
     db.write(|tx| {
@@ -391,5 +386,108 @@ fn a_merge_composes_with_the_calls_after_it() {
         "{out:?}"
     );
     assert_eq!(db.raw_dump().unwrap(), before2);
+    assert_clean(&db);
+}
+
+#[test]
+fn a_transaction_over_many_users_commits_in_few_rounds() {
+    let (_dir, db) = open_temp();
+    let rounds = std::cell::Cell::new(0);
+    db.write(|tx| {
+        rounds.set(rounds.get() + 1);
+        for u in 0..40 {
+            tx.points(
+                &format!("m{u}"),
+                "bonus",
+                T0,
+                &PointsOp::earn(u + 1, "bonus"),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    // free stripes are taken as the calls name them: no round per user
+    assert!(rounds.get() <= 2, "{} rounds", rounds.get());
+    assert_eq!(db.account("m39").unwrap().unwrap().balance, 40);
+    assert_clean(&db);
+}
+
+#[test]
+fn the_closure_may_read_through_the_db_but_not_write_through_it() {
+    let (_dir, db) = open_temp();
+    db.record(&Event::new("ann", "view", T0)).unwrap();
+    let day = db.local_day(T0);
+    let dau = db
+        .write(|tx| {
+            tx.record(&Event::new("ben", "view", T0 + 1))?;
+            // reads see the store as committed, not the transaction
+            let dau = db.metrics().active(None, day, day, None)?[0].dau;
+            assert_eq!(db.user_id("ben")?, None);
+            // a write through the `Db` would wait for this transaction's locks
+            let nested = db.record(&Event::new("cid", "view", T0));
+            assert!(
+                matches!(nested, Err(Error::Transaction(TxError::Nested))),
+                "{nested:?}"
+            );
+            Ok(dau)
+        })
+        .unwrap();
+    assert_eq!(dau, 1);
+    assert!(db.user_id("ben").unwrap().is_some());
+    assert_eq!(db.user_id("cid").unwrap(), None);
+    assert_eq!(db.metrics().active(None, day, day, None).unwrap()[0].dau, 2);
+}
+
+#[test]
+fn a_merge_in_a_transaction_follows_every_name_of_its_users() {
+    let (_dir, db) = open_temp();
+    db.set_identity_settings(stickydb::IdentitySettings::anonymous(["anon:"]))
+        .unwrap();
+    for u in ["anon:a", "anon:f", "member", "other"] {
+        db.record(&Event::new(u, "view", T0)).unwrap();
+    }
+    // anon:a is an older alias of anon:f
+    db.merge("anon:a", "anon:f", "m0", stickydb::MergeOptions::default())
+        .unwrap();
+    db.merge(
+        "other-alias",
+        "other",
+        "m00",
+        stickydb::MergeOptions::forced(),
+    )
+    .unwrap();
+    let before = db.raw_dump().unwrap();
+    // a call on `from` through its older alias, then the merge: refused
+    let out = db.write(|tx| {
+        tx.record(&Event::new("anon:a", "view", T0 + 1))?;
+        tx.merge("anon:f", "member", "m1", stickydb::MergeOptions::default())
+    });
+    assert!(
+        matches!(out, Err(Error::Transaction(TxError::MergeNotFirst { .. }))),
+        "{out:?}"
+    );
+    // a call on `into` through its alias, then the merge: refused
+    let out = db.write(|tx| {
+        tx.update_profile("other-alias", &ProfileUpdate::new().set("plan", "gold"))?;
+        tx.merge("anon:f", "other", "m1", stickydb::MergeOptions::default())
+    });
+    assert!(
+        matches!(out, Err(Error::Transaction(TxError::MergeNotFirst { .. }))),
+        "{out:?}"
+    );
+    assert_eq!(db.raw_dump().unwrap(), before);
+    // after the merge, the older alias names `into` within the transaction
+    db.write(|tx| {
+        tx.merge("anon:f", "member", "m1", stickydb::MergeOptions::default())?;
+        tx.record(&Event::new("anon:a", "purchase", T0 + 2).with_amount(10))?;
+        tx.points("anon:a", "p", T0 + 2, &PointsOp::earn(3, "x"))?;
+        tx.update_profile("anon:a", &ProfileUpdate::new().set("plan", "silver"))
+    })
+    .unwrap();
+    assert_eq!(db.newest("member", 10).unwrap().len(), 4);
+    assert_eq!(db.account("member").unwrap().unwrap().balance, 3);
+    let p = db.profile("member", Sensitive::Include).unwrap().unwrap();
+    assert_eq!(p.attributes["plan"], AttrValue::Str("silver".into()));
+    assert_eq!(db.user_count().unwrap(), 2);
     assert_clean(&db);
 }

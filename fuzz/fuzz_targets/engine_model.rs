@@ -178,9 +178,7 @@ fuzz_target!(|ops: Vec<Op>| {
         return;
     };
     if db
-        .set_identity_settings(IdentitySettings {
-            anonymous_prefixes: vec!["anon-".into()],
-        })
+        .set_identity_settings(IdentitySettings::anonymous(["anon-"]))
         .is_err()
     {
         return;
@@ -410,7 +408,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 let exists = |v: usize| db.user_id(USERS[v]).expect("read").is_some();
                 let anonymous = |v: usize| USERS[v].starts_with("anon-");
                 let before = db.raw_dump().expect("dump");
-                let got = db.merge(USERS[f], USERS[i], &id, MergeOptions { force });
+                let got = db.merge(USERS[f], USERS[i], &id, MergeOptions::default().force(force));
                 let refused = match &got {
                     Err(Error::Merge(MergeError::SelfMerge { .. })) => f == i,
                     Err(Error::UnknownUser { user }) => {
@@ -459,7 +457,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     // the same merge again is answered, writing nothing
                     let again_before = db.raw_dump().expect("dump");
                     let again = db
-                        .merge(USERS[f], USERS[i], &id, MergeOptions { force })
+                        .merge(USERS[f], USERS[i], &id, MergeOptions::default().force(force))
                         .expect("replay");
                     assert!(again.replayed && again.events_moved == out.events_moved);
                     assert_eq!(again_before, db.raw_dump().expect("dump"), "a replay wrote");

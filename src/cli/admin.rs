@@ -13,6 +13,7 @@ pub(super) fn init(
     utc_offset: &str,
     partition: Option<&str>,
     exposure_kind: Option<&str>,
+    strict_kinds: Option<&[String]>,
 ) -> Result<(), Error> {
     let minutes = parse_utc_offset(utc_offset)?;
     let partition = partition.map(crate::Partition::parse).transpose()?;
@@ -24,11 +25,16 @@ pub(super) fn init(
             exposure_kind: exposure_kind.map(str::to_owned),
             // (`init` is the command that creates a store)
             create_if_missing: true,
+            kinds: strict_kinds.map(crate::store::KindPolicy::strict),
             ..Options::default()
         },
     )?;
+    let kinds = match db.kind_policy() {
+        crate::store::KindPolicy::Strict(list) => list.join(","),
+        _ => "any".to_owned(),
+    };
     println!(
-        "store at {} (UTC offset {} min, partition {})",
+        "store at {} (UTC offset {} min, partition {}, kinds {kinds})",
         db.path().display(),
         db.settings().utc_offset_minutes,
         db.partition()

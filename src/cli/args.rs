@@ -81,6 +81,11 @@ pub enum Command {
         /// default `exposure`).
         #[arg(long)]
         exposure_kind: Option<String>,
+        /// Accept only these event kinds (comma-separated; fixed at
+        /// creation): an event of another kind — a typo such as
+        /// `Purchase` — is refused naming them. Default: any kind.
+        #[arg(long, value_delimiter = ',')]
+        strict_kinds: Option<Vec<String>>,
     },
     /// Print a shell completion script (e.g. `stickydb completions bash >
     /// /etc/bash_completion.d/stickydb`).

@@ -209,11 +209,13 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             utc_offset,
             partition,
             exposure_kind,
+            strict_kinds,
         } => admin::init(
             cli,
             utc_offset,
             partition.as_deref(),
             exposure_kind.as_deref(),
+            strict_kinds.as_deref(),
         ),
         Command::Experiment(args) => experiments::experiment_cmd(cli, args, now),
         Command::Experiments => experiments::experiments_cmd(cli),

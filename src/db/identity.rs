@@ -25,7 +25,7 @@ impl Db {
     /// use stickydb::{Db, Event, IdentitySettings, MergeOptions, Options};
     /// let dir = tempfile::tempdir()?;
     /// let db = Db::create(dir.path(), Options::default())?;
-    /// db.set_identity_settings(IdentitySettings { anonymous_prefixes: vec!["anon:".into()] })?;
+    /// db.set_identity_settings(IdentitySettings::anonymous(["anon:"]))?;
     /// let day = 86_400_000;
     /// db.record(&Event::new("anon:42", "view", 19_800 * day))?;
     /// db.record(&Event::new("member-7", "purchase", 19_801 * day).with_amount(1_500))?;

@@ -58,7 +58,9 @@ pub struct Db {
     kinds: KindRegistry,
     /// Fixed at creation; the write path reads it without a lock.
     non_activity_kinds: Vec<String>,
-    metric_settings: RwLock<MetricSettings>,
+    /// Writers take a cheap clone of the `Arc` (a transaction holds no
+    /// settings lock while its closure runs).
+    metric_settings: RwLock<Arc<MetricSettings>>,
     /// Earning rules and tiers; writers take a cheap clone of the `Arc`.
     ledger_settings: RwLock<Arc<LedgerSettings>>,
     /// Erasures update one shared meta key; they are rare, so one at a time.
@@ -176,7 +178,7 @@ impl Db {
             stripes: LockStripes::new(LOCK_STRIPES, options.user_cache_entries),
             kinds,
             non_activity_kinds: metric_settings.non_activity_kinds.clone(),
-            metric_settings: RwLock::new(Level::MetricSettings, metric_settings),
+            metric_settings: RwLock::new(Level::MetricSettings, Arc::new(metric_settings)),
             ledger_settings: RwLock::new(Level::LedgerSettings, Arc::new(ledger_settings)),
             erase_lock: Mutex::new(Level::Erase, ()),
             identity_settings: RwLock::new(Level::IdentitySettings, identity_settings),
@@ -241,13 +243,13 @@ impl Db {
         Metrics {
             view: self.store.snapshot(),
             kinds: &self.kinds,
-            settings: self.metric_settings.read().clone(),
+            settings: MetricSettings::clone(&self.metric_settings.read()),
         }
     }
 
     /// The metric settings in force.
     pub fn metric_settings(&self) -> MetricSettings {
-        self.metric_settings.read().clone()
+        MetricSettings::clone(&self.metric_settings.read())
     }
 
     /// Erases `user` (SPEC §5): profile, tags, events, ledger and every maintained
@@ -413,7 +415,7 @@ impl Db {
     pub fn verify(&self) -> Result<VerifyReport> {
         // (half a job's work would be reported as damage)
         self.store.check_area(crate::store::Area::Everything)?;
-        let settings = self.metric_settings.read().clone();
+        let settings = MetricSettings::clone(&self.metric_settings.read());
         let non_activity = metrics::non_activity_ids(&settings, &self.kinds);
         let ledger_settings = self.ledger_settings.read().clone();
         verify::run(

@@ -69,6 +69,7 @@ pub const MAX_HANDOVER_EVENTS: usize = 10_000;
 /// event once. An event whose id `into` already holds is a duplicate, as in
 /// a merge within one store (docs/identity.md).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Handover {
     /// The caller's merge id.
     pub merge_id: String,

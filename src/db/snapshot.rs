@@ -57,7 +57,7 @@ impl Snapshot<'_> {
         Metrics {
             view: self.view.clone(),
             kinds: &self.db.kinds,
-            settings: self.db.metric_settings.read().clone(),
+            settings: crate::metrics::MetricSettings::clone(&self.db.metric_settings.read()),
         }
     }
 

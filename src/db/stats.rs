@@ -9,6 +9,7 @@ use crate::store::Cf;
 
 /// Sizes and counts of a store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Users in the store.
     pub users: u64,
@@ -27,6 +28,7 @@ pub struct Stats {
 
 /// Size figures of one column family, as RocksDB estimates them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CfStats {
     /// Estimated number of keys.
     pub estimated_keys: u64,

@@ -118,4 +118,9 @@ pub enum TxError {
     /// A second merge in one transaction.
     #[error("at most one merge per transaction")]
     SecondMerge,
+    /// A write of the `Db` from inside a transaction's closure (it would
+    /// wait for locks the closure's own transaction holds): make it a call
+    /// on the transaction.
+    #[error("a write from inside a transaction's closure: call it on the transaction")]
+    Nested,
 }

@@ -259,7 +259,8 @@ fn check_txn_ref(field: &'static str, txn: &str) -> Result<(), InputError> {
 
 /// What an operation did. A replay returns the stored outcome of the first
 /// call with `replayed` set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PointsOutcome {
     /// The operation's transaction id.
     pub txn_id: String,
@@ -431,6 +432,7 @@ pub struct Hold {
 
 /// A user's points account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Account {
     /// Sum of every entry's amount.
     pub balance: i64,
@@ -469,6 +471,7 @@ pub struct TierChange {
 
 /// What one `expire_points` run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ExpireReport {
     /// Accounts with something due.
     pub accounts: u64,

@@ -88,25 +88,26 @@ impl Tiers {
 ///
 /// ```
 /// use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
-/// let s = LedgerSettings {
-///     rules: vec![EarnRule {
+/// let s = LedgerSettings::new(
+///     vec![EarnRule {
 ///         kind: "purchase".into(),
 ///         points: RulePoints::PerAmount { points: 1, per_minor: 100 },
 ///         daily_cap_points: Some(5_000),
 ///         expires_after_days: Some(365),
 ///     }],
-///     tiers: Tiers {
+///     Tiers {
 ///         window_days: 365,
 ///         levels: vec![
 ///             TierLevel { name: "silver".into(), min_growth: 1_000 },
 ///             TierLevel { name: "gold".into(), min_growth: 5_000 },
 ///         ],
 ///     },
-/// };
+/// );
 /// assert!(s.validate().is_ok());
 /// assert_eq!(s.tiers.tier_for(2_000), Some("silver"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LedgerSettings {
     /// Earning rules; every matching rule credits (in order).
     pub rules: Vec<EarnRule>,
@@ -119,6 +120,23 @@ fn out_of_range(field: &'static str, value: i64, min: i64, max: i64) -> InputErr
 }
 
 impl LedgerSettings {
+    /// Settings of these earning rules and tiers.
+    pub fn new(rules: Vec<EarnRule>, tiers: Tiers) -> Self {
+        Self { rules, tiers }
+    }
+
+    /// These settings with `rules` as the earning rules.
+    pub fn rules(mut self, rules: Vec<EarnRule>) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// These settings with `tiers` as the tier definition.
+    pub fn tiers(mut self, tiers: Tiers) -> Self {
+        self.tiers = tiers;
+        self
+    }
+
     /// Checks every rule and level; errors name the rule or level by index.
     pub fn validate(&self) -> Result<(), InputError> {
         InputError::check_count("rules", self.rules.len(), MAX_RULES)?;

@@ -33,10 +33,18 @@ pub const MAX_WINDOW_DAYS: u32 = 365;
 
 /// How attribution is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SocialSettings {
     /// A signup or purchase is attributed to the first touch at most this
     /// many days (× 24 h, exact milliseconds) before it.
     pub window_days: u32,
+}
+
+impl SocialSettings {
+    /// Attribution within `window_days` days.
+    pub fn window(window_days: u32) -> Self {
+        Self { window_days }
+    }
 }
 
 impl Default for SocialSettings {

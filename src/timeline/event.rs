@@ -339,6 +339,7 @@ pub struct StoredEvent {
 
 /// What `record` did with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecordOutcome {
     /// The event was written.
     Recorded {

@@ -21,17 +21,25 @@ pub const MAX_MERGE_ID_BYTES: usize = 128;
 /// every merge must be forced until the store is told its anonymous ids.
 ///
 /// ```
-/// let s = stickydb::IdentitySettings { anonymous_prefixes: vec!["anon:".into()] };
+/// let s = stickydb::IdentitySettings::anonymous(["anon:"]);
 /// assert!(s.is_anonymous("anon:7f3a"));
 /// assert!(!s.is_anonymous("member-42"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IdentitySettings {
     /// Prefixes of anonymous external ids.
     pub anonymous_prefixes: Vec<String>,
 }
 
 impl IdentitySettings {
+    /// Settings where ids starting with one of `prefixes` are anonymous.
+    pub fn anonymous<S: Into<String>>(prefixes: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            anonymous_prefixes: prefixes.into_iter().map(Into::into).collect(),
+        }
+    }
+
     /// Whether `user` is an anonymous id.
     pub fn is_anonymous(&self, user: &str) -> bool {
         self.anonymous_prefixes
@@ -56,14 +64,29 @@ impl IdentitySettings {
 
 /// How a merge may proceed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MergeOptions {
     /// Merge even when neither id is anonymous.
     pub force: bool,
 }
 
+impl MergeOptions {
+    /// A merge even when neither id is anonymous.
+    pub fn forced() -> Self {
+        Self { force: true }
+    }
+
+    /// These options with `force` set.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}
+
 /// What a merge did (and, for a repeated merge id, what it did the first
 /// time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct MergeOutcome {
     /// The caller's merge id.
     pub merge_id: String,

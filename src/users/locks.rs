@@ -91,6 +91,24 @@ impl StripeGuards<'_> {
         self.guards.binary_search_by_key(&i, |(j, _)| *j).is_ok()
     }
 
+    /// Takes `user`'s stripe too if it is free now, without waiting (a
+    /// write that found it needs another user while holding its stripes
+    /// may not wait for one out of ascending order); returns whether this
+    /// write holds it now.
+    pub(crate) fn try_add(&mut self, user: &str) -> bool {
+        let i = self.stripes.stripe_of(user);
+        match self.guards.binary_search_by_key(&i, |(j, _)| *j) {
+            Ok(_) => true,
+            Err(at) => match self.stripes.stripes[i].try_lock() {
+                Some(guard) => {
+                    self.guards.insert(at, (i, guard));
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// Most cached users per shard.
     pub(crate) fn shard_capacity(&self) -> usize {
         self.stripes.shard_capacity

@@ -407,6 +407,33 @@ impl<'a, 'g> UserWrites<'a, 'g> {
         }
     }
 
+    /// Takes `name`'s stripe (and its alias target's) if they are free now,
+    /// without waiting, and looks it up under them; returns whether this
+    /// write holds them now (see [`StripeGuards::try_add`]).
+    pub(crate) fn try_hold(&mut self, name: &str) -> Result<bool> {
+        if !self.guards.try_add(name) {
+            return Ok(false);
+        }
+        let entry = alias::lookup_locked(self.guards, self.store, name)?;
+        if let Some(alias::NameEntry::Alias { into, .. }) = &entry {
+            if !self.guards.try_add(into) {
+                return Ok(false);
+            }
+            // (a merge moves an alias only holding its target's stripe:
+            // looked up again under it, the answer is settled)
+            if alias::lookup_locked(self.guards, self.store, name)? != entry {
+                return Ok(false);
+            }
+        }
+        self.resolved.insert(name.to_owned(), entry);
+        Ok(true)
+    }
+
+    /// Whether this write has used a name of `user_id` already.
+    pub(crate) fn uses(&self, user_id: u32) -> bool {
+        self.slots.values().any(|s| s.user_id == user_id)
+    }
+
     /// Whether this write has used (read or created) `name` already.
     pub(crate) fn in_write(&self, name: &str) -> bool {
         self.slots.contains_key(name)

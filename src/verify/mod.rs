@@ -34,6 +34,7 @@ pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Records read, per column family.
     pub checked: BTreeMap<String, u64>,

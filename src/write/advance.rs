@@ -24,6 +24,7 @@ pub(super) const DUE_PAGE: usize = 1_000;
 
 /// What one `advance` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AdvanceReport {
     /// The clock after the run, UTC milliseconds.
     pub now_ms: i64,
@@ -244,13 +245,13 @@ impl Writer<'_> {
             // (the model in force again still re-settles: every mark moves
             // to the clock, as docs/feed.md describes a model change)
             let mut guard = self.metric_settings.write();
-            let mut next: MetricSettings = guard.clone();
+            let mut next: MetricSettings = MetricSettings::clone(&guard);
             next.stage_model = model;
             let mut first = Batch::new();
             metrics::put_settings(&mut first, &next)?;
             super::jobs::record(self.store, &Job::new(JobKind::StageModel), first)?;
             // (in memory only once the new model is stored)
-            *guard = next;
+            *guard = std::sync::Arc::new(next);
         }
         self.resume_recorded(&mut all).map(|_| ())
     }

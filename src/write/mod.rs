@@ -23,6 +23,7 @@ mod record;
 mod social;
 mod touchers;
 mod tx;
+mod tx_calls;
 mod tx_merge;
 
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub(crate) struct Writer<'a> {
     pub erase_lock: &'a Mutex<()>,
     /// The stage model. Read once the stripes are held (a model change
     /// holds them all), and held to the commit.
-    pub metric_settings: &'a RwLock<MetricSettings>,
+    pub metric_settings: &'a RwLock<Arc<MetricSettings>>,
     /// The feed's clock. Writes hold it shared to their commit; `advance`
     /// takes it exclusively to move it, so a write is wholly before or
     /// after a clock move.

@@ -35,6 +35,7 @@ impl Writer<'_> {
         position: Option<&LogPosition>,
     ) -> Result<Vec<RecordOutcome>> {
         self.store.check_writes_allowed()?;
+        self.validate_events(events)?;
         if let Some(p) = position {
             p.validate()?;
         }
@@ -49,6 +50,7 @@ impl Writer<'_> {
             }
         }
         plan.position = position.cloned();
+        plan.events_validated = true;
         self.transact(plan, &mut |tx| tx.record_batch(events))
     }
 }

@@ -18,17 +18,17 @@ use super::record::Recording;
 use super::social::{Deferral, Leaving, SocialWrite};
 use super::Writer;
 use crate::codec;
-use crate::error::{Error, InputError, Result, TxError};
+use crate::error::{Error, Result, TxError};
 use crate::feed::StageCause;
 use crate::keys::meta;
 use crate::kinds::{EventKind, Reservation};
 use crate::ledger::session::Session;
-use crate::ledger::{self, PointsOp, PointsOutcome};
+use crate::ledger::{PointsOp, PointsOutcome};
 use crate::partition::LogPosition;
 use crate::profiles::{self, ProfileUpdate};
 use crate::social::engine::SocialEvent;
 use crate::store::{Batch, Cf, Durability, Job, JobKind};
-use crate::timeline::{Event, RecordOutcome, MAX_BATCH_EVENTS};
+use crate::timeline::{Event, RecordOutcome};
 use crate::users::{self, MergeOptions, MergeOutcome, UserWrites};
 
 /// Most rounds one transaction starts over to hold more locks.
@@ -53,6 +53,9 @@ pub(crate) struct Plan {
     pub position: Option<LogPosition>,
     /// The durability asked for; `None`: the store's default.
     pub durability: Option<Durability>,
+    /// The caller validated the events it records already (a single
+    /// call validates before it locks anything).
+    pub events_validated: bool,
 }
 
 impl Plan {
@@ -62,6 +65,28 @@ impl Plan {
             names: names.into_iter().map(str::to_owned).collect(),
             ..Self::default()
         }
+    }
+}
+
+thread_local! {
+    /// This thread runs a transaction's closure: a write from inside it
+    /// would wait for the stripes the thread holds itself.
+    static IN_TRANSACTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the thread as running a closure until dropped.
+struct InClosure;
+
+impl InClosure {
+    fn enter() -> Self {
+        IN_TRANSACTION.with(|t| t.set(true));
+        InClosure
+    }
+}
+
+impl Drop for InClosure {
+    fn drop(&mut self) {
+        IN_TRANSACTION.with(|t| t.set(false));
     }
 }
 
@@ -209,6 +234,9 @@ impl Writer<'_> {
         f: &mut dyn FnMut(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         self.store.check_writes_allowed()?;
+        if IN_TRANSACTION.with(std::cell::Cell::get) {
+            return Err(TxError::Nested.into());
+        }
         for _ in 0..MAX_TX_ROUNDS {
             match self.attempt(plan, f)? {
                 Round::Done(value) => return Ok(value),
@@ -243,8 +271,12 @@ impl Writer<'_> {
         self.store.check_no_job()?;
         let mut batch = Batch::new();
         let reservation = self.kinds.reserve(plan.kinds.iter(), &mut batch)?;
-        let settings = self.metric_settings.read();
-        let clock = self.clock.read();
+        // The settings and the clock as the closure's calls use them; no
+        // lock is held on them while it runs (it may read through the
+        // `Db`). The commit takes them again and starts over if either
+        // moved, so a write is still wholly before or after a clock move.
+        let settings = self.metric_settings.read().clone();
+        let clock = *self.clock.read();
         let cause = if plan.merge {
             StageCause::Merge
         } else {
@@ -263,7 +295,7 @@ impl Writer<'_> {
             users: UserWrites::new(self.store, self.allocator, &mut guards, resolved),
             reservation,
             recording,
-            session: Session::new(self.store, &ledger_settings).with_notices(*clock),
+            session: Session::new(self.store, &ledger_settings).with_notices(clock),
             rules: !ledger_settings.rules.is_empty(),
             profiles: Vec::new(),
             social: Vec::new(),
@@ -271,7 +303,10 @@ impl Writer<'_> {
             forget: Vec::new(),
             plan,
         };
-        let out = f(&mut Transaction { core: &mut core });
+        let out = {
+            let _running = InClosure::enter();
+            f(&mut Transaction { core: &mut core })
+        };
         if core.again {
             return Ok(Round::Again(core.plan));
         }
@@ -280,6 +315,11 @@ impl Writer<'_> {
             (Ok(_), Some((part, op))) => return Err(TxError::PartFailed { part, op }.into()),
             (Ok(value), None) => value,
         };
+        let held_settings = self.metric_settings.read();
+        let held_clock = self.clock.read();
+        if !std::sync::Arc::ptr_eq(&held_settings, &settings) || *held_clock != clock {
+            return Ok(Round::Again(core.plan));
+        }
         let (job, forget) = match core.commit()? {
             Committed::Again(plan) => return Ok(Round::Again(plan)),
             Committed::Done { job, forget } => (job, forget),
@@ -292,8 +332,8 @@ impl Writer<'_> {
         if job {
             // (the job takes the settings and the clock in the hierarchy's
             // order)
-            drop(clock);
-            drop(settings);
+            drop(held_clock);
+            drop(held_settings);
             // The write is stored whatever the job does: a step that fails
             // leaves the job recorded, and writes refused until
             // `finish_jobs`, rather than a caller told "not written"
@@ -305,166 +345,6 @@ impl Writer<'_> {
 }
 
 impl Core<'_, '_> {
-    /// Enters one call: refused once the attempt is over or failed.
-    fn enter(&mut self) -> Result<usize> {
-        if self.again {
-            return Err(Error::Busy {
-                what: "the transaction starts over holding more locks",
-                rounds: 0,
-            });
-        }
-        if let Some((part, op)) = self.failed {
-            return Err(TxError::PartFailed { part, op }.into());
-        }
-        InputError::check_count("transaction calls", self.parts + 1, MAX_TX_PARTS)?;
-        self.parts += 1;
-        Ok(self.parts - 1)
-    }
-
-    /// Leaves one call: a failure fails the transaction.
-    fn leave<T>(&mut self, part: usize, op: &'static str, out: Result<T>) -> Result<T> {
-        if out.is_err() && !self.again && self.failed.is_none() {
-            self.failed = Some((part, op));
-        }
-        out
-    }
-
-    /// Marks the attempt short: the caller grew the plan.
-    pub(super) fn start_over<T>(&mut self) -> Result<T> {
-        self.again = true;
-        Err(Error::Busy {
-            what: "the transaction starts over holding more locks",
-            rounds: 0,
-        })
-    }
-
-    /// Whether this attempt holds `name`'s stripe (and its alias's target's).
-    pub(super) fn holds(&self, name: &str) -> bool {
-        self.plan.all || self.plan.names.contains(name)
-    }
-
-    /// Asks for `name`'s lock in the next round; whether it was missing.
-    fn need(&mut self, name: &str) -> bool {
-        if self.holds(name) {
-            return false;
-        }
-        self.plan.names.insert(name.to_owned());
-        true
-    }
-
-    fn record_inner(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
-        InputError::check_count("events", events.len(), MAX_BATCH_EVENTS)?;
-        InputError::check_count(
-            "events of one transaction",
-            self.events_total + events.len(),
-            MAX_BATCH_EVENTS,
-        )?;
-        // Validate everything before touching the store: a bad item
-        // refuses the whole transaction and nothing is written.
-        for (i, e) in events.iter().enumerate() {
-            e.validate().map_err(|err| err.at(i))?;
-            self.w
-                .kinds
-                .check(&e.kind)
-                .map_err(|p| InputError::new("kind", p).at(i))?;
-            crate::experiments::check_exposure(e, self.w.exposure_kind).map_err(|err| err.at(i))?;
-        }
-        let mut short = false;
-        for e in events {
-            short |= self.need(&e.user);
-            if !self
-                .recording
-                .can_record(self.w, &self.reservation, &e.kind)
-            {
-                self.plan.kinds.push(e.kind.clone());
-                short = true;
-            }
-        }
-        if short {
-            return self.start_over();
-        }
-        let ledger = self.rules.then_some(&mut self.session);
-        let outcomes = self.recording.add(
-            self.w,
-            &mut self.batch,
-            &mut self.users,
-            &self.reservation,
-            events,
-            ledger,
-        )?;
-        let offset = self.events_total;
-        self.social.extend(
-            super::social::social_events(events, &outcomes)
-                .into_iter()
-                .map(|mut s| {
-                    s.index += offset;
-                    s
-                }),
-        );
-        self.events_total += events.len();
-        Ok(outcomes)
-    }
-
-    fn points_inner(
-        &mut self,
-        user: &str,
-        txn_id: &str,
-        at_ms: i64,
-        op: &PointsOp,
-    ) -> Result<PointsOutcome> {
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        ledger::check_txn_id(txn_id)?;
-        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
-        op.validate()?;
-        if self.need(user) {
-            return self.start_over();
-        }
-        let credits = match op {
-            PointsOp::Earn { .. } => true,
-            PointsOp::Adjust { points, .. } => *points > 0,
-            _ => false,
-        };
-        let user_id = if credits {
-            self.users.id(user)?
-        } else {
-            self.users
-                .existing_id(user)?
-                .ok_or_else(|| Error::UnknownUser {
-                    user: user.to_owned(),
-                })?
-        };
-        self.session.apply(user_id, txn_id, at_ms, op)
-    }
-
-    fn update_profile_inner(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        users::check_user(user).map_err(|p| InputError::new("user", p))?;
-        update.validate()?;
-        if self.need(user) {
-            return self.start_over();
-        }
-        let user_id = if update.creates() {
-            self.users.id(user)?
-        } else {
-            match self.users.existing_id(user)? {
-                Some(id) => id,
-                // Removing from a user that does not exist is a no-op, and
-                // must not create the user.
-                None => return Ok(()),
-            }
-        };
-        self.add_profile_update(user_id, update.clone());
-        Ok(())
-    }
-
-    /// Adds `update` for `user_id` after the transaction's earlier ones
-    /// (applied together at the commit: each reads the stored profile).
-    pub(super) fn add_profile_update(&mut self, user_id: u32, update: ProfileUpdate) {
-        match self.profiles.iter_mut().find(|(id, _)| *id == user_id) {
-            Some((_, earlier)) => earlier.then(update),
-            None => self.profiles.push((user_id, update)),
-        }
-    }
-
     /// Puts what the calls gathered into the batch and commits it.
     fn commit(self) -> Result<Committed> {
         let Core {
@@ -489,7 +369,12 @@ impl Core<'_, '_> {
         let (leaving, pair, defer) = match merged {
             // (a merge is one atomic write by contract: its shares'
             // touchers are re-derived in it, however many)
-            Some(Merged { leaving, pair }) => (leaving, pair, Deferral::Inline),
+            Some(Merged {
+                leaving: Some(leaving),
+                pair,
+            }) => (Some(leaving), pair, Deferral::Inline),
+            Some(Merged { pair, .. }) if !plan.all => (None, pair, Deferral::Escalate),
+            Some(Merged { pair, .. }) => (None, pair, Deferral::Record),
             None if plan.all => (None, None, Deferral::Record),
             None => (None, None, Deferral::Escalate),
         };
@@ -542,47 +427,5 @@ impl Core<'_, '_> {
             job: job.is_some(),
             forget,
         })
-    }
-}
-
-impl Ops for Core<'_, '_> {
-    fn record_batch(&mut self, events: &[Event]) -> Result<Vec<RecordOutcome>> {
-        let part = self.enter()?;
-        let out = self.record_inner(events);
-        self.leave(part, "record", out)
-    }
-
-    fn points(
-        &mut self,
-        user: &str,
-        txn_id: &str,
-        at_ms: i64,
-        op: &PointsOp,
-    ) -> Result<PointsOutcome> {
-        let part = self.enter()?;
-        let out = self.points_inner(user, txn_id, at_ms, op);
-        self.leave(part, "points", out)
-    }
-
-    fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        let part = self.enter()?;
-        let out = self.update_profile_inner(user, update);
-        self.leave(part, "update_profile", out)
-    }
-
-    fn merge(
-        &mut self,
-        from: &str,
-        into: &str,
-        merge_id: &str,
-        options: MergeOptions,
-    ) -> Result<MergeOutcome> {
-        let part = self.enter()?;
-        let out = self.merge_inner(from, into, merge_id, options);
-        self.leave(part, "merge", out)
-    }
-
-    fn set_durability(&mut self, durability: Durability) {
-        self.plan.durability = Some(durability);
     }
 }

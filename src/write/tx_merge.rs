@@ -58,16 +58,18 @@ impl Core<'_, '_> {
             }
             .into());
         }
-        // (its reads are of the store: a user this transaction changed
-        // already would be read without those changes)
-        if self.users.in_write(from) || self.users.in_write(into) {
+        let (from_id, into_id, into_name) = self.resolve_pair(from, into)?;
+        // (its reads are of the store: a user this transaction used already,
+        // by any of its names, would be read without those changes)
+        let used = |id: Option<u32>| id.is_some_and(|id| self.users.uses(id));
+        if self.users.in_write(from) || self.users.in_write(into) || used(from_id) || used(into_id)
+        {
             return Err(TxError::MergeNotFirst {
                 from: from.to_owned(),
                 into: into.to_owned(),
             }
             .into());
         }
-        let (from_id, into_id, into_name) = self.resolve_pair(from, into)?;
         // A name not seen yet becomes an alias (or a user) only in its own
         // partition (SPEC §7): elsewhere it lives in another store, and a
         // handover moves it.
@@ -212,7 +214,8 @@ impl Core<'_, '_> {
         for (name, their_merge) in &aliases {
             self.batch.delete(Cf::Meta, meta::alias(from_id, name));
             users::put_alias(&mut self.batch, name, into_id, &into_name, their_merge)?;
-            self.forget.push(name.clone());
+            // (later calls naming an older alias of `from` go to `into` too)
+            self.users.redirect(name, into_id);
         }
         users::put_alias(&mut self.batch, from, into_id, &into_name, merge_id)?;
         users::retire(store, &mut self.batch, from_id)?;

@@ -473,21 +473,21 @@ impl Account {
                 out
             }
         };
-        Ok(PointsOutcome {
-            txn_id: txn.into(),
-            entry_seq: seq,
-            at_ms: at,
-            amount: self.balance - before,
-            balance: self.balance,
-            available: self.balance - self.held,
-            lots: lots
-                .into_iter()
-                .map(|(lot, points)| LotDraw { lot, points })
-                .collect(),
-            shortfall,
-            expired,
-            replayed: false,
-        })
+        // (the outcome type may gain fields: built from its default)
+        let mut out = PointsOutcome::default();
+        out.txn_id = txn.into();
+        out.entry_seq = seq;
+        out.at_ms = at;
+        out.amount = self.balance - before;
+        out.balance = self.balance;
+        out.available = self.balance - self.held;
+        out.lots = lots
+            .into_iter()
+            .map(|(lot, points)| LotDraw { lot, points })
+            .collect();
+        out.shortfall = shortfall;
+        out.expired = expired;
+        Ok(out)
     }
 }
 
