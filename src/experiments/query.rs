@@ -371,10 +371,7 @@ impl Experiments<'_> {
             let mine = read(&mut users.iter().take(half as usize));
             (mine, other.join())
         });
-        let b = b.map_err(|_| Error::LimitReached {
-            what: "an experiment thread panicked",
-            max: 0,
-        })?;
+        let b = b.map_err(|_| Error::internal("an experiment thread panicked"))?;
         let (a, b) = (a?, b?);
         let sum = a.iter().chain(&b).fold(0i64, |s, v| s.saturating_add(*v));
         let values: Vec<f64> = a.iter().chain(&b).map(|v| *v as f64).collect();

@@ -59,10 +59,7 @@ impl Reservation<'_> {
             .by_name
             .get(name)
             .copied()
-            .ok_or(Error::LimitReached {
-                what: "custom kind reserved outside its write",
-                max: 0,
-            })
+            .ok_or_else(|| Error::internal("custom kind reserved outside its write"))
     }
 
     /// Makes this write's new kinds visible; call after the write committed.

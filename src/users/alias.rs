@@ -130,9 +130,9 @@ pub(crate) fn lock_resolving<'a>(
             return Ok((guards, resolved));
         }
     }
-    Err(Error::LimitReached {
+    Err(Error::Busy {
         what: "lock rounds while concurrent merges move aliases",
-        max: MAX_LOCK_ROUNDS as u64,
+        rounds: MAX_LOCK_ROUNDS as u32,
     })
 }
 

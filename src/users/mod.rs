@@ -333,10 +333,9 @@ impl<'a, 'g> UserWrites<'a, 'g> {
                 let held = self.guards.shard(into).is_some();
                 debug_assert!(held, "alias {user} written without its target's lock");
                 if !held {
-                    return Err(Error::LimitReached {
-                        what: "writes through an alias without its target's lock",
-                        max: 0,
-                    });
+                    return Err(Error::internal(
+                        "writes through an alias without its target's lock",
+                    ));
                 }
             }
             self.slots.insert(

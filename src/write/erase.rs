@@ -59,9 +59,9 @@ impl Writer<'_> {
                 }
             }
         }
-        Err(crate::error::Error::LimitReached {
+        Err(crate::error::Error::Busy {
             what: "lock rounds of an erasure moving referral credits",
-            max: super::social::MAX_LOCK_ROUNDS as u64,
+            rounds: super::social::MAX_LOCK_ROUNDS as u32,
         })
     }
 

@@ -61,10 +61,14 @@ pub(crate) struct Plan {
 impl Plan {
     /// A plan that locks `names` up front.
     pub fn with_names<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
-        Self {
-            names: names.into_iter().map(str::to_owned).collect(),
-            ..Self::default()
+        let mut plan = Self::default();
+        // (a batch names its users many times: one string per user)
+        for name in names {
+            if !plan.names.contains(name) {
+                plan.names.insert(name.to_owned());
+            }
         }
+        plan
     }
 }
 

@@ -80,10 +80,7 @@ impl Metrics<'_> {
             let sure = chain_reach(&step_days, from_day, to_day, sure_span, true);
             (sure, maybe.join())
         });
-        let maybe = maybe.map_err(|_| crate::error::Error::LimitReached {
-            what: "a funnel thread panicked",
-            max: 0,
-        })?;
+        let maybe = maybe.map_err(|_| crate::error::Error::internal("a funnel thread panicked"))?;
         let offset = self.view.store().settings().utc_offset_minutes;
         let from_ms = crate::time::local_midnight_ms(from_day, offset);
         let to_ms = crate::time::local_midnight_ms(to_day + 1, offset); // exclusive, for step 1
@@ -125,10 +122,7 @@ impl Metrics<'_> {
             let mine = read(&mut uncertain.iter().take(half as usize));
             (mine, other.join())
         });
-        let b = b.map_err(|_| crate::error::Error::LimitReached {
-            what: "a funnel thread panicked",
-            max: 0,
-        })?;
+        let b = b.map_err(|_| crate::error::Error::internal("a funnel thread panicked"))?;
         for part in [a?, b?] {
             for (c, n) in counts.iter_mut().zip(part) {
                 *c += n;

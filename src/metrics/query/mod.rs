@@ -301,12 +301,9 @@ impl Metrics<'_> {
         std::thread::scope(|sc| {
             let other = sc.spawn(|| run(mid, None));
             let mine = run(0, Some(mid));
-            let theirs = other.join().unwrap_or_else(|_| {
-                Err(crate::error::Error::LimitReached {
-                    what: "a scan thread panicked",
-                    max: 0,
-                })
-            });
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(crate::error::Error::internal("a scan thread panicked")));
             Ok(vec![mine?, theirs?])
         })
     }
