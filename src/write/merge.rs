@@ -19,6 +19,7 @@ impl Writer<'_> {
     ) -> Result<MergeOutcome> {
         let mut plan = Plan::with_names([from, into]);
         plan.merge = true;
+        plan.single_call = true;
         self.transact(plan, &mut |tx| tx.merge(from, into, merge_id, options))
     }
 

@@ -22,7 +22,8 @@ impl Writer<'_> {
         at_ms: i64,
         op: &PointsOp,
     ) -> Result<PointsOutcome> {
-        let plan = super::tx::Plan::with_names([user]);
+        let mut plan = super::tx::Plan::with_names([user]);
+        plan.single_call = true;
         self.transact(plan, &mut |tx| tx.points(user, txn_id, at_ms, op))
     }
 

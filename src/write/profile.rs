@@ -12,7 +12,8 @@ use crate::users;
 impl Writer<'_> {
     /// Applies `update` to `user` as one atomic write.
     pub fn update_profile(&self, user: &str, update: &ProfileUpdate) -> Result<()> {
-        let plan = super::tx::Plan::with_names([user]);
+        let mut plan = super::tx::Plan::with_names([user]);
+        plan.single_call = true;
         self.transact(plan, &mut |tx| tx.update_profile(user, update))
     }
 

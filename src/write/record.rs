@@ -51,6 +51,7 @@ impl Writer<'_> {
         }
         plan.position = position.cloned();
         plan.events_validated = true;
+        plan.single_call = true;
         self.transact(plan, &mut |tx| tx.record_batch(events))
     }
 }
@@ -65,7 +66,10 @@ pub(super) struct Recording<'s> {
     exposure_id: Option<u32>,
     /// `(user, event id)` recorded by this write: keyed by internal id, so
     /// an alias and its target are one user.
-    seen: FxHashSet<(u32, String)>,
+    seen: rustc_hash::FxHashMap<u32, FxHashSet<String>>,
+    /// Later calls of the transaction may record more events: keep the
+    /// event ids of each call for them (a single call needs none kept).
+    remember_ids: bool,
 }
 
 impl<'s> Recording<'s> {
@@ -90,8 +94,16 @@ impl<'s> Recording<'s> {
             seqs: timeline::Sequences::new(w.store),
             exposures: ExposureWrites::new(w.store, exposure_id),
             exposure_id,
-            seen: FxHashSet::default(),
+            seen: Default::default(),
+            remember_ids: true,
         })
+    }
+
+    /// Keeps no event ids past the call that records them: the write has
+    /// one call (the single `record_batch`), so none can repeat them.
+    pub(super) fn single_call(mut self) -> Self {
+        self.remember_ids = false;
+        self
     }
 
     /// Whether an event of `kind` can be recorded by this write: its id is
@@ -134,6 +146,9 @@ impl<'s> Recording<'s> {
             lookup_of.push(at);
         }
         let recorded = timeline::recorded(w.store, &lookups)?;
+        // (user, event id) of this call; kept for later calls only when
+        // there can be any
+        let mut seen_now: FxHashSet<(u32, &str)> = FxHashSet::default();
         for (i, (e, lookup)) in events.iter().zip(lookup_of).enumerate() {
             if lookup.is_some_and(|i| recorded.get(i).copied().unwrap_or(false)) {
                 outcomes.push(RecordOutcome::Duplicate);
@@ -148,7 +163,11 @@ impl<'s> Recording<'s> {
                 other => other,
             })?;
             if let Some(event_id) = &e.event_id {
-                if !self.seen.insert((user_id, event_id.clone())) {
+                let earlier = self
+                    .seen
+                    .get(&user_id)
+                    .is_some_and(|ids| ids.contains(event_id.as_str()));
+                if earlier || !seen_now.insert((user_id, event_id.as_str())) {
                     outcomes.push(RecordOutcome::Duplicate);
                     continue;
                 }
@@ -187,6 +206,11 @@ impl<'s> Recording<'s> {
                 ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
+        }
+        if self.remember_ids {
+            for (user_id, id) in seen_now {
+                self.seen.entry(user_id).or_default().insert(id.to_owned());
+            }
         }
         Ok(outcomes)
     }

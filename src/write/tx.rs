@@ -56,6 +56,9 @@ pub(crate) struct Plan {
     /// The caller validated the events it records already (a single
     /// call validates before it locks anything).
     pub events_validated: bool,
+    /// The transaction is one call of a single-call method (`Db::record`,
+    /// `points`, …): nothing it records can be repeated by a later call.
+    pub single_call: bool,
 }
 
 impl Plan {
@@ -288,7 +291,10 @@ impl Writer<'_> {
         };
         let stages = self.stage_ctx(&settings, &clock, cause);
         let ledger_settings = self.ledger_settings.read().clone();
-        let recording = Recording::new(self, &reservation, &[], stages)?;
+        let mut recording = Recording::new(self, &reservation, &[], stages)?;
+        if plan.single_call {
+            recording = recording.single_call();
+        }
         let mut core = Core {
             w: self,
             again: false,
