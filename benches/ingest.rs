@@ -31,10 +31,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use stickydb::{Db, Event, Options};
 
-const BATCH: usize = 1_000;
-/// 2024-03-01 00:00 UTC.
-const T0: i64 = 1_709_251_200_000;
-const DAY_MS: i64 = 86_400_000;
+#[path = "common/shapes.rs"]
+mod shapes;
+use shapes::{realistic, BATCH, DAY_MS, SESSION, T0};
 
 fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -45,54 +44,6 @@ fn history_users() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if measuring() { 1_000 } else { 20 })
-}
-
-/// A cheap deterministic mix (splitmix64).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-const SESSION: [&str; 10] = [
-    "view",
-    "view",
-    "search",
-    "view",
-    "favorite",
-    "view",
-    "add_to_cart",
-    "view",
-    "purchase",
-    "review",
-];
-
-/// One session of 10 events of `user` starting at `ts`.
-fn session(user: &str, ts: i64, tag: u64, out: &mut Vec<Event>) {
-    for (i, kind) in SESSION.iter().enumerate() {
-        let mut e = Event::new(user, *kind, ts + i as i64 * 30_000)
-            .with_id(format!("e{tag}-{i}"))
-            .with_session(format!("s{tag}"));
-        if *kind == "purchase" {
-            e.amount_minor = Some(1_000 + (mix(tag) % 9_000) as i64);
-        }
-        out.push(e);
-    }
-}
-
-/// Realistic batch `round`: 100 users from a pool of `pool`, one session
-/// each; 50 batches per simulated day. `first_day` offsets the days.
-fn realistic(round: usize, pool: u64, prefix: &str, first_day: i64) -> Vec<Event> {
-    let mut out = Vec::with_capacity(BATCH);
-    let day = first_day + (round / 50) as i64;
-    for i in 0..(BATCH / SESSION.len()) {
-        let tag = (round * 100 + i) as u64;
-        let user = format!("{prefix}{}", mix(tag) % pool);
-        let ts = T0 + day * DAY_MS + (mix(tag ^ 7) % 80_000_000) as i64;
-        session(&user, ts, tag, &mut out);
-    }
-    out
 }
 
 /// Worst batch `round`: every event a different user and a new session.
