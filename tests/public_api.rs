@@ -37,12 +37,15 @@ fn child_dir(file: &Path) -> PathBuf {
 fn declaration(lines: &[&str], at: usize) -> String {
     let mut out = String::new();
     let is_use = lines[at].trim_start().starts_with("pub use ");
+    let is_fn = lines[at].contains(" fn ");
     for line in &lines[at..] {
         let t = line.trim();
         out.push_str(t);
         out.push(' ');
         let ends = if is_use {
             t.ends_with(';')
+        } else if is_fn {
+            t.ends_with(';') || t.ends_with('{')
         } else {
             t.ends_with(';') || t.ends_with('{') || t.ends_with('}') || t.ends_with(',')
         };
@@ -59,36 +62,106 @@ fn declaration(lines: &[&str], at: usize) -> String {
 /// submodules.
 const FACADE_MODULES: [&str; 3] = ["db", "write", "verify"];
 
-fn collect(file: &Path, path: &str, out: &mut Vec<String>) {
-    collect_in(file, path, false, out)
+/// The names the crate root re-exports (`pub use a::{B, C};` → B, C).
+fn root_exports(root: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(root).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut names = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("pub use ") {
+            let decl = declaration(&lines, i);
+            let inner = match (decl.find('{'), decl.rfind('}')) {
+                (Some(a), Some(b)) => decl[a + 1..b].to_owned(),
+                _ => decl.rsplit("::").next().unwrap_or("").to_owned(),
+            };
+            names.extend(
+                inner
+                    .split(',')
+                    .map(|n| n.trim().trim_end_matches(';').to_owned())
+                    .filter(|n| !n.is_empty()),
+            );
+        }
+    }
+    names
 }
 
-fn collect_in(file: &Path, path: &str, facade: bool, out: &mut Vec<String>) {
+/// The name an item or impl header line declares: `pub struct Db {` → Db,
+/// `impl Snapshot<'_> {` → Snapshot, `impl Ops for Core {` → Core.
+fn declared_name(t: &str) -> Option<String> {
+    let t = t.trim_start_matches("pub ");
+    let rest = if let Some(r) = t.strip_prefix("impl") {
+        let r = r
+            .trim_start_matches(|c: char| c != ' ' && c != '<')
+            .trim_start();
+        let r = if r.starts_with('<') {
+            r.split_once('>').map_or(r, |(_, b)| b)
+        } else {
+            r
+        };
+        r.rsplit(" for ").next().unwrap_or(r)
+    } else {
+        ["struct ", "enum ", "type ", "const ", "fn ", "trait "]
+            .iter()
+            .find_map(|k| t.strip_prefix(k))?
+    };
+    let name: String = rest
+        .trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+fn collect(file: &Path, path: &str, out: &mut Vec<String>) {
+    let exports = root_exports(file);
+    collect_in(file, path, None, out, &exports)
+}
+
+/// `facade`: inside a private facade module, where only the root's
+/// re-exported types, their fields and their methods are public.
+fn collect_in(
+    file: &Path,
+    path: &str,
+    facade: Option<()>,
+    out: &mut Vec<String>,
+    exports: &[String],
+) {
     let text = std::fs::read_to_string(file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let mut depth = 0i32;
     let mut in_tests = false;
+    // the item or impl block the current line is in (depth ≥ 1)
+    let mut outer: Option<String> = None;
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim_start();
         if t.starts_with("#[cfg(test)]") {
             in_tests = true;
         }
+        if depth == 0 {
+            outer = declared_name(t);
+        }
         // items at the module's top level and in its impl blocks
         let private_mod = t.strip_prefix("mod ").and_then(|r| r.strip_suffix(';'));
         if let (false, 0, Some(name)) = (in_tests, depth, private_mod) {
-            if facade || (path == "stickydb" && FACADE_MODULES.contains(&name)) {
+            if facade.is_some() || (path == "stickydb" && FACADE_MODULES.contains(&name)) {
                 let child = module_file(&child_dir(file), name);
-                collect_in(&child, &format!("{path}::{name}"), true, out);
+                collect_in(&child, &format!("{path}::{name}"), Some(()), out, exports);
             }
         }
-        if !in_tests && depth <= 1 && t.starts_with("pub ") {
+        let exported = |name: &Option<String>| name.as_ref().is_some_and(|n| exports.contains(n));
+        let visible = match (facade, depth) {
+            (None, _) => true,
+            (Some(()), 0) => exported(&declared_name(t)),
+            (Some(()), _) => exported(&outer),
+        };
+        if !in_tests && depth <= 1 && t.starts_with("pub ") && visible {
             let decl = declaration(&lines, i);
             if let Some(rest) = decl.strip_prefix("pub mod ") {
                 let name = rest.trim_end_matches(';').trim();
                 out.push(format!("{path}: pub mod {name}"));
                 if rest.ends_with(';') {
                     let child = module_file(&child_dir(file), name);
-                    collect_in(&child, &format!("{path}::{name}"), facade, out);
+                    collect_in(&child, &format!("{path}::{name}"), facade, out, exports);
                 }
             } else {
                 out.push(format!("{path}: {decl}"));

@@ -32,21 +32,23 @@ pub(super) fn show_user(
     at: &human::AsOf,
     json: bool,
 ) -> Result<(), Error> {
-    let Some(profile) = db.profile(id, sensitive)? else {
+    // every part of the page as of one instant, while writers run
+    let snap = db.snapshot();
+    let Some(profile) = snap.profile(id, sensitive)? else {
         return Err(Error::UnknownUser {
             user: id.to_owned(),
         });
     };
-    let newest = db.newest(id, events)?;
-    let account = db.account(id)?;
-    let uid = db.user_id(id)?;
+    let newest = snap.newest(id, events)?;
+    let account = snap.account(id)?;
+    let uid = snap.user_id(id)?;
     let metrics = match uid {
-        Some(uid) => db.metrics().user(uid, at.day)?,
+        Some(uid) => snap.metrics().user(uid, at.day)?,
         None => None,
     };
     // the stage on each of the last 180 days, as runs
     let stage_history = match uid {
-        Some(uid) => db.metrics().stage_history(uid, at.day - 179, at.day)?,
+        Some(uid) => snap.metrics().stage_history(uid, at.day - 179, at.day)?,
         None => Vec::new(),
     };
     // an alias shows the user it was merged into
