@@ -491,3 +491,70 @@ fn a_merge_in_a_transaction_follows_every_name_of_its_users() {
     assert_eq!(db.user_count().unwrap(), 2);
     assert_clean(&db);
 }
+
+#[test]
+fn earning_rules_changed_while_a_closure_runs_are_the_ones_its_commit_uses() {
+    let (_dir, db) = open_temp();
+    let per = |per_minor: i64| {
+        stickydb::LedgerSettings::default().rules(vec![stickydb::ledger::EarnRule {
+            kind: "purchase".into(),
+            points: stickydb::ledger::RulePoints::PerAmount {
+                points: 1,
+                per_minor,
+            },
+            daily_cap_points: None,
+            expires_after_days: None,
+        }])
+    };
+    db.set_ledger_settings(per(100)).unwrap();
+    let runs = std::cell::Cell::new(0);
+    db.write(|tx| {
+        runs.set(runs.get() + 1);
+        if runs.get() == 1 {
+            // another thread changes the rules before this transaction
+            // holds any stripe (the change holds them all)
+            std::thread::scope(|s| {
+                s.spawn(|| db.set_ledger_settings(per(10)).unwrap());
+            });
+        }
+        tx.record(&Event::new("alice", "purchase", T0).with_amount(1_000))?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        runs.get(),
+        2,
+        "the commit saw the rules move and ran the closure again"
+    );
+    // 1 000 minor at 1 point per 10: the rules in force at the commit
+    assert_eq!(db.account("alice").unwrap().unwrap().balance, 100);
+    assert_clean(&db);
+}
+
+#[test]
+fn a_closure_writes_only_through_its_transaction() {
+    let (_a, db) = open_temp();
+    let (_b, other) = open_temp();
+    db.write(|tx| {
+        tx.record(&Event::new("ann", "view", T0))?;
+        assert!(matches!(
+            db.erase_user("ann"),
+            Err(Error::Transaction(TxError::Nested))
+        ));
+        assert!(matches!(
+            db.advance(T0),
+            Err(Error::Transaction(TxError::Nested))
+        ));
+        // another store's too: two closures writing each other's store
+        // would wait on each other
+        let elsewhere = other.record(&Event::new("ann", "view", T0));
+        assert!(matches!(
+            elsewhere,
+            Err(Error::Transaction(TxError::Nested))
+        ));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(db.newest("ann", 10).unwrap().len(), 1);
+    other.record(&Event::new("ann", "view", T0)).unwrap();
+}

@@ -32,6 +32,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn advance(&self, now_ms: i64) -> Result<AdvanceReport> {
+        self.writer().check_not_nested()?;
         let _one = self.advance_lock.lock();
         self.writer().advance(now_ms)
     }
@@ -66,6 +67,7 @@ impl Db {
     /// Sets how many days before a lot's expiry its expiry notice is due
     /// (default 7, at most [`feed::MAX_NOTICE_DAYS`]; persisted).
     pub fn set_expiry_notice_days(&self, days: u32) -> Result<()> {
+        self.writer().check_not_nested()?;
         // (an advance's notice scan must not straddle a change of period)
         let _one = self.advance_lock.lock();
         self.writer().set_notice_days(days)

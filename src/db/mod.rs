@@ -305,10 +305,8 @@ impl Db {
         let mut out = self
             .writer()
             .record_batch(std::slice::from_ref(event), None)?;
-        out.pop().ok_or(Error::LimitReached {
-            what: "outcomes of a one-event batch",
-            max: 1,
-        })
+        out.pop()
+            .ok_or_else(|| Error::internal("a one-event batch has no outcome"))
     }
 
     /// Records events as one atomic write: either every valid, non-duplicate

@@ -47,6 +47,7 @@ impl Db {
         position: &LogPosition,
     ) -> Result<Option<Vec<RecordOutcome>>> {
         position.validate()?;
+        self.writer().check_not_nested()?;
         let _one = self.position_lock.lock();
         let stored = self.log_position(&position.topic, position.partition)?;
         if stored.is_some_and(|s| position.next_offset <= s) {

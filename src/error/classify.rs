@@ -118,9 +118,10 @@ pub enum TxError {
     /// A second merge in one transaction.
     #[error("at most one merge per transaction")]
     SecondMerge,
-    /// A write of the `Db` from inside a transaction's closure (it would
-    /// wait for locks the closure's own transaction holds): make it a call
-    /// on the transaction.
+    /// A write from inside a transaction's closure, through a `Db` instead
+    /// of the transaction (it would wait for locks the closure's own
+    /// transaction holds, or take another store's out of order): make it a
+    /// call on the transaction, or after it.
     #[error("a write from inside a transaction's closure: call it on the transaction")]
     Nested,
 }

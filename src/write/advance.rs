@@ -42,6 +42,7 @@ impl Writer<'_> {
     /// Moves the clock to `now_ms` (never back) and settles everything due
     /// up to it. The caller runs one advance at a time.
     pub fn advance(&self, now_ms: i64) -> Result<AdvanceReport> {
+        self.check_not_nested()?;
         self.store.check_writes_allowed()?;
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let offset = self.store.settings().utc_offset_minutes;
@@ -236,6 +237,7 @@ impl Writer<'_> {
     /// whose first batch saves the model; a kill anywhere leaves it
     /// recorded, finished by `finish_jobs` (or this call again).
     pub fn set_stage_model(&self, model: StageModel) -> Result<()> {
+        self.check_not_nested()?;
         self.store.check_writable()?;
         model.validate()?;
         let _advance = self.advance_lock.lock();

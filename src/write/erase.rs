@@ -18,6 +18,7 @@ impl Writer<'_> {
     /// history merged into it); returns whether it existed. Its internal id
     /// is never reused.
     pub fn erase_user(&self, user: &str) -> Result<bool> {
+        self.check_not_nested()?;
         self.erase_user_marking(user, &[], None)
     }
 
@@ -33,6 +34,7 @@ impl Writer<'_> {
         marks: &[(Vec<u8>, Vec<u8>)],
         expect_next_seq: Option<u32>,
     ) -> Result<bool> {
+        self.check_not_nested()?;
         self.store.check_writes_allowed()?;
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         if marks.is_empty() && expect_next_seq.is_none() {

@@ -53,17 +53,20 @@ pub(crate) struct Writer<'a> {
     pub kinds: &'a KindRegistry,
     /// Kinds that do not count as activity, by name (fixed at creation).
     pub non_activity_kinds: &'a [String],
-    /// Earning rules and tiers. Read once the stripes are held, so a settings
-    /// change (which holds them all) is wholly before or after a write.
+    /// Earning rules and tiers. A transaction reads them when it starts
+    /// and checks at its commit that they did not change, so a settings
+    /// change (which holds every stripe) is wholly before or after a write.
     pub ledger_settings: &'a RwLock<Arc<LedgerSettings>>,
     /// Erasures update one shared meta key; they are rare, so one at a time.
     pub erase_lock: &'a Mutex<()>,
-    /// The stage model. Read once the stripes are held (a model change
-    /// holds them all), and held to the commit.
+    /// The stage model. A transaction reads it when it starts and again
+    /// at its commit (starting over if it changed), and holds it from
+    /// there to the commit.
     pub metric_settings: &'a RwLock<Arc<MetricSettings>>,
-    /// The feed's clock. Writes hold it shared to their commit; `advance`
-    /// takes it exclusively to move it, so a write is wholly before or
-    /// after a clock move.
+    /// The feed's clock. A transaction reads it when it starts, and at its
+    /// commit takes it shared (starting over if it moved) and holds it
+    /// through the commit; `advance` takes it exclusively to move it, so a
+    /// write is wholly before or after a clock move.
     pub clock: &'a RwLock<Clock>,
     /// Attribution's lock, settings and whether it has records yet.
     pub social: &'a crate::social::SocialState,
@@ -133,6 +136,7 @@ impl Writer<'_> {
     /// Finishes the recorded job, if any: what `Db::finish_jobs` does.
     /// Returns its name.
     pub(crate) fn finish_jobs(&self) -> Result<Option<&'static str>> {
+        self.check_not_nested()?;
         self.store.check_writable()?;
         let _advance = self.advance_lock.lock();
         let mut all = self.stripes.lock_all();
@@ -143,6 +147,7 @@ impl Writer<'_> {
     /// unfinished is resumed, not started over). Returns the events
     /// replayed by this call.
     pub(crate) fn rebuild_aggregates(&self) -> Result<u64> {
+        self.check_not_nested()?;
         self.store.check_writable()?;
         let _advance = self.advance_lock.lock();
         let mut all = self.stripes.lock_all();

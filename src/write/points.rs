@@ -30,6 +30,7 @@ impl Writer<'_> {
     /// Settles everything due at or before `now_ms`, one account per write
     /// (see [`crate::ledger::due_accounts`]).
     pub fn expire_points(&self, now_ms: i64) -> Result<ExpireReport> {
+        self.check_not_nested()?;
         self.store.check_writes_allowed()?;
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let mut report = ExpireReport::default();
@@ -85,6 +86,7 @@ impl Writer<'_> {
     /// batch saves the settings. A kill anywhere leaves it recorded,
     /// finished by `finish_jobs` (or this call again).
     pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
+        self.check_not_nested()?;
         self.store.check_writable()?;
         settings.validate()?;
         let _advance = self.advance_lock.lock();

@@ -19,6 +19,7 @@ impl Writer<'_> {
 
     /// Removes every tag that expired at or before `now_ms`; returns how many.
     pub fn purge_expired_tags(&self, now_ms: i64) -> Result<usize> {
+        self.check_not_nested()?;
         self.store.check_writes_allowed()?;
         time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let mut removed = 0usize;

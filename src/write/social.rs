@@ -325,6 +325,7 @@ impl Writer<'_> {
     /// attribution moved. A kill anywhere leaves the job recorded; it is
     /// finished by `finish_jobs` (or this call again).
     pub(crate) fn set_social_settings(&self, settings: SocialSettings) -> Result<()> {
+        self.check_not_nested()?;
         self.store.check_writable()?;
         settings.validate()?;
         let _advance = self.advance_lock.lock();

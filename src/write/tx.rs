@@ -9,8 +9,9 @@
 //! operation that finds it needs more (a user's stripe, a new kind's
 //! allocation, the merge lock, every writer held off for a late claim)
 //! marks the attempt and the plan, nothing of the attempt is written, and
-//! the closure runs again holding the grown set. Each round only adds to
-//! the plan, so the rounds are bounded.
+//! the closure runs again holding the grown set. Each such round only adds
+//! to the plan, so they are bounded; so are the rounds that start over
+//! because the settings or the clock moved while the closure ran.
 
 use rustc_hash::FxHashSet;
 
@@ -33,6 +34,10 @@ use crate::users::{self, MergeOptions, MergeOutcome, UserWrites};
 
 /// Most rounds one transaction starts over to hold more locks.
 const MAX_TX_ROUNDS: usize = 8;
+
+/// Most rounds one transaction starts over because the settings or the
+/// clock moved while its closure ran.
+const MAX_MOVED_ROUNDS: usize = 64;
 
 /// Most operations (calls on the transaction) in one transaction.
 pub const MAX_TX_PARTS: usize = 10_000;
@@ -76,12 +81,14 @@ impl Plan {
 }
 
 thread_local! {
-    /// This thread runs a transaction's closure: a write from inside it
-    /// would wait for the stripes the thread holds itself.
+    /// This thread runs a transaction's closure. A write from inside it
+    /// would wait for the locks the thread holds itself (of its own store),
+    /// or take a second store's locks out of the hierarchy's order (two
+    /// closures writing each other's store would wait on each other).
     static IN_TRANSACTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the thread as running a closure until dropped.
+/// Marks the thread as running a closure until dropped (a panic included).
 struct InClosure;
 
 impl InClosure {
@@ -94,6 +101,17 @@ impl InClosure {
 impl Drop for InClosure {
     fn drop(&mut self) {
         IN_TRANSACTION.with(|t| t.set(false));
+    }
+}
+
+impl Writer<'_> {
+    /// Refuses a write from inside a transaction's closure
+    /// ([`TxError::Nested`]; see `IN_TRANSACTION`).
+    pub(crate) fn check_not_nested(&self) -> Result<()> {
+        if IN_TRANSACTION.with(std::cell::Cell::get) {
+            return Err(TxError::Nested.into());
+        }
+        Ok(())
     }
 }
 
@@ -189,8 +207,11 @@ impl Transaction<'_> {
 /// How one attempt ended.
 enum Round<T> {
     Done(T),
-    /// Start over with this plan.
+    /// Start over with this (grown) plan.
     Again(Plan),
+    /// Start over with the same plan: what the closure's calls read (the
+    /// settings, the clock) moved while it ran.
+    Moved(Plan),
 }
 
 /// One attempt's state: the batch and every subsystem's writer of it,
@@ -241,18 +262,27 @@ impl Writer<'_> {
         f: &mut dyn FnMut(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         self.store.check_writes_allowed()?;
-        if IN_TRANSACTION.with(std::cell::Cell::get) {
-            return Err(TxError::Nested.into());
-        }
-        for _ in 0..MAX_TX_ROUNDS {
+        self.check_not_nested()?;
+        // Rounds that found the plan short grow it (bounded); rounds that
+        // met a settings change or an `advance` during the closure do not,
+        // and have their own bound.
+        let (mut short, mut moved) = (0, 0);
+        while short < MAX_TX_ROUNDS && moved < MAX_MOVED_ROUNDS {
             match self.attempt(plan, f)? {
                 Round::Done(value) => return Ok(value),
-                Round::Again(more) => plan = more,
+                Round::Again(more) => {
+                    plan = more;
+                    short += 1;
+                }
+                Round::Moved(same) => {
+                    plan = same;
+                    moved += 1;
+                }
             }
         }
         Err(Error::Busy {
-            what: "lock rounds of one transaction",
-            rounds: MAX_TX_ROUNDS as u32,
+            what: "rounds of one transaction (locks it did not hold, or settings and the clock moving under it)",
+            rounds: (short + moved) as u32,
         })
     }
 
@@ -327,8 +357,15 @@ impl Writer<'_> {
         };
         let held_settings = self.metric_settings.read();
         let held_clock = self.clock.read();
-        if !std::sync::Arc::ptr_eq(&held_settings, &settings) || *held_clock != clock {
-            return Ok(Round::Again(core.plan));
+        // (earning rules and tiers: a change holds every stripe, which a
+        // transaction that took its stripes one by one may not have held
+        // when it read them)
+        let ledger_moved = !std::sync::Arc::ptr_eq(&self.ledger_settings.read(), &ledger_settings);
+        if !std::sync::Arc::ptr_eq(&held_settings, &settings)
+            || *held_clock != clock
+            || ledger_moved
+        {
+            return Ok(Round::Moved(core.plan));
         }
         let (job, forget) = match core.commit()? {
             Committed::Again(plan) => return Ok(Round::Again(plan)),
