@@ -27,24 +27,11 @@ use rusqlite::{params, Connection};
 use stickydb::metrics::{Period, RetentionQuery};
 use stickydb::{Db, Event, Options};
 
-/// 2024-03-01 00:00 UTC.
-const T0: i64 = 1_709_251_200_000;
-const DAY_MS: i64 = 86_400_000;
-const BATCH: usize = 1_000;
-const EVENTS_PER_DAY: usize = 20_000;
+#[path = "common/shapes.rs"]
+mod shapes;
+use shapes::{mix, BATCH, DAY_MS, SESSION, T0};
 
-const SESSION: [&str; 10] = [
-    "view",
-    "view",
-    "search",
-    "view",
-    "favorite",
-    "view",
-    "add_to_cart",
-    "view",
-    "purchase",
-    "review",
-];
+const EVENTS_PER_DAY: usize = 20_000;
 
 fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -55,14 +42,6 @@ fn events_wanted() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if measuring() { 200_000 } else { 10_000 })
-}
-
-/// A cheap deterministic mix (splitmix64).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Batch `round` of the realistic shape over a pool of `pool` users.
