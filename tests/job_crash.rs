@@ -256,7 +256,24 @@ fn check_after_kill(job: &str, dir: &Path, before: &[Raw]) -> bool {
             Err(Error::JobUnfinished { job: name, .. }) => assert_eq!(name, p.name),
             other => panic!("{job}: a write during an unfinished job: {other:?}"),
         }
+        // a snapshot taken while the job's half-done work is there...
+        let stale = db.snapshot();
         assert_eq!(db.finish_jobs().unwrap().as_deref(), Some(p.name.as_str()));
+        // ...still holds it after the job finished: its reads of what the
+        // job re-derives are refused; a new snapshot's are not
+        let day = db.local_day(T0);
+        let read = stale.metrics().active(None, day, day, None);
+        if job != "social" {
+            assert!(
+                matches!(read, Err(Error::JobUnfinished { .. })),
+                "{job}: a stale snapshot read half a job's work: {read:?}"
+            );
+        }
+        drop(stale);
+        db.snapshot()
+            .metrics()
+            .active(None, day, day, None)
+            .unwrap();
     }
     assert!(db.pending_job().is_none(), "{job}: still recorded");
     assert_clean(&db);

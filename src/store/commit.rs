@@ -299,7 +299,7 @@ impl Drop for JobRun<'_> {
 }
 
 /// The refusal naming an unfinished job.
-fn job_unfinished(job: &Job) -> Error {
+pub(super) fn job_unfinished(job: &Job) -> Error {
     Error::JobUnfinished {
         job: job.kind.name(),
         step: job.describe_step(),

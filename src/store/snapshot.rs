@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 pub struct Snapshot<'a> {
     store: &'a Store,
     snap: std::sync::Arc<rocksdb::SnapshotWithThreadMode<'a, DB>>,
+    /// The job record as of the view, read on the first read that needs it.
+    job: std::sync::Arc<std::sync::OnceLock<Option<super::Job>>>,
 }
 
 impl Store {
@@ -21,6 +23,7 @@ impl Store {
         Snapshot {
             store: self,
             snap: std::sync::Arc::new(self.db.snapshot()),
+            job: Default::default(),
         }
     }
 }
@@ -109,19 +112,41 @@ impl Snapshot<'_> {
         self.store
     }
 
-    /// Refuses a read of what an unfinished (or running) job re-derives:
-    /// the query would see half its work.
+    /// Refuses a read of what a job recorded *as of the view* re-derives:
+    /// the view holds half its work, whether or not the job has finished
+    /// since. (A view taken before a job started reads consistent data
+    /// while it runs.)
     fn check(&self, cf: Cf) -> Result<()> {
-        match cf {
-            // (tier sets and stage marks live among the aggregates)
-            Cf::Metrics | Cf::Activity => {
-                self.store.check_area(super::Area::Aggregates)?;
-                self.store.check_area(super::Area::Stages)?;
-                self.store.check_area(super::Area::Tiers)
+        use super::Area;
+        // (tier sets and stage marks live among the aggregates)
+        let areas: &[Area] = match cf {
+            Cf::Metrics | Cf::Activity => &[Area::Aggregates, Area::Stages, Area::Tiers],
+            Cf::Social => &[Area::Social],
+            _ => return Ok(()),
+        };
+        match self.recorded_job()? {
+            Some(job) if areas.iter().any(|a| job.kind.touches(*a)) => {
+                Err(super::commit::job_unfinished(job))
             }
-            Cf::Social => self.store.check_area(super::Area::Social),
             _ => Ok(()),
         }
+    }
+
+    /// The job record as of the view (one point read per view).
+    fn recorded_job(&self) -> Result<Option<&super::Job>> {
+        if let Some(job) = self.job.get() {
+            return Ok(job.as_ref());
+        }
+        let key = crate::keys::meta::JOB;
+        let raw = self
+            .store
+            .db
+            .get_cf_opt(self.store.cf(Cf::Meta)?, key, &self.read_options())?;
+        let job = match raw {
+            Some(bytes) => Some(decode_value::<super::Job>(Cf::Meta, key, &bytes)?),
+            None => None,
+        };
+        Ok(self.job.get_or_init(|| job).as_ref())
     }
 
     /// Reads the raw bytes of one value.
