@@ -64,3 +64,26 @@ fn a_snapshots_reads_all_come_from_before_the_write() {
         1
     );
 }
+
+#[test]
+fn a_snapshot_does_not_see_a_later_merge() {
+    let (_dir, db) = open_temp();
+    db.set_identity_settings(stickydb::IdentitySettings::anonymous(["dev:"]))
+        .unwrap();
+    db.record(&Event::new("dev:1", "view", T0)).unwrap();
+    db.record(&Event::new("member", "view", T0 + 1)).unwrap();
+    let snap = db.snapshot();
+    db.merge("dev:1", "member", "m1", stickydb::MergeOptions::default())
+        .unwrap();
+    assert!(matches!(
+        snap.resolve("dev:1").unwrap(),
+        Some(stickydb::users::NameEntry::User(_))
+    ));
+    assert!(snap.merges("member").unwrap().is_empty());
+    assert_eq!(snap.all_users().unwrap().len(), 2);
+    assert!(matches!(
+        db.resolve("dev:1").unwrap(),
+        Some(stickydb::users::NameEntry::Alias { .. })
+    ));
+    assert_eq!(db.merges("member").unwrap().len(), 1);
+}

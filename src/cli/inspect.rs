@@ -52,11 +52,11 @@ pub(super) fn show_user(
         None => Vec::new(),
     };
     // an alias shows the user it was merged into
-    let alias_of = match db.resolve(id)? {
+    let alias_of = match snap.resolve(id)? {
         Some(crate::users::NameEntry::Alias { into, .. }) => Some(into),
         _ => None,
     };
-    let merges = db.merges(id)?;
+    let merges = snap.merges(id)?;
     if json {
         let v = serde_json::json!({
             "as_of": crate::time::format_day(at.day),

@@ -2,8 +2,7 @@
 
 use super::Db;
 use crate::error::Result;
-use crate::keys::meta;
-use crate::store::{Cf, Store};
+use crate::store::Store;
 use crate::users::{self, IdentitySettings, MergeOptions, MergeOutcome};
 
 pub(super) fn load(store: &Store) -> Result<IdentitySettings> {
@@ -52,22 +51,13 @@ impl Db {
     /// The merges that made aliases of `user` (or of the user an alias
     /// `user` resolves to), by alias name. Empty for an unknown user.
     pub fn merges(&self, user: &str) -> Result<Vec<MergeOutcome>> {
-        let Some(user_id) = users::id_of(&self.store, user)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for (_, merge_id) in users::aliases(&self.store, user_id)? {
-            if let Some(done) = self.store.get(Cf::Meta, &meta::merge(&merge_id))? {
-                out.push(done);
-            }
-        }
-        Ok(out)
+        self.snapshot().merges(user)
     }
 
     /// What `user` names: its own user, an alias of another (merged into
     /// it), or nothing.
     pub fn resolve(&self, user: &str) -> Result<Option<users::NameEntry>> {
-        users::lookup(&self.store, user)
+        self.snapshot().resolve(user)
     }
 
     /// Which ids are anonymous.

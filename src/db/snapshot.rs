@@ -103,6 +103,27 @@ impl Snapshot<'_> {
         users::all_users(&self.view)
     }
 
+    /// What `user` names: its own user, an alias of another, or nothing.
+    pub fn resolve(&self, user: &str) -> Result<Option<users::NameEntry>> {
+        users::lookup(&self.view, user)
+    }
+
+    /// The merges that made aliases of `user` (or of the user an alias
+    /// `user` resolves to), by alias name. Empty for an unknown user.
+    pub fn merges(&self, user: &str) -> Result<Vec<users::MergeOutcome>> {
+        let Some(user_id) = self.user_id(user)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (_, merge_id) in users::aliases(&self.view, user_id)? {
+            let key = crate::keys::meta::merge(&merge_id);
+            if let Some(done) = self.view.get(store::Cf::Meta, &key)? {
+                out.push(done);
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of events in the store (duplicates excluded).
     pub fn event_count(&self) -> Result<u64> {
         let key = crate::keys::metrics::events_total();
