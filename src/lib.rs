@@ -58,6 +58,7 @@ internal_mod!(codec);
 mod db;
 pub mod error;
 pub mod experiments;
+pub mod features;
 pub mod feed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -82,6 +83,7 @@ pub use error::{
     ConsumeError, CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem,
     Result, StorageError, TxError,
 };
+pub use features::{Definition, FeatureValue, Features, TagRule};
 pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};

@@ -39,6 +39,8 @@ pub(crate) enum Level {
     SocialSettings,
     /// The earning rules and tiers.
     LedgerSettings,
+    /// The feature definitions and tag rules.
+    Features,
     /// Which ids are anonymous.
     IdentitySettings,
     /// The custom-kind maps.

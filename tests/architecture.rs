@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The dependency order, lowest first: a module may name only modules
 /// before it in this list (and itself).
-const ORDER: [&str; 24] = [
+const ORDER: [&str; 25] = [
     "error",
     "order",
     "time",
@@ -20,6 +20,7 @@ const ORDER: [&str; 24] = [
     "feed",
     "profiles",
     "timeline",
+    "features",
     "metrics",
     "ledger",
     "social",

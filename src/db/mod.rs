@@ -21,6 +21,7 @@ use crate::write::{self, Transaction, Writer};
 use roaring::RoaringBitmap;
 
 mod experiments;
+mod features;
 mod feed;
 mod identity;
 mod jobs;
@@ -67,6 +68,8 @@ pub struct Db {
     erase_lock: Mutex<()>,
     /// Which ids are anonymous (identity merges).
     identity_settings: RwLock<crate::users::IdentitySettings>,
+    /// Feature definitions and tag rules.
+    features: RwLock<Arc<crate::features::FeatureSet>>,
     /// The change feed's clock (the last `advance`).
     clock: RwLock<crate::feed::Clock>,
     /// One `advance` at a time.
@@ -170,6 +173,7 @@ impl Db {
         }
         let ledger_settings = ledger::rules::load(&store)?;
         let identity_settings = identity::load(&store)?;
+        let features = crate::features::FeatureSet::load(&store)?;
         let clock = crate::feed::Clock::load(&store)?;
         let social = crate::social::SocialState::load(&store)?;
         Ok(Self {
@@ -182,6 +186,7 @@ impl Db {
             ledger_settings: RwLock::new(Level::LedgerSettings, Arc::new(ledger_settings)),
             erase_lock: Mutex::new(Level::Erase, ()),
             identity_settings: RwLock::new(Level::IdentitySettings, identity_settings),
+            features: RwLock::new(Level::Features, Arc::new(features)),
             clock: RwLock::new(Level::Clock, clock),
             advance_lock: Mutex::new(Level::Advance, ()),
             social,
@@ -222,6 +227,7 @@ impl Db {
             exposure_kind: &self.experiment_settings.exposure_kind,
             advance_lock: &self.advance_lock,
             identity_settings: &self.identity_settings,
+            features: &self.features,
         }
     }
 

@@ -36,8 +36,10 @@ use crate::users;
 /// # Ok(()) }
 /// ```
 pub struct Snapshot<'db> {
-    db: &'db Db,
-    view: store::Snapshot<'db>,
+    pub(super) db: &'db Db,
+    pub(super) view: store::Snapshot<'db>,
+    /// The feature definitions as of the snapshot.
+    pub(super) features: std::sync::Arc<crate::features::FeatureSet>,
 }
 
 impl Db {
@@ -46,6 +48,10 @@ impl Db {
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             db: self,
+            // (the definitions first: a change between the two is then
+            // seen by the state's version, never a newer state read under
+            // older definitions)
+            features: self.features.read().clone(),
             view: self.store.snapshot(),
         }
     }

@@ -471,6 +471,13 @@ pub enum Problem {
         /// Why parsing failed.
         reason: String,
     },
+    /// The value breaks a rule of its kind (a definition that names no
+    /// field its operator needs, a condition over an unknown feature).
+    #[error("is invalid: {reason}")]
+    Invalid {
+        /// What rule it breaks.
+        reason: String,
+    },
     /// The user was merged into a user of another partition and its
     /// history handed over there (SPEC §7): its events belong to `into`.
     #[error("was merged into {into:?} of another partition; record its events as {into:?}'s")]

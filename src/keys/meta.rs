@@ -31,9 +31,12 @@ pub const JOB: &[u8] = b"job";
 /// Which event kinds the store accepts (fixed at creation).
 pub const KIND_POLICY: &[u8] = b"kind_policy";
 
+/// The feature definitions and tag rules (`features`).
+pub const FEATURE_SET: &[u8] = b"feature_set";
+
 /// Every fixed key, for the registry's tests.
 #[cfg(feature = "internals")]
-pub const FIXED: [&[u8]; 11] = [
+pub const FIXED: [&[u8]; 12] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -45,6 +48,7 @@ pub const FIXED: [&[u8]; 11] = [
     PARTITION,
     JOB,
     KIND_POLICY,
+    FEATURE_SET,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

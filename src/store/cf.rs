@@ -35,11 +35,13 @@ pub enum Cf {
     Feed,
     /// Social commerce: shares, touches, attribution (`keys::social`).
     Social,
+    /// `user` → the user's feature state (derived; `features`).
+    Features,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 16] = [
         Cf::Meta,
         Cf::UserByName,
         Cf::UserById,
@@ -55,6 +57,7 @@ impl Cf {
         Cf::LedgerDue,
         Cf::Feed,
         Cf::Social,
+        Cf::Features,
     ];
 
     /// The RocksDB name of the column family.
@@ -75,6 +78,7 @@ impl Cf {
             Cf::LedgerDue => "ledger_due",
             Cf::Feed => "feed",
             Cf::Social => "social",
+            Cf::Features => "features",
         }
     }
 

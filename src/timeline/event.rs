@@ -467,3 +467,14 @@ mod tests {
         assert!(!a.is_empty());
     }
 }
+
+impl From<&PropValue> for StoredProp {
+    fn from(v: &PropValue) -> Self {
+        match v {
+            PropValue::Bool(b) => StoredProp::Bool(*b),
+            PropValue::Int(i) => StoredProp::Int(*i),
+            PropValue::Float(f) => StoredProp::Float(*f),
+            PropValue::Str(s) => StoredProp::Str(s.clone()),
+        }
+    }
+}

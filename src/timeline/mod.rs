@@ -24,7 +24,8 @@ pub use event::{
     MAX_SESSION_ID_BYTES, MAX_SOCIAL_ID_BYTES,
 };
 
-use event::{EventValue, EventValueRef, Social};
+pub(crate) use event::{EventValue, StoredProp};
+use event::{EventValueRef, Social};
 pub(crate) use facts::{facts, facts_at, Fact};
 pub use facts::{EXPERIMENT_PROPERTY, VARIANT_PROPERTY};
 pub(crate) use seq::{rebuild_sequences, stored_next as stored_next_seq, Sequences};
@@ -472,4 +473,38 @@ pub(crate) fn for_each_event(
         f(EventFacts::of(key.user_id, &key, &value))?;
     }
     Ok(())
+}
+
+/// Calls `f` with the key and value of every event of `user_id` with
+/// `from_ms <= ts_ms <= to_ms`, newest first (a read of one window of a
+/// user's history: derived per-user state is recomputed from it).
+pub(crate) fn for_user_events(
+    store: &impl Reader,
+    user_id: u32,
+    from_ms: i64,
+    to_ms: i64,
+    mut f: impl FnMut(&EventKey, EventValue) -> Result<()>,
+) -> Result<()> {
+    if from_ms > to_ms {
+        return Ok(());
+    }
+    let (start, until) = newest_first_bounds(user_id, to_ms.saturating_add(1));
+    for item in store.read_range(Cf::Events, &start, until)? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        if key.ts_ms < from_ms {
+            break;
+        }
+        f(&key, decode_event_value(&k, &v)?)?;
+    }
+    Ok(())
+}
+
+/// The instant of `user_id`'s newest event, if it has one.
+pub(crate) fn newest_ts(store: &impl Reader, user_id: u32) -> Result<Option<i64>> {
+    let (start, until) = newest_first_bounds(user_id, crate::time::MAX_TS_MS + 1);
+    match store.read_range(Cf::Events, &start, until)?.next() {
+        None => Ok(None),
+        Some(item) => Ok(Some(EventKey::decode(Cf::Events.name(), &item?.0)?.ts_ms)),
+    }
 }

@@ -13,6 +13,7 @@
 mod advance;
 mod erase;
 mod erase_job;
+mod features;
 mod jobs;
 mod merge;
 mod migrate;
@@ -77,6 +78,10 @@ pub(crate) struct Writer<'a> {
     pub advance_lock: &'a Mutex<()>,
     /// Which ids are anonymous (a merge reads it under its locks).
     pub identity_settings: &'a RwLock<crate::users::IdentitySettings>,
+    /// Feature definitions and tag rules. A transaction reads them when it
+    /// starts and checks at its commit that they did not change (a change
+    /// holds every stripe).
+    pub features: &'a RwLock<Arc<crate::features::FeatureSet>>,
 }
 
 impl Writer<'_> {

@@ -22,6 +22,7 @@ use crate::timeline::{self, Event, RecordOutcome};
 use crate::users::UserWrites;
 
 use crate::experiments::ExposureWrites;
+use crate::features::FeatureWrites;
 use crate::kinds::EventKind;
 use crate::timeline::Fact;
 
@@ -64,6 +65,8 @@ pub(super) struct Recording<'s> {
     seqs: timeline::Sequences<'s>,
     exposures: ExposureWrites<'s>,
     exposure_id: Option<u32>,
+    /// The events features read, per user (nothing without definitions).
+    features: FeatureWrites,
     /// `(user, event id)` recorded by this write: keyed by internal id, so
     /// an alias and its target are one user.
     seen: rustc_hash::FxHashMap<u32, FxHashSet<String>>,
@@ -80,6 +83,7 @@ impl<'s> Recording<'s> {
         reservation: &Reservation<'_>,
         events: &[Event],
         stages: StageCtx<'s>,
+        feature_set: std::sync::Arc<crate::features::FeatureSet>,
     ) -> Result<Self> {
         let exposure_kind = EventKind::from_name(w.exposure_kind);
         let exposure_id = match w.kinds.id(&exposure_kind) {
@@ -94,6 +98,7 @@ impl<'s> Recording<'s> {
             seqs: timeline::Sequences::new(w.store),
             exposures: ExposureWrites::new(w.store, exposure_id),
             exposure_id,
+            features: FeatureWrites::new(feature_set, w.store.settings().utc_offset_minutes),
             seen: Default::default(),
             remember_ids: true,
         })
@@ -202,6 +207,9 @@ impl<'s> Recording<'s> {
                 },
                 new,
             )?;
+            if !self.features.set().is_empty() {
+                self.features.add(user_id, new, seq, e);
+            }
             if let Some(ledger) = ledger.as_deref_mut() {
                 ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
             }
@@ -222,7 +230,7 @@ impl<'s> Recording<'s> {
 
     /// Puts the sequence records, per-user state and exposures into
     /// `batch`; returns how many (user, day) activity days the write added.
-    pub(super) fn finish(self, batch: &mut Batch) -> Result<u64> {
+    pub(super) fn finish(self, w: &Writer<'_>, batch: &mut Batch) -> Result<u64> {
         let new_active_days = self.state.new_active_days();
         // Who has ever had an exposure is in the heads (their first day of
         // the kind); only they have assignments to read.
@@ -234,6 +242,7 @@ impl<'s> Recording<'s> {
                 .collect(),
             None => FxHashSet::default(),
         };
+        self.features.finish(w.store, w.kinds, batch)?;
         self.seqs.finish(batch)?;
         self.state.finish(batch)?;
         self.exposures.finish(|u| exposed.contains(&u), batch)?;

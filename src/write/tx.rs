@@ -321,7 +321,8 @@ impl Writer<'_> {
         };
         let stages = self.stage_ctx(&settings, &clock, cause);
         let ledger_settings = self.ledger_settings.read().clone();
-        let mut recording = Recording::new(self, &reservation, &[], stages)?;
+        let feature_set = self.features.read().clone();
+        let mut recording = Recording::new(self, &reservation, &[], stages, feature_set.clone())?;
         if plan.single_call {
             recording = recording.single_call();
         }
@@ -360,7 +361,8 @@ impl Writer<'_> {
         // (earning rules and tiers: a change holds every stripe, which a
         // transaction that took its stripes one by one may not have held
         // when it read them)
-        let ledger_moved = !std::sync::Arc::ptr_eq(&self.ledger_settings.read(), &ledger_settings);
+        let ledger_moved = !std::sync::Arc::ptr_eq(&self.ledger_settings.read(), &ledger_settings)
+            || !std::sync::Arc::ptr_eq(&self.features.read(), &feature_set);
         if !std::sync::Arc::ptr_eq(&held_settings, &settings)
             || *held_clock != clock
             || ledger_moved
@@ -408,7 +410,7 @@ impl Core<'_, '_> {
             forget,
             ..
         } = self;
-        recording.finish(&mut batch)?;
+        recording.finish(w, &mut batch)?;
         for (user_id, update) in &profiles {
             profiles::apply_update(w.store, &mut batch, *user_id, update)?;
         }

@@ -1,0 +1,305 @@
+//! One user's feature state: what every definition keeps of the events it
+//! read, as of the user's newest event (the anchor), and how a value at
+//! any instant at or after the anchor is answered from it.
+//!
+//! Lifetime features keep their accumulator. Every other window keeps the
+//! contributions of the events it may still cover at or after the anchor
+//! (a sliding window's last `W`, a calendar window's current period, the
+//! last N events), so a read slides the window over them exactly, to the
+//! millisecond, with no event read. A state over the value limit drops its
+//! oldest contributions and flags the reads they could change `truncated`.
+
+use serde::{Deserialize, Serialize};
+
+use super::acc::{Acc, Entry, FeatureValue, Keyed, Num};
+use super::defs::{Definition, Op, Window};
+use super::FeatureSet;
+use crate::time;
+use crate::timeline::StoredProp;
+
+/// Most contributions one windowed feature keeps per user.
+pub(crate) const MAX_BUFFER_ENTRIES: usize = 4_096;
+
+/// One event as features read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Input<'a> {
+    pub ts_ms: i64,
+    pub seq: u32,
+    pub kind: &'a str,
+    pub amount_minor: Option<i64>,
+    pub properties: &'a [(String, StoredProp)],
+}
+
+impl Input<'_> {
+    fn prop(&self, name: &str) -> Option<&StoredProp> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// What one definition keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Slot {
+    /// A lifetime feature's accumulator.
+    Acc(Acc),
+    /// A lifetime keyed feature (or `top_k`).
+    Keyed(Keyed),
+    /// A windowed feature's contributions, oldest first; those with
+    /// `ts_ms <= lost_upto` may have been dropped for room.
+    Buffer {
+        entries: Vec<Entry>,
+        lost_upto: Option<i64>,
+    },
+}
+
+/// One user's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UserState {
+    /// The definitions' version it was computed under.
+    pub version: u64,
+    /// The newest event instant it holds (`i64::MIN`: none).
+    pub anchor_ms: i64,
+    pub slots: Vec<Slot>,
+}
+
+/// The contribution of `e` to `d`, if `d` reads it.
+pub(crate) fn entry_for(
+    d: &Definition,
+    filter: &[(String, StoredProp)],
+    e: &Input<'_>,
+) -> Option<Entry> {
+    if !d.kinds.iter().any(|k| k == e.kind) {
+        return None;
+    }
+    if !filter.iter().all(|(k, v)| e.prop(k) == Some(v)) {
+        return None;
+    }
+    let key = match &d.key {
+        None => None,
+        Some(k) => Some(key_text(e.prop(k)?)),
+    };
+    let val = match d.field.as_deref() {
+        None => None,
+        Some("amount") => Some(StoredProp::Int(e.amount_minor?)),
+        Some(f) => Some(e.prop(f)?.clone()),
+    };
+    let num = match (&val, d.op) {
+        (Some(StoredProp::Int(i)), _) => Some(Num::Int(*i)),
+        (Some(StoredProp::Float(f)), _) => Some(Num::Float(*f)),
+        (_, Op::Sum | Op::Min | Op::Max | Op::Avg) => return None,
+        _ => None,
+    };
+    Some(Entry {
+        ts_ms: e.ts_ms,
+        seq: e.seq,
+        num,
+        val,
+        key,
+    })
+}
+
+fn key_text(v: &StoredProp) -> String {
+    match v {
+        StoredProp::Str(s) => s.clone(),
+        StoredProp::Int(i) => i.to_string(),
+        StoredProp::Bool(b) => b.to_string(),
+        StoredProp::Float(f) => f.to_string(),
+    }
+}
+
+/// The lowest instant a window at `t` may not cover: it covers
+/// `(lower, t]`. `None`: no bound by time (lifetime, last N events).
+fn lower_bound(w: Window, t: i64, offset: i32) -> Option<i64> {
+    let day = time::local_day(t, offset);
+    let start = match w {
+        Window::Sliding { ms } => return Some(t.saturating_sub(ms)),
+        Window::Lifetime | Window::LastEvents { .. } => return None,
+        Window::Day => day,
+        Window::Week => time::week_start(day),
+        Window::Month => time::month_start(day),
+    };
+    Some(time::local_midnight_ms(start, offset) - 1)
+}
+
+/// The next instant after `t` at which a window's span moves on its own
+/// (calendar windows: the next period's start).
+fn next_period(w: Window, t: i64, offset: i32) -> Option<i64> {
+    let day = time::local_day(t, offset);
+    let next = match w {
+        Window::Day => day + 1,
+        Window::Week => time::week_start(day) + 7,
+        Window::Month => time::month_start(time::month_start(day) + 31),
+        _ => return None,
+    };
+    Some(time::local_midnight_ms(next, offset))
+}
+
+impl UserState {
+    /// An empty state under `set`.
+    pub fn new(set: &FeatureSet) -> UserState {
+        let slots = set
+            .defs()
+            .iter()
+            .map(|d| match (d.window, d.key.is_some()) {
+                (Window::Lifetime, false) => Slot::Acc(Acc::new(d.op)),
+                (Window::Lifetime, true) => Slot::Keyed(Keyed::default()),
+                _ => Slot::Buffer {
+                    entries: Vec::new(),
+                    lost_upto: None,
+                },
+            })
+            .collect();
+        UserState {
+            version: set.version(),
+            anchor_ms: i64::MIN,
+            slots,
+        }
+    }
+
+    /// Adds one event (any order; call [`UserState::trim`] after a batch).
+    pub fn apply(&mut self, set: &FeatureSet, e: &Input<'_>) {
+        self.anchor_ms = self.anchor_ms.max(e.ts_ms);
+        for (i, (d, slot)) in set.defs().iter().zip(&mut self.slots).enumerate() {
+            let Some(entry) = entry_for(d, set.filter(i), e) else {
+                continue;
+            };
+            match slot {
+                Slot::Acc(acc) => acc.add(&entry, d),
+                Slot::Keyed(k) => k.add(&entry, d, true),
+                Slot::Buffer { entries, .. } => {
+                    let at =
+                        entries.partition_point(|x| (x.ts_ms, x.seq) < (entry.ts_ms, entry.seq));
+                    entries.insert(at, entry);
+                }
+            }
+        }
+    }
+
+    /// Drops what no read at or after the anchor can cover.
+    pub fn trim(&mut self, set: &FeatureSet, offset: i32) {
+        let anchor = self.anchor_ms;
+        for (d, slot) in set.defs().iter().zip(&mut self.slots) {
+            let Slot::Buffer { entries, lost_upto } = slot else {
+                continue;
+            };
+            let keep_from = match (d.window, lower_bound(d.window, anchor, offset)) {
+                (Window::LastEvents { n }, _) => entries.len().saturating_sub(n as usize),
+                (_, Some(lower)) => entries.partition_point(|x| x.ts_ms <= lower),
+                (_, None) => 0,
+            };
+            entries.drain(..keep_from);
+            if entries.len() > MAX_BUFFER_ENTRIES {
+                let cut = entries.len() - MAX_BUFFER_ENTRIES;
+                drop_oldest(entries, lost_upto, cut);
+            }
+        }
+    }
+
+    /// Drops the older half of the largest buffer (for room); false when
+    /// there is none left to drop.
+    pub fn shed(&mut self) -> bool {
+        let largest = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| match s {
+                Slot::Buffer { entries, lost_upto } if !entries.is_empty() => {
+                    Some((entries, lost_upto))
+                }
+                _ => None,
+            })
+            .max_by_key(|(e, _)| e.len());
+        match largest {
+            Some((entries, lost_upto)) => {
+                let cut = entries.len().div_ceil(2);
+                drop_oldest(entries, lost_upto, cut);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every feature's value at `t` (at or after the anchor), with whether
+    /// a cap or a dropped contribution may have cut it.
+    pub fn values(&self, set: &FeatureSet, t: i64, offset: i32) -> Vec<(FeatureValue, bool)> {
+        set.defs()
+            .iter()
+            .zip(&self.slots)
+            .map(|(d, slot)| match slot {
+                Slot::Acc(acc) => acc.value(d.op),
+                Slot::Keyed(k) => k.value(d),
+                Slot::Buffer { entries, lost_upto } => {
+                    let lower = lower_bound(d.window, t, offset);
+                    let (v, cut) = window_value(d, entries, lower, t);
+                    let lost = match lower {
+                        Some(l) => lost_upto.is_some_and(|x| x > l),
+                        None => lost_upto.is_some(),
+                    };
+                    (v, cut || lost)
+                }
+            })
+            .collect()
+    }
+
+    /// The first instant after `t` (at or after the anchor) at which a
+    /// value changes with no new event: a contribution slides out of its
+    /// window, or a calendar period ends while one is in it.
+    pub fn next_change(&self, set: &FeatureSet, t: i64, offset: i32) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        for (d, slot) in set.defs().iter().zip(&self.slots) {
+            let Slot::Buffer { entries, .. } = slot else {
+                continue;
+            };
+            let lower = lower_bound(d.window, t, offset);
+            let covered = entries
+                .iter()
+                .find(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t);
+            let Some(oldest) = covered else { continue };
+            let at = match d.window {
+                Window::Sliding { ms } => oldest.ts_ms.saturating_add(ms),
+                w => match next_period(w, t, offset) {
+                    Some(at) => at,
+                    None => continue,
+                },
+            };
+            next = Some(next.map_or(at, |n: i64| n.min(at)));
+        }
+        next
+    }
+}
+
+fn drop_oldest(entries: &mut Vec<Entry>, lost_upto: &mut Option<i64>, cut: usize) {
+    if let Some(last) = entries.get(cut.saturating_sub(1)) {
+        *lost_upto = Some(lost_upto.map_or(last.ts_ms, |l| l.max(last.ts_ms)));
+    }
+    entries.drain(..cut.min(entries.len()));
+}
+
+/// A windowed feature's value at `t` over the contributions in `(lower, t]`
+/// (a last-N window: the n newest of them).
+fn window_value(
+    d: &Definition,
+    entries: &[Entry],
+    lower: Option<i64>,
+    t: i64,
+) -> (FeatureValue, bool) {
+    let mut covered: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)
+        .collect();
+    if let Window::LastEvents { n } = d.window {
+        covered.drain(..covered.len().saturating_sub(n as usize));
+    }
+    if d.key.is_some() {
+        let mut k = Keyed::default();
+        for e in covered {
+            k.add(e, d, false);
+        }
+        k.cap(d.cap);
+        return k.value(d);
+    }
+    let mut acc = Acc::new(d.op);
+    covered.into_iter().for_each(|e| acc.add(e, d));
+    acc.value(d.op)
+}
