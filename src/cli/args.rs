@@ -405,6 +405,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Per-user features and rule tags (docs/features.md).
+    Features {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::features::FeaturesCommand,
+    },
     /// Show or set which user ids are anonymous (by prefix).
     Identity {
         /// Replace the anonymous-id prefixes with these (repeatable).

@@ -57,12 +57,18 @@ pub(super) fn show_user(
         _ => None,
     };
     let merges = snap.merges(id)?;
+    // (none defined: no section)
+    let features = match db.feature_set().is_empty() {
+        true => None,
+        false => Some(snap.features(id, at.at_ms)?),
+    };
     if json {
         let v = serde_json::json!({
             "as_of": crate::time::format_day(at.day),
             "stage_history": stage_history,
             "alias_of": alias_of,
             "merges": merges,
+            "features": features.as_ref().map(crate::features::json::features_json),
             "account": account,
             "metrics": metrics,
             "user": id,
@@ -112,6 +118,15 @@ pub(super) fn show_user(
         })
         .collect();
     human::section("tags", &tags);
+    if let Some(f) = &features {
+        let mut rows: Vec<(String, String)> = f
+            .values
+            .iter()
+            .map(|(n, v)| (n.clone(), crate::features::json::value_json(v).to_string()))
+            .collect();
+        rows.push(("rule tags".into(), f.tags.join(", ")));
+        human::section("features", &rows);
+    }
     if let Some(m) = &metrics {
         let day = |d: Option<i32>| d.map(crate::time::format_day).unwrap_or_default();
         human::section(

@@ -11,6 +11,7 @@ mod args;
 mod demo;
 pub mod experiments;
 pub mod export;
+pub mod features;
 pub mod feed;
 pub mod human;
 mod identity;
@@ -259,6 +260,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             anonymous_prefix,
             clear,
         } => identity::identity_cmd(cli, anonymous_prefix, *clear),
+        Command::Features { command } => features::features_cmd(cli, command, now),
     }
 }
 

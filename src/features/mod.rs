@@ -14,6 +14,8 @@
 mod acc;
 mod cond;
 mod defs;
+#[cfg(feature = "json")]
+pub mod json;
 mod state;
 
 use std::sync::Arc;
