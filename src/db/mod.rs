@@ -431,6 +431,7 @@ impl Db {
             self.kinds.id(&EventKind::from_name(
                 &self.experiment_settings.exposure_kind,
             )),
+            &self.features.read().clone(),
         )
     }
 

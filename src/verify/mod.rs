@@ -69,9 +69,13 @@ pub(crate) fn run(
     ledger_settings: &crate::ledger::LedgerSettings,
     model: &crate::metrics::StageModel,
     exposure_kind: Option<u32>,
+    features: &crate::features::FeatureSet,
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
+    let (problems, read) = crate::features::check(store, kinds, features, &|u| records.contains_key(&u))?;
+    problems.into_iter().for_each(|p| r.problem(p));
+    *r.checked.entry(Cf::Features.name().to_owned()).or_default() += read;
     check_profiles(store, &mut r)?;
     tags::check_tags(store, &mut r)?;
     let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;

@@ -92,7 +92,12 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
         Step::AllUsers => users::rebuild_all_users(store),
         Step::TagIndex => profiles::rebuild_tag_index(store),
         Step::TierSets => ledger::rebuild_tier_sets(store),
-        Step::Clear => metrics::forget::clear(store),
+        Step::Clear => {
+            metrics::forget::clear(store)?;
+            // (derived too: recomputed from the events when next read or
+            // written, or by a backfill)
+            crate::features::clear(store)
+        }
         Step::Replay => {
             report.events_replayed += super::rebuild::replay(ctx, job)?;
             Ok(())
