@@ -142,7 +142,7 @@ impl FeatureSet {
     }
 
     /// Whether any definition reads events of `kind`.
-    fn reads_kind(&self, kind: &str) -> bool {
+    pub(crate) fn reads_kind(&self, kind: &str) -> bool {
         self.stored
             .defs
             .iter()

@@ -160,6 +160,11 @@ impl UserState {
 
     /// Adds one event (any order; call [`UserState::trim`] after a batch).
     pub fn apply(&mut self, set: &FeatureSet, e: &Input<'_>) {
+        // (the anchor is the newest event any definition reads: the write
+        // path keeps no other)
+        if !set.reads_kind(e.kind) {
+            return;
+        }
         self.anchor_ms = self.anchor_ms.max(e.ts_ms);
         for (i, (d, slot)) in set.defs().iter().zip(&mut self.slots).enumerate() {
             let Some(entry) = entry_for(d, set.filter(i), e) else {
