@@ -52,10 +52,17 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
             let (defs, rules) = json::parse(&text)?;
             let db = open_existing(cli, false)?;
             let version = db.define_features(&defs, &rules)?;
-            let users = if *no_backfill { 0 } else { db.backfill_features()? };
-            report(cli, serde_json::json!({
-                "version": version, "definitions": defs.len(), "rules": rules.len(), "users_computed": users,
-            }))
+            let users = if *no_backfill {
+                0
+            } else {
+                db.backfill_features()?
+            };
+            report(
+                cli,
+                serde_json::json!({
+                    "version": version, "definitions": defs.len(), "rules": rules.len(), "users_computed": users,
+                }),
+            )
         }
         FeaturesCommand::List => {
             let db = open_existing(cli, true)?;
@@ -80,7 +87,10 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
         FeaturesCommand::Drop { name } => {
             let db = open_existing(cli, false)?;
             let version = db.drop_feature(name)?;
-            report(cli, serde_json::json!({ "dropped": name, "version": version }))
+            report(
+                cli,
+                serde_json::json!({ "dropped": name, "version": version }),
+            )
         }
         FeaturesCommand::Get { user, at } => {
             let db = open_existing(cli, true)?;
@@ -90,9 +100,17 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
             if cli.wants_json() {
                 return print_json(&v);
             }
-            println!("user {} at {}", f.user, super::human::local_time(&db, at_ms));
+            println!(
+                "user {} at {}",
+                f.user,
+                super::human::local_time(&db, at_ms)
+            );
             for (name, value) in &f.values {
-                let cut = if f.truncated.contains(name) { " (truncated)" } else { "" };
+                let cut = if f.truncated.contains(name) {
+                    " (truncated)"
+                } else {
+                    ""
+                };
                 println!("  {name}: {}{cut}", json::value_json(value));
             }
             println!("  tags: {}", f.tags.join(", "));
@@ -120,7 +138,12 @@ fn read_input(file: &PathBuf) -> Result<String, Error> {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
         text = std::fs::read_to_string(file).map_err(|e| {
-            InputError::new("file", Problem::Unparsable { reason: format!("{}: {e}", file.display()) })
+            InputError::new(
+                "file",
+                Problem::Unparsable {
+                    reason: format!("{}: {e}", file.display()),
+                },
+            )
         })?;
     }
     Ok(text)

@@ -8,10 +8,19 @@ use crate::error::{InputError, Problem};
 use crate::timeline::PropValue;
 
 fn bad(field: &'static str, reason: impl Into<String>) -> InputError {
-    InputError::new(field, Problem::Invalid { reason: reason.into() })
+    InputError::new(
+        field,
+        Problem::Invalid {
+            reason: reason.into(),
+        },
+    )
 }
 
-fn text<'a>(o: &'a Map<String, Value>, field: &'static str, key: &str) -> Result<Option<&'a str>, InputError> {
+fn text<'a>(
+    o: &'a Map<String, Value>,
+    field: &'static str,
+    key: &str,
+) -> Result<Option<&'a str>, InputError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -19,7 +28,11 @@ fn text<'a>(o: &'a Map<String, Value>, field: &'static str, key: &str) -> Result
     }
 }
 
-fn count(o: &Map<String, Value>, field: &'static str, key: &str) -> Result<Option<u32>, InputError> {
+fn count(
+    o: &Map<String, Value>,
+    field: &'static str,
+    key: &str,
+) -> Result<Option<u32>, InputError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -33,7 +46,10 @@ fn count(o: &Map<String, Value>, field: &'static str, key: &str) -> Result<Optio
 fn prop(v: &Value) -> Option<PropValue> {
     match v {
         Value::Bool(b) => Some(PropValue::Bool(*b)),
-        Value::Number(n) => n.as_i64().map(PropValue::Int).or_else(|| n.as_f64().map(PropValue::Float)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(PropValue::Int)
+            .or_else(|| n.as_f64().map(PropValue::Float)),
         Value::String(s) => Some(PropValue::Str(s.clone())),
         _ => None,
     }
@@ -41,13 +57,16 @@ fn prop(v: &Value) -> Option<PropValue> {
 
 /// One definition from its JSON object.
 pub fn definition(o: &Map<String, Value>) -> Result<Definition, InputError> {
-    const KNOWN: [&str; 9] = ["name", "kinds", "where", "op", "field", "key", "k", "cap", "window"];
+    const KNOWN: [&str; 9] = [
+        "name", "kinds", "where", "op", "field", "key", "k", "cap", "window",
+    ];
     if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad("definition", format!("unknown field {k:?}")));
     }
     let name = text(o, "definition.name", "name")?.unwrap_or_default();
     let op_name = text(o, "definition.op", "op")?.unwrap_or_default();
-    let op = Op::parse(op_name).ok_or_else(|| bad("definition.op", format!("unknown op {op_name:?}")))?;
+    let op = Op::parse(op_name)
+        .ok_or_else(|| bad("definition.op", format!("unknown op {op_name:?}")))?;
     let kinds: Vec<String> = match o.get("kinds") {
         Some(Value::Array(items)) => items
             .iter()
@@ -91,7 +110,13 @@ pub fn parse(input: &str) -> Result<(Vec<Definition>, Vec<TagRule>), InputError>
             .enumerate()
             .map(|(i, l)| {
                 serde_json::from_str(l).map_err(|e| {
-                    InputError::new("definitions", Problem::Unparsable { reason: e.to_string() }).at(i)
+                    InputError::new(
+                        "definitions",
+                        Problem::Unparsable {
+                            reason: e.to_string(),
+                        },
+                    )
+                    .at(i)
                 })
             })
             .collect::<Result<_, _>>()?,
@@ -105,8 +130,12 @@ pub fn parse(input: &str) -> Result<(Vec<Definition>, Vec<TagRule>), InputError>
             if let Some(k) = o.keys().find(|k| *k != "tag" && *k != "when") {
                 return Err(bad("rule", format!("unknown field {k:?}")).at(i));
             }
-            let tag = text(o, "rule.tag", "tag").map_err(|e| e.at(i))?.unwrap_or_default();
-            let when = text(o, "rule.when", "when").map_err(|e| e.at(i))?.unwrap_or_default();
+            let tag = text(o, "rule.tag", "tag")
+                .map_err(|e| e.at(i))?
+                .unwrap_or_default();
+            let when = text(o, "rule.when", "when")
+                .map_err(|e| e.at(i))?
+                .unwrap_or_default();
             rules.push(TagRule::new(tag, when));
         } else {
             defs.push(definition(o).map_err(|e| e.at(i))?);
@@ -125,7 +154,11 @@ pub fn definition_json(d: &Definition) -> Value {
     o.insert("name".into(), d.name.clone().into());
     o.insert("kinds".into(), d.kinds.clone().into());
     if !d.filter.is_empty() {
-        let w: Map<String, Value> = d.filter.iter().map(|(k, v)| (k.clone(), prop_json(v))).collect();
+        let w: Map<String, Value> = d
+            .filter
+            .iter()
+            .map(|(k, v)| (k.clone(), prop_json(v)))
+            .collect();
         o.insert("where".into(), w.into());
     }
     o.insert("op".into(), d.op.name().into());
@@ -151,7 +184,9 @@ pub fn value_json(v: &FeatureValue) -> Value {
     match v {
         FeatureValue::Null => Value::Null,
         FeatureValue::Int(i) => (*i).into(),
-        FeatureValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        FeatureValue::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
         FeatureValue::Value(p) => prop_json(p),
         FeatureValue::List(items) => items.iter().map(prop_json).collect(),
         FeatureValue::Ranked(items) => items
@@ -168,7 +203,11 @@ pub fn value_json(v: &FeatureValue) -> Value {
 
 /// A user's features as `stickydb features get` prints them.
 pub fn features_json(f: &Features) -> Value {
-    let values: Map<String, Value> = f.values.iter().map(|(n, v)| (n.clone(), value_json(v))).collect();
+    let values: Map<String, Value> = f
+        .values
+        .iter()
+        .map(|(n, v)| (n.clone(), value_json(v)))
+        .collect();
     serde_json::json!({
         "user": f.user,
         "at_ms": f.at_ms,

@@ -16,6 +16,7 @@ mod cond;
 mod defs;
 #[cfg(feature = "json")]
 pub mod json;
+mod publish;
 mod state;
 
 use std::sync::Arc;
@@ -383,6 +384,83 @@ pub(crate) fn recompute_into(
     Ok(n)
 }
 
+/// A page of the rule-tag due index up to `now_ms`: `(due_ms, user)`
+/// after the key `after`, at most `limit`.
+pub(crate) fn due_page(
+    store: &Store,
+    now_ms: i64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, i64, u32)>> {
+    let from = keys::resume_at(&[crate::keys::feed::TAG_DUE], after);
+    let until = crate::keys::feed::tag_due_until(now_ms);
+    let mut out = Vec::new();
+    for item in store.range(Cf::Feed, &from, Some(until))? {
+        let (k, _) = item?;
+        let (due, user) =
+            crate::keys::feed::parse_tag_due(&k).ok_or_else(|| crate::error::CorruptionError {
+                cf: Cf::Feed.name(),
+                what: "key",
+                key: k.to_vec(),
+                reason: "rule-tag due key does not decode".into(),
+            })?;
+        out.push((k.to_vec(), due, user));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Walks the rule tags of `user_id` (met in the due index at `due_ms`) to
+/// `now_ms` into `batch`, cause `time` (the caller holds its stripe).
+pub(crate) fn settle_due(
+    store: &Store,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    (user_id, due_ms): (u32, i64),
+    now_ms: i64,
+    batch: &mut Batch,
+) -> Result<()> {
+    let offset = store.settings().utc_offset_minutes;
+    let mut state = match load_state(store, user_id)? {
+        Some(s) if s.tags.as_ref().is_some_and(|t| t.due_ms == Some(due_ms)) => s,
+        // a key the user's state does not own (left by a crash of
+        // nothing: keys and states change in one write) is dropped
+        _ => {
+            batch.delete(Cf::Feed, crate::keys::feed::tag_due(due_ms, user_id));
+            return Ok(());
+        }
+    };
+    if state.version != set.version() {
+        let newest = timeline::newest_ts(store, user_id)?.unwrap_or(i64::MIN);
+        let tags = state.tags.take();
+        state = recompute(
+            store,
+            kinds,
+            set,
+            offset,
+            user_id,
+            (crate::time::MAX_TS_MS, newest),
+        )?;
+        state.tags = tags;
+    }
+    let walk = publish::Walk {
+        set,
+        offset,
+        user_id,
+        cause: crate::feed::StageCause::Time,
+    };
+    if set.rules().is_empty() {
+        walk.end(&mut state, batch)?;
+    } else {
+        walk.advance(&mut state, now_ms, batch)?;
+    }
+    state.trim(set, offset);
+    batch.put(Cf::Features, keys::user(user_id), encode_state(&mut state)?);
+    Ok(())
+}
+
 /// Deletes every user's state (a rebuild: each is recomputed from the
 /// events when next read or written, or by a backfill).
 pub(crate) fn clear(store: &Store) -> Result<()> {
@@ -416,7 +494,9 @@ pub(crate) fn check(
             }
         };
         if !users(user_id) {
-            problems.push(format!("features: a state of user id {user_id}, which does not exist"));
+            problems.push(format!(
+                "features: a state of user id {user_id}, which does not exist"
+            ));
             continue;
         }
         let stored: UserState = match decode_value(Cf::Features, &k, &v) {
@@ -430,7 +510,14 @@ pub(crate) fn check(
             continue;
         }
         let at = stored.anchor_ms;
-        let fresh = recompute(store, kinds, set, offset, user_id, (crate::time::MAX_TS_MS, at))?;
+        let fresh = recompute(
+            store,
+            kinds,
+            set,
+            offset,
+            user_id,
+            (crate::time::MAX_TS_MS, at),
+        )?;
         if fresh.anchor_ms != at {
             problems.push(format!(
                 "features of user id {user_id}: state as of {at}, newest event at {}",
@@ -438,7 +525,10 @@ pub(crate) fn check(
             ));
             continue;
         }
-        let (got, want) = (stored.values(set, at, offset), fresh.values(set, at, offset));
+        let (got, want) = (
+            stored.values(set, at, offset),
+            fresh.values(set, at, offset),
+        );
         for (d, (g, w)) in set.defs().iter().zip(got.iter().zip(&want)) {
             // (a cut value counts what was kept; another order of arrival
             // keeps other keys)
@@ -453,9 +543,19 @@ pub(crate) fn check(
     Ok((problems, read))
 }
 
-/// Deletes `user_id`'s state (erasure, or merged away).
-pub(crate) fn erase(batch: &mut Batch, user_id: u32) {
+/// Deletes `user_id`'s state (erasure, or merged away: `cause`), ending
+/// its published rule tags.
+pub(crate) fn erase(
+    store: &Store,
+    batch: &mut Batch,
+    user_id: u32,
+    cause: crate::feed::StageCause,
+) -> Result<()> {
+    if let Some(mut state) = load_state(store, user_id)? {
+        publish::end(&mut state, user_id, cause, batch)?;
+    }
     batch.delete(Cf::Features, keys::user(user_id));
+    Ok(())
 }
 
 /// One event as kept until the write's end.
@@ -472,15 +572,34 @@ struct Pending {
 pub(crate) struct FeatureWrites {
     set: Arc<FeatureSet>,
     offset: i32,
-    users: FxHashMap<u32, (bool, Vec<Pending>)>,
+    /// The feed's clock, and why this write changes tags.
+    clock_ms: Option<i64>,
+    cause: crate::feed::StageCause,
+    users: FxHashMap<u32, PendingUser>,
+}
+
+/// One user's part of a write.
+struct PendingUser {
+    /// The user is new in this write.
+    new: bool,
+    /// The write's earliest event of the user, of any kind.
+    first_ms: i64,
+    events: Vec<Pending>,
 }
 
 impl FeatureWrites {
     /// The feature side of a write under `set`.
-    pub fn new(set: Arc<FeatureSet>, offset: i32) -> Self {
+    pub fn new(
+        set: Arc<FeatureSet>,
+        offset: i32,
+        clock_ms: Option<i64>,
+        cause: crate::feed::StageCause,
+    ) -> Self {
         FeatureWrites {
             set,
             offset,
+            clock_ms,
+            cause,
             users: FxHashMap::default(),
         }
     }
@@ -493,11 +612,22 @@ impl FeatureWrites {
     /// Keeps `e` (recorded as `seq` of `user_id`; `new`: the user is new
     /// in this write) if a definition reads its kind.
     pub fn add(&mut self, user_id: u32, new: bool, seq: u32, e: &Event) {
-        if !self.set.reads_kind(e.kind.as_str()) {
+        let reads = self.set.reads_kind(e.kind.as_str());
+        // (a new user gets its state, and the rule tags of no events, from
+        // its first event of any kind)
+        if !reads && !(new || self.users.contains_key(&user_id)) {
             return;
         }
-        let entry = self.users.entry(user_id).or_insert((new, Vec::new()));
-        entry.1.push(Pending {
+        let entry = self.users.entry(user_id).or_insert(PendingUser {
+            new,
+            first_ms: e.ts_ms,
+            events: Vec::new(),
+        });
+        entry.first_ms = entry.first_ms.min(e.ts_ms);
+        if !reads {
+            return;
+        }
+        entry.events.push(Pending {
             ts_ms: e.ts_ms,
             seq,
             kind: e.kind.as_str().to_owned(),
@@ -510,42 +640,76 @@ impl FeatureWrites {
         });
     }
 
-    /// Puts each user's new state into `batch`.
+    /// Puts each user's new state, and the rule-tag changes it makes,
+    /// into `batch`.
     pub fn finish(self, store: &Store, kinds: &KindRegistry, batch: &mut Batch) -> Result<()> {
         let mut users: Vec<_> = self.users.into_iter().collect();
         users.sort_unstable_by_key(|(u, _)| *u);
-        for (user_id, (new, events)) in users {
-            let newest = events.iter().map(|e| e.ts_ms).max().unwrap_or(i64::MIN);
+        for (user_id, pending) in users {
+            let PendingUser {
+                new,
+                first_ms,
+                mut events,
+            } = pending;
+            events.sort_by_key(|e| (e.ts_ms, e.seq));
+            let newest = events.last().map_or(i64::MIN, |e| e.ts_ms);
             let mut state = match load_state(store, user_id)? {
                 Some(s) if s.version == self.set.version() => s,
                 _ if new => UserState::new(&self.set),
-                // under other definitions, or deleted: from the events
-                _ => recompute(
-                    store,
-                    kinds,
-                    &self.set,
-                    self.offset,
-                    user_id,
-                    (crate::time::MAX_TS_MS, newest),
-                )?,
+                // under other definitions, or deleted: from the events,
+                // keeping what was published
+                old => {
+                    let window = (crate::time::MAX_TS_MS, newest);
+                    let mut s = recompute(store, kinds, &self.set, self.offset, user_id, window)?;
+                    s.tags = old.and_then(|o| o.tags);
+                    s
+                }
             };
-            for e in &events {
-                state.apply(
-                    &self.set,
-                    &Input {
-                        ts_ms: e.ts_ms,
-                        seq: e.seq,
-                        kind: &e.kind,
-                        amount_minor: e.amount_minor,
-                        properties: &e.properties,
-                    },
-                );
-            }
+            let inputs: Vec<Input<'_>> = events
+                .iter()
+                .map(|e| Input {
+                    ts_ms: e.ts_ms,
+                    seq: e.seq,
+                    kind: &e.kind,
+                    amount_minor: e.amount_minor,
+                    properties: &e.properties,
+                })
+                .collect();
+            let walk = publish::Walk {
+                set: &self.set,
+                offset: self.offset,
+                user_id,
+                cause: self.cause,
+            };
+            settle(&walk, &mut state, &inputs, (self.clock_ms, first_ms), batch)?;
             state.trim(&self.set, self.offset);
             batch.put(Cf::Features, keys::user(user_id), encode_state(&mut state)?);
         }
         Ok(())
     }
+}
+
+/// Applies `inputs` to `state`, publishing the rule-tag changes (no rule:
+/// ends what was published under earlier rules).
+fn settle(
+    walk: &publish::Walk<'_>,
+    state: &mut UserState,
+    inputs: &[Input<'_>],
+    (clock_ms, first_ms): (Option<i64>, i64),
+    batch: &mut Batch,
+) -> Result<()> {
+    if walk.set.rules().is_empty() {
+        if state.tags.is_some() {
+            let ending = publish::Walk {
+                cause: crate::feed::StageCause::Definitions,
+                ..*walk
+            };
+            ending.end(state, batch)?;
+        }
+        inputs.iter().for_each(|e| state.apply(walk.set, e));
+        return Ok(());
+    }
+    walk.write(state, inputs, (clock_ms, first_ms), batch)
 }
 
 /// Encodes a state, shedding its oldest window contributions until it fits

@@ -62,6 +62,8 @@ pub(crate) struct UserState {
     /// The newest event instant it holds (`i64::MIN`: none).
     pub anchor_ms: i64,
     pub slots: Vec<Slot>,
+    /// The published rule tags (none without rules).
+    pub tags: Option<super::publish::TagMark>,
 }
 
 /// The contribution of `e` to `d`, if `d` reads it.
@@ -155,6 +157,7 @@ impl UserState {
             version: set.version(),
             anchor_ms: i64::MIN,
             slots,
+            tags: None,
         }
     }
 

@@ -35,6 +35,18 @@ pub enum StageCause {
     Erase,
     /// The stage model was replaced.
     Model,
+    /// The feature definitions or tag rules changed.
+    Definitions,
+}
+
+/// How a rule tag changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagState {
+    /// The user began to hold the tag.
+    Entered,
+    /// The user stopped holding it.
+    Left,
 }
 
 /// What changed.
@@ -51,6 +63,17 @@ pub enum Change {
         /// The local day from which the new stage holds.
         day: i32,
         /// The local midnight starting `day`, UTC milliseconds.
+        at_ms: i64,
+        /// What caused it.
+        cause: StageCause,
+    },
+    /// A rule tag began or stopped holding (docs/features.md).
+    Tag {
+        /// The tag.
+        tag: String,
+        /// Entered or left.
+        state: TagState,
+        /// The instant it did, UTC milliseconds.
         at_ms: i64,
         /// What caused it.
         cause: StageCause,

@@ -8,6 +8,7 @@
 //! | `3 ‖ user ‖ lot (u32 BE)` | empty: the lot's expiry notice was written |
 //! | `4` | the clock: the last `advance` instant |
 //! | `5` | the highest cursor a trim deleted (u64), so a reopened store never hands it out again |
+//! | `6 ‖ due_ms (u64 BE) ‖ user` | empty: the user's rule tags may change at `due_ms` with no new event |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
 
@@ -21,6 +22,38 @@ pub const NOTICED: u8 = 3;
 pub const CLOCK: [u8; 1] = [4];
 /// The key of the highest cursor ever trimmed.
 pub const TRIMMED: [u8; 1] = [5];
+
+/// Family byte of the rule-tag due index.
+pub const TAG_DUE: u8 = 6;
+/// Width of a rule-tag due key.
+pub const TAG_DUE_KEY_BYTES: usize = 1 + 8 + USER_BYTES;
+
+/// The rule-tag due key of `user_id` at `due_ms` (instants are never
+/// negative, so their big-endian bytes sort).
+pub fn tag_due(due_ms: i64, user_id: u32) -> [u8; TAG_DUE_KEY_BYTES] {
+    let mut k = [0u8; TAG_DUE_KEY_BYTES];
+    k[0] = TAG_DUE;
+    k[1..9].copy_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
+    k[9..].copy_from_slice(&user(user_id));
+    k
+}
+
+/// The first key after every rule-tag due key at or before `ms`.
+pub fn tag_due_until(ms: i64) -> Vec<u8> {
+    let mut k = vec![TAG_DUE];
+    k.extend_from_slice(&(ms.max(0) as u64).saturating_add(1).to_be_bytes());
+    k
+}
+
+/// `(due_ms, user)` of a rule-tag due key.
+pub fn parse_tag_due(key: &[u8]) -> Option<(i64, u32)> {
+    if key.len() != TAG_DUE_KEY_BYTES || key[0] != TAG_DUE {
+        return None;
+    }
+    let ms = u64::from_be_bytes(key[1..9].try_into().ok()?);
+    let u = u32::from_be_bytes(key[9..].try_into().ok()?);
+    Some((i64::try_from(ms).ok()?, u))
+}
 
 /// Width of an entry key.
 pub const ENTRY_KEY_BYTES: usize = 9;

@@ -73,7 +73,8 @@ pub(crate) fn run(
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
-    let (problems, read) = crate::features::check(store, kinds, features, &|u| records.contains_key(&u))?;
+    let (problems, read) =
+        crate::features::check(store, kinds, features, &|u| records.contains_key(&u))?;
     problems.into_iter().for_each(|p| r.problem(p));
     *r.checked.entry(Cf::Features.name().to_owned()).or_default() += read;
     check_profiles(store, &mut r)?;

@@ -36,6 +36,10 @@ pub struct AdvanceReport {
     pub notices: u64,
     /// The ledger's part: expiries, hold timeouts, tier reviews.
     pub ledger: ExpireReport,
+    /// Users whose rule tags were due.
+    pub tag_users: u64,
+    /// Rule-tag changes written to the feed.
+    pub tag_changes: u64,
 }
 
 impl Writer<'_> {
@@ -83,6 +87,7 @@ impl Writer<'_> {
                 self.settle_due(user_id, now_day, &mut report)?;
             }
         }
+        self.settle_tag_dues(now_ms, &mut report)?;
         report.ledger = self.expire_points(now_ms)?;
         report.notices = self.write_notices(&before, now_ms)?;
         Ok(report)

@@ -155,7 +155,12 @@ impl Writer<'_> {
             batch.delete(Cf::Meta, meta::merge(&merge_id));
         }
         profiles::erase(self.store, &mut batch, user_id)?;
-        crate::features::erase(&mut batch, user_id);
+        crate::features::erase(
+            self.store,
+            &mut batch,
+            user_id,
+            crate::feed::StageCause::Erase,
+        )?;
         let facts = timeline::erase(self.store, &mut batch, user_id)?;
         let leaving = super::social::Leaving::of(user_id, &facts);
         let events: Vec<ErasedEvent> = facts.iter().map(ErasedEvent::from).collect();

@@ -128,7 +128,7 @@ pub(super) fn last_step(ctx: &JobCtx<'_>, job: &mut Job, user_id: u32) -> Result
             batch.delete(crate::store::Cf::Meta, keys::meta::merge(&merge_id));
         }
         profiles::erase(store, &mut batch, user_id)?;
-        crate::features::erase(&mut batch, user_id);
+        crate::features::erase(store, &mut batch, user_id, crate::feed::StageCause::Erase)?;
         // (the events went page by page; what is left is the sequence record)
         timeline::delete_event_ids(store, &mut batch, user_id)?;
         metrics::forget::erase(

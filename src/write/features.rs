@@ -35,6 +35,56 @@ impl Writer<'_> {
         Ok(next)
     }
 
+    /// Walks every user whose rule tags are due by `now_ms` to it, each in
+    /// its own write under its stripe: the due index is the progress a
+    /// re-run after a kill resumes from.
+    pub(super) fn settle_tag_dues(
+        &self,
+        now_ms: i64,
+        report: &mut super::AdvanceReport,
+    ) -> Result<()> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = features::due_page(
+                self.store,
+                now_ms,
+                after.as_deref(),
+                super::advance::DUE_PAGE,
+            )?;
+            let Some((last, _, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (_, due_ms, user_id) in page {
+                let Some(record) = crate::users::record_of(self.store, user_id)? else {
+                    let mut batch = Batch::new();
+                    batch.delete(
+                        crate::store::Cf::Feed,
+                        crate::keys::feed::tag_due(due_ms, user_id),
+                    );
+                    self.store.write(batch)?;
+                    continue;
+                };
+                let _guard = self.stripes.lock([record.name.as_str()]);
+                let set = self.features.read().clone();
+                let mut batch = Batch::new();
+                features::settle_due(
+                    self.store,
+                    self.kinds,
+                    &set,
+                    (user_id, due_ms),
+                    now_ms,
+                    &mut batch,
+                )?;
+                if batch.logs() > 0 {
+                    report.tag_users += 1;
+                    report.tag_changes += batch.logs() as u64;
+                }
+                self.store.write(batch)?;
+            }
+        }
+    }
+
     /// Recomputes the state of every user whose state is missing or of
     /// another version, a step of users at a time, each step one write
     /// under the users' stripes; returns how many. A kill loses at most

@@ -83,7 +83,7 @@ impl<'s> Recording<'s> {
         reservation: &Reservation<'_>,
         events: &[Event],
         stages: StageCtx<'s>,
-        feature_set: std::sync::Arc<crate::features::FeatureSet>,
+        features: FeatureWrites,
     ) -> Result<Self> {
         let exposure_kind = EventKind::from_name(w.exposure_kind);
         let exposure_id = match w.kinds.id(&exposure_kind) {
@@ -98,7 +98,7 @@ impl<'s> Recording<'s> {
             seqs: timeline::Sequences::new(w.store),
             exposures: ExposureWrites::new(w.store, exposure_id),
             exposure_id,
-            features: FeatureWrites::new(feature_set, w.store.settings().utc_offset_minutes),
+            features,
             seen: Default::default(),
             remember_ids: true,
         })

@@ -20,6 +20,7 @@ use super::social::{Deferral, Leaving, SocialWrite};
 use super::Writer;
 use crate::codec;
 use crate::error::{Error, Result, TxError};
+use crate::features::FeatureWrites;
 use crate::feed::StageCause;
 use crate::keys::meta;
 use crate::kinds::{EventKind, Reservation};
@@ -322,7 +323,13 @@ impl Writer<'_> {
         let stages = self.stage_ctx(&settings, &clock, cause);
         let ledger_settings = self.ledger_settings.read().clone();
         let feature_set = self.features.read().clone();
-        let mut recording = Recording::new(self, &reservation, &[], stages, feature_set.clone())?;
+        let features = FeatureWrites::new(
+            feature_set.clone(),
+            self.store.settings().utc_offset_minutes,
+            clock.now_ms,
+            cause,
+        );
+        let mut recording = Recording::new(self, &reservation, &[], stages, features)?;
         if plan.single_call {
             recording = recording.single_call();
         }

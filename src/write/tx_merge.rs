@@ -208,7 +208,12 @@ impl Core<'_, '_> {
         crate::experiments::forget(store, &mut self.batch, from_id)?;
         let update = profiles::merge_update(store, from_id, into_id)?;
         profiles::erase(store, &mut self.batch, from_id)?;
-        crate::features::erase(&mut self.batch, from_id);
+        crate::features::erase(
+            store,
+            &mut self.batch,
+            from_id,
+            crate::feed::StageCause::Merge,
+        )?;
         self.add_profile_update(into_id, update);
         // ...its name and every earlier alias of it now resolve to `into`...
         let aliases = users::aliases(store, from_id)?;
