@@ -26,6 +26,8 @@ enum Step {
     Merge(usize, usize),
     Erase(usize),
     Reopen,
+    Rebuild,
+    Advance(i64),
     Redefine(usize, Definition),
     Read(i64),
 }
@@ -36,6 +38,8 @@ fn step(ndefs: usize) -> impl Strategy<Value = Step> {
         1 => (0..USERS, 0..USERS).prop_map(|(a, b)| Step::Merge(a, b)),
         1 => (0..USERS).prop_map(Step::Erase),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Rebuild),
+        2 => (0i64..300).prop_map(|h| Step::Advance(BASE + h * 1_000_000)),
         1 => (0..ndefs).prop_flat_map(|i| definition(i).prop_map(move |d| Step::Redefine(i, d))),
         3 => (0i64..300).prop_map(|h| Step::Read(BASE + h * 1_000_000)),
     ]
@@ -76,6 +80,29 @@ fn instants(defs: &[Definition], evs: &[Ev], extra: i64) -> Vec<i64> {
 }
 
 fn check(db: &Db, m: &Model, defs: &[Definition], rules: &Rules, extra: i64) {
+    // segments: `tag:T` at the instant holds exactly the model's holders
+    let mut holders: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (user, evs) in &m.events {
+        let values: Vec<FeatureValue> = defs.iter().map(|d| feature(d, evs, extra)).collect();
+        let id = db.user_id(user).expect("id").expect("exists");
+        for t in tags(rules, &values) {
+            holders.entry(t).or_default().push(id);
+        }
+    }
+    for (name, _) in rules.plain.iter().chain(&rules.keyed) {
+        holders
+            .entry(name.replace("{key}", CATEGORIES[0]))
+            .or_default();
+    }
+    for (tag, mut want) in holders {
+        want.sort_unstable();
+        let got: Vec<u32> = db
+            .segment(&stickydb::Segment::tag(&tag), extra)
+            .expect("segment")
+            .iter()
+            .collect();
+        assert_eq!(got, want, "segment tag:{tag} at {extra}");
+    }
     for (user, evs) in &m.events {
         for t in instants(defs, evs, extra) {
             let got = db.features(user, t).expect("features");
@@ -242,12 +269,65 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<Step>
                 defs[i] = d;
             }
             Step::Read(t) => last_read = t,
+            Step::Rebuild => {
+                db.rebuild_aggregates().expect("rebuild");
+            }
+            Step::Advance(t) => {
+                db.advance(t).expect("advance");
+            }
         }
         check(&db, &m, &defs, &model_rules, last_read);
     }
     db.backfill_features().expect("backfill");
     check(&db, &m, &defs, &model_rules, BASE);
     assert_clean(&db);
+    // the feed: per user and tag, entries alternate, and after an advance
+    // past everything they fold to the tags the model gives then
+    let end = BASE + 400 * 86_400_000;
+    db.advance(end).expect("final advance");
+    let mut held: BTreeMap<(u32, String), bool> = BTreeMap::new();
+    for e in db.feed(0, 100_000).expect("feed") {
+        if let stickydb::Change::Tag {
+            tag, state, at_ms, ..
+        } = &e.record.change
+        {
+            let entered = *state == stickydb::feed::TagState::Entered;
+            let was = held
+                .insert((e.record.user_id, tag.clone()), entered)
+                .unwrap_or(false);
+            assert_ne!(
+                was, entered,
+                "user {} {tag}: {state:?} twice in a row at {at_ms}",
+                e.record.user_id
+            );
+        }
+    }
+    for (user, evs) in &m.events {
+        let id = db.user_id(user).expect("id").expect("exists");
+        let values: Vec<FeatureValue> = defs.iter().map(|d| feature(d, evs, end)).collect();
+        let got: Vec<String> = held
+            .iter()
+            .filter(|((u, _), h)| *u == id && **h)
+            .map(|((_, t), _)| t.clone())
+            .collect();
+        assert_eq!(
+            got,
+            tags(&model_rules, &values),
+            "{user}: the feed's tags after the last advance"
+        );
+    }
+    // users merged away or erased hold nothing
+    let live: Vec<u32> = m
+        .events
+        .keys()
+        .map(|u| db.user_id(u).expect("id").expect("exists"))
+        .collect();
+    for ((u, tag), h) in &held {
+        assert!(
+            !*h || live.contains(u),
+            "user id {u} (gone) still holds {tag}"
+        );
+    }
 }
 
 proptest! {

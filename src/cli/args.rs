@@ -375,8 +375,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "list")]
         count: bool,
         /// Evaluate time-relative atoms (stage, rfm, active_within, …) as of
-        /// the end of this local day, YYYY-MM-DD, or `now` (default: the
-        /// last day with data, docs/cli.md).
+        /// the end of this local day, YYYY-MM-DD, an instant (RFC 3339 or
+        /// ms), or `now` (default: the last day with data, docs/cli.md).
         #[arg(long)]
         as_of: Option<String>,
         /// List the users (external ids), at most this many.

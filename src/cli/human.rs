@@ -48,6 +48,15 @@ pub fn as_of(db: &Db, arg: Option<&str>, now_ms: i64) -> Result<AsOf, Error> {
             at_ms: now_ms,
             why: "now",
         }),
+        // an instant (RFC 3339, or ms): exact to the millisecond (rule tags)
+        Some(d) if d.contains('T') || (d.len() > 10 && d.bytes().all(|b| b.is_ascii_digit())) => {
+            let at_ms = super::points::time_arg("as_of", Some(d), now_ms)?;
+            Ok(AsOf {
+                day: db.local_day(at_ms),
+                at_ms,
+                why: "",
+            })
+        }
         Some(d) => {
             let day = super::query::day_arg("as_of", d)?;
             Ok(AsOf {

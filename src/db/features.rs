@@ -72,6 +72,19 @@ impl Db {
 }
 
 impl Snapshot<'_> {
+    /// The users holding rule tag `tag` at `at_ms`.
+    pub(super) fn rule_tag_holders(&self, tag: &str, at_ms: i64) -> Result<roaring::RoaringBitmap> {
+        let offset = self.db.store.settings().utc_offset_minutes;
+        features::holders(
+            &self.view,
+            &self.db.kinds,
+            &self.features,
+            offset,
+            tag,
+            at_ms,
+        )
+    }
+
     /// `user`'s features and rule tags at `at_ms` (see [`Db::features`]).
     pub fn features(&self, user: &str, at_ms: i64) -> Result<Features> {
         let resolved = match users::lookup(&self.view, user)? {

@@ -207,7 +207,9 @@ impl Snapshot<'_> {
         let today = self.db.local_day(now_ms);
         let m = self.metrics();
         segment.eval(&universe, &mut |atom| match atom {
-            Segment::Tag(t) => self.users_with_tag(t, Some(now_ms)),
+            Segment::Tag(t) => {
+                Ok(self.users_with_tag(t, Some(now_ms))? | self.rule_tag_holders(t, now_ms)?)
+            }
             Segment::Attr { name, value } => profiles::users_with_attr(&self.view, name, value),
             Segment::Stage(s) => m.users_in_stage(s, today),
             Segment::Rfm(s) => m.users_in_rfm_segment(s, today),

@@ -390,6 +390,16 @@ impl TagRule {
         }
     }
 
+    /// Whether the rule can give `tag` (a keyed rule: any key value).
+    pub(crate) fn could_give(&self, tag: &str) -> bool {
+        match self.tag.split_once("{key}") {
+            None => self.tag == tag,
+            Some((head, tail)) => {
+                tag.len() > head.len() + tail.len() && tag.starts_with(head) && tag.ends_with(tail)
+            }
+        }
+    }
+
     /// Whether the rule writes one tag per key value.
     pub fn is_keyed(&self) -> bool {
         self.tag.contains("{key}")

@@ -246,25 +246,34 @@ fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<UserState>> {
 }
 
 /// The state of `user_id` recomputed from its events up to `t`, reading
-/// only those a state as of `needs_at` or later still needs.
+/// only those a state as of `needs_at` or later still needs (`None`: as
+/// of its newest event a definition reads, found on the way).
 fn recompute(
     reader: &impl Reader,
     kinds: &KindRegistry,
     set: &FeatureSet,
     offset: i32,
     user_id: u32,
-    (t, needs_at): (i64, i64),
+    (t, needs_at): (i64, Option<i64>),
 ) -> Result<UserState> {
-    let from = set
-        .needs_from(needs_at, offset)
-        .map_or(i64::MIN, |f| f.saturating_add(1));
+    let bound = |at: i64| {
+        set.needs_from(at, offset)
+            .map_or(i64::MIN, |f| f.saturating_add(1))
+    };
+    let mut from = needs_at.map(bound);
     let mut events = Vec::new();
-    timeline::for_user_events(reader, user_id, from, t, |k, v| {
+    timeline::for_user_events(reader, user_id, i64::MIN, t, |k, v| {
+        if from.is_some_and(|f| k.ts_ms < f) {
+            return Ok(false);
+        }
         let kind = kinds
             .kind(v.kind_id)
             .ok_or_else(|| Error::internal("an event of an unknown kind"))?;
+        if from.is_none() && set.reads_kind(kind.as_str()) {
+            from = Some(bound(k.ts_ms));
+        }
         events.push((k.ts_ms, k.seq, kind, v.amount_minor, v.properties));
-        Ok(())
+        Ok(true)
     })?;
     let mut state = UserState::new(set);
     for (ts_ms, seq, kind, amount_minor, properties) in events.iter().rev() {
@@ -292,7 +301,7 @@ pub(crate) fn read(
 ) -> Result<(Vec<(FeatureValue, bool)>, Vec<String>)> {
     let state = match load_state(reader, user_id)? {
         Some(s) if s.version == set.version() && t >= s.anchor_ms => s,
-        _ => recompute(reader, kinds, set, offset, user_id, (t, t))?,
+        _ => recompute(reader, kinds, set, offset, user_id, (t, Some(t)))?,
     };
     let values = state.values(set, t, offset);
     let tags = set.tags(&values);
@@ -363,16 +372,26 @@ pub(crate) fn recompute_into(
     set: &FeatureSet,
     offset: i32,
     users: &[(u32, String)],
+    clock_ms: Option<i64>,
     batch: &mut Batch,
 ) -> Result<u64> {
     let mut n = 0;
     for (user_id, _) in users {
-        if load_state(store, *user_id)?.is_some_and(|s| s.version == set.version()) {
+        let old = load_state(store, *user_id)?;
+        if old.as_ref().is_some_and(|s| s.version == set.version()) {
             continue;
         }
-        let newest = timeline::newest_ts(store, *user_id)?.unwrap_or(i64::MIN);
-        let window = (crate::time::MAX_TS_MS, newest);
+        let window = (crate::time::MAX_TS_MS, None);
         let mut state = recompute(store, kinds, set, offset, *user_id, window)?;
+        // what was published under the older definitions changes at the base
+        state.tags = old.and_then(|o| o.tags);
+        let walk = publish::Walk {
+            set,
+            offset,
+            user_id: *user_id,
+            cause: crate::feed::StageCause::Definitions,
+        };
+        settle(&walk, &mut state, &[], (clock_ms, i64::MAX), batch)?;
         state.trim(set, offset);
         batch.put(
             Cf::Features,
@@ -382,6 +401,30 @@ pub(crate) fn recompute_into(
         n += 1;
     }
     Ok(n)
+}
+
+/// The users holding rule tag `tag` at `t`, each evaluated at `t` (from
+/// its state, or its events): exact at any instant, a read per user. Empty
+/// when no rule can give the tag.
+pub(crate) fn holders(
+    reader: &impl Reader,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    offset: i32,
+    tag: &str,
+    t: i64,
+) -> Result<roaring::RoaringBitmap> {
+    let mut out = roaring::RoaringBitmap::new();
+    if !set.rules().iter().any(|r| r.could_give(tag)) {
+        return Ok(out);
+    }
+    for user_id in &crate::users::all_users(reader)? {
+        let (_, tags) = read(reader, kinds, set, offset, user_id, t)?;
+        if tags.binary_search_by(|x| x.as_str().cmp(tag)).is_ok() {
+            out.insert(user_id);
+        }
+    }
+    Ok(out)
 }
 
 /// A page of the rule-tag due index up to `now_ms`: `(due_ms, user)`
@@ -433,7 +476,6 @@ pub(crate) fn settle_due(
         }
     };
     if state.version != set.version() {
-        let newest = timeline::newest_ts(store, user_id)?.unwrap_or(i64::MIN);
         let tags = state.tags.take();
         state = recompute(
             store,
@@ -441,7 +483,7 @@ pub(crate) fn settle_due(
             set,
             offset,
             user_id,
-            (crate::time::MAX_TS_MS, newest),
+            (crate::time::MAX_TS_MS, None),
         )?;
         state.tags = tags;
     }
@@ -461,13 +503,29 @@ pub(crate) fn settle_due(
     Ok(())
 }
 
-/// Deletes every user's state (a rebuild: each is recomputed from the
-/// events when next read or written, or by a backfill).
+/// Marks every user's state stale (a rebuild): each is recomputed from the
+/// events when next read or written, or by a backfill, keeping what the
+/// feed was told of its rule tags. A state that does not decode goes.
 pub(crate) fn clear(store: &Store) -> Result<()> {
-    /// Deletes per write batch while clearing.
+    /// States rewritten per write batch.
     const CLEAR_BATCH_KEYS: usize = 10_000;
-    store.delete_prefix(Cf::Features, &[], CLEAR_BATCH_KEYS)?;
-    Ok(())
+    let mut batch = Batch::new();
+    for item in store.range(Cf::Features, &[], None)? {
+        let (k, v) = item?;
+        match decode_value::<UserState>(Cf::Features, &k, &v) {
+            // (no set has version 0 once a definition was made)
+            Ok(mut s) => {
+                s.version = 0;
+                s.slots.clear();
+                batch.put(Cf::Features, k.to_vec(), codec::encode(&s)?);
+            }
+            Err(_) => batch.delete(Cf::Features, k.to_vec()),
+        }
+        if batch.len() >= CLEAR_BATCH_KEYS {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    store.write(batch)
 }
 
 /// Checks every stored state against a recomputation from the events:
@@ -516,7 +574,7 @@ pub(crate) fn check(
             set,
             offset,
             user_id,
-            (crate::time::MAX_TS_MS, at),
+            (crate::time::MAX_TS_MS, None),
         )?;
         if fresh.anchor_ms != at {
             problems.push(format!(
@@ -659,7 +717,10 @@ impl FeatureWrites {
                 // under other definitions, or deleted: from the events,
                 // keeping what was published
                 old => {
-                    let window = (crate::time::MAX_TS_MS, newest);
+                    let window = (
+                        crate::time::MAX_TS_MS,
+                        Some(newest).filter(|n| *n > i64::MIN),
+                    );
                     let mut s = recompute(store, kinds, &self.set, self.offset, user_id, window)?;
                     s.tags = old.and_then(|o| o.tags);
                     s

@@ -476,14 +476,15 @@ pub(crate) fn for_each_event(
 }
 
 /// Calls `f` with the key and value of every event of `user_id` with
-/// `from_ms <= ts_ms <= to_ms`, newest first (a read of one window of a
-/// user's history: derived per-user state is recomputed from it).
+/// `from_ms <= ts_ms <= to_ms`, newest first, until it returns false (a
+/// read of one window of a user's history: derived per-user state is
+/// recomputed from it).
 pub(crate) fn for_user_events(
     store: &impl Reader,
     user_id: u32,
     from_ms: i64,
     to_ms: i64,
-    mut f: impl FnMut(&EventKey, EventValue) -> Result<()>,
+    mut f: impl FnMut(&EventKey, EventValue) -> Result<bool>,
 ) -> Result<()> {
     if from_ms > to_ms {
         return Ok(());
@@ -492,19 +493,9 @@ pub(crate) fn for_user_events(
     for item in store.read_range(Cf::Events, &start, until)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
-        if key.ts_ms < from_ms {
+        if key.ts_ms < from_ms || !f(&key, decode_event_value(&k, &v)?)? {
             break;
         }
-        f(&key, decode_event_value(&k, &v)?)?;
     }
     Ok(())
-}
-
-/// The instant of `user_id`'s newest event, if it has one.
-pub(crate) fn newest_ts(store: &impl Reader, user_id: u32) -> Result<Option<i64>> {
-    let (start, until) = newest_first_bounds(user_id, crate::time::MAX_TS_MS + 1);
-    match store.read_range(Cf::Events, &start, until)?.next() {
-        None => Ok(None),
-        Some(item) => Ok(Some(EventKey::decode(Cf::Events.name(), &item?.0)?.ts_ms)),
-    }
 }

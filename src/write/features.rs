@@ -112,8 +112,10 @@ impl Writer<'_> {
             let set = self.features.read().clone();
             let mut batch = Batch::new();
             let offset = self.store.settings().utc_offset_minutes;
-            done +=
-                features::recompute_into(self.store, self.kinds, &set, offset, &users, &mut batch)?;
+            let clock_ms = self.clock.read().now_ms;
+            done += features::recompute_into(
+                self.store, self.kinds, &set, offset, &users, clock_ms, &mut batch,
+            )?;
             self.store.write(batch)?;
         }
     }
