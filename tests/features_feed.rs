@@ -26,8 +26,10 @@ enum Step {
     Advance,
 }
 
-fn setup() -> impl Strategy<Value = (Vec<Definition>, Vec<(String, Cond, bool)>, Vec<(i64, Step)>)>
-{
+/// Definitions, rules `(tag, condition, keyed)` and `(gap, step)`s.
+type Case = (Vec<Definition>, Vec<(String, Cond, bool)>, Vec<(i64, Step)>);
+
+fn setup() -> impl Strategy<Value = Case> {
     (1usize..4)
         .prop_flat_map(|n| (0..n).map(definition).collect::<Vec<_>>())
         .prop_filter("a rule needs a number", |defs| {

@@ -125,7 +125,10 @@ fn check(db: &Db, m: &Model, defs: &[Definition], rules: &Rules, extra: i64) {
     }
 }
 
-fn setup() -> impl Strategy<Value = (Vec<Definition>, Vec<(String, Cond, bool)>, Vec<Step>)> {
+/// Definitions, rules `(tag, condition, keyed)` and steps.
+type Case = (Vec<Definition>, Vec<(String, Cond, bool)>, Vec<Step>);
+
+fn setup() -> impl Strategy<Value = Case> {
     (1usize..6)
         .prop_flat_map(|n| (0..n).map(definition).collect::<Vec<_>>())
         .prop_flat_map(|defs| {
@@ -265,7 +268,8 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<Step>
                 {
                     continue; // the rules reading it would no longer parse
                 }
-                db.define_features(&[d.clone()], &[]).expect("redefine");
+                db.define_features(std::slice::from_ref(&d), &[])
+                    .expect("redefine");
                 defs[i] = d;
             }
             Step::Read(t) => last_read = t,

@@ -156,6 +156,16 @@
         interaction: { mode: "index", intersect: false } });
   }
 
+  // Rule tags (docs/features.md): users holding each at the end of each day.
+  var tagDays = rows("rule_tags_by_day");
+  var tagNames = tagDays.length ? Object.keys(tagDays[0]).filter(function (k) { return k !== "day"; }) : [];
+  if (tagNames.length) {
+    chart("rule_tags", "Users holding each rule tag at the end of each day", "line", tagDays.map(function (r) { return r.day; }),
+      tagNames.map(function (k, i) { return series(tagDays, k, i); }),
+      { scales: { x: { ticks: { maxTicksLimit: 12 } }, y: { beginAtZero: true, title: { display: true, text: "users" } } },
+        interaction: { mode: "index", intersect: false } });
+  }
+
   var sharers = rows("top_sharers");
   if (sharers.length) {
     chart("sharers", "Top sharers by attributed signups", "bar", sharers.map(function (r) { return r.user; }),

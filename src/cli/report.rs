@@ -41,6 +41,7 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],
         "stage_transitions": super::feed::transitions(db, from, to, None)?,
         "tiers_by_day": tiers_by_day(db, from, to)?,
+        "rule_tags_by_day": rule_tags_by_day(db, from, to)?,
         "utc_offset": utc_offset(db.settings().utc_offset_minutes),
         "experiments": super::experiments::report_data(db, to)?,
     }))
@@ -100,6 +101,32 @@ fn tiers_by_day(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         })
         .collect();
     Ok(Value::Array(rows))
+}
+
+/// Users holding each rule tag at the end of each day: a row per day, a
+/// column per tag held on any day (docs/features.md).
+fn rule_tags_by_day(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
+    if to < from {
+        return Ok(json!([]));
+    }
+    let rows = db.rule_tags_by_day(from, to)?;
+    let tags: std::collections::BTreeSet<&String> =
+        rows.iter().flat_map(|(_, c)| c.keys()).collect();
+    let out = rows
+        .iter()
+        .map(|(day, counts)| {
+            let mut row = serde_json::Map::new();
+            row.insert("day".into(), json!(crate::time::format_day(*day)));
+            for tag in &tags {
+                row.insert(
+                    (*tag).clone(),
+                    json!(counts.get(*tag).copied().unwrap_or(0)),
+                );
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Ok(Value::Array(out))
 }
 
 /// `±HH:MM`.

@@ -63,6 +63,41 @@ impl Db {
         self.writer().backfill_features()
     }
 
+    /// How many users hold each rule tag at the end of each local day of
+    /// `from..=to`: a row per day. Reads every user's events once (for
+    /// reports; a segment answers one instant).
+    pub fn rule_tags_by_day(
+        &self,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, std::collections::BTreeMap<String, u64>)>> {
+        let days = usize::try_from(i64::from(to) - i64::from(from) + 1).unwrap_or(0);
+        crate::error::InputError::check_count("days", days, 3_660)?;
+        let snap = self.snapshot();
+        let offset = self.store.settings().utc_offset_minutes;
+        let mut rows: Vec<(i32, std::collections::BTreeMap<String, u64>)> =
+            (from..=to).map(|d| (d, Default::default())).collect();
+        if snap.features.rules().is_empty() {
+            return Ok(rows);
+        }
+        for user_id in &users::all_users(&snap.view)? {
+            let by_day = features::tags_by_day(
+                &snap.view,
+                &self.kinds,
+                &snap.features,
+                offset,
+                user_id,
+                (from, to),
+            )?;
+            for ((_, counts), tags) in rows.iter_mut().zip(by_day) {
+                for tag in tags {
+                    *counts.entry(tag).or_default() += 1;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
     /// `user`'s features and rule tags at `at_ms` (any instant: at or after
     /// its newest event from its state, before it recomputed from its
     /// events).

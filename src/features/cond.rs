@@ -94,10 +94,8 @@ enum Token {
 
 fn tokens(text: &str) -> Result<Vec<Token>, String> {
     let mut out = Vec::new();
-    let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
+    while let Some(c) = text[i..].chars().next() {
         let rest = &text[i..];
         if c.is_ascii_whitespace() {
             i += 1;
@@ -109,12 +107,12 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
             (_, "<=") => (Token::Op(CmpOp::Le), 2),
             (_, "==") => (Token::Op(CmpOp::Eq), 2),
             (_, "!=") => (Token::Op(CmpOp::Ne), 2),
-            (b'>', _) => (Token::Op(CmpOp::Gt), 1),
-            (b'<', _) => (Token::Op(CmpOp::Lt), 1),
-            (b'(', _) => (Token::Open, 1),
-            (b')', _) => (Token::Close, 1),
+            ('>', _) => (Token::Op(CmpOp::Gt), 1),
+            ('<', _) => (Token::Op(CmpOp::Lt), 1),
+            ('(', _) => (Token::Open, 1),
+            (')', _) => (Token::Close, 1),
             _ if rest.starts_with("[key]") => (Token::Key, 5),
-            _ if c.is_ascii_digit() || c == b'-' || c == b'.' => {
+            _ if c.is_ascii_digit() || c == '-' || c == '.' => {
                 let len = rest
                     .find(|ch: char| !(ch.is_ascii_digit() || "-.eE+".contains(ch)))
                     .unwrap_or(rest.len());
@@ -126,7 +124,7 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
                 }
                 (Token::Num(n), len)
             }
-            _ if c.is_ascii_lowercase() || c == b'_' => {
+            _ if c.is_ascii_lowercase() || c == '_' => {
                 let len = rest
                     .find(|ch: char| !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'))
                     .unwrap_or(rest.len());
@@ -139,7 +137,7 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
                 };
                 (t, len)
             }
-            _ => return Err(format!("unexpected {:?} at byte {i}", char::from(c))),
+            _ => return Err(format!("unexpected {c:?} at byte {i}")),
         };
         out.push(token);
         i += len;

@@ -351,8 +351,8 @@ fn check_name(field: &'static str, name: &str) -> Result<(), InputError> {
         ));
     }
     if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     {
         return Err(InputError::new(
             field,

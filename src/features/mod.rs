@@ -16,12 +16,10 @@ mod cond;
 mod defs;
 #[cfg(feature = "json")]
 pub mod json;
+mod maintain;
 mod publish;
 mod state;
-
-use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
+mod writes;
 
 pub use acc::FeatureValue;
 pub use defs::{
@@ -39,7 +37,7 @@ use crate::error::{Error, InputError, Problem, Result};
 use crate::keys::{self, meta};
 use crate::kinds::KindRegistry;
 use crate::store::{decode_value, Batch, Cf, Reader, Store};
-use crate::timeline::{self, Event, StoredProp};
+use crate::timeline::{self, StoredProp};
 
 /// A store's definitions and tag rules, checked and ready to evaluate.
 #[derive(Debug, Clone, Default)]
@@ -237,7 +235,7 @@ impl Features {
 }
 
 /// Reads the state of `user_id` (`None`: none kept).
-fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<UserState>> {
+pub(super) fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<UserState>> {
     let key = keys::user(user_id);
     match reader.read_raw(Cf::Features, &key)? {
         None => Ok(None),
@@ -248,7 +246,7 @@ fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<UserState>> {
 /// The state of `user_id` recomputed from its events up to `t`, reading
 /// only those a state as of `needs_at` or later still needs (`None`: as
 /// of its newest event a definition reads, found on the way).
-fn recompute(
+pub(super) fn recompute(
     reader: &impl Reader,
     kinds: &KindRegistry,
     set: &FeatureSet,
@@ -289,6 +287,9 @@ fn recompute(
     Ok(state)
 }
 
+/// Every feature's value (and whether a cap cut it), and the rule tags.
+pub(crate) type Reading = (Vec<(FeatureValue, bool)>, Vec<String>);
+
 /// `user_id`'s feature values and rule tags at `t`: from its state when it
 /// is current and `t` is at or after its newest event, else recomputed.
 pub(crate) fn read(
@@ -298,7 +299,7 @@ pub(crate) fn read(
     offset: i32,
     user_id: u32,
     t: i64,
-) -> Result<(Vec<(FeatureValue, bool)>, Vec<String>)> {
+) -> Result<Reading> {
     let state = match load_state(reader, user_id)? {
         Some(s) if s.version == set.version() && t >= s.anchor_ms => s,
         _ => recompute(reader, kinds, set, offset, user_id, (t, Some(t)))?,
@@ -336,450 +337,7 @@ pub(crate) fn features(
     Ok(out)
 }
 
-/// A step of the backfill: of the users after `after` (ids, ascending), at
-/// most `step`, those whose state is missing or of another version, with
-/// their names; and the last id looked at (`None`: none was left).
-pub(crate) fn stale_users(
-    store: &Store,
-    set: &FeatureSet,
-    after: Option<u32>,
-    step: usize,
-) -> Result<(Vec<(u32, String)>, Option<u32>)> {
-    let all = crate::users::all_users(store)?;
-    let from = after.map_or(0, |a| a.saturating_add(1));
-    if after == Some(u32::MAX) {
-        return Ok((Vec::new(), None));
-    }
-    let ids: std::collections::BTreeSet<u32> = all.range(from..).take(step).collect();
-    let last = ids.last().copied();
-    let mut stale = std::collections::BTreeSet::new();
-    for id in &ids {
-        if load_state(store, *id)?.is_none_or(|s| s.version != set.version()) {
-            stale.insert(*id);
-        }
-    }
-    let names = crate::users::names_of(store, &stale)?;
-    let mut out: Vec<(u32, String)> = names.into_iter().collect();
-    out.sort_unstable();
-    Ok((out, last))
-}
-
-/// Recomputes the state of each of `users` still missing or of another
-/// version into `batch` (the caller holds their stripes); returns how many.
-pub(crate) fn recompute_into(
-    store: &Store,
-    kinds: &KindRegistry,
-    set: &FeatureSet,
-    offset: i32,
-    users: &[(u32, String)],
-    clock_ms: Option<i64>,
-    batch: &mut Batch,
-) -> Result<u64> {
-    let mut n = 0;
-    for (user_id, _) in users {
-        let old = load_state(store, *user_id)?;
-        if old.as_ref().is_some_and(|s| s.version == set.version()) {
-            continue;
-        }
-        let window = (crate::time::MAX_TS_MS, None);
-        let mut state = recompute(store, kinds, set, offset, *user_id, window)?;
-        // what was published under the older definitions changes at the base
-        state.tags = old.and_then(|o| o.tags);
-        let walk = publish::Walk {
-            set,
-            offset,
-            user_id: *user_id,
-            cause: crate::feed::StageCause::Definitions,
-        };
-        settle(&walk, &mut state, &[], (clock_ms, i64::MAX), batch)?;
-        state.trim(set, offset);
-        batch.put(
-            Cf::Features,
-            keys::user(*user_id),
-            encode_state(&mut state)?,
-        );
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// The users holding rule tag `tag` at `t`, each evaluated at `t` (from
-/// its state, or its events): exact at any instant, a read per user. Empty
-/// when no rule can give the tag.
-pub(crate) fn holders(
-    reader: &impl Reader,
-    kinds: &KindRegistry,
-    set: &FeatureSet,
-    offset: i32,
-    tag: &str,
-    t: i64,
-) -> Result<roaring::RoaringBitmap> {
-    let mut out = roaring::RoaringBitmap::new();
-    if !set.rules().iter().any(|r| r.could_give(tag)) {
-        return Ok(out);
-    }
-    for user_id in &crate::users::all_users(reader)? {
-        let (_, tags) = read(reader, kinds, set, offset, user_id, t)?;
-        if tags.binary_search_by(|x| x.as_str().cmp(tag)).is_ok() {
-            out.insert(user_id);
-        }
-    }
-    Ok(out)
-}
-
-/// A page of the rule-tag due index up to `now_ms`: `(due_ms, user)`
-/// after the key `after`, at most `limit`.
-pub(crate) fn due_page(
-    store: &Store,
-    now_ms: i64,
-    after: Option<&[u8]>,
-    limit: usize,
-) -> Result<Vec<(Vec<u8>, i64, u32)>> {
-    let from = keys::resume_at(&[crate::keys::feed::TAG_DUE], after);
-    let until = crate::keys::feed::tag_due_until(now_ms);
-    let mut out = Vec::new();
-    for item in store.range(Cf::Feed, &from, Some(until))? {
-        let (k, _) = item?;
-        let (due, user) =
-            crate::keys::feed::parse_tag_due(&k).ok_or_else(|| crate::error::CorruptionError {
-                cf: Cf::Feed.name(),
-                what: "key",
-                key: k.to_vec(),
-                reason: "rule-tag due key does not decode".into(),
-            })?;
-        out.push((k.to_vec(), due, user));
-        if out.len() >= limit {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// Walks the rule tags of `user_id` (met in the due index at `due_ms`) to
-/// `now_ms` into `batch`, cause `time` (the caller holds its stripe).
-pub(crate) fn settle_due(
-    store: &Store,
-    kinds: &KindRegistry,
-    set: &FeatureSet,
-    (user_id, due_ms): (u32, i64),
-    now_ms: i64,
-    batch: &mut Batch,
-) -> Result<()> {
-    let offset = store.settings().utc_offset_minutes;
-    let mut state = match load_state(store, user_id)? {
-        Some(s) if s.tags.as_ref().is_some_and(|t| t.due_ms == Some(due_ms)) => s,
-        // a key the user's state does not own (left by a crash of
-        // nothing: keys and states change in one write) is dropped
-        _ => {
-            batch.delete(Cf::Feed, crate::keys::feed::tag_due(due_ms, user_id));
-            return Ok(());
-        }
-    };
-    if state.version != set.version() {
-        let tags = state.tags.take();
-        state = recompute(
-            store,
-            kinds,
-            set,
-            offset,
-            user_id,
-            (crate::time::MAX_TS_MS, None),
-        )?;
-        state.tags = tags;
-    }
-    let walk = publish::Walk {
-        set,
-        offset,
-        user_id,
-        cause: crate::feed::StageCause::Time,
-    };
-    if set.rules().is_empty() {
-        walk.end(&mut state, batch)?;
-    } else {
-        walk.advance(&mut state, now_ms, batch)?;
-    }
-    state.trim(set, offset);
-    batch.put(Cf::Features, keys::user(user_id), encode_state(&mut state)?);
-    Ok(())
-}
-
-/// Marks every user's state stale (a rebuild): each is recomputed from the
-/// events when next read or written, or by a backfill, keeping what the
-/// feed was told of its rule tags. A state that does not decode goes.
-pub(crate) fn clear(store: &Store) -> Result<()> {
-    /// States rewritten per write batch.
-    const CLEAR_BATCH_KEYS: usize = 10_000;
-    let mut batch = Batch::new();
-    for item in store.range(Cf::Features, &[], None)? {
-        let (k, v) = item?;
-        match decode_value::<UserState>(Cf::Features, &k, &v) {
-            // (no set has version 0 once a definition was made)
-            Ok(mut s) => {
-                s.version = 0;
-                s.slots.clear();
-                batch.put(Cf::Features, k.to_vec(), codec::encode(&s)?);
-            }
-            Err(_) => batch.delete(Cf::Features, k.to_vec()),
-        }
-        if batch.len() >= CLEAR_BATCH_KEYS {
-            store.write(std::mem::take(&mut batch))?;
-        }
-    }
-    store.write(batch)
-}
-
-/// Checks every stored state against a recomputation from the events:
-/// a state of the definitions in force must answer, at its anchor, what
-/// the events answer (states of older definitions are recomputed when
-/// read, and only counted). Returns the problems found and the states read.
-pub(crate) fn check(
-    store: &Store,
-    kinds: &KindRegistry,
-    set: &FeatureSet,
-    users: &dyn Fn(u32) -> bool,
-) -> Result<(Vec<String>, u64)> {
-    let offset = store.settings().utc_offset_minutes;
-    let mut problems = Vec::new();
-    let mut read = 0;
-    for item in store.range(Cf::Features, &[], None)? {
-        let (k, v) = item?;
-        read += 1;
-        let user_id = match keys::user_of(Cf::Features.name(), &k) {
-            Ok(id) if k.len() == keys::USER_BYTES => id,
-            _ => {
-                problems.push(format!("features: malformed key {k:?}"));
-                continue;
-            }
-        };
-        if !users(user_id) {
-            problems.push(format!(
-                "features: a state of user id {user_id}, which does not exist"
-            ));
-            continue;
-        }
-        let stored: UserState = match decode_value(Cf::Features, &k, &v) {
-            Ok(s) => s,
-            Err(e) => {
-                problems.push(e.to_string());
-                continue;
-            }
-        };
-        if stored.version != set.version() {
-            continue;
-        }
-        let at = stored.anchor_ms;
-        let fresh = recompute(
-            store,
-            kinds,
-            set,
-            offset,
-            user_id,
-            (crate::time::MAX_TS_MS, None),
-        )?;
-        if fresh.anchor_ms != at {
-            problems.push(format!(
-                "features of user id {user_id}: state as of {at}, newest event at {}",
-                fresh.anchor_ms
-            ));
-            continue;
-        }
-        let (got, want) = (
-            stored.values(set, at, offset),
-            fresh.values(set, at, offset),
-        );
-        for (d, (g, w)) in set.defs().iter().zip(got.iter().zip(&want)) {
-            // (a cut value counts what was kept; another order of arrival
-            // keeps other keys)
-            if g != w && !g.1 && !w.1 {
-                problems.push(format!(
-                    "feature {} of user id {user_id} at {at}: stored {:?}, the events give {:?}",
-                    d.name, g.0, w.0
-                ));
-            }
-        }
-    }
-    Ok((problems, read))
-}
-
-/// Deletes `user_id`'s state (erasure, or merged away: `cause`), ending
-/// its published rule tags.
-pub(crate) fn erase(
-    store: &Store,
-    batch: &mut Batch,
-    user_id: u32,
-    cause: crate::feed::StageCause,
-) -> Result<()> {
-    if let Some(mut state) = load_state(store, user_id)? {
-        publish::end(&mut state, user_id, cause, batch)?;
-    }
-    batch.delete(Cf::Features, keys::user(user_id));
-    Ok(())
-}
-
-/// One event as kept until the write's end.
-struct Pending {
-    ts_ms: i64,
-    seq: u32,
-    kind: String,
-    amount_minor: Option<i64>,
-    properties: Vec<(String, StoredProp)>,
-}
-
-/// The feature side of one write: the events of each user, applied to its
-/// state at the write's end (one read and one put per user).
-pub(crate) struct FeatureWrites {
-    set: Arc<FeatureSet>,
-    offset: i32,
-    /// The feed's clock, and why this write changes tags.
-    clock_ms: Option<i64>,
-    cause: crate::feed::StageCause,
-    users: FxHashMap<u32, PendingUser>,
-}
-
-/// One user's part of a write.
-struct PendingUser {
-    /// The user is new in this write.
-    new: bool,
-    /// The write's earliest event of the user, of any kind.
-    first_ms: i64,
-    events: Vec<Pending>,
-}
-
-impl FeatureWrites {
-    /// The feature side of a write under `set`.
-    pub fn new(
-        set: Arc<FeatureSet>,
-        offset: i32,
-        clock_ms: Option<i64>,
-        cause: crate::feed::StageCause,
-    ) -> Self {
-        FeatureWrites {
-            set,
-            offset,
-            clock_ms,
-            cause,
-            users: FxHashMap::default(),
-        }
-    }
-
-    /// The set this write computes under.
-    pub fn set(&self) -> &Arc<FeatureSet> {
-        &self.set
-    }
-
-    /// Keeps `e` (recorded as `seq` of `user_id`; `new`: the user is new
-    /// in this write) if a definition reads its kind.
-    pub fn add(&mut self, user_id: u32, new: bool, seq: u32, e: &Event) {
-        let reads = self.set.reads_kind(e.kind.as_str());
-        // (a new user gets its state, and the rule tags of no events, from
-        // its first event of any kind)
-        if !reads && !(new || self.users.contains_key(&user_id)) {
-            return;
-        }
-        let entry = self.users.entry(user_id).or_insert(PendingUser {
-            new,
-            first_ms: e.ts_ms,
-            events: Vec::new(),
-        });
-        entry.first_ms = entry.first_ms.min(e.ts_ms);
-        if !reads {
-            return;
-        }
-        entry.events.push(Pending {
-            ts_ms: e.ts_ms,
-            seq,
-            kind: e.kind.as_str().to_owned(),
-            amount_minor: e.amount_minor,
-            properties: e
-                .properties
-                .iter()
-                .map(|(k, v)| (k.clone(), v.into()))
-                .collect(),
-        });
-    }
-
-    /// Puts each user's new state, and the rule-tag changes it makes,
-    /// into `batch`.
-    pub fn finish(self, store: &Store, kinds: &KindRegistry, batch: &mut Batch) -> Result<()> {
-        let mut users: Vec<_> = self.users.into_iter().collect();
-        users.sort_unstable_by_key(|(u, _)| *u);
-        for (user_id, pending) in users {
-            let PendingUser {
-                new,
-                first_ms,
-                mut events,
-            } = pending;
-            events.sort_by_key(|e| (e.ts_ms, e.seq));
-            let newest = events.last().map_or(i64::MIN, |e| e.ts_ms);
-            let mut state = match load_state(store, user_id)? {
-                Some(s) if s.version == self.set.version() => s,
-                _ if new => UserState::new(&self.set),
-                // under other definitions, or deleted: from the events,
-                // keeping what was published
-                old => {
-                    let window = (
-                        crate::time::MAX_TS_MS,
-                        Some(newest).filter(|n| *n > i64::MIN),
-                    );
-                    let mut s = recompute(store, kinds, &self.set, self.offset, user_id, window)?;
-                    s.tags = old.and_then(|o| o.tags);
-                    s
-                }
-            };
-            let inputs: Vec<Input<'_>> = events
-                .iter()
-                .map(|e| Input {
-                    ts_ms: e.ts_ms,
-                    seq: e.seq,
-                    kind: &e.kind,
-                    amount_minor: e.amount_minor,
-                    properties: &e.properties,
-                })
-                .collect();
-            let walk = publish::Walk {
-                set: &self.set,
-                offset: self.offset,
-                user_id,
-                cause: self.cause,
-            };
-            settle(&walk, &mut state, &inputs, (self.clock_ms, first_ms), batch)?;
-            state.trim(&self.set, self.offset);
-            batch.put(Cf::Features, keys::user(user_id), encode_state(&mut state)?);
-        }
-        Ok(())
-    }
-}
-
-/// Applies `inputs` to `state`, publishing the rule-tag changes (no rule:
-/// ends what was published under earlier rules).
-fn settle(
-    walk: &publish::Walk<'_>,
-    state: &mut UserState,
-    inputs: &[Input<'_>],
-    (clock_ms, first_ms): (Option<i64>, i64),
-    batch: &mut Batch,
-) -> Result<()> {
-    if walk.set.rules().is_empty() {
-        if state.tags.is_some() {
-            let ending = publish::Walk {
-                cause: crate::feed::StageCause::Definitions,
-                ..*walk
-            };
-            ending.end(state, batch)?;
-        }
-        inputs.iter().for_each(|e| state.apply(walk.set, e));
-        return Ok(());
-    }
-    walk.write(state, inputs, (clock_ms, first_ms), batch)
-}
-
-/// Encodes a state, shedding its oldest window contributions until it fits
-/// the value limit.
-fn encode_state(state: &mut UserState) -> Result<Vec<u8>> {
-    loop {
-        match codec::encode(&*state) {
-            Err(Error::ValueTooLarge { .. }) if state.shed() => continue,
-            other => return other,
-        }
-    }
-}
+pub(crate) use maintain::{
+    check, clear, due_page, erase, holders, recompute_into, settle_due, stale_users, tags_by_day,
+};
+pub(crate) use writes::FeatureWrites;

@@ -430,6 +430,17 @@ impl From<StoredProp> for PropValue {
     }
 }
 
+impl From<&PropValue> for StoredProp {
+    fn from(v: &PropValue) -> Self {
+        match v {
+            PropValue::Bool(b) => StoredProp::Bool(*b),
+            PropValue::Int(i) => StoredProp::Int(*i),
+            PropValue::Float(f) => StoredProp::Float(*f),
+            PropValue::Str(s) => StoredProp::Str(s.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,16 +476,5 @@ mod tests {
         let a = crate::codec::encode(&owned).unwrap_or_default();
         assert_eq!(crate::codec::encode(&borrowed).unwrap_or_default(), a);
         assert!(!a.is_empty());
-    }
-}
-
-impl From<&PropValue> for StoredProp {
-    fn from(v: &PropValue) -> Self {
-        match v {
-            PropValue::Bool(b) => StoredProp::Bool(*b),
-            PropValue::Int(i) => StoredProp::Int(*i),
-            PropValue::Float(f) => StoredProp::Float(*f),
-            PropValue::Str(s) => StoredProp::Str(s.clone()),
-        }
     }
 }

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+mod features;
 mod social;
 
 use super::Cli;
@@ -40,6 +41,8 @@ struct SimUser {
     /// The variant of the `checkout` experiment the user is assigned:
     /// the one-page checkout (else the control).
     one_page: bool,
+    /// The category it browses most (`features::CATEGORIES`).
+    favourite: usize,
 }
 
 /// The `checkout` experiment starts a third into the simulated period:
@@ -119,6 +122,7 @@ fn session(
         }
     }
     let views = rng.random_range(1..8);
+    let mut last = features::CATEGORIES[u.favourite];
     for _ in 0..views {
         t += rng.random_range(5_000..120_000);
         let kind = if rng.random_bool(0.25) {
@@ -127,6 +131,8 @@ fn session(
             "view"
         };
         push(kind, t, None, out);
+        last = features::pick(rng, u.favourite);
+        features::label(out, last);
     }
     let cart_p = match u.persona {
         Persona::Browser => 0.08,
@@ -137,11 +143,13 @@ fn session(
     if rng.random_bool(cart_p) {
         t += rng.random_range(5_000..60_000);
         push("add_to_cart", t, None, out);
+        features::label(out, last);
         let buy_p = if exposed && u.one_page { 0.62 } else { 0.55 };
         if rng.random_bool(buy_p) {
             t += rng.random_range(30_000..600_000);
             let amount = rng.random_range(500..25_000);
             push("purchase", t, Some(amount), out);
+            features::label(out, last);
             if rng.random_bool(0.04) {
                 push("refund", t + 3 * DAY_MS, Some(amount), out);
             } else if rng.random_bool(0.15) {
@@ -224,6 +232,7 @@ pub(super) fn run(
     let days = days.clamp(1, 3_650);
     let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
     db.set_ledger_settings(loyalty())?;
+    features::define(&db)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
@@ -241,6 +250,7 @@ pub(super) fn run(
                 signup_day,
                 churn_day,
                 one_page: rng.random_bool(0.5),
+                favourite: rng.random_range(0..features::CATEGORIES.len()),
             }
         })
         .collect();
@@ -376,6 +386,7 @@ report: {}",
     println!("\nnext, try:");
     if let Some(name) = &loyal_name {
         println!("  stickydb --db {store} user {name}");
+        println!("  stickydb --db {store} features get {name} --json");
     }
     println!("  stickydb --db {store} metrics active --from {from} --to {to}");
     println!("  stickydb --db {store} retention --period week --from {from} --to {to}");
@@ -539,6 +550,7 @@ fn summary(
         println!("  {expr:<40} {:>8} users", db.segment(&seg, end_ms)?.len());
     }
 
+    features::summary(db, end_ms)?;
     social::summary(db, days, end_ms)?;
     super::experiments::demo_summary(db, EXPERIMENT, db.local_day(end_ms - 1))?;
 

@@ -1,0 +1,343 @@
+//! Keeping the states right beyond the write path: the backfill, the
+//! rule-tag due index and `advance`, segments' rule-tag holders, a
+//! rebuild's clear, `verify`, erasure.
+
+use super::publish;
+use super::state::UserState;
+use super::writes::{encode_state, settle};
+use super::{load_state, read, recompute, FeatureSet};
+use crate::codec;
+use crate::error::Result;
+use crate::keys;
+use crate::kinds::KindRegistry;
+use crate::store::{decode_value, Batch, Cf, Reader, Store};
+
+/// Users of a backfill step `(id, name)`, and the last id looked at.
+pub(crate) type StaleStep = (Vec<(u32, String)>, Option<u32>);
+
+/// A step of the backfill: of the users after `after` (ids, ascending), at
+/// most `step`, those whose state is missing or of another version, with
+/// their names; and the last id looked at (`None`: none was left).
+pub(crate) fn stale_users(
+    store: &Store,
+    set: &FeatureSet,
+    after: Option<u32>,
+    step: usize,
+) -> Result<StaleStep> {
+    let all = crate::users::all_users(store)?;
+    let from = after.map_or(0, |a| a.saturating_add(1));
+    if after == Some(u32::MAX) {
+        return Ok((Vec::new(), None));
+    }
+    let ids: std::collections::BTreeSet<u32> = all.range(from..).take(step).collect();
+    let last = ids.last().copied();
+    let mut stale = std::collections::BTreeSet::new();
+    for id in &ids {
+        if load_state(store, *id)?.is_none_or(|s| s.version != set.version()) {
+            stale.insert(*id);
+        }
+    }
+    let names = crate::users::names_of(store, &stale)?;
+    let mut out: Vec<(u32, String)> = names.into_iter().collect();
+    out.sort_unstable();
+    Ok((out, last))
+}
+
+/// Recomputes the state of each of `users` still missing or of another
+/// version into `batch` (the caller holds their stripes); returns how many.
+pub(crate) fn recompute_into(
+    store: &Store,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    offset: i32,
+    users: &[(u32, String)],
+    clock_ms: Option<i64>,
+    batch: &mut Batch,
+) -> Result<u64> {
+    let mut n = 0;
+    for (user_id, _) in users {
+        let old = load_state(store, *user_id)?;
+        if old.as_ref().is_some_and(|s| s.version == set.version()) {
+            continue;
+        }
+        let window = (crate::time::MAX_TS_MS, None);
+        let mut state = recompute(store, kinds, set, offset, *user_id, window)?;
+        // what was published under the older definitions changes at the base
+        state.tags = old.and_then(|o| o.tags);
+        let walk = publish::Walk {
+            set,
+            offset,
+            user_id: *user_id,
+            cause: crate::feed::StageCause::Definitions,
+        };
+        settle(&walk, &mut state, &[], (clock_ms, i64::MAX), batch)?;
+        state.trim(set, offset);
+        batch.put(
+            Cf::Features,
+            keys::user(*user_id),
+            encode_state(&mut state)?,
+        );
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The users holding rule tag `tag` at `t`, each evaluated at `t` (from
+/// its state, or its events): exact at any instant, a read per user. Empty
+/// when no rule can give the tag.
+pub(crate) fn holders(
+    reader: &impl Reader,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    offset: i32,
+    tag: &str,
+    t: i64,
+) -> Result<roaring::RoaringBitmap> {
+    let mut out = roaring::RoaringBitmap::new();
+    if !set.rules().iter().any(|r| r.could_give(tag)) {
+        return Ok(out);
+    }
+    for user_id in &crate::users::all_users(reader)? {
+        let (_, tags) = read(reader, kinds, set, offset, user_id, t)?;
+        if tags.binary_search_by(|x| x.as_str().cmp(tag)).is_ok() {
+            out.insert(user_id);
+        }
+    }
+    Ok(out)
+}
+
+/// A page of the rule-tag due index up to `now_ms`: `(due_ms, user)`
+/// after the key `after`, at most `limit`.
+pub(crate) fn due_page(
+    store: &Store,
+    now_ms: i64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, i64, u32)>> {
+    let from = keys::resume_at(&[crate::keys::feed::TAG_DUE], after);
+    let until = crate::keys::feed::tag_due_until(now_ms);
+    let mut out = Vec::new();
+    for item in store.range(Cf::Feed, &from, Some(until))? {
+        let (k, _) = item?;
+        let (due, user) =
+            crate::keys::feed::parse_tag_due(&k).ok_or_else(|| crate::error::CorruptionError {
+                cf: Cf::Feed.name(),
+                what: "key",
+                key: k.to_vec(),
+                reason: "rule-tag due key does not decode".into(),
+            })?;
+        out.push((k.to_vec(), due, user));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Walks the rule tags of `user_id` (met in the due index at `due_ms`) to
+/// `now_ms` into `batch`, cause `time` (the caller holds its stripe).
+pub(crate) fn settle_due(
+    store: &Store,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    (user_id, due_ms): (u32, i64),
+    now_ms: i64,
+    batch: &mut Batch,
+) -> Result<()> {
+    let offset = store.settings().utc_offset_minutes;
+    let mut state = match load_state(store, user_id)? {
+        Some(s) if s.tags.as_ref().is_some_and(|t| t.due_ms == Some(due_ms)) => s,
+        // a key the user's state does not own (left by a crash of
+        // nothing: keys and states change in one write) is dropped
+        _ => {
+            batch.delete(Cf::Feed, crate::keys::feed::tag_due(due_ms, user_id));
+            return Ok(());
+        }
+    };
+    if state.version != set.version() {
+        let tags = state.tags.take();
+        state = recompute(
+            store,
+            kinds,
+            set,
+            offset,
+            user_id,
+            (crate::time::MAX_TS_MS, None),
+        )?;
+        state.tags = tags;
+    }
+    let walk = publish::Walk {
+        set,
+        offset,
+        user_id,
+        cause: crate::feed::StageCause::Time,
+    };
+    if set.rules().is_empty() {
+        walk.end(&mut state, batch)?;
+    } else {
+        walk.advance(&mut state, now_ms, batch)?;
+    }
+    state.trim(set, offset);
+    batch.put(Cf::Features, keys::user(user_id), encode_state(&mut state)?);
+    Ok(())
+}
+
+/// Marks every user's state stale (a rebuild): each is recomputed from the
+/// events when next read or written, or by a backfill, keeping what the
+/// feed was told of its rule tags. A state that does not decode goes.
+pub(crate) fn clear(store: &Store) -> Result<()> {
+    /// States rewritten per write batch.
+    const CLEAR_BATCH_KEYS: usize = 10_000;
+    let mut batch = Batch::new();
+    for item in store.range(Cf::Features, &[], None)? {
+        let (k, v) = item?;
+        match decode_value::<UserState>(Cf::Features, &k, &v) {
+            // (no set has version 0 once a definition was made)
+            Ok(mut s) => {
+                s.version = 0;
+                s.slots.clear();
+                batch.put(Cf::Features, &k, codec::encode(&s)?);
+            }
+            Err(_) => batch.delete(Cf::Features, &k),
+        }
+        if batch.len() >= CLEAR_BATCH_KEYS {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    store.write(batch)
+}
+
+/// Checks every stored state against a recomputation from the events:
+/// a state of the definitions in force must answer, at its anchor, what
+/// the events answer (states of older definitions are recomputed when
+/// read, and only counted). Returns the problems found and the states read.
+pub(crate) fn check(
+    store: &Store,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    users: &dyn Fn(u32) -> bool,
+) -> Result<(Vec<String>, u64)> {
+    let offset = store.settings().utc_offset_minutes;
+    let mut problems = Vec::new();
+    let mut read = 0;
+    for item in store.range(Cf::Features, &[], None)? {
+        let (k, v) = item?;
+        read += 1;
+        let user_id = match keys::user_of(Cf::Features.name(), &k) {
+            Ok(id) if k.len() == keys::USER_BYTES => id,
+            _ => {
+                problems.push(format!("features: malformed key {k:?}"));
+                continue;
+            }
+        };
+        if !users(user_id) {
+            problems.push(format!(
+                "features: a state of user id {user_id}, which does not exist"
+            ));
+            continue;
+        }
+        let stored: UserState = match decode_value(Cf::Features, &k, &v) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        if stored.version != set.version() {
+            continue;
+        }
+        let at = stored.anchor_ms;
+        let fresh = recompute(
+            store,
+            kinds,
+            set,
+            offset,
+            user_id,
+            (crate::time::MAX_TS_MS, None),
+        )?;
+        if fresh.anchor_ms != at {
+            problems.push(format!(
+                "features of user id {user_id}: state as of {at}, newest event at {}",
+                fresh.anchor_ms
+            ));
+            continue;
+        }
+        let (got, want) = (
+            stored.values(set, at, offset),
+            fresh.values(set, at, offset),
+        );
+        for (d, (g, w)) in set.defs().iter().zip(got.iter().zip(&want)) {
+            // (a cut value counts what was kept; another order of arrival
+            // keeps other keys)
+            if g != w && !g.1 && !w.1 {
+                problems.push(format!(
+                    "feature {} of user id {user_id} at {at}: stored {:?}, the events give {:?}",
+                    d.name, g.0, w.0
+                ));
+            }
+        }
+    }
+    Ok((problems, read))
+}
+
+/// Deletes `user_id`'s state (erasure, or merged away: `cause`), ending
+/// its published rule tags.
+pub(crate) fn erase(
+    store: &Store,
+    batch: &mut Batch,
+    user_id: u32,
+    cause: crate::feed::StageCause,
+) -> Result<()> {
+    if let Some(mut state) = load_state(store, user_id)? {
+        publish::end(&mut state, user_id, cause, batch)?;
+    }
+    batch.delete(Cf::Features, keys::user(user_id));
+    Ok(())
+}
+
+/// `user_id`'s rule tags at the end of each local day of `from..=to` (none
+/// on a day before its first event), from one read of its events.
+pub(crate) fn tags_by_day(
+    reader: &impl Reader,
+    kinds: &KindRegistry,
+    set: &FeatureSet,
+    offset: i32,
+    user_id: u32,
+    (from, to): (i32, i32),
+) -> Result<Vec<Vec<String>>> {
+    let day_end = |d: i32| crate::time::local_midnight_ms(d + 1, offset) - 1;
+    let mut events = Vec::new();
+    crate::timeline::for_user_events(reader, user_id, i64::MIN, day_end(to), |k, v| {
+        let kind = kinds
+            .kind(v.kind_id)
+            .ok_or_else(|| crate::error::Error::internal("an event of an unknown kind"))?;
+        events.push((k.ts_ms, k.seq, kind, v.amount_minor, v.properties));
+        Ok(true)
+    })?;
+    events.reverse();
+    let mut state = UserState::new(set);
+    let mut next = 0;
+    let mut out = Vec::new();
+    for day in from..=to {
+        let t = day_end(day);
+        while let Some((ts_ms, seq, kind, amount_minor, properties)) = events.get(next) {
+            if *ts_ms > t {
+                break;
+            }
+            let input = super::Input {
+                ts_ms: *ts_ms,
+                seq: *seq,
+                kind: kind.as_str(),
+                amount_minor: *amount_minor,
+                properties,
+            };
+            state.apply(set, &input);
+            next += 1;
+        }
+        out.push(match next {
+            0 => Vec::new(),
+            _ => set.tags(&state.values(set, t, offset)),
+        });
+    }
+    Ok(out)
+}
