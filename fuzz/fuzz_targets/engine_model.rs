@@ -183,6 +183,9 @@ fuzz_target!(|ops: Vec<Op>| {
     {
         return;
     }
+    if define_features(&db).is_err() {
+        return;
+    }
     // keyed by the user a name resolves to: (ts, event id)
     let mut events: BTreeMap<String, Vec<(i64, Option<u8>)>> = BTreeMap::new();
     // each name's merge target (an index into USERS), once merged
@@ -517,5 +520,34 @@ fuzz_target!(|ops: Vec<Op>| {
             .collect();
         assert_eq!(got, want);
     }
+    // rule tags in the feed: per user and tag, entered and left alternate
+    let mut held: BTreeMap<(u32, String), bool> = BTreeMap::new();
+    for e in db.feed(0, 100_000).expect("feed") {
+        if let stickydb::Change::Tag { tag, state, .. } = e.record.change {
+            let entered = state == stickydb::feed::TagState::Entered;
+            let was = held.insert((e.record.user_id, tag), entered).unwrap_or(false);
+            assert_ne!(was, entered, "a rule tag {state:?} twice in a row");
+        }
+    }
+    // (verify re-derives every feature state from the events)
     assert!(db.verify().expect("verify").is_clean());
 });
+
+/// Features and rule tags over the events the ops write (docs/features.md):
+/// a sliding window, a calendar window, a lifetime and a last-N one.
+fn define_features(db: &Db) -> Result<u64, Error> {
+    use stickydb::features::{Definition, Op as F, TagRule, Window};
+    let hour = Window::Sliding { ms: 3_600_000 };
+    let defs = [
+        Definition::new("views_1h", ["view"], F::Count, hour),
+        Definition::new("spend_day", ["purchase"], F::Sum, Window::Day).with_field("amount"),
+        Definition::new("last_seen", ["view", "purchase", "sign_in"], F::LastAt, Window::Lifetime),
+        Definition::new("views_last3", ["view"], F::Count, Window::LastEvents { n: 3 }),
+        Definition::new("variants", ["exposure"], F::TopK, hour).with_key("variant").with_k(2),
+    ];
+    let rules = [
+        TagRule::new("busy", "views_1h >= 2"),
+        TagRule::new("spender", "spend_day >= 200 and not views_1h > 3"),
+    ];
+    db.define_features(&defs, &rules)
+}

@@ -66,6 +66,15 @@ impl Cond {
         }
     }
 
+    /// The definitions the condition reads.
+    pub fn defs(&self, out: &mut Vec<usize>) {
+        match self {
+            Cond::Cmp { def, .. } => out.push(*def),
+            Cond::And(parts) | Cond::Or(parts) => parts.iter().for_each(|c| c.defs(out)),
+            Cond::Not(c) => c.defs(out),
+        }
+    }
+
     /// The keyed definitions the condition reads as `NAME[key]`.
     pub fn keyed_defs(&self, out: &mut Vec<usize>) {
         match self {

@@ -45,6 +45,8 @@ pub struct FeatureSet {
     stored: Stored,
     conds: Vec<Cond>,
     filters: Vec<Vec<(String, StoredProp)>>,
+    /// The definitions a rule reads (only they can change a tag).
+    rule_defs: Vec<usize>,
 }
 
 impl FeatureSet {
@@ -60,10 +62,15 @@ impl FeatureSet {
                     .collect()
             })
             .collect();
+        let mut rule_defs = Vec::new();
+        conds.iter().for_each(|c| c.defs(&mut rule_defs));
+        rule_defs.sort_unstable();
+        rule_defs.dedup();
         Ok(FeatureSet {
             stored,
             conds,
             filters,
+            rule_defs,
         })
     }
 
@@ -134,6 +141,11 @@ impl FeatureSet {
     /// Whether the set defines nothing.
     pub fn is_empty(&self) -> bool {
         self.stored.defs.is_empty()
+    }
+
+    /// The definitions a rule reads.
+    pub(crate) fn rule_defs(&self) -> &[usize] {
+        &self.rule_defs
     }
 
     fn filter(&self, i: usize) -> &[(String, StoredProp)] {

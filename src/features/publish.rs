@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::acc::FeatureValue;
 use super::state::{Input, UserState};
 use super::FeatureSet;
 use crate::error::Result;
@@ -40,10 +41,52 @@ pub(crate) struct Walk<'a> {
     pub cause: StageCause,
 }
 
-impl Walk<'_> {
-    fn tags_at(&self, state: &UserState, t: i64) -> Vec<String> {
-        self.set.tags(&state.values(self.set, t, self.offset))
+/// The values of the features the rules read, at the walk's instant, and
+/// when each next changes with no new event: a step recomputes only the
+/// features that change at it.
+struct Tracker {
+    values: Vec<(FeatureValue, bool)>,
+    next: Vec<Option<i64>>,
+}
+
+impl Tracker {
+    fn new(walk: &Walk<'_>, state: &UserState, t: i64) -> Tracker {
+        let n = walk.set.defs().len();
+        let mut tr = Tracker {
+            values: vec![(FeatureValue::Null, false); n],
+            next: vec![None; n],
+        };
+        let all: Vec<usize> = walk.set.rule_defs().to_vec();
+        tr.refresh(walk, state, t, &all);
+        tr
     }
+
+    fn refresh(&mut self, walk: &Walk<'_>, state: &UserState, t: i64, which: &[usize]) {
+        for &i in which {
+            if let (Some(v), Some(n)) = (self.values.get_mut(i), self.next.get_mut(i)) {
+                *v = state.value_of(walk.set, i, t, walk.offset);
+                *n = state.next_change_of(walk.set, i, t, walk.offset);
+            }
+        }
+    }
+
+    /// The next instant a rule's feature changes.
+    fn next(&self) -> Option<i64> {
+        self.next.iter().flatten().min().copied()
+    }
+
+    /// The rule features that change at or before `t`.
+    fn due(&self, walk: &Walk<'_>, t: i64) -> Vec<usize> {
+        walk.set
+            .rule_defs()
+            .iter()
+            .copied()
+            .filter(|&i| self.next.get(i).copied().flatten().is_some_and(|n| n <= t))
+            .collect()
+    }
+}
+
+impl Walk<'_> {
 
     /// Publishes the difference between `held` and `now` at `at_ms`.
     fn publish(
@@ -99,72 +142,76 @@ impl Walk<'_> {
     ) -> Result<()> {
         let old = state.tags.take().unwrap_or_default();
         let first = events.first().map_or(first_ms, |e| e.ts_ms.min(first_ms));
-        let first = Some(first);
         let base = [Some(old.mark_ms), clock_ms, Some(state.anchor_ms)]
             .into_iter()
             .flatten()
             .filter(|t| *t > i64::MIN)
             .max()
-            .or(first.map(|f| f.saturating_sub(1)))
-            .unwrap_or(0);
+            .unwrap_or(first.saturating_sub(1));
         let later = events.partition_point(|e| e.ts_ms <= base);
         for e in &events[..later] {
             state.apply(self.set, e);
         }
         let end = events.last().map_or(base, |e| e.ts_ms.max(base));
         let mut held = old.held;
-        let now = self.tags_at(state, base);
-        let at = first.filter(|f| *f <= base).unwrap_or(base);
-        self.publish(batch, &mut held, &now, at, at < end)?;
-        let mut t = base;
+        let mut tr = Tracker::new(self, state, base);
+        let at = if first <= base { first } else { base };
+        self.publish(batch, &mut held, &self.set.tags(&tr.values), at, at < end)?;
         let mut steps = 0;
-        for e in &events[later..] {
-            // window edges before the event
-            while let Some(c) = state
-                .next_change(self.set, t, self.offset)
-                .filter(|c| *c < e.ts_ms)
-            {
+        let mut rest = &events[later..];
+        while let Some(e) = rest.first() {
+            let ts = e.ts_ms;
+            // window edges before the events of this instant
+            while let Some(c) = tr.next().filter(|c| *c < ts) {
                 steps += 1;
                 if steps > MAX_WALK_STEPS {
                     break;
                 }
-                let now = self.tags_at(state, c);
-                self.publish(batch, &mut held, &now, c, true)?;
-                t = c;
+                let due = tr.due(self, c);
+                tr.refresh(self, state, c, &due);
+                self.publish(batch, &mut held, &self.set.tags(&tr.values), c, true)?;
             }
-            state.apply(self.set, e);
-            t = e.ts_ms;
-            let now = self.tags_at(state, t);
-            self.publish(batch, &mut held, &now, t, t < end)?;
+            // every event of the instant, then the features they or the
+            // instant changed
+            let same = rest.partition_point(|x| x.ts_ms == ts);
+            let mut changed = tr.due(self, ts);
+            for x in &rest[..same] {
+                state.apply(self.set, x);
+                changed.extend(self.set.rule_defs().iter().filter(|&&i| UserState::reads(self.set, i, x)));
+            }
+            changed.sort_unstable();
+            changed.dedup();
+            tr.refresh(self, state, ts, &changed);
+            self.publish(batch, &mut held, &self.set.tags(&tr.values), ts, ts < end)?;
+            rest = &rest[same..];
         }
-        self.finish(state, held, old.due_ms, end, batch)
+        self.finish(state, held, old.due_ms, (end, tr.next()), batch)
     }
 
     /// Walks `state`'s tags from its mark to `now_ms` (time passing).
     pub fn advance(&self, state: &mut UserState, now_ms: i64, batch: &mut Batch) -> Result<()> {
         let old = state.tags.take().unwrap_or_default();
         let mut held = old.held;
-        let mut t = old.mark_ms.max(state.anchor_ms);
+        let t = old.mark_ms.max(state.anchor_ms);
+        let mut tr = Tracker::new(self, state, t);
         let mut steps = 0;
-        while let Some(c) = state
-            .next_change(self.set, t, self.offset)
-            .filter(|c| *c <= now_ms)
-        {
+        while let Some(c) = tr.next().filter(|c| *c <= now_ms) {
             steps += 1;
             if steps > MAX_WALK_STEPS {
                 break;
             }
-            let now = self.tags_at(state, c);
-            self.publish(batch, &mut held, &now, c, false)?;
-            t = c;
+            let due = tr.due(self, c);
+            tr.refresh(self, state, c, &due);
+            self.publish(batch, &mut held, &self.set.tags(&tr.values), c, false)?;
         }
-        let now = self.tags_at(state, now_ms.max(t));
-        self.publish(batch, &mut held, &now, now_ms.max(t), false)?;
+        // (what the definitions changed, if they did, at the end)
+        let end = now_ms.max(t);
+        self.publish(batch, &mut held, &self.set.tags(&tr.values), end, false)?;
         // (the key that brought the user here is gone with the walk)
         if let Some(due) = old.due_ms {
             batch.delete(Cf::Feed, fk::tag_due(due, self.user_id));
         }
-        self.finish(state, held, None, now_ms.max(t), batch)
+        self.finish(state, held, None, (end, tr.next().filter(|n| *n > end)), batch)
     }
 
     /// Ends every held tag at the mark (see [`end`]).
@@ -181,10 +228,9 @@ impl Walk<'_> {
         state: &mut UserState,
         held: Vec<(String, i64)>,
         key: Option<i64>,
-        end: i64,
+        (end, next): (i64, Option<i64>),
         batch: &mut Batch,
     ) -> Result<()> {
-        let next = state.next_change(self.set, end, self.offset);
         let due_ms = match (key, next) {
             (Some(k), Some(n)) if k <= n => Some(k),
             (old, Some(n)) => {

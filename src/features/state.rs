@@ -231,49 +231,54 @@ impl UserState {
     /// Every feature's value at `t` (at or after the anchor), with whether
     /// a cap or a dropped contribution may have cut it.
     pub fn values(&self, set: &FeatureSet, t: i64, offset: i32) -> Vec<(FeatureValue, bool)> {
-        set.defs()
-            .iter()
-            .zip(&self.slots)
-            .map(|(d, slot)| match slot {
-                Slot::Acc(acc) => acc.value(d.op),
-                Slot::Keyed(k) => k.value(d),
-                Slot::Buffer { entries, lost_upto } => {
-                    let lower = lower_bound(d.window, t, offset);
-                    let (v, cut) = window_value(d, entries, lower, t);
-                    let lost = match lower {
-                        Some(l) => lost_upto.is_some_and(|x| x > l),
-                        None => lost_upto.is_some(),
-                    };
-                    (v, cut || lost)
-                }
-            })
+        (0..set.defs().len())
+            .map(|i| self.value_of(set, i, t, offset))
             .collect()
     }
 
-    /// The first instant after `t` (at or after the anchor) at which a
-    /// value changes with no new event: a contribution slides out of its
-    /// window, or a calendar period ends while one is in it.
-    pub fn next_change(&self, set: &FeatureSet, t: i64, offset: i32) -> Option<i64> {
-        let mut next: Option<i64> = None;
-        for (d, slot) in set.defs().iter().zip(&self.slots) {
-            let Slot::Buffer { entries, .. } = slot else {
-                continue;
-            };
-            let lower = lower_bound(d.window, t, offset);
-            let covered = entries
-                .iter()
-                .find(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t);
-            let Some(oldest) = covered else { continue };
-            let at = match d.window {
-                Window::Sliding { ms } => oldest.ts_ms.saturating_add(ms),
-                w => match next_period(w, t, offset) {
-                    Some(at) => at,
-                    None => continue,
-                },
-            };
-            next = Some(next.map_or(at, |n: i64| n.min(at)));
+    /// Feature `i`'s value at `t` (see [`UserState::values`]).
+    pub fn value_of(&self, set: &FeatureSet, i: usize, t: i64, offset: i32) -> (FeatureValue, bool) {
+        let (Some(d), Some(slot)) = (set.defs().get(i), self.slots.get(i)) else {
+            return (FeatureValue::Null, false);
+        };
+        match slot {
+            Slot::Acc(acc) => acc.value(d.op),
+            Slot::Keyed(k) => k.value(d),
+            Slot::Buffer { entries, lost_upto } => {
+                let lower = lower_bound(d.window, t, offset);
+                let (v, cut) = window_value(d, entries, lower, t);
+                let lost = match lower {
+                    Some(l) => lost_upto.is_some_and(|x| x > l),
+                    None => lost_upto.is_some(),
+                };
+                (v, cut || lost)
+            }
         }
-        next
+    }
+
+    /// The first instant after `t` (at or after the anchor) at which
+    /// feature `i` changes with no new event: a contribution slides out of
+    /// its window, or a calendar period ends while one is in it.
+    pub fn next_change_of(&self, set: &FeatureSet, i: usize, t: i64, offset: i32) -> Option<i64> {
+        let (Some(d), Some(Slot::Buffer { entries, .. })) = (set.defs().get(i), self.slots.get(i))
+        else {
+            return None;
+        };
+        let lower = lower_bound(d.window, t, offset);
+        let oldest = entries
+            .iter()
+            .find(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)?;
+        match d.window {
+            Window::Sliding { ms } => Some(oldest.ts_ms.saturating_add(ms)),
+            w => next_period(w, t, offset),
+        }
+    }
+
+    /// Whether feature `i` reads `e`.
+    pub fn reads(set: &FeatureSet, i: usize, e: &Input<'_>) -> bool {
+        set.defs()
+            .get(i)
+            .is_some_and(|d| entry_for(d, set.filter(i), e).is_some())
     }
 }
 
