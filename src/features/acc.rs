@@ -3,6 +3,7 @@
 //! their cap, independent of the order events arrive in: a late event is
 //! added like any other.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,43 @@ pub(crate) struct Entry {
     pub num: Option<Num>,
     pub val: Option<StoredProp>,
     pub key: Option<String>,
+}
+
+impl Entry {
+    /// The entry, borrowed.
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            ts_ms: self.ts_ms,
+            seq: self.seq,
+            num: self.num,
+            val: self.val.as_ref().map(Cow::Borrowed),
+            key: self.key.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+/// An [`Entry`] borrowing from the event it comes from: a read folds the
+/// events of a window without copying their strings.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryRef<'a> {
+    pub ts_ms: i64,
+    pub seq: u32,
+    pub num: Option<Num>,
+    pub val: Option<Cow<'a, StoredProp>>,
+    pub key: Option<Cow<'a, str>>,
+}
+
+impl EntryRef<'_> {
+    /// The entry, owned (to keep).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            ts_ms: self.ts_ms,
+            seq: self.seq,
+            num: self.num,
+            val: self.val.as_ref().map(|v| v.as_ref().clone()),
+            key: self.key.as_ref().map(|k| k.to_string()),
+        }
+    }
 }
 
 /// One feature's value as read.
@@ -119,7 +157,7 @@ impl Acc {
         }
     }
 
-    pub fn add(&mut self, e: &Entry, d: &Definition) {
+    pub fn add(&mut self, e: &EntryRef<'_>, d: &Definition) {
         match self {
             Acc::Count(n) => *n += 1,
             Acc::Sum {
@@ -142,7 +180,7 @@ impl Acc {
             Acc::Max(m) => keep(m, e.num, |new, old| new > old),
             Acc::Distinct { values, over } => {
                 let Some(v) = &e.val else { return };
-                let text = canonical(v);
+                let text = canonical(v.as_ref());
                 if values.len() < d.cap as usize || values.contains(&text) {
                     values.insert(text);
                 } else {
@@ -156,7 +194,7 @@ impl Acc {
                 let k = if d.op == Op::LastK { d.k as usize } else { 1 };
                 let at = items.partition_point(|(ts, seq, _)| (*ts, *seq) > (e.ts_ms, e.seq));
                 if at < k {
-                    items.insert(at, (e.ts_ms, e.seq, v.clone()));
+                    items.insert(at, (e.ts_ms, e.seq, v.as_ref().clone()));
                     items.truncate(k);
                 }
             }
@@ -221,9 +259,9 @@ impl Keyed {
     /// Adds `e`: a key not yet held is admitted while there is room (a
     /// lifetime map: first come, first kept); `capped: false` admits all
     /// (a window's map, cut by count afterwards with [`Keyed::cap`]).
-    pub fn add(&mut self, e: &Entry, d: &Definition, capped: bool) {
+    pub fn add(&mut self, e: &EntryRef<'_>, d: &Definition, capped: bool) {
         let Some(key) = &e.key else { return };
-        if let Some((n, acc)) = self.map.get_mut(key) {
+        if let Some((n, acc)) = self.map.get_mut(key.as_ref()) {
             *n += 1;
             acc.add(e, d);
             return;
@@ -234,7 +272,7 @@ impl Keyed {
         }
         let mut acc = Acc::new(d.op);
         acc.add(e, d);
-        self.map.insert(key.clone(), (1, acc));
+        self.map.insert(key.to_string(), (1, acc));
     }
 
     /// Keeps the `cap` keys with the most events (ties: the smaller key).

@@ -329,7 +329,7 @@ pub(crate) fn tags_by_day(
                 seq: *seq,
                 kind: kind.as_str(),
                 amount_minor: *amount_minor,
-                properties,
+                properties: super::state::Props::Named(properties),
             };
             state.apply(set, &input);
             next += 1;

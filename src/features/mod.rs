@@ -18,6 +18,7 @@ mod defs;
 pub mod json;
 mod maintain;
 mod publish;
+mod recent;
 mod state;
 mod writes;
 
@@ -47,6 +48,10 @@ pub struct FeatureSet {
     filters: Vec<Vec<(String, StoredProp)>>,
     /// The definitions a rule reads (only they can change a tag).
     rule_defs: Vec<usize>,
+    /// The kinds and properties sliding and calendar windows read (the
+    /// recent events keep these).
+    window_kinds: Vec<String>,
+    window_props: Vec<String>,
 }
 
 impl FeatureSet {
@@ -66,11 +71,24 @@ impl FeatureSet {
         conds.iter().for_each(|c| c.defs(&mut rule_defs));
         rule_defs.sort_unstable();
         rule_defs.dedup();
+        let (mut window_kinds, mut window_props) = (Vec::new(), Vec::new());
+        for d in stored.defs.iter().filter(|d| is_timed(d.window)) {
+            window_kinds.extend(d.kinds.iter().cloned());
+            window_props.extend(d.filter.iter().map(|(k, _)| k.clone()));
+            window_props.extend(d.key.iter().cloned());
+            window_props.extend(d.field.iter().filter(|f| *f != "amount").cloned());
+        }
+        for list in [&mut window_kinds, &mut window_props] {
+            list.sort_unstable();
+            list.dedup();
+        }
         Ok(FeatureSet {
             stored,
             conds,
             filters,
             rule_defs,
+            window_kinds,
+            window_props,
         })
     }
 
@@ -148,6 +166,16 @@ impl FeatureSet {
         &self.rule_defs
     }
 
+    /// The kinds sliding and calendar windows read.
+    pub(crate) fn window_kinds(&self) -> &[String] {
+        &self.window_kinds
+    }
+
+    /// The properties sliding and calendar windows name.
+    pub(crate) fn window_props(&self) -> &[String] {
+        &self.window_props
+    }
+
     fn filter(&self, i: usize) -> &[(String, StoredProp)] {
         self.filters.get(i).map_or(&[], Vec::as_slice)
     }
@@ -218,6 +246,14 @@ impl FeatureSet {
         out.dedup();
         out
     }
+}
+
+/// Whether a window is sliding or calendar (read from the recent events).
+fn is_timed(w: Window) -> bool {
+    matches!(
+        w,
+        Window::Sliding { .. } | Window::Day | Window::Week | Window::Month
+    )
 }
 
 /// A user's features at one instant.
@@ -292,7 +328,7 @@ pub(super) fn recompute(
             seq: *seq,
             kind: kind.as_str(),
             amount_minor: *amount_minor,
-            properties,
+            properties: state::Props::Named(properties),
         };
         state.apply(set, &input);
     }

@@ -87,7 +87,6 @@ impl Tracker {
 }
 
 impl Walk<'_> {
-
     /// Publishes the difference between `held` and `now` at `at_ms`.
     fn publish(
         &self,
@@ -177,7 +176,12 @@ impl Walk<'_> {
             let mut changed = tr.due(self, ts);
             for x in &rest[..same] {
                 state.apply(self.set, x);
-                changed.extend(self.set.rule_defs().iter().filter(|&&i| UserState::reads(self.set, i, x)));
+                changed.extend(
+                    self.set
+                        .rule_defs()
+                        .iter()
+                        .filter(|&&i| UserState::reads(self.set, i, x)),
+                );
             }
             changed.sort_unstable();
             changed.dedup();
@@ -211,7 +215,13 @@ impl Walk<'_> {
         if let Some(due) = old.due_ms {
             batch.delete(Cf::Feed, fk::tag_due(due, self.user_id));
         }
-        self.finish(state, held, None, (end, tr.next().filter(|n| *n > end)), batch)
+        self.finish(
+            state,
+            held,
+            None,
+            (end, tr.next().filter(|n| *n > end)),
+            batch,
+        )
     }
 
     /// Ends every held tag at the mark (see [`end`]).

@@ -11,8 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::acc::{Acc, Entry, FeatureValue, Keyed, Num};
+use std::borrow::Cow;
+
+use super::acc::{Acc, Entry, EntryRef, FeatureValue, Keyed, Num};
 use super::defs::{Definition, Op, Window};
+use super::recent::Recent;
 use super::FeatureSet;
 use crate::time;
 use crate::timeline::StoredProp;
@@ -27,15 +30,26 @@ pub(crate) struct Input<'a> {
     pub seq: u32,
     pub kind: &'a str,
     pub amount_minor: Option<i64>,
-    pub properties: &'a [(String, StoredProp)],
+    pub properties: Props<'a>,
 }
 
-impl Input<'_> {
-    fn prop(&self, name: &str) -> Option<&StoredProp> {
-        self.properties
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+/// An event's properties: by name, or by index into a list of names (a
+/// kept event, `recent.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Props<'a> {
+    Named(&'a [(String, StoredProp)]),
+    Indexed(&'a [(u16, StoredProp)], &'a [String]),
+}
+
+impl<'a> Input<'a> {
+    pub fn prop(&self, name: &str) -> Option<&'a StoredProp> {
+        match self.properties {
+            Props::Named(ps) => ps.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Props::Indexed(ps, names) => ps
+                .iter()
+                .find(|(i, _)| names.get(usize::from(*i)).is_some_and(|n| n == name))
+                .map(|(_, v)| v),
+        }
     }
 }
 
@@ -46,7 +60,9 @@ pub(crate) enum Slot {
     Acc(Acc),
     /// A lifetime keyed feature (or `top_k`).
     Keyed(Keyed),
-    /// A windowed feature's contributions, oldest first; those with
+    /// A sliding or calendar window: read from the state's recent events.
+    Window,
+    /// A last-N window's contributions, oldest first; those with
     /// `ts_ms <= lost_upto` may have been dropped for room.
     Buffer {
         entries: Vec<Entry>,
@@ -62,16 +78,18 @@ pub(crate) struct UserState {
     /// The newest event instant it holds (`i64::MIN`: none).
     pub anchor_ms: i64,
     pub slots: Vec<Slot>,
+    /// The recent events the sliding and calendar windows read.
+    pub recent: Recent,
     /// The published rule tags (none without rules).
     pub tags: Option<super::publish::TagMark>,
 }
 
 /// The contribution of `e` to `d`, if `d` reads it.
-pub(crate) fn entry_for(
+pub(crate) fn entry_for<'a>(
     d: &Definition,
     filter: &[(String, StoredProp)],
-    e: &Input<'_>,
-) -> Option<Entry> {
+    e: &Input<'a>,
+) -> Option<EntryRef<'a>> {
     if !d.kinds.iter().any(|k| k == e.kind) {
         return None;
     }
@@ -84,16 +102,16 @@ pub(crate) fn entry_for(
     };
     let val = match d.field.as_deref() {
         None => None,
-        Some("amount") => Some(StoredProp::Int(e.amount_minor?)),
-        Some(f) => Some(e.prop(f)?.clone()),
+        Some("amount") => Some(Cow::Owned(StoredProp::Int(e.amount_minor?))),
+        Some(f) => Some(Cow::Borrowed(e.prop(f)?)),
     };
-    let num = match (&val, d.op) {
+    let num = match (val.as_deref(), d.op) {
         (Some(StoredProp::Int(i)), _) => Some(Num::Int(*i)),
         (Some(StoredProp::Float(f)), _) => Some(Num::Float(*f)),
         (_, Op::Sum | Op::Min | Op::Max | Op::Avg) => return None,
         _ => None,
     };
-    Some(Entry {
+    Some(EntryRef {
         ts_ms: e.ts_ms,
         seq: e.seq,
         num,
@@ -102,12 +120,12 @@ pub(crate) fn entry_for(
     })
 }
 
-fn key_text(v: &StoredProp) -> String {
+fn key_text(v: &StoredProp) -> Cow<'_, str> {
     match v {
-        StoredProp::Str(s) => s.clone(),
-        StoredProp::Int(i) => i.to_string(),
-        StoredProp::Bool(b) => b.to_string(),
-        StoredProp::Float(f) => f.to_string(),
+        StoredProp::Str(s) => Cow::Borrowed(s),
+        StoredProp::Int(i) => Cow::Owned(i.to_string()),
+        StoredProp::Bool(b) => Cow::Owned(b.to_string()),
+        StoredProp::Float(f) => Cow::Owned(f.to_string()),
     }
 }
 
@@ -147,6 +165,9 @@ impl UserState {
             .map(|d| match (d.window, d.key.is_some()) {
                 (Window::Lifetime, false) => Slot::Acc(Acc::new(d.op)),
                 (Window::Lifetime, true) => Slot::Keyed(Keyed::default()),
+                (Window::Sliding { .. } | Window::Day | Window::Week | Window::Month, _) => {
+                    Slot::Window
+                }
                 _ => Slot::Buffer {
                     entries: Vec::new(),
                     lost_upto: None,
@@ -157,6 +178,7 @@ impl UserState {
             version: set.version(),
             anchor_ms: i64::MIN,
             slots,
+            recent: Recent::default(),
             tags: None,
         }
     }
@@ -179,15 +201,35 @@ impl UserState {
                 Slot::Buffer { entries, .. } => {
                     let at =
                         entries.partition_point(|x| (x.ts_ms, x.seq) < (entry.ts_ms, entry.seq));
-                    entries.insert(at, entry);
+                    entries.insert(at, entry.to_entry());
                 }
+                Slot::Window => {}
             }
         }
+        self.recent.add(set, e);
     }
 
     /// Drops what no read at or after the anchor can cover.
     pub fn trim(&mut self, set: &FeatureSet, offset: i32) {
         let anchor = self.anchor_ms;
+        // per kind, the lowest bound of the windows reading it
+        let mut bounds: Vec<Option<i64>> = vec![None; set.window_kinds().len()];
+        for d in set.defs() {
+            let Some(lower) = lower_bound(d.window, anchor, offset) else {
+                continue;
+            };
+            for k in &d.kinds {
+                if let Some(b) = set
+                    .window_kinds()
+                    .iter()
+                    .position(|x| x == k)
+                    .and_then(|i| bounds.get_mut(i))
+                {
+                    *b = Some(b.map_or(lower, |x: i64| x.min(lower)));
+                }
+            }
+        }
+        self.recent.trim(&bounds);
         for (d, slot) in set.defs().iter().zip(&mut self.slots) {
             let Slot::Buffer { entries, lost_upto } = slot else {
                 continue;
@@ -205,9 +247,23 @@ impl UserState {
         }
     }
 
-    /// Drops the older half of the largest buffer (for room); false when
-    /// there is none left to drop.
+    /// Drops the older half of the recent events or of the largest buffer
+    /// (for room); false when there is none left to drop.
     pub fn shed(&mut self) -> bool {
+        let buffers = self
+            .slots
+            .iter()
+            .map(|s| match s {
+                Slot::Buffer { entries, .. } => entries.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        if !self.recent.events.is_empty() && self.recent.events.len() >= buffers {
+            self.recent
+                .drop_oldest(self.recent.events.len().div_ceil(2));
+            return true;
+        }
         let largest = self
             .slots
             .iter_mut()
@@ -237,16 +293,40 @@ impl UserState {
     }
 
     /// Feature `i`'s value at `t` (see [`UserState::values`]).
-    pub fn value_of(&self, set: &FeatureSet, i: usize, t: i64, offset: i32) -> (FeatureValue, bool) {
+    pub fn value_of(
+        &self,
+        set: &FeatureSet,
+        i: usize,
+        t: i64,
+        offset: i32,
+    ) -> (FeatureValue, bool) {
         let (Some(d), Some(slot)) = (set.defs().get(i), self.slots.get(i)) else {
             return (FeatureValue::Null, false);
         };
         match slot {
             Slot::Acc(acc) => acc.value(d.op),
             Slot::Keyed(k) => k.value(d),
+            Slot::Window => {
+                let lower = lower_bound(d.window, t, offset);
+                let covered: Vec<EntryRef<'_>> = self
+                    .recent
+                    .events
+                    .iter()
+                    .filter(|k| lower.is_none_or(|l| k.ts_ms > l) && k.ts_ms <= t)
+                    .filter_map(|k| entry_for(d, set.filter(i), &k.input(set)))
+                    .collect();
+                let (v, cut) = window_value(d, covered);
+                let lost = lower.is_some_and(|l| self.recent.lost_upto.is_some_and(|x| x > l));
+                (v, cut || lost)
+            }
             Slot::Buffer { entries, lost_upto } => {
                 let lower = lower_bound(d.window, t, offset);
-                let (v, cut) = window_value(d, entries, lower, t);
+                let covered: Vec<EntryRef<'_>> = entries
+                    .iter()
+                    .filter(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)
+                    .map(Entry::as_ref)
+                    .collect();
+                let (v, cut) = window_value(d, covered);
                 let lost = match lower {
                     Some(l) => lost_upto.is_some_and(|x| x > l),
                     None => lost_upto.is_some(),
@@ -260,14 +340,15 @@ impl UserState {
     /// feature `i` changes with no new event: a contribution slides out of
     /// its window, or a calendar period ends while one is in it.
     pub fn next_change_of(&self, set: &FeatureSet, i: usize, t: i64, offset: i32) -> Option<i64> {
-        let (Some(d), Some(Slot::Buffer { entries, .. })) = (set.defs().get(i), self.slots.get(i))
-        else {
+        let (Some(d), Some(Slot::Window)) = (set.defs().get(i), self.slots.get(i)) else {
             return None;
         };
         let lower = lower_bound(d.window, t, offset);
-        let oldest = entries
-            .iter()
-            .find(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)?;
+        let oldest = self.recent.events.iter().find(|k| {
+            lower.is_none_or(|l| k.ts_ms > l)
+                && k.ts_ms <= t
+                && entry_for(d, set.filter(i), &k.input(set)).is_some()
+        })?;
         match d.window {
             Window::Sliding { ms } => Some(oldest.ts_ms.saturating_add(ms)),
             w => next_period(w, t, offset),
@@ -289,30 +370,21 @@ fn drop_oldest(entries: &mut Vec<Entry>, lost_upto: &mut Option<i64>, cut: usize
     entries.drain(..cut.min(entries.len()));
 }
 
-/// A windowed feature's value at `t` over the contributions in `(lower, t]`
-/// (a last-N window: the n newest of them).
-fn window_value(
-    d: &Definition,
-    entries: &[Entry],
-    lower: Option<i64>,
-    t: i64,
-) -> (FeatureValue, bool) {
-    let mut covered: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)
-        .collect();
+/// A windowed feature's value over the contributions its window covers,
+/// oldest first (a last-N window: the n newest of them).
+fn window_value(d: &Definition, mut covered: Vec<EntryRef<'_>>) -> (FeatureValue, bool) {
     if let Window::LastEvents { n } = d.window {
         covered.drain(..covered.len().saturating_sub(n as usize));
     }
     if d.key.is_some() {
         let mut k = Keyed::default();
-        for e in covered {
+        for e in &covered {
             k.add(e, d, false);
         }
         k.cap(d.cap);
         return k.value(d);
     }
     let mut acc = Acc::new(d.op);
-    covered.into_iter().for_each(|e| acc.add(e, d));
+    covered.iter().for_each(|e| acc.add(e, d));
     acc.value(d.op)
 }

@@ -132,7 +132,7 @@ impl FeatureWrites {
                     seq: e.seq,
                     kind: &e.kind,
                     amount_minor: e.amount_minor,
-                    properties: &e.properties,
+                    properties: super::state::Props::Named(&e.properties),
                 })
                 .collect();
             let walk = publish::Walk {
