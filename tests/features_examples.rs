@@ -1,0 +1,252 @@
+//! Per-user features by example (docs/features.md): the window edge to the
+//! millisecond, late events, bad definitions refused with a typed error
+//! that changes nothing, a state damaged on disk found by verify, and the
+//! CLI's `features define|list|get|drop` shapes.
+
+mod common;
+use common::*;
+use stickydb::features::{Definition, FeatureValue, Op, TagRule, Window};
+use stickydb::{Db, Error, Event, Problem, PropValue, Segment};
+
+const T: i64 = 1_709_251_200_000; // 2024-03-01 00:00 UTC
+const DAY: i64 = 86_400_000;
+
+fn shoes(user: &str, ts: i64) -> Event {
+    Event::new(user, "view", ts).with_property("category", PropValue::Str("shoes".into()))
+}
+
+fn count(db: &Db, user: &str, name: &str, at: i64) -> Option<f64> {
+    db.features(user, at)
+        .unwrap()
+        .get(name)
+        .and_then(FeatureValue::as_f64)
+}
+
+fn define(db: &Db) {
+    let d = Definition::new(
+        "views_shoes_14d",
+        ["view"],
+        Op::Count,
+        Window::parse("14d").unwrap(),
+    )
+    .with_filter("category", PropValue::Str("shoes".into()));
+    let rule = TagRule::new("interest:shoes", "views_shoes_14d >= 3");
+    db.define_features(&[d], &[rule]).unwrap();
+}
+
+#[test]
+fn a_count_over_14_days_ends_at_the_third_newest_view_plus_14_days() {
+    let (_dir, db) = open_temp();
+    define(&db);
+    for (i, day) in [0, 3, 5].iter().enumerate() {
+        db.record(&shoes("ann", T + day * DAY + i as i64)).unwrap();
+    }
+    let entered = T + 5 * DAY + 2;
+    let left = T + 14 * DAY; // the first view (at T) slides out here
+    assert_eq!(count(&db, "ann", "views_shoes_14d", entered), Some(3.0));
+    assert_eq!(count(&db, "ann", "views_shoes_14d", left - 1), Some(3.0));
+    assert_eq!(count(&db, "ann", "views_shoes_14d", left), Some(2.0));
+    assert_eq!(count(&db, "ann", "views_shoes_14d", left + 1), Some(2.0));
+    let holders = |at| {
+        db.segment(&Segment::tag("interest:shoes"), at)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (
+            holders(entered - 1),
+            holders(entered),
+            holders(left - 1),
+            holders(left)
+        ),
+        (0, 1, 1, 0)
+    );
+    // a late view inside the window keeps the tag three more days
+    db.record(&shoes("ann", T + 3 * DAY - 5)).unwrap();
+    assert_eq!(count(&db, "ann", "views_shoes_14d", left), Some(3.0));
+    assert_eq!(holders(left), 1);
+    assert_eq!(holders(T + 17 * DAY - 5), 0);
+    // the feed: entered, then left once advance passes the edge
+    db.advance(T + 30 * DAY).unwrap();
+    let tags: Vec<(String, i64)> = db
+        .feed(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.record.change {
+            stickydb::Change::Tag { state, at_ms, .. } => Some((format!("{state:?}"), at_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("Entered".to_owned(), entered),
+            ("Left".to_owned(), T + 17 * DAY - 5)
+        ]
+    );
+    assert_clean(&db);
+}
+
+#[test]
+fn bad_definitions_are_refused_and_change_nothing() {
+    let (_dir, db) = open_temp();
+    define(&db);
+    let version = db.feature_set().version();
+    let refused = |r: stickydb::Result<u64>| match r {
+        Err(Error::Input(e)) => (e.field, e.problem),
+        other => panic!("not refused: {other:?}"),
+    };
+    let sum = Definition::new("spend", ["purchase"], Op::Sum, Window::Lifetime);
+    let (field, _) = refused(db.define_features(&[sum], &[]));
+    assert_eq!(field, "definition.field");
+    let bad_name = Definition::new("Spend!", ["purchase"], Op::Count, Window::Lifetime);
+    assert_eq!(
+        refused(db.define_features(&[bad_name], &[])).0,
+        "definition.name"
+    );
+    let unknown = TagRule::new("x", "nothing_like_it >= 1");
+    assert!(matches!(
+        refused(db.define_features(&[], &[unknown])),
+        ("rule.when", Problem::Invalid { .. })
+    ));
+    let keyed = TagRule::new("k:{key}", "views_shoes_14d >= 1");
+    assert_eq!(refused(db.define_features(&[], &[keyed])).0, "rule.when");
+    assert!(matches!(
+        Window::parse("14 days"),
+        Err(Problem::Unparsable { .. })
+    ));
+    // a definition a rule reads cannot go
+    assert_eq!(refused(db.drop_feature("views_shoes_14d")).0, "rule.when");
+    assert_eq!(db.feature_set().version(), version);
+    // the rule first, then the definition
+    db.drop_feature("interest:shoes").unwrap();
+    db.drop_feature("views_shoes_14d").unwrap();
+    assert!(db.feature_set().is_empty());
+}
+
+#[test]
+fn verify_finds_a_state_damaged_on_disk() {
+    let (dir, db) = open_temp();
+    define(&db);
+    db.record(&shoes("ann", T)).unwrap();
+    for i in 0..3 {
+        db.record(&shoes("bob", T + i)).unwrap();
+    }
+    assert_clean(&db);
+    let (ann, bob) = (
+        db.user_id("ann").unwrap().unwrap(),
+        db.user_id("bob").unwrap().unwrap(),
+    );
+    drop(db);
+    {
+        // bob's state written over ann's: three views she never made
+        let raw = raw_open(dir.path());
+        let cf = raw.cf_handle("features").unwrap();
+        let bobs = raw.get_cf(cf, bob.to_be_bytes()).unwrap().unwrap();
+        raw.put_cf(cf, ann.to_be_bytes(), bobs).unwrap();
+    }
+    let db = reopen(&dir);
+    let report = db.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("features of user id")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_defines_lists_gets_and_drops() {
+    use common::cli::{ok, stickydb};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    ok(&stickydb(&db, &["init"]));
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"user\":\"ann\",\"kind\":\"view\",\"ts\":\"2024-03-01T10:00:00Z\",\"properties\":{\"category\":\"shoes\",\"item\":\"s1\"}}\n\
+         {\"user\":\"ann\",\"kind\":\"view\",\"ts\":\"2024-03-02T10:00:00Z\",\"properties\":{\"category\":\"bags\",\"item\":\"b1\"}}\n",
+    )
+    .unwrap();
+    ok(&stickydb(&db, &["import", events.to_str().unwrap()]));
+    let defs = dir.path().join("defs.jsonl");
+    std::fs::write(
+        &defs,
+        "{\"name\":\"views_by_category_30d\",\"kinds\":[\"view\"],\"op\":\"count\",\"key\":\"category\",\"window\":\"30d\"}\n\
+         {\"name\":\"last_items\",\"kinds\":[\"view\"],\"op\":\"last_k\",\"field\":\"item\",\"k\":10}\n\
+         {\"tag\":\"interest:{key}\",\"when\":\"views_by_category_30d[key] >= 1\"}\n",
+    )
+    .unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok(&stickydb(
+        &db,
+        &["features", "define", defs.to_str().unwrap(), "--json"],
+    )))
+    .unwrap();
+    assert_eq!(
+        (
+            out["definitions"].as_u64(),
+            out["rules"].as_u64(),
+            out["users_computed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&stickydb(&db, &["features", "list", "--json"]))).unwrap();
+    assert_eq!(list["definitions"][0]["window"], "30d");
+    let got: serde_json::Value = serde_json::from_str(&ok(&stickydb(
+        &db,
+        &[
+            "features",
+            "get",
+            "ann",
+            "--at",
+            "2024-03-02T10:00:00Z",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(
+        got["features"]["views_by_category_30d"],
+        serde_json::json!({"bags": 1, "shoes": 1})
+    );
+    assert_eq!(
+        got["features"]["last_items"],
+        serde_json::json!(["b1", "s1"])
+    );
+    assert_eq!(
+        got["tags"],
+        serde_json::json!(["interest:bags", "interest:shoes"])
+    );
+    // a second before the bag view: it is not there yet
+    let before: serde_json::Value = serde_json::from_str(&ok(&stickydb(
+        &db,
+        &[
+            "features",
+            "get",
+            "ann",
+            "--at",
+            "2024-03-02T09:59:59Z",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(before["tags"], serde_json::json!(["interest:shoes"]));
+    let seg = ok(&stickydb(
+        &db,
+        &[
+            "segment",
+            "tag:interest:bags",
+            "--as-of",
+            "2024-03-02T10:00:00Z",
+            "--json",
+        ],
+    ));
+    assert!(seg.contains("\"count\": 1"), "{seg}");
+    ok(&stickydb(&db, &["features", "drop", "interest:{key}"]));
+    let after: serde_json::Value =
+        serde_json::from_str(&ok(&stickydb(&db, &["features", "list", "--json"]))).unwrap();
+    assert_eq!(after["rules"], serde_json::json!([]));
+}
