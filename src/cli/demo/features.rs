@@ -1,9 +1,6 @@
 //! The demo's features and interest tags (docs/features.md): what the
 //! simulated shoppers browse, and the definitions that follow it.
 
-use rand::rngs::StdRng;
-use rand::RngExt;
-
 use crate::features::json;
 use crate::{Db, Error, Event, PropValue, Segment};
 
@@ -24,18 +21,36 @@ const DEFINITIONS: &str = r#"[
 {"tag":"window_shopper","when":"views_7d >= 15 and orders_lifetime == 0"}
 ]"#;
 
-/// Defines the demo's features and rules (before any event: kept on write).
-pub(super) fn define(db: &Db) -> Result<(), Error> {
+/// Defines the demo's features and rules on the loaded store and computes
+/// every user's (the backfill), saying how fast.
+pub(super) fn define(db: &Db, events: u64) -> Result<(), Error> {
     let (defs, rules) = json::parse(DEFINITIONS)?;
     db.define_features(&defs, &rules)?;
+    let started = std::time::Instant::now();
+    let users = super::super::human::working("computing features", || db.backfill_features())?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "features: {} definitions and {} rules; {users} users computed from their events in {secs:.1} s ({:.0} events/s)",
+        defs.len(),
+        rules.len(),
+        events as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 
-/// A category for the next view: the favourite two times in three.
-pub(super) fn pick(rng: &mut StdRng, favourite: usize) -> &'static str {
-    match rng.random_bool(0.66) {
-        true => CATEGORIES[favourite % CATEGORIES.len()],
-        false => CATEGORIES[rng.random_range(0..CATEGORIES.len())],
+/// A category for a view of session `sid` at `ts`: the favourite two
+/// times in three. Drawn from a hash, not the simulation's generator, so
+/// the rest of the simulation is the one it was before categories.
+pub(super) fn pick(favourite: usize, sid: &str, ts: i64) -> &'static str {
+    let mut h = (ts as u64) ^ 0x9e37_79b9_7f4a_7c15;
+    for b in sid.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 29;
+    let n = CATEGORIES.len() as u64;
+    match h % 3 {
+        0 => CATEGORIES[((h >> 8) % n) as usize],
+        _ => CATEGORIES[favourite % CATEGORIES.len()],
     }
 }
 

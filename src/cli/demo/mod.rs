@@ -131,7 +131,7 @@ fn session(
             "view"
         };
         push(kind, t, None, out);
-        last = features::pick(rng, u.favourite);
+        last = features::pick(u.favourite, &sid, t);
         features::label(out, last);
     }
     let cart_p = match u.persona {
@@ -232,7 +232,6 @@ pub(super) fn run(
     let days = days.clamp(1, 3_650);
     let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
     db.set_ledger_settings(loyalty())?;
-    features::define(&db)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
@@ -250,7 +249,7 @@ pub(super) fn run(
                 signup_day,
                 churn_day,
                 one_page: rng.random_bool(0.5),
-                favourite: rng.random_range(0..features::CATEGORIES.len()),
+                favourite: (i as usize / 5) % features::CATEGORIES.len(),
             }
         })
         .collect();
@@ -366,6 +365,9 @@ pub(super) fn run(
         }
     }
     db.expire_points(end_ms)?;
+    // Features defined on the loaded store, as a team adds them to theirs:
+    // every user's computed from its events (kept on write from here on).
+    features::define(&db, recorded)?;
     db.flush()?;
     // Settle the bulk load as an operator would (`stickydb compact`), so the
     // size shown is the store's, not a pile of level-0 files.
