@@ -250,3 +250,94 @@ fn the_cli_defines_lists_gets_and_drops() {
         serde_json::from_str(&ok(&stickydb(&db, &["features", "list", "--json"]))).unwrap();
     assert_eq!(after["rules"], serde_json::json!([]));
 }
+
+fn tag_entries(db: &Db) -> Vec<(String, String, i64)> {
+    db.feed(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.record.change {
+            stickydb::Change::Tag {
+                tag, state, at_ms, ..
+            } => Some((tag, format!("{state:?}"), at_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rule_that_holds_on_nothing_begins_with_the_first_event_and_ends_with_the_rules() {
+    let (_dir, db) = open_temp();
+    let views = Definition::new(
+        "views_14d",
+        ["view"],
+        Op::Count,
+        Window::parse("14d").unwrap(),
+    );
+    db.define_features(&[views], &[TagRule::new("cold", "views_14d < 3")])
+        .unwrap();
+    // (no advance ever ran: no clock) the first event is a purchase, a kind
+    // no definition reads
+    db.record(&Event::new("ann", "purchase", T).with_amount(100))
+        .unwrap();
+    assert_eq!(
+        tag_entries(&db),
+        [("cold".to_owned(), "Entered".to_owned(), T)]
+    );
+    assert!(db.features("ann", T - 1).unwrap().tags.is_empty());
+    assert_eq!(db.features("ann", T).unwrap().tags, ["cold"]);
+    // dropping the rule and the definition ends what was held
+    db.drop_feature("cold").unwrap();
+    db.drop_feature("views_14d").unwrap();
+    db.backfill_features().unwrap();
+    let entries = tag_entries(&db);
+    assert_eq!(
+        entries.last().map(|e| e.1.as_str()),
+        Some("Left"),
+        "{entries:?}"
+    );
+    assert_clean(&db);
+}
+
+#[test]
+fn odd_offsets_bounds_and_a_heavy_user_neither_panic_nor_fail_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(
+        dir.path(),
+        stickydb::Options::default().utc_offset_minutes(-300),
+    )
+    .unwrap();
+    let urls = Definition::new("urls", ["view"], Op::Count, Window::Lifetime)
+        .with_key("url")
+        .with_cap(4_096);
+    let today = Definition::new("views_today", ["view"], Op::Count, Window::Day);
+    db.define_features(&[urls, today], &[TagRule::new("busy", "views_today >= 1")])
+        .unwrap();
+    // a state with no event a definition reads, under a negative offset
+    db.record(&Event::new("ann", "purchase", T).with_amount(5))
+        .unwrap();
+    assert_eq!(count(&db, "ann", "views_today", T), Some(0.0));
+    // 2 000 distinct 100-byte keys: past 64 KiB, the map is cut, not the write
+    let long = "x".repeat(90);
+    let events: Vec<Event> = (0..2_000)
+        .map(|i| {
+            Event::new("bob", "view", T + i)
+                .with_property("url", PropValue::Str(format!("{long}{i:08}")))
+        })
+        .collect();
+    db.record_batch(&events).unwrap();
+    db.record(
+        &Event::new("bob", "view", T + 5_000).with_property("url", PropValue::Str("y".into())),
+    )
+    .unwrap();
+    let f = db.features("bob", T + 5_000).unwrap();
+    assert!(
+        f.truncated.contains(&"urls".to_owned()),
+        "{:?}",
+        f.truncated
+    );
+    assert!(matches!(
+        db.rule_tags_by_day(i32::MAX, i32::MAX),
+        Err(Error::Input(_))
+    ));
+    assert_clean(&db);
+}

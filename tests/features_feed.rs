@@ -151,7 +151,8 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<(i64,
         };
         // the model's transitions from the first event on
         let mut want: Vec<(String, bool, i64)> = Vec::new();
-        let mut before = tags_at(first - 1);
+        // (nothing is held before the first event)
+        let mut before: Vec<String> = Vec::new();
         for c in candidates(&defs, evs, end) {
             if c < first {
                 continue;

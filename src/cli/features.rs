@@ -87,9 +87,11 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
         FeaturesCommand::Drop { name } => {
             let db = open_existing(cli, false)?;
             let version = db.drop_feature(name)?;
+            // (what it gave ends in the feed; the states follow the set)
+            let users = db.backfill_features()?;
             report(
                 cli,
-                serde_json::json!({ "dropped": name, "version": version }),
+                serde_json::json!({ "dropped": name, "version": version, "users_computed": users }),
             )
         }
         FeaturesCommand::Get { user, at } => {

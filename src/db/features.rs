@@ -71,10 +71,22 @@ impl Db {
         from: i32,
         to: i32,
     ) -> Result<Vec<(i32, std::collections::BTreeMap<String, u64>)>> {
+        let offset = self.store.settings().utc_offset_minutes;
+        let first = crate::time::local_day(crate::time::MIN_TS_MS, offset);
+        let last = crate::time::local_day(crate::time::MAX_TS_MS, offset) - 1;
+        for (field, day) in [("from", from), ("to", to)] {
+            if !(first..=last).contains(&day) {
+                let p = crate::error::Problem::OutOfRange {
+                    value: day.into(),
+                    min: first.into(),
+                    max: last.into(),
+                };
+                return Err(crate::error::InputError::new(field, p).into());
+            }
+        }
         let days = usize::try_from(i64::from(to) - i64::from(from) + 1).unwrap_or(0);
         crate::error::InputError::check_count("days", days, 3_660)?;
         let snap = self.snapshot();
-        let offset = self.store.settings().utc_offset_minutes;
         let mut rows: Vec<(i32, std::collections::BTreeMap<String, u64>)> =
             (from..=to).map(|d| (d, Default::default())).collect();
         if snap.features.rules().is_empty() {

@@ -422,6 +422,9 @@ impl Db {
         let settings = MetricSettings::clone(&self.metric_settings.read());
         let non_activity = metrics::non_activity_ids(&settings, &self.kinds);
         let ledger_settings = self.ledger_settings.read().clone();
+        // (cloned on its own line: a guard held through the run would stop
+        // a definitions change and every writer queued behind it)
+        let features = self.features.read().clone();
         verify::run(
             &self.store,
             &self.kinds,
@@ -431,7 +434,7 @@ impl Db {
             self.kinds.id(&EventKind::from_name(
                 &self.experiment_settings.exposure_kind,
             )),
-            &self.features.read().clone(),
+            &features,
         )
     }
 

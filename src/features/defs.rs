@@ -395,7 +395,7 @@ impl TagRule {
         match self.tag.split_once("{key}") {
             None => self.tag == tag,
             Some((head, tail)) => {
-                tag.len() > head.len() + tail.len() && tag.starts_with(head) && tag.ends_with(tail)
+                tag.len() >= head.len() + tail.len() && tag.starts_with(head) && tag.ends_with(tail)
             }
         }
     }
@@ -446,7 +446,12 @@ pub(crate) fn validate(defs: &[Definition], rules: &[TagRule]) -> Result<Vec<Con
 }
 
 fn check_tag(tag: &str) -> Result<(), InputError> {
-    crate::users::check_name(tag, MAX_TAG_BYTES).map_err(|p| InputError::new("rule.tag", p))
+    crate::users::check_name(tag, MAX_TAG_BYTES).map_err(|p| InputError::new("rule.tag", p))?;
+    if tag.matches("{key}").count() > 1 {
+        let reason = format!("{tag:?}: at most one {{key}}");
+        return Err(InputError::new("rule.tag", Problem::Invalid { reason }));
+    }
+    Ok(())
 }
 
 /// Property values are stored tagged (an untagged enum does not round-trip

@@ -5,7 +5,7 @@
 use super::publish;
 use super::state::UserState;
 use super::writes::{encode_state, settle};
-use super::{load_state, read, recompute, FeatureSet};
+use super::{load_state, read, recompute, FeatureSet, FeatureValue};
 use crate::codec;
 use crate::error::Result;
 use crate::keys;
@@ -33,7 +33,13 @@ pub(crate) fn stale_users(
     let last = ids.last().copied();
     let mut stale = std::collections::BTreeSet::new();
     for id in &ids {
-        if load_state(store, *id)?.is_none_or(|s| s.version != set.version()) {
+        let state = load_state(store, *id)?;
+        // (no definition left: a state is stale, its tags to end)
+        let is_stale = match set.is_empty() {
+            true => state.is_some(),
+            false => state.is_none_or(|s| s.version != set.version()),
+        };
+        if is_stale {
             stale.insert(*id);
         }
     }
@@ -57,6 +63,16 @@ pub(crate) fn recompute_into(
     let mut n = 0;
     for (user_id, _) in users {
         let old = load_state(store, *user_id)?;
+        if set.is_empty() {
+            // the tags it held end, and the state goes
+            if let Some(mut s) = old {
+                let cause = crate::feed::StageCause::Definitions;
+                publish::end(&mut s, *user_id, cause, batch)?;
+                batch.delete(Cf::Features, keys::user(*user_id));
+                n += 1;
+            }
+            continue;
+        }
         if old.as_ref().is_some_and(|s| s.version == set.version()) {
             continue;
         }
@@ -70,7 +86,12 @@ pub(crate) fn recompute_into(
             user_id: *user_id,
             cause: crate::feed::StageCause::Definitions,
         };
-        settle(&walk, &mut state, &[], (clock_ms, i64::MAX), batch)?;
+        // (a user none of whose events a definition reads, with no clock,
+        // has no instant to publish at: its tags are published by its next
+        // write or an advance)
+        if state.anchor_ms > i64::MIN || clock_ms.is_some() || state.tags.is_some() {
+            settle(&walk, &mut state, &[], (clock_ms, i64::MAX), batch)?;
+        }
         state.trim(set, offset);
         batch.put(
             Cf::Features,
@@ -154,6 +175,11 @@ pub(crate) fn settle_due(
             return Ok(());
         }
     };
+    // (time settles what passed; what the definitions changed is theirs)
+    let mut cause = crate::feed::StageCause::Time;
+    if state.version != set.version() || set.rules().is_empty() {
+        cause = crate::feed::StageCause::Definitions;
+    }
     if state.version != set.version() {
         let tags = state.tags.take();
         state = recompute(
@@ -170,7 +196,7 @@ pub(crate) fn settle_due(
         set,
         offset,
         user_id,
-        cause: crate::feed::StageCause::Time,
+        cause,
     };
     if set.rules().is_empty() {
         walk.end(&mut state, batch)?;
@@ -269,7 +295,7 @@ pub(crate) fn check(
         for (d, (g, w)) in set.defs().iter().zip(got.iter().zip(&want)) {
             // (a cut value counts what was kept; another order of arrival
             // keeps other keys)
-            if g != w && !g.1 && !w.1 {
+            if !g.1 && !w.1 && !close(&g.0, &w.0) {
                 problems.push(format!(
                     "feature {} of user id {user_id} at {at}: stored {:?}, the events give {:?}",
                     d.name, g.0, w.0
@@ -340,4 +366,21 @@ pub(crate) fn tags_by_day(
         });
     }
     Ok(out)
+}
+
+/// Whether two values are equal, floats to a relative 1e-9 (a lifetime
+/// float sum adds in arrival order, a recomputation in instant order).
+fn close(a: &FeatureValue, b: &FeatureValue) -> bool {
+    match (a, b) {
+        (FeatureValue::Float(x), FeatureValue::Float(y)) => {
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
+        (FeatureValue::Keyed(x), FeatureValue::Keyed(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, vx), (ky, vy))| kx == ky && close(vx, vy))
+        }
+        _ => a == b,
+    }
 }

@@ -348,12 +348,21 @@ pub(crate) fn read(
     user_id: u32,
     t: i64,
 ) -> Result<Reading> {
-    let state = match load_state(reader, user_id)? {
-        Some(s) if s.version == set.version() && t >= s.anchor_ms => s,
-        _ => recompute(reader, kinds, set, offset, user_id, (t, Some(t)))?,
+    let (state, has_event) = match load_state(reader, user_id)? {
+        Some(s) if s.version == set.version() && t >= s.anchor_ms => {
+            let seen = s.anchor_ms > i64::MIN;
+            (s, seen)
+        }
+        _ => (
+            recompute(reader, kinds, set, offset, user_id, (t, Some(t)))?,
+            false,
+        ),
     };
     let values = state.values(set, t, offset);
-    let tags = set.tags(&values);
+    // (rule tags are a user's from its first event on, whatever its kind)
+    let held =
+        !set.rules().is_empty() && (has_event || timeline::has_event_upto(reader, user_id, t)?);
+    let tags = if held { set.tags(&values) } else { Vec::new() };
     Ok((values, tags))
 }
 

@@ -139,23 +139,44 @@ impl Walk<'_> {
         (clock_ms, first_ms): (Option<i64>, i64),
         batch: &mut Batch,
     ) -> Result<()> {
-        let old = state.tags.take().unwrap_or_default();
+        let old = state.tags.take();
+        let mark = old.as_ref().map(|o| o.mark_ms);
+        let (mut held, key) = old.map_or((Vec::new(), None), |o| (o.held, o.due_ms));
         let first = events.first().map_or(first_ms, |e| e.ts_ms.min(first_ms));
-        let base = [Some(old.mark_ms), clock_ms, Some(state.anchor_ms)]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > i64::MIN)
-            .max()
-            .unwrap_or(first.saturating_sub(1));
+        let anchor = Some(state.anchor_ms).filter(|a| *a > i64::MIN);
+        // (a user without a mark holds nothing before its first event: its
+        // tags begin there, whatever the event's kind; `i64::MAX`: unknown)
+        let first_known = (first < i64::MAX).then_some(first);
+        let base = [
+            mark,
+            clock_ms,
+            anchor,
+            first_known.filter(|_| mark.is_none()),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(first);
+        // Time first: what passing time changed between the mark and the
+        // clock (a write that ran while `advance` had moved the clock and
+        // not yet reached this user), as `advance` would have said it.
+        if let Some(m) = mark.filter(|m| *m < base) {
+            let timed = Walk {
+                cause: StageCause::Time,
+                ..*self
+            };
+            timed.time_walk(state, &mut held, (m.max(anchor.unwrap_or(m)), base), batch)?;
+        }
         let later = events.partition_point(|e| e.ts_ms <= base);
         for e in &events[..later] {
             state.apply(self.set, e);
         }
         let end = events.last().map_or(base, |e| e.ts_ms.max(base));
-        let mut held = old.held;
         let mut tr = Tracker::new(self, state, base);
-        let at = if first <= base { first } else { base };
-        self.publish(batch, &mut held, &self.set.tags(&tr.values), at, at < end)?;
+        if mark.is_some() || anchor.is_some() || first_known.is_some_and(|f| f <= base) {
+            let at = if first <= base { first } else { base };
+            self.publish(batch, &mut held, &self.set.tags(&tr.values), at, at < end)?;
+        }
         let mut steps = 0;
         let mut rest = &events[later..];
         while let Some(e) = rest.first() {
@@ -189,28 +210,43 @@ impl Walk<'_> {
             self.publish(batch, &mut held, &self.set.tags(&tr.values), ts, ts < end)?;
             rest = &rest[same..];
         }
-        self.finish(state, held, old.due_ms, (end, tr.next()), batch)
+        self.finish(state, held, key, (end, tr.next()), batch)
+    }
+
+    /// Publishes every change of the tags in `(from, to]` with no new
+    /// event (never retroactive: time is the cause); returns the tracker
+    /// at `to`, every rule feature current there.
+    fn time_walk(
+        &self,
+        state: &UserState,
+        held: &mut Vec<(String, i64)>,
+        (from, to): (i64, i64),
+        batch: &mut Batch,
+    ) -> Result<Tracker> {
+        let mut tr = Tracker::new(self, state, from);
+        let mut steps = 0;
+        while let Some(c) = tr.next().filter(|c| *c <= to) {
+            steps += 1;
+            if steps > MAX_WALK_STEPS {
+                // (past the bound: straight to the end, every feature anew)
+                tr = Tracker::new(self, state, to);
+                break;
+            }
+            let due = tr.due(self, c);
+            tr.refresh(self, state, c, &due);
+            self.publish(batch, held, &self.set.tags(&tr.values), c, false)?;
+        }
+        self.publish(batch, held, &self.set.tags(&tr.values), to, false)?;
+        Ok(tr)
     }
 
     /// Walks `state`'s tags from its mark to `now_ms` (time passing).
     pub fn advance(&self, state: &mut UserState, now_ms: i64, batch: &mut Batch) -> Result<()> {
         let old = state.tags.take().unwrap_or_default();
         let mut held = old.held;
-        let t = old.mark_ms.max(state.anchor_ms);
-        let mut tr = Tracker::new(self, state, t);
-        let mut steps = 0;
-        while let Some(c) = tr.next().filter(|c| *c <= now_ms) {
-            steps += 1;
-            if steps > MAX_WALK_STEPS {
-                break;
-            }
-            let due = tr.due(self, c);
-            tr.refresh(self, state, c, &due);
-            self.publish(batch, &mut held, &self.set.tags(&tr.values), c, false)?;
-        }
-        // (what the definitions changed, if they did, at the end)
-        let end = now_ms.max(t);
-        self.publish(batch, &mut held, &self.set.tags(&tr.values), end, false)?;
+        let from = old.mark_ms.max(state.anchor_ms);
+        let end = now_ms.max(from);
+        let tr = self.time_walk(state, &mut held, (from, end), batch)?;
         // (the key that brought the user here is gone with the walk)
         if let Some(due) = old.due_ms {
             batch.delete(Cf::Feed, fk::tag_due(due, self.user_id));

@@ -132,7 +132,9 @@ fn key_text(v: &StoredProp) -> Cow<'_, str> {
 /// The lowest instant a window at `t` may not cover: it covers
 /// `(lower, t]`. `None`: no bound by time (lifetime, last N events).
 fn lower_bound(w: Window, t: i64, offset: i32) -> Option<i64> {
-    let day = time::local_day(t, offset);
+    // (instants outside the store's bounds — a state with no event — have
+    // no local day: the nearest bound's)
+    let day = time::local_day(t.clamp(time::MIN_TS_MS, time::MAX_TS_MS), offset);
     let start = match w {
         Window::Sliding { ms } => return Some(t.saturating_sub(ms)),
         Window::Lifetime | Window::LastEvents { .. } => return None,
@@ -146,7 +148,7 @@ fn lower_bound(w: Window, t: i64, offset: i32) -> Option<i64> {
 /// The next instant after `t` at which a window's span moves on its own
 /// (calendar windows: the next period's start).
 fn next_period(w: Window, t: i64, offset: i32) -> Option<i64> {
-    let day = time::local_day(t, offset);
+    let day = time::local_day(t.clamp(time::MIN_TS_MS, time::MAX_TS_MS), offset);
     let next = match w {
         Window::Day => day + 1,
         Window::Week => time::week_start(day) + 7,
@@ -212,6 +214,9 @@ impl UserState {
     /// Drops what no read at or after the anchor can cover.
     pub fn trim(&mut self, set: &FeatureSet, offset: i32) {
         let anchor = self.anchor_ms;
+        if anchor == i64::MIN {
+            return; // no event a definition reads: nothing kept
+        }
         // per kind, the lowest bound of the windows reading it
         let mut bounds: Vec<Option<i64>> = vec![None; set.window_kinds().len()];
         for d in set.defs() {
@@ -280,8 +285,37 @@ impl UserState {
                 drop_oldest(entries, lost_upto, cut);
                 true
             }
-            None => false,
+            None => self.shed_lifetime(),
         }
+    }
+
+    /// Halves the largest lifetime map (the keys with the fewest events go,
+    /// counted as overflow) or distinct set (flagged over its cap): the
+    /// feature reads `truncated` from then on, and the user's writes go on.
+    fn shed_lifetime(&mut self) -> bool {
+        let size = |s: &Slot| match s {
+            Slot::Keyed(k) => k.map.len(),
+            Slot::Acc(Acc::Distinct { values, .. }) => values.len(),
+            _ => 0,
+        };
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .filter(|s| size(s) > 0)
+            .max_by_key(|s| size(s))
+        else {
+            return false;
+        };
+        match slot {
+            Slot::Keyed(k) => k.cap((k.map.len() / 2) as u32),
+            Slot::Acc(Acc::Distinct { values, over }) => {
+                let keep = values.len() / 2;
+                *values = std::mem::take(values).into_iter().take(keep).collect();
+                *over = true;
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Every feature's value at `t` (at or after the anchor), with whether

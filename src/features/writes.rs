@@ -109,17 +109,15 @@ impl FeatureWrites {
                 mut events,
             } = pending;
             events.sort_by_key(|e| (e.ts_ms, e.seq));
-            let newest = events.last().map_or(i64::MIN, |e| e.ts_ms);
             let mut state = match load_state(store, user_id)? {
                 Some(s) if s.version == self.set.version() => s,
                 _ if new => UserState::new(&self.set),
                 // under other definitions, or deleted: from the events,
                 // keeping what was published
+                // (read as of its stored newest event: the walk looks at the
+                // tags from its mark on, before this write's events)
                 old => {
-                    let window = (
-                        crate::time::MAX_TS_MS,
-                        Some(newest).filter(|n| *n > i64::MIN),
-                    );
+                    let window = (crate::time::MAX_TS_MS, None);
                     let mut s = recompute(store, kinds, &self.set, self.offset, user_id, window)?;
                     s.tags = old.and_then(|o| o.tags);
                     s

@@ -499,3 +499,12 @@ pub(crate) fn for_user_events(
     }
     Ok(())
 }
+
+/// Whether `user_id` has an event at or before `t_ms` (one seek).
+pub(crate) fn has_event_upto(store: &impl Reader, user_id: u32, t_ms: i64) -> Result<bool> {
+    let (start, until) = newest_first_bounds(user_id, t_ms.saturating_add(1));
+    Ok(store
+        .read_range(Cf::Events, &start, until)?
+        .next()
+        .is_some())
+}

@@ -96,9 +96,6 @@ impl Writer<'_> {
         let mut after: Option<u32> = None;
         loop {
             let set = self.features.read().clone();
-            if set.is_empty() {
-                return Ok(done);
-            }
             let (users, last) =
                 features::stale_users(self.store, &set, after, BACKFILL_STEP_USERS)?;
             let Some(last) = last else { return Ok(done) };
