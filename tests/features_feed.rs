@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use common::*;
 use fmodel::*;
 use proptest::prelude::*;
-use stickydb::features::{Definition, FeatureValue, TagRule, Window};
+use stickydb::features::{Definition, FeatureValue, Window};
 use stickydb::{Change, Db, Options, StageCause};
 
 const USERS: usize = 3;
@@ -104,23 +104,8 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<(i64,
     let dir = tempfile::tempdir().expect("tempdir");
     let options = Options::default().utc_offset_minutes(OFFSET_MIN);
     let db = Db::create(dir.path(), options).expect("create");
-    let tag_rules: Vec<TagRule> = rules
-        .iter()
-        .map(|(t, c, k)| TagRule::new(t.clone(), render(c, *k)))
-        .collect();
+    let (tag_rules, model_rules) = rule_sets(&rules);
     db.define_features(&defs, &tag_rules).expect("define");
-    let model_rules = Rules {
-        plain: rules
-            .iter()
-            .filter(|r| !r.2)
-            .map(|(t, c, _)| (t.clone(), c.clone()))
-            .collect(),
-        keyed: rules
-            .iter()
-            .filter(|r| r.2)
-            .map(|(t, c, _)| (t.clone(), c.clone()))
-            .collect(),
-    };
     let mut events: BTreeMap<String, Vec<Ev>> = BTreeMap::new();
     let mut now = BASE;
     for (gap, step) in steps {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use common::*;
 use fmodel::*;
 use proptest::prelude::*;
-use stickydb::features::{Definition, FeatureValue, TagRule, Window};
+use stickydb::features::{Definition, FeatureValue, Window};
 use stickydb::{Db, MergeOptions, Options};
 
 const USERS: usize = 4;
@@ -182,24 +182,9 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<Step>
     let dir = tempfile::tempdir().expect("tempdir");
     let options = Options::default().utc_offset_minutes(OFFSET_MIN);
     let mut db = Db::create(dir.path(), options.clone()).expect("create");
-    let tag_rules: Vec<TagRule> = rules
-        .iter()
-        .map(|(t, c, k)| TagRule::new(t.clone(), render(c, *k)))
-        .collect();
+    let (tag_rules, model_rules) = rule_sets(&rules);
     let mut defs = defs;
     db.define_features(&defs, &tag_rules).expect("define");
-    let model_rules = Rules {
-        plain: rules
-            .iter()
-            .filter(|r| !r.2)
-            .map(|(t, c, _)| (t.clone(), c.clone()))
-            .collect(),
-        keyed: rules
-            .iter()
-            .filter(|r| r.2)
-            .map(|(t, c, _)| (t.clone(), c.clone()))
-            .collect(),
-    };
     let mut m = Model::default();
     for (i, s) in steps.into_iter().enumerate() {
         let mut last_read = BASE;

@@ -365,3 +365,26 @@ pub fn to_event(user: &str, e: &Ev) -> Event {
     }
     ev
 }
+
+/// Rules `(tag, condition, keyed)` as the store takes them, and as the
+/// model evaluates them.
+pub fn rule_sets(rules: &[(String, Cond, bool)]) -> (Vec<stickydb::features::TagRule>, Rules) {
+    let store = rules
+        .iter()
+        .map(|(t, c, k)| stickydb::features::TagRule::new(t.clone(), render(c, *k)))
+        .collect();
+    let pick = |keyed: bool| {
+        rules
+            .iter()
+            .filter(|r| r.2 == keyed)
+            .map(|(t, c, _)| (t.clone(), c.clone()))
+            .collect()
+    };
+    (
+        store,
+        Rules {
+            plain: pick(false),
+            keyed: pick(true),
+        },
+    )
+}
