@@ -24,6 +24,7 @@ pub const MAX_NOTICE_DAYS: u32 = 366;
 /// Why a stage changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StageCause {
     /// Time passed (settled by `advance`).
     Time,
@@ -42,6 +43,7 @@ pub enum StageCause {
 /// How a rule tag changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TagState {
     /// The user began to hold the tag.
     Entered,
@@ -52,6 +54,7 @@ pub enum TagState {
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Change {
     /// A lifecycle stage change. `from`/`to` are `None` before a user's
     /// first activity and after its erasure (or merge into another id).
