@@ -5,7 +5,7 @@
 use super::publish;
 use super::state::UserState;
 use super::writes::{encode_state, settle};
-use super::{load_state, read, recompute, FeatureSet, FeatureValue};
+use super::{load_state, read, recompute_keeping, FeatureSet, FeatureValue};
 use crate::codec;
 use crate::error::Result;
 use crate::keys;
@@ -76,10 +76,9 @@ pub(crate) fn recompute_into(
         if old.as_ref().is_some_and(|s| s.version == set.version()) {
             continue;
         }
-        let window = (crate::time::MAX_TS_MS, None);
-        let mut state = recompute(store, kinds, set, offset, *user_id, window)?;
         // what was published under the older definitions changes at the base
-        state.tags = old.and_then(|o| o.tags);
+        let tags = old.and_then(|o| o.tags);
+        let mut state = recompute_keeping(store, kinds, (set, offset), *user_id, tags)?;
         let walk = publish::Walk {
             set,
             offset,
@@ -182,15 +181,7 @@ pub(crate) fn settle_due(
     }
     if state.version != set.version() {
         let tags = state.tags.take();
-        state = recompute(
-            store,
-            kinds,
-            set,
-            offset,
-            user_id,
-            (crate::time::MAX_TS_MS, None),
-        )?;
-        state.tags = tags;
+        state = recompute_keeping(store, kinds, (set, offset), user_id, tags)?;
     }
     let walk = publish::Walk {
         set,
@@ -273,14 +264,7 @@ pub(crate) fn check(
             continue;
         }
         let at = stored.anchor_ms;
-        let fresh = recompute(
-            store,
-            kinds,
-            set,
-            offset,
-            user_id,
-            (crate::time::MAX_TS_MS, None),
-        )?;
+        let fresh = recompute_keeping(store, kinds, (set, offset), user_id, None)?;
         if fresh.anchor_ms != at {
             problems.push(format!(
                 "features of user id {user_id}: state as of {at}, newest event at {}",

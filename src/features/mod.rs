@@ -52,6 +52,8 @@ pub struct FeatureSet {
     /// recent events keep these).
     window_kinds: Vec<String>,
     window_props: Vec<String>,
+    /// Every kind a definition reads, sorted (asked of every event).
+    read_kinds: Vec<String>,
 }
 
 impl FeatureSet {
@@ -78,7 +80,12 @@ impl FeatureSet {
             window_props.extend(d.key.iter().cloned());
             window_props.extend(d.field.iter().filter(|f| *f != "amount").cloned());
         }
-        for list in [&mut window_kinds, &mut window_props] {
+        let mut read_kinds: Vec<String> = stored
+            .defs
+            .iter()
+            .flat_map(|d| d.kinds.iter().cloned())
+            .collect();
+        for list in [&mut window_kinds, &mut window_props, &mut read_kinds] {
             list.sort_unstable();
             list.dedup();
         }
@@ -89,6 +96,7 @@ impl FeatureSet {
             rule_defs,
             window_kinds,
             window_props,
+            read_kinds,
         })
     }
 
@@ -182,10 +190,9 @@ impl FeatureSet {
 
     /// Whether any definition reads events of `kind`.
     pub(crate) fn reads_kind(&self, kind: &str) -> bool {
-        self.stored
-            .defs
-            .iter()
-            .any(|d| d.kinds.iter().any(|k| k == kind))
+        self.read_kinds
+            .binary_search_by(|k| k.as_str().cmp(kind))
+            .is_ok()
     }
 
     /// The earliest event a state as of `t` needs: `None` for all of them.
@@ -337,6 +344,22 @@ pub(super) fn recompute(
 
 /// Every feature's value (and whether a cap cut it), and the rule tags.
 pub(crate) type Reading = (Vec<(FeatureValue, bool)>, Vec<String>);
+
+/// `user_id`'s whole state recomputed from its stored events (as of its
+/// newest one a definition reads), keeping `tags`: what the feed was told
+/// under the state it replaces.
+pub(super) fn recompute_keeping(
+    store: &Store,
+    kinds: &KindRegistry,
+    (set, offset): (&FeatureSet, i32),
+    user_id: u32,
+    tags: Option<publish::TagMark>,
+) -> Result<UserState> {
+    let window = (crate::time::MAX_TS_MS, None);
+    let mut state = recompute(store, kinds, set, offset, user_id, window)?;
+    state.tags = tags;
+    Ok(state)
+}
 
 /// `user_id`'s feature values and rule tags at `t`: from its state when it
 /// is current and `t` is at or after its newest event, else recomputed.

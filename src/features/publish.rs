@@ -56,8 +56,7 @@ impl Tracker {
             values: vec![(FeatureValue::Null, false); n],
             next: vec![None; n],
         };
-        let all: Vec<usize> = walk.set.rule_defs().to_vec();
-        tr.refresh(walk, state, t, &all);
+        tr.refresh(walk, state, t, walk.set.rule_defs());
         tr
     }
 

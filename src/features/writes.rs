@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use super::publish;
 use super::state::{Input, UserState};
-use super::{load_state, recompute, FeatureSet};
+use super::{load_state, recompute_keeping, FeatureSet};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -117,10 +117,9 @@ impl FeatureWrites {
                 // (read as of its stored newest event: the walk looks at the
                 // tags from its mark on, before this write's events)
                 old => {
-                    let window = (crate::time::MAX_TS_MS, None);
-                    let mut s = recompute(store, kinds, &self.set, self.offset, user_id, window)?;
-                    s.tags = old.and_then(|o| o.tags);
-                    s
+                    let tags = old.and_then(|o| o.tags);
+                    let set = (&*self.set, self.offset);
+                    recompute_keeping(store, kinds, set, user_id, tags)?
                 }
             };
             let inputs: Vec<Input<'_>> = events
