@@ -3,7 +3,7 @@
 //! their cap, independent of the order events arrive in: a late event is
 //! added like any other.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -247,19 +247,33 @@ fn canonical(v: &StoredProp) -> String {
     }
 }
 
-/// A keyed feature: an accumulator and an event count per key value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Keyed {
-    pub map: BTreeMap<String, (u64, Acc)>,
+/// A keyed feature: an accumulator and an event count per key value
+/// (keys owned when kept in a state, borrowed from the events when a
+/// window is folded at a read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Keyed<K: Ord = String> {
+    pub map: BTreeMap<K, (u64, Acc)>,
     /// Events whose key found no room under the cap.
     pub overflow: u64,
 }
 
-impl Keyed {
+impl<K: Ord> Default for Keyed<K> {
+    fn default() -> Self {
+        Keyed {
+            map: BTreeMap::new(),
+            overflow: 0,
+        }
+    }
+}
+
+impl<K: Ord + Clone + Borrow<str>> Keyed<K> {
     /// Adds `e`: a key not yet held is admitted while there is room (a
     /// lifetime map: first come, first kept); `capped: false` admits all
     /// (a window's map, cut by count afterwards with [`Keyed::cap`]).
-    pub fn add(&mut self, e: &EntryRef<'_>, d: &Definition, capped: bool) {
+    pub fn add<'a>(&mut self, e: &EntryRef<'a>, d: &Definition, capped: bool)
+    where
+        K: From<Cow<'a, str>>,
+    {
         let Some(key) = &e.key else { return };
         if let Some((n, acc)) = self.map.get_mut(key.as_ref()) {
             *n += 1;
@@ -272,7 +286,7 @@ impl Keyed {
         }
         let mut acc = Acc::new(d.op);
         acc.add(e, d);
-        self.map.insert(key.to_string(), (1, acc));
+        self.map.insert(K::from(key.clone()), (1, acc));
     }
 
     /// Keeps the `cap` keys with the most events (ties: the smaller key).
@@ -280,11 +294,11 @@ impl Keyed {
         if self.map.len() <= cap as usize {
             return;
         }
-        let mut by_count: Vec<(u64, String)> =
+        let mut by_count: Vec<(u64, K)> =
             self.map.iter().map(|(k, (n, _))| (*n, k.clone())).collect();
         by_count.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         for (n, key) in by_count.into_iter().skip(cap as usize) {
-            self.map.remove(&key);
+            self.map.remove::<K>(&key);
             self.overflow += n;
         }
     }
@@ -292,18 +306,19 @@ impl Keyed {
     /// The value, and whether a cap cut it.
     pub fn value(&self, d: &Definition) -> (FeatureValue, bool) {
         let mut cut = self.overflow > 0;
+        let text = |k: &K| -> String { k.borrow().to_owned() };
         if d.op == Op::TopK {
-            let mut ranked: Vec<(String, u64)> =
-                self.map.iter().map(|(k, (n, _))| (k.clone(), *n)).collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let mut ranked: Vec<(&K, u64)> = self.map.iter().map(|(k, (n, _))| (k, *n)).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
             ranked.truncate(d.k as usize);
+            let ranked = ranked.into_iter().map(|(k, n)| (text(k), n)).collect();
             return (FeatureValue::Ranked(ranked), cut);
         }
         let mut out = BTreeMap::new();
         for (key, (_, acc)) in &self.map {
             let (v, c) = acc.value(d.op);
             cut |= c;
-            out.insert(key.clone(), v);
+            out.insert(text(key), v);
         }
         (FeatureValue::Keyed(out), cut)
     }

@@ -2,15 +2,15 @@
 //! rule-tag due index and `advance`, segments' rule-tag holders, a
 //! rebuild's clear, `verify`, erasure.
 
+use super::compat::{decode_state, encode_state};
 use super::publish;
 use super::state::UserState;
-use super::writes::{encode_state, settle};
+use super::writes::settle;
 use super::{load_state, read, recompute_keeping, FeatureSet, FeatureValue};
-use crate::codec;
 use crate::error::Result;
 use crate::keys;
 use crate::kinds::KindRegistry;
-use crate::store::{decode_value, Batch, Cf, Reader, Store};
+use crate::store::{Batch, Cf, Reader, Store};
 
 /// Users of a backfill step `(id, name)`, and the last id looked at.
 pub(crate) type StaleStep = (Vec<(u32, String)>, Option<u32>);
@@ -208,12 +208,12 @@ pub(crate) fn clear(store: &Store) -> Result<()> {
     let mut batch = Batch::new();
     for item in store.range(Cf::Features, &[], None)? {
         let (k, v) = item?;
-        match decode_value::<UserState>(Cf::Features, &k, &v) {
+        match decode_state(&k, &v) {
             // (no set has version 0 once a definition was made)
             Ok(mut s) => {
                 s.version = 0;
                 s.slots.clear();
-                batch.put(Cf::Features, &k, codec::encode(&s)?);
+                batch.put(Cf::Features, &k, encode_state(&mut s)?);
             }
             Err(_) => batch.delete(Cf::Features, &k),
         }
@@ -253,7 +253,7 @@ pub(crate) fn check(
             ));
             continue;
         }
-        let stored: UserState = match decode_value(Cf::Features, &k, &v) {
+        let stored: UserState = match decode_state(&k, &v) {
             Ok(s) => s,
             Err(e) => {
                 problems.push(e.to_string());
@@ -339,14 +339,18 @@ pub(crate) fn tags_by_day(
                 seq: *seq,
                 kind: kind.as_str(),
                 amount_minor: *amount_minor,
-                properties: super::state::Props::Named(properties),
+                properties,
             };
             state.apply(set, &input);
             next += 1;
         }
         out.push(match next {
             0 => Vec::new(),
-            _ => set.tags(&state.values(set, t, offset)),
+            _ => set
+                .tags(&state.values(set, t, offset))
+                .into_iter()
+                .map(std::borrow::Cow::into_owned)
+                .collect(),
         });
     }
     Ok(out)

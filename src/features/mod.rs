@@ -12,6 +12,7 @@
 //! events of a write; must not touch events, aggregates or profiles.
 
 mod acc;
+mod compat;
 mod cond;
 mod defs;
 #[cfg(feature = "json")]
@@ -33,11 +34,13 @@ use cond::Cond;
 use defs::Stored;
 use state::UserState;
 
+use std::borrow::Cow;
+
 use crate::codec;
 use crate::error::{Error, InputError, Problem, Result};
 use crate::keys::{self, meta};
 use crate::kinds::KindRegistry;
-use crate::store::{decode_value, Batch, Cf, Reader, Store};
+use crate::store::{Batch, Cf, Reader, Store};
 use crate::timeline::{self, StoredProp};
 
 /// A store's definitions and tag rules, checked and ready to evaluate.
@@ -54,12 +57,16 @@ pub struct FeatureSet {
     window_props: Vec<String>,
     /// Every kind a definition reads, sorted (asked of every event).
     read_kinds: Vec<String>,
+    /// How each definition reads kept events (used for timed windows).
+    matchers: Vec<recent::Matcher>,
+    /// Each keyed rule's keyed definitions (`None`: a rule without `{key}`).
+    rule_keyed: Vec<Option<Vec<usize>>>,
 }
 
 impl FeatureSet {
     fn build(stored: Stored) -> Result<FeatureSet> {
         let conds = defs::validate(&stored.defs, &stored.rules)?;
-        let filters = stored
+        let filters: Vec<Vec<(String, StoredProp)>> = stored
             .defs
             .iter()
             .map(|d| {
@@ -89,6 +96,21 @@ impl FeatureSet {
             list.sort_unstable();
             list.dedup();
         }
+        let matchers = stored
+            .defs
+            .iter()
+            .zip(&filters)
+            .map(|(d, f)| recent::Matcher::new(d, f, &window_kinds, &window_props))
+            .collect();
+        let rule_keyed = (stored.rules.iter().zip(&conds))
+            .map(|(r, c)| {
+                let mut keyed = Vec::new();
+                c.keyed_defs(&mut keyed);
+                keyed.sort_unstable();
+                keyed.dedup();
+                r.is_keyed().then_some(keyed)
+            })
+            .collect();
         Ok(FeatureSet {
             stored,
             conds,
@@ -97,6 +119,8 @@ impl FeatureSet {
             window_kinds,
             window_props,
             read_kinds,
+            matchers,
+            rule_keyed,
         })
     }
 
@@ -184,6 +208,13 @@ impl FeatureSet {
         &self.window_props
     }
 
+    fn matcher(&self, i: usize) -> &recent::Matcher {
+        static NONE: std::sync::OnceLock<recent::Matcher> = std::sync::OnceLock::new();
+        self.matchers
+            .get(i)
+            .unwrap_or_else(|| NONE.get_or_init(recent::Matcher::default))
+    }
+
     fn filter(&self, i: usize) -> &[(String, StoredProp)] {
         self.filters.get(i).map_or(&[], Vec::as_slice)
     }
@@ -213,8 +244,9 @@ impl FeatureSet {
         Some(from)
     }
 
-    /// The tags the rules give a user whose features are `values`, sorted.
-    pub(crate) fn tags(&self, values: &[(FeatureValue, bool)]) -> Vec<String> {
+    /// The tags the rules give a user whose features are `values`, sorted
+    /// (a keyed rule's tags are built only for the keys that hold).
+    pub(crate) fn tags(&self, values: &[(FeatureValue, bool)]) -> Vec<Cow<'_, str>> {
         let number = |def: usize, key: Option<&str>| -> Option<f64> {
             match (&values.get(def)?.0, key) {
                 (FeatureValue::Keyed(map), Some(k)) => map.get(k)?.as_f64(),
@@ -223,29 +255,29 @@ impl FeatureSet {
             }
         };
         let mut out = Vec::new();
-        for (rule, cond) in self.stored.rules.iter().zip(&self.conds) {
-            if !rule.is_keyed() {
+        let rules = self.stored.rules.iter().zip(&self.conds);
+        for ((rule, cond), keyed) in rules.zip(&self.rule_keyed) {
+            let Some(keyed) = keyed else {
                 if cond.holds(&number, None) {
-                    out.push(rule.tag.clone());
+                    out.push(Cow::Borrowed(rule.tag.as_str()));
                 }
                 continue;
-            }
-            let mut keyed = Vec::new();
-            cond.keyed_defs(&mut keyed);
+            };
             let mut keys: Vec<&str> = Vec::new();
             for def in keyed {
-                if let Some((FeatureValue::Keyed(map), _)) = values.get(def) {
+                if let Some((FeatureValue::Keyed(map), _)) = values.get(*def) {
                     keys.extend(map.keys().map(String::as_str));
                 }
             }
             keys.sort_unstable();
             keys.dedup();
             for key in keys {
+                if !cond.holds(&number, Some(key)) {
+                    continue;
+                }
                 let tag = rule.tag.replace("{key}", key);
-                if cond.holds(&number, Some(key))
-                    && crate::users::check_name(&tag, MAX_TAG_BYTES).is_ok()
-                {
-                    out.push(tag);
+                if crate::users::check_name(&tag, MAX_TAG_BYTES).is_ok() {
+                    out.push(Cow::Owned(tag));
                 }
             }
         }
@@ -294,7 +326,7 @@ pub(super) fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<Us
     let key = keys::user(user_id);
     match reader.read_raw(Cf::Features, &key)? {
         None => Ok(None),
-        Some(bytes) => decode_value(Cf::Features, &key, &bytes).map(Some),
+        Some(bytes) => compat::decode_state(&key, &bytes).map(Some),
     }
 }
 
@@ -335,7 +367,7 @@ pub(super) fn recompute(
             seq: *seq,
             kind: kind.as_str(),
             amount_minor: *amount_minor,
-            properties: state::Props::Named(properties),
+            properties,
         };
         state.apply(set, &input);
     }
@@ -385,7 +417,10 @@ pub(crate) fn read(
     // (rule tags are a user's from its first event on, whatever its kind)
     let held =
         !set.rules().is_empty() && (has_event || timeline::has_event_upto(reader, user_id, t)?);
-    let tags = if held { set.tags(&values) } else { Vec::new() };
+    let tags = match held {
+        true => set.tags(&values).into_iter().map(Cow::into_owned).collect(),
+        false => Vec::new(),
+    };
     Ok((values, tags))
 }
 

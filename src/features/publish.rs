@@ -6,6 +6,8 @@
 //! change them; `advance` walks due users to its clock; erasure and merge
 //! publish the held tags' end.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::acc::FeatureValue;
@@ -63,8 +65,7 @@ impl Tracker {
     fn refresh(&mut self, walk: &Walk<'_>, state: &UserState, t: i64, which: &[usize]) {
         for &i in which {
             if let (Some(v), Some(n)) = (self.values.get_mut(i), self.next.get_mut(i)) {
-                *v = state.value_of(walk.set, i, t, walk.offset);
-                *n = state.next_change_of(walk.set, i, t, walk.offset);
+                (*v, *n) = state.value_of(walk.set, i, t, walk.offset);
             }
         }
     }
@@ -91,13 +92,13 @@ impl Walk<'_> {
         &self,
         batch: &mut Batch,
         held: &mut Vec<(String, i64)>,
-        now: &[String],
+        now: &[Cow<'_, str>],
         at_ms: i64,
         retroactive: bool,
     ) -> Result<()> {
         let mut entries = Vec::new();
         held.retain(|(tag, _)| {
-            let stays = now.binary_search(tag).is_ok();
+            let stays = now.binary_search_by(|x| x.as_ref().cmp(tag)).is_ok();
             if !stays {
                 entries.push((tag.clone(), TagState::Left));
             }
@@ -105,8 +106,8 @@ impl Walk<'_> {
         });
         for tag in now {
             if let Err(i) = held.binary_search_by(|(t, _)| t.as_str().cmp(tag)) {
-                held.insert(i, (tag.clone(), at_ms));
-                entries.push((tag.clone(), TagState::Entered));
+                held.insert(i, (tag.to_string(), at_ms));
+                entries.push((tag.to_string(), TagState::Entered));
             }
         }
         for (tag, state) in entries {

@@ -30,26 +30,16 @@ pub(crate) struct Input<'a> {
     pub seq: u32,
     pub kind: &'a str,
     pub amount_minor: Option<i64>,
-    pub properties: Props<'a>,
-}
-
-/// An event's properties: by name, or by index into a list of names (a
-/// kept event, `recent.rs`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Props<'a> {
-    Named(&'a [(String, StoredProp)]),
-    Indexed(&'a [(u16, StoredProp)], &'a [String]),
+    /// The event's properties, by name.
+    pub properties: &'a [(String, StoredProp)],
 }
 
 impl<'a> Input<'a> {
     pub fn prop(&self, name: &str) -> Option<&'a StoredProp> {
-        match self.properties {
-            Props::Named(ps) => ps.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-            Props::Indexed(ps, names) => ps
-                .iter()
-                .find(|(i, _)| names.get(usize::from(*i)).is_some_and(|n| n == name))
-                .map(|(_, v)| v),
-        }
+        self.properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -98,13 +88,24 @@ pub(crate) fn entry_for<'a>(
     }
     let key = match &d.key {
         None => None,
-        Some(k) => Some(key_text(e.prop(k)?)),
+        Some(k) => Some(e.prop(k)?),
     };
     let val = match d.field.as_deref() {
         None => None,
         Some("amount") => Some(Cow::Owned(StoredProp::Int(e.amount_minor?))),
         Some(f) => Some(Cow::Borrowed(e.prop(f)?)),
     };
+    contribution(d, (e.ts_ms, e.seq), key, val)
+}
+
+/// The contribution of an event `d` reads, from its key property and its
+/// field's value (both present if `d` names them).
+pub(crate) fn contribution<'a>(
+    d: &Definition,
+    (ts_ms, seq): (i64, u32),
+    key: Option<&'a StoredProp>,
+    val: Option<Cow<'a, StoredProp>>,
+) -> Option<EntryRef<'a>> {
     let num = match (val.as_deref(), d.op) {
         (Some(StoredProp::Int(i)), _) => Some(Num::Int(*i)),
         (Some(StoredProp::Float(f)), _) => Some(Num::Float(*f)),
@@ -112,11 +113,11 @@ pub(crate) fn entry_for<'a>(
         _ => None,
     };
     Some(EntryRef {
-        ts_ms: e.ts_ms,
-        seq: e.seq,
+        ts_ms,
+        seq,
         num,
         val,
-        key,
+        key: key.map(key_text),
     })
 }
 
@@ -322,70 +323,59 @@ impl UserState {
     /// a cap or a dropped contribution may have cut it.
     pub fn values(&self, set: &FeatureSet, t: i64, offset: i32) -> Vec<(FeatureValue, bool)> {
         (0..set.defs().len())
-            .map(|i| self.value_of(set, i, t, offset))
+            .map(|i| self.value_of(set, i, t, offset).0)
             .collect()
     }
 
-    /// Feature `i`'s value at `t` (see [`UserState::values`]).
+    /// Feature `i`'s value at `t` (see [`UserState::values`]), and the
+    /// first instant after `t` at which it changes with no new event (a
+    /// contribution slides out of its window, or a calendar period ends
+    /// while one is in it): one pass over the window for both.
     pub fn value_of(
         &self,
         set: &FeatureSet,
         i: usize,
         t: i64,
         offset: i32,
-    ) -> (FeatureValue, bool) {
+    ) -> ((FeatureValue, bool), Option<i64>) {
         let (Some(d), Some(slot)) = (set.defs().get(i), self.slots.get(i)) else {
-            return (FeatureValue::Null, false);
+            return ((FeatureValue::Null, false), None);
         };
         match slot {
-            Slot::Acc(acc) => acc.value(d.op),
-            Slot::Keyed(k) => k.value(d),
+            Slot::Acc(acc) => (acc.value(d.op), None),
+            Slot::Keyed(k) => (k.value(d), None),
             Slot::Window => {
                 let lower = lower_bound(d.window, t, offset);
-                let covered: Vec<EntryRef<'_>> = self
-                    .recent
-                    .events
-                    .iter()
-                    .filter(|k| lower.is_none_or(|l| k.ts_ms > l) && k.ts_ms <= t)
-                    .filter_map(|k| entry_for(d, set.filter(i), &k.input(set)))
-                    .collect();
+                let m = set.matcher(i);
+                let mut oldest = None;
+                let covered = self.recent.covered(lower, t).filter_map(|k| {
+                    let e = self.recent.entry(k, d, m)?;
+                    oldest = oldest.or(Some(e.ts_ms));
+                    Some(e)
+                });
                 let (v, cut) = window_value(d, covered);
                 let lost = lower.is_some_and(|l| self.recent.lost_upto.is_some_and(|x| x > l));
-                (v, cut || lost)
+                let next = oldest.and_then(|ts| match d.window {
+                    Window::Sliding { ms } => Some(ts.saturating_add(ms)),
+                    w => next_period(w, t, offset),
+                });
+                ((v, cut || lost), next)
             }
             Slot::Buffer { entries, lost_upto } => {
                 let lower = lower_bound(d.window, t, offset);
-                let covered: Vec<EntryRef<'_>> = entries
-                    .iter()
-                    .filter(|e| lower.is_none_or(|l| e.ts_ms > l) && e.ts_ms <= t)
-                    .map(Entry::as_ref)
-                    .collect();
-                let (v, cut) = window_value(d, covered);
+                let from = lower.map_or(0, |l| entries.partition_point(|e| e.ts_ms <= l));
+                let to = entries.partition_point(|e| e.ts_ms <= t).max(from);
+                let mut covered = entries.get(from..to).unwrap_or_default();
+                if let Window::LastEvents { n } = d.window {
+                    covered = &covered[covered.len().saturating_sub(n as usize)..];
+                }
+                let (v, cut) = window_value(d, covered.iter().map(Entry::as_ref));
                 let lost = match lower {
                     Some(l) => lost_upto.is_some_and(|x| x > l),
                     None => lost_upto.is_some(),
                 };
-                (v, cut || lost)
+                ((v, cut || lost), None)
             }
-        }
-    }
-
-    /// The first instant after `t` (at or after the anchor) at which
-    /// feature `i` changes with no new event: a contribution slides out of
-    /// its window, or a calendar period ends while one is in it.
-    pub fn next_change_of(&self, set: &FeatureSet, i: usize, t: i64, offset: i32) -> Option<i64> {
-        let (Some(d), Some(Slot::Window)) = (set.defs().get(i), self.slots.get(i)) else {
-            return None;
-        };
-        let lower = lower_bound(d.window, t, offset);
-        let oldest = self.recent.events.iter().find(|k| {
-            lower.is_none_or(|l| k.ts_ms > l)
-                && k.ts_ms <= t
-                && entry_for(d, set.filter(i), &k.input(set)).is_some()
-        })?;
-        match d.window {
-            Window::Sliding { ms } => Some(oldest.ts_ms.saturating_add(ms)),
-            w => next_period(w, t, offset),
         }
     }
 
@@ -405,20 +395,20 @@ fn drop_oldest(entries: &mut Vec<Entry>, lost_upto: &mut Option<i64>, cut: usize
 }
 
 /// A windowed feature's value over the contributions its window covers,
-/// oldest first (a last-N window: the n newest of them).
-fn window_value(d: &Definition, mut covered: Vec<EntryRef<'_>>) -> (FeatureValue, bool) {
-    if let Window::LastEvents { n } = d.window {
-        covered.drain(..covered.len().saturating_sub(n as usize));
-    }
+/// oldest first.
+fn window_value<'a>(
+    d: &Definition,
+    covered: impl Iterator<Item = EntryRef<'a>>,
+) -> (FeatureValue, bool) {
     if d.key.is_some() {
-        let mut k = Keyed::default();
-        for e in &covered {
-            k.add(e, d, false);
+        let mut k: Keyed<Cow<'a, str>> = Keyed::default();
+        for e in covered {
+            k.add(&e, d, false);
         }
         k.cap(d.cap);
         return k.value(d);
     }
     let mut acc = Acc::new(d.op);
-    covered.iter().for_each(|e| acc.add(e, d));
+    covered.for_each(|e| acc.add(&e, d));
     acc.value(d.op)
 }

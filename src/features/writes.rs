@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::compat::encode_state;
 use super::publish;
 use super::state::{Input, UserState};
 use super::{load_state, recompute_keeping, FeatureSet};
-use crate::codec;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys;
 use crate::kinds::KindRegistry;
 use crate::store::{Batch, Cf, Store};
@@ -129,7 +129,7 @@ impl FeatureWrites {
                     seq: e.seq,
                     kind: &e.kind,
                     amount_minor: e.amount_minor,
-                    properties: super::state::Props::Named(&e.properties),
+                    properties: &e.properties,
                 })
                 .collect();
             let walk = publish::Walk {
@@ -167,15 +167,4 @@ pub(super) fn settle(
         return Ok(());
     }
     walk.write(state, inputs, (clock_ms, first_ms), batch)
-}
-
-/// Encodes a state, shedding its oldest window contributions until it fits
-/// the value limit.
-pub(super) fn encode_state(state: &mut UserState) -> Result<Vec<u8>> {
-    loop {
-        match codec::encode(&*state) {
-            Err(Error::ValueTooLarge { .. }) if state.shed() => continue,
-            other => return other,
-        }
-    }
 }

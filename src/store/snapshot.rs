@@ -75,6 +75,10 @@ impl Reader for Store {
         self.get_raw(cf, key)
     }
 
+    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        self.get(cf, key)
+    }
+
     fn read_range<'s>(
         &'s self,
         cf: Cf,
@@ -88,6 +92,10 @@ impl Reader for Store {
 impl Reader for Snapshot<'_> {
     fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_raw(cf, key)
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        self.get(cf, key)
     }
 
     fn read_range<'s>(
@@ -158,9 +166,11 @@ impl Snapshot<'_> {
             .get_cf_opt(self.store.cf(cf)?, key, &self.read_options())?)
     }
 
-    /// Reads and decodes one value.
+    /// Reads and decodes one value (from RocksDB's pinned bytes: no copy).
     pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        match self.get_raw(cf, key)? {
+        self.check(cf)?;
+        let opts = self.read_options();
+        match self.store.db.get_pinned_cf_opt(self.store.cf(cf)?, key, &opts)? {
             None => Ok(None),
             Some(bytes) => decode_value(cf, key, &bytes).map(Some),
         }
