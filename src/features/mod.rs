@@ -324,10 +324,9 @@ impl Features {
 /// Reads the state of `user_id` (`None`: none kept).
 pub(super) fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<UserState>> {
     let key = keys::user(user_id);
-    match reader.read_raw(Cf::Features, &key)? {
-        None => Ok(None),
-        Some(bytes) => compat::decode_state(&key, &bytes).map(Some),
-    }
+    reader.read_with(Cf::Features, &key, |bytes| {
+        compat::decode_state(&key, bytes)
+    })
 }
 
 /// The state of `user_id` recomputed from its events up to `t`, reading

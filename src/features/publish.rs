@@ -62,12 +62,18 @@ impl Tracker {
         tr
     }
 
-    fn refresh(&mut self, walk: &Walk<'_>, state: &UserState, t: i64, which: &[usize]) {
+    /// Recomputes the features `which` at `t`; whether a value changed
+    /// (if none did, no tag can have).
+    fn refresh(&mut self, walk: &Walk<'_>, state: &UserState, t: i64, which: &[usize]) -> bool {
+        let mut changed = false;
         for &i in which {
             if let (Some(v), Some(n)) = (self.values.get_mut(i), self.next.get_mut(i)) {
-                (*v, *n) = state.value_of(walk.set, i, t, walk.offset);
+                let (value, next) = state.value_of(walk.set, i, t, walk.offset);
+                changed |= value != *v;
+                (*v, *n) = (value, next);
             }
         }
+        changed
     }
 
     /// The next instant a rule's feature changes.
@@ -188,8 +194,9 @@ impl Walk<'_> {
                     break;
                 }
                 let due = tr.due(self, c);
-                tr.refresh(self, state, c, &due);
-                self.publish(batch, &mut held, &self.set.tags(&tr.values), c, true)?;
+                if tr.refresh(self, state, c, &due) {
+                    self.publish(batch, &mut held, &self.set.tags(&tr.values), c, true)?;
+                }
             }
             // every event of the instant, then the features they or the
             // instant changed
@@ -206,8 +213,9 @@ impl Walk<'_> {
             }
             changed.sort_unstable();
             changed.dedup();
-            tr.refresh(self, state, ts, &changed);
-            self.publish(batch, &mut held, &self.set.tags(&tr.values), ts, ts < end)?;
+            if tr.refresh(self, state, ts, &changed) {
+                self.publish(batch, &mut held, &self.set.tags(&tr.values), ts, ts < end)?;
+            }
             rest = &rest[same..];
         }
         self.finish(state, held, key, (end, tr.next()), batch)
@@ -233,8 +241,9 @@ impl Walk<'_> {
                 break;
             }
             let due = tr.due(self, c);
-            tr.refresh(self, state, c, &due);
-            self.publish(batch, held, &self.set.tags(&tr.values), c, false)?;
+            if tr.refresh(self, state, c, &due) {
+                self.publish(batch, held, &self.set.tags(&tr.values), c, false)?;
+            }
         }
         self.publish(batch, held, &self.set.tags(&tr.values), to, false)?;
         Ok(tr)

@@ -195,6 +195,10 @@ impl UserState {
         }
         self.anchor_ms = self.anchor_ms.max(e.ts_ms);
         for (i, (d, slot)) in set.defs().iter().zip(&mut self.slots).enumerate() {
+            // (a window reads the recent events, added below)
+            if matches!(slot, Slot::Window) {
+                continue;
+            }
             let Some(entry) = entry_for(d, set.filter(i), e) else {
                 continue;
             };

@@ -44,15 +44,29 @@ pub trait Reader {
         until: Option<Vec<u8>>,
     ) -> Result<Box<dyn Iterator<Item = Result<KeyValue>> + 's>>;
 
-    /// Reads and decodes one value.
-    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>>
+    /// Reads one value and hands its bytes to `f` (RocksDB's pinned
+    /// bytes where the reader has them: no copy).
+    fn read_with<T>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>>
     where
         Self: Sized,
     {
         match self.read_raw(cf, key)? {
             None => Ok(None),
-            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
+            Some(bytes) => f(&bytes).map(Some),
         }
+    }
+
+    /// Reads and decodes one value.
+    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>>
+    where
+        Self: Sized,
+    {
+        self.read_with(cf, key, |bytes| decode_value(cf, key, bytes))
     }
 
     /// Iterates every key starting with `prefix`, in key order.
@@ -75,8 +89,16 @@ impl Reader for Store {
         self.get_raw(cf, key)
     }
 
-    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        self.get(cf, key)
+    fn read_with<T>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self.db.get_pinned_cf(self.cf(cf)?, key)? {
+            None => Ok(None),
+            Some(bytes) => f(&bytes).map(Some),
+        }
     }
 
     fn read_range<'s>(
@@ -94,8 +116,18 @@ impl Reader for Snapshot<'_> {
         self.get_raw(cf, key)
     }
 
-    fn read<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        self.get(cf, key)
+    fn read_with<T>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.check(cf)?;
+        let opts = self.read_options();
+        match (self.store.db).get_pinned_cf_opt(self.store.cf(cf)?, key, &opts)? {
+            None => Ok(None),
+            Some(bytes) => f(&bytes).map(Some),
+        }
     }
 
     fn read_range<'s>(
@@ -168,12 +200,7 @@ impl Snapshot<'_> {
 
     /// Reads and decodes one value (from RocksDB's pinned bytes: no copy).
     pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        self.check(cf)?;
-        let opts = self.read_options();
-        match self.store.db.get_pinned_cf_opt(self.store.cf(cf)?, key, &opts)? {
-            None => Ok(None),
-            Some(bytes) => decode_value(cf, key, &bytes).map(Some),
-        }
+        self.read_with(cf, key, |bytes| decode_value(cf, key, bytes))
     }
 
     /// Reads a user set stored in chunks under `prefix` (see
