@@ -14,6 +14,10 @@ use crate::store::Batch;
 /// Users one backfill step recomputes (each step is one write).
 const BACKFILL_STEP_USERS: usize = 256;
 
+/// Users whose due rule tags one step of `advance` settles (one write:
+/// one commit for many small states, not one each).
+const TAG_STEP_USERS: usize = 64;
+
 impl Writer<'_> {
     /// Replaces the set by `next` (made from the set in force by `change`).
     pub fn set_features(
@@ -35,9 +39,10 @@ impl Writer<'_> {
         Ok(next)
     }
 
-    /// Walks every user whose rule tags are due by `now_ms` to it, each in
-    /// its own write under its stripe: the due index is the progress a
-    /// re-run after a kill resumes from.
+    /// Walks every user whose rule tags are due by `now_ms` to it, a step
+    /// of users at a time, each step one write under the users' stripes:
+    /// the due index (whose keys move in the same writes) is the progress
+    /// a re-run after a kill resumes from.
     pub(super) fn settle_tag_dues(
         &self,
         now_ms: i64,
@@ -55,34 +60,45 @@ impl Writer<'_> {
                 return Ok(());
             };
             after = Some(last.clone());
-            for (_, due_ms, user_id) in page {
-                let Some(record) = crate::users::record_of(self.store, user_id)? else {
-                    let mut batch = Batch::new();
-                    batch.delete(
-                        crate::store::Cf::Feed,
-                        crate::keys::feed::tag_due(due_ms, user_id),
-                    );
-                    self.store.write(batch)?;
-                    continue;
-                };
-                let _guard = self.stripes.lock([record.name.as_str()]);
-                let set = self.features.read().clone();
-                let mut batch = Batch::new();
-                features::settle_due(
-                    self.store,
-                    self.kinds,
-                    &set,
-                    (user_id, due_ms),
-                    now_ms,
-                    &mut batch,
-                )?;
-                if batch.logs() > 0 {
-                    report.tag_users += 1;
-                    report.tag_changes += batch.logs() as u64;
-                }
-                self.store.write(batch)?;
+            for step in page.chunks(TAG_STEP_USERS) {
+                let due: Vec<(i64, u32)> = step.iter().map(|(_, d, u)| (*d, *u)).collect();
+                self.settle_tag_step(&due, now_ms, report)?;
             }
         }
+    }
+
+    /// Settles the users met in the due index at `due` (`(due_ms, user)`)
+    /// in one write.
+    fn settle_tag_step(
+        &self,
+        due: &[(i64, u32)],
+        now_ms: i64,
+        report: &mut super::AdvanceReport,
+    ) -> Result<()> {
+        let mut batch = Batch::new();
+        let mut named = Vec::with_capacity(due.len());
+        for &(due_ms, user_id) in due {
+            match crate::users::record_of(self.store, user_id)? {
+                Some(record) => named.push((record.name, due_ms, user_id)),
+                // (an erased user's key went with it, or is dropped here)
+                None => batch.delete(
+                    crate::store::Cf::Feed,
+                    crate::keys::feed::tag_due(due_ms, user_id),
+                ),
+            }
+        }
+        let _guard = self.stripes.lock(named.iter().map(|(n, _, _)| n.as_str()));
+        let set = self.features.read().clone();
+        for (_, due_ms, user_id) in named {
+            let before = batch.logs();
+            let (store, kinds) = (self.store, self.kinds);
+            features::settle_due(store, kinds, &set, (user_id, due_ms), now_ms, &mut batch)?;
+            if batch.logs() > before {
+                report.tag_users += 1;
+                report.tag_changes += (batch.logs() - before) as u64;
+            }
+        }
+        self.store.write(batch)
     }
 
     /// Recomputes the state of every user whose state is missing or of
