@@ -1,7 +1,7 @@
 //! Per-user features by example (docs/features.md): the window edge to the
 //! millisecond, late events, bad definitions refused with a typed error
-//! that changes nothing, a state damaged on disk found by verify, and the
-//! CLI's `features define|list|get|drop` shapes.
+//! that changes nothing, a state damaged on disk found by verify, `advance`
+//! meeting a tag change it looked ahead to, and the CLI's `features define|list|get|drop` shapes.
 
 mod common;
 use common::*;
@@ -82,6 +82,35 @@ fn a_count_over_14_days_ends_at_the_third_newest_view_plus_14_days() {
         [
             ("Entered".to_owned(), entered),
             ("Left".to_owned(), T + 17 * DAY - 5)
+        ]
+    );
+    assert_clean(&db);
+}
+
+#[test]
+fn advance_comes_back_at_the_next_tag_change_not_the_next_feature_change() {
+    let (_dir, db) = open_temp();
+    define(&db);
+    for day in 0..4 {
+        db.record(&shoes("ann", T + day * DAY)).unwrap();
+    }
+    let entered = T + 2 * DAY;
+    // the count slides 4 -> 3 at T + 14 days (no tag change), 3 -> 2 at
+    // T + 15 days: advance, having looked ahead from its first visit, must
+    // still come back exactly there
+    db.advance(T + 4 * DAY).unwrap();
+    let report = db.advance(T + 14 * DAY).unwrap();
+    assert_eq!(report.tag_changes, 0);
+    db.advance(T + 15 * DAY - 1).unwrap();
+    let entered_shoes = ("interest:shoes".to_owned(), "Entered".to_owned(), entered);
+    assert_eq!(tag_entries(&db), [entered_shoes.clone()]);
+    let report = db.advance(T + 15 * DAY).unwrap();
+    assert_eq!((report.tag_users, report.tag_changes), (1, 1));
+    assert_eq!(
+        tag_entries(&db),
+        [
+            entered_shoes,
+            ("interest:shoes".to_owned(), "Left".to_owned(), T + 15 * DAY)
         ]
     );
     assert_clean(&db);

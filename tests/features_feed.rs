@@ -100,6 +100,27 @@ fn candidates(defs: &[Definition], evs: &[Ev], end: i64) -> Vec<i64> {
     out
 }
 
+/// The model's tags of a user with events `evs` at `t`.
+fn model_tags(defs: &[Definition], rules: &Rules, evs: &[Ev], t: i64) -> Vec<String> {
+    let upto: Vec<Ev> = evs.iter().filter(|e| e.ts <= t).cloned().collect();
+    let values: Vec<FeatureValue> = defs.iter().map(|d| feature(d, &upto, t)).collect();
+    tags(rules, &values)
+}
+
+/// The tags `user` holds by the feed's `tag` entries.
+fn held_in(feed: &[stickydb::FeedEntry], user: &str) -> Vec<String> {
+    let mut held: BTreeMap<String, bool> = BTreeMap::new();
+    for entry in feed.iter().filter(|e| e.user.as_deref() == Some(user)) {
+        if let Change::Tag { tag, state, .. } = &entry.record.change {
+            held.insert(tag.clone(), *state == stickydb::feed::TagState::Entered);
+        }
+    }
+    held.into_iter()
+        .filter(|(_, h)| *h)
+        .map(|(t, _)| t)
+        .collect()
+}
+
 fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<(i64, Step)>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = Options::default().utc_offset_minutes(OFFSET_MIN);
@@ -120,6 +141,16 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<(i64,
             }
             Step::Advance => {
                 db.advance(now).expect("advance");
+                // (everything up to `now` is published once advance returns)
+                let feed = db.feed(0, 100_000).expect("feed");
+                for (user, evs) in &events {
+                    let want = model_tags(&defs, &model_rules, evs, now);
+                    assert_eq!(
+                        held_in(&feed, user),
+                        want,
+                        "{user}: tags after advance({now})"
+                    );
+                }
             }
         }
     }
@@ -129,11 +160,7 @@ fn run(defs: Vec<Definition>, rules: Vec<(String, Cond, bool)>, steps: Vec<(i64,
     let feed = db.feed(0, 100_000).expect("feed");
     for (user, evs) in &events {
         let first = evs[0].ts;
-        let tags_at = |t: i64| {
-            let upto: Vec<Ev> = evs.iter().filter(|e| e.ts <= t).cloned().collect();
-            let values: Vec<FeatureValue> = defs.iter().map(|d| feature(d, &upto, t)).collect();
-            tags(&model_rules, &values)
-        };
+        let tags_at = |t: i64| model_tags(&defs, &model_rules, evs, t);
         // the model's transitions from the first event on
         let mut want: Vec<(String, bool, i64)> = Vec::new();
         // (nothing is held before the first event)

@@ -276,6 +276,15 @@ pub(crate) fn check(
             stored.values(set, at, offset),
             fresh.values(set, at, offset),
         );
+        let walk = publish::Walk {
+            set,
+            offset,
+            user_id,
+            cause: crate::feed::StageCause::Time,
+        };
+        if let Some(wrong) = walk.check_mark(&stored) {
+            problems.push(format!("rule tags of user id {user_id}: {wrong}"));
+        }
         for (d, (g, w)) in set.defs().iter().zip(got.iter().zip(&want)) {
             // (a cut value counts what was kept; another order of arrival
             // keeps other keys)

@@ -22,6 +22,9 @@ use crate::store::{Batch, Cf};
 /// entries in between are left out, the end state is exact).
 const MAX_WALK_STEPS: usize = 10_000;
 
+/// Most feature changes `advance` looks ahead for a user's next tag change.
+const MAX_LOOKAHEAD_STEPS: usize = 1_024;
+
 /// A user's published rule tags.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TagMark {
@@ -260,13 +263,70 @@ impl Walk<'_> {
         if let Some(due) = old.due_ms {
             batch.delete(Cf::Feed, fk::tag_due(due, self.user_id));
         }
-        self.finish(
-            state,
-            held,
-            None,
-            (end, tr.next().filter(|n| *n > end)),
-            batch,
-        )
+        let next = self.next_tag_change(state, tr, end);
+        self.finish(state, held, None, (end, next), batch)
+    }
+
+    /// What `verify` holds a stored mark to: the tags held are the rules'
+    /// at the mark, and the due key comes no later than the first instant
+    /// after it at which they change with no new event (looked ahead as
+    /// `advance` looks). Returns what is wrong.
+    pub fn check_mark(&self, state: &UserState) -> Option<String> {
+        let mark = state.tags.as_ref()?;
+        let from = mark.mark_ms.max(state.anchor_ms);
+        let tr = Tracker::new(self, state, from);
+        let now = self.set.tags(&tr.values);
+        if !now
+            .iter()
+            .map(AsRef::as_ref)
+            .eq(mark.held.iter().map(|(t, _)| t.as_str()))
+        {
+            let held: Vec<&str> = mark.held.iter().map(|(t, _)| t.as_str()).collect();
+            return Some(format!("holds {held:?} at {from}, its rules give {now:?}"));
+        }
+        let change = self.next_tag_change(state, tr, from)?;
+        match mark.due_ms {
+            Some(due) if due <= change => None,
+            due => Some(format!(
+                "its tags change at {change} with no new event, its due key is {due:?}: advance would not publish it"
+            )),
+        }
+    }
+
+    /// The first instant after `end` at which the rule tags differ from
+    /// those at `end` with no new event (`tr`: the rule features current
+    /// at `end`), walked ahead over at most [`MAX_LOOKAHEAD_STEPS`]
+    /// feature changes (past them: the instant reached — still no later
+    /// than the change). `advance`'s key goes there, not at the next
+    /// feature change: a count sliding from 7 to 6 under a rule `>= 3`
+    /// changes no tag, and `advance` does not visit the user for it (a
+    /// write moves the key earlier again, to its next feature change).
+    fn next_tag_change(&self, state: &UserState, mut tr: Tracker, end: i64) -> Option<i64> {
+        let at_end: Vec<String> = self
+            .set
+            .tags(&tr.values)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect();
+        let mut steps = 0;
+        while let Some(c) = tr.next().filter(|c| *c > end) {
+            steps += 1;
+            if steps > MAX_LOOKAHEAD_STEPS {
+                return Some(c);
+            }
+            let due = tr.due(self, c);
+            if tr.refresh(self, state, c, &due) {
+                let tags = self.set.tags(&tr.values);
+                if !tags
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .eq(at_end.iter().map(String::as_str))
+                {
+                    return Some(c);
+                }
+            }
+        }
+        None
     }
 
     /// Ends every held tag at the mark (see [`end`]).
