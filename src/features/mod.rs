@@ -329,6 +329,21 @@ pub(super) fn load_state(reader: &impl Reader, user_id: u32) -> Result<Option<Us
     })
 }
 
+/// The states of `user_ids` (ascending), looked up together: RocksDB's
+/// batched MultiGet makes one pass through the memtables and each file's
+/// filters and index for all of them (a batch's users, not a read each).
+pub(super) fn load_states(store: &Store, user_ids: &[u32]) -> Result<Vec<Option<UserState>>> {
+    if let [one] = user_ids {
+        return Ok(vec![load_state(store, *one)?]);
+    }
+    let keys: Vec<Vec<u8>> = user_ids.iter().map(|u| keys::user(*u).to_vec()).collect();
+    let raws = store.get_raw_sorted(Cf::Features, &keys)?;
+    keys.iter()
+        .zip(raws)
+        .map(|(key, raw)| raw.map(|b| compat::decode_state(key, &b)).transpose())
+        .collect()
+}
+
 /// The state of `user_id` recomputed from its events up to `t`, reading
 /// only those a state as of `needs_at` or later still needs (`None`: as
 /// of its newest event a definition reads, found on the way).

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use super::compat::encode_state;
 use super::publish;
 use super::state::{Input, UserState};
-use super::{load_state, recompute_keeping, FeatureSet};
+use super::{load_states, recompute_keeping, FeatureSet};
 use crate::error::Result;
 use crate::keys;
 use crate::kinds::KindRegistry;
@@ -102,14 +102,16 @@ impl FeatureWrites {
     pub fn finish(self, store: &Store, kinds: &KindRegistry, batch: &mut Batch) -> Result<()> {
         let mut users: Vec<_> = self.users.into_iter().collect();
         users.sort_unstable_by_key(|(u, _)| *u);
-        for (user_id, pending) in users {
+        let ids: Vec<u32> = users.iter().map(|(u, _)| *u).collect();
+        let loaded = load_states(store, &ids)?;
+        for ((user_id, pending), stored) in users.into_iter().zip(loaded) {
             let PendingUser {
                 new,
                 first_ms,
                 mut events,
             } = pending;
             events.sort_by_key(|e| (e.ts_ms, e.seq));
-            let mut state = match load_state(store, user_id)? {
+            let mut state = match stored {
                 Some(s) if s.version == self.set.version() => s,
                 _ if new => UserState::new(&self.set),
                 // under other definitions, or deleted: from the events,
