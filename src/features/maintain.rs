@@ -15,16 +15,16 @@ use crate::store::{Batch, Cf, Reader, Store};
 /// Users of a backfill step `(id, name)`, and the last id looked at.
 pub(crate) type StaleStep = (Vec<(u32, String)>, Option<u32>);
 
-/// A step of the backfill: of the users after `after` (ids, ascending), at
+/// A step of the backfill: of the users `all` after `after` (ids, ascending), at
 /// most `step`, those whose state is missing or of another version, with
 /// their names; and the last id looked at (`None`: none was left).
 pub(crate) fn stale_users(
     store: &Store,
+    all: &roaring::RoaringBitmap,
     set: &FeatureSet,
     after: Option<u32>,
     step: usize,
 ) -> Result<StaleStep> {
-    let all = crate::users::all_users(store)?;
     let from = after.map_or(0, |a| a.saturating_add(1));
     if after == Some(u32::MAX) {
         return Ok((Vec::new(), None));

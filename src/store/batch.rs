@@ -127,6 +127,30 @@ impl Batch {
     /// entries already.
     pub(super) fn append(&mut self, other: Batch) {
         debug_assert!(other.logs.is_empty() && self.logs.is_empty());
+        self.shift_in(other);
+    }
+
+    /// Moves every operation and feed entry of `other` after this batch's:
+    /// the parts of one job step, built side by side, committed as one
+    /// write (their entries keep the parts' order). A part writes no job
+    /// record — the step's own batch does.
+    pub(crate) fn absorb(&mut self, mut other: Batch) -> Result<()> {
+        if other.job.is_some() {
+            return Err(Error::internal("a part of a job step writes a job record"));
+        }
+        if self.bytes.len().saturating_add(other.bytes.len()) > MAX_BATCH_BYTES {
+            return Err(Error::LimitReached {
+                what: "bytes in one write",
+                max: MAX_BATCH_BYTES as u64,
+            });
+        }
+        self.logs.append(&mut other.logs);
+        self.shift_in(other);
+        Ok(())
+    }
+
+    /// Appends `other`'s bytes and operations, their ranges moved past ours.
+    fn shift_in(&mut self, other: Batch) {
         let base = self.bytes.len() as u32;
         self.bytes.extend_from_slice(&other.bytes);
         self.ops.extend(other.ops.into_iter().map(|op| Op {

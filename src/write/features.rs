@@ -7,12 +7,15 @@
 use std::sync::Arc;
 
 use super::Writer;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::features::{self, FeatureSet};
 use crate::store::Batch;
 
 /// Users one backfill step recomputes (each step is one write).
 const BACKFILL_STEP_USERS: usize = 256;
+
+/// Most threads one backfill step recomputes states on.
+const MAX_BACKFILL_THREADS: usize = 4;
 
 /// Users whose due rule tags one step of `advance` settles (one write:
 /// one commit for many small states, not one each).
@@ -108,12 +111,15 @@ impl Writer<'_> {
     pub fn backfill_features(&self) -> Result<u64> {
         self.check_not_nested()?;
         self.store.check_writes_allowed()?;
+        // (read once: a user created after it gets its state, of the set
+        // then in force, from its first write)
+        let all = crate::users::all_users(self.store)?;
         let mut done = 0u64;
         let mut after: Option<u32> = None;
         loop {
             let set = self.features.read().clone();
             let (users, last) =
-                features::stale_users(self.store, &set, after, BACKFILL_STEP_USERS)?;
+                features::stale_users(self.store, &all, &set, after, BACKFILL_STEP_USERS)?;
             let Some(last) = last else { return Ok(done) };
             after = Some(last);
             if users.is_empty() {
@@ -123,13 +129,49 @@ impl Writer<'_> {
             // (the set may have moved while the step waited: the states are
             // then of an older version, recomputed by the next run)
             let set = self.features.read().clone();
-            let mut batch = Batch::new();
-            let offset = self.store.settings().utc_offset_minutes;
-            let clock_ms = self.clock.read().now_ms;
-            done += features::recompute_into(
-                self.store, self.kinds, &set, offset, &users, clock_ms, &mut batch,
-            )?;
+            let (n, batch) = self.recompute_step(&set, &users)?;
+            done += n;
             self.store.write(batch)?;
         }
+    }
+
+    /// One backfill step's states, recomputed in parts side by side (the
+    /// work is reading each user's events and folding them: the threads
+    /// share nothing but the store) and gathered into one batch in user
+    /// order.
+    fn recompute_step(&self, set: &FeatureSet, users: &[(u32, String)]) -> Result<(u64, Batch)> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_BACKFILL_THREADS);
+        let offset = self.store.settings().utc_offset_minutes;
+        let clock_ms = self.clock.read().now_ms;
+        let (store, kinds) = (self.store, self.kinds);
+        let part = |part: &[(u32, String)]| -> Result<(u64, Batch)> {
+            let mut batch = Batch::new();
+            let n =
+                features::recompute_into(store, kinds, set, offset, part, clock_ms, &mut batch)?;
+            Ok((n, batch))
+        };
+        let size = users.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<(u64, Batch)>> = std::thread::scope(|scope| {
+            let spawned: Vec<_> = users
+                .chunks(size)
+                .map(|chunk| scope.spawn(move || part(chunk)))
+                .collect();
+            spawned
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::internal("a backfill thread panicked")))
+                })
+                .collect()
+        });
+        let mut out = (0, Batch::new());
+        for p in parts {
+            let (n, batch) = p?;
+            out.0 += n;
+            out.1.absorb(batch)?;
+        }
+        Ok(out)
     }
 }
