@@ -103,7 +103,7 @@ fn advance_comes_back_at_the_next_tag_change_not_the_next_feature_change() {
     assert_eq!(report.tag_changes, 0);
     db.advance(T + 15 * DAY - 1).unwrap();
     let entered_shoes = ("interest:shoes".to_owned(), "Entered".to_owned(), entered);
-    assert_eq!(tag_entries(&db), [entered_shoes.clone()]);
+    assert_eq!(tag_entries(&db), std::slice::from_ref(&entered_shoes));
     let report = db.advance(T + 15 * DAY).unwrap();
     assert_eq!((report.tag_users, report.tag_changes), (1, 1));
     assert_eq!(
