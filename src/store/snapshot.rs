@@ -55,10 +55,7 @@ pub trait Reader {
     where
         Self: Sized,
     {
-        match self.read_raw(cf, key)? {
-            None => Ok(None),
-            Some(bytes) => f(&bytes).map(Some),
-        }
+        self.read_raw(cf, key)?.map(|bytes| f(&bytes)).transpose()
     }
 
     /// Reads and decodes one value.
@@ -95,10 +92,8 @@ impl Reader for Store {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
-        match self.db.get_pinned_cf(self.cf(cf)?, key)? {
-            None => Ok(None),
-            Some(bytes) => f(&bytes).map(Some),
-        }
+        let pinned = self.db.get_pinned_cf(self.cf(cf)?, key)?;
+        pinned.map(|bytes| f(&bytes)).transpose()
     }
 
     fn read_range<'s>(
@@ -124,10 +119,8 @@ impl Reader for Snapshot<'_> {
     ) -> Result<Option<T>> {
         self.check(cf)?;
         let opts = self.read_options();
-        match (self.store.db).get_pinned_cf_opt(self.store.cf(cf)?, key, &opts)? {
-            None => Ok(None),
-            Some(bytes) => f(&bytes).map(Some),
-        }
+        let pinned = (self.store.db).get_pinned_cf_opt(self.store.cf(cf)?, key, &opts)?;
+        pinned.map(|bytes| f(&bytes)).transpose()
     }
 
     fn read_range<'s>(
