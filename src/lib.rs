@@ -56,6 +56,7 @@ pub mod clickhouse;
 pub mod cluster;
 internal_mod!(codec);
 mod db;
+pub mod dims;
 pub mod error;
 pub mod experiments;
 pub mod features;

@@ -41,8 +41,13 @@ pub(crate) enum Level {
     LedgerSettings,
     /// The feature definitions and tag rules.
     Features,
+    /// The declared dimensions.
+    Dims,
     /// Which ids are anonymous.
     IdentitySettings,
+    /// The dimensions' value registry (only the custom-kind maps are
+    /// read under it).
+    DimValues,
     /// The custom-kind maps.
     KindsMaps,
     /// The change feed's commit order (inside the store's commit).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The dependency order, lowest first: a module may name only modules
 /// before it in this list (and itself).
-const ORDER: [&str; 25] = [
+const ORDER: [&str; 26] = [
     "error",
     "order",
     "time",
@@ -25,6 +25,7 @@ const ORDER: [&str; 25] = [
     "ledger",
     "social",
     "experiments",
+    "dims",
     "segments",
     "write",
     "verify",

@@ -405,6 +405,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Event properties kept as dimensions (docs/metrics.md).
+    Dims {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::dims::DimsCommand,
+    },
+    /// Users, events and GMV per value of a dimension, day by day.
+    Breakdown(super::dims::BreakdownArgs),
     /// Per-user features and rule tags (docs/features.md).
     Features {
         /// What to do.

@@ -9,6 +9,7 @@
 mod admin;
 mod args;
 mod demo;
+pub mod dims;
 pub mod experiments;
 pub mod export;
 pub mod features;
@@ -261,6 +262,8 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             clear,
         } => identity::identity_cmd(cli, anonymous_prefix, *clear),
         Command::Features { command } => features::features_cmd(cli, command, now),
+        Command::Dims { command } => dims::dims_cmd(cli, command),
+        Command::Breakdown(args) => dims::breakdown(cli, args),
     }
 }
 

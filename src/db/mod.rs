@@ -20,6 +20,7 @@ use crate::verify::{self, VerifyReport};
 use crate::write::{self, Transaction, Writer};
 use roaring::RoaringBitmap;
 
+mod dims;
 mod experiments;
 mod features;
 mod feed;
@@ -70,6 +71,7 @@ pub struct Db {
     identity_settings: RwLock<crate::users::IdentitySettings>,
     /// Feature definitions and tag rules.
     features: RwLock<Arc<crate::features::FeatureSet>>,
+    dims: crate::dims::DimState,
     /// The change feed's clock (the last `advance`).
     clock: RwLock<crate::feed::Clock>,
     /// One `advance` at a time.
@@ -174,6 +176,7 @@ impl Db {
         let ledger_settings = ledger::rules::load(&store)?;
         let identity_settings = identity::load(&store)?;
         let features = crate::features::FeatureSet::load(&store)?;
+        let dims = crate::dims::DimState::load(&store)?;
         let clock = crate::feed::Clock::load(&store)?;
         let social = crate::social::SocialState::load(&store)?;
         Ok(Self {
@@ -187,6 +190,7 @@ impl Db {
             erase_lock: Mutex::new(Level::Erase, ()),
             identity_settings: RwLock::new(Level::IdentitySettings, identity_settings),
             features: RwLock::new(Level::Features, Arc::new(features)),
+            dims,
             clock: RwLock::new(Level::Clock, clock),
             advance_lock: Mutex::new(Level::Advance, ()),
             social,
@@ -228,6 +232,7 @@ impl Db {
             advance_lock: &self.advance_lock,
             identity_settings: &self.identity_settings,
             features: &self.features,
+            dims: &self.dims,
         }
     }
 
@@ -435,6 +440,7 @@ impl Db {
                 &self.experiment_settings.exposure_kind,
             )),
             &features,
+            (&self.dims, &self.non_activity_kinds),
         )
     }
 

@@ -33,10 +33,13 @@ pub const KIND_POLICY: &[u8] = b"kind_policy";
 
 /// The feature definitions and tag rules (`features`).
 pub const FEATURE_SET: &[u8] = b"feature_set";
+/// The declared dimensions (`dims::DimSet`); their values are registered
+/// under [`super::dims::VALUE_PREFIX`].
+pub const DIM_SET: &[u8] = b"dim_set";
 
 /// Every fixed key, for the registry's tests.
 #[cfg(feature = "internals")]
-pub const FIXED: [&[u8]; 12] = [
+pub const FIXED: [&[u8]; 13] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -49,6 +52,7 @@ pub const FIXED: [&[u8]; 12] = [
     JOB,
     KIND_POLICY,
     FEATURE_SET,
+    DIM_SET,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

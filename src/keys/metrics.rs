@@ -220,6 +220,33 @@ pub enum MetricKey {
     EventsTotal,
     /// Every event of `kind` in the store.
     EventsOfKind(u32),
+    /// Users (of one chunk) with an event of `kind` (0 = any activity)
+    /// carrying value `value` of dimension `dim` on `day` ([`super::dims`]).
+    DimUsers {
+        /// Dimension id.
+        dim: u16,
+        /// Kind id (0 = any activity).
+        kind: u32,
+        /// Local day.
+        day: i32,
+        /// Value id (0 = `(other)`).
+        value: u32,
+        /// User-id chunk.
+        chunk: u16,
+    },
+    /// A counter of value `value` of dimension `dim` on `day`.
+    DimCounter {
+        /// Dimension id.
+        dim: u16,
+        /// Local day.
+        day: i32,
+        /// Value id (0 = `(other)`).
+        value: u32,
+        /// Which counter.
+        field: super::dims::DimField,
+        /// Kind id of an events counter (0 for money).
+        kind: u32,
+    },
 }
 
 impl MetricKey {
@@ -308,6 +335,20 @@ impl MetricKey {
                 k.extend_from_slice(&kind.to_be_bytes());
                 k
             }
+            MetricKey::DimUsers {
+                dim,
+                kind,
+                day,
+                value,
+                chunk,
+            } => super::dims::users_of_chunk(*dim, *kind, *day, *value, *chunk),
+            MetricKey::DimCounter {
+                dim,
+                day,
+                value,
+                field,
+                kind,
+            } => super::dims::counter(*dim, *day, *value, *field, *kind),
         }
     }
 
@@ -362,6 +403,7 @@ impl MetricKey {
                 window_days: body[0],
                 block: day_from_asc(be32(&body[1..])?),
             }),
+            (USER_SET | COUNTER, super::dims::DIM) => super::dims::parse(space, body),
             (COUNTER, HOUR) if body.len() == 1 => Some(MetricKey::Hour(body[0])),
             (COUNTER, WEEKDAY) if body.len() == 1 => Some(MetricKey::Weekday(body[0])),
             (COUNTER, EVENTS) if body == b"v" => Some(MetricKey::EventsTotal),

@@ -12,6 +12,7 @@
 //! touch RocksDB or value encodings.
 
 pub mod activity;
+pub mod dims;
 pub mod experiments;
 pub mod feed;
 pub mod ledger;

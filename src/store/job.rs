@@ -46,6 +46,18 @@ pub(crate) enum JobKind {
     /// changed (a late claim), when there are more than one write should
     /// carry; the shares are the job's subject.
     Touchers,
+    /// Adding a newly declared dimension's aggregates for the events
+    /// already stored (`Db::declare_dimension`).
+    DimBackfill {
+        /// The dimension's id.
+        dim: u16,
+    },
+    /// Deleting a dropped dimension's aggregates and values
+    /// (`Db::drop_dimension`).
+    DimDrop {
+        /// The dimension's id.
+        dim: u16,
+    },
 }
 
 impl JobKind {
@@ -59,6 +71,8 @@ impl JobKind {
             JobKind::StageModel => "stage-model",
             JobKind::Erase { .. } => "erase-user",
             JobKind::Touchers => "touchers",
+            JobKind::DimBackfill { .. } => "dimension-backfill",
+            JobKind::DimDrop { .. } => "dimension-drop",
         }
     }
 
@@ -91,11 +105,14 @@ impl JobKind {
                 SocialRederive,
                 SocialReconcile,
                 Experiments,
+                DimBackfill,
             ],
             JobKind::Retier => &[Retier],
             JobKind::SocialWindow => &[SocialSnapshot, SocialRederive, SocialReconcile],
             JobKind::StageModel => &[Resettle],
             JobKind::Touchers => &[Touchers],
+            JobKind::DimBackfill { .. } => &[DimBackfill],
+            JobKind::DimDrop { .. } => &[DimDrop],
             JobKind::Erase { .. } => &[
                 EraseSocial,
                 Touchers,
@@ -115,6 +132,7 @@ impl JobKind {
             JobKind::Retier => area == Area::Tiers,
             JobKind::SocialWindow | JobKind::Touchers => area == Area::Social,
             JobKind::StageModel => area == Area::Stages,
+            JobKind::DimBackfill { .. } | JobKind::DimDrop { .. } => area == Area::Dimensions,
         }
     }
 }
@@ -166,6 +184,11 @@ pub(crate) enum Step {
     /// Deleting the rest — profile, state, sets, experiments, ids — with
     /// the job's record (one batch).
     EraseLast,
+    /// Adding one dimension's part of every stored event (cursor: the last
+    /// event key).
+    DimBackfill,
+    /// Deleting one dimension's aggregates and registered values.
+    DimDrop,
 }
 
 impl Step {
@@ -190,6 +213,8 @@ impl Step {
             Step::EraseSessions => "deleting the user's sessions",
             Step::EraseLedger => "deleting the user's ledger",
             Step::EraseLast => "deleting the rest of the user",
+            Step::DimBackfill => "adding the dimension's part of every event",
+            Step::DimDrop => "deleting the dimension's aggregates",
         }
     }
 }
@@ -206,6 +231,8 @@ pub(crate) enum Area {
     Tiers,
     /// Attribution, sharers and group buys.
     Social,
+    /// Dimension breakdowns.
+    Dimensions,
     /// Everything maintained (`verify`, which would report half a job's
     /// work as damage).
     Everything,

@@ -346,6 +346,13 @@ impl<'a> Expected<'a> {
         }
     }
 
+    /// Adds counters other checks derived (the dimensions').
+    pub fn extend_counters(&mut self, counters: BTreeMap<Vec<u8>, i64>) {
+        for (k, n) in counters {
+            *self.counters.entry(k).or_default() += n;
+        }
+    }
+
     pub fn check_metrics(mut self, r: &mut VerifyReport) -> Result<()> {
         self.finish_user(r)?;
         super::feed::check_due_index(self.store, &self.due.borrow(), r)?;

@@ -62,6 +62,8 @@ impl VerifyReport {
     }
 }
 
+// (each argument is one independent setting the re-derivation reads)
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     store: &Store,
     kinds: &KindRegistry,
@@ -70,6 +72,7 @@ pub(crate) fn run(
     model: &crate::metrics::StageModel,
     exposure_kind: Option<u32>,
     features: &crate::features::FeatureSet,
+    (dims, non_activity_kinds): (&crate::dims::DimState, &[String]),
 ) -> Result<VerifyReport> {
     let mut r = VerifyReport::default();
     let records = check_users(store, &mut r)?;
@@ -91,6 +94,16 @@ pub(crate) fn run(
         &mut r,
     )?;
     expected.extend_sets(assignments.finish(&mut r)?);
+    let kv = crate::dims::KindView {
+        kinds,
+        non_activity: non_activity_kinds,
+    };
+    // (a copy: writers that register values are not held off by the scan)
+    let (set, reg) = (dims.set.read().clone(), dims.values.read().clone());
+    let (sets, counters, problems) = crate::dims::expected(store, &set, &reg, &kv)?;
+    problems.into_iter().for_each(|p| r.problem(p));
+    expected.extend_sets(sets);
+    expected.extend_counters(counters);
     expected.check_metrics(&mut r)?;
     let pays_referrals = ledger_settings
         .rules

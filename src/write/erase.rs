@@ -97,6 +97,30 @@ impl Writer<'_> {
     /// A name handed over to another partition (SPEC §7) leaves only its
     /// `moved:` mark here, naming it and its target: erasing the name
     /// deletes it. Returns whether there was one.
+    /// Takes `user_id`'s events (a page of them: `after`, `limit`) out of
+    /// the declared dimensions, before the same write deletes them.
+    pub(super) fn forget_dims(
+        &self,
+        user_id: u32,
+        page: (Option<&[u8]>, usize),
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let set = self.dims.set.read().clone();
+        let kv = crate::dims::KindView {
+            kinds: self.kinds,
+            non_activity: self.non_activity_kinds,
+        };
+        crate::dims::forget_events(
+            self.store,
+            &set,
+            &self.dims.values,
+            &kv,
+            user_id,
+            page,
+            batch,
+        )
+    }
+
     fn erase_moved_mark(&self, user: &str) -> Result<bool> {
         if self.store.partition().count <= 1 {
             return Ok(false);
@@ -161,6 +185,7 @@ impl Writer<'_> {
             user_id,
             crate::feed::StageCause::Erase,
         )?;
+        self.forget_dims(user_id, (None, usize::MAX), &mut batch)?;
         let facts = timeline::erase(self.store, &mut batch, user_id)?;
         let leaving = super::social::Leaving::of(user_id, &facts);
         let events: Vec<ErasedEvent> = facts.iter().map(ErasedEvent::from).collect();

@@ -67,6 +67,21 @@ pub(super) fn events_step(ctx: &JobCtx<'_>, job: &mut Job, user_id: u32) -> Resu
     loop {
         let after = (!job.cursor.is_empty()).then(|| job.cursor.clone());
         let mut batch = Batch::new();
+        let kv = crate::dims::KindView {
+            kinds: ctx.kinds,
+            non_activity: ctx.non_activity_kinds,
+        };
+        let set = ctx.dims.set.read().clone();
+        let page = (after.as_deref(), ERASE_PAGE);
+        crate::dims::forget_events(
+            ctx.store,
+            &set,
+            &ctx.dims.values,
+            &kv,
+            user_id,
+            page,
+            &mut batch,
+        )?;
         let (facts, last) =
             timeline::erase_page(ctx.store, &mut batch, user_id, after.as_deref(), ERASE_PAGE)?;
         let Some(last) = last else {

@@ -34,6 +34,7 @@ pub(crate) struct JobCtx<'a> {
     pub ledger: &'a LedgerSettings,
     pub social: &'a SocialSettings,
     pub clock: &'a Clock,
+    pub dims: &'a crate::dims::DimState,
 }
 
 /// What a run of a job did.
@@ -130,6 +131,11 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
         Step::EraseSessions => super::erase_job::sessions_step(ctx, job, erased(job)?),
         Step::EraseLedger => super::erase_job::ledger_step(ctx, job, erased(job)?),
         Step::EraseLast => super::erase_job::last_step(ctx, job, erased(job)?),
+        Step::DimBackfill => dims_backfill(ctx, job),
+        Step::DimDrop => match job.kind {
+            crate::store::JobKind::DimDrop { dim } => crate::dims::drop_step(store, dim),
+            _ => Ok(()),
+        },
         Step::Resettle => per_user(ctx, job, |store, users, batch| {
             let stages = StageCtx {
                 model: ctx.model,
@@ -142,6 +148,38 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             }
             state.finish(batch)
         }),
+    }
+}
+
+/// Events one batch of a dimension backfill adds.
+const DIM_BACKFILL_EVENTS: usize = 10_000;
+
+/// Adds every event after the job's cursor to the job's dimension (a
+/// rebuild: to every dimension), a page per batch with the cursor moved
+/// to its last event key, so a resumed run adds each event once.
+fn dims_backfill(ctx: &JobCtx<'_>, job: &mut Job) -> Result<()> {
+    let all = ctx.dims.set.read().clone();
+    let set = match job.kind {
+        crate::store::JobKind::DimBackfill { dim } => std::sync::Arc::new(all.only(dim)),
+        _ => all,
+    };
+    if set.is_empty() {
+        return Ok(());
+    }
+    let kv = crate::dims::KindView {
+        kinds: ctx.kinds,
+        non_activity: ctx.non_activity_kinds,
+    };
+    loop {
+        let after = (!job.cursor.is_empty()).then(|| job.cursor.clone());
+        let page = (after.as_deref(), DIM_BACKFILL_EVENTS);
+        let (mut batch, records, last) =
+            crate::dims::backfill_page(ctx.store, set.clone(), &ctx.dims.values, &kv, page)?;
+        let Some(last) = last else { return Ok(()) };
+        job.cursor = last;
+        batch.set_job(job)?;
+        ctx.store.write(batch)?;
+        ctx.dims.values.write().stored(&records);
     }
 }
 

@@ -53,6 +53,8 @@ pub(crate) fn migrate(
     let ledger = crate::ledger::rules::load(store)?;
     let social = crate::social::load_settings(store)?;
     let clock = crate::feed::Clock::load(store)?;
+    // (older formats declare no dimension)
+    let dims = crate::dims::DimState::load(store)?;
     let ctx = JobCtx {
         store,
         kinds,
@@ -62,6 +64,7 @@ pub(crate) fn migrate(
         ledger: &ledger,
         social: &social,
         clock: &clock,
+        dims: &dims,
     };
     jobs::resume(&ctx, job)?;
     store.stamp_format_version()

@@ -11,6 +11,7 @@
 //! tags). Must not be imported by those subsystems: dependencies point down.
 
 mod advance;
+mod dims;
 mod erase;
 mod erase_job;
 mod features;
@@ -82,6 +83,9 @@ pub(crate) struct Writer<'a> {
     /// starts and checks at its commit that they did not change (a change
     /// holds every stripe).
     pub features: &'a RwLock<Arc<crate::features::FeatureSet>>,
+    /// The declared dimensions (read and checked like the features) and
+    /// their value registry.
+    pub dims: &'a crate::dims::DimState,
 }
 
 impl Writer<'_> {
@@ -103,6 +107,7 @@ impl Writer<'_> {
             ledger: &ledger,
             social: &social,
             clock: &clock,
+            dims: self.dims,
         };
         f(&ctx)
     }

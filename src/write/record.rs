@@ -21,6 +21,7 @@ use crate::metrics::{
 use crate::timeline::{self, Event, RecordOutcome};
 use crate::users::UserWrites;
 
+use crate::dims::{DimEvent, DimWrites};
 use crate::experiments::ExposureWrites;
 use crate::features::FeatureWrites;
 use crate::kinds::EventKind;
@@ -67,6 +68,8 @@ pub(super) struct Recording<'s> {
     exposure_id: Option<u32>,
     /// The events features read, per user (nothing without definitions).
     features: FeatureWrites,
+    /// The events' parts of the declared dimensions.
+    dims: DimWrites,
     /// `(user, event id)` recorded by this write: keyed by internal id, so
     /// an alias and its target are one user.
     seen: rustc_hash::FxHashMap<u32, FxHashSet<String>>,
@@ -84,6 +87,7 @@ impl<'s> Recording<'s> {
         events: &[Event],
         stages: StageCtx<'s>,
         features: FeatureWrites,
+        dims: DimWrites,
     ) -> Result<Self> {
         let exposure_kind = EventKind::from_name(w.exposure_kind);
         let exposure_id = match w.kinds.id(&exposure_kind) {
@@ -99,6 +103,7 @@ impl<'s> Recording<'s> {
             exposures: ExposureWrites::new(w.store, exposure_id),
             exposure_id,
             features,
+            dims,
             seen: Default::default(),
             remember_ids: true,
         })
@@ -196,17 +201,32 @@ impl<'s> Recording<'s> {
                 self.exposures
                     .add(user_id, Fact::of_event(e, seq, kind_id, self.exposure_id));
             }
+            let is_activity = metrics::counts_as_activity(w.non_activity_kinds, e.kind.as_str());
             self.state.add(
                 &Contribution {
                     user_id,
                     kind_id,
-                    is_activity: metrics::counts_as_activity(w.non_activity_kinds, e.kind.as_str()),
+                    is_activity,
                     ts_ms: e.ts_ms,
                     amount_minor: e.amount_minor,
                     session_id: e.session_id.as_deref(),
                 },
                 new,
             )?;
+            if !self.dims.is_empty() {
+                let de = DimEvent {
+                    user_id,
+                    kind_id,
+                    kind: e.kind.as_str(),
+                    is_activity,
+                    ts_ms: e.ts_ms,
+                    amount_minor: e.amount_minor,
+                };
+                let props = &e.properties;
+                self.dims.add(&w.dims.values, &de, |p| {
+                    props.get(p).map(crate::dims::text_of)
+                });
+            }
             if !self.features.set().is_empty() {
                 self.features.add(user_id, new, seq, e);
             }
@@ -230,7 +250,11 @@ impl<'s> Recording<'s> {
 
     /// Puts the sequence records, per-user state and exposures into
     /// `batch`; returns how many (user, day) activity days the write added.
-    pub(super) fn finish(self, w: &Writer<'_>, batch: &mut Batch) -> Result<u64> {
+    pub(super) fn finish(
+        self,
+        w: &Writer<'_>,
+        batch: &mut Batch,
+    ) -> Result<(u64, crate::dims::Records)> {
         let new_active_days = self.state.new_active_days();
         // Who has ever had an exposure is in the heads (their first day of
         // the kind); only they have assignments to read.
@@ -246,6 +270,7 @@ impl<'s> Recording<'s> {
         self.seqs.finish(batch)?;
         self.state.finish(batch)?;
         self.exposures.finish(|u| exposed.contains(&u), batch)?;
-        Ok(new_active_days)
+        let records = self.dims.finish(batch)?;
+        Ok((new_active_days, records))
     }
 }

@@ -19,6 +19,7 @@ use super::record::Recording;
 use super::social::{Deferral, Leaving, SocialWrite};
 use super::Writer;
 use crate::codec;
+use crate::dims::DimWrites;
 use crate::error::{Error, Result, TxError};
 use crate::features::FeatureWrites;
 use crate::feed::StageCause;
@@ -329,7 +330,9 @@ impl Writer<'_> {
             clock.now_ms,
             cause,
         );
-        let mut recording = Recording::new(self, &reservation, &[], stages, features)?;
+        let dim_set = self.dims.set.read().clone();
+        let dims = DimWrites::new(dim_set.clone(), self.store.settings().utc_offset_minutes);
+        let mut recording = Recording::new(self, &reservation, &[], stages, features, dims)?;
         if plan.single_call {
             recording = recording.single_call();
         }
@@ -369,7 +372,8 @@ impl Writer<'_> {
         // transaction that took its stripes one by one may not have held
         // when it read them)
         let ledger_moved = !std::sync::Arc::ptr_eq(&self.ledger_settings.read(), &ledger_settings)
-            || !std::sync::Arc::ptr_eq(&self.features.read(), &feature_set);
+            || !std::sync::Arc::ptr_eq(&self.features.read(), &feature_set)
+            || !std::sync::Arc::ptr_eq(&self.dims.set.read(), &dim_set);
         if !std::sync::Arc::ptr_eq(&held_settings, &settings)
             || *held_clock != clock
             || ledger_moved
@@ -417,7 +421,7 @@ impl Core<'_, '_> {
             forget,
             ..
         } = self;
-        recording.finish(w, &mut batch)?;
+        let (_, dim_records) = recording.finish(w, &mut batch)?;
         for (user_id, update) in &profiles {
             profiles::apply_update(w.store, &mut batch, *user_id, update)?;
         }
@@ -479,6 +483,9 @@ impl Core<'_, '_> {
         done.committed(w.social);
         users.remember();
         reservation.publish();
+        if !dim_records.is_empty() {
+            w.dims.values.write().stored(&dim_records);
+        }
         Ok(Committed::Done {
             job: job.is_some(),
             forget,

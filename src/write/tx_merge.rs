@@ -192,6 +192,8 @@ impl Core<'_, '_> {
             what: "events one merge moves",
             max: MAX_BATCH_EVENTS as u64,
         })?;
+        self.w
+            .forget_dims(from_id, (None, usize::MAX), &mut self.batch)?;
         let facts: Vec<ErasedEvent> = taken.iter().map(|(_, f)| ErasedEvent::from(f)).collect();
         let leaving = Leaving::of(from_id, taken.iter().map(|(_, f)| f));
         let seqs: Vec<u32> = taken.iter().map(|(e, _)| e.seq).collect();

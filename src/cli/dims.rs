@@ -1,0 +1,165 @@
+//! `stickydb dims add|list|drop` and `stickydb breakdown` (docs/cli.md,
+//! docs/metrics.md "Dimensions").
+
+use serde_json::json;
+
+use super::query::{day_arg, day_end_ms};
+use super::{open_existing, print_json, Cli};
+use crate::dims::{BreakdownQuery, Dimension, DEFAULT_MAX_VALUES};
+use crate::time::format_day;
+use crate::{Error, InputError, Problem};
+
+/// What `stickydb dims` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum DimsCommand {
+    /// Declare event property NAME a dimension (backfilled from the
+    /// stored events as a resumable job).
+    Add {
+        /// The event property.
+        name: String,
+        /// Read it only from these kinds (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// Distinct values tracked exactly; the rest fold into `(other)`.
+        #[arg(long, default_value_t = DEFAULT_MAX_VALUES)]
+        max_values: u32,
+    },
+    /// The declared dimensions.
+    List,
+    /// Drop a dimension with its aggregates.
+    Drop {
+        /// The dimension.
+        name: String,
+    },
+}
+
+/// `stickydb breakdown`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct BreakdownArgs {
+    /// The dimension.
+    #[arg(long)]
+    pub by: String,
+    /// Users and events of this kind (default: any activity kind).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+    /// Only users in this segment (as of the last day).
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// Keep the N values with the most users; fold the rest into `(other)`.
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Rolling users: 7d or 30d (default: each day's).
+    #[arg(long)]
+    pub window: Option<String>,
+}
+
+/// Runs one `dims` subcommand.
+pub(super) fn dims_cmd(cli: &Cli, cmd: &DimsCommand) -> Result<(), Error> {
+    match cmd {
+        DimsCommand::Add {
+            name,
+            kinds,
+            max_values,
+        } => {
+            let db = open_existing(cli, false)?;
+            let d = Dimension::new(name.clone())
+                .kinds(kinds.iter().cloned())
+                .max_values(*max_values);
+            db.declare_dimension(&d)?;
+            done(cli, json!({"declared": name}))
+        }
+        DimsCommand::Drop { name } => {
+            let db = open_existing(cli, false)?;
+            db.drop_dimension(name)?;
+            done(cli, json!({"dropped": name}))
+        }
+        DimsCommand::List => {
+            let db = open_existing(cli, true)?;
+            let dims = db.dimensions();
+            if cli.wants_json() {
+                return print_json(&json!({ "dimensions": dims }));
+            }
+            for d in dims {
+                let kinds = match d.dimension.kinds.is_empty() {
+                    true => "all kinds".to_owned(),
+                    false => d.dimension.kinds.join(","),
+                };
+                let full = if d.full {
+                    " (full: new values fold into (other))"
+                } else {
+                    ""
+                };
+                let (n, max) = (d.values, d.dimension.max_values);
+                println!("{}\t{kinds}\t{n}/{max} values{full}", d.dimension.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn done(cli: &Cli, v: serde_json::Value) -> Result<(), Error> {
+    if cli.wants_json() {
+        return print_json(&v);
+    }
+    println!("{v}");
+    Ok(())
+}
+
+/// `stickydb breakdown`.
+pub(super) fn breakdown(cli: &Cli, a: &BreakdownArgs) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = (day_arg("from", &a.from)?, day_arg("to", &a.to)?);
+    let window_days = match a.window.as_deref() {
+        None => 1,
+        Some("7d") => 7,
+        Some("30d") => 30,
+        Some(other) => {
+            let reason = format!("{other:?}: 7d or 30d");
+            return Err(InputError::new("window", Problem::Invalid { reason }).into());
+        }
+    };
+    let mut q = BreakdownQuery::new(a.by.clone(), from, to).window_days(window_days);
+    if let Some(k) = &a.kind {
+        q = q.kind(super::query::known_kind(&db, k)?.as_str());
+    }
+    if let Some(n) = a.top {
+        q = q.top(n);
+    }
+    let segment = a
+        .segment
+        .as_deref()
+        .map(crate::Segment::parse)
+        .transpose()?;
+    let b = db.breakdown(&q, segment.as_ref(), day_end_ms(&db, to))?;
+    let rows: Vec<_> = b
+        .rows
+        .iter()
+        .map(|r| {
+            json!({"day": format_day(r.day), "value": r.value, "users": r.users,
+                   "events": r.events, "orders": r.orders, "gmv_minor": r.gmv_minor})
+        })
+        .collect();
+    if cli.wants_json() {
+        return print_json(&json!({"by": b.by, "kind": b.kind, "rows": rows}));
+    }
+    println!("day\tvalue\tusers\tevents\torders\tgmv_minor");
+    for r in &b.rows {
+        let opt = |v: Option<i64>| v.map_or("-".to_owned(), |n| n.to_string());
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            format_day(r.day),
+            r.value,
+            r.users,
+            opt(r.events.map(|n| n as i64)),
+            opt(r.orders.map(|n| n as i64)),
+            opt(r.gmv_minor)
+        );
+    }
+    Ok(())
+}

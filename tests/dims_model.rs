@@ -1,0 +1,374 @@
+//! Dimensions (docs/metrics.md, "Dimensions") against a model recomputed
+//! from the list of accepted events: random streams of views, carts,
+//! purchases, refunds and a non-activity kind over five days, late and
+//! out of order, duplicates by event id, events without the property,
+//! values past a dimension's cap (folded into `(other)`), erasures,
+//! identity merges, a reopen, a rebuild and a dimension declared on a
+//! store that already has events (its backfill). Every breakdown row —
+//! per kind and any activity, daily and rolling 2-day users, `--top 1`
+//! folds — equals the model's; `verify` is clean and re-derives them.
+
+mod common;
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use stickydb::dims::{BreakdownQuery, Dimension};
+use stickydb::{Db, Event, MergeOptions, Options, PropValue};
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+/// 2024-03-01 00:00 UTC.
+const T0: i64 = 1_709_251_200_000;
+const USERS: u8 = 6;
+const CHANNELS: [&str; 4] = ["ads", "seo", "mail", "social"];
+const KINDS: [&str; 5] = ["view", "add_to_cart", "purchase", "refund", "contacted"];
+/// `channel`: every kind, at most 2 values (the rest fold).
+const CHANNEL_CAP: u32 = 2;
+
+#[derive(Debug, Clone)]
+struct Gen {
+    user: u8,
+    kind: u8,
+    hour: i64,
+    amount: i64,
+    channel: Option<u8>,
+    category: Option<u8>,
+    event_id: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Record(Vec<Gen>),
+    Erase(u8),
+    Merge(u8, u8),
+    Reopen,
+    Rebuild,
+    /// Declares `category` (views and carts only) if not declared yet.
+    DeclareCategory,
+}
+
+fn gen() -> impl Strategy<Value = Gen> {
+    (
+        0..USERS,
+        0u8..5,
+        0i64..(5 * 24),
+        1i64..5,
+        proptest::option::of(0u8..4),
+        proptest::option::of(0u8..3),
+        proptest::option::of(0u8..5),
+    )
+        .prop_map(
+            |(user, kind, hour, amount, channel, category, event_id)| Gen {
+                user,
+                kind,
+                hour,
+                amount: amount * 100,
+                channel,
+                category,
+                event_id,
+            },
+        )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => proptest::collection::vec(gen(), 1..10).prop_map(Op::Record),
+        1 => (0..USERS).prop_map(Op::Erase),
+        1 => (0..USERS, 0..USERS).prop_map(|(a, b)| Op::Merge(a, b)),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Rebuild),
+        1 => Just(Op::DeclareCategory),
+    ]
+}
+
+fn name(u: u8) -> String {
+    format!("u{u}")
+}
+
+fn event(g: &Gen) -> Event {
+    let kind = KINDS[g.kind as usize];
+    let mut e = Event::new(name(g.user), kind, T0 + g.hour * HOUR_MS + g.hour % 7);
+    if matches!(kind, "purchase" | "refund") {
+        e = e.with_amount(g.amount);
+    }
+    if let Some(c) = g.channel {
+        e = e.with_property("channel", PropValue::Str(CHANNELS[c as usize].into()));
+    }
+    if let Some(c) = g.category {
+        // (numbers are kept as their text)
+        e = e.with_property("category", PropValue::Int(i64::from(c)));
+    }
+    if let Some(id) = g.event_id {
+        e = e.with_id(format!("e{id}"));
+    }
+    e
+}
+
+#[derive(Debug, Clone)]
+struct MEvent {
+    kind: &'static str,
+    ts: i64,
+    seq: u32,
+    id: Option<u8>,
+    amount: i64,
+    channel: Option<String>,
+    category: Option<String>,
+}
+
+#[derive(Default)]
+struct Model {
+    users: BTreeMap<String, Vec<MEvent>>,
+    next_seq: BTreeMap<String, u32>,
+    aliases: BTreeMap<String, String>,
+    /// `channel`'s registered values, first accepted first.
+    channels: Vec<String>,
+    category_declared: bool,
+}
+
+impl Model {
+    fn resolve(&self, n: &str) -> String {
+        self.aliases.get(n).cloned().unwrap_or_else(|| n.to_owned())
+    }
+
+    fn push(&mut self, user: &str, mut e: MEvent) {
+        let events = self.users.entry(user.to_owned()).or_default();
+        if e.id.is_some() && events.iter().any(|x| x.id == e.id) {
+            return;
+        }
+        let seq = self.next_seq.entry(user.to_owned()).or_insert(0);
+        e.seq = *seq;
+        *seq += 1;
+        if let Some(c) = &e.channel {
+            if !self.channels.contains(c) && self.channels.len() < CHANNEL_CAP as usize {
+                self.channels.push(c.clone());
+            }
+        }
+        events.push(e);
+    }
+
+    fn record(&mut self, gens: &[Gen]) {
+        for g in gens {
+            let user = self.resolve(&name(g.user));
+            let kind = KINDS[g.kind as usize];
+            let amount = if matches!(kind, "purchase" | "refund") {
+                g.amount
+            } else {
+                0
+            };
+            self.push(
+                &user,
+                MEvent {
+                    kind,
+                    ts: T0 + g.hour * HOUR_MS + g.hour % 7,
+                    seq: 0,
+                    id: g.event_id,
+                    amount,
+                    channel: g.channel.map(|c| CHANNELS[c as usize].to_owned()),
+                    category: g.category.map(|c| c.to_string()),
+                },
+            );
+        }
+    }
+
+    fn erase(&mut self, user: &str) {
+        self.users.remove(user);
+        self.next_seq.remove(user);
+        self.aliases.retain(|_, t| t != user);
+    }
+
+    fn merge(&mut self, from: &str, into: &str) {
+        let mut moved = self.users.remove(from).unwrap_or_default();
+        self.next_seq.remove(from);
+        moved.sort_by_key(|e| std::cmp::Reverse((e.ts, e.seq)));
+        for e in moved {
+            self.push(into, e);
+        }
+        for t in self.aliases.values_mut() {
+            if t == from {
+                *t = into.to_owned();
+            }
+        }
+        self.aliases.insert(from.to_owned(), into.to_owned());
+    }
+
+    /// The value a dimension keeps of `e` (None: the event does not count).
+    fn value(&self, dim: &str, e: &MEvent) -> Option<String> {
+        match dim {
+            "channel" => e.channel.as_ref().map(|c| {
+                if self.channels.contains(c) {
+                    c.clone()
+                } else {
+                    "(other)".to_owned()
+                }
+            }),
+            _ if matches!(e.kind, "view" | "add_to_cart") => e.category.clone(),
+            _ => None,
+        }
+    }
+
+    /// Breakdown rows as (day, value) → (users, events, orders, gmv).
+    fn breakdown(
+        &self,
+        dim: &str,
+        kind: Option<&str>,
+        window: i32,
+        offset: i32,
+        days: (i32, i32),
+    ) -> BTreeMap<(i32, String), (u64, u64, u64, i64)> {
+        let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+        let counts_kind = |k: &str| kind.map_or(k != "contacted", |want| want == k);
+        let mut users: BTreeMap<(i32, String), BTreeSet<&str>> = BTreeMap::new();
+        let mut sums: BTreeMap<(i32, String), (u64, u64, i64)> = BTreeMap::new();
+        for (u, evs) in &self.users {
+            for e in evs {
+                let Some(v) = self.value(dim, e) else {
+                    continue;
+                };
+                let d = day_of(e.ts);
+                if counts_kind(e.kind) {
+                    for day in d..d + window {
+                        users.entry((day, v.clone())).or_default().insert(u);
+                    }
+                }
+                let s = sums.entry((d, v)).or_default();
+                if counts_kind(e.kind) {
+                    s.0 += 1;
+                }
+                if e.kind == "purchase" {
+                    s.1 += 1;
+                    s.2 += e.amount;
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for day in days.0..=days.1 {
+            let keys: BTreeSet<String> = users
+                .keys()
+                .chain(sums.keys())
+                .filter(|(d, _)| *d == day)
+                .map(|(_, v)| v.clone())
+                .collect();
+            for v in keys {
+                let n = users.get(&(day, v.clone())).map_or(0, |s| s.len() as u64);
+                let s = sums.get(&(day, v.clone())).copied().unwrap_or_default();
+                if n == 0 && s.0 == 0 && s.1 == 0 {
+                    continue;
+                }
+                out.insert((day, v), (n, s.0, s.1, s.2));
+            }
+        }
+        out
+    }
+}
+
+fn check(db: &Db, model: &Model, offset: i32) {
+    let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
+    let mut dims = vec!["channel"];
+    if model.category_declared {
+        dims.push("category");
+    }
+    for dim in dims {
+        for kind in [None, Some("view"), Some("purchase"), Some("contacted")] {
+            for window in [1, 2] {
+                let mut q = BreakdownQuery::new(dim, days.0, days.1).window_days(window as u16);
+                if let Some(k) = kind {
+                    q = q.kind(k);
+                }
+                let got = db.breakdown(&q, None, T0).unwrap();
+                let got: BTreeMap<(i32, String), (u64, u64, u64, i64)> = got
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let sums = (r.events.unwrap(), r.orders.unwrap(), r.gmv_minor.unwrap());
+                        ((r.day, r.value.clone()), (r.users, sums.0, sums.1, sums.2))
+                    })
+                    .collect();
+                let want = model.breakdown(dim, kind, window, offset, days);
+                assert_eq!(got, want, "{dim} by {kind:?}, window {window}");
+            }
+        }
+        // the top value kept, the rest folded: users a distinct union
+        let top = db
+            .breakdown(&BreakdownQuery::new(dim, days.0, days.1).top(1), None, T0)
+            .unwrap();
+        let values: BTreeSet<&str> = top.rows.iter().map(|r| r.value.as_str()).collect();
+        assert!(values.len() <= 2, "{values:?}");
+        let all = model.breakdown(dim, None, 1, offset, days);
+        for day in days.0..=days.1 {
+            let users: u64 = top
+                .rows
+                .iter()
+                .filter(|r| r.day == day)
+                .map(|r| r.events.unwrap())
+                .sum();
+            let want: u64 = all
+                .iter()
+                .filter(|((d, _), _)| *d == day)
+                .map(|(_, s)| s.1)
+                .sum();
+            assert_eq!(users, want, "events of day {day} under --top 1");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn breakdowns_equal_the_model(
+        ops in proptest::collection::vec(op(), 1..24),
+        offset in prop_oneof![Just(0i32), Just(480), Just(-300)],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::default()
+            .create_if_missing(true)
+            .utc_offset_minutes(offset)
+            .non_activity_kinds(["contacted"]);
+        let mut db = Db::open(dir.path(), options()).unwrap();
+        db.declare_dimension(&Dimension::new("channel").max_values(CHANNEL_CAP)).unwrap();
+        let mut model = Model::default();
+        for op in &ops {
+            match op {
+                Op::Record(gens) => {
+                    let events: Vec<Event> = gens.iter().map(event).collect();
+                    db.record_batch(&events).unwrap();
+                    model.record(gens);
+                }
+                Op::Erase(u) => {
+                    let n = name(*u);
+                    if model.users.contains_key(&n) {
+                        prop_assert!(db.erase_user(&n).unwrap());
+                        model.erase(&n);
+                    }
+                }
+                Op::Merge(a, b) => {
+                    let (from, into) = (name(*a), name(*b));
+                    if from != into && model.users.contains_key(&from) && model.users.contains_key(&into) {
+                        let id = format!("m-{from}-{into}-{}", model.aliases.len());
+                        db.merge(&from, &into, &id, MergeOptions::forced()).unwrap();
+                        model.merge(&from, &into);
+                    }
+                }
+                Op::Reopen => {
+                    db.close().unwrap();
+                    db = Db::open(dir.path(), options()).unwrap();
+                }
+                Op::Rebuild => {
+                    db.rebuild_aggregates().unwrap();
+                }
+                Op::DeclareCategory => {
+                    if !model.category_declared {
+                        let d = Dimension::new("category").kinds(["view", "add_to_cart"]);
+                        db.declare_dimension(&d).unwrap();
+                        model.category_declared = true;
+                    }
+                }
+            }
+        }
+        check(&db, &model, offset);
+        common::assert_clean(&db);
+    }
+}
