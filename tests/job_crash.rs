@@ -83,6 +83,10 @@ fn event(i: usize) -> Event {
     if i % 3 == 0 {
         e = e.with_id(format!("e{i}"));
     }
+    if i % 4 != 0 {
+        let channels = ["ads", "seo", "mail", "referral", "social"];
+        e = e.with_property("channel", PropValue::Str(channels[i % 5].into()));
+    }
     e
 }
 
@@ -231,6 +235,13 @@ fn job_child() {
         "claim" => {
             db.record(&late_claim()).unwrap();
         }
+        // declared and dropped in turn: a backfill, then a drop
+        "dims" => match db.dimensions().is_empty() {
+            true => db
+                .declare_dimension(&stickydb::dims::Dimension::new("channel").max_values(3))
+                .unwrap(),
+            false => db.drop_dimension("channel").unwrap(),
+        },
         other => panic!("unknown job {other}"),
     }
     db.close().unwrap();
@@ -263,7 +274,14 @@ fn check_after_kill(job: &str, dir: &Path, before: &[Raw]) -> bool {
         // job re-derives are refused; a new snapshot's are not
         let day = db.local_day(T0);
         let read = stale.metrics().active(None, day, day, None);
-        if job != "social" {
+        if job == "dims" {
+            let q = stickydb::dims::BreakdownQuery::new("channel", day, day);
+            let read = stale.breakdown(&q, None, T0);
+            assert!(
+                matches!(read, Err(Error::JobUnfinished { .. })),
+                "{job}: a stale snapshot read half a job's work: {read:?}"
+            );
+        } else if job != "social" {
             assert!(
                 matches!(read, Err(Error::JobUnfinished { .. })),
                 "{job}: a stale snapshot read half a job's work: {read:?}"
@@ -581,4 +599,9 @@ fn a_killed_creation_leaves_no_store_or_a_whole_one() {
         assert_eq!(db.partition(), Partition::new(1, 3).unwrap());
     }
     eprintln!("creation: {absent} absent, {whole_stores} whole");
+}
+
+#[test]
+fn a_killed_dimension_backfill_or_drop_is_finished() {
+    kill_job_repeatedly("dims");
 }

@@ -66,7 +66,7 @@ impl Snapshot<'_> {
         now_ms: i64,
     ) -> Result<Breakdown> {
         let db = self.db;
-        db.store.check_area(crate::store::Area::Dimensions)?;
+        self.view.check_area(crate::store::Area::Dimensions)?;
         let kind_id = match &q.kind {
             None => None,
             Some(k) => {

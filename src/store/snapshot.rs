@@ -165,6 +165,16 @@ impl Snapshot<'_> {
         }
     }
 
+    /// Refuses a read of `area` when a job recorded as of the view
+    /// re-derives it (what [`Self::check`] does per column family, for
+    /// areas that share one).
+    pub(crate) fn check_area(&self, area: super::Area) -> Result<()> {
+        match self.recorded_job()? {
+            Some(job) if job.kind.touches(area) => Err(super::commit::job_unfinished(job)),
+            _ => Ok(()),
+        }
+    }
+
     /// The job record as of the view (one point read per view).
     fn recorded_job(&self) -> Result<Option<&super::Job>> {
         if let Some(job) = self.job.get() {
