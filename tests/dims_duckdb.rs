@@ -27,7 +27,10 @@ fn python() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let p = Path::new(&home).join(".cache/stickydb-venv/bin/python");
-    assert!(p.exists(), "DuckDB is not installed: run `bash scripts/dev test`");
+    assert!(
+        p.exists(),
+        "DuckDB is not installed: run `bash scripts/dev test`"
+    );
     p
 }
 
@@ -35,7 +38,9 @@ fn python() -> PathBuf {
 fn stream() -> Vec<Event> {
     let mut x: u64 = 777;
     let mut next = |n: u64| {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) % n
     };
     let channels = ["ads", "seo", "mail", "referral", "social", "push"];
@@ -48,7 +53,10 @@ fn stream() -> Vec<Event> {
         // skewed: ads ≫ seo ≫ … so the top values do not tie
         let c = next(64);
         if c < 60 {
-            let at = [0, 24, 40, 50, 56, 59].iter().rposition(|b| c >= *b).unwrap_or(0);
+            let at = [0, 24, 40, 50, 56, 59]
+                .iter()
+                .rposition(|b| c >= *b)
+                .unwrap_or(0);
             e = e.with_property("channel", PropValue::Str(channels[at].into()));
         }
         if matches!(kind, "purchase" | "refund") {
@@ -150,7 +158,11 @@ fn breakdowns_equal_duckdb() {
         .args([OFFSET_MIN.to_string(), d0.to_string(), d1.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want: Value = serde_json::from_slice(&out.stdout).unwrap();
     let q = || BreakdownQuery::new("channel", d0, d1);
     let got = json!({

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::write::DimDeltas;
 use super::write::DimEvent;
 use super::{text_of_stored, DimSet, DimWrites, Registry, MAX_VALUE_BYTES, OTHER_ID};
 use crate::error::Result;
 use crate::keys::{self, dims as dk, metrics as mk, EventKey};
 use crate::kinds::KindRegistry;
-use crate::metrics::state::Deltas;
 use crate::order::RwLock;
 use crate::store::{Batch, Cf, Store};
 use crate::timeline::{decode_event_value, EventValue};
@@ -113,7 +113,7 @@ pub(crate) fn forget_events(
     if set.is_empty() {
         return Ok(());
     }
-    let mut deltas = Deltas::default();
+    let mut deltas = DimDeltas::default();
     let offset = store.settings().utc_offset_minutes;
     let held = reg.read();
     store.prefix_page(Cf::Events, &keys::user(user_id), after, limit, |k, v| {
@@ -172,7 +172,7 @@ pub(crate) fn expected(
     kv: &KindView<'_>,
 ) -> Result<Expected> {
     let mut problems = Vec::new();
-    let mut deltas = Deltas::default();
+    let mut deltas = DimDeltas::default();
     if set.is_empty() {
         return Ok((BTreeMap::new(), BTreeMap::new(), problems));
     }
@@ -212,7 +212,6 @@ pub(crate) fn expected(
             );
         }
     }
-    let (sets, counters) = deltas.into_parts();
-    let sets = sets.into_iter().map(|(k, d)| (k, d.adds)).collect();
+    let (sets, counters) = deltas.into_expected();
     Ok((sets, counters, problems))
 }

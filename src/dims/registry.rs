@@ -10,7 +10,9 @@
 //! its ids unstored; the next write that uses them stores them, and a
 //! reopen forgets them — no committed data named them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{DimSet, StoredDim, MAX_VALUE_BYTES, OTHER_ID};
 use crate::codec;

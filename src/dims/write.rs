@@ -9,16 +9,22 @@
 //! its erased events touch is exact too; a merge is an erasure of the
 //! visitor and its events recorded again under the member.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
 
 use super::registry::{put_records, Records};
 use super::{DimSet, Registry};
 use crate::error::Result;
 use crate::keys::dims::{self as dk, DimField};
+use crate::keys::metrics::chunk_of;
 use crate::kinds::ids as kind_ids;
-use crate::metrics::state::Deltas;
 use crate::order::RwLock;
+use crate::store::merge::{encode_counter, BitmapDelta};
 use crate::store::Batch;
+use crate::store::Cf;
 use crate::time::local_day;
 
 /// What a dimension reads of one event.
@@ -31,11 +37,76 @@ pub(crate) struct DimEvent<'a> {
     pub amount_minor: Option<i64>,
 }
 
+/// A user set's coordinates: dimension, kind, day, value, user chunk.
+type SetAt = (u16, u32, i32, u32, u16);
+/// A counter's: dimension, day, value, field, kind.
+type CounterAt = (u16, i32, u32, DimField, u32);
+
+/// Changes to the dimension aggregates, summed per set and counter by
+/// their coordinates (a key is built once per write, not per event).
+#[derive(Debug, Default)]
+pub(crate) struct DimDeltas {
+    sets: FxHashMap<SetAt, BitmapDelta>,
+    counters: FxHashMap<CounterAt, i64>,
+}
+
+impl DimDeltas {
+    fn user(&mut self, at: SetAt, user_id: u32, sign: i64) {
+        let d = self.sets.entry(at).or_default();
+        if sign > 0 {
+            d.removes.remove(user_id);
+            d.adds.insert(user_id);
+        } else {
+            d.adds.remove(user_id);
+            d.removes.insert(user_id);
+        }
+    }
+
+    fn count(&mut self, at: CounterAt, n: i64) {
+        let c = self.counters.entry(at).or_insert(0);
+        *c = c.saturating_add(n);
+    }
+
+    /// Puts one merge operand per changed set and counter into `batch`.
+    pub fn write(self, batch: &mut Batch) -> Result<()> {
+        for ((dim, kind, day, value, chunk), d) in self.sets {
+            if !d.adds.is_empty() || !d.removes.is_empty() {
+                let key = dk::users_of_chunk(dim, kind, day, value, chunk);
+                batch.merge(Cf::Metrics, key, d.encode());
+            }
+        }
+        for ((dim, day, value, field, kind), n) in self.counters {
+            if n != 0 {
+                let key = dk::counter(dim, day, value, field, kind);
+                batch.merge(Cf::Metrics, key, encode_counter(n));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sets' additions and the counters, by key (`verify`).
+    pub fn into_expected(self) -> (BTreeMap<Vec<u8>, RoaringBitmap>, BTreeMap<Vec<u8>, i64>) {
+        let sets = self
+            .sets
+            .into_iter()
+            .map(|((dim, kind, day, value, chunk), d)| {
+                (dk::users_of_chunk(dim, kind, day, value, chunk), d.adds)
+            });
+        let counters = self
+            .counters
+            .into_iter()
+            .map(|((dim, day, value, field, kind), n)| {
+                (dk::counter(dim, day, value, field, kind), n)
+            });
+        (sets.collect(), counters.collect())
+    }
+}
+
 /// The dimension deltas of one write.
 pub(crate) struct DimWrites {
     set: Arc<DimSet>,
     offset_minutes: i32,
-    deltas: Deltas,
+    deltas: DimDeltas,
     records: Records,
 }
 
@@ -45,7 +116,7 @@ impl DimWrites {
         DimWrites {
             set,
             offset_minutes,
-            deltas: Deltas::default(),
+            deltas: DimDeltas::default(),
             records: Vec::new(),
         }
     }
@@ -90,7 +161,7 @@ impl DimWrites {
 /// Adds (`sign` 1) or takes away (−1) one event's part of dimension `dim`
 /// value `value`.
 pub(super) fn contribute(
-    deltas: &mut Deltas,
+    deltas: &mut DimDeltas,
     offset_minutes: i32,
     dim: u16,
     value: u32,
@@ -103,18 +174,11 @@ pub(super) fn contribute(
     } else {
         &[e.kind_id]
     };
+    let chunk = chunk_of(e.user_id);
     for &kind in kinds {
-        let key = dk::users(dim, kind, day, value, e.user_id);
-        if sign > 0 {
-            deltas.add_user(key, e.user_id);
-        } else {
-            deltas.remove_user(key, e.user_id);
-        }
+        deltas.user((dim, kind, day, value, chunk), e.user_id, sign);
     }
-    deltas.count(
-        dk::counter(dim, day, value, DimField::Events, e.kind_id),
-        sign,
-    );
+    deltas.count((dim, day, value, DimField::Events, e.kind_id), sign);
     let amount = e.amount_minor.unwrap_or(0);
     let money = match e.kind_id {
         kind_ids::PURCHASE => Some((DimField::Orders, DimField::Gmv)),
@@ -122,10 +186,7 @@ pub(super) fn contribute(
         _ => None,
     };
     if let Some((n, sum)) = money {
-        deltas.count(dk::counter(dim, day, value, n, 0), sign);
-        deltas.count(
-            dk::counter(dim, day, value, sum, 0),
-            sign.saturating_mul(amount),
-        );
+        deltas.count((dim, day, value, n, 0), sign);
+        deltas.count((dim, day, value, sum, 0), sign.saturating_mul(amount));
     }
 }

@@ -46,12 +46,6 @@ impl Deltas {
         );
     }
 
-    /// The summed sets and counters (`verify` re-derives from them).
-    #[allow(clippy::type_complexity)]
-    pub fn into_parts(self) -> (BTreeMap<Vec<u8>, BitmapDelta>, BTreeMap<Vec<u8>, i64>) {
-        (self.sets, self.counters)
-    }
-
     /// Puts one merge operand per changed key into `batch`.
     pub(crate) fn write(self, batch: &mut Batch) -> Result<()> {
         for (k, d) in self.sets {
