@@ -6,14 +6,16 @@
 //! identity merges, a reopen, a rebuild and a dimension declared on a
 //! store that already has events (its backfill). Every breakdown row —
 //! per kind and any activity, daily and rolling 2-day users, `--top 1`
-//! folds — equals the model's; `verify` is clean and re-derives them.
+//! folds — equals the model's, and so do the users of every
+//! `did:KIND[channel=VALUE]@D..D` atom; `verify` is clean and re-derives
+//! them.
 
 mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use stickydb::dims::{BreakdownQuery, Dimension};
-use stickydb::{Db, Event, MergeOptions, Options, PropValue};
+use stickydb::{Db, Event, MergeOptions, Options, PropValue, Segment};
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -261,8 +263,48 @@ impl Model {
     }
 }
 
+/// `did:KIND[channel=VALUE]@D..D` against the model, for every channel
+/// (a value past the cap is refused: it counts in `(other)`).
+fn check_did(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
+    let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+    let fmt = stickydb::time::format_day;
+    for kind in ["", "view", "purchase"] {
+        for value in CHANNELS.iter().copied().chain(["(other)"]) {
+            let text = format!("did:{kind}[channel={value}]@{}..{}", fmt(from), fmt(to));
+            let got = db.segment(&Segment::parse(&text).unwrap(), T0);
+            let tracked = value == "(other)" || model.channels.iter().any(|c| c == value);
+            let full = model.channels.len() >= CHANNEL_CAP as usize;
+            if !tracked && full {
+                assert!(got.is_err(), "{text}: {got:?}");
+                continue;
+            }
+            let want: BTreeSet<u32> = model
+                .users
+                .iter()
+                .filter(|(_, evs)| {
+                    evs.iter().any(|e| {
+                        let counts = if kind.is_empty() {
+                            e.kind != "contacted"
+                        } else {
+                            e.kind == kind
+                        };
+                        counts
+                            && (from..=to).contains(&day_of(e.ts))
+                            && model.value("channel", e).as_deref() == Some(value)
+                    })
+                })
+                .map(|(u, _)| db.user_id(u).unwrap().unwrap())
+                .collect();
+            let got: BTreeSet<u32> = got.unwrap().into_iter().collect();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+}
+
 fn check(db: &Db, model: &Model, offset: i32) {
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
+    check_did(db, model, offset, days);
+    check_did(db, model, offset, (days.0 + 2, days.0 + 3));
     let mut dims = vec!["channel"];
     if model.category_declared {
         dims.push("category");

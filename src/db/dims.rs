@@ -104,4 +104,23 @@ impl Snapshot<'_> {
             users.as_ref(),
         )
     }
+
+    /// The users of `did:KIND[DIM=VALUE]@DAYS` (empty kind: any activity).
+    pub(super) fn did_with(
+        &self,
+        kind: &str,
+        dim: &str,
+        value: &str,
+        days: Option<(i32, i32)>,
+    ) -> Result<roaring::RoaringBitmap> {
+        let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
+        let kind_id = match kind {
+            "" => crate::kinds::ids::ACTIVITY,
+            k => db.kinds.id(&EventKind::from_name(k)).unwrap_or(u32::MAX),
+        };
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read();
+        dims::users_with(&self.view, &set, &reg, (kind_id, dim, value), days)
+    }
 }

@@ -223,6 +223,12 @@ impl Snapshot<'_> {
                     None => m.ever_did(&kind),
                 }
             }
+            Segment::DidWith {
+                kind,
+                dim,
+                value,
+                days,
+            } => self.did_with(kind, dim, value, *days),
             Segment::Entered { stage, days } => {
                 let (from, to) = days.unwrap_or((today, today));
                 m.users_entered(stage, from, to)

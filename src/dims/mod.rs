@@ -29,7 +29,7 @@ use crate::store::{Batch, Cf, Store};
 use crate::timeline::{PropValue, StoredProp};
 
 pub(crate) use maintain::{backfill_page, drop_step, expected, forget_events, KindView};
-pub(crate) use query::breakdown;
+pub(crate) use query::{breakdown, users_with};
 pub use query::{Breakdown, BreakdownQuery, BreakdownRow, MAX_BREAKDOWN_DAYS};
 pub(crate) use registry::Records;
 pub(crate) use registry::Registry;

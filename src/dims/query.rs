@@ -212,6 +212,58 @@ pub(crate) fn breakdown(
     })
 }
 
+/// The users with an event of `kind_id` carrying `value` of dimension
+/// `dim` on a local day of `days` (`None`: ever): `did:KIND[DIM=VALUE]`.
+/// A value the dimension does not track because its cap was reached is
+/// refused (its users are in `(other)`); one never seen has no user.
+pub(crate) fn users_with(
+    r: &impl Reader,
+    set: &DimSet,
+    reg: &Registry,
+    (kind_id, dim, value): (u32, &str, &str),
+    days: Option<(i32, i32)>,
+) -> Result<RoaringBitmap> {
+    let bad = |reason: String| -> crate::Error {
+        InputError::new("segment.did", Problem::Invalid { reason }).into()
+    };
+    let Some(d) = set.get(dim) else {
+        return Err(bad(format!("no dimension named {dim:?}")));
+    };
+    let id = match value {
+        OTHER => OTHER_ID,
+        v => reg.lookup(d.id, v),
+    };
+    if id == OTHER_ID && value != OTHER {
+        if reg.count(d.id) >= d.dim.max_values {
+            let reason = format!(
+                "value {value:?} of {dim:?} is not tracked (the dimension's {} values are taken; it counts in (other))",
+                d.dim.max_values
+            );
+            return Err(bad(reason));
+        }
+        return Ok(RoaringBitmap::new());
+    }
+    let (from, to) = days.unwrap_or((i32::MIN, i32::MAX));
+    let start = dk::users_day_prefix(d.id, kind_id, from);
+    let until = match to.checked_add(1) {
+        Some(next) => dk::users_day_prefix(d.id, kind_id, next),
+        None => crate::keys::prefix_successor(&dk::users_day_prefix(d.id, kind_id, to))
+            .unwrap_or_default(),
+    };
+    let mut out = RoaringBitmap::new();
+    for item in r.read_range(Cf::Metrics, &start, Some(until))? {
+        let (k, v) = item?;
+        match MetricKey::parse(&k) {
+            Some(MetricKey::DimUsers { value: at, .. }) if at == id => {
+                out |= decode_bitmap(&v).ok_or_else(|| corrupt(&k, "a user set"))?;
+            }
+            Some(MetricKey::DimUsers { .. }) => {}
+            _ => return Err(corrupt(&k, "not a dimension user set")),
+        }
+    }
+    Ok(out)
+}
+
 /// The users of every (day, value) of `dim` and `kind` over `from ..=
 /// to` (within `segment`).
 fn read_sets(

@@ -83,6 +83,19 @@ pub enum Segment {
         /// Inclusive local-day range; `None` = ever.
         days: Option<(i32, i32)>,
     },
+    /// Users with an event of `kind` (empty: any activity kind) carrying
+    /// value `value` of dimension `dim`, ever or in a local-day range
+    /// (`did:view[category=shoes]@D..D`; docs/metrics.md, "Dimensions").
+    DidWith {
+        /// The kind's name (empty: any activity).
+        kind: String,
+        /// The dimension.
+        dim: String,
+        /// The value (`(other)`: the values past the cap).
+        value: String,
+        /// Inclusive local-day range; `None` = ever.
+        days: Option<(i32, i32)>,
+    },
     /// Users whose lifecycle stage became `stage` on a day of the range
     /// (recomputed from their activity, like `stage_history`).
     Entered {
@@ -145,7 +158,22 @@ impl Segment {
                 },
             ));
         }
-        let spaced = text.replace('(', " ( ").replace(')', " ) ");
+        // (parentheses group, except inside `[DIM=VALUE]`: `(other)` is a
+        // value there)
+        let mut spaced = String::with_capacity(text.len() + 16);
+        let mut in_brackets = false;
+        for c in text.chars() {
+            match c {
+                '[' => in_brackets = true,
+                ']' => in_brackets = false,
+                '(' | ')' if !in_brackets => {
+                    spaced.extend([' ', c, ' ']);
+                    continue;
+                }
+                _ => {}
+            }
+            spaced.push(c);
+        }
         let tokens: Vec<&str> = spaced.split_whitespace().collect();
         let mut p = Parser { tokens, pos: 0 };
         let expr = p.or(0)?;
@@ -183,6 +211,23 @@ impl std::fmt::Display for Segment {
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
+            Segment::DidWith {
+                kind,
+                dim,
+                value,
+                days,
+            } => {
+                write!(f, "did:{kind}[{dim}={value}]")?;
+                match days {
+                    Some((a, b)) => write!(
+                        f,
+                        "@{}..{}",
+                        crate::time::format_day(*a),
+                        crate::time::format_day(*b)
+                    ),
+                    None => Ok(()),
+                }
+            }
             Segment::Entered { stage, days: None } => write!(f, "entered:{stage}"),
             Segment::Shared => write!(f, "shared"),
             Segment::Referred => write!(f, "referred"),
@@ -262,6 +307,31 @@ impl<'t> Parser<'t> {
                 Ok((name, Some((a, b))))
             }
         }
+    }
+
+    /// `did:KIND[DIM=VALUE]`'s parts after the `[`.
+    fn did_with(
+        &self,
+        tok: &str,
+        kind: &str,
+        filter: &str,
+        days: DayRange,
+    ) -> Result<Segment, InputError> {
+        let Some((dim, value)) = filter.strip_suffix(']').and_then(|f| f.split_once('=')) else {
+            return Err(self.error(format!("{tok:?} needs did:KIND[DIM=VALUE]")));
+        };
+        if !kind.is_empty() {
+            crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
+                .map_err(|p| InputError::new("segment.did", p))?;
+        }
+        crate::users::check_name(dim, crate::timeline::MAX_KIND_BYTES)
+            .map_err(|p| InputError::new("segment.did", p))?;
+        Ok(Segment::DidWith {
+            kind: kind.to_owned(),
+            dim: dim.to_owned(),
+            value: value.to_owned(),
+            days,
+        })
     }
 
     fn days(&self, text: &str) -> Result<u32, InputError> {
@@ -389,6 +459,9 @@ impl<'t> Parser<'t> {
         }
         if let Some(rest) = tok.strip_prefix("did:") {
             let (kind, days) = self.ranged(tok, rest, "segment.did")?;
+            if let Some((kind, filter)) = kind.split_once('[') {
+                return self.did_with(tok, kind, filter, days);
+            }
             crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
                 .map_err(|p| InputError::new("segment.did", p))?;
             return Ok(Segment::Did {
