@@ -7,7 +7,7 @@
 //! lines), drops the duplicates itself and answers with SQL: daily users,
 //! events, orders and GMV per channel — any activity and per kind — the
 //! top 3 with the rest folded into `(other)` as a distinct union, and
-//! rolling 7-day users.
+//! rolling 7-day users; and revenue per day (buyers, orders, GMV, refunds).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,9 +105,15 @@ def rows(kind, window=1, top=None):
         r = out.setdefault(f"{d}|{v}", [0, 0, 0, 0])
         r[1], r[2], r[3] = e, o, int(g)
     return {k: r for k, r in out.items() if r[0] or r[1] or r[2]}
+revenue = {str(d): [b, o, int(g), int(r)] for d, b, o, g, r in con.execute(f"""
+    select day, count(distinct "user") filter (where kind = 'purchase'),
+    count(*) filter (where kind = 'purchase'),
+    coalesce(sum(amount) filter (where kind = 'purchase'), 0),
+    coalesce(sum(amount) filter (where kind = 'refund'), 0)
+    from ev where day between {d0} and {d1} group by 1""").fetchall()}
 print(json.dumps({
     "any": rows(None), "view": rows("view"), "purchase": rows("purchase"),
-    "top3": rows(None, top=3), "rolling7": rows(None, window=7),
+    "top3": rows(None, top=3), "rolling7": rows(None, window=7), "revenue": revenue,
 }))
 "#;
 
@@ -175,5 +181,15 @@ fn breakdowns_equal_duckdb() {
     for part in ["any", "view", "purchase", "top3", "rolling7"] {
         assert_eq!(got[part], want[part], "{part}");
     }
+    // revenue per day, store-wide (days without any purchase or refund
+    // are rows of zeros here, absent there)
+    let mut revenue = serde_json::Map::new();
+    for r in db.metrics().revenue(d0, d1, None).unwrap() {
+        if r.orders > 0 || r.refunds_minor > 0 {
+            let row = json!([r.buyers, r.orders, r.gmv_minor, r.refunds_minor]);
+            revenue.insert(r.day.to_string(), row);
+        }
+    }
+    assert_eq!(Value::Object(revenue), want["revenue"], "revenue");
     assert!(want["any"].as_object().unwrap().len() > 100);
 }

@@ -7,8 +7,8 @@
 //! store that already has events (its backfill). Every breakdown row —
 //! per kind and any activity, daily and rolling 2-day users, `--top 1`
 //! folds — equals the model's, and so do the users of every
-//! `did:KIND[channel=VALUE]@D..D` atom; `verify` is clean and re-derives
-//! them.
+//! `did:KIND[channel=VALUE]@D..D` atom, and revenue per day (store-wide
+//! and for a set of users); `verify` is clean and re-derives them.
 
 mod common;
 use std::collections::{BTreeMap, BTreeSet};
@@ -301,8 +301,72 @@ fn check_did(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     }
 }
 
+/// Revenue per day against the model, store-wide and for a set of users
+/// (`(day, buyers, orders, gmv, refunds, net, aov)`).
+fn check_revenue(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
+    type Row = (i32, u64, u64, i64, i64, i64, Option<i64>);
+    let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+    let some: Vec<&String> = model.users.keys().step_by(2).collect();
+    let filter: roaring::RoaringBitmap = some
+        .iter()
+        .map(|u| db.user_id(u).unwrap().unwrap())
+        .collect();
+    for only in [None, Some(&filter)] {
+        let got: Vec<Row> = db
+            .metrics()
+            .revenue(from, to, only)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.day,
+                    r.buyers,
+                    r.orders,
+                    r.gmv_minor,
+                    r.refunds_minor,
+                    r.net_minor,
+                    r.aov_minor,
+                )
+            })
+            .collect();
+        let mut want = Vec::new();
+        for day in from..=to {
+            let (mut buyers, mut orders, mut gmv, mut refunds) =
+                (BTreeSet::new(), 0u64, 0i64, 0i64);
+            for (u, evs) in &model.users {
+                if only.is_some() && !some.contains(&u) {
+                    continue;
+                }
+                for e in evs.iter().filter(|e| day_of(e.ts) == day) {
+                    match e.kind {
+                        "purchase" => {
+                            buyers.insert(u);
+                            orders += 1;
+                            gmv += e.amount;
+                        }
+                        "refund" => refunds += e.amount,
+                        _ => {}
+                    }
+                }
+            }
+            let aov = (orders > 0).then(|| gmv.div_euclid(orders as i64));
+            want.push((
+                day,
+                buyers.len() as u64,
+                orders,
+                gmv,
+                refunds,
+                gmv - refunds,
+                aov,
+            ));
+        }
+        assert_eq!(got, want, "revenue (filtered: {})", only.is_some());
+    }
+}
+
 fn check(db: &Db, model: &Model, offset: i32) {
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
+    check_revenue(db, model, offset, days);
     check_did(db, model, offset, days);
     check_did(db, model, offset, (days.0 + 2, days.0 + 3));
     let mut dims = vec!["channel"];

@@ -413,6 +413,8 @@ pub enum Command {
     },
     /// Users, events and GMV per value of a dimension, day by day.
     Breakdown(super::dims::BreakdownArgs),
+    /// Buyers, orders, GMV, refunds, net and AOV per day, of any segment.
+    Revenue(super::dims::RevenueArgs),
     /// Per-user features and rule tags (docs/features.md).
     Features {
         /// What to do.

@@ -1,5 +1,6 @@
-//! `stickydb dims add|list|drop` and `stickydb breakdown` (docs/cli.md,
-//! docs/metrics.md "Dimensions").
+//! `stickydb dims add|list|drop`, `stickydb breakdown` and `stickydb
+//! revenue`: what users did and spent (docs/cli.md, docs/metrics.md
+//! "Dimensions" and "Revenue").
 
 use serde_json::json;
 
@@ -160,6 +161,61 @@ pub(super) fn breakdown(cli: &Cli, a: &BreakdownArgs) -> Result<(), Error> {
             opt(r.orders.map(|n| n as i64)),
             opt(r.gmv_minor)
         );
+    }
+    Ok(())
+}
+
+/// `stickydb revenue`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RevenueArgs {
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+    /// Only users in this segment (as of the last day).
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+/// `stickydb revenue`.
+pub(super) fn revenue(cli: &Cli, a: &RevenueArgs) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = (day_arg("from", &a.from)?, day_arg("to", &a.to)?);
+    let filter = super::query::segment_filter(&db, a.segment.as_deref(), to)?;
+    let rows = db.metrics().revenue(from, to, filter.as_ref())?;
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"day": format_day(r.day), "buyers": r.buyers, "orders": r.orders,
+                   "gmv_minor": r.gmv_minor, "refunds_minor": r.refunds_minor,
+                   "net_minor": r.net_minor, "aov_minor": r.aov_minor})
+        })
+        .collect();
+    if cli.wants_json() {
+        return print_json(&json!({ "rows": rows }));
+    }
+    println!("day\tbuyers\torders\tgmv_minor\trefunds_minor\tnet_minor\taov_minor");
+    for r in rows {
+        let cell = |k: &str| match &r[k] {
+            serde_json::Value::Null => "-".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let cells: Vec<String> = [
+            "day",
+            "buyers",
+            "orders",
+            "gmv_minor",
+            "refunds_minor",
+            "net_minor",
+            "aov_minor",
+        ]
+        .iter()
+        .map(|k| cell(k))
+        .collect();
+        println!("{}", cells.join("\t"));
     }
     Ok(())
 }

@@ -264,6 +264,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Features { command } => features::features_cmd(cli, command, now),
         Command::Dims { command } => dims::dims_cmd(cli, command),
         Command::Breakdown(args) => dims::breakdown(cli, args),
+        Command::Revenue(args) => dims::revenue(cli, args),
     }
 }
 

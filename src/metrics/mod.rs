@@ -33,7 +33,7 @@ pub use days::{DaySet, Period};
 pub use query::{mean_stickiness, ratio};
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
-    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RfmReport, StageSpan,
+    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RevenueRow, RfmReport, StageSpan,
     TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
 pub use rules::{

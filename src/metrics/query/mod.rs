@@ -7,8 +7,10 @@ mod counters;
 mod funnel;
 mod per_user;
 mod results;
+mod revenue;
 mod transitions;
 
+pub use revenue::RevenueRow;
 pub use transitions::TransitionRow;
 
 pub use results::{

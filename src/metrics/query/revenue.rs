@@ -1,0 +1,117 @@
+//! Revenue by day, store-wide or for any segment: buyers, orders, GMV,
+//! refunds, net and average order value (docs/metrics.md, "Revenue").
+//! Store-wide it reads the daily counters and the purchase day sets; for a
+//! segment, its users' money days (one range read per user).
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use super::*;
+use crate::error::Result;
+use crate::keys::activity;
+use crate::kinds::ids::PURCHASE;
+use crate::store::Cf;
+
+/// One day of revenue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RevenueRow {
+    /// The local day.
+    pub day: i32,
+    /// Distinct users with a purchase that day.
+    pub buyers: u64,
+    /// Purchase events.
+    pub orders: u64,
+    /// Sum of purchase amounts, minor units.
+    pub gmv_minor: i64,
+    /// Sum of refund amounts, minor units (refunds dated that day).
+    pub refunds_minor: i64,
+    /// GMV − refunds.
+    pub net_minor: i64,
+    /// GMV ÷ orders, rounded down; `None` without orders.
+    pub aov_minor: Option<i64>,
+}
+
+impl RevenueRow {
+    fn new(day: i32) -> Self {
+        RevenueRow {
+            day,
+            buyers: 0,
+            orders: 0,
+            gmv_minor: 0,
+            refunds_minor: 0,
+            net_minor: 0,
+            aov_minor: None,
+        }
+    }
+
+    fn settle(mut self) -> Self {
+        self.net_minor = self.gmv_minor.saturating_sub(self.refunds_minor);
+        self.aov_minor = (self.orders > 0).then(|| self.gmv_minor.div_euclid(self.orders as i64));
+        self
+    }
+}
+
+impl Metrics<'_> {
+    /// Revenue of every day of `from..=to`, of every user or of `filter`'s.
+    pub fn revenue(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<RevenueRow>> {
+        check_range(from_day, to_day)?;
+        let mut rows: BTreeMap<i32, RevenueRow> = (from_day..=to_day)
+            .map(|d| (d, RevenueRow::new(d)))
+            .collect();
+        let buyers = self.day_sets_in(Some(PURCHASE), from_day, to_day, filter)?;
+        for (day, set) in &buyers {
+            if let Some(r) = rows.get_mut(day) {
+                r.buyers = set.len();
+            }
+        }
+        match filter {
+            None => {
+                for d in self.daily(from_day, to_day)? {
+                    if let Some(r) = rows.get_mut(&d.day) {
+                        r.orders = d.orders;
+                        r.gmv_minor = d.gmv_minor;
+                        r.refunds_minor = d.refund_minor;
+                    }
+                }
+            }
+            Some(users) => self.add_money_of(users, (from_day, to_day), &mut rows)?,
+        }
+        Ok(rows.into_values().map(RevenueRow::settle).collect())
+    }
+
+    /// Adds the money days in `from..=to` of every user of `users`.
+    fn add_money_of(
+        &self,
+        users: &RoaringBitmap,
+        (from_day, to_day): (i32, i32),
+        rows: &mut BTreeMap<i32, RevenueRow>,
+    ) -> Result<()> {
+        for user in users {
+            let start = activity::money(user, from_day);
+            let end = activity::money(user, to_day.saturating_add(1));
+            for item in self.view.range(Cf::Activity, &start, Some(end))? {
+                let (k, v) = item?;
+                let Some(activity::ActivityKey::Money { day, .. }) =
+                    activity::ActivityKey::parse(&k)
+                else {
+                    return Err(corrupt(Cf::Activity, &k, "not a money day").into());
+                };
+                let m: DayMoney = crate::store::decode_value(Cf::Activity, &k, &v)?;
+                if let Some(r) = rows.get_mut(&day) {
+                    r.orders += u64::from(m.orders);
+                    r.gmv_minor = r.gmv_minor.saturating_add(m.purchase_minor);
+                    r.refunds_minor = r.refunds_minor.saturating_add(m.refund_minor);
+                }
+            }
+        }
+        Ok(())
+    }
+}
