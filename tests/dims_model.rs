@@ -7,7 +7,8 @@
 //! store that already has events (its backfill). Every breakdown row —
 //! per kind and any activity, daily and rolling 2-day users, `--top 1`
 //! folds — equals the model's, and so do the users of every
-//! `did:KIND[channel=VALUE]@D..D` atom, and revenue per day (store-wide
+//! `did:KIND[channel=VALUE]@D..D` atom, of every `first:channel=VALUE`
+//! and `last:channel=VALUE` (first and last touch), and revenue per day (store-wide
 //! and for a set of users); `verify` is clean and re-derives them.
 
 mod common;
@@ -364,7 +365,41 @@ fn check_revenue(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     }
 }
 
+/// `first:channel=V` and `last:channel=V` against the model: the value on
+/// each user's first and most recent event carrying a channel (by instant,
+/// then sequence).
+fn check_touch(db: &Db, model: &Model) {
+    for (which, last) in [("first", false), ("last", true)] {
+        for value in CHANNELS.iter().copied().chain(["(other)"]) {
+            let text = format!("{which}:channel={value}");
+            let got = db.segment(&Segment::parse(&text).unwrap(), T0);
+            let tracked = value == "(other)" || model.channels.iter().any(|c| c == value);
+            if !tracked && model.channels.len() >= CHANNEL_CAP as usize {
+                assert!(got.is_err(), "{text}: {got:?}");
+                continue;
+            }
+            let want: BTreeSet<u32> = model
+                .users
+                .iter()
+                .filter(|(_, evs)| {
+                    let with = evs.iter().filter(|e| e.channel.is_some());
+                    let touch = if last {
+                        with.max_by_key(|e| (e.ts, e.seq))
+                    } else {
+                        with.min_by_key(|e| (e.ts, e.seq))
+                    };
+                    touch.and_then(|e| model.value("channel", e)).as_deref() == Some(value)
+                })
+                .map(|(u, _)| db.user_id(u).unwrap().unwrap())
+                .collect();
+            let got: BTreeSet<u32> = got.unwrap().into_iter().collect();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+}
+
 fn check(db: &Db, model: &Model, offset: i32) {
+    check_touch(db, model);
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
     check_revenue(db, model, offset, days);
     check_did(db, model, offset, days);

@@ -105,6 +105,20 @@ impl Snapshot<'_> {
         )
     }
 
+    /// The users of `first:DIM=VALUE` (`last`: of `last:DIM=VALUE`).
+    pub(super) fn touched(
+        &self,
+        last: bool,
+        dim: &str,
+        value: &str,
+    ) -> Result<roaring::RoaringBitmap> {
+        let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read();
+        dims::touched(&self.view, &set, &reg, (last, dim, value))
+    }
+
     /// The users of `did:KIND[DIM=VALUE]@DAYS` (empty kind: any activity).
     pub(super) fn did_with(
         &self,

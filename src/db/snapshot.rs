@@ -223,6 +223,7 @@ impl Snapshot<'_> {
                     None => m.ever_did(&kind),
                 }
             }
+            Segment::Touch { last, dim, value } => self.touched(*last, dim, value),
             Segment::DidWith {
                 kind,
                 dim,

@@ -50,6 +50,7 @@ pub(crate) fn add_stored(
     let name = kv.name(value.kind_id);
     let e = DimEvent {
         user_id: key.user_id,
+        seq: key.seq,
         kind_id: value.kind_id,
         kind: &name,
         is_activity: kv.is_activity(&name),
@@ -92,7 +93,7 @@ pub(crate) fn backfill_page(
         }
     }
     let mut batch = Batch::new();
-    let records = w.finish(&mut batch)?;
+    let records = w.finish(store, &mut batch)?;
     Ok((batch, records, last))
 }
 
@@ -115,6 +116,10 @@ pub(crate) fn forget_events(
     }
     let mut deltas = DimDeltas::default();
     let offset = store.settings().utc_offset_minutes;
+    if after.is_none() {
+        // (the first page of an erasure takes the touches)
+        super::touch::forget(store, user_id, &mut deltas, batch)?;
+    }
     let held = reg.read();
     store.prefix_page(Cf::Events, &keys::user(user_id), after, limit, |k, v| {
         let key = EventKey::decode(Cf::Events.name(), k)?;
@@ -122,6 +127,7 @@ pub(crate) fn forget_events(
         let name = kv.name(value.kind_id);
         let e = DimEvent {
             user_id,
+            seq: key.seq,
             kind_id: value.kind_id,
             kind: &name,
             is_activity: kv.is_activity(&name),
@@ -152,6 +158,9 @@ pub(crate) fn drop_step(store: &Store, dim: u16) -> Result<()> {
         &dk::dim_prefix(mk::COUNTER, dim),
         DROP_BATCH_KEYS,
     )?;
+    store.delete_prefix(Cf::Metrics, &dk::touch_prefix(false, dim), DROP_BATCH_KEYS)?;
+    store.delete_prefix(Cf::Metrics, &dk::touch_prefix(true, dim), DROP_BATCH_KEYS)?;
+    super::touch::drop_records(store, dim)?;
     store.delete_prefix(Cf::Meta, &dk::values_of(dim), DROP_BATCH_KEYS)
 }
 
@@ -173,9 +182,7 @@ pub(crate) fn expected(
 ) -> Result<Expected> {
     let mut problems = Vec::new();
     let mut deltas = DimDeltas::default();
-    if set.is_empty() {
-        return Ok((BTreeMap::new(), BTreeMap::new(), problems));
-    }
+    let mut touches = super::touch::Touches::default();
     for item in store.range(Cf::Events, &[], None)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
@@ -183,6 +190,7 @@ pub(crate) fn expected(
         let name = kv.name(value.kind_id);
         let e = DimEvent {
             user_id: key.user_id,
+            seq: key.seq,
             kind_id: value.kind_id,
             kind: &name,
             is_activity: kv.is_activity(&name),
@@ -202,6 +210,7 @@ pub(crate) fn expected(
                     d.dim.name
                 ));
             }
+            touches.note(key.user_id, d.id, (key.ts_ms, key.seq, id));
             super::write::contribute(
                 &mut deltas,
                 store.settings().utc_offset_minutes,
@@ -212,6 +221,8 @@ pub(crate) fn expected(
             );
         }
     }
+    let records = touches.expected(&mut deltas);
+    problems.extend(super::touch::check(store, records)?);
     let (sets, counters) = deltas.into_expected();
     Ok((sets, counters, problems))
 }

@@ -14,6 +14,7 @@
 mod maintain;
 mod query;
 mod registry;
+mod touch;
 mod write;
 
 use std::borrow::Cow;
@@ -29,7 +30,7 @@ use crate::store::{Batch, Cf, Store};
 use crate::timeline::{PropValue, StoredProp};
 
 pub(crate) use maintain::{backfill_page, drop_step, expected, forget_events, KindView};
-pub(crate) use query::{breakdown, users_with};
+pub(crate) use query::{breakdown, touched, users_with};
 pub use query::{Breakdown, BreakdownQuery, BreakdownRow, MAX_BREAKDOWN_DAYS};
 pub(crate) use registry::Records;
 pub(crate) use registry::Registry;

@@ -229,20 +229,9 @@ pub(crate) fn users_with(
     let Some(d) = set.get(dim) else {
         return Err(bad(format!("no dimension named {dim:?}")));
     };
-    let id = match value {
-        OTHER => OTHER_ID,
-        v => reg.lookup(d.id, v),
-    };
-    if id == OTHER_ID && value != OTHER {
-        if reg.count(d.id) >= d.dim.max_values {
-            let reason = format!(
-                "value {value:?} of {dim:?} is not tracked (the dimension's {} values are taken; it counts in (other))",
-                d.dim.max_values
-            );
-            return Err(bad(reason));
-        }
+    let Some(id) = atom_value(reg, d, value)? else {
         return Ok(RoaringBitmap::new());
-    }
+    };
     let (from, to) = days.unwrap_or((i32::MIN, i32::MAX));
     let start = dk::users_day_prefix(d.id, kind_id, from);
     let until = match to.checked_add(1) {
@@ -260,6 +249,49 @@ pub(crate) fn users_with(
             Some(MetricKey::DimUsers { .. }) => {}
             _ => return Err(corrupt(&k, "not a dimension user set")),
         }
+    }
+    Ok(out)
+}
+
+/// The id `value` has in `d`, for an atom: `None` for a value never seen
+/// (no users); refused for one past the cap (its users are in `(other)`).
+fn atom_value(reg: &Registry, d: &super::StoredDim, value: &str) -> Result<Option<u32>> {
+    if value == OTHER {
+        return Ok(Some(OTHER_ID));
+    }
+    match reg.lookup(d.id, value) {
+        OTHER_ID if reg.count(d.id) >= d.dim.max_values => {
+            let reason = format!(
+                "value {value:?} of {:?} is not tracked (the dimension's {} values are taken; it counts in (other))",
+                d.dim.name, d.dim.max_values
+            );
+            Err(InputError::new("segment", Problem::Invalid { reason }).into())
+        }
+        OTHER_ID => Ok(None),
+        id => Ok(Some(id)),
+    }
+}
+
+/// The users of `first:DIM=VALUE` (`last`: `last:DIM=VALUE`).
+pub(crate) fn touched(
+    r: &impl Reader,
+    set: &DimSet,
+    reg: &Registry,
+    (last, dim, value): (bool, &str, &str),
+) -> Result<RoaringBitmap> {
+    let Some(d) = set.get(dim) else {
+        let reason = format!("no dimension named {dim:?}");
+        return Err(InputError::new("segment", Problem::Invalid { reason }).into());
+    };
+    let Some(id) = atom_value(reg, d, value)? else {
+        return Ok(RoaringBitmap::new());
+    };
+    let prefix = dk::touch_value_prefix(last, d.id, id);
+    let until = crate::keys::prefix_successor(&prefix);
+    let mut out = RoaringBitmap::new();
+    for item in r.read_range(Cf::Metrics, &prefix, until)? {
+        let (k, v) = item?;
+        out |= decode_bitmap(&v).ok_or_else(|| corrupt(&k, "a user set"))?;
     }
     Ok(out)
 }

@@ -30,6 +30,8 @@ use crate::time::local_day;
 /// What a dimension reads of one event.
 pub(crate) struct DimEvent<'a> {
     pub user_id: u32,
+    /// The event's sequence number (orders touches at one instant).
+    pub seq: u32,
     pub kind_id: u32,
     pub kind: &'a str,
     pub is_activity: bool,
@@ -48,7 +50,11 @@ type CounterAt = (u16, i32, u32, DimField, u32);
 pub(crate) struct DimDeltas {
     sets: FxHashMap<SetAt, BitmapDelta>,
     counters: FxHashMap<CounterAt, i64>,
+    touches: FxHashMap<TouchAt, BitmapDelta>,
 }
+
+/// A touch set's coordinates: last (else first), dimension, value, chunk.
+pub(crate) type TouchAt = (bool, u16, u32, u16);
 
 impl DimDeltas {
     fn user(&mut self, at: SetAt, user_id: u32, sign: i64) {
@@ -59,6 +65,39 @@ impl DimDeltas {
         } else {
             d.adds.remove(user_id);
             d.removes.insert(user_id);
+        }
+    }
+
+    pub(super) fn touch_user(&mut self, at: TouchAt, user_id: u32, sign: i64) {
+        let d = self.touches.entry(at).or_default();
+        if sign > 0 {
+            d.removes.remove(user_id);
+            d.adds.insert(user_id);
+        } else {
+            d.adds.remove(user_id);
+            d.removes.insert(user_id);
+        }
+    }
+
+    /// Moves `user_id` between the touch sets of `dim` from `old` to `now`.
+    pub(super) fn move_touch(
+        &mut self,
+        user_id: u32,
+        dim: u16,
+        old: Option<super::touch::Touch>,
+        now: super::touch::Touch,
+    ) {
+        let chunk = chunk_of(user_id);
+        for (last, was, is) in [
+            (false, old.map(|o| o.first.2), now.first.2),
+            (true, old.map(|o| o.last.2), now.last.2),
+        ] {
+            if was != Some(is) {
+                if let Some(w) = was {
+                    self.touch_user((last, dim, w, chunk), user_id, -1);
+                }
+                self.touch_user((last, dim, is, chunk), user_id, 1);
+            }
         }
     }
 
@@ -81,6 +120,12 @@ impl DimDeltas {
                 batch.merge(Cf::Metrics, key, encode_counter(n));
             }
         }
+        for ((last, dim, value, chunk), d) in self.touches {
+            if !d.adds.is_empty() || !d.removes.is_empty() {
+                let key = dk::touch_users(last, dim, value, chunk);
+                batch.merge(Cf::Metrics, key, d.encode());
+            }
+        }
         Ok(())
     }
 
@@ -92,6 +137,13 @@ impl DimDeltas {
             .map(|((dim, kind, day, value, chunk), d)| {
                 (dk::users_of_chunk(dim, kind, day, value, chunk), d.adds)
             });
+        let touches = self
+            .touches
+            .into_iter()
+            .map(|((last, dim, value, chunk), d)| {
+                (dk::touch_users(last, dim, value, chunk), d.adds)
+            });
+        let sets = sets.chain(touches);
         let counters = self
             .counters
             .into_iter()
@@ -108,6 +160,7 @@ pub(crate) struct DimWrites {
     offset_minutes: i32,
     deltas: DimDeltas,
     records: Records,
+    touches: super::touch::Touches,
 }
 
 impl DimWrites {
@@ -118,6 +171,7 @@ impl DimWrites {
             offset_minutes,
             deltas: DimDeltas::default(),
             records: Vec::new(),
+            touches: Default::default(),
         }
     }
 
@@ -146,13 +200,15 @@ impl DimWrites {
                 None => reg.write().resolve(d, &text, &mut self.records),
             };
             contribute(&mut self.deltas, self.offset_minutes, d.id, value, e, 1);
+            self.touches.note(e.user_id, d.id, (e.ts_ms, e.seq, value));
         }
     }
 
     /// Puts the deltas and the registry records into `batch`; returns the
     /// records, to be marked stored once the batch commits.
-    pub fn finish(self, batch: &mut Batch) -> Result<Records> {
+    pub fn finish(mut self, store: &crate::store::Store, batch: &mut Batch) -> Result<Records> {
         put_records(batch, &self.records)?;
+        self.touches.finish(store, &mut self.deltas, batch)?;
         self.deltas.write(batch)?;
         Ok(self.records)
     }

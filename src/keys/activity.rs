@@ -14,6 +14,7 @@
 //! | `4 ‖ user ‖ session id` | the session's first local day |
 //! | `5 ‖ user` | the experiments the user has an assignment in (read first, with one batched lookup for a write's users) |
 //! | `5 ‖ user ‖ experiment` | the user's assignment in one experiment (docs/metrics.md, "Experiments") |
+//! | `6 ‖ user ‖ dim` | the user's first and last touch of one dimension (written by `dims`) |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
 
@@ -27,6 +28,8 @@ pub const MONEY: u8 = 3;
 pub const SESSION: u8 = 4;
 /// Family byte of the per-experiment assignments.
 pub const EXPOSURE: u8 = 5;
+/// Family byte of the per-dimension first and last touches.
+pub const TOUCH: u8 = 6;
 
 /// Days per day-mask block (one bit each in a `u64`).
 pub const BLOCK_DAYS: i32 = 64;
@@ -85,6 +88,13 @@ pub enum ActivityKey {
         /// The experiment's name (1..=64 bytes of UTF-8).
         experiment: String,
     },
+    /// A user's first and last touch of dimension `dim`.
+    Touch {
+        /// Internal user id.
+        user_id: u32,
+        /// Dimension id.
+        dim: u16,
+    },
 }
 
 impl ActivityKey {
@@ -115,6 +125,7 @@ impl ActivityKey {
                 user_id,
                 experiment,
             } => exposure(*user_id, experiment),
+            ActivityKey::Touch { user_id, dim } => touch(*user_id, *dim),
         }
     }
 
@@ -140,6 +151,10 @@ impl ActivityKey {
                 session_id: std::str::from_utf8(body).ok()?.to_owned(),
             }),
             EXPOSURE if body.is_empty() => Some(ActivityKey::ExposureIndex { user_id }),
+            TOUCH if body.len() == 2 => Some(ActivityKey::Touch {
+                user_id,
+                dim: u16::from_be_bytes(body.try_into().ok()?),
+            }),
             EXPOSURE => Some(ActivityKey::Exposure {
                 user_id,
                 experiment: std::str::from_utf8(body).ok()?.to_owned(),
@@ -156,7 +171,8 @@ impl ActivityKey {
             | ActivityKey::Money { user_id, .. }
             | ActivityKey::Session { user_id, .. }
             | ActivityKey::ExposureIndex { user_id }
-            | ActivityKey::Exposure { user_id, .. } => *user_id,
+            | ActivityKey::Exposure { user_id, .. }
+            | ActivityKey::Touch { user_id, .. } => *user_id,
         }
     }
 }
@@ -200,5 +216,12 @@ pub fn exposure_index(user_id: u32) -> Vec<u8> {
 pub fn exposure(user_id: u32, experiment: &str) -> Vec<u8> {
     let mut k = family(EXPOSURE, user_id);
     k.extend_from_slice(experiment.as_bytes());
+    k
+}
+
+/// A user's first and last touch of dimension `dim`.
+pub fn touch(user_id: u32, dim: u16) -> Vec<u8> {
+    let mut k = family(TOUCH, user_id);
+    k.extend_from_slice(&dim.to_be_bytes());
     k
 }

@@ -14,6 +14,32 @@ use super::{day_asc, day_from_asc};
 
 /// The tag of both dimension layouts (after the user-set or counter byte).
 pub const DIM: u8 = b'D';
+/// The tag of the first-touch user sets.
+pub const FIRST_TOUCH: u8 = b'G';
+/// The tag of the last-touch user sets.
+pub const LAST_TOUCH: u8 = b'L';
+
+/// Users (of one chunk) whose first (`last`: most recent) event carrying
+/// dimension `dim` carried value `value`.
+pub fn touch_users(last: bool, dim: u16, value: u32, chunk: u16) -> Vec<u8> {
+    let mut k = touch_value_prefix(last, dim, value);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// Every chunk of one touch set.
+pub fn touch_value_prefix(last: bool, dim: u16, value: u32) -> Vec<u8> {
+    let mut k = touch_prefix(last, dim);
+    k.extend_from_slice(&value.to_be_bytes());
+    k
+}
+
+/// Every touch set of one dimension (first or last).
+pub fn touch_prefix(last: bool, dim: u16) -> Vec<u8> {
+    let mut k = vec![USER_SET, if last { LAST_TOUCH } else { FIRST_TOUCH }];
+    k.extend_from_slice(&dim.to_be_bytes());
+    k
+}
 
 /// Which dimension counter a key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +121,19 @@ pub fn dim_prefix(space: u8, dim: u16) -> Vec<u8> {
     let mut k = vec![space, DIM];
     k.extend_from_slice(&dim.to_be_bytes());
     k
+}
+
+/// The touch layouts after their tag.
+pub(super) fn parse_touch(tag: u8, body: &[u8]) -> Option<MetricKey> {
+    if body.len() != 8 {
+        return None;
+    }
+    Some(MetricKey::DimTouch {
+        last: tag == LAST_TOUCH,
+        dim: u16::from_be_bytes(body[..2].try_into().ok()?),
+        value: u32::from_be_bytes(body[2..6].try_into().ok()?),
+        chunk: u16::from_be_bytes(body[6..].try_into().ok()?),
+    })
 }
 
 /// The two layouts after their tag.

@@ -234,6 +234,18 @@ pub enum MetricKey {
         /// User-id chunk.
         chunk: u16,
     },
+    /// Users (of one chunk) whose first (`last`: most recent) event
+    /// carrying dimension `dim` carried value `value`.
+    DimTouch {
+        /// Last touch (else first).
+        last: bool,
+        /// Dimension id.
+        dim: u16,
+        /// Value id (0 = `(other)`).
+        value: u32,
+        /// User-id chunk.
+        chunk: u16,
+    },
     /// A counter of value `value` of dimension `dim` on `day`.
     DimCounter {
         /// Dimension id.
@@ -349,6 +361,12 @@ impl MetricKey {
                 field,
                 kind,
             } => super::dims::counter(*dim, *day, *value, *field, *kind),
+            MetricKey::DimTouch {
+                last,
+                dim,
+                value,
+                chunk,
+            } => super::dims::touch_users(*last, *dim, *value, *chunk),
         }
     }
 
@@ -404,6 +422,9 @@ impl MetricKey {
                 block: day_from_asc(be32(&body[1..])?),
             }),
             (USER_SET | COUNTER, super::dims::DIM) => super::dims::parse(space, body),
+            (USER_SET, super::dims::FIRST_TOUCH | super::dims::LAST_TOUCH) => {
+                super::dims::parse_touch(tag, body)
+            }
             (COUNTER, HOUR) if body.len() == 1 => Some(MetricKey::Hour(body[0])),
             (COUNTER, WEEKDAY) if body.len() == 1 => Some(MetricKey::Weekday(body[0])),
             (COUNTER, EVENTS) if body == b"v" => Some(MetricKey::EventsTotal),

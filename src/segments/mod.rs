@@ -96,6 +96,16 @@ pub enum Segment {
         /// Inclusive local-day range; `None` = ever.
         days: Option<(i32, i32)>,
     },
+    /// Users whose first (`last`: most recent) event carrying dimension
+    /// `dim` carried `value` (`first:channel=ads`, `last:channel=ads`).
+    Touch {
+        /// Last touch (else first).
+        last: bool,
+        /// The dimension.
+        dim: String,
+        /// The value (`(other)`: the values past the cap).
+        value: String,
+    },
     /// Users whose lifecycle stage became `stage` on a day of the range
     /// (recomputed from their activity, like `stage_history`).
     Entered {
@@ -158,21 +168,25 @@ impl Segment {
                 },
             ));
         }
-        // (parentheses group, except inside `[DIM=VALUE]`: `(other)` is a
-        // value there)
+        // (parentheses group, except inside `[DIM=VALUE]` and right after
+        // `=`: `(other)` is a value there)
         let mut spaced = String::with_capacity(text.len() + 16);
-        let mut in_brackets = false;
+        let (mut in_brackets, mut in_value, mut prev) = (false, false, ' ');
         for c in text.chars() {
             match c {
                 '[' => in_brackets = true,
                 ']' => in_brackets = false,
-                '(' | ')' if !in_brackets => {
+                '(' if prev == '=' => in_value = true,
+                ')' if in_value => in_value = false,
+                '(' | ')' if !in_brackets && !in_value => {
                     spaced.extend([' ', c, ' ']);
+                    prev = c;
                     continue;
                 }
                 _ => {}
             }
             spaced.push(c);
+            prev = c;
         }
         let tokens: Vec<&str> = spaced.split_whitespace().collect();
         let mut p = Parser { tokens, pos: 0 };
@@ -211,6 +225,10 @@ impl std::fmt::Display for Segment {
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
+            Segment::Touch { last, dim, value } => {
+                let which = if *last { "last" } else { "first" };
+                write!(f, "{which}:{dim}={value}")
+            }
             Segment::DidWith {
                 kind,
                 dim,
@@ -456,6 +474,20 @@ impl<'t> Parser<'t> {
                 stage: stage.to_owned(),
                 days,
             });
+        }
+        for (prefix, last) in [("first:", false), ("last:", true)] {
+            if let Some(rest) = tok.strip_prefix(prefix) {
+                let Some((dim, value)) = rest.split_once('=') else {
+                    return Err(self.error(format!("{tok:?} needs {prefix}DIM=VALUE")));
+                };
+                crate::users::check_name(dim, crate::timeline::MAX_KIND_BYTES)
+                    .map_err(|p| InputError::new("segment.touch", p))?;
+                return Ok(Segment::Touch {
+                    last,
+                    dim: dim.to_owned(),
+                    value: value.to_owned(),
+                });
+            }
         }
         if let Some(rest) = tok.strip_prefix("did:") {
             let (kind, days) = self.ranged(tok, rest, "segment.did")?;

@@ -216,6 +216,7 @@ impl<'s> Recording<'s> {
             if !self.dims.is_empty() {
                 let de = DimEvent {
                     user_id,
+                    seq,
                     kind_id,
                     kind: e.kind.as_str(),
                     is_activity,
@@ -270,7 +271,7 @@ impl<'s> Recording<'s> {
         self.seqs.finish(batch)?;
         self.state.finish(batch)?;
         self.exposures.finish(|u| exposed.contains(&u), batch)?;
-        let records = self.dims.finish(batch)?;
+        let records = self.dims.finish(w.store, batch)?;
         Ok((new_active_days, records))
     }
 }
