@@ -7,7 +7,8 @@
 //! lines), drops the duplicates itself and answers with SQL: daily users,
 //! events, orders and GMV per channel — any activity and per kind — the
 //! top 3 with the rest folded into `(other)` as a distinct union, and
-//! rolling 7-day users; and revenue per day (buyers, orders, GMV, refunds).
+//! rolling 7-day users; revenue per day (buyers, orders, GMV, refunds);
+//! and daily LTV cohorts (sizes, net spend on each of the 6 days after).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,7 +112,18 @@ revenue = {str(d): [b, o, int(g), int(r)] for d, b, o, g, r in con.execute(f"""
     coalesce(sum(amount) filter (where kind = 'purchase'), 0),
     coalesce(sum(amount) filter (where kind = 'refund'), 0)
     from ev where day between {d0} and {d1} group by 1""").fetchall()}
-print(json.dumps({
+ltv = {}
+for c, n, net in con.execute(f"""
+    with cohort as (select "user", min(day) as c from ev group by 1)
+    select c, day - c, sum(case kind when 'purchase' then amount when 'refund' then -amount else 0 end)
+    from ev join cohort using ("user")
+    where c between {d0} and {d1} and day - c between 0 and 6 and day <= {d1}
+    group by 1, 2""").fetchall():
+    ltv[f"{c}|{n}"] = int(net)
+sizes = {str(c): n for c, n in con.execute(f"""
+    select c, count(*) from (select "user", min(day) as c from ev group by 1)
+    where c between {d0} and {d1} group by 1""").fetchall()}
+print(json.dumps({"ltv": ltv, "sizes": sizes,
     "any": rows(None), "view": rows("view"), "purchase": rows("purchase"),
     "top3": rows(None, top=3), "rolling7": rows(None, window=7), "revenue": revenue,
 }))
@@ -191,5 +203,28 @@ fn breakdowns_equal_duckdb() {
         }
     }
     assert_eq!(Value::Object(revenue), want["revenue"], "revenue");
+    // daily LTV cohorts: sizes and net spend per day after (cells with
+    // events only: DuckDB has no row for a day without any)
+    let report = db
+        .metrics()
+        .ltv(stickydb::metrics::Period::Day, (d0, d1), 6, None, None)
+        .unwrap();
+    let (mut sizes, mut cells) = (serde_json::Map::new(), serde_json::Map::new());
+    for c in &report.cohorts {
+        if c.size > 0 {
+            sizes.insert(c.cohort.to_string(), json!(c.size));
+        }
+        for (n, net) in c.net_minor.iter().enumerate() {
+            cells.insert(format!("{}|{n}", c.cohort), json!(net));
+        }
+    }
+    assert_eq!(Value::Object(sizes), want["sizes"], "cohort sizes");
+    for (k, v) in want["ltv"].as_object().unwrap() {
+        assert_eq!(cells.get(k), Some(v), "ltv cell {k}");
+    }
+    let nonzero = cells
+        .iter()
+        .filter(|(k, v)| **v != json!(0) && !want["ltv"].as_object().unwrap().contains_key(*k));
+    assert_eq!(nonzero.count(), 0, "a cell DuckDB has no spend in");
     assert!(want["any"].as_object().unwrap().len() > 100);
 }

@@ -8,7 +8,8 @@
 //! per kind and any activity, daily and rolling 2-day users, `--top 1`
 //! folds — equals the model's, and so do the users of every
 //! `did:KIND[channel=VALUE]@D..D` atom, of every `first:channel=VALUE`
-//! and `last:channel=VALUE` (first and last touch), and revenue per day (store-wide
+//! and `last:channel=VALUE` (first and last touch), daily LTV cohorts, and
+//! revenue per day (store-wide
 //! and for a set of users); `verify` is clean and re-derives them.
 
 mod common;
@@ -398,10 +399,93 @@ fn check_touch(db: &Db, model: &Model) {
     }
 }
 
+/// Daily LTV cohorts against the model, store-wide and for a set of users:
+/// cohort = day of the first activity, cell = net spend of its users on
+/// the n-th day after, curve = cumulative net ÷ cohort size.
+fn check_ltv(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
+    let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+    let some: Vec<&String> = model.users.keys().skip(1).step_by(2).collect();
+    let filter: roaring::RoaringBitmap = some
+        .iter()
+        .map(|u| db.user_id(u).unwrap().unwrap())
+        .collect();
+    let max_offset = 3usize;
+    for only in [None, Some(&filter)] {
+        let got = db
+            .metrics()
+            .ltv(
+                stickydb::metrics::Period::Day,
+                (from, to),
+                max_offset as u32,
+                None,
+                only,
+            )
+            .unwrap();
+        let got: Vec<(i32, u64, Vec<i64>, Vec<f64>)> = got
+            .cohorts
+            .iter()
+            .map(|c| {
+                (
+                    c.cohort,
+                    c.size,
+                    c.net_minor.clone(),
+                    c.cumulative_net_minor.clone(),
+                )
+            })
+            .collect();
+        let mut want = Vec::new();
+        for c in from..=to {
+            let members: Vec<&String> = model
+                .users
+                .iter()
+                .filter(|(u, _)| only.is_none() || some.contains(u))
+                .filter(|(_, evs)| {
+                    evs.iter()
+                        .filter(|e| e.kind != "contacted")
+                        .map(|e| day_of(e.ts))
+                        .min()
+                        == Some(c)
+                })
+                .map(|(u, _)| u)
+                .collect();
+            let cells = ((to - c + 1) as usize).min(max_offset + 1);
+            let mut net = vec![0i64; cells];
+            for u in &members {
+                for e in &model.users[*u] {
+                    let n = day_of(e.ts) - c;
+                    if (0..cells as i32).contains(&n) {
+                        match e.kind {
+                            "purchase" => net[n as usize] += e.amount,
+                            "refund" => net[n as usize] -= e.amount,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let size = members.len() as u64;
+            let mut sum = 0i64;
+            let curve = net
+                .iter()
+                .map(|n| {
+                    sum += n;
+                    if size == 0 {
+                        0.0
+                    } else {
+                        ((sum as f64 / size as f64) * 10_000.0).round() / 10_000.0
+                    }
+                })
+                .collect();
+            want.push((c, size, net, curve));
+        }
+        assert_eq!(got, want, "ltv (filtered: {})", only.is_some());
+    }
+}
+
 fn check(db: &Db, model: &Model, offset: i32) {
     check_touch(db, model);
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
     check_revenue(db, model, offset, days);
+    check_ltv(db, model, offset, days);
     check_did(db, model, offset, days);
     check_did(db, model, offset, (days.0 + 2, days.0 + 3));
     let mut dims = vec!["channel"];

@@ -415,6 +415,8 @@ pub enum Command {
     Breakdown(super::dims::BreakdownArgs),
     /// Buyers, orders, GMV, refunds, net and AOV per day, of any segment.
     Revenue(super::dims::RevenueArgs),
+    /// Net spend per cohort and period after it: the LTV curves.
+    Ltv(super::dims::LtvArgs),
     /// Per-user features and rule tags (docs/features.md).
     Features {
         /// What to do.

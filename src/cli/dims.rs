@@ -1,6 +1,6 @@
-//! `stickydb dims add|list|drop`, `stickydb breakdown` and `stickydb
-//! revenue`: what users did and spent (docs/cli.md, docs/metrics.md
-//! "Dimensions" and "Revenue").
+//! `stickydb dims add|list|drop`, `stickydb breakdown`, `stickydb revenue`
+//! and `stickydb ltv`: what users did and spent (docs/cli.md,
+//! docs/metrics.md "Dimensions", "Revenue" and "LTV").
 
 use serde_json::json;
 
@@ -216,6 +216,62 @@ pub(super) fn revenue(cli: &Cli, a: &RevenueArgs) -> Result<(), Error> {
         .map(|k| cell(k))
         .collect();
         println!("{}", cells.join("\t"));
+    }
+    Ok(())
+}
+
+/// `stickydb ltv`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct LtvArgs {
+    /// Cohort period.
+    #[arg(long, value_enum, default_value = "month")]
+    pub period: super::args::PeriodArg,
+    /// The local days asked about.
+    #[command(flatten)]
+    pub range: super::args::DayRange,
+    /// Most periods after each cohort's own.
+    #[arg(long, default_value_t = 12)]
+    pub max_offset: u32,
+    /// Cohorts by first event of this kind (default: first activity).
+    #[arg(long)]
+    pub start_kind: Option<String>,
+    /// Only users in this segment (as of the last day).
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+/// `stickydb ltv`.
+pub(super) fn ltv(cli: &Cli, a: &LtvArgs) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = a.range.days()?;
+    let filter = super::query::segment_filter(&db, a.segment.as_deref(), to)?;
+    let kind = super::query::kind_arg(&db, a.start_kind.as_deref())?;
+    let r = db.metrics().ltv(
+        a.period.into(),
+        (from, to),
+        a.max_offset,
+        kind.as_ref(),
+        filter.as_ref(),
+    )?;
+    let cohorts: Vec<_> = r
+        .cohorts
+        .iter()
+        .map(|c| {
+            json!({"cohort": format_day(c.cohort), "size": c.size, "net_minor": c.net_minor,
+                   "cumulative_net_minor": c.cumulative_net_minor})
+        })
+        .collect();
+    if cli.wants_json() {
+        return print_json(&json!({"period": r.period, "cohorts": cohorts}));
+    }
+    println!("cohort\tsize\tcumulative net per user (minor units), period 0, 1, …");
+    for c in &r.cohorts {
+        let curve: Vec<String> = c
+            .cumulative_net_minor
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect();
+        println!("{}\t{}\t{}", format_day(c.cohort), c.size, curve.join("\t"));
     }
     Ok(())
 }

@@ -265,6 +265,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Dims { command } => dims::dims_cmd(cli, command),
         Command::Breakdown(args) => dims::breakdown(cli, args),
         Command::Revenue(args) => dims::revenue(cli, args),
+        Command::Ltv(args) => dims::ltv(cli, args),
     }
 }
 

@@ -32,9 +32,10 @@ pub use crate::keys::metrics::MoneyField;
 pub use days::{DaySet, Period};
 pub use query::{mean_stickiness, ratio};
 pub use query::{
-    ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, Metrics,
-    RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RevenueRow, RfmReport, StageSpan,
-    TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS, MIN_QUERY_DAY,
+    ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, LtvCohort,
+    LtvReport, Metrics, RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RevenueRow,
+    RfmReport, StageSpan, TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS,
+    MIN_QUERY_DAY,
 };
 pub use rules::{
     Condition, StageInput, StageModel, StageRule, MAX_STAGE_NAME_BYTES, MAX_STAGE_RULES,

@@ -5,11 +5,13 @@ mod activity;
 mod cohorts;
 mod counters;
 mod funnel;
+mod ltv;
 mod per_user;
 mod results;
 mod revenue;
 mod transitions;
 
+pub use ltv::{LtvCohort, LtvReport};
 pub use revenue::RevenueRow;
 pub use transitions::TransitionRow;
 
