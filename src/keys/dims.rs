@@ -9,7 +9,7 @@
 //! reused after a drop), a value by its registered id (`u32`, `0` =
 //! `(other)`).
 
-use super::metrics::{chunk_of, MetricKey, COUNTER, USER_SET};
+use super::metrics::{MetricKey, COUNTER, USER_SET};
 use super::{day_asc, day_from_asc};
 
 /// The tag of both dimension layouts (after the user-set or counter byte).
@@ -69,12 +69,6 @@ impl DimField {
             _ => return None,
         })
     }
-}
-
-/// Users (of `user_id`'s chunk) with an event of `kind` (0 = any activity)
-/// whose dimension `dim` had value `value` on local `day`.
-pub fn users(dim: u16, kind: u32, day: i32, value: u32, user_id: u32) -> Vec<u8> {
-    users_of_chunk(dim, kind, day, value, chunk_of(user_id))
 }
 
 /// The chunk `chunk` of a dimension user set.
@@ -192,11 +186,12 @@ pub fn parse_value(key: &[u8]) -> Option<(u16, u32)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::metrics::chunk_of;
     use super::*;
 
     #[test]
     fn layouts_round_trip() {
-        let k = users(3, 7, -2, 9, 70_000);
+        let k = users_of_chunk(3, 7, -2, 9, chunk_of(70_000));
         assert_eq!(
             MetricKey::parse(&k),
             Some(MetricKey::DimUsers {

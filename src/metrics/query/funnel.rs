@@ -26,12 +26,40 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<Vec<u64>> {
+        let ids: Vec<Option<u32>> = steps.iter().map(|k| self.kinds.id(k)).collect();
+        let sets = |i: usize, from: i32, to: i32, filter: Option<&RoaringBitmap>| {
+            self.sets(DAY_USERS, ids.get(i).copied().flatten(), from, to, filter)
+        };
+        let read = |user: u32, from_ms: i64, to_ms: i64| -> Result<Vec<(i64, u32, u32)>> {
+            let events = crate::timeline::kinds_and_times(&self.view, user, from_ms, to_ms)?;
+            Ok(events.into_iter().map(|(t, k)| (t, k, u32::MAX)).collect())
+        };
+        self.funnel_core(&ids, &sets, &read, window_ms, (from_day, to_day), filter)
+    }
+
+    /// The funnel of step kinds `ids` whose users per day come from
+    /// `step_sets(i, from, to, filter)` and whose events, for the users
+    /// the day sets leave undecided, from `read(user, from_ms, to_ms)` as
+    /// `(ts_ms, kind_id, mask)`: an event can be step i when its kind is
+    /// `ids[i]` and bit i of its mask is set (a property filter's verdict;
+    /// the day sets must hold exactly the users with such events).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn funnel_core(
+        &self,
+        ids: &[Option<u32>],
+        step_sets: &(dyn Fn(usize, i32, i32, Option<&RoaringBitmap>) -> Result<BTreeMap<i32, RoaringBitmap>>
+              + Sync),
+        read_events: &(dyn Fn(u32, i64, i64) -> Result<Vec<(i64, u32, u32)>> + Sync),
+        window_ms: i64,
+        (from_day, to_day): (i32, i32),
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<u64>> {
         check_range(from_day, to_day)?;
-        if steps.is_empty() || steps.len() > MAX_FUNNEL_STEPS {
+        if ids.is_empty() || ids.len() > MAX_FUNNEL_STEPS {
             return Err(InputError::new(
                 "steps",
                 Problem::OutOfRange {
-                    value: steps.len() as i64,
+                    value: ids.len() as i64,
                     min: 1,
                     max: MAX_FUNNEL_STEPS as i64,
                 },
@@ -49,21 +77,20 @@ impl Metrics<'_> {
             )
             .into());
         }
-        let ids: Vec<Option<u32>> = steps.iter().map(|k| self.kinds.id(k)).collect();
-        let mut counts = vec![0u64; steps.len()];
-        let Some(first_id) = ids[0] else {
+        let mut counts = vec![0u64; ids.len()];
+        if ids.first().copied().flatten().is_none() {
             return Ok(counts);
-        };
+        }
         let window_days = i32::try_from(window_ms / DAY_MS + 1).unwrap_or(i32::MAX);
-        let first_sets = self.sets(DAY_USERS, Some(first_id), from_day, to_day, filter)?;
+        let first_sets = step_sets(0, from_day, to_day, filter)?;
         let starters = union_range(&first_sets, from_day, to_day);
         // Each step's day sets, of starters only, over the days the funnel
         // can reach; and who did each later step kind at all in them.
         let reach_to = to_day.saturating_add(window_days);
         let mut step_days: Vec<BTreeMap<i32, RoaringBitmap>> = vec![first_sets];
         let mut later: Vec<RoaringBitmap> = Vec::new();
-        for id in &ids[1..] {
-            let sets = self.sets(DAY_USERS, *id, from_day, reach_to, Some(&starters))?;
+        for i in 1..ids.len() {
+            let sets = step_sets(i, from_day, reach_to, Some(&starters))?;
             later.push(union_range(&sets, from_day, reach_to));
             step_days.push(sets);
         }
@@ -89,7 +116,7 @@ impl Metrics<'_> {
                                                                         // reached step i surely, or its events decide.
         let mut possible = starters.clone();
         let mut uncertain = RoaringBitmap::new();
-        for i in 0..steps.len() {
+        for i in 0..ids.len() {
             if i > 0 {
                 possible &= &later[i - 1];
                 possible &= &maybe[i];
@@ -101,15 +128,10 @@ impl Metrics<'_> {
         }
         // The undecided users' events, read on two threads (halves by id).
         let read = |users: &mut dyn Iterator<Item = u32>| -> Result<Vec<u64>> {
-            let mut reached_at_least = vec![0u64; steps.len()];
+            let mut reached_at_least = vec![0u64; ids.len()];
             for u in users {
-                let events = crate::timeline::kinds_and_times(
-                    &self.view,
-                    u,
-                    from_ms,
-                    to_ms + window_ms + 1,
-                )?;
-                let reached = funnel_steps(&events, &ids, from_ms, to_ms, window_ms).max(1);
+                let events = read_events(u, from_ms, to_ms + window_ms + 1)?;
+                let reached = funnel_steps(&events, ids, from_ms, to_ms, window_ms).max(1);
                 for c in reached_at_least.iter_mut().take(reached) {
                     *c += 1;
                 }
@@ -181,31 +203,35 @@ fn chain_reach(
     reach
 }
 
-/// Steps one user reached: events are `(ts_ms, kind_id)` sorted by time.
+/// Steps one user reached: events are `(ts_ms, kind_id, mask)` sorted by
+/// time (event j can be step i when its kind is `ids[i]` and bit i of its
+/// mask is set).
 /// Tries every step-1 event in `[from_ms, to_ms)` and, for each, takes the
 /// earliest unused event of each next kind at or after the previous step and
 /// within the window — earliest is never worse, so the greedy is exact.
 fn funnel_steps(
-    events: &[(i64, u32)],
+    events: &[(i64, u32, u32)],
     ids: &[Option<u32>],
     from_ms: i64,
     to_ms: i64,
     window_ms: i64,
 ) -> usize {
     let mut best = 0;
-    for (s, (t0, k0)) in events.iter().enumerate() {
-        if Some(*k0) != ids[0] || *t0 < from_ms || *t0 >= to_ms {
+    let can_be = |e: &(i64, u32, u32), i: usize| Some(e.1) == ids[i] && e.2 & (1 << i) != 0;
+    for (s, e0) in events.iter().enumerate() {
+        let t0 = &e0.0;
+        if !can_be(e0, 0) || *t0 < from_ms || *t0 >= to_ms {
             continue;
         }
         let deadline = t0.saturating_add(window_ms);
         let mut used = vec![s];
         let mut prev = *t0;
         let mut reached = 1;
-        for id in &ids[1..] {
-            let lo = events.partition_point(|(t, _)| *t < prev);
+        for i in 1..ids.len() {
+            let lo = events.partition_point(|(t, _, _)| *t < prev);
             let next = (lo..events.len())
                 .take_while(|j| events[*j].0 <= deadline)
-                .find(|j| Some(events[*j].1) == *id && !used.contains(j));
+                .find(|j| can_be(&events[*j], i) && !used.contains(j));
             match next {
                 Some(j) => {
                     used.push(j);
