@@ -8,7 +8,8 @@
 //! per kind and any activity, daily and rolling 2-day users, `--top 1`
 //! folds — equals the model's, and so do the users of every
 //! `did:KIND[channel=VALUE]@D..D` atom, of every `first:channel=VALUE`
-//! and `last:channel=VALUE` (first and last touch), daily LTV cohorts, and
+//! and `last:channel=VALUE` (first and last touch), a funnel whose steps
+//! filter on the channel (against a brute-force search), daily LTV cohorts, and
 //! revenue per day (store-wide
 //! and for a set of users); `verify` is clean and re-derives them.
 
@@ -16,7 +17,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use stickydb::dims::{BreakdownQuery, Dimension};
+use stickydb::dims::{BreakdownQuery, Dimension, FunnelStep};
 use stickydb::{Db, Event, MergeOptions, Options, PropValue, Segment};
 
 const DAY_MS: i64 = 86_400_000;
@@ -481,7 +482,80 @@ fn check_ltv(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     }
 }
 
+/// The deepest step a brute-force search reaches from `used`'s last event.
+fn reach(
+    evs: &[&MEvent],
+    steps: &[(&str, Option<&str>)],
+    used: &mut Vec<usize>,
+    deadline: i64,
+    model: &Model,
+) -> usize {
+    let i = used.len();
+    if i == steps.len() {
+        return i;
+    }
+    let prev = evs[*used.last().unwrap()].ts;
+    let mut best = i;
+    for (j, e) in evs.iter().enumerate() {
+        let fits = !used.contains(&j) && e.ts >= prev && e.ts <= deadline;
+        let (kind, value) = steps[i];
+        let matches =
+            e.kind == kind && value.is_none_or(|v| model.value("channel", e).as_deref() == Some(v));
+        if fits && matches {
+            used.push(j);
+            best = best.max(reach(evs, steps, used, deadline, model));
+            used.pop();
+        }
+    }
+    best
+}
+
+/// A funnel whose steps filter on the channel against a brute-force model.
+fn check_funnel(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
+    let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+    let value = model.channels.first().map_or("ads", String::as_str);
+    let steps = [
+        ("view", Some(value)),
+        ("add_to_cart", Some(value)),
+        ("purchase", None),
+    ];
+    let window_ms = 6 * HOUR_MS;
+    let parsed: Vec<FunnelStep> = steps
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => FunnelStep::kind(*k).with("channel", *v),
+            None => FunnelStep::kind(*k),
+        })
+        .collect();
+    let got = db
+        .funnel_steps(&parsed, window_ms, (from, to), None)
+        .unwrap();
+    let mut want = vec![0u64; steps.len()];
+    for evs in model.users.values() {
+        let evs: Vec<&MEvent> = evs.iter().collect();
+        let mut best = 0;
+        for (s, e) in evs.iter().enumerate() {
+            let starts = e.kind == steps[0].0
+                && model.value("channel", e).as_deref() == steps[0].1
+                && (from..=to).contains(&day_of(e.ts));
+            if starts {
+                best = best.max(reach(&evs, &steps, &mut vec![s], e.ts + window_ms, model));
+            }
+        }
+        for c in want.iter_mut().take(best) {
+            *c += 1;
+        }
+    }
+    assert_eq!(got, want, "funnel {steps:?}");
+}
+
 fn check(db: &Db, model: &Model, offset: i32) {
+    check_funnel(
+        db,
+        model,
+        offset,
+        (db.local_day(T0), db.local_day(T0 + 4 * DAY_MS)),
+    );
     check_touch(db, model);
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
     check_revenue(db, model, offset, days);

@@ -204,11 +204,20 @@ pub fn funnel(
     to: i32,
     filter: Option<&RoaringBitmap>,
 ) -> Result<Value, Error> {
-    let kinds: Vec<EventKind> = steps
+    // `kind` or `kind[dim=value]` (a declared dimension's value)
+    let parsed: Vec<crate::dims::FunnelStep> = steps
         .iter()
-        .map(|s| known_kind(db, s))
+        .map(|s| crate::dims::FunnelStep::parse(s))
         .collect::<Result<_, _>>()?;
-    let counts = db.metrics().funnel(&kinds, window_ms, from, to, filter)?;
+    let kinds: Vec<EventKind> = parsed
+        .iter()
+        .map(|s| known_kind(db, &s.kind))
+        .collect::<Result<_, _>>()?;
+    let counts = if parsed.iter().all(|s| s.filter.is_none()) {
+        db.metrics().funnel(&kinds, window_ms, from, to, filter)?
+    } else {
+        db.funnel_steps(&parsed, window_ms, (from, to), filter)?
+    };
     let first = counts.first().copied().unwrap_or(0);
     let conversion: Vec<f64> = counts
         .iter()

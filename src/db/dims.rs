@@ -39,6 +39,17 @@ impl Db {
         self.writer().drop_dimension(name)
     }
 
+    /// [`Snapshot::funnel_steps`] as of now.
+    pub fn funnel_steps(
+        &self,
+        steps: &[dims::FunnelStep],
+        window_ms: i64,
+        days: (i32, i32),
+        filter: Option<&roaring::RoaringBitmap>,
+    ) -> Result<Vec<u64>> {
+        self.snapshot().funnel_steps(steps, window_ms, days, filter)
+    }
+
     /// The declared dimensions, with how many values each tracks.
     pub fn dimensions(&self) -> Vec<DimensionInfo> {
         self.dims.list()
@@ -103,6 +114,26 @@ impl Snapshot<'_> {
             &is_activity,
             users.as_ref(),
         )
+    }
+
+    /// An ordered funnel whose steps may filter on a dimension's value
+    /// (see [`crate::metrics::Metrics::funnel`]; `view[category=shoes]`
+    /// counts only views carrying `shoes`; the property must be a declared
+    /// dimension).
+    pub fn funnel_steps(
+        &self,
+        steps: &[dims::FunnelStep],
+        window_ms: i64,
+        (from_day, to_day): (i32, i32),
+        filter: Option<&roaring::RoaringBitmap>,
+    ) -> Result<Vec<u64>> {
+        let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read().clone();
+        let m = self.metrics();
+        let days = (from_day, to_day);
+        dims::funnel(&m, (&set, &reg, &db.kinds), steps, window_ms, days, filter)
     }
 
     /// The users of `first:DIM=VALUE` (`last`: of `last:DIM=VALUE`).

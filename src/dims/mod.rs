@@ -11,6 +11,7 @@
 //! store-wide counters or other modules' keys: its aggregates live under
 //! their own tag of the `metrics` family (`keys::dims`).
 
+mod funnel;
 mod maintain;
 mod query;
 mod registry;
@@ -29,6 +30,8 @@ use crate::order::{Level, RwLock};
 use crate::store::{Batch, Cf, Store};
 use crate::timeline::{PropValue, StoredProp};
 
+pub(crate) use funnel::funnel;
+pub use funnel::FunnelStep;
 pub(crate) use maintain::{backfill_page, drop_step, expected, forget_events, KindView};
 pub(crate) use query::{breakdown, touched, users_with};
 pub use query::{Breakdown, BreakdownQuery, BreakdownRow, MAX_BREAKDOWN_DAYS};

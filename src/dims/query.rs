@@ -255,7 +255,7 @@ pub(crate) fn users_with(
 
 /// The id `value` has in `d`, for an atom: `None` for a value never seen
 /// (no users); refused for one past the cap (its users are in `(other)`).
-fn atom_value(reg: &Registry, d: &super::StoredDim, value: &str) -> Result<Option<u32>> {
+pub(super) fn atom_value(reg: &Registry, d: &super::StoredDim, value: &str) -> Result<Option<u32>> {
     if value == OTHER {
         return Ok(Some(OTHER_ID));
     }

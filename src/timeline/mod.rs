@@ -311,6 +311,32 @@ pub(crate) fn kinds_and_times(
     Ok(out)
 }
 
+/// `(ts_ms, kind_id, f(value))` of every event of `user_id` with
+/// `from_ms <= ts_ms < to_ms`, oldest first (a funnel whose steps filter
+/// on properties: `f` reads them).
+pub(crate) fn events_between<T>(
+    store: &crate::store::Snapshot<'_>,
+    user_id: u32,
+    (from_ms, to_ms): (i64, i64),
+    f: impl Fn(&EventValue) -> T,
+) -> Result<Vec<(i64, u32, T)>> {
+    let mut out = Vec::new();
+    if from_ms >= to_ms {
+        return Ok(out);
+    }
+    let (start, until) = newest_first_bounds(user_id, to_ms);
+    walk_back(
+        store.range(Cf::Events, &start, until)?,
+        user_id,
+        from_ms,
+        |key, value| {
+            out.push((key.ts_ms, value.kind_id, f(&value)));
+        },
+    )?;
+    out.reverse();
+    Ok(out)
+}
+
 /// Calls `f` with each event of a newest-first scan of `user_id`'s events
 /// until one is older than `from_ms`.
 fn walk_back(

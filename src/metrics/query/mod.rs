@@ -261,7 +261,7 @@ impl Metrics<'_> {
     }
 
     /// The checked range's day sets of a kind id (`None`: no data).
-    pub(super) fn day_sets_in(
+    pub(crate) fn day_sets_in(
         &self,
         kind: Option<u32>,
         from_day: i32,
