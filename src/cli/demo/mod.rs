@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+mod dims;
 mod features;
 mod social;
 
@@ -93,6 +94,7 @@ fn session(
         + rng.random_range(7..23) * 3_600_000
         + rng.random_range(0..3_600_000);
     let sid = format!("{}-{day}-{session_no}", u.name);
+    let first = out.len();
     let mut t = start;
     let mut n = 0u32;
     let mut push = |kind: &str, t: i64, amount: Option<i64>, out: &mut Vec<Event>| {
@@ -166,6 +168,9 @@ fn session(
             e.share_id = Some(social::share_code(&sid));
         }
     }
+    if let Some(events) = out.get_mut(first..) {
+        dims::label(events, &u.name, &sid, day);
+    }
 }
 
 fn progress(len: u64) -> ProgressBar {
@@ -232,6 +237,7 @@ pub(super) fn run(
     let days = days.clamp(1, 3_650);
     let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
     db.set_ledger_settings(loyalty())?;
+    dims::declare(&db)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
@@ -393,6 +399,7 @@ report: {}",
     println!("  stickydb --db {store} metrics active --from {from} --to {to}");
     println!("  stickydb --db {store} retention --period week --from {from} --to {to}");
     println!("  stickydb --db {store} stages");
+    println!("  stickydb --db {store} breakdown --by channel --from {from} --to {to} --top 5");
     println!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
     println!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
     println!("  stickydb --db {store} experiment {EXPERIMENT} --metric conversion:purchase:7d");
@@ -553,6 +560,7 @@ fn summary(
     }
 
     features::summary(db, end_ms)?;
+    dims::summary(db, end_ms)?;
     social::summary(db, days, end_ms)?;
     super::experiments::demo_summary(db, EXPERIMENT, db.local_day(end_ms - 1))?;
 
