@@ -7,9 +7,12 @@
 //! dimension's values ↔ dense ids, capped; past the cap a value folds into
 //! `(other)`), the write-side deltas and their erasure (`write.rs`), the
 //! breakdown query (`query.rs`), the backfill, drop and `verify`'s
-//! re-derivation (`maintain.rs`). Must not touch per-user state, the
-//! store-wide counters or other modules' keys: its aggregates live under
-//! their own tag of the `metrics` family (`keys::dims`).
+//! re-derivation (`maintain.rs`), first and last touch (`touch.rs`) and
+//! funnels whose steps filter on a value (`funnel.rs`). Must not touch
+//! other modules' per-user state, the store-wide counters or other
+//! modules' keys: its aggregates live under their own tags of the
+//! `metrics` family (`keys::dims`), its touch records in `activity`
+//! family 6.
 
 mod funnel;
 mod maintain;
