@@ -37,6 +37,19 @@ impl KindView<'_> {
     fn is_activity(&self, name: &str) -> bool {
         crate::metrics::counts_as_activity(self.non_activity, name)
     }
+
+    /// What the dimensions read of a stored event (`name`: its kind's).
+    fn event<'n>(&self, key: &EventKey, value: &EventValue, name: &'n str) -> DimEvent<'n> {
+        DimEvent {
+            user_id: key.user_id,
+            seq: key.seq,
+            kind_id: value.kind_id,
+            kind: name,
+            is_activity: self.is_activity(name),
+            ts_ms: key.ts_ms,
+            amount_minor: value.amount_minor,
+        }
+    }
 }
 
 /// Adds `value`'s event (of `user_id` at `ts_ms`) to `w`.
@@ -48,15 +61,7 @@ pub(crate) fn add_stored(
     value: &EventValue,
 ) {
     let name = kv.name(value.kind_id);
-    let e = DimEvent {
-        user_id: key.user_id,
-        seq: key.seq,
-        kind_id: value.kind_id,
-        kind: &name,
-        is_activity: kv.is_activity(&name),
-        ts_ms: key.ts_ms,
-        amount_minor: value.amount_minor,
-    };
+    let e = kv.event(key, value, &name);
     w.add(reg, &e, |p| {
         value
             .properties
@@ -125,15 +130,7 @@ pub(crate) fn forget_events(
         let key = EventKey::decode(Cf::Events.name(), k)?;
         let value = decode_event_value(k, v)?;
         let name = kv.name(value.kind_id);
-        let e = DimEvent {
-            user_id,
-            seq: key.seq,
-            kind_id: value.kind_id,
-            kind: &name,
-            is_activity: kv.is_activity(&name),
-            ts_ms: key.ts_ms,
-            amount_minor: value.amount_minor,
-        };
+        let e = kv.event(&key, &value, &name);
         for d in set.stored().iter().filter(|d| d.reads(&name)) {
             if let Some((_, p)) = value.properties.iter().find(|(k, _)| *k == d.dim.name) {
                 let id = held.lookup(d.id, &text_of_stored(p));
@@ -199,15 +196,7 @@ pub(crate) fn expected(
             continue;
         };
         let name = kv.name(value.kind_id);
-        let e = DimEvent {
-            user_id: key.user_id,
-            seq: key.seq,
-            kind_id: value.kind_id,
-            kind: &name,
-            is_activity: kv.is_activity(&name),
-            ts_ms: key.ts_ms,
-            amount_minor: value.amount_minor,
-        };
+        let e = kv.event(&key, &value, &name);
         for d in set.stored().iter().filter(|d| d.reads(&name)) {
             let Some((_, p)) = value.properties.iter().find(|(k, _)| *k == d.dim.name) else {
                 continue;

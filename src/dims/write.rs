@@ -56,27 +56,24 @@ pub(crate) struct DimDeltas {
 /// A touch set's coordinates: last (else first), dimension, value, chunk.
 pub(crate) type TouchAt = (bool, u16, u32, u16);
 
+/// Adds (`sign` > 0) or removes `user_id` in `d`.
+fn flip(d: &mut BitmapDelta, user_id: u32, sign: i64) {
+    let (from, to) = if sign > 0 {
+        (&mut d.removes, &mut d.adds)
+    } else {
+        (&mut d.adds, &mut d.removes)
+    };
+    from.remove(user_id);
+    to.insert(user_id);
+}
+
 impl DimDeltas {
     fn user(&mut self, at: SetAt, user_id: u32, sign: i64) {
-        let d = self.sets.entry(at).or_default();
-        if sign > 0 {
-            d.removes.remove(user_id);
-            d.adds.insert(user_id);
-        } else {
-            d.adds.remove(user_id);
-            d.removes.insert(user_id);
-        }
+        flip(self.sets.entry(at).or_default(), user_id, sign);
     }
 
     pub(super) fn touch_user(&mut self, at: TouchAt, user_id: u32, sign: i64) {
-        let d = self.touches.entry(at).or_default();
-        if sign > 0 {
-            d.removes.remove(user_id);
-            d.adds.insert(user_id);
-        } else {
-            d.adds.remove(user_id);
-            d.removes.insert(user_id);
-        }
+        flip(self.touches.entry(at).or_default(), user_id, sign);
     }
 
     /// Moves `user_id` between the touch sets of `dim` from `old` to `now`.

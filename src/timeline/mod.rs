@@ -294,21 +294,8 @@ pub(crate) fn kinds_and_times(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<(i64, u32)>> {
-    let mut out = Vec::new();
-    if from_ms >= to_ms {
-        return Ok(out);
-    }
-    let (start, until) = newest_first_bounds(user_id, to_ms);
-    walk_back(
-        store.range(Cf::Events, &start, until)?,
-        user_id,
-        from_ms,
-        |key, value| {
-            out.push((key.ts_ms, value.kind_id));
-        },
-    )?;
-    out.reverse();
-    Ok(out)
+    let events = events_between(store, user_id, (from_ms, to_ms), |_| ())?;
+    Ok(events.into_iter().map(|(t, k, ())| (t, k)).collect())
 }
 
 /// `(ts_ms, kind_id, f(value))` of every event of `user_id` with
