@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::query::day_end_ms;
+use super::query::{day_arg, day_end_ms};
 use super::{open_existing, print_json, Cli};
 use crate::dims::{BreakdownQuery, Dimension, DEFAULT_MAX_VALUES};
 use crate::time::format_day;
@@ -43,9 +43,12 @@ pub struct BreakdownArgs {
     /// Users and events of this kind (default: any activity kind).
     #[arg(long)]
     pub kind: Option<String>,
-    /// The local days asked about.
-    #[command(flatten)]
-    pub range: super::args::DayRange,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
     /// Only users in this segment (as of the last day).
     #[arg(long)]
     pub segment: Option<String>,
@@ -112,7 +115,7 @@ fn done(cli: &Cli, v: serde_json::Value) -> Result<(), Error> {
 /// `stickydb breakdown`.
 pub(super) fn breakdown(cli: &Cli, a: &BreakdownArgs) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
-    let (from, to) = a.range.days()?;
+    let (from, to) = (day_arg("from", &a.from)?, day_arg("to", &a.to)?);
     let window_days = match a.window.as_deref() {
         None => 1,
         Some("7d") => 7,
@@ -165,9 +168,12 @@ pub(super) fn breakdown(cli: &Cli, a: &BreakdownArgs) -> Result<(), Error> {
 /// `stickydb revenue`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct RevenueArgs {
-    /// The local days asked about.
-    #[command(flatten)]
-    pub range: super::args::DayRange,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
     /// Only users in this segment (as of the last day).
     #[arg(long)]
     pub segment: Option<String>,
@@ -176,7 +182,7 @@ pub struct RevenueArgs {
 /// `stickydb revenue`.
 pub(super) fn revenue(cli: &Cli, a: &RevenueArgs) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
-    let (from, to) = a.range.days()?;
+    let (from, to) = (day_arg("from", &a.from)?, day_arg("to", &a.to)?);
     let filter = super::query::segment_filter(&db, a.segment.as_deref(), to)?;
     let rows = db.metrics().revenue(from, to, filter.as_ref())?;
     let rows: Vec<_> = rows

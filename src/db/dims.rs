@@ -77,6 +77,7 @@ impl Snapshot<'_> {
         now_ms: i64,
     ) -> Result<Breakdown> {
         let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
         let kind_id = match &q.kind {
             None => None,
             Some(k) => {
@@ -92,8 +93,8 @@ impl Snapshot<'_> {
             Some(s) => Some(self.segment(s, now_ms)?),
             None => None,
         };
-        // (after the segment: its atoms may read the dimensions too)
-        let (set, reg) = self.dims_view()?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read();
         let non_activity = &db.non_activity_kinds;
         let is_activity = |id: u32| {
             db.kinds
@@ -127,11 +128,9 @@ impl Snapshot<'_> {
         filter: Option<&roaring::RoaringBitmap>,
     ) -> Result<Vec<u64>> {
         let db = self.db;
-        // (a copy: the metrics handle reads the settings, below the
-        // registry's lock level)
-        let (set, held) = self.dims_view()?;
-        let reg = dims::Registry::clone(&held);
-        drop(held);
+        self.view.check_area(crate::store::Area::Dimensions)?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read().clone();
         let m = self.metrics();
         let days = (from_day, to_day);
         dims::funnel(&m, (&set, &reg, &db.kinds), steps, window_ms, days, filter)
@@ -144,7 +143,10 @@ impl Snapshot<'_> {
         dim: &str,
         value: &str,
     ) -> Result<roaring::RoaringBitmap> {
-        let (set, reg) = self.dims_view()?;
+        let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read();
         dims::touched(&self.view, &set, &reg, (last, dim, value))
     }
 
@@ -156,29 +158,14 @@ impl Snapshot<'_> {
         value: &str,
         days: Option<(i32, i32)>,
     ) -> Result<roaring::RoaringBitmap> {
+        let db = self.db;
+        self.view.check_area(crate::store::Area::Dimensions)?;
         let kind_id = match kind {
             "" => crate::kinds::ids::ACTIVITY,
-            k => self
-                .db
-                .kinds
-                .id(&EventKind::from_name(k))
-                .unwrap_or(u32::MAX),
+            k => db.kinds.id(&EventKind::from_name(k)).unwrap_or(u32::MAX),
         };
-        let (set, reg) = self.dims_view()?;
+        let set = db.dims.set.read().clone();
+        let reg = db.dims.values.read();
         dims::users_with(&self.view, &set, &reg, (kind_id, dim, value), days)
-    }
-
-    /// The declared dimensions and their values, refused while a job
-    /// recorded as of this snapshot re-derives them.
-    #[allow(clippy::type_complexity)]
-    fn dims_view(
-        &self,
-    ) -> Result<(
-        std::sync::Arc<dims::DimSet>,
-        crate::order::Held<parking_lot::RwLockReadGuard<'_, dims::Registry>>,
-    )> {
-        self.view.check_area(crate::store::Area::Dimensions)?;
-        let set = self.db.dims.set.read().clone();
-        Ok((set, self.db.dims.values.read()))
     }
 }

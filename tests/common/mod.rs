@@ -227,19 +227,3 @@ pub fn assert_same_answers(a: &str, b: &str, context: &str) {
         "{context}: answer count"
     );
 }
-
-/// The Python of the tests' virtualenv (chDB and DuckDB, from PyPI):
-/// `scripts/dev test` installs both and sets `STICKYDB_CHDB_PYTHON`; the
-/// tests that need it fail without it (they are never skipped).
-pub fn venv_python() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("STICKYDB_CHDB_PYTHON") {
-        return std::path::PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = std::path::Path::new(&home).join(".cache/stickydb-venv/bin/python");
-    assert!(
-        p.exists(),
-        "chDB and DuckDB are not installed: run `bash scripts/dev test` (or set STICKYDB_CHDB_PYTHON)"
-    );
-    p
-}
