@@ -5,12 +5,15 @@
 //! them, and prints side by side: batch ingest, single-event writes; then
 //! on the dimension store a breakdown of 30 days × 20 values (daily and
 //! rolling 30-day users, a kind, top 5), each asked 20 times (p50, max),
-//! as written and after a compaction.
+//! as written and after a compaction; then revenue of 30 days for a
+//! segment of a tenth of the users, LTV of 30 daily cohorts × 30 days and
+//! session depth of 60 days (store-wide and for the segment).
 //! Under `cargo test` (no `--bench`) a small smoke run.
 
 use std::time::{Duration, Instant};
 
 use stickydb::dims::{BreakdownQuery, Dimension};
+use stickydb::metrics::Period;
 use stickydb::{Db, Event, Options, PropValue};
 
 #[path = "common/shapes.rs"]
@@ -133,5 +136,31 @@ fn main() {
                 timed(reps, || db.breakdown(&query, None, end).unwrap().rows.len());
             println!("breakdown ({when}) {what}: p50 {p50:.2} ms, max {max:.2} ms ({rows} rows)");
         }
+        money_and_sessions(db, users, last, reps, when);
     }
+}
+
+/// Revenue and LTV of the last 30 days, session depth of the last 60.
+fn money_and_sessions(db: &Db, users: u64, last: i32, reps: usize, when: &str) {
+    let segment: roaring::RoaringBitmap = (0..users)
+        .step_by(10)
+        .filter_map(|u| db.user_id(&format!("u{u}")).unwrap())
+        .collect();
+    let m = || db.metrics();
+    let (p50, max, _) = timed(reps, || {
+        m().revenue(last - 29, last, Some(&segment)).unwrap().len()
+    });
+    let n = segment.len();
+    println!("revenue ({when}) 30 days, {n}-user segment: p50 {p50:.2} ms, max {max:.2} ms");
+    let (p50, max, _) = timed(reps, || {
+        let r = m().ltv(Period::Day, (last - 29, last), 30, None, None);
+        r.unwrap().cohorts.len()
+    });
+    println!("ltv ({when}) 30 x 30 daily: p50 {p50:.2} ms, max {max:.2} ms");
+    let (p50, max, rows) = timed(reps, || m().sessions(last - 59, last, None).unwrap().len());
+    println!("sessions ({when}) 60 days: p50 {p50:.3} ms, max {max:.3} ms ({rows} rows)");
+    let (p50, max, _) = timed(reps, || {
+        m().sessions(last - 59, last, Some(&segment)).unwrap().len()
+    });
+    println!("sessions ({when}) 60 days, {n}-user segment: p50 {p50:.2} ms, max {max:.2} ms");
 }

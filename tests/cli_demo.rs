@@ -80,6 +80,69 @@ fn demo_then_queries_agree_with_the_library() {
         !sharers["rows"].as_array().unwrap().is_empty(),
         "somebody shared"
     );
+    // The charts of what users did are the CLI's answers.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--db", db_arg, "--json"];
+        all.extend_from_slice(args);
+        let out = stickydb(&all);
+        assert!(out.status.success(), "{args:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let what = &data["what"];
+    let pick = |rows: &serde_json::Value, keys: &[&str]| -> Vec<Vec<serde_json::Value>> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| keys.iter().map(|k| r[*k].clone()).collect())
+            .collect()
+    };
+    let sessions = json(&["sessions", "--from", from, "--to", to]);
+    let keys = [
+        "day",
+        "sessions",
+        "bounce_rate",
+        "mean_duration_ms",
+        "mean_events",
+    ];
+    assert_eq!(
+        pick(&what["sessions"], &keys),
+        pick(&sessions["rows"], &keys)
+    );
+    assert!(sessions["rows"][3]["sessions"].as_u64().unwrap() > 0);
+    let b = json(&[
+        "breakdown",
+        "--by",
+        "channel",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--top",
+        "5",
+    ]);
+    let keys = ["day", "value", "users"];
+    assert_eq!(
+        pick(&what["breakdown"]["rows"], &keys),
+        pick(&b["rows"], &keys)
+    );
+    let first = &what["breakdown"]["revenue_by_first_touch"][0];
+    let segment = format!("first:channel={}", first["value"].as_str().unwrap());
+    let r = json(&["revenue", "--from", from, "--to", to, "--segment", &segment]);
+    let keys = ["day", "net_minor"];
+    assert_eq!(pick(&first["rows"], &keys), pick(&r["rows"], &keys));
+    let ltv = json(&[
+        "ltv",
+        "--period",
+        "week",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--max-offset",
+        "12",
+    ]);
+    let keys = ["cohort", "size", "cumulative_net_minor"];
+    assert_eq!(pick(&what["ltv"], &keys), pick(&ltv["cohorts"], &keys));
     assert!(html.contains("Group buys by opening day"));
 
     let out = stickydb(&["--db", db_arg, "--json", "stats"]);

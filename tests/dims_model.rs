@@ -10,8 +10,8 @@
 //! `did:KIND[channel=VALUE]@D..D` atom, of every `first:channel=VALUE`
 //! and `last:channel=VALUE` (first and last touch), a funnel whose steps
 //! filter on the channel (against a brute-force search), daily LTV cohorts, and
-//! revenue per day (store-wide
-//! and for a set of users); `verify` is clean and re-derives them.
+//! revenue and session depth per day (store-wide and for a set of users);
+//! `verify` is clean and re-derives them.
 
 mod common;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +39,7 @@ struct Gen {
     channel: Option<u8>,
     category: Option<u8>,
     event_id: Option<u8>,
+    session: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +62,10 @@ fn gen() -> impl Strategy<Value = Gen> {
         proptest::option::of(0u8..4),
         proptest::option::of(0u8..3),
         proptest::option::of(0u8..5),
+        proptest::option::of(0u8..3),
     )
         .prop_map(
-            |(user, kind, hour, amount, channel, category, event_id)| Gen {
+            |(user, kind, hour, amount, channel, category, event_id, session)| Gen {
                 user,
                 kind,
                 hour,
@@ -71,6 +73,7 @@ fn gen() -> impl Strategy<Value = Gen> {
                 channel,
                 category,
                 event_id,
+                session,
             },
         )
 }
@@ -106,6 +109,9 @@ fn event(g: &Gen) -> Event {
     if let Some(id) = g.event_id {
         e = e.with_id(format!("e{id}"));
     }
+    if let Some(n) = g.session {
+        e = e.with_session(format!("s{n}"));
+    }
     e
 }
 
@@ -118,6 +124,7 @@ struct MEvent {
     amount: i64,
     channel: Option<String>,
     category: Option<String>,
+    session: Option<u8>,
 }
 
 #[derive(Default)]
@@ -170,6 +177,7 @@ impl Model {
                     amount,
                     channel: g.channel.map(|c| CHANNELS[c as usize].to_owned()),
                     category: g.category.map(|c| c.to_string()),
+                    session: g.session,
                 },
             );
         }
@@ -367,6 +375,57 @@ fn check_revenue(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     }
 }
 
+/// Session depth per day against the model, store-wide and for a set of
+/// users: a session is one user's events of one session id, its day its
+/// first event's (`(day, sessions, bounces, duration ms, events)`).
+fn check_sessions(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
+    let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
+    let some: Vec<&String> = model.users.keys().step_by(2).collect();
+    let filter: roaring::RoaringBitmap = some
+        .iter()
+        .map(|u| db.user_id(u).unwrap().unwrap())
+        .collect();
+    for only in [None, Some(&filter)] {
+        let rows = db.metrics().sessions(from, to, only).unwrap();
+        let got: Vec<(i32, u64, u64, i64, u64)> = rows
+            .iter()
+            .map(|r| (r.day, r.sessions, r.bounces, r.duration_ms, r.events))
+            .collect();
+        let mut sessions: BTreeMap<(&String, u8), (i64, i64, u64)> = BTreeMap::new();
+        for (u, evs) in &model.users {
+            if only.is_some() && !some.contains(&u) {
+                continue;
+            }
+            for e in evs {
+                if let Some(s) = e.session {
+                    let slot = sessions.entry((u, s)).or_insert((e.ts, e.ts, 0));
+                    slot.0 = slot.0.min(e.ts);
+                    slot.1 = slot.1.max(e.ts);
+                    slot.2 += 1;
+                }
+            }
+        }
+        let want: Vec<(i32, u64, u64, i64, u64)> = (from..=to)
+            .map(|day| {
+                let of_day = sessions.values().filter(|s| day_of(s.0) == day);
+                let (mut n, mut bounces, mut ms, mut events) = (0, 0, 0, 0);
+                for (first, last, count) in of_day {
+                    n += 1;
+                    bounces += u64::from(*count == 1);
+                    ms += last - first;
+                    events += count;
+                }
+                (day, n, bounces, ms, events)
+            })
+            .collect();
+        assert_eq!(got, want, "sessions (filtered: {})", only.is_some());
+        for r in &rows {
+            let mean = (r.sessions > 0).then(|| r.events as f64 / r.sessions as f64);
+            assert_eq!(r.mean_events, mean);
+        }
+    }
+}
+
 /// `first:channel=V` and `last:channel=V` against the model: the value on
 /// each user's first and most recent event carrying a channel (by instant,
 /// then sequence).
@@ -559,6 +618,7 @@ fn check(db: &Db, model: &Model, offset: i32) {
     check_touch(db, model);
     let days = (db.local_day(T0) - 1, db.local_day(T0 + 5 * DAY_MS) + 1);
     check_revenue(db, model, offset, days);
+    check_sessions(db, model, offset, days);
     check_ltv(db, model, offset, days);
     check_did(db, model, offset, days);
     check_did(db, model, offset, (days.0 + 2, days.0 + 3));

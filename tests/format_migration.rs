@@ -279,6 +279,81 @@ fn a_format_8_store_gains_sequence_records() {
     assert_clean(&db);
 }
 
+/// Every session of the users `ids` from their stored events: day of the
+/// first event → (sessions, bounces, duration ms, events).
+fn sessions_from_events(
+    db: &Db,
+    ids: &[u32],
+) -> std::collections::BTreeMap<i32, (u64, u64, i64, u64)> {
+    let mut sessions: std::collections::BTreeMap<(u32, String), (i64, i64, u64)> =
+        Default::default();
+    for &u in ids {
+        for e in db.newest(&format!("u{u}"), 10_000).unwrap_or_default() {
+            if let Some(s) = &e.event.session_id {
+                let t = e.event.ts_ms;
+                let slot = sessions.entry((u, s.clone())).or_insert((t, t, 0));
+                slot.0 = slot.0.min(t);
+                slot.1 = slot.1.max(t);
+                slot.2 += 1;
+            }
+        }
+    }
+    let mut days: std::collections::BTreeMap<i32, (u64, u64, i64, u64)> = Default::default();
+    for (first, last, n) in sessions.values() {
+        let d = days.entry(db.local_day(*first)).or_default();
+        d.0 += 1;
+        d.1 += u64::from(*n == 1);
+        d.2 += last - first;
+        d.3 += n;
+    }
+    days
+}
+
+#[test]
+fn a_format_9_store_gains_session_depth() {
+    // format 9 kept a session as its first day alone; the migration
+    // re-derives each session's instants and events, and the day counters
+    // of bounces, durations and events (docs/metrics.md, "Sessions")
+    let (_dir, db) = migrates(9);
+    let day = db.local_day(T0);
+    let check = |db: &Db, ids: &[u32], filter: Option<&roaring::RoaringBitmap>| {
+        let want = sessions_from_events(db, ids);
+        let rows = db.metrics().sessions(day - 1, day + 50, filter).unwrap();
+        assert!(want.values().map(|w| w.0).sum::<u64>() > 20, "{want:?}");
+        for r in rows {
+            let w = want.get(&r.day).copied().unwrap_or_default();
+            assert_eq!(
+                (r.sessions, r.bounces, r.duration_ms, r.events),
+                w,
+                "day {}",
+                r.day
+            );
+        }
+    };
+    let all: Vec<u32> = (0..24).collect();
+    check(&db, &all, None);
+    // a segment's sessions read its users' records
+    let odd: Vec<u32> = (0..24).filter(|u| u % 2 == 1).collect();
+    let ids: roaring::RoaringBitmap = odd
+        .iter()
+        .filter_map(|u| db.user_id(&format!("u{u}")).ok().flatten())
+        .collect();
+    check(&db, &odd, Some(&ids));
+    // a late earlier event of a stored session moves and lengthens it
+    let first = db
+        .newest("u5", 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.session_id.as_deref() == Some("s1"))
+        .map(|e| e.event.ts_ms)
+        .min()
+        .unwrap();
+    db.record(&Event::new("u5", "view", first - 3 * DAY).with_session("s1"))
+        .unwrap();
+    check(&db, &all, None);
+    assert_clean(&db);
+}
+
 #[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();

@@ -109,6 +109,10 @@ fn the_report_draws_every_chart_in_chromium() {
         "groups",
         "experiment-0",
         "experiment-1",
+        "breakdown",
+        "revenue-segments",
+        "ltv",
+        "sessions",
     ] {
         assert!(
             charts.iter().any(|c| c == want),

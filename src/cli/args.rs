@@ -21,8 +21,7 @@ pub struct Cli {
         default_value = "stickydb-data"
     )]
     pub db: PathBuf,
-    /// Print machine-readable JSON on stdout (the short form of
-    /// `--format json`).
+    /// Print machine-readable JSON on stdout (short for `--format json`).
     #[arg(long, global = true)]
     pub json: bool,
     /// How answers print: an aligned table (default), JSON, or CSV (the
@@ -77,8 +76,7 @@ pub enum Command {
         /// (docs/scale-out.md).
         #[arg(long)]
         partition: Option<String>,
-        /// The kind of experiment exposure events (fixed at creation;
-        /// default `exposure`).
+        /// Kind of experiment exposure events (fixed at creation; `exposure`).
         #[arg(long)]
         exposure_kind: Option<String>,
         /// Accept only these event kinds (comma-separated; fixed at
@@ -417,6 +415,8 @@ pub enum Command {
     Revenue(super::dims::RevenueArgs),
     /// Net spend per cohort and period after it: the LTV curves.
     Ltv(super::dims::LtvArgs),
+    /// Sessions, bounces, mean duration and events per day, of any segment.
+    Sessions(super::dims::SessionsArgs),
     /// Per-user features and rule tags (docs/features.md).
     Features {
         /// What to do.

@@ -1,6 +1,6 @@
-//! `stickydb dims add|list|drop`, `stickydb breakdown`, `stickydb revenue`
-//! and `stickydb ltv`: what users did and spent (docs/cli.md,
-//! docs/metrics.md "Dimensions", "Revenue" and "LTV").
+//! `stickydb dims add|list|drop`, `stickydb breakdown`, `stickydb revenue`,
+//! `stickydb ltv` and `stickydb sessions`: what users did and spent
+//! (docs/cli.md, docs/metrics.md "Dimensions", "Revenue", "LTV", "Sessions").
 
 use serde_json::json;
 
@@ -272,6 +272,50 @@ pub(super) fn ltv(cli: &Cli, a: &LtvArgs) -> Result<(), Error> {
             .map(|x| format!("{x:.2}"))
             .collect();
         println!("{}\t{}\t{}", format_day(c.cohort), c.size, curve.join("\t"));
+    }
+    Ok(())
+}
+
+/// `stickydb sessions`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SessionsArgs {
+    /// The local days asked about (a session's day is its first event's).
+    #[command(flatten)]
+    pub range: super::args::DayRange,
+    /// Only users in this segment (as of the last day).
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+/// `stickydb sessions`.
+pub(super) fn sessions(cli: &Cli, a: &SessionsArgs) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let (from, to) = a.range.days()?;
+    let filter = super::query::segment_filter(&db, a.segment.as_deref(), to)?;
+    let rows = db.metrics().sessions(from, to, filter.as_ref())?;
+    if cli.wants_json() {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({"day": format_day(r.day), "sessions": r.sessions, "bounces": r.bounces,
+                       "bounce_rate": r.bounce_rate, "mean_duration_ms": r.mean_duration_ms,
+                       "mean_events": r.mean_events})
+            })
+            .collect();
+        return print_json(&json!({ "rows": rows }));
+    }
+    println!("day\tsessions\tbounces\tbounce_rate\tmean_duration_ms\tmean_events");
+    let opt = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.2}"));
+    for r in &rows {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            format_day(r.day),
+            r.sessions,
+            r.bounces,
+            opt(r.bounce_rate),
+            opt(r.mean_duration_ms),
+            opt(r.mean_events)
+        );
     }
     Ok(())
 }

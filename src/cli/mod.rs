@@ -21,6 +21,7 @@ mod inspect;
 pub mod points;
 pub mod query;
 pub mod report;
+mod report_dims;
 pub mod scale;
 pub mod social;
 
@@ -265,6 +266,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Dims { command } => dims::dims_cmd(cli, command),
         Command::Breakdown(args) => dims::breakdown(cli, args),
         Command::Revenue(args) => dims::revenue(cli, args),
+        Command::Sessions(args) => dims::sessions(cli, args),
         Command::Ltv(args) => dims::ltv(cli, args),
     }
 }

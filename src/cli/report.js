@@ -146,6 +146,67 @@
         return c.dataset.label + ": " + (c.dataset.yAxisID === "y" ? fmtMoney.format(c.parsed.y) : fmtInt.format(c.parsed.y));
       } } } } });
 
+  // What users did and spent: the top values of a dimension, net revenue of
+  // the users each value brought first, the weekly cohorts' LTV curves and
+  // session depth (src/cli/report_dims.rs).
+  var what = data.what || {};
+  var days = function (list) { return list.map(function (r) { return r.day; }); };
+  var line = function (label, values, i, extra) {
+    var d = { label: label, data: values, borderColor: palette[i % palette.length],
+      backgroundColor: palette[i % palette.length], borderWidth: 1.5, pointRadius: 0 };
+    for (var k in extra || {}) { d[k] = extra[k]; }
+    return d;
+  };
+  var money = function (v) { return fmtMoney.format(v); };
+  var b = what.breakdown;
+  if (b && b.rows.length) {
+    var dayList = [], values = [];
+    b.rows.forEach(function (r) {
+      if (dayList.indexOf(r.day) < 0) { dayList.push(r.day); }
+      if (values.indexOf(r.value) < 0) { values.push(r.value); }
+    });
+    chart("breakdown", "Active users by " + b.by + " (top values; the rest as (other))", "line", dayList,
+      values.map(function (v, i) {
+        var at = {};
+        b.rows.forEach(function (r) { if (r.value === v) { at[r.day] = r.users; } });
+        return line(v, dayList.map(function (d) { return at[d] || 0; }), i);
+      }), axes("users"));
+    var rev = b.revenue_by_first_touch || [];
+    if (rev.length) {
+      chart("revenue-segments", "Net revenue (currency units) of the users each " + b.by + " brought first", "line",
+        days(rev[0].rows), rev.map(function (x, i) {
+          return line(x.value + " (" + fmtInt.format(x.users) + " users)", x.rows.map(function (r) { return r.net_minor / 100; }), i);
+        }), axes("net revenue", money));
+    }
+  }
+  var cohorts = (what.ltv || []).filter(function (c) { return c.size > 0; });
+  if (cohorts.length) {
+    var weeks = cohorts.reduce(function (m, c) { return Math.max(m, c.cumulative_net_minor.length); }, 0);
+    var labels = [];
+    for (var w = 0; w < weeks; w++) { labels.push("week " + w); }
+    chart("ltv", "LTV: cumulative net spend per cohort user (currency units), weekly cohorts", "line", labels,
+      cohorts.map(function (c, i) {
+        return line(c.cohort + " (" + fmtInt.format(c.size) + " users)",
+          c.cumulative_net_minor.map(function (x) { return x / 100; }), i, { pointRadius: 2 });
+      }), axes("per cohort user", money));
+  }
+  var sess = what.sessions || [];
+  if (sess.some(function (r) { return r.sessions > 0; })) {
+    chart("sessions", "Sessions per day (by first event), bounce rate and mean duration", "bar", days(sess),
+      [{ label: "sessions", data: sess.map(function (r) { return r.sessions; }), backgroundColor: palette[0], yAxisID: "y" },
+       line("bounce rate", sess.map(function (r) { return r.bounce_rate; }), 1, { type: "line", yAxisID: "rate" }),
+       line("mean duration (minutes)", sess.map(function (r) {
+         return r.mean_duration_ms === null ? null : r.mean_duration_ms / 60000;
+       }), 2, { type: "line", yAxisID: "minutes" })],
+      { scales: { x: { ticks: { maxTicksLimit: 12 } },
+          y: { beginAtZero: true, title: { display: true, text: "sessions" } },
+          rate: { position: "right", beginAtZero: true, max: 1, grid: { drawOnChartArea: false },
+            ticks: { callback: function (v) { return fmtPct.format(v); } }, title: { display: true, text: "bounce rate" } },
+          minutes: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+            title: { display: true, text: "minutes" } } },
+        interaction: { mode: "index", intersect: false } });
+  }
+
   mapBars("tiers", "Loyalty tiers (users now)", data.tiers, "users");
   var tierDays = rows("tiers_by_day");
   var tierNames = Object.keys(data.tiers || {});

@@ -44,6 +44,7 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "rule_tags_by_day": rule_tags_by_day(db, from, to)?,
         "utc_offset": utc_offset(db.settings().utc_offset_minutes),
         "experiments": super::experiments::report_data(db, to)?,
+        "what": super::report_dims::data(db, from, to)?,
     }))
 }
 

@@ -86,18 +86,20 @@ pub enum MoneyField {
     Sessions = 5,
     /// Users whose first activity fell on the day.
     NewUsers = 6,
+    /// Of the day's sessions, those of one event.
+    Bounces = 7,
+    /// Σ the day's sessions' durations (last − first event), ms.
+    SessionMs = 8,
+    /// Σ the day's sessions' events.
+    SessionEvents = 9,
 }
 
 impl MoneyField {
     /// Every field.
-    pub const ALL: [MoneyField; 6] = [
-        MoneyField::Orders,
-        MoneyField::Gmv,
-        MoneyField::Refunds,
-        MoneyField::RefundMinor,
-        MoneyField::Sessions,
-        MoneyField::NewUsers,
-    ];
+    pub const ALL: [MoneyField; 9] = {
+        use MoneyField::*;
+        [Orders, Gmv, Refunds, RefundMinor, Sessions, NewUsers, Bounces, SessionMs, SessionEvents]
+    };
 
     /// The field with byte `b`.
     pub fn from_byte(b: u8) -> Option<Self> {

@@ -2,6 +2,7 @@
 //! every derived aggregate before a rebuild.
 
 use super::days::DaySet;
+use super::sessions::SessionRec;
 use super::state::{add_mask_days, BlockMasks, Deltas, EventCounts, UserHead, ACTIVITY};
 use crate::error::Result;
 use crate::keys::activity::{self, ActivityKey};
@@ -69,7 +70,7 @@ pub(crate) fn erase_counts(
 }
 
 /// Deletes the session keys of `user_id` after `after` (at most `limit`),
-/// each with its −1 on its first day's sessions counter, into `batch`;
+/// each with its contribution taken off its day's counters, into `batch`;
 /// returns the last key deleted (`None`: none was left). A step of an
 /// erasure in steps.
 pub(crate) fn erase_sessions(
@@ -82,8 +83,7 @@ pub(crate) fn erase_sessions(
     let prefix = activity::family(activity::SESSION, user_id);
     let mut deltas = Deltas::default();
     let last = store.prefix_page(Cf::Activity, &prefix, after, limit, |k, v| {
-        let first: i32 = decode_value(Cf::Activity, k, v)?;
-        deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
+        SessionRec::decode(k, v)?.contribute(&mut deltas, -1);
         batch.delete(Cf::Activity, k);
         Ok(())
     })?;
@@ -147,8 +147,7 @@ pub(crate) fn erase(
                     }
                 }
                 Some(ActivityKey::Session { .. }) => {
-                    let first: i32 = decode_value(Cf::Activity, &k, &v)?;
-                    deltas.count(keys::money(first, keys::MoneyField::Sessions), -1);
+                    SessionRec::decode(&k, &v)?.contribute(&mut deltas, -1);
                 }
                 _ => {}
             }

@@ -17,6 +17,7 @@ pub(crate) mod forget;
 mod load;
 mod query;
 mod rules;
+pub(crate) mod sessions;
 pub(crate) mod state;
 pub mod stats;
 pub(crate) mod transitions;
@@ -34,8 +35,8 @@ pub use query::{mean_stickiness, ratio};
 pub use query::{
     ActivationRow, ActiveRow, DailyRow, DistributionRow, Habits, LifecycleRow, LtvCohort,
     LtvReport, Metrics, RepurchaseRate, RetentionMatrix, RetentionQuery, ReturnMode, RevenueRow,
-    RfmReport, StageSpan, TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY, MAX_RANGE_DAYS,
-    MIN_QUERY_DAY,
+    RfmReport, SessionRow, StageSpan, TransitionRow, UserRfm, MAX_FUNNEL_STEPS, MAX_QUERY_DAY,
+    MAX_RANGE_DAYS, MIN_QUERY_DAY,
 };
 pub use rules::{
     Condition, StageInput, StageModel, StageRule, MAX_STAGE_NAME_BYTES, MAX_STAGE_RULES,

@@ -16,7 +16,6 @@ use super::rules::StageModel;
 use super::transitions::{Publish, StageMark, Trigger};
 pub(crate) use super::work::BlockMasks;
 use super::work::UserWork;
-use crate::codec;
 use crate::error::Result;
 use crate::keys::activity::{self, block_start};
 use crate::keys::metrics as keys;
@@ -345,7 +344,7 @@ impl<'s> StateWrites<'s> {
             w.triggers.push(trigger);
         }
         if let Some(s) = c.session_id {
-            w.session_day(s, day)?;
+            w.session_event(s, day, c.ts_ms)?;
         }
         Ok(())
     }
@@ -398,20 +397,12 @@ impl<'s> StateWrites<'s> {
                     }
                 }
             }
-            for (s, (stored, first)) in &w.sessions {
-                if *stored != Some(*first) {
-                    if let Some(old) = stored {
-                        self.deltas
-                            .count(keys::money(*old, keys::MoneyField::Sessions), -1);
-                    }
-                    self.deltas
-                        .count(keys::money(*first, keys::MoneyField::Sessions), 1);
-                    batch.put(
-                        Cf::Activity,
-                        activity::session(user_id, s),
-                        codec::encode(first)?,
-                    );
+            for (s, (stored, now)) in &w.sessions {
+                if let Some(old) = stored {
+                    old.contribute(&mut self.deltas, -1);
                 }
+                now.contribute(&mut self.deltas, 1);
+                batch.put(Cf::Activity, activity::session(user_id, s), now.encode()?);
             }
             w.finish(batch)?;
         }

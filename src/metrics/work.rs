@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::sessions::SessionRec;
 use super::state::{DayMoney, StageCtx, UserHead, ACTIVITY};
 use super::transitions::{self, Series, StageMark, Trigger};
 use crate::codec;
@@ -39,8 +40,8 @@ pub(super) struct UserWork<'s> {
     pub(super) money: BTreeMap<i32, (Option<DayMoney>, DayMoney)>,
     /// kind → its first day before this write (for cohort moves).
     pub(super) firsts_before: BTreeMap<u32, Option<i32>>,
-    /// session id → (stored first day, first day after this write).
-    pub(super) sessions: BTreeMap<String, (Option<i32>, i32)>,
+    /// session id → (stored record, record after this write).
+    pub(super) sessions: BTreeMap<String, (Option<SessionRec>, SessionRec)>,
     /// The events of this write that can change the user's stage.
     pub(super) triggers: Vec<Trigger>,
     /// The day an `advance` settles the user's stage up to.
@@ -82,20 +83,28 @@ impl<'s> UserWork<'s> {
         })
     }
 
-    /// Notes an event of session `s` on `day`.
-    pub(super) fn session_day(&mut self, s: &str, day: i32) -> Result<()> {
+    /// Notes an event of session `s` at `ts_ms` (local day `day`).
+    pub(super) fn session_event(&mut self, s: &str, day: i32, ts_ms: i64) -> Result<()> {
         if let Some(entry) = self.sessions.get_mut(s) {
-            entry.1 = entry.1.min(day);
+            entry.1.add(day, ts_ms);
             return Ok(());
         }
-        let stored: Option<i32> = if self.new {
-            None
-        } else {
-            self.store
-                .get(Cf::Activity, &activity::session(self.user_id, s))?
+        let key = activity::session(self.user_id, s);
+        let stored = match self.new {
+            true => None,
+            false => match self.store.get_raw(Cf::Activity, &key)? {
+                Some(v) => Some(SessionRec::decode(&key, &v)?),
+                None => None,
+            },
         };
-        self.sessions
-            .insert(s.to_owned(), (stored, stored.map_or(day, |d| d.min(day))));
+        let now = match stored {
+            Some(mut rec) => {
+                rec.add(day, ts_ms);
+                rec
+            }
+            None => SessionRec::start(day, ts_ms),
+        };
+        self.sessions.insert(s.to_owned(), (stored, now));
         Ok(())
     }
 

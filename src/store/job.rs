@@ -82,7 +82,8 @@ impl JobKind {
         match self {
             // Formats 1–5 differ from today in every derived structure;
             // 6 lacks the social family, 7 the experiment assignments, 8
-            // the users' sequence records (docs/architecture.md, "Opening").
+            // the users' sequence records (docs/architecture.md, "Opening"),
+            // 9 the sessions' depth.
             JobKind::Migration { from_format } => match from_format {
                 ..=5 => &[
                     AllUsers,
@@ -94,9 +95,10 @@ impl JobKind {
                     Experiments,
                     Sequences,
                 ],
-                6 => &[SocialRederive, Experiments, Sequences],
-                7 => &[Experiments, Sequences],
-                _ => &[Sequences],
+                6 => &[SocialRederive, Experiments, Sequences, SessionDepth],
+                7 => &[Experiments, Sequences, SessionDepth],
+                8 => &[Sequences, SessionDepth],
+                _ => &[SessionDepth],
             },
             JobKind::Rebuild => &[
                 Clear,
@@ -189,6 +191,9 @@ pub(crate) enum Step {
     DimBackfill,
     /// Deleting one dimension's aggregates and registered values.
     DimDrop,
+    /// Re-deriving each session's depth from its events (cursor: the last
+    /// user).
+    SessionDepth,
 }
 
 impl Step {
@@ -215,6 +220,7 @@ impl Step {
             Step::EraseLast => "deleting the rest of the user",
             Step::DimBackfill => "adding the dimension's part of every event",
             Step::DimDrop => "deleting the dimension's aggregates",
+            Step::SessionDepth => "re-deriving each session's depth",
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -63,8 +63,12 @@ pub const FORMAT_VERSION: u32 = 9;
 /// user's next event sequence number only in its derived state (the head's
 /// event count), so a rebuild killed midway let a later write reuse one and
 /// overwrite a stored event: its migration writes each user's sequence
-/// record, a primary record, from its events.
-pub const MIGRATABLE_FORMATS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+/// record, a primary record, from its events. Version 9 kept a session as
+/// its first day alone: its migration re-derives each session's first and
+/// last instants and events from the events, and the day counters of
+/// bounces, durations and events that sum them (docs/metrics.md,
+/// "Sessions").
+pub const MIGRATABLE_FORMATS: [u32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::keys::activity::{self, ActivityKey};
 use crate::keys::metrics::{self as mk, MetricKey, MoneyField};
 use crate::kinds::ids::{ACTIVITY, PURCHASE, REFUND};
+use crate::metrics::sessions::SessionRec;
 use crate::metrics::DayMoney;
 use crate::store::merge;
 use crate::store::{decode_value, Cf, Store};
@@ -40,7 +41,7 @@ struct ExpectedUser {
     money: BTreeMap<i32, DayMoney>,
     hours: [u64; 24],
     weekdays: [u64; 7],
-    sessions: BTreeMap<String, i32>,
+    sessions: BTreeMap<String, SessionRec>,
 }
 
 /// The stored head, as verify reads it (mirrors the engine's head on the
@@ -134,8 +135,12 @@ impl<'a> Expected<'a> {
             m.refund_minor = m.refund_minor.saturating_add(e.amount_minor);
         }
         if let Some(s) = e.session_id {
-            let first = u.sessions.entry(s).or_insert(day);
-            *first = (*first).min(day);
+            match u.sessions.get_mut(&s) {
+                Some(rec) => rec.add(day, e.ts_ms),
+                None => {
+                    u.sessions.insert(s, SessionRec::start(day, e.ts_ms));
+                }
+            }
         }
         self.add_count(mk::events_total(), 1);
         self.add_count(mk::events_of_kind(e.kind_id), 1);
@@ -197,8 +202,17 @@ impl<'a> Expected<'a> {
                 }
             }
         }
-        for first in u.sessions.values() {
-            self.add_count(mk::money(*first, MoneyField::Sessions), 1);
+        for s in u.sessions.values() {
+            self.add_count(mk::money(s.day, MoneyField::Sessions), 1);
+            self.add_count(
+                mk::money(s.day, MoneyField::Bounces),
+                i64::from(s.events == 1),
+            );
+            self.add_count(mk::money(s.day, MoneyField::SessionMs), s.duration_ms());
+            self.add_count(
+                mk::money(s.day, MoneyField::SessionEvents),
+                i64::from(s.events),
+            );
         }
         self.compare_state(user_id, u, r)
     }
@@ -297,7 +311,7 @@ impl<'a> Expected<'a> {
                         }
                     }
                     Some(ActivityKey::Session { session_id, .. }) => {
-                        let stored: i32 = match decode_value(Cf::Activity, &k, &v) {
+                        let stored = match SessionRec::decode(&k, &v) {
                             Ok(d) => d,
                             Err(e) => {
                                 r.problem(e.to_string());
@@ -307,7 +321,7 @@ impl<'a> Expected<'a> {
                         match u.sessions.remove(&session_id) {
                             Some(d) if d == stored => {}
                             Some(d) => r.problem(format!(
-                                "activity: session {session_id:?} of user {user_id} starts on day {stored}, events give {d}"
+                                "activity: session {session_id:?} of user {user_id} is {stored:?}, events give {d:?}"
                             )),
                             None => r.problem(format!(
                                 "activity: session {session_id:?} of user {user_id} has no events"

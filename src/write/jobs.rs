@@ -136,6 +136,10 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             crate::store::JobKind::DimDrop { dim } => crate::dims::drop_step(store, dim),
             _ => Ok(()),
         },
+        Step::SessionDepth => per_user(ctx, job, |store, users, batch| {
+            let offset = store.settings().utc_offset_minutes;
+            metrics::sessions::rederive(store, offset, users, batch)
+        }),
         Step::Resettle => per_user(ctx, job, |store, users, batch| {
             let stages = StageCtx {
                 model: ctx.model,

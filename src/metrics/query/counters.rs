@@ -83,6 +83,8 @@ impl Metrics<'_> {
                     MoneyField::RefundMinor => row.refund_minor = n,
                     MoneyField::Sessions => row.sessions = n.max(0) as u64,
                     MoneyField::NewUsers => row.new_users = n.max(0) as u64,
+                    // (session depth: `Metrics::sessions`)
+                    MoneyField::Bounces | MoneyField::SessionMs | MoneyField::SessionEvents => {}
                 }
             }
         }

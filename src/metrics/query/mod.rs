@@ -9,10 +9,12 @@ mod ltv;
 mod per_user;
 mod results;
 mod revenue;
+mod sessions;
 mod transitions;
 
 pub use ltv::{LtvCohort, LtvReport};
 pub use revenue::RevenueRow;
+pub use sessions::SessionRow;
 pub use transitions::TransitionRow;
 
 pub use results::{
