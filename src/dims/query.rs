@@ -156,16 +156,14 @@ pub(crate) fn breakdown(
         None => read_sums(r, d.id, q.from_day, q.to_day, kind_id, is_activity)?,
     };
     // each value's users over the range rank it
-    let mut totals: BTreeMap<u32, RoaringBitmap> = BTreeMap::new();
-    for ((day, v), users) in &sets {
-        if *day >= q.from_day {
-            *totals.entry(*v).or_default() |= users;
-        }
+    let mut totals: BTreeMap<u32, Vec<&RoaringBitmap>> = BTreeMap::new();
+    for ((_, v), users) in sets.range((q.from_day, 0)..) {
+        totals.entry(*v).or_default().push(users);
     }
     for (_, v) in sums.keys() {
         totals.entry(*v).or_default();
     }
-    let mut ranked: Vec<(u32, u64)> = totals.iter().map(|(v, u)| (*v, u.len())).collect();
+    let mut ranked: Vec<(u32, u64)> = totals.into_iter().map(|(v, u)| (v, union_len(u))).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.retain(|(v, _)| *v != OTHER_ID);
     let keep = q.top.unwrap_or(usize::MAX).min(ranked.len());
@@ -175,11 +173,13 @@ pub(crate) fn breakdown(
     let fold = |v: u32| if kept.contains(&v) { v } else { OTHER_ID };
     let mut rows = Vec::new();
     for day in q.from_day..=q.to_day {
-        let mut users: BTreeMap<u32, RoaringBitmap> = BTreeMap::new();
+        let mut groups: BTreeMap<u32, Vec<&RoaringBitmap>> = BTreeMap::new();
         let lo = day - i32::from(q.window_days) + 1;
         for ((_, v), u) in sets.range((lo, 0)..=(day, u32::MAX)) {
-            *users.entry(fold(*v)).or_default() |= u;
+            groups.entry(fold(*v)).or_default().push(u);
         }
+        let users: BTreeMap<u32, u64> =
+            groups.into_iter().map(|(v, g)| (v, union_len(g))).collect();
         let mut day_sums: BTreeMap<u32, Sums> = BTreeMap::new();
         for ((_, v), s) in sums.range((day, 0)..=(day, u32::MAX)) {
             let t = day_sums.entry(fold(*v)).or_default();
@@ -188,7 +188,7 @@ pub(crate) fn breakdown(
             t.gmv += s.gmv;
         }
         for &v in &order {
-            let n = users.get(&v).map_or(0, RoaringBitmap::len);
+            let n = users.get(&v).copied().unwrap_or(0);
             let s = day_sums.get(&v).copied();
             if n == 0 && s.is_none_or(|s| s.events == 0 && s.orders == 0) {
                 continue;
@@ -360,6 +360,16 @@ fn read_sums(
         }
     }
     Ok(out)
+}
+
+/// Distinct users of the union of `sets`: one set's length as it is (no
+/// copy), several unioned container by container at once.
+fn union_len(sets: Vec<&RoaringBitmap>) -> u64 {
+    match sets.as_slice() {
+        [] => 0,
+        [one] => one.len(),
+        _ => roaring::MultiOps::union(sets).len(),
+    }
 }
 
 fn corrupt(key: &[u8], reason: &str) -> crate::Error {

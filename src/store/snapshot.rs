@@ -201,6 +201,21 @@ impl Snapshot<'_> {
             .get_cf_opt(self.store.cf(cf)?, key, &self.read_options())?)
     }
 
+    /// The raw values of `keys` (sorted) as of the view, looked up
+    /// together (one MultiGet: one pass through the memtables and each
+    /// file's filters for all of them).
+    pub fn get_raw_sorted(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check(cf)?;
+        debug_assert!(keys.windows(2).all(|w| w[0] <= w[1]), "keys must be sorted");
+        let ro = self.read_options();
+        self.store
+            .db
+            .batched_multi_get_cf_opt(self.store.cf(cf)?, keys.iter(), true, &ro)
+            .into_iter()
+            .map(|r| Ok(r?.map(|v| v.to_vec())))
+            .collect()
+    }
+
     /// Reads and decodes one value (from RocksDB's pinned bytes: no copy).
     pub fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
         self.read_with(cf, key, |bytes| decode_value(cf, key, bytes))

@@ -41,7 +41,7 @@ pub struct LtvReport {
 impl Metrics<'_> {
     /// The LTV curves of the cohorts of `from..=to` (see the module doc),
     /// offsets up to `max_offset` and within the range, of every user or of
-    /// `filter`'s. One scan of the money family.
+    /// `filter`'s. The members' money days by MultiGet.
     pub fn ltv(
         &self,
         period: Period,
@@ -77,17 +77,30 @@ impl Metrics<'_> {
             .enumerate()
             .flat_map(|(c, users)| users.iter().map(move |u| (u, c)))
             .collect();
-        load::for_each_money(&self.view, 0, None, |user, money| {
-            let Some(&c) = cohort_of.get(&user) else {
-                return;
-            };
-            for (day, m) in money.range(first..=end) {
-                let n = period_of(*day).and_then(|p| p.checked_sub(c));
-                if let Some(cell) = n.and_then(|n| net[c].get_mut(n)) {
-                    *cell += m.purchase_minor.saturating_sub(m.refund_minor);
-                }
+        let mut add = |c: usize, day: i32, m: &DayMoney| {
+            let n = period_of(day).and_then(|p| p.checked_sub(c));
+            if let Some(cell) = n.and_then(|n| net[c].get_mut(n)) {
+                *cell += m.purchase_minor.saturating_sub(m.refund_minor);
+            }
+        };
+        // The members' money days by MultiGet (exactly the records their
+        // purchase and refund days name); past the pair limit, one scan.
+        let all: RoaringBitmap = members.iter().fold(RoaringBitmap::new(), |a, m| a | m);
+        let read = self.money_days_of(&all, (first, end), |user, day, m| {
+            if let Some(&c) = cohort_of.get(&user) {
+                add(c, day, m);
             }
         })?;
+        if !read {
+            load::for_each_money(&self.view, 0, None, |user, money| {
+                let Some(&c) = cohort_of.get(&user) else {
+                    return;
+                };
+                for (day, m) in money.range(first..=end) {
+                    add(c, *day, m);
+                }
+            })?;
+        }
         let cohorts = periods
             .iter()
             .zip(members.iter().zip(net))

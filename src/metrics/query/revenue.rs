@@ -1,7 +1,8 @@
 //! Revenue by day, store-wide or for any segment: buyers, orders, GMV,
 //! refunds, net and average order value (docs/metrics.md, "Revenue").
 //! Store-wide it reads the daily counters and the purchase day sets; for a
-//! segment, its users' money days (one range read per user).
+//! segment, the money days of its users that bought or refunded (the day
+//! sets say which), by MultiGet.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +12,13 @@ use serde::Serialize;
 use super::*;
 use crate::error::Result;
 use crate::keys::activity;
-use crate::kinds::ids::PURCHASE;
+use crate::kinds::ids::{PURCHASE, REFUND};
 use crate::store::Cf;
+
+/// Most (user, day) money records read by MultiGet for one question.
+const MAX_MONEY_PAIRS: usize = 1 << 20;
+/// Keys per MultiGet.
+const MULTI_GET_KEYS: usize = 8192;
 
 /// One day of revenue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,24 +100,51 @@ impl Metrics<'_> {
         (from_day, to_day): (i32, i32),
         rows: &mut BTreeMap<i32, RevenueRow>,
     ) -> Result<()> {
-        for user in users {
-            let start = activity::money(user, from_day);
-            let end = activity::money(user, to_day.saturating_add(1));
-            for item in self.view.range(Cf::Activity, &start, Some(end))? {
-                let (k, v) = item?;
-                let Some(activity::ActivityKey::Money { day, .. }) =
-                    activity::ActivityKey::parse(&k)
-                else {
-                    return Err(corrupt(Cf::Activity, &k, "not a money day").into());
-                };
-                let m: DayMoney = crate::store::decode_value(Cf::Activity, &k, &v)?;
-                if let Some(r) = rows.get_mut(&day) {
-                    r.orders += u64::from(m.orders);
-                    r.gmv_minor = r.gmv_minor.saturating_add(m.purchase_minor);
-                    r.refunds_minor = r.refunds_minor.saturating_add(m.refund_minor);
+        let read = self.money_days_of(users, (from_day, to_day), |_, day, m| {
+            if let Some(r) = rows.get_mut(&day) {
+                r.orders += u64::from(m.orders);
+                r.gmv_minor = r.gmv_minor.saturating_add(m.purchase_minor);
+                r.refunds_minor = r.refunds_minor.saturating_add(m.refund_minor);
+            }
+        })?;
+        debug_assert!(read, "no pair limit without one");
+        Ok(())
+    }
+
+    /// Calls `f(user, day, money)` for every money day in `from..=to` of a
+    /// user of `users`: the (user, day) pairs are the purchase and refund
+    /// day sets ∩ `users`, read by MultiGet — exactly the records that
+    /// exist, not every member's range. Returns false, having read nothing,
+    /// when there are more than `MAX_MONEY_PAIRS` (a scan is cheaper).
+    pub(super) fn money_days_of(
+        &self,
+        users: &RoaringBitmap,
+        (from_day, to_day): (i32, i32),
+        mut f: impl FnMut(u32, i32, &DayMoney),
+    ) -> Result<bool> {
+        let mut pairs: Vec<(u32, i32)> = Vec::new();
+        for kind in [PURCHASE, REFUND] {
+            for (day, set) in self.day_sets_in(Some(kind), from_day, to_day, Some(users))? {
+                pairs.extend(set.iter().map(|u| (u, day)));
+                if pairs.len() > MAX_MONEY_PAIRS {
+                    return Ok(false);
                 }
             }
         }
-        Ok(())
+        pairs.sort_unstable();
+        pairs.dedup();
+        for chunk in pairs.chunks(MULTI_GET_KEYS) {
+            let keys: Vec<Vec<u8>> = chunk.iter().map(|(u, d)| activity::money(*u, *d)).collect();
+            let values = self.view.get_raw_sorted(Cf::Activity, &keys)?;
+            for ((&(user, day), key), value) in chunk.iter().zip(&keys).zip(values) {
+                // (a day in a purchase set has its money record: its absence
+                // is damage, which verify reports; the answer skips it)
+                if let Some(v) = value {
+                    let m: DayMoney = crate::store::decode_value(Cf::Activity, key, &v)?;
+                    f(user, day, &m);
+                }
+            }
+        }
+        Ok(true)
     }
 }
