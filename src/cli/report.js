@@ -160,11 +160,9 @@
   var money = function (v) { return fmtMoney.format(v); };
   var b = what.breakdown;
   if (b && b.rows.length) {
-    var dayList = [], values = [];
-    b.rows.forEach(function (r) {
-      if (dayList.indexOf(r.day) < 0) { dayList.push(r.day); }
-      if (values.indexOf(r.value) < 0) { values.push(r.value); }
-    });
+    // every day of the range (a day without rows is 0, not left out)
+    var dayList = days(rows("daily")), values = [];
+    b.rows.forEach(function (r) { if (values.indexOf(r.value) < 0) { values.push(r.value); } });
     chart("breakdown", "Active users by " + b.by + " (top values; the rest as (other))", "line", dayList,
       values.map(function (v, i) {
         var at = {};

@@ -79,10 +79,11 @@ fn breakdown(db: &Db, from: i32, to: i32, now_ms: i64) -> Result<Value, Error> {
     }
     let mut revenue = Vec::new();
     for value in values {
-        let text = format!("first:{by}={value}");
-        // (a value the grammar cannot hold is left out of the chart)
-        let Ok(segment) = Segment::parse(&text) else {
-            continue;
+        // (built, not parsed: a value may hold what the grammar splits on)
+        let segment = Segment::Touch {
+            last: false,
+            dim: by.clone(),
+            value: value.to_owned(),
         };
         let users = db.segment(&segment, now_ms)?;
         let rows: Vec<Value> = db

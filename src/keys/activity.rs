@@ -11,7 +11,7 @@
 //! | `1 ‖ user` | the head: hours, weekdays, the first day of each kind, money totals, the last 64 days' activity, the stage mark |
 //! | `2 ‖ user ‖ block` | the days of each kind in one block of 64 days, as bit masks |
 //! | `3 ‖ user ‖ day` | purchases and refunds of one day |
-//! | `4 ‖ user ‖ session id` | the session's first local day |
+//! | `4 ‖ user ‖ session id` | the session: first local day, first and last instants, events |
 //! | `5 ‖ user` | the experiments the user has an assignment in (read first, with one batched lookup for a write's users) |
 //! | `5 ‖ user ‖ experiment` | the user's assignment in one experiment (docs/metrics.md, "Experiments") |
 //! | `6 ‖ user ‖ dim` | the user's first and last touch of one dimension (written by `dims`) |
@@ -24,7 +24,7 @@ pub const HEAD: u8 = 1;
 pub const DAYS: u8 = 2;
 /// Family byte of the per-day money.
 pub const MONEY: u8 = 3;
-/// Family byte of the sessions' first days.
+/// Family byte of the sessions (first day, instants, events).
 pub const SESSION: u8 = 4;
 /// Family byte of the per-experiment assignments.
 pub const EXPOSURE: u8 = 5;
@@ -69,7 +69,7 @@ pub enum ActivityKey {
         /// Local day.
         day: i32,
     },
-    /// A session's first day.
+    /// A session (first day, instants, events).
     Session {
         /// Internal user id.
         user_id: u32,
@@ -200,7 +200,7 @@ pub fn money(user_id: u32, day: i32) -> Vec<u8> {
     ActivityKey::Money { user_id, day }.encode()
 }
 
-/// A session's first day.
+/// A session's record.
 pub fn session(user_id: u32, session_id: &str) -> Vec<u8> {
     let mut k = family(SESSION, user_id);
     k.extend_from_slice(session_id.as_bytes());
