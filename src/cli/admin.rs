@@ -33,7 +33,7 @@ pub(super) fn init(
         crate::store::KindPolicy::Strict(list) => list.join(","),
         _ => "any".to_owned(),
     };
-    println!(
+    outln!(
         "store at {} (UTC offset {} min, partition {}, kinds {kinds})",
         db.path().display(),
         db.settings().utc_offset_minutes,
@@ -49,23 +49,28 @@ pub(super) fn stats(cli: &Cli) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&stats);
     }
-    println!("users  {}", stats.users);
-    println!("events {}", stats.events);
+    outln!("users  {}", stats.users);
+    outln!("events {}", stats.events);
     for (kind, n) in &stats.events_by_kind {
-        println!("  {kind:<14} {n}");
+        outln!("  {kind:<14} {n}");
     }
-    println!(
+    outln!(
         "{:<14} {:>12} {:>14} {:>14}",
-        "column family", "keys", "sst bytes", "memtable"
+        "column family",
+        "keys",
+        "sst bytes",
+        "memtable"
     );
     for (name, cf) in &stats.column_families {
-        println!(
+        outln!(
             "{name:<14} {:>12} {:>14} {:>14}",
-            cf.estimated_keys, cf.sst_bytes, cf.memtable_bytes
+            cf.estimated_keys,
+            cf.sst_bytes,
+            cf.memtable_bytes
         );
     }
     for (name, v) in &stats.engine {
-        println!("{name:<36} {v:>14}");
+        outln!("{name:<36} {v:>14}");
     }
     Ok(())
 }
@@ -78,12 +83,12 @@ pub(super) fn verify(cli: &Cli) -> Result<(), Error> {
         print_json(&report)?;
     } else {
         for (cf, n) in &report.checked {
-            println!("checked {n:>10} records in {cf}");
+            outln!("checked {n:>10} records in {cf}");
         }
         for p in &report.problems {
-            println!("PROBLEM: {p}");
+            outln!("PROBLEM: {p}");
         }
-        println!("{} problem(s)", report.problem_count);
+        outln!("{} problem(s)", report.problem_count);
     }
     if report.is_clean() {
         Ok(())
@@ -109,7 +114,7 @@ pub(super) fn rebuild_aggregates(cli: &Cli) -> Result<(), Error> {
             "verify_problems": report.problem_count,
         }))?;
     } else {
-        println!(
+        outln!(
             "rebuilt aggregates from {replayed} events in {:.1} s; verify: {} problem(s)",
             started.elapsed().as_secs_f64(),
             report.problem_count
@@ -129,10 +134,10 @@ pub(super) fn jobs_cmd(cli: &Cli, command: Option<&super::args::JobsCommand>) ->
                 return print_json(&serde_json::json!({ "job": job }));
             }
             match job {
-                None => println!("no job recorded"),
+                None => outln!("no job recorded"),
                 Some(j) => {
-                    println!("job {} unfinished at step {}", j.name, j.step);
-                    println!(
+                    outln!("job {} unfinished at step {}", j.name, j.step);
+                    outln!(
                         "finish it with `stickydb --db {} jobs finish`",
                         cli.db.display()
                     );
@@ -147,8 +152,8 @@ pub(super) fn jobs_cmd(cli: &Cli, command: Option<&super::args::JobsCommand>) ->
                 return print_json(&serde_json::json!({ "finished": done }));
             }
             match done {
-                None => println!("no job recorded"),
-                Some(name) => println!(
+                None => outln!("no job recorded"),
+                Some(name) => outln!(
                     "finished {name} in {:.1} s",
                     started.elapsed().as_secs_f64()
                 ),
@@ -162,7 +167,7 @@ pub(super) fn jobs_cmd(cli: &Cli, command: Option<&super::args::JobsCommand>) ->
 pub(super) fn checkpoint(cli: &Cli, dir: &PathBuf) -> Result<(), Error> {
     let db = open_existing(cli, false)?;
     super::human::working("writing a checkpoint", || db.checkpoint(dir))?;
-    println!("checkpoint written to {}", dir.display());
+    outln!("checkpoint written to {}", dir.display());
     Ok(())
 }
 
@@ -174,12 +179,12 @@ pub(super) fn compact(cli: &Cli) -> Result<(), Error> {
     super::human::working("compacting", || db.compact())?;
     let after = sst_bytes(&db)?;
     if cli.wants_json() {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "sst_bytes_before": before, "sst_bytes_after": after })
         );
     } else {
-        println!(
+        outln!(
             "compacted in {:.1} s: {before} -> {after} bytes of table files",
             started.elapsed().as_secs_f64()
         );

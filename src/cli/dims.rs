@@ -97,7 +97,7 @@ pub(super) fn dims_cmd(cli: &Cli, cmd: &DimsCommand) -> Result<(), Error> {
                     ""
                 };
                 let (n, max) = (d.values, d.dimension.max_values);
-                println!("{}\t{kinds}\t{n}/{max} values{full}", d.dimension.name);
+                outln!("{}\t{kinds}\t{n}/{max} values{full}", d.dimension.name);
             }
             Ok(())
         }
@@ -108,7 +108,7 @@ fn done(cli: &Cli, v: serde_json::Value) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&v);
     }
-    println!("{v}");
+    outln!("{v}");
     Ok(())
 }
 
@@ -149,10 +149,10 @@ pub(super) fn breakdown(cli: &Cli, a: &BreakdownArgs) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&json!({"by": b.by, "kind": b.kind, "rows": rows}));
     }
-    println!("day\tvalue\tusers\tevents\torders\tgmv_minor");
+    outln!("day\tvalue\tusers\tevents\torders\tgmv_minor");
     for r in &b.rows {
         let opt = |v: Option<i64>| v.map_or("-".to_owned(), |n| n.to_string());
-        println!(
+        outln!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             format_day(r.day),
             r.value,
@@ -196,7 +196,7 @@ pub(super) fn revenue(cli: &Cli, a: &RevenueArgs) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&json!({ "rows": rows }));
     }
-    println!("day\tbuyers\torders\tgmv_minor\trefunds_minor\tnet_minor\taov_minor");
+    outln!("day\tbuyers\torders\tgmv_minor\trefunds_minor\tnet_minor\taov_minor");
     for r in rows {
         let cell = |k: &str| match &r[k] {
             serde_json::Value::Null => "-".to_owned(),
@@ -215,7 +215,7 @@ pub(super) fn revenue(cli: &Cli, a: &RevenueArgs) -> Result<(), Error> {
         .iter()
         .map(|k| cell(k))
         .collect();
-        println!("{}", cells.join("\t"));
+        outln!("{}", cells.join("\t"));
     }
     Ok(())
 }
@@ -264,14 +264,14 @@ pub(super) fn ltv(cli: &Cli, a: &LtvArgs) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&json!({"period": r.period, "cohorts": cohorts}));
     }
-    println!("cohort\tsize\tcumulative net per user (minor units), period 0, 1, …");
+    outln!("cohort\tsize\tcumulative net per user (minor units), period 0, 1, …");
     for c in &r.cohorts {
         let curve: Vec<String> = c
             .cumulative_net_minor
             .iter()
             .map(|x| format!("{x:.2}"))
             .collect();
-        println!("{}\t{}\t{}", format_day(c.cohort), c.size, curve.join("\t"));
+        outln!("{}\t{}\t{}", format_day(c.cohort), c.size, curve.join("\t"));
     }
     Ok(())
 }
@@ -304,10 +304,10 @@ pub(super) fn sessions(cli: &Cli, a: &SessionsArgs) -> Result<(), Error> {
             .collect();
         return print_json(&json!({ "rows": rows }));
     }
-    println!("day\tsessions\tbounces\tbounce_rate\tmean_duration_ms\tmean_events");
+    outln!("day\tsessions\tbounces\tbounce_rate\tmean_duration_ms\tmean_events");
     let opt = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.2}"));
     for r in &rows {
-        println!(
+        outln!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             format_day(r.day),
             r.sessions,

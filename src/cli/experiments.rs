@@ -140,11 +140,11 @@ pub(super) fn experiment_cmd(cli: &Cli, args: &ExperimentArgs, now: i64) -> Resu
         OutputFormat::Json | OutputFormat::Jsonl => print_json(&report),
         OutputFormat::Csv => answer(cli, &json!({ "rows": rows(&report) })),
         OutputFormat::Table => {
-            println!("{}", at.line());
-            println!("{} · {}", report.experiment, args.metric);
+            outln!("{}", at.line());
+            outln!("{} · {}", report.experiment, args.metric);
             answer(cli, &json!({ "rows": rounded(rows(&report)) }))?;
-            println!("{}", srm_line(report.srm_p_value));
-            println!(
+            outln!("{}", srm_line(report.srm_p_value));
+            outln!(
                 "contaminated users (exposed to another variant too): {}",
                 report.contaminated_users
             );
@@ -237,9 +237,9 @@ pub(super) fn demo_summary(db: &Db, experiment: &str, as_of_day: i32) -> Result<
         .experiments()
         .report(&ExperimentQuery::new(experiment, metric), None, as_of_day)?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    println!("\nexperiment {experiment} (docs/metrics.md, \"Experiments\"), conversion to purchase within 7 days of the first exposure (in {ms:.1} ms):");
+    outln!("\nexperiment {experiment} (docs/metrics.md, \"Experiments\"), conversion to purchase within 7 days of the first exposure (in {ms:.1} ms):");
     for v in &r.variants {
-        println!(
+        outln!(
             "  {:<9} {:>6} users, {:>6} converted ({:.1} %)",
             v.variant,
             v.users,
@@ -248,7 +248,7 @@ pub(super) fn demo_summary(db: &Db, experiment: &str, as_of_day: i32) -> Result<
         );
     }
     for c in &r.comparisons {
-        println!(
+        outln!(
             "  {} − {}: {:+.1} points (95 % interval {:+.1} .. {:+.1}), p = {:.2e}",
             c.variant,
             c.control,
@@ -258,7 +258,7 @@ pub(super) fn demo_summary(db: &Db, experiment: &str, as_of_day: i32) -> Result<
             c.p_value
         );
     }
-    println!(
+    outln!(
         "  {}; {} users saw both variants",
         srm_line(r.srm_p_value),
         r.contaminated_users

@@ -75,12 +75,12 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
             if cli.wants_json() {
                 return print_json(&v);
             }
-            println!("version {}", set.version());
+            outln!("version {}", set.version());
             for d in set.defs() {
-                println!("{}", json::definition_json(d));
+                outln!("{}", json::definition_json(d));
             }
             for r in set.rules() {
-                println!("tag {} when {}", r.tag, r.when);
+                outln!("tag {} when {}", r.tag, r.when);
             }
             Ok(())
         }
@@ -102,7 +102,7 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
             if cli.wants_json() {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "user {} at {}",
                 f.user,
                 super::human::local_time(&db, at_ms)
@@ -113,9 +113,9 @@ pub(super) fn features_cmd(cli: &Cli, cmd: &FeaturesCommand, now_ms: i64) -> Res
                 } else {
                     ""
                 };
-                println!("  {name}: {}{cut}", json::value_json(value));
+                outln!("  {name}: {}{cut}", json::value_json(value));
             }
-            println!("  tags: {}", f.tags.join(", "));
+            outln!("  tags: {}", f.tags.join(", "));
             Ok(())
         }
         FeaturesCommand::Backfill => {
@@ -130,7 +130,7 @@ fn report(cli: &Cli, v: Value) -> Result<(), Error> {
     if cli.wants_json() {
         return print_json(&v);
     }
-    println!("{v}");
+    outln!("{v}");
     Ok(())
 }
 

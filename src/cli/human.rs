@@ -201,14 +201,14 @@ pub fn section(title: &str, rows: &[(String, String)]) {
     if rows.is_empty() {
         return;
     }
-    println!("{title}");
+    outln!("{title}");
     let w = rows
         .iter()
         .map(|(l, _)| l.chars().count())
         .max()
         .unwrap_or(0);
     for (l, v) in rows {
-        println!("  {l:<w$}  {v}");
+        outln!("  {l:<w$}  {v}");
     }
 }
 

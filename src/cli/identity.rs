@@ -49,7 +49,7 @@ pub(super) fn merge_cmd(
     } else {
         ""
     };
-    println!(
+    outln!(
         "merged {} into {}: {} events moved, {} duplicates dropped, {} active days added, {} earlier aliases re-pointed{again}",
         out.from, out.into, out.events_moved, out.duplicate_events, out.days_added, out.aliases_moved
     );
@@ -70,9 +70,9 @@ pub(super) fn identity_cmd(cli: &Cli, prefixes: &[String], clear: bool) -> Resul
         return print_json(&settings);
     }
     if settings.anonymous_prefixes.is_empty() {
-        println!("no anonymous-id prefixes: every merge needs --force");
+        outln!("no anonymous-id prefixes: every merge needs --force");
     } else {
-        println!(
+        outln!(
             "anonymous ids start with: {}",
             settings.anonymous_prefixes.join(", ")
         );

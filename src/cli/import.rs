@@ -507,9 +507,11 @@ pub(super) fn import_cmd(
     if cli.wants_json() {
         return print_json(&summary);
     }
-    println!(
+    outln!(
         "imported {}, duplicates {}, rejected {}",
-        summary.imported, summary.duplicates, summary.rejected
+        summary.imported,
+        summary.duplicates,
+        summary.rejected
     );
     Ok(())
 }

@@ -83,10 +83,10 @@ pub(super) fn show_user(
         return print_json(&v);
     }
     match &alias_of {
-        Some(into) => println!("user {id} (an alias of {into}, merged into it)"),
-        None => println!("user {id}"),
+        Some(into) => outln!("user {id} (an alias of {into}, merged into it)"),
+        None => outln!("user {id}"),
     }
-    println!("{}", at.line());
+    outln!("{}", at.line());
     let merged: Vec<(String, String)> = merges
         .iter()
         .map(|m| {
@@ -225,10 +225,10 @@ pub(super) fn segment(
         }
         super::OutputFormat::Table => {}
     }
-    println!("{}", at.line());
-    println!("{} users", users.len());
+    outln!("{}", at.line());
+    outln!("{} users", users.len());
     for n in names {
-        println!("  {n}");
+        outln!("  {n}");
     }
     Ok(())
 }

@@ -6,6 +6,24 @@
 //! not hold metric or storage logic: every number it prints comes from a
 //! [`crate::Db`] call.
 
+/// `println!` for the CLI's answers: ends quietly in a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` for the CLI's answers: ends quietly in a closed pipe.
+#[allow(unused_macros)]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*), false)
+    };
+}
+
 mod admin;
 mod args;
 mod demo;
@@ -18,6 +36,7 @@ pub mod human;
 mod identity;
 pub mod import;
 mod inspect;
+mod out;
 pub mod points;
 pub mod query;
 pub mod report;
@@ -86,7 +105,7 @@ pub(super) fn open_existing(cli: &Cli, read_only: bool) -> Result<Db, Error> {
 pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| Error::Io(std::io::Error::other(e)))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -276,6 +295,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // the reader went away (`… | head`): nothing left to say
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             if let Some(hint) = hint(&cli, &e) {

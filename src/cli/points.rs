@@ -244,7 +244,7 @@ fn history_table(db: &crate::Db, user: &str, limit: usize) -> Result<(), Error> 
             n.to_string()
         }
     };
-    println!("points of {user}");
+    outln!("points of {user}");
     match db.account(user)? {
         Some(a) => super::human::section(
             "account",
@@ -255,11 +255,11 @@ fn history_table(db: &crate::Db, user: &str, limit: usize) -> Result<(), Error> 
                 ("tier".into(), a.tier.clone().unwrap_or_else(|| "-".into())),
             ],
         ),
-        None => println!("  no points account"),
+        None => outln!("  no points account"),
     }
     let table = |title: &str, rows: Vec<Value>| {
         if !rows.is_empty() {
-            println!("{title}");
+            outln!("{title}");
             super::query::print_table(&json!({ "rows": rows }));
         }
     };

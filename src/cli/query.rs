@@ -342,14 +342,14 @@ pub fn tabulate(v: &Value) -> Option<(Vec<String>, Vec<Vec<String>>)> {
 /// shape), after the instant a time-relative answer was computed for.
 pub fn print_table(v: &Value) {
     if let Some(at) = v.get("as_of").and_then(Value::as_str) {
-        println!("as of {at}");
+        outln!("as of {at}");
     }
     let Some((cols, rows)) = tabulate(v) else {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         return;
     };
     if rows.is_empty() {
-        println!("(no rows)");
+        outln!("(no rows)");
         return;
     }
     // times local, money in currency units (CSV and JSON keep the raw numbers)
@@ -415,7 +415,7 @@ pub fn print_table(v: &Value) {
                 }
             })
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(&cols);
     for r in &rows {
@@ -472,7 +472,7 @@ pub(super) fn retention_cmd(cli: &Cli, a: &RetentionArgs) -> Result<(), Error> {
         return answer(cli, &v);
     }
     for c in v["cohorts"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "{} {:>7} {}",
             c["cohort"].as_str().unwrap_or(""),
             c["size"],
@@ -508,7 +508,7 @@ pub(super) fn stages_cmd(
 /// line; JSON and CSV carry the day only, in `as_of`).
 fn answer_as_of(cli: &Cli, at: &super::human::AsOf, mut v: Value) -> Result<(), Error> {
     if cli.output() == super::OutputFormat::Table {
-        println!("{}", at.line());
+        outln!("{}", at.line());
         if let Some(o) = v.as_object_mut() {
             o.remove("as_of");
         }

@@ -201,6 +201,6 @@ pub(super) fn report_cmd(cli: &Cli, range: &DayRange, out: &PathBuf) -> Result<(
     let (from, to) = range.days()?;
     let data = data(&db, from, to)?;
     std::fs::write(out, html(&data))?;
-    println!("report written to {}", out.display());
+    outln!("report written to {}", out.display());
     Ok(())
 }

@@ -246,7 +246,7 @@ pub(super) fn export(cli: &Cli, target: &ExportTarget, now: i64) -> Result<(), E
             "non_empty_rows": summary.non_empty_rows, "bytes": summary.bytes,
         }));
     }
-    println!(
+    outln!(
         "exported {} rows ({} with users, {} bytes) of partition {} with version {version} to {}",
         summary.rows,
         summary.non_empty_rows,
@@ -336,7 +336,7 @@ pub(super) fn consume(cli: &Cli, args: &ConsumeArgs) -> Result<(), Error> {
     if cli.wants_json() {
         print_json(&v)
     } else {
-        println!(
+        outln!(
             "{}[{}]: recorded {}, duplicates {}, skipped {}; resumes at offset {}",
             args.topic,
             args.partition,

@@ -53,7 +53,7 @@ pub(super) fn summary(db: &Db, end_ms: i64) -> Result<(), Error> {
     let last = db.local_day(end_ms - 1);
     let q = BreakdownQuery::new("channel", last - 29, last).top(5);
     let b = db.breakdown(&q, None, end_ms)?;
-    println!("\nthe last 30 days by channel (docs/metrics.md, \"Dimensions\"):");
+    outln!("\nthe last 30 days by channel (docs/metrics.md, \"Dimensions\"):");
     let mut totals: Vec<(String, u64, u64, i64)> = Vec::new();
     for r in &b.rows {
         match totals.iter_mut().find(|t| t.0 == r.value) {
@@ -71,10 +71,10 @@ pub(super) fn summary(db: &Db, end_ms: i64) -> Result<(), Error> {
         }
     }
     for (value, events, orders, gmv) in totals {
-        println!("  {value:<10} {events:>9} events {orders:>7} orders  GMV {gmv:>12}");
+        outln!("  {value:<10} {events:>9} events {orders:>7} orders  GMV {gmv:>12}");
     }
     let ads = db.segment(&Segment::parse("first:channel=ads")?, end_ms)?;
-    println!(
+    outln!(
         "  acquired through ads (first:channel=ads): {} users",
         ads.len()
     );

@@ -29,7 +29,7 @@ pub(super) fn define(db: &Db, events: u64) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let users = super::super::human::working("computing features", || db.backfill_features())?;
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "features: {} definitions and {} rules; {users} users computed from their events in {secs:.1} s ({:.0} events/s)",
         defs.len(),
         rules.len(),
@@ -64,12 +64,12 @@ pub(super) fn label(out: &mut [Event], category: &str) {
 
 /// The rule tags' holders at the end of the simulation.
 pub(super) fn summary(db: &Db, end_ms: i64) -> Result<(), Error> {
-    println!("\nrule tags at the end of the simulation (docs/features.md):");
+    outln!("\nrule tags at the end of the simulation (docs/features.md):");
     let mut tags: Vec<String> = CATEGORIES.iter().map(|c| format!("interest:{c}")).collect();
     tags.extend(["big_spender".into(), "window_shopper".into()]);
     for tag in tags {
         let n = db.segment(&Segment::tag(&tag), end_ms)?.len();
-        println!("  {tag:<22} {n:>8} users");
+        outln!("  {tag:<22} {n:>8} users");
     }
     Ok(())
 }

@@ -384,27 +384,27 @@ pub(super) fn run(
     let to = db.local_day(end_ms - 1);
     let data = super::report::data(&db, from, to)?;
     std::fs::write(report_path, super::report::html(&data))?;
-    println!(
+    outln!(
         "
 report: {}",
         report_path.display()
     );
     let store = db.path().display();
     let (from, to) = (format_day(to - 29), format_day(to));
-    println!("\nnext, try:");
+    outln!("\nnext, try:");
     if let Some(name) = &loyal_name {
-        println!("  stickydb --db {store} user {name}");
-        println!("  stickydb --db {store} features get {name} --json");
+        outln!("  stickydb --db {store} user {name}");
+        outln!("  stickydb --db {store} features get {name} --json");
     }
-    println!("  stickydb --db {store} metrics active --from {from} --to {to}");
-    println!("  stickydb --db {store} retention --period week --from {from} --to {to}");
-    println!("  stickydb --db {store} stages");
-    println!("  stickydb --db {store} breakdown --by channel --from {from} --to {to} --top 5");
-    println!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
-    println!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
-    println!("  stickydb --db {store} experiment {EXPERIMENT} --metric conversion:purchase:7d");
-    println!("  stickydb --db {store} report --from {from} --to {to} --out report.html");
-    println!("  (every query takes --format csv or --json)");
+    outln!("  stickydb --db {store} metrics active --from {from} --to {to}");
+    outln!("  stickydb --db {store} retention --period week --from {from} --to {to}");
+    outln!("  stickydb --db {store} stages");
+    outln!("  stickydb --db {store} breakdown --by channel --from {from} --to {to} --top 5");
+    outln!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
+    outln!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
+    outln!("  stickydb --db {store} experiment {EXPERIMENT} --metric conversion:purchase:7d");
+    outln!("  stickydb --db {store} report --from {from} --to {to} --out report.html");
+    outln!("  (every query takes --format csv or --json)");
     Ok(())
 }
 
@@ -426,18 +426,16 @@ fn engagement(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
     let first = db.local_day(START_MS);
     let t = Instant::now();
     if let Some(r) = m.active(None, last, last, None)?.first() {
-        println!(
+        outln!(
             "\nengagement on {} (answered in {:.2} ms):",
             format_day(last),
             t.elapsed().as_secs_f64() * 1e3
         );
-        println!(
-            "  DAU {}  WAU {}  MAU {}  stickiness {:.3}",
-            r.dau, r.wau, r.mau, r.stickiness
-        );
+        let (dau, wau, mau, st) = (r.dau, r.wau, r.mau, r.stickiness);
+        outln!("  DAU {dau}  WAU {wau}  MAU {mau}  stickiness {st:.3}");
     }
     let window = (days.min(30) as i32).max(1);
-    println!(
+    outln!(
         "  average stickiness over the last {window} days: {:.3}",
         m.average_stickiness(None, last - window + 1, last, None)?
     );
@@ -461,7 +459,7 @@ fn engagement(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
             format!("{:.1}%", 100.0 * a[0] as f64 / a[1] as f64)
         }
     };
-    println!(
+    outln!(
         "  retention of {} daily cohorts ({size} users): D1 {}  D7 {}  D30 {} (in {:.1} ms)",
         matrix.cohorts.len(),
         pct(d1),
@@ -472,7 +470,7 @@ fn engagement(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
     let t = Instant::now();
     let stages = m.stages(last, None)?;
     let list: Vec<String> = stages.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!(
+    outln!(
         "  stages: {} (in {:.0} ms)",
         list.join(", "),
         t.elapsed().as_secs_f64() * 1e3
@@ -484,13 +482,13 @@ fn engagement(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!(
+    outln!(
         "  RFM segments: {} (in {:.0} ms)",
         list.join(", "),
         t.elapsed().as_secs_f64() * 1e3
     );
     if let Some(row) = m.daily(last, last)?.first() {
-        println!(
+        outln!(
             "  last day: {} orders, GMV {:.2}, AOV {}, {} new users, {} sessions",
             row.orders,
             row.gmv_minor as f64 / 100.0,
@@ -514,23 +512,23 @@ fn summary(
 ) -> Result<Option<String>, Error> {
     let stats = db.stats()?;
     let end_ms = START_MS + i64::from(days) * DAY_MS;
-    println!("stickydb demo — store at {}", db.path().display());
-    println!(
+    outln!("stickydb demo — store at {}", db.path().display());
+    outln!(
         "simulated {} users over {days} days ({} .. {})",
         sim.len(),
         format_day(db.local_day(START_MS)),
         format_day(db.local_day(end_ms - 1)),
     );
-    println!(
+    outln!(
         "ingested {recorded} events ({duplicates} duplicate deliveries ignored) in {ingest_secs:.1} s = {:.0} events/s",
         (recorded + duplicates) as f64 / ingest_secs.max(1e-9)
     );
-    println!("\nevents by kind:");
+    outln!("\nevents by kind:");
     for (kind, n) in &stats.events_by_kind {
-        println!("  {kind:<12} {n:>10}");
+        outln!("  {kind:<12} {n:>10}");
     }
     let disk: u64 = stats.column_families.values().map(|c| c.sst_bytes).sum();
-    println!(
+    outln!(
         "\non disk after compaction: {:.1} MiB, {:.1} bytes per event (all column families)",
         disk as f64 / (1 << 20) as f64,
         disk as f64 / stats.events.max(1) as f64
@@ -538,16 +536,16 @@ fn summary(
 
     engagement(db, days, end_ms)?;
 
-    println!("\nloyalty tiers at the end of the simulation:");
+    outln!("\nloyalty tiers at the end of the simulation:");
     for level in db.ledger_settings().tiers.levels {
-        println!(
+        outln!(
             "  {:<10} {:>8} users",
             level.name,
             db.users_in_tier(&level.name)?.len()
         );
     }
 
-    println!("\nsegments at the end of the simulation:");
+    outln!("\nsegments at the end of the simulation:");
     for expr in [
         "tag:vip",
         "tag:churn_risk",
@@ -556,7 +554,7 @@ fn summary(
         "tier:gold or tier:platinum",
     ] {
         let seg = Segment::parse(expr)?;
-        println!("  {expr:<40} {:>8} users", db.segment(&seg, end_ms)?.len());
+        outln!("  {expr:<40} {:>8} users", db.segment(&seg, end_ms)?.len());
     }
 
     features::summary(db, end_ms)?;
@@ -584,14 +582,14 @@ fn summary(
         None => None,
     };
     if let Some(name) = &loyal_name {
-        println!("\nthe most loyal buyer (most active days of the last 30):");
+        outln!("\nthe most loyal buyer (most active days of the last 30):");
         let at = super::human::as_of(db, Some(&format_day(last_day)), end_ms)?;
         super::inspect::show_user(db, name, 5, Sensitive::Exclude, &at, false)?;
     }
 
     let verify_started = Instant::now();
     let report = super::human::working("verifying", || db.verify())?;
-    println!(
+    outln!(
         "\nverify: {} problem(s) in {:.1} s",
         report.problem_count,
         verify_started.elapsed().as_secs_f64()

@@ -118,11 +118,11 @@ pub(super) fn summary(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
         .social_by_day(from, to, None)?
         .values()
         .fold(crate::Figures::default(), |a, f| a.plus(f));
-    println!(
+    outln!(
         "\nsocial commerce, last {} days (docs/social.md):",
         to - from + 1
     );
-    println!(
+    outln!(
         "  {} shares; {} users reached through them, {} signed up and {} bought first through a share ({:.2} attributed GMV)",
         total.shares,
         total.reached,
@@ -132,10 +132,10 @@ pub(super) fn summary(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
     );
     let viral = db.viral_coefficient(from, to, (to - from + 1) as u32, None)?;
     if let Some(c) = viral.first().and_then(|p| p.coefficient) {
-        println!("  viral coefficient {c:.3} (attributed signups ÷ users who shared)");
+        outln!("  viral coefficient {c:.3} (attributed signups ÷ users who shared)");
     }
     for r in db.top_sharers(from, to, crate::SharerRank::Signups, 3, None)? {
-        println!(
+        outln!(
             "  top sharer {}: {} reached, {} signups, {:.2} GMV",
             db.user_name(r.user_id)?.unwrap_or_default(),
             r.figures.reached,
@@ -152,7 +152,7 @@ pub(super) fn summary(db: &Db, days: u32, end_ms: i64) -> Result<(), Error> {
         .filter_map(|d| d.mean_time_to_complete_ms.map(|m| m * d.completed as f64))
         .sum();
     if opened > 0 {
-        println!(
+        outln!(
             "  group buys: {opened} opened, {completed} completed, {expired} expired — completion rate {:.0} %, {:.1} h to complete on average",
             100.0 * completed as f64 / (completed + expired).max(1) as f64,
             spent / completed.max(1) as f64 / 3_600_000.0
