@@ -312,16 +312,23 @@ fn check_did(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     }
 }
 
+/// Every other user of the model, by name and as the store's id set: the
+/// segment the filtered checks ask about.
+fn every_other_user<'m>(db: &Db, model: &'m Model) -> (Vec<&'m String>, roaring::RoaringBitmap) {
+    let some: Vec<&String> = model.users.keys().step_by(2).collect();
+    let ids = some
+        .iter()
+        .map(|u| db.user_id(u).unwrap().unwrap())
+        .collect();
+    (some, ids)
+}
+
 /// Revenue per day against the model, store-wide and for a set of users
 /// (`(day, buyers, orders, gmv, refunds, net, aov)`).
 fn check_revenue(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     type Row = (i32, u64, u64, i64, i64, i64, Option<i64>);
     let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
-    let some: Vec<&String> = model.users.keys().step_by(2).collect();
-    let filter: roaring::RoaringBitmap = some
-        .iter()
-        .map(|u| db.user_id(u).unwrap().unwrap())
-        .collect();
+    let (some, filter) = every_other_user(db, model);
     for only in [None, Some(&filter)] {
         let got: Vec<Row> = db
             .metrics()
@@ -380,11 +387,7 @@ fn check_revenue(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
 /// first event's (`(day, sessions, bounces, duration ms, events)`).
 fn check_sessions(db: &Db, model: &Model, offset: i32, (from, to): (i32, i32)) {
     let day_of = |ts: i64| (ts + i64::from(offset) * 60_000).div_euclid(DAY_MS) as i32;
-    let some: Vec<&String> = model.users.keys().step_by(2).collect();
-    let filter: roaring::RoaringBitmap = some
-        .iter()
-        .map(|u| db.user_id(u).unwrap().unwrap())
-        .collect();
+    let (some, filter) = every_other_user(db, model);
     for only in [None, Some(&filter)] {
         let rows = db.metrics().sessions(from, to, only).unwrap();
         let got: Vec<(i32, u64, u64, i64, u64)> = rows

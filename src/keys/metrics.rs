@@ -70,9 +70,11 @@ pub fn rolling_block(day: i32) -> i32 {
     day.div_euclid(ROLLING_BLOCK_DAYS)
 }
 
-/// The per-day counters besides events per kind.
+/// The per-day counters besides events per kind. Later formats add
+/// fields (formats ≥ 10: the session depth ones), hence non-exhaustive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum MoneyField {
     /// Purchase events.
     Orders = 1,
