@@ -355,6 +355,42 @@ fn a_format_9_store_gains_session_depth() {
 }
 
 #[test]
+fn an_older_store_gains_the_attribute_index() {
+    // format ≤ 10 had no attribute index: the migration derives it from the
+    // profiles (every migration's assert_clean compares it with them too)
+    let (_dir, db) = migrates(9);
+    let now = T0 + 60 * DAY;
+    let users = |parity: u32| -> roaring::RoaringBitmap {
+        (0..24u32)
+            .filter(|u| parity > 1 || u % 2 == parity)
+            .filter_map(|u| db.user_id(&format!("u{u}")).unwrap())
+            .collect()
+    };
+    for (expr, parity) in [
+        ("attr:region=north", 0),
+        ("attr:region=south", 1),
+        ("attr:region^=so", 1),
+        ("has:region", 2),
+        ("attr:region>=north", 2),
+    ] {
+        let got = db
+            .segment(&stickydb::Segment::parse(expr).unwrap(), now)
+            .unwrap();
+        assert_eq!(got, users(parity), "{expr}");
+    }
+    // and keeps it from then on
+    db.update_profile("u0", &stickydb::ProfileUpdate::new().set("region", "south"))
+        .unwrap();
+    let south = db
+        .segment(&stickydb::Segment::parse("attr:region=south").unwrap(), now)
+        .unwrap();
+    let mut want = users(1);
+    want.insert(db.user_id("u0").unwrap().unwrap());
+    assert_eq!(south, want);
+    assert_clean(&db);
+}
+
+#[test]
 fn rebuild_repairs_damaged_aggregates() {
     let (dir, day, before) = filled_store();
     {

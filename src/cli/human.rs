@@ -165,11 +165,13 @@ pub fn attr(db: &Db, v: &AttrValue) -> String {
         AttrValue::Float(f) => f.to_string(),
         AttrValue::Bool(b) => b.to_string(),
         AttrValue::Timestamp(ms) => local_time(db, *ms),
+        AttrValue::Date(d) => crate::time::format_day(*d),
     }
 }
 
 /// A profile value as JSON: numbers, text and booleans as themselves, a
-/// timestamp as `{"timestamp_ms": …}`.
+/// timestamp as `{"timestamp_ms": …}`, a date as `{"date": "YYYY-MM-DD"}`
+/// (what `import --profiles` reads back).
 pub fn attr_json(v: &AttrValue) -> serde_json::Value {
     match v {
         AttrValue::Str(s) => serde_json::json!(s),
@@ -177,6 +179,7 @@ pub fn attr_json(v: &AttrValue) -> serde_json::Value {
         AttrValue::Float(f) => serde_json::json!(f),
         AttrValue::Bool(b) => serde_json::json!(b),
         AttrValue::Timestamp(ms) => serde_json::json!({ "timestamp_ms": ms }),
+        AttrValue::Date(d) => serde_json::json!({ "date": crate::time::format_day(*d) }),
     }
 }
 

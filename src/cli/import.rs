@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::{open_existing, parse_utc_offset, print_json, Cli};
 use crate::{
-    Db, Error, Event, InputError, Options, Problem, ProfileUpdate, RecordOutcome, TagSource,
+    AttrValue, Db, Error, Event, InputError, Options, Problem, ProfileUpdate, RecordOutcome,
+    TagSource,
 };
 
 /// Records per write batch.
@@ -88,15 +89,24 @@ fn unparsable(field: &'static str, reason: impl Into<String>) -> InputError {
 fn profile(raw: RawProfile, now_ms: i64) -> Result<(String, ProfileUpdate), InputError> {
     let mut u = ProfileUpdate::new();
     for (k, v) in raw.attributes {
-        u = match v {
-            Value::Bool(b) => u.set(k, b),
-            Value::String(s) => u.set(k, s),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => u.set(k, i),
-                None => u.set(k, n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::Null => u.unset(k),
-            other => return Err(unparsable("attributes", format!("{other} is not a scalar"))),
+        // `{"value": V, "sensitive": true}` marks an attribute sensitive
+        let (v, sensitive) = match v {
+            Value::Object(mut o) if o.contains_key("sensitive") => {
+                let sensitive = o.remove("sensitive").and_then(|s| s.as_bool());
+                match (o.remove("value"), sensitive) {
+                    (Some(v), Some(s)) if o.is_empty() => (v, s),
+                    _ => {
+                        let why = "a sensitive attribute is {\"value\": …, \"sensitive\": true}";
+                        return Err(unparsable("attributes", format!("{k}: {why}")));
+                    }
+                }
+            }
+            v => (v, false),
+        };
+        u = match attr_value(&k, v)? {
+            None => u.unset(k),
+            Some(value) if sensitive => u.set_sensitive(k, value),
+            Some(value) => u.set(k, value),
         };
     }
     for t in raw.tags {
@@ -104,6 +114,34 @@ fn profile(raw: RawProfile, now_ms: i64) -> Result<(String, ProfileUpdate), Inpu
     }
     u.validate()?;
     Ok((raw.user, u))
+}
+
+/// A profile attribute's JSON as a typed value (`None`: null, unset):
+/// scalars as themselves, `{"date": "YYYY-MM-DD"}` a calendar date,
+/// `{"timestamp_ms": N}` an instant — as `user --json` prints them.
+fn attr_value(name: &str, v: Value) -> Result<Option<AttrValue>, InputError> {
+    let bad = |why: String| Err(unparsable("attributes", format!("{name}: {why}")));
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
+        Value::Bool(b) => AttrValue::Bool(b),
+        Value::String(s) => AttrValue::Str(s),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AttrValue::Int(i),
+            None => AttrValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::Object(o) if o.len() == 1 => match o.iter().next() {
+            Some((k, Value::String(d))) if k == "date" => match crate::time::parse_day(d) {
+                Ok(day) => AttrValue::Date(day),
+                Err(p) => return bad(p.to_string()),
+            },
+            Some((k, Value::Number(n))) if k == "timestamp_ms" => match n.as_i64() {
+                Some(ms) => AttrValue::Timestamp(ms),
+                None => return bad(format!("timestamp_ms {n} is not an integer")),
+            },
+            _ => return bad("an object must be {\"date\": …} or {\"timestamp_ms\": …}".into()),
+        },
+        other => return bad(format!("{other} is not a scalar, a date or a timestamp_ms")),
+    }))
 }
 
 fn from_json(records: Records, v: Value, now_ms: i64) -> Result<Record, InputError> {

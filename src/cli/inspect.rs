@@ -194,12 +194,18 @@ pub(super) fn segment(
     expr: &str,
     list: &Option<usize>,
     as_of: &Option<String>,
+    show_sensitive: bool,
     now: i64,
 ) -> Result<(), Error> {
     let db = open_existing(cli, true)?;
     let seg = crate::Segment::parse(expr)?;
     let at = human::as_of(&db, as_of.as_deref(), now)?;
-    let users = db.segment(&seg, at.at_ms)?;
+    let sensitive = if show_sensitive {
+        crate::Sensitive::Include
+    } else {
+        crate::Sensitive::Exclude
+    };
+    let users = db.segment_with(&seg, at.at_ms, sensitive)?;
     let mut names = Vec::new();
     if let Some(n) = list {
         for id in users.iter().take(*n) {

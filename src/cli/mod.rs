@@ -26,6 +26,7 @@ macro_rules! out {
 
 mod admin;
 mod args;
+mod args_sub;
 mod demo;
 pub mod dims;
 pub mod experiments;
@@ -267,8 +268,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             as_of,
         } => inspect::user(cli, id, events, show_sensitive, as_of, now),
         Command::Segment {
-            expr, list, as_of, ..
-        } => inspect::segment(cli, expr, list, as_of, now),
+            expr,
+            list,
+            as_of,
+            show_sensitive,
+            ..
+        } => inspect::segment(cli, expr, list, as_of, *show_sensitive, now),
         Command::Checkpoint { dir } => admin::checkpoint(cli, dir),
         Command::Compact => admin::compact(cli),
         Command::Merge {

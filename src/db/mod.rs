@@ -155,10 +155,16 @@ impl Db {
         let kinds = KindRegistry::load(&store, options.kinds.as_ref())?;
         let experiment_settings =
             crate::experiments::load_settings(&store, options.exposure_kind.as_deref())?;
+        // (a new store's default: exposures and contacts are things done to
+        // a user, not by them)
+        let default_non_activity = [
+            experiment_settings.exposure_kind.clone(),
+            crate::segments::CONTACT_KIND.to_owned(),
+        ];
         let metric_settings = metrics::load_settings(
             &store,
             options.non_activity_kinds.as_ref(),
-            std::slice::from_ref(&experiment_settings.exposure_kind),
+            &default_non_activity,
         )?;
         // A new store's metadata and every setting the loaders above put
         // go to disk as one synced batch: a crash leaves no store or a
@@ -368,8 +374,39 @@ impl Db {
     /// The users in `segment` at `now_ms`, as internal ids. Time-relative
     /// atoms (stage, RFM, activity windows) are evaluated as of the local day
     /// of `now_ms`.
+    /// Sensitive attribute values never match: see [`Db::segment_with`].
     pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
         self.snapshot().segment(segment, now_ms)
+    }
+
+    /// [`Db::segment`], where `attr:`, `has:` and anniversary atoms match
+    /// sensitive attribute values too when `sensitive` is
+    /// [`Sensitive::Include`] — for callers allowed to read them, as for
+    /// [`Db::profile`] (docs/metrics.md, "Targeting").
+    ///
+    /// ```
+    /// use stickydb::{AttrValue, Db, Options, ProfileUpdate, Segment, Sensitive};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), Options::default())?;
+    /// let birthday = AttrValue::date(1996, 3, 2).expect("a date");
+    /// db.update_profile("ann", &ProfileUpdate::new().set("age", 29).set("birthday", birthday))?;
+    /// db.update_profile("bob", &ProfileUpdate::new().set("age", 41).set_sensitive("phone", "+1 555"))?;
+    /// let now = 1_772_323_200_000; // 2026-03-01
+    /// let young = Segment::parse("attr:age>=18 and attr:age<=30 and birthday_within:7d")?;
+    /// assert_eq!(db.segment(&young, now)?.len(), 1);
+    /// let reachable = Segment::parse("has:phone")?;
+    /// assert!(db.segment(&reachable, now)?.is_empty());
+    /// assert_eq!(db.segment_with(&reachable, now, Sensitive::Include)?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn segment_with(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+        sensitive: Sensitive,
+    ) -> Result<RoaringBitmap> {
+        self.snapshot().segment_with(segment, now_ms, sensitive)
     }
 
     /// The internal id of an external user id.

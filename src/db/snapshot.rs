@@ -202,20 +202,48 @@ impl Snapshot<'_> {
 
     /// The users in `segment` at `now_ms` (see [`Db::segment`]).
     pub fn segment(&self, segment: &Segment, now_ms: i64) -> Result<RoaringBitmap> {
+        self.segment_with(segment, now_ms, Sensitive::Exclude)
+    }
+
+    /// The users in `segment` at `now_ms`, where `attr:`, `has:` and
+    /// anniversary atoms match sensitive attribute values only with
+    /// [`Sensitive::Include`] (see [`Db::segment_with`]).
+    pub fn segment_with(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+        sensitive: Sensitive,
+    ) -> Result<RoaringBitmap> {
         crate::time::check_ts(now_ms).map_err(|p| InputError::new("now_ms", p))?;
         let universe = self.all_users()?;
         let today = self.db.local_day(now_ms);
         let m = self.metrics();
+        let how = profiles::Lookup {
+            sensitive: sensitive == Sensitive::Include,
+            utc_offset_minutes: self.db.settings().utc_offset_minutes,
+        };
+        let attr = |name: &str, cond: profiles::Cond<'_>| {
+            profiles::users_with_attr(&self.view, name, cond, how)
+        };
         segment.eval(&universe, &mut |atom| match atom {
             Segment::Tag(t) => {
                 Ok(self.users_with_tag(t, Some(now_ms))? | self.rule_tag_holders(t, now_ms)?)
             }
-            Segment::Attr { name, value } => profiles::users_with_attr(&self.view, name, value),
+            Segment::Attr { name, value } => attr(name, profiles::Cond::Eq(value)),
+            Segment::AttrCompare { name, op, value } => attr(name, profiles::Cond::Cmp(*op, value)),
+            Segment::Has(name) => attr(name, profiles::Cond::Has),
+            Segment::Anniversary { name, days } => {
+                attr(name, profiles::Cond::Anniversary { today, days: *days })
+            }
             Segment::Stage(s) => m.users_in_stage(s, today),
             Segment::Rfm(s) => m.users_in_rfm_segment(s, today),
             Segment::Tier(t) => self.users_in_tier(t),
             Segment::ActiveWithin(n) => m.active_within(*n, today),
             Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
+            Segment::ContactedWithin(n) => {
+                let kind = EventKind::from_name(crate::segments::CONTACT_KIND);
+                m.active_users(Some(&kind), today - (*n as i32 - 1), today, None)
+            }
             Segment::Did { kind, days } => {
                 let kind = EventKind::from_name(kind);
                 match days {

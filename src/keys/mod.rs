@@ -2,7 +2,7 @@
 //!
 //! Owns every byte layout of every RocksDB key, in one place: the primitive
 //! encodings here, then one submodule per column family whose keys have more
-//! than one layout — [`meta`], [`metrics`] (every counter and user set,
+//! than one layout — [`attrs`] (the attribute index), [`meta`], [`metrics`] (every counter and user set,
 //! whichever module writes it), [`ledger`] (the `ledger` and `ledger_due`
 //! column families) and [`activity`]. Per-user keys of the other column
 //! families (`profiles`, `tags`, `events`, `event_ids`, `tag_expiry`) are the
@@ -12,6 +12,7 @@
 //! touch RocksDB or value encodings.
 
 pub mod activity;
+pub mod attrs;
 pub mod dims;
 pub mod experiments;
 pub mod feed;

@@ -1,21 +1,28 @@
 //! Profiles and tags (SPEC §1, §5): typed attributes set and unset
 //! atomically, tags with source, freshness and expiry, and the tag index.
 //!
-//! Owns the `profiles`, `tags`, `tag_index` and `tag_expiry` column families.
+//! Owns the `profiles`, `tags`, `tag_index`, `tag_expiry` and `attr_index`
+//! column families ([`index`]: the attribute index).
 //! The tag index (tag → user bitmap) is updated by merge operands in the same
 //! batch as the tag change, so it never disagrees with the tags after a crash.
 //! Expiring tags are also kept ordered by expiry so that "holders as of now"
 //! and purging never scan every user. Must not touch events.
 
+mod index;
+mod update;
+
+pub(crate) use index::{Cond, Lookup};
+pub use update::ProfileUpdate;
+
 use crate::store::Reader;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::store::Batch;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::error::{InputError, Problem, Result};
+use crate::error::{InputError, Result};
 use crate::keys;
 use crate::store::merge::BitmapDelta;
 use crate::store::{decode_value, Cf, Store};
@@ -34,7 +41,15 @@ pub const MAX_UPDATE_OPS: usize = 1024;
 pub const MAX_PURGE_PER_CALL: usize = 100_000;
 
 /// A typed profile attribute value.
+///
+/// ```
+/// use stickydb::AttrValue;
+/// let birthday = AttrValue::date(1990, 2, 28).expect("a real date");
+/// assert_eq!(birthday.to_string(), "1990-02-28");
+/// assert_eq!(AttrValue::date(1990, 2, 29), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AttrValue {
     /// Text (≤ 4 KiB).
     Str(String),
@@ -46,6 +61,26 @@ pub enum AttrValue {
     Bool(bool),
     /// A moment, ms since the Unix epoch.
     Timestamp(i64),
+    /// A calendar date without a time or zone (a birthday), as days since
+    /// 1970-01-01; years 1 to 9999. Build one with [`AttrValue::date`].
+    Date(i32),
+}
+
+/// Earliest accepted date attribute: 0001-01-01, in days since 1970-01-01.
+pub const MIN_DATE_DAY: i32 = -719_162;
+/// Latest accepted date attribute: 9999-12-31, in days since 1970-01-01.
+pub const MAX_DATE_DAY: i32 = 2_932_896;
+
+impl AttrValue {
+    /// The calendar date `year-month-day`, or `None` when there is no such
+    /// date in years 1 to 9999.
+    pub fn date(year: i32, month: u32, day: u32) -> Option<AttrValue> {
+        let d = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+        let days = time::date_to_day(d);
+        (MIN_DATE_DAY..=MAX_DATE_DAY)
+            .contains(&days)
+            .then_some(AttrValue::Date(days))
+    }
 }
 
 impl From<&str> for AttrValue {
@@ -71,6 +106,35 @@ impl From<f64> for AttrValue {
 impl From<bool> for AttrValue {
     fn from(b: bool) -> Self {
         AttrValue::Bool(b)
+    }
+}
+
+/// How an `attr:` atom compares (`attr:age>=18`, `attr:city^=Shen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttrOp {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `^=`: a text value starts with the literal.
+    Prefix,
+}
+
+impl AttrOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrOp::Lt => "<",
+            AttrOp::Le => "<=",
+            AttrOp::Gt => ">",
+            AttrOp::Ge => ">=",
+            AttrOp::Prefix => "^=",
+        }
     }
 }
 
@@ -109,169 +173,6 @@ struct StoredAttr {
     sensitive: bool,
 }
 
-/// A set of changes to one user's profile, applied atomically.
-///
-/// ```
-/// use stickydb::{ProfileUpdate, TagSource};
-/// let update = ProfileUpdate::new()
-///     .set("region", "EU")
-///     .set("age", 31)
-///     .set_sensitive("phone", "+49 30 1234")
-///     .unset("occupation")
-///     .tag("vip", TagSource::Manual, 1_700_000_000_000, None)
-///     .untag("trial");
-/// assert_eq!(update.len(), 6);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProfileUpdate {
-    set: Vec<(String, AttrValue, bool)>,
-    unset: Vec<String>,
-    tags: Vec<(String, Tag)>,
-    untags: Vec<String>,
-}
-
-impl ProfileUpdate {
-    /// An empty update.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets attribute `name`.
-    pub fn set(mut self, name: impl Into<String>, value: impl Into<AttrValue>) -> Self {
-        self.set.push((name.into(), value.into(), false));
-        self
-    }
-
-    /// Sets attribute `name` and marks it sensitive: it is returned only to
-    /// callers that ask for sensitive attributes.
-    pub fn set_sensitive(mut self, name: impl Into<String>, value: impl Into<AttrValue>) -> Self {
-        self.set.push((name.into(), value.into(), true));
-        self
-    }
-
-    /// Removes attribute `name` (no-op when absent).
-    pub fn unset(mut self, name: impl Into<String>) -> Self {
-        self.unset.push(name.into());
-        self
-    }
-
-    /// Gives the user tag `name` (or refreshes it).
-    pub fn tag(
-        mut self,
-        name: impl Into<String>,
-        source: TagSource,
-        updated_at_ms: i64,
-        expires_at_ms: Option<i64>,
-    ) -> Self {
-        self.tags.push((
-            name.into(),
-            Tag {
-                source,
-                updated_at_ms,
-                expires_at_ms,
-            },
-        ));
-        self
-    }
-
-    /// Takes tag `name` from the user (no-op when absent).
-    pub fn untag(mut self, name: impl Into<String>) -> Self {
-        self.untags.push(name.into());
-        self
-    }
-
-    /// Number of changes.
-    pub fn len(&self) -> usize {
-        self.set.len() + self.unset.len() + self.tags.len() + self.untags.len()
-    }
-
-    /// Whether the update changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Appends `later` as if applied after this update: where both change
-    /// one attribute or tag, `later`'s change wins.
-    pub(crate) fn then(&mut self, later: ProfileUpdate) {
-        let attrs: HashSet<&str> = later
-            .set
-            .iter()
-            .map(|(n, _, _)| n.as_str())
-            .chain(later.unset.iter().map(String::as_str))
-            .collect();
-        self.set.retain(|(n, _, _)| !attrs.contains(n.as_str()));
-        self.unset.retain(|n| !attrs.contains(n.as_str()));
-        let tags: HashSet<&str> = later
-            .tags
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .chain(later.untags.iter().map(String::as_str))
-            .collect();
-        self.tags.retain(|(n, _)| !tags.contains(n.as_str()));
-        self.untags.retain(|n| !tags.contains(n.as_str()));
-        self.set.extend(later.set);
-        self.unset.extend(later.unset);
-        self.tags.extend(later.tags);
-        self.untags.extend(later.untags);
-    }
-
-    pub(crate) fn creates(&self) -> bool {
-        !self.set.is_empty() || !self.tags.is_empty()
-    }
-
-    /// Checks every change against the bounds above.
-    pub fn validate(&self) -> Result<(), InputError> {
-        let err = InputError::new;
-        InputError::check_count("profile_update", self.len(), MAX_UPDATE_OPS)?;
-        let mut attr_names = HashSet::new();
-        for (i, (name, value, _)) in self.set.iter().enumerate() {
-            users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)
-                .map_err(|p| err("attribute.name", p).at(i))?;
-            check_attr_value(value).map_err(|p| err("attribute.value", p).at(i))?;
-            if !attr_names.insert(name.as_str()) {
-                return Err(err("attribute.name", Problem::Repeated { name: name.clone() }).at(i));
-            }
-        }
-        for (i, name) in self.unset.iter().enumerate() {
-            users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)
-                .map_err(|p| err("unset.name", p).at(i))?;
-            if !attr_names.insert(name.as_str()) {
-                return Err(err("unset.name", Problem::Repeated { name: name.clone() }).at(i));
-            }
-        }
-        let mut tag_names = HashSet::new();
-        for (i, (name, tag)) in self.tags.iter().enumerate() {
-            users::check_name(name, MAX_TAG_BYTES).map_err(|p| err("tag.name", p).at(i))?;
-            time::check_ts(tag.updated_at_ms).map_err(|p| err("tag.updated_at_ms", p).at(i))?;
-            if let Some(e) = tag.expires_at_ms {
-                time::check_ts(e).map_err(|p| err("tag.expires_at_ms", p).at(i))?;
-            }
-            if !tag_names.insert(name.as_str()) {
-                return Err(err("tag.name", Problem::Repeated { name: name.clone() }).at(i));
-            }
-        }
-        for (i, name) in self.untags.iter().enumerate() {
-            users::check_name(name, MAX_TAG_BYTES).map_err(|p| err("untag.name", p).at(i))?;
-            if !tag_names.insert(name.as_str()) {
-                return Err(err("untag.name", Problem::Repeated { name: name.clone() }).at(i));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn check_attr_value(v: &AttrValue) -> Result<(), Problem> {
-    match v {
-        AttrValue::Str(s) if s.len() > MAX_ATTRIBUTE_VALUE_BYTES => Err(Problem::TooLong {
-            len_bytes: s.len(),
-            max_bytes: MAX_ATTRIBUTE_VALUE_BYTES,
-        }),
-        AttrValue::Float(f) if !f.is_finite() => Err(Problem::NotFinite),
-        AttrValue::Timestamp(t) => time::check_ts(*t),
-        _ => Ok(()),
-    }
-}
-
 /// Whether sensitive attributes are returned (SPEC §5: only on explicit ask).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sensitive {
@@ -307,14 +208,18 @@ pub(crate) fn apply_update(
             value: value.clone(),
             sensitive: *sensitive,
         };
-        batch.put(
-            Cf::Profiles,
-            keys::user_and_name(user_id, name),
-            codec::encode(&stored)?,
-        );
+        let key = keys::user_and_name(user_id, name);
+        let old: Option<StoredAttr> = store.get(Cf::Profiles, &key)?;
+        index::change(batch, user_id, name, old.as_ref(), Some(&stored));
+        batch.put(Cf::Profiles, key, codec::encode(&stored)?);
     }
     for name in &update.unset {
-        batch.delete(Cf::Profiles, keys::user_and_name(user_id, name));
+        let key = keys::user_and_name(user_id, name);
+        let old: Option<StoredAttr> = store.get(Cf::Profiles, &key)?;
+        if let Some(old) = old {
+            index::change(batch, user_id, name, Some(&old), None);
+            batch.delete(Cf::Profiles, key);
+        }
     }
     for (name, tag) in &update.tags {
         let key = keys::user_and_name(user_id, name);
@@ -372,7 +277,10 @@ pub(crate) fn remove_expired_tag(
 pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
     let prefix = keys::user(user_id);
     for item in store.prefix(Cf::Profiles, &prefix)? {
-        let (k, _) = item?;
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+        let old: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+        index::change(batch, user_id, &name, Some(&old), None);
         batch.delete(Cf::Profiles, k);
     }
     for item in store.prefix(Cf::Tags, &prefix)? {
@@ -404,27 +312,47 @@ impl std::fmt::Display for AttrValue {
             AttrValue::Int(n) | AttrValue::Timestamp(n) => write!(f, "{n}"),
             AttrValue::Float(x) => write!(f, "{x}"),
             AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Date(d) => f.write_str(&time::format_day(*d)),
         }
     }
 }
 
-/// Users whose attribute `name` prints as `value`. Sensitive attributes never
-/// match: a segment would reveal them. Scans every profile.
+/// Users whose attribute `name` meets `cond`, from the attribute index.
 pub(crate) fn users_with_attr(
-    store: &impl Reader,
+    reader: &impl Reader,
     name: &str,
-    value: &str,
+    cond: Cond<'_>,
+    how: Lookup,
 ) -> Result<RoaringBitmap> {
-    let mut out = RoaringBitmap::new();
-    for item in store.read_range(Cf::Profiles, &[], None)? {
-        let (k, v) = item?;
-        let (user_id, attr) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
-        if attr != name {
-            continue;
+    users::check_name(name, MAX_ATTRIBUTE_NAME_BYTES)
+        .map_err(|p| InputError::new("attribute", p))?;
+    index::users(reader, name, cond, how)
+}
+
+/// Adds the attribute-index entries of `users`' stored attributes to
+/// `batch` (a migration step's page; adding is idempotent).
+pub(crate) fn index_users(store: &Store, users: &[u32], batch: &mut Batch) -> Result<()> {
+    for &user_id in users {
+        for item in store.prefix(Cf::Profiles, &keys::user(user_id))? {
+            let (k, v) = item?;
+            let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+            let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+            index::change(batch, user_id, &name, None, Some(&a));
         }
+    }
+    Ok(())
+}
+
+/// The attribute index as the profiles say it should be: every entry key
+/// with its users (for `verify`).
+pub(crate) fn derive_attr_index(store: &Store) -> Result<BTreeMap<Vec<u8>, RoaringBitmap>> {
+    let mut out: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
+    for item in store.range(Cf::Profiles, &[], None)? {
+        let (k, v) = item?;
+        let (user_id, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
         let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
-        if !a.sensitive && a.value.to_string() == value {
-            out.insert(user_id);
+        for key in index::keys_of(user_id, &name, &a) {
+            out.entry(key).or_default().insert(user_id);
         }
     }
     Ok(out)

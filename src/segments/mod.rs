@@ -14,12 +14,26 @@
 //! unary  := "not" unary | atom
 //! atom   := "(" expr ")" | "all"
 //!         | "tag:" NAME                  live tag
-//!         | "attr:" NAME "=" VALUE       profile attribute equals (as printed)
+//!         | "attr:" NAME "=" VALUE       attribute equals VALUE read as each type
+//!                                        it parses as (text, integer, float,
+//!                                        boolean, instant ms, YYYY-MM-DD date)
+//!         | "attr:" NAME OP VALUE        OP one of >= > <= <: numbers compare
+//!                                        with integers, floats and instants
+//!                                        (ms); a YYYY-MM-DD with dates, with
+//!                                        instants (its whole local day) and
+//!                                        with text; an RFC 3339 instant with
+//!                                        instants; anything else with text
+//!         | "attr:" NAME "^=" VALUE      text attribute starts with VALUE
+//!         | "has:" NAME                  the attribute is set
+//!         | "birthday_within:" N "d"     = anniversary:birthday@Nd
+//!         | "anniversary:" NAME "@" N "d"  date attribute's month and day fall
+//!                                        on one of N local days from today
 //!         | "stage:" NAME                lifecycle stage as of today
 //!         | "rfm:" NAME                  RFM segment as of today
 //!         | "tier:" NAME                 loyalty tier (as last recorded)
 //!         | "active_within:" N "d"       ≥ 1 activity in the last N days
 //!         | "inactive_for:" N "d"        no activity in the last N days
+//!         | "contacted_within:" N "d"    ≥ 1 `contacted` event in the last N days
 //!         | "did:" KIND                  ≥ 1 event of KIND, ever
 //!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
 //!         | "entered:" STAGE             stage became STAGE today
@@ -34,12 +48,22 @@
 //!
 //! `not` binds tightest, then `and`, then `or`.
 
+mod parse;
+
 use roaring::RoaringBitmap;
+
+pub use crate::profiles::AttrOp;
+
+use parse::Parser;
 
 use crate::error::{InputError, Problem};
 
 /// An optional inclusive local-day range of an atom.
 type DayRange = Option<(i32, i32)>;
+
+/// The event kind of a message sent to a user (push, SMS, e-mail), read by
+/// `contacted_within:Nd`; a new store counts it as non-activity.
+pub const CONTACT_KIND: &str = "contacted";
 
 /// Longest accepted segment expression, in bytes.
 pub const MAX_EXPR_BYTES: usize = 4096;
@@ -54,17 +78,40 @@ pub const MAX_EXPR_DEPTH: usize = 64;
 /// assert_eq!(Segment::parse("tag:vip and not tag:trial").unwrap(), s);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Segment {
     /// Every user in the store.
     All,
     /// Users holding a live tag.
     Tag(String),
-    /// Users whose profile attribute `name` prints as `value`.
+    /// Users whose profile attribute `name` equals `value` read as each
+    /// type it parses as (`EU`, `42`, `true`, `1990-02-28`).
     Attr {
         /// Attribute name.
         name: String,
-        /// Expected value, as printed (`true`, `42`, `EU`).
+        /// Expected value, as written.
         value: String,
+    },
+    /// Users whose attribute `name` compares with `value` as `op` says
+    /// (module docs: which types a literal compares with).
+    AttrCompare {
+        /// Attribute name.
+        name: String,
+        /// The comparison.
+        op: AttrOp,
+        /// The literal, as written.
+        value: String,
+    },
+    /// Users who have attribute `name` set (`has:phone`).
+    Has(String),
+    /// Users whose date attribute `name` has its next anniversary on one of
+    /// `days` local days starting with the as-of day (29 February on 28
+    /// February in common years; `birthday_within:7d` for `birthday`).
+    Anniversary {
+        /// Attribute name.
+        name: String,
+        /// The window's length, 1..=3660.
+        days: u32,
     },
     /// Users in a lifecycle stage.
     Stage(String),
@@ -76,6 +123,9 @@ pub enum Segment {
     ActiveWithin(u32),
     /// Users without activity in the last N days (today included).
     InactiveFor(u32),
+    /// Users with a [`CONTACT_KIND`] event in the last N days (today
+    /// included): a campaign excludes users messaged recently.
+    ContactedWithin(u32),
     /// Users with an event of a kind, ever or in a local-day range.
     Did {
         /// The kind's name.
@@ -219,11 +269,17 @@ impl std::fmt::Display for Segment {
             Segment::All => write!(f, "all"),
             Segment::Tag(t) => write!(f, "tag:{t}"),
             Segment::Attr { name, value } => write!(f, "attr:{name}={value}"),
+            Segment::AttrCompare { name, op, value } => {
+                write!(f, "attr:{name}{}{value}", op.as_str())
+            }
+            Segment::Has(name) => write!(f, "has:{name}"),
+            Segment::Anniversary { name, days } => write!(f, "anniversary:{name}@{days}d"),
             Segment::Stage(s) => write!(f, "stage:{s}"),
             Segment::Rfm(s) => write!(f, "rfm:{s}"),
             Segment::Tier(s) => write!(f, "tier:{s}"),
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
+            Segment::ContactedWithin(n) => write!(f, "contacted_within:{n}d"),
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
             Segment::Touch { last, dim, value } => {
                 let which = if *last { "last" } else { "first" };
@@ -276,233 +332,6 @@ impl std::fmt::Display for Segment {
             Segment::Or(a, b) => write!(f, "({a} or {b})"),
             Segment::Not(a) => write!(f, "not {a}"),
         }
-    }
-}
-
-struct Parser<'t> {
-    tokens: Vec<&'t str>,
-    pos: usize,
-}
-
-impl<'t> Parser<'t> {
-    fn error(&self, reason: String) -> InputError {
-        InputError::new(
-            "segment",
-            Problem::Unparsable {
-                reason: format!("{reason} at token {}", self.pos + 1),
-            },
-        )
-    }
-
-    fn peek(&self) -> Option<&'t str> {
-        self.tokens.get(self.pos).copied()
-    }
-
-    fn depth_check(&self, depth: usize) -> Result<(), InputError> {
-        if depth > MAX_EXPR_DEPTH {
-            Err(self.error(format!("nesting deeper than {MAX_EXPR_DEPTH}")))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `N` followed by `d`, 1..=3660.
-    /// `NAME` or `NAME@DAY..DAY`.
-    fn ranged<'r>(
-        &self,
-        tok: &str,
-        rest: &'r str,
-        field: &'static str,
-    ) -> Result<(&'r str, DayRange), InputError> {
-        match rest.split_once('@') {
-            None => Ok((rest, None)),
-            Some((name, range)) => {
-                let Some((a, b)) = range.split_once("..") else {
-                    return Err(self.error(format!("{tok:?} needs NAME@DAY..DAY")));
-                };
-                let a = crate::time::parse_day(a).map_err(|p| InputError::new(field, p))?;
-                let b = crate::time::parse_day(b).map_err(|p| InputError::new(field, p))?;
-                Ok((name, Some((a, b))))
-            }
-        }
-    }
-
-    /// `did:KIND[DIM=VALUE]`'s parts after the `[`.
-    fn did_with(
-        &self,
-        tok: &str,
-        kind: &str,
-        filter: &str,
-        days: DayRange,
-    ) -> Result<Segment, InputError> {
-        let Some((dim, value)) = filter.strip_suffix(']').and_then(|f| f.split_once('=')) else {
-            return Err(self.error(format!("{tok:?} needs did:KIND[DIM=VALUE]")));
-        };
-        if !kind.is_empty() {
-            crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
-                .map_err(|p| InputError::new("segment.did", p))?;
-        }
-        crate::users::check_name(dim, crate::timeline::MAX_KIND_BYTES)
-            .map_err(|p| InputError::new("segment.did", p))?;
-        Ok(Segment::DidWith {
-            kind: kind.to_owned(),
-            dim: dim.to_owned(),
-            value: value.to_owned(),
-            days,
-        })
-    }
-
-    fn days(&self, text: &str) -> Result<u32, InputError> {
-        let n: Option<u32> = text.strip_suffix('d').and_then(|n| n.parse().ok());
-        match n {
-            Some(n) if (1..=3660).contains(&n) => Ok(n),
-            _ => Err(self.error(format!("{text:?} is not a day count like 30d (1..=3660)"))),
-        }
-    }
-
-    fn or(&mut self, depth: usize) -> Result<Segment, InputError> {
-        self.depth_check(depth)?;
-        let mut left = self.and(depth + 1)?;
-        while self.peek() == Some("or") {
-            self.pos += 1;
-            left = left.or(self.and(depth + 1)?);
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self, depth: usize) -> Result<Segment, InputError> {
-        self.depth_check(depth)?;
-        let mut left = self.unary(depth + 1)?;
-        while self.peek() == Some("and") {
-            self.pos += 1;
-            left = left.and(self.unary(depth + 1)?);
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self, depth: usize) -> Result<Segment, InputError> {
-        self.depth_check(depth)?;
-        match self.peek() {
-            Some("not") => {
-                self.pos += 1;
-                Ok(self.unary(depth + 1)?.not())
-            }
-            _ => self.atom(depth + 1),
-        }
-    }
-
-    fn atom(&mut self, depth: usize) -> Result<Segment, InputError> {
-        let Some(tok) = self.peek() else {
-            return Err(self.error("expression ends early".into()));
-        };
-        self.pos += 1;
-        if tok == "(" {
-            let inner = self.or(depth + 1)?;
-            if self.peek() != Some(")") {
-                return Err(self.error("missing ')'".into()));
-            }
-            self.pos += 1;
-            return Ok(inner);
-        }
-        match tok {
-            "all" => return Ok(Segment::All),
-            "shared" => return Ok(Segment::Shared),
-            "referred" => return Ok(Segment::Referred),
-            _ => {}
-        }
-        if let Some(user) = tok.strip_prefix("referred_by:") {
-            crate::users::check_user(user)
-                .map_err(|p| InputError::new("segment.referred_by", p))?;
-            return Ok(Segment::ReferredBy(user.to_owned()));
-        }
-        if let Some(rest) = tok.strip_prefix("variant:") {
-            let Some((experiment, variant)) = rest.split_once('=') else {
-                return Err(self.error(format!("{tok:?} needs EXPERIMENT=VARIANT")));
-            };
-            for name in [experiment, variant] {
-                crate::users::check_name(name, crate::experiments::MAX_NAME_BYTES)
-                    .map_err(|p| InputError::new("segment.variant", p))?;
-            }
-            return Ok(Segment::Variant {
-                experiment: experiment.to_owned(),
-                variant: variant.to_owned(),
-            });
-        }
-        if let Some(name) = tok.strip_prefix("tag:") {
-            crate::users::check_name(name, crate::profiles::MAX_TAG_BYTES)
-                .map_err(|p| InputError::new("segment.tag", p))?;
-            return Ok(Segment::tag(name));
-        }
-        if let Some(rest) = tok.strip_prefix("attr:") {
-            let Some((name, value)) = rest.split_once('=') else {
-                return Err(self.error(format!("{tok:?} needs NAME=VALUE")));
-            };
-            crate::users::check_name(name, crate::profiles::MAX_ATTRIBUTE_NAME_BYTES)
-                .map_err(|p| InputError::new("segment.attr", p))?;
-            return Ok(Segment::Attr {
-                name: name.to_owned(),
-                value: value.to_owned(),
-            });
-        }
-        if let Some(name) = tok.strip_prefix("stage:") {
-            crate::users::check_name(name, crate::metrics::MAX_STAGE_NAME_BYTES)
-                .map_err(|p| InputError::new("segment.stage", p))?;
-            return Ok(Segment::Stage(name.to_owned()));
-        }
-        if let Some(name) = tok.strip_prefix("rfm:") {
-            // RFM segment names are labels like stage names, with their bound.
-            crate::users::check_name(name, crate::metrics::MAX_STAGE_NAME_BYTES)
-                .map_err(|p| InputError::new("segment.rfm", p))?;
-            return Ok(Segment::Rfm(name.to_owned()));
-        }
-        if let Some(name) = tok.strip_prefix("tier:") {
-            crate::users::check_name(name, crate::ledger::MAX_TIER_NAME_BYTES)
-                .map_err(|p| InputError::new("segment.tier", p))?;
-            return Ok(Segment::Tier(name.to_owned()));
-        }
-        if let Some(n) = tok.strip_prefix("active_within:") {
-            return Ok(Segment::ActiveWithin(self.days(n)?));
-        }
-        if let Some(n) = tok.strip_prefix("inactive_for:") {
-            return Ok(Segment::InactiveFor(self.days(n)?));
-        }
-        if let Some(rest) = tok.strip_prefix("entered:") {
-            let (stage, days) = self.ranged(tok, rest, "segment.entered")?;
-            crate::users::check_name(stage, crate::metrics::MAX_STAGE_NAME_BYTES)
-                .map_err(|p| InputError::new("segment.entered", p))?;
-            return Ok(Segment::Entered {
-                stage: stage.to_owned(),
-                days,
-            });
-        }
-        for (prefix, last) in [("first:", false), ("last:", true)] {
-            if let Some(rest) = tok.strip_prefix(prefix) {
-                let Some((dim, value)) = rest.split_once('=') else {
-                    return Err(self.error(format!("{tok:?} needs {prefix}DIM=VALUE")));
-                };
-                crate::users::check_name(dim, crate::timeline::MAX_KIND_BYTES)
-                    .map_err(|p| InputError::new("segment.touch", p))?;
-                return Ok(Segment::Touch {
-                    last,
-                    dim: dim.to_owned(),
-                    value: value.to_owned(),
-                });
-            }
-        }
-        if let Some(rest) = tok.strip_prefix("did:") {
-            let (kind, days) = self.ranged(tok, rest, "segment.did")?;
-            if let Some((kind, filter)) = kind.split_once('[') {
-                return self.did_with(tok, kind, filter, days);
-            }
-            crate::users::check_name(kind, crate::timeline::MAX_KIND_BYTES)
-                .map_err(|p| InputError::new("segment.did", p))?;
-            return Ok(Segment::Did {
-                kind: kind.to_owned(),
-                days,
-            });
-        }
-        self.pos -= 1;
-        Err(self.error(format!("unknown atom {tok:?}")))
     }
 }
 

@@ -37,11 +37,14 @@ pub enum Cf {
     Social,
     /// `user` → the user's feature state (derived; `features`).
     Features,
+    /// `attribute | typed value | chunk` → bitmap of the users whose
+    /// attribute has that value (merge operator; `keys::attrs`).
+    AttrIndex,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 16] = [
+    pub const ALL: [Cf; 17] = [
         Cf::Meta,
         Cf::UserByName,
         Cf::UserById,
@@ -58,6 +61,7 @@ impl Cf {
         Cf::Feed,
         Cf::Social,
         Cf::Features,
+        Cf::AttrIndex,
     ];
 
     /// The RocksDB name of the column family.
@@ -79,6 +83,7 @@ impl Cf {
             Cf::Feed => "feed",
             Cf::Social => "social",
             Cf::Features => "features",
+            Cf::AttrIndex => "attr_index",
         }
     }
 
@@ -86,7 +91,7 @@ impl Cf {
     pub(super) const fn point_reads(self) -> PointReads {
         match self {
             // only ever scanned: timelines, expiry and due indexes
-            Cf::Events | Cf::TagExpiry | Cf::LedgerDue => PointReads::None,
+            Cf::Events | Cf::TagExpiry | Cf::LedgerDue | Cf::AttrIndex => PointReads::None,
             // the clock and notice marks are point-read; the rest scanned
             Cf::Feed => PointReads::Misses,
             // lookups that mostly miss: dedup, new users, new days, sessions

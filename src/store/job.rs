@@ -83,7 +83,7 @@ impl JobKind {
             // Formats 1–5 differ from today in every derived structure;
             // 6 lacks the social family, 7 the experiment assignments, 8
             // the users' sequence records (docs/architecture.md, "Opening"),
-            // 9 the sessions' depth.
+            // 9 the sessions' depth, 10 the attribute index.
             JobKind::Migration { from_format } => match from_format {
                 ..=5 => &[
                     AllUsers,
@@ -94,11 +94,13 @@ impl JobKind {
                     SocialRederive,
                     Experiments,
                     Sequences,
+                    AttrIndex,
                 ],
-                6 => &[SocialRederive, Experiments, Sequences, SessionDepth],
-                7 => &[Experiments, Sequences, SessionDepth],
-                8 => &[Sequences, SessionDepth],
-                _ => &[SessionDepth],
+                6 => &[SocialRederive, Experiments, Sequences, SessionDepth, AttrIndex],
+                7 => &[Experiments, Sequences, SessionDepth, AttrIndex],
+                8 => &[Sequences, SessionDepth, AttrIndex],
+                9 => &[SessionDepth, AttrIndex],
+                _ => &[AttrIndex],
             },
             JobKind::Rebuild => &[
                 Clear,
@@ -194,6 +196,10 @@ pub(crate) enum Step {
     /// Re-deriving each session's depth from its events (cursor: the last
     /// user).
     SessionDepth,
+    /// The attribute index from the profiles: cleared while the cursor is
+    /// empty, then each page of users' entries added (cursor: the last
+    /// user).
+    AttrIndex,
 }
 
 impl Step {
@@ -221,6 +227,7 @@ impl Step {
             Step::DimBackfill => "adding the dimension's part of every event",
             Step::DimDrop => "deleting the dimension's aggregates",
             Step::SessionDepth => "re-deriving each session's depth",
+            Step::AttrIndex => "deriving the attribute index from the profiles",
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -67,8 +67,9 @@ pub const FORMAT_VERSION: u32 = 10;
 /// its first day alone: its migration re-derives each session's first and
 /// last instants and events from the events, and the day counters of
 /// bounces, durations and events that sum them (docs/metrics.md,
-/// "Sessions").
-pub const MIGRATABLE_FORMATS: [u32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+/// "Sessions"). Version 10 had no attribute index (`attr_index`): its
+/// migration derives it from the profiles.
+pub const MIGRATABLE_FORMATS: [u32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

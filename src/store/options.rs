@@ -252,7 +252,7 @@ pub(super) fn cf_options(cf: Cf, options: &Options, cache: &Cache) -> rocksdb::O
     }
     o.set_block_based_table_factory(&table);
     match cf {
-        Cf::TagIndex => {
+        Cf::TagIndex | Cf::AttrIndex => {
             o.set_merge_operator(
                 "stickydb.bitmap.v1",
                 merge::bitmap_full_merge,

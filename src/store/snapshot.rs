@@ -75,6 +75,17 @@ pub trait Reader {
         self.read_range(cf, prefix, crate::keys::prefix_successor(prefix))
     }
 
+    /// Reads the union of the user sets stored in chunks under the keys
+    /// in `[from, until)`.
+    fn read_set_range(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        until: Option<Vec<u8>>,
+    ) -> Result<roaring::RoaringBitmap> {
+        union_of_chunks(cf, self.read_range(cf, from, until)?)
+    }
+
     /// Reads a user set stored in chunks under `prefix`.
     fn read_set(&self, cf: Cf, prefix: &[u8]) -> Result<roaring::RoaringBitmap> {
         union_of_chunks(cf, self.read_prefix(cf, prefix)?)

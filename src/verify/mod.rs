@@ -82,6 +82,7 @@ pub(crate) fn run(
     *r.checked.entry(Cf::Features.name().to_owned()).or_default() += read;
     check_profiles(store, &mut r)?;
     tags::check_tags(store, &mut r)?;
+    tags::check_attr_index(store, &mut r)?;
     let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;
     let mut expected = metrics::Expected::new(store, non_activity, tier_sets, model);
     let mut assignments = experiments::Expected::new(store, exposure_kind);

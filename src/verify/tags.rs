@@ -92,3 +92,51 @@ pub(super) fn check_tags(store: &Store, r: &mut VerifyReport) -> Result<()> {
     }
     Ok(())
 }
+
+/// The attribute index against the profiles, entry by entry (an empty
+/// set left by removals until compaction counts as absent).
+pub(super) fn check_attr_index(store: &Store, r: &mut VerifyReport) -> Result<()> {
+    let mut want = match crate::profiles::derive_attr_index(store) {
+        Ok(want) => want,
+        Err(e) => {
+            // (the profile records' own check names the damage)
+            r.problem(format!("attribute index not checked: {e}"));
+            return Ok(());
+        }
+    };
+    for item in store.range(Cf::AttrIndex, &[], None)? {
+        let (k, v) = item?;
+        r.count(Cf::AttrIndex);
+        let (name, space, _, chunk) = match keys::attrs::split(Cf::AttrIndex.name(), &k) {
+            Ok(x) => x,
+            Err(e) => {
+                r.problem(e.to_string());
+                continue;
+            }
+        };
+        let expect = want.remove(&k[..]).unwrap_or_default();
+        match merge::decode_bitmap(&v) {
+            Some(got) if got == expect => {}
+            Some(got) => r.problem(format!(
+                "attribute index {name:?} (space {space}) chunk {chunk} has {} users, the \
+                 profiles say {} ({} differ)",
+                got.len(),
+                expect.len(),
+                (&got ^ &expect).len()
+            )),
+            None => r.problem(format!(
+                "attribute index {name:?} chunk {chunk} does not decode"
+            )),
+        }
+    }
+    for (k, set) in want {
+        let name = keys::attrs::split(Cf::AttrIndex.name(), &k)
+            .map(|(n, ..)| n)
+            .unwrap_or_default();
+        r.problem(format!(
+            "attribute index {name:?} misses {} users the profiles name",
+            set.len()
+        ));
+    }
+    Ok(())
+}

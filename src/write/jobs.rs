@@ -16,7 +16,7 @@ use crate::metrics::state::{StageCtx, StateWrites};
 use crate::metrics::transitions::Publish;
 use crate::metrics::StageModel;
 use crate::social::SocialSettings;
-use crate::store::{Batch, Job, Step, Store};
+use crate::store::{Batch, Cf, Job, Step, Store};
 use crate::{ledger, metrics, profiles, social, users};
 
 /// Users settled per batch by the per-user steps (re-tier, resettle,
@@ -140,6 +140,14 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             let offset = store.settings().utc_offset_minutes;
             metrics::sessions::rederive(store, offset, users, batch)
         }),
+        Step::AttrIndex => {
+            if job.cursor.is_empty() {
+                store.delete_prefix(Cf::AttrIndex, &[], users::REBUILD_BATCH_KEYS)?;
+            }
+            per_user(ctx, job, |store, users, batch| {
+                profiles::index_users(store, users, batch)
+            })
+        }
         Step::Resettle => per_user(ctx, job, |store, users, batch| {
             let stages = StageCtx {
                 model: ctx.model,

@@ -88,7 +88,7 @@ pub fn raw_open(path: &std::path::Path) -> rocksdb::DB {
     let cfs = names.into_iter().map(|n| {
         let mut o = rocksdb::Options::default();
         match n.as_str() {
-            "tag_index" => o.set_merge_operator(
+            "tag_index" | "attr_index" => o.set_merge_operator(
                 "stickydb.bitmap.v1",
                 merge::bitmap_full_merge,
                 merge::bitmap_partial_merge,
