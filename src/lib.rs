@@ -79,7 +79,10 @@ pub mod users;
 mod verify;
 mod write;
 
-pub use db::{CfStats, Db, Handover, JobInfo, RawEntry, Snapshot, Stats, MAX_HANDOVER_EVENTS};
+pub use db::{
+    Cell, CfStats, ColumnType, Db, ExportColumn, ExportGroup, ExportOptions, Handover, JobInfo,
+    RawEntry, Snapshot, Stats, UserSink, EXPORT_PAGE_USERS, MAX_HANDOVER_EVENTS,
+};
 pub use error::{
     ConsumeError, CorruptionError, Error, InputError, LedgerError, MergeError, OpenError, Problem,
     Result, StorageError, TxError,

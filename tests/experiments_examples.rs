@@ -237,9 +237,10 @@ fn the_exposure_kind_is_fixed_at_creation_and_is_no_activity() {
         .create_if_missing(true)
         .exposure_kind("ab_seen");
     let db = Db::open(dir.path(), opts).unwrap();
+    // (with contacts: a new store's other non-activity kind)
     assert_eq!(
         db.metric_settings().non_activity_kinds,
-        vec!["ab_seen".to_owned()]
+        vec!["ab_seen".to_owned(), "contacted".to_owned()]
     );
     let seen = Event::new("u", "ab_seen", T0)
         .with_property("experiment", PropValue::Str("banner".into()))

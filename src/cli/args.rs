@@ -27,7 +27,8 @@ pub struct Cli {
     pub json: bool,
     /// How answers print: an aligned table (default), JSON, or CSV (the
     /// answer's rows, for a spreadsheet); for `import` and `users export`,
-    /// the format of the records read or written (jsonl or csv).
+    /// the format of the records read or written (jsonl or csv; `users
+    /// export` also parquet).
     #[arg(long, global = true, value_enum)]
     pub format: Option<OutputFormat>,
     /// What to do.
@@ -47,6 +48,8 @@ pub enum OutputFormat {
     /// JSON lines: the records of `import` and `users export` (answers
     /// print as JSON).
     Jsonl,
+    /// Apache Parquet: `users export --out FILE` only.
+    Parquet,
 }
 
 impl Cli {

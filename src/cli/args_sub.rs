@@ -1,8 +1,6 @@
 //! The CLI's subcommand groups and argument enums (beside `args`, which
 //! holds the commands).
 
-use std::path::PathBuf;
-
 use clap::Subcommand;
 
 use super::args::{ActiveArgs, DayRange};
@@ -33,17 +31,9 @@ pub enum JobsCommand {
 /// `users` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// One row per user: activity, purchases, CLV summary, stage, RFM, tier, points.
-    Export {
-        /// The day, YYYY-MM-DD, or `now` (default: the last day with data).
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Output file (default: standard output); the global `--format
-        /// csv|jsonl` names its format (default csv).
-
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// One row per user of a segment: attributes, tags, activity,
+    /// purchases, CLV summary, stage, RFM, tier, points (docs/cli.md).
+    Export(super::export::ExportArgs),
 }
 
 /// A calendar period argument.

@@ -139,7 +139,7 @@ pub(super) fn experiment_cmd(cli: &Cli, args: &ExperimentArgs, now: i64) -> Resu
     match cli.output() {
         OutputFormat::Json | OutputFormat::Jsonl => print_json(&report),
         OutputFormat::Csv => answer(cli, &json!({ "rows": rows(&report) })),
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Parquet => {
             outln!("{}", at.line());
             outln!("{} · {}", report.experiment, args.metric);
             answer(cli, &json!({ "rows": rounded(rows(&report)) }))?;

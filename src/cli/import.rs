@@ -537,7 +537,7 @@ pub(super) fn import_cmd(
         None => None,
         Some(super::OutputFormat::Csv) => Some(Format::Csv),
         Some(super::OutputFormat::Jsonl | super::OutputFormat::Json) => Some(Format::Jsonl),
-        Some(super::OutputFormat::Table) => {
+        Some(super::OutputFormat::Table | super::OutputFormat::Parquet) => {
             return Err(unparsable("format", "import reads jsonl or csv").into())
         }
     };

@@ -229,7 +229,7 @@ pub(super) fn segment(
         super::OutputFormat::Csv => {
             return query::print_csv(&serde_json::json!({ "rows": [{ "count": users.len() }] }));
         }
-        super::OutputFormat::Table => {}
+        super::OutputFormat::Table | super::OutputFormat::Parquet => {}
     }
     outln!("{}", at.line());
     outln!("{} users", users.len());

@@ -54,7 +54,7 @@ pub use args::{
 };
 pub use social::{GroupStateArg, RankArg};
 
-use crate::{Db, Error, Options};
+use crate::{Db, Error, InputError, Options, Problem};
 
 /// Parses the UTC offset syntax `±HH:MM`.
 pub fn parse_utc_offset(text: &str) -> Result<i32, Error> {
@@ -116,7 +116,7 @@ pub(super) fn answer(cli: &Cli, v: &serde_json::Value) -> Result<(), Error> {
     match cli.output() {
         OutputFormat::Json | OutputFormat::Jsonl => print_json(v),
         OutputFormat::Csv => query::print_csv(v),
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Parquet => {
             query::print_table(v);
             Ok(())
         }
@@ -139,6 +139,16 @@ pub(super) fn ranged(
 /// Runs one parsed command.
 pub fn run(cli: &Cli) -> Result<(), Error> {
     let now = now_ms();
+    let exports = matches!(cli.command, Command::Users { .. });
+    if cli.format == Some(OutputFormat::Parquet) && !exports {
+        return Err(InputError::new(
+            "format",
+            Problem::Unparsable {
+                reason: "parquet is the format of `users export --out FILE` only".into(),
+            },
+        )
+        .into());
+    }
     match &cli.command {
         Command::Import {
             files,
@@ -224,8 +234,8 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             segment,
         } => social::viral_cmd(cli, range, *period_days, segment),
         Command::Users {
-            command: UsersCommand::Export { as_of, out },
-        } => export::export_cmd(cli, as_of.as_deref(), out, now),
+            command: UsersCommand::Export(args),
+        } => export::export_cmd(cli, args, now),
         Command::Points { command } => points::points_cmd(cli, command, now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
         Command::Init {

@@ -22,6 +22,7 @@ use roaring::RoaringBitmap;
 
 mod dims;
 mod experiments;
+mod export;
 mod features;
 mod feed;
 mod identity;
@@ -32,6 +33,9 @@ mod snapshot;
 mod social;
 mod stats;
 
+pub use export::{
+    Cell, ColumnType, ExportColumn, ExportGroup, ExportOptions, UserSink, EXPORT_PAGE_USERS,
+};
 pub use jobs::JobInfo;
 pub use partition::{Handover, MAX_HANDOVER_EVENTS};
 pub use snapshot::Snapshot;
@@ -407,6 +411,44 @@ impl Db {
         sensitive: Sensitive,
     ) -> Result<RoaringBitmap> {
         self.snapshot().segment_with(segment, now_ms, sensitive)
+    }
+
+    /// Writes the users of `segment` (every user when `None`) to `sink`, a
+    /// row each with the columns `options` asks for, in pages of
+    /// [`EXPORT_PAGE_USERS`] (bounded memory), all read at one instant;
+    /// returns how many. Sensitive attributes are neither exported nor
+    /// matched unless `options.sensitive` includes them.
+    ///
+    /// ```
+    /// use stickydb::{Cell, Db, ExportColumn, ExportGroup, ExportOptions, Options, ProfileUpdate, Segment, UserSink};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// struct Rows(Vec<Vec<Cell>>);
+    /// impl UserSink for Rows {
+    ///     fn columns(&mut self, _: &[ExportColumn]) -> Result<(), stickydb::Error> { Ok(()) }
+    ///     fn rows(&mut self, rows: &[Vec<Cell>]) -> Result<(), stickydb::Error> {
+    ///         self.0.extend_from_slice(rows);
+    ///         Ok(())
+    ///     }
+    ///     fn finish(&mut self) -> Result<(), stickydb::Error> { Ok(()) }
+    /// }
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), Options::default())?;
+    /// db.update_profile("ann", &ProfileUpdate::new().set("age", 29))?;
+    /// db.update_profile("bob", &ProfileUpdate::new().set("age", 41))?;
+    /// let mut options = ExportOptions::new(1_700_000_000_000, 19_675);
+    /// options.groups = vec![ExportGroup::Attributes];
+    /// let mut sink = Rows(Vec::new());
+    /// db.export_users(Some(&Segment::parse("attr:age>=30")?), &options, &mut sink)?;
+    /// assert_eq!(sink.0, vec![vec![Cell::Text("bob".into()), Cell::Int(41)]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn export_users(
+        &self,
+        segment: Option<&Segment>,
+        options: &ExportOptions,
+        sink: &mut dyn UserSink,
+    ) -> Result<u64> {
+        self.snapshot().export_users(segment, options, sink)
     }
 
     /// The internal id of an external user id.

@@ -79,6 +79,73 @@ pub(crate) fn keys_of(user_id: u32, name: &str, a: &StoredAttr) -> Vec<Vec<u8>> 
         .collect()
 }
 
+/// The type of a stored attribute value, as the index's spaces keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttrKind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    Timestamp,
+    Date,
+}
+
+impl AttrKind {
+    /// Its bit in a set of kinds.
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    fn of_space(space: u8) -> Option<AttrKind> {
+        Some(match space & !attrs::SENSITIVE {
+            attrs::SPACE_STR => AttrKind::Str,
+            attrs::SPACE_INT => AttrKind::Int,
+            attrs::SPACE_FLOAT => AttrKind::Float,
+            attrs::SPACE_BOOL => AttrKind::Bool,
+            attrs::SPACE_TIMESTAMP => AttrKind::Timestamp,
+            attrs::SPACE_DATE => AttrKind::Date,
+            _ => return None,
+        })
+    }
+}
+
+/// Every attribute some user holds (sensitive values only with `include`),
+/// by name, with the set of its values' kinds ([`AttrKind::bit`]): a seek
+/// per (attribute, type), never a read of every entry. An entry emptied by
+/// removals and not yet compacted away counts while its space has no other
+/// entry (its kind may widen a column; never a wrong value).
+pub(crate) fn attribute_types(reader: &impl Reader, include: bool) -> Result<Vec<(String, u8)>> {
+    let mut out: Vec<(String, u8)> = Vec::new();
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let Some(item) = reader.read_range(Cf::AttrIndex, &from, None)?.next() else {
+            break;
+        };
+        let (k, v) = item?;
+        let (name, space, _, _) = attrs::split(Cf::AttrIndex.name(), &k)?;
+        let counts = include || space & attrs::SENSITIVE == 0;
+        let empty = crate::store::merge::decode_bitmap(&v).is_some_and(|s| s.is_empty());
+        if counts && !empty {
+            if let Some(kind) = AttrKind::of_space(space) {
+                match out.last_mut() {
+                    Some((n, kinds)) if *n == name => *kinds |= kind.bit(),
+                    _ => out.push((name.clone(), kind.bit())),
+                }
+            }
+        }
+        // an empty entry: the next key; else past this (name, space)
+        from = if empty {
+            keys::prefix_successor(&k).unwrap_or_default()
+        } else {
+            keys::prefix_successor(&attrs::space_prefix(&name, space)).unwrap_or_default()
+        };
+        if from.is_empty() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// What an `attr:`-family atom asks of one attribute.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Cond<'a> {

@@ -11,7 +11,7 @@
 mod index;
 mod update;
 
-pub(crate) use index::{Cond, Lookup};
+pub(crate) use index::{attribute_types, AttrKind, Cond, Lookup};
 pub use update::ProfileUpdate;
 
 use crate::store::Reader;
@@ -353,6 +353,38 @@ pub(crate) fn derive_attr_index(store: &Store) -> Result<BTreeMap<Vec<u8>, Roari
         let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
         for key in index::keys_of(user_id, &name, &a) {
             out.entry(key).or_default().insert(user_id);
+        }
+    }
+    Ok(out)
+}
+
+/// `user_id`'s attributes (sensitive ones only with `include`).
+pub(crate) fn attributes_of(
+    reader: &impl Reader,
+    user_id: u32,
+    include: bool,
+) -> Result<BTreeMap<String, AttrValue>> {
+    let mut out = BTreeMap::new();
+    for item in reader.read_prefix(Cf::Profiles, &keys::user(user_id))? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
+        let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+        if include || !a.sensitive {
+            out.insert(name, a.value);
+        }
+    }
+    Ok(out)
+}
+
+/// The names of `user_id`'s tags live at `now_ms`, sorted.
+pub(crate) fn live_tags_of(reader: &impl Reader, user_id: u32, now_ms: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in reader.read_prefix(Cf::Tags, &keys::user(user_id))? {
+        let (k, v) = item?;
+        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
+        let tag: Tag = decode_value(Cf::Tags, &k, &v)?;
+        if tag.is_live(now_ms) {
+            out.push(name);
         }
     }
     Ok(out)
