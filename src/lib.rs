@@ -93,7 +93,7 @@ pub use kinds::EventKind;
 pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
 pub use partition::Partition;
 pub use profiles::{AttrOp, AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
-pub use segments::Segment;
+pub use segments::{Measure, Segment};
 pub use social::{
     Figures, GroupDay, GroupHead, GroupInfo, GroupState, SharerRank, SharerRow, SocialSettings,
     ViralPeriod,

@@ -5,7 +5,8 @@
 //! changes, type changes, unsets, erasures and identity merges, at several
 //! as-of days (a common and a leap February, a year's end), with and
 //! without sensitive values, alone and in random combinations with
-//! activity atoms and `contacted_within:` (contacts are not activity);
+//! activity atoms, `contacted_within:` (contacts are not activity) and
+//! thresholds on spend, orders, points and stickiness;
 //! then verify, which re-derives the attribute index,
 //! finds it clean and finds a damaged entry.
 
@@ -14,7 +15,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::raw_open;
-use stickydb::{AttrValue, Db, Event, MergeOptions, Options, ProfileUpdate, Segment, Sensitive};
+use stickydb::{
+    AttrValue, Db, Event, MergeOptions, Options, PointsOp, ProfileUpdate, Segment, Sensitive,
+};
 
 const USERS: u32 = 10_000;
 const DAY_MS: i64 = 86_400_000;
@@ -149,6 +152,9 @@ struct Model {
     active_days: HashMap<String, BTreeSet<i32>>,
     /// Days with a `contacted` event (not activity).
     contacted: HashMap<String, BTreeSet<i32>>,
+    /// Per day: purchase events, net spend (purchases − refunds).
+    money: HashMap<String, BTreeMap<i32, (i64, i64)>>,
+    points: HashMap<String, i64>,
     purchased: BTreeSet<String>,
 }
 
@@ -174,6 +180,13 @@ impl Model {
             .entry(into.to_owned())
             .or_default()
             .extend(days);
+        let money = self.money.remove(from).unwrap_or_default();
+        let into_money = self.money.entry(into.to_owned()).or_default();
+        for (day, (o, n)) in money {
+            let e = into_money.entry(day).or_default();
+            e.0 += o;
+            e.1 += n;
+        }
         if self.purchased.remove(from) {
             self.purchased.insert(into.to_owned());
         }
@@ -201,14 +214,30 @@ fn build(dir: &std::path::Path, rng: &mut Rng) -> (Db, Model) {
         let mut batch = Vec::new();
         for i in 0..events {
             let ts = start + rng.below(60) as i64 * DAY_MS + rng.below(DAY_MS as u64) as i64;
-            let kind = if rng.chance(25) { "purchase" } else { "view" };
-            batch.push(Event::new(user.clone(), kind, ts).with_id(format!("{user}-{i}")));
-            m.active_days
+            let kind = *rng.pick(&["purchase", "view", "view", "refund"]);
+            let amount = if kind == "view" {
+                0
+            } else {
+                100 * (1 + rng.below(50) as i64)
+            };
+            let e = Event::new(user.clone(), kind, ts).with_id(format!("{user}-{i}"));
+            batch.push(if amount > 0 { e.with_amount(amount) } else { e });
+            let day = db.local_day(ts);
+            m.active_days.entry(user.clone()).or_default().insert(day);
+            let money = m
+                .money
                 .entry(user.clone())
                 .or_default()
-                .insert(db.local_day(ts));
-            if kind == "purchase" {
-                m.purchased.insert(user.clone());
+                .entry(day)
+                .or_default();
+            match kind {
+                "purchase" => {
+                    m.purchased.insert(user.clone());
+                    money.0 += 1;
+                    money.1 += amount;
+                }
+                "refund" => money.1 -= amount,
+                _ => {}
             }
         }
         if rng.chance(30) {
@@ -220,6 +249,14 @@ fn build(dir: &std::path::Path, rng: &mut Rng) -> (Db, Model) {
                 .insert(db.local_day(ts));
         }
         db.record_batch(&batch).expect("events");
+        // points, for users no merge below touches
+        let merged = |u: u32| u >= 50 && ((u - 50) % 113 == 0 || (u - 51) % 113 == 0);
+        if u % 10 == 3 && !merged(u) {
+            let n = 10 * (1 + rng.below(300) as i64);
+            db.points(&user, "w", start, &PointsOp::earn(n, "welcome"))
+                .expect("points");
+            m.points.insert(user.clone(), n);
+        }
     }
     // a second round: changes, type changes, unsets, sensitivity flips
     for u in 0..USERS {
@@ -238,6 +275,8 @@ fn build(dir: &std::path::Path, rng: &mut Rng) -> (Db, Model) {
         m.attrs.remove(&user);
         m.active_days.remove(&user);
         m.contacted.remove(&user);
+        m.money.remove(&user);
+        m.points.remove(&user);
         m.purchased.remove(&user);
     }
     for u in (50..USERS).step_by(113) {
@@ -441,6 +480,50 @@ fn holds(m: &Model, user: &str, atom: &str, today: i32, include: bool) -> bool {
             .get(user)
             .is_some_and(|d| d.range(today - days + 1..=today).next().is_some());
     }
+    for (measure, op) in [
+        ("spend", ">="),
+        ("spend", "<"),
+        ("orders", ">="),
+        ("orders", "<="),
+        ("points", ">="),
+        ("points", "<"),
+        ("stickiness", ">="),
+        ("stickiness", "<"),
+    ] {
+        let Some(rest) = atom.strip_prefix(measure).and_then(|r| r.strip_prefix(op)) else {
+            continue;
+        };
+        if op.len() == 1 && rest.starts_with('=') {
+            continue;
+        }
+        let (value, window) = match rest.split_once('@') {
+            Some((v, n)) => (
+                v,
+                Some(n.trim_end_matches('d').parse::<i32>().expect("days")),
+            ),
+            None => (rest, None),
+        };
+        let from = window.map_or(i32::MIN, |n| today - n + 1);
+        let x: f64 = value.parse().expect("a number");
+        let got = match measure {
+            "points" => m.points.get(user).copied().unwrap_or(0) as f64,
+            "stickiness" => {
+                let days = m
+                    .active_days
+                    .get(user)
+                    .map_or(0, |d| d.range(from..=today).count());
+                days as f64 / f64::from(window.expect("a window"))
+            }
+            _ => {
+                let sum = m.money.get(user).map_or((0, 0), |d| {
+                    d.range(from..=today)
+                        .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1))
+                });
+                (if measure == "orders" { sum.0 } else { sum.1 }) as f64
+            }
+        };
+        return cmp_holds(op, got.partial_cmp(&x).expect("finite"));
+    }
     if atom == "did:purchase" {
         return m.purchased.contains(user);
     }
@@ -564,6 +647,15 @@ fn every_targeting_atom_equals_a_brute_force_filter() {
             "did:purchase",
             "contacted_within:7d",
             "contacted_within:30d",
+            "spend>=5000@30d",
+            "spend<0@30d",
+            "spend>=3000",
+            "orders>=2@14d",
+            "orders<=0@7d",
+            "points>=1500",
+            "points<100",
+            "stickiness>=0.1@30d",
+            "stickiness<0.05@14d",
         ]
         .map(String::from),
     );

@@ -71,3 +71,80 @@ fn metric_atoms_select_the_right_users() {
         vec![1, 0, 0, 1]
     );
 }
+
+#[test]
+fn tier_and_rfm_thresholds_follow_the_tiers_order_and_the_scores() {
+    use stickydb::ledger::{LedgerSettings, TierLevel, Tiers};
+    let (_dir, db) = open_temp();
+    let level = |name: &str, min_growth| TierLevel {
+        name: name.into(),
+        min_growth,
+    };
+    let tiers = Tiers {
+        window_days: 365,
+        levels: vec![
+            level("silver", 10),
+            level("gold", 40),
+            level("platinum", 100),
+        ],
+    };
+    db.set_ledger_settings(LedgerSettings::new(Vec::new(), tiers))
+        .unwrap();
+    for (user, points) in [("s", 15), ("g", 50), ("p", 150), ("none", 5)] {
+        db.points(user, "t", T0, &stickydb::PointsOp::earn(points, "x"))
+            .unwrap();
+    }
+    for (i, user) in ["b1", "b2", "b3", "b4", "b5", "g"].iter().enumerate() {
+        let amount = 1_000 * (i as i64 + 1);
+        db.record(&Event::new(*user, "purchase", T0 + DAY).with_amount(amount))
+            .unwrap();
+    }
+    let now = T0 + 2 * DAY;
+    let names = |expr: &str| -> Vec<String> {
+        let set = db.segment(&Segment::parse(expr).unwrap(), now).unwrap();
+        let mut v: Vec<String> = set
+            .iter()
+            .map(|id| db.user_name(id).unwrap().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("tier>=gold"), ["g", "p"]);
+    assert_eq!(names("tier>gold"), ["p"]);
+    assert_eq!(names("tier<gold"), ["s"]);
+    assert_eq!(
+        names("tier<=silver or not tier>=silver"),
+        names("not tier>=gold")
+    );
+    assert_eq!(names("points>=50"), ["g", "p"]);
+    assert_eq!(
+        names("points<10 and did:purchase"),
+        ["b1", "b2", "b3", "b4", "b5"]
+    );
+    // RFM scores as the report gives them
+    let day = db.local_day(now);
+    let rfm = db.metrics().rfm(day, None).unwrap();
+    let mut want: Vec<String> = rfm
+        .users
+        .iter()
+        .filter(|r| r.m_score >= 4)
+        .map(|r| db.user_name(r.user_id).unwrap().unwrap())
+        .collect();
+    want.sort();
+    assert!(!want.is_empty() && want.len() < 6, "{want:?}");
+    assert_eq!(names("rfm.m>=4"), want);
+    // bad values are typed errors naming the atom
+    let e = db.segment(&Segment::parse("tier>=diamond").unwrap(), now);
+    assert!(
+        matches!(&e, Err(stickydb::Error::Input(i)) if i.to_string().contains("silver, gold, platinum")),
+        "{e:?}"
+    );
+    for bad in [
+        "spend>=lots",
+        "stickiness>=0.5",
+        "points>=1@7d",
+        "rfm.m>=9x",
+    ] {
+        assert!(Segment::parse(bad).is_err(), "{bad}");
+    }
+}

@@ -32,6 +32,7 @@ mod partition;
 mod snapshot;
 mod social;
 mod stats;
+mod targeting;
 
 pub use export::{
     Cell, ColumnType, ExportColumn, ExportGroup, ExportOptions, UserSink, EXPORT_PAGE_USERS,

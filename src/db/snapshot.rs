@@ -240,6 +240,12 @@ impl Snapshot<'_> {
             Segment::Tier(t) => self.users_in_tier(t),
             Segment::ActiveWithin(n) => m.active_within(*n, today),
             Segment::InactiveFor(n) => Ok(&universe - &m.active_within(*n, today)?),
+            Segment::Threshold {
+                measure,
+                op,
+                value,
+                window_days,
+            } => self.threshold(&universe, *measure, *op, value, *window_days, today),
             Segment::ContactedWithin(n) => {
                 let kind = EventKind::from_name(crate::segments::CONTACT_KIND);
                 m.active_users(Some(&kind), today - (*n as i32 - 1), today, None)

@@ -55,10 +55,10 @@ pub(crate) fn change(
     batch: &mut Batch,
     user_id: u32,
     name: &str,
-    old: Option<&StoredAttr>,
+    old: Option<StoredAttr>,
     new: Option<&StoredAttr>,
 ) {
-    let before = old.map(|a| entries(name, a)).unwrap_or_default();
+    let before = old.map(|a| entries(name, &a)).unwrap_or_default();
     let after = new.map(|a| entries(name, a)).unwrap_or_default();
     for e in before.iter().filter(|e| !after.contains(e)) {
         let op = BitmapDelta::remove(user_id).encode();

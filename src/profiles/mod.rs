@@ -203,22 +203,26 @@ pub(crate) fn apply_update(
     user_id: u32,
     update: &ProfileUpdate,
 ) -> Result<()> {
+    let mut old = old_attributes(store, user_id, update)?;
     for (name, value, sensitive) in &update.set {
         let stored = StoredAttr {
             value: value.clone(),
             sensitive: *sensitive,
         };
         let key = keys::user_and_name(user_id, name);
-        let old: Option<StoredAttr> = store.get(Cf::Profiles, &key)?;
-        index::change(batch, user_id, name, old.as_ref(), Some(&stored));
+        index::change(
+            batch,
+            user_id,
+            name,
+            old.remove(name.as_str()),
+            Some(&stored),
+        );
         batch.put(Cf::Profiles, key, codec::encode(&stored)?);
     }
     for name in &update.unset {
-        let key = keys::user_and_name(user_id, name);
-        let old: Option<StoredAttr> = store.get(Cf::Profiles, &key)?;
-        if let Some(old) = old {
-            index::change(batch, user_id, name, Some(&old), None);
-            batch.delete(Cf::Profiles, key);
+        if let Some(old) = old.remove(name.as_str()) {
+            index::change(batch, user_id, name, Some(old), None);
+            batch.delete(Cf::Profiles, keys::user_and_name(user_id, name));
         }
     }
     for (name, tag) in &update.tags {
@@ -251,6 +255,31 @@ pub(crate) fn apply_update(
     Ok(())
 }
 
+/// The stored values of the attributes `update` sets or unsets, by name,
+/// read together (one batched multi-get: the index change of each needs
+/// its old value).
+fn old_attributes<'u>(
+    store: &Store,
+    user_id: u32,
+    update: &'u ProfileUpdate,
+) -> Result<std::collections::HashMap<&'u str, StoredAttr>> {
+    let mut names: Vec<&str> = update.set.iter().map(|(n, _, _)| n.as_str()).collect();
+    names.extend(update.unset.iter().map(String::as_str));
+    let mut keyed: Vec<(Vec<u8>, &str)> = names
+        .into_iter()
+        .map(|n| (keys::user_and_name(user_id, n), n))
+        .collect();
+    keyed.sort_unstable();
+    let keys: Vec<Vec<u8>> = keyed.iter().map(|(k, _)| k.clone()).collect();
+    let mut out = std::collections::HashMap::with_capacity(keyed.len());
+    for ((key, name), value) in keyed.iter().zip(store.get_raw_sorted(Cf::Profiles, &keys)?) {
+        if let Some(bytes) = value {
+            out.insert(*name, decode_value(Cf::Profiles, key, &bytes)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Puts the removal of `user_id`'s tag `tag` into `batch` if it still
 /// expires at `expires_at_ms` (it may have been refreshed since the expiry
 /// index was read); returns whether it did. The caller holds the user's lock.
@@ -280,7 +309,7 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
         let (k, v) = item?;
         let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
         let old: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
-        index::change(batch, user_id, &name, Some(&old), None);
+        index::change(batch, user_id, &name, Some(old), None);
         batch.delete(Cf::Profiles, k);
     }
     for item in store.prefix(Cf::Tags, &prefix)? {

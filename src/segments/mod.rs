@@ -34,6 +34,14 @@
 //!         | "active_within:" N "d"       ≥ 1 activity in the last N days
 //!         | "inactive_for:" N "d"        no activity in the last N days
 //!         | "contacted_within:" N "d"    ≥ 1 `contacted` event in the last N days
+//!         | MEASURE OP NUMBER ["@" N "d"]  a per-user value compared, OP one of
+//!                                        >= > <= <: spend (net, minor units)
+//!                                        and orders over the N days ending
+//!                                        today (lifetime without @), points,
+//!                                        rfm.r / rfm.f / rfm.m (scores 1..5),
+//!                                        stickiness (active days ÷ N; @Nd
+//!                                        required)
+//!         | "tier" OP TIER               the tier compared in the tiers' order
 //!         | "did:" KIND                  ≥ 1 event of KIND, ever
 //!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
 //!         | "entered:" STAGE             stage became STAGE today
@@ -69,6 +77,62 @@ pub const CONTACT_KIND: &str = "contacted";
 pub const MAX_EXPR_BYTES: usize = 4096;
 /// Deepest accepted nesting of a segment expression.
 pub const MAX_EXPR_DEPTH: usize = 64;
+
+/// A per-user value a threshold atom compares (`spend>=50000@90d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Measure {
+    /// Net spend (purchases − refunds), minor units, in a window or ever.
+    Spend,
+    /// Purchase events, in a window or ever.
+    Orders,
+    /// The points balance.
+    Points,
+    /// The recorded tier, in the tiers' order.
+    Tier,
+    /// The RFM recency score (1..=5; users who never bought have none).
+    RfmR,
+    /// The RFM frequency score.
+    RfmF,
+    /// The RFM monetary score.
+    RfmM,
+    /// Active days ÷ days of the window.
+    Stickiness,
+}
+
+impl Measure {
+    /// Every measure, as written in atoms.
+    pub const ALL: [Measure; 8] = [
+        Measure::Spend,
+        Measure::Orders,
+        Measure::Points,
+        Measure::Tier,
+        Measure::RfmR,
+        Measure::RfmF,
+        Measure::RfmM,
+        Measure::Stickiness,
+    ];
+
+    /// The measure's name in atoms.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Spend => "spend",
+            Measure::Orders => "orders",
+            Measure::Points => "points",
+            Measure::Tier => "tier",
+            Measure::RfmR => "rfm.r",
+            Measure::RfmF => "rfm.f",
+            Measure::RfmM => "rfm.m",
+            Measure::Stickiness => "stickiness",
+        }
+    }
+
+    /// Whether the measure takes a window (`@Nd`): required for
+    /// stickiness, optional for spend and orders.
+    pub fn windowed(self) -> bool {
+        matches!(self, Measure::Spend | Measure::Orders | Measure::Stickiness)
+    }
+}
 
 /// A set of users described by a boolean expression.
 ///
@@ -177,6 +241,19 @@ pub enum Segment {
         /// The variant.
         variant: String,
     },
+    /// Users whose per-user `measure` compares with `value` as `op` says,
+    /// as of the segment's day (docs/metrics.md, "Targeting").
+    Threshold {
+        /// What is compared.
+        measure: Measure,
+        /// How (`>=`, `>`, `<=`, `<`).
+        op: AttrOp,
+        /// The literal: a number, or a tier's name.
+        value: String,
+        /// The window's days ending with the as-of day, where the measure
+        /// has one (`None`: lifetime).
+        window_days: Option<u32>,
+    },
     /// Users in both.
     And(Box<Segment>, Box<Segment>),
     /// Users in either.
@@ -280,6 +357,18 @@ impl std::fmt::Display for Segment {
             Segment::ActiveWithin(n) => write!(f, "active_within:{n}d"),
             Segment::InactiveFor(n) => write!(f, "inactive_for:{n}d"),
             Segment::ContactedWithin(n) => write!(f, "contacted_within:{n}d"),
+            Segment::Threshold {
+                measure,
+                op,
+                value,
+                window_days,
+            } => {
+                write!(f, "{}{}{value}", measure.name(), op.as_str())?;
+                match window_days {
+                    Some(n) => write!(f, "@{n}d"),
+                    None => Ok(()),
+                }
+            }
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
             Segment::Touch { last, dim, value } => {
                 let which = if *last { "last" } else { "first" };

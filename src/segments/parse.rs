@@ -1,6 +1,6 @@
 //! The segment grammar's parser (the grammar is in the module docs above).
 
-use super::{AttrOp, DayRange, Segment, MAX_EXPR_DEPTH};
+use super::{AttrOp, DayRange, Measure, Segment, MAX_EXPR_DEPTH};
 use crate::error::{InputError, Problem};
 
 pub(super) struct Parser<'t> {
@@ -111,6 +111,55 @@ impl<'t> Parser<'t> {
         })
     }
 
+    /// `MEASURE OP VALUE[@Nd]`, when the token starts with a measure's
+    /// name and an operator.
+    fn threshold(&self, tok: &str) -> Result<Option<Segment>, InputError> {
+        for measure in Measure::ALL {
+            let Some(rest) = tok.strip_prefix(measure.name()) else {
+                continue;
+            };
+            let Some((op, rest)) = [
+                (">=", AttrOp::Ge),
+                ("<=", AttrOp::Le),
+                (">", AttrOp::Gt),
+                ("<", AttrOp::Lt),
+            ]
+            .into_iter()
+            .find_map(|(text, op)| rest.strip_prefix(text).map(|r| (op, r))) else {
+                continue;
+            };
+            let (value, window_days) = match rest.split_once('@') {
+                Some((v, n)) if measure.windowed() => (v, Some(self.days(n)?)),
+                Some(_) => {
+                    return Err(self.error(format!("{tok:?}: {} has no window", measure.name())))
+                }
+                None if measure == Measure::Stickiness => {
+                    return Err(self.error(format!("{tok:?} needs a window, like @30d")))
+                }
+                None => (rest, None),
+            };
+            let numeric = match measure {
+                Measure::Tier => value.split_whitespace().count() == 1,
+                Measure::Stickiness => value.parse::<f64>().is_ok_and(f64::is_finite),
+                Measure::RfmR | Measure::RfmF | Measure::RfmM => value.parse::<u8>().is_ok(),
+                _ => value.parse::<i64>().is_ok(),
+            };
+            if !numeric {
+                return Err(self.error(format!(
+                    "{tok:?}: {value:?} is not a value {} takes",
+                    measure.name()
+                )));
+            }
+            return Ok(Some(Segment::Threshold {
+                measure,
+                op,
+                value: value.to_owned(),
+                window_days,
+            }));
+        }
+        Ok(None)
+    }
+
     fn days(&self, text: &str) -> Result<u32, InputError> {
         let n: Option<u32> = text.strip_suffix('d').and_then(|n| n.parse().ok());
         match n {
@@ -194,6 +243,9 @@ impl<'t> Parser<'t> {
         }
         if let Some(rest) = tok.strip_prefix("attr:") {
             return self.attr(tok, rest);
+        }
+        if let Some(t) = self.threshold(tok)? {
+            return Ok(t);
         }
         if let Some(name) = tok.strip_prefix("has:") {
             check_attr_name(name)?;

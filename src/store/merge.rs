@@ -46,17 +46,17 @@ impl BitmapDelta {
 
     /// `self` followed by `later`.
     pub fn then(mut self, later: &BitmapDelta) -> Self {
-        self.adds -= &later.removes;
-        self.adds |= &later.adds;
-        self.removes -= &later.adds;
-        self.removes |= &later.removes;
+        remove_all(&mut self.adds, &later.removes);
+        add_all(&mut self.adds, &later.adds);
+        remove_all(&mut self.removes, &later.adds);
+        add_all(&mut self.removes, &later.removes);
         self
     }
 
     /// Applies the delta to a set.
     pub fn apply(&self, set: &mut RoaringBitmap) {
-        *set -= &self.removes;
-        *set |= &self.adds;
+        remove_all(set, &self.removes);
+        add_all(set, &self.adds);
     }
 
     /// Encodes as `FORMAT_V1 | adds_len u32 LE | adds | removes`.
@@ -90,6 +90,32 @@ impl BitmapDelta {
             return None;
         }
         Some(Self { adds, removes })
+    }
+}
+
+/// Most users a delta inserts one at a time: the operands of a write hold
+/// one user, and `set |= &one` would copy an array container of up to 4 096
+/// users per operand (perf: 12 % of a profile write at 200 k users went to
+/// that copy while merging a hot key's operands).
+const ONE_BY_ONE: u64 = 32;
+
+fn add_all(set: &mut RoaringBitmap, users: &RoaringBitmap) {
+    if users.len() <= ONE_BY_ONE {
+        for u in users {
+            set.insert(u);
+        }
+    } else {
+        *set |= users;
+    }
+}
+
+fn remove_all(set: &mut RoaringBitmap, users: &RoaringBitmap) {
+    if users.len() <= ONE_BY_ONE {
+        for u in users {
+            set.remove(u);
+        }
+    } else {
+        *set -= users;
     }
 }
 

@@ -87,6 +87,28 @@ impl Metrics<'_> {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    /// Per user with purchases or refunds on a local day of
+    /// `from_day..=to_day` (restricted to `filter`): its purchase events
+    /// and its net spend (purchases − refunds, minor units) over those days.
+    pub fn money_in(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<std::collections::HashMap<u32, (i64, i64)>> {
+        let parts = self.fold_money(filter, std::collections::HashMap::new, |acc, u, days| {
+            let (mut orders, mut net) = (0i64, 0i64);
+            for (_, m) in days.range(from_day..=to_day) {
+                orders += i64::from(m.orders);
+                net += m.purchase_minor - m.refund_minor;
+            }
+            if orders != 0 || net != 0 {
+                acc.insert(u, (orders, net));
+            }
+        })?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
     /// Users per lifecycle stage as of `as_of_day`; every stage of the model
     /// is listed, with 0 when empty. Users without activity by then are left out.
     pub fn stages(
