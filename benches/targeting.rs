@@ -3,7 +3,8 @@
 //! attributes (age, city, vip, score, signup instant, a birthday and on
 //! most a sensitive phone), compacts and reopens the store, then prints
 //! the median of 21 runs of each attribute atom as a segment (an age range,
-//! a birthday window, a prefix, `has:`, an instant range and a mix), and
+//! a birthday window, a prefix, `has:`, an instant range, a mix, and the
+//! threshold atoms over two events per user and points for one in ten), and
 //! the mean cost of a profile update changing all five attributes of a
 //! random existing user (20 000 updates). Under `cargo test` (no
 //! `--bench`) a small smoke run.
@@ -14,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use stickydb::{AttrValue, Db, Options, ProfileUpdate, Segment, Sensitive};
+use stickydb::{AttrValue, Db, Event, Options, PointsOp, ProfileUpdate, Segment, Sensitive};
 
 #[path = "common/shapes.rs"]
 mod shapes;
@@ -67,6 +68,36 @@ fn build(db: &Db, users: u64) {
     }
 }
 
+/// Two events per user over the 90 days before `NOW_MS` (a purchase on
+/// every other user), and points for one user in ten: what the threshold
+/// atoms read.
+fn activity(db: &Db, users: u64) {
+    let mut batch = Vec::with_capacity(10_000);
+    for u in 0..users {
+        let h = mix(u ^ 0x5eed);
+        let user = format!("u{u}");
+        for i in 0..2u64 {
+            let ts = NOW_MS - ((h >> (8 * i)) % 90) as i64 * 86_400_000 - 3_600_000;
+            let e = if i == 0 && u % 2 == 0 {
+                Event::new(user.as_str(), "purchase", ts).with_amount(((h >> 20) % 20_000) as i64)
+            } else {
+                Event::new(user.as_str(), "view", ts)
+            };
+            batch.push(e);
+        }
+        if batch.len() >= 10_000 {
+            db.record_batch(&batch).expect("events");
+            batch.clear();
+        }
+        if u % 10 == 0 {
+            let points = PointsOp::earn((h % 3_000) as i64, "welcome");
+            db.points(&user, "w", NOW_MS - 86_400_000, &points)
+                .expect("points");
+        }
+    }
+    db.record_batch(&batch).expect("events");
+}
+
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort_unstable();
     xs[xs.len() / 2]
@@ -87,6 +118,11 @@ fn queries(db: &Db, runs: usize) {
             "attr:age>=18 and attr:age<=25 and attr:city^=Shen and birthday_within:7d",
             Sensitive::Exclude,
         ),
+        ("spend>=10000@90d", Sensitive::Exclude),
+        ("orders>=1@30d", Sensitive::Exclude),
+        ("points>=1000", Sensitive::Exclude),
+        ("stickiness>=0.05@30d", Sensitive::Exclude),
+        ("rfm.m>=4", Sensitive::Exclude),
     ] {
         let seg = Segment::parse(expr).expect("segment");
         let mut times = Vec::with_capacity(runs);
@@ -133,6 +169,7 @@ fn main() {
         let t = Instant::now();
         build(&db, users);
         println!("{users} profiles written in {:.1?}", t.elapsed());
+        activity(&db, users);
         db.compact().expect("compact");
     }
     let db = Db::open(&dir, Options::default()).expect("reopen");
