@@ -79,7 +79,8 @@ fn activity(db: &Db, users: u64) {
         for i in 0..2u64 {
             let ts = NOW_MS - ((h >> (8 * i)) % 90) as i64 * 86_400_000 - 3_600_000;
             let e = if i == 0 && u % 2 == 0 {
-                Event::new(user.as_str(), "purchase", ts).with_amount(((h >> 20) % 20_000) as i64)
+                Event::new(user.as_str(), "purchase", ts)
+                    .with_amount(1 + ((h >> 20) % 20_000) as i64)
             } else {
                 Event::new(user.as_str(), "view", ts)
             };
@@ -90,7 +91,7 @@ fn activity(db: &Db, users: u64) {
             batch.clear();
         }
         if u % 10 == 0 {
-            let points = PointsOp::earn((h % 3_000) as i64, "welcome");
+            let points = PointsOp::earn(1 + (h % 3_000) as i64, "welcome");
             db.points(&user, "w", NOW_MS - 86_400_000, &points)
                 .expect("points");
         }

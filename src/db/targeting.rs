@@ -85,15 +85,14 @@ impl Snapshot<'_> {
                 let x: i64 = value
                     .parse()
                     .map_err(|_| bad_value(measure, value, "is not an integer"))?;
-                let mut out = RoaringBitmap::new();
-                for u in universe {
-                    let balance =
-                        crate::ledger::read::account(&self.view, u)?.map_or(0, |a| a.balance);
-                    if holds(balance, op, x) {
-                        out.insert(u);
-                    }
-                }
-                Ok(out)
+                let balances: HashMap<u32, i64> = crate::ledger::read::balances(&self.view)?
+                    .into_iter()
+                    .collect();
+                let balance = |u: u32| balances.get(&u).copied().unwrap_or(0);
+                Ok(universe
+                    .iter()
+                    .filter(|&u| holds(balance(u), op, x))
+                    .collect())
             }
             Measure::RfmR | Measure::RfmF | Measure::RfmM => {
                 let x: u8 = value

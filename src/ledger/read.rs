@@ -7,6 +7,7 @@ use roaring::RoaringBitmap;
 
 use super::{Account, Hold, LedgerEntry, Lot, TierChange};
 use crate::error::{InputError, Problem, Result};
+use crate::keys;
 use crate::keys::ledger as lk;
 use crate::keys::prefix_successor;
 use crate::store::merge::BitmapDelta;
@@ -18,6 +19,40 @@ pub const MAX_HISTORY_LIMIT: usize = 100_000;
 /// The account of `user_id`, if it ever had an entry.
 pub(crate) fn account(store: &impl Reader, user_id: u32) -> Result<Option<Account>> {
     store.read(Cf::Ledger, &lk::account(user_id))
+}
+
+/// Every account's balance, by user, in user order: a seek to each next
+/// user's account key, so the entries between are never read (a point read
+/// per user of a 1 M-user store cost 670 ms; this reads only the users
+/// with an account).
+pub(crate) fn balances(store: &impl Reader) -> Result<Vec<(u32, i64)>> {
+    let mut out = Vec::new();
+    let mut from = lk::account(0);
+    loop {
+        let Some(item) = store.read_range(Cf::Ledger, &from, None)?.next() else {
+            break;
+        };
+        let (k, v) = item?;
+        let user_id = match k.get(..keys::USER_BYTES) {
+            Some(u) => u32::from_be_bytes([u[0], u[1], u[2], u[3]]),
+            None => break,
+        };
+        if *k == *lk::account(user_id) {
+            let account: Account = decode_value(Cf::Ledger, &k, &v)?;
+            out.push((user_id, account.balance));
+        }
+        match user_id.checked_add(1) {
+            // (before the account key of the next user: its family 1 is
+            // the lowest a user's keys start with but the user prefix)
+            Some(next) => from = keys::user(next).to_vec(),
+            None => break,
+        }
+        if *k < *lk::account(user_id) {
+            // a key of this user below its account: seek the account
+            from = lk::account(user_id);
+        }
+    }
+    Ok(out)
 }
 
 fn family<T: serde::de::DeserializeOwned>(
