@@ -13,8 +13,9 @@ use crate::error::{InputError, Problem, Result};
 use crate::profiles::{self, AttrValue, Sensitive};
 use crate::segments::Segment;
 
-/// Users per page handed to a sink.
-pub const EXPORT_PAGE_USERS: usize = 4096;
+/// Users per page handed to a sink (below the metrics' point-read limit,
+/// so a sparse page reads its users one by one, never every user).
+pub const EXPORT_PAGE_USERS: usize = 2048;
 
 /// A group of columns an export writes (`--columns`), after `user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,9 +224,7 @@ impl Snapshot<'_> {
         let o = ctx.options;
         let metrics: HashMap<u32, crate::metrics::UserMetrics> =
             if o.groups.contains(&ExportGroup::Metrics) {
-                let set: RoaringBitmap = page.iter().copied().collect();
-                let m = self.metrics().users(o.as_of_day, Some(&set))?;
-                m.into_iter().map(|u| (u.user_id, u)).collect()
+                self.page_metrics(page, o.as_of_day)?
             } else {
                 HashMap::new()
             };
@@ -239,6 +238,27 @@ impl Snapshot<'_> {
             rows.push(row);
         }
         Ok(rows)
+    }
+
+    /// The per-user metrics of a page: one range scan of its stretch of
+    /// ids when they lie close together, else a point read each (a sparse
+    /// segment's page).
+    fn page_metrics(
+        &self,
+        page: &[u32],
+        as_of_day: i32,
+    ) -> Result<HashMap<u32, crate::metrics::UserMetrics>> {
+        let (Some(&lo), Some(&hi)) = (page.first(), page.last()) else {
+            return Ok(HashMap::new());
+        };
+        let set: RoaringBitmap = page.iter().copied().collect();
+        let m = self.metrics();
+        let rows = if u64::from(hi - lo) <= 4 * set.len() {
+            m.users_between(as_of_day, lo, hi.checked_add(1), &set)?
+        } else {
+            m.users(as_of_day, Some(&set))?
+        };
+        Ok(rows.into_iter().map(|u| (u.user_id, u)).collect())
     }
 
     fn group_cells(

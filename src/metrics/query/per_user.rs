@@ -109,6 +109,29 @@ impl Metrics<'_> {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    /// [`Metrics::users`] of the users of `filter` whose ids lie in
+    /// `lo..hi`, by one range scan of that stretch (an export's page of
+    /// neighbouring ids: never a scan of every user, never a point read
+    /// per user).
+    pub fn users_between(
+        &self,
+        as_of_day: i32,
+        lo: u32,
+        hi: Option<u32>,
+        filter: &RoaringBitmap,
+    ) -> Result<Vec<UserMetrics>> {
+        check_day("as_of_day", as_of_day)?;
+        let model = &self.settings.stage_model;
+        let mut out = Vec::new();
+        crate::metrics::load::for_each_user(&self.view, lo, hi, |u, state| {
+            if filter.contains(u) {
+                out.push(UserMetrics::derive(u, &state, as_of_day, model));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Users per lifecycle stage as of `as_of_day`; every stage of the model
     /// is listed, with 0 when empty. Users without activity by then are left out.
     pub fn stages(
