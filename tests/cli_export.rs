@@ -326,3 +326,69 @@ fn library_rows(path: &Path) -> Vec<Value> {
         })
         .collect()
 }
+
+#[test]
+fn typed_profiles_import_as_user_prints_them_and_segments_read_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("store");
+    let file = tmp.path().join("profiles.jsonl");
+    let lines = [
+        r#"{"user":"ann","attributes":{"birthday":{"date":"1992-02-29"},"seen":{"timestamp_ms":1709251200000},"phone":{"value":"+1 555","sensitive":true},"age":31}}"#,
+        r#"{"user":"bob","attributes":{"birthday":{"date":"1990-03-09"},"age":17}}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let f = file.to_str().expect("utf-8");
+    ok(&stickydb(
+        &path,
+        &[
+            "import",
+            "--records",
+            "profiles",
+            f,
+            "--utc-offset",
+            "+08:00",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&ok(&stickydb(
+        &path,
+        &["--json", "user", "ann", "--show-sensitive"],
+    )))
+    .expect("json");
+    assert_eq!(
+        v["attributes"]["birthday"],
+        json!({ "date": "1992-02-29" }),
+        "{v}"
+    );
+    assert_eq!(
+        v["attributes"]["seen"],
+        json!({ "timestamp_ms": 1_709_251_200_000i64 })
+    );
+    assert_eq!(v["attributes"]["phone"], json!("+1 555"));
+    let count = |args: &[&str]| -> u64 {
+        let mut all = vec!["--json", "segment"];
+        all.extend_from_slice(args);
+        let v: Value = serde_json::from_str(&ok(&stickydb(&path, &all))).expect("json");
+        v["count"].as_u64().expect("count")
+    };
+    // 2025-02-28: ann's 29 February falls on it in a common year
+    assert_eq!(count(&["birthday_within:1d", "--as-of", "2025-02-28"]), 1);
+    assert_eq!(count(&["birthday_within:10d", "--as-of", "2025-03-01"]), 1);
+    assert_eq!(count(&["attr:age>=18", "--as-of", "2025-03-01"]), 1);
+    assert_eq!(count(&["has:phone", "--as-of", "2025-03-01"]), 0);
+    assert_eq!(
+        count(&["has:phone", "--as-of", "2025-03-01", "--show-sensitive"]),
+        1
+    );
+    // a bad typed value is refused with where it is
+    std::fs::write(
+        &file,
+        r#"{"user":"cy","attributes":{"birthday":{"date":"1990-02-30"}}}"#,
+    )
+    .expect("write");
+    let out = stickydb(&path, &["import", "--records", "profiles", f]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("birthday"),
+        "{out:?}"
+    );
+}

@@ -369,6 +369,20 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Erase one user for good (SPEC §5): profile, tags, events, ledger and
+    /// their part of every aggregate (needs --yes).
+    Erase(super::ops::EraseArgs),
+    /// Set (with source and expiry) or remove one user's tag.
+    Tags {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::ops::TagsCommand,
+    },
+    /// Activation per cohort: users whose first START_KIND event fell in the
+    /// period and who did KIND within the window.
+    Activation(super::ops::ActivationArgs),
+    /// Repurchase rate: purchasers on ≥ 2 distinct days ÷ purchasers.
+    Repurchase(super::ops::RepurchaseArgs),
     /// Count or list the users of a segment, e.g. "tag:vip and not tag:churn_risk".
     Segment {
         /// The segment expression (grammar: docs/architecture.md, "Segments").

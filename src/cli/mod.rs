@@ -37,6 +37,7 @@ pub mod human;
 mod identity;
 pub mod import;
 mod inspect;
+pub mod ops;
 mod out;
 pub mod points;
 pub mod query;
@@ -284,6 +285,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             show_sensitive,
             ..
         } => inspect::segment(cli, expr, list, as_of, *show_sensitive, now),
+        Command::Erase(a) => ops::erase_cmd(cli, a),
+        Command::Tags { command } => ops::tags_cmd(cli, command, now),
+        Command::Activation(a) => ops::activation_cmd(cli, a),
+        Command::Repurchase(a) => ops::repurchase_cmd(cli, a),
         Command::Checkpoint { dir } => admin::checkpoint(cli, dir),
         Command::Compact => admin::compact(cli),
         Command::Merge {

@@ -83,6 +83,7 @@ pub enum ColumnType {
 
 /// One exported column.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportColumn {
     /// Its name (an attribute's own name; `attr.NAME` where that is taken
     /// by a fixed column).
@@ -122,8 +123,10 @@ pub trait UserSink {
     fn finish(&mut self) -> Result<()>;
 }
 
-/// What an export writes and as of when.
+/// What an export writes and as of when ([`ExportOptions::new`], then set
+/// the fields to change).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// The column groups, in order, after `user`.
     pub groups: Vec<ExportGroup>,
