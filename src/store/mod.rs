@@ -15,6 +15,7 @@ mod options;
 mod snapshot;
 
 pub use batch::Batch;
+pub(crate) use commit::JobRun;
 pub(crate) use job::{Area, Job, JobKind, JobState, Step};
 #[cfg(feature = "internals")]
 pub use options::raw_event_store;

@@ -248,7 +248,7 @@ impl Writer<'_> {
         let _advance = self.advance_lock.lock();
         let mut all = self.stripes.lock_all();
         self.finish_pending(&mut all)?;
-        {
+        let _running = {
             // (the model in force again still re-settles: every mark moves
             // to the clock, as docs/feed.md describes a model change)
             let mut guard = self.metric_settings.write();
@@ -256,10 +256,11 @@ impl Writer<'_> {
             next.stage_model = model;
             let mut first = Batch::new();
             metrics::put_settings(&mut first, &next)?;
-            super::jobs::record(self.store, &Job::new(JobKind::StageModel), first)?;
+            let running = super::jobs::record(self.store, &Job::new(JobKind::StageModel), first)?;
             // (in memory only once the new model is stored)
             *guard = std::sync::Arc::new(next);
-        }
+            running
+        };
         self.resume_recorded(&mut all).map(|_| ())
     }
 }

@@ -39,7 +39,7 @@ impl Writer<'_> {
         };
         let mut batch = Batch::new();
         next.save(&mut batch)?;
-        jobs::record(self.store, &Job::new(kind), batch)?;
+        let _running = jobs::record(self.store, &Job::new(kind), batch)?;
         // (in memory only once stored; a new dimension starts with no value)
         match kind {
             JobKind::DimBackfill { .. } => self.dims.values.write().declare(id),

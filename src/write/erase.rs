@@ -89,7 +89,7 @@ impl Writer<'_> {
             return Ok(false);
         }
         let job = Job::new(JobKind::Erase { user_id });
-        super::jobs::record(self.store, &job, Batch::new())?;
+        let _running = super::jobs::record(self.store, &job, Batch::new())?;
         self.resume_recorded(&mut all)?;
         Ok(true)
     }

@@ -16,7 +16,7 @@ use crate::metrics::state::{StageCtx, StateWrites};
 use crate::metrics::transitions::Publish;
 use crate::metrics::StageModel;
 use crate::social::SocialSettings;
-use crate::store::{Batch, Cf, Job, Step, Store};
+use crate::store::{Batch, Cf, Job, JobRun, Step, Store};
 use crate::{ledger, metrics, profiles, social, users};
 
 /// Users settled per batch by the per-user steps (re-tier, resettle,
@@ -48,9 +48,19 @@ pub(crate) struct JobRunReport {
 /// from this commit on the job exists, and a kill leaves it for
 /// [`resume`]. The caller holds every writer off, and changes the settings
 /// in memory only after this returned.
-pub(crate) fn record(store: &Store, job: &Job, mut first: Batch) -> Result<()> {
+///
+/// The caller runs the job next (holding every writer off): the returned
+/// guard marks it as run by this handle from before its record commits, so
+/// a concurrent write's entry check meets a running job and waits on the
+/// stripe locks instead of being refused with `JobUnfinished` in the
+/// instant between the record and the run (a race `ledger_concurrent`
+/// caught). Keep it until the job has run.
+#[must_use = "hold the guard until the job has run"]
+pub(crate) fn record<'s>(store: &'s Store, job: &Job, mut first: Batch) -> Result<JobRun<'s>> {
+    let running = store.run_job();
     first.set_job(job)?;
-    store.write(first)
+    store.write(first)?;
+    Ok(running)
 }
 
 /// Runs the recorded `job` from its step and cursor to the end. The caller

@@ -46,7 +46,8 @@ pub(crate) fn migrate(
         }
         None => {
             let job = Job::new(JobKind::Migration { from_format: found });
-            jobs::record(store, &job, Batch::new())?;
+            // (no other handle writes while the store opens)
+            drop(jobs::record(store, &job, Batch::new())?);
             job
         }
     };

@@ -164,7 +164,7 @@ impl Writer<'_> {
         if let Some((JobKind::Rebuild, report)) = self.resume_recorded(&mut all)? {
             return Ok(report.events_replayed);
         }
-        jobs::record(self.store, &Job::new(JobKind::Rebuild), Batch::new())?;
+        let _running = jobs::record(self.store, &Job::new(JobKind::Rebuild), Batch::new())?;
         let report = self.resume_recorded(&mut all)?;
         Ok(report.map_or(0, |(_, r)| r.events_replayed))
     }

@@ -92,21 +92,26 @@ impl Writer<'_> {
         let _advance = self.advance_lock.lock();
         let mut all = self.stripes.lock_all();
         self.finish_pending(&mut all)?;
-        let tiers_changed = {
+        let running = {
             let mut guard = self.ledger_settings.write();
             let tiers_changed = guard.tiers != settings.tiers;
             let mut first = Batch::new();
             ledger::rules::save(&mut first, &settings)?;
-            if tiers_changed {
-                super::jobs::record(self.store, &Job::new(JobKind::Retier), first)?;
+            let running = if tiers_changed {
+                Some(super::jobs::record(
+                    self.store,
+                    &Job::new(JobKind::Retier),
+                    first,
+                )?)
             } else {
                 self.store.write(first)?;
-            }
+                None
+            };
             // (in memory only once the new settings are stored)
             *guard = Arc::new(settings);
-            tiers_changed
+            running
         };
-        if tiers_changed {
+        if running.is_some() {
             self.resume_recorded(&mut all)?;
         }
         Ok(())

@@ -331,16 +331,17 @@ impl Writer<'_> {
         let _advance = self.advance_lock.lock();
         let mut all = self.stripes.lock_all();
         self.finish_pending(&mut all)?;
-        {
+        let _running = {
             let _social = self.social.lock.lock();
             let mut held = self.social.settings.write();
             let mut first = Batch::new();
             crate::social::put_settings(&mut first, &settings)?;
             let job = Job::new(JobKind::SocialWindow);
-            super::jobs::record(self.store, &job, first)?;
+            let running = super::jobs::record(self.store, &job, first)?;
             // (in memory only once the new window is stored)
             *held = settings;
-        }
+            running
+        };
         self.resume_recorded(&mut all).map(|_| ())
     }
 }
