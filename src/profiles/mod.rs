@@ -2,7 +2,7 @@
 //! atomically, tags with source, freshness and expiry, and the tag index.
 //!
 //! Owns the `profiles`, `tags`, `tag_index`, `tag_expiry` and `attr_index`
-//! column families ([`index`]: the attribute index).
+//! column families (`index`: the attribute index).
 //! The tag index (tag → user bitmap) is updated by merge operands in the same
 //! batch as the tag change, so it never disagrees with the tags after a crash.
 //! Expiring tags are also kept ordered by expiry so that "holders as of now"
