@@ -451,6 +451,9 @@ fuzz_target!(|ops: Vec<Op>| {
                         tags.insert((into_name.clone(), t));
                     }
                     accounts[cf] = Account::default();
+                    // (a merge into a name nobody used yet creates it: the
+                    // identify-first rule, tests/identify_first.rs)
+                    sync_exists(&db, &mut accounts, ci);
                     for a in alias.iter_mut() {
                         if *a == Some(cf) {
                             *a = Some(ci);
