@@ -102,7 +102,7 @@ pub use store::{Durability, KindPolicy, Options, Settings};
 pub use timeline::{Event, PropValue, RecordOutcome, StoredEvent};
 pub use users::{IdentitySettings, MergeOptions, MergeOutcome};
 pub use verify::VerifyReport;
-pub use write::{AdvanceReport, Transaction};
+pub use write::{AdvanceReport, SettingsApplied, SettingsDocument, Transaction};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -105,6 +105,7 @@ fn check(db: &Db, m: &Model, defs: &[Definition], rules: &Rules, extra: i64) {
             .collect();
         assert_eq!(got, want, "segment tag:{tag} at {extra}");
     }
+    check_feature_atoms(db, m, defs, extra);
     for (user, evs) in &m.events {
         for t in instants(defs, evs, extra) {
             let got = db.features(user, t).expect("features");
@@ -127,6 +128,61 @@ fn check(db: &Db, m: &Model, defs: &[Definition], rules: &Rules, extra: i64) {
                 false => Vec::new(),
             };
             assert_eq!(got.tags, held, "{user} tags at {t}");
+        }
+    }
+}
+
+/// A feature's number as `feature:NAME[KEY]>=x` reads it.
+fn number(v: &FeatureValue, key: Option<&str>) -> Option<f64> {
+    match (v, key) {
+        (FeatureValue::Keyed(map), Some(k)) => map.get(k).and_then(FeatureValue::as_f64),
+        (FeatureValue::Ranked(r), Some(k)) => {
+            r.iter().find(|(x, _)| x == k).map(|(_, n)| *n as f64)
+        }
+        (v, None) => v.as_f64(),
+        _ => None,
+    }
+}
+
+/// `feature:NAME>=x` / `<x` (with `[key]` for keyed and `top_k`
+/// features) at `extra`: exactly the model's users whose number passes.
+fn check_feature_atoms(db: &Db, m: &Model, defs: &[Definition], extra: i64) {
+    for d in defs {
+        let values: Vec<(u32, FeatureValue)> = m
+            .events
+            .iter()
+            .map(|(user, evs)| {
+                let id = db.user_id(user).expect("id").expect("exists");
+                (id, feature(d, evs, extra))
+            })
+            .collect();
+        let keyed = values
+            .iter()
+            .any(|(_, v)| matches!(v, FeatureValue::Keyed(_) | FeatureValue::Ranked(_)));
+        let key = keyed.then_some(CATEGORIES[0]);
+        let mut bounds: Vec<f64> = values.iter().filter_map(|(_, v)| number(v, key)).collect();
+        bounds.push(0.5);
+        bounds.truncate(3);
+        for bound in bounds {
+            for (op, pass) in [
+                (">=", (|a: f64, b: f64| a >= b) as fn(f64, f64) -> bool),
+                ("<", |a, b| a < b),
+            ] {
+                let target = match key {
+                    Some(k) => format!("{}[{k}]", d.name),
+                    None => d.name.clone(),
+                };
+                let text = format!("feature:{target}{op}{bound}");
+                let seg = stickydb::Segment::parse(&text).expect("parses");
+                let got: Vec<u32> = db.segment(&seg, extra).expect("segment").iter().collect();
+                let mut want: Vec<u32> = values
+                    .iter()
+                    .filter(|(_, v)| number(v, key).is_some_and(|n| pass(n, bound)))
+                    .map(|(id, _)| *id)
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(got, want, "{text} at {extra} ({d:?})");
+            }
         }
     }
 }

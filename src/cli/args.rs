@@ -383,6 +383,14 @@ pub enum Command {
     Activation(super::ops::ActivationArgs),
     /// Repurchase rate: purchasers on ≥ 2 distinct days ÷ purchasers.
     Repurchase(super::ops::RepurchaseArgs),
+    /// Show or apply every setting an operator changes after creation
+    /// (earning rules, tiers, stage model, attribution window, anonymous
+    /// prefixes, expiry notice days) as one JSON or TOML document.
+    Settings {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::settings::SettingsCommand,
+    },
     /// Count or list the users of a segment, e.g. "tag:vip and not tag:churn_risk".
     Segment {
         /// The segment expression (grammar: docs/architecture.md, "Segments").

@@ -44,6 +44,7 @@ pub mod query;
 pub mod report;
 mod report_dims;
 pub mod scale;
+pub mod settings;
 pub mod social;
 
 use std::process::ExitCode;
@@ -289,6 +290,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Tags { command } => ops::tags_cmd(cli, command, now),
         Command::Activation(a) => ops::activation_cmd(cli, a),
         Command::Repurchase(a) => ops::repurchase_cmd(cli, a),
+        Command::Settings { command } => settings::settings_cmd(cli, command),
         Command::Checkpoint { dir } => admin::checkpoint(cli, dir),
         Command::Compact => admin::compact(cli),
         Command::Merge {

@@ -132,6 +132,42 @@ impl Snapshot<'_> {
         )
     }
 
+    /// The users of `universe` whose numeric feature `name` (`key`: for
+    /// one key) compares with `value` as `op` says at `at_ms`.
+    pub(super) fn feature_compare(
+        &self,
+        universe: &roaring::RoaringBitmap,
+        (name, key): (&str, Option<&str>),
+        op: crate::profiles::AttrOp,
+        value: &str,
+        at_ms: i64,
+    ) -> Result<roaring::RoaringBitmap> {
+        let bound: f64 = value.parse().map_err(|_| {
+            let reason = format!("{value:?} is not a number");
+            crate::error::InputError::new(
+                "segment.feature",
+                crate::error::Problem::Invalid { reason },
+            )
+        })?;
+        let test = move |v: f64| match op {
+            crate::profiles::AttrOp::Ge => v >= bound,
+            crate::profiles::AttrOp::Gt => v > bound,
+            crate::profiles::AttrOp::Le => v <= bound,
+            crate::profiles::AttrOp::Lt => v < bound,
+            crate::profiles::AttrOp::Prefix => false,
+        };
+        let offset = self.db.store.settings().utc_offset_minutes;
+        features::matching(
+            &self.view,
+            &self.db.kinds,
+            (&self.features, offset),
+            universe,
+            (name, key),
+            at_ms,
+            &test,
+        )
+    }
+
     /// `user`'s features and rule tags at `at_ms` (see [`Db::features`]).
     pub fn features(&self, user: &str, at_ms: i64) -> Result<Features> {
         let resolved = match users::lookup(&self.view, user)? {

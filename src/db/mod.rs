@@ -29,6 +29,7 @@ mod identity;
 mod jobs;
 mod loyalty;
 mod partition;
+mod settings;
 mod snapshot;
 mod social;
 mod stats;

@@ -246,6 +246,12 @@ impl Snapshot<'_> {
                 value,
                 window_days,
             } => self.threshold(&universe, *measure, *op, value, *window_days, today),
+            Segment::Feature {
+                name,
+                key,
+                op,
+                value,
+            } => self.feature_compare(&universe, (name, key.as_deref()), *op, value, now_ms),
             Segment::ContactedWithin(n) => {
                 let kind = EventKind::from_name(crate::segments::CONTACT_KIND);
                 m.active_users(Some(&kind), today - (*n as i32 - 1), today, None)

@@ -126,6 +126,45 @@ pub(crate) fn holders(
     Ok(out)
 }
 
+/// The users of `universe` whose feature `name` (with `key`: its value
+/// for that key, a keyed feature's or a `top_k` count) is a number that
+/// passes `test` at `t`, each evaluated at `t` like [`holders`]. A user
+/// without a number (no value, no such key) passes nothing. An unknown
+/// name is an error naming the defined ones.
+pub(crate) fn matching(
+    reader: &impl Reader,
+    kinds: &KindRegistry,
+    (set, offset): (&FeatureSet, i32),
+    universe: &roaring::RoaringBitmap,
+    (name, key): (&str, Option<&str>),
+    t: i64,
+    test: &dyn Fn(f64) -> bool,
+) -> Result<roaring::RoaringBitmap> {
+    let Some(def) = set.defs().iter().position(|d| d.name == name) else {
+        let names: Vec<&str> = set.defs().iter().map(|d| d.name.as_str()).collect();
+        let reason = format!("no feature {name:?} is defined ({})", names.join(", "));
+        let p = crate::error::Problem::Invalid { reason };
+        return Err(crate::error::InputError::new("segment.feature", p).into());
+    };
+    let mut out = roaring::RoaringBitmap::new();
+    for user_id in universe {
+        let (values, _) = read(reader, kinds, set, offset, user_id, t)?;
+        let value = values.get(def).map(|(v, _)| v);
+        let number = match (value, key) {
+            (Some(FeatureValue::Keyed(map)), Some(k)) => map.get(k).and_then(FeatureValue::as_f64),
+            (Some(FeatureValue::Ranked(ranked)), Some(k)) => {
+                ranked.iter().find(|(x, _)| x == k).map(|(_, n)| *n as f64)
+            }
+            (Some(v), None) => v.as_f64(),
+            _ => None,
+        };
+        if number.is_some_and(test) {
+            out.insert(user_id);
+        }
+    }
+    Ok(out)
+}
+
 /// A page of the rule-tag due index up to `now_ms`: `(due_ms, user)`
 /// after the key `after`, at most `limit`.
 pub(crate) fn due_page(

@@ -467,6 +467,7 @@ pub(crate) fn features(
 }
 
 pub(crate) use maintain::{
-    check, clear, due_page, erase, holders, recompute_into, settle_due, stale_users, tags_by_day,
+    check, clear, due_page, erase, holders, matching, recompute_into, settle_due, stale_users,
+    tags_by_day,
 };
 pub(crate) use writes::FeatureWrites;

@@ -18,6 +18,7 @@ pub const MAX_TIER_NAME_BYTES: usize = 64;
 
 /// How a rule computes points from an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RulePoints {
     /// A fixed number of points per event.
     Fixed(i64),
@@ -34,6 +35,7 @@ pub enum RulePoints {
 
 /// Points credited for events of one kind, in the event's own write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EarnRule {
     /// The event kind (`purchase`, `sign_in`, `review`, …).
     pub kind: String,
@@ -47,6 +49,7 @@ pub struct EarnRule {
 
 /// One tier: reached when the growth value is at least `min_growth`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierLevel {
     /// The tier's name (`bronze`, `gold`, …).
     pub name: String,
@@ -57,6 +60,7 @@ pub struct TierLevel {
 /// Tiers: growth value = points earned over the trailing `window_days` local
 /// days (the current day included); the highest level reached names the tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tiers {
     /// Trailing window, in local days.
     pub window_days: u32,

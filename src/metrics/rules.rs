@@ -50,6 +50,7 @@ pub enum Condition {
 
 /// A stage and when it applies: any of the alternatives, each a conjunction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageRule {
     /// The stage's name.
     pub stage: String,
@@ -60,6 +61,7 @@ pub struct StageRule {
 /// An ordered list of rules: a user's stage is the first rule that matches,
 /// else `fallback`. Users with no activity up to the day have no stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageModel {
     /// Rules, first match wins.
     pub rules: Vec<StageRule>,

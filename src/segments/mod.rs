@@ -254,6 +254,20 @@ pub enum Segment {
         /// has one (`None`: lifetime).
         window_days: Option<u32>,
     },
+    /// Users whose numeric feature `name` (with `key`: a keyed feature's
+    /// value, or a `top_k` count, for that key) compares with `value` as
+    /// `op` says at the segment's instant (`feature:NAME>=x`,
+    /// `feature:NAME[KEY]>=x`); a user without a value matches nothing.
+    Feature {
+        /// The feature definition's name.
+        name: String,
+        /// The key value of a keyed or `top_k` feature.
+        key: Option<String>,
+        /// How (`>=`, `>`, `<=`, `<`).
+        op: AttrOp,
+        /// The number compared with.
+        value: String,
+    },
     /// Users in both.
     And(Box<Segment>, Box<Segment>),
     /// Users in either.
@@ -369,6 +383,15 @@ impl std::fmt::Display for Segment {
                     None => Ok(()),
                 }
             }
+            Segment::Feature {
+                name,
+                key,
+                op,
+                value,
+            } => match key {
+                Some(k) => write!(f, "feature:{name}[{k}]{}{value}", op.as_str()),
+                None => write!(f, "feature:{name}{}{value}", op.as_str()),
+            },
             Segment::Did { kind, days: None } => write!(f, "did:{kind}"),
             Segment::Touch { last, dim, value } => {
                 let which = if *last { "last" } else { "first" };

@@ -160,6 +160,38 @@ impl<'t> Parser<'t> {
         Ok(None)
     }
 
+    /// `feature:NAME OP NUMBER` or `feature:NAME[KEY] OP NUMBER`.
+    fn feature(&self, tok: &str, rest: &str) -> Result<Segment, InputError> {
+        let at = rest.find(['<', '>']).ok_or_else(|| {
+            self.error(format!("{tok:?} needs feature:NAME>=NUMBER (or >, <=, <)"))
+        })?;
+        let (target, cmp) = rest.split_at(at);
+        let (op, value) = match cmp.strip_prefix(">=").or(cmp.strip_prefix("<=")) {
+            Some(v) if cmp.starts_with('>') => (AttrOp::Ge, v),
+            Some(v) => (AttrOp::Le, v),
+            None if cmp.starts_with('>') => (AttrOp::Gt, &cmp[1..]),
+            None => (AttrOp::Lt, &cmp[1..]),
+        };
+        if !value.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(self.error(format!("{tok:?}: {value:?} is not a number")));
+        }
+        let (name, key) = match target.split_once('[') {
+            Some((name, key)) => match key.strip_suffix(']') {
+                Some(key) if !key.is_empty() => (name, Some(key.to_owned())),
+                _ => return Err(self.error(format!("{tok:?}: a key is written NAME[KEY]"))),
+            },
+            None => (target, None),
+        };
+        crate::users::check_name(name, crate::features::MAX_NAME_BYTES)
+            .map_err(|p| InputError::new("segment.feature", p))?;
+        Ok(Segment::Feature {
+            name: name.to_owned(),
+            key,
+            op,
+            value: value.to_owned(),
+        })
+    }
+
     fn days(&self, text: &str) -> Result<u32, InputError> {
         let n: Option<u32> = text.strip_suffix('d').and_then(|n| n.parse().ok());
         match n {
@@ -243,6 +275,9 @@ impl<'t> Parser<'t> {
         }
         if let Some(rest) = tok.strip_prefix("attr:") {
             return self.attr(tok, rest);
+        }
+        if let Some(rest) = tok.strip_prefix("feature:") {
+            return self.feature(tok, rest);
         }
         if let Some(t) = self.threshold(tok)? {
             return Ok(t);

@@ -58,7 +58,40 @@ pub(crate) enum JobKind {
         /// The dimension's id.
         dim: u16,
     },
+    /// Applying a settings document (`Db::apply_settings`): whichever of
+    /// the re-derivations its changes need, in one job.
+    Settings {
+        /// The attribution window changed.
+        social: bool,
+        /// The tiers changed.
+        retier: bool,
+        /// The stage model changed.
+        stage: bool,
+    },
 }
+
+/// A settings job's steps by what changed (index: social | retier << 1 |
+/// stage << 2). Attribution first: its referral credits are earns that
+/// the re-tier then sees under the new tiers.
+const SETTINGS_STEPS: [&[Step]; 8] = {
+    use Step::*;
+    [
+        &[],
+        &[SocialSnapshot, SocialRederive, SocialReconcile],
+        &[Retier],
+        &[SocialSnapshot, SocialRederive, SocialReconcile, Retier],
+        &[Resettle],
+        &[SocialSnapshot, SocialRederive, SocialReconcile, Resettle],
+        &[Retier, Resettle],
+        &[
+            SocialSnapshot,
+            SocialRederive,
+            SocialReconcile,
+            Retier,
+            Resettle,
+        ],
+    ]
+};
 
 impl JobKind {
     /// The job's name, as listed and as named in errors.
@@ -73,6 +106,7 @@ impl JobKind {
             JobKind::Touchers => "touchers",
             JobKind::DimBackfill { .. } => "dimension-backfill",
             JobKind::DimDrop { .. } => "dimension-drop",
+            JobKind::Settings { .. } => "settings",
         }
     }
 
@@ -117,6 +151,14 @@ impl JobKind {
             JobKind::Touchers => &[Touchers],
             JobKind::DimBackfill { .. } => &[DimBackfill],
             JobKind::DimDrop { .. } => &[DimDrop],
+            JobKind::Settings {
+                social,
+                retier,
+                stage,
+            } => {
+                SETTINGS_STEPS
+                    [usize::from(social) | usize::from(retier) << 1 | usize::from(stage) << 2]
+            }
             JobKind::Erase { .. } => &[
                 EraseSocial,
                 Touchers,
@@ -137,6 +179,16 @@ impl JobKind {
             JobKind::SocialWindow | JobKind::Touchers => area == Area::Social,
             JobKind::StageModel => area == Area::Stages,
             JobKind::DimBackfill { .. } | JobKind::DimDrop { .. } => area == Area::Dimensions,
+            JobKind::Settings {
+                social,
+                retier,
+                stage,
+            } => match area {
+                Area::Social => social,
+                Area::Tiers => retier,
+                Area::Stages => stage,
+                _ => false,
+            },
         }
     }
 }

@@ -164,10 +164,19 @@ pub(crate) fn save_settings(
     store.check_writable()?;
     settings.validate()?;
     let mut batch = crate::store::Batch::new();
+    put_settings(&mut batch, settings)?;
+    store.write(batch)
+}
+
+/// Puts `settings` (validated by the caller) into `batch`.
+pub(crate) fn put_settings(
+    batch: &mut crate::store::Batch,
+    settings: &IdentitySettings,
+) -> Result<()> {
     batch.put(
         crate::store::Cf::Meta,
         crate::keys::meta::IDENTITY_SETTINGS,
         crate::codec::encode(settings)?,
     );
-    store.write(batch)
+    Ok(())
 }

@@ -27,7 +27,8 @@ pub use identity::{
     MAX_MERGE_ID_BYTES, MAX_PREFIX_BYTES,
 };
 pub(crate) use identity::{
-    load_settings as load_identity_settings, save_settings as save_identity_settings,
+    load_settings as load_identity_settings, put_settings as put_identity_settings,
+    save_settings as save_identity_settings,
 };
 use locks::CachedUser;
 pub(crate) use locks::{LockStripes, StripeGuards};

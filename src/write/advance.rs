@@ -207,28 +207,9 @@ impl Writer<'_> {
     /// `advance`; notices already written stay.
     pub fn set_notice_days(&self, days: u32) -> Result<()> {
         self.store.check_writes_allowed()?;
-        if days > crate::feed::MAX_NOTICE_DAYS {
-            return Err(InputError::new(
-                "notice_days",
-                crate::error::Problem::OutOfRange {
-                    value: i64::from(days),
-                    min: 0,
-                    max: i64::from(crate::feed::MAX_NOTICE_DAYS),
-                },
-            )
-            .into());
-        }
+        check_notice_days(days)?;
         let mut clock = self.clock.write();
-        // A longer period reaches lots the last scan passed over: rescan them.
-        let next = Clock {
-            notice_days: days,
-            noticed_through_ms: if days > clock.notice_days {
-                None
-            } else {
-                clock.noticed_through_ms
-            },
-            ..*clock
-        };
+        let next = with_notice_days(&clock, days);
         let mut batch = Batch::new();
         next.save(&mut batch)?;
         self.store.write(batch)?;
@@ -262,5 +243,35 @@ impl Writer<'_> {
             running
         };
         self.resume_recorded(&mut all).map(|_| ())
+    }
+}
+
+/// Checks an expiry-notice period.
+pub(super) fn check_notice_days(days: u32) -> Result<()> {
+    if days > crate::feed::MAX_NOTICE_DAYS {
+        return Err(InputError::new(
+            "notice_days",
+            crate::error::Problem::OutOfRange {
+                value: i64::from(days),
+                min: 0,
+                max: i64::from(crate::feed::MAX_NOTICE_DAYS),
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `clock` with a notice period of `days`.
+pub(super) fn with_notice_days(clock: &Clock, days: u32) -> Clock {
+    // A longer period reaches lots the last scan passed over: rescan them.
+    Clock {
+        notice_days: days,
+        noticed_through_ms: if days > clock.notice_days {
+            None
+        } else {
+            clock.noticed_through_ms
+        },
+        ..*clock
     }
 }

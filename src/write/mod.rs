@@ -22,6 +22,7 @@ mod points;
 mod profile;
 mod rebuild;
 mod record;
+mod settings;
 mod social;
 mod touchers;
 mod tx;
@@ -44,6 +45,7 @@ use crate::users::{Allocator, LockStripes, StripeGuards};
 
 pub use advance::AdvanceReport;
 pub(crate) use migrate::migrate;
+pub use settings::{SettingsApplied, SettingsDocument};
 pub(crate) use tx::Plan;
 pub use tx::Transaction;
 
