@@ -12,6 +12,7 @@ use super::Snapshot;
 use crate::error::{InputError, Problem, Result};
 use crate::profiles::{self, AttrValue, Sensitive};
 use crate::segments::Segment;
+use crate::store::{Cf, Reader, Seeker};
 
 /// Users per page handed to a sink (below the metrics' point-read limit,
 /// so a sparse page reads its users one by one, never every user).
@@ -223,6 +224,9 @@ impl Snapshot<'_> {
         Ok(users.len())
     }
 
+    /// A page's rows: each family read through one cursor walking the
+    /// page's ascending ids (a seek per user, never an iterator or a point
+    /// read per user), the metrics by one range scan.
     fn page_rows(&self, page: &[u32], ctx: &PageCtx<'_>) -> Result<Vec<Vec<Cell>>> {
         let o = ctx.options;
         let metrics: HashMap<u32, crate::metrics::UserMetrics> =
@@ -231,12 +235,35 @@ impl Snapshot<'_> {
             } else {
                 HashMap::new()
             };
+        let mut c = Cursors {
+            names: self.view.seeker(Cf::UserById)?.stepping(),
+            profiles: self.view.seeker(Cf::Profiles)?.stepping(),
+            tags: self.view.seeker(Cf::Tags)?.stepping(),
+            ledger: self.view.seeker(Cf::Ledger)?.stepping(),
+        };
         let mut rows = Vec::with_capacity(page.len());
         for &id in page {
-            let name = crate::users::record_of(&self.view, id)?.map(|r| r.name);
-            let mut row = vec![name.map_or(Cell::Null, Cell::Text)];
+            let key = crate::keys::user(id);
+            let name = match c.names.value_of(&key)? {
+                Some(bytes) => Cell::Text(crate::users::decode_record(&key, bytes)?.name),
+                None => Cell::Null,
+            };
+            let mut row = vec![name];
+            let account = match o
+                .groups
+                .iter()
+                .any(|g| matches!(g, ExportGroup::Tier | ExportGroup::Points))
+            {
+                true => crate::ledger::read::account_at(&mut c.ledger, id)?,
+                false => None,
+            };
             for group in &o.groups {
-                self.group_cells(id, *group, ctx, metrics.get(&id), &mut row)?;
+                let user = UserCtx {
+                    id,
+                    metrics: metrics.get(&id),
+                    account: account.as_ref(),
+                };
+                group_cells(&user, *group, ctx, &mut c, &mut row)?;
             }
             rows.push(row);
         }
@@ -263,46 +290,58 @@ impl Snapshot<'_> {
         };
         Ok(rows.into_iter().map(|u| (u.user_id, u)).collect())
     }
+}
 
-    fn group_cells(
-        &self,
-        id: u32,
-        group: ExportGroup,
-        ctx: &PageCtx<'_>,
-        m: Option<&crate::metrics::UserMetrics>,
-        row: &mut Vec<Cell>,
-    ) -> Result<()> {
-        match group {
-            ExportGroup::Attributes => {
-                let include = ctx.options.sensitive == Sensitive::Include;
-                let values = profiles::attributes_of(&self.view, id, include)?;
-                for (name, ty) in ctx.attrs {
-                    row.push(values.get(name).map_or(Cell::Null, |v| cell_of(v, *ty)));
-                }
-            }
-            ExportGroup::Tags => {
-                let tags = profiles::live_tags_of(&self.view, id, ctx.options.now_ms)?;
-                row.push(Cell::Text(tags.join(",")));
-            }
-            ExportGroup::Metrics => metric_cells(m, row),
-            ExportGroup::Rfm => {
-                let r = ctx.rfm.get(&id);
-                row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.r_score))));
-                row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.f_score))));
-                row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.m_score))));
-                row.push(r.map_or(Cell::Null, |r| Cell::Text(r.segment.to_owned())));
-            }
-            ExportGroup::Tier | ExportGroup::Points => {
-                let account = crate::ledger::read::account(&self.view, id)?;
-                row.push(if group == ExportGroup::Tier {
-                    account.and_then(|a| a.tier).map_or(Cell::Null, Cell::Text)
-                } else {
-                    Cell::Int(account.map_or(0, |a| a.balance))
-                });
+/// One cursor per family a page reads.
+struct Cursors<'s> {
+    names: Seeker<'s>,
+    profiles: Seeker<'s>,
+    tags: Seeker<'s>,
+    ledger: Seeker<'s>,
+}
+
+/// What a row's cells read of one user, besides the cursors.
+struct UserCtx<'a> {
+    id: u32,
+    metrics: Option<&'a crate::metrics::UserMetrics>,
+    account: Option<&'a crate::ledger::Account>,
+}
+
+fn group_cells(
+    user: &UserCtx<'_>,
+    group: ExportGroup,
+    ctx: &PageCtx<'_>,
+    c: &mut Cursors<'_>,
+    row: &mut Vec<Cell>,
+) -> Result<()> {
+    match group {
+        ExportGroup::Attributes => {
+            let include = ctx.options.sensitive == Sensitive::Include;
+            let values = profiles::attributes_at(&mut c.profiles, user.id, include)?;
+            for (name, ty) in ctx.attrs {
+                row.push(values.get(name).map_or(Cell::Null, |v| cell_of(v, *ty)));
             }
         }
-        Ok(())
+        ExportGroup::Tags => {
+            let tags = profiles::live_tags_at(&mut c.tags, user.id, ctx.options.now_ms)?;
+            row.push(Cell::Text(tags.join(",")));
+        }
+        ExportGroup::Metrics => metric_cells(user.metrics, row),
+        ExportGroup::Rfm => {
+            let r = ctx.rfm.get(&user.id);
+            row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.r_score))));
+            row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.f_score))));
+            row.push(r.map_or(Cell::Null, |r| Cell::Int(i64::from(r.m_score))));
+            row.push(r.map_or(Cell::Null, |r| Cell::Text(r.segment.to_owned())));
+        }
+        ExportGroup::Tier => row.push(
+            user.account
+                .and_then(|a| a.tier.clone())
+                .map_or(Cell::Null, Cell::Text),
+        ),
+        ExportGroup::Points => row.push(Cell::Int(user.account.map_or(0, |a| a.balance))),
     }
+    Ok(())
 }
 
 struct PageCtx<'a> {

@@ -387,35 +387,42 @@ pub(crate) fn derive_attr_index(store: &Store) -> Result<BTreeMap<Vec<u8>, Roari
     Ok(out)
 }
 
-/// `user_id`'s attributes (sensitive ones only with `include`).
-pub(crate) fn attributes_of(
-    reader: &impl Reader,
+/// `user_id`'s attributes (sensitive ones only when `include`), through
+/// a cursor over the profiles (a page of users in ascending order reads
+/// through one).
+pub(crate) fn attributes_at(
+    profiles: &mut crate::store::Seeker<'_>,
     user_id: u32,
     include: bool,
 ) -> Result<BTreeMap<String, AttrValue>> {
     let mut out = BTreeMap::new();
-    for item in reader.read_prefix(Cf::Profiles, &keys::user(user_id))? {
-        let (k, v) = item?;
-        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), &k)?;
-        let a: StoredAttr = decode_value(Cf::Profiles, &k, &v)?;
+    profiles.each_with_prefix(&keys::user(user_id), |k, v| {
+        let (_, name) = keys::split_user_and_name(Cf::Profiles.name(), k)?;
+        let a: StoredAttr = decode_value(Cf::Profiles, k, v)?;
         if include || !a.sensitive {
             out.insert(name, a.value);
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// The names of `user_id`'s tags live at `now_ms`, sorted.
-pub(crate) fn live_tags_of(reader: &impl Reader, user_id: u32, now_ms: i64) -> Result<Vec<String>> {
+/// The names of `user_id`'s tags live at `now_ms`, sorted, through a
+/// cursor over the tags.
+pub(crate) fn live_tags_at(
+    tags: &mut crate::store::Seeker<'_>,
+    user_id: u32,
+    now_ms: i64,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for item in reader.read_prefix(Cf::Tags, &keys::user(user_id))? {
-        let (k, v) = item?;
-        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), &k)?;
-        let tag: Tag = decode_value(Cf::Tags, &k, &v)?;
+    tags.each_with_prefix(&keys::user(user_id), |k, v| {
+        let (_, name) = keys::split_user_and_name(Cf::Tags.name(), k)?;
+        let tag: Tag = decode_value(Cf::Tags, k, v)?;
         if tag.is_live(now_ms) {
             out.push(name);
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

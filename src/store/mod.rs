@@ -21,7 +21,7 @@ pub(crate) use job::{Area, Job, JobKind, JobState, Step};
 pub use options::raw_event_store;
 use options::{apply_db_options, cf_options};
 pub use options::{Durability, KindPolicy, Options, Settings};
-pub use snapshot::{Reader, Snapshot};
+pub use snapshot::{Reader, Seeker, Snapshot};
 
 use std::path::{Path, PathBuf};
 

@@ -90,11 +90,126 @@ pub trait Reader {
     fn read_set(&self, cf: Cf, prefix: &[u8]) -> Result<roaring::RoaringBitmap> {
         union_of_chunks(cf, self.read_prefix(cf, prefix)?)
     }
+
+    /// A cursor over `cf` that seeks: for walks that jump over most keys
+    /// (one iterator for the whole walk, where a range per jump would
+    /// build an iterator per jump).
+    fn seeker(&self, cf: Cf) -> Result<Seeker<'_>>;
+}
+
+/// A seeking cursor over one column family ([`Reader::seeker`]).
+pub struct Seeker<'s> {
+    it: rocksdb::DBRawIteratorWithThreadMode<'s, DB>,
+    /// The iterator stands at the first key at or after this one
+    /// (`known`), so a walk of ascending targets over dense keys steps on
+    /// instead of seeking: a seek costs several times a step.
+    from: Vec<u8>,
+    known: bool,
+    /// Steps a positioning tries before it seeks (0: always seeks).
+    steps: usize,
+}
+
+/// Steps a positioning tries before it seeks.
+const STEPS_BEFORE_SEEK: usize = 4;
+
+impl<'s> Seeker<'s> {
+    fn new(it: rocksdb::DBRawIteratorWithThreadMode<'s, DB>) -> Self {
+        Seeker {
+            it,
+            from: Vec::new(),
+            known: false,
+            steps: 0,
+        }
+    }
+
+    /// This cursor stepping up to a few keys before it seeks: for walks
+    /// over families with about one key group per target (a user's record,
+    /// profile, tags), not over sparse ones where a step rarely arrives.
+    pub fn stepping(mut self) -> Self {
+        self.steps = STEPS_BEFORE_SEEK;
+        self
+    }
+
+    /// Stands the iterator at the first key at or after `key`.
+    fn position(&mut self, key: &[u8]) {
+        let mut there = false;
+        if self.known && self.from.as_slice() <= key {
+            for _ in 0..self.steps {
+                match self.it.key() {
+                    // (past the last key at or after `from`: none after `key`)
+                    None => there = self.it.status().is_ok(),
+                    Some(k) => there = k >= key,
+                }
+                if there || !self.it.valid() {
+                    break;
+                }
+                self.it.next();
+            }
+        }
+        if !there {
+            self.it.seek(key);
+        }
+        self.from.clear();
+        self.from.extend_from_slice(key);
+        self.known = true;
+    }
+
+    /// Moves to the first key at or after `key`: that key and its value,
+    /// or `None` past the last key.
+    pub fn seek(&mut self, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
+        self.position(key);
+        self.current()
+    }
+
+    /// Hands every `(key, value)` starting with `prefix` to `f`, in key
+    /// order.
+    pub fn each_with_prefix(
+        &mut self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.position(prefix);
+        // (unknown while it steps: an error from `f` leaves it mid-prefix)
+        self.known = false;
+        while let (Some(k), Some(v)) = (self.it.key(), self.it.value()) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            f(k, v)?;
+            self.it.next();
+        }
+        self.it.status()?;
+        // (now at the first key past every key with the prefix)
+        if let Some(next) = crate::keys::prefix_successor(prefix) {
+            self.from = next;
+            self.known = true;
+        }
+        Ok(())
+    }
+
+    /// The value of exactly `key`, when there is one (cheaper than a point
+    /// read when a walk reads keys in ascending order).
+    pub fn value_of(&mut self, key: &[u8]) -> Result<Option<&[u8]>> {
+        Ok(self.seek(key)?.filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+
+    fn current(&self) -> Result<Option<(&[u8], &[u8])>> {
+        if self.it.valid() {
+            return Ok(self.it.key().zip(self.it.value()));
+        }
+        self.it.status()?;
+        Ok(None)
+    }
 }
 
 impl Reader for Store {
     fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_raw(cf, key)
+    }
+
+    fn seeker(&self, cf: Cf) -> Result<Seeker<'_>> {
+        let ro = range_options(ReadOptions::default(), None);
+        Ok(Seeker::new(self.db.raw_iterator_cf_opt(self.cf(cf)?, ro)))
     }
 
     fn read_with<T>(
@@ -120,6 +235,14 @@ impl Reader for Store {
 impl Reader for Snapshot<'_> {
     fn read_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_raw(cf, key)
+    }
+
+    fn seeker(&self, cf: Cf) -> Result<Seeker<'_>> {
+        self.check(cf)?;
+        let ro = range_options(self.read_options(), None);
+        Ok(Seeker::new(
+            self.store.db.raw_iterator_cf_opt(self.store.cf(cf)?, ro),
+        ))
     }
 
     fn read_with<T>(
