@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::cli::{ok, stickydb};
 use serde_json::{json, Value};
@@ -20,19 +20,6 @@ const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01 00:00 UTC.
 const T0: i64 = 1_709_251_200_000;
 const PHONE: &str = "+86 139 0000";
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("STICKYDB_CHDB_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = Path::new(&home).join(".cache/stickydb-venv/bin/python");
-    assert!(
-        p.exists(),
-        "DuckDB is not installed: run `bash scripts/dev test`"
-    );
-    p
-}
 
 fn fill(path: &Path) {
     let db = Db::create(path, Options::default().utc_offset_minutes(480)).expect("create");
@@ -148,7 +135,7 @@ def cell(v):
     return str(v)
 print(json.dumps({"names": [c[0] for c in cols], "rows": [[cell(v) for v in r] for r in rows]}))
 "#;
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(common::python())
         .args(["-c", script])
         .arg(file)
         .output()

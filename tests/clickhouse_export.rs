@@ -11,26 +11,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 use stickydb::metrics::{Period, RetentionQuery};
 use stickydb::{Db, Event, Options, Partition};
 
 const PARTS: u32 = 4;
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("STICKYDB_CHDB_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = Path::new(&home).join(".cache/stickydb-venv/bin/python");
-    assert!(
-        p.exists(),
-        "chDB is not installed: run `bash scripts/dev chdb` (or set STICKYDB_CHDB_PYTHON)"
-    );
-    p
-}
 
 fn events() -> Vec<Event> {
     let mut out = Vec::new();
@@ -89,7 +76,7 @@ fn export(store: &Path, out: &Path, from: &str, to: &str, version: &str) {
 
 #[test]
 fn chdb_answers_equal_the_single_store() {
-    let py = python();
+    let py = common::python();
     let tmp = tempfile::tempdir().unwrap();
     let whole = Db::open(
         tmp.path().join("whole"),

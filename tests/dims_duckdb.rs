@@ -10,8 +10,9 @@
 //! rolling 7-day users; revenue per day (buyers, orders, GMV, refunds);
 //! and daily LTV cohorts (sizes, net spend on each of the 6 days after).
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use stickydb::dims::{BreakdownQuery, Dimension};
@@ -21,19 +22,6 @@ const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01 00:00 UTC.
 const T0: i64 = 1_709_251_200_000;
 const OFFSET_MIN: i32 = 480;
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("STICKYDB_CHDB_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = Path::new(&home).join(".cache/stickydb-venv/bin/python");
-    assert!(
-        p.exists(),
-        "DuckDB is not installed: run `bash scripts/dev test`"
-    );
-    p
-}
 
 /// The stream, in arrival order (shuffled, with re-sent duplicates).
 fn stream() -> Vec<Event> {
@@ -171,7 +159,7 @@ fn breakdowns_equal_duckdb() {
     }
     drop(f);
     let (d0, d1) = (db.local_day(T0) - 1, db.local_day(T0 + 30 * DAY_MS));
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(common::python())
         .args(["-c", SQL, path.to_str().unwrap()])
         .args([OFFSET_MIN.to_string(), d0.to_string(), d1.to_string()])
         .output()

@@ -4,6 +4,23 @@
 use stickydb::{Db, Options};
 use tempfile::TempDir;
 
+/// The tests' virtualenv's Python (chDB, DuckDB and pyarrow, the
+/// independent oracles and readers): `STICKYDB_CHDB_PYTHON`, else where
+/// `scripts/dev` installs it.
+pub fn python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("STICKYDB_CHDB_PYTHON") {
+        return std::path::PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let p = std::path::Path::new(&home).join(".cache/stickydb-venv/bin/python");
+    assert!(
+        p.exists(),
+        "the tests' virtualenv is not installed: run `bash scripts/dev chdb` (or set \
+         STICKYDB_CHDB_PYTHON)"
+    );
+    p
+}
+
 /// 2024-03-01 00:00:00 UTC.
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
