@@ -69,17 +69,27 @@ impl Snapshot<'_> {
                 let x: i64 = value
                     .parse()
                     .map_err(|_| bad_value(measure, value, "is not an integer"))?;
-                let money = self.metrics().money_in(from, today, Some(universe))?;
-                let of = |u: u32| {
-                    money.get(&u).map_or(0, |&(orders, net)| {
-                        if measure == Measure::Orders {
-                            orders
-                        } else {
-                            net
-                        }
-                    })
+                let money = self.metrics().money_pairs(from, today, Some(universe))?;
+                let of = |&(orders, net): &(i64, i64)| match measure {
+                    Measure::Orders => orders,
+                    _ => net,
                 };
-                Ok(universe.iter().filter(|&u| holds(of(u), op, x)).collect())
+                let with_money = money.iter().map(|(u, _)| *u);
+                let passing = money
+                    .iter()
+                    .filter(|(_, m)| holds(of(m), op, x))
+                    .map(|(u, _)| *u);
+                // (the pairs come in ascending user order: built in one pass)
+                let set = |ids: &mut dyn Iterator<Item = u32>| ids.collect::<RoaringBitmap>();
+                let mut out = RoaringBitmap::from_sorted_iter(passing.clone())
+                    .unwrap_or_else(|_| set(&mut passing.clone()));
+                // a user without money in the window has 0
+                if holds(0, op, x) {
+                    let with_money = RoaringBitmap::from_sorted_iter(with_money.clone())
+                        .unwrap_or_else(|_| set(&mut with_money.clone()));
+                    out |= universe - with_money;
+                }
+                Ok(out)
             }
             Measure::Points => {
                 let x: i64 = value

@@ -96,17 +96,37 @@ impl Metrics<'_> {
         to_day: i32,
         filter: Option<&RoaringBitmap>,
     ) -> Result<std::collections::HashMap<u32, (i64, i64)>> {
-        let parts = self.fold_money(filter, std::collections::HashMap::new, |acc, u, days| {
+        Ok(self
+            .money_pairs(from_day, to_day, filter)?
+            .into_iter()
+            .collect())
+    }
+
+    /// [`Metrics::money_in`] as `(user, (orders, net))` pairs in
+    /// ascending user order (a threshold reads them in one pass: no map
+    /// to build and probe per user).
+    pub(crate) fn money_pairs(
+        &self,
+        from_day: i32,
+        to_day: i32,
+        filter: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(u32, (i64, i64))>> {
+        let parts = self.fold_money(filter, Vec::new, |acc, u, days| {
             let (mut orders, mut net) = (0i64, 0i64);
             for (_, m) in days.range(from_day..=to_day) {
                 orders += i64::from(m.orders);
                 net += m.purchase_minor - m.refund_minor;
             }
             if orders != 0 || net != 0 {
-                acc.insert(u, (orders, net));
+                acc.push((u, (orders, net)));
             }
         })?;
-        Ok(parts.into_iter().flatten().collect())
+        let mut pairs: Vec<(u32, (i64, i64))> = parts.into_iter().flatten().collect();
+        // (parts are stretches of ids; sorted already unless split otherwise)
+        if !pairs.is_sorted_by_key(|(u, _)| *u) {
+            pairs.sort_unstable_by_key(|(u, _)| *u);
+        }
+        Ok(pairs)
     }
 
     /// [`Metrics::users`] of the users of `filter` whose ids lie in
