@@ -42,6 +42,9 @@
 //!                                        stickiness (active days ÷ N; @Nd
 //!                                        required)
 //!         | "tier" OP TIER               the tier compared in the tiers' order
+//!         | "feature:" NAME ["[" KEY "]"] OP NUMBER  a numeric feature (one key
+//!                                        of a keyed or top_k one) at the
+//!                                        segment's instant
 //!         | "did:" KIND                  ≥ 1 event of KIND, ever
 //!         | "did:" KIND "@" DAY ".." DAY ≥ 1 event of KIND in [DAY, DAY]
 //!         | "entered:" STAGE             stage became STAGE today
