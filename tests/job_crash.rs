@@ -5,7 +5,7 @@
 //! it, verify is clean, and the events column family is byte-identical to
 //! the store's before the job. The jobs: an aggregate rebuild, a re-tier,
 //! an attribution-window change (with referral credits to move), a
-//! stage-model change, the migration of the oldest fixture, and the
+//! stage-model change, a settings document changing all three at once, the migration of the oldest fixture, and the
 //! creation of a partitioned store (which leaves no store or a whole one).
 //!
 //! Before the fix this file came with (the per-user event sequence kept in
@@ -228,6 +228,22 @@ fn job_child() {
             }
             db.set_stage_model(model).unwrap();
         }
+        // every section at once, toggled: re-tier, resettle and attribution
+        // in one job
+        "settings" => {
+            let gold = db.ledger_settings().tiers.levels[1].min_growth;
+            let next = if gold == 400 { 150 } else { 400 };
+            let mut doc = stickydb::SettingsDocument::default();
+            doc.tiers = Some(ledger_settings(next).tiers);
+            doc.attribution_window_days = Some(if next == 150 { 1 } else { 7 });
+            doc.stage_model = Some(match next {
+                150 => stage_model_b(),
+                _ => StageModel::standard(),
+            });
+            doc.expiry_notice_days = Some(if next == 150 { 3 } else { 7 });
+            let applied = db.apply_settings(&doc).unwrap();
+            assert_eq!(applied.rederived, ["attribution", "tiers", "stages"]);
+        }
         "migration" => {}
         "erase" => {
             assert!(db.erase_user(WHALE).unwrap());
@@ -277,6 +293,13 @@ fn check_after_kill(job: &str, dir: &Path, before: &[Raw]) -> bool {
         if job == "dims" {
             let q = stickydb::dims::BreakdownQuery::new("channel", day, day);
             let read = stale.breakdown(&q, None, T0);
+            assert!(
+                matches!(read, Err(Error::JobUnfinished { .. })),
+                "{job}: a stale snapshot read half a job's work: {read:?}"
+            );
+        } else if job == "settings" {
+            // (its areas: tiers, stages, attribution; not the aggregates)
+            let read = stale.users_in_tier("gold");
             assert!(
                 matches!(read, Err(Error::JobUnfinished { .. })),
                 "{job}: a stale snapshot read half a job's work: {read:?}"
@@ -358,6 +381,11 @@ fn a_killed_attribution_window_change_is_finished_with_its_credits() {
 #[test]
 fn a_killed_stage_model_change_is_finished() {
     kill_job_repeatedly("stage");
+}
+
+#[test]
+fn a_killed_settings_document_is_finished() {
+    kill_job_repeatedly("settings");
 }
 
 /// A base store of 50 000 events plus what `extra` writes, under `tmp`.
