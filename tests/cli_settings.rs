@@ -214,6 +214,15 @@ fn a_refused_document_changes_nothing() {
             "window",
         ),
     ];
+    // a file far larger than any document is refused before it is read whole
+    let huge = tmp.path().join("huge.json");
+    std::fs::write(&huge, vec![b' '; (1 << 20) + 1]).expect("write");
+    let out = stickydb(&path, &["settings", "apply", huge.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("1048576"),
+        "{stderr}"
+    );
     for (doc, names) in bad {
         let file = write(tmp.path(), "bad.json", &doc.to_string());
         let out = stickydb(&path, &["settings", "apply", file.to_str().expect("utf-8")]);

@@ -71,15 +71,32 @@ pub(super) fn settings_cmd(cli: &Cli, command: &SettingsCommand) -> Result<(), E
     }
 }
 
+/// Longest settings document read, in bytes: far above the largest valid
+/// one (64 rules, 16 tiers, 32 stage rules, 16 prefixes), so a wrong file
+/// is refused before it is held in memory.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
 /// Reads and parses the document at `file`, naming the file and where in
 /// it a parse failed.
 fn read_document(file: &Path, toml: bool) -> Result<SettingsDocument, Error> {
-    let mut text = String::new();
-    if file == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text)?;
-    } else {
-        text = std::fs::read_to_string(file)?;
+    let source: Box<dyn Read> = match file == Path::new("-") {
+        true => Box::new(std::io::stdin()),
+        false => Box::new(std::fs::File::open(file)?),
+    };
+    let mut bytes = Vec::new();
+    let limit = MAX_DOCUMENT_BYTES as u64 + 1;
+    source.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        let p = Problem::TooLong {
+            len_bytes: bytes.len(),
+            max_bytes: MAX_DOCUMENT_BYTES,
+        };
+        return Err(InputError::new("settings", p).into());
     }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let reason = format!("{}: not UTF-8 ({e})", file.display());
+        InputError::new("settings", Problem::Unparsable { reason })
+    })?;
     let parsed = match toml {
         true => toml::from_str(&text).map_err(|e| e.to_string()),
         false => serde_json::from_str(&text).map_err(|e| e.to_string()),
