@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::cli::{ok, stickydb};
 use common::{assert_clean, DAY, T0};
 use serde_json::{json, Value};
-use stickydb::ledger::{EarnRule, RulePoints, TierLevel, Tiers};
+use stickydb::ledger::{EarnRule, Tiers};
 use stickydb::metrics::StageModel;
 use stickydb::{Db, Event, Options, Segment, SettingsDocument};
 
@@ -39,30 +39,11 @@ fn event(i: usize) -> Event {
 }
 
 fn tiers(gold_growth: i64) -> Tiers {
-    Tiers {
-        window_days: 30,
-        levels: vec![
-            TierLevel {
-                name: "silver".into(),
-                min_growth: 50,
-            },
-            TierLevel {
-                name: "gold".into(),
-                min_growth: gold_growth,
-            },
-        ],
-    }
+    common::referral_ledger(gold_growth).tiers
 }
 
 fn rules() -> Vec<EarnRule> {
-    let mut rules = common::sample_earn_rules();
-    rules.push(EarnRule {
-        kind: stickydb::ledger::REFERRAL_KIND.into(),
-        points: RulePoints::Fixed(25),
-        daily_cap_points: None,
-        expires_after_days: None,
-    });
-    rules
+    common::referral_ledger(0).rules
 }
 
 fn build(path: &Path, events: usize) {

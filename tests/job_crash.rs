@@ -18,7 +18,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use stickydb::ledger::{EarnRule, LedgerSettings, RulePoints, TierLevel, Tiers};
 use stickydb::metrics::StageModel;
 use stickydb::social::SocialSettings;
 use stickydb::{Db, Error, Event, OpenError, Options, Partition, PropValue};
@@ -29,30 +28,8 @@ const USERS: usize = 5_000;
 const EVENTS: usize = 50_000;
 const KILLS: usize = 6;
 
-fn ledger_settings(gold_growth: i64) -> LedgerSettings {
-    let mut rules = sample_earn_rules();
-    rules.push(EarnRule {
-        kind: stickydb::ledger::REFERRAL_KIND.into(),
-        points: RulePoints::Fixed(25),
-        daily_cap_points: None,
-        expires_after_days: None,
-    });
-    LedgerSettings::new(
-        rules,
-        Tiers {
-            window_days: 30,
-            levels: vec![
-                TierLevel {
-                    name: "silver".into(),
-                    min_growth: 50,
-                },
-                TierLevel {
-                    name: "gold".into(),
-                    min_growth: gold_growth,
-                },
-            ],
-        },
-    )
+fn ledger_settings(gold_growth: i64) -> stickydb::LedgerSettings {
+    referral_ledger(gold_growth)
 }
 
 /// Event `i` of the base store: sessions, purchases, sign-ins, shares and

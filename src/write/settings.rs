@@ -185,19 +185,24 @@ impl Writer<'_> {
         if changed.is_empty() {
             return Ok(SettingsApplied::default());
         }
-        let kind = JobKind::Settings {
-            social: next.social != old.social,
-            retier: next.ledger.tiers != old.ledger.tiers,
-            stage: next.metric.stage_model != old.metric.stage_model,
-        };
+        let (social, retier, stage) = (
+            next.social != old.social,
+            next.ledger.tiers != old.ledger.tiers,
+            next.metric.stage_model != old.metric.stage_model,
+        );
         let rederived = [
-            ("attribution", next.social != old.social),
-            ("tiers", next.ledger.tiers != old.ledger.tiers),
-            ("stages", next.metric.stage_model != old.metric.stage_model),
+            ("attribution", social),
+            ("tiers", retier),
+            ("stages", stage),
         ]
         .into_iter()
         .filter_map(|(name, yes)| yes.then_some(name))
         .collect::<Vec<_>>();
+        let kind = JobKind::Settings {
+            social,
+            retier,
+            stage,
+        };
         let running = self.save_settings(next, (!rederived.is_empty()).then_some(kind))?;
         if running.is_some() {
             self.resume_recorded(&mut all)?;

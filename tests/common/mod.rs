@@ -21,6 +21,31 @@ pub fn python() -> std::path::PathBuf {
     p
 }
 
+/// The sample earning rules plus 25 points per referral, and tiers over 30
+/// days: silver at 50, gold at `gold_growth` (the settings the job tests
+/// toggle).
+pub fn referral_ledger(gold_growth: i64) -> stickydb::LedgerSettings {
+    use stickydb::ledger::{EarnRule, RulePoints, TierLevel, Tiers};
+    let mut rules = sample_earn_rules();
+    rules.push(EarnRule {
+        kind: stickydb::ledger::REFERRAL_KIND.into(),
+        points: RulePoints::Fixed(25),
+        daily_cap_points: None,
+        expires_after_days: None,
+    });
+    let level = |name: &str, min_growth| TierLevel {
+        name: name.into(),
+        min_growth,
+    };
+    stickydb::LedgerSettings::new(
+        rules,
+        Tiers {
+            window_days: 30,
+            levels: vec![level("silver", 50), level("gold", gold_growth)],
+        },
+    )
+}
+
 /// 2024-03-01 00:00:00 UTC.
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
