@@ -1,13 +1,15 @@
 //! Ledger benchmarks: one points operation end to end (validation, lock,
 //! replay lookup, lot draw, one synced-off WriteBatch), a replay, and an
-//! expiry run over many accounts.
+//! expiry run over many accounts; the matching coupon operations (issue
+//! beside earn, redeem beside redeem, replay beside replay) and a coupon
+//! expiry run over as many accounts (docs/performance.md, "Coupons").
 //!
 //! Run: `cargo bench --bench ledger`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use stickydb::{Db, Options, PointsOp};
+use stickydb::{CouponOp, CouponTemplate, Db, Options, PointsOp};
 
 const T0: i64 = 1_709_251_200_000;
 const DAY: i64 = 86_400_000;
@@ -137,5 +139,84 @@ fn bench_expire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_ops, bench_expire);
+fn bench_coupons(c: &mut Criterion) {
+    let mut g = c.benchmark_group("coupons");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
+    db.add_coupon_template(&CouponTemplate::fixed("B", 500).valid_days(30))
+        .expect("template");
+    let issue = CouponOp::Issue {
+        template: "B".into(),
+    };
+    let mut n = 0usize;
+    g.bench_function("issue", |b| {
+        b.iter(|| {
+            n += 1;
+            let user = format!("u{}", n % ACCOUNTS);
+            black_box(
+                db.coupon(&user, &format!("i{n}"), T0, &issue)
+                    .expect("issue"),
+            )
+        })
+    });
+    g.bench_function("redeem", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let user = format!("u{}", n % ACCOUNTS);
+                let o = db
+                    .coupon(&user, &format!("i{n}"), T0, &issue)
+                    .expect("issue");
+                (user, o.coupon)
+            },
+            |(user, coupon)| {
+                let redeem = CouponOp::Redeem {
+                    coupon,
+                    order_minor: 2_000,
+                };
+                black_box(db.coupon(&user, "r", T0 + 1, &redeem).expect("redeem"))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    db.coupon("rich", "seed", T0, &issue).expect("seed");
+    g.bench_function("replay", |b| {
+        b.iter(|| {
+            let out = db.coupon("rich", "seed", T0, &issue).expect("replay");
+            assert!(out.replayed);
+            black_box(out)
+        })
+    });
+    g.finish();
+    assert!(db.verify().expect("verify").is_clean());
+    let mut g = c.benchmark_group("coupons");
+    g.sample_size(10);
+    g.bench_function("expire_10k_coupons_of_10k_accounts", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db =
+                    Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
+                db.add_coupon_template(&CouponTemplate::fixed("E", 100).valid_days(1))
+                    .expect("template");
+                let issue = CouponOp::Issue {
+                    template: "E".into(),
+                };
+                for i in 0..ACCOUNTS {
+                    db.coupon(&format!("u{i}"), "i", T0, &issue).expect("issue");
+                }
+                (dir, db)
+            },
+            |(dir, db)| {
+                let r = db.expire_points(T0 + 2 * DAY).expect("expire");
+                assert_eq!(r.coupons_expired, ACCOUNTS as u64);
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ops, bench_expire, bench_coupons);
 criterion_main!(benches);

@@ -90,7 +90,10 @@ pub use error::{
 pub use features::{Definition, FeatureValue, Features, TagRule};
 pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
-pub use ledger::{Account, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome};
+pub use ledger::{
+    Account, Coupon, CouponError, CouponKind, CouponOp, CouponOutcome, CouponState, CouponStats,
+    CouponTemplate, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome,
+};
 pub use partition::Partition;
 pub use profiles::{AttrOp, AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};
 pub use segments::{Measure, Segment};

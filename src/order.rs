@@ -27,6 +27,9 @@ pub(crate) enum Level {
     /// The per-user stripe locks (several, always in ascending order, in
     /// one acquisition).
     Stripes,
+    /// Coupon counts and stock (after the stripes: a coupon write holds
+    /// its users' stripes first).
+    Coupons,
     /// Allocation of custom kind ids.
     KindsAlloc,
     /// The metric settings (the stage model).

@@ -163,6 +163,8 @@ fn ledger_key() -> impl Strategy<Value = LedgerKey> {
             seq
         }),
         (u, n).prop_map(|(user_id, seq)| LedgerKey::Reversed { user_id, seq }),
+        (u, n).prop_map(|(user_id, slot)| LedgerKey::Coupon { user_id, slot }),
+        (u, "\\PC{1,40}").prop_map(|(user_id, txn_id)| LedgerKey::CouponTxn { user_id, txn_id }),
         (u, any::<i32>(), any::<u16>()).prop_map(|(user_id, day, rule)| LedgerKey::Cap {
             user_id,
             day,

@@ -48,4 +48,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = stickydb::experiments::MetricSpec::parse(&String::from_utf8_lossy(data));
     let _ = keys::metrics::MetricKey::parse(data);
     let _ = keys::activity::ActivityKey::parse(data);
+    // coupons: a coupon, a template, every key layout
+    let _ = codec::decode::<stickydb::Coupon>(data);
+    let _ = codec::decode::<stickydb::CouponTemplate>(data);
+    let _ = codec::decode::<(stickydb::CouponOp, stickydb::CouponOutcome)>(data);
+    let _ = keys::ledger::LedgerKey::parse(data);
+    let _ = keys::ledger::parse_due(data);
+    let _ = keys::meta::parse_coupon(data);
 });

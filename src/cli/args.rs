@@ -314,6 +314,12 @@ pub enum Command {
         #[command(subcommand)]
         command: points::PointsCommand,
     },
+    /// Coupons: templates, issue, hold, redeem, release, reverse.
+    Coupons {
+        /// The operation.
+        #[command(subcommand)]
+        command: super::coupons::CouponsCommand,
+    },
     /// Write a self-contained HTML report with charts.
     Report {
         /// The local days asked about.

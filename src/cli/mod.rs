@@ -27,6 +27,7 @@ macro_rules! out {
 mod admin;
 mod args;
 mod args_sub;
+pub mod coupons;
 mod demo;
 pub mod dims;
 pub mod experiments;
@@ -239,6 +240,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             command: UsersCommand::Export(args),
         } => export::export_cmd(cli, args, now),
         Command::Points { command } => points::points_cmd(cli, command, now),
+        Command::Coupons { command } => coupons::coupons_cmd(cli, command, now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
         Command::Init {
             utc_offset,

@@ -20,6 +20,7 @@ use crate::verify::{self, VerifyReport};
 use crate::write::{self, Transaction, Writer};
 use roaring::RoaringBitmap;
 
+mod coupons;
 mod dims;
 mod experiments;
 mod export;
@@ -82,6 +83,8 @@ pub struct Db {
     clock: RwLock<crate::feed::Clock>,
     /// One `advance` at a time.
     advance_lock: Mutex<()>,
+    /// Writes that change coupon counts, one at a time.
+    coupon_lock: Mutex<()>,
     /// Attribution's lock and settings.
     social: crate::social::SocialState,
     /// The exposure kind (fixed at creation).
@@ -205,6 +208,7 @@ impl Db {
             dims,
             clock: RwLock::new(Level::Clock, clock),
             advance_lock: Mutex::new(Level::Advance, ()),
+            coupon_lock: Mutex::new(Level::Coupons, ()),
             social,
             experiment_settings,
             position_lock: Mutex::new(Level::Position, ()),
@@ -242,6 +246,7 @@ impl Db {
             social: &self.social,
             exposure_kind: &self.experiment_settings.exposure_kind,
             advance_lock: &self.advance_lock,
+            coupon_lock: &self.coupon_lock,
             identity_settings: &self.identity_settings,
             features: &self.features,
             dims: &self.dims,

@@ -31,6 +31,7 @@ impl Error {
             Error::Input(_)
             | Error::UnknownUser { .. }
             | Error::Ledger(_)
+            | Error::Coupon(_)
             | Error::Merge(_)
             | Error::LimitReached { .. }
             | Error::ValueTooLarge { .. }

@@ -6,8 +6,10 @@
 use std::fmt;
 
 mod classify;
+mod coupon;
 
 pub use classify::{StorageError, TxError};
+pub use coupon::CouponError;
 
 /// Everything a stickydb operation can fail with.
 ///
@@ -38,6 +40,9 @@ pub enum Error {
     /// A points operation was refused by the ledger's rules; nothing was written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A coupon operation or template was refused; nothing was written.
+    #[error(transparent)]
+    Coupon(#[from] CouponError),
     /// An identity merge was refused; nothing was written.
     #[error(transparent)]
     Merge(#[from] MergeError),

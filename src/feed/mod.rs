@@ -101,6 +101,17 @@ pub enum Change {
         /// The instant the notice fell due (`expires_at_ms` − notice period).
         at_ms: i64,
     },
+    /// A coupon will expire within the notice period (docs/coupons.md).
+    CouponExpiryNotice {
+        /// The coupon's id.
+        coupon: String,
+        /// Its template.
+        template: String,
+        /// When it expires.
+        expires_at_ms: i64,
+        /// The instant the notice fell due (`expires_at_ms` − notice period).
+        at_ms: i64,
+    },
 }
 
 /// One stored feed entry (what a write appends).
@@ -218,6 +229,34 @@ pub(crate) fn notice(
         },
     )?;
     batch.put(Cf::Feed, fk::noticed(user_id, lot), []);
+    Ok(())
+}
+
+/// Appends the expiry notice of `user_id`'s coupon `coupon` (of
+/// `template`, in `slot`) and marks it written.
+pub(crate) fn coupon_notice(
+    batch: &mut Batch,
+    user_id: u32,
+    slot: u32,
+    coupon: (&str, &str),
+    expires_at_ms: i64,
+    notice_ms: i64,
+) -> Result<()> {
+    let (coupon, template) = coupon;
+    log(
+        batch,
+        &Record {
+            user_id,
+            change: Change::CouponExpiryNotice {
+                coupon: coupon.to_owned(),
+                template: template.to_owned(),
+                expires_at_ms,
+                at_ms: expires_at_ms.saturating_sub(notice_ms),
+            },
+            retroactive: false,
+        },
+    )?;
+    batch.put(Cf::Feed, fk::coupon_noticed(user_id, slot), []);
     Ok(())
 }
 

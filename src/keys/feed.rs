@@ -9,6 +9,7 @@
 //! | `4` | the clock: the last `advance` instant |
 //! | `5` | the highest cursor a trim deleted (u64), so a reopened store never hands it out again |
 //! | `6 ‖ due_ms (u64 BE) ‖ user` | empty: the user's rule tags may change at `due_ms` with no new event |
+//! | `7 ‖ user ‖ coupon slot (u32 BE)` | empty: the coupon's expiry notice was written |
 
 use super::{day_asc, day_from_asc, user, USER_BYTES};
 
@@ -25,6 +26,8 @@ pub const TRIMMED: [u8; 1] = [5];
 
 /// Family byte of the rule-tag due index.
 pub const TAG_DUE: u8 = 6;
+/// Family byte of the coupons' "notice written" marks.
+pub const COUPON_NOTICED: u8 = 7;
 /// Width of a rule-tag due key.
 pub const TAG_DUE_KEY_BYTES: usize = 1 + 8 + USER_BYTES;
 
@@ -132,6 +135,20 @@ pub fn noticed_of(user_id: u32) -> [u8; 5] {
     let mut k = [0u8; 5];
     k[0] = NOTICED;
     k[1..].copy_from_slice(&user(user_id));
+    k
+}
+
+/// The mark that coupon `slot` of `user_id` had its expiry notice.
+pub fn coupon_noticed(user_id: u32, slot: u32) -> [u8; 9] {
+    let mut k = noticed(user_id, slot);
+    k[0] = COUPON_NOTICED;
+    k
+}
+
+/// The prefix of every coupon notice mark of `user_id`.
+pub fn coupon_noticed_of(user_id: u32) -> [u8; 5] {
+    let mut k = noticed_of(user_id);
+    k[0] = COUPON_NOTICED;
     k
 }
 

@@ -26,6 +26,10 @@ pub const TIER: u8 = 8;
 pub const REVERSED: u8 = 9;
 /// `user | 10 | day_asc | rule u16` → points the rule credited that day.
 pub const CAP: u8 = 10;
+/// `user | 11 | slot` → a coupon the user holds (slots count up per user).
+pub const COUPON: u8 = 11;
+/// `user | 12 | txn_id` → a coupon operation's record (its own id space).
+pub const COUPON_TXN: u8 = 12;
 
 /// `ledger_due`: `1 | ts_asc(expires) | user | lot` for open lots with an expiry.
 pub const DUE_LOT: u8 = 1;
@@ -33,6 +37,9 @@ pub const DUE_LOT: u8 = 1;
 pub const DUE_HOLD: u8 = 2;
 /// `ledger_due`: `3 | ts_asc(review_at) | user | 0` for scheduled tier reviews.
 pub const DUE_REVIEW: u8 = 3;
+/// `ledger_due`: `4 | ts_asc(due) | user | coupon slot` for coupons that
+/// expire or whose hold times out (the earlier of the two).
+pub const DUE_COUPON: u8 = 4;
 
 /// Width of a `ledger_due` key.
 pub const DUE_KEY_BYTES: usize = 1 + 8 + USER_BYTES + 4;
@@ -107,6 +114,20 @@ pub enum LedgerKey {
         /// The reversed entry.
         seq: u32,
     },
+    /// A coupon.
+    Coupon {
+        /// Internal user id.
+        user_id: u32,
+        /// Its slot in the user's coupons.
+        slot: u32,
+    },
+    /// A coupon operation's record.
+    CouponTxn {
+        /// Internal user id.
+        user_id: u32,
+        /// The transaction id.
+        txn_id: String,
+    },
     /// A rule's credited points on a local day.
     Cap {
         /// Internal user id.
@@ -141,6 +162,7 @@ impl LedgerKey {
             LedgerKey::Lot { user_id, lot } => numbered(*user_id, LOT, *lot),
             LedgerKey::Hold { user_id, seq } => numbered(*user_id, HOLD, *seq),
             LedgerKey::Reversed { user_id, seq } => numbered(*user_id, REVERSED, *seq),
+            LedgerKey::Coupon { user_id, slot } => numbered(*user_id, COUPON, *slot),
             LedgerKey::OpenLot {
                 user_id,
                 expires_at_ms,
@@ -153,6 +175,11 @@ impl LedgerKey {
             }
             LedgerKey::Txn { user_id, txn_id } => {
                 let mut k = family(*user_id, TXN);
+                k.extend_from_slice(txn_id.as_bytes());
+                k
+            }
+            LedgerKey::CouponTxn { user_id, txn_id } => {
+                let mut k = family(*user_id, COUPON_TXN);
                 k.extend_from_slice(txn_id.as_bytes());
                 k
             }
@@ -202,12 +229,13 @@ impl LedgerKey {
                     }
                 }
             }
-            LOT | HOLD | REVERSED => {
+            LOT | HOLD | REVERSED | COUPON => {
                 len(4)?;
                 let n = u32::from_be_bytes(b4(0)?);
                 match tag {
                     LOT => LedgerKey::Lot { user_id, lot: n },
                     HOLD => LedgerKey::Hold { user_id, seq: n },
+                    COUPON => LedgerKey::Coupon { user_id, slot: n },
                     _ => LedgerKey::Reversed { user_id, seq: n },
                 }
             }
@@ -221,6 +249,10 @@ impl LedgerKey {
                 }
             }
             TXN => LedgerKey::Txn {
+                user_id,
+                txn_id: std::str::from_utf8(body).ok()?.to_owned(),
+            },
+            COUPON_TXN => LedgerKey::CouponTxn {
                 user_id,
                 txn_id: std::str::from_utf8(body).ok()?.to_owned(),
             },
@@ -265,7 +297,8 @@ pub fn timed(user_id: u32, tag: u8, at_ms: i64, seq: u32) -> Vec<u8> {
     k
 }
 
-/// Key of a record numbered by sequence ([`LOT`], [`HOLD`], [`REVERSED`]).
+/// Key of a record numbered by sequence ([`LOT`], [`HOLD`], [`REVERSED`],
+/// [`COUPON`]).
 pub fn numbered(user_id: u32, tag: u8, seq: u32) -> Vec<u8> {
     let mut k = family(user_id, tag);
     k.extend_from_slice(&seq.to_be_bytes());
@@ -302,6 +335,15 @@ pub fn txn(user_id: u32, txn_id: &str) -> Vec<u8> {
     .encode()
 }
 
+/// Key of a coupon operation's record.
+pub fn coupon_txn(user_id: u32, txn_id: &str) -> Vec<u8> {
+    LedgerKey::CouponTxn {
+        user_id,
+        txn_id: txn_id.to_owned(),
+    }
+    .encode()
+}
+
 /// Key of a growth day.
 pub fn growth(user_id: u32, day: i32) -> Vec<u8> {
     LedgerKey::Growth { user_id, day }.encode()
@@ -325,7 +367,7 @@ pub fn due(tag: u8, at_ms: i64, user_id: u32, seq: u32) -> [u8; DUE_KEY_BYTES] {
 /// Decodes a `ledger_due` key into `(tag, due time, user, seq)`.
 pub fn parse_due(key: &[u8]) -> Option<(u8, i64, u32, u32)> {
     let k: &[u8; DUE_KEY_BYTES] = key.try_into().ok()?;
-    if !matches!(k[0], DUE_LOT | DUE_HOLD | DUE_REVIEW) {
+    if !matches!(k[0], DUE_LOT | DUE_HOLD | DUE_REVIEW | DUE_COUPON) {
         return None;
     }
     Some((

@@ -155,3 +155,33 @@ pub fn kind_id(id: u32) -> Vec<u8> {
 pub fn kind_name_of(key: &[u8]) -> Option<&[u8]> {
     key.strip_prefix(KIND_NAME_PREFIX)
 }
+
+/// Prefix of the coupon templates and their counts: `coupon:` ‖ template
+/// id ‖ `0x00` ‖ `t` → the template, ‖ `c` → its counts. A template id
+/// holds no NUL byte, so one prefix scan lists every template with its
+/// counts, in id order.
+pub const COUPON_PREFIX: &[u8] = b"coupon:";
+
+/// The record byte of a coupon template.
+pub const COUPON_TEMPLATE: u8 = b't';
+/// The record byte of a coupon template's counts.
+pub const COUPON_COUNTS: u8 = b'c';
+
+/// `coupon:ID 0x00 what`: template `id`'s record `what`
+/// ([`COUPON_TEMPLATE`] or [`COUPON_COUNTS`]).
+pub fn coupon(template_id: &str, what: u8) -> Vec<u8> {
+    let mut k = COUPON_PREFIX.to_vec();
+    k.extend_from_slice(template_id.as_bytes());
+    k.push(0);
+    k.push(what);
+    k
+}
+
+/// The template id and record byte of a [`coupon`] key; `None` for other
+/// keys.
+pub fn parse_coupon(key: &[u8]) -> Option<(&[u8], u8)> {
+    let rest = key.strip_prefix(COUPON_PREFIX)?;
+    let (&what, head) = rest.split_last()?;
+    let id = head.strip_suffix(&[0])?;
+    (!id.contains(&0)).then_some((id, what))
+}

@@ -22,7 +22,7 @@ pub(crate) struct DueCursor {
     after: Option<Vec<u8>>,
 }
 
-const DUE_TAGS: [u8; 3] = [lk::DUE_LOT, lk::DUE_HOLD, lk::DUE_REVIEW];
+const DUE_TAGS: [u8; 4] = [lk::DUE_LOT, lk::DUE_HOLD, lk::DUE_REVIEW, lk::DUE_COUPON];
 
 /// The accounts of the next at most `limit` entries of `ledger_due` at or
 /// before `now_ms` after `cursor`, which moves past them: an expiry run
@@ -71,15 +71,17 @@ fn bad_due_key(k: &[u8]) -> crate::error::Error {
 /// `(user, lot, expiry)` of the next at most `limit` open lots expiring in
 /// `after_ms < expiry <= until_ms`, by expiry, after the due key `resume`
 /// (which moves to the last one returned): the expiry-notice scan of
-/// `advance`, a page at a time.
+/// `advance`, a page at a time. With [`lk::DUE_COUPON`] for `tag`, the
+/// same of coupons: `(user, slot, due)`.
 pub(crate) fn lots_expiring_page(
     store: &Store,
+    tag: u8,
     after_ms: Option<i64>,
     until_ms: i64,
     resume: &mut Option<Vec<u8>>,
     limit: usize,
 ) -> Result<Vec<(u32, u32, i64)>> {
-    let mut from = vec![lk::DUE_LOT];
+    let mut from = vec![tag];
     match after_ms.map(|a| a.checked_add(1)) {
         Some(Some(a)) => from.extend_from_slice(&ts_asc(a)),
         Some(None) => return Ok(Vec::new()),
@@ -88,10 +90,10 @@ pub(crate) fn lots_expiring_page(
     if resume.is_some() {
         from = crate::keys::resume_at(&from, resume.as_deref());
     }
-    let mut until = vec![lk::DUE_LOT];
+    let mut until = vec![tag];
     match until_ms.checked_add(1) {
         Some(after) => until.extend_from_slice(&ts_asc(after)),
-        None => until = vec![lk::DUE_LOT + 1],
+        None => until = vec![tag + 1],
     }
     let mut out = Vec::new();
     for item in store.range(Cf::LedgerDue, &from, Some(until))? {

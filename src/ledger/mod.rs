@@ -1,6 +1,7 @@
 //! Loyalty-point ledger (SPEC §4): one points account per user, append-only
 //! entries, lots with expiry, two-phase holds, idempotent transactions,
-//! rule-earned credits and tiers.
+//! rule-earned credits and tiers; and the user's coupons (`coupons`,
+//! docs/coupons.md).
 //!
 //! Owns the `ledger` column family (per-user account, entries, lots, holds,
 //! transaction records, growth per day, tier changes), the `ledger_due`
@@ -12,6 +13,7 @@
 //!
 //! The rules, with examples, are in `docs/ledger.md`.
 
+pub(crate) mod coupons;
 mod expire;
 pub(crate) mod read;
 pub(crate) mod rules;
@@ -20,6 +22,11 @@ mod transfer;
 
 use serde::{Deserialize, Serialize};
 
+pub use coupons::{
+    Coupon, CouponError, CouponKind, CouponOp, CouponOutcome, CouponState, CouponStats,
+    CouponTemplate, MAX_AMOUNT_MINOR, MAX_COUPONS_PER_USER, MAX_STOCK, MAX_TEMPLATES,
+    MAX_TEMPLATE_ID_BYTES, MAX_VALID_DAYS,
+};
 pub(crate) use expire::{due_accounts_page, lots_expiring_page, DueCursor};
 pub use read::MAX_HISTORY_LIMIT;
 pub(crate) use read::{erase, rebuild_tier_sets};
@@ -483,6 +490,10 @@ pub struct ExpireReport {
     pub holds_timed_out: u64,
     /// Tier changes recorded.
     pub tier_changes: u64,
+    /// Coupons that expired unused.
+    pub coupons_expired: u64,
+    /// Coupon holds released because they timed out.
+    pub coupon_holds_timed_out: u64,
 }
 
 /// The transaction record a replay answers from.

@@ -207,11 +207,18 @@ pub(crate) fn erase(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()
     Ok(())
 }
 
-/// Deletes the expiry-notice marks of `user_id`'s lots, in `batch`.
+/// Deletes the expiry-notice marks of `user_id`'s lots and coupons, in
+/// `batch`.
 pub(crate) fn erase_notices(store: &Store, batch: &mut Batch, user_id: u32) -> Result<()> {
-    for item in store.prefix(Cf::Feed, &crate::keys::feed::noticed_of(user_id))? {
-        let (k, _) = item?;
-        batch.delete(Cf::Feed, k);
+    let feed = [
+        crate::keys::feed::noticed_of(user_id),
+        crate::keys::feed::coupon_noticed_of(user_id),
+    ];
+    for prefix in feed {
+        for item in store.prefix(Cf::Feed, &prefix)? {
+            let (k, _) = item?;
+            batch.delete(Cf::Feed, k);
+        }
     }
     Ok(())
 }
@@ -234,8 +241,9 @@ pub(crate) fn erase_page(
 }
 
 /// Deletes one ledger record of `user_id` and what indexes it: the tier
-/// set membership of its account, the due entries of its review, open lots
-/// and holds.
+/// set membership of its account, the due entries of its review, open lots,
+/// holds and coupons. (A template's counts are the caller's: an erasure
+/// counts the coupons as erased, a merge moved them.)
 fn erase_record(batch: &mut Batch, user_id: u32, k: &[u8], v: &[u8]) -> Result<()> {
     match k.get(crate::keys::USER_BYTES) {
         Some(&lk::ACCOUNT) => {
@@ -265,6 +273,7 @@ fn erase_record(batch: &mut Batch, user_id: u32, k: &[u8], v: &[u8]) -> Result<(
                 lk::due(lk::DUE_HOLD, h.deadline_ms, user_id, h.seq),
             );
         }
+        Some(&lk::COUPON) => super::coupons::read::erase_due(batch, user_id, k, v)?,
         _ => {}
     }
     batch.delete(Cf::Ledger, k);

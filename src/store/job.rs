@@ -117,7 +117,8 @@ impl JobKind {
             // Formats 1–5 differ from today in every derived structure;
             // 6 lacks the social family, 7 the experiment assignments, 8
             // the users' sequence records (docs/architecture.md, "Opening"),
-            // 9 the sessions' depth, 10 the attribute index.
+            // 9 the sessions' depth, 10 the attribute index; 11 lacks only
+            // coupons, which start empty.
             JobKind::Migration { from_format } => match from_format {
                 ..=5 => &[
                     AllUsers,
@@ -134,7 +135,8 @@ impl JobKind {
                 7 => &[Experiments, Sequences, SessionDepth, AttrIndex],
                 8 => &[Sequences, SessionDepth, AttrIndex],
                 9 => &[SessionDepth, AttrIndex],
-                _ => &[AttrIndex],
+                10 => &[AttrIndex],
+                _ => &[],
             },
             JobKind::Rebuild => &[
                 Clear,

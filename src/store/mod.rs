@@ -38,7 +38,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 11;
+pub const FORMAT_VERSION: u32 = 12;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -69,8 +69,12 @@ pub const FORMAT_VERSION: u32 = 11;
 /// last instants and events from the events, and the day counters of
 /// bounces, durations and events that sum them (docs/metrics.md,
 /// "Sessions"). Version 10 had no attribute index (`attr_index`): its
-/// migration derives it from the profiles.
-pub const MIGRATABLE_FORMATS: [u32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+/// migration derives it from the profiles. Version 11 had no coupons: a
+/// build before them would not know the coupon records (`ledger` tags 11
+/// and 12, `ledger_due` tag 4, `meta` `coupon:`) a newer store holds, so
+/// the version moved; its migration has nothing to derive and only stamps
+/// the new version.
+pub const MIGRATABLE_FORMATS: [u32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

@@ -33,6 +33,24 @@ struct Stored {
     tiers: Vec<(u32, TierChange)>,
     reversed: BTreeMap<u32, String>,
     caps: BTreeMap<(i32, u16), i64>,
+    coupons: Vec<(u32, crate::ledger::coupons::Coupon)>,
+    coupon_txns: Vec<(String, crate::ledger::coupons::CouponTxn)>,
+}
+
+impl Stored {
+    /// Whether it holds points records (not only coupons).
+    fn has_points(&self) -> bool {
+        self.account.is_some()
+            || !(self.entries.is_empty()
+                && self.lots.is_empty()
+                && self.open.is_empty()
+                && self.holds.is_empty()
+                && self.txns.is_empty()
+                && self.growth.is_empty()
+                && self.tiers.is_empty()
+                && self.reversed.is_empty()
+                && self.caps.is_empty())
+    }
 }
 
 /// Checks every account; returns the tier sets the accounts imply, keyed as
@@ -46,16 +64,22 @@ pub(super) fn check(
     let offset = store.settings().utc_offset_minutes;
     let mut tier_sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
     let mut due: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut coupons = super::coupons::Tally::default();
     let mut current: Option<(u32, Stored)> = None;
-    let finish = |cur: Option<(u32, Stored)>,
-                  r: &mut VerifyReport,
-                  tier_sets: &mut BTreeMap<Vec<u8>, RoaringBitmap>,
-                  due: &mut BTreeSet<Vec<u8>>| {
-        if let Some((uid, s)) = cur {
+    let mut finish = |cur: Option<(u32, Stored)>,
+                      r: &mut VerifyReport,
+                      tier_sets: &mut BTreeMap<Vec<u8>, RoaringBitmap>,
+                      due: &mut BTreeSet<Vec<u8>>| {
+        if let Some((uid, mut s)) = cur {
             if !records.contains_key(&uid) {
                 r.problem(format!("ledger: records of user {uid}, who does not exist"));
             }
-            check_account(uid, s, settings, offset, r, tier_sets, due);
+            let held = std::mem::take(&mut s.coupons);
+            let txns = std::mem::take(&mut s.coupon_txns);
+            coupons.user(uid, &held, &txns, due, r);
+            if s.has_points() {
+                check_account(uid, s, settings, offset, r, tier_sets, due);
+            }
         }
     };
     for item in store.range(Cf::Ledger, &[], None)? {
@@ -77,6 +101,7 @@ pub(super) fn check(
         }
     }
     finish(current.take(), r, &mut tier_sets, &mut due);
+    coupons.check(store, r)?;
 
     for item in store.range(Cf::LedgerDue, &[], None)? {
         let (k, _) = item?;
@@ -147,6 +172,14 @@ fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), St
                 (day, rule),
                 decode_value(Cf::Ledger, k, v).map_err(decode_err)?,
             );
+        }
+        LedgerKey::Coupon { slot, .. } => {
+            s.coupons
+                .push((slot, decode_value(Cf::Ledger, k, v).map_err(decode_err)?));
+        }
+        LedgerKey::CouponTxn { txn_id, .. } => {
+            let record = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
+            s.coupon_txns.push((txn_id, record));
         }
     }
     Ok(())

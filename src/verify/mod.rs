@@ -20,6 +20,7 @@ use crate::store::{Cf, Store};
 use crate::users::UserRecord;
 
 mod aliases;
+mod coupons;
 mod events;
 mod experiments;
 mod feed;

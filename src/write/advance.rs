@@ -11,6 +11,7 @@ use super::Writer;
 use crate::error::{InputError, Result};
 use crate::feed::{Clock, StageCause};
 use crate::keys::feed as fk;
+use crate::keys::ledger as lk;
 use crate::ledger::ExpireReport;
 use crate::metrics::state::StateWrites;
 use crate::metrics::{self, MetricSettings, StageModel};
@@ -133,21 +134,35 @@ impl Writer<'_> {
         }
         let after = done.map(|d| d.saturating_add(notice_ms));
         let until = now_ms.saturating_add(notice_ms);
-        let mut resume = None;
         let mut written = 0u64;
-        loop {
-            // a page of lots at a time (a user's lots may span two pages:
-            // two writes, each lot's mark makes its notice once-only)
-            let lots = ledger::lots_expiring_page(self.store, after, until, &mut resume, DUE_PAGE)?;
-            if lots.is_empty() {
-                break;
-            }
-            let mut by_user: std::collections::BTreeMap<u32, Vec<(u32, i64)>> = Default::default();
-            for (user, lot, at) in lots {
-                by_user.entry(user).or_default().push((lot, at));
-            }
-            for (user_id, lots) in by_user {
-                written += self.notices_of(user_id, &lots, notice_ms)?;
+        for tag in [lk::DUE_LOT, lk::DUE_COUPON] {
+            let mut resume = None;
+            loop {
+                // a page of lots (coupons) at a time (a user's may span two
+                // pages: two writes, each one's mark makes its notice
+                // once-only)
+                let due = ledger::lots_expiring_page(
+                    self.store,
+                    tag,
+                    after,
+                    until,
+                    &mut resume,
+                    DUE_PAGE,
+                )?;
+                if due.is_empty() {
+                    break;
+                }
+                let mut by_user: std::collections::BTreeMap<u32, Vec<(u32, i64)>> =
+                    Default::default();
+                for (user, id, at) in due {
+                    by_user.entry(user).or_default().push((id, at));
+                }
+                for (user_id, ids) in by_user {
+                    written += match tag {
+                        lk::DUE_LOT => self.notices_of(user_id, &ids, notice_ms)?,
+                        _ => self.coupon_notices_of(user_id, &ids, notice_ms)?,
+                    };
+                }
             }
         }
         let mut clock = self.clock.write();
@@ -193,6 +208,44 @@ impl Writer<'_> {
                     expires_at_ms,
                     notice_ms,
                 )?;
+                written += 1;
+            }
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+        }
+        Ok(written)
+    }
+
+    /// Writes the notices of `coupons` (`(slot, due)`) of one user still
+    /// available, expiring at their due instant and not noticed yet, in one
+    /// write; returns how many. (A held coupon's due instant may be its
+    /// hold's timeout: it is not noticed while held.)
+    fn coupon_notices_of(
+        &self,
+        user_id: u32,
+        coupons: &[(u32, i64)],
+        notice_ms: i64,
+    ) -> Result<u64> {
+        let Some(record) = users::record_of(self.store, user_id)? else {
+            return Ok(0);
+        };
+        let _guard = self.stripes.lock([record.name.as_str()]);
+        let mut batch = Batch::new();
+        let mut written = 0u64;
+        for &(slot, due_ms) in coupons {
+            if self
+                .store
+                .contains(Cf::Feed, &fk::coupon_noticed(user_id, slot))?
+            {
+                continue;
+            }
+            let Some(c) = ledger::coupons::read::coupon(self.store, user_id, slot)? else {
+                continue;
+            };
+            if c.state == ledger::CouponState::Available && c.expires_at_ms == Some(due_ms) {
+                let id = (c.id.as_str(), c.template.as_str());
+                crate::feed::coupon_notice(&mut batch, user_id, slot, id, due_ms, notice_ms)?;
                 written += 1;
             }
         }

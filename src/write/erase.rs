@@ -198,6 +198,10 @@ impl Writer<'_> {
             crate::feed::StageCause::Erase,
         )?;
         crate::experiments::forget(self.store, &mut batch, user_id)?;
+        // (the coupon lock to the commit: the erased coupons leave their
+        // templates' counts)
+        let _coupons = self.coupon_lock.lock();
+        ledger::coupons::read::count_erased(self.store, &mut batch, user_id)?;
         ledger::erase(self.store, &mut batch, user_id)?;
         users::erase(self.store, &mut batch, user_id, user)?;
         // The clock before the social lock, as every writer takes them

@@ -121,6 +121,13 @@ pub(super) fn ledger_step(ctx: &JobCtx<'_>, job: &mut Job, user_id: u32) -> Resu
     loop {
         let after = (!job.cursor.is_empty()).then(|| job.cursor.clone());
         let mut batch = Batch::new();
+        if after.is_none() {
+            // Every coupon leaves its template's counts with the first
+            // page, which records the cursor: a re-run resumes past it and
+            // counts none twice. (The job holds every stripe: no coupon
+            // write runs.)
+            ledger::coupons::read::count_erased(ctx.store, &mut batch, user_id)?;
+        }
         let Some(last) =
             ledger::read::erase_page(ctx.store, &mut batch, user_id, after.as_deref(), ERASE_PAGE)?
         else {

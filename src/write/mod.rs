@@ -11,6 +11,7 @@
 //! tags). Must not be imported by those subsystems: dependencies point down.
 
 mod advance;
+mod coupons;
 mod dims;
 mod erase;
 mod erase_job;
@@ -79,6 +80,9 @@ pub(crate) struct Writer<'a> {
     /// One `advance` at a time; a job takes it first, so no advance runs
     /// while a job re-derives what advance settles.
     pub advance_lock: &'a Mutex<()>,
+    /// Writes that change coupon counts take it after their stripes: the
+    /// stock check and the counts stay exact across users.
+    pub coupon_lock: &'a Mutex<()>,
     /// Which ids are anonymous (a merge reads it under its locks).
     pub identity_settings: &'a RwLock<crate::users::IdentitySettings>,
     /// Feature definitions and tag rules. A transaction reads them when it

@@ -62,13 +62,19 @@ impl Writer<'_> {
             return Ok(());
         };
         let _guard = self.stripes.lock([record.name.as_str()]);
+        let _coupons = self.coupon_lock.lock();
         // Read under the lock: a settings change holds every stripe.
         let settings = self.ledger_settings.read().clone();
         let mut session = Session::new(self.store, &settings);
         let mut one = ExpireReport::default();
         session.expire_account(user_id, now_ms, &mut one)?;
+        let mut coupons = crate::ledger::coupons::work::CouponWork::new(self.store);
+        let settled = coupons.settle(user_id, now_ms)?;
+        one.coupons_expired += settled.expired;
+        one.coupon_holds_timed_out += settled.holds_timed_out;
         let mut batch = Batch::new();
         session.finish(&mut batch)?;
+        coupons.finish(&mut batch)?;
         if !batch.is_empty() {
             self.store.write(batch)?;
             report.accounts += 1;
@@ -77,6 +83,8 @@ impl Writer<'_> {
         report.points_expired += one.points_expired;
         report.holds_timed_out += one.holds_timed_out;
         report.tier_changes += one.tier_changes;
+        report.coupons_expired += one.coupons_expired;
+        report.coupon_holds_timed_out += one.coupon_holds_timed_out;
         Ok(())
     }
 

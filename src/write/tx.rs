@@ -25,8 +25,9 @@ use crate::features::FeatureWrites;
 use crate::feed::StageCause;
 use crate::keys::meta;
 use crate::kinds::{EventKind, Reservation};
+use crate::ledger::coupons::work::CouponWork;
 use crate::ledger::session::Session;
-use crate::ledger::{PointsOp, PointsOutcome};
+use crate::ledger::{CouponOp, CouponOutcome, PointsOp, PointsOutcome};
 use crate::partition::LogPosition;
 use crate::profiles::{self, ProfileUpdate};
 use crate::social::engine::SocialEvent;
@@ -56,6 +57,8 @@ pub(crate) struct Plan {
     pub merge: bool,
     /// Every writer is held off (a late claim left to a touchers job).
     pub all: bool,
+    /// The coupon lock is held (a coupon operation in the transaction).
+    pub coupons: bool,
     /// The log position a consumer's write stores with its events.
     pub position: Option<LogPosition>,
     /// The durability asked for; `None`: the store's default.
@@ -142,6 +145,13 @@ pub(crate) trait Ops {
         op: &PointsOp,
     ) -> Result<PointsOutcome>;
     fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()>;
+    fn coupon(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &CouponOp,
+    ) -> Result<CouponOutcome>;
     fn merge(
         &mut self,
         from: &str,
@@ -177,6 +187,21 @@ impl Transaction<'_> {
         op: &PointsOp,
     ) -> Result<PointsOutcome> {
         self.core.points(user, txn_id, at_ms, op)
+    }
+
+    /// Applies a coupon operation (as [`crate::Db::coupon`]). It sees the
+    /// transaction's earlier coupon operations; a coupon that does not
+    /// stack refuses to be redeemed with another one in the transaction.
+    /// A checkout that redeems a coupon, spends points and records the
+    /// purchase is one transaction.
+    pub fn coupon(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &CouponOp,
+    ) -> Result<CouponOutcome> {
+        self.core.coupon(user, txn_id, at_ms, op)
     }
 
     /// Applies a profile update (as [`crate::Db::update_profile`]); later
@@ -232,6 +257,7 @@ pub(super) struct Core<'a, 'g> {
     pub reservation: Reservation<'a>,
     pub recording: Recording<'a>,
     pub session: Session<'a>,
+    pub coupons: CouponWork<'a>,
     /// Earning rules exist: recorded events earn credits.
     pub rules: bool,
     pub profiles: Vec<(u32, ProfileUpdate)>,
@@ -305,6 +331,7 @@ impl Writer<'_> {
             let names: Vec<&str> = plan.names.iter().map(String::as_str).collect();
             users::lock_resolving(self.stripes, self.store, &names)?
         };
+        let _coupons = plan.coupons.then(|| self.coupon_lock.lock());
         // (a job that ran while this write waited for the locks may have
         // failed and left its work half done)
         self.store.check_no_job()?;
@@ -347,6 +374,7 @@ impl Writer<'_> {
             reservation,
             recording,
             session: Session::new(self.store, &ledger_settings).with_notices(clock),
+            coupons: CouponWork::new(self.store).with_notices(clock),
             rules: !ledger_settings.rules.is_empty(),
             profiles: Vec::new(),
             social: Vec::new(),
@@ -415,6 +443,7 @@ impl Core<'_, '_> {
             reservation,
             recording,
             mut session,
+            coupons,
             profiles,
             social,
             merged,
@@ -459,6 +488,7 @@ impl Core<'_, '_> {
         };
         super::social::apply_referrals(&mut session, &done.referrals)?;
         session.finish(&mut batch)?;
+        coupons.finish(&mut batch)?;
         if let Some(p) = &plan.position {
             batch.put(
                 Cf::Meta,

@@ -5,7 +5,7 @@
 use super::tx::{Core, Ops, MAX_TX_PARTS};
 use super::Writer;
 use crate::error::{Error, InputError, Result, TxError};
-use crate::ledger::{self, PointsOp, PointsOutcome};
+use crate::ledger::{self, CouponOp, CouponOutcome, PointsOp, PointsOutcome};
 use crate::profiles::ProfileUpdate;
 use crate::store::Durability;
 use crate::timeline::{Event, RecordOutcome, MAX_BATCH_EVENTS};
@@ -157,6 +157,34 @@ impl Core<'_, '_> {
         self.session.apply(user_id, txn_id, at_ms, op)
     }
 
+    fn coupon_inner(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &CouponOp,
+    ) -> Result<CouponOutcome> {
+        users::check_user(user).map_err(|p| InputError::new("user", p))?;
+        ledger::check_txn_id(txn_id)?;
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        op.validate()?;
+        let short = self.need(user)?;
+        if short || !self.plan.coupons {
+            self.plan.coupons = true;
+            return self.start_over();
+        }
+        let user_id = if matches!(op, CouponOp::Issue { .. }) {
+            self.users.id(user)?
+        } else {
+            self.users
+                .existing_id(user)?
+                .ok_or_else(|| Error::UnknownUser {
+                    user: user.to_owned(),
+                })?
+        };
+        self.coupons.apply(user_id, user, txn_id, at_ms, op)
+    }
+
     fn update_profile_inner(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         update.validate()?;
@@ -204,6 +232,18 @@ impl Ops for Core<'_, '_> {
         let part = self.enter()?;
         let out = self.points_inner(user, txn_id, at_ms, op);
         self.leave(part, "points", out)
+    }
+
+    fn coupon(
+        &mut self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &CouponOp,
+    ) -> Result<CouponOutcome> {
+        let part = self.enter()?;
+        let out = self.coupon_inner(user, txn_id, at_ms, op);
+        self.leave(part, "coupon", out)
     }
 
     fn update_profile(&mut self, user: &str, update: &ProfileUpdate) -> Result<()> {

@@ -271,6 +271,8 @@ impl Core<'_, '_> {
             moved = self
                 .session
                 .transfer_in(into_id, out, &renumbered, &reason)?;
+            // (coupons keep their ids and states: no count changes)
+            self.coupons.transfer_in(into_id, from_id)?;
         }
         let events_moved = outcomes
             .iter()

@@ -1,0 +1,39 @@
+//! Coupon writes: one operation is one atomic write (a transaction of one
+//! call); a template is added under the coupon lock.
+
+use super::Writer;
+use crate::error::Result;
+use crate::ledger::coupons::{read, CouponTemplate};
+use crate::ledger::{CouponOp, CouponOutcome};
+use crate::store::Batch;
+
+impl Writer<'_> {
+    /// Applies one coupon operation to `user`'s coupons as one atomic write.
+    pub fn coupon(
+        &self,
+        user: &str,
+        txn_id: &str,
+        at_ms: i64,
+        op: &CouponOp,
+    ) -> Result<CouponOutcome> {
+        let mut plan = super::tx::Plan::with_names([user]);
+        plan.single_call = true;
+        plan.coupons = true;
+        self.transact(plan, &mut |tx| tx.coupon(user, txn_id, at_ms, op))
+    }
+
+    /// Adds `template` (an equal one again is a no-op, returning `false`;
+    /// other terms under its id are refused).
+    pub fn add_coupon_template(&self, template: &CouponTemplate) -> Result<bool> {
+        self.check_not_nested()?;
+        self.store.check_writes_allowed()?;
+        template.validate()?;
+        let _coupons = self.coupon_lock.lock();
+        let mut batch = Batch::new();
+        let added = read::add_template(self.store, &mut batch, template)?;
+        if added {
+            self.store.write(batch)?;
+        }
+        Ok(added)
+    }
+}
