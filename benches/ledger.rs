@@ -170,11 +170,12 @@ fn bench_coupons(c: &mut Criterion) {
                 (user, o.coupon)
             },
             |(user, coupon)| {
+                let txn = format!("r-{coupon}");
                 let redeem = CouponOp::Redeem {
                     coupon,
                     order_minor: 2_000,
                 };
-                black_box(db.coupon(&user, "r", T0 + 1, &redeem).expect("redeem"))
+                black_box(db.coupon(&user, &txn, T0 + 1, &redeem).expect("redeem"))
             },
             BatchSize::SmallInput,
         )

@@ -13,14 +13,12 @@
 //! operation leaves the store byte-identical; `verify` stays clean.
 
 mod common;
+#[path = "model/coupons.rs"]
+mod coupon_model;
 
-use std::collections::BTreeMap;
-
+use coupon_model::{err, pick_coupon, same, Model, Out};
 use proptest::prelude::*;
-use stickydb::{
-    Coupon, CouponError, CouponOp, CouponOutcome, CouponState, CouponTemplate, Db, Error,
-    MergeOptions,
-};
+use stickydb::{CouponOp, CouponTemplate, Db, MergeOptions};
 
 const T0: i64 = common::T0;
 const DAY: i64 = common::DAY;
@@ -112,410 +110,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A model coupon.
-#[derive(Debug, Clone, PartialEq)]
-struct MCoupon {
-    id: String,
-    template: String,
-    issued_at_ms: i64,
-    expires_at_ms: Option<i64>,
-    state: CouponState,
-}
-
-/// What a model outcome holds (the store's is compared field by field).
-#[derive(Debug, Clone, PartialEq)]
-struct Out {
-    coupon: String,
-    template: String,
-    at_ms: i64,
-    expires_at_ms: Option<i64>,
-    state: String,
-    off_minor: i64,
-    replayed: bool,
-}
-
-impl From<&CouponOutcome> for Out {
-    fn from(o: &CouponOutcome) -> Self {
-        Out {
-            coupon: o.coupon.clone(),
-            template: o.template.clone(),
-            at_ms: o.at_ms,
-            expires_at_ms: o.expires_at_ms,
-            state: o.state.clone(),
-            off_minor: o.off_minor,
-            replayed: o.replayed,
-        }
-    }
-}
-
-type Res = Result<Out, String>;
-
-#[derive(Default, Clone)]
-struct MUser {
-    coupons: Vec<MCoupon>,
-    txns: BTreeMap<String, (CouponOp, Out)>,
-}
-
-#[derive(Default, Clone, Copy, PartialEq, Debug)]
-struct MCounts {
-    issued: u64,
-    redeemed: u64,
-    expired: u64,
-    erased: u64,
-}
-
-#[derive(Clone)]
-struct Model {
-    templates: BTreeMap<String, (CouponTemplate, MCounts)>,
-    /// Existing users by canonical name.
-    users: BTreeMap<String, MUser>,
-    /// Merged name → the name it resolves to.
-    aliases: BTreeMap<String, String>,
-    /// Coupons redeemed in the open transaction, with whether each stacks.
-    here: Vec<bool>,
-}
-
-fn err(e: &Error) -> String {
-    match e {
-        Error::Coupon(c) => match c {
-            CouponError::UnknownTemplate { .. } => "unknown_template",
-            CouponError::OutOfStock { .. } => "stock",
-            CouponError::PerUserLimit { .. } => "per_user",
-            CouponError::TemplateEnded { .. } => "ended",
-            CouponError::UnknownCoupon { .. } => "unknown_coupon",
-            CouponError::Expired { .. } => "expired",
-            CouponError::BelowThreshold { .. } => "threshold",
-            CouponError::WrongState { .. } => "wrong_state",
-            CouponError::NotStackable { .. } => "not_stackable",
-            CouponError::TxnConflict { .. } => "conflict",
-            other => panic!("unexpected coupon error {other}"),
-        }
-        .into(),
-        Error::UnknownUser { .. } => "unknown_user".into(),
-        other => panic!("unexpected error {other}"),
-    }
-}
-
-impl Model {
-    fn new() -> Self {
-        Model {
-            templates: templates()
-                .into_iter()
-                .map(|t| (t.id.clone(), (t, MCounts::default())))
-                .collect(),
-            users: BTreeMap::new(),
-            aliases: BTreeMap::new(),
-            here: Vec::new(),
-        }
-    }
-
-    fn resolve(&self, name: &str) -> String {
-        self.aliases
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
-    }
-
-    fn counts(&mut self, template: &str) -> &mut MCounts {
-        &mut self.templates.get_mut(template).expect("template").1
-    }
-
-    fn tally(&mut self, template: &str, state: &CouponState, sign: i64) {
-        let c = self.counts(template);
-        match state {
-            CouponState::Redeemed { .. } => c.redeemed = c.redeemed.saturating_add_signed(sign),
-            CouponState::Expired { .. } => c.expired = c.expired.saturating_add_signed(sign),
-            _ => {}
-        }
-    }
-
-    fn apply(&mut self, name: &str, txn: &str, at: i64, op: &CouponOp) -> Res {
-        let user = self.resolve(name);
-        let fresh = !self.users.contains_key(&user);
-        if fresh {
-            if !matches!(op, CouponOp::Issue { .. }) {
-                return Err("unknown_user".into());
-            }
-            self.users.insert(user.clone(), MUser::default());
-        }
-        let out = self.apply_existing(&user, txn, at, op);
-        if fresh && out.is_err() {
-            // (a refused write creates no user)
-            self.users.remove(&user);
-        }
-        out
-    }
-
-    fn apply_existing(&mut self, user: &str, txn: &str, at: i64, op: &CouponOp) -> Res {
-        if let Some((recorded, out)) = self.users[user].txns.get(txn) {
-            if recorded != op {
-                return Err("conflict".into());
-            }
-            return Ok(Out {
-                replayed: true,
-                ..out.clone()
-            });
-        }
-        let (coupon, off) = self.run(user, txn, at, op)?;
-        let out = Out {
-            coupon: coupon.id.clone(),
-            template: coupon.template.clone(),
-            at_ms: at,
-            expires_at_ms: coupon.expires_at_ms,
-            state: coupon.state.name().into(),
-            off_minor: off,
-            replayed: false,
-        };
-        let u = self.users.get_mut(user).expect("user");
-        u.txns.insert(txn.into(), (op.clone(), out.clone()));
-        Ok(out)
-    }
-
-    fn find(&self, user: &str, id: &str) -> Result<usize, String> {
-        self.users[user]
-            .coupons
-            .iter()
-            .position(|c| c.id == id)
-            .ok_or_else(|| "unknown_coupon".to_owned())
-    }
-
-    fn run(
-        &mut self,
-        user: &str,
-        txn: &str,
-        at: i64,
-        op: &CouponOp,
-    ) -> Result<(MCoupon, i64), String> {
-        let expired = |c: &MCoupon| c.expires_at_ms.is_some_and(|e| e <= at);
-        match op {
-            CouponOp::Issue { template } => {
-                let (t, counts) = self.templates[template].clone();
-                if t.valid_until_ms.is_some_and(|e| e <= at) {
-                    return Err("ended".into());
-                }
-                if t.stock.is_some_and(|s| counts.issued >= s) {
-                    return Err("stock".into());
-                }
-                let held = self.users[user]
-                    .coupons
-                    .iter()
-                    .filter(|c| c.template == t.id)
-                    .count();
-                if t.per_user.is_some_and(|n| held >= n as usize) {
-                    return Err("per_user".into());
-                }
-                let relative = t.valid_days.map(|d| at + i64::from(d) * DAY);
-                let expires_at_ms = match (relative, t.valid_until_ms) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                let c = MCoupon {
-                    id: format!("{}-{}", t.id, counts.issued + 1),
-                    template: t.id.clone(),
-                    issued_at_ms: at,
-                    expires_at_ms,
-                    state: CouponState::Available,
-                };
-                self.counts(template).issued += 1;
-                self.users
-                    .get_mut(user)
-                    .expect("user")
-                    .coupons
-                    .push(c.clone());
-                Ok((c, 0))
-            }
-            CouponOp::Hold { coupon, timeout_ms } => {
-                let i = self.find(user, coupon)?;
-                let c = &mut self.users.get_mut(user).expect("user").coupons[i];
-                if c.state != CouponState::Available {
-                    return Err("wrong_state".into());
-                }
-                if expired(c) {
-                    return Err("expired".into());
-                }
-                c.state = CouponState::Held {
-                    txn_id: txn.into(),
-                    deadline_ms: at + timeout_ms,
-                };
-                Ok((c.clone(), 0))
-            }
-            CouponOp::Redeem {
-                coupon,
-                order_minor,
-            } => {
-                let i = self.find(user, coupon)?;
-                let c = self.users[user].coupons[i].clone();
-                if !matches!(c.state, CouponState::Available | CouponState::Held { .. }) {
-                    return Err("wrong_state".into());
-                }
-                if expired(&c) {
-                    return Err("expired".into());
-                }
-                let t = self.templates[&c.template].0.clone();
-                if *order_minor < t.min_spend_minor {
-                    return Err("threshold".into());
-                }
-                let off = match t.percent {
-                    0 => t.off_minor.min(*order_minor),
-                    p => {
-                        (order_minor * i64::from(p) / 100).min(t.max_off_minor.unwrap_or(i64::MAX))
-                    }
-                };
-                let stacks = t.stackable && self.here.iter().all(|s| *s);
-                if !(self.here.is_empty() || stacks) {
-                    return Err("not_stackable".into());
-                }
-                self.here.push(t.stackable);
-                let state = CouponState::Redeemed {
-                    txn_id: txn.into(),
-                    at_ms: at,
-                    order_minor: *order_minor,
-                    off_minor: off,
-                };
-                self.tally(&c.template, &state, 1);
-                let c = &mut self.users.get_mut(user).expect("user").coupons[i];
-                c.state = state;
-                Ok((c.clone(), off))
-            }
-            CouponOp::Release { coupon } => {
-                let i = self.find(user, coupon)?;
-                let c = &mut self.users.get_mut(user).expect("user").coupons[i];
-                if !matches!(c.state, CouponState::Held { .. }) {
-                    return Err("wrong_state".into());
-                }
-                c.state = CouponState::Available;
-                Ok((c.clone(), 0))
-            }
-            CouponOp::Reverse { coupon } => {
-                let i = self.find(user, coupon)?;
-                let c = self.users[user].coupons[i].clone();
-                if !matches!(c.state, CouponState::Redeemed { .. }) {
-                    return Err("wrong_state".into());
-                }
-                self.tally(&c.template, &c.state, -1);
-                let state = match c.expires_at_ms {
-                    Some(e) if e <= at => CouponState::Expired { at_ms: e },
-                    _ => CouponState::Available,
-                };
-                self.tally(&c.template, &state, 1);
-                let c = &mut self.users.get_mut(user).expect("user").coupons[i];
-                c.state = state;
-                Ok((c.clone(), 0))
-            }
-            _ => unreachable!("no other operation"),
-        }
-    }
-
-    fn advance(&mut self, now: i64) {
-        let mut expired: Vec<String> = Vec::new();
-        for u in self.users.values_mut() {
-            for c in &mut u.coupons {
-                let due = match &c.state {
-                    CouponState::Available => c.expires_at_ms,
-                    CouponState::Held { deadline_ms, .. } => Some(
-                        c.expires_at_ms
-                            .map_or(*deadline_ms, |e| e.min(*deadline_ms)),
-                    ),
-                    _ => None,
-                };
-                if due.is_none_or(|d| d > now) {
-                    continue;
-                }
-                match c.expires_at_ms {
-                    Some(e) if e <= now => {
-                        c.state = CouponState::Expired { at_ms: e };
-                        expired.push(c.template.clone());
-                    }
-                    _ => c.state = CouponState::Available,
-                }
-            }
-        }
-        for t in expired {
-            self.counts(&t).expired += 1;
-        }
-    }
-
-    fn erase(&mut self, name: &str) {
-        let user = self.resolve(name);
-        let Some(u) = self.users.remove(&user) else {
-            return;
-        };
-        for c in u.coupons {
-            self.tally(&c.template, &c.state, -1);
-            self.counts(&c.template).erased += 1;
-        }
-        self.aliases.retain(|_, to| *to != user);
-    }
-
-    /// A merge of `from` into `into`; `Err` when the store must refuse it.
-    fn merge(&mut self, from: &str, into: &str) -> Result<(), ()> {
-        let (f, i) = (self.resolve(from), self.resolve(into));
-        if f == i || !self.users.contains_key(&f) || !self.users.contains_key(&i) || f != from {
-            return Err(());
-        }
-        if self.users[&f]
-            .txns
-            .keys()
-            .any(|t| self.users[&i].txns.contains_key(t))
-        {
-            return Err(());
-        }
-        let moved = self.users.remove(&f).expect("from");
-        let target = self.users.get_mut(&i).expect("into");
-        target.coupons.extend(moved.coupons);
-        target.txns.extend(moved.txns);
-        for to in self.aliases.values_mut() {
-            if *to == f {
-                *to = i.clone();
-            }
-        }
-        self.aliases.insert(f, i);
-        Ok(())
-    }
-}
-
-fn same(db: &Db, m: &Model) {
-    for name in USERS {
-        let user = m.resolve(name);
-        let stored: Vec<Coupon> = db.coupons(name).unwrap();
-        let expected: Vec<MCoupon> = m
-            .users
-            .get(&user)
-            .map(|u| u.coupons.clone())
-            .unwrap_or_default();
-        let got: Vec<MCoupon> = stored
-            .iter()
-            .map(|c| MCoupon {
-                id: c.id.clone(),
-                template: c.template.clone(),
-                issued_at_ms: c.issued_at_ms,
-                expires_at_ms: c.expires_at_ms,
-                state: c.state.clone(),
-            })
-            .collect();
-        assert_eq!(got, expected, "coupons of {name}");
-    }
-    for (id, (t, c)) in &m.templates {
-        let s = db.coupon_stats(id).unwrap();
-        let outstanding = c.issued - c.redeemed - c.expired - c.erased;
-        assert_eq!(
-            (s.issued, s.redeemed, s.expired, s.erased, s.outstanding),
-            (c.issued, c.redeemed, c.expired, c.erased, outstanding),
-            "counts of {id}"
-        );
-        assert_eq!(s.stock_left, t.stock.map(|st| st - c.issued));
-    }
-}
-
-fn pick_coupon(m: &Model, user: &str, pick: usize) -> String {
-    let u = m.resolve(user);
-    match m.users.get(&u).map(|u| &u.coupons) {
-        Some(cs) if !cs.is_empty() => cs[pick % cs.len()].id.clone(),
-        // (an id no user holds: refused)
-        _ => format!("F5-{}", 900 + pick),
-    }
-}
-
 fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
     for t in templates() {
@@ -523,7 +117,7 @@ fn run(steps: Vec<Step>) {
         // (an equal template again is a no-op)
         assert!(!db.add_coupon_template(&t).unwrap());
     }
-    let mut m = Model::new();
+    let mut m = Model::new(templates());
     let mut now = T0;
     let mut done: Vec<(String, String, i64, CouponOp)> = Vec::new();
     let mut merges = 0usize;
@@ -703,7 +297,7 @@ fn run(steps: Vec<Step>) {
                 _ => panic!("step {n} {s:?}: store {got:?}, model {expected:?}"),
             }
         }
-        same(&db, &m);
+        same(&db, &m, &USERS);
     }
     common::assert_clean(&db);
 }
@@ -819,5 +413,25 @@ fn expiring_coupons_are_noticed_once() {
     assert_eq!(got[1].1, "G-1");
     db.advance(T0 + 6 * DAY).unwrap();
     assert_eq!(notices(&db).len(), 2, "not again at advance");
+    // held while the scan passes its expiry, its hold timing out later
+    // inside the notice period: noticed when it is available again
+    db.add_coupon_template(&CouponTemplate::fixed("H", 100).valid_days(10))
+        .unwrap();
+    let h = CouponOp::Issue {
+        template: "H".into(),
+    };
+    db.coupon("dan", "i", T0 + 6 * DAY, &h).unwrap(); // expires T0 + 16 d
+    let hold = CouponOp::Hold {
+        coupon: "H-1".into(),
+        timeout_ms: DAY,
+    };
+    db.coupon("dan", "h", T0 + 8 * DAY + DAY / 2, &hold)
+        .unwrap();
+    db.advance(T0 + 9 * DAY + DAY / 4).unwrap(); // the scan reaches T0 + 16.25 d
+    assert_eq!(notices(&db).len(), 2, "not while held");
+    db.advance(T0 + 10 * DAY).unwrap(); // the hold timed out at T0 + 9.5 d
+    let got = notices(&db);
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[2].1.as_str(), got[2].2), ("H-1", T0 + 16 * DAY));
     common::assert_clean(&db);
 }

@@ -167,6 +167,9 @@ impl Db {
                 "a points account does not travel between partitions",
             ));
         }
+        if !self.coupons(from)?.is_empty() {
+            return Err(refuse("coupons do not travel between partitions"));
+        }
         let mut stored = self.timeline(from, i64::MIN, i64::MAX, MAX_HANDOVER_EVENTS + 1)?;
         if stored.len() > MAX_HANDOVER_EVENTS {
             return Err(refuse(&format!(

@@ -30,6 +30,12 @@ pub const CAP: u8 = 10;
 pub const COUPON: u8 = 11;
 /// `user | 12 | txn_id` → a coupon operation's record (its own id space).
 pub const COUPON_TXN: u8 = 12;
+/// `user | 13 | coupon id` → the coupon's slot (an operation naming a
+/// coupon reads one key, not the user's every coupon).
+pub const COUPON_ID: u8 = 13;
+/// `user | 14` → the user's coupon head: its next slot and how many
+/// coupons of each template it holds (an issue reads one key).
+pub const COUPON_HEAD: u8 = 14;
 
 /// `ledger_due`: `1 | ts_asc(expires) | user | lot` for open lots with an expiry.
 pub const DUE_LOT: u8 = 1;
@@ -121,6 +127,18 @@ pub enum LedgerKey {
         /// Its slot in the user's coupons.
         slot: u32,
     },
+    /// The slot of a coupon, by its id.
+    CouponId {
+        /// Internal user id.
+        user_id: u32,
+        /// The coupon's id.
+        coupon: String,
+    },
+    /// The user's coupon head.
+    CouponHead {
+        /// Internal user id.
+        user_id: u32,
+    },
     /// A coupon operation's record.
     CouponTxn {
         /// Internal user id.
@@ -149,6 +167,12 @@ impl LedgerKey {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             LedgerKey::Account { user_id } => family(*user_id, ACCOUNT),
+            LedgerKey::CouponHead { user_id } => family(*user_id, COUPON_HEAD),
+            LedgerKey::CouponId { user_id, coupon } => {
+                let mut k = family(*user_id, COUPON_ID);
+                k.extend_from_slice(coupon.as_bytes());
+                k
+            }
             LedgerKey::Entry {
                 user_id,
                 at_ms,
@@ -211,6 +235,14 @@ impl LedgerKey {
                 len(0)?;
                 LedgerKey::Account { user_id }
             }
+            COUPON_HEAD => {
+                len(0)?;
+                LedgerKey::CouponHead { user_id }
+            }
+            COUPON_ID => LedgerKey::CouponId {
+                user_id,
+                coupon: std::str::from_utf8(body).ok()?.to_owned(),
+            },
             ENTRY | TIER => {
                 len(12)?;
                 let at_ms = ts_from_desc(b8(0)?);
@@ -331,6 +363,15 @@ pub fn txn(user_id: u32, txn_id: &str) -> Vec<u8> {
     LedgerKey::Txn {
         user_id,
         txn_id: txn_id.to_owned(),
+    }
+    .encode()
+}
+
+/// Key of the slot of `user_id`'s coupon `coupon`.
+pub fn coupon_id(user_id: u32, coupon: &str) -> Vec<u8> {
+    LedgerKey::CouponId {
+        user_id,
+        coupon: coupon.to_owned(),
     }
     .encode()
 }

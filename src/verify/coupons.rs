@@ -9,8 +9,17 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use super::VerifyReport;
 use crate::error::Result;
 use crate::keys::{ledger as lk, meta};
-use crate::ledger::coupons::{Counts, Coupon, CouponState, CouponTemplate, CouponTxn};
+use crate::ledger::coupons::{Counts, Coupon, CouponTemplate, CouponTxn, Head};
 use crate::store::{decode_value, Cf, Store};
+
+/// One user's coupon records, as read.
+#[derive(Default)]
+pub(super) struct UserCoupons {
+    pub coupons: Vec<(u32, Coupon)>,
+    pub txns: Vec<(String, CouponTxn)>,
+    pub ids: Vec<(String, u32)>,
+    pub head: Option<Head>,
+}
 
 /// What the coupons of every user add up to, per template.
 #[derive(Default)]
@@ -24,11 +33,12 @@ impl Tally {
     pub(super) fn user(
         &mut self,
         uid: u32,
-        coupons: &[(u32, Coupon)],
-        txns: &[(String, CouponTxn)],
+        user: UserCoupons,
         due: &mut BTreeSet<Vec<u8>>,
         r: &mut VerifyReport,
     ) {
+        check_index(uid, &user, r);
+        let UserCoupons { coupons, txns, .. } = &user;
         let mut held: HashSet<&str> = HashSet::new();
         for (slot, c) in coupons {
             held.insert(&c.id);
@@ -53,11 +63,6 @@ impl Tally {
             counts.issued += 1;
             counts.add_state(&c.state, 1);
             *max_serial = (*max_serial).max(serial);
-            if let CouponState::Held { deadline_ms, .. } = c.state {
-                if deadline_ms <= c.issued_at_ms {
-                    r.problem(format!("coupons: {:?} held until before its issue", c.id));
-                }
-            }
         }
         for (txn_id, t) in txns {
             if !held.contains(t.outcome.coupon.as_str()) {
@@ -120,5 +125,37 @@ impl Tally {
             ));
         }
         Ok(())
+    }
+}
+
+/// A user's id index and head against its coupons: one index entry per
+/// coupon, naming its slot; the head's next slot past every slot and its
+/// count per template equal to the coupons of that template.
+fn check_index(uid: u32, user: &UserCoupons, r: &mut VerifyReport) {
+    let mut problem = |text: String| r.problem(format!("coupons: user {uid}: {text}"));
+    let by_id: BTreeMap<&str, u32> = user
+        .coupons
+        .iter()
+        .map(|(s, c)| (c.id.as_str(), *s))
+        .collect();
+    let indexed: BTreeMap<&str, u32> = user.ids.iter().map(|(id, s)| (id.as_str(), *s)).collect();
+    if by_id != indexed {
+        problem(format!("id index {indexed:?}, coupons {by_id:?}"));
+    }
+    let mut per_template: BTreeMap<String, u32> = BTreeMap::new();
+    for (_, c) in &user.coupons {
+        *per_template.entry(c.template.clone()).or_insert(0) += 1;
+    }
+    let last = user.coupons.iter().map(|(s, _)| *s).max();
+    match (&user.head, last) {
+        (None, None) => {}
+        (None, Some(_)) => problem("coupons without a head".into()),
+        (Some(h), last) => {
+            if last.is_some_and(|l| l >= h.next_slot) || h.by_template != per_template {
+                problem(format!(
+                    "head {h:?}; coupons say {per_template:?}, last slot {last:?}"
+                ));
+            }
+        }
     }
 }

@@ -33,8 +33,7 @@ struct Stored {
     tiers: Vec<(u32, TierChange)>,
     reversed: BTreeMap<u32, String>,
     caps: BTreeMap<(i32, u16), i64>,
-    coupons: Vec<(u32, crate::ledger::coupons::Coupon)>,
-    coupon_txns: Vec<(String, crate::ledger::coupons::CouponTxn)>,
+    coupons: super::coupons::UserCoupons,
 }
 
 impl Stored {
@@ -74,9 +73,7 @@ pub(super) fn check(
             if !records.contains_key(&uid) {
                 r.problem(format!("ledger: records of user {uid}, who does not exist"));
             }
-            let held = std::mem::take(&mut s.coupons);
-            let txns = std::mem::take(&mut s.coupon_txns);
-            coupons.user(uid, &held, &txns, due, r);
+            coupons.user(uid, std::mem::take(&mut s.coupons), due, r);
             if s.has_points() {
                 check_account(uid, s, settings, offset, r, tier_sets, due);
             }
@@ -175,11 +172,19 @@ fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), St
         }
         LedgerKey::Coupon { slot, .. } => {
             s.coupons
+                .coupons
                 .push((slot, decode_value(Cf::Ledger, k, v).map_err(decode_err)?));
         }
         LedgerKey::CouponTxn { txn_id, .. } => {
             let record = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
-            s.coupon_txns.push((txn_id, record));
+            s.coupons.txns.push((txn_id, record));
+        }
+        LedgerKey::CouponId { coupon, .. } => {
+            let slot = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
+            s.coupons.ids.push((coupon, slot));
+        }
+        LedgerKey::CouponHead { .. } => {
+            s.coupons.head = Some(decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
     }
     Ok(())

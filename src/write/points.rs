@@ -68,7 +68,11 @@ impl Writer<'_> {
         let mut session = Session::new(self.store, &settings);
         let mut one = ExpireReport::default();
         session.expire_account(user_id, now_ms, &mut one)?;
-        let mut coupons = crate::ledger::coupons::work::CouponWork::new(self.store);
+        // (a hold timing out inside the notice period makes its coupon
+        // available again: noticed in this write)
+        let clock = *self.clock.read();
+        let mut coupons =
+            crate::ledger::coupons::work::CouponWork::new(self.store).with_notices(clock);
         let settled = coupons.settle(user_id, now_ms)?;
         one.coupons_expired += settled.expired;
         one.coupon_holds_timed_out += settled.holds_timed_out;

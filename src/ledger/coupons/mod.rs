@@ -13,6 +13,7 @@
 //! the stock check are exact under any concurrency.
 
 pub(crate) mod read;
+mod user;
 pub(crate) mod work;
 
 use serde::{Deserialize, Serialize};
@@ -567,6 +568,14 @@ impl Counts {
             stock_left: template.stock.map(|s| s.saturating_sub(self.issued)),
         }
     }
+}
+
+/// A user's coupon head (`ledger`, `user | 14`): the slot its next coupon
+/// takes, and how many coupons of each template it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Head {
+    pub next_slot: u32,
+    pub by_template: std::collections::BTreeMap<String, u32>,
 }
 
 /// The record a coupon operation's replay answers from.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::user::UserWork;
 use super::{
     Counts, Coupon, CouponError, CouponOp, CouponOutcome, CouponState, CouponTemplate, CouponTxn,
     MAX_COUPONS_PER_USER,
@@ -14,35 +15,6 @@ use crate::codec;
 use crate::error::{Error, MergeError, Result};
 use crate::keys::{feed as fk, ledger as lk, meta};
 use crate::store::{decode_value, Batch, Cf, Store};
-
-struct Slot {
-    stored: Option<Coupon>,
-    current: Coupon,
-}
-
-#[derive(Default)]
-struct UserWork {
-    slots: BTreeMap<u32, Slot>,
-    txns: BTreeMap<String, CouponTxn>,
-    /// Coupons this write redeemed, with whether each stacks.
-    redeemed_here: Vec<(String, bool)>,
-    /// Slots of coupons a merge moved in whose expiry notice was written
-    /// (under the merged user): marked here, not noticed again.
-    noticed_before: Vec<u32>,
-}
-
-impl UserWork {
-    fn find(&self, coupon: &str) -> Option<u32> {
-        self.slots
-            .iter()
-            .find(|(_, s)| s.current.id == coupon)
-            .map(|(slot, _)| *slot)
-    }
-
-    fn next_slot(&self) -> u32 {
-        self.slots.keys().next_back().map_or(0, |s| s + 1)
-    }
-}
 
 struct TemplateWork {
     template: CouponTemplate,
@@ -88,24 +60,7 @@ impl<'a> CouponWork<'a> {
 
     fn user(&mut self, user_id: u32) -> Result<&mut UserWork> {
         if !self.users.contains_key(&user_id) {
-            let mut work = UserWork::default();
-            for item in self
-                .store
-                .prefix(Cf::Ledger, &lk::family(user_id, lk::COUPON))?
-            {
-                let (k, v) = item?;
-                let Some(lk::LedgerKey::Coupon { slot, .. }) = lk::LedgerKey::parse(&k) else {
-                    return Err(Error::internal("a coupon key does not parse"));
-                };
-                let coupon: Coupon = decode_value(Cf::Ledger, &k, &v)?;
-                work.slots.insert(
-                    slot,
-                    Slot {
-                        stored: Some(coupon.clone()),
-                        current: coupon,
-                    },
-                );
-            }
+            let work = UserWork::load(self.store, user_id)?;
             self.users.insert(user_id, work);
         }
         self.users
@@ -238,18 +193,14 @@ impl<'a> CouponWork<'a> {
             .into());
         }
         let work = self.user(user_id)?;
-        if work.slots.len() >= MAX_COUPONS_PER_USER {
+        if work.head.next_slot as usize >= MAX_COUPONS_PER_USER {
             return Err(Error::LimitReached {
                 what: "coupons of one user",
                 max: MAX_COUPONS_PER_USER as u64,
             });
         }
-        let held = work
-            .slots
-            .values()
-            .filter(|s| s.current.template == template.id)
-            .count();
-        if let Some(per_user) = template.per_user.filter(|n| held >= *n as usize) {
+        let held = work.held_of(&template.id);
+        if let Some(per_user) = template.per_user.filter(|n| held >= *n) {
             return Err(CouponError::PerUserLimit {
                 template: template.id,
                 user: user.to_owned(),
@@ -265,24 +216,20 @@ impl<'a> CouponWork<'a> {
             state: CouponState::Available,
             issue_txn: txn_id.to_owned(),
         };
-        let slot = work.next_slot();
-        work.slots.insert(
-            slot,
-            Slot {
-                stored: None,
-                current: coupon.clone(),
-            },
-        );
+        work.add(coupon.clone());
         self.template(template_id)?.counts.issued += 1;
         Ok(coupon)
     }
 
     /// The slot of `user_id`'s coupon `id`, refused when unknown.
     fn slot_of(&mut self, user_id: u32, id: &str) -> Result<(u32, Coupon)> {
+        let store = self.store;
         let work = self.user(user_id)?;
-        let slot = work.find(id).ok_or_else(|| CouponError::UnknownCoupon {
-            coupon: id.to_owned(),
-        })?;
+        let slot = work
+            .find(store, id)?
+            .ok_or_else(|| CouponError::UnknownCoupon {
+                coupon: id.to_owned(),
+            })?;
         let coupon = work
             .slots
             .get(&slot)
@@ -424,8 +371,10 @@ impl<'a> CouponWork<'a> {
     /// (at their expiry instant: deterministic for any run time).
     pub fn settle(&mut self, user_id: u32, now_ms: i64) -> Result<Settled> {
         let mut out = Settled::default();
-        let due: Vec<(u32, Coupon)> = self
-            .user(user_id)?
+        let store = self.store;
+        let work = self.user(user_id)?;
+        work.load_all(store)?;
+        let due: Vec<(u32, Coupon)> = work
             .slots
             .iter()
             .filter(|(_, s)| s.current.due_ms().is_some_and(|d| d <= now_ms))
@@ -455,7 +404,9 @@ impl<'a> CouponWork<'a> {
     pub fn transfer_in(&mut self, into_id: u32, from_id: u32) -> Result<u64> {
         let store = self.store;
         let mut coupons: Vec<(Coupon, bool)> = Vec::new();
-        for (slot, s) in &self.user(from_id)?.slots {
+        let from = self.user(from_id)?;
+        from.load_all(store)?;
+        for (slot, s) in &from.slots {
             let noticed = store.contains(Cf::Feed, &fk::coupon_noticed(from_id, *slot))?;
             coupons.push((s.current.clone(), noticed));
         }
@@ -482,7 +433,7 @@ impl<'a> CouponWork<'a> {
             }
         }
         let work = self.user(into_id)?;
-        if work.slots.len() + coupons.len() > MAX_COUPONS_PER_USER {
+        if work.head.next_slot as usize + coupons.len() > MAX_COUPONS_PER_USER {
             return Err(Error::LimitReached {
                 what: "coupons of one user",
                 max: MAX_COUPONS_PER_USER as u64,
@@ -490,17 +441,10 @@ impl<'a> CouponWork<'a> {
         }
         let moved = coupons.len() as u64;
         for (coupon, noticed) in coupons {
-            let slot = work.next_slot();
+            let slot = work.add(coupon);
             if noticed {
                 work.noticed_before.push(slot);
             }
-            work.slots.insert(
-                slot,
-                Slot {
-                    stored: None,
-                    current: coupon,
-                },
-            );
         }
         work.txns.extend(txns);
         Ok(moved)
@@ -509,38 +453,8 @@ impl<'a> CouponWork<'a> {
     /// Puts every change into `batch`: coupons, their due entries, the
     /// operation records and the counts.
     pub fn finish(self, batch: &mut Batch) -> Result<()> {
-        let notices = self.notices;
-        for (user_id, work) in self.users {
-            for (slot, s) in work.slots {
-                if s.stored.as_ref() == Some(&s.current) {
-                    continue;
-                }
-                notice(notices, batch, (user_id, slot), &s, &work.noticed_before)?;
-                let (old, new) = (
-                    s.stored.as_ref().and_then(Coupon::due_ms),
-                    s.current.due_ms(),
-                );
-                if old != new {
-                    if let Some(d) = old {
-                        batch.delete(Cf::LedgerDue, lk::due(lk::DUE_COUPON, d, user_id, slot));
-                    }
-                    if let Some(d) = new {
-                        batch.put(Cf::LedgerDue, lk::due(lk::DUE_COUPON, d, user_id, slot), []);
-                    }
-                }
-                batch.put(
-                    Cf::Ledger,
-                    lk::numbered(user_id, lk::COUPON, slot),
-                    codec::encode(&s.current)?,
-                );
-            }
-            for (txn_id, record) in work.txns {
-                batch.put(
-                    Cf::Ledger,
-                    lk::coupon_txn(user_id, &txn_id),
-                    codec::encode(&record)?,
-                );
-            }
+        for work in self.users.into_values() {
+            work.finish(self.store, self.notices, batch)?;
         }
         for (id, t) in self.templates {
             if t.counts != t.stored {
@@ -553,37 +467,4 @@ impl<'a> CouponWork<'a> {
         }
         Ok(())
     }
-}
-
-/// The expiry-notice side of one changed coupon: a coupon issued (or moved
-/// in) with its notice due at the write's clock gets it now; one that stops
-/// being usable loses its mark.
-fn notice(
-    notices: Option<crate::feed::Clock>,
-    batch: &mut Batch,
-    (user_id, slot): (u32, u32),
-    s: &Slot,
-    noticed_before: &[u32],
-) -> Result<()> {
-    let usable = |c: &Coupon| matches!(c.state, CouponState::Available | CouponState::Held { .. });
-    match (&s.stored, usable(&s.current)) {
-        (Some(old), false) if usable(old) => {
-            batch.delete(Cf::Feed, fk::coupon_noticed(user_id, slot));
-        }
-        (None, true) if noticed_before.contains(&slot) => {
-            batch.put(Cf::Feed, fk::coupon_noticed(user_id, slot), []);
-        }
-        (None, true) => {
-            if let (Some(clock), Some(e), CouponState::Available) =
-                (notices, s.current.expires_at_ms, &s.current.state)
-            {
-                if clock.notice_due(e) {
-                    let id = (s.current.id.as_str(), s.current.template.as_str());
-                    crate::feed::coupon_notice(batch, user_id, slot, id, e, clock.notice_ms())?;
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
