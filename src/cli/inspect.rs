@@ -57,6 +57,7 @@ pub(super) fn show_user(
         _ => None,
     };
     let merges = snap.merges(id)?;
+    let coupons = snap.coupons(id)?;
     // (none defined: no section)
     let features = match db.feature_set().is_empty() {
         true => None,
@@ -70,6 +71,7 @@ pub(super) fn show_user(
             "merges": merges,
             "features": features.as_ref().map(crate::features::json::features_json),
             "account": account,
+            "coupons": coupons,
             "metrics": metrics,
             "user": id,
             "attributes": profile.attributes.iter().map(|(k, v)| (k.clone(), human::attr_json(v))).collect::<serde_json::Map<_, _>>(),
@@ -172,6 +174,19 @@ pub(super) fn show_user(
             ],
         );
     }
+    let held: Vec<(String, String)> = coupons
+        .iter()
+        .map(|c| {
+            let until = c
+                .expires_at_ms
+                .map_or("never".into(), |e| human::local_time(db, e));
+            (
+                c.id.clone(),
+                format!("{:<10} expires {until}", c.state.name()),
+            )
+        })
+        .collect();
+    human::section("coupons", &held);
     let evs: Vec<(String, String)> = newest
         .iter()
         .map(|e| {

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+mod coupons;
 mod dims;
 mod features;
 mod social;
@@ -349,28 +350,10 @@ pub(super) fn run(
     bar.finish_and_clear();
     let ingest_secs = started.elapsed().as_secs_f64();
 
-    // Some loyal customers spend points at checkout: a hold, then a capture.
+    // Coupons issued and redeemed, points spent at checkout; what falls
+    // due by the period's end settles.
     let end_ms = START_MS + i64::from(days) * DAY_MS;
-    for u in sim
-        .iter()
-        .filter(|u| matches!(u.persona, Persona::Loyal))
-        .step_by(3)
-    {
-        let available = db.account(&u.name)?.map_or(0, |a| a.available());
-        if available >= 200 {
-            let hold = crate::PointsOp::Hold {
-                points: 200,
-                timeout_ms: 15 * 60_000,
-            };
-            let at = end_ms - DAY_MS;
-            db.points(&u.name, "checkout-hold", at, &hold)?;
-            let capture = crate::PointsOp::Capture {
-                hold_txn: "checkout-hold".into(),
-            };
-            db.points(&u.name, "checkout-pay", at + 60_000, &capture)?;
-        }
-    }
-    db.expire_points(end_ms)?;
+    coupons::run(&db, &sim, end_ms)?;
     // Features defined on the loaded store, as a team adds them to theirs:
     // every user's computed from its events (kept on write from here on).
     features::define(&db, recorded)?;
@@ -402,6 +385,7 @@ report: {}",
     outln!("  stickydb --db {store} breakdown --by channel --from {from} --to {to} --top 5");
     outln!("  stickydb --db {store} segment \"tier:gold and not stage:churned\" --list 5");
     outln!("  stickydb --db {store} sharers --from {from} --to {to} --top 5");
+    outln!("  stickydb --db {store} coupons stats --template WELCOME10");
     outln!("  stickydb --db {store} experiment {EXPERIMENT} --metric conversion:purchase:7d");
     outln!("  stickydb --db {store} report --from {from} --to {to} --out report.html");
     outln!("  (every query takes --format csv or --json)");
@@ -560,6 +544,7 @@ fn summary(
     features::summary(db, end_ms)?;
     dims::summary(db, end_ms)?;
     social::summary(db, days, end_ms)?;
+    coupons::summary(db)?;
     super::experiments::demo_summary(db, EXPERIMENT, db.local_day(end_ms - 1))?;
 
     // The user shown as loyal is picked by the data, not by index: the most
