@@ -88,6 +88,14 @@ fn demo_then_queries_agree_with_the_library() {
         assert!(out.status.success(), "{args:?}");
         serde_json::from_slice(&out.stdout).unwrap()
     };
+    // the coupons chart: each template's counts as `coupons stats` says
+    let coupons = data["coupons"].as_array().unwrap();
+    assert_eq!(coupons.len(), 2, "the demo's two templates");
+    for c in coupons {
+        let t = c["template"].as_str().unwrap();
+        assert_eq!(c, &json(&["coupons", "stats", "--template", t]));
+        assert!(c["redeemed"].as_u64().unwrap() > 0, "{c}");
+    }
     let what = &data["what"];
     let pick = |rows: &serde_json::Value, keys: &[&str]| -> Vec<Vec<serde_json::Value>> {
         rows.as_array()

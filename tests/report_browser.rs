@@ -106,6 +106,7 @@ fn the_report_draws_every_chart_in_chromium() {
         "gmv",
         "tiers",
         "sharers",
+        "coupons",
         "groups",
         "experiment-0",
         "experiment-1",

@@ -225,6 +225,15 @@
         interaction: { mode: "index", intersect: false } });
   }
 
+  // Coupon redemption per template: what became of every coupon issued.
+  var coupons = rows("coupons");
+  if (coupons.length) {
+    chart("coupons", "Coupons by template: redeemed, expired, outstanding (of those issued)", "bar",
+      coupons.map(function (r) { return r.template + " (" + fmtPct.format(r.redeemed / Math.max(r.issued, 1)) + " redeemed)"; }),
+      ["redeemed", "expired", "outstanding"].map(function (k, i) { return series(coupons, k, i, { stack: "s" }); }),
+      { indexAxis: "y", scales: { x: { stacked: true, beginAtZero: true, title: { display: true, text: "coupons" } }, y: { stacked: true } } });
+  }
+
   var sharers = rows("top_sharers");
   if (sharers.length) {
     chart("sharers", "Top sharers by attributed signups", "bar", sharers.map(function (r) { return r.user; }),

@@ -22,6 +22,11 @@ use super::{open_existing, query, Cli, DayRange};
 /// The data of every chart.
 pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
     let retention = RetentionQuery::new(Period::Week, from, to);
+    let coupons: Vec<crate::CouponStats> = db
+        .coupon_templates()?
+        .iter()
+        .map(|t| db.coupon_stats(&t.id))
+        .collect::<Result<_, _>>()?;
     let mut tiers = serde_json::Map::new();
     for level in db.ledger_settings().tiers.levels {
         let n = db.users_in_tier(&level.name)?.len();
@@ -37,6 +42,7 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "rfm_segments": query::rfm(db, to, None, None)?["segments"],
         "daily": query::daily(db, from, to)?["rows"],
         "tiers": tiers,
+        "coupons": coupons,
         "top_sharers": super::social::sharers(db, from, to, 10, super::RankArg::Signups, None)?["rows"],
         "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],
         "stage_transitions": super::feed::transitions(db, from, to, None)?,
