@@ -92,7 +92,7 @@ pub use feed::{Change, FeedEntry, StageCause};
 pub use kinds::EventKind;
 pub use ledger::{
     Account, Coupon, CouponError, CouponKind, CouponOp, CouponOutcome, CouponState, CouponStats,
-    CouponTemplate, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome,
+    CouponTemplate, GiftPack, LedgerEntry, LedgerSettings, PointsOp, PointsOutcome,
 };
 pub use partition::Partition;
 pub use profiles::{AttrOp, AttrValue, Profile, ProfileUpdate, Sensitive, Tag, TagSource};

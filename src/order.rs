@@ -42,6 +42,8 @@ pub(crate) enum Level {
     SocialSettings,
     /// The earning rules and tiers.
     LedgerSettings,
+    /// The new-member gift pack.
+    GiftPack,
     /// The feature definitions and tag rules.
     Features,
     /// The declared dimensions.

@@ -290,3 +290,39 @@ fn coupon_commands_answer_as_documented_and_refuse_by_rule() {
         (json!(2), json!(0))
     );
 }
+
+#[test]
+fn the_gift_pack_is_set_shown_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("store");
+    {
+        let db = Db::create(&db_path, Options::default()).unwrap();
+        db.add_coupon_template(&stickydb::CouponTemplate::fixed("W", 500))
+            .unwrap();
+    }
+    let p = db_path.as_path();
+    assert_eq!(
+        json_of(p, &["coupons", "gift-pack", "show"]),
+        json!({"gift_pack": null})
+    );
+    assert_eq!(
+        json_of(p, &["coupons", "gift-pack", "set", "W", "--kind", "signup"]),
+        json!({"gift_pack": {"kind": "signup", "templates": ["W"]}})
+    );
+    assert!(
+        refused(p, &["coupons", "gift-pack", "set", "NOPE"]).contains("unknown coupon template")
+    );
+    {
+        let db = Db::open(p, Options::default()).unwrap();
+        db.record(&stickydb::Event::new("ann", "signup", T0))
+            .unwrap();
+    }
+    assert_eq!(
+        json_of(p, &["coupons", "list", "ann"])["coupons"][0]["id"],
+        json!("W-1")
+    );
+    assert_eq!(
+        json_of(p, &["coupons", "gift-pack", "clear"]),
+        json!({"gift_pack": null})
+    );
+}

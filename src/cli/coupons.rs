@@ -47,9 +47,34 @@ pub enum TemplateCommand {
     List,
 }
 
+/// `coupons gift-pack` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GiftCommand {
+    /// The pack in force.
+    Show,
+    /// Issue a coupon of each TEMPLATE in the write that records a user's
+    /// first event of KIND (once per user).
+    Set {
+        /// The templates.
+        #[arg(required = true)]
+        templates: Vec<String>,
+        /// The event kind that gives the pack.
+        #[arg(long, default_value = "signup")]
+        kind: String,
+    },
+    /// No pack.
+    Clear,
+}
+
 /// A coupon command.
 #[derive(Debug, Subcommand)]
 pub enum CouponsCommand {
+    /// The new-member gift pack.
+    GiftPack {
+        /// What to do.
+        #[command(subcommand)]
+        command: GiftCommand,
+    },
     /// Coupon templates.
     Template {
         /// What to do.
@@ -118,6 +143,17 @@ pub enum CouponsCommand {
 pub fn run(db: &Db, cmd: &CouponsCommand, now_ms: i64) -> Result<Value, Error> {
     let (args, op) = match cmd {
         CouponsCommand::Template { command } => return template(db, command),
+        CouponsCommand::GiftPack { command } => {
+            match command {
+                GiftCommand::Show => {}
+                GiftCommand::Clear => db.set_gift_pack(None)?,
+                GiftCommand::Set { templates, kind } => {
+                    let pack = crate::GiftPack::new(kind, templates.iter().map(String::as_str));
+                    db.set_gift_pack(Some(&pack))?;
+                }
+            }
+            return Ok(json!({ "gift_pack": db.gift_pack() }));
+        }
         CouponsCommand::Issue {
             user,
             template,
@@ -251,6 +287,9 @@ pub(super) fn coupons_cmd(cli: &Cli, command: &CouponsCommand, now: i64) -> Resu
             | CouponsCommand::Stats { .. }
             | CouponsCommand::Template {
                 command: TemplateCommand::List
+            }
+            | CouponsCommand::GiftPack {
+                command: GiftCommand::Show
             }
     );
     let db = open_existing(cli, read_only)?;

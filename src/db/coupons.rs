@@ -56,6 +56,31 @@ impl Db {
         self.snapshot().coupon_templates()
     }
 
+    /// Sets (or with `None` removes) the new-member gift pack: the write
+    /// that records a user's first event of the pack's kind issues it a
+    /// coupon of each template, once per user (docs/coupons.md, "Gift
+    /// pack"). Every template must exist.
+    ///
+    /// ```
+    /// use stickydb::{CouponTemplate, Db, Event, GiftPack, Options};
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), Options::default())?;
+    /// db.add_coupon_template(&CouponTemplate::fixed("WELCOME10", 1_000).valid_days(14))?;
+    /// db.set_gift_pack(Some(&GiftPack::new("signup", ["WELCOME10"])))?;
+    /// db.record(&Event::new("ann", "signup", 1_700_000_000_000))?;
+    /// assert_eq!(db.coupons("ann")?[0].id, "WELCOME10-1");
+    /// # Ok(()) }
+    /// ```
+    pub fn set_gift_pack(&self, pack: Option<&crate::GiftPack>) -> Result<()> {
+        self.writer().set_gift_pack(pack)
+    }
+
+    /// The new-member gift pack in force.
+    pub fn gift_pack(&self) -> Option<crate::GiftPack> {
+        Option::clone(&self.gift_pack.read())
+    }
+
     /// `user`'s coupons (every state), in the order they came to it.
     pub fn coupons(&self, user: &str) -> Result<Vec<Coupon>> {
         self.snapshot().coupons(user)

@@ -13,7 +13,7 @@ use crate::metrics::{self, MetricSettings, Metrics};
 use crate::order::{Level, Mutex, RwLock};
 use crate::profiles::{Profile, ProfileUpdate, Sensitive};
 use crate::segments::Segment;
-use crate::store::{Cf, Options, Settings, Store};
+use crate::store::{Options, Settings, Store};
 use crate::timeline::{Event, RecordOutcome, StoredEvent};
 use crate::users::{Allocator, LockStripes};
 use crate::verify::{self, VerifyReport};
@@ -85,6 +85,8 @@ pub struct Db {
     advance_lock: Mutex<()>,
     /// Writes that change coupon counts, one at a time.
     coupon_lock: Mutex<()>,
+    /// The new-member gift pack; writers take a cheap clone of the `Arc`.
+    gift_pack: RwLock<Arc<Option<crate::GiftPack>>>,
     /// Attribution's lock and settings.
     social: crate::social::SocialState,
     /// The exposure kind (fixed at creation).
@@ -189,6 +191,7 @@ impl Db {
             )?;
         }
         let ledger_settings = ledger::rules::load(&store)?;
+        let gift_pack = ledger::coupons::gift::load(&store)?;
         let identity_settings = identity::load(&store)?;
         let features = crate::features::FeatureSet::load(&store)?;
         let dims = crate::dims::DimState::load(&store)?;
@@ -209,6 +212,7 @@ impl Db {
             clock: RwLock::new(Level::Clock, clock),
             advance_lock: Mutex::new(Level::Advance, ()),
             coupon_lock: Mutex::new(Level::Coupons, ()),
+            gift_pack: RwLock::new(Level::GiftPack, Arc::new(gift_pack)),
             social,
             experiment_settings,
             position_lock: Mutex::new(Level::Position, ()),
@@ -247,6 +251,7 @@ impl Db {
             exposure_kind: &self.experiment_settings.exposure_kind,
             advance_lock: &self.advance_lock,
             coupon_lock: &self.coupon_lock,
+            gift_pack: &self.gift_pack,
             identity_settings: &self.identity_settings,
             features: &self.features,
             dims: &self.dims,
@@ -582,19 +587,5 @@ impl Db {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         self.store.path()
-    }
-
-    /// Every key and value of every column family, in order. For tests that
-    /// assert "nothing changed"; reads the whole store.
-    #[doc(hidden)]
-    pub fn raw_dump(&self) -> Result<Vec<RawEntry>> {
-        let mut out = Vec::new();
-        for cf in Cf::ALL {
-            for item in self.store.range(cf, &[], None)? {
-                let (k, v) = item?;
-                out.push((cf.name(), k.to_vec(), v.to_vec()));
-            }
-        }
-        Ok(out)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Db;
+use super::{Db, RawEntry};
 use crate::error::Result;
 use crate::metrics;
 use crate::store::Cf;
@@ -88,5 +88,19 @@ impl Db {
             column_families,
             engine,
         })
+    }
+
+    /// Every key and value of every column family, in order. For tests that
+    /// assert "nothing changed"; reads the whole store.
+    #[doc(hidden)]
+    pub fn raw_dump(&self) -> Result<Vec<RawEntry>> {
+        let mut out = Vec::new();
+        for cf in Cf::ALL {
+            for item in self.store.range(cf, &[], None)? {
+                let (k, v) = item?;
+                out.push((cf.name(), k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
     }
 }

@@ -36,10 +36,12 @@ pub const FEATURE_SET: &[u8] = b"feature_set";
 /// The declared dimensions (`dims::DimSet`); their values are registered
 /// under [`super::dims::VALUE_PREFIX`].
 pub const DIM_SET: &[u8] = b"dim_set";
+/// The new-member gift pack (`ledger::coupons::GiftPack`).
+pub const COUPON_GIFT_PACK: &[u8] = b"coupon_gift_pack";
 
 /// Every fixed key, for the registry's tests.
 #[cfg(feature = "internals")]
-pub const FIXED: [&[u8]; 13] = [
+pub const FIXED: [&[u8]; 14] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -53,6 +55,7 @@ pub const FIXED: [&[u8]; 13] = [
     KIND_POLICY,
     FEATURE_SET,
     DIM_SET,
+    COUPON_GIFT_PACK,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

@@ -83,6 +83,10 @@ pub(crate) struct Writer<'a> {
     /// Writes that change coupon counts take it after their stripes: the
     /// stock check and the counts stay exact across users.
     pub coupon_lock: &'a Mutex<()>,
+    /// The new-member gift pack. A transaction reads it when it starts and
+    /// checks at its commit that it did not change (a change holds every
+    /// stripe).
+    pub gift_pack: &'a RwLock<Arc<Option<crate::GiftPack>>>,
     /// Which ids are anonymous (a merge reads it under its locks).
     pub identity_settings: &'a RwLock<crate::users::IdentitySettings>,
     /// Feature definitions and tag rules. A transaction reads them when it

@@ -258,6 +258,8 @@ pub(super) struct Core<'a, 'g> {
     pub recording: Recording<'a>,
     pub session: Session<'a>,
     pub coupons: CouponWork<'a>,
+    /// The gift pack in force when the attempt started.
+    pub gifts: std::sync::Arc<Option<crate::GiftPack>>,
     /// Earning rules exist: recorded events earn credits.
     pub rules: bool,
     pub profiles: Vec<(u32, ProfileUpdate)>,
@@ -350,6 +352,7 @@ impl Writer<'_> {
         };
         let stages = self.stage_ctx(&settings, &clock, cause);
         let ledger_settings = self.ledger_settings.read().clone();
+        let gifts = self.gift_pack.read().clone();
         let feature_set = self.features.read().clone();
         let features = FeatureWrites::new(
             feature_set.clone(),
@@ -375,6 +378,7 @@ impl Writer<'_> {
             recording,
             session: Session::new(self.store, &ledger_settings).with_notices(clock),
             coupons: CouponWork::new(self.store).with_notices(clock),
+            gifts: gifts.clone(),
             rules: !ledger_settings.rules.is_empty(),
             profiles: Vec::new(),
             social: Vec::new(),
@@ -400,6 +404,7 @@ impl Writer<'_> {
         // transaction that took its stripes one by one may not have held
         // when it read them)
         let ledger_moved = !std::sync::Arc::ptr_eq(&self.ledger_settings.read(), &ledger_settings)
+            || !std::sync::Arc::ptr_eq(&self.gift_pack.read(), &gifts)
             || !std::sync::Arc::ptr_eq(&self.features.read(), &feature_set)
             || !std::sync::Arc::ptr_eq(&self.dims.set.read(), &dim_set);
         if !std::sync::Arc::ptr_eq(&held_settings, &settings)

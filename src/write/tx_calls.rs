@@ -4,7 +4,7 @@
 
 use super::tx::{Core, Ops, MAX_TX_PARTS};
 use super::Writer;
-use crate::error::{Error, InputError, Result, TxError};
+use crate::error::{Error, InputError, Problem, Result, TxError};
 use crate::ledger::{self, CouponOp, CouponOutcome, PointsOp, PointsOutcome};
 use crate::profiles::ProfileUpdate;
 use crate::store::Durability;
@@ -91,6 +91,14 @@ impl Core<'_, '_> {
             self.w.validate_events(events)?;
         }
         let mut short = false;
+        // (a gift pack issues coupons in this write: the coupon lock)
+        let gift_kind = self.gifts.as_ref().as_ref().map(|g| g.kind.clone());
+        if let Some(kind) = &gift_kind {
+            if !self.plan.coupons && events.iter().any(|e| e.kind.as_str() == kind) {
+                self.plan.coupons = true;
+                short = true;
+            }
+        }
         for e in events {
             short |= self.need(&e.user)?;
             if !self
@@ -113,6 +121,9 @@ impl Core<'_, '_> {
             events,
             ledger,
         )?;
+        if gift_kind.is_some() {
+            self.give_gifts(events, &outcomes)?;
+        }
         let offset = self.events_total;
         self.social.extend(
             super::social::social_events(events, &outcomes)
@@ -157,6 +168,37 @@ impl Core<'_, '_> {
         self.session.apply(user_id, txn_id, at_ms, op)
     }
 
+    /// Issues the gift pack to the users of `events` whose recorded event
+    /// is of its kind (a replay when a user had it already); a template out
+    /// of stock, ended or at its per-user limit gives nothing, and the
+    /// events are recorded all the same.
+    fn give_gifts(&mut self, events: &[Event], outcomes: &[RecordOutcome]) -> Result<()> {
+        let gifts = self.gifts.clone();
+        let Some(pack) = gifts.as_ref() else {
+            return Ok(());
+        };
+        for (e, o) in events.iter().zip(outcomes) {
+            let RecordOutcome::Recorded { user_id, .. } = o else {
+                continue;
+            };
+            if e.kind.as_str() != pack.kind {
+                continue;
+            }
+            for template in &pack.templates {
+                let txn = ledger::coupons::gift::gift_txn(*user_id, template);
+                let issue = CouponOp::Issue {
+                    template: template.clone(),
+                };
+                match self.coupons.apply(*user_id, &e.user, &txn, e.ts_ms, &issue) {
+                    Ok(_) => {}
+                    Err(err) if ledger::coupons::gift::skipped(&err) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn coupon_inner(
         &mut self,
         user: &str,
@@ -166,6 +208,13 @@ impl Core<'_, '_> {
     ) -> Result<CouponOutcome> {
         users::check_user(user).map_err(|p| InputError::new("user", p))?;
         ledger::check_txn_id(txn_id)?;
+        if txn_id.starts_with(ledger::GIFT_TXN_PREFIX) {
+            let reason = format!(
+                "ids starting with {:?} are reserved for gift packs",
+                ledger::GIFT_TXN_PREFIX
+            );
+            return Err(InputError::new("txn_id", Problem::Unparsable { reason }).into());
+        }
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
         op.validate()?;
         let short = self.need(user)?;

@@ -1,8 +1,8 @@
-//! The demo shop's loyalty spending after the simulated period's events:
-//! a welcome coupon issued to every new user at signup and redeemed by a
-//! third of them on their next day, a spend-threshold coupon for loyal
-//! customers, and points some of them spend at checkout (a hold, then a
-//! capture). What is left expires with the period.
+//! The demo shop's coupons and loyalty spending: a welcome coupon in the
+//! new-member gift pack (issued by the write that records each signup),
+//! redeemed by a third of the new users on their next day; a
+//! spend-threshold coupon for loyal customers; points some of them spend at
+//! checkout (a hold, then a capture). What is left expires with the period.
 
 use super::{Persona, SimUser, START_MS};
 use crate::time::DAY_MS;
@@ -13,24 +13,26 @@ const WELCOME: &str = "WELCOME10";
 /// The loyal customers' 满减: 15.00 off 100.00, until the period ends.
 const LOYAL: &str = "LOYAL15";
 
-/// Issues, redeems and spends; settles what falls due by `end_ms`.
-pub(super) fn run(db: &Db, sim: &[SimUser], end_ms: i64) -> Result<(), Error> {
-    db.add_coupon_template(
-        &CouponTemplate::fixed(WELCOME, 1_000)
-            .valid_days(14)
-            .per_user(1),
-    )?;
+/// The templates, and the gift pack that issues the welcome coupon with
+/// every signup (set before the events are recorded).
+pub(super) fn setup(db: &Db, users: usize, end_ms: i64) -> Result<(), Error> {
+    let welcome = CouponTemplate::fixed(WELCOME, 1_000).valid_days(14);
+    db.add_coupon_template(&welcome.per_user(1))?;
     let loyal = CouponTemplate::threshold(LOYAL, 10_000, 1_500)
         .valid_until_ms(end_ms)
         .per_user(1)
-        .stock(sim.len() as u64 / 20 + 1);
+        .stock(users as u64 / 20 + 1);
     db.add_coupon_template(&loyal)?;
+    db.set_gift_pack(Some(&crate::GiftPack::new("signup", [WELCOME])))
+}
+
+/// Redeems and spends; settles what falls due by `end_ms`.
+pub(super) fn run(db: &Db, sim: &[SimUser], end_ms: i64) -> Result<(), Error> {
     for (i, u) in sim.iter().enumerate() {
         let signup_ms = START_MS + i64::from(u.signup_day) * DAY_MS + 2;
-        let issue = CouponOp::Issue {
-            template: WELCOME.into(),
+        let Some(coupon) = db.coupons(&u.name)?.into_iter().next().map(|c| c.id) else {
+            continue;
         };
-        let coupon = db.coupon(&u.name, "welcome", signup_ms, &issue)?.coupon;
         if i % 3 == 0 && signup_ms + DAY_MS < end_ms {
             let redeem = CouponOp::Redeem {
                 coupon,

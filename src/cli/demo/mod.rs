@@ -239,6 +239,7 @@ pub(super) fn run(
     let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
     db.set_ledger_settings(loyalty())?;
     dims::declare(&db)?;
+    coupons::setup(&db, users as usize, START_MS + i64::from(days) * DAY_MS)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 

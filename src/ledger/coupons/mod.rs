@@ -12,6 +12,7 @@
 //! the stripes, docs/architecture.md "Lock hierarchy"), so the counts and
 //! the stock check are exact under any concurrency.
 
+pub(crate) mod gift;
 pub(crate) mod read;
 mod user;
 pub(crate) mod work;
@@ -19,6 +20,7 @@ pub(crate) mod work;
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::CouponError;
+pub use gift::{GiftPack, GIFT_TXN_PREFIX, MAX_GIFT_TEMPLATES};
 
 use crate::error::{InputError, Problem};
 use crate::time::DAY_MS;

@@ -22,6 +22,9 @@ struct TemplateWork {
     counts: Counts,
 }
 
+/// The limit a user's coupons reach (`Error::LimitReached::what`).
+pub(crate) const USER_COUPONS: &str = "coupons of one user";
+
 /// What settling one user's due coupons did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Settled {
@@ -195,7 +198,7 @@ impl<'a> CouponWork<'a> {
         let work = self.user(user_id)?;
         if work.head.next_slot as usize >= MAX_COUPONS_PER_USER {
             return Err(Error::LimitReached {
-                what: "coupons of one user",
+                what: USER_COUPONS,
                 max: MAX_COUPONS_PER_USER as u64,
             });
         }
@@ -435,7 +438,7 @@ impl<'a> CouponWork<'a> {
         let work = self.user(into_id)?;
         if work.head.next_slot as usize + coupons.len() > MAX_COUPONS_PER_USER {
             return Err(Error::LimitReached {
-                what: "coupons of one user",
+                what: USER_COUPONS,
                 max: MAX_COUPONS_PER_USER as u64,
             });
         }
