@@ -298,21 +298,10 @@ pub(super) fn coupons_cmd(cli: &Cli, command: &CouponsCommand, now: i64) -> Resu
         return print_json(&v);
     }
     if let CouponsCommand::List { user } = command {
-        outln!("coupons of {user}");
-        for c in db.coupons(user)? {
-            let expires = c
-                .expires_at_ms
-                .map_or("never".to_owned(), |e| super::human::local_time(&db, e));
-            outln!("  {:<24} {:<10} expires {expires}", c.id, c.state.name());
-        }
+        let rows = super::human::coupon_rows(&db, &db.coupons(user)?);
+        super::human::section(&format!("coupons of {user}"), &rows);
         return Ok(());
     }
-    let rows: Vec<(String, String)> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_owned()))
-        .collect();
-    super::human::section("done", &rows);
+    super::human::outcome(&v);
     Ok(())
 }

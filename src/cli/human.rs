@@ -215,6 +215,33 @@ pub fn section(title: &str, rows: &[(String, String)]) {
     }
 }
 
+/// An operation's JSON outcome for people: one `field  value` line each.
+pub(crate) fn outcome(v: &serde_json::Value) {
+    let rows: Vec<(String, String)> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_owned()))
+        .collect();
+    section("done", &rows);
+}
+
+/// Coupons for people: the id, then the state and the local expiry.
+pub(crate) fn coupon_rows(db: &Db, coupons: &[crate::Coupon]) -> Vec<(String, String)> {
+    coupons
+        .iter()
+        .map(|c| {
+            let until = c
+                .expires_at_ms
+                .map_or("never".into(), |e| local_time(db, e));
+            (
+                c.id.clone(),
+                format!("{:<10} expires {until}", c.state.name()),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,19 +174,7 @@ pub(super) fn show_user(
             ],
         );
     }
-    let held: Vec<(String, String)> = coupons
-        .iter()
-        .map(|c| {
-            let until = c
-                .expires_at_ms
-                .map_or("never".into(), |e| human::local_time(db, e));
-            (
-                c.id.clone(),
-                format!("{:<10} expires {until}", c.state.name()),
-            )
-        })
-        .collect();
-    human::section("coupons", &held);
+    human::section("coupons", &human::coupon_rows(db, &coupons));
     let evs: Vec<(String, String)> = newest
         .iter()
         .map(|e| {

@@ -221,14 +221,7 @@ pub(super) fn points_cmd(cli: &Cli, command: &PointsCommand, now: i64) -> Result
     if let PointsCommand::History { user, limit } = command {
         return history_table(&db, user, *limit);
     }
-    // an operation's outcome: one `field  value` line each
-    let rows: Vec<(String, String)> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_owned()))
-        .collect();
-    super::human::section("done", &rows);
+    super::human::outcome(&v);
     Ok(())
 }
 
