@@ -43,9 +43,10 @@ pub const MAX_STOCK: u64 = 1 << 40;
 /// Largest amount (order, discount, threshold), in minor units.
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
 
-/// What a coupon takes off.
+/// What a coupon takes off (more kinds may come: match with a wildcard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CouponKind {
     /// `off_minor` off the order (at most the order).
     Fixed,
