@@ -2,14 +2,15 @@
 //! replay lookup, lot draw, one synced-off WriteBatch), a replay, and an
 //! expiry run over many accounts; the matching coupon operations (issue
 //! beside earn, redeem beside redeem, replay beside replay) and a coupon
-//! expiry run over as many accounts (docs/performance.md, "Coupons").
+//! expiry run over as many accounts (docs/performance.md, "Coupons"); a
+//! purchase write with and without a first-order reward rule.
 //!
 //! Run: `cargo bench --bench ledger`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use stickydb::{CouponOp, CouponTemplate, Db, Options, PointsOp};
+use stickydb::{CouponOp, CouponTemplate, Db, Event, Options, PointsOp};
 
 const T0: i64 = 1_709_251_200_000;
 const DAY: i64 = 86_400_000;
@@ -219,5 +220,65 @@ fn bench_coupons(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_ops, bench_expire, bench_coupons);
+/// A store with a purchase earning rule, with or without a first-order
+/// reward, each of `ACCOUNTS` users holding one purchase already.
+fn purchase_store(first_order: bool) -> (tempfile::TempDir, Db) {
+    use stickydb::ledger::{EarnRule, RulePoints, Tiers, FIRST_ORDER_KIND};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("open");
+    let rule = |kind: &str, points| EarnRule {
+        kind: kind.into(),
+        points,
+        daily_cap_points: None,
+        expires_after_days: Some(365),
+    };
+    let mut rules = vec![rule(
+        "purchase",
+        RulePoints::PerAmount {
+            points: 1,
+            per_minor: 100,
+        },
+    )];
+    if first_order {
+        rules.push(rule(FIRST_ORDER_KIND, RulePoints::Fixed(500)));
+    }
+    db.set_ledger_settings(stickydb::LedgerSettings::new(rules, Tiers::default()))
+        .expect("rules");
+    let seed: Vec<Event> = (0..ACCOUNTS)
+        .map(|i| Event::new(format!("u{i}"), "purchase", T0).with_amount(1_000))
+        .collect();
+    db.record_batch(&seed).expect("seed");
+    (dir, db)
+}
+
+/// A purchase write (event + rule credit) beside the same write on a store
+/// whose first-order reward rule reads the user's reward holder
+/// (docs/performance.md, "Rewards").
+fn bench_rewards(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rewards");
+    for (name, first_order) in [
+        ("purchase", false),
+        ("purchase_with_first_order_rule", true),
+    ] {
+        let (_dir, db) = purchase_store(first_order);
+        let mut n = 0i64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                let user = format!("u{}", n % ACCOUNTS as i64);
+                let e = Event::new(user, "purchase", T0 + n).with_amount(2_500);
+                black_box(db.record(&e).expect("purchase"))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_ops,
+    bench_expire,
+    bench_coupons,
+    bench_rewards
+);
 criterion_main!(benches);

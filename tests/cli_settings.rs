@@ -59,8 +59,8 @@ fn build(path: &Path, events: usize) {
     db.close().expect("close");
 }
 
-/// A document changing every section: new tiers, stage model and window
-/// (each a re-derivation), rules, prefixes and notice days.
+/// A document changing every section: new tiers, stage model, window and
+/// growth rules (each a re-derivation), rules, prefixes and notice days.
 fn changed_document() -> Value {
     let mut rules = serde_json::to_value(rules()).expect("json");
     rules[0]["daily_cap_points"] = json!(77);
@@ -71,6 +71,12 @@ fn changed_document() -> Value {
         "attribution_window_days": 1,
         "anonymous_prefixes": ["anon:", "dev:"],
         "expiry_notice_days": 3,
+        "growth_rules": [
+            {"kind": "purchase", "value": {"per_amount": {"growth": 1, "per_minor": 10}},
+             "daily_cap": null},
+            {"kind": "*", "value": {"fixed": 5}, "daily_cap": 5},
+        ],
+        "tier_basis": "growth_value",
     })
 }
 
@@ -103,8 +109,9 @@ fn apply_then_show_round_trips_and_answers_as_the_library() {
         applied,
         json!({
             "changed": ["earning_rules", "tiers", "stage_model", "attribution_window_days",
-                        "anonymous_prefixes", "expiry_notice_days"],
-            "rederived": ["attribution", "tiers", "stages"],
+                        "anonymous_prefixes", "expiry_notice_days", "growth_rules",
+                        "tier_basis"],
+            "rederived": ["attribution", "growth", "tiers", "stages"],
         })
     );
     // shown back in the shape it was applied in, equal to the library's
@@ -226,6 +233,8 @@ fn fingerprint(db: &Db) -> String {
         if let Some(a) = db.account(&user).expect("account") {
             out += &format!("{user}:{:?}:{}\n", a.tier, a.balance);
         }
+        let g = db.growth_value(&user, T0 + 91 * DAY).expect("growth");
+        out += &format!("{user}: growth {} {}\n", g.balance, g.in_window);
     }
     let now = T0 + 91 * DAY;
     let stages = db.settings_document().stage_model.expect("model");

@@ -157,6 +157,14 @@ fn ledger_key() -> impl Strategy<Value = LedgerKey> {
         (u, n).prop_map(|(user_id, seq)| LedgerKey::Hold { user_id, seq }),
         (u, "\\PC{1,40}").prop_map(|(user_id, txn_id)| LedgerKey::Txn { user_id, txn_id }),
         (u, any::<i32>()).prop_map(|(user_id, day)| LedgerKey::Growth { user_id, day }),
+        (u, any::<i32>()).prop_map(|(user_id, day)| LedgerKey::GrowthValue { user_id, day }),
+        (u, any::<u16>(), "\\PC{0,40}").prop_map(|(user_id, reward, campaign)| {
+            LedgerKey::FirstReward {
+                user_id,
+                reward,
+                campaign,
+            }
+        }),
         (u, t, n).prop_map(|(user_id, at_ms, seq)| LedgerKey::Tier {
             user_id,
             at_ms,

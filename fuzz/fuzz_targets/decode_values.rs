@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = codec::decode::<stickydb::Account>(data);
     let _ = codec::decode::<stickydb::ledger::Lot>(data);
     let _ = codec::decode::<stickydb::ledger::Hold>(data);
+    let _ = codec::decode::<stickydb::ledger::GrowthSettings>(data);
     let _ = BitmapDelta::decode(data);
     let _ = decode_bitmap(data);
     let _ = decode_counter(data);

@@ -314,6 +314,15 @@ pub enum Command {
         #[command(subcommand)]
         command: points::PointsCommand,
     },
+    /// A user's growth value (docs/ledger.md#growth-value): its balance,
+    /// the tier window's part of it, the tiers' basis and its tier.
+    Growth {
+        /// External user id.
+        user: String,
+        /// As of when (default now): RFC 3339 or ms.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Coupons: templates, issue, hold, redeem, release, reverse.
     Coupons {
         /// The operation.

@@ -241,6 +241,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => export::export_cmd(cli, args, now),
         Command::Points { command } => points::points_cmd(cli, command, now),
         Command::Coupons { command } => coupons::coupons_cmd(cli, command, now),
+        Command::Growth { user, at } => points::growth_cmd(cli, user, at.as_deref(), now),
         Command::Report { range, out } => report::report_cmd(cli, range, out),
         Command::Init {
             utc_offset,

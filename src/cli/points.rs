@@ -211,6 +211,33 @@ pub fn run(db: &Db, cmd: &PointsCommand, now_ms: i64) -> Result<Value, Error> {
 // ---- the command ----
 
 /// `stickydb points`.
+/// `stickydb growth USER [--at TIME]`.
+pub(super) fn growth_cmd(cli: &Cli, user: &str, at: Option<&str>, now: i64) -> Result<(), Error> {
+    let db = open_existing(cli, true)?;
+    let at_ms = time_arg("at", at, now)?;
+    let g = db.growth_value(user, at_ms)?;
+    let v = json!({
+        "user": user,
+        "balance": g.balance,
+        "in_window": g.in_window,
+        "window_days": g.window_days,
+        "tier_basis": g.tier_basis.name(),
+        "tier": g.tier,
+    });
+    if cli.wants_json() {
+        return print_json(&v);
+    }
+    println!(
+        "{user}: growth value {} ({} in the {}-day tier window), tiers grow from {}, tier {}",
+        g.balance,
+        g.in_window,
+        g.window_days,
+        g.tier_basis.name(),
+        g.tier.as_deref().unwrap_or("-")
+    );
+    Ok(())
+}
+
 pub(super) fn points_cmd(cli: &Cli, command: &PointsCommand, now: i64) -> Result<(), Error> {
     let read_only = matches!(command, PointsCommand::History { .. });
     let db = open_existing(cli, read_only)?;

@@ -205,7 +205,8 @@
         interaction: { mode: "index", intersect: false } });
   }
 
-  mapBars("tiers", "Loyalty tiers (users now)", data.tiers, "users");
+  var basis = data.tier_basis === "growth_value" ? "by growth value" : "by points earned";
+  mapBars("tiers", "Loyalty tiers " + basis + " (users now)", data.tiers, "users");
   var tierDays = rows("tiers_by_day");
   var tierNames = Object.keys(data.tiers || {});
   if (tierDays.length && tierNames.length) {

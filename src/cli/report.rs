@@ -42,6 +42,7 @@ pub fn data(db: &Db, from: i32, to: i32) -> Result<Value, Error> {
         "rfm_segments": query::rfm(db, to, None, None)?["segments"],
         "daily": query::daily(db, from, to)?["rows"],
         "tiers": tiers,
+        "tier_basis": db.ledger_settings().growth().tier_basis.name(),
         "coupons": coupons,
         "top_sharers": super::social::sharers(db, from, to, 10, super::RankArg::Signups, None)?["rows"],
         "groups": super::social::groups(db, from, to, groups_as_of(db, to), None)?["rows"],

@@ -82,10 +82,36 @@ impl Db {
         self.snapshot().tier_history(user)
     }
 
-    /// `user`'s growth value (points earned in the tier window) as of the
-    /// local day of `at_ms`.
+    /// The growth that decides `user`'s tier (earned points or growth
+    /// value over the tier window, by the tiers' basis) as of the local day
+    /// of `at_ms`.
     pub fn growth(&self, user: &str, at_ms: i64) -> Result<i64> {
         self.snapshot().growth(user, at_ms)
+    }
+
+    /// `user`'s growth value, kept from its events by the growth rules
+    /// (docs/ledger.md#growth-value), as of the local day of `at_ms`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), stickydb::Error> {
+    /// use stickydb::ledger::{GrowthRule, GrowthValue, TierBasis};
+    /// use stickydb::{Db, Event, Options, SettingsDocument};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), Options::default())?;
+    /// let mut doc = SettingsDocument::default();
+    /// doc.growth_rules = Some(vec![GrowthRule::new(
+    ///     "purchase",
+    ///     GrowthValue::PerAmount { growth: 1, per_minor: 100 },
+    /// )]);
+    /// doc.tier_basis = Some(TierBasis::GrowthValue);
+    /// db.apply_settings(&doc)?;
+    /// db.record(&Event::new("ann", "purchase", 1_000).with_amount(12_345))?;
+    /// db.record(&Event::new("ann", "refund", 2_000).with_amount(2_345))?;
+    /// assert_eq!(db.growth_value("ann", 2_000)?.balance, 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn growth_value(&self, user: &str, at_ms: i64) -> Result<crate::ledger::GrowthBalance> {
+        self.snapshot().growth_value(user, at_ms)
     }
 
     /// Users whose recorded tier is `tier`.

@@ -174,12 +174,43 @@ impl Snapshot<'_> {
         ledger::read::tier_history(&self.view, self.ledger_user(user)?)
     }
 
-    /// `user`'s growth value as of the local day of `at_ms`.
+    /// The growth that decides `user`'s tier as of the local day of
+    /// `at_ms`: earned points or growth value (the tiers' basis) over the
+    /// tier window.
     pub fn growth(&self, user: &str, at_ms: i64) -> Result<i64> {
         crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
-        let window = self.db.ledger_settings.read().tiers.window_days;
+        let settings = self.db.ledger_settings.read().clone();
+        let window = settings.tiers.window_days;
         let day = self.db.local_day(at_ms);
-        ledger::read::growth(&self.view, self.ledger_user(user)?, day, window)
+        let uid = self.ledger_user(user)?;
+        match settings.growth().tier_basis {
+            ledger::TierBasis::GrowthValue => {
+                self.db.store.check_area(Area::Tiers)?;
+                let lo = day.saturating_sub(window as i32 - 1);
+                Ok(ledger::read::growth_values(&self.view, uid, lo, day)?.max(0))
+            }
+            _ => ledger::read::growth(&self.view, uid, day, window),
+        }
+    }
+
+    /// `user`'s growth value (docs/ledger.md#growth-value) as of the local
+    /// day of `at_ms`: its balance over its whole history and over the
+    /// tier window, with the tiers' basis and its current tier.
+    pub fn growth_value(&self, user: &str, at_ms: i64) -> Result<ledger::GrowthBalance> {
+        crate::time::check_ts(at_ms).map_err(|p| InputError::new("at_ms", p))?;
+        self.db.store.check_area(Area::Tiers)?;
+        let settings = self.db.ledger_settings.read().clone();
+        let window_days = settings.tiers.window_days;
+        let day = self.db.local_day(at_ms);
+        let uid = self.ledger_user(user)?;
+        let lo = day.saturating_sub(window_days as i32 - 1);
+        Ok(ledger::GrowthBalance {
+            balance: ledger::read::growth_values(&self.view, uid, i32::MIN, day)?.max(0),
+            in_window: ledger::read::growth_values(&self.view, uid, lo, day)?.max(0),
+            window_days,
+            tier_basis: settings.growth().tier_basis,
+            tier: ledger::read::account(&self.view, uid)?.and_then(|a| a.tier),
+        })
     }
 
     /// Users whose recorded tier is `tier`.

@@ -36,6 +36,12 @@ pub const COUPON_ID: u8 = 13;
 /// `user | 14` → the user's coupon head: its next slot and how many
 /// coupons of each template it holds (an issue reads one key).
 pub const COUPON_HEAD: u8 = 14;
+/// `user | 15 | day_asc` → growth value that local day, per growth rule
+/// (`ledger::growth`; derived from the user's events).
+pub const GROWTH_VALUE: u8 = 15;
+/// `user | 16 | reward u16 | campaign` → which event holds a first-order
+/// (reward 1) or campaign (reward 2) reward, and the credits paid for it.
+pub const FIRST_REWARD: u8 = 16;
 
 /// `ledger_due`: `1 | ts_asc(expires) | user | lot` for open lots with an expiry.
 pub const DUE_LOT: u8 = 1;
@@ -146,6 +152,22 @@ pub enum LedgerKey {
         /// The transaction id.
         txn_id: String,
     },
+    /// Growth value (from the growth rules) of a local day.
+    GrowthValue {
+        /// Internal user id.
+        user_id: u32,
+        /// Local day.
+        day: i32,
+    },
+    /// Which event holds a once-per-user reward.
+    FirstReward {
+        /// Internal user id.
+        user_id: u32,
+        /// The reward: 1 first order, 2 campaign.
+        reward: u16,
+        /// The campaign (empty for a first order).
+        campaign: String,
+    },
     /// A rule's credited points on a local day.
     Cap {
         /// Internal user id.
@@ -210,6 +232,21 @@ impl LedgerKey {
             LedgerKey::Growth { user_id, day } => {
                 let mut k = family(*user_id, GROWTH);
                 k.extend_from_slice(&day_asc(*day));
+                k
+            }
+            LedgerKey::GrowthValue { user_id, day } => {
+                let mut k = family(*user_id, GROWTH_VALUE);
+                k.extend_from_slice(&day_asc(*day));
+                k
+            }
+            LedgerKey::FirstReward {
+                user_id,
+                reward,
+                campaign,
+            } => {
+                let mut k = family(*user_id, FIRST_REWARD);
+                k.extend_from_slice(&reward.to_be_bytes());
+                k.extend_from_slice(campaign.as_bytes());
                 k
             }
             LedgerKey::Cap { user_id, day, rule } => {
@@ -291,6 +328,18 @@ impl LedgerKey {
             GROWTH => {
                 len(4)?;
                 LedgerKey::Growth {
+                    user_id,
+                    day: day_from_asc(b4(0)?),
+                }
+            }
+            FIRST_REWARD => LedgerKey::FirstReward {
+                user_id,
+                reward: u16::from_be_bytes(body.get(..2)?.try_into().ok()?),
+                campaign: std::str::from_utf8(body.get(2..)?).ok()?.to_owned(),
+            },
+            GROWTH_VALUE => {
+                len(4)?;
+                LedgerKey::GrowthValue {
                     user_id,
                     day: day_from_asc(b4(0)?),
                 }
@@ -388,6 +437,21 @@ pub fn coupon_txn(user_id: u32, txn_id: &str) -> Vec<u8> {
 /// Key of a growth day.
 pub fn growth(user_id: u32, day: i32) -> Vec<u8> {
     LedgerKey::Growth { user_id, day }.encode()
+}
+
+/// Key of a growth-value day.
+pub fn growth_value(user_id: u32, day: i32) -> Vec<u8> {
+    LedgerKey::GrowthValue { user_id, day }.encode()
+}
+
+/// Key of a once-per-user reward's holder.
+pub fn first_reward(user_id: u32, reward: u16, campaign: &str) -> Vec<u8> {
+    LedgerKey::FirstReward {
+        user_id,
+        reward,
+        campaign: campaign.to_owned(),
+    }
+    .encode()
 }
 
 /// Key of a rule's daily credit counter.

@@ -38,10 +38,12 @@ pub const FEATURE_SET: &[u8] = b"feature_set";
 pub const DIM_SET: &[u8] = b"dim_set";
 /// The new-member gift pack (`ledger::coupons::GiftPack`).
 pub const COUPON_GIFT_PACK: &[u8] = b"coupon_gift_pack";
+/// The growth rules and the tiers' basis (`ledger::GrowthSettings`).
+pub const GROWTH_SETTINGS: &[u8] = b"growth_settings";
 
 /// Every fixed key, for the registry's tests.
 #[cfg(feature = "internals")]
-pub const FIXED: [&[u8]; 14] = [
+pub const FIXED: [&[u8]; 15] = [
     FORMAT_VERSION,
     SETTINGS,
     METRIC_SETTINGS,
@@ -56,6 +58,7 @@ pub const FIXED: [&[u8]; 14] = [
     FEATURE_SET,
     DIM_SET,
     COUPON_GIFT_PACK,
+    GROWTH_SETTINGS,
 ];
 
 /// Prefix of the merge records: `merge:ID` → what merge `ID` did.

@@ -20,6 +20,24 @@ pub(crate) use registry::{KindRegistry, Reservation};
 /// may carry this kind.
 pub const REFERRAL_KIND: &str = "referral:first_purchase";
 
+/// The pseudo-kind of an earning rule that rewards a user's **first
+/// purchase**, once per user (docs/ledger.md#first-order-and-campaign-rewards):
+/// no event may carry this kind.
+pub const FIRST_ORDER_KIND: &str = "reward:first_order";
+
+/// The pseudo-kind of an earning rule that rewards a user's first event
+/// carrying the property [`CAMPAIGN_PROPERTY`], once per user and campaign:
+/// no event may carry this kind.
+pub const CAMPAIGN_KIND: &str = "reward:campaign";
+
+/// The event property that names a campaign.
+pub const CAMPAIGN_PROPERTY: &str = "campaign";
+
+/// Whether no event may carry `name` (the earning rules' pseudo-kinds).
+pub(crate) fn is_reserved(name: &str) -> bool {
+    matches!(name, REFERRAL_KIND | FIRST_ORDER_KIND | CAMPAIGN_KIND)
+}
+
 /// Longest accepted custom kind name, in bytes.
 pub const MAX_KIND_BYTES: usize = 64;
 

@@ -15,6 +15,7 @@
 
 pub(crate) mod coupons;
 mod expire;
+pub(crate) mod growth;
 pub(crate) mod read;
 pub(crate) mod rules;
 pub(crate) mod session;
@@ -28,6 +29,10 @@ pub use coupons::{
     MAX_GIFT_TEMPLATES, MAX_STOCK, MAX_TEMPLATES, MAX_TEMPLATE_ID_BYTES, MAX_VALID_DAYS,
 };
 pub(crate) use expire::{due_accounts_page, lots_expiring_page, DueCursor};
+pub use growth::{
+    GrowthBalance, GrowthRule, GrowthSettings, GrowthValue, TierBasis, ANY_ACTIVITY,
+    MAX_GROWTH_RULES,
+};
 pub use read::MAX_HISTORY_LIMIT;
 pub(crate) use read::{erase, rebuild_tier_sets};
 pub use rules::{
@@ -59,7 +64,8 @@ pub const MAX_HOLD_TIMEOUT_MS: i64 = 30 * crate::time::DAY_MS;
 /// sequence number of the event that earned it.
 pub const RULE_TXN_PREFIX: &str = "event:";
 
-pub use crate::kinds::REFERRAL_KIND;
+pub use crate::kinds::{CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND, REFERRAL_KIND};
+pub use session::rewards::MAX_CAMPAIGN_BYTES;
 
 /// One points operation. The payload a transaction id is bound to: a replay
 /// must carry an equal `PointsOp` (the operation's time is not part of it, so

@@ -168,6 +168,22 @@ pub(crate) fn growth(store: &impl Reader, user_id: u32, day: i32, window_days: u
     Ok(sum)
 }
 
+/// Growth value of `user_id` on the local days `lo..=day`, summed (may be
+/// negative: refunds of purchases before `lo`).
+pub(crate) fn growth_values(store: &impl Reader, user_id: u32, lo: i32, day: i32) -> Result<i64> {
+    let mut sum = 0i64;
+    for item in store.read_range(
+        Cf::Ledger,
+        &lk::growth_value(user_id, lo),
+        Some(lk::growth_value(user_id, day.saturating_add(1))),
+    )? {
+        let (k, v) = item?;
+        let g: super::growth::GrowthDay = decode_value(Cf::Ledger, &k, &v)?;
+        sum = sum.saturating_add(g.value);
+    }
+    Ok(sum)
+}
+
 /// Re-derives the tier sets from the accounts' recorded tiers: deletes
 /// every tier set and writes each chunk anew (migration). Not atomic;
 /// re-running starts over.

@@ -117,6 +117,11 @@ pub struct LedgerSettings {
     pub rules: Vec<EarnRule>,
     /// Tier definition.
     pub tiers: Tiers,
+    /// Growth rules and the tiers' basis: kept with these settings in
+    /// memory (one snapshot for a write) but stored under their own key
+    /// and changed only through the settings document.
+    #[serde(skip)]
+    pub(crate) growth: super::GrowthSettings,
 }
 
 fn out_of_range(field: &'static str, value: i64, min: i64, max: i64) -> InputError {
@@ -126,7 +131,16 @@ fn out_of_range(field: &'static str, value: i64, min: i64, max: i64) -> InputErr
 impl LedgerSettings {
     /// Settings of these earning rules and tiers.
     pub fn new(rules: Vec<EarnRule>, tiers: Tiers) -> Self {
-        Self { rules, tiers }
+        Self {
+            rules,
+            tiers,
+            growth: super::GrowthSettings::default(),
+        }
+    }
+
+    /// The growth rules and the tiers' basis in force.
+    pub fn growth(&self) -> &super::GrowthSettings {
+        &self.growth
     }
 
     /// These settings with `rules` as the earning rules.
@@ -166,6 +180,16 @@ impl LedgerSettings {
                     }
                 }
                 RulePoints::Fixed(_) => {}
+            }
+            let once = [crate::kinds::FIRST_ORDER_KIND, crate::kinds::CAMPAIGN_KIND];
+            if r.daily_cap_points.is_some() && once.contains(&r.kind.as_str()) {
+                return Err(InputError::new(
+                    "rule.daily_cap_points",
+                    Problem::Unparsable {
+                        reason: format!("{} pays once per user: it takes no daily cap", r.kind),
+                    },
+                )
+                .at(i));
             }
             if let Some(c) = r.daily_cap_points {
                 if !(1..=super::MAX_POINTS).contains(&c) {
@@ -246,19 +270,22 @@ impl LedgerSettings {
     }
 }
 
-/// Loads the ledger settings (defaults when none were saved).
+/// Loads the ledger settings (defaults when none were saved), the growth
+/// settings with them.
 pub(crate) fn load(store: &Store) -> Result<LedgerSettings> {
-    Ok(store
+    let mut settings: LedgerSettings = store
         .get(Cf::Meta, crate::keys::meta::LEDGER_SETTINGS)?
-        .unwrap_or_default())
+        .unwrap_or_default();
+    settings.growth = super::growth::load(store)?;
+    Ok(settings)
 }
 
-/// Persists the ledger settings into `batch`.
+/// Persists the ledger settings (and the growth settings) into `batch`.
 pub(crate) fn save(batch: &mut crate::store::Batch, settings: &LedgerSettings) -> Result<()> {
     batch.put(
         Cf::Meta,
         crate::keys::meta::LEDGER_SETTINGS,
         crate::codec::encode(settings)?,
     );
-    Ok(())
+    super::growth::save(batch, &settings.growth)
 }

@@ -30,6 +30,9 @@ pub(crate) struct Outgoing {
     pub clock_ms: i64,
     /// (local day, rule) its rule credits used.
     pub cap_days: BTreeSet<(i32, u16)>,
+    /// Lots of its once-per-user rewards: they do not move (the target
+    /// re-derives its rewards from the moved events).
+    pub rewards: BTreeSet<u32>,
     /// Its open holds.
     pub holds: Vec<Hold>,
     /// Its caller transactions (its own and those an earlier merge moved
@@ -54,7 +57,8 @@ pub(crate) struct TransferReport {
     /// Lots moved.
     pub lots: u64,
     /// Points not moved: credited for events the target had already (a
-    /// duplicate delivery counts once, and so does its credit).
+    /// duplicate delivery counts once, and so does its credit), and what
+    /// was left of once-per-user rewards (re-derived on the target).
     pub dropped: i64,
     /// Open holds re-created on the target.
     pub holds: u64,
@@ -82,6 +86,15 @@ pub(crate) fn plan_transfer(store: &Store, user_id: u32) -> Result<TransferPlan>
                 let lot: Lot = decode_value(Cf::Ledger, &k, &v)?;
                 if lot.is_open() {
                     out.lots.push(lot);
+                }
+            }
+            Some(LedgerKey::Txn { txn_id, .. })
+                if super::session::rewards::is_reward_txn(&txn_id) =>
+            {
+                // (a reward and its reversals stay: the target's own ids
+                // may repeat them)
+                if let StoredTxn::Credit(c) = super::decode_txn(&txn_id, &k, &v)? {
+                    out.rewards.insert(c.entry_seq);
                 }
             }
             Some(LedgerKey::Txn { txn_id, .. }) => {

@@ -68,6 +68,15 @@ pub(crate) enum JobKind {
         /// The stage model changed.
         stage: bool,
     },
+    /// Applying a settings document that changed the growth rules: as
+    /// `Settings`, with every user's growth value re-derived from its
+    /// events (and its tier with it) after attribution.
+    SettingsGrowth {
+        /// The attribution window changed.
+        social: bool,
+        /// The stage model changed.
+        stage: bool,
+    },
 }
 
 /// A settings job's steps by what changed (index: social | retier << 1 |
@@ -93,6 +102,30 @@ const SETTINGS_STEPS: [&[Step]; 8] = {
     ]
 };
 
+/// A growth settings job's steps (index: social | stage << 1).
+const GROWTH_STEPS: [&[Step]; 4] = {
+    use Step::*;
+    [
+        &[GrowthDays, Retier],
+        &[
+            SocialSnapshot,
+            SocialRederive,
+            SocialReconcile,
+            GrowthDays,
+            Retier,
+        ],
+        &[GrowthDays, Retier, Resettle],
+        &[
+            SocialSnapshot,
+            SocialRederive,
+            SocialReconcile,
+            GrowthDays,
+            Retier,
+            Resettle,
+        ],
+    ]
+};
+
 impl JobKind {
     /// The job's name, as listed and as named in errors.
     pub fn name(self) -> &'static str {
@@ -106,7 +139,7 @@ impl JobKind {
             JobKind::Touchers => "touchers",
             JobKind::DimBackfill { .. } => "dimension-backfill",
             JobKind::DimDrop { .. } => "dimension-drop",
-            JobKind::Settings { .. } => "settings",
+            JobKind::Settings { .. } | JobKind::SettingsGrowth { .. } => "settings",
         }
     }
 
@@ -118,7 +151,7 @@ impl JobKind {
             // 6 lacks the social family, 7 the experiment assignments, 8
             // the users' sequence records (docs/architecture.md, "Opening"),
             // 9 the sessions' depth, 10 the attribute index; 11 lacks only
-            // coupons, which start empty.
+            // coupons and 12 only growth value, which start empty.
             JobKind::Migration { from_format } => match from_format {
                 ..=5 => &[
                     AllUsers,
@@ -161,6 +194,9 @@ impl JobKind {
                 SETTINGS_STEPS
                     [usize::from(social) | usize::from(retier) << 1 | usize::from(stage) << 2]
             }
+            JobKind::SettingsGrowth { social, stage } => {
+                GROWTH_STEPS[usize::from(social) | usize::from(stage) << 1]
+            }
             JobKind::Erase { .. } => &[
                 EraseSocial,
                 Touchers,
@@ -188,6 +224,12 @@ impl JobKind {
             } => match area {
                 Area::Social => social,
                 Area::Tiers => retier,
+                Area::Stages => stage,
+                _ => false,
+            },
+            JobKind::SettingsGrowth { social, stage } => match area {
+                Area::Social => social,
+                Area::Tiers => true,
                 Area::Stages => stage,
                 _ => false,
             },
@@ -225,6 +267,9 @@ pub(crate) enum Step {
     Sequences,
     /// Re-evaluating each account's tier (cursor: the last user).
     Retier,
+    /// Re-deriving each user's growth value from its events, and its tier
+    /// (cursor: the last user).
+    GrowthDays,
     /// Re-deriving each user's published stage (cursor: the last user).
     Resettle,
     /// Taking the erased user out of attribution (one batch; the touchers of
@@ -271,6 +316,7 @@ impl Step {
             Step::Experiments => "re-deriving experiment assignments",
             Step::Sequences => "writing each user's sequence record",
             Step::Retier => "re-evaluating tiers",
+            Step::GrowthDays => "re-deriving growth value from the events",
             Step::Resettle => "re-deriving published stages",
             Step::EraseSocial => "taking the user out of attribution",
             Step::Touchers => "re-deriving the users who came through a share",

@@ -38,7 +38,7 @@ use crate::partition::Partition;
 ///
 /// Bump it when a key layout or value format changes incompatibly, and keep a
 /// reader (or a migration) for every older version still in the field.
-pub const FORMAT_VERSION: u32 = 12;
+pub const FORMAT_VERSION: u32 = 13;
 
 /// Older versions this build can migrate on a writable open.
 ///
@@ -73,8 +73,10 @@ pub const FORMAT_VERSION: u32 = 12;
 /// build before them would not know the coupon records (`ledger` tags 11
 /// and 12, `ledger_due` tag 4, `meta` `coupon:`) a newer store holds, so
 /// the version moved; its migration has nothing to derive and only stamps
-/// the new version.
-pub const MIGRATABLE_FORMATS: [u32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+/// the new version. Version 12 had no growth value (`ledger` tag 15,
+/// `meta` `growth_settings`) and no `SettingsGrowth` job: a store of it
+/// has no growth rules, so its migration too only stamps the version.
+pub const MIGRATABLE_FORMATS: [u32; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 
 /// Largest allowed UTC offset magnitude, in minutes (±14 h, SPEC §2).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;

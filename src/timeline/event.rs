@@ -170,11 +170,11 @@ impl Event {
         users::check_user(&self.user).map_err(|p| err("event.user", p))?;
         if let EventKind::Custom(name) = &self.kind {
             users::check_name(name, MAX_KIND_BYTES).map_err(|p| err("event.kind", p))?;
-            if name == crate::kinds::REFERRAL_KIND {
+            if crate::kinds::is_reserved(name) {
                 return Err(err(
                     "event.kind",
                     Problem::Unparsable {
-                        reason: format!("{name:?} is reserved for referral earning rules"),
+                        reason: format!("{name:?} is reserved for earning rules"),
                     },
                 ));
             }

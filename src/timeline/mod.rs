@@ -513,6 +513,41 @@ pub(crate) fn for_user_events(
     Ok(())
 }
 
+/// `(ts_ms, seq, amount_minor)` of `user_id`'s oldest stored event before
+/// `(ts_ms, seq)` that `f` accepts: a once-per-user reward asks whether an
+/// earlier event holds it. Reads every older event of the user (keys
+/// carry the inverted time, so the oldest comes last).
+pub(crate) fn oldest_before(
+    store: &Store,
+    user_id: u32,
+    (ts_ms, seq): (i64, u32),
+    f: impl Fn(&EventValue) -> bool,
+) -> Result<Option<(i64, u32, Option<i64>)>> {
+    let start = EventKey {
+        user_id,
+        ts_ms,
+        seq,
+    }
+    .encode();
+    let mut oldest = None;
+    for item in store.range(
+        Cf::Events,
+        &start,
+        keys::prefix_successor(&keys::user(user_id)),
+    )? {
+        let (k, v) = item?;
+        let key = EventKey::decode(Cf::Events.name(), &k)?;
+        if (key.ts_ms, key.seq) == (ts_ms, seq) {
+            continue;
+        }
+        let value = decode_event_value(&k, &v)?;
+        if f(&value) {
+            oldest = Some((key.ts_ms, key.seq, value.amount_minor));
+        }
+    }
+    Ok(oldest)
+}
+
 /// Whether `user_id` has an event at or before `t_ms` (one seek).
 pub(crate) fn has_event_upto(store: &impl Reader, user_id: u32, t_ms: i64) -> Result<bool> {
     let (start, until) = newest_first_bounds(user_id, t_ms.saturating_add(1));

@@ -34,6 +34,8 @@ struct Stored {
     reversed: BTreeMap<u32, String>,
     caps: BTreeMap<(i32, u16), i64>,
     coupons: super::coupons::UserCoupons,
+    growth_values: BTreeMap<i32, crate::ledger::growth::GrowthDay>,
+    firsts: Vec<(u16, String, crate::ledger::session::rewards::Holder)>,
 }
 
 impl Stored {
@@ -58,9 +60,15 @@ pub(super) fn check(
     store: &Store,
     records: &HashMap<u32, UserRecord>,
     settings: &LedgerSettings,
+    expected: super::growth::Expected,
     r: &mut VerifyReport,
 ) -> Result<BTreeMap<Vec<u8>, RoaringBitmap>> {
     let offset = store.settings().utc_offset_minutes;
+    let super::growth::Expected {
+        mut growth,
+        firsts: oldest,
+        paid,
+    } = expected;
     let mut tier_sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
     let mut due: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut coupons = super::coupons::Tally::default();
@@ -74,6 +82,25 @@ pub(super) fn check(
                 r.problem(format!("ledger: records of user {uid}, who does not exist"));
             }
             coupons.user(uid, std::mem::take(&mut s.coupons), due, r);
+            let want = growth.remove(&uid).unwrap_or_default();
+            if want != s.growth_values {
+                r.problem(format!(
+                    "ledger: user {uid}: growth-value days differ from what its events give"
+                ));
+            }
+            for (reward, campaign, h) in std::mem::take(&mut s.firsts) {
+                if !paid.contains(&reward) {
+                    continue;
+                }
+                let want = oldest.get(&(uid, reward, campaign.clone()));
+                if want != Some(&(h.ts_ms, h.seq)) {
+                    r.problem(format!(
+                        "ledger: user {uid}: reward {reward} {campaign:?} held by \
+                         ({}, {}), but its oldest event is {want:?}",
+                        h.ts_ms, h.seq
+                    ));
+                }
+            }
             if s.has_points() {
                 check_account(uid, s, settings, offset, r, tier_sets, due);
             }
@@ -98,6 +125,11 @@ pub(super) fn check(
         }
     }
     finish(current.take(), r, &mut tier_sets, &mut due);
+    for uid in growth.keys() {
+        r.problem(format!(
+            "ledger: user {uid}: growth-value days its events give are missing"
+        ));
+    }
     coupons.check(store, r)?;
 
     for item in store.range(Cf::LedgerDue, &[], None)? {
@@ -163,6 +195,16 @@ fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), St
         LedgerKey::Reversed { seq, .. } => {
             s.reversed
                 .insert(seq, decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
+        }
+        LedgerKey::FirstReward {
+            reward, campaign, ..
+        } => {
+            let h = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;
+            s.firsts.push((reward, campaign, h));
+        }
+        LedgerKey::GrowthValue { day, .. } => {
+            s.growth_values
+                .insert(day, decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
         LedgerKey::Cap { day, rule, .. } => {
             s.caps.insert(
@@ -425,11 +467,23 @@ fn check_account(
     let tiers = &settings.tiers;
     let day = local_day(account.clock_ms, offset);
     let lo = day.saturating_sub(tiers.window_days as i32 - 1);
-    let in_window: Vec<(i32, i64)> = s.growth.range(lo..=day).map(|(d, v)| (*d, *v)).collect();
-    let g: i64 = in_window.iter().map(|(_, v)| v).sum();
+    let in_window: Vec<(i32, i64)> = match settings.growth().tier_basis {
+        crate::ledger::TierBasis::GrowthValue => s
+            .growth_values
+            .range(lo..=day)
+            .map(|(d, g)| (*d, g.value))
+            .filter(|(_, v)| *v != 0)
+            .collect(),
+        _ => s.growth.range(lo..=day).map(|(d, v)| (*d, *v)).collect(),
+    };
+    let g: i64 = in_window
+        .iter()
+        .fold(0i64, |a, (_, v)| a.saturating_add(*v))
+        .max(0);
     let want_tier = tiers.tier_for(g).map(str::to_owned);
-    let want_review = match (&want_tier, in_window.first()) {
-        (Some(_), Some((o, _))) => Some(
+    let negative = in_window.iter().any(|(_, v)| *v < 0);
+    let want_review = match (want_tier.is_some() || negative, in_window.first()) {
+        (true, Some((o, _))) => Some(
             (i64::from(*o) + i64::from(tiers.window_days)) * DAY_MS - i64::from(offset) * 60_000,
         ),
         _ => None,

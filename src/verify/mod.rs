@@ -24,6 +24,7 @@ mod coupons;
 mod events;
 mod experiments;
 mod feed;
+mod growth;
 mod ledger;
 mod metrics;
 mod social;
@@ -84,7 +85,8 @@ pub(crate) fn run(
     check_profiles(store, &mut r)?;
     tags::check_tags(store, &mut r)?;
     tags::check_attr_index(store, &mut r)?;
-    let tier_sets = ledger::check(store, &records, ledger_settings, &mut r)?;
+    let growth = growth::expected(store, kinds, ledger_settings, non_activity_kinds)?;
+    let tier_sets = ledger::check(store, &records, ledger_settings, growth, &mut r)?;
     let mut expected = metrics::Expected::new(store, non_activity, tier_sets, model);
     let mut assignments = experiments::Expected::new(store, exposure_kind);
     events::check_events(

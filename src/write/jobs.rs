@@ -135,6 +135,13 @@ fn run_step(ctx: &JobCtx<'_>, job: &mut Job, step: Step, report: &mut JobRunRepo
             }
             session.finish(batch)
         }),
+        Step::GrowthDays => per_user(ctx, job, |store, users, batch| {
+            let mut session = Session::new(store, ctx.ledger);
+            for &user_id in users {
+                growth_of(ctx, &mut session, user_id)?;
+            }
+            session.finish(batch)
+        }),
         Step::EraseSocial => super::erase_job::social_step(ctx, job, erased(job)?),
         Step::Touchers => super::touchers::touchers_step(ctx, job),
         Step::EraseEvents => super::erase_job::events_step(ctx, job, erased(job)?),
@@ -235,6 +242,29 @@ fn cursor_user(job: &Job) -> Option<u32> {
 
 /// Runs `each` over every user after the job's cursor, [`USERS_PER_BATCH`]
 /// at a time, committing each batch with the cursor moved to its last user.
+/// Re-derives `user_id`'s growth value from its events (one prefix scan).
+fn growth_of(ctx: &JobCtx<'_>, session: &mut Session<'_>, user_id: u32) -> Result<()> {
+    let mut kinds: Vec<(String, i64, Option<i64>)> = Vec::new();
+    for item in ctx.store.prefix(Cf::Events, &keys::user(user_id))? {
+        let (k, v) = item?;
+        let key = keys::EventKey::decode(Cf::Events.name(), &k)?;
+        let value = crate::timeline::decode_event_value(&k, &v)?;
+        if let Some(kind) = ctx.kinds.kind(value.kind_id) {
+            kinds.push((kind.as_str().to_owned(), key.ts_ms, value.amount_minor));
+        }
+    }
+    let events: Vec<ledger::session::GrowthEvent<'_>> = kinds
+        .iter()
+        .map(|(kind, ts_ms, amount_minor)| ledger::session::GrowthEvent {
+            kind,
+            is_activity: metrics::counts_as_activity(ctx.non_activity_kinds, kind),
+            ts_ms: *ts_ms,
+            amount_minor: *amount_minor,
+        })
+        .collect();
+    session.rederive_growth(user_id, &events)
+}
+
 fn per_user(
     ctx: &JobCtx<'_>,
     job: &mut Job,

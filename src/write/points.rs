@@ -97,7 +97,7 @@ impl Writer<'_> {
     /// writers held off: a job (docs/architecture.md, "Jobs") whose first
     /// batch saves the settings. A kill anywhere leaves it recorded,
     /// finished by `finish_jobs` (or this call again).
-    pub fn set_ledger_settings(&self, settings: LedgerSettings) -> Result<()> {
+    pub fn set_ledger_settings(&self, mut settings: LedgerSettings) -> Result<()> {
         self.check_not_nested()?;
         self.store.check_writable()?;
         settings.validate()?;
@@ -106,6 +106,8 @@ impl Writer<'_> {
         self.finish_pending(&mut all)?;
         let running = {
             let mut guard = self.ledger_settings.write();
+            // (the growth settings change only through the settings document)
+            settings.growth = guard.growth.clone();
             let tiers_changed = guard.tiers != settings.tiers;
             let mut first = Batch::new();
             ledger::rules::save(&mut first, &settings)?;

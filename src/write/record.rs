@@ -13,7 +13,7 @@ use super::Writer;
 use crate::error::Result;
 use crate::keys::EventKey;
 use crate::kinds::Reservation;
-use crate::ledger::session::Session;
+use crate::ledger::session::{RewardEvent, Session};
 use crate::metrics::{
     self,
     state::{Contribution, StageCtx, StateWrites},
@@ -139,7 +139,7 @@ impl<'s> Recording<'s> {
         users: &mut UserWrites<'_, '_>,
         reservation: &Reservation<'_>,
         events: &[Event],
-        mut ledger: Option<&mut Session<'_>>,
+        mut ledger: Option<(&mut Session<'_>, bool)>,
     ) -> Result<Vec<RecordOutcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
         // The dedup lookups of every event of an existing user, together.
@@ -231,8 +231,19 @@ impl<'s> Recording<'s> {
             if !self.features.set().is_empty() {
                 self.features.add(user_id, new, seq, e);
             }
-            if let Some(ledger) = ledger.as_deref_mut() {
-                ledger.rule_credit(user_id, seq, e.kind.as_str(), e.ts_ms, e.amount_minor)?;
+            if let Some((ledger, rules)) = ledger.as_mut() {
+                let campaign = match e.properties.get(crate::kinds::CAMPAIGN_PROPERTY) {
+                    Some(crate::timeline::PropValue::Str(c)) => Some(c.as_str()),
+                    _ => None,
+                };
+                let credit = RewardEvent {
+                    seq,
+                    kind: e.kind.as_str(),
+                    ts_ms: e.ts_ms,
+                    amount_minor: e.amount_minor,
+                    campaign,
+                };
+                ledger.event_credit(user_id, &credit, is_activity, *rules)?;
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }

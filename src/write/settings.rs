@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::Writer;
 use crate::error::Result;
 use crate::feed::Clock;
-use crate::ledger::{EarnRule, LedgerSettings, Tiers};
+use crate::ledger::{EarnRule, GrowthRule, LedgerSettings, TierBasis, Tiers};
 use crate::metrics::{MetricSettings, StageModel};
 use crate::social::SocialSettings;
 use crate::store::{Batch, Job, JobKind};
@@ -56,6 +56,15 @@ pub struct SettingsDocument {
     pub anonymous_prefixes: Option<Vec<String>>,
     /// How many days before a lot's expiry its notice is due.
     pub expiry_notice_days: Option<u32>,
+    /// Growth rules (docs/ledger.md#growth-value); changing them
+    /// re-derives every user's growth value from its events. Shown only
+    /// when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth_rules: Option<Vec<GrowthRule>>,
+    /// What tiers grow from: `points` or `growth_value`. Shown only when
+    /// it is `growth_value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_basis: Option<TierBasis>,
 }
 
 /// What [`crate::Db::apply_settings`] did.
@@ -64,7 +73,8 @@ pub struct SettingsDocument {
 pub struct SettingsApplied {
     /// The document's sections that changed, in the document's order.
     pub changed: Vec<&'static str>,
-    /// What was re-derived under them: `attribution`, `tiers`, `stages`.
+    /// What was re-derived under them: `attribution`, `growth`, `tiers`,
+    /// `stages`.
     pub rederived: Vec<&'static str>,
 }
 
@@ -87,6 +97,10 @@ impl Current {
             attribution_window_days: Some(self.social.window_days),
             anonymous_prefixes: Some(self.identity.anonymous_prefixes.clone()),
             expiry_notice_days: Some(self.clock.notice_days),
+            // (absent while unused: the document of a store without growth
+            // rules keeps the shape it had before they existed)
+            growth_rules: Some(self.ledger.growth().rules.clone()).filter(|r| !r.is_empty()),
+            tier_basis: Some(self.ledger.growth().tier_basis).filter(|b| *b != TierBasis::Points),
         }
     }
 
@@ -99,7 +113,14 @@ impl Current {
         if let Some(tiers) = &doc.tiers {
             ledger.tiers = tiers.clone();
         }
+        if let Some(rules) = &doc.growth_rules {
+            ledger.growth.rules = rules.clone();
+        }
+        if let Some(basis) = doc.tier_basis {
+            ledger.growth.tier_basis = basis;
+        }
         ledger.validate()?;
+        ledger.growth.validate()?;
         let mut metric = self.metric.clone();
         if let Some(model) = &doc.stage_model {
             model.validate()?;
@@ -145,6 +166,14 @@ impl Current {
                 "expiry_notice_days",
                 self.clock.notice_days != old.clock.notice_days,
             ),
+            (
+                "growth_rules",
+                self.ledger.growth.rules != old.ledger.growth.rules,
+            ),
+            (
+                "tier_basis",
+                self.ledger.growth.tier_basis != old.ledger.growth.tier_basis,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -185,23 +214,30 @@ impl Writer<'_> {
         if changed.is_empty() {
             return Ok(SettingsApplied::default());
         }
+        let growth = next.ledger.growth.rules != old.ledger.growth.rules;
         let (social, retier, stage) = (
             next.social != old.social,
-            next.ledger.tiers != old.ledger.tiers,
+            next.ledger.tiers != old.ledger.tiers
+                || next.ledger.growth.tier_basis != old.ledger.growth.tier_basis,
             next.metric.stage_model != old.metric.stage_model,
         );
         let rederived = [
             ("attribution", social),
-            ("tiers", retier),
+            ("growth", growth),
+            ("tiers", retier || growth),
             ("stages", stage),
         ]
         .into_iter()
         .filter_map(|(name, yes)| yes.then_some(name))
         .collect::<Vec<_>>();
-        let kind = JobKind::Settings {
-            social,
-            retier,
-            stage,
+        let kind = if growth {
+            JobKind::SettingsGrowth { social, stage }
+        } else {
+            JobKind::Settings {
+                social,
+                retier,
+                stage,
+            }
         };
         let running = self.save_settings(next, (!rederived.is_empty()).then_some(kind))?;
         if running.is_some() {

@@ -262,6 +262,9 @@ pub(super) struct Core<'a, 'g> {
     pub gifts: std::sync::Arc<Option<crate::GiftPack>>,
     /// Earning rules exist: recorded events earn credits.
     pub rules: bool,
+    /// Growth rules or once-per-user reward rules exist: recorded events
+    /// (a merge's moved ones too) give growth value and rewards.
+    pub growth: bool,
     pub profiles: Vec<(u32, ProfileUpdate)>,
     pub social: Vec<SocialEvent>,
     /// The merge of this transaction, if any.
@@ -380,6 +383,8 @@ impl Writer<'_> {
             coupons: CouponWork::new(self.store).with_notices(clock),
             gifts: gifts.clone(),
             rules: !ledger_settings.rules.is_empty(),
+            growth: !ledger_settings.growth().rules.is_empty()
+                || crate::ledger::session::rewards::has_rewards(&ledger_settings),
             profiles: Vec::new(),
             social: Vec::new(),
             merged: None,

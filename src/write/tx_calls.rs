@@ -112,14 +112,14 @@ impl Core<'_, '_> {
         if short {
             return self.start_over();
         }
-        let ledger = self.rules.then_some(&mut self.session);
+        let ledger = (self.rules || self.growth).then_some(&mut self.session);
         let outcomes = self.recording.add(
             self.w,
             &mut self.batch,
             &mut self.users,
             &self.reservation,
             events,
-            ledger,
+            ledger.map(|s| (s, self.rules)),
         )?;
         if gift_kind.is_some() {
             self.give_gifts(events, &outcomes)?;

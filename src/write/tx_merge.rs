@@ -228,17 +228,20 @@ impl Core<'_, '_> {
         users::put_alias(&mut self.batch, from, into_id, &into_name, merge_id)?;
         users::retire(store, &mut self.batch, from_id)?;
         // ...and its events are recorded again under `into` (rules do not
-        // credit them again: their credits moved with the lots), with the
+        // credit them again: their credits moved with the lots; growth value
+        // is derived from the events, so they give it again), with the
         // attribution of both re-derived at the commit.
         let days_before = self.recording.new_active_days();
+        self.session.defer_rewards();
         let outcomes = self.recording.add(
             self.w,
             &mut self.batch,
             &mut self.users,
             &self.reservation,
             &events,
-            None,
+            self.growth.then_some((&mut self.session, false)),
         )?;
+        self.session.settle_rewards()?;
         let days_added = self.recording.new_active_days() - days_before;
         let offset_events = self.events_total;
         self.social.extend(

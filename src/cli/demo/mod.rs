@@ -9,6 +9,7 @@ use rand::{RngExt, SeedableRng};
 mod coupons;
 mod dims;
 mod features;
+mod loyalty;
 mod social;
 
 use super::Cli;
@@ -185,48 +186,6 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-/// Loyalty programme of the demo shop: points for sign-ins (10 a day),
-/// reviews and shares, one point per currency unit spent (expiring after a
-/// year), and four tiers over a trailing year.
-fn loyalty() -> crate::LedgerSettings {
-    use crate::ledger::{EarnRule, RulePoints, TierLevel, Tiers};
-    let rule = |kind: &str, points, cap, expiry| EarnRule {
-        kind: kind.into(),
-        points,
-        daily_cap_points: cap,
-        expires_after_days: expiry,
-    };
-    let tier = |name: &str, min_growth| TierLevel {
-        name: name.into(),
-        min_growth,
-    };
-    crate::LedgerSettings {
-        rules: vec![
-            rule("sign_in", RulePoints::Fixed(10), Some(10), Some(90)),
-            rule("review", RulePoints::Fixed(50), Some(100), Some(365)),
-            rule("share", RulePoints::Fixed(20), Some(20), Some(365)),
-            rule(
-                "purchase",
-                RulePoints::PerAmount {
-                    points: 1,
-                    per_minor: 100,
-                },
-                None,
-                Some(365),
-            ),
-        ],
-        tiers: Tiers {
-            window_days: 365,
-            levels: vec![
-                tier("bronze", 100),
-                tier("silver", 500),
-                tier("gold", 1_500),
-                tier("platinum", 4_000),
-            ],
-        },
-    }
-}
-
 pub(super) fn run(
     cli: &Cli,
     users: u32,
@@ -237,7 +196,8 @@ pub(super) fn run(
     let users = users.clamp(1, 5_000_000);
     let days = days.clamp(1, 3_650);
     let db = Db::open(&cli.db, Options::default().create_if_missing(true))?;
-    db.set_ledger_settings(loyalty())?;
+    db.set_ledger_settings(loyalty::points())?;
+    db.apply_settings(&loyalty::growth())?;
     dims::declare(&db)?;
     coupons::setup(&db, users as usize, START_MS + i64::from(days) * DAY_MS)?;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -521,7 +481,7 @@ fn summary(
 
     engagement(db, days, end_ms)?;
 
-    outln!("\nloyalty tiers at the end of the simulation:");
+    outln!("\nloyalty tiers (by growth value) at the end of the simulation:");
     for level in db.ledger_settings().tiers.levels {
         outln!(
             "  {:<10} {:>8} users",

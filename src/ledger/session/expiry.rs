@@ -159,31 +159,53 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Growth over the window ending on local day `day`, and the oldest day
-    /// in it that holds growth.
-    pub(super) fn window(&self, w: &Work, day: i32) -> Result<(i64, Option<i32>)> {
+    /// Growth over the window ending on local day `day` (from earned points
+    /// or growth value: the tiers' basis), the oldest day in it that holds
+    /// growth, and whether a day in it holds negative growth (refunds).
+    pub(super) fn window(&self, w: &Work, day: i32) -> Result<Window> {
         let window = self.settings.tiers.window_days as i32;
         let lo = day.saturating_sub(window - 1);
         let mut days: BTreeMap<i32, i64> = BTreeMap::new();
-        let start = lk::growth(w.user_id, lo);
-        let end = lk::growth(w.user_id, day.saturating_add(1));
+        let by_value = self.settings.growth.tier_basis == TierBasis::GrowthValue;
+        let (start, end) = if by_value {
+            (
+                lk::growth_value(w.user_id, lo),
+                lk::growth_value(w.user_id, day.saturating_add(1)),
+            )
+        } else {
+            (
+                lk::growth(w.user_id, lo),
+                lk::growth(w.user_id, day.saturating_add(1)),
+            )
+        };
         for item in self.store.range(Cf::Ledger, &start, Some(end))? {
             let (k, v) = item?;
             let d: [u8; 4] = k
                 .get(crate::keys::USER_BYTES + 1..)
                 .and_then(|s| s.try_into().ok())
                 .ok_or_else(|| self.corrupt(&k, "growth key does not decode".into()))?;
-            days.insert(
-                crate::keys::day_from_asc(d),
-                decode_value(Cf::Ledger, &k, &v)?,
-            );
+            let v = if by_value {
+                decode_value::<GrowthDay>(Cf::Ledger, &k, &v)?.value
+            } else {
+                decode_value(Cf::Ledger, &k, &v)?
+            };
+            days.insert(crate::keys::day_from_asc(d), v);
         }
-        for (d, (v, _)) in w.growth.range(lo..=day) {
-            days.insert(*d, *v);
+        if by_value {
+            for (d, (g, _)) in w.growth_values.range(lo..=day) {
+                days.insert(*d, g.value);
+            }
+        } else {
+            for (d, (v, _)) in w.growth.range(lo..=day) {
+                days.insert(*d, *v);
+            }
         }
-        let sum = days.values().sum();
-        let oldest = days.iter().find(|(_, v)| **v != 0).map(|(d, _)| *d);
-        Ok((sum, oldest))
+        Ok(Window {
+            // (refunds can leave a window below zero; growth is not)
+            growth: days.values().fold(0i64, |a, v| a.saturating_add(*v)).max(0),
+            oldest: days.iter().find(|(_, v)| **v != 0).map(|(d, _)| *d),
+            negative: days.values().any(|v| *v < 0),
+        })
     }
 
     /// Sets the account's tier as of `t_ms` (recording a change) and
@@ -191,8 +213,12 @@ impl Ctx<'_> {
     /// leaves it.
     pub(super) fn evaluate_tier(&self, w: &mut Work, t_ms: i64) -> Result<()> {
         let tiers = &self.settings.tiers;
-        let (growth, oldest) = if tiers.levels.is_empty() {
-            (0, None)
+        let Window {
+            growth,
+            oldest,
+            negative,
+        } = if tiers.levels.is_empty() {
+            Window::default()
         } else {
             self.window(w, local_day(t_ms, self.offset_minutes))?
         };
@@ -214,12 +240,14 @@ impl Ctx<'_> {
             ));
             w.account.tier = new;
         }
-        w.account.review_at_ms = match (&w.account.tier, oldest) {
-            (Some(_), Some(o)) => Some(crate::time::local_midnight_ms(
+        // Growth leaving the window can only lower a tier, unless the window
+        // holds a refund's negative day: then it can raise one too.
+        w.account.review_at_ms = match (w.account.tier.is_some() || negative, oldest) {
+            (true, Some(o)) => Some(crate::time::local_midnight_ms(
                 o.saturating_add_unsigned(tiers.window_days),
                 self.offset_minutes,
             )),
-            _ => None,
+            (_, None) | (false, _) => None,
         };
         w.changed = true;
         Ok(())

@@ -5,15 +5,22 @@
 //! session. Callers hold the stripe locks of every user named.
 
 mod expiry;
+mod growth;
 mod ops;
 mod persist;
+pub(crate) mod rewards;
 mod transfer;
+
+pub(crate) use growth::GrowthEvent;
+pub(crate) use rewards::RewardEvent;
 
 use std::collections::BTreeMap;
 
+use super::growth::GrowthDay;
 use super::{
     Account, EntryKind, ExpireReport, Hold, LedgerEntry, LedgerSettings, Lot, LotDraw, LotMove,
-    NewLot, PointsOp, PointsOutcome, TierChange, TxnRecord, MAX_BALANCE, RULE_TXN_PREFIX,
+    NewLot, PointsOp, PointsOutcome, TierBasis, TierChange, TxnRecord, MAX_BALANCE,
+    RULE_TXN_PREFIX,
 };
 use crate::error::Result;
 use crate::store::Store;
@@ -46,10 +53,25 @@ struct Work {
     /// Records moved in by an identity merge (replay only).
     moved_txns: BTreeMap<String, TxnRecord>,
     growth: BTreeMap<i32, (i64, bool)>,
+    /// Growth-value days read or changed (dirty flag).
+    growth_values: BTreeMap<i32, (GrowthDay, bool)>,
+    /// Once-per-user reward holders read or changed, by (rule, campaign).
+    firsts: BTreeMap<(u16, String), (Option<rewards::Holder>, bool)>,
     caps: BTreeMap<(i32, u16), i64>,
     entries: Vec<LedgerEntry>,
     tier_changes: Vec<(u32, TierChange)>,
     reversed: BTreeMap<u32, String>,
+}
+
+/// The tier window's growth as of one day.
+#[derive(Default)]
+struct Window {
+    /// Growth in the window (never below 0).
+    growth: i64,
+    /// The oldest day in it with growth.
+    oldest: Option<i32>,
+    /// Whether a day in it holds negative growth.
+    negative: bool,
 }
 
 /// An entry before it is posted.
@@ -100,6 +122,10 @@ pub(crate) struct Session<'a> {
     /// notice instant at or before the clock gets its expiry notice in this
     /// write (a later `advance` scans only lots beyond it).
     notices: Option<crate::feed::Clock>,
+    /// Whether the settings hold once-per-user reward rules.
+    rewards: bool,
+    /// Rewards kept for later while a merge records the moved events.
+    deferred: Option<Vec<rewards::Deferred>>,
 }
 
 /// The transaction id of referral rule `rule`'s credit for `referred`'s
@@ -123,6 +149,8 @@ impl<'a> Session<'a> {
             },
             users: BTreeMap::new(),
             notices: None,
+            rewards: rewards::has_rewards(settings),
+            deferred: None,
         }
     }
 

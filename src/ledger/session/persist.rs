@@ -16,6 +16,17 @@ impl Session<'_> {
         let enc = crate::codec::encode::<LedgerEntry>;
         let notices = self.notices;
         for (uid, w) in self.users {
+            // (a reward's holder may change without an entry: one recorded
+            // before the rule holds it unpaid)
+            for ((reward, campaign), (h, dirty)) in &w.firsts {
+                if let (Some(h), true) = (h, dirty) {
+                    batch.put(
+                        Cf::Ledger,
+                        lk::first_reward(uid, *reward, campaign),
+                        crate::codec::encode(h)?,
+                    );
+                }
+            }
             if !w.changed {
                 continue;
             }
@@ -147,6 +158,17 @@ impl Session<'_> {
                     batch.put(Cf::Ledger, lk::growth(uid, *day), crate::codec::encode(v)?);
                 }
             }
+            for (day, (g, dirty)) in &w.growth_values {
+                if !dirty {
+                    continue;
+                }
+                let key = lk::growth_value(uid, *day);
+                if g.is_empty() {
+                    batch.delete(Cf::Ledger, key);
+                } else {
+                    batch.put(Cf::Ledger, key, crate::codec::encode(g)?);
+                }
+            }
             for ((day, rule), v) in &w.caps {
                 batch.put(
                     Cf::Ledger,
@@ -202,10 +224,35 @@ impl Ctx<'_> {
     }
 
     pub(super) fn load(&self, user_id: u32) -> Result<Work> {
-        let account: Account = self
-            .store
-            .get(Cf::Ledger, &lk::account(user_id))?
-            .unwrap_or_default();
+        let mut firsts = BTreeMap::new();
+        let account: Account = if super::rewards::reward_kinds(self.settings).0 {
+            // A purchase reads the first-order reward's holder beside the
+            // account: one batched lookup instead of two.
+            let keys = [
+                lk::account(user_id),
+                lk::first_reward(user_id, super::rewards::FIRST_ORDER, ""),
+            ];
+            let mut values = self.store.get_raw_sorted(Cf::Ledger, &keys)?.into_iter();
+            let account: Option<Account> = values
+                .next()
+                .flatten()
+                .map(|v| crate::store::decode_value(Cf::Ledger, &keys[0], &v))
+                .transpose()?;
+            let holder: Option<super::rewards::Holder> = values
+                .next()
+                .flatten()
+                .map(|v| crate::store::decode_value(Cf::Ledger, &keys[1], &v))
+                .transpose()?;
+            firsts.insert(
+                (super::rewards::FIRST_ORDER, String::new()),
+                (holder, false),
+            );
+            account.unwrap_or_default()
+        } else {
+            self.store
+                .get(Cf::Ledger, &lk::account(user_id))?
+                .unwrap_or_default()
+        };
         Ok(Work {
             user_id,
             stored_review: account.review_at_ms,
@@ -217,6 +264,8 @@ impl Ctx<'_> {
             txns: BTreeMap::new(),
             moved_txns: BTreeMap::new(),
             growth: BTreeMap::new(),
+            growth_values: BTreeMap::new(),
+            firsts,
             caps: BTreeMap::new(),
             entries: Vec::new(),
             tier_changes: Vec::new(),

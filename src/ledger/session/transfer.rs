@@ -58,7 +58,20 @@ impl Session<'_> {
             // old lot id → new lot id
             let mut lot_ids: BTreeMap<u32, u32> = BTreeMap::new();
             for lot in &out.lots {
-                let points = lot.remaining + lot.held;
+                // A reward's lot stays (the target re-derives its rewards),
+                // but for what an open hold reserves of it.
+                let reward = out.rewards.contains(&lot.id);
+                if reward {
+                    report.dropped += lot.remaining;
+                    if lot.held == 0 {
+                        continue;
+                    }
+                }
+                let points = if reward {
+                    lot.held
+                } else {
+                    lot.remaining + lot.held
+                };
                 let credit = match out.credited_by.get(&lot.id) {
                     Some(&(event_seq, rule)) => match renumbered.get(&event_seq) {
                         Some(&seq) => Some((format!("{RULE_TXN_PREFIX}{seq}:{rule}"), rule)),

@@ -1,0 +1,273 @@
+//! Once-per-user rewards (docs/ledger.md#first-order-and-campaign-rewards):
+//! earning rules of the pseudo-kinds `reward:first_order` (a user's first
+//! purchase) and `reward:campaign` (a user's first event of each campaign).
+//!
+//! Each (user, reward kind, campaign) keeps which event holds the reward,
+//! the generation of its credits and their ids. An event earlier than the holder — a late
+//! purchase — takes the reward over in its own write: the holder's credit
+//! is reversed and the next generation is paid for the new first event, so
+//! a credit id is never used twice. The holder is the oldest matching event
+//! of the user's whole timeline: when a rule first meets a user, the older
+//! events are read once, and one recorded before the rule existed holds
+//! the reward unpaid.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::Result;
+use crate::keys::ledger as lk;
+use crate::kinds::{CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND};
+use crate::store::Cf;
+use crate::timeline::{EventValue, StoredProp};
+
+/// Longest campaign name a campaign reward is paid for, in bytes (it is
+/// part of the credit's transaction id).
+pub const MAX_CAMPAIGN_BYTES: usize = 64;
+
+/// The reward kind code of [`crate::kinds::FIRST_ORDER_KIND`] in keys.
+pub(crate) const FIRST_ORDER: u16 = 1;
+/// The reward kind code of [`crate::kinds::CAMPAIGN_KIND`] in keys.
+pub(crate) const CAMPAIGN: u16 = 2;
+
+/// Which event holds a once-per-user reward, and the credits paid for it.
+/// Keyed by the reward's kind (not a rule's position), and naming the
+/// credits it paid, so an edit of the earning rules never leaves a credit
+/// that a later take-over would not reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Holder {
+    /// The generation of the latest credits (paid or not).
+    pub generation: u32,
+    /// The holding event's time and sequence number.
+    pub ts_ms: i64,
+    pub seq: u32,
+    /// The transaction ids of the credits paid for it.
+    pub paid: Vec<String>,
+}
+
+/// What a reward rule reads of one event.
+pub(crate) struct RewardEvent<'e> {
+    pub seq: u32,
+    pub kind: &'e str,
+    pub ts_ms: i64,
+    pub amount_minor: Option<i64>,
+    pub campaign: Option<&'e str>,
+}
+
+/// A [`RewardEvent`] kept until a merge's moved events are all in.
+pub(super) struct Deferred {
+    user_id: u32,
+    seq: u32,
+    kind: String,
+    ts_ms: i64,
+    amount_minor: Option<i64>,
+    campaign: Option<String>,
+}
+
+/// The campaign an event names, when a campaign reward can be paid for it.
+pub(crate) fn campaign_of(value: &str) -> Option<&str> {
+    (!value.is_empty() && value.len() <= MAX_CAMPAIGN_BYTES).then_some(value)
+}
+
+/// The transaction id of rule `rule`'s reward credit, generation
+/// `generation`, for `campaign` (empty for a first order).
+pub(crate) fn reward_txn(rule: usize, generation: u32, campaign: &str) -> String {
+    format!("{RULE_TXN_PREFIX}first:{rule}:{generation}:{campaign}")
+}
+
+/// Whether a transaction id is a once-per-user reward's (or its reversal).
+pub(crate) fn is_reward_txn(txn_id: &str) -> bool {
+    txn_id
+        .strip_prefix(RULE_TXN_PREFIX)
+        .is_some_and(|rest| rest.starts_with("first:"))
+}
+
+/// The reward kind codes `settings` pay.
+pub(crate) fn reward_kinds(settings: &LedgerSettings) -> (bool, bool) {
+    let has = |k: &str| settings.rules.iter().any(|r| r.kind == k);
+    (has(FIRST_ORDER_KIND), has(CAMPAIGN_KIND))
+}
+
+/// Whether `settings` hold a once-per-user reward rule.
+pub(crate) fn has_rewards(settings: &LedgerSettings) -> bool {
+    reward_kinds(settings) != (false, false)
+}
+
+fn kind_name(code: u16) -> &'static str {
+    if code == FIRST_ORDER {
+        FIRST_ORDER_KIND
+    } else {
+        CAMPAIGN_KIND
+    }
+}
+
+impl Session<'_> {
+    /// Applies the once-per-user reward rules to one recorded event (kept
+    /// for [`Session::settle_rewards`] while a merge defers them).
+    pub fn rewards(&mut self, user_id: u32, e: &RewardEvent<'_>) -> Result<()> {
+        let (first_order, campaigns) = reward_kinds(self.ctx.settings);
+        let mut wanted: Vec<(u16, &str)> = Vec::new();
+        if first_order && e.kind == "purchase" {
+            wanted.push((FIRST_ORDER, ""));
+        }
+        if let Some(c) = e.campaign.and_then(campaign_of).filter(|_| campaigns) {
+            wanted.push((CAMPAIGN, c));
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if let Some(d) = self.deferred.as_mut() {
+            d.push(Deferred {
+                user_id,
+                seq: e.seq,
+                kind: e.kind.to_owned(),
+                ts_ms: e.ts_ms,
+                amount_minor: e.amount_minor,
+                campaign: e.campaign.map(str::to_owned),
+            });
+            return Ok(());
+        }
+        self.with(user_id, |ctx, w| {
+            for (code, campaign) in wanted {
+                ctx.reward(w, code, campaign, e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps the rewards of the events recorded from now on until
+    /// [`Session::settle_rewards`]: a merge records the moved events newest
+    /// first, and settling them oldest first pays the oldest once instead
+    /// of paying and taking over event by event.
+    pub fn defer_rewards(&mut self) {
+        self.deferred = Some(Vec::new());
+    }
+
+    /// Applies the deferred rewards, oldest event first.
+    pub fn settle_rewards(&mut self) -> Result<()> {
+        let mut deferred = self.deferred.take().unwrap_or_default();
+        deferred.sort_by_key(|d| (d.user_id, d.ts_ms, d.seq));
+        for d in &deferred {
+            let e = RewardEvent {
+                seq: d.seq,
+                kind: &d.kind,
+                ts_ms: d.ts_ms,
+                amount_minor: d.amount_minor,
+                campaign: d.campaign.as_deref(),
+            };
+            self.rewards(d.user_id, &e)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    fn reward(&self, w: &mut Work, code: u16, campaign: &str, e: &RewardEvent<'_>) -> Result<()> {
+        let known = self.holder(w, code, campaign)?;
+        let holder = match known.clone() {
+            Some(h) => Some(h),
+            None => self.older_holder(w, code, campaign, e)?,
+        };
+        let generation = match holder {
+            Some(h) if (h.ts_ms, h.seq) <= (e.ts_ms, e.seq) => {
+                if known.is_none() {
+                    // (an event recorded before the rule holds it unpaid)
+                    w.firsts
+                        .insert((code, campaign.to_owned()), (Some(h), true));
+                }
+                return Ok(());
+            }
+            Some(h) => {
+                for target in &h.paid {
+                    if matches!(self.txn_of(w, target)?, Some((_, false))) {
+                        let op = PointsOp::Reverse {
+                            txn: target.clone(),
+                        };
+                        self.run(w, &format!("{target}:reverse"), e.ts_ms, &op, None)?;
+                    }
+                }
+                h.generation
+                    .checked_add(1)
+                    .ok_or(crate::error::Error::LimitReached {
+                        what: "reward take-overs",
+                        max: u64::from(u32::MAX),
+                    })?
+            }
+            None => 0,
+        };
+        let mut paid = Vec::new();
+        for (rule, r) in self.settings.rules.iter().enumerate() {
+            if r.kind != kind_name(code) {
+                continue;
+            }
+            let points = LedgerSettings::rule_points(r, e.amount_minor);
+            if points <= 0 {
+                continue;
+            }
+            // (every rule credit counts in its rule's day total; verify has one rule)
+            let day = local_day(e.ts_ms, self.offset_minutes);
+            let used = self.cap(w, day, rule as u16)?;
+            w.caps
+                .insert((day, rule as u16), used.saturating_add(points));
+            let op = PointsOp::Earn {
+                points,
+                expires_at_ms: r
+                    .expires_after_days
+                    .map(|d| e.ts_ms.saturating_add(i64::from(d) * DAY_MS)),
+                reason: format!("rule {rule}: {}", r.kind),
+            };
+            let txn = reward_txn(rule, generation, campaign);
+            self.run(w, &txn, e.ts_ms, &op, Some(rule as u16))?;
+            paid.push(txn);
+        }
+        let h = Holder {
+            generation,
+            ts_ms: e.ts_ms,
+            seq: e.seq,
+            paid,
+        };
+        w.firsts
+            .insert((code, campaign.to_owned()), (Some(h), true));
+        Ok(())
+    }
+
+    /// The stored (or this session's) holder of a reward.
+    fn holder(&self, w: &mut Work, code: u16, campaign: &str) -> Result<Option<Holder>> {
+        let k = (code, campaign.to_owned());
+        if let Some((h, _)) = w.firsts.get(&k) {
+            return Ok(h.clone());
+        }
+        let h: Option<Holder> = self
+            .store
+            .get(Cf::Ledger, &lk::first_reward(w.user_id, code, campaign))?;
+        w.firsts.insert(k, (h.clone(), false));
+        Ok(h)
+    }
+
+    /// The oldest stored event older than `e` that the reward reads: it
+    /// holds the reward unpaid (recorded before the rule met this user).
+    fn older_holder(
+        &self,
+        w: &Work,
+        code: u16,
+        campaign: &str,
+        e: &RewardEvent<'_>,
+    ) -> Result<Option<Holder>> {
+        let matches = |v: &EventValue| {
+            if code == FIRST_ORDER {
+                v.kind_id == crate::kinds::ids::PURCHASE
+            } else {
+                v.properties.iter().any(|(k, p)| {
+                    k == CAMPAIGN_PROPERTY && matches!(p, StoredProp::Str(s) if s == campaign)
+                })
+            }
+        };
+        let older =
+            crate::timeline::oldest_before(self.store, w.user_id, (e.ts_ms, e.seq), matches)?;
+        Ok(older.map(|(ts_ms, seq, _)| Holder {
+            generation: 0,
+            ts_ms,
+            seq,
+            paid: Vec::new(),
+        }))
+    }
+}
