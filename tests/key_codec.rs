@@ -173,6 +173,7 @@ fn ledger_key() -> impl Strategy<Value = LedgerKey> {
         (u, n).prop_map(|(user_id, seq)| LedgerKey::Reversed { user_id, seq }),
         (u, n).prop_map(|(user_id, slot)| LedgerKey::Coupon { user_id, slot }),
         u.prop_map(|user_id| LedgerKey::CouponHead { user_id }),
+        u.prop_map(|user_id| LedgerKey::Streak { user_id }),
         (u, "\\PC{1,40}").prop_map(|(user_id, coupon)| LedgerKey::CouponId { user_id, coupon }),
         (u, "\\PC{1,40}").prop_map(|(user_id, txn_id)| LedgerKey::CouponTxn { user_id, txn_id }),
         (u, any::<i32>(), any::<u16>()).prop_map(|(user_id, day, rule)| LedgerKey::Cap {

@@ -42,6 +42,8 @@ pub const GROWTH_VALUE: u8 = 15;
 /// `user | 16 | reward u16 | campaign` → which event holds a first-order
 /// (reward 1) or campaign (reward 2) reward, and the credits paid for it.
 pub const FIRST_REWARD: u8 = 16;
+/// `user | 17` → the user's sign-in days and the streak credits paid.
+pub const STREAK: u8 = 17;
 
 /// `ledger_due`: `1 | ts_asc(expires) | user | lot` for open lots with an expiry.
 pub const DUE_LOT: u8 = 1;
@@ -159,6 +161,11 @@ pub enum LedgerKey {
         /// Local day.
         day: i32,
     },
+    /// The user's sign-in streak state.
+    Streak {
+        /// Internal user id.
+        user_id: u32,
+    },
     /// Which event holds a once-per-user reward.
     FirstReward {
         /// Internal user id.
@@ -190,6 +197,7 @@ impl LedgerKey {
         match self {
             LedgerKey::Account { user_id } => family(*user_id, ACCOUNT),
             LedgerKey::CouponHead { user_id } => family(*user_id, COUPON_HEAD),
+            LedgerKey::Streak { user_id } => family(*user_id, STREAK),
             LedgerKey::CouponId { user_id, coupon } => {
                 let mut k = family(*user_id, COUPON_ID);
                 k.extend_from_slice(coupon.as_bytes());
@@ -275,6 +283,10 @@ impl LedgerKey {
             COUPON_HEAD => {
                 len(0)?;
                 LedgerKey::CouponHead { user_id }
+            }
+            STREAK => {
+                len(0)?;
+                LedgerKey::Streak { user_id }
             }
             COUPON_ID => LedgerKey::CouponId {
                 user_id,

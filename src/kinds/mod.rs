@@ -36,7 +36,13 @@ pub const CAMPAIGN_PROPERTY: &str = "campaign";
 /// Whether no event may carry `name` (the earning rules' pseudo-kinds).
 pub(crate) fn is_reserved(name: &str) -> bool {
     matches!(name, REFERRAL_KIND | FIRST_ORDER_KIND | CAMPAIGN_KIND)
+        || name.starts_with(SIGN_IN_STREAK_KIND_PREFIX)
 }
+
+/// The prefix of the pseudo-kind of an earning rule that rewards every
+/// block of N consecutive local days with a `sign_in`
+/// (`reward:sign_in_streak:7`): no event may carry such a kind.
+pub const SIGN_IN_STREAK_KIND_PREFIX: &str = "reward:sign_in_streak:";
 
 /// Longest accepted custom kind name, in bytes.
 pub const MAX_KIND_BYTES: usize = 64;

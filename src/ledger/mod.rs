@@ -64,8 +64,11 @@ pub const MAX_HOLD_TIMEOUT_MS: i64 = 30 * crate::time::DAY_MS;
 /// sequence number of the event that earned it.
 pub const RULE_TXN_PREFIX: &str = "event:";
 
-pub use crate::kinds::{CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND, REFERRAL_KIND};
+pub use crate::kinds::{
+    CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND, REFERRAL_KIND, SIGN_IN_STREAK_KIND_PREFIX,
+};
 pub use session::rewards::MAX_CAMPAIGN_BYTES;
+pub use session::streak::MAX_STREAK_DAYS;
 
 /// One points operation. The payload a transaction id is bound to: a replay
 /// must carry an equal `PointsOp` (the operation's time is not part of it, so

@@ -124,6 +124,35 @@ pub struct LedgerSettings {
     pub(crate) growth: super::GrowthSettings,
 }
 
+/// A sign-in streak rule names its block length (1..=366 days) and pays
+/// a fixed number of points (a streak has no amount).
+fn check_streak(r: &EarnRule) -> Result<(), InputError> {
+    let Some(n) = r
+        .kind
+        .strip_prefix(crate::kinds::SIGN_IN_STREAK_KIND_PREFIX)
+    else {
+        return Ok(());
+    };
+    let max = super::session::streak::MAX_STREAK_DAYS;
+    if super::session::streak::streak_days(&r.kind).is_none() {
+        return Err(InputError::new(
+            "rule.kind",
+            Problem::Unparsable {
+                reason: format!("streak length {n:?} is not a number of days in 1..={max}"),
+            },
+        ));
+    }
+    if !matches!(r.points, RulePoints::Fixed(_)) {
+        return Err(InputError::new(
+            "rule.points",
+            Problem::Unparsable {
+                reason: "a sign-in streak pays fixed points (it has no amount)".into(),
+            },
+        ));
+    }
+    Ok(())
+}
+
 fn out_of_range(field: &'static str, value: i64, min: i64, max: i64) -> InputError {
     InputError::new(field, Problem::OutOfRange { value, min, max })
 }
@@ -181,8 +210,10 @@ impl LedgerSettings {
                 }
                 RulePoints::Fixed(_) => {}
             }
+            check_streak(r).map_err(|e| e.at(i))?;
             let once = [crate::kinds::FIRST_ORDER_KIND, crate::kinds::CAMPAIGN_KIND];
-            if r.daily_cap_points.is_some() && once.contains(&r.kind.as_str()) {
+            let streak = r.kind.starts_with(crate::kinds::SIGN_IN_STREAK_KIND_PREFIX);
+            if r.daily_cap_points.is_some() && (streak || once.contains(&r.kind.as_str())) {
                 return Err(InputError::new(
                     "rule.daily_cap_points",
                     Problem::Unparsable {

@@ -520,32 +520,41 @@ pub(crate) fn for_user_events(
 pub(crate) fn oldest_before(
     store: &Store,
     user_id: u32,
-    (ts_ms, seq): (i64, u32),
+    before: (i64, u32),
     f: impl Fn(&EventValue) -> bool,
 ) -> Result<Option<(i64, u32, Option<i64>)>> {
+    let mut oldest = None;
+    each_older(store, user_id, before, |key, value| {
+        if f(value) {
+            oldest = Some((key.ts_ms, key.seq, value.amount_minor));
+        }
+    })?;
+    Ok(oldest)
+}
+
+/// Calls `f` with every stored event of `user_id` before `(ts_ms, seq)`,
+/// newest first.
+pub(crate) fn each_older(
+    store: &Store,
+    user_id: u32,
+    (ts_ms, seq): (i64, u32),
+    mut f: impl FnMut(&EventKey, &EventValue),
+) -> Result<()> {
     let start = EventKey {
         user_id,
         ts_ms,
         seq,
     }
     .encode();
-    let mut oldest = None;
-    for item in store.range(
-        Cf::Events,
-        &start,
-        keys::prefix_successor(&keys::user(user_id)),
-    )? {
+    let end = keys::prefix_successor(&keys::user(user_id));
+    for item in store.range(Cf::Events, &start, end)? {
         let (k, v) = item?;
         let key = EventKey::decode(Cf::Events.name(), &k)?;
-        if (key.ts_ms, key.seq) == (ts_ms, seq) {
-            continue;
-        }
-        let value = decode_event_value(&k, &v)?;
-        if f(&value) {
-            oldest = Some((key.ts_ms, key.seq, value.amount_minor));
+        if (key.ts_ms, key.seq) != (ts_ms, seq) {
+            f(&key, &decode_event_value(&k, &v)?);
         }
     }
-    Ok(oldest)
+    Ok(())
 }
 
 /// Whether `user_id` has an event at or before `t_ms` (one seek).

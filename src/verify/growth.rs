@@ -25,6 +25,12 @@ pub(super) struct Expected {
     /// The rewards the rules in force pay (holders of others are left
     /// from earlier rules and not checked).
     pub paid: Vec<u16>,
+    /// Each user's distinct local days with a `sign_in` (when streak
+    /// rules exist).
+    pub sign_in_days: BTreeMap<u32, Vec<i32>>,
+    /// Whether streak rules exist (a state left from earlier rules is
+    /// stale, not wrong).
+    pub streaks: bool,
 }
 
 /// Reads every event once (none when there are no growth rules).
@@ -44,7 +50,9 @@ pub(super) fn expected(
         .map(|(code, _)| (code, code == FIRST_ORDER))
         .collect();
     out.paid = rewards.iter().map(|(code, _)| *code).collect();
-    if growth.rules.is_empty() && rewards.is_empty() {
+    let streaks = !crate::ledger::session::streak::streak_rules(settings).is_empty();
+    out.streaks = streaks;
+    if growth.rules.is_empty() && rewards.is_empty() && !streaks {
         return Ok(out);
     }
     let offset = store.settings().utc_offset_minutes;
@@ -61,6 +69,14 @@ pub(super) fn expected(
             continue;
         };
         let kind = kind.as_str();
+        if streaks && kind == "sign_in" {
+            // keys run newest first: days arrive descending
+            let days = out.sign_in_days.entry(key.user_id).or_default();
+            let day = local_day(key.ts_ms, offset);
+            if days.last() != Some(&day) {
+                days.push(day);
+            }
+        }
         for &(rule, first_order) in &rewards {
             let campaign = if first_order {
                 (kind == "purchase").then_some("")
@@ -91,6 +107,9 @@ pub(super) fn expected(
             .entry(local_day(key.ts_ms, offset))
             .or_default();
         growth.add_event(day, kind, is_activity, value.amount_minor);
+    }
+    for days in out.sign_in_days.values_mut() {
+        days.reverse();
     }
     for days in out.growth.values_mut() {
         days.retain(|_, g| !g.is_empty());

@@ -36,6 +36,7 @@ struct Stored {
     coupons: super::coupons::UserCoupons,
     growth_values: BTreeMap<i32, crate::ledger::growth::GrowthDay>,
     firsts: Vec<(u16, String, crate::ledger::session::rewards::Holder)>,
+    streak: Option<crate::ledger::session::streak::StreakState>,
 }
 
 impl Stored {
@@ -68,6 +69,8 @@ pub(super) fn check(
         mut growth,
         firsts: oldest,
         paid,
+        sign_in_days,
+        streaks,
     } = expected;
     let mut tier_sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
     let mut due: BTreeSet<Vec<u8>> = BTreeSet::new();
@@ -87,6 +90,13 @@ pub(super) fn check(
                 r.problem(format!(
                     "ledger: user {uid}: growth-value days differ from what its events give"
                 ));
+            }
+            if let Some(st) = s.streak.take().filter(|_| streaks) {
+                if sign_in_days.get(&uid).map_or(&[][..], Vec::as_slice) != st.days.as_slice() {
+                    r.problem(format!(
+                        "ledger: user {uid}: streak days differ from its sign-in days"
+                    ));
+                }
             }
             for (reward, campaign, h) in std::mem::take(&mut s.firsts) {
                 if !paid.contains(&reward) {
@@ -195,6 +205,9 @@ fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), St
         LedgerKey::Reversed { seq, .. } => {
             s.reversed
                 .insert(seq, decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
+        }
+        LedgerKey::Streak { .. } => {
+            s.streak = Some(decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
         }
         LedgerKey::FirstReward {
             reward, campaign, ..

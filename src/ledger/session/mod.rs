@@ -9,6 +9,7 @@ mod growth;
 mod ops;
 mod persist;
 pub(crate) mod rewards;
+pub(crate) mod streak;
 mod transfer;
 
 pub(crate) use growth::GrowthEvent;
@@ -57,6 +58,9 @@ struct Work {
     growth_values: BTreeMap<i32, (GrowthDay, bool)>,
     /// Once-per-user reward holders read or changed, by (rule, campaign).
     firsts: BTreeMap<(u16, String), (Option<rewards::Holder>, bool)>,
+    /// The sign-in streak state, once read, and whether it changed.
+    streak: Option<streak::StreakState>,
+    streak_dirty: bool,
     caps: BTreeMap<(i32, u16), i64>,
     entries: Vec<LedgerEntry>,
     tier_changes: Vec<(u32, TierChange)>,

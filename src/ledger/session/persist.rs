@@ -27,6 +27,13 @@ impl Session<'_> {
                     );
                 }
             }
+            if let (Some(st), true) = (&w.streak, w.streak_dirty) {
+                batch.put(
+                    Cf::Ledger,
+                    lk::family(uid, lk::STREAK),
+                    crate::codec::encode(st)?,
+                );
+            }
             if !w.changed {
                 continue;
             }
@@ -266,6 +273,8 @@ impl Ctx<'_> {
             growth: BTreeMap::new(),
             growth_values: BTreeMap::new(),
             firsts,
+            streak: None,
+            streak_dirty: false,
             caps: BTreeMap::new(),
             entries: Vec::new(),
             tier_changes: Vec::new(),

@@ -74,11 +74,12 @@ pub(crate) fn reward_txn(rule: usize, generation: u32, campaign: &str) -> String
     format!("{RULE_TXN_PREFIX}first:{rule}:{generation}:{campaign}")
 }
 
-/// Whether a transaction id is a once-per-user reward's (or its reversal).
+/// Whether a transaction id is a once-per-user or streak reward's (or its
+/// reversal).
 pub(crate) fn is_reward_txn(txn_id: &str) -> bool {
     txn_id
         .strip_prefix(RULE_TXN_PREFIX)
-        .is_some_and(|rest| rest.starts_with("first:"))
+        .is_some_and(|rest| rest.starts_with("first:") || rest.starts_with("streak:"))
 }
 
 /// The reward kind codes `settings` pay.
@@ -87,9 +88,9 @@ pub(crate) fn reward_kinds(settings: &LedgerSettings) -> (bool, bool) {
     (has(FIRST_ORDER_KIND), has(CAMPAIGN_KIND))
 }
 
-/// Whether `settings` hold a once-per-user reward rule.
+/// Whether `settings` hold a once-per-user or streak reward rule.
 pub(crate) fn has_rewards(settings: &LedgerSettings) -> bool {
-    reward_kinds(settings) != (false, false)
+    reward_kinds(settings) != (false, false) || !super::streak::streak_rules(settings).is_empty()
 }
 
 fn kind_name(code: u16) -> &'static str {
@@ -112,7 +113,9 @@ impl Session<'_> {
         if let Some(c) = e.campaign.and_then(campaign_of).filter(|_| campaigns) {
             wanted.push((CAMPAIGN, c));
         }
-        if wanted.is_empty() {
+        let streak =
+            e.kind == "sign_in" && !super::streak::streak_rules(self.ctx.settings).is_empty();
+        if wanted.is_empty() && !streak {
             return Ok(());
         }
         if let Some(d) = self.deferred.as_mut() {
@@ -125,6 +128,9 @@ impl Session<'_> {
                 campaign: e.campaign.map(str::to_owned),
             });
             return Ok(());
+        }
+        if streak {
+            self.sign_in(user_id, e.seq, e.ts_ms)?;
         }
         self.with(user_id, |ctx, w| {
             for (code, campaign) in wanted {
