@@ -3,7 +3,8 @@
 
 /// Loyalty programme of the demo shop: points for sign-ins (10 a day),
 /// reviews and shares, one point per currency unit spent (expiring after a
-/// year), and four tiers over a trailing year.
+/// year), 200 for a first order, 50 for every 7-day sign-in streak, and
+/// four tiers over a trailing year.
 pub(super) fn points() -> crate::LedgerSettings {
     use crate::ledger::{EarnRule, RulePoints, TierLevel, Tiers};
     let rule = |kind: &str, points, cap, expiry| EarnRule {
@@ -29,6 +30,18 @@ pub(super) fn points() -> crate::LedgerSettings {
                 },
                 None,
                 Some(365),
+            ),
+            rule(
+                crate::ledger::FIRST_ORDER_KIND,
+                RulePoints::Fixed(200),
+                None,
+                Some(365),
+            ),
+            rule(
+                "reward:sign_in_streak:7",
+                RulePoints::Fixed(50),
+                None,
+                Some(90),
             ),
         ],
         Tiers {
