@@ -97,6 +97,11 @@ pub(super) fn check(
                         "ledger: user {uid}: streak days differ from its sign-in days"
                     ));
                 }
+                let paid = st.paid.iter().filter_map(|(_, t)| t.as_deref());
+                live_credits(uid, &s, paid, r);
+            }
+            for (_, _, h) in &s.firsts {
+                live_credits(uid, &s, h.paid.iter().map(String::as_str), r);
             }
             for (reward, campaign, h) in std::mem::take(&mut s.firsts) {
                 if !paid.contains(&reward) {
@@ -153,6 +158,23 @@ pub(super) fn check(
         r.problem(format!("ledger_due: entry {k:?} missing"));
     }
     Ok(tier_sets)
+}
+
+/// Every credit a reward holder or a streak completion names is recorded
+/// (a caller may reverse one: that is a correction, not damage).
+fn live_credits<'t>(
+    uid: u32,
+    s: &Stored,
+    txns: impl Iterator<Item = &'t str>,
+    r: &mut VerifyReport,
+) {
+    for txn in txns {
+        if s.txns.get(txn).and_then(StoredTxn::entry_seq).is_none() {
+            r.problem(format!(
+                "ledger: user {uid}: reward credit {txn:?} is named but not recorded"
+            ));
+        }
+    }
 }
 
 fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), String> {
