@@ -5,6 +5,7 @@ use crate::store::Batch;
 use crate::store::Reader;
 use roaring::RoaringBitmap;
 
+use super::growth::GrowthDay;
 use super::{Account, Hold, LedgerEntry, Lot, TierChange};
 use crate::error::{InputError, Problem, Result};
 use crate::keys;
@@ -155,31 +156,33 @@ pub(crate) fn users_in_tier(store: &impl Reader, name: &str) -> Result<RoaringBi
 /// Points earned in the tier window ending on local day `day`.
 pub(crate) fn growth(store: &impl Reader, user_id: u32, day: i32, window_days: u32) -> Result<i64> {
     let lo = day.saturating_sub(window_days as i32 - 1);
-    let mut sum = 0i64;
-    for item in store.read_range(
-        Cf::Ledger,
-        &lk::growth(user_id, lo),
-        Some(lk::growth(user_id, day.saturating_add(1))),
-    )? {
-        let (k, v) = item?;
-        let g: i64 = decode_value(Cf::Ledger, &k, &v)?;
-        sum += g;
-    }
-    Ok(sum)
+    let end = lk::growth(user_id, day.saturating_add(1));
+    sum_days(store, &lk::growth(user_id, lo), end, |g: i64| g)
 }
 
 /// Growth value of `user_id` on the local days `lo..=day`, summed (may be
 /// negative: refunds of purchases before `lo`).
 pub(crate) fn growth_values(store: &impl Reader, user_id: u32, lo: i32, day: i32) -> Result<i64> {
-    let mut sum = 0i64;
-    for item in store.read_range(
-        Cf::Ledger,
+    let end = lk::growth_value(user_id, day.saturating_add(1));
+    sum_days(
+        store,
         &lk::growth_value(user_id, lo),
-        Some(lk::growth_value(user_id, day.saturating_add(1))),
-    )? {
+        end,
+        |g: GrowthDay| g.value,
+    )
+}
+
+/// The sum of `value` over the per-day records in `[start, end)`.
+fn sum_days<T: serde::de::DeserializeOwned>(
+    store: &impl Reader,
+    start: &[u8],
+    end: Vec<u8>,
+    value: impl Fn(T) -> i64,
+) -> Result<i64> {
+    let mut sum = 0i64;
+    for item in store.read_range(Cf::Ledger, start, Some(end))? {
         let (k, v) = item?;
-        let g: super::growth::GrowthDay = decode_value(Cf::Ledger, &k, &v)?;
-        sum = sum.saturating_add(g.value);
+        sum = sum.saturating_add(value(decode_value(Cf::Ledger, &k, &v)?));
     }
     Ok(sum)
 }
