@@ -11,12 +11,15 @@
 //! that already has events: the job derives the same values.
 
 mod common;
+#[path = "model/names.rs"]
+mod names;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use names::{EventId, Names};
 use proptest::prelude::*;
 use stickydb::ledger::{GrowthRule, GrowthValue, TierBasis, TierLevel, Tiers};
-use stickydb::{Db, Event, LedgerSettings, MergeOptions, Options, SettingsDocument};
+use stickydb::{Db, Event, LedgerSettings, Options, SettingsDocument};
 
 const T0: i64 = common::T0;
 const DAY: i64 = common::DAY;
@@ -115,30 +118,15 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The events of each user as the store keeps them, and where names go.
-#[derive(Default)]
-struct Model {
-    events: BTreeMap<String, Vec<Ev>>,
-    alias: BTreeMap<String, String>,
+type Model = Names<Ev>;
+
+impl EventId for Ev {
+    fn event_id(&self) -> Option<String> {
+        self.id.clone()
+    }
 }
 
 impl Model {
-    fn resolve(&self, name: &str) -> String {
-        self.alias
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
-    }
-
-    fn record(&mut self, name: &str, ev: Ev) {
-        let user = self.resolve(name);
-        let evs = self.events.entry(user).or_default();
-        if ev.id.is_some() && evs.iter().any(|e| e.id == ev.id) {
-            return;
-        }
-        evs.push(ev);
-    }
-
     /// The day values of `user`'s events under [`rules`].
     fn days(&self, user: &str) -> BTreeMap<i64, i64> {
         let mut raw: BTreeMap<(i64, usize), i64> = BTreeMap::new();
@@ -236,7 +224,6 @@ fn check_users(db: &Db, model: &Model, context: &str) {
 }
 
 fn run(db: &Db, model: &mut Model, steps: &[Step]) {
-    let mut merges = 0;
     for (i, s) in steps.iter().enumerate() {
         let context = format!("step {i} {s:?}");
         match s {
@@ -246,32 +233,10 @@ fn run(db: &Db, model: &mut Model, steps: &[Step]) {
                 model.record(name, ev.clone());
             }
             Step::Merge { from, into } => {
-                let (from, into) = (model.resolve(USERS[*from]), model.resolve(USERS[*into]));
-                if from == into || !model.events.contains_key(&from) {
-                    continue;
-                }
-                merges += 1;
-                db.merge(&from, &into, &format!("m{merges}"), MergeOptions::forced())
-                    .expect(&context);
-                let moved = model.events.remove(&from).unwrap_or_default();
-                for ev in moved {
-                    model.record(&into, ev);
-                }
-                for target in model.alias.values_mut() {
-                    if *target == from {
-                        *target = into.clone();
-                    }
-                }
-                model.alias.insert(from, into);
+                model.merge(db, USERS[*from], USERS[*into]);
             }
             Step::Erase { user } => {
-                let user = model.resolve(USERS[*user]);
-                if !model.events.contains_key(&user) {
-                    continue;
-                }
-                db.erase_user(&user).expect(&context);
-                model.events.remove(&user);
-                model.alias.retain(|_, target| *target != user);
+                model.erase(db, USERS[*user]);
             }
         }
         check_users(db, model, &context);

@@ -10,9 +10,12 @@
 //! events) is clean.
 
 mod common;
+#[path = "model/names.rs"]
+mod names;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use names::{EventId, Names};
 use proptest::prelude::*;
 use stickydb::ledger::{EarnRule, RulePoints, Tiers, CAMPAIGN_KIND, FIRST_ORDER_KIND};
 use stickydb::{Db, Event, LedgerSettings, MergeOptions, PropValue};
@@ -89,28 +92,15 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-#[derive(Default)]
-struct Model {
-    /// Each user's events in arrival order (arrival breaks ties of time).
-    events: BTreeMap<String, Vec<Ev>>,
-    alias: BTreeMap<String, String>,
+type Model = Names<Ev>;
+
+impl EventId for Ev {
+    fn event_id(&self) -> Option<String> {
+        self.id.clone()
+    }
 }
 
 impl Model {
-    fn resolve(&self, name: &str) -> String {
-        self.alias
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
-    }
-
-    fn record(&mut self, name: &str, ev: Ev) {
-        let evs = self.events.entry(self.resolve(name)).or_default();
-        if ev.id.is_none() || !evs.iter().any(|e| e.id == ev.id) {
-            evs.push(ev);
-        }
-    }
-
     fn balance(&self, user: &str) -> i64 {
         let evs = self.events.get(user).map(Vec::as_slice).unwrap_or_default();
         // the oldest purchase: earliest time, then earliest arrival
@@ -155,7 +145,6 @@ fn check(db: &Db, model: &Model, context: &str) {
 }
 
 fn run(db: &Db, model: &mut Model, steps: &[Step]) {
-    let mut merges = 0;
     for (i, s) in steps.iter().enumerate() {
         let context = format!("step {i} {s:?}");
         match s {
@@ -164,31 +153,10 @@ fn run(db: &Db, model: &mut Model, steps: &[Step]) {
                 model.record(USERS[*user], ev.clone());
             }
             Step::Merge { from, into } => {
-                let (from, into) = (model.resolve(USERS[*from]), model.resolve(USERS[*into]));
-                if from == into || !model.events.contains_key(&from) {
-                    continue;
-                }
-                merges += 1;
-                db.merge(&from, &into, &format!("m{merges}"), MergeOptions::forced())
-                    .expect(&context);
-                for ev in model.events.remove(&from).unwrap_or_default() {
-                    model.record(&into, ev);
-                }
-                for target in model.alias.values_mut() {
-                    if *target == from {
-                        *target = into.clone();
-                    }
-                }
-                model.alias.insert(from, into);
+                model.merge(db, USERS[*from], USERS[*into]);
             }
             Step::Erase { user } => {
-                let user = model.resolve(USERS[*user]);
-                if !model.events.contains_key(&user) {
-                    continue;
-                }
-                db.erase_user(&user).expect(&context);
-                model.events.remove(&user);
-                model.alias.retain(|_, target| *target != user);
+                model.erase(db, USERS[*user]);
             }
         }
         check(db, model, &context);

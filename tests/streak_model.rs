@@ -7,12 +7,15 @@
 //! whatever order the days arrived in; `verify` is clean at the end.
 
 mod common;
+#[path = "model/names.rs"]
+mod names;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use names::{EventId, Names};
 use proptest::prelude::*;
 use stickydb::ledger::{EarnRule, RulePoints, Tiers};
-use stickydb::{Db, Event, LedgerSettings, MergeOptions};
+use stickydb::{Db, Event, LedgerSettings};
 
 const T0: i64 = common::T0;
 const DAY: i64 = common::DAY;
@@ -60,27 +63,15 @@ fn step() -> impl Strategy<Value = Step> {
 /// A sign-in's day (`None` for a view) and its event id.
 type Ev = (Option<i64>, Option<u8>);
 
-#[derive(Default)]
-struct Model {
-    events: BTreeMap<String, Vec<Ev>>,
-    alias: BTreeMap<String, String>,
+type Model = Names<Ev>;
+
+impl EventId for Ev {
+    fn event_id(&self) -> Option<String> {
+        self.1.map(|i| i.to_string())
+    }
 }
 
 impl Model {
-    fn resolve(&self, name: &str) -> String {
-        self.alias
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
-    }
-
-    fn record(&mut self, name: &str, ev: Ev) {
-        let evs = self.events.entry(self.resolve(name)).or_default();
-        if ev.1.is_none() || !evs.iter().any(|e| e.1 == ev.1) {
-            evs.push(ev);
-        }
-    }
-
     fn balance(&self, user: &str) -> i64 {
         let days: BTreeSet<i64> = self
             .events
@@ -105,7 +96,6 @@ impl Model {
 }
 
 fn run(db: &Db, model: &mut Model, steps: &[Step]) {
-    let mut merges = 0;
     for (i, s) in steps.iter().enumerate() {
         let context = format!("step {i} {s:?}");
         match *s {
@@ -129,31 +119,10 @@ fn run(db: &Db, model: &mut Model, steps: &[Step]) {
                 model.record(USERS[user], (sign_in.then_some(day), id));
             }
             Step::Merge { from, into } => {
-                let (from, into) = (model.resolve(USERS[from]), model.resolve(USERS[into]));
-                if from == into || !model.events.contains_key(&from) {
-                    continue;
-                }
-                merges += 1;
-                db.merge(&from, &into, &format!("m{merges}"), MergeOptions::forced())
-                    .expect(&context);
-                for ev in model.events.remove(&from).unwrap_or_default() {
-                    model.record(&into, ev);
-                }
-                for target in model.alias.values_mut() {
-                    if *target == from {
-                        *target = into.clone();
-                    }
-                }
-                model.alias.insert(from, into);
+                model.merge(db, USERS[from], USERS[into]);
             }
             Step::Erase { user } => {
-                let user = model.resolve(USERS[user]);
-                if !model.events.contains_key(&user) {
-                    continue;
-                }
-                db.erase_user(&user).expect(&context);
-                model.events.remove(&user);
-                model.alias.retain(|_, target| *target != user);
+                model.erase(db, USERS[user]);
             }
         }
         for name in USERS {
