@@ -1,7 +1,8 @@
 //! Every loyalty rule of issue 32 at once, against one plain model: an
 //! earning rule (a point per currency unit of purchases), a first-order
-//! reward, a campaign reward, a 3-day sign-in streak, and growth value
-//! (net spend, 10 per active day) deciding the tiers — over random
+//! reward, a campaign reward, a 3-day sign-in streak, a 7-day birthday
+//! reward, and growth value (net spend, 10 per active day) deciding the
+//! tiers — over random
 //! purchases, refunds, sign-ins and views (late, out of order, duplicated
 //! by event id, some naming a campaign), identity merges and erasures. The
 //! rules share each event's write and a merge's deferred settlement, so
@@ -30,6 +31,7 @@ fn step() -> impl Strategy<Value = Step> {
             amount_minor,
             campaign,
             id,
+            known: false,
         });
     prop_oneof![
         14 => (0..USERS.len(), ev).prop_map(|(user, ev)| Step::Record { user, ev }),

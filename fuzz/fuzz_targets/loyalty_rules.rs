@@ -55,6 +55,7 @@ fn step(op: Op) -> Step {
                 // (a campaign on a few events only, as in the property test)
                 campaign: campaign && kind & 0x30 == 0,
                 id: id.map(|i| i % 4),
+                known: false,
             },
         },
         Op::Merge { from, into } => Step::Merge {

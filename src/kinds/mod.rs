@@ -37,12 +37,19 @@ pub const CAMPAIGN_PROPERTY: &str = "campaign";
 pub(crate) fn is_reserved(name: &str) -> bool {
     matches!(name, REFERRAL_KIND | FIRST_ORDER_KIND | CAMPAIGN_KIND)
         || name.starts_with(SIGN_IN_STREAK_KIND_PREFIX)
+        || name.starts_with(BIRTHDAY_KIND_PREFIX)
 }
 
 /// The prefix of the pseudo-kind of an earning rule that rewards every
 /// block of N consecutive local days with a `sign_in`
 /// (`reward:sign_in_streak:7`): no event may carry such a kind.
 pub const SIGN_IN_STREAK_KIND_PREFIX: &str = "reward:sign_in_streak:";
+
+/// The prefix of the pseudo-kind of an earning rule that rewards a user's
+/// first activity event in its birthday window of W days, once a year
+/// (`reward:birthday:7`, docs/ledger.md#birthday-rewards): no event may
+/// carry such a kind.
+pub const BIRTHDAY_KIND_PREFIX: &str = "reward:birthday:";
 
 /// Longest accepted custom kind name, in bytes.
 pub const MAX_KIND_BYTES: usize = 64;

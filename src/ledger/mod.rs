@@ -65,8 +65,10 @@ pub const MAX_HOLD_TIMEOUT_MS: i64 = 30 * crate::time::DAY_MS;
 pub const RULE_TXN_PREFIX: &str = "event:";
 
 pub use crate::kinds::{
-    CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND, REFERRAL_KIND, SIGN_IN_STREAK_KIND_PREFIX,
+    BIRTHDAY_KIND_PREFIX, CAMPAIGN_KIND, CAMPAIGN_PROPERTY, FIRST_ORDER_KIND, REFERRAL_KIND,
+    SIGN_IN_STREAK_KIND_PREFIX,
 };
+pub use session::birthday::MAX_BIRTHDAY_WINDOW_DAYS;
 pub use session::rewards::MAX_CAMPAIGN_BYTES;
 pub use session::streak::MAX_STREAK_DAYS;
 

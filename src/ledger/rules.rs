@@ -124,21 +124,33 @@ pub struct LedgerSettings {
     pub(crate) growth: super::GrowthSettings,
 }
 
-/// A sign-in streak rule names its block length (1..=366 days) and pays
-/// a fixed number of points (a streak has no amount).
+/// A sign-in streak rule names its block length (1..=366 days), a
+/// birthday rule its window (1..=31 days); both pay a fixed number of
+/// points (a streak has no amount; a birthday's does not matter).
 fn check_streak(r: &EarnRule) -> Result<(), InputError> {
-    let Some(n) = r
+    use super::session::{birthday, streak};
+    let (n, what, ok, max) = if let Some(n) = r
         .kind
         .strip_prefix(crate::kinds::SIGN_IN_STREAK_KIND_PREFIX)
-    else {
+    {
+        let ok = streak::streak_days(&r.kind).is_some();
+        (n, "a sign-in streak", ok, streak::MAX_STREAK_DAYS)
+    } else if let Some(n) = r.kind.strip_prefix(crate::kinds::BIRTHDAY_KIND_PREFIX) {
+        let ok = birthday::window_days(&r.kind).is_some();
+        (
+            n,
+            "a birthday reward",
+            ok,
+            birthday::MAX_BIRTHDAY_WINDOW_DAYS,
+        )
+    } else {
         return Ok(());
     };
-    let max = super::session::streak::MAX_STREAK_DAYS;
-    if super::session::streak::streak_days(&r.kind).is_none() {
+    if !ok {
         return Err(InputError::new(
             "rule.kind",
             Problem::Unparsable {
-                reason: format!("streak length {n:?} is not a number of days in 1..={max}"),
+                reason: format!("{what}'s length {n:?} is not a number of days in 1..={max}"),
             },
         ));
     }
@@ -146,7 +158,7 @@ fn check_streak(r: &EarnRule) -> Result<(), InputError> {
         return Err(InputError::new(
             "rule.points",
             Problem::Unparsable {
-                reason: "a sign-in streak pays fixed points (it has no amount)".into(),
+                reason: format!("{what} pays fixed points"),
             },
         ));
     }
@@ -212,7 +224,8 @@ impl LedgerSettings {
             }
             check_streak(r).map_err(|e| e.at(i))?;
             let once = [crate::kinds::FIRST_ORDER_KIND, crate::kinds::CAMPAIGN_KIND];
-            let streak = r.kind.starts_with(crate::kinds::SIGN_IN_STREAK_KIND_PREFIX);
+            let streak = r.kind.starts_with(crate::kinds::SIGN_IN_STREAK_KIND_PREFIX)
+                || r.kind.starts_with(crate::kinds::BIRTHDAY_KIND_PREFIX);
             if r.daily_cap_points.is_some() && (streak || once.contains(&r.kind.as_str())) {
                 return Err(InputError::new(
                     "rule.daily_cap_points",

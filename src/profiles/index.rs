@@ -375,6 +375,21 @@ fn month_days(today: i32, days: u32) -> Vec<(u8, u8)> {
     out
 }
 
+/// The calendar date (days since 1970-01-01) `user_id`'s attribute `name`
+/// holds, if it is a date: a birthday reward reads the user's birthday.
+pub(crate) fn date_attr(
+    store: &crate::store::Store,
+    user_id: u32,
+    name: &str,
+) -> Result<Option<i32>> {
+    let key = keys::user_and_name(user_id, name);
+    let a: Option<StoredAttr> = store.get(Cf::Profiles, &key)?;
+    Ok(a.and_then(|a| match a.value {
+        AttrValue::Date(day) => Some(day),
+        _ => None,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,11 @@
 mod index;
 mod update;
 
-pub(crate) use index::{attribute_types, AttrKind, Cond, Lookup};
+pub(crate) use index::{attribute_types, date_attr, AttrKind, Cond, Lookup};
+
+/// The date attribute a birthday is read from (`birthday_within:`, the
+/// birthday reward).
+pub(crate) const BIRTHDAY_ATTRIBUTE: &str = "birthday";
 pub use update::ProfileUpdate;
 
 use crate::store::Reader;

@@ -116,6 +116,19 @@ impl ProfileUpdate {
         self.untags.extend(later.untags);
     }
 
+    /// What this update does to the date attribute `name`: `None` when it
+    /// leaves it alone, `Some(None)` when it removes it (or sets a value
+    /// that is not a date), `Some(Some(day))` when it sets a date.
+    pub(crate) fn date_change(&self, name: &str) -> Option<Option<i32>> {
+        if let Some((_, v, _)) = self.set.iter().rev().find(|(n, _, _)| n == name) {
+            return Some(match v {
+                AttrValue::Date(day) => Some(*day),
+                _ => None,
+            });
+        }
+        self.unset.iter().any(|n| n == name).then_some(None)
+    }
+
     pub(crate) fn creates(&self) -> bool {
         !self.set.is_empty() || !self.tags.is_empty()
     }

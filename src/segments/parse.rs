@@ -288,7 +288,7 @@ impl<'t> Parser<'t> {
         }
         if let Some(n) = tok.strip_prefix("birthday_within:") {
             return Ok(Segment::Anniversary {
-                name: "birthday".to_owned(),
+                name: crate::profiles::BIRTHDAY_ATTRIBUTE.to_owned(),
                 days: self.days(n)?,
             });
         }

@@ -31,6 +31,9 @@ pub(super) struct Expected {
     /// Whether streak rules exist (a state left from earlier rules is
     /// stale, not wrong).
     pub streaks: bool,
+    /// Whether birthday rules exist; their holders must name an activity
+    /// event, by the kind ids that are not activity.
+    pub birthdays: Option<std::collections::HashSet<u32>>,
 }
 
 /// Reads every event once (none when there are no growth rules).
@@ -52,6 +55,13 @@ pub(super) fn expected(
     out.paid = rewards.iter().map(|(code, _)| *code).collect();
     let streaks = !crate::ledger::session::streak::streak_rules(settings).is_empty();
     out.streaks = streaks;
+    if !crate::ledger::session::birthday::windows(settings).is_empty() {
+        let ids = non_activity_kinds
+            .iter()
+            .filter_map(|n| kinds.id(&crate::kinds::EventKind::from_name(n)))
+            .collect();
+        out.birthdays = Some(ids);
+    }
     if growth.rules.is_empty() && rewards.is_empty() && !streaks {
         return Ok(out);
     }

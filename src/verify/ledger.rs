@@ -55,6 +55,40 @@ impl Stored {
     }
 }
 
+/// Each birthday reward's holder is a stored activity event of the user.
+/// (Whether it is the oldest of its window is not checked: the window
+/// moves with a birthday edit and the holder stays, by design.)
+fn birthday_holders(
+    store: &Store,
+    uid: u32,
+    firsts: &[(u16, String, crate::ledger::session::rewards::Holder)],
+    non_activity: &std::collections::HashSet<u32>,
+    r: &mut VerifyReport,
+) {
+    use crate::ledger::session::birthday::BIRTHDAY;
+    for (_, key, h) in firsts.iter().filter(|(code, _, _)| *code == BIRTHDAY) {
+        let k = crate::keys::EventKey {
+            user_id: uid,
+            ts_ms: h.ts_ms,
+            seq: h.seq,
+        }
+        .encode();
+        let kind = match store.get_raw(Cf::Events, &k) {
+            Ok(Some(v)) => crate::timeline::decode_event_value(&k, &v)
+                .ok()
+                .map(|e| e.kind_id),
+            _ => None,
+        };
+        if kind.is_none_or(|id| non_activity.contains(&id)) {
+            r.problem(format!(
+                "ledger: user {uid}: birthday reward {key:?} held by ({}, {}), \
+                 which is not a stored activity event",
+                h.ts_ms, h.seq
+            ));
+        }
+    }
+}
+
 /// Checks every account; returns the tier sets the accounts imply, keyed as
 /// in the metrics cf, for the metrics comparison.
 pub(super) fn check(
@@ -71,6 +105,7 @@ pub(super) fn check(
         paid,
         sign_in_days,
         streaks,
+        birthdays,
     } = expected;
     let mut tier_sets: BTreeMap<Vec<u8>, RoaringBitmap> = BTreeMap::new();
     let mut due: BTreeSet<Vec<u8>> = BTreeSet::new();
@@ -102,6 +137,9 @@ pub(super) fn check(
             }
             for (_, _, h) in &s.firsts {
                 live_credits(uid, &s, h.paid.iter().map(String::as_str), r);
+            }
+            if let Some(non_activity) = &birthdays {
+                birthday_holders(store, uid, &s.firsts, non_activity, r);
             }
             for (reward, campaign, h) in std::mem::take(&mut s.firsts) {
                 if !paid.contains(&reward) {

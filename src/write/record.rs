@@ -242,8 +242,9 @@ impl<'s> Recording<'s> {
                     ts_ms: e.ts_ms,
                     amount_minor: e.amount_minor,
                     campaign,
+                    is_activity,
                 };
-                ledger.event_credit(user_id, &credit, is_activity, *rules)?;
+                ledger.event_credit(user_id, &credit, *rules)?;
             }
             outcomes.push(RecordOutcome::Recorded { user_id, seq });
         }

@@ -250,17 +250,22 @@ impl Core<'_, '_> {
                 None => return Ok(()),
             }
         };
-        self.add_profile_update(user_id, update.clone());
-        Ok(())
+        self.add_profile_update(user_id, update.clone())
     }
 
     /// Adds `update` for `user_id` after the transaction's earlier ones
     /// (applied together at the commit: each reads the stored profile).
-    pub(super) fn add_profile_update(&mut self, user_id: u32, update: ProfileUpdate) {
+    /// A birthday it sets or removes is what the transaction's later
+    /// events read (birthday rewards).
+    pub(super) fn add_profile_update(&mut self, user_id: u32, update: ProfileUpdate) -> Result<()> {
+        if let Some(birthday) = update.date_change(crate::profiles::BIRTHDAY_ATTRIBUTE) {
+            self.session.set_birthday(user_id, birthday)?;
+        }
         match self.profiles.iter_mut().find(|(id, _)| *id == user_id) {
             Some((_, earlier)) => earlier.then(update),
             None => self.profiles.push((user_id, update)),
         }
+        Ok(())
     }
 }
 

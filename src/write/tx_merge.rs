@@ -216,7 +216,7 @@ impl Core<'_, '_> {
             from_id,
             crate::feed::StageCause::Merge,
         )?;
-        self.add_profile_update(into_id, update);
+        self.add_profile_update(into_id, update)?;
         // ...its name and every earlier alias of it now resolve to `into`...
         let aliases = users::aliases(store, from_id)?;
         for (name, their_merge) in &aliases {

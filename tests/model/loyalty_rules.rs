@@ -1,8 +1,10 @@
 //! The model of every issue-32 loyalty rule at once (shared by
 //! `tests/loyalty_rules_model.rs` and the `loyalty_rules` fuzz target): an
 //! earning rule (a point per currency unit of purchases), a first-order
-//! reward, a campaign reward, a 3-day sign-in streak, and growth value
-//! (net spend, 10 per active day) deciding the tiers.
+//! reward, a campaign reward, a 3-day sign-in streak, a birthday reward
+//! (the 7 days ending on the birthday; ann's and bob's fall in the
+//! generated month, cat has none), and growth value (net spend, 10 per
+//! active day) deciding the tiers.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,12 +13,19 @@ use stickydb::ledger::{
     EarnRule, GrowthRule, GrowthValue, RulePoints, TierBasis, TierLevel, Tiers, CAMPAIGN_KIND,
     FIRST_ORDER_KIND,
 };
-use stickydb::{Db, Event, LedgerSettings, MergeOptions, PropValue, SettingsDocument};
+use stickydb::{
+    AttrValue, Db, Event, LedgerSettings, MergeOptions, ProfileUpdate, PropValue, SettingsDocument,
+};
 
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
 pub const USERS: [&str; 3] = ["ann", "bob", "cat"];
 pub const KINDS: [&str; 4] = ["purchase", "refund", "sign_in", "view"];
+/// Birthdays (month, day) by user: ann's window is 4–10 March, bob's
+/// 25–31 March (partly past the generated days).
+pub const BIRTHDAYS: [(usize, (u32, u32)); 2] = [(0, (3, 10)), (1, (3, 31))];
+/// The birthday rule's window, in days.
+const WINDOW_DAYS: i64 = 7;
 
 fn rule(kind: &str, points: RulePoints) -> EarnRule {
     EarnRule {
@@ -45,6 +54,7 @@ pub fn setup(db: &Db) {
             rule(FIRST_ORDER_KIND, RulePoints::Fixed(500)),
             rule(CAMPAIGN_KIND, RulePoints::Fixed(70)),
             rule("reward:sign_in_streak:3", RulePoints::Fixed(30)),
+            rule("reward:birthday:7", RulePoints::Fixed(200)),
         ],
         tiers,
     ))
@@ -62,6 +72,11 @@ pub fn setup(db: &Db) {
     ]);
     doc.tier_basis = Some(TierBasis::GrowthValue);
     db.apply_settings(&doc).expect("growth");
+    for (user, (month, day)) in BIRTHDAYS {
+        let date = AttrValue::date(1990, month, day).expect("a date");
+        let update = ProfileUpdate::new().set("birthday", date);
+        db.update_profile(USERS[user], &update).expect("birthday");
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +86,9 @@ pub struct Ev {
     pub amount_minor: i64,
     pub campaign: bool,
     pub id: Option<u8>,
+    /// Whether the user had a birthday when the event was recorded (the
+    /// model sets it: a birthday reward does not read older events back).
+    pub known: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +98,6 @@ pub enum Step {
     Erase { user: usize },
 }
 
-#[derive(Default)]
 pub struct Model {
     events: BTreeMap<String, Vec<Ev>>,
     alias: BTreeMap<String, String>,
@@ -89,6 +106,36 @@ pub struct Model {
     /// merged account's when that one holds points (docs/identity.md) —
     /// even the time of an event the merge dropped as a duplicate.
     clock: BTreeMap<String, i64>,
+    /// Birthdays (month, day) by user.
+    birthday: BTreeMap<String, (u32, u32)>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self {
+            events: BTreeMap::new(),
+            alias: BTreeMap::new(),
+            clock: BTreeMap::new(),
+            birthday: BIRTHDAYS
+                .iter()
+                .map(|(u, md)| (USERS[*u].to_owned(), *md))
+                .collect(),
+        }
+    }
+}
+
+/// The year of the birthday (month, day) whose window holds UTC day `day`.
+fn window_year((month, dom): (u32, u32), day: i64) -> Option<i32> {
+    use chrono::{Datelike, NaiveDate};
+    let date = NaiveDate::from_num_days_from_ce_opt(719_163 + day as i32)?;
+    [date.year(), date.year() + 1].into_iter().find(|y| {
+        let b = NaiveDate::from_ymd_opt(*y, month, dom)
+            .or_else(|| NaiveDate::from_ymd_opt(*y, month, dom - 1));
+        b.is_some_and(|b| {
+            let b = i64::from(b.num_days_from_ce() - 719_163);
+            day <= b && b < day + WINDOW_DAYS
+        })
+    })
 }
 
 impl Model {
@@ -99,8 +146,10 @@ impl Model {
             .unwrap_or_else(|| name.to_owned())
     }
 
-    fn record(&mut self, name: &str, ev: Ev) {
-        let evs = self.events.entry(self.resolve(name)).or_default();
+    fn record(&mut self, name: &str, mut ev: Ev) {
+        let user = self.resolve(name);
+        ev.known = self.birthday.contains_key(&user);
+        let evs = self.events.entry(user).or_default();
         if ev.id.is_none() || !evs.iter().any(|e| e.id == ev.id) {
             evs.push(ev);
         }
@@ -111,7 +160,8 @@ impl Model {
     }
 
     /// Points: every purchase's credit, the first order's 500, 70 for the
-    /// campaign, 30 per 3-day block of sign-ins.
+    /// campaign, 30 per 3-day block of sign-ins, 200 per birthday with an
+    /// event in its window recorded while the birthday was known.
     fn balance(&self, user: &str) -> i64 {
         let evs = self.evs(user);
         let purchases = evs.iter().filter(|e| KINDS[e.kind] == "purchase");
@@ -135,7 +185,15 @@ impl Model {
             }
             last = d;
         }
-        credits + first + campaign + streaks
+        let birthdays: BTreeSet<i32> = match self.birthday.get(user) {
+            Some(b) => evs
+                .iter()
+                .filter(|e| e.known)
+                .filter_map(|e| window_year(*b, e.ts_ms.div_euclid(DAY)))
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        credits + first + campaign + streaks + 200 * birthdays.len() as i64
     }
 
     /// Growth value per local day: net spend plus 10 per active day (every
@@ -237,6 +295,10 @@ pub fn run(db: &Db, model: &mut Model, steps: &[Step]) {
                     model.clock.insert(into.clone(), clock);
                 }
                 model.clock.remove(&from);
+                // (a merge fills what the target's profile lacks)
+                if let Some(b) = model.birthday.remove(&from) {
+                    model.birthday.entry(into.clone()).or_insert(b);
+                }
                 for ev in model.events.remove(&from).unwrap_or_default() {
                     model.record(&into, ev);
                 }
@@ -255,6 +317,7 @@ pub fn run(db: &Db, model: &mut Model, steps: &[Step]) {
                 db.erase_user(&user).expect(&context);
                 model.events.remove(&user);
                 model.clock.remove(&user);
+                model.birthday.remove(&user);
                 model.alias.retain(|_, target| *target != user);
             }
         }

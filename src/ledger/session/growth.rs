@@ -16,10 +16,10 @@ impl Session<'_> {
         &mut self,
         user_id: u32,
         e: &super::RewardEvent<'_>,
-        is_activity: bool,
         rules: bool,
     ) -> Result<()> {
         let (kind, ts_ms, amount_minor) = (e.kind, e.ts_ms, e.amount_minor);
+        let is_activity = e.is_activity;
         if rules {
             self.rule_credit(user_id, e.seq, kind, ts_ms, amount_minor)?;
         }

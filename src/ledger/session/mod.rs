@@ -4,6 +4,7 @@
 //! A refused operation therefore changes nothing: the caller drops the
 //! session. Callers hold the stripe locks of every user named.
 
+pub(crate) mod birthday;
 mod expiry;
 mod growth;
 mod ops;
@@ -61,6 +62,9 @@ struct Work {
     /// The sign-in streak state, once read, and whether it changed.
     streak: Option<streak::StreakState>,
     streak_dirty: bool,
+    /// The user's birthday (a date), once read: `Some(None)` when it has
+    /// none.
+    birthday: Option<Option<i32>>,
     caps: BTreeMap<(i32, u16), i64>,
     entries: Vec<LedgerEntry>,
     tier_changes: Vec<(u32, TierChange)>,
@@ -116,6 +120,8 @@ struct Ctx<'a> {
     store: &'a Store,
     settings: &'a LedgerSettings,
     offset_minutes: i32,
+    /// The windows of the birthday rules, in days.
+    birthday_windows: Vec<u32>,
 }
 
 /// The ledger side of one logical write.
@@ -150,6 +156,7 @@ impl<'a> Session<'a> {
                 store,
                 settings,
                 offset_minutes: store.settings().utc_offset_minutes,
+                birthday_windows: birthday::windows(settings),
             },
             users: BTreeMap::new(),
             notices: None,

@@ -275,6 +275,7 @@ impl Ctx<'_> {
             firsts,
             streak: None,
             streak_dirty: false,
+            birthday: None,
             caps: BTreeMap::new(),
             entries: Vec::new(),
             tier_changes: Vec::new(),

@@ -11,6 +11,8 @@
 //! events are read once, and one recorded before the rule existed holds
 //! the reward unpaid.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -51,6 +53,9 @@ pub(crate) struct RewardEvent<'e> {
     pub ts_ms: i64,
     pub amount_minor: Option<i64>,
     pub campaign: Option<&'e str>,
+    /// Whether the kind counts as activity (a birthday reward reads only
+    /// activity).
+    pub is_activity: bool,
 }
 
 /// A [`RewardEvent`] kept until a merge's moved events are all in.
@@ -61,6 +66,7 @@ pub(super) struct Deferred {
     ts_ms: i64,
     amount_minor: Option<i64>,
     campaign: Option<String>,
+    is_activity: bool,
 }
 
 /// The campaign an event names, when a campaign reward can be paid for it.
@@ -88,16 +94,19 @@ pub(crate) fn reward_kinds(settings: &LedgerSettings) -> (bool, bool) {
     (has(FIRST_ORDER_KIND), has(CAMPAIGN_KIND))
 }
 
-/// Whether `settings` hold a once-per-user or streak reward rule.
+/// Whether `settings` hold a once-per-user, streak or birthday reward rule.
 pub(crate) fn has_rewards(settings: &LedgerSettings) -> bool {
-    reward_kinds(settings) != (false, false) || !super::streak::streak_rules(settings).is_empty()
+    reward_kinds(settings) != (false, false)
+        || !super::streak::streak_rules(settings).is_empty()
+        || !super::birthday::windows(settings).is_empty()
 }
 
-fn kind_name(code: u16) -> &'static str {
-    if code == FIRST_ORDER {
-        FIRST_ORDER_KIND
-    } else {
-        CAMPAIGN_KIND
+/// Whether a rule of kind `kind` pays reward `code` held under `campaign`.
+fn pays(code: u16, campaign: &str, kind: &str) -> bool {
+    match code {
+        FIRST_ORDER => kind == FIRST_ORDER_KIND,
+        CAMPAIGN => kind == CAMPAIGN_KIND,
+        _ => super::birthday::pays(kind, campaign),
     }
 }
 
@@ -106,16 +115,17 @@ impl Session<'_> {
     /// for [`Session::settle_rewards`] while a merge defers them).
     pub fn rewards(&mut self, user_id: u32, e: &RewardEvent<'_>) -> Result<()> {
         let (first_order, campaigns) = reward_kinds(self.ctx.settings);
-        let mut wanted: Vec<(u16, &str)> = Vec::new();
+        let mut wanted: Vec<(u16, Cow<'_, str>)> = Vec::new();
         if first_order && e.kind == "purchase" {
-            wanted.push((FIRST_ORDER, ""));
+            wanted.push((FIRST_ORDER, "".into()));
         }
         if let Some(c) = e.campaign.and_then(campaign_of).filter(|_| campaigns) {
-            wanted.push((CAMPAIGN, c));
+            wanted.push((CAMPAIGN, c.into()));
         }
         let streak =
             e.kind == "sign_in" && !super::streak::streak_rules(self.ctx.settings).is_empty();
-        if wanted.is_empty() && !streak {
+        let birthday = e.is_activity && !self.ctx.birthday_windows.is_empty();
+        if wanted.is_empty() && !streak && !birthday {
             return Ok(());
         }
         if let Some(d) = self.deferred.as_mut() {
@@ -126,6 +136,7 @@ impl Session<'_> {
                 ts_ms: e.ts_ms,
                 amount_minor: e.amount_minor,
                 campaign: e.campaign.map(str::to_owned),
+                is_activity: e.is_activity,
             });
             return Ok(());
         }
@@ -133,8 +144,11 @@ impl Session<'_> {
             self.sign_in(user_id, e.seq, e.ts_ms)?;
         }
         self.with(user_id, |ctx, w| {
+            if birthday {
+                wanted.extend(ctx.birthday_keys(w, e)?);
+            }
             for (code, campaign) in wanted {
-                ctx.reward(w, code, campaign, e)?;
+                ctx.reward(w, code, &campaign, e)?;
             }
             Ok(())
         })
@@ -159,6 +173,7 @@ impl Session<'_> {
                 ts_ms: d.ts_ms,
                 amount_minor: d.amount_minor,
                 campaign: d.campaign.as_deref(),
+                is_activity: d.is_activity,
             };
             self.rewards(d.user_id, &e)?;
         }
@@ -171,6 +186,8 @@ impl Ctx<'_> {
         let known = self.holder(w, code, campaign)?;
         let holder = match known.clone() {
             Some(h) => Some(h),
+            // (a birthday's older events did not know it: birthday.rs)
+            None if code == super::birthday::BIRTHDAY => None,
             None => self.older_holder(w, code, campaign, e)?,
         };
         let generation = match holder {
@@ -202,7 +219,7 @@ impl Ctx<'_> {
         };
         let mut paid = Vec::new();
         for (rule, r) in self.settings.rules.iter().enumerate() {
-            if r.kind != kind_name(code) {
+            if !pays(code, campaign, &r.kind) {
                 continue;
             }
             let points = LedgerSettings::rule_points(r, e.amount_minor);
