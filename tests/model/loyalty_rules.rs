@@ -124,17 +124,32 @@ impl Default for Model {
     }
 }
 
-/// The year of the birthday (month, day) whose window holds UTC day `day`.
-fn window_year((month, dom): (u32, u32), day: i64) -> Option<i32> {
-    use chrono::{Datelike, NaiveDate};
-    let date = NaiveDate::from_num_days_from_ce_opt(719_163 + day as i32)?;
-    [date.year(), date.year() + 1].into_iter().find(|y| {
-        let b = NaiveDate::from_ymd_opt(*y, month, dom)
-            .or_else(|| NaiveDate::from_ymd_opt(*y, month, dom - 1));
-        b.is_some_and(|b| {
-            let b = i64::from(b.num_days_from_ce() - 719_163);
-            day <= b && b < day + WINDOW_DAYS
-        })
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm: the
+/// model keeps its own calendar, not the engine's date crate).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The year of the birthday (month, day) whose window holds UTC day `day`:
+/// the birthday falls on one of the window's days from `day` on (29
+/// February on the 28th in common years).
+fn window_year((month, dom): (u32, u32), day: i64) -> Option<i64> {
+    // (the civil year of `day`, found by stepping from an early guess)
+    let mut year = 1970 + day.div_euclid(366);
+    while days_from_civil(year + 1, 1, 1) <= day {
+        year += 1;
+    }
+    [year, year + 1].into_iter().find(|y| {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let dom = if (month, dom) == (2, 29) && !leap { 28 } else { dom };
+        let b = days_from_civil(*y, month, dom);
+        day <= b && b < day + WINDOW_DAYS
     })
 }
 
@@ -185,7 +200,7 @@ impl Model {
             }
             last = d;
         }
-        let birthdays: BTreeSet<i32> = match self.birthday.get(user) {
+        let birthdays: BTreeSet<i64> = match self.birthday.get(user) {
             Some(b) => evs
                 .iter()
                 .filter(|e| e.known)
