@@ -147,7 +147,11 @@ fn window_year((month, dom): (u32, u32), day: i64) -> Option<i64> {
     }
     [year, year + 1].into_iter().find(|y| {
         let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let dom = if (month, dom) == (2, 29) && !leap { 28 } else { dom };
+        let dom = if (month, dom) == (2, 29) && !leap {
+            28
+        } else {
+            dom
+        };
         let b = days_from_civil(*y, month, dom);
         day <= b && b < day + WINDOW_DAYS
     })
