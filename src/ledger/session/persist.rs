@@ -231,35 +231,13 @@ impl Ctx<'_> {
     }
 
     pub(super) fn load(&self, user_id: u32) -> Result<Work> {
-        let mut firsts = BTreeMap::new();
-        let account: Account = if super::rewards::reward_kinds(self.settings).0 {
-            // A purchase reads the first-order reward's holder beside the
-            // account: one batched lookup instead of two.
-            let keys = [
-                lk::account(user_id),
-                lk::first_reward(user_id, super::rewards::FIRST_ORDER, ""),
-            ];
-            let mut values = self.store.get_raw_sorted(Cf::Ledger, &keys)?.into_iter();
-            let account: Option<Account> = values
-                .next()
-                .flatten()
-                .map(|v| crate::store::decode_value(Cf::Ledger, &keys[0], &v))
-                .transpose()?;
-            let holder: Option<super::rewards::Holder> = values
-                .next()
-                .flatten()
-                .map(|v| crate::store::decode_value(Cf::Ledger, &keys[1], &v))
-                .transpose()?;
-            firsts.insert(
-                (super::rewards::FIRST_ORDER, String::new()),
-                (holder, false),
-            );
-            account.unwrap_or_default()
-        } else {
-            self.store
-                .get(Cf::Ledger, &lk::account(user_id))?
-                .unwrap_or_default()
-        };
+        // (a first-order holder is read when a purchase asks for it: a
+        // batched MultiGet of both keys measured slower than two gets once
+        // they sit in table files — docs/performance.md, "Rewards")
+        let account: Account = self
+            .store
+            .get(Cf::Ledger, &lk::account(user_id))?
+            .unwrap_or_default();
         Ok(Work {
             user_id,
             stored_review: account.review_at_ms,
@@ -272,7 +250,7 @@ impl Ctx<'_> {
             moved_txns: BTreeMap::new(),
             growth: BTreeMap::new(),
             growth_values: BTreeMap::new(),
-            firsts,
+            firsts: BTreeMap::new(),
             streak: None,
             streak_dirty: false,
             birthday: None,

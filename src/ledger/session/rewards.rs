@@ -183,6 +183,11 @@ impl Session<'_> {
 
 impl Ctx<'_> {
     fn reward(&self, w: &mut Work, code: u16, campaign: &str, e: &RewardEvent<'_>) -> Result<()> {
+        // (the common case — an older event holds it — clones nothing: it
+        // runs on every purchase of a store with a first-order rule)
+        if self.held_before(w, code, campaign, e)? {
+            return Ok(());
+        }
         let known = self.holder(w, code, campaign)?;
         let holder = match known.clone() {
             Some(h) => Some(h),
@@ -251,6 +256,28 @@ impl Ctx<'_> {
         w.firsts
             .insert((code, campaign.to_owned()), (Some(h), true));
         Ok(())
+    }
+
+    /// Whether a stored (or this session's) holder older than `e` holds
+    /// the reward.
+    fn held_before(
+        &self,
+        w: &mut Work,
+        code: u16,
+        campaign: &str,
+        e: &RewardEvent<'_>,
+    ) -> Result<bool> {
+        let k = (code, campaign.to_owned());
+        if !w.firsts.contains_key(&k) {
+            let h: Option<Holder> = self
+                .store
+                .get(Cf::Ledger, &lk::first_reward(w.user_id, code, campaign))?;
+            w.firsts.insert(k.clone(), (h, false));
+        }
+        Ok(matches!(
+            w.firsts.get(&k),
+            Some((Some(h), _)) if (h.ts_ms, h.seq) <= (e.ts_ms, e.seq)
+        ))
     }
 
     /// The stored (or this session's) holder of a reward.
