@@ -267,29 +267,32 @@ impl Ctx<'_> {
         campaign: &str,
         e: &RewardEvent<'_>,
     ) -> Result<bool> {
-        let k = (code, campaign.to_owned());
-        if !w.firsts.contains_key(&k) {
-            let h: Option<Holder> = self
-                .store
-                .get(Cf::Ledger, &lk::first_reward(w.user_id, code, campaign))?;
-            w.firsts.insert(k.clone(), (h, false));
-        }
         Ok(matches!(
-            w.firsts.get(&k),
-            Some((Some(h), _)) if (h.ts_ms, h.seq) <= (e.ts_ms, e.seq)
+            self.cached_holder(w, code, campaign)?,
+            Some(h) if (h.ts_ms, h.seq) <= (e.ts_ms, e.seq)
         ))
     }
 
     /// The stored (or this session's) holder of a reward.
     fn holder(&self, w: &mut Work, code: u16, campaign: &str) -> Result<Option<Holder>> {
-        let k = (code, campaign.to_owned());
-        if let Some((h, _)) = w.firsts.get(&k) {
-            return Ok(h.clone());
-        }
-        let h: Option<Holder> = self
-            .store
-            .get(Cf::Ledger, &lk::first_reward(w.user_id, code, campaign))?;
-        w.firsts.insert(k, (h.clone(), false));
+        Ok(self.cached_holder(w, code, campaign)?.clone())
+    }
+
+    /// The holder of a reward, read once per session.
+    fn cached_holder<'w>(
+        &self,
+        w: &'w mut Work,
+        code: u16,
+        campaign: &str,
+    ) -> Result<&'w Option<Holder>> {
+        let user_id = w.user_id;
+        let (h, _) = match w.firsts.entry((code, campaign.to_owned())) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let key = lk::first_reward(user_id, code, campaign);
+                v.insert((self.store.get(Cf::Ledger, &key)?, false))
+            }
+        };
         Ok(h)
     }
 
