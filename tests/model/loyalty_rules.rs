@@ -13,9 +13,11 @@ use stickydb::ledger::{
     EarnRule, GrowthRule, GrowthValue, RulePoints, TierBasis, TierLevel, Tiers, CAMPAIGN_KIND,
     FIRST_ORDER_KIND,
 };
-use stickydb::{
-    AttrValue, Db, Event, LedgerSettings, MergeOptions, ProfileUpdate, PropValue, SettingsDocument,
-};
+use stickydb::{AttrValue, Db, Event, LedgerSettings, ProfileUpdate, PropValue, SettingsDocument};
+
+#[path = "names.rs"]
+mod names;
+use names::{EventId, Names};
 
 pub const T0: i64 = 1_709_251_200_000;
 pub const DAY: i64 = 86_400_000;
@@ -91,6 +93,12 @@ pub struct Ev {
     pub known: bool,
 }
 
+impl EventId for Ev {
+    fn event_id(&self) -> Option<String> {
+        self.id.map(|i| format!("e{i}"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Step {
     Record { user: usize, ev: Ev },
@@ -99,8 +107,7 @@ pub enum Step {
 }
 
 pub struct Model {
-    events: BTreeMap<String, Vec<Ev>>,
-    alias: BTreeMap<String, String>,
+    names: Names<Ev>,
     /// The latest time each account has seen, where a merge moved it past
     /// the user's own events: a merge moves the target's clock to the
     /// merged account's when that one holds points (docs/identity.md) —
@@ -113,8 +120,7 @@ pub struct Model {
 impl Default for Model {
     fn default() -> Self {
         Self {
-            events: BTreeMap::new(),
-            alias: BTreeMap::new(),
+            names: Names::default(),
             clock: BTreeMap::new(),
             birthday: BIRTHDAYS
                 .iter()
@@ -159,23 +165,20 @@ fn window_year((month, dom): (u32, u32), day: i64) -> Option<i64> {
 
 impl Model {
     fn resolve(&self, name: &str) -> String {
-        self.alias
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
+        self.names.resolve(name)
     }
 
     fn record(&mut self, name: &str, mut ev: Ev) {
-        let user = self.resolve(name);
-        ev.known = self.birthday.contains_key(&user);
-        let evs = self.events.entry(user).or_default();
-        if ev.id.is_none() || !evs.iter().any(|e| e.id == ev.id) {
-            evs.push(ev);
-        }
+        ev.known = self.birthday.contains_key(&self.resolve(name));
+        self.names.record(name, ev);
     }
 
     fn evs(&self, user: &str) -> &[Ev] {
-        self.events.get(user).map(Vec::as_slice).unwrap_or_default()
+        self.names
+            .events
+            .get(user)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Points: every purchase's credit, the first order's 500, 70 for the
@@ -292,7 +295,6 @@ fn check(db: &Db, model: &Model, context: &str) {
 }
 
 pub fn run(db: &Db, model: &mut Model, steps: &[Step]) {
-    let mut merges = 0;
     for (i, s) in steps.iter().enumerate() {
         let context = format!("step {i} {s:?}");
         match s {
@@ -302,42 +304,31 @@ pub fn run(db: &Db, model: &mut Model, steps: &[Step]) {
             }
             Step::Merge { from, into } => {
                 let (from, into) = (model.resolve(USERS[*from]), model.resolve(USERS[*into]));
-                if from == into || !model.events.contains_key(&from) {
+                if from == into || !model.names.events.contains_key(&from) {
                     continue;
                 }
-                merges += 1;
-                db.merge(&from, &into, &format!("m{merges}"), MergeOptions::forced())
-                    .expect(&context);
                 if model.balance(&from) > 0 {
                     let moved = model.clock(&from).into_iter().chain(model.clock(&into));
                     let clock = moved.max().unwrap_or(i64::MIN);
                     model.clock.insert(into.clone(), clock);
                 }
                 model.clock.remove(&from);
-                // (a merge fills what the target's profile lacks)
+                // (a merge fills what the target's profile lacks, and the
+                // moved events are recorded again under that birthday)
                 if let Some(b) = model.birthday.remove(&from) {
                     model.birthday.entry(into.clone()).or_insert(b);
                 }
-                for ev in model.events.remove(&from).unwrap_or_default() {
-                    model.record(&into, ev);
+                let known = model.birthday.contains_key(&into);
+                for ev in model.names.events.get_mut(&from).into_iter().flatten() {
+                    ev.known = known;
                 }
-                for target in model.alias.values_mut() {
-                    if *target == from {
-                        *target = into.clone();
-                    }
-                }
-                model.alias.insert(from, into);
+                model.names.merge(db, &from, &into);
             }
             Step::Erase { user } => {
-                let user = model.resolve(USERS[*user]);
-                if !model.events.contains_key(&user) {
-                    continue;
+                if let Some(user) = model.names.erase(db, USERS[*user]) {
+                    model.clock.remove(&user);
+                    model.birthday.remove(&user);
                 }
-                db.erase_user(&user).expect(&context);
-                model.events.remove(&user);
-                model.clock.remove(&user);
-                model.birthday.remove(&user);
-                model.alias.retain(|_, target| *target != user);
             }
         }
         check(db, model, &context);
