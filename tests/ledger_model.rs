@@ -7,7 +7,12 @@
 //! daily cap, both with expiring credits), duplicate deliveries that earn
 //! nothing, and days passing so caps restart and rule credits expire; tiers
 //! over a 2-day window (upgrades on earning, downgrades when growth leaves
-//! the window, at reviews run before a later write or by an expiry run).
+//! the window, at reviews run before a later write or by an expiry run);
+//! identity merges of one account into another (lots, holds, rule credits
+//! and transaction records move as docs/identity.md#ledger says; the same
+//! event delivered under both ids counts once, and so does its credit; a
+//! transaction id both used refuses the merge), after which every name,
+//! merged or not, answers with the account it resolves to.
 //! Every account's tier, tier history, next review, clock and entry count
 //! must equal the model's too.
 //! After every step the outcome (or the exact error), the account, every lot
@@ -21,9 +26,9 @@ mod model;
 use model::{compare, db_res, Account};
 use proptest::prelude::*;
 use stickydb::ledger::{ExpireReport, LedgerSettings, TierLevel, Tiers};
-use stickydb::{Event, PointsOp, RecordOutcome};
+use stickydb::{Error, Event, MergeError, MergeOptions, PointsOp, RecordOutcome};
 
-const USERS: [&str; 2] = ["ann", "bob"];
+const USERS: [&str; 3] = ["ann", "bob", "cat"];
 const T0: i64 = common::T0;
 
 #[derive(Debug, Clone)]
@@ -81,6 +86,23 @@ enum Step {
         dup: bool,
     },
     NextDay,
+    /// `other`'s last event delivered under `user`'s name too (the same
+    /// event reaching both ids, as a merge later finds it).
+    Echo {
+        user: usize,
+        other: usize,
+    },
+    /// `from` merged into `into` (forced: both are members).
+    Merge {
+        from: usize,
+        into: usize,
+    },
+    /// An earn under a transaction id another user used: a merge of the two
+    /// is refused.
+    Borrow {
+        user: usize,
+        pick: usize,
+    },
 }
 
 /// Tiers over a 2-day window, so growth leaves it within a run (days pass
@@ -135,6 +157,9 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (user.clone(), 0..3usize, 1..500i64, late(), prop::bool::weighted(0.2))
             .prop_map(|(user, kind, amount, late, dup)| Step::Event { user, kind, amount, late, dup }),
         1 => Just(Step::NextDay),
+        2 => (user.clone(), user.clone()).prop_map(|(user, other)| Step::Echo { user, other }),
+        2 => (user.clone(), user.clone()).prop_map(|(from, into)| Step::Merge { from, into }),
+        1 => (user.clone(), any::<usize>()).prop_map(|(user, pick)| Step::Borrow { user, pick }),
     ]
 }
 
@@ -154,6 +179,9 @@ fn run(steps: Vec<Step>) {
         USERS.len()
     ];
     let mut last_event: Vec<Option<Event>> = vec![None; USERS.len()];
+    // each name's merge target, once merged (chains re-pointed at each merge)
+    let mut alias: Vec<Option<usize>> = vec![None; USERS.len()];
+    let mut merges = 0u32;
     // (user, txn, at, op) of every call that succeeded, for retries.
     let mut done: Vec<(usize, String, i64, PointsOp)> = Vec::new();
     let mut clock = T0;
@@ -193,21 +221,31 @@ fn run(steps: Vec<Step>) {
                         e
                     }
                 };
-                let out = db.record(&e).unwrap();
-                if dup && last_event[user].is_some() {
-                    assert_eq!(out, RecordOutcome::Duplicate, "a re-delivery earns nothing");
-                } else {
-                    assert!(
-                        matches!(out, RecordOutcome::Recorded { seq, .. } if seq == model[user].events),
-                        "{out:?}"
-                    );
-                    model[user].event(
-                        &common::sample_earn_rules(),
-                        e.kind.as_str(),
-                        e.ts_ms,
-                        e.amount_minor,
-                    );
+                deliver(&db, &mut model[canon(&alias, user)], &e);
+                last_event[user] = Some(e);
+            }
+            Step::Echo { user, other } => {
+                if let Some(mut e) = last_event[other].clone() {
+                    e.user = USERS[user].into();
+                    deliver(&db, &mut model[canon(&alias, user)], &e);
                     last_event[user] = Some(e);
+                }
+            }
+            Step::Merge { from, into } => {
+                merges += 1;
+                merge(&db, &mut model, &mut alias, (from, into), merges);
+            }
+            Step::Borrow { user, pick: p } => {
+                let (u, c) = (user, canon(&alias, user));
+                let theirs: Vec<&(usize, String, i64, PointsOp)> =
+                    done.iter().filter(|d| canon(&alias, d.0) != c).collect();
+                if let Some((_, t, _, _)) = pick(&theirs, p) {
+                    let op = PointsOp::Earn {
+                        points: 5,
+                        expires_at_ms: None,
+                        reason: "borrowed id".into(),
+                    };
+                    call = Some((u, t.clone(), clock, op));
                 }
             }
             Step::Expire { ahead } => {
@@ -277,7 +315,7 @@ fn run(steps: Vec<Step>) {
                 pick: p,
                 late,
             } => {
-                let holds = txns_of(&model[user], p % 3 != 0);
+                let holds = txns_of(&model[canon(&alias, user)], p % 3 != 0);
                 let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
                 call = Some((
                     user,
@@ -287,7 +325,7 @@ fn run(steps: Vec<Step>) {
                 ));
             }
             Step::Release { user, pick: p } => {
-                let holds = txns_of(&model[user], p % 3 != 0);
+                let holds = txns_of(&model[canon(&alias, user)], p % 3 != 0);
                 let hold_txn = pick(&holds, p / 3).unwrap_or_else(|| "nope".into());
                 call = Some((user, fresh(&mut n), clock, PointsOp::Release { hold_txn }));
             }
@@ -299,7 +337,8 @@ fn run(steps: Vec<Step>) {
                 call = Some((user, fresh(&mut n), clock, op));
             }
             Step::Reverse { user, pick: p } => {
-                let txn = pick(&txns_of(&model[user], false), p).unwrap_or_else(|| "nope".into());
+                let txn = pick(&txns_of(&model[canon(&alias, user)], false), p)
+                    .unwrap_or_else(|| "nope".into());
                 call = Some((user, fresh(&mut n), clock, PointsOp::Reverse { txn }));
             }
             Step::Retry { pick: p } => {
@@ -319,11 +358,11 @@ fn run(steps: Vec<Step>) {
             }
         }
         let Some((user, txn, at, op)) = call else {
-            compare(&db, USERS.iter().copied().zip(model.iter()));
+            compare_all(&db, &model, &alias);
             continue;
         };
         let before = db.raw_dump().unwrap();
-        let want = model[user].apply(&txn, at, &op);
+        let want = model[canon(&alias, user)].apply(&txn, at, &op);
         let got = db_res(db.points(USERS[user], &txn, at, &op));
         assert_eq!(got, want, "{} {txn} at +{} {op:?}", USERS[user], at - T0);
         match &got {
@@ -331,9 +370,86 @@ fn run(steps: Vec<Step>) {
             // refused or replayed: not one byte changed
             _ => assert_eq!(before, db.raw_dump().unwrap(), "{txn} changed the store"),
         }
-        compare(&db, USERS.iter().copied().zip(model.iter()));
+        compare_all(&db, &model, &alias);
     }
     common::assert_clean(&db);
+}
+
+/// The account a name resolves to.
+fn canon(alias: &[Option<usize>], u: usize) -> usize {
+    alias[u].unwrap_or(u)
+}
+
+/// Every name against the account it resolves to.
+fn compare_all(db: &stickydb::Db, model: &[Account], alias: &[Option<usize>]) {
+    compare(
+        db,
+        (0..USERS.len()).map(|v| (USERS[v], &model[canon(alias, v)])),
+    );
+}
+
+/// Records `e`; the user `m` models earns by the rules unless it has the
+/// event already (a duplicate earns nothing).
+fn deliver(db: &stickydb::Db, m: &mut Account, e: &Event) {
+    let out = db.record(e).unwrap();
+    let id = e.event_id.as_deref().expect("every event here has an id");
+    if m.has_event(id) {
+        assert_eq!(out, RecordOutcome::Duplicate, "a re-delivery earns nothing");
+        return;
+    }
+    assert!(
+        matches!(out, RecordOutcome::Recorded { seq, .. } if seq == m.events),
+        "{out:?}"
+    );
+    m.event(
+        &common::sample_earn_rules(),
+        id,
+        e.kind.as_str(),
+        e.ts_ms,
+        e.amount_minor,
+    );
+}
+
+/// Merges `from` into `into` when both are users of their own and not one
+/// already; a transaction id both used must refuse it, writing nothing.
+fn merge(
+    db: &stickydb::Db,
+    model: &mut [Account],
+    alias: &mut [Option<usize>],
+    (from, into): (usize, usize),
+    n: u32,
+) {
+    let (cf, ci) = (canon(alias, from), canon(alias, into));
+    if alias[from].is_some() || cf == ci || !model[cf].exists || !model[ci].exists {
+        return; // (those refusals are tests/identity_rules.rs's)
+    }
+    let id = format!("m{n}");
+    let before = db.raw_dump().unwrap();
+    let got = db.merge(USERS[from], USERS[into], &id, MergeOptions::forced());
+    if model[ci].clashes(&model[cf]) {
+        assert!(
+            matches!(got, Err(Error::Merge(MergeError::TxnClash { .. }))),
+            "{got:?}"
+        );
+        assert_eq!(before, db.raw_dump().unwrap(), "a refused merge wrote");
+        return;
+    }
+    let out = got.unwrap();
+    assert_eq!(out.into, USERS[ci]);
+    let leaving = std::mem::replace(
+        &mut model[cf],
+        Account {
+            tiers: tiers(),
+            ..Account::default()
+        },
+    );
+    model[ci].merge_from(&leaving, &format!("merge {id}: from {}", USERS[from]));
+    for a in alias.iter_mut() {
+        if *a == Some(cf) {
+            *a = Some(ci);
+        }
+    }
+    alias[cf] = Some(ci);
 }
 
 proptest! {

@@ -1,11 +1,12 @@
 //! An in-memory model of the loyalty ledger as docs/ledger.md states it
 //! (lots drawn soonest-expiring first, expiry, holds and their timeouts,
-//! replays and conflicts, adjustments, reversals), written independently of
-//! the engine, and the comparison of one account with the store. Shared by
-//! `tests/ledger_model.rs` and the `engine_model` fuzz target.
+//! replays and conflicts, adjustments, reversals, and an identity merge's
+//! transfer as docs/identity.md#ledger states it), written independently
+//! of the engine, and the comparison of one account with the store. Shared
+//! by `tests/ledger_model.rs` and the `engine_model` fuzz target.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use stickydb::ledger::{EarnRule, ExpireReport, Hold, Lot, LotDraw, RulePoints, TierChange, Tiers};
 use stickydb::{Db, Error, LedgerError, PointsOp, PointsOutcome};
@@ -48,6 +49,13 @@ pub struct Account {
     pub clock: i64,
     /// Set by an operation that changed the growth value.
     pub growth_changed: bool,
+    /// The user's events: (instant, sequence number) → event id, in the
+    /// timeline's order.
+    pub timeline: BTreeMap<(i64, u32), String>,
+    /// Caller transactions a merge moved in: they only replay.
+    pub moved: BTreeSet<String>,
+    /// Lots a merge moved in (reversing their credit leaves growth alone).
+    pub transferred: BTreeSet<u32>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -198,6 +206,13 @@ impl Account {
                 txn_id: hold_txn.into(),
             }));
         };
+        if self.moved.contains(hold_txn) {
+            // closed when it moved (open ones were re-created under their
+            // own records)
+            return Err(ledger_err(LedgerError::HoldNotOpen {
+                txn_id: hold_txn.into(),
+            }));
+        }
         if !matches!(op, PointsOp::Hold { .. }) {
             return Err(ledger_err(LedgerError::NotAHold {
                 txn_id: hold_txn.into(),
@@ -298,9 +313,17 @@ impl Account {
     /// matching rule credits its points, capped per rule and local day, as
     /// an earn with the transaction id `event:<seq>:<rule>` (docs/ledger.md,
     /// "Earning rules").
-    pub fn event(&mut self, rules: &[EarnRule], kind: &str, at: i64, amount: Option<i64>) {
+    pub fn event(
+        &mut self,
+        rules: &[EarnRule],
+        id: &str,
+        kind: &str,
+        at: i64,
+        amount: Option<i64>,
+    ) {
         let seq = self.events;
         self.events += 1;
+        self.timeline.insert((at, seq), id.to_owned());
         self.exists = true;
         let day = at.div_euclid(DAY_MS);
         for (i, r) in rules.iter().enumerate() {
@@ -418,6 +441,12 @@ impl Account {
                         txn_id: target.clone(),
                     }));
                 };
+                if self.moved.contains(target) {
+                    return Err(ledger_err(LedgerError::NotReversible {
+                        txn_id: target.clone(),
+                        op: "operation moved in by a merge",
+                    }));
+                }
                 if !matches!(
                     top,
                     PointsOp::Earn { .. } | PointsOp::Redeem { .. } | PointsOp::Capture { .. }
@@ -434,12 +463,15 @@ impl Account {
                     }));
                 }
                 let out = if let PointsOp::Earn { points, .. } = top {
-                    // the whole earn leaves the growth of its own day
-                    *self
-                        .growth
-                        .entry(tout.at_ms.div_euclid(DAY_MS))
-                        .or_default() -= points;
-                    self.growth_changed = true;
+                    // the whole earn leaves the growth of its own day (a
+                    // moved credit never counted here)
+                    if !self.transferred.contains(&tout.entry_seq) {
+                        *self
+                            .growth
+                            .entry(tout.at_ms.div_euclid(DAY_MS))
+                            .or_default() -= points;
+                        self.growth_changed = true;
+                    }
                     let lot = self.lots.get(&tout.entry_seq).unwrap().clone();
                     let left = lot.remaining;
                     let seq = self.post(-left, 0);
@@ -488,6 +520,162 @@ impl Account {
         out.shortfall = shortfall;
         out.expired = expired;
         Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------- the merge
+
+/// `event:<seq>:<rule>`: rule `rule`'s credit for event `seq`.
+fn rule_credit(txn: &str) -> Option<(u32, u16)> {
+    let (seq, rule) = txn.strip_prefix("event:")?.split_once(':')?;
+    Some((seq.parse().ok()?, rule.parse().ok()?))
+}
+
+impl Account {
+    /// Whether the user has an event with this id.
+    pub fn has_event(&self, id: &str) -> bool {
+        self.timeline.values().any(|x| x == id)
+    }
+
+    /// Whether merging `from` into this account must be refused: a caller
+    /// transaction id both used (`MergeError::TxnClash`).
+    pub fn clashes(&self, from: &Account) -> bool {
+        from.txns
+            .keys()
+            .any(|t| rule_credit(t).is_none() && self.txns.contains_key(t))
+    }
+
+    /// `from` merged into this account (docs/identity.md#ledger): its
+    /// events are recorded again here, newest first (a duplicate by id
+    /// is dropped; rules do not credit them again); each open lot moves as
+    /// a `Transfer` at its earn time, a rule credit becoming the credit of
+    /// the moved event (the credit of a dropped duplicate stays behind,
+    /// unless a hold reserves some of it); open holds are re-created on the
+    /// moved lots; every other caller transaction only replays here; the
+    /// clock moves to the later of the two, running the reviews due.
+    /// The caller checked [`Account::clashes`].
+    pub fn merge_from(&mut self, from: &Account, reason: &str) {
+        let mut renumbered: BTreeMap<u32, u32> = BTreeMap::new();
+        // (the timeline lists the newest first: instant, then arrival, descending)
+        for (&(ts, old), id) in from.timeline.iter().rev() {
+            if self.has_event(id) {
+                continue;
+            }
+            let seq = self.events;
+            self.events += 1;
+            self.timeline.insert((ts, seq), id.clone());
+            renumbered.insert(old, seq);
+        }
+        self.exists = true;
+        let open: Vec<&Lot> = from
+            .lots
+            .values()
+            .filter(|l| l.remaining + l.held > 0)
+            .collect();
+        let caller: Vec<(&String, &(PointsOp, PointsOutcome))> = from
+            .txns
+            .iter()
+            .filter(|(t, _)| rule_credit(t).is_none())
+            .collect();
+        if open.is_empty() && caller.is_empty() {
+            return;
+        }
+        let t = self.clock.max(from.clock);
+        self.catch_up(t);
+        let lot_ids = self.move_lots(from, &open, &renumbered, reason);
+        for h in from.holds.values() {
+            self.move_hold(from, h, &lot_ids);
+        }
+        for (txn, rec) in caller {
+            if !from.holds.values().any(|h| &h.txn == txn) {
+                self.txns.insert(txn.clone(), rec.clone());
+                self.moved.insert(txn.clone());
+            }
+        }
+        self.clock = t;
+    }
+
+    /// The `Transfer` entries of a merge; returns old lot id → new lot id.
+    fn move_lots(
+        &mut self,
+        from: &Account,
+        open: &[&Lot],
+        renumbered: &BTreeMap<u32, u32>,
+        reason: &str,
+    ) -> BTreeMap<u32, u32> {
+        // lot id → (event sequence number, rule) of the rule credit it is
+        let credited: BTreeMap<u32, (u32, u16)> = from
+            .txns
+            .iter()
+            .filter_map(|(t, (_, out))| Some((out.entry_seq, rule_credit(t)?)))
+            .collect();
+        let mut lot_ids = BTreeMap::new();
+        for lot in open {
+            let points = lot.remaining + lot.held;
+            let credit = match credited.get(&lot.id) {
+                Some((event, rule)) => match renumbered.get(event) {
+                    Some(seq) => Some(format!("event:{seq}:{rule}")),
+                    None if lot.held == 0 => continue,
+                    None => None,
+                },
+                None => None,
+            };
+            let seq = self.post(points, 0);
+            self.new_lot(seq, lot.earned_at_ms, points, lot.expires_at_ms);
+            self.transferred.insert(seq);
+            lot_ids.insert(lot.id, seq);
+            if let Some(txn) = credit {
+                let mut out = PointsOutcome::default();
+                out.txn_id = txn.clone();
+                out.entry_seq = seq;
+                out.at_ms = lot.earned_at_ms;
+                out.amount = points;
+                out.balance = self.balance;
+                out.available = self.balance - self.held;
+                out.lots = vec![LotDraw { lot: seq, points }];
+                let op = PointsOp::Earn {
+                    points,
+                    expires_at_ms: lot.expires_at_ms,
+                    reason: reason.to_owned(),
+                };
+                self.txns.insert(txn, (op, out));
+            }
+        }
+        lot_ids
+    }
+
+    /// An open hold of a merged account, re-created on the moved lots under
+    /// its own transaction id, deadline and time.
+    fn move_hold(&mut self, from: &Account, h: &MHold, lot_ids: &BTreeMap<u32, u32>) {
+        let draws: Vec<(u32, i64)> = h.draws.iter().map(|(l, x)| (lot_ids[l], *x)).collect();
+        let (op, was) = from.txns[&h.txn].clone();
+        let seq = self.post(0, h.points);
+        for (l, x) in &draws {
+            let lot = self.lots.get_mut(l).unwrap();
+            lot.remaining -= x;
+            lot.held += x;
+        }
+        self.holds.insert(
+            seq,
+            MHold {
+                seq,
+                txn: h.txn.clone(),
+                points: h.points,
+                draws: draws.clone(),
+                deadline: h.deadline,
+            },
+        );
+        let mut out = PointsOutcome::default();
+        out.txn_id = h.txn.clone();
+        out.entry_seq = seq;
+        out.at_ms = was.at_ms;
+        out.balance = self.balance;
+        out.available = self.balance - self.held;
+        out.lots = draws
+            .into_iter()
+            .map(|(lot, points)| LotDraw { lot, points })
+            .collect();
+        self.txns.insert(h.txn.clone(), (op, out));
     }
 }
 
