@@ -11,7 +11,10 @@
 //! against the model of docs/coupons.md (`tests/model/coupons.rs`, shared
 //! with `tests/coupons_model.rs`: issues with stock and per-user limits,
 //! holds, redeems, releases, reversals, retries, expiry and hold timeouts
-//! by the expiry runs, erasure);
+//! by the expiry runs, erasure); merges of users holding points and
+//! coupons (lots, holds and transaction records move as the ledger model's
+//! `merge_from` says, coupons as the coupon model's; a transaction id both
+//! users used — `Borrow` makes them — refuses the merge, writing nothing);
 //! `advance` as the expiry clock
 //! (a re-run writes nothing); and that `verify` (every aggregate, every
 //! ledger invariant, every stage mark and due key) stays clean.
@@ -168,6 +171,13 @@ enum Op {
         pick: u8,
         what: u8,
         order: u8,
+    },
+    /// A call under a transaction id another user used (points: an earn;
+    /// coupons: an issue), so that merges can clash.
+    Borrow {
+        user: u8,
+        pick: u8,
+        coupon: bool,
     },
     Reopen,
 }
@@ -445,23 +455,19 @@ fuzz_target!(|ops: Vec<Op>| {
                 let f = usize::from(from) % USERS.len();
                 let i = (f + 1 + usize::from(into) % (USERS.len() - 1)) % USERS.len();
                 let (cf, ci) = (canon(f), canon(i));
-                // A merge moves a ledger (tests/identity_rules.rs holds that
-                // against worked cases); the ledger model has no transfer, so
-                // the fuzzer merges only ids without points.
-                // Coupons likewise (tests/coupons_model.rs merges them).
-                let holds_coupons = coupons
-                    .users
-                    .get(USERS[cf])
-                    .is_some_and(|c| !c.coupons.is_empty() || !c.txns.is_empty());
-                if alias[f].is_none() && (accounts[cf].next_seq > 0 || holds_coupons) {
-                    continue;
-                }
+                let clash =
+                    accounts[ci].clashes(&accounts[cf]) || coupons.clashes(USERS[cf], USERS[ci]);
                 merges += 1;
                 let id = format!("m{merges}");
                 let exists = |v: usize| db.user_id(USERS[v]).expect("read").is_some();
                 let anonymous = |v: usize| USERS[v].starts_with("anon-");
                 let before = db.raw_dump().expect("dump");
-                let got = db.merge(USERS[f], USERS[i], &id, MergeOptions::default().force(force));
+                let got = db.merge(
+                    USERS[f],
+                    USERS[i],
+                    &id,
+                    MergeOptions::default().force(force),
+                );
                 let refused = match &got {
                     Err(Error::Merge(MergeError::SelfMerge { .. })) => f == i,
                     Err(Error::UnknownUser { user }) => {
@@ -472,13 +478,14 @@ fuzz_target!(|ops: Vec<Op>| {
                     Err(Error::Merge(MergeError::BothIdentified { .. })) => {
                         !force && !anonymous(f) && !anonymous(ci)
                     }
+                    Err(Error::Merge(MergeError::TxnClash { .. })) => clash,
                     Err(e) => panic!("merge {} into {}: {e}", USERS[f], USERS[i]),
                     Ok(_) => false,
                 };
                 if let Ok(out) = &got {
                     // every condition for a refusal was false
                     assert!(f != i && alias[f].is_none() && cf != ci && exists(f) && exists(i));
-                    assert!(force || anonymous(f) || anonymous(ci));
+                    assert!((force || anonymous(f) || anonymous(ci)) && !clash);
                     assert_eq!(out.into, USERS[ci]);
                     let (from_name, into_name) = (USERS[cf].to_owned(), USERS[ci].to_owned());
                     let mut moved = 0u64;
@@ -500,7 +507,9 @@ fuzz_target!(|ops: Vec<Op>| {
                     for t in moved_tags {
                         tags.insert((into_name.clone(), t));
                     }
-                    accounts[cf] = Account::default();
+                    let leaving = std::mem::take(&mut accounts[cf]);
+                    let reason = format!("merge {id}: from {}", USERS[f]);
+                    accounts[ci].merge_from(&leaving, &reason);
                     // (a merge into a name nobody used yet creates it: the
                     // identify-first rule, tests/identify_first.rs)
                     sync_exists(&db, &mut accounts, ci);
@@ -514,7 +523,12 @@ fuzz_target!(|ops: Vec<Op>| {
                     // the same merge again is answered, writing nothing
                     let again_before = db.raw_dump().expect("dump");
                     let again = db
-                        .merge(USERS[f], USERS[i], &id, MergeOptions::default().force(force))
+                        .merge(
+                            USERS[f],
+                            USERS[i],
+                            &id,
+                            MergeOptions::default().force(force),
+                        )
                         .expect("replay");
                     assert!(again.replayed && again.events_moved == out.events_moved);
                     assert_eq!(again_before, db.raw_dump().expect("dump"), "a replay wrote");
@@ -530,7 +544,12 @@ fuzz_target!(|ops: Vec<Op>| {
             } => {
                 let t = ["C1", "C2"][usize::from(template % 2)];
                 let op = CouponOp::Issue { template: t.into() };
-                coupon_call = Some((usize::from(user) % USERS.len(), fresh(), clock - late(l), op));
+                coupon_call = Some((
+                    usize::from(user) % USERS.len(),
+                    fresh(),
+                    clock - late(l),
+                    op,
+                ));
             }
             Op::CouponUse {
                 user,
@@ -559,9 +578,39 @@ fuzz_target!(|ops: Vec<Op>| {
                     None => pick(&coupon_done, p).map(|(u, t, at, op)| (u, t, at.max(clock), op)),
                 };
             }
+            Op::Borrow {
+                user,
+                pick: p,
+                coupon,
+            } => {
+                let u = usize::from(user) % USERS.len();
+                if coupon {
+                    let theirs: Vec<_> = coupon_done
+                        .iter()
+                        .filter(|d| canon(d.0) != canon(u))
+                        .collect();
+                    if let Some((_, t, _, _)) = pick(&theirs, p) {
+                        let op = CouponOp::Issue {
+                            template: "C2".into(),
+                        };
+                        coupon_call = Some((u, t.clone(), clock, op));
+                    }
+                } else {
+                    let theirs: Vec<_> = done.iter().filter(|d| canon(d.0) != canon(u)).collect();
+                    if let Some((_, t, _, _)) = pick(&theirs, p) {
+                        let op = PointsOp::Earn {
+                            points: 5,
+                            expires_at_ms: None,
+                            reason: "borrowed id".into(),
+                        };
+                        call = Some((u, t.clone(), clock, op));
+                    }
+                }
+            }
             Op::Reopen => {
                 drop(db);
-                db = Db::open(dir.path(), Options::default().create_if_missing(true)).expect("reopen");
+                db = Db::open(dir.path(), Options::default().create_if_missing(true))
+                    .expect("reopen");
             }
         }
         if let Some((named, txn, at, op)) = call {
@@ -600,7 +649,11 @@ fuzz_target!(|ops: Vec<Op>| {
             assert_eq!(got, want, "{} {txn} at +{} {op:?}", USERS[named], at - T0);
             match &got {
                 Ok(o) if !o.replayed => coupon_done.push((named, txn, at, op)),
-                _ => assert_eq!(before, db.raw_dump().expect("dump"), "{txn} changed the store"),
+                _ => assert_eq!(
+                    before,
+                    db.raw_dump().expect("dump"),
+                    "{txn} changed the store"
+                ),
             }
             sync_exists(&db, &mut accounts, alias[named].unwrap_or(named));
         }
@@ -639,7 +692,9 @@ fuzz_target!(|ops: Vec<Op>| {
     for e in db.feed(0, 100_000).expect("feed") {
         if let stickydb::Change::Tag { tag, state, .. } = e.record.change {
             let entered = state == stickydb::feed::TagState::Entered;
-            let was = held.insert((e.record.user_id, tag), entered).unwrap_or(false);
+            let was = held
+                .insert((e.record.user_id, tag), entered)
+                .unwrap_or(false);
             assert_ne!(was, entered, "a rule tag {state:?} twice in a row");
         }
     }
@@ -655,9 +710,21 @@ fn define_features(db: &Db) -> Result<u64, Error> {
     let defs = [
         Definition::new("views_1h", ["view"], F::Count, hour),
         Definition::new("spend_day", ["purchase"], F::Sum, Window::Day).with_field("amount"),
-        Definition::new("last_seen", ["view", "purchase", "sign_in"], F::LastAt, Window::Lifetime),
-        Definition::new("views_last3", ["view"], F::Count, Window::LastEvents { n: 3 }),
-        Definition::new("variants", ["exposure"], F::TopK, hour).with_key("variant").with_k(2),
+        Definition::new(
+            "last_seen",
+            ["view", "purchase", "sign_in"],
+            F::LastAt,
+            Window::Lifetime,
+        ),
+        Definition::new(
+            "views_last3",
+            ["view"],
+            F::Count,
+            Window::LastEvents { n: 3 },
+        ),
+        Definition::new("variants", ["exposure"], F::TopK, hour)
+            .with_key("variant")
+            .with_k(2),
     ];
     let rules = [
         TagRule::new("busy", "views_1h >= 2"),

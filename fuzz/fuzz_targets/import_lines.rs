@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         .path()
         .join(if mode & 1 == 0 { "in.jsonl" } else { "in.csv" });
     std::fs::write(&file, body).expect("write input");
-    let db = Db::open(dir.path().join("store"), Options::default().create_if_missing(true)).expect("open");
+    let db = Db::open(
+        dir.path().join("store"),
+        Options::default().create_if_missing(true),
+    )
+    .expect("open");
     db.record(&Event::new("seed", "view", T0)).expect("seed");
     let before = db.raw_dump().expect("dump");
 

@@ -364,17 +364,23 @@ impl Model {
         self.aliases.insert(from.to_owned(), into.to_owned());
     }
 
+    /// Whether a coupon transaction id both users (as the names resolve)
+    /// used: the store refuses their merge (`MergeError::TxnClash`).
+    pub fn clashes(&self, from: &str, into: &str) -> bool {
+        let (f, i) = (self.resolve(from), self.resolve(into));
+        match (self.users.get(&f), self.users.get(&i)) {
+            (Some(f), Some(i)) => f.txns.keys().any(|t| i.txns.contains_key(t)),
+            _ => false,
+        }
+    }
+
     /// A merge of `from` into `into`; `Err` when the store must refuse it.
     pub fn merge(&mut self, from: &str, into: &str) -> Result<(), ()> {
         let (f, i) = (self.resolve(from), self.resolve(into));
         if f == i || !self.users.contains_key(&f) || !self.users.contains_key(&i) || f != from {
             return Err(());
         }
-        if self.users[&f]
-            .txns
-            .keys()
-            .any(|t| self.users[&i].txns.contains_key(t))
-        {
+        if self.clashes(&f, &i) {
             return Err(());
         }
         let moved = self.users.remove(&f).expect("from");
