@@ -1,8 +1,10 @@
 //! Coupons against a plain in-memory model (docs/coupons.md): random
-//! sequences over three users and four templates (fixed with stock and a
+//! sequences over three users and five templates (fixed with stock and a
 //! per-user limit, percent with a cap and an absolute end, threshold that
-//! does not stack, a stackable one without expiry) — issues, holds that
-//! are redeemed, released or time out, redeems above and below thresholds,
+//! does not stack, a stackable one without expiry, one for purchases of
+//! shoes only) — issues, holds that are redeemed, released or time out,
+//! redeems above and below thresholds, plain or describing the order (of
+//! a kind and category that match or not: eligibility),
 //! reversals before and after the expiry, retries of the same transaction,
 //! conflicting replays, back-dated operations, checkouts redeeming two
 //! coupons in one transaction (stacking), the clock advancing (expiries,
@@ -37,6 +39,9 @@ fn templates() -> Vec<CouponTemplate> {
             .valid_days(1)
             .per_user(1),
         CouponTemplate::fixed("S", 100).stackable(true).stock(3),
+        CouponTemplate::fixed("SH", 300)
+            .for_kinds(["purchase"])
+            .where_prop("category", "shoes"),
     ]
 }
 
@@ -57,6 +62,9 @@ enum Step {
         pick: usize,
         order: i64,
         late: i64,
+        /// The order described (kind, category; index 2: no category), or
+        /// a plain redeem.
+        described: Option<(usize, usize)>,
     },
     Release {
         user: usize,
@@ -95,9 +103,10 @@ fn step() -> impl Strategy<Value = Step> {
     let u = 0..USERS.len();
     let pick = 0..8usize;
     prop_oneof![
-        5 => (u.clone(), 0..4usize, 0..DAY).prop_map(|(user, template, late)| Step::Issue { user, template, late }),
+        5 => (u.clone(), 0..5usize, 0..DAY).prop_map(|(user, template, late)| Step::Issue { user, template, late }),
         2 => (u.clone(), pick.clone(), 1..DAY / 2).prop_map(|(user, pick, timeout)| Step::Hold { user, pick, timeout }),
-        4 => (u.clone(), pick.clone(), 0..20_000i64, 0..DAY / 4).prop_map(|(user, pick, order, late)| Step::Redeem { user, pick, order, late }),
+        4 => (u.clone(), pick.clone(), 0..20_000i64, 0..DAY / 4, prop::option::of((0..2usize, 0..3usize)))
+            .prop_map(|(user, pick, order, late, described)| Step::Redeem { user, pick, order, late, described }),
         1 => (u.clone(), pick.clone()).prop_map(|(user, pick)| Step::Release { user, pick }),
         2 => (u.clone(), pick.clone()).prop_map(|(user, pick)| Step::Reverse { user, pick }),
         2 => pick.clone().prop_map(|pick| Step::Retry { pick }),
@@ -130,7 +139,7 @@ fn run(steps: Vec<Step>) {
                 template,
                 late,
             } => {
-                let t = ["F5", "P10", "T15", "S"][*template];
+                let t = ["F5", "P10", "T15", "S", "SH"][*template];
                 calls.push((
                     USERS[*user].into(),
                     format!("i{n}"),
@@ -159,17 +168,26 @@ fn run(steps: Vec<Step>) {
                 pick,
                 order,
                 late,
+                described,
             } => {
                 let c = pick_coupon(&m, USERS[*user], *pick);
-                calls.push((
-                    USERS[*user].into(),
-                    format!("r{n}"),
-                    now - late,
-                    CouponOp::Redeem {
+                let op = match described {
+                    None => CouponOp::Redeem {
                         coupon: c,
                         order_minor: *order,
                     },
-                ));
+                    Some((kind, category)) => CouponOp::RedeemOrder {
+                        coupon: c,
+                        order_minor: *order,
+                        kind: ["purchase", "view"][*kind].into(),
+                        properties: ["shoes", "bags"]
+                            .get(*category)
+                            .map(|v| ("category".to_owned(), (*v).to_owned()))
+                            .into_iter()
+                            .collect(),
+                    },
+                };
+                calls.push((USERS[*user].into(), format!("r{n}"), now - late, op));
             }
             Step::Release { user, pick } => {
                 let c = pick_coupon(&m, USERS[*user], *pick);

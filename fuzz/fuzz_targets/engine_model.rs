@@ -158,13 +158,14 @@ enum Op {
         into: u8,
         force: bool,
     },
-    /// Issues a coupon of template `template % 2`.
+    /// Issues a coupon of template `template % 3`.
     CouponIssue {
         user: u8,
         template: u8,
         late: u8,
     },
-    /// `what % 5`: hold, redeem, release, reverse, or a retry of an
+    /// `what % 6`: hold, redeem, release, reverse, a redeem describing the
+    /// order (kind and category from `order`'s low bits), or a retry of an
     /// earlier coupon call; of the user's coupon `pick`.
     CouponUse {
         user: u8,
@@ -183,7 +184,8 @@ enum Op {
 }
 
 /// The coupon templates: one expiring within the fuzzer's few grid steps,
-/// with a stock and a per-user limit; one stackable, without expiry.
+/// with a stock and a per-user limit; one stackable, without expiry; one
+/// for purchases of shoes only (eligibility).
 fn coupon_templates() -> Vec<CouponTemplate> {
     vec![
         CouponTemplate::fixed("C1", 100)
@@ -191,6 +193,9 @@ fn coupon_templates() -> Vec<CouponTemplate> {
             .stock(5)
             .per_user(2),
         CouponTemplate::percent("C2", 10, Some(30)).stackable(true),
+        CouponTemplate::fixed("C3", 50)
+            .for_kinds(["purchase"])
+            .where_prop("category", "shoes"),
     ]
 }
 
@@ -542,7 +547,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 template,
                 late: l,
             } => {
-                let t = ["C1", "C2"][usize::from(template % 2)];
+                let t = ["C1", "C2", "C3"][usize::from(template % 3)];
                 let op = CouponOp::Issue { template: t.into() };
                 coupon_call = Some((
                     usize::from(user) % USERS.len(),
@@ -559,7 +564,7 @@ fuzz_target!(|ops: Vec<Op>| {
             } => {
                 let u = usize::from(user) % USERS.len();
                 let coupon = coupon_model::pick_coupon(&coupons, USERS[u], usize::from(p));
-                let op = match what % 5 {
+                let op = match what % 6 {
                     0 => Some(CouponOp::Hold {
                         coupon,
                         timeout_ms: (i64::from(order % 11) + 1) * GRID_MS,
@@ -570,6 +575,17 @@ fuzz_target!(|ops: Vec<Op>| {
                     }),
                     2 => Some(CouponOp::Release { coupon }),
                     3 => Some(CouponOp::Reverse { coupon }),
+                    4 => Some(CouponOp::RedeemOrder {
+                        coupon,
+                        order_minor: i64::from(order >> 2) * 3,
+                        kind: ["purchase", "view"][usize::from(order & 1)].into(),
+                        properties: [(
+                            "category".to_owned(),
+                            ["shoes", "bags"][usize::from(order >> 1 & 1)].to_owned(),
+                        )]
+                        .into_iter()
+                        .collect(),
+                    }),
                     // a retry, stamped later: a replay
                     _ => None,
                 };

@@ -104,6 +104,14 @@ pub enum CouponsCommand {
         /// The order's amount, minor units.
         #[arg(long)]
         order_minor: i64,
+        /// The order's event kind, for a template limited to some kinds
+        /// (default `purchase` when `--prop` is given).
+        #[arg(long)]
+        kind: Option<String>,
+        /// A string property of the order, NAME=VALUE (repeatable), for a
+        /// template limited to some properties.
+        #[arg(long = "prop", value_name = "NAME=VALUE")]
+        props: Vec<String>,
     },
     /// Reserve a coupon at a checkout.
     Hold {
@@ -173,12 +181,14 @@ pub fn run(db: &Db, cmd: &CouponsCommand, now_ms: i64) -> Result<Value, Error> {
                 "replayed": out.replayed,
             }));
         }
-        CouponsCommand::Redeem { op, order_minor } => (
+        CouponsCommand::Redeem {
             op,
-            CouponOp::Redeem {
-                coupon: op.coupon.clone(),
-                order_minor: *order_minor,
-            },
+            order_minor,
+            kind,
+            props,
+        } => (
+            op,
+            redeem_op(&op.coupon, *order_minor, kind.as_deref(), props)?,
         ),
         CouponsCommand::Hold { op, timeout } => (
             op,
@@ -211,10 +221,42 @@ pub fn run(db: &Db, cmd: &CouponsCommand, now_ms: i64) -> Result<Value, Error> {
         "state": out.state,
         "replayed": out.replayed,
     });
-    if matches!(op, CouponOp::Redeem { .. }) {
+    if matches!(op, CouponOp::Redeem { .. } | CouponOp::RedeemOrder { .. }) {
         v["off_minor"] = json!(out.off_minor);
     }
     Ok(v)
+}
+
+/// A plain redeem, or one describing the order when `--kind` or `--prop`
+/// says what it is (docs/coupons.md#eligibility).
+fn redeem_op(
+    coupon: &str,
+    order_minor: i64,
+    kind: Option<&str>,
+    props: &[String],
+) -> Result<CouponOp, Error> {
+    if kind.is_none() && props.is_empty() {
+        return Ok(CouponOp::Redeem {
+            coupon: coupon.to_owned(),
+            order_minor,
+        });
+    }
+    let mut properties = std::collections::BTreeMap::new();
+    for (i, p) in props.iter().enumerate() {
+        let Some((name, value)) = p.split_once('=') else {
+            let reason = format!("--prop {p:?} is not NAME=VALUE");
+            return Err(InputError::new("prop", Problem::Unparsable { reason })
+                .at(i)
+                .into());
+        };
+        properties.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(CouponOp::RedeemOrder {
+        coupon: coupon.to_owned(),
+        order_minor,
+        kind: kind.unwrap_or("purchase").to_owned(),
+        properties,
+    })
 }
 
 fn template(db: &Db, command: &TemplateCommand) -> Result<Value, Error> {

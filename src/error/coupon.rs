@@ -89,6 +89,16 @@ pub enum CouponError {
         /// The coupon.
         coupon: String,
     },
+    /// The order may not use the coupon: its template names the kinds or
+    /// properties of the orders it applies to (docs/coupons.md#eligibility),
+    /// and this order is not one of them or was not described.
+    #[error("eligibility: coupon {coupon:?}: {reason}")]
+    NotEligible {
+        /// The coupon.
+        coupon: String,
+        /// Which condition the order failed.
+        reason: String,
+    },
     /// The transaction id was used before with a different payload.
     #[error("conflict: transaction {txn_id:?} was already used with a different payload")]
     TxnConflict {

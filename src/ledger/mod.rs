@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 pub use coupons::{
     Coupon, CouponError, CouponKind, CouponOp, CouponOutcome, CouponState, CouponStats,
     CouponTemplate, GiftPack, GIFT_TXN_PREFIX, MAX_AMOUNT_MINOR, MAX_COUPONS_PER_USER,
-    MAX_GIFT_TEMPLATES, MAX_STOCK, MAX_TEMPLATES, MAX_TEMPLATE_ID_BYTES, MAX_VALID_DAYS,
+    MAX_ELIGIBLE_KINDS, MAX_ELIGIBLE_PROPS, MAX_ELIGIBLE_TEXT_BYTES, MAX_GIFT_TEMPLATES, MAX_STOCK,
+    MAX_TEMPLATES, MAX_TEMPLATE_ID_BYTES, MAX_VALID_DAYS,
 };
 pub(crate) use expire::{due_accounts_page, lots_expiring_page, DueCursor};
 pub use growth::{

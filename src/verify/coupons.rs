@@ -87,7 +87,9 @@ impl Tally {
             let id = String::from_utf8_lossy(id).into_owned();
             let slot = templates.entry(id).or_default();
             match what {
-                meta::COUPON_TEMPLATE => slot.0 = Some(decode_value(Cf::Meta, &k, &v)?),
+                meta::COUPON_TEMPLATE => {
+                    slot.0 = Some(crate::ledger::coupons::eligible::decode(&k, &v)?)
+                }
                 meta::COUPON_COUNTS => slot.1 = Some(decode_value(Cf::Meta, &k, &v)?),
                 _ => r.problem(format!("coupons: meta key {k:?} of no record")),
             }

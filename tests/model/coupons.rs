@@ -88,6 +88,7 @@ pub fn err(e: &Error) -> String {
             CouponError::BelowThreshold { .. } => "threshold",
             CouponError::WrongState { .. } => "wrong_state",
             CouponError::NotStackable { .. } => "not_stackable",
+            CouponError::NotEligible { .. } => "not_eligible",
             CouponError::TxnConflict { .. } => "conflict",
             other => panic!("unexpected coupon error {other}"),
         }
@@ -243,41 +244,19 @@ impl Model {
             CouponOp::Redeem {
                 coupon,
                 order_minor,
-            } => {
-                let i = self.find(user, coupon)?;
-                let c = self.users[user].coupons[i].clone();
-                if !matches!(c.state, CouponState::Available | CouponState::Held { .. }) {
-                    return Err("wrong_state".into());
-                }
-                if expired(&c) {
-                    return Err("expired".into());
-                }
-                let t = self.templates[&c.template].0.clone();
-                if *order_minor < t.min_spend_minor {
-                    return Err("threshold".into());
-                }
-                let off = match t.percent {
-                    0 => t.off_minor.min(*order_minor),
-                    p => {
-                        (order_minor * i64::from(p) / 100).min(t.max_off_minor.unwrap_or(i64::MAX))
-                    }
-                };
-                let stacks = t.stackable && self.here.iter().all(|s| *s);
-                if !(self.here.is_empty() || stacks) {
-                    return Err("not_stackable".into());
-                }
-                self.here.push(t.stackable);
-                let state = CouponState::Redeemed {
-                    txn_id: txn.into(),
-                    at_ms: at,
-                    order_minor: *order_minor,
-                    off_minor: off,
-                };
-                self.tally(&c.template, &state, 1);
-                let c = &mut self.users.get_mut(user).expect("user").coupons[i];
-                c.state = state;
-                Ok((c.clone(), off))
-            }
+            } => self.redeem(user, txn, at, (coupon, *order_minor), None),
+            CouponOp::RedeemOrder {
+                coupon,
+                order_minor,
+                kind,
+                properties,
+            } => self.redeem(
+                user,
+                txn,
+                at,
+                (coupon, *order_minor),
+                Some((kind, properties)),
+            ),
             CouponOp::Release { coupon } => {
                 let i = self.find(user, coupon)?;
                 let c = &mut self.users.get_mut(user).expect("user").coupons[i];
@@ -346,6 +325,53 @@ impl Model {
             self.counts(&c.template).erased += 1;
         }
         self.aliases.retain(|_, to| *to != user);
+    }
+
+    /// A redeem, of an order described by `order` (kind, string
+    /// properties) when the caller did (docs/coupons.md#eligibility).
+    fn redeem(
+        &mut self,
+        user: &str,
+        txn: &str,
+        at: i64,
+        (coupon, order_minor): (&str, i64),
+        order: Option<(&str, &BTreeMap<String, String>)>,
+    ) -> Result<(MCoupon, i64), String> {
+        let expired = |c: &MCoupon| c.expires_at_ms.is_some_and(|e| e <= at);
+        let i = self.find(user, coupon)?;
+        let c = self.users[user].coupons[i].clone();
+        if !matches!(c.state, CouponState::Available | CouponState::Held { .. }) {
+            return Err("wrong_state".into());
+        }
+        if expired(&c) {
+            return Err("expired".into());
+        }
+        let t = self.templates[&c.template].0.clone();
+        if !eligible(&t, order) {
+            return Err("not_eligible".into());
+        }
+        if order_minor < t.min_spend_minor {
+            return Err("threshold".into());
+        }
+        let off = match t.percent {
+            0 => t.off_minor.min(order_minor),
+            p => (order_minor * i64::from(p) / 100).min(t.max_off_minor.unwrap_or(i64::MAX)),
+        };
+        let stacks = t.stackable && self.here.iter().all(|s| *s);
+        if !(self.here.is_empty() || stacks) {
+            return Err("not_stackable".into());
+        }
+        self.here.push(t.stackable);
+        let state = CouponState::Redeemed {
+            txn_id: txn.into(),
+            at_ms: at,
+            order_minor,
+            off_minor: off,
+        };
+        self.tally(&c.template, &state, 1);
+        let c = &mut self.users.get_mut(user).expect("user").coupons[i];
+        c.state = state;
+        Ok((c.clone(), off))
     }
 
     /// `from` became an alias of `into` (a merge the caller checked): its
@@ -428,6 +454,22 @@ pub fn same(db: &Db, m: &Model, names: &[&str]) {
         );
         assert_eq!(s.stock_left, t.stock.map(|st| st - c.issued));
     }
+}
+
+/// Whether an order may use a coupon of `t`: a template naming kinds or
+/// properties needs the order described, of one of its kinds, with each
+/// property equal.
+fn eligible(t: &CouponTemplate, order: Option<(&str, &BTreeMap<String, String>)>) -> bool {
+    if t.kinds.is_empty() && t.where_props.is_empty() {
+        return true;
+    }
+    let Some((kind, properties)) = order else {
+        return false;
+    };
+    (t.kinds.is_empty() || t.kinds.iter().any(|k| k == kind))
+        && t.where_props
+            .iter()
+            .all(|(name, want)| properties.get(name) == Some(want))
 }
 
 pub fn pick_coupon(m: &Model, user: &str, pick: usize) -> String {

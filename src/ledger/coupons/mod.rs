@@ -12,15 +12,21 @@
 //! the stripes, docs/architecture.md "Lock hierarchy"), so the counts and
 //! the stock check are exact under any concurrency.
 
+pub(crate) mod eligible;
 pub(crate) mod gift;
+mod op;
 pub(crate) mod read;
 mod user;
 pub(crate) mod work;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::CouponError;
+pub use eligible::{MAX_ELIGIBLE_KINDS, MAX_ELIGIBLE_PROPS, MAX_ELIGIBLE_TEXT_BYTES};
 pub use gift::{GiftPack, GIFT_TXN_PREFIX, MAX_GIFT_TEMPLATES};
+pub use op::CouponOp;
 
 use crate::error::{InputError, Problem};
 use crate::time::DAY_MS;
@@ -122,6 +128,15 @@ pub struct CouponTemplate {
     /// Whether it may be redeemed with another coupon in one transaction.
     #[serde(default)]
     pub stackable: bool,
+    /// Event kinds an order must be of to use its coupons (empty: any). A
+    /// template with eligibility is redeemed with [`CouponOp::RedeemOrder`].
+    /// (Stored through `eligible`'s own layouts, so JSON may skip empties.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// String properties an order must carry with these values
+    /// (`{"category":"shoes"}`; JSON `where`).
+    #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
+    pub where_props: BTreeMap<String, String>,
 }
 
 impl CouponTemplate {
@@ -138,6 +153,8 @@ impl CouponTemplate {
             stock: None,
             per_user: None,
             stackable: false,
+            kinds: Vec::new(),
+            where_props: BTreeMap::new(),
         }
     }
 
@@ -202,8 +219,22 @@ impl CouponTemplate {
         self
     }
 
+    /// Only orders of these event kinds may use its coupons.
+    pub fn for_kinds<'k>(mut self, kinds: impl IntoIterator<Item = &'k str>) -> Self {
+        self.kinds = kinds.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// Only orders whose string property `name` is `value` may use its
+    /// coupons (each call adds a condition).
+    pub fn where_prop(mut self, name: &str, value: &str) -> Self {
+        self.where_props.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
     /// Checks the id, the amounts and the limits; names the field.
     pub fn validate(&self) -> Result<(), InputError> {
+        eligible::validate(self)?;
         check_template_id(&self.id)?;
         let amount =
             |field: &'static str, v: i64, min: i64| in_range(field, v, min, MAX_AMOUNT_MINOR);
@@ -398,99 +429,6 @@ impl Coupon {
     /// expiry instant, as a lot is not).
     pub fn expired_at(&self, at_ms: i64) -> bool {
         self.expires_at_ms.is_some_and(|e| e <= at_ms)
-    }
-}
-
-/// One coupon operation: the payload a transaction id is bound to (the
-/// operation's time is not part of it, so a retry stamped later is still a
-/// replay).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CouponOp {
-    /// Issues a coupon of `template` (stock and per-user limit checked).
-    Issue {
-        /// The template's id.
-        template: String,
-    },
-    /// Reserves an available coupon for `timeout_ms`.
-    Hold {
-        /// The coupon's id.
-        coupon: String,
-        /// 1..=[`crate::ledger::MAX_HOLD_TIMEOUT_MS`].
-        timeout_ms: i64,
-    },
-    /// Uses an available or held coupon on an order of `order_minor`.
-    Redeem {
-        /// The coupon's id.
-        coupon: String,
-        /// The order's amount, 0..=[`MAX_AMOUNT_MINOR`].
-        order_minor: i64,
-    },
-    /// Makes a held coupon available again.
-    Release {
-        /// The coupon's id.
-        coupon: String,
-    },
-    /// Gives a redeemed coupon back (a refund): available again while
-    /// valid, expired when its expiry has passed.
-    Reverse {
-        /// The coupon's id.
-        coupon: String,
-    },
-}
-
-impl CouponOp {
-    /// The operation's name, as in errors and the CLI.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CouponOp::Issue { .. } => "issue",
-            CouponOp::Hold { .. } => "hold",
-            CouponOp::Redeem { .. } => "redeem",
-            CouponOp::Release { .. } => "release",
-            CouponOp::Reverse { .. } => "reverse",
-        }
-    }
-
-    /// Checks ids and amounts.
-    pub(crate) fn validate(&self) -> Result<(), InputError> {
-        match self {
-            CouponOp::Issue { template } => check_template_id(template),
-            CouponOp::Hold { coupon, timeout_ms } => {
-                check_coupon_id(coupon)?;
-                in_range(
-                    "timeout_ms",
-                    *timeout_ms,
-                    1,
-                    crate::ledger::MAX_HOLD_TIMEOUT_MS,
-                )
-            }
-            CouponOp::Redeem {
-                coupon,
-                order_minor,
-            } => {
-                check_coupon_id(coupon)?;
-                in_range("order_minor", *order_minor, 0, MAX_AMOUNT_MINOR)
-            }
-            CouponOp::Release { coupon } | CouponOp::Reverse { coupon } => check_coupon_id(coupon),
-        }
-    }
-}
-
-/// Checks a coupon id's shape: `TEMPLATE-N`.
-fn check_coupon_id(id: &str) -> Result<(), InputError> {
-    let ok = id.rsplit_once('-').is_some_and(|(t, n)| {
-        check_template_id(t).is_ok() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(InputError::new(
-            "coupon",
-            Problem::Unparsable {
-                reason: "a coupon id is TEMPLATE-N".into(),
-            },
-        ))
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) fn templates(reader: &impl Reader) -> Result<Vec<CouponTemplate>> {
     for item in reader.read_range(Cf::Meta, meta::COUPON_PREFIX, until)? {
         let (k, v) = item?;
         if meta::parse_coupon(&k).is_some_and(|(_, what)| what == meta::COUPON_TEMPLATE) {
-            out.push(decode_value(Cf::Meta, &k, &v)?);
+            out.push(super::eligible::decode(&k, &v)?);
         }
     }
     Ok(out)
@@ -22,7 +22,8 @@ pub(crate) fn templates(reader: &impl Reader) -> Result<Vec<CouponTemplate>> {
 
 /// Template `id`, if it exists.
 pub(crate) fn template(reader: &impl Reader, id: &str) -> Result<Option<CouponTemplate>> {
-    reader.read(Cf::Meta, &meta::coupon(id, meta::COUPON_TEMPLATE))
+    let key = meta::coupon(id, meta::COUPON_TEMPLATE);
+    reader.read_with(Cf::Meta, &key, |bytes| super::eligible::decode(&key, bytes))
 }
 
 /// Template `id`'s counts; refused when no such template exists.
@@ -81,7 +82,7 @@ pub(crate) fn add_template(
     batch.put(
         Cf::Meta,
         meta::coupon(&template.id, meta::COUPON_TEMPLATE),
-        codec::encode(template)?,
+        super::eligible::encode(template)?,
     );
     batch.put(
         Cf::Meta,

@@ -73,11 +73,11 @@ impl<'a> CouponWork<'a> {
 
     fn template(&mut self, id: &str) -> Result<&mut TemplateWork> {
         if !self.templates.contains_key(id) {
-            let template: CouponTemplate = self
-                .store
-                .get(Cf::Meta, &meta::coupon(id, meta::COUPON_TEMPLATE))?
-                .ok_or_else(|| CouponError::UnknownTemplate {
-                    template: id.to_owned(),
+            let template: CouponTemplate =
+                super::read::template(self.store, id)?.ok_or_else(|| {
+                    CouponError::UnknownTemplate {
+                        template: id.to_owned(),
+                    }
                 })?;
             let counts: Counts = self
                 .store
@@ -136,7 +136,16 @@ impl<'a> CouponWork<'a> {
             CouponOp::Redeem {
                 coupon,
                 order_minor,
-            } => self.redeem(user_id, txn_id, at_ms, coupon, *order_minor)?,
+            } => self.redeem(user_id, txn_id, at_ms, op, (coupon, *order_minor), None)?,
+            CouponOp::RedeemOrder {
+                coupon,
+                order_minor,
+                kind,
+                properties,
+            } => {
+                let order = Some((kind.as_str(), properties));
+                self.redeem(user_id, txn_id, at_ms, op, (coupon, *order_minor), order)?
+            }
             CouponOp::Hold { coupon, timeout_ms } => {
                 let deadline_ms = at_ms.saturating_add(*timeout_ms);
                 let state = CouponState::Held {
@@ -274,7 +283,7 @@ impl<'a> CouponWork<'a> {
     fn fits(coupon: &Coupon, op: &CouponOp) -> Result<()> {
         let fits = match op {
             CouponOp::Hold { .. } => matches!(coupon.state, CouponState::Available),
-            CouponOp::Redeem { .. } => matches!(
+            CouponOp::Redeem { .. } | CouponOp::RedeemOrder { .. } => matches!(
                 coupon.state,
                 CouponState::Available | CouponState::Held { .. }
             ),
@@ -314,22 +323,22 @@ impl<'a> CouponWork<'a> {
         self.set(user_id, slot, coupon)
     }
 
+    /// A redeem of coupon `id` on an order of `order_minor`, described by
+    /// `order` (kind, string properties) when the caller did.
     fn redeem(
         &mut self,
         user_id: u32,
         txn_id: &str,
         at_ms: i64,
-        id: &str,
-        order_minor: i64,
+        op: &CouponOp,
+        (id, order_minor): (&str, i64),
+        order: Option<(&str, &std::collections::BTreeMap<String, String>)>,
     ) -> Result<(Coupon, i64)> {
         let (slot, mut coupon) = self.slot_of(user_id, id)?;
-        let op = CouponOp::Redeem {
-            coupon: id.to_owned(),
-            order_minor,
-        };
-        Self::fits(&coupon, &op)?;
+        Self::fits(&coupon, op)?;
         Self::unexpired(&coupon, at_ms)?;
         let template = self.template(&coupon.template)?.template.clone();
+        super::eligible::check(&template, id, order)?;
         let off_minor = template.off_for(order_minor).map_err(|min_spend_minor| {
             CouponError::BelowThreshold {
                 coupon: id.to_owned(),
