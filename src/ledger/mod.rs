@@ -13,6 +13,7 @@
 //!
 //! The rules, with examples, are in `docs/ledger.md`.
 
+pub(crate) mod account_value;
 pub(crate) mod coupons;
 mod expire;
 pub(crate) mod growth;

@@ -19,7 +19,8 @@ pub const MAX_HISTORY_LIMIT: usize = 100_000;
 
 /// The account of `user_id`, if it ever had an entry.
 pub(crate) fn account(store: &impl Reader, user_id: u32) -> Result<Option<Account>> {
-    store.read(Cf::Ledger, &lk::account(user_id))
+    let key = lk::account(user_id);
+    store.read_with(Cf::Ledger, &key, |v| super::account_value::decode(&key, v))
 }
 
 /// `user_id`'s account through a cursor over the ledger (a page of users
@@ -30,7 +31,7 @@ pub(crate) fn account_at(
 ) -> Result<Option<Account>> {
     let key = lk::account(user_id);
     match ledger.value_of(&key)? {
-        Some(bytes) => decode_value(Cf::Ledger, &key, bytes).map(Some),
+        Some(bytes) => super::account_value::decode(&key, bytes).map(Some),
         None => Ok(None),
     }
 }
@@ -53,7 +54,7 @@ pub(crate) fn balances(store: &impl Reader) -> Result<Vec<(u32, i64)>> {
             // a key of this user below its account: seek the account
             std::cmp::Ordering::Less => cursor.seek(&account_key)?,
             std::cmp::Ordering::Equal => {
-                let account: Account = decode_value(Cf::Ledger, k, v)?;
+                let account = super::account_value::decode(k, v)?;
                 out.push((user_id, account.balance));
                 next_user(&mut cursor, user_id)?
             }
@@ -203,7 +204,7 @@ pub(crate) fn rebuild_tier_sets(store: &Store) -> Result<()> {
         if let Some(crate::keys::ledger::LedgerKey::Account { user_id }) =
             crate::keys::ledger::LedgerKey::parse(&k)
         {
-            let a: Account = decode_value(Cf::Ledger, &k, &v)?;
+            let a = super::account_value::decode(&k, &v)?;
             if let Some(t) = a.tier {
                 chunks
                     .entry(crate::keys::metrics::tier_users(&t, user_id))
@@ -266,7 +267,7 @@ pub(crate) fn erase_page(
 fn erase_record(batch: &mut Batch, user_id: u32, k: &[u8], v: &[u8]) -> Result<()> {
     match k.get(crate::keys::USER_BYTES) {
         Some(&lk::ACCOUNT) => {
-            let a: Account = decode_value(Cf::Ledger, k, v)?;
+            let a = super::account_value::decode(k, v)?;
             if let Some(r) = a.review_at_ms {
                 batch.delete(Cf::LedgerDue, lk::due(lk::DUE_REVIEW, r, user_id, 0));
             }

@@ -79,7 +79,7 @@ pub(crate) fn plan_transfer(store: &Store, user_id: u32) -> Result<TransferPlan>
         any = true;
         match LedgerKey::parse(&k) {
             Some(LedgerKey::Account { .. }) => {
-                let a: super::Account = decode_value(Cf::Ledger, &k, &v)?;
+                let a = super::account_value::decode(&k, &v)?;
                 out.clock_ms = a.clock_ms;
             }
             Some(LedgerKey::Lot { .. }) => {

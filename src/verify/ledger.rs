@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use roaring::RoaringBitmap;
 
+mod rewards;
+
 use super::VerifyReport;
 use crate::error::Result;
 use crate::keys::ledger as lk;
@@ -19,11 +21,14 @@ use crate::ledger::{
 use crate::store::{decode_value, Cf, Store};
 use crate::time::{local_day, DAY_MS};
 use crate::users::UserRecord;
+use rewards::{birthday_holders, first_order_copy, live_credits};
 
 /// One account's stored records, as read.
 #[derive(Default)]
 struct Stored {
     account: Option<Account>,
+    /// The first-order holder's position the account keeps a copy of.
+    first_order_at: Option<(i64, u32)>,
     entries: Vec<LedgerEntry>,
     lots: BTreeMap<u32, Lot>,
     open: BTreeSet<(i64, u32)>,
@@ -52,40 +57,6 @@ impl Stored {
                 && self.tiers.is_empty()
                 && self.reversed.is_empty()
                 && self.caps.is_empty())
-    }
-}
-
-/// Each birthday reward's holder is a stored activity event of the user.
-/// (Whether it is the oldest of its window is not checked: the window
-/// moves with a birthday edit and the holder stays, by design.)
-fn birthday_holders(
-    store: &Store,
-    uid: u32,
-    firsts: &[(u16, String, crate::ledger::session::rewards::Holder)],
-    non_activity: &std::collections::HashSet<u32>,
-    r: &mut VerifyReport,
-) {
-    use crate::ledger::session::birthday::BIRTHDAY;
-    for (_, key, h) in firsts.iter().filter(|(code, _, _)| *code == BIRTHDAY) {
-        let k = crate::keys::EventKey {
-            user_id: uid,
-            ts_ms: h.ts_ms,
-            seq: h.seq,
-        }
-        .encode();
-        let kind = match store.get_raw(Cf::Events, &k) {
-            Ok(Some(v)) => crate::timeline::decode_event_value(&k, &v)
-                .ok()
-                .map(|e| e.kind_id),
-            _ => None,
-        };
-        if kind.is_none_or(|id| non_activity.contains(&id)) {
-            r.problem(format!(
-                "ledger: user {uid}: birthday reward {key:?} held by ({}, {}), \
-                 which is not a stored activity event",
-                h.ts_ms, h.seq
-            ));
-        }
     }
 }
 
@@ -138,6 +109,7 @@ pub(super) fn check(
             for (_, _, h) in &s.firsts {
                 live_credits(uid, &s, h.paid.iter().map(String::as_str), r);
             }
+            first_order_copy(uid, &s, r);
             if let Some(non_activity) = &birthdays {
                 birthday_holders(store, uid, &s.firsts, non_activity, r);
             }
@@ -198,23 +170,6 @@ pub(super) fn check(
     Ok(tier_sets)
 }
 
-/// Every credit a reward holder or a streak completion names is recorded
-/// (a caller may reverse one: that is a correction, not damage).
-fn live_credits<'t>(
-    uid: u32,
-    s: &Stored,
-    txns: impl Iterator<Item = &'t str>,
-    r: &mut VerifyReport,
-) {
-    for txn in txns {
-        if s.txns.get(txn).and_then(StoredTxn::entry_seq).is_none() {
-            r.problem(format!(
-                "ledger: user {uid}: reward credit {txn:?} is named but not recorded"
-            ));
-        }
-    }
-}
-
 fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), String> {
     let decode_err = |e: crate::error::Error| e.to_string();
     let Some(key) = LedgerKey::parse(k) else {
@@ -222,7 +177,10 @@ fn read_record(s: &mut Stored, k: &[u8], v: &[u8]) -> std::result::Result<(), St
     };
     match key {
         LedgerKey::Account { .. } => {
-            s.account = Some(decode_value(Cf::Ledger, k, v).map_err(decode_err)?);
+            let (account, at) =
+                crate::ledger::account_value::decode_full(k, v).map_err(decode_err)?;
+            s.account = Some(account);
+            s.first_order_at = at;
         }
         LedgerKey::Entry { at_ms, seq, .. } => {
             let e: LedgerEntry = decode_value(Cf::Ledger, k, v).map_err(decode_err)?;

@@ -59,6 +59,11 @@ struct Work {
     growth_values: BTreeMap<i32, (GrowthDay, bool)>,
     /// Once-per-user reward holders read or changed, by (rule, campaign).
     firsts: BTreeMap<(u16, String), (Option<rewards::Holder>, bool)>,
+    /// Whether the account is stored (a copy of the first-order holder's
+    /// position is kept only in a stored or written account), and that
+    /// stored copy (`ledger::account_value`).
+    account_stored: bool,
+    stored_first_order_at: Option<crate::ledger::account_value::HolderAt>,
     /// The sign-in streak state, once read, and whether it changed.
     streak: Option<streak::StreakState>,
     streak_dirty: bool,

@@ -34,13 +34,16 @@ impl Session<'_> {
                     crate::codec::encode(st)?,
                 );
             }
-            if !w.changed {
+            // (the first-order holder's position rides in the account)
+            let first_order_at = first_order_at(&w);
+            let moved_holder = w.account_stored && first_order_at != w.stored_first_order_at;
+            if !(w.changed || moved_holder) {
                 continue;
             }
             batch.put(
                 Cf::Ledger,
                 lk::account(uid),
-                crate::codec::encode(&w.account)?,
+                crate::ledger::account_value::encode(&w.account, first_order_at)?,
             );
             for e in &w.entries {
                 batch.put(
@@ -219,6 +222,16 @@ impl Session<'_> {
     }
 }
 
+/// The first-order holder's position an account keeps
+/// (`ledger::account_value`): this session's holder when it read or changed
+/// it, else the stored copy.
+fn first_order_at(w: &Work) -> Option<crate::ledger::account_value::HolderAt> {
+    match w.firsts.get(&(rewards::FIRST_ORDER, String::new())) {
+        Some((h, _)) => h.as_ref().map(|h| (h.ts_ms, h.seq)),
+        None => w.stored_first_order_at,
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn corrupt(&self, key: &[u8], reason: String) -> Error {
         CorruptionError {
@@ -234,11 +247,15 @@ impl Ctx<'_> {
         // (a first-order holder is read when a purchase asks for it: a
         // batched MultiGet of both keys measured slower than two gets once
         // they sit in table files — docs/performance.md, "Rewards")
-        let account: Account = self
-            .store
-            .get(Cf::Ledger, &lk::account(user_id))?
-            .unwrap_or_default();
+        let key = lk::account(user_id);
+        let stored = crate::store::Reader::read_with(self.store, Cf::Ledger, &key, |v| {
+            crate::ledger::account_value::decode_full(&key, v)
+        })?;
+        let account_stored = stored.is_some();
+        let (account, stored_first_order_at) = stored.unwrap_or_default();
         Ok(Work {
+            account_stored,
+            stored_first_order_at,
             user_id,
             stored_review: account.review_at_ms,
             stored_tier: account.tier.clone(),

@@ -267,6 +267,16 @@ impl Ctx<'_> {
         campaign: &str,
         e: &RewardEvent<'_>,
     ) -> Result<bool> {
+        // (a purchase's common case: the account, read anyway, keeps the
+        // first-order holder's position — `ledger::account_value`)
+        let first_order = code == FIRST_ORDER && campaign.is_empty();
+        if first_order && !w.firsts.contains_key(&(code, String::new())) {
+            if let Some(at) = w.stored_first_order_at {
+                if at <= (e.ts_ms, e.seq) {
+                    return Ok(true);
+                }
+            }
+        }
         Ok(matches!(
             self.cached_holder(w, code, campaign)?,
             Some(h) if (h.ts_ms, h.seq) <= (e.ts_ms, e.seq)
