@@ -239,7 +239,8 @@ impl<'a> Session<'a> {
     /// Reverses what [`Session::referral_credit`] credited `sharer` for
     /// `referred` as generation `generation`, at `at_ms`. A credit that is
     /// not there (a cap left nothing) or that moved in with a merge is
-    /// final and left alone; a reversal already made is a replay.
+    /// final and left alone; a reversal already made is a replay, and one a
+    /// caller made by hand stands (`Ctx::reverse_credit`).
     pub fn referral_reverse(
         &mut self,
         sharer: u32,
@@ -251,13 +252,7 @@ impl<'a> Session<'a> {
         self.with(sharer, |ctx, w| {
             for i in 0..rules {
                 let target = referral_txn(referred, generation, i);
-                if !matches!(ctx.txn_of(w, &target)?, Some((_, false))) {
-                    continue;
-                }
-                let op = PointsOp::Reverse {
-                    txn: target.clone(),
-                };
-                ctx.run(w, &format!("{target}:reverse"), at_ms, &op, None)?;
+                ctx.reverse_credit(w, &target, at_ms)?;
             }
             Ok(())
         })

@@ -370,6 +370,29 @@ impl Ctx<'_> {
         }
     }
 
+    /// Takes back a reward's (or referral's) credit `target` at `at_ms`,
+    /// under `{target}:reverse`, when it is live here: recorded, not moved
+    /// in by a merge, and not reversed by someone else already — a caller
+    /// may have reversed it by hand, and that correction stands: the
+    /// reward moving must not refuse the event that moves it.
+    pub(super) fn reverse_credit(&self, w: &mut Work, target: &str, at_ms: i64) -> Result<()> {
+        let Some((rec, false)) = self.txn_of(w, target)? else {
+            return Ok(());
+        };
+        let reverse_txn = format!("{target}:reverse");
+        if self
+            .reversed_by(w, rec.outcome.entry_seq)?
+            .is_some_and(|by| by != reverse_txn)
+        {
+            return Ok(());
+        }
+        let op = PointsOp::Reverse {
+            txn: target.to_owned(),
+        };
+        self.run(w, &reverse_txn, at_ms, &op, None)?;
+        Ok(())
+    }
+
     pub(super) fn reversed_by(&self, w: &Work, seq: u32) -> Result<Option<String>> {
         if let Some(by) = w.reversed.get(&seq) {
             return Ok(Some(by.clone()));

@@ -206,12 +206,7 @@ impl Ctx<'_> {
             }
             Some(h) => {
                 for target in &h.paid {
-                    if matches!(self.txn_of(w, target)?, Some((_, false))) {
-                        let op = PointsOp::Reverse {
-                            txn: target.clone(),
-                        };
-                        self.run(w, &format!("{target}:reverse"), e.ts_ms, &op, None)?;
-                    }
+                    self.reverse_credit(w, target, e.ts_ms)?;
                 }
                 h.generation
                     .checked_add(1)

@@ -111,10 +111,7 @@ impl Ctx<'_> {
         let mut paid: BTreeMap<(u16, i32), Option<String>> = state.paid.drain(..).collect();
         for gone in have.difference(&want) {
             if let Some(Some(txn)) = paid.remove(gone) {
-                if matches!(self.txn_of(w, &txn)?, Some((_, false))) {
-                    let op = PointsOp::Reverse { txn: txn.clone() };
-                    self.run(w, &format!("{txn}:reverse"), ts_ms, &op, None)?;
-                }
+                self.reverse_credit(w, &txn, ts_ms)?;
             }
         }
         for &(rule, c) in want.difference(&have) {
