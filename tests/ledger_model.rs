@@ -4,8 +4,10 @@
 //! anything, retries of the same transaction, conflicting replays, late
 //! (back-dated) operations and expiry runs at random clocks, each run twice;
 //! events that earn through rules (a per-amount rule and a fixed rule with a
-//! daily cap, both with expiring credits), duplicate deliveries that earn
-//! nothing, and days passing so caps restart and rule credits expire; tiers
+//! daily cap, both with expiring credits), a first-order reward (late older
+//! purchases take it over; a credit reversed by hand stays reversed),
+//! duplicate deliveries that earn nothing, and days passing so caps
+//! restart and rule credits expire; tiers
 //! over a 2-day window (upgrades on earning, downgrades when growth leaves
 //! the window, at reviews run before a later write or by an expiry run);
 //! identity merges of one account into another (lots, holds, rule credits
@@ -105,6 +107,19 @@ enum Step {
     },
 }
 
+/// The sample rules (a per-amount purchase rule, a capped sign-in rule)
+/// and a first-order reward with expiring credits.
+fn rules() -> Vec<stickydb::ledger::EarnRule> {
+    let mut rules = common::sample_earn_rules();
+    rules.push(stickydb::ledger::EarnRule {
+        kind: stickydb::ledger::FIRST_ORDER_KIND.into(),
+        points: stickydb::ledger::RulePoints::Fixed(40),
+        daily_cap_points: None,
+        expires_after_days: Some(3),
+    });
+    rules
+}
+
 /// Tiers over a 2-day window, so growth leaves it within a run (days pass
 /// with `NextDay`).
 fn tiers() -> Tiers {
@@ -169,7 +184,7 @@ fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
 
 fn run(steps: Vec<Step>) {
     let (_dir, db) = common::open_temp();
-    db.set_ledger_settings(LedgerSettings::new(common::sample_earn_rules(), tiers()))
+    db.set_ledger_settings(LedgerSettings::new(rules(), tiers()))
         .unwrap();
     let mut model: Vec<Account> = vec![
         Account {
@@ -401,13 +416,7 @@ fn deliver(db: &stickydb::Db, m: &mut Account, e: &Event) {
         matches!(out, RecordOutcome::Recorded { seq, .. } if seq == m.events),
         "{out:?}"
     );
-    m.event(
-        &common::sample_earn_rules(),
-        id,
-        e.kind.as_str(),
-        e.ts_ms,
-        e.amount_minor,
-    );
+    m.event(&rules(), id, e.kind.as_str(), e.ts_ms, e.amount_minor);
 }
 
 /// Merges `from` into `into` when both are users of their own and not one
@@ -443,7 +452,8 @@ fn merge(
             ..Account::default()
         },
     );
-    model[ci].merge_from(&leaving, &format!("merge {id}: from {}", USERS[from]));
+    let reason = format!("merge {id}: from {}", USERS[from]);
+    model[ci].merge_from(&leaving, &rules(), &reason);
     for a in alias.iter_mut() {
         if *a == Some(cf) {
             *a = Some(ci);

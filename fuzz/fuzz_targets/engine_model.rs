@@ -15,7 +15,9 @@
 //! coupons (lots, holds and transaction records move as the ledger model's
 //! `merge_from` says, coupons as the coupon model's; a transaction id both
 //! users used — `Borrow` makes them — refuses the merge, writing nothing);
-//! `advance` as the expiry clock
+//! earning rules and a first-order reward on the recorded events (the
+//! ledger model's `event`, with late purchases taking the reward over and
+//! merges re-deriving it); `advance` as the expiry clock
 //! (a re-run writes nothing); and that `verify` (every aggregate, every
 //! ledger invariant, every stage mark and due key) stays clean.
 #![no_main]
@@ -234,6 +236,10 @@ fuzz_target!(|ops: Vec<Op>| {
     if define_features(&db).is_err() {
         return;
     }
+    let settings = stickydb::LedgerSettings::new(earn_rules(), Default::default());
+    if db.set_ledger_settings(settings).is_err() {
+        return;
+    }
     for t in coupon_templates() {
         if db.add_coupon_template(&t).is_err() {
             return;
@@ -291,6 +297,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 assert_eq!(out == RecordOutcome::Duplicate, dup);
                 if !dup {
                     events.entry(user).or_default().push((ts, id));
+                    // (an event without an id is never a duplicate: the
+                    // model names it uniquely)
+                    n += 1;
+                    let model_id = id.map_or_else(|| format!("#{n}"), |i| format!("e{i}"));
+                    let kind = e.kind.as_str();
+                    accounts[u].event(&earn_rules(), &model_id, kind, ts, e.amount_minor);
                 }
                 sync_exists(&db, &mut accounts, u);
             }
@@ -514,7 +526,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     }
                     let leaving = std::mem::take(&mut accounts[cf]);
                     let reason = format!("merge {id}: from {}", USERS[f]);
-                    accounts[ci].merge_from(&leaving, &reason);
+                    accounts[ci].merge_from(&leaving, &earn_rules(), &reason);
                     // (a merge into a name nobody used yet creates it: the
                     // identify-first rule, tests/identify_first.rs)
                     sync_exists(&db, &mut accounts, ci);
@@ -717,6 +729,30 @@ fuzz_target!(|ops: Vec<Op>| {
     // (verify re-derives every feature state from the events)
     assert!(db.verify().expect("verify").is_clean());
 });
+
+/// Earning rules over the events the ops write: a point per 10 of a
+/// purchase, and a first-order reward (held against the ledger model's
+/// `event` and `first_order`, with late purchases taking it over, manual
+/// points operations drawing on its lots, merges re-deriving it).
+fn earn_rules() -> Vec<stickydb::ledger::EarnRule> {
+    use stickydb::ledger::{EarnRule, RulePoints, FIRST_ORDER_KIND};
+    let rule = |kind: &str, points| EarnRule {
+        kind: kind.into(),
+        points,
+        daily_cap_points: None,
+        expires_after_days: None,
+    };
+    vec![
+        rule(
+            "purchase",
+            RulePoints::PerAmount {
+                points: 1,
+                per_minor: 10,
+            },
+        ),
+        rule(FIRST_ORDER_KIND, RulePoints::Fixed(25)),
+    ]
+}
 
 /// Features and rule tags over the events the ops write (docs/features.md):
 /// a sliding window, a calendar window, a lifetime and a last-N one.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes fuzz/seeds/engine_model/merge_points: an engine_model input that
-merges users holding points, open holds and coupons (one merge refused for a
-transaction id both used, made by `Borrow`). Random inputs reach such merges
+merges users holding points, open holds, coupons and first-order rewards
+(one taken over by a late older purchase, then again by the merge; one
+merge refused for a transaction id both used, made by `Borrow`). Random inputs reach such merges
 rarely at engine_model's few inputs a second, so the run starts from one.
 
 The bytes follow `arbitrary` 1.x as `fuzz_target!(|ops: Vec<Op>|)` reads
@@ -47,7 +48,10 @@ SEQ = [
     op("CouponIssue", u8(0), u8(0), u8(0)),
     op("Borrow", u8(1), u8(0), u8(0)),  # u1 earns under u0's first txn id
     op("Merge", u8(0), u8(0), u8(1)),  # u0 into u1: refused, a clash
+    op("Record", u8(1), u8(1), struct.pack("<H", 70), NONE),  # u1's first order
     op("Earn", u8(2), u8(30), some(u8(3)), u8(0)),
+    op("Record", u8(2), u8(1), struct.pack("<H", 100), NONE),  # anon-2's first order
+    op("Record", u8(2), u8(1), struct.pack("<H", 50), NONE),  # older, late: takes over
     op("Hold", u8(2), u8(10), u8(9)),
     op("CouponIssue", u8(2), u8(1), u8(0)),
     op("Advance", u8(0)),

@@ -22,6 +22,16 @@ pub struct MHold {
     pub deadline: i64,
 }
 
+/// Which purchase holds the first-order reward, its generation and the
+/// credits paid for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MFirst {
+    pub ts: i64,
+    pub seq: u32,
+    pub generation: u32,
+    pub paid: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Account {
     pub exists: bool,
@@ -49,9 +59,11 @@ pub struct Account {
     pub clock: i64,
     /// Set by an operation that changed the growth value.
     pub growth_changed: bool,
-    /// The user's events: (instant, sequence number) → event id, in the
-    /// timeline's order.
-    pub timeline: BTreeMap<(i64, u32), String>,
+    /// The user's events: (instant, sequence number) → (event id, kind,
+    /// amount), in the timeline's order.
+    pub timeline: BTreeMap<(i64, u32), (String, String, Option<i64>)>,
+    /// The first-order reward's holder (docs/ledger.md#first-order-and-campaign-rewards).
+    pub first: Option<MFirst>,
     /// Caller transactions a merge moved in: they only replay.
     pub moved: BTreeSet<String>,
     /// Lots a merge moved in (reversing their credit leaves growth alone).
@@ -323,7 +335,8 @@ impl Account {
     ) {
         let seq = self.events;
         self.events += 1;
-        self.timeline.insert((at, seq), id.to_owned());
+        let stored = (id.to_owned(), kind.to_owned(), amount);
+        self.timeline.insert((at, seq), stored);
         self.exists = true;
         let day = at.div_euclid(DAY_MS);
         for (i, r) in rules.iter().enumerate() {
@@ -355,6 +368,91 @@ impl Account {
                 self.txns.insert(txn, (op, out));
             }
         }
+        if kind == "purchase" {
+            self.first_order(rules, seq, at, amount);
+        }
+    }
+
+    /// A purchase's first-order reward: paid when no older purchase holds
+    /// it; an older one arriving late takes it over (the holder's credits
+    /// reversed under `<txn>:reverse` unless reversed by hand already, the
+    /// next generation paid).
+    pub fn first_order(&mut self, rules: &[EarnRule], seq: u32, at: i64, amount: Option<i64>) {
+        if !rules.iter().any(|r| r.kind == "reward:first_order") {
+            return;
+        }
+        if let Some(h) = &self.first {
+            if (h.ts, h.seq) <= (at, seq) {
+                return;
+            }
+        }
+        let generation = match self.first.take() {
+            Some(h) => {
+                for target in &h.paid {
+                    self.reverse_credit(target, at);
+                }
+                h.generation + 1
+            }
+            None => 0,
+        };
+        let mut paid = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.kind != "reward:first_order" {
+                continue;
+            }
+            let points = match r.points {
+                RulePoints::Fixed(n) => n,
+                RulePoints::PerAmount { points, per_minor } => amount
+                    .filter(|a| *a > 0)
+                    .map_or(0, |a| a * points / per_minor),
+            };
+            if points <= 0 {
+                continue;
+            }
+            *self
+                .rule_days
+                .entry((i, at.div_euclid(DAY_MS)))
+                .or_default() += points;
+            let txn = format!("event:first:{i}:{generation}:");
+            let op = PointsOp::Earn {
+                points,
+                expires_at_ms: r.expires_after_days.map(|d| at + i64::from(d) * DAY_MS),
+                reason: format!("rule {i}: {}", r.kind),
+            };
+            let out = self
+                .run_tiered(&txn, at, &op)
+                .expect("an earn is never refused");
+            self.txns.insert(txn.clone(), (op, out));
+            paid.push(txn);
+        }
+        self.first = Some(MFirst {
+            ts: at,
+            seq,
+            generation,
+            paid,
+        });
+    }
+
+    /// Takes back a reward credit when it is live: recorded here (not
+    /// moved in) and not reversed by someone else.
+    fn reverse_credit(&mut self, target: &str, at: i64) {
+        let Some((_, out)) = self.txns.get(target) else {
+            return;
+        };
+        let reverse = format!("{target}:reverse");
+        if self.moved.contains(target)
+            || self.txns.contains_key(&reverse)
+            || self.reversed.contains_key(&out.entry_seq)
+        {
+            return;
+        }
+        let op = PointsOp::Reverse {
+            txn: target.to_owned(),
+        };
+        let out = self
+            .run_tiered(&reverse, at, &op)
+            .expect("a live credit reverses");
+        self.txns.insert(reverse, (op, out));
     }
 
     pub fn run(&mut self, txn: &str, at: i64, op: &PointsOp) -> Res {
@@ -525,6 +623,17 @@ impl Account {
 
 // ---------------------------------------------------------------- the merge
 
+/// A once-per-user or streak reward's credit or its reversal: it stays
+/// with the merged user's ledger.
+fn is_reward(txn: &str) -> bool {
+    txn.starts_with("event:first:") || txn.starts_with("event:streak:")
+}
+
+/// A caller's transaction (not a rule credit, not a reward's).
+fn is_caller(txn: &str) -> bool {
+    rule_credit(txn).is_none() && !is_reward(txn)
+}
+
 /// `event:<seq>:<rule>`: rule `rule`'s credit for event `seq`.
 fn rule_credit(txn: &str) -> Option<(u32, u16)> {
     let (seq, rule) = txn.strip_prefix("event:")?.split_once(':')?;
@@ -534,7 +643,7 @@ fn rule_credit(txn: &str) -> Option<(u32, u16)> {
 impl Account {
     /// Whether the user has an event with this id.
     pub fn has_event(&self, id: &str) -> bool {
-        self.timeline.values().any(|x| x == id)
+        self.timeline.values().any(|(x, _, _)| x == id)
     }
 
     /// Whether merging `from` into this account must be refused: a caller
@@ -542,7 +651,7 @@ impl Account {
     pub fn clashes(&self, from: &Account) -> bool {
         from.txns
             .keys()
-            .any(|t| rule_credit(t).is_none() && self.txns.contains_key(t))
+            .any(|t| is_caller(t) && self.txns.contains_key(t))
     }
 
     /// `from` merged into this account (docs/identity.md#ledger): its
@@ -554,29 +663,36 @@ impl Account {
     /// moved lots; every other caller transaction only replays here; the
     /// clock moves to the later of the two, running the reviews due.
     /// The caller checked [`Account::clashes`].
-    pub fn merge_from(&mut self, from: &Account, reason: &str) {
+    pub fn merge_from(&mut self, from: &Account, rules: &[EarnRule], reason: &str) {
         let mut renumbered: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut moved = Vec::new();
         // (the timeline lists the newest first: instant, then arrival, descending)
-        for (&(ts, old), id) in from.timeline.iter().rev() {
-            if self.has_event(id) {
+        for (&(ts, old), ev) in from.timeline.iter().rev() {
+            if self.has_event(&ev.0) {
                 continue;
             }
             let seq = self.events;
             self.events += 1;
-            self.timeline.insert((ts, seq), id.clone());
+            self.timeline.insert((ts, seq), ev.clone());
             renumbered.insert(old, seq);
+            moved.push((ts, seq, ev.1.clone(), ev.2));
         }
         self.exists = true;
+        // the moved events' rewards, oldest first (the merged user's stay
+        // behind)
+        moved.sort_by_key(|m| (m.0, m.1));
+        for (ts, seq, kind, amount) in moved {
+            if kind == "purchase" {
+                self.first_order(rules, seq, ts, amount);
+            }
+        }
         let open: Vec<&Lot> = from
             .lots
             .values()
             .filter(|l| l.remaining + l.held > 0)
             .collect();
-        let caller: Vec<(&String, &(PointsOp, PointsOutcome))> = from
-            .txns
-            .iter()
-            .filter(|(t, _)| rule_credit(t).is_none())
-            .collect();
+        let caller: Vec<(&String, &(PointsOp, PointsOutcome))> =
+            from.txns.iter().filter(|(t, _)| is_caller(t)).collect();
         if open.is_empty() && caller.is_empty() {
             return;
         }
@@ -609,9 +725,25 @@ impl Account {
             .iter()
             .filter_map(|(t, (_, out))| Some((out.entry_seq, rule_credit(t)?)))
             .collect();
+        // lots of the merged user's rewards: they stay, but for what an
+        // open hold reserves of them
+        let rewards: BTreeSet<u32> = from
+            .txns
+            .iter()
+            .filter(|(t, (op, _))| is_reward(t) && matches!(op, PointsOp::Earn { .. }))
+            .map(|(_, (_, out))| out.entry_seq)
+            .collect();
         let mut lot_ids = BTreeMap::new();
         for lot in open {
-            let points = lot.remaining + lot.held;
+            let reward = rewards.contains(&lot.id);
+            if reward && lot.held == 0 {
+                continue;
+            }
+            let points = if reward {
+                lot.held
+            } else {
+                lot.remaining + lot.held
+            };
             let credit = match credited.get(&lot.id) {
                 Some((event, rule)) => match renumbered.get(event) {
                     Some(seq) => Some(format!("event:{seq}:{rule}")),
