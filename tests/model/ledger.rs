@@ -74,6 +74,16 @@ const DAY_MS: i64 = 86_400_000;
 
 pub type Res = Result<PointsOutcome, String>;
 
+/// What rule `r` credits for an event of `amount`.
+fn rule_points(r: &EarnRule, amount: Option<i64>) -> i64 {
+    match r.points {
+        RulePoints::Fixed(n) => n,
+        RulePoints::PerAmount { points, per_minor } => amount
+            .filter(|a| *a > 0)
+            .map_or(0, |a| a * points / per_minor),
+    }
+}
+
 pub fn ledger_err(e: LedgerError) -> String {
     format!("{e:?}")
 }
@@ -343,12 +353,7 @@ impl Account {
             if r.kind != kind {
                 continue;
             }
-            let base = match r.points {
-                RulePoints::Fixed(n) => n,
-                RulePoints::PerAmount { points, per_minor } => amount
-                    .filter(|a| *a > 0)
-                    .map_or(0, |a| a * points / per_minor),
-            };
+            let base = rule_points(r, amount);
             let total = self.rule_days.entry((i, day)).or_default();
             let credit = match r.daily_cap_points {
                 Some(cap) => base.min(cap - *total).max(0),
@@ -400,12 +405,7 @@ impl Account {
             if r.kind != "reward:first_order" {
                 continue;
             }
-            let points = match r.points {
-                RulePoints::Fixed(n) => n,
-                RulePoints::PerAmount { points, per_minor } => amount
-                    .filter(|a| *a > 0)
-                    .map_or(0, |a| a * points / per_minor),
-            };
+            let points = rule_points(r, amount);
             if points <= 0 {
                 continue;
             }
@@ -603,18 +603,7 @@ impl Account {
                 out
             }
         };
-        // (the outcome type may gain fields: built from its default)
-        let mut out = PointsOutcome::default();
-        out.txn_id = txn.into();
-        out.entry_seq = seq;
-        out.at_ms = at;
-        out.amount = self.balance - before;
-        out.balance = self.balance;
-        out.available = self.balance - self.held;
-        out.lots = lots
-            .into_iter()
-            .map(|(lot, points)| LotDraw { lot, points })
-            .collect();
+        let mut out = self.outcome(txn, (seq, at), self.balance - before, lots);
         out.shortfall = shortfall;
         out.expired = expired;
         Ok(out)
@@ -757,14 +746,7 @@ impl Account {
             self.transferred.insert(seq);
             lot_ids.insert(lot.id, seq);
             if let Some(txn) = credit {
-                let mut out = PointsOutcome::default();
-                out.txn_id = txn.clone();
-                out.entry_seq = seq;
-                out.at_ms = lot.earned_at_ms;
-                out.amount = points;
-                out.balance = self.balance;
-                out.available = self.balance - self.held;
-                out.lots = vec![LotDraw { lot: seq, points }];
+                let out = self.outcome(&txn, (seq, lot.earned_at_ms), points, vec![(seq, points)]);
                 let op = PointsOp::Earn {
                     points,
                     expires_at_ms: lot.expires_at_ms,
@@ -797,17 +779,32 @@ impl Account {
                 deadline: h.deadline,
             },
         );
+        let out = self.outcome(&h.txn, (seq, was.at_ms), 0, draws);
+        self.txns.insert(h.txn.clone(), (op, out));
+    }
+
+    /// An operation's outcome as of the account now: entry `seq` at `at`,
+    /// `amount` posted, `lots` drawn or credited.
+    fn outcome(
+        &self,
+        txn: &str,
+        (seq, at): (u32, i64),
+        amount: i64,
+        lots: Vec<(u32, i64)>,
+    ) -> PointsOutcome {
+        // (the outcome type may gain fields: built from its default)
         let mut out = PointsOutcome::default();
-        out.txn_id = h.txn.clone();
+        out.txn_id = txn.into();
         out.entry_seq = seq;
-        out.at_ms = was.at_ms;
+        out.at_ms = at;
+        out.amount = amount;
         out.balance = self.balance;
         out.available = self.balance - self.held;
-        out.lots = draws
+        out.lots = lots
             .into_iter()
             .map(|(lot, points)| LotDraw { lot, points })
             .collect();
-        self.txns.insert(h.txn.clone(), (op, out));
+        out
     }
 }
 
