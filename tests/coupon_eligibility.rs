@@ -252,13 +252,7 @@ fn the_cli_takes_eligibility_in_templates_and_orders_on_redeem() {
 
 #[test]
 fn templates_of_the_first_layout_answer_as_they_did() {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats/coupons-v1");
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(src.join("store")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
+    let (dir, src) = common::copy_fixture("coupons-v1");
     let expected = std::fs::read_to_string(src.join("expected.jsonl")).unwrap();
     let mut got = Vec::new();
     let q = |args: &[&str]| -> String {

@@ -13,13 +13,7 @@ const T0: i64 = 1_709_251_200_000;
 const DAY: i64 = 86_400_000;
 
 fn fixture() -> (tempfile::TempDir, Vec<String>) {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats/features-v1");
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(src.join("store")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
+    let (dir, src) = copy_fixture("features-v1");
     let text = std::fs::read_to_string(src.join("expected.jsonl")).unwrap();
     (dir, text.lines().map(str::to_owned).collect())
 }

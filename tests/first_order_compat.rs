@@ -14,17 +14,6 @@ use stickydb::{Db, Event, Options};
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_709_251_200_000;
 
-fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats/rewards-v1");
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(src.join("store")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
-    (dir, src)
-}
-
 fn balance(db: &Db, u: &str) -> i64 {
     db.account(u).unwrap().map_or(0, |a| a.balance)
 }
@@ -40,7 +29,7 @@ fn format_2_accounts(db: &Db) -> usize {
 
 #[test]
 fn accounts_of_the_first_layout_answer_and_keep_rewarding_exactly() {
-    let (dir, src) = fixture();
+    let (dir, src) = common::copy_fixture("rewards-v1");
     let expected = std::fs::read_to_string(src.join("expected.jsonl")).unwrap();
     for (u, want) in ["u0", "u1"].iter().zip(expected.lines()) {
         let got = ok(&stickydb(dir.path(), &["--json", "points", "history", u]));

@@ -72,13 +72,7 @@ fn filled_store() -> (tempfile::TempDir, i32, String) {
 /// A copy of a store an older build wrote (tests/data/formats), with the
 /// first local day of its data and the metric answers it gave then.
 fn fixture(version: u32) -> (tempfile::TempDir, i32, String) {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/data/formats/v{version}"));
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(src.join("store")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
+    let (dir, src) = common::copy_fixture(&format!("v{version}"));
     let text = std::fs::read_to_string(src.join("expected.txt")).unwrap();
     let (first, rest) = text.split_once('\n').unwrap();
     let day: i32 = first.trim_start_matches("day ").parse().unwrap();

@@ -102,6 +102,21 @@ pub fn sample_earn_rules() -> Vec<stickydb::ledger::EarnRule> {
     ]
 }
 
+/// A copy of format fixture `name` (`tests/data/formats/<name>/store`, a
+/// store an older build wrote: never opened in place) and the fixture's
+/// directory, for its expected answers.
+pub fn copy_fixture(name: &str) -> (TempDir, std::path::PathBuf) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/formats")
+        .join(name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(src.join("store")).expect("fixture store") {
+        let e = e.expect("fixture entry");
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).expect("copy");
+    }
+    (dir, src)
+}
+
 pub fn open_temp() -> (TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::create(dir.path(), Options::default()).expect("create");

@@ -480,22 +480,7 @@ impl Account {
             }
             PointsOp::Hold { points, timeout_ms } => {
                 let d = self.draw(at, *points)?;
-                let seq = self.post(0, *points);
-                for (l, x) in &d {
-                    let lot = self.lots.get_mut(l).unwrap();
-                    lot.remaining -= x;
-                    lot.held += x;
-                }
-                self.holds.insert(
-                    seq,
-                    MHold {
-                        seq,
-                        txn: txn.into(),
-                        points: *points,
-                        draws: d.clone(),
-                        deadline: at + timeout_ms,
-                    },
-                );
+                let seq = self.reserve(txn, *points, &d, at + timeout_ms);
                 (seq, d)
             }
             PointsOp::Capture { hold_txn } => {
@@ -763,24 +748,30 @@ impl Account {
     fn move_hold(&mut self, from: &Account, h: &MHold, lot_ids: &BTreeMap<u32, u32>) {
         let draws: Vec<(u32, i64)> = h.draws.iter().map(|(l, x)| (lot_ids[l], *x)).collect();
         let (op, was) = from.txns[&h.txn].clone();
-        let seq = self.post(0, h.points);
-        for (l, x) in &draws {
+        let seq = self.reserve(&h.txn, h.points, &draws, h.deadline);
+        let out = self.outcome(&h.txn, (seq, was.at_ms), 0, draws);
+        self.txns.insert(h.txn.clone(), (op, out));
+    }
+
+    /// Opens hold `txn` of `points` on `draws` (lot, points) until
+    /// `deadline`: the entry, the lots' reserved points, the hold; returns
+    /// its entry number.
+    fn reserve(&mut self, txn: &str, points: i64, draws: &[(u32, i64)], deadline: i64) -> u32 {
+        let seq = self.post(0, points);
+        for (l, x) in draws {
             let lot = self.lots.get_mut(l).unwrap();
             lot.remaining -= x;
             lot.held += x;
         }
-        self.holds.insert(
+        let hold = MHold {
             seq,
-            MHold {
-                seq,
-                txn: h.txn.clone(),
-                points: h.points,
-                draws: draws.clone(),
-                deadline: h.deadline,
-            },
-        );
-        let out = self.outcome(&h.txn, (seq, was.at_ms), 0, draws);
-        self.txns.insert(h.txn.clone(), (op, out));
+            txn: txn.into(),
+            points,
+            draws: draws.to_vec(),
+            deadline,
+        };
+        self.holds.insert(seq, hold);
+        seq
     }
 
     /// An operation's outcome as of the account now: entry `seq` at `at`,
